@@ -1,0 +1,161 @@
+"""The exceptions wheelhouse raises, each carrying what its message needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "BuildError",
+    "ConflictError",
+    "ExitCode",
+    "FetchError",
+    "HashMismatchError",
+    "IncompatibleError",
+    "InvalidWheelhouseError",
+    "NetworkError",
+    "NotFoundError",
+    "OutputDirError",
+    "RequirementsError",
+    "ResolutionError",
+    "TamperedError",
+    "UsageError",
+    "WheelhouseError",
+]
+
+
+class ExitCode:
+    """Exit codes scripts can rely on (documented in the README and ``--help``)."""
+
+    OK = 0
+    FAILURE = 1  # anything not listed below
+    USAGE = 2  # bad command line (typer's own code for usage errors)
+    INPUT = 3  # bad requirements or constraints file
+    RESOLUTION = 4  # nothing satisfies, conflicting requirements, unknown project
+    NETWORK = 5  # the index or a file could not be reached
+    INTEGRITY = 6  # a hash did not match, or a wheelhouse was tampered with
+    BUILD = 7  # an sdist failed to build into a wheel
+    OUTPUT = 8  # the output directory cannot be used
+    INCOMPATIBLE = 9  # the wheelhouse has nothing that fits the target interpreter
+
+
+class WheelhouseError(Exception):
+    """Root of every error wheelhouse raises for a user to read."""
+
+    exit_code: int = ExitCode.FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(WheelhouseError):
+    """The command line asks for something that cannot work."""
+
+    exit_code = ExitCode.USAGE
+
+
+class RequirementsError(WheelhouseError):
+    """A requirements or constraints file is missing, unreadable or malformed."""
+
+    exit_code = ExitCode.INPUT
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.line = line
+
+
+class ResolutionError(WheelhouseError):
+    """pip's resolver could not produce a set of pins."""
+
+    exit_code = ExitCode.RESOLUTION
+
+
+class NotFoundError(ResolutionError):
+    """No distribution, or no version satisfying the specifier, was found."""
+
+    def __init__(self, message: str, *, requirement: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.requirement = requirement
+
+
+class ConflictError(ResolutionError):
+    """Requirements contradict each other."""
+
+
+class NetworkError(WheelhouseError):
+    """A URL could not be reached."""
+
+    exit_code = ExitCode.NETWORK
+
+    def __init__(self, message: str, *, url: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.url = url
+
+
+class FetchError(NetworkError):
+    """A file could not be downloaded."""
+
+
+class HashMismatchError(WheelhouseError):
+    """A file's sha256 is not the one we were promised."""
+
+    exit_code = ExitCode.INTEGRITY
+
+    def __init__(
+        self, message: str, *, filename: str, expected: str, actual: str, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.filename = filename
+        self.expected = expected
+        self.actual = actual
+
+
+class TamperedError(WheelhouseError):
+    """A wheelhouse no longer matches its manifest."""
+
+    exit_code = ExitCode.INTEGRITY
+
+
+class BuildError(WheelhouseError):
+    """An sdist could not be built into a wheel."""
+
+    exit_code = ExitCode.BUILD
+
+    def __init__(
+        self, message: str, *, name: str, version: str, log_tail: str = "", hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.name = name
+        self.version = version
+        self.log_tail = log_tail
+
+
+class OutputDirError(WheelhouseError):
+    """The output directory cannot be written, or is not ours to write."""
+
+    exit_code = ExitCode.OUTPUT
+
+    def __init__(self, message: str, *, path: Path, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+
+
+class InvalidWheelhouseError(WheelhouseError):
+    """A directory is not a wheelhouse, or its manifest cannot be read."""
+
+    exit_code = ExitCode.INPUT
+
+
+class IncompatibleError(WheelhouseError):
+    """The wheelhouse holds no wheel that the target interpreter can install."""
+
+    exit_code = ExitCode.INCOMPATIBLE

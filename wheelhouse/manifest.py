@@ -1,0 +1,271 @@
+"""The wheelhouse manifest: what every file is, where it came from, and each target's lock."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NewType
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from wheelhouse.errors import InvalidWheelhouseError
+
+__all__ = [
+    "MANIFEST_NAME",
+    "SCHEMA_VERSION",
+    "BuiltFrom",
+    "Downloaded",
+    "FileKind",
+    "FileRecord",
+    "InputFile",
+    "Inputs",
+    "LockEntry",
+    "Manifest",
+    "Origin",
+    "Sha256",
+    "TargetLock",
+    "read_manifest",
+]
+
+MANIFEST_NAME = "wheelhouse.json"
+SCHEMA_VERSION = 1
+
+Sha256 = NewType("Sha256", str)
+FileKind = Literal["wheel", "sdist"]
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """The file was downloaded as is from ``url`` (credentials never recorded)."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class BuiltFrom:
+    """The wheel was built here from an sdist."""
+
+    sdist: str
+    sdist_sha256: Sha256
+    sdist_url: str
+    backend: str
+
+
+Origin = Downloaded | BuiltFrom
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One file shipped in the wheelhouse."""
+
+    name: NormalizedName
+    version: str
+    filename: str
+    sha256: Sha256
+    size: int
+    kind: FileKind
+    origin: Origin
+    requires_python: str | None = None
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    """One pinned distribution of a target, and the files that can install it."""
+
+    name: NormalizedName
+    version: str
+    filenames: tuple[str, ...]
+    requested: bool = False
+
+
+@dataclass(frozen=True)
+class TargetLock:
+    """The pinned set for one target: what ``requirements.txt`` lists."""
+
+    target: str
+    tags: tuple[str, ...]
+    environment: dict[str, str]
+    entries: tuple[LockEntry, ...]
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A requirements or constraints file as it was read."""
+
+    path: str
+    sha256: Sha256
+    kind: Literal["requirements", "constraints"]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything that decided the contents, so a rebuild can tell whether anything changed."""
+
+    files: tuple[InputFile, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The whole of ``wheelhouse.json``."""
+
+    generator: str
+    created: str
+    inputs: Inputs
+    files: tuple[FileRecord, ...]
+    locks: tuple[TargetLock, ...]
+    schema_version: int = SCHEMA_VERSION
+
+    def file(self, filename: str) -> FileRecord:
+        for record in self.files:
+            if record.filename == filename:
+                return record
+        raise KeyError(filename)
+
+    def to_json(self) -> str:
+        return json.dumps(_manifest_to_dict(self), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, source: Path | None = None) -> Manifest:
+        try:
+            return _manifest_from_dict(json.loads(text))
+        except (ValueError, KeyError, TypeError) as exc:
+            where = f" {str(source)!r}" if source else ""
+            raise InvalidWheelhouseError(
+                f"the manifest{where} cannot be read: {exc}",
+                hint="rebuild the wheelhouse with 'wheelhouse build'",
+            ) from exc
+
+
+def read_manifest(directory: Path) -> Manifest | None:
+    """Return the manifest of the wheelhouse in ``directory``, or None if it has none."""
+    path = directory / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InvalidWheelhouseError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
+    return Manifest.from_json(text, source=path)
+
+
+def _origin_to_dict(origin: Origin) -> dict[str, Any]:
+    if isinstance(origin, Downloaded):
+        return {"url": origin.url}
+    return {
+        "built-from": {
+            "filename": origin.sdist,
+            "sha256": origin.sdist_sha256,
+            "url": origin.sdist_url,
+            "backend": origin.backend,
+        }
+    }
+
+
+def _origin_from_dict(data: dict[str, Any]) -> Origin:
+    if "built-from" in data:
+        built = data["built-from"]
+        return BuiltFrom(
+            sdist=built["filename"],
+            sdist_sha256=Sha256(built["sha256"]),
+            sdist_url=built["url"],
+            backend=built["backend"],
+        )
+    return Downloaded(url=data["url"])
+
+
+def _manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
+    return {
+        "schema-version": manifest.schema_version,
+        "generator": manifest.generator,
+        "created": manifest.created,
+        "inputs": {
+            "files": [
+                {"path": f.path, "sha256": f.sha256, "kind": f.kind} for f in manifest.inputs.files
+            ],
+            "options": manifest.inputs.options,
+            "fingerprint": manifest.inputs.fingerprint,
+        },
+        "targets": [
+            {
+                "target": lock.target,
+                "tags": list(lock.tags),
+                "environment": lock.environment,
+                "packages": [
+                    {
+                        "name": e.name,
+                        "version": e.version,
+                        "files": list(e.filenames),
+                        "requested": e.requested,
+                    }
+                    for e in lock.entries
+                ],
+            }
+            for lock in manifest.locks
+        ],
+        "files": [
+            {
+                "name": r.name,
+                "version": r.version,
+                "filename": r.filename,
+                "kind": r.kind,
+                "sha256": r.sha256,
+                "size": r.size,
+                "requires-python": r.requires_python,
+                "origin": _origin_to_dict(r.origin),
+            }
+            for r in manifest.files
+        ],
+    }
+
+
+def _manifest_from_dict(data: dict[str, Any]) -> Manifest:
+    version = data["schema-version"]
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"schema version {version!r} is not {SCHEMA_VERSION}")
+    inputs = data["inputs"]
+    return Manifest(
+        schema_version=version,
+        generator=data["generator"],
+        created=data["created"],
+        inputs=Inputs(
+            files=tuple(
+                InputFile(path=f["path"], sha256=Sha256(f["sha256"]), kind=f["kind"])
+                for f in inputs["files"]
+            ),
+            options=dict(inputs.get("options", {})),
+            fingerprint=inputs.get("fingerprint", ""),
+        ),
+        locks=tuple(
+            TargetLock(
+                target=t["target"],
+                tags=tuple(t["tags"]),
+                environment=dict(t["environment"]),
+                entries=tuple(
+                    LockEntry(
+                        name=canonicalize_name(p["name"]),
+                        version=p["version"],
+                        filenames=tuple(p["files"]),
+                        requested=bool(p.get("requested", False)),
+                    )
+                    for p in t["packages"]
+                ),
+            )
+            for t in data["targets"]
+        ),
+        files=tuple(
+            FileRecord(
+                name=canonicalize_name(r["name"]),
+                version=r["version"],
+                filename=r["filename"],
+                kind=r["kind"],
+                sha256=Sha256(r["sha256"]),
+                size=int(r["size"]),
+                requires_python=r.get("requires-python"),
+                origin=_origin_from_dict(r["origin"]),
+            )
+            for r in data["files"]
+        ),
+    )
