@@ -1,0 +1,105 @@
+"""An HTTP client that reaches the index the way pip does: pip's cert, proxies and credentials."""
+
+from __future__ import annotations
+
+import netrc
+import os
+import ssl
+import urllib.request
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import urllib3
+
+__all__ = ["HttpClient", "strip_credentials"]
+
+
+def strip_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+class HttpClient:
+    """Pooled, thread-safe GETs configured from pip's effective configuration."""
+
+    def __init__(self, pip_config: Mapping[str, str], *, pool_size: int = 8) -> None:
+        timeout = float(pip_config.get("timeout") or pip_config.get("default-timeout") or 15)
+        self._timeout = urllib3.Timeout(connect=min(timeout, 15.0), read=timeout)
+        self._context = _ssl_context(pip_config)
+        self._credentials = _index_credentials(pip_config)
+        self._pool_size = pool_size
+        self._direct = urllib3.PoolManager(
+            num_pools=16, maxsize=pool_size, ssl_context=self._context, retries=False
+        )
+        self._proxies: dict[str, urllib3.ProxyManager] = {}
+        self._proxy_option = pip_config.get("proxy")
+
+    def get(self, url: str) -> urllib3.BaseHTTPResponse:
+        """Start a streamed GET of ``url``; the caller reads and releases the response."""
+        headers = urllib3.make_headers(accept_encoding=False)
+        auth = self._auth_for(url)
+        if auth:
+            headers.update(urllib3.make_headers(basic_auth=auth))
+        manager = self._manager_for(url)
+        return manager.request(
+            "GET",
+            strip_credentials(url),
+            headers=headers,
+            preload_content=False,
+            timeout=self._timeout,
+            redirect=True,
+        )
+
+    def _manager_for(self, url: str) -> urllib3.PoolManager:
+        parts = urlsplit(url)
+        proxy = self._proxy_option or urllib.request.getproxies().get(parts.scheme)
+        if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+            return self._direct
+        if proxy not in self._proxies:
+            self._proxies[proxy] = urllib3.ProxyManager(
+                proxy, maxsize=self._pool_size, ssl_context=self._context, retries=False
+            )
+        return self._proxies[proxy]
+
+    def _auth_for(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        if parts.username is not None:
+            return f"{parts.username}:{parts.password or ''}"
+        host = parts.hostname or ""
+        if host in self._credentials:
+            return self._credentials[host]
+        try:
+            found = netrc.netrc().authenticators(host)
+        except (OSError, netrc.NetrcParseError):
+            return None
+        if found:
+            login, _, password = found
+            return f"{login}:{password or ''}"
+        return None
+
+
+def _ssl_context(pip_config: Mapping[str, str]) -> ssl.SSLContext:
+    # pip's own order: its `cert` option, then the environment's bundle, then the system store.
+    cafile = (
+        pip_config.get("cert")
+        or os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("SSL_CERT_FILE")
+    )
+    context = ssl.create_default_context(cafile=cafile if cafile else None)
+    client_cert = pip_config.get("client-cert")
+    if client_cert:
+        context.load_cert_chain(client_cert)
+    return context
+
+
+def _index_credentials(pip_config: Mapping[str, str]) -> dict[str, str]:
+    # Index URLs may carry user:password; files hosted on the same host need them too.
+    urls = " ".join(pip_config.get(k, "") for k in ("index-url", "extra-index-url")).split()
+    creds: dict[str, str] = {}
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.username is not None and parts.hostname:
+            creds[parts.hostname] = f"{parts.username}:{parts.password or ''}"
+    return creds

@@ -1,0 +1,39 @@
+"""Render a wheelhouse's lock in the formats other tools read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wheelhouse import __version__
+from wheelhouse.manifest import Manifest, TargetLock
+from wheelhouse.wheelhouse_dir import write_atomic
+
+__all__ = ["render_requirements", "requirements_filename", "write_requirements"]
+
+
+def requirements_filename(lock: TargetLock, manifest: Manifest) -> str:
+    """``requirements.txt`` for a single-target wheelhouse, else ``requirements.<TAG>.txt``."""
+    return "requirements.txt" if len(manifest.locks) == 1 else f"requirements.{lock.target}.txt"
+
+
+def render_requirements(manifest: Manifest, lock: TargetLock) -> str:
+    """pip's hash-checking requirements format: every pin with the hashes of its shipped files."""
+    filename = requirements_filename(lock, manifest)
+    lines = [
+        f"# Written by wheelhouse {__version__} for target {lock.target!r}; do not edit.",
+        "# Install offline (no wheelhouse needed), from this directory:",
+        f"#   pip install --no-index --find-links . --require-hashes -r {filename}",
+    ]
+    for entry in sorted(lock.entries, key=lambda e: e.name):
+        hashes = sorted({manifest.file(f).sha256 for f in entry.filenames})
+        lines.append(f"{entry.name}=={entry.version} \\")
+        lines += [f"    --hash=sha256:{h} \\" for h in hashes[:-1]]
+        lines.append(f"    --hash=sha256:{hashes[-1]}")
+    return "\n".join(lines) + "\n"
+
+
+def write_requirements(root: Path, manifest: Manifest) -> None:
+    """Write each target's requirements file into the (staging) wheelhouse ``root``."""
+    for lock in manifest.locks:
+        text = render_requirements(manifest, lock)
+        write_atomic(root / requirements_filename(lock, manifest), text.encode("utf-8"))

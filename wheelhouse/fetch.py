@@ -1,0 +1,182 @@
+"""Parallel, hash-verified downloads of the resolved files into the content-addressed cache."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import urllib3
+from packaging.utils import NormalizedName
+
+from wheelhouse._http import HttpClient, strip_credentials
+from wheelhouse.cache import Cache
+from wheelhouse.errors import FetchError, HashMismatchError
+from wheelhouse.manifest import Sha256
+from wheelhouse.resolve import Pin
+
+__all__ = ["Fetched", "fetch_all"]
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1 << 16
+_ATTEMPTS = 3
+
+Progress = Callable[[Pin, int], None]
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A resolved file, verified and stored in the cache."""
+
+    pin: Pin
+    path: Path
+    sha256: Sha256
+    size: int
+
+
+def fetch_all(
+    pins: Sequence[Pin],
+    cache: Cache,
+    *,
+    pip_config: Mapping[str, str],
+    allowed: Mapping[NormalizedName, frozenset[Sha256]],
+    jobs: int,
+    progress: Progress | None = None,
+) -> list[Fetched]:
+    """Fetch every pin (cached ones are not downloaded again), in parallel, in ``pins`` order."""
+    client: HttpClient | None = None
+    todo: list[Pin] = []
+    done: dict[str, Fetched] = {}
+    for pin in pins:
+        cached = cache.lookup(pin.sha256, pin.filename) if pin.sha256 else None
+        if cached is not None:
+            _check_allowed(pin, pin.sha256 or Sha256(""), allowed)
+            done[pin.filename] = Fetched(
+                pin, cached, Sha256(pin.sha256 or ""), cached.stat().st_size
+            )
+        else:
+            todo.append(pin)
+    if todo:
+        client = HttpClient(pip_config, pool_size=max(jobs, 1))
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
+            fetch = _Fetcher(client, cache, allowed, progress)
+            for fetched in pool.map(fetch, todo):
+                done[fetched.pin.filename] = fetched
+    return [done[pin.filename] for pin in pins]
+
+
+@dataclass
+class _Fetcher:
+    client: HttpClient
+    cache: Cache
+    allowed: Mapping[NormalizedName, frozenset[Sha256]]
+    progress: Progress | None
+
+    def __call__(self, pin: Pin) -> Fetched:
+        partial = self.cache.new_tmp_file()
+        try:
+            digest, size = self._download(pin, partial)
+            if pin.sha256 and digest != pin.sha256:
+                raise HashMismatchError(
+                    f"{pin.filename} from {strip_credentials(pin.url)} has sha256 {digest}, "
+                    f"but the index promised {pin.sha256}",
+                    filename=pin.filename,
+                    expected=pin.sha256,
+                    actual=digest,
+                    hint="the file or the index is corrupt or was tampered with; nothing was "
+                    "written: retry later or report it to the index's operator",
+                )
+            _check_allowed(pin, digest, self.allowed)
+            path = self.cache.store(partial, digest, pin.filename)
+        finally:
+            partial.unlink(missing_ok=True)
+        logger.info("fetched %s (%d bytes)", pin.filename, size)
+        return Fetched(pin, path, digest, size)
+
+    def _download(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
+        scheme = urlsplit(pin.url).scheme
+        if scheme == "file":
+            return self._copy_local(pin, partial)
+        last: Exception | None = None
+        for attempt in range(_ATTEMPTS):
+            try:
+                return self._http_get(pin, partial)
+            except (urllib3.exceptions.HTTPError, OSError, _RetryableStatus) as exc:
+                last = exc
+                logger.warning(
+                    "fetching %s failed (%s); attempt %d", pin.filename, exc, attempt + 1
+                )
+                time.sleep(0.2 * 2**attempt)
+            except _FinalStatus as exc:
+                last = exc
+                break
+        raise FetchError(
+            f"cannot download {strip_credentials(pin.url)}: {last}",
+            url=strip_credentials(pin.url),
+            hint="check the network and the index's credentials, proxy and certificates",
+        ) from last
+
+    def _http_get(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
+        response = self.client.get(pin.url)
+        try:
+            if response.status >= 500 or response.status == 429:
+                raise _RetryableStatus(f"HTTP {response.status}")
+            if response.status != 200:
+                raise _FinalStatus(f"HTTP {response.status}")
+            return _write(response.stream(_CHUNK), partial, pin, self.progress)
+        finally:
+            response.release_conn()
+
+    def _copy_local(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
+        source = Path(urllib.request.url2pathname(urlsplit(pin.url).path))
+        try:
+            with source.open("rb") as handle:
+                return _write(iter(lambda: handle.read(_CHUNK), b""), partial, pin, self.progress)
+        except OSError as exc:
+            raise FetchError(f"cannot read {str(source)!r}: {exc.strerror}", url=pin.url) from exc
+
+
+class _RetryableStatus(Exception):
+    pass
+
+
+class _FinalStatus(Exception):
+    pass
+
+
+def _write(
+    chunks: Iterable[bytes], partial: Path, pin: Pin, progress: Progress | None
+) -> tuple[Sha256, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with partial.open("wb") as out:
+        for chunk in chunks:
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+            if progress:
+                progress(pin, len(chunk))
+    return Sha256(digest.hexdigest()), size
+
+
+def _check_allowed(
+    pin: Pin, digest: Sha256, allowed: Mapping[NormalizedName, frozenset[Sha256]]
+) -> None:
+    expected = allowed.get(pin.name)
+    if expected and digest not in expected:
+        raise HashMismatchError(
+            f"{pin.filename} ({pin.name}=={pin.version}) has sha256 {digest}, which is not among "
+            f"the hashes the requirements pin: {', '.join(sorted(expected))}",
+            filename=pin.filename,
+            expected=", ".join(sorted(expected)),
+            actual=digest,
+            hint="the pinned hash is for another file or release; regenerate the pins "
+            "(e.g. pip-compile --generate-hashes) if the change is expected",
+        )
