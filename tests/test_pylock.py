@@ -19,6 +19,7 @@ from packaging.tags import Tag
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
+from tests._dists import DistFactory
 from wheelhouse._pip import offline_env
 from wheelhouse._subprocess import Completed, run
 from wheelhouse.errors import InvalidWheelhouseError, OutputDirError
@@ -421,9 +422,9 @@ def test_write_pylock_into_a_missing_directory_is_an_output_error(tmp_path: Path
     missing = tmp_path / "nowhere"
     with pytest.raises(OutputDirError) as info:
         write_pylock(missing, _three())
-    assert info.value.path == missing
+    assert info.value.path == missing / "pylock.toml"
     assert info.value.message == (
-        f"cannot write 'pylock.toml' in {str(missing)!r}: No such file or directory"
+        f"cannot write {str(missing / 'pylock.toml')!r}: No such file or directory"
     )
 
 
@@ -438,7 +439,7 @@ def _shipped(directory: Path, dist: Path, origin: Origin) -> FileRecord:
     return _record(dist.name, hashlib.sha256(data).hexdigest(), len(data), origin)
 
 
-def _wheelhouse(tmp_path: Path, dists: Any) -> Path:
+def _wheelhouse(tmp_path: Path, dists: DistFactory) -> Path:
     """alpha needs beta; beta ships its sdist too; delta is only an sdist (installers build it);
     gamma belongs only to a Windows target."""
     directory = tmp_path / "wheelhouse"
@@ -508,7 +509,7 @@ def _installed(python: Path, *names: str) -> dict[str, str | None]:
 @pytest.mark.slow
 @pytest.mark.parametrize("client", ["uv", "pip"])
 def test_install_from_pylock_offline(
-    client: str, tmp_path: Path, dists: Any, make_venv: Any, offline: Any
+    client: str, tmp_path: Path, dists: DistFactory, make_venv: Any, offline: Any
 ) -> None:
     directory = _wheelhouse(tmp_path, dists)
     python = make_venv(with_pip=False)
@@ -531,7 +532,7 @@ def test_install_from_pylock_offline(
 @pytest.mark.slow
 @pytest.mark.parametrize("client", ["uv", "pip"])
 def test_install_refuses_a_file_whose_hash_is_not_the_locked_one(
-    client: str, tmp_path: Path, dists: Any, make_venv: Any, offline: Any
+    client: str, tmp_path: Path, dists: DistFactory, make_venv: Any, offline: Any
 ) -> None:
     directory = _wheelhouse(tmp_path, dists)
     wheel = directory / "beta-2.1-py3-none-any.whl"
@@ -546,44 +547,3 @@ def test_install_refuses_a_file_whose_hash_is_not_the_locked_one(
     assert real in result.stderr
     assert "0" * 64 in result.stderr
     assert _installed(python, "alpha", "beta") == {"alpha": None, "beta": None}
-
-
-# ---------------------------------------------------------------------------------------------
-# Local stand-ins for tests/conftest.py fixtures; remove once conftest.py provides them.
-if not (Path(__file__).parent / "conftest.py").exists():  # pragma: no cover
-    import os
-    import subprocess
-
-    @pytest.fixture(autouse=True)
-    def _scrub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-        for key in list(os.environ):
-            if key.startswith(("PIP_", "UV_")):
-                monkeypatch.delenv(key)
-        monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-    @pytest.fixture
-    def dists(tmp_path: Path) -> Any:
-        from tests._dists import DistFactory
-
-        return DistFactory(tmp_path / "dists")
-
-    @pytest.fixture
-    def make_venv(tmp_path: Path) -> Any:
-        def make(name: str = "venv", *, with_pip: bool = True) -> Path:
-            argv = [sys.executable, "-m", "venv", str(tmp_path / name)]
-            if not with_pip:
-                argv.append("--without-pip")
-            subprocess.run(argv, check=True)
-            return tmp_path / name / "bin" / "python"
-
-        return make
-
-    @pytest.fixture
-    def offline() -> Any:
-        def wrap(argv: list[str]) -> list[str]:
-            if shutil.which("unshare") is None:
-                pytest.skip("unshare is not available")
-            return ["unshare", "-n", *argv]
-
-        return wrap

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,6 +13,7 @@ from packaging.version import InvalidVersion, Version
 
 from wheelhouse.errors import InvalidWheelhouseError, OutputDirError
 from wheelhouse.manifest import MANIFEST_NAME, BuiltFrom, FileRecord, Manifest, TargetLock
+from wheelhouse.wheelhouse_dir import write_atomic
 
 __all__ = ["LOCK_VERSION", "PYLOCK_NAME", "render_pylock", "write_pylock"]
 
@@ -76,23 +74,9 @@ def render_pylock(manifest: Manifest, *, files_dir: str = ".") -> str:
 def write_pylock(root: Path, manifest: Manifest) -> Path:
     """Write ``root/pylock.toml`` for ``manifest`` atomically and return its path."""
     path = root / PYLOCK_NAME
-    data = render_pylock(manifest).encode("utf-8")
     try:
-        fd, temp_name = tempfile.mkstemp(dir=root, prefix=f".{PYLOCK_NAME}.", suffix=".tmp")
+        write_atomic(path, render_pylock(manifest).encode("utf-8"), fsync=True)
     except OSError as exc:
-        raise OutputDirError(
-            f"cannot write {PYLOCK_NAME!r} in {str(root)!r}: {exc.strerror}", path=root
-        ) from exc
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        temp.replace(path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            temp.unlink()
         raise OutputDirError(f"cannot write {str(path)!r}: {exc.strerror}", path=path) from exc
     return path
 
