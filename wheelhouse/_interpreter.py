@@ -1,0 +1,129 @@
+"""Ask a target Python interpreter itself for its wheel tags and PEP 508 marker environment."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import packaging
+
+from wheelhouse._subprocess import run, tail
+from wheelhouse.errors import WheelhouseError
+
+__all__ = ["InterpreterInfo", "describe"]
+
+logger = logging.getLogger(__name__)
+
+# Runs inside the target interpreter. pip is looked for before our own site-packages is put on
+# sys.path, so that ``has_pip`` is about the target and not about the pip we ship; our
+# ``packaging`` goes first so every interpreter is judged by the same tag logic.
+_SCRIPT = """\
+import importlib.util, json, platform, sys
+has_pip = importlib.util.find_spec("pip") is not None
+sys.path.insert(0, sys.argv[1])
+from packaging.markers import default_environment
+from packaging.tags import sys_tags
+json.dump(
+    {
+        "version": platform.python_version(),
+        "tags": [str(t) for t in sys_tags()],
+        "environment": default_environment(),
+        "has_pip": has_pip,
+    },
+    sys.stdout,
+)
+"""
+
+_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class InterpreterInfo:
+    """What an interpreter can install: its tags (best first) and its marker environment."""
+
+    executable: Path
+    version: str
+    tags: tuple[str, ...]
+    environment: dict[str, str]
+    has_pip: bool
+
+    @property
+    def best_tag(self) -> str:
+        return self.tags[0] if self.tags else "(none)"
+
+
+_cache: dict[tuple[str, int], InterpreterInfo] = {}
+_cache_lock = threading.Lock()
+
+
+def describe(python: Path) -> InterpreterInfo:
+    """Run ``python`` and return what it reports about itself (cached per path and mtime)."""
+    # absolute() and not resolve(): a venv's python is a symlink, and the venv is the target.
+    path = python.absolute()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise WheelhouseError(
+            f"the Python interpreter {str(python)!r} does not exist",
+            hint="pass the path of a python executable with --python, "
+            "e.g. --python .venv/bin/python",
+        ) from None
+    except OSError as exc:
+        raise WheelhouseError(
+            f"the Python interpreter {str(python)!r} cannot be used: {exc.strerror}"
+        ) from exc
+    key = (str(path), stat.st_mtime_ns)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    info = _ask(path)
+    with _cache_lock:
+        _cache[key] = info
+    return info
+
+
+def _ask(path: Path) -> InterpreterInfo:
+    if path.is_dir():
+        raise WheelhouseError(
+            f"the Python interpreter {str(path)!r} is a directory",
+            hint=f"pass the interpreter itself, e.g. --python {str(path / 'bin' / 'python')!r}",
+        )
+    ours = str(Path(packaging.__file__).parent.parent)
+    # -I: neither PYTHON* variables nor the user's site-packages may change the answer.
+    argv = [str(path), "-I", "-c", _SCRIPT, ours]
+    try:
+        result = run(argv, timeout=_TIMEOUT)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise WheelhouseError(
+            f"the Python interpreter {str(path)!r} does not run: {exc}",
+            hint="pass a working python executable with --python",
+        ) from exc
+    if not result.ok:
+        detail = tail(result.stderr or result.stdout, 5) or "no output"
+        raise WheelhouseError(
+            f"the Python interpreter {str(path)!r} failed (exit {result.returncode}) when asked "
+            f"for its tags:\n{detail}",
+            hint="pass a working python executable with --python",
+        )
+    try:
+        data: dict[str, Any] = json.loads(result.stdout)
+        info = InterpreterInfo(
+            executable=path,
+            version=str(data["version"]),
+            tags=tuple(str(t) for t in data["tags"]),
+            environment={str(k): str(v) for k, v in data["environment"].items()},
+            has_pip=bool(data["has_pip"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise WheelhouseError(
+            f"the Python interpreter {str(path)!r} gave an answer that cannot be read: {exc}",
+            hint="pass a CPython or PyPy executable with --python",
+        ) from exc
+    logger.debug("%s: Python %s, best tag %s", path, info.version, info.best_tag)
+    return info
