@@ -396,40 +396,55 @@ def test_install_runs_through_the_public_function(house: Path, make_venv) -> Non
     assert versions(python) == {"alpha": "1.0", "beta": "2.0", "gamma": "3.0"}
 
 
-def dockerfile_install_command() -> list[str]:
-    """The argv of the final stage's install, as examples/Dockerfile writes it."""
+def dockerfile_install_commands() -> list[tuple[dict[str, str], list[str]]]:
+    """(environment, argv) of each stage's install, as examples/Dockerfile writes them."""
     text = DOCKERFILE.read_text().replace("\\\n", " ")
-    commands = [
-        line.split("RUN", 1)[1]
-        for line in text.splitlines()
-        if line.startswith("RUN --mount=type=bind,from=builder")
-    ]
-    assert len(commands) == 1, commands
-    words = shlex.split(commands[0])
-    start = words.index("pip")
-    return words[start:]
+    found = []
+    for line in text.splitlines():
+        if line.startswith("RUN --mount=type=bind"):
+            words = shlex.split(line)[2:]
+            env = dict(w.split("=", 1) for w in words[: words.index("pip")])
+            found.append((env, words[words.index("pip") :]))
+    return found
 
 
-def test_dockerfile_install_command_is_the_hermetic_one() -> None:
-    assert dockerfile_install_command() == [
-        "pip",
-        "install",
-        "--no-index",
-        "--find-links",
-        "/wheelhouse",
-        "--require-hashes",
-        "-r",
-        "/wheelhouse/requirements.txt",
+def test_dockerfile_installs_hermetically_in_both_variants() -> None:
+    expected = (
+        {"PIP_CONFIG_FILE": "/dev/null"},
+        [
+            "pip",
+            "install",
+            "--no-index",
+            "--find-links",
+            "/wheelhouse",
+            "--require-hashes",
+            "-r",
+            "/wheelhouse/requirements.txt",
+        ],
+    )
+    assert dockerfile_install_commands() == [expected, expected]
+    mounts = re.findall(r"^RUN (--mount=\S+)", DOCKERFILE.read_text(), flags=re.M)
+    assert mounts == [
+        "--mount=type=bind,source=wheelhouse,target=/wheelhouse",
+        "--mount=type=bind,from=builder,source=/wheelhouse,target=/wheelhouse",
     ]
 
 
 @pytest.mark.slow
 def test_dockerfile_install_command_works_offline(  # type: ignore[no-untyped-def]
-    house: Path, make_venv, offline
+    house: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dists, make_venv, offline
 ) -> None:
+    """There is no Docker daemon here: run the Dockerfile's exact command against a venv."""
     python = make_venv()
-    words = [w.replace("/wheelhouse", str(house)) for w in dockerfile_install_command()[1:]]
-    argv = offline([str(python), "-m", "pip", *words])
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    # A base image's pip.conf (PIP_CONFIG_FILE stands for /etc/pip.conf) must not apply.
+    hostile_environment(monkeypatch, tmp_path, dists)
+    for key in [k for k in os.environ if k.startswith(("PIP_", "UV_"))]:
+        if key != "PIP_CONFIG_FILE":
+            monkeypatch.delenv(key)
+    env, words = dockerfile_install_commands()[-1]
+    argv = [str(python), "-m", *(w.replace("/wheelhouse", str(house)) for w in words)]
+    done = subprocess.run(
+        offline(argv), env={**os.environ, **env}, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert versions(python) == {"alpha": "1.0", "beta": "2.0", "gamma": "3.0", "delta": "4.0"}
