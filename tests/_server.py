@@ -1,0 +1,334 @@
+"""A loopback PEP 503 index serving every dist in a directory, with hooks to make it misbehave."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import posixpath
+import socketserver
+import sys
+import tarfile
+import threading
+import zipfile
+from dataclasses import dataclass
+from email.parser import HeaderParser
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import quote, unquote, urlsplit
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion
+
+__all__ = ["IndexServer", "ServedDist"]
+
+
+@dataclass(frozen=True)
+class ServedDist:
+    """One file the index lists: its project (normalized), hash and Requires-Python."""
+
+    filename: str
+    project: str
+    sha256: str
+    requires_python: str | None
+
+
+def _project_of(filename: str) -> str | None:
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        if filename.endswith((".tar.gz", ".zip")):
+            return str(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        pass
+    return None
+
+
+def _metadata_text(path: Path) -> str | None:
+    """METADATA of a wheel or PKG-INFO of an sdist (the top-level one), or None."""
+    if path.name.endswith((".whl", ".zip")):
+        with zipfile.ZipFile(path) as archive:
+            wanted = "METADATA" if path.name.endswith(".whl") else "PKG-INFO"
+            for name in archive.namelist():
+                top, _, rest = name.partition("/")
+                in_dist_info = wanted == "PKG-INFO" or top.endswith(".dist-info")
+                if rest == wanted and in_dist_info:
+                    return archive.read(name).decode("utf-8")
+        return None
+    with tarfile.open(path) as archive:
+        for member in archive.getmembers():
+            parts = member.name.split("/")
+            if len(parts) == 2 and parts[1] == "PKG-INFO" and member.isfile():
+                extracted = archive.extractfile(member)
+                return extracted.read().decode("utf-8") if extracted else None
+    return None
+
+
+def _requires_python(path: Path) -> str | None:
+    # A deliberately broken dist is still served; it just advertises no Requires-Python.
+    try:
+        text = _metadata_text(path)
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, UnicodeDecodeError):
+        return None
+    if text is None:
+        return None
+    value = HeaderParser().parsestr(text).get("Requires-Python")
+    return str(value).strip() if value else None
+
+
+def _corrupted(data: bytes) -> bytes:
+    # Same length, different bytes: only a hash check can tell.
+    head = bytes(b ^ 0xFF for b in data[:16])
+    return head + data[16:] if data else b"corrupt"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    index: IndexServer
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) that can stall; skip it.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "127.0.0.1", self.server_address[1]
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client hanging up mid-response (pip cancelling, a test closing early) is normal.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._respond(head=False)
+
+    def do_HEAD(self) -> None:
+        self._respond(head=True)
+
+    def _respond(self, *, head: bool) -> None:
+        index = self.server.index
+        index._record(self.path)
+        status, headers, body = index._route(urlsplit(self.path).path)
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+
+class IndexServer:
+    """A PEP 503 "simple" index on ``127.0.0.1`` serving every dist in ``root``.
+
+    ``root`` is re-scanned on every request, so tests may add files after the server started.
+    Use as a context manager (or call ``start()``/``stop()``).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.requests: list[str] = []
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, int, int], ServedDist] = {}
+        self._corrupt: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> IndexServer:
+        if self._server is not None:
+            raise RuntimeError("IndexServer already started")
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.index = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"IndexServer:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> IndexServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses -------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("IndexServer is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def url(self) -> str:
+        """The index URL, for ``--index-url``."""
+        return f"{self.base_url}simple/"
+
+    @property
+    def files_url(self) -> str:
+        """Where files are served from (``files_url + filename``)."""
+        return f"{self.base_url}files/"
+
+    def project_url(self, name: str) -> str:
+        return f"{self.url}{canonicalize_name(name)}/"
+
+    # -- test hooks ------------------------------------------------------------------------
+
+    def corrupt(self, filename: str) -> None:
+        """Serve other bytes for ``filename`` while its page still advertises the true hash."""
+        with self._lock:
+            self._corrupt.add(filename)
+
+    def fail(self, path_prefix: str, status: int = 500) -> None:
+        """Answer every request whose path starts with ``path_prefix`` with ``status``."""
+        with self._lock:
+            self._failures[path_prefix] = status
+
+    def clear_hooks(self) -> None:
+        with self._lock:
+            self._corrupt.clear()
+            self._failures.clear()
+
+    # -- contents --------------------------------------------------------------------------
+
+    def dists(self) -> dict[str, list[ServedDist]]:
+        """Every dist in ``root`` by normalized project name, files sorted by name."""
+        projects: dict[str, list[ServedDist]] = {}
+        if not self.root.is_dir():
+            return projects
+        for path in sorted(self.root.iterdir()):
+            project = _project_of(path.name)
+            if project is None or not path.is_file():
+                continue
+            stat = path.stat()
+            key = (path.name, stat.st_size, stat.st_mtime_ns)
+            with self._lock:
+                served = self._cache.get(key)
+            if served is None:
+                served = ServedDist(
+                    filename=path.name,
+                    project=project,
+                    sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                    requires_python=_requires_python(path),
+                )
+                with self._lock:
+                    self._cache[key] = served
+            projects.setdefault(project, []).append(served)
+        return projects
+
+    def _record(self, path: str) -> None:
+        with self._lock:
+            self.requests.append(path)
+
+    def _route(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        with self._lock:
+            failures = dict(self._failures)
+            corrupt = set(self._corrupt)
+        for prefix, status in failures.items():
+            if path.startswith(prefix):
+                return status, {"Content-Type": "text/plain"}, b"failure injected by a test\n"
+
+        if path == "/simple":
+            return self._redirect("/simple/")
+        if path == "/simple/":
+            return self._root_page()
+        if path.startswith("/simple/"):
+            raw = unquote(path[len("/simple/") :])
+            name = raw.rstrip("/")
+            if not name or "/" in name:
+                return self._not_found()
+            normalized = canonicalize_name(name)
+            if raw != f"{normalized}/":
+                # PyPI redirects every non-normalized project URL to the normalized one.
+                return self._redirect(f"/simple/{quote(normalized)}/")
+            return self._project_page(normalized)
+        if path.startswith("/files/"):
+            filename = unquote(path[len("/files/") :])
+            if "/" in filename or filename in ("", ".", ".."):
+                return self._not_found()
+            for files in self.dists().values():
+                if any(d.filename == filename for d in files):
+                    data = (self.root / filename).read_bytes()
+                    if filename in corrupt:
+                        data = _corrupted(data)
+                    return HTTPStatus.OK, {"Content-Type": "application/octet-stream"}, data
+        return self._not_found()
+
+    def _root_page(self) -> tuple[int, dict[str, str], bytes]:
+        links = "".join(
+            f'<a href="{quote(name)}/">{html.escape(name)}</a><br>\n' for name in self.dists()
+        )
+        return self._page("Simple index", links)
+
+    def _project_page(self, project: str) -> tuple[int, dict[str, str], bytes]:
+        files = self.dists().get(project)
+        if not files:
+            return self._not_found()
+        links = []
+        for dist in files:
+            href = posixpath.join("../../files", quote(dist.filename)) + f"#sha256={dist.sha256}"
+            attrs = f'href="{html.escape(href)}"'
+            if dist.requires_python:
+                attrs += f' data-requires-python="{html.escape(dist.requires_python)}"'
+            links.append(f"<a {attrs}>{html.escape(dist.filename)}</a><br>\n")
+        return self._page(f"Links for {project}", "".join(links))
+
+    @staticmethod
+    def _page(title: str, body: str) -> tuple[int, dict[str, str], bytes]:
+        text = (
+            "<!DOCTYPE html>\n<html>\n<head>\n"
+            '<meta name="pypi:repository-version" content="1.0">\n'
+            f"<title>{html.escape(title)}</title>\n</head>\n<body>\n"
+            f"<h1>{html.escape(title)}</h1>\n{body}</body>\n</html>\n"
+        )
+        return HTTPStatus.OK, {"Content-Type": "text/html; charset=utf-8"}, text.encode()
+
+    @staticmethod
+    def _redirect(location: str) -> tuple[int, dict[str, str], bytes]:
+        return HTTPStatus.MOVED_PERMANENTLY, {"Location": location}, b""
+
+    @staticmethod
+    def _not_found() -> tuple[int, dict[str, str], bytes]:
+        return HTTPStatus.NOT_FOUND, {"Content-Type": "text/plain"}, b"not found\n"
+
+    def __repr__(self) -> str:
+        state = self.url if self._server is not None else "stopped"
+        return f"IndexServer({str(self.root)!r}, {state})"

@@ -1,0 +1,273 @@
+"""Fixtures every test uses: an isolated environment, tiny dists, a loopback index, venvs, CLI."""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import importlib
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests._dists import DistFactory
+from tests._server import IndexServer
+
+# Captured before any test scrubs os.environ: the network check needs the machine's CA bundle.
+_HOST_ENV: Mapping[str, str] = dict(os.environ)
+
+PYPI_PROBE_URL = "https://pypi.org/simple/pip/"
+PYPI_PROBE_TIMEOUT = 3.0
+
+# Every PIP_* and UV_* variable is removed, then these are set (paths are under tmp_path).
+_PIP_QUIET = {
+    "PIP_CONFIG_FILE": os.devnull,
+    "PIP_NO_INPUT": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+}
+
+
+def isolate_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Make os.environ free of the machine's pip/uv configuration, with caches under tmp_path."""
+    for key in list(os.environ):
+        if key.startswith(("PIP_", "UV_")):
+            monkeypatch.delenv(key)
+    for key, value in _PIP_QUIET.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("WHEELHOUSE_CACHE_DIR", str(tmp_path / "wh-cache"))
+    # The runner's venv must not be mistaken for the target of an install.
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    isolate_environment(monkeypatch, tmp_path)
+
+
+# -- network marker --------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # pytest-socket only lets in-process sockets reach loopback (addopts); real-index tests
+    # get their sockets back, and are skipped below when the index cannot be reached.
+    for item in items:
+        if item.get_closest_marker("network"):
+            item.add_marker(pytest.mark.enable_socket)
+
+
+@functools.cache
+def _host_ca_bundle() -> str | None:
+    """The CA bundle pip would use on this machine (its ``cert`` option first), if any."""
+    if _HOST_ENV.get("PIP_CERT"):
+        return _HOST_ENV["PIP_CERT"]
+    if "PIP_CONFIG_FILE" not in _HOST_ENV or _HOST_ENV["PIP_CONFIG_FILE"] != os.devnull:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "get", "global.cert"],
+            env=dict(_HOST_ENV),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
+    for key in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        if _HOST_ENV.get(key):
+            return _HOST_ENV[key]
+    return None
+
+
+@functools.cache
+def _pypi_unreachable() -> str | None:
+    """Why the real index cannot be reached (checked once per process), or None."""
+    cafile = _host_ca_bundle()
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+        request = urllib.request.Request(PYPI_PROBE_URL, method="HEAD")
+        with urllib.request.urlopen(request, timeout=PYPI_PROBE_TIMEOUT, context=context):
+            pass
+    except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+        return f"{PYPI_PROBE_URL} not reachable within {PYPI_PROBE_TIMEOUT:g} s: {exc}"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _network_gate(
+    request: pytest.FixtureRequest, _isolated_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if request.node.get_closest_marker("network") is None:
+        return
+    reason = _pypi_unreachable()
+    if reason is not None:
+        pytest.skip(reason)
+    # The scrubbed environment lost pip's `cert`; without it pip cannot pass a TLS proxy.
+    cafile = _host_ca_bundle()
+    if cafile is not None:
+        monkeypatch.setenv("PIP_CERT", cafile)
+
+
+# -- dists and the index ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def dists(tmp_path: Path) -> DistFactory:
+    """Makes tiny real wheels and sdists into ``tmp_path / "dists"``."""
+    factory = DistFactory(tmp_path / "dists")
+    factory.root.mkdir(parents=True, exist_ok=True)
+    return factory
+
+
+@pytest.fixture
+def index_server(dists: DistFactory) -> Iterator[IndexServer]:
+    """A PEP 503 index on 127.0.0.1 serving everything in ``dists.root``."""
+    with IndexServer(dists.root) as server:
+        yield server
+
+
+# -- virtual environments and pip ------------------------------------------------------------
+
+
+def _venv_python(venv: Path) -> Path:
+    if sys.platform == "win32":
+        return venv / "Scripts" / "python.exe"
+    return venv / "bin" / "python"
+
+
+MakeVenv = Callable[..., Path]
+
+
+@pytest.fixture
+def make_venv(tmp_path: Path) -> MakeVenv:
+    """``make_venv(name="venv", *, with_pip=True) -> Path`` of the new venv's python.
+
+    with_pip installs the pip that ``python -m venv`` bundles (older than the newest pip).
+    """
+
+    def make(name: str = "venv", *, with_pip: bool = True) -> Path:
+        venv = tmp_path / name
+        argv = [sys.executable, "-m", "venv", *([] if with_pip else ["--without-pip"]), str(venv)]
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, check=False
+        )
+        if proc.returncode != 0:
+            pytest.fail(f"cannot create venv {venv}:\n{proc.stdout}{proc.stderr}", pytrace=False)
+        return _venv_python(venv)
+
+    return make
+
+
+RunPip = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def run_newest_pip() -> RunPip:
+    """``run_newest_pip(python, *args)``: the test environment's pip, acting on ``python``."""
+
+    def run(
+        python: str | os.PathLike[str], *args: str | os.PathLike[str]
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "pip", "--python", str(python), *map(str, args)]
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=600,
+            check=False,
+        )
+
+    return run
+
+
+# -- offline ---------------------------------------------------------------------------------
+
+
+@functools.cache
+def _unshare_prefix() -> tuple[list[str] | None, str]:
+    """The argv prefix that runs a command without network, or None and why not."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None, "unshare(1) is not installed"
+    reasons = []
+    # -n needs root; -rn maps the user to root in a new user namespace, for non-root runners.
+    for prefix in ([unshare, "-n"], [unshare, "-r", "-n"]):
+        proc = subprocess.run(
+            [*prefix, "true"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
+        if proc.returncode == 0:
+            return prefix, ""
+        reasons.append(f"`{' '.join(prefix[1:])}`: {proc.stderr.strip() or proc.returncode}")
+    return None, "network namespaces unavailable (" + "; ".join(reasons) + ")"
+
+
+Offline = Callable[[list[str]], list[str]]
+
+
+@pytest.fixture
+def offline() -> Offline:
+    """``offline(argv) -> argv`` run in a new network namespace (no network, not even loopback).
+
+    Skips the test where network namespaces cannot be created.
+    """
+    prefix, reason = _unshare_prefix()
+    if prefix is None:
+        pytest.skip(reason)
+
+    def wrap(argv: list[str]) -> list[str]:
+        return [*prefix, *map(str, argv)]
+
+    return wrap
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one in-process run of the CLI did."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    """``cli(*args) -> Result``: ``wheelhouse.cli.main(list(args))`` in-process, output captured."""
+
+    def run(*args: str | os.PathLike[str]) -> Result:
+        try:
+            module = importlib.import_module("wheelhouse.cli")
+        except ImportError as exc:
+            pytest.fail(f"cli fixture: cannot import wheelhouse.cli: {exc!r}", pytrace=False)
+        capsys.readouterr()  # drop what the test printed before, so Result holds only the CLI's
+        try:
+            code = module.main([os.fspath(arg) for arg in args])
+        except SystemExit as exc:
+            pytest.fail(
+                f"wheelhouse.cli.main raised SystemExit({exc.code!r}); it must return an exit code",
+                pytrace=False,
+            )
+        captured = capsys.readouterr()
+        if not isinstance(code, int):
+            pytest.fail(f"wheelhouse.cli.main returned {code!r}, not an int exit code")
+        return Result(code, captured.out, captured.err)
+
+    return run
