@@ -68,7 +68,7 @@ def _host_ca_bundle() -> str | None:
     """The CA bundle pip would use on this machine (its ``cert`` option first), if any."""
     if _HOST_ENV.get("PIP_CERT"):
         return _HOST_ENV["PIP_CERT"]
-    if "PIP_CONFIG_FILE" not in _HOST_ENV or _HOST_ENV["PIP_CONFIG_FILE"] != os.devnull:
+    if _HOST_ENV.get("PIP_CONFIG_FILE") != os.devnull:  # a cert set only in pip.conf
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "config", "get", "global.cert"],
             env=dict(_HOST_ENV),
