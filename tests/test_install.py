@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from packaging.tags import sys_tags
 
 import wheelhouse.install as install_module
 from tests.test_verify import flip_byte, make_wheelhouse
@@ -448,3 +449,13 @@ def test_dockerfile_install_command_works_offline(  # type: ignore[no-untyped-de
     )
     assert done.returncode == 0, done.stderr
     assert versions(python) == {"alpha": "1.0", "beta": "2.0", "gamma": "3.0", "delta": "4.0"}
+
+
+def test_running_interpreter_answers_like_a_started_one() -> None:
+    from wheelhouse._interpreter import _ask
+
+    python = Path(sys.executable).absolute()
+    started = _ask(python)
+    assert describe(python) == started
+    assert started.tags == tuple(str(t) for t in sys_tags())
+    assert started.has_pip  # the test environment has pip
