@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 from wheelhouse._pip import offline_env
 from wheelhouse._subprocess import run
 from wheelhouse.errors import InvalidWheelhouseError, TamperedError
-from wheelhouse.index import index_files, write_index
+from wheelhouse.index import index_directory, index_files, write_index
 from wheelhouse.manifest import Downloaded, FileRecord, Inputs, Manifest, Sha256
 
 JSON_KEYS_WHEEL = {"filename", "url", "hashes", "requires-python", "core-metadata", "size"}
@@ -371,6 +371,24 @@ def test_empty_manifest_gives_an_empty_index(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "simple" / "index.json").read_bytes())["projects"] == []
     assert parse_html(tmp_path / "simple" / "index.html").anchors == []
     assert index_files(manifest_of([])) == ["simple/index.html", "simple/index.json"]
+
+
+def test_index_directory_reads_the_manifest(tmp_path: Path, dists: Any) -> None:
+    root = tmp_path / "house"
+    manifest = build_wheelhouse(root, dists)
+    (root / "wheelhouse.json").write_text(manifest.to_json())
+    assert index_directory(root) == manifest
+    for name in index_files(manifest):
+        assert (root / name).is_file(), name
+
+
+def test_index_directory_needs_a_wheelhouse(tmp_path: Path) -> None:
+    with pytest.raises(InvalidWheelhouseError) as info:
+        index_directory(tmp_path)
+    assert (
+        info.value.message == f"{str(tmp_path)!r} is not a wheelhouse (it has no wheelhouse.json)"
+    )
+    assert not (tmp_path / "simple").exists()
 
 
 # --- real installers against the file:// index, offline, configuration scrubbed ---------------

@@ -26,13 +26,14 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from wheelhouse.errors import InvalidWheelhouseError, TamperedError
-from wheelhouse.manifest import FileRecord, Manifest
+from wheelhouse.manifest import MANIFEST_NAME, FileRecord, Manifest, read_manifest
 
 __all__ = [
     "API_VERSION",
     "HTML_TYPE",
     "INDEX_DIR",
     "JSON_TYPE",
+    "index_directory",
     "index_files",
     "write_index",
 ]
@@ -70,6 +71,21 @@ def index_files(manifest: Manifest) -> list[str]:
     return sorted(paths)
 
 
+def index_directory(directory: Path) -> Manifest:
+    """Write the index of the existing wheelhouse in ``directory`` (``wheelhouse index DIR``).
+
+    Every file is checked against the manifest first; the manifest is returned for reporting.
+    """
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise InvalidWheelhouseError(
+            f"{str(directory)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
+            hint="build one with 'wheelhouse build', or name the right directory",
+        )
+    write_index(directory, manifest)
+    return manifest
+
+
 def write_index(root: Path, manifest: Manifest, *, verify: bool = True) -> None:
     """Write the static index of the wheelhouse in ``root`` for the files ``manifest`` lists.
 
@@ -96,14 +112,16 @@ def write_index(root: Path, manifest: Manifest, *, verify: bool = True) -> None:
             _Entry(record, requires_python, metadata_sha256)
         )
 
+    # Metadata files first, then project pages, then the root: a client reading the index
+    # while it is rewritten in place never follows a link to a file that is not there yet.
     simple = root / INDEX_DIR
     names = sorted(by_project)
-    _write_if_changed(simple / HTML_PAGE, _root_html(names).encode())
-    _write_if_changed(simple / JSON_PAGE, _json_bytes(_root_json(names)))
     for name in names:
         entries = by_project[name]
         _write_if_changed(simple / name / HTML_PAGE, _project_html(name, entries).encode())
         _write_if_changed(simple / name / JSON_PAGE, _json_bytes(_project_json(name, entries)))
+    _write_if_changed(simple / HTML_PAGE, _root_html(names).encode())
+    _write_if_changed(simple / JSON_PAGE, _json_bytes(_root_json(names)))
     _prune_stale_projects(simple, set(names))
     logger.info("wrote the index of %d projects in %s", len(names), simple)
 
