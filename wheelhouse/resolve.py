@@ -165,8 +165,8 @@ _CONFLICT_HEAD = re.compile(r"ERROR: Cannot install (?P<what>.+?) because these 
 _RETRY = re.compile(r"Retrying \(.*?\) after connection broken by '(?P<why>.+)': (?P<path>\S+)")
 _FETCH = re.compile(r"Could not fetch URL (?P<url>\S+?): (?P<why>.+)")
 _HASH_GOT = re.compile(
-    r"^\s*(?P<req>\S+) from (?P<url>\S+?):?\s*\n\s*Expected sha256 (?P<expected>\w+)\s*\n"
-    r"\s*Got\s+(?P<got>\w+)",
+    r"^\s*(?P<req>\S+) from (?P<url>\S+?)(?: \(from .*\))?:?\s*\n"
+    r"\s*Expected sha256 (?P<expected>\w+)\s*\n\s*Got\s+(?P<got>\w+)",
     re.MULTILINE,
 )
 

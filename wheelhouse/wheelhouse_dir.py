@@ -62,7 +62,17 @@ def check_output_dir(out: Path) -> None:
 @contextlib.contextmanager
 def locked(out: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold the wheelhouse's lock: a second build into the same place waits, and says so."""
-    lock = filelock.FileLock(str(out.parent / f".{out.name}.lock"))
+    path = out.parent / f".{out.name}.lock"
+    try:
+        # filelock retries forever on a lock file it cannot create: find that out first.
+        path.touch(exist_ok=True)
+    except OSError as exc:
+        raise OutputDirError(
+            f"cannot write next to {str(out)!r}: {exc.strerror}",
+            path=out,
+            hint="choose a writable location with -o",
+        ) from exc
+    lock = filelock.FileLock(str(path))
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:
