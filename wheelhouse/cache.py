@@ -11,9 +11,20 @@ from pathlib import Path
 
 from wheelhouse.manifest import Sha256
 
-__all__ = ["Cache"]
+__all__ = ["Cache", "CacheInfo"]
 
 _STALE_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """Counts and sizes of what the cache holds."""
+
+    path: Path
+    files: int
+    files_bytes: int
+    built: int
+    built_bytes: int
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,28 @@ class Cache:
 
     def new_tmp_dir(self, prefix: str) -> Path:
         return Path(tempfile.mkdtemp(dir=self.tmp, prefix=prefix))
+
+    def info(self) -> CacheInfo:
+        """What the cache holds: counts and sizes of downloaded files and built wheels."""
+        files = [p for p in (self.root / "files").rglob("*") if p.is_file()]
+        built = [p for p in (self.root / "built").rglob("*.whl") if p.is_file()]
+        return CacheInfo(
+            path=self.root,
+            files=len(files),
+            files_bytes=sum(p.stat().st_size for p in files),
+            built=len(built),
+            built_bytes=sum(p.stat().st_size for p in built),
+        )
+
+    def purge(self) -> int:
+        """Remove every entry wheelhouse wrote; returns the bytes freed."""
+        freed = 0
+        for part in ("files", "built", "tmp"):
+            path = self.root / part
+            if path.is_dir():
+                freed += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+                shutil.rmtree(path)
+        return freed
 
     def clean_stale(self) -> None:
         """Remove partial files and build dirs that an interrupted run left (ours alone)."""

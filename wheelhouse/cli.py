@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shlex
 import sys
 import traceback
 from dataclasses import dataclass
@@ -13,8 +15,11 @@ from typing import Annotated, Optional
 import typer
 
 from wheelhouse import __version__
-from wheelhouse.errors import ExitCode, WheelhouseError
-from wheelhouse.locations import default_wheelhouse_dir
+from wheelhouse.cache import Cache
+from wheelhouse.errors import ExitCode, InvalidWheelhouseError, UsageError, WheelhouseError
+from wheelhouse.export import render_requirements
+from wheelhouse.locations import cache_root, default_wheelhouse_dir
+from wheelhouse.manifest import MANIFEST_NAME, Manifest, read_manifest
 from wheelhouse.pipeline import BuildSummary, build_wheelhouse
 from wheelhouse.settings import BuildSettings, IndexOptions, default_jobs
 
@@ -52,6 +57,8 @@ app = typer.Typer(
 class _State:
     debug: bool = False
     verbosity: int = 0
+    # Arguments after a lone "--", handed to the installer untouched.
+    passthrough: tuple[str, ...] = ()
 
 
 _state = _State()
@@ -218,9 +225,267 @@ def _print_build_summary(summary: BuildSummary, verbosity: int) -> None:
     )
 
 
+WheelhouseDir = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Argument(
+        metavar="[DIR]",
+        help="The wheelhouse [default: $WHEELHOUSE_DIR, else ./wheelhouse].",
+        show_default=False,
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print a versioned JSON summary on stdout.")]
+
+
+def _wheelhouse_dir(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    env = os.environ.get("WHEELHOUSE_DIR")
+    return Path(env) if env else default_wheelhouse_dir()
+
+
+def _print_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+@app.command(epilog=EXIT_CODES)
+def install(
+    packages: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(metavar="[PKG]...", help="Install only these (and their dependencies)."),
+    ] = None,
+    wheelhouse: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "-w",
+            "--wheelhouse",
+            metavar="DIR",
+            help="The wheelhouse [default: $WHEELHOUSE_DIR, else ./wheelhouse].",
+        ),
+    ] = None,
+    requirement: Annotated[
+        Optional[list[Path]],  # noqa: UP045
+        typer.Option("-r", "--requirement", metavar="FILE", help="Install what FILE asks."),
+    ] = None,
+    python: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--python",
+            metavar="PY",
+            help="Interpreter to install into [default: the active virtualenv, else this one].",
+        ),
+    ] = None,
+    installer: Annotated[
+        str, typer.Option("--installer", metavar="pip|uv", help="Installer to run.")
+    ] = "pip",
+    as_json: JsonFlag = False,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More output.")] = 0,
+) -> None:
+    """Install from a wheelhouse, offline and hash-checked (arguments after -- go to pip/uv)."""
+    _setup_logging(verbose)
+    if installer not in ("pip", "uv"):
+        raise UsageError(f"--installer must be 'pip' or 'uv', not {installer!r}")
+    from wheelhouse.install import InstallOptions
+    from wheelhouse.install import install as run_install
+
+    result = run_install(
+        InstallOptions(
+            wheelhouse=_wheelhouse_dir(wheelhouse),
+            requirements=tuple(requirement or ()),
+            packages=tuple(packages or ()),
+            python=python,
+            installer="uv" if installer == "uv" else "pip",
+            installer_args=_state.passthrough,
+        )
+    )
+    plan = result.plan
+    if verbose:
+        typer.echo(f"wheelhouse: ran {shlex.join(plan.argv)}", err=True)
+    if as_json:
+        _print_json(
+            {
+                "schema-version": 1,
+                "wheelhouse": str(plan.wheelhouse),
+                "python": str(plan.python),
+                "installer": plan.installer,
+                "target": plan.target,
+                "installed": [{"name": e.name, "version": e.version} for e in plan.entries],
+                "seconds": round(result.seconds, 3),
+            }
+        )
+    else:
+        typer.echo(
+            f"installed {len(plan.entries)} distributions from {plan.wheelhouse} into "
+            f"{plan.python} with {plan.installer} ({result.seconds:.1f} s)",
+            err=True,
+        )
+
+
+@app.command(epilog=EXIT_CODES)
+def verify(directory: WheelhouseDir = None, as_json: JsonFlag = False) -> None:
+    """Check every file of a wheelhouse against its manifest; exit 0 only if all holds."""
+    from wheelhouse.verify import verify as run_verify
+
+    report = run_verify(_wheelhouse_dir(directory))
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for problem in report.problems:
+            typer.echo(f"problem: {problem.message}", err=True)
+        verdict = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+        typer.echo(f"{report.directory}: {len(report.files)} files, {verdict}", err=True)
+    if not report.ok:
+        raise typer.Exit(ExitCode.INTEGRITY)
+
+
+@app.command(epilog=EXIT_CODES)
+def index(directory: WheelhouseDir = None) -> None:
+    """Write (again) the static PEP 503/691/658 index of a wheelhouse into DIR/simple/."""
+    from wheelhouse.index import index_directory
+    from wheelhouse.wheelhouse_dir import locked
+
+    where = _wheelhouse_dir(directory).absolute()
+    with locked(where):
+        manifest = index_directory(where)
+    projects = len({f.name for f in manifest.files})
+    typer.echo(f"{where / 'simple'}: {projects} projects indexed", err=True)
+
+
+@app.command(epilog=EXIT_CODES)
+def serve(
+    directory: WheelhouseDir = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8000,
+) -> None:
+    """Serve a wheelhouse's index and files over HTTP (PEP 503/691) until Ctrl-C."""
+    from wheelhouse.serve import serve as run_serve
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
+    where = _wheelhouse_dir(directory)
+    run_serve(
+        where,
+        host,
+        port,
+        ready=lambda url: typer.echo(f"serving {where} at {url} (Ctrl-C to stop)", err=True),
+    )
+
+
+@app.command(epilog=EXIT_CODES)
+def export(
+    directory: WheelhouseDir = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="requirements|pylock", help="Output format.")
+    ] = "requirements",
+    target: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--target", help="Target lock to export (requirements format)."),
+    ] = None,
+) -> None:
+    """Print the wheelhouse's lock as a requirements file or a PEP 751 pylock.toml."""
+    manifest = _manifest_of(_wheelhouse_dir(directory))
+    if fmt == "pylock":
+        from wheelhouse.pylock import render_pylock
+
+        typer.echo(render_pylock(manifest), nl=False)
+        return
+    if fmt != "requirements":
+        raise UsageError(f"--format must be 'requirements' or 'pylock', not {fmt!r}")
+    locks = [lock for lock in manifest.locks if target in (None, lock.target)]
+    if not locks:
+        known = ", ".join(lock.target for lock in manifest.locks)
+        raise UsageError(f"the wheelhouse has no target {target!r} (it has: {known})")
+    if len(locks) > 1:
+        known = ", ".join(lock.target for lock in locks)
+        raise UsageError(f"the wheelhouse has several targets ({known}): choose one with --target")
+    typer.echo(render_requirements(manifest, locks[0]), nl=False)
+
+
+@app.command("list", epilog=EXIT_CODES)
+def list_(directory: WheelhouseDir = None, as_json: JsonFlag = False) -> None:
+    """List what a wheelhouse holds, per target."""
+    manifest = _manifest_of(_wheelhouse_dir(directory))
+    if as_json:
+        _print_json(
+            {
+                "schema-version": 1,
+                "targets": [
+                    {
+                        "target": lock.target,
+                        "packages": [
+                            {"name": e.name, "version": e.version, "files": list(e.filenames)}
+                            for e in lock.entries
+                        ],
+                    }
+                    for lock in manifest.locks
+                ],
+            }
+        )
+        return
+    for lock in manifest.locks:
+        typer.echo(f"{lock.target}:")
+        for entry in sorted(lock.entries, key=lambda e: e.name):
+            typer.echo(f"  {entry.name}=={entry.version}  {' '.join(entry.filenames)}")
+
+
+def _manifest_of(directory: Path) -> Manifest:
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise InvalidWheelhouseError(
+            f"{str(directory)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
+            hint="build one with 'wheelhouse build -r requirements.txt -o DIR'",
+        )
+    return manifest
+
+
+cache_app = typer.Typer(help="Inspect or empty wheelhouse's cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+CacheDir = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--cache-dir", metavar="DIR", envvar="WHEELHOUSE_CACHE_DIR", help="Cache."),
+]
+
+
+@cache_app.command("dir")
+def cache_dir_(cache_dir: CacheDir = None) -> None:
+    """Print the cache directory."""
+    typer.echo(str(cache_root(cache_dir)))
+
+
+@cache_app.command("info")
+def cache_info(cache_dir: CacheDir = None, as_json: JsonFlag = False) -> None:
+    """Show how many files the cache holds and their size."""
+    info = Cache(cache_root(cache_dir)).info()
+    if as_json:
+        _print_json(
+            {
+                "schema-version": 1,
+                "path": str(info.path),
+                "files": info.files,
+                "files-bytes": info.files_bytes,
+                "built": info.built,
+                "built-bytes": info.built_bytes,
+            }
+        )
+        return
+    typer.echo(str(info.path))
+    typer.echo(f"  downloaded files: {info.files} ({info.files_bytes / 1e6:.1f} MB)")
+    typer.echo(f"  built wheels:     {info.built} ({info.built_bytes / 1e6:.1f} MB)")
+
+
+@cache_app.command("purge")
+def cache_purge(cache_dir: CacheDir = None) -> None:
+    """Remove everything wheelhouse cached."""
+    removed = Cache(cache_root(cache_dir)).purge()
+    typer.echo(f"removed {removed / 1e6:.1f} MB from the cache", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (so tests can call it in-process)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _state.passthrough = ()
+    if "--" in args:
+        cut = args.index("--")
+        args, _state.passthrough = args[:cut], tuple(args[cut + 1 :])
     _state.debug = bool(os.environ.get("WHEELHOUSE_DEBUG")) or "--debug" in args
     try:
         # Standalone mode: typer reports usage errors itself (exit 2) and exits via SystemExit.
