@@ -7,6 +7,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from wheelhouse.builder import Built, build_all
 from wheelhouse.cache import Cache
 from wheelhouse.export import write_requirements
 from wheelhouse.fetch import Fetched, fetch_all
+from wheelhouse.index import write_index
 from wheelhouse.locations import cache_root
 from wheelhouse.manifest import (
     BuiltFrom,
@@ -31,6 +33,7 @@ from wheelhouse.manifest import (
     read_manifest,
 )
 from wheelhouse.progress import NullReporter, Reporter
+from wheelhouse.pylock import write_pylock
 from wheelhouse.requirements import read_inputs
 from wheelhouse.resolve import Resolution, resolve
 from wheelhouse.settings import BuildSettings
@@ -127,24 +130,12 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
 
 
 def _writers() -> list[Writer]:
-    writers: list[Writer] = [write_requirements]
-    try:
-        from wheelhouse.index import write_index
-    except ImportError:  # pragma: no cover - the index module lands separately
-        pass
-    else:
-        writers.append(write_index)
-    try:
-        from wheelhouse.pylock import write_pylock
-    except ImportError:  # pragma: no cover
-        pass
-    else:
+    # Every file was just copied from the hash-checked cache: the index need not hash it again.
+    return [write_requirements, partial(write_index, verify=False), _write_pylock]
 
-        def _pylock(root: Path, manifest: Manifest) -> None:
-            write_pylock(root, manifest)
 
-        writers.append(_pylock)
-    return writers
+def _write_pylock(root: Path, manifest: Manifest) -> None:
+    write_pylock(root, manifest)
 
 
 def _assemble(

@@ -16,6 +16,7 @@ from pathlib import Path
 import filelock
 
 from wheelhouse.errors import OutputDirError
+from wheelhouse.index import index_files
 from wheelhouse.manifest import MANIFEST_NAME, Manifest, read_manifest
 
 __all__ = ["Writer", "check_output_dir", "generated_names", "locked", "publish", "write_atomic"]
@@ -88,12 +89,10 @@ def locked(out: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[
 
 def generated_names(manifest: Manifest) -> set[str]:
     """Top-level entries of a wheelhouse that wheelhouse itself writes."""
-    names = {MANIFEST_NAME, "requirements.txt", "pylock.toml", "simple"}
+    names = {MANIFEST_NAME, "requirements.txt", "pylock.toml"}
     names.update(f"requirements.{lock.target}.txt" for lock in manifest.locks)
-    for record in manifest.files:
-        names.add(record.filename)
-        if record.kind == "wheel":
-            names.add(f"{record.filename}.metadata")
+    names.update(record.filename for record in manifest.files)
+    names.update(path.split("/", 1)[0] for path in index_files(manifest))
     return names
 
 
