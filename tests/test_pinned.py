@@ -258,6 +258,16 @@ def test_option_lines_in_the_file_fall_back(
     )
 
 
+def test_option_lines_in_an_included_file_fall_back(
+    tmp_path: Path, dists: DistFactory, index_server: IndexServer
+) -> None:
+    dists.wheel("lib", "1.0")
+    (tmp_path / "base.txt").write_text("# shared pins\n--only-binary :all:  # wheels only\n")
+    text = "-r base.txt\n--require-hashes\nlib==1.0 \\\n    --hash=sha256:" + "0" * 64 + "\n"
+    reason = fallback(run(tmp_path, text, index_server.url))
+    assert reason == f"{tmp_path / 'base.txt'}:2 sets --only-binary, which only pip can honour"
+
+
 def test_pip_configuration_it_cannot_honour_falls_back(
     tmp_path: Path, dists: DistFactory, index_server: IndexServer
 ) -> None:

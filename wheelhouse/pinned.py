@@ -302,7 +302,7 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     for number, raw in enumerate(text.splitlines(), 1):
         if not buffer:
             start = number
-        line = _COMMENT.sub("", raw) if not buffer or raw.lstrip().startswith("#") else raw
+        line = _COMMENT.sub("", raw)
         if line.endswith("\\"):
             buffer += line[:-1]
             continue
