@@ -259,8 +259,9 @@ def test_merge_writes_a_pylock_covering_both_targets(
     assert "inputs-fingerprint" not in lock["tool"]["wheelhouse"]
     # colorama is in the Windows lock only; the others are in both.
     colorama_marker = Marker(packages["colorama"]["marker"])
-    assert colorama_marker.evaluate({**default_environment(), **WINDOWS_ENV})
-    assert not colorama_marker.evaluate({**default_environment(), **LINUX_ENV})
+    host = {key: str(value) for key, value in default_environment().items()}
+    assert colorama_marker.evaluate({**host, **WINDOWS_ENV})
+    assert not colorama_marker.evaluate({**host, **LINUX_ENV})
     assert all("marker" not in packages[n] for n in ("app", "common", "fastlib"))
     assert {w["name"]: w["hashes"]["sha256"] for w in packages["fastlib"]["wheels"]} == {
         wheels.fastlib_linux.name: sha256_of(wheels.fastlib_linux),
