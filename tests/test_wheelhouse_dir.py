@@ -17,7 +17,7 @@ import wheelhouse.wheelhouse_dir as wheelhouse_dir
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from tests.conftest import Cli
-from tests.test_build import GRAPH_REQUIREMENTS, make_graph, snapshot, wheels_in
+from tests.test_build import GRAPH_REQUIREMENTS, contents, make_graph, snapshot, wheels_in
 from tests.test_verify import make_wheelhouse
 from wheelhouse.errors import OutputDirError
 from wheelhouse.manifest import MANIFEST_NAME, Manifest, read_manifest
@@ -434,3 +434,109 @@ def test_the_cli_refuses_a_foreign_dir_and_leaves_it_alone(
     assert snapshot(out) == before
     assert index_server.requests == []
     assert siblings(out) == []
+
+
+# -- SIGKILL at each step of a publish -------------------------------------------------------
+
+# Runs publish() in a child that SIGKILLs itself at one chosen step.
+_PUBLISH_AND_DIE = textwrap.dedent(
+    """
+    import os, shutil, signal, sys
+    from pathlib import Path
+
+    import wheelhouse.wheelhouse_dir as w
+    from wheelhouse.export import write_requirements
+    from wheelhouse.manifest import Manifest
+
+    out, manifest_path, src = map(Path, sys.argv[1:4])
+    step = sys.argv[4]
+    manifest = Manifest.from_json(manifest_path.read_text())
+    sources = {r.filename: src / r.filename for r in manifest.files}
+
+    def die(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_call(function, n):
+        calls = []
+        def wrapper(*args, **kwargs):
+            calls.append(args)
+            if len(calls) == n:
+                die()
+            return function(*args, **kwargs)
+        return wrapper
+
+    writers = [write_requirements]
+    if step == "copying":
+        w.shutil.copyfile = on_call(shutil.copyfile, 2)
+    elif step == "writing":
+        writers.append(die)
+    elif step == "before-swap":
+        w._swap_in = die
+    elif step == "after-exchange":
+        w.shutil.rmtree = die
+    elif step == "between-renames":
+        w._exchange = lambda a, b: False
+        w.os.rename = on_call(os.rename, 2)
+    elif step == "after-renames":
+        w._exchange = lambda a, b: False
+        w.shutil.rmtree = die
+    with w.locked(out):
+        w.publish(out, manifest, sources, writers)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("step", "visible", "after_recovery"),
+    [
+        ("copying", "old", "old"),
+        ("writing", "old", "old"),
+        ("before-swap", "old", "old"),
+        ("after-exchange", "new", "new"),
+        # Without renameat2 there is an instant with no DIR; the next run puts the old one back.
+        ("between-renames", None, "old"),
+        ("after-renames", "new", "new"),
+    ],
+)
+def test_sigkill_at_each_step_of_publish(
+    tmp_path: Path,
+    dists: DistFactory,
+    old: tuple[Path, Manifest],
+    step: str,
+    visible: str | None,
+    after_recovery: str,
+) -> None:
+    out, _ = old
+    before = snapshot(out)
+    new = staged(tmp_path, dists, ("beta", "2.0"), ("gamma", "3.0"))
+    manifest_path = tmp_path / "new.json"
+    manifest_path.write_text(new.to_json(), encoding="utf-8")
+    argv = [sys.executable, "-c", _PUBLISH_AND_DIE, out, manifest_path, tmp_path / "src", step]
+
+    proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=False)
+
+    assert proc.returncode == -9, proc.stderr
+
+    def state() -> str | None:
+        if not out.exists():
+            return None
+        if contents(out) == {path: digest for path, (digest, _, _) in before.items()}:
+            return "old"
+        assert sorted(p.name for p in out.iterdir()) == [
+            "NOTES.txt",
+            "beta-2.0-py3-none-any.whl",
+            "gamma-3.0-py3-none-any.whl",
+            "requirements.txt",
+            MANIFEST_NAME,
+        ]
+        assert read_manifest(out) == new
+        return "new"
+
+    assert state() == visible
+    assert siblings(out) != [".wh.lock"]  # the kill left a staging or aside directory
+
+    with locked(out):
+        assert state() == after_recovery
+    assert siblings(out) == [".wh.lock"]
+    if after_recovery == "old":
+        assert snapshot(out) == before
