@@ -174,7 +174,7 @@ def test_missing_uv_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(install_module.shutil, "which", lambda name: None)
     monkeypatch.setitem(sys.modules, "uv", None)  # import uv -> ImportError
     with pytest.raises(WheelhouseError) as info:
-        find_uv()
+        find_uv("--installer uv was asked for", install_module._UV_HINT)
     assert info.value.message == (
         "--installer uv was asked for, but uv is neither on PATH nor installed as a Python package"
     )

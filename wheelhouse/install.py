@@ -5,7 +5,6 @@ from __future__ import annotations
 import email.parser
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from packaging.version import InvalidVersion, Version
 from wheelhouse._interpreter import InterpreterInfo, describe
 from wheelhouse._pip import offline_env, pip_command
 from wheelhouse._subprocess import run, tail
+from wheelhouse._uv import find_uv
 from wheelhouse.errors import (
     IncompatibleError,
     InvalidWheelhouseError,
@@ -54,6 +54,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_UV_HINT = "pip install 'wheelhouse[uv]', or use --installer pip"
 
 Installer = Literal["pip", "uv"]
 
@@ -116,23 +118,6 @@ def default_python(environ: Mapping[str, str] | None = None) -> Path:
     return Path(sys.executable)
 
 
-def find_uv() -> Path:
-    """uv from PATH, else from the ``uv`` Python package (the ``wheelhouse[uv]`` extra)."""
-    found = shutil.which("uv")
-    if found:
-        return Path(found)
-    try:
-        import uv  # type: ignore[import-not-found,unused-ignore]
-
-        return Path(uv.find_uv_bin())
-    except (ImportError, FileNotFoundError, AttributeError) as exc:
-        raise WheelhouseError(
-            "--installer uv was asked for, but uv is neither on PATH nor installed as a "
-            "Python package",
-            hint="pip install 'wheelhouse[uv]', or use --installer pip",
-        ) from exc
-
-
 def install(options: InstallOptions) -> InstallResult:
     """Verify the wheelhouse, check it fits the target interpreter, and install from it offline."""
     with tempfile.TemporaryDirectory(prefix="wheelhouse-install-") as workdir:
@@ -174,7 +159,11 @@ def plan_install(options: InstallOptions, *, workdir: Path | None = None) -> Ins
     """
     directory = options.wheelhouse.absolute()
     python = (options.python or default_python()).absolute()
-    uv = find_uv() if options.installer == "uv" else None
+    uv = (
+        find_uv(purpose="--installer uv was asked for", hint=_UV_HINT)
+        if options.installer == "uv"
+        else None
+    )
     # Hashing the wheelhouse and starting the target interpreter overlap.
     with ThreadPoolExecutor(max_workers=2) as pool:
         described = pool.submit(describe, python)

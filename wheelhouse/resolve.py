@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import tempfile
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -22,6 +27,7 @@ from packaging.utils import (
 
 from wheelhouse._pip import online_env, run_pip
 from wheelhouse._subprocess import tail
+from wheelhouse._uv import pip_config_as_uv_args, run_uv, uv_env
 from wheelhouse.errors import (
     BuildError,
     ConflictError,
@@ -37,7 +43,7 @@ from wheelhouse.requirements import InputSet
 from wheelhouse.settings import IndexOptions
 from wheelhouse.targets import Target
 
-__all__ = ["Pin", "Resolution", "resolve"]
+__all__ = ["Pin", "Resolution", "resolve", "resolve_foreign"]
 
 logger = logging.getLogger(__name__)
 
@@ -262,3 +268,170 @@ def _last_collected(lines: list[str]) -> str | None:
         if text.startswith("Collecting "):
             return text.removeprefix("Collecting ").split(" ", 1)[0]
     return None
+
+
+def resolve_foreign(
+    inputs: InputSet, index: IndexOptions, target: Target, pip_config: Mapping[str, str]
+) -> Resolution:
+    """Resolve for a target that is not this machine, with uv.
+
+    pip cannot: under ``--platform`` and ``--python-version`` it still evaluates environment
+    markers for the host (pip#4304, pip#11010), so a dependency behind
+    ``sys_platform == "win32"`` never reaches a Windows lock. uv resolves for a named platform
+    with markers evaluated for it; it is given pip's index settings, never its own
+    configuration, and the files are then chosen here with ``packaging.tags``.
+    """
+    platform, extra_env = target.uv_platform
+    with tempfile.TemporaryDirectory(prefix="wheelhouse-resolve-") as tmp:
+        lock_path = Path(tmp) / "pylock.toml"
+        args: list[str | Path] = [
+            "pip",
+            "compile",
+            "--quiet",
+            "--python",
+            sys.executable,
+            "--python-platform",
+            platform,
+            "--python-version",
+            "{}.{}".format(*target.python_version),
+            "--output-file",
+            lock_path,
+            *pip_config_as_uv_args(_with_cli(pip_config, index)),
+        ]
+        for path in inputs.constraints:
+            args += ["--constraint", path.absolute()]
+        args += [path.absolute() for path in inputs.requirements]
+        env = uv_env(pip_config)
+        env.update(extra_env)
+        purpose = (
+            f"resolving for target {target.name!r} needs uv (pip evaluates markers for the host)"
+        )
+        result = run_uv(args, env=env, purpose=purpose)
+        if not result.ok or not lock_path.exists():
+            raise _explain_uv_failure(result.stderr or result.stdout, target)
+        lock = tomllib.loads(lock_path.read_text(encoding="utf-8"))
+    requested = _requested_names(inputs, target)
+    pins = [
+        pin
+        for package in lock.get("packages", [])
+        if (pin := _pin_for_target(package, target, requested)) is not None
+    ]
+    pins.sort(key=lambda p: p.name)
+    return Resolution(
+        target=target, pins=tuple(pins), environment=target.environment, pip_version=""
+    )
+
+
+def _with_cli(pip_config: Mapping[str, str], index: IndexOptions) -> dict[str, str]:
+    merged = dict(pip_config)
+    if index.index_url:
+        merged["index-url"] = index.index_url
+    if index.extra_index_urls:
+        merged["extra-index-url"] = " ".join(
+            [*merged.get("extra-index-url", "").split(), *index.extra_index_urls]
+        )
+    if index.find_links:
+        merged["find-links"] = " ".join([*merged.get("find-links", "").split(), *index.find_links])
+    if index.pre:
+        merged["pre"] = "true"
+    return merged
+
+
+def _requested_names(inputs: InputSet, target: Target) -> set[NormalizedName]:
+    names: set[NormalizedName] = set()
+    for line in inputs.lines:
+        if line.constraint:
+            continue
+        try:
+            req = Requirement(line.requirement)
+        except InvalidRequirement:
+            continue
+        if req.marker is None or req.marker.evaluate(target.environment):
+            names.add(canonicalize_name(req.name))
+    return names
+
+
+def _pin_for_target(
+    package: dict[str, Any], target: Target, requested: set[NormalizedName]
+) -> Pin | None:
+    name = canonicalize_name(package["name"])
+    version = str(package["version"])
+    marker = package.get("marker")
+    if marker and not Marker(marker).evaluate(target.environment):
+        return None
+    best: tuple[int, dict[str, Any], str] | None = None
+    for wheel in package.get("wheels", []):
+        filename = _lock_filename(wheel)
+        try:
+            _, _, _, wheel_tags = parse_wheel_filename(filename)
+        except InvalidWheelFilename:
+            continue
+        rank = target.accepts(wheel_tags)
+        if rank is not None and (best is None or rank < best[0]):
+            best = (rank, wheel, filename)
+    if best is not None:
+        _, chosen, filename = best
+        kind: FileKind = "wheel"
+    elif "sdist" in package:
+        chosen, filename, kind = package["sdist"], _lock_filename(package["sdist"]), "sdist"
+    else:
+        raise ResolutionError(
+            f"{name} {version} has no wheel for target {target.name!r} and no sdist",
+            hint="pin another version, or drop the target",
+        )
+    return Pin(
+        name=name,
+        version=version,
+        url=str(chosen["url"]),
+        filename=filename,
+        kind=kind,
+        sha256=Sha256(str(chosen["hashes"]["sha256"]).lower())
+        if "sha256" in chosen.get("hashes", {})
+        else None,
+        requires_python=package.get("requires-python"),
+        requested=name in requested,
+    )
+
+
+def _lock_filename(entry: dict[str, Any]) -> str:
+    if entry.get("name"):
+        return str(entry["name"])
+    location = str(entry.get("url") or entry.get("path") or "")
+    return unquote(urlsplit(location).path.rsplit("/", 1)[-1])
+
+
+def _explain_uv_failure(output: str, target: Target) -> WheelhouseError:
+    causes = [
+        line.strip().removeprefix("cause:").strip()
+        for line in output.splitlines()
+        if line.strip() and not line.startswith("error:")
+    ]
+    detail = " ".join(causes) or output.strip() or "uv failed without a message"
+    where = f"for target {target.name!r}"
+    if "was not found in the package registry" in detail:
+        name = detail.split("Because ", 1)[-1].split(" was not found", 1)[0]
+        return NotFoundError(
+            f"no distribution found for {name!r} on the configured indexes ({where})",
+            requirement=name,
+            hint="check the project name, and --index-url/--extra-index-url/--find-links",
+        )
+    if "there is no version of" in detail:
+        req = detail.split("there is no version of ", 1)[-1].split(" and ", 1)[0]
+        return NotFoundError(
+            f"no version of {req!r} is available {where}",
+            requirement=req,
+            hint="relax the version specifier, or add --pre for pre-releases",
+        )
+    if "Failed to fetch" in detail or "error sending request" in detail:
+        url = detail.split("Failed to fetch: ", 1)[-1].split(" ", 1)[0]
+        return NetworkError(
+            f"cannot reach {url} ({where})",
+            url=url,
+            hint="check the network, the index URL and pip's proxy and cert settings",
+        )
+    if "unsatisfiable" in detail or "No solution found" in output:
+        return ConflictError(
+            f"conflicting requirements {where}: {detail}",
+            hint="loosen one of the pins so that they can agree",
+        )
+    return ResolutionError(f"uv could not resolve the requirements {where}: {detail}")

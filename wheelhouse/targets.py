@@ -1,15 +1,46 @@
-"""The platforms a wheelhouse is built for; today the host, described with ``packaging``."""
+"""The Pythons and platforms a wheelhouse is built for, described with ``packaging``.
+
+A target is ``host`` (the interpreter running wheelhouse) or a tag ``{interpreter}-{platform}``
+such as ``cp312-manylinux_2_28_aarch64``: what it accepts is computed with ``packaging.tags``
+(manylinux_2_x down to the legacy aliases, abi3, py3-none-any), never by matching strings.
+"""
 
 from __future__ import annotations
 
+import functools
+import re
 import sys
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
-from packaging import tags
+from packaging import tags as pkg_tags
 from packaging.markers import default_environment
 
-__all__ = ["HOST", "Target"]
+from wheelhouse.errors import UsageError
+
+__all__ = ["HOST", "TARGET_FORMS", "Target", "parse_target"]
+
+TARGET_FORMS = (
+    "host, or {interpreter}-{platform} with a CPython interpreter (cp39 ... cp314) and one of "
+    "manylinux_2_X_{x86_64,aarch64,i686,ppc64le,s390x,armv7l}, manylinux2014_ARCH, "
+    "musllinux_1_X_{x86_64,aarch64}, win_amd64, win32, win_arm64, macosx_X_Y_{arm64,x86_64}; "
+    "e.g. cp312-manylinux_2_28_aarch64, cp311-win_amd64, cp313-macosx_11_0_arm64, "
+    "cp311-musllinux_1_2_x86_64"
+)
+
+_INTERPRETER = re.compile(r"^cp3(?P<minor>\d{1,2})$")
+_MANYLINUX = re.compile(r"^manylinux_(?P<major>2)_(?P<minor>\d+)_(?P<arch>[a-z0-9_]+)$")
+_LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+_MUSLLINUX = re.compile(r"^musllinux_1_(?P<minor>\d+)_(?P<arch>x86_64|aarch64)$")
+_MACOS = re.compile(r"^macosx_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>arm64|x86_64|universal2)$")
+_LINUX_ARCHES = ("x86_64", "aarch64", "i686", "ppc64le", "s390x", "armv7l")
+_WINDOWS_MACHINE = {"win_amd64": "AMD64", "win32": "x86", "win_arm64": "ARM64"}
+_UV_WINDOWS = {
+    "win_amd64": "x86_64-pc-windows-msvc",
+    "win32": "i686-pc-windows-msvc",
+    "win_arm64": "aarch64-pc-windows-msvc",
+}
+# glibc versions uv knows for --python-platform (x86_64 and aarch64 only).
+_UV_GLIBC = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
 
 
 @dataclass(frozen=True)
@@ -17,10 +48,23 @@ class Target:
     """A Python and platform that wheels are chosen and built for."""
 
     name: str
+    python_version: tuple[int, int] = (sys.version_info.major, sys.version_info.minor)
+    platform: str | None = None
+    _tags: tuple[pkg_tags.Tag, ...] = field(default=(), repr=False, compare=False)
 
-    @cached_property
-    def tags(self) -> tuple[tags.Tag, ...]:
-        return tuple(tags.sys_tags())
+    @property
+    def is_host(self) -> bool:
+        return self.platform is None
+
+    @property
+    def python(self) -> str:
+        """The interpreter that resolves and builds for the target: always the one running us."""
+        return sys.executable
+
+    @property
+    def tags(self) -> tuple[pkg_tags.Tag, ...]:
+        """Every tag the target accepts, most preferred first."""
+        return self._tags or _host_tags()
 
     @property
     def key(self) -> str:
@@ -30,11 +74,138 @@ class Target:
 
     @property
     def environment(self) -> dict[str, str]:
-        return {key: str(value) for key, value in default_environment().items()}
+        """PEP 508 marker values; for a foreign target, what its interpreter would report."""
+        if self.is_host:
+            return {key: str(value) for key, value in default_environment().items()}
+        assert self.platform is not None
+        system, sys_platform, os_name, machine = _platform_facts(self.platform)
+        version = "{}.{}".format(*self.python_version)
+        return {
+            "implementation_name": "cpython",
+            # The patch level is unknown; .0 is the earliest the target can be.
+            "implementation_version": f"{version}.0",
+            "os_name": os_name,
+            "platform_machine": machine,
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": system,
+            "platform_version": "",
+            "python_full_version": f"{version}.0",
+            "python_version": version,
+            "sys_platform": sys_platform,
+        }
 
     @property
-    def python(self) -> str:
-        return sys.executable
+    def uv_platform(self) -> tuple[str, dict[str, str]]:
+        """uv's ``--python-platform`` for this target, and environment variables it needs."""
+        assert self.platform is not None
+        return _uv_platform(self.platform)
+
+    def accepts(self, filename_tags: frozenset[pkg_tags.Tag]) -> int | None:
+        """The rank of the best of ``filename_tags`` for this target (lower is better)."""
+        ranks = _rank_table(self)
+        found = [ranks[t] for t in filename_tags if t in ranks]
+        return min(found) if found else None
 
 
 HOST = Target("host")
+
+
+@functools.cache
+def _host_tags() -> tuple[pkg_tags.Tag, ...]:
+    return tuple(pkg_tags.sys_tags())
+
+
+_RANKS: dict[str, dict[pkg_tags.Tag, int]] = {}
+
+
+def _rank_table(target: Target) -> dict[pkg_tags.Tag, int]:
+    table = _RANKS.get(target.name)
+    if table is None:
+        table = {tag: i for i, tag in reversed(list(enumerate(target.tags)))}
+        _RANKS[target.name] = table
+    return table
+
+
+def parse_target(text: str) -> Target:
+    """Parse ``host`` or ``{interpreter}-{platform}``; a clear usage error otherwise."""
+    value = text.strip()
+    if value == "host":
+        return HOST
+    interpreter, sep, platform = value.partition("-")
+    match = _INTERPRETER.match(interpreter)
+    if not sep or match is None:
+        raise UsageError(f"unknown target {text!r}", hint=f"a target is {TARGET_FORMS}")
+    python_version = (3, int(match["minor"]))
+    platforms = _expand_platform(platform, text)
+    accepted = [
+        *pkg_tags.cpython_tags(python_version, abis=[interpreter], platforms=platforms),
+        *pkg_tags.compatible_tags(python_version, interpreter=interpreter, platforms=platforms),
+    ]
+    return Target(value, python_version, platform, tuple(accepted))
+
+
+def _expand_platform(platform: str, text: str) -> list[str]:
+    if platform in _WINDOWS_MACHINE:
+        return [platform]
+    if (mac := _MACOS.match(platform)) is not None:
+        version = (int(mac["major"]), int(mac["minor"]))
+        return list(pkg_tags.mac_platforms(version, mac["arch"]))
+    if (musl := _MUSLLINUX.match(platform)) is not None:
+        return [f"musllinux_1_{m}_{musl['arch']}" for m in range(int(musl["minor"]), -1, -1)]
+    glibc = _glibc(platform)
+    if glibc is not None:
+        (major, minor), arch = glibc
+        # aarch64 and the other newer architectures start at manylinux2014 (glibc 2.17).
+        floor = 5 if arch in ("x86_64", "i686") else 17
+        expanded: list[str] = []
+        for m in range(minor, floor - 1, -1):
+            expanded.append(f"manylinux_{major}_{m}_{arch}")
+            for legacy, (_, legacy_minor) in _LEGACY_MANYLINUX.items():
+                if legacy_minor == m:
+                    expanded.append(f"{legacy}_{arch}")
+        return expanded
+    raise UsageError(
+        f"unknown platform {platform!r} in target {text!r}", hint=f"a target is {TARGET_FORMS}"
+    )
+
+
+def _glibc(platform: str) -> tuple[tuple[int, int], str] | None:
+    if (many := _MANYLINUX.match(platform)) is not None and many["arch"] in _LINUX_ARCHES:
+        return (int(many["major"]), int(many["minor"])), many["arch"]
+    legacy, _, arch = platform.partition("_")
+    if legacy in _LEGACY_MANYLINUX and arch in _LINUX_ARCHES:
+        return _LEGACY_MANYLINUX[legacy], arch
+    return None
+
+
+def _platform_facts(platform: str) -> tuple[str, str, str, str]:
+    """platform_system, sys_platform, os_name and platform_machine of a platform tag."""
+    if platform in _WINDOWS_MACHINE:
+        return "Windows", "win32", "nt", _WINDOWS_MACHINE[platform]
+    if (mac := _MACOS.match(platform)) is not None:
+        return "Darwin", "darwin", "posix", "x86_64" if mac["arch"] == "x86_64" else "arm64"
+    if (musl := _MUSLLINUX.match(platform)) is not None:
+        return "Linux", "linux", "posix", musl["arch"]
+    glibc = _glibc(platform)
+    assert glibc is not None, platform
+    return "Linux", "linux", "posix", glibc[1]
+
+
+def _uv_platform(platform: str) -> tuple[str, dict[str, str]]:
+    if platform in _UV_WINDOWS:
+        return _UV_WINDOWS[platform], {}
+    if (mac := _MACOS.match(platform)) is not None:
+        arch = "x86_64" if mac["arch"] == "x86_64" else "aarch64"
+        return f"{arch}-apple-darwin", {
+            "MACOSX_DEPLOYMENT_TARGET": f"{mac['major']}.{mac['minor']}"
+        }
+    if (musl := _MUSLLINUX.match(platform)) is not None:
+        return f"{musl['arch']}-unknown-linux-musl", {}
+    glibc = _glibc(platform)
+    assert glibc is not None, platform
+    (_, minor), arch = glibc
+    if arch not in ("x86_64", "aarch64"):
+        return f"{arch}-unknown-linux-gnu", {}
+    known = [m for m in _UV_GLIBC if m <= minor]
+    return (f"{arch}-manylinux_2_{known[-1]}" if known else f"{arch}-manylinux2014"), {}
