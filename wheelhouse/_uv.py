@@ -42,7 +42,9 @@ def uv_env(pip_config: Mapping[str, str], base: Mapping[str, str] | None = None)
 
 def pip_config_as_uv_args(pip_config: Mapping[str, str]) -> list[str]:
     """pip's index settings as uv flags, so uv looks where pip would."""
-    args: list[str] = []
+    # pip considers every index's files together; uv's default stops at the first index that
+    # knows a project, which would make it choose differently from pip.
+    args: list[str] = ["--index-strategy", "unsafe-best-match"]
     if pip_config.get("index-url"):
         args += ["--index-url", pip_config["index-url"]]
     for url in pip_config.get("extra-index-url", "").split():

@@ -22,6 +22,7 @@ from wheelhouse.locations import cache_root, default_wheelhouse_dir
 from wheelhouse.manifest import MANIFEST_NAME, Manifest, read_manifest
 from wheelhouse.pipeline import BuildSummary, build_wheelhouse
 from wheelhouse.settings import BuildSettings, IndexOptions, default_jobs
+from wheelhouse.targets import parse_target
 
 __all__ = ["app", "main"]
 
@@ -184,6 +185,15 @@ def build(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Resolve again even if nothing changed.")
     ] = False,
+    target: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--target",
+            metavar="TAG",
+            help="Build for {interpreter}-{platform} (e.g. cp312-manylinux_2_28_aarch64, "
+            "cp311-win_amd64) or host [default: host]; repeatable.",
+        ),
+    ] = None,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More output.")] = 0,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors.")] = False,
 ) -> None:
@@ -204,6 +214,7 @@ def build(
         keep_sdists=keep_sdists,
         jobs=jobs or default_jobs(),
         refresh=refresh,
+        targets=tuple(dict.fromkeys(parse_target(t) for t in target or ["host"])),
     )
     summary = build_wheelhouse(settings, _PlainReporter(verbosity))
     _print_build_summary(summary, verbosity)
@@ -397,6 +408,27 @@ def export(
         known = ", ".join(lock.target for lock in locks)
         raise UsageError(f"the wheelhouse has several targets ({known}): choose one with --target")
     typer.echo(render_requirements(manifest, locks[0]), nl=False)
+
+
+@app.command(epilog=EXIT_CODES)
+def merge(
+    sources: Annotated[
+        list[Path], typer.Argument(metavar="DIR...", help="Wheelhouses to join (each is verified).")
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", metavar="OUT", help="The merged wheelhouse (may be one of DIR)."
+        ),
+    ],
+) -> None:
+    """Join wheelhouses built on different machines into one, keeping each target's lock."""
+    from wheelhouse.merge import merge as run_merge
+
+    _setup_logging(0)
+    manifest = run_merge(sources, output, reporter=_PlainReporter(0))
+    targets = ", ".join(lock.target for lock in manifest.locks)
+    typer.echo(f"{output}: {len(manifest.files)} files, targets {targets}", err=True)
 
 
 @app.command("list", epilog=EXIT_CODES)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from wheelhouse import __version__
 from wheelhouse.manifest import Manifest, TargetLock
+from wheelhouse.targets import HOST, parse_target
 from wheelhouse.wheelhouse_dir import write_atomic
 
 __all__ = ["render_requirements", "requirements_filename", "write_requirements"]
@@ -24,6 +25,16 @@ def render_requirements(manifest: Manifest, lock: TargetLock) -> str:
         "# Install offline (no wheelhouse needed), from this directory:",
         f"#   pip install --no-index --find-links . --require-hashes -r {filename}",
     ]
+    if lock.target != HOST.name:
+        target = parse_target(lock.target)
+        platforms = " ".join(f"--platform {p}" for p in target.platforms)
+        lines += [
+            "# Check it from any machine (pip needs every platform tag the target accepts,",
+            "# pip#10760):",
+            "#   pip install --dry-run --no-index --only-binary=:all: --python-version "
+            f"{'.'.join(map(str, target.python_version))} {platforms} --target /tmp/check "
+            f"--find-links . --require-hashes -r {filename}",
+        ]
     for entry in sorted(lock.entries, key=lambda e: e.name):
         hashes = sorted({manifest.file(f).sha256 for f in entry.filenames})
         lines.append(f"{entry.name}=={entry.version} \\")

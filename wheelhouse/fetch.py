@@ -39,6 +39,7 @@ class Fetched:
     path: Path
     sha256: Sha256
     size: int
+    downloaded: bool = False  # False when the cache already had it
 
 
 def fetch_all(
@@ -98,7 +99,7 @@ class _Fetcher:
         finally:
             partial.unlink(missing_ok=True)
         logger.info("fetched %s (%d bytes)", pin.filename, size)
-        return Fetched(pin, path, digest, size)
+        return Fetched(pin, path, digest, size, downloaded=True)
 
     def _download(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
         scheme = urlsplit(pin.url).scheme

@@ -9,6 +9,7 @@ answer the way pip would gives a :class:`Fallback` with the reason, and the call
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -233,8 +234,7 @@ def _resolve(
         for item in fetched
     )
     refetched = tuple(
-        Fetched(pin, item.path, item.sha256, item.size)
-        for pin, item in zip(final, fetched, strict=True)
+        dataclasses.replace(item, pin=pin) for pin, item in zip(final, fetched, strict=True)
     )
     resolution = Resolution(target=target, pins=final, environment=environment, pip_version="")
     return PinnedResult(resolution, refetched)

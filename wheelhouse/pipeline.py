@@ -11,11 +11,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import parse_wheel_filename
+
 from wheelhouse import __version__
 from wheelhouse._http import strip_credentials
 from wheelhouse._pip import config_fingerprint, pip_config
 from wheelhouse.builder import Built, build_all
 from wheelhouse.cache import Cache
+from wheelhouse.errors import IncompatibleError
 from wheelhouse.export import write_requirements
 from wheelhouse.fetch import Fetched, fetch_all
 from wheelhouse.index import write_index
@@ -32,12 +35,13 @@ from wheelhouse.manifest import (
     TargetLock,
     read_manifest,
 )
+from wheelhouse.pinned import PinnedResult, resolve_pinned
 from wheelhouse.progress import NullReporter, Reporter
 from wheelhouse.pylock import write_pylock
-from wheelhouse.requirements import read_inputs
-from wheelhouse.resolve import Resolution, resolve
+from wheelhouse.requirements import InputSet, read_inputs
+from wheelhouse.resolve import Resolution, resolve, resolve_foreign
 from wheelhouse.settings import BuildSettings
-from wheelhouse.targets import HOST
+from wheelhouse.targets import HOST, Target
 from wheelhouse.wheelhouse_dir import Writer, check_output_dir, locked, publish
 
 __all__ = ["BuildSummary", "build_wheelhouse"]
@@ -70,32 +74,19 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
 
         report.stage("reading requirements")
         inputs = read_inputs(settings.requirements, settings.constraints)
-        report.stage("resolving with pip")
-        resolution = resolve(inputs, settings.index, HOST)
-
         cache = Cache(cache_root(settings.cache_dir))
         cache.clean_stale()
-        config = dict(pip_config())
-        if settings.index.index_url:
-            config["index-url"] = settings.index.index_url
-        if settings.index.extra_index_urls:
-            extra = " ".join(settings.index.extra_index_urls)
-            config["extra-index-url"] = f"{config.get('extra-index-url', '')} {extra}".strip()
-        missing = [
-            p for p in resolution.pins if not (p.sha256 and cache.lookup(p.sha256, p.filename))
-        ]
-        report.stage(f"fetching {len(resolution.pins)} files ({len(missing)} not cached)")
-        if missing:
-            report.download_started(len(missing))
-        fetched = fetch_all(
-            resolution.pins,
-            cache,
-            pip_config=config,
-            allowed=inputs.hashes,
-            jobs=max(settings.jobs * 4, 8),
-            progress=lambda pin, n: report.downloaded(pin.filename, n),
-        )
-        sdists = [f for f in fetched if f.pin.kind == "sdist"]
+        config = _effective_pip_config(settings)
+
+        resolutions: list[Resolution] = []
+        fetched: dict[str, Fetched] = {}
+        for target in settings.targets:
+            resolution, files = _resolve_and_fetch(inputs, settings, target, config, cache, report)
+            resolutions.append(resolution)
+            for item in files:
+                fetched.setdefault(item.pin.filename, item)
+
+        sdists = [f for f in fetched.values() if f.pin.kind == "sdist"]
         if sdists:
             report.stage(f"building {len(sdists)} wheels from sdists")
         built = build_all(
@@ -107,9 +98,9 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         )
 
         manifest, sources = _assemble(
-            resolution,
+            resolutions,
             fetched,
-            built,
+            {b.sdist.sha256: b for b in built},
             keep_sdists=settings.keep_sdists,
             inputs=Inputs(
                 files=inputs.files,
@@ -119,14 +110,64 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         )
         report.stage(f"writing {out}")
         publish(out, manifest, sources, writers=_writers())
+        downloaded = sum(1 for f in fetched.values() if f.downloaded)
         return BuildSummary(
             out,
             manifest,
             noop=False,
-            downloaded=len(missing),
+            downloaded=downloaded,
             built=sum(1 for b in built if not b.cached),
-            reused=len(fetched) - len(missing),
+            reused=len(fetched) - downloaded,
         )
+
+
+def _effective_pip_config(settings: BuildSettings) -> dict[str, str]:
+    """pip's configuration with the command line's index options on top, as pip would see it."""
+    config = dict(pip_config())
+    index = settings.index
+    if index.index_url:
+        config["index-url"] = index.index_url
+    if index.extra_index_urls:
+        extra = [*config.get("extra-index-url", "").split(), *index.extra_index_urls]
+        config["extra-index-url"] = " ".join(extra)
+    if index.find_links:
+        config["find-links"] = " ".join([*config.get("find-links", "").split(), *index.find_links])
+    return config
+
+
+def _resolve_and_fetch(
+    inputs: InputSet,
+    settings: BuildSettings,
+    target: Target,
+    config: dict[str, str],
+    cache: Cache,
+    report: Reporter,
+) -> tuple[Resolution, list[Fetched]]:
+    """Pins and files for one target: without a resolver when the input pins everything."""
+    jobs = max(settings.jobs * 4, 8)
+    label = "" if len(settings.targets) == 1 else f" for {target.name}"
+    if not settings.refresh:
+        report.stage(f"checking the pins{label}")
+        fast = resolve_pinned(inputs, settings.index, config, target, cache, jobs=jobs)
+        if isinstance(fast, PinnedResult):
+            return fast.resolution, list(fast.fetched)
+        logger.info("not a complete set of pins%s: %s", label, fast.reason)
+    if target.is_host:
+        report.stage(f"resolving with pip{label}")
+        resolution = resolve(inputs, settings.index, target)
+    else:
+        report.stage(f"resolving with uv{label}")
+        resolution = resolve_foreign(inputs, settings.index, target, config)
+    report.stage(f"fetching {len(resolution.pins)} files{label}")
+    files = fetch_all(
+        resolution.pins,
+        cache,
+        pip_config=config,
+        allowed=inputs.hashes,
+        jobs=jobs,
+        progress=lambda pin, n: report.downloaded(pin.filename, n),
+    )
+    return resolution, files
 
 
 def _writers() -> list[Writer]:
@@ -139,68 +180,93 @@ def _write_pylock(root: Path, manifest: Manifest) -> None:
 
 
 def _assemble(
-    resolution: Resolution,
-    fetched: list[Fetched],
-    built: list[Built],
+    resolutions: list[Resolution],
+    fetched: dict[str, Fetched],
+    built: dict[Sha256, Built],
     *,
     keep_sdists: bool,
     inputs: Inputs,
 ) -> tuple[Manifest, dict[str, Path]]:
-    built_by_sdist = {b.sdist.pin.filename: b for b in built}
     records: dict[str, FileRecord] = {}
     sources: dict[str, Path] = {}
-    entries: list[LockEntry] = []
-    for item in fetched:
-        pin = item.pin
-        names: list[str] = []
-        if pin.kind == "wheel" or keep_sdists:
-            records[pin.filename] = FileRecord(
-                name=pin.name,
-                version=pin.version,
-                filename=pin.filename,
-                sha256=item.sha256,
-                size=item.size,
-                kind=pin.kind,
-                origin=Downloaded(strip_credentials(pin.url)),
-                requires_python=pin.requires_python,
+    locks: list[TargetLock] = []
+    unusable: list[str] = []
+    for resolution in resolutions:
+        target = resolution.target
+        entries: list[LockEntry] = []
+        for pin in resolution.pins:
+            item = fetched[pin.filename]
+            names: list[str] = []
+            if pin.kind == "wheel" or keep_sdists:
+                records[pin.filename] = _downloaded_record(item)
+                sources[pin.filename] = item.path
+                names.append(pin.filename)
+            if pin.kind == "sdist":
+                wheel = built[item.sha256]
+                if target.accepts(parse_wheel_filename(wheel.filename)[3]) is not None:
+                    records[wheel.filename] = _built_record(item, wheel)
+                    sources[wheel.filename] = wheel.path
+                    names.insert(0, wheel.filename)
+                elif not keep_sdists:
+                    unusable.append(f"{pin.name} {pin.version} (built {wheel.filename})")
+                    continue
+            entries.append(LockEntry(pin.name, pin.version, tuple(names), pin.requested))
+        if unusable:
+            raise IncompatibleError(
+                f"target {target.name!r} needs {', '.join(unusable)}, which only ship as "
+                "sdists, and their wheels built here are for this machine's platform only",
+                hint=f"build the wheelhouse for {target.name} on such a machine and join them "
+                "with 'wheelhouse merge', or pass --keep-sdists to ship the sdists",
             )
-            sources[pin.filename] = item.path
-            names.append(pin.filename)
-        if pin.kind == "sdist":
-            wheel = built_by_sdist[pin.filename]
-            records[wheel.filename] = FileRecord(
-                name=pin.name,
-                version=pin.version,
-                filename=wheel.filename,
-                sha256=wheel.sha256,
-                size=wheel.size,
-                kind="wheel",
-                origin=BuiltFrom(
-                    sdist=pin.filename,
-                    sdist_sha256=item.sha256,
-                    sdist_url=strip_credentials(pin.url),
-                    backend=wheel.backend,
-                ),
-                requires_python=pin.requires_python,
+        locks.append(
+            TargetLock(
+                target=target.name,
+                tags=(target.key,),
+                environment=resolution.environment or target.environment,
+                entries=tuple(entries),
             )
-            sources[wheel.filename] = wheel.path
-            names.insert(0, wheel.filename)
-        entries.append(LockEntry(pin.name, pin.version, tuple(names), pin.requested))
-    target = resolution.target
-    lock = TargetLock(
-        target=target.name,
-        tags=(target.key,),
-        environment=resolution.environment or target.environment,
-        entries=tuple(entries),
-    )
+        )
     manifest = Manifest(
         generator=f"wheelhouse {__version__}",
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         inputs=inputs,
         files=tuple(sorted(records.values(), key=lambda r: (r.name, r.filename))),
-        locks=(lock,),
+        locks=tuple(locks),
     )
     return manifest, sources
+
+
+def _downloaded_record(item: Fetched) -> FileRecord:
+    pin = item.pin
+    return FileRecord(
+        name=pin.name,
+        version=pin.version,
+        filename=pin.filename,
+        sha256=item.sha256,
+        size=item.size,
+        kind=pin.kind,
+        origin=Downloaded(strip_credentials(pin.url)),
+        requires_python=pin.requires_python,
+    )
+
+
+def _built_record(item: Fetched, wheel: Built) -> FileRecord:
+    pin = item.pin
+    return FileRecord(
+        name=pin.name,
+        version=pin.version,
+        filename=wheel.filename,
+        sha256=wheel.sha256,
+        size=wheel.size,
+        kind="wheel",
+        origin=BuiltFrom(
+            sdist=pin.filename,
+            sdist_sha256=item.sha256,
+            sdist_url=strip_credentials(pin.url),
+            backend=wheel.backend,
+        ),
+        requires_python=pin.requires_python,
+    )
 
 
 def _options(settings: BuildSettings) -> dict[str, Any]:
@@ -212,7 +278,7 @@ def _options(settings: BuildSettings) -> dict[str, Any]:
         "find-links": list(settings.index.find_links),
         "pre": settings.index.pre,
         "keep-sdists": settings.keep_sdists,
-        "targets": [HOST.name],
+        "targets": [target.name for target in settings.targets],
     }
 
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wheelhouse.targets import HOST, Target
+
 __all__ = ["BuildSettings", "IndexOptions", "default_jobs"]
 
 
@@ -47,3 +49,4 @@ class BuildSettings:
     keep_sdists: bool = False
     jobs: int = field(default_factory=default_jobs)
     refresh: bool = False
+    targets: tuple[Target, ...] = (HOST,)

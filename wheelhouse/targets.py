@@ -101,6 +101,11 @@ class Target:
         assert self.platform is not None
         return _uv_platform(self.platform)
 
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """The platform tags the target accepts, most preferred first (``any`` left out)."""
+        return tuple(dict.fromkeys(t.platform for t in self.tags if t.platform != "any"))
+
     def accepts(self, filename_tags: frozenset[pkg_tags.Tag]) -> int | None:
         """The rank of the best of ``filename_tags`` for this target (lower is better)."""
         ranks = _rank_table(self)
