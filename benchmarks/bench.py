@@ -1,0 +1,679 @@
+"""Benchmark wheelhouse against pip and uv on the same inputs, alternating, in one run.
+
+Cases (each run ``--rounds`` times, wheelhouse and the baseline alternating which goes first):
+
+- cold build: ``wheelhouse build`` with a fresh cache vs ``pip wheel -r`` with a fresh pip cache;
+- no-op rebuild: a second ``wheelhouse build`` of the same DIR vs a warm second ``pip download``;
+- install: ``wheelhouse install`` (pip, then ``--installer uv``) vs the same pip or uv command
+  typed by hand, each into a fresh venv.
+
+The online cases use this machine's real pip configuration, as users run it (only the caches are
+pointed at fresh temporary directories). ``--scale N`` times ``wheelhouse build`` of a generated
+dependency graph served from a loopback index, with pip's configuration scrubbed, and reports wall
+time and peak memory as the graph grows. Nothing is written outside the temporary directories and
+the JSON file. Not a test: the figures depend on the machine and the index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import itertools
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))  # tests._dists and tests._server make the scale graph
+
+from wheelhouse.install import find_uv  # noqa: E402
+from wheelhouse.manifest import BuiltFrom, read_manifest  # noqa: E402
+
+DEFAULT_INPUTS = (HERE / "inputs" / "webservice.txt", HERE / "inputs" / "sdists.txt")
+DEFAULT_JSON = ROOT / "bench-results" / "bench.json"
+SCHEMA = 1
+
+# Targets from issue 7 (builds) and issue 4 (install overhead), as wheelhouse / baseline.
+TARGET_COLD_PINNED = 0.33
+TARGET_COLD_SDISTS = 0.6
+TARGET_NOOP = 0.3
+TARGET_INSTALL = 1.05
+
+WHEELHOUSE = [sys.executable, "-m", "wheelhouse"]
+PIP = [sys.executable, "-m", "pip"]
+
+
+class BenchError(Exception):
+    """A command the benchmark runs failed; the message carries its output."""
+
+
+# -- running and timing -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """One timed command."""
+
+    seconds: float
+    lines: list[tuple[float, str]]  # (seconds since start, line) of its merged output
+
+
+def timed(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None) -> Run:
+    """Run argv, stamping each output line with the time it arrived; fail loudly on error."""
+    lines: list[tuple[float, str]] = []
+    start = time.perf_counter()
+    with subprocess.Popen(
+        list(argv),
+        env=dict(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append((time.perf_counter() - start, line.rstrip("\n")))
+        code = proc.wait()
+    seconds = time.perf_counter() - start
+    if code != 0:
+        tail = "\n".join(text for _, text in lines[-25:])
+        raise BenchError(f"exit {code}: {' '.join(argv)}\n{tail}")
+    return Run(seconds, lines)
+
+
+_STAGES = {"reading", "resolving", "fetching", "building", "writing"}
+_PIP_RUN = re.compile(r"running: .* -m pip (?P<sub>\w+)")
+
+
+def phases(run: Run) -> dict[str, float]:
+    """Where a ``wheelhouse build -v`` spent its time, from the stamped stage and pip lines."""
+    marks: list[tuple[float, str]] = [(0.0, "startup")]
+    for stamp, text in run.lines:
+        match = _PIP_RUN.search(text)
+        if match:
+            marks.append((stamp, f"pip {match['sub']}"))
+        elif text.startswith("wheelhouse: "):
+            word = text.split()[1]
+            if word in _STAGES:
+                marks.append((stamp, word))
+    marks.append((run.seconds, "end"))
+    spent: dict[str, float] = {}
+    for (begin, label), (end, _) in itertools.pairwise(marks):
+        spent[label] = spent.get(label, 0.0) + end - begin
+    return spent
+
+
+def online_env(scratch: Path, pip_cache: Path) -> dict[str, str]:
+    """The user's environment and pip configuration, with every cache under ``scratch``."""
+    env = dict(os.environ)
+    env["PIP_CACHE_DIR"] = str(pip_cache)
+    env["XDG_CACHE_HOME"] = str(scratch / "xdg-cache")
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PIP_NO_INPUT"] = "1"
+    return env
+
+
+def scrubbed_env(scratch: Path) -> dict[str, str]:
+    """No pip or uv configuration at all: what an offline install (and the scale run) uses."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["UV_NO_CONFIG"] = "1"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PIP_NO_INPUT"] = "1"
+    env["XDG_CACHE_HOME"] = str(scratch / "xdg-cache")
+    return env
+
+
+class Scratch:
+    """Fresh directories under one temporary root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._count = 0
+
+    def new(self, label: str) -> Path:
+        self._count += 1
+        path = self.root / f"{self._count:03d}-{label}"
+        path.mkdir(parents=True)
+        return path
+
+
+# -- cases ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """One comparison: wheelhouse and a baseline, timed alternately on the same input."""
+
+    name: str
+    input: str
+    wheelhouse_command: str
+    baseline_command: str
+    target: float
+    wheelhouse: list[float] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+    phases: list[dict[str, float]] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.wheelhouse) / statistics.median(self.baseline)
+
+    @property
+    def status(self) -> str:
+        return "PASS" if self.ratio <= self.target else "MISS"
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "input": self.input,
+            "wheelhouse": {
+                "command": self.wheelhouse_command,
+                "seconds": self.wheelhouse,
+                "median": statistics.median(self.wheelhouse),
+            },
+            "baseline": {
+                "command": self.baseline_command,
+                "seconds": self.baseline,
+                "median": statistics.median(self.baseline),
+            },
+            "ratio": self.ratio,
+            "target": self.target,
+            "status": self.status,
+        }
+        if self.phases:
+            labels = sorted({k for p in self.phases for k in p})
+            data["wheelhouse"]["phases_median"] = {
+                k: statistics.median(p.get(k, 0.0) for p in self.phases) for k in labels
+            }
+        if self.note:
+            data["note"] = self.note
+        return data
+
+
+def alternate(rounds: int, first: Any, second: Any) -> None:
+    """Call first(r) and second(r) each round, swapping which goes first every round."""
+    for r in range(rounds):
+        order = (first, second) if r % 2 == 0 else (second, first)
+        for step in order:
+            step(r)
+
+
+def built_from_sdists(directory: Path) -> int:
+    return sum(isinstance(f.origin, BuiltFrom) for f in read_manifest(directory).files)
+
+
+def bench_builds(
+    requirements: Path, rounds: int, scratch: Scratch, log: Any
+) -> tuple[list[Case], Path]:
+    """Cold build vs ``pip wheel``, and no-op rebuild vs warm ``pip download``."""
+    label = requirements.name
+    req = str(requirements)
+    cold = Case(
+        "cold build",
+        label,
+        "wheelhouse build -v -r X -o DIR --cache-dir FRESH (fresh pip cache too)",
+        "pip wheel -r X -w DIR (fresh PIP_CACHE_DIR)",
+        TARGET_COLD_PINNED,
+    )
+    noop = Case(
+        "no-op rebuild",
+        label,
+        "wheelhouse build -r X -o DIR (second run, same DIR and cache)",
+        "pip download -r X -d DIR (second run, warm cache)",
+        TARGET_NOOP,
+    )
+    outputs: list[Path] = []
+
+    def wheelhouse(r: int) -> None:
+        work = scratch.new(f"wh-{label}")
+        env = online_env(work, work / "pip-cache")
+        out, cache = work / "out", work / "cache"
+        argv = [*WHEELHOUSE, "build", "-v", "-r", req, "-o", str(out), "--cache-dir", str(cache)]
+        run = timed(argv, env, cwd=work)
+        cold.wheelhouse.append(run.seconds)
+        cold.phases.append(phases(run))
+        log(f"  round {r + 1}: wheelhouse cold build {run.seconds:6.2f} s")
+        again = timed(argv[:4] + argv[5:], env, cwd=work)
+        if not any("up to date" in text for _, text in again.lines):
+            raise BenchError("the second wheelhouse build was not a no-op:\n" + _tail(again))
+        noop.wheelhouse.append(again.seconds)
+        log(f"  round {r + 1}: wheelhouse no-op      {again.seconds:6.2f} s")
+        outputs.append(out)
+
+    def pip(r: int) -> None:
+        work = scratch.new(f"pip-{label}")
+        env = online_env(work, work / "pip-cache")
+        run = timed([*PIP, "wheel", "-q", "-r", req, "-w", str(work / "wheels")], env, cwd=work)
+        cold.baseline.append(run.seconds)
+        log(f"  round {r + 1}: pip wheel cold        {run.seconds:6.2f} s")
+        env = online_env(work, work / "pip-cache-download")
+        argv = [*PIP, "download", "-q", "-r", req, "-d", str(work / "downloads")]
+        timed(argv, env, cwd=work)  # warms the cache and fills the directory
+        run = timed(argv, env, cwd=work)
+        noop.baseline.append(run.seconds)
+        log(f"  round {r + 1}: pip download warm     {run.seconds:6.2f} s")
+
+    alternate(rounds, wheelhouse, pip)
+    built = built_from_sdists(outputs[0])
+    if built:
+        cold.target = TARGET_COLD_SDISTS
+        cold.note = f"{built} wheels built from sdists: target {TARGET_COLD_SDISTS}x"
+    return [cold, noop], outputs[0]
+
+
+def install_command_available() -> bool:
+    probe = subprocess.run(
+        [*WHEELHOUSE, "install", "--help"],
+        capture_output=True,
+        check=False,
+        env=scrubbed_env(Path(tempfile.gettempdir())),
+    )
+    return probe.returncode == 0
+
+
+# The library route, for when the CLI does not wire `install` yet: same process shape (a fresh
+# interpreter that imports wheelhouse), so the overhead measured is comparable.
+_LIBRARY_INSTALL = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from wheelhouse.install import InstallOptions, install\n"
+    "install(InstallOptions(wheelhouse=Path(sys.argv[1]), python=Path(sys.argv[2]),"
+    " installer=sys.argv[3]))\n"
+)
+
+
+def bench_installs(
+    directory: Path, label: str, rounds: int, scratch: Scratch, log: Any, via_cli: bool
+) -> list[Case]:
+    """``wheelhouse install`` vs the same pip and uv commands by hand, into fresh venvs."""
+    cases = []
+    uv = str(find_uv())
+    requirements = str(directory / "requirements.txt")
+    hermetic = ["--no-index", "--find-links", str(directory)]
+    for installer in ("pip", "uv"):
+        if installer == "pip":
+            by_hand = "PY -m pip install --no-index --find-links DIR --only-binary=:all: "
+        else:
+            by_hand = "uv pip install --offline --no-index --find-links DIR --python PY "
+            by_hand += "--no-config --only-binary :all: "
+        by_hand += "--require-hashes -r DIR/requirements.txt (no pip/uv config)"
+        ours = "wheelhouse install -w DIR --python PY"
+        ours += " --installer uv" if installer == "uv" else ""
+        case = Case(
+            f"install ({installer})",
+            label,
+            ours if via_cli else f"wheelhouse.install.install() in a fresh interpreter ({ours})",
+            by_hand,
+            TARGET_INSTALL,
+            note="" if via_cli else "'wheelhouse install' is not wired in the CLI: library used",
+        )
+
+        def venv(work: Path, installer: str = installer) -> Path:
+            flags = [] if installer == "pip" else ["--without-pip"]
+            subprocess.run([sys.executable, "-m", "venv", *flags, str(work / "venv")], check=True)
+            return work / "venv" / "bin" / "python"
+
+        def ours_run(r: int, case: Case = case, installer: str = installer) -> None:
+            work = scratch.new(f"install-wh-{installer}")
+            python = venv(work)
+            if via_cli:
+                argv = [*WHEELHOUSE, "install", "-w", str(directory), "--python", str(python)]
+                argv += ["--installer", installer]
+            else:
+                argv = [sys.executable, "-c", _LIBRARY_INSTALL, str(directory), str(python)]
+                argv.append(installer)
+            run = timed(argv, scrubbed_env(work), cwd=work)
+            case.wheelhouse.append(run.seconds)
+            log(f"  round {r + 1}: wheelhouse install ({installer}) {run.seconds:6.2f} s")
+
+        def hand_run(r: int, case: Case = case, installer: str = installer) -> None:
+            work = scratch.new(f"install-hand-{installer}")
+            python = venv(work)
+            if installer == "pip":
+                argv = [str(python), "-m", "pip", "install", *hermetic, "--only-binary=:all:"]
+            else:
+                argv = [uv, "pip", "install", "--offline", *hermetic, "--python", str(python)]
+                argv += ["--no-config", "--only-binary", ":all:"]
+            argv += ["--require-hashes", "-r", requirements]
+            run = timed(argv, scrubbed_env(work), cwd=work)
+            case.baseline.append(run.seconds)
+            log(f"  round {r + 1}: {installer} by hand            {run.seconds:6.2f} s")
+
+        alternate(rounds, ours_run, hand_run)
+        cases.append(case)
+    return cases
+
+
+def _tail(run: Run, count: int = 20) -> str:
+    return "\n".join(text for _, text in run.lines[-count:])
+
+
+# -- scale ----------------------------------------------------------------------------------------
+
+
+def scale_sizes(limit: int) -> list[int]:
+    sizes = [n for n in (50, 100, 200, 400, 800, 1600) if n < limit]
+    return [*sizes, limit]
+
+
+def make_graph(root: Path, count: int) -> None:
+    """``count`` tiny wheels: a binary tree with an extra chain edge, so many share dependents."""
+    from tests._dists import make_wheel
+
+    for i in range(count):
+        children = sorted({c for c in (2 * i + 1, 2 * i + 2, i + 1) if c < count})
+        requires = [f"scale-{c:04d}>=1.0" for c in children]
+        make_wheel(root, f"scale-{i:04d}", "1.0", requires=requires)
+
+
+def _tree_rss(root_pid: int) -> int:
+    """Resident bytes of root_pid and every descendant, from /proc (0 where /proc is absent)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/statm", encoding="ascii") as f:
+                resident = int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        parents[int(entry)] = int(fields[1])
+        rss[int(entry)] = resident * page
+    tree = {root_pid}
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return sum(rss.get(pid, 0) for pid in tree)
+
+
+@dataclass(frozen=True)
+class Measured:
+    seconds: float
+    max_rss: int  # the largest single process of the tree (getrusage of the waited child)
+    tree_rss: int  # the largest sum over the live tree, sampled every 20 ms
+
+
+def measure(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> Measured:
+    """Wall time and peak memory of a command and its whole process tree."""
+    log_path = cwd / "output.log"
+    with log_path.open("wb") as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+        peak = 0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if os.path.isdir("/proc"):
+                peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.02)
+        seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        tail = log_path.read_text(errors="replace").splitlines()[-25:]
+        raise BenchError(f"exit {proc.returncode}: {' '.join(argv)}\n" + "\n".join(tail))
+    # ru_maxrss is in KiB on Linux.
+    return Measured(seconds, usage.ru_maxrss * 1024, max(peak, usage.ru_maxrss * 1024))
+
+
+def growth_exponent(sizes: Sequence[int], values: Sequence[float]) -> float:
+    """Least-squares slope of log(value) over log(size): 1.0 is linear, 2.0 quadratic."""
+    xs = [math.log(n) for n in sizes]
+    ys = [math.log(v) for v in values]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
+
+
+def bench_scale(limit: int, rounds: int, scratch: Scratch, log: Any) -> dict[str, Any]:
+    from tests._server import IndexServer
+
+    rows = []
+    for count in scale_sizes(limit):
+        dists = scratch.new(f"scale-{count}-dists")
+        make_graph(dists, count)
+        with IndexServer(dists) as server:
+            # The tree is frozen once made: list it once, instead of the test server's rescan of
+            # the directory on every request (that rescan would bill the server's O(N) per
+            # request to wheelhouse's figures, on the same two cores).
+            listing = server.dists()
+            server.dists = lambda listing=listing: listing  # type: ignore[method-assign]
+            runs = []
+            for r in range(rounds):
+                work = scratch.new(f"scale-{count}-run")
+                req = work / "requirements.txt"
+                req.write_text("scale-0000\n")
+                argv = [*WHEELHOUSE, "build", "-q", "-r", str(req), "-o", str(work / "out")]
+                argv += ["--cache-dir", str(work / "cache"), "--index-url", server.url]
+                measured = measure(argv, scrubbed_env(work), work)
+                shipped = len(read_manifest(work / "out").files)
+                if shipped != count:
+                    raise BenchError(f"the scale build shipped {shipped} files, not {count}")
+                runs.append(measured)
+                log(
+                    f"  N={count:4d} round {r + 1}: {measured.seconds:6.2f} s, "
+                    f"max process {measured.max_rss / 2**20:5.0f} MiB, "
+                    f"tree {measured.tree_rss / 2**20:5.0f} MiB"
+                )
+        rows.append(
+            {
+                "dists": count,
+                "seconds": [m.seconds for m in runs],
+                "median_seconds": statistics.median(m.seconds for m in runs),
+                "max_process_rss_bytes": max(m.max_rss for m in runs),
+                "peak_tree_rss_bytes": max(m.tree_rss for m in runs),
+            }
+        )
+    sizes = [row["dists"] for row in rows]
+    time_exp = growth_exponent(sizes, [row["median_seconds"] for row in rows])
+    rss_exp = growth_exponent(sizes, [row["peak_tree_rss_bytes"] for row in rows])
+    peak = max(row["peak_tree_rss_bytes"] for row in rows)
+    return {
+        "graph": "scale-i requires scale-(2i+1), scale-(2i+2), scale-(i+1); top level: scale-0000",
+        "command": "wheelhouse build -r X -o DIR --cache-dir FRESH --index-url LOOPBACK "
+        "(PIP_CONFIG_FILE=/dev/null, no PIP_*)",
+        "rows": rows,
+        "time_exponent": time_exp,
+        "rss_exponent": rss_exp,
+        "linear": time_exp <= 1.15 and rss_exp <= 1.15,
+        "peak_rss_bytes": peak,
+        "rss_target_bytes": 200 * 2**20,
+        "rss_status": "PASS" if peak <= 200 * 2**20 else "MISS",
+    }
+
+
+# -- reporting ------------------------------------------------------------------------------------
+
+
+def tool_version(argv: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unavailable ({exc})"
+    if done.returncode != 0:
+        return "?"
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def machine() -> dict[str, Any]:
+    from wheelhouse import __version__
+
+    try:
+        uv = tool_version([str(find_uv()), "--version"])
+    except Exception as exc:  # a missing uv is reported, not fatal here
+        uv = f"unavailable ({exc})"
+    # The wheelhouse the commands run (PYTHONPATH may point them at another checkout than ours).
+    where = tool_version([sys.executable, "-c", "import wheelhouse; print(wheelhouse.__file__)"])
+    source = Path(where).parent.parent
+    commit = tool_version(["git", "-C", str(source), "rev-parse", "--short", "HEAD"])
+    dirty = tool_version(["git", "-C", str(source), "status", "--porcelain", "--", "wheelhouse"])
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "pip": tool_version([*PIP, "--version"]).split(" from ")[0],
+        "uv": uv,
+        "wheelhouse": __version__,
+        # Other work on the machine skews the figures; alternating rounds only spreads it evenly.
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "wheelhouse_source": str(source),
+        "wheelhouse_commit": commit + (" (uncommitted changes)" if dirty not in ("", "?") else ""),
+    }
+
+
+def print_cases(cases: Sequence[Case]) -> None:
+    head = f"{'case':<16} {'input':<16} {'wheelhouse':>10} {'baseline':>9} {'ratio':>6}  target"
+    print(head)
+    print("-" * len(head) + "-------")
+    for c in cases:
+        print(
+            f"{c.name:<16} {c.input:<16} {statistics.median(c.wheelhouse):9.2f}s "
+            f"{statistics.median(c.baseline):8.2f}s {c.ratio:5.2f}x  <= {c.target:.2f}x "
+            f"{c.status}"
+        )
+    for c in cases:
+        if c.note:
+            print(f"note: {c.name} / {c.input}: {c.note}")
+    for c in cases:
+        if c.phases:
+            spent = c.as_json()["wheelhouse"]["phases_median"]
+            parts = ", ".join(f"{k} {v:.2f}s" for k, v in sorted(spent.items(), key=_by_value))
+            print(f"wheelhouse cold build phases ({c.input}, medians): {parts}")
+
+
+def _by_value(item: tuple[str, float]) -> float:
+    return -item[1]
+
+
+def print_scale(scale: dict[str, Any]) -> None:
+    print(f"\nscale: {scale['command']}")
+    print(f"{'dists':>6} {'median':>8} {'per dist':>9} {'max process':>12} {'tree peak':>10}")
+    for row in scale["rows"]:
+        print(
+            f"{row['dists']:6d} {row['median_seconds']:7.2f}s "
+            f"{1000 * row['median_seconds'] / row['dists']:7.1f}ms "
+            f"{row['max_process_rss_bytes'] / 2**20:9.0f} MiB "
+            f"{row['peak_tree_rss_bytes'] / 2**20:7.0f} MiB"
+        )
+    print(
+        f"growth exponent (log-log fit; 1.0 = linear): time {scale['time_exponent']:.2f}, "
+        f"memory {scale['rss_exponent']:.2f} -> "
+        f"{'no worse than linear' if scale['linear'] else 'WORSE THAN LINEAR'}; "
+        f"peak RSS {scale['peak_rss_bytes'] / 2**20:.0f} MiB <= 200 MiB {scale['rss_status']}"
+    )
+
+
+@contextlib.contextmanager
+def scratch_root(keep: bool) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="wheelhouse-bench-"))
+    try:
+        yield path
+    finally:
+        if keep:
+            print(f"kept {path}", file=sys.stderr)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="runs per case (default 3)")
+    parser.add_argument(
+        "--input",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="requirements file to benchmark against the configured index (repeatable; "
+        "default: benchmarks/inputs/webservice.txt and sdists.txt)",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=DEFAULT_JSON, metavar="PATH", help="where to write results"
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the scale run: generated graphs of 50, 100, 200, ... up to N dists",
+    )
+    parser.add_argument(
+        "--no-install", action="store_true", help="skip the install cases (builds only)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    result: dict[str, Any] = {"schema": SCHEMA, "machine": machine(), "rounds": args.rounds}
+    log("machine: " + ", ".join(f"{k} {v}" for k, v in result["machine"].items()))
+    with scratch_root(args.keep) as root:
+        scratch = Scratch(root)
+        try:
+            if args.scale:
+                result["scale"] = bench_scale(args.scale, args.rounds, scratch, log)
+            else:
+                result["cases"] = run_cases(args, scratch, log)
+        except BenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if "scale" in result:
+        print_scale(result["scale"])
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+def run_cases(args: argparse.Namespace, scratch: Scratch, log: Any) -> list[dict[str, Any]]:
+    cases: list[Case] = []
+    via_cli = install_command_available()
+    for requirements in args.input or DEFAULT_INPUTS:
+        requirements = requirements.resolve()
+        log(f"{requirements.name}: builds ({args.rounds} rounds, alternating)")
+        built, directory = bench_builds(requirements, args.rounds, scratch, log)
+        cases += built
+        if not args.no_install:
+            log(f"{requirements.name}: installs into fresh venvs")
+            cases += bench_installs(
+                directory, requirements.name, args.rounds, scratch, log, via_cli
+            )
+    print_cases(cases)
+    return [c.as_json() for c in cases]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
