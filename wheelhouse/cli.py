@@ -7,6 +7,7 @@ import logging
 import os
 import shlex
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Annotated, Optional
 import typer
 
 from wheelhouse import __version__
+from wheelhouse._reporters import PlainReporter, make_reporter
 from wheelhouse.cache import Cache
 from wheelhouse.errors import ExitCode, InvalidWheelhouseError, UsageError, WheelhouseError
-from wheelhouse.export import render_requirements
+from wheelhouse.export import render_requirements, requirements_filename
 from wheelhouse.locations import cache_root, default_wheelhouse_dir
 from wheelhouse.manifest import MANIFEST_NAME, Manifest, read_manifest
 from wheelhouse.pipeline import BuildSummary, build_wheelhouse
@@ -83,32 +85,6 @@ def _root(
     ] = False,
 ) -> None:
     _state.debug = debug
-
-
-class _PlainReporter:
-    """One line per step on stderr; quiet hides it, verbose adds every file."""
-
-    def __init__(self, verbosity: int) -> None:
-        self.verbosity = verbosity
-
-    def _say(self, text: str, level: int = 0) -> None:
-        if self.verbosity >= level:
-            typer.echo(text, err=True)
-
-    def stage(self, text: str) -> None:
-        self._say(f"wheelhouse: {text}")
-
-    def note(self, text: str) -> None:
-        self._say(f"wheelhouse: {text}")
-
-    def download_started(self, files: int) -> None:
-        pass
-
-    def downloaded(self, filename: str, nbytes: int) -> None:
-        pass
-
-    def build_event(self, filename: str, status: str) -> None:
-        self._say(f"wheelhouse: {status} {filename}")
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -194,8 +170,14 @@ def build(
             "cp311-win_amd64) or host [default: host]; repeatable.",
         ),
     ] = None,
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More output.")] = 0,
+    verbose: Annotated[
+        int,
+        typer.Option("-v", "--verbose", count=True, help="More output (-v shows pip's commands)."),
+    ] = 0,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a versioned JSON summary on stdout.")
+    ] = False,
 ) -> None:
     """Resolve, download and build everything the requirements need into a wheelhouse."""
     verbosity = -1 if quiet else verbose
@@ -216,8 +198,42 @@ def build(
         refresh=refresh,
         targets=tuple(dict.fromkeys(parse_target(t) for t in target or ["host"])),
     )
-    summary = build_wheelhouse(settings, _PlainReporter(verbosity))
+    started = time.monotonic()
+    reporter = make_reporter(verbosity)
+    try:
+        summary = build_wheelhouse(settings, reporter)
+    finally:
+        reporter.close()
+    seconds = time.monotonic() - started
+    if as_json:
+        _print_json(_build_json(summary, seconds))
     _print_build_summary(summary, verbosity)
+
+
+def _build_json(summary: BuildSummary, seconds: float) -> dict[str, object]:
+    manifest = summary.manifest
+    return {
+        "schema-version": 1,
+        "output": str(summary.output),
+        "noop": summary.noop,
+        "seconds": round(seconds, 3),
+        "files": len(manifest.files),
+        "bytes": sum(f.size for f in manifest.files),
+        "downloaded": summary.downloaded,
+        "reused": summary.reused,
+        "built": summary.built,
+        "targets": [
+            {
+                "target": lock.target,
+                "requirements": requirements_filename(lock, manifest),
+                "packages": [
+                    {"name": e.name, "version": e.version, "files": list(e.filenames)}
+                    for e in lock.entries
+                ],
+            }
+            for lock in manifest.locks
+        ],
+    }
 
 
 def _print_build_summary(summary: BuildSummary, verbosity: int) -> None:
@@ -426,7 +442,7 @@ def merge(
     from wheelhouse.merge import merge as run_merge
 
     _setup_logging(0)
-    manifest = run_merge(sources, output, reporter=_PlainReporter(0))
+    manifest = run_merge(sources, output, reporter=PlainReporter(0))
     targets = ", ".join(lock.target for lock in manifest.locks)
     typer.echo(f"{output}: {len(manifest.files)} files, targets {targets}", err=True)
 

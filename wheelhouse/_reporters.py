@@ -1,0 +1,98 @@
+"""Reporters the command line hands to the library: rich on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    FileSizeColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+
+__all__ = ["PlainReporter", "RichReporter", "make_reporter"]
+
+
+class PlainReporter:
+    """One line per step on stderr; quiet (-1) hides it, verbose (1+) adds every file."""
+
+    def __init__(self, verbosity: int, stream: TextIO | None = None) -> None:
+        self.verbosity = verbosity
+        self.stream = stream
+
+    def _say(self, text: str, level: int = 0) -> None:
+        if self.verbosity >= level:
+            print(text, file=self.stream or sys.stderr, flush=True)
+
+    def stage(self, text: str) -> None:
+        self._say(f"wheelhouse: {text}")
+
+    def note(self, text: str) -> None:
+        self._say(f"wheelhouse: {text}")
+
+    def download_started(self, files: int) -> None:
+        pass
+
+    def downloaded(self, filename: str, nbytes: int) -> None:
+        pass
+
+    def build_event(self, filename: str, status: str) -> None:
+        self._say(f"wheelhouse: {status} {filename}")
+
+    def close(self) -> None:
+        pass
+
+
+class RichReporter:
+    """A live progress display: the current step, bytes downloaded and speed, one line a build."""
+
+    def __init__(self, verbosity: int) -> None:
+        self.verbosity = verbosity
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            FileSizeColumn(),
+            TransferSpeedColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self._lock = threading.Lock()
+        self._task = self.progress.add_task("starting", total=None)
+        self.progress.start()
+
+    def stage(self, text: str) -> None:
+        with self._lock:
+            self.progress.update(self._task, description=text)
+        if self.verbosity > 0:
+            self.console.print(f"wheelhouse: {text}")
+
+    def note(self, text: str) -> None:
+        self.console.print(f"wheelhouse: {text}")
+
+    def download_started(self, files: int) -> None:
+        pass
+
+    def downloaded(self, filename: str, nbytes: int) -> None:
+        with self._lock:
+            self.progress.advance(self._task, nbytes)
+
+    def build_event(self, filename: str, status: str) -> None:
+        self.console.print(f"wheelhouse: {status} {filename}")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def make_reporter(verbosity: int) -> PlainReporter | RichReporter:
+    """Rich progress when stderr is a terminal and not quiet; plain lines otherwise."""
+    if verbosity >= 0 and sys.stderr.isatty():
+        return RichReporter(verbosity)
+    return PlainReporter(verbosity)
