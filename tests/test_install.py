@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from packaging.tags import sys_tags
 
+import wheelhouse._uv
 import wheelhouse.install as install_module
 from tests.test_verify import flip_byte, make_wheelhouse
 from wheelhouse._interpreter import describe
@@ -171,7 +172,7 @@ def test_plan_uv_command(house: Path, tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_missing_uv_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(install_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(wheelhouse._uv.shutil, "which", lambda name: None)
     monkeypatch.setitem(sys.modules, "uv", None)  # import uv -> ImportError
     with pytest.raises(WheelhouseError) as info:
         find_uv("--installer uv was asked for", install_module._UV_HINT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ from wheelhouse.cache import Cache
 from wheelhouse.errors import BuildError
 from wheelhouse.fetch import Fetched
 from wheelhouse.manifest import Sha256
+from wheelhouse.settings import IndexOptions
 from wheelhouse.targets import Target
 
 __all__ = ["Built", "build_all"]
@@ -31,6 +33,7 @@ __all__ = ["Built", "build_all"]
 logger = logging.getLogger(__name__)
 
 _RECORD = "build.json"
+_RECORD_VERSION = 2
 _DEFAULT_BACKEND = "setuptools.build_meta:__legacy__"
 
 Notify = Callable[[Fetched, str], None]
@@ -46,6 +49,8 @@ class Built:
     size: int
     backend: str
     cached: bool
+    # What building it needed (PEP 518 and PEP 517 requirements), for --keep-sdists.
+    requires: tuple[str, ...] = ()
 
     @property
     def filename(self) -> str:
@@ -59,13 +64,34 @@ def build_all(
     *,
     jobs: int,
     notify: Notify | None = None,
+    index: IndexOptions | None = None,
 ) -> list[Built]:
-    """Build a wheel from every sdist (cached builds are reused), ``jobs`` at a time."""
+    """Build a wheel from every sdist (cached builds are reused), ``jobs`` at a time.
+
+    Build environments get their requirements with the user's pip configuration, plus the
+    index options given to wheelhouse itself.
+    """
     if not sdists:
         return []
-    builder = _Builder(cache, target, notify)
+    builder = _Builder(cache, target, notify, _build_env(index or IndexOptions()))
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(sdists)))) as pool:
         return list(pool.map(builder, sdists))
+
+
+def _build_env(index: IndexOptions) -> dict[str, str]:
+    env = online_env()
+    if index.index_url:
+        env["PIP_INDEX_URL"] = index.index_url
+    if index.extra_index_urls:
+        extra = [*env.get("PIP_EXTRA_INDEX_URL", "").split(), *index.extra_index_urls]
+        env["PIP_EXTRA_INDEX_URL"] = " ".join(extra)
+    if index.find_links:
+        env["PIP_FIND_LINKS"] = " ".join(
+            [*env.get("PIP_FIND_LINKS", "").split(), *index.find_links]
+        )
+    if index.pre:
+        env["PIP_PRE"] = "1"
+    return env
 
 
 @dataclass
@@ -73,6 +99,7 @@ class _Builder:
     cache: Cache
     target: Target
     notify: Notify | None
+    env: dict[str, str]
 
     def __call__(self, sdist: Fetched) -> Built:
         done = self.cache.built_dir(sdist.sha256, self.target.key)
@@ -86,21 +113,39 @@ class _Builder:
             source = _extract(sdist, work / "src")
             backend = _backend(source)
             out = work / "out"
+            requires_file = work / "requires.json"
             result = run(
-                [self.target.python, "-m", "build", "--wheel", "--outdir", out, source],
-                env=online_env(),
+                [
+                    self.target.python,
+                    "-m",
+                    "wheelhouse._pep517_build",
+                    source,
+                    out,
+                    requires_file,
+                ],
+                env=self.env,
             )
             if not result.ok:
                 raise _build_error(sdist, result.stdout + "\n" + result.stderr)
             wheel = _the_wheel(out, sdist)
+            requires = json.loads(requires_file.read_text(encoding="utf-8"))["requires"]
             staged = work / "done"
             staged.mkdir()
             final_wheel = staged / wheel.name
             wheel.rename(final_wheel)
             digest = _sha256(final_wheel)
-            record = {"wheel": wheel.name, "sha256": digest, "backend": backend}
+            record = {
+                "record-version": _RECORD_VERSION,
+                "wheel": wheel.name,
+                "sha256": digest,
+                "backend": backend,
+                "requires": requires,
+            }
             (staged / _RECORD).write_text(json.dumps(record), encoding="utf-8")
             done.parent.mkdir(parents=True, exist_ok=True)
+            if done.exists() and _load(done, sdist) is None:
+                # An entry from an older wheelhouse, or one a crash left incomplete.
+                shutil.rmtree(done, ignore_errors=True)
             # If another run built the same sdist meanwhile, its result is as good as ours.
             with contextlib.suppress(OSError):
                 staged.rename(done)
@@ -115,17 +160,27 @@ class _Builder:
             )
         if self.notify:
             self.notify(sdist, "built")
-        return Built(sdist, built.path, built.sha256, built.size, built.backend, cached=False)
+        return dataclasses.replace(built, cached=False)
 
 
 def _load(directory: Path, sdist: Fetched) -> Built | None:
     try:
         record = json.loads((directory / _RECORD).read_text(encoding="utf-8"))
+        if record.get("record-version") != _RECORD_VERSION:
+            return None
         wheel = directory / record["wheel"]
         size = wheel.stat().st_size
     except (OSError, ValueError, KeyError):
         return None
-    return Built(sdist, wheel, Sha256(record["sha256"]), size, record["backend"], cached=True)
+    return Built(
+        sdist,
+        wheel,
+        Sha256(record["sha256"]),
+        size,
+        record["backend"],
+        cached=True,
+        requires=tuple(record["requires"]),
+    )
 
 
 def _extract(sdist: Fetched, dest: Path) -> Path:

@@ -117,6 +117,8 @@ class Manifest:
     files: tuple[FileRecord, ...]
     locks: tuple[TargetLock, ...]
     schema_version: int = SCHEMA_VERSION
+    # Per target, what the shipped sdists need to build offline (--keep-sdists); not installed.
+    build_locks: tuple[TargetLock, ...] = ()
 
     def file(self, filename: str) -> FileRecord:
         for record in self.files:
@@ -176,6 +178,40 @@ def _origin_from_dict(data: dict[str, Any]) -> Origin:
     return Downloaded(url=data["url"])
 
 
+def _lock_to_dict(lock: TargetLock) -> dict[str, Any]:
+    return {
+        "target": lock.target,
+        "tags": list(lock.tags),
+        "environment": lock.environment,
+        "packages": [
+            {
+                "name": e.name,
+                "version": e.version,
+                "files": list(e.filenames),
+                "requested": e.requested,
+            }
+            for e in lock.entries
+        ],
+    }
+
+
+def _lock_from_dict(data: dict[str, Any]) -> TargetLock:
+    return TargetLock(
+        target=data["target"],
+        tags=tuple(data["tags"]),
+        environment=dict(data["environment"]),
+        entries=tuple(
+            LockEntry(
+                name=canonicalize_name(p["name"]),
+                version=p["version"],
+                filenames=tuple(p["files"]),
+                requested=bool(p.get("requested", False)),
+            )
+            for p in data["packages"]
+        ),
+    )
+
+
 def _manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
     return {
         "schema-version": manifest.schema_version,
@@ -188,23 +224,8 @@ def _manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
             "options": manifest.inputs.options,
             "fingerprint": manifest.inputs.fingerprint,
         },
-        "targets": [
-            {
-                "target": lock.target,
-                "tags": list(lock.tags),
-                "environment": lock.environment,
-                "packages": [
-                    {
-                        "name": e.name,
-                        "version": e.version,
-                        "files": list(e.filenames),
-                        "requested": e.requested,
-                    }
-                    for e in lock.entries
-                ],
-            }
-            for lock in manifest.locks
-        ],
+        "targets": [_lock_to_dict(lock) for lock in manifest.locks],
+        "build-requirements": [_lock_to_dict(lock) for lock in manifest.build_locks],
         "files": [
             {
                 "name": r.name,
@@ -238,23 +259,8 @@ def _manifest_from_dict(data: dict[str, Any]) -> Manifest:
             options=dict(inputs.get("options", {})),
             fingerprint=inputs.get("fingerprint", ""),
         ),
-        locks=tuple(
-            TargetLock(
-                target=t["target"],
-                tags=tuple(t["tags"]),
-                environment=dict(t["environment"]),
-                entries=tuple(
-                    LockEntry(
-                        name=canonicalize_name(p["name"]),
-                        version=p["version"],
-                        filenames=tuple(p["files"]),
-                        requested=bool(p.get("requested", False)),
-                    )
-                    for p in t["packages"]
-                ),
-            )
-            for t in data["targets"]
-        ),
+        locks=tuple(_lock_from_dict(t) for t in data["targets"]),
+        build_locks=tuple(_lock_from_dict(t) for t in data.get("build-requirements", [])),
         files=tuple(
             FileRecord(
                 name=canonicalize_name(r["name"]),

@@ -95,7 +95,13 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
             HOST,
             jobs=settings.jobs,
             notify=lambda f, status: report.build_event(f.pin.filename, status),
+            index=settings.index,
         )
+        build_resolutions: list[Resolution] = []
+        if settings.keep_sdists and built:
+            build_resolutions = _build_requirements(
+                resolutions, fetched, built, settings, config, cache, report
+            )
 
         manifest, sources = _assemble(
             resolutions,
@@ -107,6 +113,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
                 options=_options(settings),
                 fingerprint=_fingerprint(inputs.files, settings),
             ),
+            build_resolutions=build_resolutions,
         )
         report.stage(f"writing {out}")
         publish(out, manifest, sources, writers=_writers())
@@ -133,6 +140,50 @@ def _effective_pip_config(settings: BuildSettings) -> dict[str, str]:
     if index.find_links:
         config["find-links"] = " ".join([*config.get("find-links", "").split(), *index.find_links])
     return config
+
+
+def _build_requirements(
+    resolutions: list[Resolution],
+    fetched: dict[str, Fetched],
+    built: list[Built],
+    settings: BuildSettings,
+    config: dict[str, str],
+    cache: Cache,
+    report: Reporter,
+) -> list[Resolution]:
+    """Resolve and fetch, per target, what the shipped sdists need to be built again offline.
+
+    No installer resolves build requirements ahead of time (pip#7863); they are known here
+    because each sdist was built with ``build``, which asked its backend.
+    """
+    requires = {b.sdist.sha256: b.requires for b in built}
+    found: list[Resolution] = []
+    for resolution in resolutions:
+        wanted = sorted(
+            {
+                requirement
+                for pin in resolution.pins
+                if pin.kind == "sdist"
+                for requirement in requires[fetched[pin.filename].sha256]
+            }
+        )
+        if not wanted:
+            continue
+        target = resolution.target
+        listing = cache.new_tmp_file(suffix=".txt")
+        try:
+            listing.write_text("\n".join(wanted) + "\n", encoding="utf-8")
+            inputs = read_inputs((listing,), ())
+            report.stage(f"resolving build requirements for {target.name}: {', '.join(wanted)}")
+            build_resolution, files = _resolve_and_fetch(
+                inputs, settings, target, config, cache, report
+            )
+        finally:
+            listing.unlink(missing_ok=True)
+        for item in files:
+            fetched.setdefault(item.pin.filename, item)
+        found.append(build_resolution)
+    return found
 
 
 def _resolve_and_fetch(
@@ -186,6 +237,7 @@ def _assemble(
     *,
     keep_sdists: bool,
     inputs: Inputs,
+    build_resolutions: list[Resolution] | None = None,
 ) -> tuple[Manifest, dict[str, Path]]:
     records: dict[str, FileRecord] = {}
     sources: dict[str, Path] = {}
@@ -226,12 +278,29 @@ def _assemble(
                 entries=tuple(entries),
             )
         )
+    build_locks: list[TargetLock] = []
+    for resolution in build_resolutions or ():
+        for pin in resolution.pins:
+            records.setdefault(pin.filename, _downloaded_record(fetched[pin.filename]))
+            sources[pin.filename] = fetched[pin.filename].path
+        build_locks.append(
+            TargetLock(
+                target=resolution.target.name,
+                tags=(resolution.target.key,),
+                environment=resolution.environment or resolution.target.environment,
+                entries=tuple(
+                    LockEntry(p.name, p.version, (p.filename,), p.requested)
+                    for p in resolution.pins
+                ),
+            )
+        )
     manifest = Manifest(
         generator=f"wheelhouse {__version__}",
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         inputs=inputs,
         files=tuple(sorted(records.values(), key=lambda r: (r.name, r.filename))),
         locks=tuple(locks),
+        build_locks=tuple(build_locks),
     )
     return manifest, sources
 
