@@ -363,6 +363,27 @@ def test_pylock_covers_every_target_with_markers(house: Built) -> None:
         assert wheel["hashes"]["sha256"] == sha256_of(house.out / wheel["name"])
 
 
+def test_rebuild_is_a_noop_for_the_same_targets_and_dropping_one_drops_its_files(
+    cli: Cli,
+    tmp_path: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make_project(dists)
+    ignore_pip_config_file_variable(monkeypatch)
+    first = build(cli, tmp_path, index_server, PINNED, *TARGETS)
+    again = build(cli, tmp_path, index_server, PINNED, *TARGETS)
+    assert f"wheelhouse: {first.out} is up to date" in again.stderr.splitlines()
+    assert again.manifest == first.manifest
+    fewer = build(cli, tmp_path, index_server, PINNED, "host", AARCH64)
+    assert [lock.target for lock in fewer.manifest.locks] == ["host", AARCH64]
+    names = {p.name for p in fewer.out.iterdir()}
+    assert f"requirements.{WINDOWS}.txt" not in names
+    assert COMPILED[WINDOWS] not in names and WINONLY not in names
+    assert {COMPILED["host"], COMPILED[AARCH64], NEWPY, PURE, SRCPURE_WHEEL} <= names
+
+
 # -- pip itself accepts each lock, offline ---------------------------------------------------------
 
 
