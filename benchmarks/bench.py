@@ -97,21 +97,26 @@ def timed(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None) 
     return Run(seconds, lines)
 
 
-_STAGES = {"reading", "resolving", "fetching", "building", "writing"}
-_PIP_RUN = re.compile(r"running: .* -m pip (?P<sub>\w+)")
+# The stage lines of `wheelhouse build` (not the per-sdist "building NAME" lines) and the
+# commands it runs, as `-v` shows them.
+_STAGE = re.compile(
+    r"^wheelhouse: (?P<label>reading|checking the pins|resolving (?:with \w+|build requirements)"
+    r"|fetching(?= \d)|building(?= \d)|writing)"
+)
+_COMMAND = re.compile(r"running: (?:\S+ -m (?P<pip>pip)|\S*/(?P<uv>uv) pip) (?P<sub>[\w-]+)")
 
 
 def phases(run: Run) -> dict[str, float]:
-    """Where a ``wheelhouse build -v`` spent its time, from the stamped stage and pip lines."""
+    """Where a ``wheelhouse build -v`` spent its time, from the stamped stage and command lines."""
     marks: list[tuple[float, str]] = [(0.0, "startup")]
     for stamp, text in run.lines:
-        match = _PIP_RUN.search(text)
-        if match:
-            marks.append((stamp, f"pip {match['sub']}"))
-        elif text.startswith("wheelhouse: "):
-            word = text.split()[1]
-            if word in _STAGES:
-                marks.append((stamp, word))
+        command = _COMMAND.search(text)
+        stage = _STAGE.match(text)
+        if command:
+            tool = "pip" if command["pip"] else "uv pip"
+            marks.append((stamp, f"{tool} {command['sub']}"))
+        elif stage:
+            marks.append((stamp, stage["label"]))
     marks.append((run.seconds, "end"))
     spent: dict[str, float] = {}
     for (begin, label), (end, _) in itertools.pairwise(marks):
@@ -577,14 +582,25 @@ def _by_value(item: tuple[str, float]) -> float:
 
 def print_scale(scale: dict[str, Any]) -> None:
     print(f"\nscale: {scale['command']}")
-    print(f"{'dists':>6} {'median':>8} {'per dist':>9} {'max process':>12} {'tree peak':>10}")
+    print(
+        f"{'dists':>6} {'median':>8} {'per dist':>9} {'marginal':>9} {'max process':>12} "
+        f"{'tree peak':>10}"
+    )
+    previous: dict[str, Any] | None = None
     for row in scale["rows"]:
+        # The cost of each added dist between this size and the previous one: constant (or
+        # falling) for linear growth, rising for worse.
+        marginal = "-"
+        if previous is not None:
+            extra = row["median_seconds"] - previous["median_seconds"]
+            marginal = f"{1000 * extra / (row['dists'] - previous['dists']):.1f}ms"
         print(
             f"{row['dists']:6d} {row['median_seconds']:7.2f}s "
-            f"{1000 * row['median_seconds'] / row['dists']:7.1f}ms "
+            f"{1000 * row['median_seconds'] / row['dists']:7.1f}ms {marginal:>9} "
             f"{row['max_process_rss_bytes'] / 2**20:9.0f} MiB "
             f"{row['peak_tree_rss_bytes'] / 2**20:7.0f} MiB"
         )
+        previous = row
     print(
         f"growth exponent (log-log fit; 1.0 = linear): time {scale['time_exponent']:.2f}, "
         f"memory {scale['rss_exponent']:.2f} -> "
