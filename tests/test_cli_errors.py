@@ -275,11 +275,6 @@ def test_bad_option_line(cli: Cli, req: Path, existing: Existing) -> None:
     existing.assert_untouched()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bugs: the line number is lost (pip's message for an option line has none) and "
-    "optparse's 'Usage: ...' leaks onto stderr from _pip.read_requirement_file",
-)
 def test_bad_option_line_is_reported_as_file_and_line_and_nothing_else(
     cli: Cli, req: Path, existing: Existing
 ) -> None:
@@ -315,12 +310,6 @@ def test_file_without_requirements(cli: Cli, req: Path, existing: Existing, text
     existing.assert_untouched()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: UnicodeDecodeError from pip's requirements parser escapes wheelhouse.cli.main "
-    "as a traceback",
-    raises=UnicodeDecodeError,
-)
 def test_file_that_is_not_utf8(cli: Cli, req: Path, existing: Existing) -> None:
     req.write_bytes(b"alpha  # caf\xe9\n")
     result = build(cli, req, existing.path, "http://127.0.0.1:9/simple/")
@@ -467,11 +456,6 @@ def test_sdist_build_failure(
     existing.assert_untouched()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cli.main prints BuildError.message and hint but not BuildError.log_tail, so "
-    "the backend's own failure line never reaches the user",
-)
 def test_sdist_build_failure_shows_the_end_of_the_build_log(
     cli: Cli, req: Path, tmp_path: Path, dists: DistFactory, index_server: IndexServer
 ) -> None:
@@ -523,11 +507,6 @@ def test_unreachable_index_is_a_network_error(
     existing.assert_untouched()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with PIP_RETRIES=0 pip logs the connection failure only at debug level and "
-    "says 'from versions: none', so a dead index is reported as an unknown project (exit 4)",
-)
 def test_unreachable_index_without_retries_is_a_network_error(
     cli: Cli,
     req: Path,

@@ -55,12 +55,6 @@ def _file_requests(server: IndexServer) -> list[str]:
     return [r for r in server.requests if r.startswith("/files/")]
 
 
-# fetch leaves the socket of an error response (404, 5xx) unclosed (see
-# test_error_response_does_not_leak_its_socket); until that is fixed, the tests that provoke
-# one silence the ResourceWarning, or it turns into an error in some later test.
-LEAKS_A_SOCKET = pytest.mark.filterwarnings("ignore::ResourceWarning")
-
-
 @pytest.fixture
 def cache(tmp_path: Path) -> Cache:
     return Cache(tmp_path / "cache")
@@ -247,7 +241,6 @@ def test_missing_local_file_is_a_fetch_error(tmp_path: Path, cache: Cache) -> No
     assert _cached_files(cache) == []
 
 
-@LEAKS_A_SOCKET
 def test_server_error_is_retried(
     dists: DistFactory,
     index_server: IndexServer,
@@ -286,7 +279,6 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return recorded
 
 
-@LEAKS_A_SOCKET
 def test_server_error_that_persists_is_a_fetch_error(
     dists: DistFactory, index_server: IndexServer, cache: Cache, sleeps: list[float]
 ) -> None:
@@ -303,11 +295,6 @@ def test_server_error_that_persists_is_a_fetch_error(
     assert _cached_files(cache) == []
 
 
-@LEAKS_A_SOCKET
-@pytest.mark.xfail(
-    strict=True,
-    reason="fetch sleeps after its last attempt too (0.8 s lost before raising FetchError)",
-)
 def test_no_back_off_after_the_last_attempt(
     dists: DistFactory, index_server: IndexServer, cache: Cache, sleeps: list[float]
 ) -> None:
@@ -324,7 +311,6 @@ def test_no_back_off_after_the_last_attempt(
     assert len(sleeps) == 2
 
 
-@LEAKS_A_SOCKET
 def test_not_found_is_not_retried(
     dists: DistFactory, index_server: IndexServer, cache: Cache, sleeps: list[float]
 ) -> None:
@@ -340,11 +326,6 @@ def test_not_found_is_not_retried(
     assert sleeps == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _Fetcher._http_get raises on a non-200 status without reading the body, so "
-    "release_conn() cannot reuse the connection and its socket is never closed",
-)
 def test_error_response_does_not_leak_its_socket(
     dists: DistFactory, index_server: IndexServer, cache: Cache, sleeps: list[float]
 ) -> None:

@@ -249,11 +249,6 @@ def test_option_without_its_argument_is_an_input_error(tmp_path: Path) -> None:
     assert "--index-url option requires 1 argument" in err.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: pip's 'Invalid requirement: <line>' for a bad option line carries no line "
-    "number, and requirements._explain reports the bare file",
-)
 def test_bad_option_line_is_reported_with_file_and_line(tmp_path: Path) -> None:
     req = _write(tmp_path / "requirements.txt", "alpha\n--no-such-option\n")
     err = _fails((req,))
@@ -261,11 +256,6 @@ def test_bad_option_line_is_reported_with_file_and_line(tmp_path: Path) -> None:
     assert err.line == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: optparse prints 'Usage: ... [options]' to stderr before pip's parser raises; "
-    "_pip.read_requirement_file does not capture it, so it leaks into the CLI's output",
-)
 def test_bad_option_line_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     req = _write(tmp_path / "requirements.txt", "alpha\n--no-such-option\n")
     _fails((req,))
@@ -302,12 +292,6 @@ def test_self_inclusion_is_an_input_error(tmp_path: Path) -> None:
     assert "recursively references itself" in err.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="bug: a file that is not UTF-8 escapes as UnicodeDecodeError (a traceback) instead "
-    "of RequirementsError: _pip.read_requirement_file catches only pip's InstallationError",
-)
 def test_file_that_is_not_utf8_is_an_input_error(tmp_path: Path) -> None:
     req = tmp_path / "requirements.txt"
     req.write_bytes(b"alpha\nbeta  # caf\xe9\n")

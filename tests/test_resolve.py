@@ -374,11 +374,6 @@ def test_file_that_does_not_match_the_index_hash(output: str) -> None:
     assert (err.expected, err.actual) == (ALPHA_1_SHA, CORRUPT_SHA)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: explain_pip_failure takes the filename from pip's link URL with its "
-    "'#sha256=...' fragment still on it",
-)
 @pips("HASH_CORRUPT")
 def test_hash_mismatch_names_the_bare_filename(output: str) -> None:
     err = explain_pip_failure(output, INDEX)
@@ -397,12 +392,6 @@ def test_some_requirements_have_hashes_and_others_not(output: str) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: pip's 'In --require-hashes mode, all requirements must have their versions "
-    "pinned with ==. These do not:' falls through to a generic ResolutionError that names "
-    "nothing (the unpinned requirements are on the indented lines after it)",
-)
 @pips("REQUIRE_HASHES")
 def test_unpinned_dependency_in_hash_checking_mode_is_named(output: str) -> None:
     err = explain_pip_failure(output, INDEX)
@@ -434,11 +423,6 @@ def test_unreachable_index_message_pip_26() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the reason is cut at 160 characters from its start; pip 23.2's reason begins "
-    "with an object repr, so the cut leaves 'Connection refus'",
-)
 def test_unreachable_index_message_pip_23_keeps_the_reason() -> None:
     index = IndexOptions(index_url="http://127.0.0.1:9/simple/")
     err = explain_pip_failure(PIP_232_NETWORK_RETRY, index)
@@ -468,11 +452,6 @@ def test_sdist_metadata_failure_is_a_build_error(output: str) -> None:
     assert "RuntimeError: metadata failed" in err.log_tail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the log tail is pip's last 15 lines, mostly pip's own boilerplate and the hook's "
-    "traceback, so the backend's first (and telling) line is cut off",
-)
 @pips("METADATA_FAILED")
 def test_sdist_metadata_failure_keeps_the_backends_message(output: str) -> None:
     err = explain_pip_failure(output, INDEX)

@@ -6,11 +6,14 @@ pip has no stable Python API, so everything that depends on how pip behaves live
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
+import io
+import logging
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +118,17 @@ class RequirementFileError(Exception):
 _COMES_FROM = re.compile(r"^-[rc] (?P<path>.+) \(line (?P<line>\d+)\)$")
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logging.disable(previous)
+
+
 def read_requirement_file(path: Path, *, constraint: bool) -> list[RequirementLine]:
     """Parse ``path`` with pip's own parser: comments, continuations, options, nested -r/-c.
 
@@ -127,7 +141,9 @@ def read_requirement_file(path: Path, *, constraint: bool) -> list[RequirementLi
 
     lines: list[RequirementLine] = []
     try:
-        with PipSession() as session:
+        # optparse prints "Usage: ..." to stderr before pip's parser raises, and pip logs an
+        # undecodable file's fallback through the root logger: keep both out of our output.
+        with PipSession() as session, _quiet():
             for parsed in parse_requirements(str(path), session, constraint=constraint):
                 match = _COMES_FROM.match(parsed.comes_from or "")
                 source = Path(match["path"]) if match else path
@@ -145,6 +161,10 @@ def read_requirement_file(path: Path, *, constraint: bool) -> list[RequirementLi
                 )
     except InstallationError as exc:
         raise RequirementFileError(str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise RequirementFileError(
+            f"cannot be decoded ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from exc
     return lines
 
 

@@ -544,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         if _state.debug:
             traceback.print_exc()
         typer.echo(f"error: {exc.message}", err=True)
+        for line in getattr(exc, "log_tail", "").splitlines():
+            typer.echo(f"  | {line}", err=True)
         if exc.hint:
             typer.echo(f"hint: {exc.hint}", err=True)
         return exc.exit_code

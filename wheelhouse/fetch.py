@@ -114,7 +114,8 @@ class _Fetcher:
                 logger.warning(
                     "fetching %s failed (%s); attempt %d", pin.filename, exc, attempt + 1
                 )
-                time.sleep(0.2 * 2**attempt)
+                if attempt + 1 < _ATTEMPTS:
+                    time.sleep(0.2 * 2**attempt)
             except _FinalStatus as exc:
                 last = exc
                 break
@@ -127,6 +128,8 @@ class _Fetcher:
     def _http_get(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
         response = self.client.get(pin.url)
         try:
+            if response.status != 200:
+                response.drain_conn()  # or its socket is never closed
             if response.status >= 500 or response.status == 429:
                 raise _RetryableStatus(f"HTTP {response.status}")
             if response.status != 200:

@@ -85,8 +85,53 @@ def _explain(exc: RequirementFileError, path: Path) -> RequirementsError:
     detail = [ln.split("error:", 1)[1].strip() for ln in text.splitlines() if "error:" in ln]
     match = _LINE_INFO.search(text)
     where = f"{match[2]}:{match[1]}" if match else str(path)
+    source, line = path, None
+    bad = _INVALID.match(text)
+    if match is None and bad is not None:
+        # pip names the offending option line but not where it is: find it.
+        found = _find_logical_line(path, bad["line"].strip(), set())
+        if found is not None:
+            source, line = found
+            where = f"{source}:{line}"
+            first = "invalid option line " + repr(bad["line"].strip())
     message = f"{where}: {first}" + (f" ({detail[0]})" if detail else "")
-    return RequirementsError(message, path=path, hint=_HINT)
+    return RequirementsError(message, path=source, line=line, hint=_HINT)
+
+
+_INVALID = re.compile(r"Invalid requirement: (?P<line>.*)")
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+_NESTED = re.compile(r"^(?:-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+)(?P<path>\S+)$")
+
+
+def _find_logical_line(path: Path, wanted: str, seen: set[Path]) -> tuple[Path, int] | None:
+    """Where pip's logical line ``wanted`` starts, in ``path`` or a file it nests."""
+    path = path.absolute()
+    if path in seen:
+        return None
+    seen.add(path)
+    try:
+        raw_lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    parts: list[str] = []
+    start = 0
+    for number, raw in enumerate(raw_lines, 1):
+        if not parts:
+            start = number
+        text = _COMMENT.sub("", raw)
+        if text.endswith("\\"):
+            parts.append(text[:-1])
+            continue
+        logical = ("".join(parts) + text).strip()
+        parts = []
+        if logical == wanted:
+            return path, start
+        nested = _NESTED.match(logical)
+        if nested is not None:
+            found = _find_logical_line(path.parent / nested["path"], wanted, seen)
+            if found is not None:
+                return found
+    return None
 
 
 def _check_line(line: RequirementLine) -> None:

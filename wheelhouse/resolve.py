@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import urllib3
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
@@ -25,7 +26,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from wheelhouse._pip import online_env, run_pip
+from wheelhouse._http import HttpClient, strip_credentials
+from wheelhouse._pip import online_env, pip_config, run_pip
 from wheelhouse._subprocess import tail
 from wheelhouse._uv import pip_config_as_uv_args, run_uv, uv_env
 from wheelhouse.errors import (
@@ -92,9 +94,29 @@ def resolve(inputs: InputSet, index: IndexOptions, target: Target) -> Resolution
             args += ["-c", str(path.absolute())]
         result = run_pip(args, env=online_env(), python=target.python)
         if not result.ok or not report_path.exists():
-            raise explain_pip_failure(result.stdout + "\n" + result.stderr, index)
+            error = explain_pip_failure(result.stdout + "\n" + result.stderr, index)
+            if isinstance(error, NotFoundError):
+                error = _unreachable(index) or error
+            raise error
         report = json.loads(report_path.read_text(encoding="utf-8"))
     return _from_report(report, target)
+
+
+def _unreachable(index: IndexOptions) -> NetworkError | None:
+    """pip says "from versions: none" for a dead index too; look before blaming the name."""
+    client = HttpClient(pip_config())
+    for url in [index.index_url or "https://pypi.org/simple/", *index.extra_index_urls]:
+        try:
+            response = client.get(url)
+            response.drain_conn()
+            response.release_conn()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            return NetworkError(
+                f"cannot reach {strip_credentials(url)}: {exc}",
+                url=strip_credentials(url),
+                hint="check the network, the index URL and pip's proxy and cert settings",
+            )
+    return None
 
 
 def _from_report(report: dict[str, Any], target: Target) -> Resolution:
@@ -177,6 +199,9 @@ _HASH_GOT = re.compile(
 )
 
 
+_UNPINNED_HEAD = "all requirements must have their versions pinned with =="
+
+
 def explain_pip_failure(output: str, index: IndexOptions) -> WheelhouseError:
     """Turn pip's failed output into one error a user can act on."""
     lines = output.splitlines()
@@ -188,20 +213,31 @@ def explain_pip_failure(output: str, index: IndexOptions) -> WheelhouseError:
         )
     if (retry := _RETRY.search(output)) is not None and _NOT_FOUND.search(output):
         where = (index.index_url or "the index").rstrip("/")
+        why = re.sub(r"<[^<>]* object at 0x[0-9a-f]+>: ", "", retry["why"])
         return NetworkError(
-            f"cannot reach {where} (while fetching {retry['path']}): {retry['why'][:160]}",
+            f"cannot reach {where} (while fetching {retry['path']}): {why[:200]}",
             url=index.index_url,
             hint="check the network, the index URL and pip's proxy and cert settings",
         )
     if (got := _HASH_GOT.search(output)) is not None:
+        bare = got["url"].split("#", 1)[0]
         return HashMismatchError(
             f"hash mismatch for {got['req']} from {got['url']}: expected sha256 "
             f"{got['expected']}, got {got['got']}",
-            filename=got["url"].rsplit("/", 1)[-1],
+            filename=bare.rsplit("/", 1)[-1],
             expected=got["expected"],
             actual=got["got"],
             hint="the file changed on the index, or the pinned hash is wrong: check before "
             "updating the hash",
+        )
+    if _UNPINNED_HEAD in output:
+        after = output.split(_UNPINNED_HEAD, 1)[1].splitlines()[1:]
+        unpinned = [ln.strip().split(" from ", 1)[0] for ln in after if ln.startswith("    ")]
+        return RequirementsError(
+            "hash-checking mode needs every requirement, dependencies included, pinned with == "
+            "and a --hash; not pinned: " + ", ".join(unpinned[:5]),
+            hint="pin the whole graph with hashes (e.g. 'pip-compile --generate-hashes'), or "
+            "remove the --hash options",
         )
     if "Hashes are required in --require-hashes mode" in output:
         missing = [ln.strip() for ln in lines if "--hash=" in ln and "#" not in ln[:2]]
@@ -239,12 +275,26 @@ def explain_pip_failure(output: str, index: IndexOptions) -> WheelhouseError:
             f"pip could not prepare the metadata of {project or 'an sdist'} while resolving",
             name=project or "?",
             version="?",
-            log_tail=tail(output),
+            log_tail=tail(_subprocess_output(lines) or output),
             hint="the sdist's build failed; a compiler or system headers may be missing",
         )
     errors = [ln.removeprefix("ERROR: ").strip() for ln in lines if ln.startswith("ERROR:")]
     message = errors[-1] if errors else (tail(output, 1) or "pip failed without a message")
     return ResolutionError(f"pip could not resolve the requirements: {message}")
+
+
+def _subprocess_output(lines: list[str]) -> str:
+    """The backend's own output, which pip frames between '[N lines of output]' and '[end...]'."""
+    block: list[str] = []
+    inside = False
+    for line in lines:
+        if re.search(r"\[\d+ lines? of output\]", line):
+            inside, block = True, []
+        elif "[end of output]" in line:
+            inside = False
+        elif inside:
+            block.append(line)
+    return "\n".join(block)
 
 
 def _conflict_causes(lines: list[str]) -> list[str]:
