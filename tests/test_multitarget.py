@@ -216,27 +216,6 @@ def build(
     return Built(out, result.stderr, read_manifest(out))
 
 
-FAST_PATH_BUG = (
-    "bug: PIP_CONFIG_FILE shows in 'pip config list' as ':env:.config-file', which "
-    "pinned._HARMLESS_CONFIG lacks, so the fully pinned fast path falls back to a resolver "
-    "whenever PIP_CONFIG_FILE is set (always, under the test scrub)"
-)
-
-
-def ignore_pip_config_file_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Work around FAST_PATH_BUG: hide the ``config-file`` key from the pipeline."""
-    import wheelhouse.pipeline
-    from wheelhouse._pip import pip_config
-
-    def without_config_file() -> dict[str, str]:
-        config = pip_config()
-        config.pop("config-file", None)
-        return config
-
-    monkeypatch.setattr(wheelhouse.pipeline, "pip_config", without_config_file)
-
-
-@pytest.mark.xfail(strict=True, reason=FAST_PATH_BUG)
 def test_fully_pinned_input_needs_no_resolver_for_any_target(
     cli: Cli, tmp_path: Path, dists: DistFactory, index_server: IndexServer
 ) -> None:
@@ -252,14 +231,11 @@ def house(
     tmp_path: Path,
     dists: DistFactory,
     index_server: IndexServer,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> Built:
     """The project built for host, aarch64/3.12 and Windows/3.11, by either path."""
     make_project(dists)
     if request.param == "loose":
         need_uv()
-    else:
-        ignore_pip_config_file_variable(monkeypatch)
     built = build(
         cli, tmp_path, index_server, PINNED if request.param == "pinned" else LOOSE, *TARGETS
     )
@@ -368,10 +344,8 @@ def test_rebuild_is_a_noop_for_the_same_targets_and_dropping_one_drops_its_files
     tmp_path: Path,
     dists: DistFactory,
     index_server: IndexServer,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     make_project(dists)
-    ignore_pip_config_file_variable(monkeypatch)
     first = build(cli, tmp_path, index_server, PINNED, *TARGETS)
     again = build(cli, tmp_path, index_server, PINNED, *TARGETS)
     assert f"wheelhouse: {first.out} is up to date" in again.stderr.splitlines()

@@ -121,12 +121,6 @@ def test_the_accepted_forms_name_every_example() -> None:
         assert example in TARGET_FORMS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: manylinux1/manylinux2010/manylinux_2_5 for aarch64 (glibc < 2.17 on an "
-    "architecture whose floor is 2.17) parse into a target that accepts no platform wheel at "
-    "all instead of a usage error",
-)
 @pytest.mark.parametrize(
     "text",
     ["cp311-manylinux1_aarch64", "cp311-manylinux2010_aarch64", "cp311-manylinux_2_5_aarch64"],

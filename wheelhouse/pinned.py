@@ -72,6 +72,8 @@ _HARMLESS_CONFIG = frozenset(
     {
         "cert",
         "client-cert",
+        # PIP_CONFIG_FILE itself: the settings in that file are keys of their own.
+        "config-file",
         "proxy",
         "timeout",
         "default-timeout",

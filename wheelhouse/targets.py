@@ -163,6 +163,12 @@ def _expand_platform(platform: str, text: str) -> list[str]:
         (major, minor), arch = glibc
         # aarch64 and the other newer architectures start at manylinux2014 (glibc 2.17).
         floor = 5 if arch in ("x86_64", "i686") else 17
+        if minor < floor:
+            raise UsageError(
+                f"unknown platform {platform!r} in target {text!r}: {arch} wheels start at "
+                f"manylinux_2_{floor}",
+                hint=f"a target is {TARGET_FORMS}",
+            )
         expanded: list[str] = []
         for m in range(minor, floor - 1, -1):
             expanded.append(f"manylinux_{major}_{m}_{arch}")
