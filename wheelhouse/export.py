@@ -25,7 +25,13 @@ def render_requirements(manifest: Manifest, lock: TargetLock) -> str:
         "# Install offline (no wheelhouse needed), from this directory:",
         f"#   pip install --no-index --find-links . --require-hashes -r {filename}",
     ]
-    if lock.target != HOST.name:
+    sdists_only = [e.name for e in lock.entries if not any(f.endswith(".whl") for f in e.filenames)]
+    if lock.target != HOST.name and sdists_only:
+        lines.append(
+            f"# {', '.join(sdists_only)} ship as sdists only: pip builds them on the target, "
+            "offline, from the build requirements shipped beside them."
+        )
+    elif lock.target != HOST.name:
         target = parse_target(lock.target)
         platforms = " ".join(f"--platform {p}" for p in target.platforms)
         lines += [
