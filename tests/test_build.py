@@ -486,3 +486,15 @@ def test_the_users_pip_configuration_is_honoured_online(
     assert manifest.file("lib-2.0-py3-none-any.whl").origin == Downloaded(
         f"{project.index.files_url}lib-2.0-py3-none-any.whl"
     )
+
+
+def test_switching_keep_sdists_rebuilds(project: Project, cli: Cli) -> None:
+    reqs = project.requirements(GRAPH_REQUIREMENTS)
+    project.build(cli, "-r", reqs)
+    project.build(cli, "-r", reqs, "--keep-sdists")
+    assert shipped_dists(project.out) == GRAPH_WHEELS | {"srconly-1.0.tar.gz"}
+
+    project.build(cli, "-r", reqs)
+
+    assert shipped_dists(project.out) == GRAPH_WHEELS
+    assert_manifest_matches_files(project.out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -98,6 +99,17 @@ def test_old_wheelhouse_is_visible_until_the_swap(
     out, _ = old
     if not exchange:
         monkeypatch.setattr(wheelhouse_dir, "_exchange", lambda a, b: False)
+    elif wheelhouse_dir._renameat2() is None:
+        pytest.skip("no renameat2 here")
+    moved_aside: list[str] = []
+    rename = os.rename
+
+    def recording_rename(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(src) == out:
+            moved_aside.append(Path(dst).name)
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", recording_rename)
     before = snapshot(out)
     new = staged(tmp_path, dists, ("beta", "2.0"))
     checked: list[bool] = []
@@ -111,6 +123,14 @@ def test_old_wheelhouse_is_visible_until_the_swap(
     publish(out, new, sources(tmp_path, new), writers=[writer])
 
     assert checked == [True]
+    # With renameat2, DIR is exchanged in one step and never missing; without it, it is
+    # moved aside for an instant.
+    if exchange:
+        assert moved_aside == []
+    else:
+        assert [re.fullmatch(r"\.wh\.old-[0-9a-f]{12}", n) is not None for n in moved_aside] == [
+            True
+        ]
     assert sorted(p.name for p in out.iterdir()) == [
         "NOTES.txt",
         "beta-2.0-py3-none-any.whl",
@@ -335,6 +355,9 @@ def test_a_second_build_waits_for_the_first_then_succeeds(
         stderr=subprocess.PIPE,
         text=True,
     ) as build:
+        # A build that never says it waits would block the readline below forever.
+        watchdog = threading.Timer(60, build.kill)
+        watchdog.start()
         try:
             assert build.stderr is not None
             assert build.stderr.readline() == (
@@ -347,6 +370,7 @@ def test_a_second_build_waits_for_the_first_then_succeeds(
             release(lock_holder)
             _, stderr = build.communicate(timeout=120)
         finally:
+            watchdog.cancel()
             build.kill()
     assert build.returncode == 0, stderr
     assert len(wheels_in(out)) == 5
