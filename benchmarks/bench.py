@@ -473,39 +473,25 @@ def marginal_costs(sizes: Sequence[int], values: Sequence[float]) -> list[float]
     return [(values[i] - values[i - 1]) / (sizes[i] - sizes[i - 1]) for i in range(1, len(sizes))]
 
 
-def quadratic_share(sizes: Sequence[int], values: Sequence[float]) -> float:
-    """Share of the largest size's value that a least-squares a + bN + cN^2 fit puts in cN^2.
+def doubling_factor(sizes: Sequence[int], values: Sequence[float]) -> float:
+    """How much the value grows from the largest size's half to the largest size.
 
-    About 0 for linear growth (noise makes it a little positive or negative); a log-log slope
-    would be flattered by the fixed start-up cost, a single step's marginal cost by noise.
+    At most 2 for linear growth (less with a fixed start-up cost), towards 4 for quadratic.
+    Judged at the top end, where the per-dist work outweighs start-up and noise; a log-log slope
+    over all sizes would be flattered by the start-up cost.
     """
-    if len(sizes) < 3:
-        return 0.0
-    # Normal equations of the fit, solved by Cramer's rule (3 unknowns).
-    powers = [sum(n**k for n in sizes) for k in range(5)]
-    rhs = [sum(v * n**k for n, v in zip(sizes, values, strict=True)) for k in range(3)]
-    matrix = [[powers[i + j] for j in range(3)] for i in range(3)]
-
-    def det(m: list[list[float]]) -> float:
-        return (
-            m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
-        )
-
-    whole = det(matrix)
-    if whole == 0:
-        return 0.0
-    c = det([[*row[:2], rhs[i]] for i, row in enumerate(matrix)]) / whole
     largest = max(sizes)
-    return c * largest**2 / values[sizes.index(largest)]
+    half = max((n for n in sizes if n <= largest // 2), default=None)
+    if half is None:
+        return 1.0
+    ratio = largest / half
+    grown = values[sizes.index(largest)] / values[sizes.index(half)]
+    return grown ** (math.log(2) / math.log(ratio))  # normalised to a doubling
 
 
 def grows_linearly(sizes: Sequence[int], values: Sequence[float]) -> bool:
-    """No worse than linear: a quadratic term explains at most a fifth of the largest run."""
-    if len(sizes) < 3:
-        return growth_exponent(sizes, values) <= 1.15
-    return quadratic_share(sizes, values) <= 0.2
+    """No worse than linear: doubling N at the top end at most doubles the value (10% slack)."""
+    return doubling_factor(sizes, values) <= 2.2
 
 
 def growth_exponent(sizes: Sequence[int], values: Sequence[float]) -> float:
@@ -573,9 +559,12 @@ def bench_scale(limit: int, rounds: int, scratch: Scratch, log: Any) -> dict[str
         "time_exponent": growth_exponent(sizes, total),
         "rss_exponent": growth_exponent(sizes, memory),
         "marginal_seconds_per_dist": marginal_costs(sizes, total),
-        "quadratic_share": quadratic_share(sizes, total),
-        "quadratic_share_pip": quadratic_share(sizes, [r["median_pip_seconds"] for r in rows]),
-        "quadratic_share_own": quadratic_share(sizes, own),
+        "doubling_factor": {
+            "time": doubling_factor(sizes, total),
+            "time_in_pip": doubling_factor(sizes, [r["median_pip_seconds"] for r in rows]),
+            "time_rest": doubling_factor(sizes, own),
+            "peak_tree_rss": doubling_factor(sizes, memory),
+        },
         "linear": grows_linearly(sizes, total) and grows_linearly(sizes, memory),
         "own_linear": grows_linearly(sizes, own),
         "peak_rss_bytes": peak,
@@ -680,9 +669,9 @@ def print_scale(scale: dict[str, Any]) -> None:
         f"growth: log-log slope time {scale['time_exponent']:.2f}, memory "
         f"{scale['rss_exponent']:.2f}; marginal cost per dist "
         + " -> ".join(f"{1000 * c:.1f}ms" for c in scale["marginal_seconds_per_dist"])
-        + f"; share of the largest run in a fitted N^2 term: {scale['quadratic_share']:.0%} "
-        f"(pip {scale['quadratic_share_pip']:.0%}, the rest {scale['quadratic_share_own']:.0%})"
-        f": {'no worse than linear' if scale['linear'] else 'WORSE THAN LINEAR'} "
+        + "; doubling N at the top: time x{time:.2f} (pip x{time_in_pip:.2f}, the rest "
+        "x{time_rest:.2f}), peak memory x{peak_tree_rss:.2f}".format(**scale["doubling_factor"])
+        + f": {'no worse than linear' if scale['linear'] else 'WORSE THAN LINEAR'} "
         f"(outside pip: {'linear' if scale['own_linear'] else 'WORSE THAN LINEAR'}); "
         f"peak RSS {scale['peak_rss_bytes'] / 2**20:.0f} MiB <= 200 MiB {scale['rss_status']}"
     )
