@@ -42,7 +42,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # tests._dists and tests._server make the scale graph
 
 from wheelhouse.install import find_uv  # noqa: E402
-from wheelhouse.manifest import BuiltFrom, read_manifest  # noqa: E402
+from wheelhouse.manifest import BuiltFrom, FileRecord, read_manifest  # noqa: E402
 
 DEFAULT_INPUTS = (HERE / "inputs" / "webservice.txt", HERE / "inputs" / "sdists.txt")
 DEFAULT_JSON = ROOT / "bench-results" / "bench.json"
@@ -104,7 +104,9 @@ _STAGE = re.compile(
     r"^wheelhouse: (?P<label>reading|checking the pins|resolving (?:with \w+|build requirements)"
     r"|fetching(?= \d)|building(?= \d)|writing)"
 )
-_COMMAND = re.compile(r"running: (?:\S+ -m (?P<pip>pip)|\S*/(?P<uv>uv) pip) (?P<sub>[\w-]+)")
+_COMMAND = re.compile(
+    r"running: (?:\S+(?: -[A-Za-z]+)* -m (?P<pip>pip)|\S*/(?P<uv>uv) pip) (?P<sub>[\w-]+)"
+)
 
 
 def phases(run: Run) -> dict[str, float]:
@@ -221,8 +223,15 @@ def alternate(rounds: int, first: Any, second: Any) -> None:
             step(r)
 
 
+def manifest_files(directory: Path) -> list[FileRecord]:
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise BenchError(f"the build left no manifest in {directory}")
+    return list(manifest.files)
+
+
 def built_from_sdists(directory: Path) -> int:
-    return sum(isinstance(f.origin, BuiltFrom) for f in read_manifest(directory).files)
+    return sum(isinstance(f.origin, BuiltFrom) for f in manifest_files(directory))
 
 
 def bench_builds(
@@ -486,7 +495,7 @@ def doubling_factor(sizes: Sequence[int], values: Sequence[float]) -> float:
         return 1.0
     ratio = largest / half
     grown = values[sizes.index(largest)] / values[sizes.index(half)]
-    return grown ** (math.log(2) / math.log(ratio))  # normalised to a doubling
+    return float(grown ** (math.log(2) / math.log(ratio)))  # normalised to a doubling
 
 
 def grows_linearly(sizes: Sequence[int], values: Sequence[float]) -> bool:
@@ -506,7 +515,7 @@ def growth_exponent(sizes: Sequence[int], values: Sequence[float]) -> float:
 def bench_scale(limit: int, rounds: int, scratch: Scratch, log: Any) -> dict[str, Any]:
     from tests._server import IndexServer
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for count in scale_sizes(limit):
         dists = scratch.new(f"scale-{count}-dists")
         make_graph(dists, count)
@@ -515,7 +524,11 @@ def bench_scale(limit: int, rounds: int, scratch: Scratch, log: Any) -> dict[str
             # the directory on every request (that rescan would bill the server's O(N) per
             # request to wheelhouse's figures, on the same two cores).
             listing = server.dists()
-            server.dists = lambda listing=listing: listing  # type: ignore[method-assign]
+
+            def frozen(listing: dict[str, Any] = listing) -> dict[str, Any]:
+                return listing
+
+            server.dists = frozen  # type: ignore[method-assign]
             runs = []
             for r in range(rounds):
                 work = scratch.new(f"scale-{count}-run")
@@ -524,7 +537,7 @@ def bench_scale(limit: int, rounds: int, scratch: Scratch, log: Any) -> dict[str
                 argv = [*WHEELHOUSE, "build", "-v", "-r", str(req), "-o", str(work / "out")]
                 argv += ["--cache-dir", str(work / "cache"), "--index-url", server.url]
                 measured = measure(argv, scrubbed_env(work), work)
-                shipped = len(read_manifest(work / "out").files)
+                shipped = len(manifest_files(work / "out"))
                 if shipped != count:
                     raise BenchError(f"the scale build shipped {shipped} files, not {count}")
                 runs.append(measured)
