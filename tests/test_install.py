@@ -110,6 +110,7 @@ def test_plan_whole_lock_uses_the_wheelhouse_requirements(house: Path) -> None:
     plan = plan_install(InstallOptions(wheelhouse=house, python=python))
     assert plan.argv == (
         str(python),
+        "-P",
         "-m",
         "pip",
         "install",
@@ -358,7 +359,7 @@ def test_newest_pip_installs_into_an_interpreter_without_pip(  # type: ignore[no
     python = make_venv(with_pip=False)
     hostile_environment(monkeypatch, tmp_path, dists)
     plan = plan_install(InstallOptions(wheelhouse=house, python=python, packages=("alpha",)))
-    assert plan.argv[:5] == (sys.executable, "-m", "pip", "--python", str(python))
+    assert plan.argv[:6] == (sys.executable, "-P", "-m", "pip", "--python", str(python))
     run_offline(plan, offline)
     assert versions(python) == {"alpha": "1.0", "beta": "2.0"}
 

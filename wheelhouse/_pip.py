@@ -37,7 +37,11 @@ _QUIET = {"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
 def pip_command(python: str | Path | None = None) -> list[str]:
     """The argv prefix that runs pip for ``python`` (default: the interpreter running us)."""
-    return [str(python or sys.executable), "-m", "pip"]
+    if python is None or str(python) == sys.executable:
+        # -P keeps a "pip" folder in the current directory from shadowing pip (Python >= 3.11,
+        # which this interpreter is; another one may be older).
+        return [sys.executable, "-P", "-m", "pip"]
+    return [str(python), "-m", "pip"]
 
 
 def online_env(base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -117,6 +117,8 @@ class _Builder:
             result = run(
                 [
                     self.target.python,
+                    # -P: the current directory may hold a "wheelhouse" folder of its own.
+                    "-P",
                     "-m",
                     "wheelhouse._pep517_build",
                     source,
