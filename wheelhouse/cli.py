@@ -11,20 +11,20 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from wheelhouse import __version__
-from wheelhouse._reporters import PlainReporter, make_reporter
-from wheelhouse.cache import Cache
 from wheelhouse.errors import ExitCode, InvalidWheelhouseError, UsageError, WheelhouseError
-from wheelhouse.export import render_requirements, requirements_filename
 from wheelhouse.locations import cache_root, default_wheelhouse_dir
 from wheelhouse.manifest import MANIFEST_NAME, Manifest, read_manifest
-from wheelhouse.pipeline import BuildSummary, build_wheelhouse
-from wheelhouse.settings import BuildSettings, IndexOptions, default_jobs
-from wheelhouse.targets import parse_target
+
+if TYPE_CHECKING:
+    from wheelhouse.pipeline import BuildSummary
+
+# Each command imports what it needs itself: `wheelhouse install` must not pay for loading
+# the build pipeline (it is timed against running pip or uv by hand).
 
 __all__ = ["app", "main"]
 
@@ -180,6 +180,11 @@ def build(
     ] = False,
 ) -> None:
     """Resolve, download and build everything the requirements need into a wheelhouse."""
+    from wheelhouse._reporters import make_reporter
+    from wheelhouse.pipeline import build_wheelhouse
+    from wheelhouse.settings import BuildSettings, IndexOptions, default_jobs
+    from wheelhouse.targets import parse_target
+
     verbosity = -1 if quiet else verbose
     _setup_logging(verbosity)
     settings = BuildSettings(
@@ -211,6 +216,8 @@ def build(
 
 
 def _build_json(summary: BuildSummary, seconds: float) -> dict[str, object]:
+    from wheelhouse.export import requirements_filename
+
     manifest = summary.manifest
     return {
         "schema-version": 1,
@@ -408,6 +415,8 @@ def export(
     ] = None,
 ) -> None:
     """Print the wheelhouse's lock as a requirements file or a PEP 751 pylock.toml."""
+    from wheelhouse.export import render_requirements
+
     manifest = _manifest_of(_wheelhouse_dir(directory))
     if fmt == "pylock":
         from wheelhouse.pylock import render_pylock
@@ -439,6 +448,7 @@ def merge(
     ],
 ) -> None:
     """Join wheelhouses built on different machines into one, keeping each target's lock."""
+    from wheelhouse._reporters import PlainReporter
     from wheelhouse.merge import merge as run_merge
 
     _setup_logging(0)
@@ -502,6 +512,8 @@ def cache_dir_(cache_dir: CacheDir = None) -> None:
 @cache_app.command("info")
 def cache_info(cache_dir: CacheDir = None, as_json: JsonFlag = False) -> None:
     """Show how many files the cache holds and their size."""
+    from wheelhouse.cache import Cache
+
     info = Cache(cache_root(cache_dir)).info()
     if as_json:
         _print_json(
@@ -523,6 +535,8 @@ def cache_info(cache_dir: CacheDir = None, as_json: JsonFlag = False) -> None:
 @cache_app.command("purge")
 def cache_purge(cache_dir: CacheDir = None) -> None:
     """Remove everything wheelhouse cached."""
+    from wheelhouse.cache import Cache
+
     removed = Cache(cache_root(cache_dir)).purge()
     typer.echo(f"removed {removed / 1e6:.1f} MB from the cache", err=True)
 
