@@ -549,6 +549,9 @@ def main(argv: list[str] | None = None) -> int:
         cut = args.index("--")
         args, _state.passthrough = args[:cut], tuple(args[cut + 1 :])
     _state.debug = bool(os.environ.get("WHEELHOUSE_DEBUG")) or "--debug" in args
+    from wheelhouse._dns import share_dns_lookups
+
+    share_dns_lookups()
     try:
         # Standalone mode: typer reports usage errors itself (exit 2) and exits via SystemExit.
         app(args=args, prog_name="wheelhouse")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,7 +22,7 @@ from wheelhouse.errors import FetchError, HashMismatchError
 from wheelhouse.manifest import Sha256
 from wheelhouse.resolve import Pin
 
-__all__ = ["Fetched", "fetch_all"]
+__all__ = ["Fetched", "Fetcher", "fetch_all"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,25 +53,46 @@ def fetch_all(
     progress: Progress | None = None,
 ) -> list[Fetched]:
     """Fetch every pin (cached ones are not downloaded again), in parallel, in ``pins`` order."""
-    client: HttpClient | None = None
-    todo: list[Pin] = []
-    done: dict[str, Fetched] = {}
-    for pin in pins:
-        cached = cache.lookup(pin.sha256, pin.filename) if pin.sha256 else None
+    fetcher = Fetcher(cache, pip_config=pip_config, allowed=allowed, jobs=jobs, progress=progress)
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(pins)))) as pool:
+        return list(pool.map(fetcher.fetch, pins))
+
+
+class Fetcher:
+    """Fetches one pin at a time from any thread, over one shared connection pool."""
+
+    def __init__(
+        self,
+        cache: Cache,
+        *,
+        pip_config: Mapping[str, str],
+        allowed: Mapping[NormalizedName, frozenset[Sha256]],
+        jobs: int,
+        progress: Progress | None = None,
+    ) -> None:
+        self._cache = cache
+        self._allowed = allowed
+        self._pip_config = pip_config
+        self._jobs = jobs
+        self._progress = progress
+        self._download: _Fetcher | None = None
+        self._lock = threading.Lock()
+
+    def fetch(self, pin: Pin) -> Fetched:
+        """The cached file if the cache has it, else a verified download."""
+        cached = self._cache.lookup(pin.sha256, pin.filename) if pin.sha256 else None
         if cached is not None:
-            _check_allowed(pin, pin.sha256 or Sha256(""), allowed)
-            done[pin.filename] = Fetched(
-                pin, cached, Sha256(pin.sha256 or ""), cached.stat().st_size
-            )
-        else:
-            todo.append(pin)
-    if todo:
-        client = HttpClient(pip_config, pool_size=max(jobs, 1))
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
-            fetch = _Fetcher(client, cache, allowed, progress)
-            for fetched in pool.map(fetch, todo):
-                done[fetched.pin.filename] = fetched
-    return [done[pin.filename] for pin in pins]
+            _check_allowed(pin, pin.sha256 or Sha256(""), self._allowed)
+            return Fetched(pin, cached, Sha256(pin.sha256 or ""), cached.stat().st_size)
+        return self._downloader()(pin)
+
+    def _downloader(self) -> _Fetcher:
+        # The HTTP client (and its SSL context) is made only when something is not cached.
+        with self._lock:
+            if self._download is None:
+                client = HttpClient(self._pip_config, pool_size=max(self._jobs, 1))
+                self._download = _Fetcher(client, self._cache, self._allowed, self._progress)
+            return self._download
 
 
 @dataclass

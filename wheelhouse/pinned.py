@@ -19,7 +19,7 @@ import re
 import tarfile
 import urllib.request
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -46,7 +46,7 @@ from wheelhouse._http import HttpClient, strip_credentials
 from wheelhouse._pip import RequirementFileError, read_requirement_file
 from wheelhouse.cache import Cache
 from wheelhouse.errors import FetchError
-from wheelhouse.fetch import Fetched, fetch_all
+from wheelhouse.fetch import Fetched, Fetcher
 from wheelhouse.manifest import FileKind, Sha256
 from wheelhouse.requirements import InputSet
 from wheelhouse.resolve import Pin, Resolution
@@ -208,19 +208,25 @@ def _resolve(
         prefer_binary=options.prefer_binary,
     )
 
-    def choose(item: _Wanted) -> Pin:
-        candidates = [c for source in sources for c in source.candidates(client, item.name)]
-        return chooser.choose(item, candidates, inputs.hashes.get(item.name, frozenset()))
+    fetcher = Fetcher(cache, pip_config=pip_config, allowed=inputs.hashes, jobs=jobs)
+
+    def choose_and_fetch(item: _Wanted) -> tuple[Fetched, _Metadata]:
+        # One worker takes a project from its index page to its verified file and metadata,
+        # so page latency and downloads overlap instead of running as two phases.
+        keep = _same_version(item.version)
+        candidates = [c for source in sources for c in source.candidates(client, item.name, keep)]
+        pin = chooser.choose(item, candidates, inputs.hashes.get(item.name, frozenset()))
+        try:
+            fetched = fetcher.fetch(pin)
+        except FetchError as exc:
+            raise _Ineligible(f"cannot fetch the pinned files directly: {exc.message}") from exc
+        return fetched, _read_metadata(fetched)
 
     ordered = [wanted[name] for name in sorted(wanted)]
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(ordered)))) as pool:
-        pins = list(pool.map(choose, ordered))
-
-    try:
-        fetched = fetch_all(pins, cache, pip_config=pip_config, allowed=inputs.hashes, jobs=jobs)
-    except FetchError as exc:
-        raise _Ineligible(f"cannot fetch the pinned files directly: {exc.message}") from exc
-    metadata = {item.pin.name: _read_metadata(item) for item in fetched}
+        results = list(pool.map(choose_and_fetch, ordered))
+    fetched = [item for item, _ in results]
+    metadata = {item.pin.name: meta for item, meta in results}
     _check_complete(wanted, metadata, environment, python)
     final = tuple(
         Pin(
@@ -409,8 +415,12 @@ class _Candidate:
     yanked: bool
 
 
+Keep = Callable[[str], bool]
+
+
 class _Source:
-    def candidates(self, client: _PageClient, name: NormalizedName) -> list[_Candidate]:
+    def candidates(self, client: _PageClient, name: NormalizedName, keep: Keep) -> list[_Candidate]:
+        """The files of ``name`` that ``keep`` accepts by filename."""
         raise NotImplementedError
 
 
@@ -420,10 +430,10 @@ class _Index(_Source):
 
     url: str
 
-    def candidates(self, client: _PageClient, name: NormalizedName) -> list[_Candidate]:
+    def candidates(self, client: _PageClient, name: NormalizedName, keep: Keep) -> list[_Candidate]:
         page = posixpath.join(self.url, quote(name)) + "/"
         if urlsplit(page).scheme == "file":
-            return self._local(page)
+            return self._local(page, keep)
         try:
             status, final_url, content_type, body = client.get_page(page)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -432,17 +442,17 @@ class _Index(_Source):
             return []
         if status != 200:
             raise _Ineligible(f"{strip_credentials(page)} answered HTTP {status}")
-        return _parse_page(body, content_type, final_url or page)
+        return _parse_page(body, content_type, final_url or page, keep)
 
     @staticmethod
-    def _local(page: str) -> list[_Candidate]:
+    def _local(page: str, keep: Keep) -> list[_Candidate]:
         directory = Path(urllib.request.url2pathname(urlsplit(page).path))
         # pip reads index.html from a file:// index; index.json, when written beside it, holds
         # the same files.
         for filename, content_type in (("index.json", _JSON_TYPES[0]), ("index.html", "text/html")):
             path = directory / filename
             if path.is_file():
-                return _parse_page(path.read_bytes(), content_type, page + filename)
+                return _parse_page(path.read_bytes(), content_type, page + filename, keep)
         return []
 
 
@@ -452,11 +462,11 @@ class _FlatDirectory(_Source):
 
     path: Path
 
-    def candidates(self, client: _PageClient, name: NormalizedName) -> list[_Candidate]:
+    def candidates(self, client: _PageClient, name: NormalizedName, keep: Keep) -> list[_Candidate]:
         found = []
         # pip ranks find-links files in reverse URL order, ahead of index pages.
         for entry in sorted(self.path.iterdir(), key=lambda p: p.as_uri(), reverse=True):
-            if entry.is_file() and _project_of(entry.name) == name:
+            if entry.is_file() and _project_of(entry.name) == name and keep(entry.name):
                 digest = hashlib.sha256(entry.read_bytes()).hexdigest()
                 found.append(_Candidate(entry.name, entry.as_uri(), Sha256(digest), None, False))
         return found
@@ -496,19 +506,56 @@ def _project_of(filename: str) -> NormalizedName | None:
     return None
 
 
-def _parse_page(body: bytes, content_type: str, url: str) -> list[_Candidate]:
+def _same_version(pinned: Version) -> Keep:
+    """A cheap filter on filenames: only files of the pinned version need parsing.
+
+    Big projects list thousands of files; building and ranking candidates for all of them
+    cost more CPU than the downloads. Versions that cannot be read from a filename are kept
+    for the chooser to judge, so the filter never hides a file pip could pick.
+    """
+    spec = SpecifierSet(f"=={pinned}")
+    verdicts: dict[str, bool] = {}
+
+    def keep(filename: str) -> bool:
+        raw = _raw_version(filename)
+        if raw is None:
+            return True
+        verdict = verdicts.get(raw)
+        if verdict is None:
+            try:
+                verdict = spec.contains(Version(raw), prereleases=True)
+            except InvalidVersion:
+                verdict = True
+            verdicts[raw] = verdict
+        return verdict
+
+    return keep
+
+
+def _raw_version(filename: str) -> str | None:
+    if filename.endswith(".whl"):
+        parts = filename.split("-")
+        return parts[1] if len(parts) >= 5 else None
+    for suffix in (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar"):
+        if filename.endswith(suffix):
+            stem = filename[: -len(suffix)]
+            return stem.rsplit("-", 1)[1] if "-" in stem else None
+    return None
+
+
+def _parse_page(body: bytes, content_type: str, url: str, keep: Keep) -> list[_Candidate]:
     kind = content_type.split(";", 1)[0].strip().lower()
     if kind in _JSON_TYPES:
-        return _parse_json(body, url)
+        return _parse_json(body, url, keep)
     if kind in _HTML_TYPES:
-        return _parse_html(body.decode("utf-8", errors="replace"), url)
+        return _parse_html(body.decode("utf-8", errors="replace"), url, keep)
     raise _Ineligible(f"{strip_credentials(url)} answered with {content_type!r}, not an index page")
 
 
-def _parse_json(body: bytes, url: str) -> list[_Candidate]:
+def _parse_json(body: bytes, url: str, keep: Keep) -> list[_Candidate]:
     try:
         data: dict[str, Any] = json.loads(body)
-        files = data["files"]
+        files = [item for item in data["files"] if keep(item["filename"])]
         return [
             _candidate(
                 item["filename"],
@@ -531,9 +578,10 @@ def _candidate(
 
 
 class _Anchors(HTMLParser):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keep: Keep) -> None:
         super().__init__(convert_charrefs=True)
         self.base = url
+        self.keep = keep
         self.found: list[_Candidate] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -542,7 +590,10 @@ class _Anchors(HTMLParser):
             self.base = urljoin(self.base, values["href"] or "")
         if tag != "a" or not values.get("href"):
             return
-        absolute = urljoin(self.base, values["href"] or "")
+        href = values["href"] or ""
+        if not self.keep(unquote(href.split("#", 1)[0].rsplit("/", 1)[-1])):
+            return
+        absolute = urljoin(self.base, href)
         parts = urlsplit(absolute)
         filename = unquote(parts.path.rsplit("/", 1)[-1])
         fragment = dict(pair.split("=", 1) for pair in parts.fragment.split("&") if "=" in pair)
@@ -557,8 +608,8 @@ class _Anchors(HTMLParser):
         )
 
 
-def _parse_html(text: str, url: str) -> list[_Candidate]:
-    parser = _Anchors(url)
+def _parse_html(text: str, url: str, keep: Keep) -> list[_Candidate]:
+    parser = _Anchors(url, keep)
     parser.feed(text)
     parser.close()
     return parser.found

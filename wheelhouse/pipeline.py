@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -73,10 +74,13 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
             return BuildSummary(out, previous, noop=True, downloaded=0, built=0, reused=0)
 
         report.stage("reading requirements")
-        inputs = read_inputs(settings.requirements, settings.constraints)
-        cache = Cache(cache_root(settings.cache_dir))
-        cache.clean_stale()
-        config = _effective_pip_config(settings)
+        # `pip config list` is a subprocess: let it run while the requirements are parsed.
+        with ThreadPoolExecutor(max_workers=1) as background:
+            pending_config = background.submit(pip_config)
+            inputs = read_inputs(settings.requirements, settings.constraints)
+            cache = Cache(cache_root(settings.cache_dir))
+            cache.clean_stale()
+            config = _effective_pip_config(settings, pending_config.result())
 
         resolutions: list[Resolution] = []
         fetched: dict[str, Fetched] = {}
@@ -128,9 +132,14 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         )
 
 
-def _effective_pip_config(settings: BuildSettings) -> dict[str, str]:
+def _network_jobs(settings: BuildSettings) -> int:
+    # Index pages and downloads wait on the network, not the CPU: more of them than cores.
+    return max(settings.jobs * 4, 16)
+
+
+def _effective_pip_config(settings: BuildSettings, base: dict[str, str]) -> dict[str, str]:
     """pip's configuration with the command line's index options on top, as pip would see it."""
-    config = dict(pip_config())
+    config = dict(base)
     index = settings.index
     if index.index_url:
         config["index-url"] = index.index_url
@@ -195,7 +204,7 @@ def _resolve_and_fetch(
     report: Reporter,
 ) -> tuple[Resolution, list[Fetched]]:
     """Pins and files for one target: without a resolver when the input pins everything."""
-    jobs = max(settings.jobs * 4, 8)
+    jobs = _network_jobs(settings)
     label = "" if len(settings.targets) == 1 else f" for {target.name}"
     if not settings.refresh:
         report.stage(f"checking the pins{label}")
