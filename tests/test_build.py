@@ -498,3 +498,42 @@ def test_switching_keep_sdists_rebuilds(project: Project, cli: Cli) -> None:
 
     assert shipped_dists(project.out) == GRAPH_WHEELS
     assert_manifest_matches_files(project.out)
+
+
+def test_pinned_sdist_with_dynamic_metadata_is_built_once_without_a_resolver(
+    cli: Cli, dists: DistFactory, index_server: IndexServer, tmp_path: Path
+) -> None:
+    # PKG-INFO 2.1 does not promise its Requires-Dist: only a build tells the dependencies.
+    dists.sdist("oldstyle", "1.0", requires=["helper>=2"])
+    dists.wheel("helper", "2.0")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("oldstyle==1.0\nhelper==2.0\n", encoding="utf-8")
+    out = tmp_path / "house"
+
+    result = cli("build", "-r", requirements, "-o", out, "--index-url", index_server.url)
+
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert not [line for line in lines if "resolving with" in line], result.stderr
+    assert lines.count("wheelhouse: building oldstyle-1.0.tar.gz") == 1
+    assert sorted(p.name for p in out.glob("*.whl")) == [
+        "helper-2.0-py3-none-any.whl",
+        "oldstyle-1.0-py3-none-any.whl",
+    ]
+
+
+def test_pinned_sdist_whose_built_dependencies_are_not_pinned_falls_back_to_pip(
+    cli: Cli, dists: DistFactory, index_server: IndexServer, tmp_path: Path
+) -> None:
+    dists.sdist("oldstyle", "1.0", requires=["helper>=2"])
+    dists.wheel("helper", "2.0")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("oldstyle==1.0\n", encoding="utf-8")
+    out = tmp_path / "house"
+
+    result = cli("build", "-v", "-r", requirements, "-o", out, "--index-url", index_server.url)
+
+    assert result.exit_code == 0, result.stderr
+    assert "oldstyle 1.0 requires helper>=2, which is not pinned" in result.stderr
+    assert "wheelhouse: resolving with pip" in result.stderr.splitlines()
+    assert (out / "helper-2.0-py3-none-any.whl").is_file()

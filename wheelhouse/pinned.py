@@ -53,7 +53,7 @@ from wheelhouse.resolve import Pin, Resolution
 from wheelhouse.settings import IndexOptions
 from wheelhouse.targets import Target
 
-__all__ = ["Fallback", "PinnedResult", "resolve_pinned"]
+__all__ = ["BuildSdists", "Fallback", "PinnedResult", "resolve_pinned"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,15 +148,18 @@ def resolve_pinned(
     cache: Cache,
     *,
     jobs: int,
+    build: BuildSdists | None = None,
 ) -> PinnedResult | Fallback:
     """Resolve a fully pinned ``inputs`` without pip, or say why pip must resolve it.
 
     ``pip_config`` is pip's effective configuration (``_pip.pip_config()``), with or without
     ``index``'s URLs merged in as the pipeline does for ``fetch_all``. The chosen files are
     fetched into ``cache`` (hash-verified) and returned, so the caller need not fetch them again.
+    ``build`` turns sdists whose dependencies are not static into wheels (in order), whose
+    metadata then stands in; without it such an sdist sends the input to pip.
     """
     try:
-        result = _resolve(inputs, index, pip_config, target, cache, jobs=jobs)
+        result = _resolve(inputs, index, pip_config, target, cache, jobs=jobs, build=build)
     except _Ineligible as exc:
         logger.info("resolving with pip: %s", exc)
         return Fallback(str(exc))
@@ -185,6 +188,7 @@ def _resolve(
     cache: Cache,
     *,
     jobs: int,
+    build: BuildSdists | None,
 ) -> PinnedResult:
     environment = target.environment
     options = _check_options(inputs, pip_config)
@@ -210,7 +214,7 @@ def _resolve(
 
     fetcher = Fetcher(cache, pip_config=pip_config, allowed=inputs.hashes, jobs=jobs)
 
-    def choose_and_fetch(item: _Wanted) -> tuple[Fetched, _Metadata]:
+    def choose_and_fetch(item: _Wanted) -> tuple[Fetched, _Metadata | None]:
         # One worker takes a project from its index page to its verified file and metadata,
         # so page latency and downloads overlap instead of running as two phases.
         keep = _same_version(item.version)
@@ -220,13 +224,24 @@ def _resolve(
             fetched = fetcher.fetch(pin)
         except FetchError as exc:
             raise _Ineligible(f"cannot fetch the pinned files directly: {exc.message}") from exc
-        return fetched, _read_metadata(fetched)
+        try:
+            return fetched, _read_metadata(fetched)
+        except _DynamicSdist:
+            if build is None:
+                raise
+            return fetched, None
 
     ordered = [wanted[name] for name in sorted(wanted)]
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(ordered)))) as pool:
         results = list(pool.map(choose_and_fetch, ordered))
     fetched = [item for item, _ in results]
-    metadata = {item.pin.name: meta for item, meta in results}
+    metadata = {item.pin.name: meta for item, meta in results if meta is not None}
+    unknown = [item for item, meta in results if meta is None]
+    if unknown and build is not None:
+        # Building is what pip's resolver would do to learn these dependencies, one sdist at
+        # a time; here they build in parallel, into the cache the pipeline builds from.
+        for item, wheel in zip(unknown, build(unknown), strict=True):
+            metadata[item.pin.name] = _read_built_metadata(item, wheel)
     _check_complete(wanted, metadata, environment, python)
     final = tuple(
         Pin(
@@ -416,6 +431,7 @@ class _Candidate:
 
 
 Keep = Callable[[str], bool]
+BuildSdists = Callable[[Sequence[Fetched]], Sequence[Path]]
 
 
 class _Source:
@@ -745,6 +761,10 @@ class _Metadata:
     requires_python: str | None
 
 
+class _DynamicSdist(_Ineligible):
+    """An sdist whose dependencies only a build can tell."""
+
+
 def _read_metadata(item: Fetched) -> _Metadata:
     filename = item.pin.filename
     try:
@@ -761,7 +781,7 @@ def _read_metadata(item: Fetched) -> _Metadata:
             static = False
         dynamic = {d.lower() for d in raw.get("dynamic", [])}
         if not static or "requires-dist" in dynamic or "requires-python" in dynamic:
-            raise _Ineligible(
+            raise _DynamicSdist(
                 f"{filename} is an sdist whose dependencies are only known after a build "
                 "(its PKG-INFO is older than Metadata-Version 2.2 or marks them dynamic)"
             )
@@ -778,6 +798,14 @@ def _read_metadata(item: Fetched) -> _Metadata:
     except InvalidRequirement as exc:
         raise _Ineligible(f"{filename} has an invalid Requires-Dist: {exc}") from exc
     return _Metadata(version, requires, raw.get("requires_python"))
+
+
+def _read_built_metadata(sdist: Fetched, wheel: Path) -> _Metadata:
+    """The metadata of the wheel built from ``sdist``, for the sdist's pin."""
+    built = dataclasses.replace(
+        sdist, path=wheel, pin=dataclasses.replace(sdist.pin, kind="wheel", filename=wheel.name)
+    )
+    return _read_metadata(built)
 
 
 def _metadata_text(path: Path, kind: FileKind) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -93,14 +94,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         sdists = [f for f in fetched.values() if f.pin.kind == "sdist"]
         if sdists:
             report.stage(f"building {len(sdists)} wheels from sdists")
-        built = build_all(
-            sdists,
-            cache,
-            HOST,
-            jobs=settings.jobs,
-            notify=lambda f, status: report.build_event(f.pin.filename, status),
-            index=settings.index,
-        )
+        built = _build(sdists, settings, cache, report)
         build_resolutions: list[Resolution] = []
         if settings.keep_sdists and built:
             build_resolutions = _build_requirements(
@@ -130,6 +124,20 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
             built=sum(1 for b in built if not b.cached),
             reused=len(fetched) - downloaded,
         )
+
+
+def _build(
+    sdists: Sequence[Fetched], settings: BuildSettings, cache: Cache, report: Reporter
+) -> list[Built]:
+    """Build wheels from sdists here (cached by sdist sha256): the one place builds start."""
+    return build_all(
+        sdists,
+        cache,
+        HOST,
+        jobs=settings.jobs,
+        notify=lambda f, status: report.build_event(f.pin.filename, status),
+        index=settings.index,
+    )
 
 
 def _network_jobs(settings: BuildSettings) -> int:
@@ -208,7 +216,15 @@ def _resolve_and_fetch(
     label = "" if len(settings.targets) == 1 else f" for {target.name}"
     if not settings.refresh:
         report.stage(f"checking the pins{label}")
-        fast = resolve_pinned(inputs, settings.index, config, target, cache, jobs=jobs)
+        fast = resolve_pinned(
+            inputs,
+            settings.index,
+            config,
+            target,
+            cache,
+            jobs=jobs,
+            build=lambda sdists: [b.path for b in _build(sdists, settings, cache, report)],
+        )
         if isinstance(fast, PinnedResult):
             return fast.resolution, list(fast.fetched)
         logger.info("not a complete set of pins%s: %s", label, fast.reason)
