@@ -6,16 +6,6 @@ import sys
 import threading
 from typing import TextIO
 
-from rich.console import Console
-from rich.progress import (
-    FileSizeColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
-
 __all__ = ["PlainReporter", "RichReporter", "make_reporter"]
 
 
@@ -53,6 +43,17 @@ class RichReporter:
     """A live progress display: the current step, bytes downloaded and speed, one line a build."""
 
     def __init__(self, verbosity: int) -> None:
+        # rich costs 20 ms to import: only a terminal gets it.
+        from rich.console import Console
+        from rich.progress import (
+            FileSizeColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TransferSpeedColumn,
+        )
+
         self.verbosity = verbosity
         self.console = Console(stderr=True)
         self.progress = Progress(

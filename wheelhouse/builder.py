@@ -73,25 +73,9 @@ def build_all(
     """
     if not sdists:
         return []
-    builder = _Builder(cache, target, notify, _build_env(index or IndexOptions()))
+    builder = _Builder(cache, target, notify, (index or IndexOptions()).over_env(online_env()))
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(sdists)))) as pool:
         return list(pool.map(builder, sdists))
-
-
-def _build_env(index: IndexOptions) -> dict[str, str]:
-    env = online_env()
-    if index.index_url:
-        env["PIP_INDEX_URL"] = index.index_url
-    if index.extra_index_urls:
-        extra = [*env.get("PIP_EXTRA_INDEX_URL", "").split(), *index.extra_index_urls]
-        env["PIP_EXTRA_INDEX_URL"] = " ".join(extra)
-    if index.find_links:
-        env["PIP_FIND_LINKS"] = " ".join(
-            [*env.get("PIP_FIND_LINKS", "").split(), *index.find_links]
-        )
-    if index.pre:
-        env["PIP_PRE"] = "1"
-    return env
 
 
 @dataclass

@@ -81,7 +81,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
             inputs = read_inputs(settings.requirements, settings.constraints)
             cache = Cache(cache_root(settings.cache_dir))
             cache.clean_stale()
-            config = _effective_pip_config(settings, pending_config.result())
+            config = settings.index.over(pending_config.result())
 
         resolutions: list[Resolution] = []
         fetched: dict[str, Fetched] = {}
@@ -143,20 +143,6 @@ def _build(
 def _network_jobs(settings: BuildSettings) -> int:
     # Index pages and downloads wait on the network, not the CPU: more of them than cores.
     return max(settings.jobs * 4, 16)
-
-
-def _effective_pip_config(settings: BuildSettings, base: dict[str, str]) -> dict[str, str]:
-    """pip's configuration with the command line's index options on top, as pip would see it."""
-    config = dict(base)
-    index = settings.index
-    if index.index_url:
-        config["index-url"] = index.index_url
-    if index.extra_index_urls:
-        extra = [*config.get("extra-index-url", "").split(), *index.extra_index_urls]
-        config["extra-index-url"] = " ".join(extra)
-    if index.find_links:
-        config["find-links"] = " ".join([*config.get("find-links", "").split(), *index.find_links])
-    return config
 
 
 def _build_requirements(
@@ -233,7 +219,7 @@ def _resolve_and_fetch(
         resolution = resolve(inputs, settings.index, target)
     else:
         report.stage(f"resolving with uv{label}")
-        resolution = resolve_foreign(inputs, settings.index, target, config)
+        resolution = resolve_foreign(inputs, target, config)
     report.stage(f"fetching {len(resolution.pins)} files{label}")
     files = fetch_all(
         resolution.pins,

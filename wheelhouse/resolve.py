@@ -320,10 +320,11 @@ def _last_collected(lines: list[str]) -> str | None:
     return None
 
 
-def resolve_foreign(
-    inputs: InputSet, index: IndexOptions, target: Target, pip_config: Mapping[str, str]
-) -> Resolution:
+def resolve_foreign(inputs: InputSet, target: Target, pip_config: Mapping[str, str]) -> Resolution:
     """Resolve for a target that is not this machine, with uv.
+
+    ``pip_config`` is pip's configuration with the command line's index options applied
+    (``IndexOptions.over``).
 
     pip cannot: under ``--platform`` and ``--python-version`` it still evaluates environment
     markers for the host (pip#4304, pip#11010), so a dependency behind
@@ -346,7 +347,7 @@ def resolve_foreign(
             "{}.{}".format(*target.python_version),
             "--output-file",
             lock_path,
-            *pip_config_as_uv_args(_with_cli(pip_config, index)),
+            *pip_config_as_uv_args(pip_config),
         ]
         for path in inputs.constraints:
             args += ["--constraint", path.absolute()]
@@ -370,21 +371,6 @@ def resolve_foreign(
     return Resolution(
         target=target, pins=tuple(pins), environment=target.environment, pip_version=""
     )
-
-
-def _with_cli(pip_config: Mapping[str, str], index: IndexOptions) -> dict[str, str]:
-    merged = dict(pip_config)
-    if index.index_url:
-        merged["index-url"] = index.index_url
-    if index.extra_index_urls:
-        merged["extra-index-url"] = " ".join(
-            [*merged.get("extra-index-url", "").split(), *index.extra_index_urls]
-        )
-    if index.find_links:
-        merged["find-links"] = " ".join([*merged.get("find-links", "").split(), *index.find_links])
-    if index.pre:
-        merged["pre"] = "true"
-    return merged
 
 
 def _requested_names(inputs: InputSet, target: Target) -> set[NormalizedName]:
