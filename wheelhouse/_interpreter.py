@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import logging
+import os
 import platform
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from packaging.tags import sys_tags
 
 from wheelhouse._subprocess import run, tail
 from wheelhouse.errors import WheelhouseError
+from wheelhouse.locations import cache_root
 
 __all__ = ["InterpreterInfo", "describe"]
 
@@ -89,9 +92,73 @@ def describe(python: Path) -> InterpreterInfo:
         return cached
     # The interpreter running us answers in-process: a target that is wheelhouse's own venv
     # (the common case) then costs no interpreter start, which matters next to uv's speed.
-    info = _ask_self() if path == Path(sys.executable).absolute() else _ask(path)
+    if path == Path(sys.executable).absolute():
+        info = _ask_self()
+    else:
+        info = _load_answer(path) or _save_answer(path, _ask(path))
     with _cache_lock:
         _cache[key] = info
+    return info
+
+
+def _answer_file(path: Path) -> Path | None:
+    """Where an answer about ``path`` is kept, or None when nothing can tell it went stale.
+
+    Only a virtual environment's interpreter qualifies: its answer changes when the base
+    interpreter is replaced or when packages (pip among them) come or go, and each of those
+    changes a modification time that the file's name is made from.
+    """
+    prefix = path.parent.parent
+    config = prefix / "pyvenv.cfg"
+    site_dirs = sorted(prefix.glob("lib/python*/site-packages")) or sorted(
+        prefix.glob("Lib/site-packages")
+    )
+    try:
+        real = path.resolve().stat()
+        stamps = [str(path), str(real.st_mtime_ns), str(real.st_size)]
+        stamps.append(str(config.stat().st_mtime_ns))
+        stamps += [f"{d}:{d.stat().st_mtime_ns}" for d in site_dirs]
+    except OSError:
+        return None
+    if not site_dirs:
+        return None
+    key = hashlib.sha256("\0".join(stamps).encode()).hexdigest()
+    return cache_root() / "interpreters" / f"{key}.json"
+
+
+def _load_answer(path: Path) -> InterpreterInfo | None:
+    answer = _answer_file(path)
+    if answer is None:
+        return None
+    try:
+        data = json.loads(answer.read_text(encoding="utf-8"))
+        return InterpreterInfo(
+            executable=path,
+            version=str(data["version"]),
+            tags=tuple(data["tags"]),
+            environment=dict(data["environment"]),
+            has_pip=bool(data["has_pip"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _save_answer(path: Path, info: InterpreterInfo) -> InterpreterInfo:
+    answer = _answer_file(path)
+    if answer is not None:
+        data = {
+            "version": info.version,
+            "tags": list(info.tags),
+            "environment": info.environment,
+            "has_pip": info.has_pip,
+        }
+        try:
+            answer.parent.mkdir(parents=True, exist_ok=True)
+            partial = answer.with_name(f".{answer.name}.{os.getpid()}.tmp")
+            partial.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(partial, answer)
+        except OSError:
+            logger.debug("cannot keep the answer of %s", path, exc_info=True)
     return info
 
 

@@ -1,0 +1,57 @@
+"""Asking a target interpreter for its tags: answers are kept per venv until it changes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import wheelhouse._interpreter as interpreter
+from tests.conftest import MakeVenv
+
+
+def _forget_in_process_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interpreter, "_cache", {})
+
+
+@pytest.mark.slow
+def test_a_venvs_answer_is_kept_on_disk_until_its_packages_change(
+    make_venv: MakeVenv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    python = make_venv(with_pip=False)
+    asked: list[Path] = []
+    real_ask = interpreter._ask
+
+    def counting_ask(path: Path) -> interpreter.InterpreterInfo:
+        asked.append(path)
+        return real_ask(path)
+
+    monkeypatch.setattr(interpreter, "_ask", counting_ask)
+
+    first = interpreter.describe(python)
+    _forget_in_process_answers(monkeypatch)
+    again = interpreter.describe(python)
+
+    assert asked == [python.absolute()]
+    assert again == first
+    assert first.has_pip is False
+    assert len(list((tmp_path / "wh-cache" / "interpreters").glob("*.json"))) == 1
+
+    # pip arriving in the venv changes the answer, so the kept one must not be used.
+    [site] = (python.parent.parent / "lib").glob("python*/site-packages")
+    (site / "pip").mkdir()
+    (site / "pip" / "__init__.py").write_text("", encoding="utf-8")
+    _forget_in_process_answers(monkeypatch)
+    changed = interpreter.describe(python)
+
+    assert len(asked) == 2
+    assert changed.has_pip is True
+    shutil.rmtree(site / "pip")
+
+
+def test_an_interpreter_outside_a_venv_is_not_kept(tmp_path: Path) -> None:
+    fake = tmp_path / "bin" / "python"
+    fake.parent.mkdir()
+    fake.write_text("", encoding="utf-8")
+    assert interpreter._answer_file(fake) is None
