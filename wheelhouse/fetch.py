@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import shutil
 import threading
 import time
 import urllib.request
@@ -17,6 +19,8 @@ import urllib3
 from packaging.utils import NormalizedName
 
 from wheelhouse._http import HttpClient, strip_credentials
+from wheelhouse._pip import online_env, run_pip
+from wheelhouse._subprocess import tail
 from wheelhouse.cache import Cache
 from wheelhouse.errors import FetchError, HashMismatchError
 from wheelhouse.manifest import Sha256
@@ -107,15 +111,7 @@ class _Fetcher:
         try:
             digest, size = self._download(pin, partial)
             if pin.sha256 and digest != pin.sha256:
-                raise HashMismatchError(
-                    f"{pin.filename} from {strip_credentials(pin.url)} has sha256 {digest}, "
-                    f"but the index promised {pin.sha256}",
-                    filename=pin.filename,
-                    expected=pin.sha256,
-                    actual=digest,
-                    hint="the file or the index is corrupt or was tampered with; nothing was "
-                    "written: retry later or report it to the index's operator",
-                )
+                raise _mismatch(pin, digest)
             _check_allowed(pin, digest, self.allowed)
             path = self.cache.store(partial, digest, pin.filename)
         finally:
@@ -138,7 +134,11 @@ class _Fetcher:
                 )
                 if attempt + 1 < _ATTEMPTS:
                     time.sleep(0.2 * 2**attempt)
+            except urllib3.exceptions.SSLError as exc:
+                return self._via_pip(pin, partial, why=str(exc))
             except _FinalStatus as exc:
+                if exc.status in _PIP_MAY_DO_BETTER:
+                    return self._via_pip(pin, partial, why=f"HTTP {exc.status}")
                 last = exc
                 break
         raise FetchError(
@@ -155,10 +155,35 @@ class _Fetcher:
             if response.status >= 500 or response.status == 429:
                 raise _RetryableStatus(f"HTTP {response.status}")
             if response.status != 200:
-                raise _FinalStatus(f"HTTP {response.status}")
+                raise _FinalStatus(response.status)
             return _write(response.stream(_CHUNK), partial, pin, self.progress)
         finally:
             response.release_conn()
+
+    def _via_pip(self, pin: Pin, partial: Path, *, why: str) -> tuple[Sha256, int]:
+        """Let pip fetch what our client could not: pip may know an authentication (keyring)
+        or a trust store that we do not. The file is hash-checked here all the same."""
+        logger.warning("fetching %s directly failed (%s); asking pip", pin.filename, why)
+        url = pin.url.split("#", 1)[0] + (f"#sha256={pin.sha256}" if pin.sha256 else "")
+        work = self.cache.new_tmp_dir("pip-download-")
+        try:
+            args = ["download", "--no-deps", "--progress-bar", "off", "--dest", str(work), url]
+            result = run_pip(args, env=online_env())
+            found = [p for p in work.iterdir() if p.name == pin.filename]
+            got = re.search(r"^\s*Got\s+([0-9a-f]{64})\s*$", result.stderr, re.MULTILINE)
+            if got is not None and pin.sha256:
+                raise _mismatch(pin, Sha256(got[1]))
+            if not result.ok or not found:
+                raise FetchError(
+                    f"cannot download {strip_credentials(pin.url)} ({why}), nor could pip: "
+                    f"{tail(result.stderr or result.stdout, 2) or 'no output'}",
+                    url=strip_credentials(pin.url),
+                    hint="check the index's credentials, proxy and certificates",
+                )
+            with found[0].open("rb") as handle:
+                return _write(iter(lambda: handle.read(_CHUNK), b""), partial, pin, self.progress)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     def _copy_local(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
         source = Path(urllib.request.url2pathname(urlsplit(pin.url).path))
@@ -169,12 +194,30 @@ class _Fetcher:
             raise FetchError(f"cannot read {str(source)!r}: {exc.strerror}", url=pin.url) from exc
 
 
+def _mismatch(pin: Pin, digest: Sha256) -> HashMismatchError:
+    return HashMismatchError(
+        f"{pin.filename} from {strip_credentials(pin.url)} has sha256 {digest}, "
+        f"but the index promised {pin.sha256}",
+        filename=pin.filename,
+        expected=pin.sha256 or "",
+        actual=digest,
+        hint="the file or the index is corrupt or was tampered with; nothing was "
+        "written: retry later or report it to the index's operator",
+    )
+
+
 class _RetryableStatus(Exception):
     pass
 
 
 class _FinalStatus(Exception):
-    pass
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+# Refusals that pip, with its keyring support and its own trust store, may get past.
+_PIP_MAY_DO_BETTER = frozenset({401, 403, 407})
 
 
 def _write(
