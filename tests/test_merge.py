@@ -702,3 +702,38 @@ def test_plain_pip_installs_the_host_target_of_a_merge_offline(
     )
     names = {p["name"] for p in json.loads(listed.stdout)}
     assert "colorama" not in names
+
+
+def test_build_requirements_of_each_source_are_joined_per_target(
+    tmp_path: Path, dists: DistFactory
+) -> None:
+    app = dists.wheel("app", "1.0")
+    setuptools = dists.wheel("setuptools", "80.0")
+    cython = dists.wheel("cython", "3.1")
+    sources = []
+    for name, helper in (("one", setuptools), ("two", cython)):
+        directory = tmp_path / name
+        lock = lock_of(LINUX, [app])
+        build_lock = lock_of(LINUX, [helper])
+        manifest = Manifest(
+            generator="wheelhouse-tests",
+            created=OLD,
+            inputs=Inputs(files=()),
+            files=(record_of(app), record_of(helper)),
+            locks=(lock,),
+            build_locks=(build_lock,),
+        )
+        publish(directory, manifest, {app.name: app, helper.name: helper}, [write_requirements])
+        sources.append(directory)
+
+    merged = merge(sources, tmp_path / "out")
+
+    [joined] = merged.build_locks
+    assert joined.target == LINUX
+    assert [(e.name, e.version) for e in joined.entries] == [
+        ("cython", "3.1"),
+        ("setuptools", "80.0"),
+    ]
+    assert {r.filename for r in merged.files} == {app.name, setuptools.name, cython.name}
+    # Build requirements are shipped, never part of what installs.
+    assert "cython" not in (tmp_path / "out" / "requirements.txt").read_text(encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ def merge(sources: Sequence[Path], out: Path, *, reporter: Reporter | None = Non
             inputs=Inputs(files=(), options={MERGED_FROM: [_provenance(s) for s in verified]}),
             files=tuple(sorted(files.values(), key=lambda r: (r.name, r.filename))),
             locks=tuple(sorted(_union_locks(verified).values(), key=lambda lock: lock.target)),
+            build_locks=_union_build_locks(verified),
         )
         report.stage(f"writing {out}")
         publish(out, manifest, copy_from, writers=_writers())
@@ -183,6 +185,22 @@ def _file_conflict(
         actual=second.sha256,
         hint=hint,
     )
+
+
+def _union_build_locks(sources: list[_Source]) -> tuple[TargetLock, ...]:
+    """Build requirements per target, joined: each machine's sdists may have needed others."""
+    joined: dict[str, TargetLock] = {}
+    for source in sources:
+        for lock in source.manifest.build_locks:
+            first = joined.get(lock.target)
+            if first is None:
+                joined[lock.target] = lock
+                continue
+            entries = {(e.name, e.version): e for e in (*first.entries, *lock.entries)}
+            joined[lock.target] = dataclasses.replace(
+                first, entries=tuple(entries[key] for key in sorted(entries))
+            )
+    return tuple(joined[target] for target in sorted(joined))
 
 
 def _union_locks(sources: list[_Source]) -> dict[str, TargetLock]:
