@@ -75,7 +75,8 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
             return BuildSummary(out, previous, noop=True, downloaded=0, built=0, reused=0)
 
         report.stage("reading requirements")
-        # `pip config list` is a subprocess: let it run while the requirements are parsed.
+        # Loading pip's configuration and parsing the requirements each import parts of pip:
+        # side by side they overlap.
         with ThreadPoolExecutor(max_workers=1) as background:
             pending_config = background.submit(pip_config)
             inputs = read_inputs(settings.requirements, settings.constraints)
