@@ -20,6 +20,8 @@ def test_a_venvs_answer_is_kept_on_disk_until_its_packages_change(
     make_venv: MakeVenv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     python = make_venv(with_pip=False)
+    # A venv of the interpreter running the tests would be answered without asking at all.
+    monkeypatch.setattr(interpreter, "_venv_of_our_interpreter", lambda path: None)
     asked: list[Path] = []
     real_ask = interpreter._ask
 
@@ -55,3 +57,21 @@ def test_an_interpreter_outside_a_venv_is_not_kept(tmp_path: Path) -> None:
     fake.parent.mkdir()
     fake.write_text("", encoding="utf-8")
     assert interpreter._answer_file(fake) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_pip", [True, False])
+def test_a_venv_of_our_own_interpreter_is_answered_without_starting_it(
+    make_venv: MakeVenv, monkeypatch: pytest.MonkeyPatch, with_pip: bool
+) -> None:
+    python = make_venv(with_pip=with_pip)
+    asked = interpreter._ask(python.absolute())
+
+    def must_not_run(path: Path) -> interpreter.InterpreterInfo:
+        raise AssertionError(f"{path} was started")
+
+    monkeypatch.setattr(interpreter, "_ask", must_not_run)
+    _forget_in_process_answers(monkeypatch)
+
+    assert interpreter.describe(python) == asked
+    assert asked.has_pip is with_pip

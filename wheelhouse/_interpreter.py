@@ -94,11 +94,48 @@ def describe(python: Path) -> InterpreterInfo:
     # (the common case) then costs no interpreter start, which matters next to uv's speed.
     if path == Path(sys.executable).absolute():
         info = _ask_self()
+    elif (twin := _venv_of_our_interpreter(path)) is not None:
+        info = twin
     else:
         info = _load_answer(path) or _save_answer(path, _ask(path))
     with _cache_lock:
         _cache[key] = info
     return info
+
+
+def _venv_of_our_interpreter(path: Path) -> InterpreterInfo | None:
+    """The answer for a venv made from the very interpreter running us, without starting it.
+
+    The same binary reports the same tags and markers; only whether pip is installed differs,
+    and that is on disk. Fresh venvs (a Docker build, a CI job) are the common target, and
+    this saves starting one, a fifth of a whole uv install.
+    """
+    prefix = path.parent.parent
+    try:
+        config = dict(
+            line.split("=", 1)
+            for line in (prefix / "pyvenv.cfg").read_text(encoding="utf-8").splitlines()
+            if "=" in line
+        )
+        same_binary = path.resolve() == Path(getattr(sys, "_base_executable", "")).resolve()
+    except (OSError, ValueError):
+        return None
+    settings = {k.strip(): v.strip() for k, v in config.items()}
+    if (
+        not same_binary
+        or settings.get("version", settings.get("version_info")) != platform.python_version()
+        or settings.get("include-system-site-packages", "false").lower() != "false"
+    ):
+        return None
+    site_dirs = [*prefix.glob("lib/python*/site-packages"), *prefix.glob("Lib/site-packages")]
+    ours = _ask_self()
+    return InterpreterInfo(
+        executable=path,
+        version=ours.version,
+        tags=ours.tags,
+        environment=ours.environment,
+        has_pip=any((d / "pip" / "__init__.py").is_file() for d in site_dirs),
+    )
 
 
 def _answer_file(path: Path) -> Path | None:

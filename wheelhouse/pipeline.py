@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import parse_wheel_filename
 
 from wheelhouse import __version__
 from wheelhouse._http import strip_credentials
 from wheelhouse._pip import config_fingerprint, pip_config
-from wheelhouse.builder import Built, build_all
 from wheelhouse.cache import Cache
 from wheelhouse.errors import IncompatibleError
 from wheelhouse.export import write_requirements
@@ -45,6 +44,9 @@ from wheelhouse.resolve import Resolution, resolve, resolve_foreign
 from wheelhouse.settings import BuildSettings
 from wheelhouse.targets import HOST, Target
 from wheelhouse.wheelhouse_dir import Writer, check_output_dir, locked, publish
+
+if TYPE_CHECKING:
+    from wheelhouse.builder import Built
 
 __all__ = ["BuildSummary", "build_wheelhouse"]
 
@@ -131,6 +133,11 @@ def _build(
     sdists: Sequence[Fetched], settings: BuildSettings, cache: Cache, report: Reporter
 ) -> list[Built]:
     """Build wheels from sdists here (cached by sdist sha256): the one place builds start."""
+    if not sdists:
+        return []
+    # Imported here: a build of wheels alone never needs the builder.
+    from wheelhouse.builder import build_all
+
     return build_all(
         sdists,
         cache,
