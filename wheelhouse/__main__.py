@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wheelhouse.cli import main
+from wheelhouse.cli import run
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -572,5 +573,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The console entry point: ``main()``, then an exit that skips the interpreter's teardown.
+
+    Tearing down every imported module costs 30-80 ms at the end of each run, a third of a
+    whole offline uv install. By the time ``main()`` returns, every lock, temporary directory
+    and thread pool has been closed by its context manager, so only the standard streams and
+    the logging handlers are left to flush (mypy ends its runs the same way).
+    """
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        # A reader that stopped early (`| head`) is not a failure of ours.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    run()

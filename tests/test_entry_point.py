@@ -1,0 +1,33 @@
+"""The installed command: exit codes and output survive its fast exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wheelhouse", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_exit_code_and_error_line_of_a_user_mistake(tmp_path: Path) -> None:
+    result = _run("build", "-r", "missing.txt", "-o", "out", cwd=tmp_path)
+    assert result.returncode == 3
+    assert "error: requirements file 'missing.txt' does not exist" in result.stderr.splitlines()
+    assert not (tmp_path / "out").exists()
+
+
+def test_all_of_stdout_arrives_before_the_exit(tmp_path: Path) -> None:
+    result = _run("cache", "info", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["schema-version"] == 1
+    assert info["files"] == 0
