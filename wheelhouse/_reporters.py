@@ -26,9 +26,6 @@ class PlainReporter:
     def note(self, text: str) -> None:
         self._say(f"wheelhouse: {text}")
 
-    def download_started(self, files: int) -> None:
-        pass
-
     def downloaded(self, filename: str, nbytes: int) -> None:
         pass
 
@@ -77,9 +74,6 @@ class RichReporter:
 
     def note(self, text: str) -> None:
         self.console.print(f"wheelhouse: {text}")
-
-    def download_started(self, files: int) -> None:
-        pass
 
     def downloaded(self, filename: str, nbytes: int) -> None:
         with self._lock:

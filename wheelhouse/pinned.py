@@ -46,7 +46,7 @@ from wheelhouse._http import HttpClient, strip_credentials
 from wheelhouse._pip import RequirementFileError, read_requirement_file
 from wheelhouse.cache import Cache
 from wheelhouse.errors import FetchError
-from wheelhouse.fetch import Fetched, Fetcher
+from wheelhouse.fetch import Fetched, Fetcher, Progress
 from wheelhouse.manifest import FileKind, Sha256
 from wheelhouse.requirements import InputSet
 from wheelhouse.resolve import Pin, Resolution
@@ -149,6 +149,7 @@ def resolve_pinned(
     *,
     jobs: int,
     build: BuildSdists | None = None,
+    progress: Progress | None = None,
 ) -> PinnedResult | Fallback:
     """Resolve a fully pinned ``inputs`` without pip, or say why pip must resolve it.
 
@@ -159,7 +160,9 @@ def resolve_pinned(
     metadata then stands in; without it such an sdist sends the input to pip.
     """
     try:
-        result = _resolve(inputs, index, pip_config, target, cache, jobs=jobs, build=build)
+        result = _resolve(
+            inputs, index, pip_config, target, cache, jobs=jobs, build=build, progress=progress
+        )
     except _Ineligible as exc:
         logger.info("resolving with pip: %s", exc)
         return Fallback(str(exc))
@@ -189,6 +192,7 @@ def _resolve(
     *,
     jobs: int,
     build: BuildSdists | None,
+    progress: Progress | None,
 ) -> PinnedResult:
     environment = target.environment
     options = _check_options(inputs, pip_config)
@@ -212,7 +216,9 @@ def _resolve(
         prefer_binary=options.prefer_binary,
     )
 
-    fetcher = Fetcher(cache, pip_config=pip_config, allowed=inputs.hashes, jobs=jobs)
+    fetcher = Fetcher(
+        cache, pip_config=pip_config, allowed=inputs.hashes, jobs=jobs, progress=progress
+    )
 
     def choose_and_fetch(item: _Wanted) -> tuple[Fetched, _Metadata | None]:
         # One worker takes a project from its index page to its verified file and metadata,

@@ -218,6 +218,7 @@ def _resolve_and_fetch(
             cache,
             jobs=jobs,
             build=lambda sdists: [b.path for b in _build(sdists, settings, cache, report)],
+            progress=lambda pin, n: report.downloaded(pin.filename, n),
         )
         if isinstance(fast, PinnedResult):
             return fast.resolution, list(fast.fetched)

@@ -16,9 +16,6 @@ class Reporter(Protocol):
     def note(self, text: str) -> None:
         """Something a user should know that is not an error."""
 
-    def download_started(self, files: int) -> None:
-        """``files`` files are about to be downloaded."""
-
     def downloaded(self, filename: str, nbytes: int) -> None:
         """``nbytes`` more bytes of ``filename`` arrived."""
 
@@ -33,9 +30,6 @@ class NullReporter:
         pass
 
     def note(self, text: str) -> None:
-        pass
-
-    def download_started(self, files: int) -> None:
         pass
 
     def downloaded(self, filename: str, nbytes: int) -> None:
