@@ -34,6 +34,7 @@ from wheelhouse.install import (
     install,
     plan_install,
 )
+from wheelhouse.targets import parse_target
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "examples" / "Dockerfile"
@@ -267,7 +268,10 @@ def test_wheel_for_another_platform_gets_the_precheck_error(tmp_path: Path, dist
         f"(Python {describe(python).version}, best tag {best}) can install for:\n"
         "  native 1.5: the wheelhouse has native-1.5-cp311-cp311-win_amd64.whl"
     )
-    assert info.value.hint is not None and f"--target {best}" in info.value.hint
+    # The hint names a target 'wheelhouse build --target' accepts: {interpreter}-{platform}.
+    interpreter, _abi, platform = best.split("-")
+    assert info.value.hint is not None and f"--target {interpreter}-{platform})" in info.value.hint
+    assert parse_target(f"{interpreter}-{platform}").platform == platform
     assert info.value.exit_code == 9
 
 

@@ -64,7 +64,7 @@ _HOST_REQUIREMENTS = "requirements.txt"
 _HOST_TARGET = "host"
 _REBUILD_HINT = (
     "rebuild the wheelhouse for this interpreter: run 'wheelhouse build' on a machine like the "
-    "target, or pass a target matching its tags (e.g. --target {tag})"
+    "target, or pass a target matching its tags (e.g. --target {target})"
 )
 
 
@@ -399,7 +399,7 @@ def _precheck(
     raise IncompatibleError(
         f"the wheelhouse {str(directory)!r} has no wheel that {str(info.executable)!r} "
         f"(Python {info.version}, best tag {tag}) can install for:\n" + "\n".join(lines),
-        hint=_REBUILD_HINT.format(tag=tag),
+        hint=_REBUILD_HINT.format(target=_target_for(tag)),
     )
 
 
@@ -424,6 +424,12 @@ def _portable_tag(info: InterpreterInfo) -> str:
         if not tag.rsplit("-", 1)[-1].startswith("linux_"):
             return tag
     return info.tags[0] if info.tags else "(none)"
+
+
+def _target_for(tag: str) -> str:
+    # 'wheelhouse build --target' takes {interpreter}-{platform}; the abi follows from them.
+    interpreter, _, rest = tag.partition("-")
+    return f"{interpreter}-{rest.partition('-')[2] or rest}"
 
 
 def _write_requirements(
