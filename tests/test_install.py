@@ -408,7 +408,7 @@ def dockerfile_install_commands() -> list[tuple[dict[str, str], list[str]]]:
     text = DOCKERFILE.read_text().replace("\\\n", " ")
     found = []
     for line in text.splitlines():
-        if line.startswith("RUN --mount=type=bind"):
+        if line.startswith("RUN --mount=type=bind") and "/wheelhouse " in line:
             words = shlex.split(line)[2:]
             env = dict(w.split("=", 1) for w in words[: words.index("pip")])
             found.append((env, words[words.index("pip") :]))
@@ -432,9 +432,18 @@ def test_dockerfile_installs_hermetically_in_both_variants() -> None:
     assert dockerfile_install_commands() == [expected, expected]
     mounts = re.findall(r"^RUN (--mount=\S+)", DOCKERFILE.read_text(), flags=re.M)
     assert mounts == [
+        "--mount=type=bind,from=wheelhouse-src,target=/tmp/wheelhouse-src,rw",
         "--mount=type=bind,source=wheelhouse,target=/wheelhouse",
         "--mount=type=bind,from=builder,source=/wheelhouse,target=/wheelhouse",
     ]
+
+
+def test_dockerfile_installs_wheelhouse_from_its_source_not_from_the_index() -> None:
+    # "wheelhouse" on PyPI is an unrelated project: `pip install wheelhouse` would run it.
+    runs = DOCKERFILE.read_text().replace("\\\n", " ")
+    installs = [line for line in runs.splitlines() if " pip install " in line]
+    assert not [line for line in installs if re.search(r"pip install \S*\s*wheelhouse\b", line)]
+    assert any(line.endswith("pip install --no-cache-dir /tmp/wheelhouse-src") for line in installs)
 
 
 @pytest.mark.slow
