@@ -73,7 +73,6 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
     with locked(out, on_wait=report.note):
         previous = read_manifest(out) if out.is_dir() else None
         if previous is not None and not settings.refresh and _up_to_date(out, previous, settings):
-            report.note(f"{out} is up to date")
             return BuildSummary(out, previous, noop=True, downloaded=0, built=0, reused=0)
 
         report.stage("reading requirements")
