@@ -520,6 +520,8 @@ def test_pinned_sdist_with_dynamic_metadata_is_built_once_without_a_resolver(
         "helper-2.0-py3-none-any.whl",
         "oldstyle-1.0-py3-none-any.whl",
     ]
+    # Built while the pins were checked, then found in the cache: still this run's build.
+    assert lines[-1].endswith("(2 downloaded, 0 from cache, 1 built from sdists)"), lines[-1]
 
 
 def test_pinned_sdist_whose_built_dependencies_are_not_pinned_falls_back_to_pip(

@@ -87,8 +87,13 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
 
         resolutions: list[Resolution] = []
         fetched: dict[str, Fetched] = {}
+        # sdists built by this run: checking the pins may build some before the build stage,
+        # which then finds them in the cache.
+        fresh: set[Sha256] = set()
         for target in settings.targets:
-            resolution, files = _resolve_and_fetch(inputs, settings, target, config, cache, report)
+            resolution, files = _resolve_and_fetch(
+                inputs, settings, target, config, cache, report, fresh
+            )
             resolutions.append(resolution)
             for item in files:
                 fetched.setdefault(item.pin.filename, item)
@@ -96,11 +101,11 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         sdists = [f for f in fetched.values() if f.pin.kind == "sdist"]
         if sdists:
             report.stage(f"building {len(sdists)} wheels from sdists")
-        built = _build(sdists, settings, cache, report)
+        built = _build(sdists, settings, cache, report, fresh)
         build_resolutions: list[Resolution] = []
         if settings.keep_sdists and built:
             build_resolutions = _build_requirements(
-                resolutions, fetched, built, settings, config, cache, report
+                resolutions, fetched, built, settings, config, cache, report, fresh
             )
 
         manifest, sources = _assemble(
@@ -123,13 +128,17 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
             manifest,
             noop=False,
             downloaded=downloaded,
-            built=sum(1 for b in built if not b.cached),
+            built=len(fresh & {b.sdist.sha256 for b in built}),
             reused=len(fetched) - downloaded,
         )
 
 
 def _build(
-    sdists: Sequence[Fetched], settings: BuildSettings, cache: Cache, report: Reporter
+    sdists: Sequence[Fetched],
+    settings: BuildSettings,
+    cache: Cache,
+    report: Reporter,
+    fresh: set[Sha256],
 ) -> list[Built]:
     """Build wheels from sdists here (cached by sdist sha256): the one place builds start."""
     if not sdists:
@@ -137,7 +146,7 @@ def _build(
     # Imported here: a build of wheels alone never needs the builder.
     from wheelhouse.builder import build_all
 
-    return build_all(
+    built = build_all(
         sdists,
         cache,
         HOST,
@@ -145,6 +154,8 @@ def _build(
         notify=lambda f, status: report.build_event(f.pin.filename, status),
         index=settings.index,
     )
+    fresh.update(b.sdist.sha256 for b in built if not b.cached)
+    return built
 
 
 def _network_jobs(settings: BuildSettings) -> int:
@@ -160,6 +171,7 @@ def _build_requirements(
     config: dict[str, str],
     cache: Cache,
     report: Reporter,
+    fresh: set[Sha256],
 ) -> list[Resolution]:
     """Resolve and fetch, per target, what the shipped sdists need to be built again offline.
 
@@ -186,7 +198,7 @@ def _build_requirements(
             inputs = read_inputs((listing,), ())
             report.stage(f"resolving build requirements for {target.name}: {', '.join(wanted)}")
             build_resolution, files = _resolve_and_fetch(
-                inputs, settings, target, config, cache, report
+                inputs, settings, target, config, cache, report, fresh
             )
         finally:
             listing.unlink(missing_ok=True)
@@ -203,6 +215,7 @@ def _resolve_and_fetch(
     config: dict[str, str],
     cache: Cache,
     report: Reporter,
+    fresh: set[Sha256],
 ) -> tuple[Resolution, list[Fetched]]:
     """Pins and files for one target: without a resolver when the input pins everything."""
     jobs = _network_jobs(settings)
@@ -216,7 +229,7 @@ def _resolve_and_fetch(
             target,
             cache,
             jobs=jobs,
-            build=lambda sdists: [b.path for b in _build(sdists, settings, cache, report)],
+            build=lambda sdists: [b.path for b in _build(sdists, settings, cache, report, fresh)],
             progress=lambda pin, n: report.downloaded(pin.filename, n),
         )
         if isinstance(fast, PinnedResult):
