@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gc
 import hashlib
 import threading
+import urllib.request
 import warnings
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
@@ -386,3 +390,52 @@ def test_pip_does_not_get_a_wrong_file_past_the_hash_check(
     )
     assert info.value.exit_code == ExitCode.INTEGRITY
     assert _cached_files(cache) == []
+
+
+class _AuthProxy(BaseHTTPRequestHandler):
+    """A forward proxy on loopback that wants Basic credentials, as corporate proxies do."""
+
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+    expected = "Basic " + base64.b64encode(b"user:p@ss").decode()
+
+    def do_GET(self) -> None:
+        auth = self.headers.get("Proxy-Authorization")
+        self.seen.append((self.path, auth))
+        if auth != self.expected:
+            self.send_response(407)
+            self.send_header("Proxy-Authenticate", 'Basic realm="test"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with direct.open(self.path) as upstream:  # the absolute URL a proxy is sent
+            body = upstream.read()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_proxy_credentials_in_the_proxy_url_are_sent(
+    dists: DistFactory, index_server: IndexServer, cache: Cache
+) -> None:
+    wheel = dists.wheel("alpha", "1.0")
+    pin = _pin(wheel, index_server.files_url + wheel.name)
+    _AuthProxy.seen = []
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _AuthProxy)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = proxy.server_address[1]
+        # pip's form: credentials percent-encoded in the URL given to --proxy.
+        config = {"proxy": f"http://user:p%40ss@127.0.0.1:{port}"}
+        [fetched] = fetch_all([pin], cache, pip_config=config, allowed={}, jobs=1)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert fetched.path.read_bytes() == wheel.read_bytes()
+    assert _AuthProxy.seen == [(index_server.files_url + wheel.name, _AuthProxy.expected)]
+    assert _file_requests(index_server) == [f"/files/{wheel.name}"]

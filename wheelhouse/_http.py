@@ -7,7 +7,7 @@ import os
 import ssl
 import urllib.request
 from collections.abc import Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import urllib3
 
@@ -58,8 +58,19 @@ class HttpClient:
         if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
             return self._direct
         if proxy not in self._proxies:
+            # pip takes credentials from the proxy URL (--proxy user:pass@host:port); urllib3
+            # sends them only as a Proxy-Authorization header it is given.
+            parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            headers = None
+            if parts.username is not None:
+                auth = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+                headers = urllib3.make_headers(proxy_basic_auth=auth)
             self._proxies[proxy] = urllib3.ProxyManager(
-                proxy, maxsize=self._pool_size, ssl_context=self._context, retries=False
+                strip_credentials(urlunsplit(parts)),
+                proxy_headers=headers,
+                maxsize=self._pool_size,
+                ssl_context=self._context,
+                retries=False,
             )
         return self._proxies[proxy]
 
