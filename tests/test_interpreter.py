@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,31 @@ def test_a_venv_of_our_own_interpreter_is_answered_without_starting_it(
 
     assert interpreter.describe(python) == asked
     assert asked.has_pip is with_pip
+
+
+def _old_python() -> Path | None:
+    """A Python 3.8 or 3.9 on this machine (PATH or pyenv), which our packaging cannot run on."""
+    candidates = [shutil.which(f"python3.{minor}") for minor in (9, 8)]
+    candidates += sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.[89].*/bin/python3"))
+    for candidate in filter(None, candidates):
+        done = subprocess.run(
+            [candidate, "-c", "import pip, sys; assert sys.version_info < (3, 10)"],
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode == 0:
+            return Path(candidate)
+    return None
+
+
+def test_an_interpreter_too_old_for_our_packaging_is_asked_with_its_own_pips() -> None:
+    python = _old_python()
+    if python is None:
+        pytest.skip("no Python 3.8/3.9 with pip on this machine")
+    info = interpreter._ask(python)
+    minor = info.version.split(".")[1]
+    assert info.version.startswith("3.")
+    assert int(minor) < 10
+    assert info.tags[0].startswith(f"cp3{minor}-cp3{minor}-")
+    assert info.environment["python_version"] == f"3.{minor}"
+    assert info.has_pip

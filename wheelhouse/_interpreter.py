@@ -34,8 +34,17 @@ _SCRIPT = """\
 import importlib.util, json, platform, sys
 has_pip = importlib.util.find_spec("pip") is not None
 sys.path.insert(0, sys.argv[1])
-from packaging.markers import default_environment
-from packaging.tags import sys_tags
+try:
+    from packaging.markers import default_environment
+    from packaging.tags import sys_tags
+except (ImportError, SyntaxError):
+    # Our packaging may need a newer Python than the target's (packaging 26 needs 3.10):
+    # judge it with the copy its own pip vendors.
+    del sys.path[0]
+    for name in [m for m in sys.modules if m == "packaging" or m.startswith("packaging.")]:
+        del sys.modules[name]
+    from pip._vendor.packaging.markers import default_environment
+    from pip._vendor.packaging.tags import sys_tags
 json.dump(
     {
         "version": platform.python_version(),
