@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tarfile
 import threading
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.utils import canonicalize_name
 
+import wheelhouse._pep517_build as _pep517_build
 import wheelhouse.builder as builder_module
 from tests._dists import BUILD_FAILURE_LINE, DistFactory
 from wheelhouse.builder import build_all
@@ -168,3 +172,65 @@ def test_wheel_of_another_project_is_refused(dists: DistFactory, cache: Cache) -
     assert info.value.message == (
         "building tiny-1.0.tar.gz produced other-1.0-py3-none-any.whl, which is not tiny 1.0"
     )
+
+
+def _recording_run(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
+    envs: list[dict[str, str]] = []
+    real_run = builder_module.run
+
+    def recording(argv: Any, *, env: dict[str, str], **kwargs: Any) -> Any:
+        envs.append(dict(env))
+        return real_run(argv, env=env, **kwargs)
+
+    monkeypatch.setattr(builder_module, "run", recording)
+    return envs
+
+
+def test_builds_get_the_sdists_own_date_for_reproducible_wheels(
+    dists: DistFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same sdist built on two machines must give the same bytes, or 'wheelhouse merge'
+    # of a CI matrix sees two different wheels of one filename.
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    envs = _recording_run(monkeypatch)
+    sdist = _fetched(dists.sdist("tiny", "1.0"), "tiny", "1.0")
+
+    build_all([sdist], Cache(tmp_path / "one"), HOST, jobs=1)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    build_all([sdist], Cache(tmp_path / "two"), HOST, jobs=1)
+
+    with tarfile.open(sdist.path) as archive:
+        member = next(m for m in archive.getmembers() if m.name.endswith("/PKG-INFO"))
+    assert [env["SOURCE_DATE_EPOCH"] for env in envs] == [
+        str(max(315532800, int(member.mtime))),
+        "1700000000",  # the user's own choice is kept
+    ]
+
+
+def test_source_epoch_is_pkg_info_mtime_and_never_before_1980(tmp_path: Path) -> None:
+    (tmp_path / "PKG-INFO").write_text("Name: x\n", encoding="utf-8")
+    os.utime(tmp_path / "PKG-INFO", (1_750_000_000, 1_750_000_000))
+    assert builder_module._source_epoch(tmp_path) == 1_750_000_000
+    os.utime(tmp_path / "PKG-INFO", (0, 0))
+    assert builder_module._source_epoch(tmp_path) == 315532800  # zip cannot store earlier
+    assert builder_module._source_epoch(tmp_path / "missing") == 315532800
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "declared"),
+    [
+        (None, False),
+        ('[project]\nname = "x"\n', False),
+        ('[build-system]\nbuild-backend = "setuptools.build_meta"\n', False),
+        ('[build-system]\nrequires = ["setuptools"]\n', True),
+        ("not toml [", False),
+    ],
+)
+def test_legacy_sdists_are_told_apart(
+    tmp_path: Path, pyproject: str | None, declared: bool
+) -> None:
+    # Without build-system.requires, pip < 24.1 also needs 'wheel' to build the sdist:
+    # --keep-sdists ships it for them.
+    if pyproject is not None:
+        (tmp_path / "pyproject.toml").write_text(pyproject, encoding="utf-8")
+    assert _pep517_build._declares_build_system(tmp_path) is declared

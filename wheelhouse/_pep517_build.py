@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tomllib
 from pathlib import Path
 
 import build
@@ -35,11 +36,25 @@ def _build(source: Path, outdir: Path, record: Path) -> int:
         dynamic = sorted(builder.get_requires_for_build("wheel"))
         env.install(set(dynamic))
         wheel = Path(builder.build("wheel", outdir))
+    requires = {*static, *dynamic}
+    if not _declares_build_system(source):
+        # Without a [build-system] table, build assumes setuptools alone, but pip before 24.1
+        # (23.2 is what a fresh venv bundles) assumes "setuptools>=40.8.0" and "wheel": ship
+        # wheel too, or that pip cannot build the shipped sdist offline.
+        requires.add("wheel")
     record.write_text(
-        json.dumps({"wheel": wheel.name, "requires": sorted({*static, *dynamic})}),
+        json.dumps({"wheel": wheel.name, "requires": sorted(requires)}),
         encoding="utf-8",
     )
     return 0
+
+
+def _declares_build_system(source: Path) -> bool:
+    try:
+        data = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return "requires" in data.get("build-system", {})
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ __all__ = ["Built", "build_all"]
 logger = logging.getLogger(__name__)
 
 _RECORD = "build.json"
-_RECORD_VERSION = 2
+_RECORD_VERSION = 3
 _DEFAULT_BACKEND = "setuptools.build_meta:__legacy__"
 
 Notify = Callable[[Fetched, str], None]
@@ -98,6 +98,10 @@ class _Builder:
             backend = _backend(source)
             out = work / "out"
             requires_file = work / "requires.json"
+            env = dict(self.env)
+            # Reproducible wheels: the same sdist built on two machines gives the same bytes, so
+            # that 'wheelhouse merge' of a CI matrix does not see two different wheels.
+            env.setdefault("SOURCE_DATE_EPOCH", str(_source_epoch(source)))
             result = run(
                 [
                     self.target.python,
@@ -109,7 +113,7 @@ class _Builder:
                     out,
                     requires_file,
                 ],
-                env=self.env,
+                env=env,
             )
             if not result.ok:
                 raise _build_error(sdist, result.stdout + "\n" + result.stderr)
@@ -191,6 +195,14 @@ def _extract(sdist: Fetched, dest: Path) -> Path:
     if not (root / "pyproject.toml").is_file() and not (root / "setup.py").is_file():
         raise _bad_archive(sdist, "it has neither pyproject.toml nor setup.py")
     return root
+
+
+def _source_epoch(source: Path) -> int:
+    """The sdist's own timestamp (PKG-INFO's mtime), never before 1980 (zip's epoch)."""
+    for name in ("PKG-INFO", "pyproject.toml", "setup.py"):
+        with contextlib.suppress(OSError):
+            return max(315532800, int((source / name).stat().st_mtime))
+    return 315532800
 
 
 def _bad_archive(sdist: Fetched, why: str) -> BuildError:
