@@ -455,29 +455,32 @@ def test_one_target_with_other_files_for_the_same_pins_is_an_error(
     )
 
 
-def test_two_host_locks_from_different_platforms_ask_for_explicit_targets(
+def test_host_locks_of_different_platforms_are_kept_apart_by_platform(
     tmp_path: Path, wheels: Wheels
 ) -> None:
-    first, second = tmp_path / "x86", tmp_path / "arm"
+    # A CI matrix: each runner builds its own platform natively ('host'), because a compiled
+    # sdist builds only there; the merge names each host lock after its platform.
+    first, second, third = tmp_path / "x86", tmp_path / "arm", tmp_path / "x86-again"
     common = [wheels.common]
-    make_source(
-        first, (lock_of("host", common, tags=("cp312-cp312-manylinux_2_35_x86_64",)), common)
-    )
-    make_source(
-        second, (lock_of("host", common, tags=("cp312-cp312-manylinux_2_35_aarch64",)), common)
-    )
+    x86 = ("cp312-cp312-manylinux_2_35_x86_64",)
+    arm = ("cp312-cp312-manylinux_2_35_aarch64",)
+    make_source(first, (lock_of("host", common, tags=x86), common))
+    make_source(second, (lock_of("host", common, tags=arm), common))
 
-    with pytest.raises(ConflictError) as caught:
-        merge([first, second], tmp_path / "out")
+    merged = merge([first, second], tmp_path / "out")
 
-    assert caught.value.message == (
-        f"the wheelhouses {str(first)!r} and {str(second)!r} were both built for the target "
-        "'host', but on different platforms (cp312-cp312-manylinux_2_35_x86_64 and "
-        "cp312-cp312-manylinux_2_35_aarch64); one wheelhouse cannot hold two locks of the same name"
-    )
-    assert caught.value.hint is not None
-    assert "--target TAG" in caught.value.hint
-    assert "cp312-manylinux_2_28_aarch64" in caught.value.hint
+    names = ["host-cp312-manylinux_2_35_aarch64", "host-cp312-manylinux_2_35_x86_64"]
+    assert [(lock.target, lock.tags) for lock in merged.locks] == [(names[0], arm), (names[1], x86)]
+    for name in names:
+        text = (tmp_path / "out" / f"requirements.{name}.txt").read_text(encoding="utf-8")
+        assert f"for target {name!r}" in text
+        assert "--dry-run" not in text  # a native lock is checked by installing on its machine
+    assert not (tmp_path / "out" / "requirements.host.txt").exists()
+
+    # Merging the result with another native build of one of those platforms joins its lock.
+    make_source(third, (lock_of("host", common, tags=x86), common))
+    again = merge([tmp_path / "out", third], tmp_path / "out2")
+    assert [lock.target for lock in again.locks] == names
 
 
 def test_a_named_target_with_other_tags_is_an_error(tmp_path: Path, wheels: Wheels) -> None:

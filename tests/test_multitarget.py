@@ -475,8 +475,8 @@ def csrc(dists: DistFactory) -> Path:
 INCOMPATIBLE_LINES = [
     f"error: target {AARCH64!r} needs csrc 1.0 (built csrc-1.0-{CSRC_TAG}.whl), which only "
     "ship as sdists, and their wheels built here are for this machine's platform only",
-    f"hint: build the wheelhouse for {AARCH64} on such a machine and join them with "
-    "'wheelhouse merge', or pass --keep-sdists to ship the sdists",
+    f"hint: build the wheelhouse on a {AARCH64} machine (the default target, host) and join "
+    "them with 'wheelhouse merge', or pass --keep-sdists to ship the sdists",
 ]
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from wheelhouse import __version__
 from wheelhouse.manifest import Manifest, TargetLock
-from wheelhouse.targets import HOST, parse_target
+from wheelhouse.targets import is_native, parse_target
 from wheelhouse.wheelhouse_dir import write_atomic
 
 __all__ = ["render_requirements", "requirements_filename", "write_requirements"]
@@ -26,12 +26,12 @@ def render_requirements(manifest: Manifest, lock: TargetLock) -> str:
         f"#   pip install --no-index --find-links . --require-hashes -r {filename}",
     ]
     sdists_only = [e.name for e in lock.entries if not any(f.endswith(".whl") for f in e.filenames)]
-    if lock.target != HOST.name and sdists_only:
+    if not is_native(lock.target) and sdists_only:
         lines.append(
             f"# {', '.join(sdists_only)} ship as sdists only: pip builds them on the target, "
             "offline, from the build requirements shipped beside them."
         )
-    elif lock.target != HOST.name:
+    elif not is_native(lock.target):
         target = parse_target(lock.target)
         platforms = " ".join(f"--platform {p}" for p in target.platforms)
         lines += [

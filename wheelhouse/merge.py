@@ -24,7 +24,7 @@ from wheelhouse.index import write_index
 from wheelhouse.manifest import BuiltFrom, FileRecord, Inputs, LockEntry, Manifest, TargetLock
 from wheelhouse.progress import NullReporter, Reporter
 from wheelhouse.pylock import write_pylock
-from wheelhouse.targets import HOST
+from wheelhouse.targets import HOST, is_native, native_name
 from wheelhouse.verify import verify
 from wheelhouse.wheelhouse_dir import Writer, check_output_dir, locked, publish
 
@@ -63,7 +63,7 @@ def merge(sources: Sequence[Path], out: Path, *, reporter: Reporter | None = Non
     with locked(out, on_wait=report.note):
         # Verified under the lock, so a source that is also ``out`` cannot change meanwhile.
         report.stage(f"verifying {len(paths)} wheelhouses")
-        verified = [_verified(path) for path in paths]
+        verified = _name_native_locks([_verified(path) for path in paths])
         files, copy_from = _union_files(verified)
         manifest = Manifest(
             generator=f"wheelhouse {__version__}",
@@ -187,6 +187,43 @@ def _file_conflict(
     )
 
 
+def _name_native_locks(sources: list[_Source]) -> list[_Source]:
+    """Host locks of different machines get names of their own, so native builds merge.
+
+    A compiled sdist can only be built on its platform: a CI matrix builds each platform's
+    wheelhouse as 'host' there, and the merge keeps each as ``host-{interpreter}-{platform}``.
+    """
+    native = [
+        lock
+        for source in sources
+        for lock in (*source.manifest.locks, *source.manifest.build_locks)
+        if is_native(lock.target)
+    ]
+    # One platform stays 'host', unless an earlier merge already named its host locks.
+    if len({lock.tags for lock in native}) <= 1 and all(n.target == HOST.name for n in native):
+        return sources
+
+    def named(locks: tuple[TargetLock, ...]) -> tuple[TargetLock, ...]:
+        return tuple(
+            dataclasses.replace(lock, target=native_name(lock.tags[0]))
+            if lock.target == HOST.name and lock.tags
+            else lock
+            for lock in locks
+        )
+
+    return [
+        dataclasses.replace(
+            source,
+            manifest=dataclasses.replace(
+                source.manifest,
+                locks=named(source.manifest.locks),
+                build_locks=named(source.manifest.build_locks),
+            ),
+        )
+        for source in sources
+    ]
+
+
 def _union_build_locks(sources: list[_Source]) -> tuple[TargetLock, ...]:
     """Build requirements per target, joined: each machine's sdists may have needed others."""
     joined: dict[str, TargetLock] = {}
@@ -225,14 +262,7 @@ def _check_same_lock(
     target = first.target
     where = f"{str(first_in)!r} and {str(second_in)!r}"
     if first.tags != second.tags:
-        if target == HOST.name:
-            raise ConflictError(
-                f"the wheelhouses {where} were both built for the target 'host', but on "
-                f"different platforms ({', '.join(first.tags)} and {', '.join(second.tags)}); "
-                "one wheelhouse cannot hold two locks of the same name",
-                hint="build each with an explicit '--target TAG' (for example "
-                "'--target cp312-manylinux_2_28_aarch64') instead of the host, then merge",
-            )
+        # Host locks of different platforms were named apart (_name_native_locks).
         raise ConflictError(
             f"the target {target!r} has different tags in the wheelhouses {where} "
             f"({', '.join(first.tags)} and {', '.join(second.tags)})",

@@ -299,8 +299,9 @@ def _assemble(
             raise IncompatibleError(
                 f"target {target.name!r} needs {', '.join(unusable)}, which only ship as "
                 "sdists, and their wheels built here are for this machine's platform only",
-                hint=f"build the wheelhouse for {target.name} on such a machine and join them "
-                "with 'wheelhouse merge', or pass --keep-sdists to ship the sdists",
+                hint=f"build the wheelhouse on a {target.name} machine (the default target, "
+                "host) and join them with 'wheelhouse merge', or pass --keep-sdists to ship "
+                "the sdists",
             )
         locks.append(
             TargetLock(

@@ -17,7 +17,7 @@ from packaging.markers import default_environment
 
 from wheelhouse.errors import UsageError
 
-__all__ = ["HOST", "TARGET_FORMS", "Target", "parse_target"]
+__all__ = ["HOST", "TARGET_FORMS", "Target", "is_native", "native_name", "parse_target"]
 
 TARGET_FORMS = (
     "host, or {interpreter}-{platform} with a CPython interpreter (cp39 ... cp314) and one of "
@@ -117,6 +117,17 @@ HOST = Target("host")
 
 
 @functools.cache
+def native_name(tag: str) -> str:
+    """``host-cp312-linux_aarch64``: one machine's host lock, named apart in a merged wheelhouse."""
+    interpreter, _abi, platform = tag.split("-", 2)
+    return f"{HOST.name}-{interpreter}-{platform}"
+
+
+def is_native(name: str) -> bool:
+    """A lock built for the machine that built it (``host``, or a host lock a merge named)."""
+    return name == HOST.name or name.startswith(f"{HOST.name}-")
+
+
 def _host_tags() -> tuple[pkg_tags.Tag, ...]:
     return tuple(pkg_tags.sys_tags())
 
