@@ -15,10 +15,16 @@ class PlainReporter:
     def __init__(self, verbosity: int, stream: TextIO | None = None) -> None:
         self.verbosity = verbosity
         self.stream = stream
+        self._lock = threading.Lock()
 
     def _say(self, text: str, level: int = 0) -> None:
         if self.verbosity >= level:
-            print(text, file=self.stream or sys.stderr, flush=True)
+            # Builds report from worker threads: print() writes text and newline separately,
+            # so two threads' lines could run together.
+            stream = self.stream or sys.stderr
+            with self._lock:
+                stream.write(text + "\n")
+                stream.flush()
 
     def stage(self, text: str) -> None:
         self._say(f"wheelhouse: {text}")
