@@ -212,6 +212,12 @@ def _read_requirement_file(path: Path, constraint: bool, session: object) -> lis
                 )
     except InstallationError as exc:
         raise RequirementFileError(str(exc)) from exc
+    except RecursionError as exc:
+        # pip >= 24 says "recursively references itself"; older pips recurse until they die.
+        raise RequirementFileError(
+            "recursively references itself through -r/-c (a file includes itself, perhaps "
+            "through another)"
+        ) from exc
     except UnicodeDecodeError as exc:
         raise RequirementFileError(
             f"cannot be decoded ({exc.reason} at byte {exc.start}); save it as UTF-8"
