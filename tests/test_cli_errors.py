@@ -363,7 +363,7 @@ def test_conflicting_requirements_are_condensed_to_the_conflict(
     assert_fails(
         result,
         ExitCode.RESOLUTION,
-        f"conflicting requirements: -r {req} (line 1) and -r {req} (line 2) "
+        f"conflicting requirements: 'left' ({req}:1) and 'right' ({req}:2) "
         "(left 1.0 depends on shared==1.0; right 1.0 depends on shared==2.0)",
         "loosen one of the pins above so that they can agree",
     )
@@ -523,6 +523,29 @@ def test_unreachable_index_without_retries_is_a_network_error(
     existing.assert_untouched()
 
 
+@pytest.mark.parametrize("retries", ["1", "0"])
+def test_unreachable_index_is_an_error_even_when_an_extra_index_answers(
+    cli: Cli,
+    req: Path,
+    existing: Existing,
+    closed_port: int,
+    dists: DistFactory,
+    index_server: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+    retries: str,
+) -> None:
+    # Offline, pip gives up on the index and resolves from whatever else answers (a mirror's
+    # file:// extra index with older releases): the build must fail, not ship stale versions.
+    monkeypatch.setenv("PIP_RETRIES", retries)
+    dists.wheel("alpha", "1.0")
+    _write(req, "alpha\n")
+    url = f"http://127.0.0.1:{closed_port}/simple/"
+    result = build(cli, req, existing.path, url, "--extra-index-url", index_server.url)
+    error = assert_fails(result, ExitCode.NETWORK, re.compile("cannot reach .+"), NETWORK_HINT)
+    assert f"127.0.0.1:{closed_port}" in error
+    existing.assert_untouched()
+
+
 # -- the output directory --------------------------------------------------------------------
 
 
@@ -607,3 +630,19 @@ def test_debug_shows_the_traceback_too(cli: Cli, req: Path, tmp_path: Path) -> N
         f"error: requirements file {str(req)!r} does not exist",
         "hint: check the path",
     ]
+
+
+def test_an_interrupt_is_one_error_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import wheelhouse.pipeline
+    from wheelhouse.cli import main
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(wheelhouse.pipeline, "build_wheelhouse", interrupted)
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("alpha==1.0\n", encoding="utf-8")
+    assert main(["build", "-r", str(reqs), "-o", str(tmp_path / "out")]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: interrupted"

@@ -652,3 +652,24 @@ def test_resolve_pins_wheels_and_sdists_with_the_index_hashes(
         assert pin.url == index_server.files_url + path.name
     assert resolution.pip_version
     assert resolution.environment["python_version"]
+
+
+def test_sdist_metadata_failure_of_a_local_file_names_it() -> None:
+    # A path or a --find-links file has no 'Collecting' line: pip says 'Processing PATH'.
+    output = PIP_232_METADATA_FAILED.replace(
+        "Collecting badmeta==1.0 (from -r /home/user/project/requirements.txt (line 1))\n"
+        "  Downloading http://127.0.0.1:8765/files/badmeta-1.0.tar.gz (1.8 kB)\n",
+        "Processing ./dists/badmeta-1.0.tar.gz\n",
+    )
+    err = explain_pip_failure(output, INDEX)
+    assert isinstance(err, BuildError)
+    assert err.message == "pip could not prepare the metadata of badmeta 1.0 while resolving"
+
+
+def test_unreachable_default_index_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import wheelhouse.resolve
+
+    monkeypatch.setattr(wheelhouse.resolve, "pip_config", lambda: {})
+    err = explain_pip_failure(PIP_263_NETWORK_RETRY, IndexOptions())
+    assert isinstance(err, NetworkError)
+    assert err.message.startswith("cannot reach https://pypi.org/simple (while fetching")

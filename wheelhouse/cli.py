@@ -557,7 +557,11 @@ def main(argv: list[str] | None = None) -> int:
         # Standalone mode: typer reports usage errors itself (exit 2) and exits via SystemExit.
         app(args=args, prog_name="wheelhouse")
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code == 130 and _interrupted(exc):
+            # typer turns KeyboardInterrupt into a silent Exit(130): say so, as documented.
+            typer.echo("error: interrupted", err=True)
+        return code
     except WheelhouseError as exc:
         if _state.debug:
             traceback.print_exc()
@@ -571,6 +575,15 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("error: interrupted", err=True)
         return 130
     return 0
+
+
+def _interrupted(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def run() -> None:

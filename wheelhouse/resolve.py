@@ -9,6 +9,7 @@ import sys
 import tempfile
 import tomllib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,31 +93,60 @@ def resolve(inputs: InputSet, index: IndexOptions, target: Target) -> Resolution
             args += ["-r", str(path.absolute())]
         for path in inputs.constraints:
             args += ["-c", str(path.absolute())]
-        result = run_pip(args, env=online_env(), python=target.python)
+        # Offline, pip gives up on an index without a word (with --retries 0, or after its
+        # retries) and resolves from whatever else answers: a file:// mirror's older releases.
+        # So every index is asked for itself while pip runs, and silence is an error.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            probe = pool.submit(_unreachable, index)
+            result = run_pip(args, env=online_env(), python=target.python)
+            unreachable = probe.result()
         if not result.ok or not report_path.exists():
-            error = explain_pip_failure(result.stdout + "\n" + result.stderr, index)
-            if isinstance(error, NotFoundError):
-                error = _unreachable(index) or error
-            raise error
+            error = explain_pip_failure(result.stdout + "\n" + result.stderr, index, inputs)
+            # pip's own account of a network failure names the page it was fetching.
+            raise unreachable if unreachable and not isinstance(error, NetworkError) else error
+        if unreachable is not None:
+            raise unreachable
         report = json.loads(report_path.read_text(encoding="utf-8"))
     return _from_report(report, target)
 
 
+_TRUE = ("1", "true", "yes", "on")
+
+
 def _unreachable(index: IndexOptions) -> NetworkError | None:
-    """pip says "from versions: none" for a dead index too; look before blaming the name."""
-    client = HttpClient(pip_config())
-    for url in [index.index_url or "https://pypi.org/simple/", *index.extra_index_urls]:
+    """The first http(s) index pip would read that does not answer at all, as an error.
+
+    Any HTTP answer counts as reachable (a private index may want credentials that pip has
+    and we do not); only a connection that cannot be made is an error.
+    """
+    config = index.over(pip_config())
+    if config.get("no-index", "").lower() in _TRUE:
+        return None
+    urls = [_primary_index(index, config), *config.get("extra-index-url", "").split()]
+    client = HttpClient(config)
+    for url in dict.fromkeys(u for u in urls if u.startswith(("http://", "https://"))):
         try:
             response = client.get(url)
-            response.drain_conn()
+            # The status line is enough: draining PyPI's /simple/ page reads 40 MB.
+            response.close()
             response.release_conn()
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            why = re.sub(r"<[^<>]* object at 0x[0-9a-f]+>: ", "", str(exc))
             return NetworkError(
-                f"cannot reach {strip_credentials(url)}: {exc}",
+                f"cannot reach {strip_credentials(url)}: {why}",
                 url=strip_credentials(url),
                 hint="check the network, the index URL and pip's proxy and cert settings",
             )
     return None
+
+
+def _primary_index(index: IndexOptions, config: Mapping[str, str] | None = None) -> str:
+    """The index pip uses: the command line's, else pip's configuration, else PyPI."""
+    if index.index_url:
+        return index.index_url
+    if config is None:
+        config = pip_config()
+    return config.get("index-url") or "https://pypi.org/simple/"
 
 
 def _from_report(report: dict[str, Any], target: Target) -> Resolution:
@@ -202,7 +232,9 @@ _HASH_GOT = re.compile(
 _UNPINNED_HEAD = "all requirements must have their versions pinned with =="
 
 
-def explain_pip_failure(output: str, index: IndexOptions) -> WheelhouseError:
+def explain_pip_failure(
+    output: str, index: IndexOptions, inputs: InputSet | None = None
+) -> WheelhouseError:
     """Turn pip's failed output into one error a user can act on."""
     lines = output.splitlines()
     if (fetch := _FETCH.search(output)) is not None:
@@ -212,11 +244,12 @@ def explain_pip_failure(output: str, index: IndexOptions) -> WheelhouseError:
             hint="check the network, the index URL and pip's proxy and cert settings",
         )
     if (retry := _RETRY.search(output)) is not None and _NOT_FOUND.search(output):
-        where = (index.index_url or "the index").rstrip("/")
+        url = strip_credentials(_primary_index(index))
+        where = url.rstrip("/")
         why = re.sub(r"<[^<>]* object at 0x[0-9a-f]+>: ", "", retry["why"])
         return NetworkError(
             f"cannot reach {where} (while fetching {retry['path']}): {why[:200]}",
-            url=index.index_url,
+            url=url,
             hint="check the network, the index URL and pip's proxy and cert settings",
         )
     if (got := _HASH_GOT.search(output)) is not None:
@@ -250,9 +283,9 @@ def explain_pip_failure(output: str, index: IndexOptions) -> WheelhouseError:
         )
     if (head := _CONFLICT_HEAD.search(output)) is not None:
         causes = _conflict_causes(lines)
+        what = _name_input_lines(head["what"], inputs) if inputs else head["what"]
         return ConflictError(
-            f"conflicting requirements: {head['what']}"
-            + (f" ({'; '.join(causes)})" if causes else ""),
+            f"conflicting requirements: {what}" + (f" ({'; '.join(causes)})" if causes else ""),
             hint="loosen one of the pins above so that they can agree",
         )
     if (not_found := _NOT_FOUND.search(output)) is not None:
@@ -271,10 +304,13 @@ def explain_pip_failure(output: str, index: IndexOptions) -> WheelhouseError:
         )
     if "metadata-generation-failed" in output or "Failed to build" in output:
         project = _last_collected(lines)
+        name, version = _last_sdist_file(lines)
+        # A local path or find-links file has no 'Collecting' line, only 'Processing PATH'.
+        what = project or (f"{name} {version}" if name else None)
         return BuildError(
-            f"pip could not prepare the metadata of {project or 'an sdist'} while resolving",
-            name=project or "?",
-            version="?",
+            f"pip could not prepare the metadata of {what or 'an sdist'} while resolving",
+            name=name or project or "?",
+            version=version or "?",
             log_tail=tail(_subprocess_output(lines) or output),
             hint="the sdist's build failed; a compiler or system headers may be missing",
         )
@@ -310,6 +346,38 @@ def _conflict_causes(lines: list[str]) -> list[str]:
                 break
             causes.append(text)
     return causes
+
+
+def _last_sdist_file(lines: list[str]) -> tuple[str | None, str | None]:
+    """Name and version of the sdist file pip processed or downloaded last
+    (``Processing ./x-1.0.tar.gz``, ``Downloading x-1.0.tar.gz``)."""
+    for line in reversed(lines):
+        text = line.strip()
+        for prefix in ("Processing ", "Downloading ", "Using cached "):
+            if text.startswith(prefix):
+                filename = unquote(text.removeprefix(prefix).split(" ", 1)[0].rsplit("/", 1)[-1])
+                try:
+                    name, version = parse_sdist_filename(filename)
+                except InvalidSdistFilename:
+                    continue
+                return str(name), str(version)
+    return None, None
+
+
+_INPUT_LINE = re.compile(r"-[rc] (?P<path>.+?) \(line (?P<line>\d+)\)")
+
+
+def _name_input_lines(text: str, inputs: InputSet) -> str:
+    """pip's ``-r FILE (line N)`` as the requirement written there, with its place."""
+    written = {(line.path.absolute(), line.line): line.requirement for line in inputs.lines}
+
+    def named(match: re.Match[str]) -> str:
+        place = (Path(match["path"]).absolute(), int(match["line"]))
+        requirement = written.get(place)
+        where = f"{match['path']}:{match['line']}"
+        return f"{requirement!r} ({where})" if requirement else match[0]
+
+    return _INPUT_LINE.sub(named, text)
 
 
 def _last_collected(lines: list[str]) -> str | None:
