@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,9 +75,10 @@ def run_pip(
     env: Mapping[str, str],
     python: str | Path | None = None,
     cwd: Path | None = None,
+    abort: threading.Event | None = None,
 ) -> Completed:
     """Run pip with ``args``; the caller decides what a failure means."""
-    return run([*pip_command(python), *args], env=env, cwd=cwd)
+    return run([*pip_command(python), *args], env=env, cwd=cwd, abort=abort)
 
 
 def pip_config() -> dict[str, str]:

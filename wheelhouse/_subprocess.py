@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import shlex
 import subprocess
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,28 +36,44 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float | None = None,
+    abort: threading.Event | None = None,
 ) -> Completed:
     """Run ``args`` without a shell, capturing text output; never raises for a non-zero exit.
 
     A missing program is the one failure raised (``FileNotFoundError``), because callers
-    turn it into an error naming the program.
+    turn it into an error naming the program. Setting ``abort`` kills the command (a result
+    that is already known to be useless need not be waited for).
     """
     argv = tuple(str(a) for a in args)
     logger.info("running: %s", shlex.join(argv))
-    proc = subprocess.run(
+    with subprocess.Popen(
         argv,
         env=dict(env) if env is not None else None,
         cwd=cwd,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         encoding="utf-8",
         errors="replace",
         stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        check=False,
-    )
+    ) as proc:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poll = None if abort is None and timeout is None else 0.1
+        while True:
+            try:
+                # Retrying communicate() after a timeout loses no output (its documentation).
+                stdout, stderr = proc.communicate(timeout=poll)
+                break
+            except subprocess.TimeoutExpired:
+                if abort is not None and abort.is_set():
+                    logger.info("stopped: %s", argv[0])
+                    proc.kill()
+                elif deadline is not None and time.monotonic() > deadline:
+                    proc.kill()
+                    proc.communicate()
+                    raise
     logger.debug("exit %d: %s", proc.returncode, argv[0])
-    return Completed(argv, proc.returncode, proc.stdout, proc.stderr)
+    return Completed(argv, proc.returncode, stdout, stderr)
 
 
 def tail(text: str, lines: int = 15) -> str:
