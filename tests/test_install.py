@@ -284,6 +284,18 @@ def test_requires_python_that_excludes_the_target_fails_the_precheck(tmp_path: P
         plan_install(InstallOptions(wheelhouse=tmp_path / "wh", python=Path(sys.executable)))
 
 
+def test_a_changed_requirements_txt_is_refused(house: Path) -> None:
+    # The whole-lock install hands DIR/requirements.txt to pip, as a user would by hand.
+    path = house / "requirements.txt"
+    path.write_text(path.read_text().replace("gamma", "# gamma"))
+    with pytest.raises(TamperedError) as info:
+        plan_install(InstallOptions(wheelhouse=house, python=Path(sys.executable)))
+    assert info.value.message.startswith(
+        "the wheelhouse's 'requirements.txt' does not match its manifest"
+    )
+    assert info.value.exit_code == 6
+
+
 def test_tampered_wheelhouse_is_refused_naming_the_file(house: Path) -> None:
     flip_byte(house / ALPHA)
     with pytest.raises(TamperedError) as info:

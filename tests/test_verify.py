@@ -15,7 +15,10 @@ from packaging.markers import default_environment
 from packaging.tags import sys_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from wheelhouse import __version__
 from wheelhouse.errors import InvalidWheelhouseError
+from wheelhouse.export import write_requirements
+from wheelhouse.index import write_index
 from wheelhouse.manifest import (
     MANIFEST_NAME,
     Downloaded,
@@ -27,6 +30,7 @@ from wheelhouse.manifest import (
     TargetLock,
     read_manifest,
 )
+from wheelhouse.pylock import write_pylock
 from wheelhouse.verify import REPORT_SCHEMA_VERSION, verify
 
 
@@ -70,7 +74,7 @@ def make_wheelhouse(
         for (name, version), files in pins.items()
     )
     manifest = Manifest(
-        generator="wheelhouse-tests",
+        generator=f"wheelhouse {__version__}",
         created="2026-11-25T00:00:00Z",
         inputs=Inputs(files=()),
         files=tuple(records),
@@ -84,13 +88,10 @@ def make_wheelhouse(
         ),
     )
     (directory / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
-    lines = []
-    for entry in entries:
-        hashes = "".join(
-            f" \\\n    --hash=sha256:{manifest.file(f).sha256}" for f in entry.filenames
-        )
-        lines.append(f"{entry.name}=={entry.version}{hashes}\n")
-    (directory / "requirements.txt").write_text("".join(lines), encoding="utf-8")
+    # What a build writes from the manifest, which verify checks too.
+    write_requirements(directory, manifest)
+    write_index(directory, manifest)
+    write_pylock(directory, manifest)
     return manifest
 
 
@@ -192,7 +193,15 @@ def test_unrecorded_files_are_flagged_and_generated_ones_are_not(house: Path) ->
         "notes.txt",
         "sub/x.whl",
     )
-    assert {p.kind for p in report.problems} == {"unrecorded-file"}
+    # Generated files are not unrecorded; overwritten, they no longer match what they render.
+    changed = {p.filename for p in report.problems if p.kind == "generated-file-mismatch"}
+    assert changed == {
+        "simple/index.html",
+        "simple/alpha/index.html",
+        "alpha-1.0-py3-none-any.whl.metadata",
+        "pylock.toml",
+    }
+    assert {p.kind for p in report.problems} == {"unrecorded-file", "generated-file-mismatch"}
     assert not report.ok
 
 
@@ -218,6 +227,45 @@ def test_lock_entry_naming_an_unrecorded_file(house: Path) -> None:
         "the lock entry gamma 3.0 (target 'host') names 'gamma-3.0-py3-none-any.whl', "
         "which the manifest does not record"
     )
+
+
+@pytest.mark.parametrize(
+    "generated",
+    [
+        "alpha-1.0-py3-none-any.whl.metadata",
+        "simple/alpha/index.html",
+        "simple/alpha/index.json",
+        "simple/index.html",
+        "requirements.txt",
+        "pylock.toml",
+    ],
+)
+def test_a_changed_or_missing_generated_file_is_a_problem(house: Path, generated: str) -> None:
+    # Clients trust these for hashes and dependencies (PEP 658 metadata, index pages, locks).
+    assert verify(house).ok
+    path = house / generated
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b"beta", b"bet4", 1) + b"\n")
+    [problem] = verify(house).problems
+    assert (problem.kind, problem.filename) == ("generated-file-mismatch", generated)
+    assert problem.message.startswith(f"{generated!r} does not match what the manifest")
+    path.unlink()
+    [problem] = verify(house).problems
+    assert problem.message.startswith(f"{generated!r} is missing")
+    # An install from --find-links reads none of these but requirements.txt, and checks that.
+    assert verify(house, generated=False).ok
+
+
+def test_another_versions_pages_are_not_judged_but_its_metadata_is(house: Path) -> None:
+    manifest = read_manifest(house)
+    assert manifest is not None
+    older = replace(manifest, generator="wheelhouse 0.0.1")
+    (house / MANIFEST_NAME).write_text(older.to_json())
+    (house / "simple" / "index.html").write_text("laid out otherwise\n")
+    (house / "requirements.txt").write_text("# another header\n")
+    assert verify(house).ok
+    flip_byte(house / "alpha-1.0-py3-none-any.whl.metadata", 0)
+    assert [p.filename for p in verify(house).problems] == ["alpha-1.0-py3-none-any.whl.metadata"]
 
 
 def test_directory_without_manifest(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "JSON_TYPE",
     "index_directory",
     "index_files",
+    "render_index",
     "write_index",
 ]
 
@@ -95,6 +96,20 @@ def write_index(root: Path, manifest: Manifest, *, verify: bool = True) -> None:
     With ``verify`` (the default) each file's size and sha256 are checked against the manifest
     first, because the index advertises those hashes to every client.
     """
+    # Metadata files first, then project pages, then the root (render_index's order): a
+    # client reading the index while it is rewritten in place never follows a link to a file
+    # that is not there yet.
+    rendered = render_index(root, manifest, verify=verify)
+    for relative, data in rendered.items():
+        _write_if_changed(root / relative, data)
+    names = {record.name for record in manifest.files}
+    _prune_stale_projects(root / INDEX_DIR, set(names))
+    logger.info("wrote the index of %d projects in %s", len(names), root / INDEX_DIR)
+
+
+def render_index(root: Path, manifest: Manifest, *, verify: bool = True) -> dict[str, bytes]:
+    """Every file of the index (POSIX path relative to ``root`` -> bytes), in writing order."""
+    rendered: dict[str, bytes] = {}
     by_project: dict[NormalizedName, list[_Entry]] = {}
     for record in sorted(manifest.files, key=lambda r: r.filename):
         path = root / record.filename
@@ -105,25 +120,20 @@ def write_index(root: Path, manifest: Manifest, *, verify: bool = True) -> None:
         if record.kind == "wheel":
             metadata = _wheel_metadata(path, record)
             metadata_sha256 = hashlib.sha256(metadata).hexdigest()
-            _write_if_changed(root / (record.filename + METADATA_SUFFIX), metadata)
+            rendered[record.filename + METADATA_SUFFIX] = metadata
             if requires_python is None:
                 requires_python = _requires_python(metadata)
         by_project.setdefault(record.name, []).append(
             _Entry(record, requires_python, metadata_sha256)
         )
-
-    # Metadata files first, then project pages, then the root: a client reading the index
-    # while it is rewritten in place never follows a link to a file that is not there yet.
-    simple = root / INDEX_DIR
     names = sorted(by_project)
     for name in names:
         entries = by_project[name]
-        _write_if_changed(simple / name / HTML_PAGE, _project_html(name, entries).encode())
-        _write_if_changed(simple / name / JSON_PAGE, _json_bytes(_project_json(name, entries)))
-    _write_if_changed(simple / HTML_PAGE, _root_html(names).encode())
-    _write_if_changed(simple / JSON_PAGE, _json_bytes(_root_json(names)))
-    _prune_stale_projects(simple, set(names))
-    logger.info("wrote the index of %d projects in %s", len(names), simple)
+        rendered[f"{INDEX_DIR}/{name}/{HTML_PAGE}"] = _project_html(name, entries).encode()
+        rendered[f"{INDEX_DIR}/{name}/{JSON_PAGE}"] = _json_bytes(_project_json(name, entries))
+    rendered[f"{INDEX_DIR}/{HTML_PAGE}"] = _root_html(names).encode()
+    rendered[f"{INDEX_DIR}/{JSON_PAGE}"] = _json_bytes(_root_json(names))
+    return rendered
 
 
 def _check_file(path: Path, record: FileRecord) -> None:

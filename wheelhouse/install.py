@@ -167,7 +167,8 @@ def plan_install(options: InstallOptions, *, workdir: Path | None = None) -> Ins
     # Hashing the wheelhouse and starting the target interpreter overlap.
     with ThreadPoolExecutor(max_workers=2) as pool:
         described = pool.submit(describe, python)
-        report = verify(directory)
+        # The index and pylock.toml play no part in an install from --find-links.
+        report = verify(directory, generated=False)
         info = described.result()
     _refuse_tampered(report)
     manifest = report.manifest
@@ -180,7 +181,7 @@ def plan_install(options: InstallOptions, *, workdir: Path | None = None) -> Ins
     _precheck(entries, manifest, info, directory)
 
     host_file = directory / _HOST_REQUIREMENTS
-    if not asked and lock.target == _HOST_TARGET and host_file.is_file():
+    if not asked and lock.target == _HOST_TARGET and _as_written(host_file, manifest, lock):
         requirements, generated = host_file, False
     else:
         if workdir is None:
@@ -228,6 +229,30 @@ def _refuse_tampered(report: VerifyReport) -> None:
         f"the wheelhouse {str(report.directory)!r} does not match its manifest ({names}):\n{lines}",
         hint=f"rebuild it with 'wheelhouse build', or see 'wheelhouse verify {report.directory}'",
     )
+
+
+def _as_written(path: Path, manifest: Manifest, lock: TargetLock) -> bool:
+    """Whether ``path`` holds the requirements this version writes for ``lock``.
+
+    Raises ``TamperedError`` when it does not although this version wrote the wheelhouse;
+    another version's file (another header, perhaps) is not used, but not refused either.
+    """
+    from wheelhouse import __version__
+    from wheelhouse.export import render_requirements
+
+    try:
+        written = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if manifest.generator != f"wheelhouse {__version__}":
+        return False
+    if written != render_requirements(manifest, lock):
+        raise TamperedError(
+            f"the wheelhouse's {path.name!r} does not match its manifest: it was changed after "
+            f"the wheelhouse was built ({str(path)!r})",
+            hint=f"rebuild it with 'wheelhouse build', or see 'wheelhouse verify {path.parent}'",
+        )
+    return True
 
 
 def _select_lock(manifest: Manifest, info: InterpreterInfo, directory: Path) -> TargetLock:

@@ -121,7 +121,10 @@ def _check_arguments(sources: Sequence[Path], out: Path) -> list[Path]:
 
 def _verified(path: Path) -> _Source:
     """The source's manifest, once every recorded file matches it."""
-    result = verify(path)  # raises InvalidWheelhouseError, naming it, if it is no wheelhouse
+    # Everything generated is written anew from the files and the manifest.
+    result = verify(
+        path, generated=False
+    )  # raises InvalidWheelhouseError, naming it, if it is no wheelhouse
     broken = [p for p in result.problems if p.kind in _FILE_PROBLEMS]
     if broken:
         more = f" (and {len(broken) - 1} more problems)" if len(broken) > 1 else ""

@@ -112,12 +112,10 @@ def resolve(inputs: InputSet, index: IndexOptions, target: Target) -> Resolution
             probed = pool.submit(probe)
             result = run_pip(args, env=online_env(), python=target.python, abort=abort)
             unreachable = probed.result()
-        if not result.ok or not report_path.exists():
-            error = explain_pip_failure(result.stdout + "\n" + result.stderr, index, inputs)
-            # pip's own account of a network failure names the page it was fetching.
-            raise unreachable if unreachable and not isinstance(error, NetworkError) else error
         if unreachable is not None:
             raise unreachable
+        if not result.ok or not report_path.exists():
+            raise explain_pip_failure(result.stdout + "\n" + result.stderr, index, inputs)
         report = json.loads(report_path.read_text(encoding="utf-8"))
     return _from_report(report, target)
 

@@ -28,7 +28,12 @@ REPORT_SCHEMA_VERSION = 1
 
 FileStatus = Literal["ok", "missing", "hash-mismatch", "size-mismatch"]
 ProblemKind = Literal[
-    "missing", "hash-mismatch", "size-mismatch", "lock-entry-without-file", "unrecorded-file"
+    "missing",
+    "hash-mismatch",
+    "size-mismatch",
+    "lock-entry-without-file",
+    "unrecorded-file",
+    "generated-file-mismatch",
 ]
 
 _PROBLEM_OF_STATUS: dict[FileStatus, ProblemKind] = {
@@ -85,6 +90,7 @@ class VerifyReport:
     files: tuple[FileCheck, ...]
     lock_problems: tuple[Problem, ...]
     unrecorded: tuple[str, ...]
+    generated_problems: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -94,6 +100,7 @@ class VerifyReport:
     def problems(self) -> tuple[Problem, ...]:
         found = [_file_problem(check) for check in self.files if not check.ok]
         found += self.lock_problems
+        found += self.generated_problems
         found += [
             Problem(
                 kind="unrecorded-file",
@@ -135,8 +142,13 @@ class VerifyReport:
         }
 
 
-def verify(directory: Path, *, jobs: int | None = None) -> VerifyReport:
-    """Recompute every recorded file's size and sha256; compare the wheelhouse to its manifest."""
+def verify(directory: Path, *, jobs: int | None = None, generated: bool = True) -> VerifyReport:
+    """Recompute every recorded file's size and sha256; compare the wheelhouse to its manifest.
+
+    With ``generated``, the files written from the manifest are checked too: each wheel's PEP
+    658 ``.metadata`` file, and (for a wheelhouse this version wrote) the index pages, the
+    requirements files and pylock.toml, which clients trust for hashes and dependencies.
+    """
     manifest = _read(directory)
     for record in manifest.files:
         _check_filename(directory, record.filename)
@@ -146,13 +158,53 @@ def verify(directory: Path, *, jobs: int | None = None) -> VerifyReport:
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             checks = list(pool.map(lambda r: _check_file(directory, r), manifest.files))
+    lock_problems = _lock_problems(manifest)
+    # The generated files are rendered from the recorded files and locks: only once those hold.
+    rendered = generated and not lock_problems and all(check.ok for check in checks)
     return VerifyReport(
         directory=directory,
         manifest=manifest,
         files=tuple(checks),
-        lock_problems=_lock_problems(manifest),
+        lock_problems=lock_problems,
         unrecorded=_unrecorded(directory, manifest),
+        generated_problems=_generated_problems(directory, manifest) if rendered else (),
     )
+
+
+def _generated_problems(directory: Path, manifest: Manifest) -> tuple[Problem, ...]:
+    # Imported here: `wheelhouse install` verifies without them, and pays for no import.
+    from wheelhouse import __version__
+    from wheelhouse.errors import WheelhouseError
+    from wheelhouse.export import render_requirements, requirements_filename
+    from wheelhouse.index import METADATA_SUFFIX, render_index
+    from wheelhouse.pylock import PYLOCK_NAME, render_pylock
+
+    try:
+        expected = render_index(directory, manifest, verify=False)
+    except WheelhouseError as exc:
+        return (Problem("generated-file-mismatch", "", exc.message),)
+    if manifest.generator != f"wheelhouse {__version__}":
+        # Another version may lay pages out otherwise; a wheel's metadata is the same bytes.
+        expected = {k: v for k, v in expected.items() if k.endswith(METADATA_SUFFIX)}
+    else:
+        for lock in manifest.locks:
+            expected[requirements_filename(lock, manifest)] = render_requirements(
+                manifest, lock
+            ).encode()
+        expected[PYLOCK_NAME] = render_pylock(manifest).encode()
+    found: list[Problem] = []
+    for relative, data in expected.items():
+        try:
+            same = (directory / relative).read_bytes() == data
+            why = "does not match what the manifest and the wheels give"
+        except OSError:
+            same, why = False, "is missing"
+        if not same:
+            message = f"{relative!r} {why}; 'wheelhouse index' rewrites the index"
+            if not relative.endswith(METADATA_SUFFIX) and "/" not in relative:
+                message = f"{relative!r} {why}: it was changed after the wheelhouse was built"
+            found.append(Problem("generated-file-mismatch", relative, message))
+    return tuple(found)
 
 
 def _read(directory: Path) -> Manifest:
