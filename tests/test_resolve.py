@@ -341,6 +341,19 @@ def test_no_version_satisfies_lists_the_versions(output: str) -> None:
     assert err.requirement == "alpha>=3"
 
 
+def test_a_long_list_of_versions_is_cut_to_the_newest() -> None:
+    versions = ", ".join(f"1.{minor}" for minor in range(30))
+    output = (
+        "ERROR: Could not find a version that satisfies the requirement alpha>=3 "
+        f"(from versions: {versions})\nERROR: No matching distribution found for alpha>=3\n"
+    )
+    err = explain_pip_failure(output, INDEX)
+    newest = ", ".join(f"1.{minor}" for minor in range(20, 30))
+    assert err.message == (
+        f"no version of 'alpha>=3' is available (versions found: 20 older, then {newest})"
+    )
+
+
 @pips("CONFLICT")
 def test_conflict_is_condensed_to_its_causes(output: str) -> None:
     err = explain_pip_failure(output, INDEX)

@@ -99,8 +99,9 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
                 fetched.setdefault(item.pin.filename, item)
 
         sdists = [f for f in fetched.values() if f.pin.kind == "sdist"]
-        if sdists:
-            report.stage(f"building {len(sdists)} wheels from sdists")
+        # Checking the pins may have built them already (then they come from the cache).
+        if pending := [f for f in sdists if f.sha256 not in fresh]:
+            report.stage(f"building {len(pending)} wheels from sdists")
         built = _build(sdists, settings, cache, report, fresh)
         build_resolutions: list[Resolution] = []
         if settings.keep_sdists and built:

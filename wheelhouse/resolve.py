@@ -315,6 +315,11 @@ def explain_pip_failure(
                 requirement=req,
                 hint="check the project name, and --index-url/--extra-index-url/--find-links",
             )
+        found = versions.split(", ")
+        if len(found) > _SHOWN_VERSIONS:
+            # pip lists every release, oldest first: the newest say what is there.
+            older = len(found) - _SHOWN_VERSIONS
+            versions = f"{older} older, then " + ", ".join(found[-_SHOWN_VERSIONS:])
         return NotFoundError(
             f"no version of {req!r} is available (versions found: {versions})",
             requirement=req,
@@ -382,6 +387,7 @@ def _last_sdist_file(lines: list[str]) -> tuple[str | None, str | None]:
     return None, None
 
 
+_SHOWN_VERSIONS = 10
 _INPUT_LINE = re.compile(r"-[rc] (?P<path>.+?) \(line (?P<line>\d+)\)")
 
 
