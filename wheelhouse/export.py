@@ -7,7 +7,6 @@ from pathlib import Path
 from wheelhouse import __version__
 from wheelhouse.manifest import Manifest, TargetLock
 from wheelhouse.targets import is_native, parse_target
-from wheelhouse.wheelhouse_dir import write_atomic
 
 __all__ = ["render_requirements", "requirements_filename", "write_requirements"]
 
@@ -51,6 +50,9 @@ def render_requirements(manifest: Manifest, lock: TargetLock) -> str:
 
 def write_requirements(root: Path, manifest: Manifest) -> None:
     """Write each target's requirements file into the (staging) wheelhouse ``root``."""
+    # Imported here: `wheelhouse install` renders a lock to compare, and writes nothing.
+    from wheelhouse.wheelhouse_dir import write_atomic
+
     for lock in manifest.locks:
         text = render_requirements(manifest, lock)
         write_atomic(root / requirements_filename(lock, manifest), text.encode("utf-8"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.parser
 import logging
 import os
 import sys
@@ -380,6 +379,8 @@ def _requires(
     key = (path, manifest.file(wheels[0]).sha256)
     if key in _requires_cache:
         return _requires_cache[key]
+    import email.parser  # only an install of some packages reads metadata (5 ms to import)
+
     try:
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if n.count("/") == 1]
