@@ -297,3 +297,40 @@ def test_file_that_is_not_utf8_is_an_input_error(tmp_path: Path) -> None:
     req.write_bytes(b"alpha\nbeta  # caf\xe9\n")
     err = _fails((req,))
     assert err.message.startswith(f"{req}: ")
+
+
+PLAIN_FILES = [
+    "requests==2.32.3\nclick>=8,<9\n",
+    "# pip-compile\nalembic==1.20.1\n    # via -r requirements.in\nuvicorn[standard]==0.54.0\n",
+    "colorama==0.4.6 ; sys_platform == 'win32'  # only there\r\nattrs\n\n",
+    "Foo.Bar_baz [Extra1, extra-2] ~= 1.4.2\n",
+]
+NOT_PLAIN_FILES = [
+    "requests==2.32.3 --hash=sha256:" + "a" * 64 + "\n",
+    "requests==2.32.3 \\\n    --hash=sha256:" + "a" * 64 + "\n",
+    "-r other.txt\n",
+    "--index-url https://example.invalid/simple\nrequests\n",
+    "pkg @ https://example.invalid/pkg-1.0.tar.gz\n",
+    "./local/path\n",
+    "requests==${VERSION}\n",
+    "-e .\n",
+    "requests=2\n",
+]
+
+
+@pytest.mark.parametrize("text", PLAIN_FILES)
+def test_plain_files_are_read_as_pips_parser_reads_them(tmp_path: Path, text: str) -> None:
+    from wheelhouse._pip import _NoSession, _read_plain, _read_requirement_file
+
+    path = _write(tmp_path / "requirements.txt", text)
+    plain = _read_plain(path, constraint=False)
+    assert plain is not None
+    assert plain == _read_requirement_file(path, False, _NoSession())
+
+
+@pytest.mark.parametrize("text", NOT_PLAIN_FILES)
+def test_anything_else_goes_to_pips_parser(tmp_path: Path, text: str) -> None:
+    from wheelhouse._pip import _read_plain
+
+    (tmp_path / "other.txt").write_text("six\n", encoding="utf-8")
+    assert _read_plain(_write(tmp_path / "requirements.txt", text), constraint=False) is None
