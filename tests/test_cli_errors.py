@@ -568,10 +568,18 @@ def test_output_inside_a_file(cli: Cli, req: Path, tmp_path: Path) -> None:
     assert_fails(
         result,
         ExitCode.OUTPUT,
-        f"cannot create {str(blocker)!r}: File exists",
-        "choose a writable location with -o",
+        f"cannot create {str(blocker / 'wheelhouse')!r}: {str(blocker)!r} is a file, "
+        "not a directory",
+        "choose another path with -o",
     )
     assert blocker.read_bytes() == b"precious\n"
+    deeper = build(cli, req, blocker / "a" / "b", "http://127.0.0.1:9/simple/")
+    assert_fails(
+        deeper,
+        ExitCode.OUTPUT,
+        f"cannot create {str(blocker / 'a' / 'b')!r}: {str(blocker)!r} is a file, not a directory",
+        "choose another path with -o",
+    )
 
 
 def test_non_empty_directory_that_is_not_a_wheelhouse(cli: Cli, req: Path, tmp_path: Path) -> None:

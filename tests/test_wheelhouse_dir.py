@@ -420,7 +420,9 @@ def test_a_parent_that_cannot_be_made_is_refused(tmp_path: Path) -> None:
     out = blocker / "sub" / "wh"
     with pytest.raises(OutputDirError) as info:
         check_output_dir(out)
-    assert info.value.message == f"cannot create {str(blocker / 'sub')!r}: Not a directory"
+    assert info.value.message == (
+        f"cannot create {str(out)!r}: {str(blocker)!r} is a file, not a directory"
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")

@@ -42,6 +42,14 @@ def check_output_dir(out: Path) -> None:
             hint="choose an empty or new directory with -o",
         )
     parent = out.parent
+    # A file where a directory of the path should be: say which, not mkdir's "File exists".
+    blocking = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise OutputDirError(
+            f"cannot create {str(out)!r}: {str(blocking)!r} is a file, not a directory",
+            path=out,
+            hint="choose another path with -o",
+        )
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
