@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -686,3 +687,23 @@ def test_unreachable_default_index_is_named(monkeypatch: pytest.MonkeyPatch) -> 
     err = explain_pip_failure(PIP_263_NETWORK_RETRY, IndexOptions())
     assert isinstance(err, NetworkError)
     assert err.message.startswith("cannot reach https://pypi.org/simple (while fetching")
+
+
+def test_the_index_probe_fails_only_a_host_that_cannot_be_reached(
+    index_server: IndexServer,
+) -> None:
+    from wheelhouse.errors import NetworkError
+    from wheelhouse.resolve import _unreachable
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = int(sock.getsockname()[1])
+    dead = _unreachable(IndexOptions(index_url=f"http://127.0.0.1:{closed}/simple/"), "alpha")
+    assert isinstance(dead, NetworkError)
+    assert dead.message.startswith(f"cannot reach http://127.0.0.1:{closed}/simple/: ")
+    # An HTTP answer of any status is an index that is there.
+    assert _unreachable(IndexOptions(index_url=index_server.url), "no-such-project") is None
+    # So is a TLS refusal: pip may trust a certificate store that we do not, and decides.
+    port = index_server.url.split(":")[2].split("/")[0]
+    https = f"https://127.0.0.1:{port}/simple/"
+    assert _unreachable(IndexOptions(index_url=https), "alpha") is None

@@ -134,8 +134,9 @@ def _unreachable(index: IndexOptions, project: str = "") -> NetworkError | None:
     """The first http(s) index pip would read that does not answer at all, as an error.
 
     Any HTTP answer counts as reachable (a private index may want credentials that pip has
-    and we do not); only a connection that cannot be made is an error. A project's page is
-    asked for, not the index's root: PyPI's takes 0.6 s to start.
+    and we do not), and so does a TLS or proxy refusal (pip may trust a certificate store, or
+    hold credentials, that we do not): only a host that cannot be looked up or connected to
+    is an error. A project's page is asked for, not the index's root: PyPI's takes 0.6 s.
     """
     config = index.over(pip_config())
     if config.get("no-index", "").lower() in _TRUE:
@@ -148,13 +149,18 @@ def _unreachable(index: IndexOptions, project: str = "") -> NetworkError | None:
             # The status line is enough: draining PyPI's /simple/ page reads 40 MB.
             response.close()
             response.release_conn()
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+        except (
+            urllib3.exceptions.NewConnectionError,
+            urllib3.exceptions.ConnectTimeoutError,
+        ) as exc:
             why = re.sub(r"<[^<>]* object at 0x[0-9a-f]+>: ", "", str(exc))
             return NetworkError(
                 f"cannot reach {strip_credentials(url)}: {why}",
                 url=strip_credentials(url),
                 hint="check the network, the index URL and pip's proxy and cert settings",
             )
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            logger.debug("index probe of %s: %s; pip decides", strip_credentials(url), exc)
     return None
 
 
