@@ -116,7 +116,6 @@ class Target:
 HOST = Target("host")
 
 
-@functools.cache
 def native_name(tag: str) -> str:
     """``host-cp312-linux_aarch64``: one machine's host lock, named apart in a merged wheelhouse."""
     interpreter, _abi, platform = tag.split("-", 2)
@@ -128,6 +127,7 @@ def is_native(name: str) -> bool:
     return name == HOST.name or name.startswith(f"{HOST.name}-")
 
 
+@functools.cache
 def _host_tags() -> tuple[pkg_tags.Tag, ...]:
     return tuple(pkg_tags.sys_tags())
 
