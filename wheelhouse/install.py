@@ -421,11 +421,13 @@ def _precheck(
         lines.append(f"  {entry.name} {entry.version}: the wheelhouse has {has}")
     if not lines:
         return
+    from wheelhouse.targets import target_name  # only this error needs it
+
     tag = _portable_tag(info)
     raise IncompatibleError(
         f"the wheelhouse {str(directory)!r} has no wheel that {str(info.executable)!r} "
         f"(Python {info.version}, best tag {tag}) can install for:\n" + "\n".join(lines),
-        hint=_REBUILD_HINT.format(target=_target_for(tag)),
+        hint=_REBUILD_HINT.format(target=target_name(tag)),
     )
 
 
@@ -450,12 +452,6 @@ def _portable_tag(info: InterpreterInfo) -> str:
         if not tag.rsplit("-", 1)[-1].startswith("linux_"):
             return tag
     return info.tags[0] if info.tags else "(none)"
-
-
-def _target_for(tag: str) -> str:
-    # 'wheelhouse build --target' takes {interpreter}-{platform}; the abi follows from them.
-    interpreter, _, rest = tag.partition("-")
-    return f"{interpreter}-{rest.partition('-')[2] or rest}"
 
 
 def _write_requirements(

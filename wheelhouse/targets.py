@@ -17,7 +17,15 @@ from packaging.markers import default_environment
 
 from wheelhouse.errors import UsageError
 
-__all__ = ["HOST", "TARGET_FORMS", "Target", "is_native", "native_name", "parse_target"]
+__all__ = [
+    "HOST",
+    "TARGET_FORMS",
+    "Target",
+    "is_native",
+    "native_name",
+    "parse_target",
+    "target_name",
+]
 
 TARGET_FORMS = (
     "host, or {interpreter}-{platform} with a CPython interpreter (cp39 ... cp314) and one of "
@@ -116,10 +124,16 @@ class Target:
 HOST = Target("host")
 
 
+def target_name(tag: str) -> str:
+    """The ``{interpreter}-{platform}`` that ``--target`` takes for a wheel tag (the abi
+    follows from them): ``cp312-cp312-manylinux_2_36_x86_64`` -> ``cp312-manylinux_2_36_x86_64``."""
+    parsed = min(pkg_tags.parse_tag(tag), key=str)  # one, unless the tag is compressed
+    return f"{parsed.interpreter}-{parsed.platform}"
+
+
 def native_name(tag: str) -> str:
     """``host-cp312-linux_aarch64``: one machine's host lock, named apart in a merged wheelhouse."""
-    interpreter, _abi, platform = tag.split("-", 2)
-    return f"{HOST.name}-{interpreter}-{platform}"
+    return f"{HOST.name}-{target_name(tag)}"
 
 
 def is_native(name: str) -> bool:
