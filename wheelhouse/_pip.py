@@ -21,9 +21,12 @@ from pathlib import Path
 from wheelhouse._subprocess import Completed, run
 
 __all__ = [
+    "PYPI_SIMPLE",
     "RequirementFileError",
     "RequirementLine",
     "config_fingerprint",
+    "config_flag",
+    "index_urls",
     "offline_env",
     "online_env",
     "pip_command",
@@ -79,6 +82,24 @@ def run_pip(
 ) -> Completed:
     """Run pip with ``args``; the caller decides what a failure means."""
     return run([*pip_command(python), *args], env=env, cwd=cwd, abort=abort)
+
+
+PYPI_SIMPLE = "https://pypi.org/simple/"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def config_flag(config: Mapping[str, str], option: str) -> bool:
+    """A boolean option of ``pip_config()`` as pip reads it ("1", "true", "yes", "on")."""
+    return config.get(option, "").lower() in _TRUE
+
+
+def index_urls(config: Mapping[str, str]) -> list[str]:
+    """The indexes pip reads, in its order: index-url (PyPI by default), then each extra
+    index; none with no-index. ``config`` is ``pip_config()``, command-line options merged."""
+    if config_flag(config, "no-index"):
+        return []
+    urls = [config.get("index-url") or PYPI_SIMPLE, *config.get("extra-index-url", "").split()]
+    return list(dict.fromkeys(urls))
 
 
 def pip_config() -> dict[str, str]:

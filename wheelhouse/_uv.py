@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from wheelhouse._pip import config_flag
 from wheelhouse._subprocess import Completed, run
 from wheelhouse.errors import WheelhouseError
 
@@ -53,7 +54,7 @@ def pip_config_as_uv_args(pip_config: Mapping[str, str]) -> list[str]:
         args += ["--find-links", link]
     for constraint in pip_config.get("constraint", "").split():
         args += ["--constraint", constraint]
-    if pip_config.get("pre", "").lower() in ("1", "true", "yes", "on"):
+    if config_flag(pip_config, "pre"):
         args += ["--prerelease", "allow"]
     return args
 

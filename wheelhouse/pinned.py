@@ -43,7 +43,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from wheelhouse._http import HttpClient, strip_credentials
-from wheelhouse._pip import RequirementFileError, read_requirement_file
+from wheelhouse._pip import RequirementFileError, config_flag, index_urls, read_requirement_file
 from wheelhouse.cache import Cache
 from wheelhouse.errors import FetchError
 from wheelhouse.fetch import Fetched, Fetcher, Progress
@@ -57,7 +57,6 @@ __all__ = ["BuildSdists", "Fallback", "PinnedResult", "resolve_pinned"]
 
 logger = logging.getLogger(__name__)
 
-PYPI_SIMPLE = "https://pypi.org/simple/"
 # pip's own preference: PEP 691 JSON, then the PEP 691 HTML form, then plain PEP 503 HTML.
 _ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
@@ -116,7 +115,6 @@ _HARMLESS_CONFIG = frozenset(
     }
 )
 _MAX_REDIRECTS = 10
-_TRUE = frozenset({"1", "true", "yes", "on"})
 # Option lines in requirements files that cannot change a pinned set's files.
 _HARMLESS_FILE_OPTIONS = frozenset({"--pre", "--require-hashes", "--prefer-binary"})
 
@@ -286,10 +284,8 @@ def _check_options(inputs: InputSet, pip_config: Mapping[str, str]) -> _Options:
     for path in (*inputs.requirements, *inputs.constraints):
         found |= _file_options(path.absolute(), set())
     return _Options(
-        prefer_binary="--prefer-binary" in found
-        or pip_config.get("prefer-binary", "").lower() in _TRUE,
-        require_hashes="--require-hashes" in found
-        or pip_config.get("require-hashes", "").lower() in _TRUE,
+        prefer_binary="--prefer-binary" in found or config_flag(pip_config, "prefer-binary"),
+        require_hashes="--require-hashes" in found or config_flag(pip_config, "require-hashes"),
     )
 
 
@@ -507,13 +503,10 @@ def _sources(index: IndexOptions, pip_config: Mapping[str, str]) -> list[_Source
         if not path.is_dir():
             raise _Ineligible(f"find-links {link!r} is not a directory")
         sources.append(_FlatDirectory(path))
-    if pip_config.get("no-index", "").lower() not in _TRUE:
-        main = index.index_url or pip_config.get("index-url") or PYPI_SIMPLE
-        extras = [*pip_config.get("extra-index-url", "").split(), *index.extra_index_urls]
-        for url in dict.fromkeys([main, *extras]):
-            if urlsplit(url).scheme not in ("http", "https", "file"):
-                raise _Ineligible(f"index {strip_credentials(url)!r} is not an http(s) URL")
-            sources.append(_Index(url))
+    for url in index_urls(index.over(pip_config)):
+        if urlsplit(url).scheme not in ("http", "https", "file"):
+            raise _Ineligible(f"index {strip_credentials(url)!r} is not an http(s) URL")
+        sources.append(_Index(url))
     return sources
 
 

@@ -30,7 +30,7 @@ from packaging.utils import (
 )
 
 from wheelhouse._http import HttpClient, strip_credentials
-from wheelhouse._pip import online_env, pip_config, run_pip
+from wheelhouse._pip import PYPI_SIMPLE, index_urls, online_env, pip_config, run_pip
 from wheelhouse._subprocess import tail
 from wheelhouse._uv import pip_config_as_uv_args, run_uv, uv_env
 from wheelhouse.errors import (
@@ -120,9 +120,6 @@ def resolve(inputs: InputSet, index: IndexOptions, target: Target) -> Resolution
     return _from_report(report, target)
 
 
-_TRUE = ("1", "true", "yes", "on")
-
-
 def _first_project(inputs: InputSet) -> str:
     for line in inputs.lines:
         with contextlib.suppress(InvalidRequirement):
@@ -139,11 +136,8 @@ def _unreachable(index: IndexOptions, project: str = "") -> NetworkError | None:
     is an error. A project's page is asked for, not the index's root: PyPI's takes 0.6 s.
     """
     config = index.over(pip_config())
-    if config.get("no-index", "").lower() in _TRUE:
-        return None
-    urls = [_primary_index(index, config), *config.get("extra-index-url", "").split()]
     client = HttpClient(config)
-    for url in dict.fromkeys(u for u in urls if u.startswith(("http://", "https://"))):
+    for url in [u for u in index_urls(config) if u.startswith(("http://", "https://"))]:
         try:
             response = client.get(f"{url.rstrip('/')}/{project}/" if project else url)
             # The status line is enough: draining PyPI's /simple/ page reads 40 MB.
@@ -162,15 +156,6 @@ def _unreachable(index: IndexOptions, project: str = "") -> NetworkError | None:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             logger.debug("index probe of %s: %s; pip decides", strip_credentials(url), exc)
     return None
-
-
-def _primary_index(index: IndexOptions, config: Mapping[str, str] | None = None) -> str:
-    """The index pip uses: the command line's, else pip's configuration, else PyPI."""
-    if index.index_url:
-        return index.index_url
-    if config is None:
-        config = pip_config()
-    return config.get("index-url") or "https://pypi.org/simple/"
 
 
 def _from_report(report: dict[str, Any], target: Target) -> Resolution:
@@ -268,7 +253,7 @@ def explain_pip_failure(
             hint="check the network, the index URL and pip's proxy and cert settings",
         )
     if (retry := _RETRY.search(output)) is not None and _NOT_FOUND.search(output):
-        url = strip_credentials(_primary_index(index))
+        url = strip_credentials(index.index_url or pip_config().get("index-url") or PYPI_SIMPLE)
         where = url.rstrip("/")
         why = re.sub(r"<[^<>]* object at 0x[0-9a-f]+>: ", "", retry["why"])
         return NetworkError(
