@@ -238,7 +238,7 @@ def _resolve_and_fetch(
         logger.info("not a complete set of pins%s: %s", label, fast.reason)
     if target.is_host:
         report.stage(f"resolving with pip{label}")
-        resolution = resolve(inputs, settings.index, target)
+        resolution = resolve(inputs, settings.index, target, config=config)
     else:
         report.stage(f"resolving with uv{label}")
         resolution = resolve_foreign(inputs, target, config)

@@ -77,8 +77,17 @@ class Resolution:
     pip_version: str
 
 
-def resolve(inputs: InputSet, index: IndexOptions, target: Target) -> Resolution:
-    """Ask pip which distributions and files ``inputs`` need on ``target``."""
+def resolve(
+    inputs: InputSet,
+    index: IndexOptions,
+    target: Target,
+    *,
+    config: Mapping[str, str] | None = None,
+) -> Resolution:
+    """Ask pip which distributions and files ``inputs`` need on ``target``.
+
+    ``config`` is ``pip_config()`` when the caller has it (it is read when not).
+    """
     with tempfile.TemporaryDirectory(prefix="wheelhouse-resolve-") as tmp:
         report_path = Path(tmp) / "report.json"
         args = [
@@ -103,7 +112,7 @@ def resolve(inputs: InputSet, index: IndexOptions, target: Target) -> Resolution
         abort = threading.Event()
 
         def probe() -> NetworkError | None:
-            error = _unreachable(index, _first_project(inputs))
+            error = _unreachable(index, _first_project(inputs), config)
             if error is not None:
                 abort.set()
             return error
@@ -127,7 +136,9 @@ def _first_project(inputs: InputSet) -> str:
     return ""
 
 
-def _unreachable(index: IndexOptions, project: str = "") -> NetworkError | None:
+def _unreachable(
+    index: IndexOptions, project: str = "", config: Mapping[str, str] | None = None
+) -> NetworkError | None:
     """The first http(s) index pip would read that does not answer at all, as an error.
 
     Any HTTP answer counts as reachable (a private index may want credentials that pip has
@@ -135,9 +146,9 @@ def _unreachable(index: IndexOptions, project: str = "") -> NetworkError | None:
     hold credentials, that we do not): only a host that cannot be looked up or connected to
     is an error. A project's page is asked for, not the index's root: PyPI's takes 0.6 s.
     """
-    config = index.over(pip_config())
-    client = HttpClient(config)
-    for url in [u for u in index_urls(config) if u.startswith(("http://", "https://"))]:
+    merged = index.over(pip_config() if config is None else config)
+    client = HttpClient(merged)
+    for url in [u for u in index_urls(merged) if u.startswith(("http://", "https://"))]:
         try:
             response = client.get(f"{url.rstrip('/')}/{project}/" if project else url)
             # The status line is enough: draining PyPI's /simple/ page reads 40 MB.
