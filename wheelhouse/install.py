@@ -37,7 +37,7 @@ from wheelhouse.errors import (
     TamperedError,
     WheelhouseError,
 )
-from wheelhouse.manifest import LockEntry, Manifest, TargetLock
+from wheelhouse.manifest import GENERATOR, LockEntry, Manifest, TargetLock
 from wheelhouse.verify import VerifyReport, verify
 
 __all__ = [
@@ -236,14 +236,13 @@ def _as_written(path: Path, manifest: Manifest, lock: TargetLock) -> bool:
     Raises ``TamperedError`` when it does not although this version wrote the wheelhouse;
     another version's file (another header, perhaps) is not used, but not refused either.
     """
-    from wheelhouse import __version__
     from wheelhouse.export import render_requirements
 
     try:
         written = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return False
-    if manifest.generator != f"wheelhouse {__version__}":
+    if manifest.generator != GENERATOR:
         return False
     if written != render_requirements(manifest, lock):
         raise TamperedError(

@@ -9,9 +9,11 @@ from typing import Any, Literal, NewType
 
 from packaging.utils import NormalizedName, canonicalize_name
 
+from wheelhouse import __version__
 from wheelhouse.errors import InvalidWheelhouseError
 
 __all__ = [
+    "GENERATOR",
     "MANIFEST_NAME",
     "SCHEMA_VERSION",
     "BuiltFrom",
@@ -29,6 +31,9 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "wheelhouse.json"
+# What this version records as a manifest's generator: files generated from a manifest are
+# compared byte for byte only when the same version wrote them.
+GENERATOR = f"wheelhouse {__version__}"
 SCHEMA_VERSION = 1
 
 Sha256 = NewType("Sha256", str)

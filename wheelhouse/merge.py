@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from wheelhouse import __version__
 from wheelhouse.errors import (
     ConflictError,
     HashMismatchError,
@@ -21,7 +20,15 @@ from wheelhouse.errors import (
 )
 from wheelhouse.export import write_requirements
 from wheelhouse.index import write_index
-from wheelhouse.manifest import BuiltFrom, FileRecord, Inputs, LockEntry, Manifest, TargetLock
+from wheelhouse.manifest import (
+    GENERATOR,
+    BuiltFrom,
+    FileRecord,
+    Inputs,
+    LockEntry,
+    Manifest,
+    TargetLock,
+)
 from wheelhouse.progress import NullReporter, Reporter
 from wheelhouse.pylock import write_pylock
 from wheelhouse.targets import HOST, is_native, native_name
@@ -66,7 +73,7 @@ def merge(sources: Sequence[Path], out: Path, *, reporter: Reporter | None = Non
         verified = _name_native_locks([_verified(path) for path in paths])
         files, copy_from = _union_files(verified)
         manifest = Manifest(
-            generator=f"wheelhouse {__version__}",
+            generator=GENERATOR,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             # No fingerprint: a later 'wheelhouse build' into ``out`` is never a no-op.
             inputs=Inputs(files=(), options={MERGED_FROM: [_provenance(s) for s in verified]}),

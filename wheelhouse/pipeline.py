@@ -25,6 +25,7 @@ from wheelhouse.fetch import Fetched, fetch_all
 from wheelhouse.index import write_index
 from wheelhouse.locations import cache_root
 from wheelhouse.manifest import (
+    GENERATOR,
     BuiltFrom,
     Downloaded,
     FileRecord,
@@ -329,7 +330,7 @@ def _assemble(
             )
         )
     manifest = Manifest(
-        generator=f"wheelhouse {__version__}",
+        generator=GENERATOR,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         inputs=inputs,
         files=tuple(sorted(records.values(), key=lambda r: (r.name, r.filename))),

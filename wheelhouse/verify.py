@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from wheelhouse.errors import InvalidWheelhouseError
-from wheelhouse.manifest import MANIFEST_NAME, FileRecord, Manifest, Sha256, read_manifest
+from wheelhouse.manifest import (
+    GENERATOR,
+    MANIFEST_NAME,
+    FileRecord,
+    Manifest,
+    Sha256,
+    read_manifest,
+)
 
 __all__ = [
     "REPORT_SCHEMA_VERSION",
@@ -173,7 +180,6 @@ def verify(directory: Path, *, jobs: int | None = None, generated: bool = True) 
 
 def _generated_problems(directory: Path, manifest: Manifest) -> tuple[Problem, ...]:
     # Imported here: `wheelhouse install` verifies without them, and pays for no import.
-    from wheelhouse import __version__
     from wheelhouse.errors import WheelhouseError
     from wheelhouse.export import render_requirements, requirements_filename
     from wheelhouse.index import METADATA_SUFFIX, render_index
@@ -183,7 +189,7 @@ def _generated_problems(directory: Path, manifest: Manifest) -> tuple[Problem, .
         expected = render_index(directory, manifest, verify=False)
     except WheelhouseError as exc:
         return (Problem("generated-file-mismatch", "", exc.message),)
-    if manifest.generator != f"wheelhouse {__version__}":
+    if manifest.generator != GENERATOR:
         # Another version may lay pages out otherwise; a wheel's metadata is the same bytes.
         expected = {k: v for k, v in expected.items() if k.endswith(METADATA_SUFFIX)}
     else:
