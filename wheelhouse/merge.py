@@ -128,10 +128,9 @@ def _check_arguments(sources: Sequence[Path], out: Path) -> list[Path]:
 
 def _verified(path: Path) -> _Source:
     """The source's manifest, once every recorded file matches it."""
-    # Everything generated is written anew from the files and the manifest.
-    result = verify(
-        path, generated=False
-    )  # raises InvalidWheelhouseError, naming it, if it is no wheelhouse
+    # Raises InvalidWheelhouseError, naming it, if it is no wheelhouse. What is generated from
+    # the manifest is not checked: the merge writes it all anew.
+    result = verify(path, generated=False)
     broken = [p for p in result.problems if p.kind in _FILE_PROBLEMS]
     if broken:
         more = f" (and {len(broken) - 1} more problems)" if len(broken) > 1 else ""

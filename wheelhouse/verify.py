@@ -205,11 +205,14 @@ def _generated_problems(directory: Path, manifest: Manifest) -> tuple[Problem, .
             why = "does not match what the manifest and the wheels give"
         except OSError:
             same, why = False, "is missing"
-        if not same:
+        if same:
+            continue
+        in_index = relative.endswith(METADATA_SUFFIX) or "/" in relative
+        if in_index:
             message = f"{relative!r} {why}; 'wheelhouse index' rewrites the index"
-            if not relative.endswith(METADATA_SUFFIX) and "/" not in relative:
-                message = f"{relative!r} {why}: it was changed after the wheelhouse was built"
-            found.append(Problem("generated-file-mismatch", relative, message))
+        else:  # a requirements file or pylock.toml
+            message = f"{relative!r} {why}: it was changed after the wheelhouse was built"
+        found.append(Problem("generated-file-mismatch", relative, message))
     return tuple(found)
 
 
