@@ -692,7 +692,6 @@ def test_unreachable_default_index_is_named(monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_index_probe_fails_only_a_host_that_cannot_be_reached(
     index_server: IndexServer,
 ) -> None:
-    from wheelhouse.errors import NetworkError
     from wheelhouse.resolve import _unreachable
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -704,6 +703,5 @@ def test_the_index_probe_fails_only_a_host_that_cannot_be_reached(
     # An HTTP answer of any status is an index that is there.
     assert _unreachable(IndexOptions(index_url=index_server.url), "no-such-project") is None
     # So is a TLS refusal: pip may trust a certificate store that we do not, and decides.
-    port = index_server.url.split(":")[2].split("/")[0]
-    https = f"https://127.0.0.1:{port}/simple/"
+    https = f"https://127.0.0.1:{index_server.port}/simple/"
     assert _unreachable(IndexOptions(index_url=https), "alpha") is None
