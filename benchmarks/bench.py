@@ -41,8 +41,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # tests._dists and tests._server make the scale graph
 
-from wheelhouse.install import find_uv  # noqa: E402
-from wheelhouse.manifest import BuiltFrom, FileRecord, read_manifest  # noqa: E402
+from wheelhouse.house.manifest import BuiltFrom, FileRecord, read_manifest  # noqa: E402
+from wheelhouse.install.hermetic import find_uv  # noqa: E402
 
 DEFAULT_INPUTS = (HERE / "inputs" / "webservice.txt", HERE / "inputs" / "sdists.txt")
 DEFAULT_JSON = ROOT / "bench-results" / "bench.json"
@@ -308,7 +308,7 @@ def install_command_available() -> bool:
 _LIBRARY_INSTALL = (
     "import sys\n"
     "from pathlib import Path\n"
-    "from wheelhouse.install import InstallOptions, install\n"
+    "from wheelhouse.install.hermetic import InstallOptions, install\n"
     "install(InstallOptions(wheelhouse=Path(sys.argv[1]), python=Path(sys.argv[2]),"
     " installer=sys.argv[3]))\n"
 )
@@ -334,7 +334,9 @@ def bench_installs(
         case = Case(
             f"install ({installer})",
             label,
-            ours if via_cli else f"wheelhouse.install.install() in a fresh interpreter ({ours})",
+            ours
+            if via_cli
+            else f"wheelhouse.install.hermetic.install() in a fresh interpreter ({ours})",
             by_hand,
             TARGET_INSTALL,
             note="" if via_cli else "'wheelhouse install' is not wired in the CLI: library used",

@@ -1,0 +1,557 @@
+"""``wheelhouse build --target TAG ...``: one DIR, a lock per target that pip itself accepts.
+
+The dists model a team that builds on x86-64 Linux (CPython 3.11) and deploys to aarch64 servers
+on CPython 3.12 and to Windows laptops on CPython 3.11.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shlex
+import subprocess
+import sys
+import tarfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from packaging.markers import Marker
+from packaging.utils import parse_wheel_filename
+
+from tests._dists import DistFactory
+from tests._server import IndexServer
+from tests.conftest import Cli, MakeVenv, Offline
+from wheelhouse._base.targets import HOST
+from wheelhouse.errors import WheelhouseError
+from wheelhouse.house.manifest import BuiltFrom, Downloaded, Manifest, read_manifest
+
+AARCH64 = "cp312-manylinux_2_28_aarch64"
+WINDOWS = "cp311-win_amd64"
+TARGETS = ("host", AARCH64, WINDOWS)
+
+COMPILED = {
+    "host": "compiled-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    AARCH64: "compiled-1.0-cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
+    WINDOWS: "compiled-1.0-cp311-cp311-win_amd64.whl",
+}
+PURE = "purepkg-1.0-py3-none-any.whl"
+SRCPURE_WHEEL = "srcpure-1.0-py3-none-any.whl"  # built here from srcpure-1.0.tar.gz
+WINONLY = "winonly-1.0-py3-none-any.whl"
+NEWPY = "newpy-1.0-py3-none-any.whl"
+
+# name -> the one file each target's lock must install it from, and nothing else.
+EXPECTED = {
+    "host": {"compiled": COMPILED["host"], "purepkg": PURE, "srcpure": SRCPURE_WHEEL},
+    AARCH64: {
+        "compiled": COMPILED[AARCH64],
+        "newpy": NEWPY,
+        "purepkg": PURE,
+        "srcpure": SRCPURE_WHEEL,
+    },
+    WINDOWS: {
+        "compiled": COMPILED[WINDOWS],
+        "purepkg": PURE,
+        "srcpure": SRCPURE_WHEEL,
+        "winonly": WINONLY,
+    },
+}
+
+LOOSE = "purepkg\ncompiled\nsrcpure\n"
+# What `uv pip compile --universal` or pip-compile per platform would write: every pin with ==,
+# the dependencies behind markers carrying the markers they have in purepkg's metadata.
+PINNED = (
+    "purepkg==1.0\n"
+    'winonly==1.0 ; sys_platform == "win32"\n'
+    'newpy==1.0 ; python_version >= "3.12"\n'
+    "compiled==1.0\n"
+    "srcpure==1.0\n"
+)
+
+CSRC = "csrc"
+CSRC_TAG = "cp311-cp311-linux_x86_64"
+
+
+def _host_is_the_modelled_build_machine() -> bool:
+    wheel_tags = parse_wheel_filename(COMPILED["host"])[3]
+    windows_only = Marker('sys_platform == "win32"').evaluate()
+    new_python = Marker('python_version >= "3.12"').evaluate()
+    return HOST.accepts(wheel_tags) is not None and not windows_only and not new_python
+
+
+pytestmark = pytest.mark.skipif(
+    not _host_is_the_modelled_build_machine(),
+    reason="these tests model a CPython 3.11 x86-64 Linux build machine",
+)
+
+
+# -- dists ---------------------------------------------------------------------------------------
+
+
+def rewrite_sdist(path: Path, *, tag: str | None = None) -> Path:
+    """Give a ``dists.sdist`` static metadata (Metadata-Version 2.2), and optionally a platform.
+
+    With ``tag``, its backend builds a ``{tag}`` wheel (Root-Is-Purelib false), as a compiled
+    project does. The bytes stay reproducible: same input, same output.
+    """
+    members: list[tuple[tarfile.TarInfo, bytes]] = []
+    with tarfile.open(path) as archive:
+        for member in archive.getmembers():
+            handle = archive.extractfile(member)
+            assert handle is not None, member.name
+            members.append((member, handle.read()))
+    edited = []
+    for member, data in members:
+        if member.name.endswith("/PKG-INFO"):
+            assert data.startswith(b"Metadata-Version: 2.1\n"), data[:40]
+            data = b"Metadata-Version: 2.2\n" + data[len(b"Metadata-Version: 2.1\n") :]
+        if member.name.endswith("/_backend/tiny_backend.py") and tag is not None:
+            text = data.decode()
+            # The backend names the tag twice (WHEEL's Tag line, the file name) and purelib once.
+            assert text.count("py3-none-any") == 2 and text.count("Root-Is-Purelib: true") == 1
+            text = text.replace("py3-none-any", tag)
+            data = text.replace("Root-Is-Purelib: true", "Root-Is-Purelib: false").encode()
+        member.size = len(data)
+        edited.append((member, data))
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
+        for member, data in edited:
+            archive.addfile(member, io.BytesIO(data))
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_bytes(buffer.getvalue())
+    temp.replace(path)
+    return path
+
+
+def make_project(dists: DistFactory) -> None:
+    dists.wheel(
+        "purepkg",
+        "1.0",
+        requires=['winonly; sys_platform == "win32"', 'newpy; python_version >= "3.12"'],
+    )
+    dists.wheel("winonly", "1.0")
+    dists.wheel("newpy", "1.0")
+    for filename in COMPILED.values():
+        tag = filename.removeprefix("compiled-1.0-").removesuffix(".whl")
+        dists.wheel("compiled", "1.0", tag=tag)
+    rewrite_sdist(dists.sdist("srcpure", "1.0"))
+
+
+# -- reading a wheelhouse ------------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_pins(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """``name -> (version, hashes)`` from a hash-checking requirements file."""
+    pins: dict[str, tuple[str, list[str]]] = {}
+    current: str | None = None
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip().removesuffix("\\").strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("--hash=sha256:"):
+            assert current is not None, raw
+            pins[current][1].append(line.removeprefix("--hash=sha256:"))
+            continue
+        name, _, version = line.partition("==")
+        current = name
+        pins[name] = (version, [])
+    return pins
+
+
+def header_command(path: Path, starts: str) -> list[str]:
+    """The command a requirements file's header tells users to run, as argv."""
+    prefix = f"#   {starts}"
+    found = [line for line in path.read_text().splitlines() if line.startswith(prefix)]
+    assert len(found) == 1, path.read_text()
+    return shlex.split(found[0].removeprefix("#   "))
+
+
+def lock_files(manifest: Manifest, target: str) -> dict[str, tuple[str, ...]]:
+    (lock,) = [lock for lock in manifest.locks if lock.target == target]
+    return {entry.name: entry.filenames for entry in lock.entries}
+
+
+@dataclass(frozen=True)
+class Built:
+    out: Path
+    stderr: str
+    manifest: Manifest
+
+
+def need_uv() -> None:
+    from wheelhouse._base._uv import find_uv
+
+    try:
+        find_uv()
+    except WheelhouseError as exc:
+        pytest.skip(f"the loose path resolves foreign targets with uv: {exc.message}")
+
+
+def build(
+    cli: Cli,
+    tmp_path: Path,
+    index: IndexServer,
+    text: str,
+    *targets: str,
+    extra: tuple[str, ...] = (),
+) -> Built:
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text(text)
+    out = tmp_path / "house"
+    args: list[str | Path] = ["build", "-r", requirements, "-o", out, "-i", index.url, *extra]
+    for target in targets:
+        args += ["--target", target]
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    return Built(out, result.stderr, read_manifest(out))
+
+
+def test_fully_pinned_input_needs_no_resolver_for_any_target(
+    cli: Cli, tmp_path: Path, dists: DistFactory, index_server: IndexServer
+) -> None:
+    make_project(dists)
+    built = build(cli, tmp_path, index_server, PINNED, *TARGETS)
+    assert "resolving with" not in built.stderr, built.stderr
+
+
+@pytest.fixture(params=["pinned", "loose"])
+def house(
+    request: pytest.FixtureRequest,
+    cli: Cli,
+    tmp_path: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+) -> Built:
+    """The project built for host, aarch64/3.12 and Windows/3.11, by either path."""
+    make_project(dists)
+    if request.param == "loose":
+        need_uv()
+    built = build(
+        cli, tmp_path, index_server, PINNED if request.param == "pinned" else LOOSE, *TARGETS
+    )
+    if request.param == "pinned":
+        # The fast path answered for every target: no resolver ran.
+        assert "resolving with" not in built.stderr, built.stderr
+    else:
+        assert "wheelhouse: resolving with pip for host" in built.stderr.splitlines()
+        for target in (AARCH64, WINDOWS):
+            assert f"wheelhouse: resolving with uv for {target}" in built.stderr.splitlines()
+    return built
+
+
+# -- the locks -----------------------------------------------------------------------------------
+
+
+def test_a_requirements_file_per_target_pins_the_right_files(house: Built) -> None:
+    out = house.out
+    assert not (out / "requirements.txt").exists()
+    for target, expected in EXPECTED.items():
+        path = out / f"requirements.{target}.txt"
+        pins = read_pins(path)
+        assert {name: version for name, (version, _) in pins.items()} == dict.fromkeys(
+            expected, "1.0"
+        ), target
+        for name, filename in expected.items():
+            # One hash per pin: that of the one file the target installs it from.
+            assert pins[name][1] == [sha256_of(out / filename)], (target, name)
+        assert lock_files(house.manifest, target) == {
+            name: (filename,) for name, filename in expected.items()
+        }
+
+
+def test_marker_dependencies_land_only_in_their_targets_locks(house: Built) -> None:
+    holding = {
+        name: sorted(t for t in TARGETS if name in read_pins(house.out / f"requirements.{t}.txt"))
+        for name in ("winonly", "newpy", "purepkg")
+    }
+    assert holding == {
+        "winonly": [WINDOWS],
+        "newpy": [AARCH64],
+        "purepkg": sorted(TARGETS),
+    }
+
+
+def test_each_lock_names_its_own_compiled_wheel_and_the_dir_holds_all_three(house: Built) -> None:
+    for target, filename in COMPILED.items():
+        assert lock_files(house.manifest, target)["compiled"] == (filename,)
+        record = house.manifest.file(filename)
+        assert record.sha256 == sha256_of(house.out / filename)
+        assert isinstance(record.origin, Downloaded)
+    shipped = {p.name for p in house.out.iterdir() if p.name.endswith((".whl", ".tar.gz"))}
+    assert shipped == {PURE, WINONLY, NEWPY, SRCPURE_WHEEL, *COMPILED.values()}
+
+
+def test_the_pure_sdist_is_built_once_and_serves_every_target(house: Built) -> None:
+    record = house.manifest.file(SRCPURE_WHEEL)
+    assert isinstance(record.origin, BuiltFrom)
+    assert record.origin.sdist == "srcpure-1.0.tar.gz"
+    for target in TARGETS:
+        assert lock_files(house.manifest, target)["srcpure"] == (SRCPURE_WHEEL,)
+    assert not (house.out / "srcpure-1.0.tar.gz").exists()
+    # Built once for three targets.
+    lines = house.stderr.splitlines()
+    assert [line for line in lines if line.startswith("wheelhouse: built")] == [
+        "wheelhouse: built srcpure-1.0.tar.gz"
+    ]
+    assert "wheelhouse: building 1 wheels from sdists" in lines
+
+
+def test_the_manifest_records_every_target(house: Built) -> None:
+    manifest = house.manifest
+    assert [lock.target for lock in manifest.locks] == list(TARGETS)
+    assert manifest.inputs.options["targets"] == list(TARGETS)
+    by_target = {lock.target: lock for lock in manifest.locks}
+    assert by_target[WINDOWS].tags == ("cp311-cp311-win_amd64",)
+    assert by_target[AARCH64].tags == ("cp312-cp312-manylinux_2_28_aarch64",)
+    assert by_target[WINDOWS].environment["sys_platform"] == "win32"
+    assert by_target[AARCH64].environment["python_version"] == "3.12"
+    assert by_target[AARCH64].environment["platform_machine"] == "aarch64"
+    assert by_target["host"].environment["sys_platform"] == sys.platform
+
+
+def test_pylock_covers_every_target_with_markers(house: Built) -> None:
+    lock = tomllib.loads((house.out / "pylock.toml").read_text())
+    assert lock["tool"]["wheelhouse"]["targets"] == list(TARGETS)
+    environments = {t.target: t.environment for t in house.manifest.locks}
+    packages = {package["name"]: package for package in lock["packages"]}
+    assert set(packages) == {"compiled", "newpy", "purepkg", "srcpure", "winonly"}
+    for name, package in packages.items():
+        marker = package.get("marker")
+        installs_on = [
+            target
+            for target in TARGETS
+            if marker is None or Marker(marker).evaluate(environments[target])
+        ]
+        assert installs_on == [t for t in TARGETS if name in EXPECTED[t]], (name, marker)
+    assert "marker" not in packages["compiled"]
+    assert sorted(w["name"] for w in packages["compiled"]["wheels"]) == sorted(COMPILED.values())
+    for wheel in packages["compiled"]["wheels"]:
+        assert wheel["hashes"]["sha256"] == sha256_of(house.out / wheel["name"])
+
+
+def test_rebuild_is_a_noop_for_the_same_targets_and_dropping_one_drops_its_files(
+    cli: Cli,
+    tmp_path: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+) -> None:
+    make_project(dists)
+    first = build(cli, tmp_path, index_server, PINNED, *TARGETS)
+    again = build(cli, tmp_path, index_server, PINNED, *TARGETS)
+    files = len(first.manifest.files)
+    assert again.stderr.splitlines() == [f"{first.out}: up to date ({files} files)"]
+    assert again.manifest == first.manifest
+    fewer = build(cli, tmp_path, index_server, PINNED, "host", AARCH64)
+    assert [lock.target for lock in fewer.manifest.locks] == ["host", AARCH64]
+    names = {p.name for p in fewer.out.iterdir()}
+    assert f"requirements.{WINDOWS}.txt" not in names
+    assert COMPILED[WINDOWS] not in names and WINONLY not in names
+    assert {COMPILED["host"], COMPILED[AARCH64], NEWPY, PURE, SRCPURE_WHEEL} <= names
+
+
+# -- pip itself accepts each lock, offline ---------------------------------------------------------
+
+
+def run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        check=False,
+    )
+
+
+def as_pip(argv: list[str], scratch: Path) -> list[str]:
+    """The header's ``pip ...`` run by the test environment's pip, checking into ``scratch``."""
+    assert argv[0] == "pip"
+    command = [sys.executable, "-m", "pip", *argv[1:]]
+    if "--target" in command:
+        command[command.index("--target") + 1] = str(scratch)
+    return command
+
+
+def would_install(stdout: str) -> list[str]:
+    lines = [line for line in stdout.splitlines() if line.startswith("Would install ")]
+    assert len(lines) == 1, stdout
+    return sorted(lines[0].removeprefix("Would install ").split())
+
+
+@pytest.mark.slow
+def test_pips_offline_dry_run_accepts_every_targets_lock(
+    house: Built, offline: Offline, tmp_path: Path
+) -> None:
+    for target in TARGETS:
+        path = house.out / f"requirements.{target}.txt"
+        if target == "host":
+            install = header_command(path, "pip install --no-index")
+            assert install == [
+                "pip", "install", "--no-index", "--find-links", ".",
+                "--require-hashes", "-r", "requirements.host.txt",
+            ]  # fmt: skip
+            argv = [*install, "--dry-run", "--only-binary=:all:", "--target", "unused"]
+        else:
+            argv = header_command(path, "pip install --dry-run")
+            version = "3.12" if target == AARCH64 else "3.11"
+            assert argv[argv.index("--python-version") + 1] == version
+        command = as_pip(argv, tmp_path / f"check-{target}")
+        proc = run(offline(command), cwd=house.out)
+        assert proc.returncode == 0, (target, proc.stdout, proc.stderr)
+        assert would_install(proc.stdout) == sorted(f"{name}-1.0" for name in EXPECTED[target])
+        assert not (tmp_path / f"check-{target}").exists()  # a dry run writes nothing
+
+
+@pytest.mark.slow
+def test_the_header_lists_every_platform_because_pip_does_not_expand_manylinux(
+    house: Built, offline: Offline, tmp_path: Path
+) -> None:
+    """pip#10760: ``--platform manylinux_2_28_aarch64`` alone refuses manylinux_2_17 wheels."""
+    path = house.out / f"requirements.{AARCH64}.txt"
+    argv = header_command(path, "pip install --dry-run")
+    platforms = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--platform"]
+    assert platforms[0] == "manylinux_2_28_aarch64"
+    assert {"manylinux_2_17_aarch64", "manylinux2014_aarch64"} <= set(platforms)
+    only_one: list[str] = []
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == "--platform":
+            skip = True
+            if argv[i + 1] == "manylinux_2_28_aarch64":
+                only_one += [arg, argv[i + 1]]
+            continue
+        only_one.append(arg)
+    assert only_one.count("--platform") == 1
+    proc = run(offline(as_pip(only_one, tmp_path / "check")), cwd=house.out)
+    assert proc.returncode == 1, proc.stdout
+    assert "No matching distribution found for compiled==1.0" in proc.stderr, proc.stderr
+    # The full header, with every platform the target accepts, succeeds (as above).
+    full = run(offline(as_pip(argv, tmp_path / "check")), cwd=house.out)
+    assert full.returncode == 0, full.stderr
+
+
+@pytest.mark.slow
+def test_pip_alone_evaluates_markers_for_the_host_under_platform(
+    house: Built, index_server: IndexServer, tmp_path: Path
+) -> None:
+    """pip#4304/pip#11010: pip's own resolution for Windows drops the win32-only dependency."""
+    report = tmp_path / "pip-report.json"
+    proc = run(
+        [
+            sys.executable, "-m", "pip", "install", "--dry-run", "--report", str(report),
+            "--platform", "win_amd64", "--python-version", "3.11", "--only-binary=:all:",
+            "--target", str(tmp_path / "unused"), "--index-url", index_server.url, "purepkg",
+        ]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    chosen = sorted(item["metadata"]["name"] for item in json.loads(report.read_text())["install"])
+    assert chosen == ["purepkg"]  # winonly is missing: markers were evaluated for this Linux host
+    assert "winonly" in read_pins(house.out / f"requirements.{WINDOWS}.txt")
+
+
+# -- a compiled project that only ships an sdist -------------------------------------------------
+
+
+@pytest.fixture
+def csrc(dists: DistFactory) -> Path:
+    """``csrc 1.0``: an sdist whose backend builds a ``cp311-cp311-linux_x86_64`` wheel."""
+    return rewrite_sdist(dists.sdist(CSRC, "1.0"), tag=CSRC_TAG)
+
+
+INCOMPATIBLE_LINES = [
+    f"error: target {AARCH64!r} needs csrc 1.0 (built csrc-1.0-{CSRC_TAG}.whl), which only "
+    "ship as sdists, and their wheels built here are for this machine's platform only",
+    f"hint: build the wheelhouse on a {AARCH64} machine (the default target, host) and join "
+    "them with 'wheelhouse merge', or pass --keep-sdists to ship the sdists",
+]
+
+
+@pytest.mark.parametrize("path", ["pinned", "loose"])
+def test_a_compiled_sdist_for_a_foreign_target_is_one_clear_error(
+    path: str, cli: Cli, tmp_path: Path, csrc: Path, index_server: IndexServer
+) -> None:
+    if path == "loose":
+        need_uv()
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text("csrc==1.0\n" if path == "pinned" else "csrc\n")
+    out = tmp_path / "house"
+    result = cli(
+        "build", "-r", requirements, "-o", out, "-i", index_server.url, "--target", AARCH64
+    )
+    assert result.exit_code == 9, result.stderr
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if line.startswith(("error:", "hint:"))] == INCOMPATIBLE_LINES
+    assert lines[-2:] == INCOMPATIBLE_LINES
+    assert not out.exists()
+
+
+def test_keep_sdists_ships_the_compiled_sdist_in_the_foreign_lock(
+    cli: Cli, tmp_path: Path, csrc: Path, index_server: IndexServer
+) -> None:
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text("csrc==1.0\n")
+    out = tmp_path / "house"
+    result = cli(
+        "build", "-r", requirements, "-o", out, "-i", index_server.url,
+        "--target", AARCH64, "--keep-sdists",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    manifest = read_manifest(out)
+    assert lock_files(manifest, AARCH64) == {CSRC: ("csrc-1.0.tar.gz",)}
+    assert sha256_of(out / "csrc-1.0.tar.gz") == sha256_of(csrc)
+    # The wheel built here is for this machine only: the aarch64 wheelhouse does not ship it.
+    assert not (out / f"csrc-1.0-{CSRC_TAG}.whl").exists()
+    # A single-target wheelhouse: requirements.txt, pinned to the sdist's hash.
+    assert read_pins(out / "requirements.txt") == {CSRC: ("1.0", [sha256_of(csrc)])}
+    assert manifest.file("csrc-1.0.tar.gz").kind == "sdist"
+
+
+# -- install picks the host's lock ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_install_from_a_multi_target_wheelhouse_uses_the_host_lock(
+    cli: Cli,
+    tmp_path: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+    make_venv: MakeVenv,
+    offline: Offline,
+) -> None:
+    make_project(dists)
+    built = build(cli, tmp_path, index_server, PINNED, AARCH64, WINDOWS, "host")
+    python = make_venv()
+    proc = run(
+        offline(
+            [sys.executable, "-m", "wheelhouse", "install", "-w", built.out, "--python", python,
+             "--json"]
+        )
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["target"] == "host"
+    assert sorted(item["name"] for item in summary["installed"]) == sorted(EXPECTED["host"])
+    check = run(
+        [
+            str(python),
+            "-c",
+            "import importlib.util as u, compiled, purepkg, srcpure; "
+            "print(compiled.__version__, [u.find_spec(m) is None for m in ('winonly', 'newpy')])",
+        ]
+    )
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.strip() == "1.0 [True, True]"

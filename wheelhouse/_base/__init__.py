@@ -1,0 +1,1 @@
+"""Fences around the outside world: pip, uv, HTTP, subprocesses; targets and tags."""

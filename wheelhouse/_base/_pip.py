@@ -1,0 +1,316 @@
+"""The single fence around pip: its command line, its environment, and its configuration.
+
+pip has no stable Python API, so everything that depends on how pip behaves lives here.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from wheelhouse._base._subprocess import Completed, run
+
+__all__ = [
+    "PYPI_SIMPLE",
+    "RequirementFileError",
+    "RequirementLine",
+    "config_fingerprint",
+    "config_flag",
+    "index_urls",
+    "offline_env",
+    "online_env",
+    "pip_command",
+    "pip_config",
+    "read_requirement_file",
+    "run_pip",
+]
+
+logger = logging.getLogger(__name__)
+
+# Set on every pip run: never prompt (a prompt would hang a build), never nag about versions.
+_QUIET = {"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+def pip_command(python: str | Path | None = None) -> list[str]:
+    """The argv prefix that runs pip for ``python`` (default: the interpreter running us)."""
+    if python is None or str(python) == sys.executable:
+        # -P keeps a "pip" folder in the current directory from shadowing pip (Python >= 3.11,
+        # which this interpreter is; another one may be older).
+        return [sys.executable, "-P", "-m", "pip"]
+    return [str(python), "-m", "pip"]
+
+
+def online_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for pip runs that reach the index: the user's configuration is kept."""
+    env = dict(os.environ if base is None else base)
+    env.update(_QUIET)
+    return env
+
+
+def offline_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for an offline install: no pip or uv configuration can leak in.
+
+    ``pip --isolated`` still reads ``PIP_CONFIG_FILE`` and the global pip.conf, so the only way
+    to ignore every configuration file is to point ``PIP_CONFIG_FILE`` at the null device and
+    drop every ``PIP_*`` variable.
+    """
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if not k.startswith(("PIP_", "UV_"))}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["UV_NO_CONFIG"] = "1"
+    env.update(_QUIET)
+    return env
+
+
+def run_pip(
+    args: list[str],
+    *,
+    env: Mapping[str, str],
+    python: str | Path | None = None,
+    cwd: Path | None = None,
+    abort: threading.Event | None = None,
+) -> Completed:
+    """Run pip with ``args``; the caller decides what a failure means."""
+    return run([*pip_command(python), *args], env=env, cwd=cwd, abort=abort)
+
+
+PYPI_SIMPLE = "https://pypi.org/simple/"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def config_flag(config: Mapping[str, str], option: str) -> bool:
+    """A boolean option of ``pip_config()`` as pip reads it ("1", "true", "yes", "on")."""
+    return config.get(option, "").lower() in _TRUE
+
+
+def index_urls(config: Mapping[str, str]) -> list[str]:
+    """The indexes pip reads, in its order: index-url (PyPI by default), then each extra
+    index; none with no-index. ``config`` is ``pip_config()``, command-line options merged."""
+    if config_flag(config, "no-index"):
+        return []
+    urls = [config.get("index-url") or PYPI_SIMPLE, *config.get("extra-index-url", "").split()]
+    return list(dict.fromkeys(urls))
+
+
+def pip_config() -> dict[str, str]:
+    """pip's effective configuration, as ``pip config list`` shows it (files, then environment).
+
+    Keys are reduced to the option name (``global.cert`` and ``:env:.cert`` both become
+    ``cert``); the environment wins over files, a section of ``download`` or ``install`` over
+    ``global``, and a later file over an earlier one, as in pip.
+    """
+    ranked: dict[str, tuple[int, str]] = {}
+    for key, value in _config_items():
+        section, _, option = key.rpartition(".")
+        rank = {":env:": 3, "install": 2, "download": 2, "wheel": 2}.get(section, 1)
+        if option not in ranked or ranked[option][0] <= rank:
+            ranked[option] = (rank, str(value))
+    return {option: value for option, (_, value) in ranked.items()}
+
+
+def _config_items() -> list[tuple[str, object]]:
+    """``section.option`` pairs in pip's load order, read by pip's own configuration loader.
+
+    In-process it costs a fraction of running ``pip config list`` (0.15 s), which would sit
+    at the start of every build; the subprocess remains the fallback.
+    """
+    try:
+        from pip._internal.configuration import Configuration
+
+        configuration = Configuration(isolated=False)
+        configuration.load()
+        return [(k, v) for _, values in configuration.items() for k, v in values.items()]
+    except Exception:  # pip internals moved, or pip.conf is malformed: ask pip itself
+        logger.debug("reading pip's configuration in-process failed", exc_info=True)
+    result = run_pip(["config", "list"], env=online_env())
+    if not result.ok:
+        return []
+    items: list[tuple[str, object]] = []
+    for line in result.stdout.splitlines():
+        key, sep, raw = line.partition("=")
+        if not sep:
+            continue
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw.strip("'\"")
+        items.append((key, value))
+    return items
+
+
+@dataclass(frozen=True)
+class RequirementLine:
+    """One requirement line of a requirements or constraints file, as pip reads it."""
+
+    requirement: str
+    path: Path
+    line: int
+    constraint: bool
+    editable: bool
+    hashes: dict[str, tuple[str, ...]]
+
+
+class RequirementFileError(Exception):
+    """pip could not read a requirements file; the message is pip's own."""
+
+
+_COMES_FROM = re.compile(r"^-[rc] (?P<path>.+) \(line (?P<line>\d+)\)$")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def read_requirement_file(path: Path, *, constraint: bool) -> list[RequirementLine]:
+    """Parse ``path`` with pip's own parser: comments, continuations, options, nested -r/-c.
+
+    pip's parser is the reference for this syntax, and pip-tools reads requirement files the
+    same way; its internals are imported here only, and only when a file must be read.
+    """
+    plain = _read_plain(path, constraint)
+    if plain is not None:
+        return plain
+    try:
+        # pip's session (requests and all, 55 ms to import) is needed only when a file
+        # includes another by URL: try without it first.
+        return _read_requirement_file(path, constraint, _NoSession())
+    except _NeedsSession:
+        from pip._internal.network.session import PipSession
+
+        with PipSession() as session:
+            return _read_requirement_file(path, constraint, session)
+
+
+# A line pip's parser takes as it is: a name, extras, version specifiers and a marker; no
+# option, continuation, URL, path or ${VAR}. Files of such lines (what pip-compile and
+# uv pip compile write without hashes) skip importing pip's parser, a tenth of a cold build.
+_PLAIN = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[\w.,\s-]*\])?[\s\w.*+!<>=~,-]*(;[^#@\\${}]*)?"
+)
+_COMMENT = re.compile(r"(^|\s+)#.*$")  # pip's own COMMENT_RE
+
+
+def _read_plain(path: Path, constraint: bool) -> list[RequirementLine] | None:
+    """The file's lines as pip's parser reads them, or None when pip's parser is needed."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    lines = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = _COMMENT.sub("", raw).strip()
+        if not line:
+            continue
+        if not _PLAIN.fullmatch(line):
+            return None
+        try:
+            Requirement(line)
+        except InvalidRequirement:
+            return None  # pip's parser words the error
+        lines.append(RequirementLine(line, path, number, constraint, False, {}))
+    return lines
+
+
+class _NeedsSession(Exception):
+    pass
+
+
+class _NoSession:
+    def __getattr__(self, name: str) -> object:
+        raise _NeedsSession(name)
+
+
+def _read_requirement_file(path: Path, constraint: bool, session: object) -> list[RequirementLine]:
+    from pip._internal.exceptions import InstallationError
+    from pip._internal.req.req_file import parse_requirements
+
+    lines: list[RequirementLine] = []
+    try:
+        # optparse prints "Usage: ..." to stderr before pip's parser raises, and pip logs an
+        # undecodable file's fallback through the root logger: keep both out of our output.
+        with _quiet():
+            parsed_lines = parse_requirements(
+                str(path),
+                session,  # type: ignore[arg-type]
+                constraint=constraint,
+            )
+            for parsed in parsed_lines:
+                match = _COMES_FROM.match(parsed.comes_from or "")
+                source = Path(match["path"]) if match else path
+                lineno = int(match["line"]) if match else 0
+                options = parsed.options or {}
+                lines.append(
+                    RequirementLine(
+                        requirement=parsed.requirement,
+                        path=source,
+                        line=lineno,
+                        constraint=parsed.constraint,
+                        editable=parsed.is_editable,
+                        hashes={k: tuple(v) for k, v in options.get("hashes", {}).items()},
+                    )
+                )
+    except InstallationError as exc:
+        raise RequirementFileError(str(exc)) from exc
+    except RecursionError as exc:
+        # pip >= 24 says "recursively references itself"; older pips recurse until they die.
+        raise RequirementFileError(
+            "recursively references itself through -r/-c (a file includes itself, perhaps "
+            "through another)"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise RequirementFileError(
+            f"cannot be decoded ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from exc
+    return lines
+
+
+def config_fingerprint(env: Mapping[str, str] | None = None) -> str:
+    """A digest of everything that configures pip, without running pip (it takes 0.3 s).
+
+    It covers every ``PIP_*`` variable and the bytes of each configuration file at the places
+    pip documents (site, user, global, ``PIP_CONFIG_FILE``, the active virtualenv).
+    """
+    source = os.environ if env is None else env
+    digest = hashlib.sha256()
+    for key in sorted(k for k in source if k.startswith("PIP_")):
+        digest.update(f"{key}={source[key]}\n".encode())
+    for path in _config_files(source):
+        try:
+            digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+        except OSError:
+            continue
+    return digest.hexdigest()
+
+
+def _config_files(env: Mapping[str, str]) -> list[Path]:
+    home = Path(env.get("HOME", "~")).expanduser()
+    xdg_config_dirs = env.get("XDG_CONFIG_DIRS", "/etc/xdg").split(os.pathsep)
+    xdg_config_home = Path(env.get("XDG_CONFIG_HOME", str(home / ".config")))
+    files = [Path(d) / "pip" / "pip.conf" for d in xdg_config_dirs if d]
+    files += [Path("/etc/pip.conf"), home / ".pip" / "pip.conf"]
+    files.append(xdg_config_home / "pip" / "pip.conf")
+    if env.get("PIP_CONFIG_FILE"):
+        files.append(Path(env["PIP_CONFIG_FILE"]))
+    if env.get("VIRTUAL_ENV"):
+        files.append(Path(env["VIRTUAL_ENV"]) / "pip.conf")
+    files.append(Path(sys.prefix) / "pip.conf")
+    return files

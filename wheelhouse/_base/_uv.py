@@ -1,0 +1,65 @@
+"""The single fence around uv: finding it, and running it with pip's configuration, not uv's."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from wheelhouse._base._pip import config_flag
+from wheelhouse._base._subprocess import Completed, run
+from wheelhouse.errors import WheelhouseError
+
+__all__ = ["find_uv", "pip_config_as_uv_args", "run_uv", "uv_env"]
+
+
+def find_uv(purpose: str = "uv is needed here", hint: str = "pip install 'wheelhouse[uv]'") -> Path:
+    """uv from PATH, else from the ``uv`` Python package (the ``wheelhouse[uv]`` extra)."""
+    found = shutil.which("uv")
+    if found:
+        return Path(found)
+    try:
+        import uv  # type: ignore[import-not-found,unused-ignore]
+
+        return Path(uv.find_uv_bin())
+    except (ImportError, FileNotFoundError, AttributeError) as exc:
+        raise WheelhouseError(
+            f"{purpose}, but uv is neither on PATH nor installed as a Python package", hint=hint
+        ) from exc
+
+
+def uv_env(pip_config: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """uv's environment: no ``UV_*`` settings of its own, pip's certificate bundle."""
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if not k.startswith("UV_")}
+    env["UV_NO_CONFIG"] = "1"
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    cert = pip_config.get("cert")
+    if cert:
+        env["SSL_CERT_FILE"] = cert
+    return env
+
+
+def pip_config_as_uv_args(pip_config: Mapping[str, str]) -> list[str]:
+    """pip's index settings as uv flags, so uv looks where pip would."""
+    # pip considers every index's files together; uv's default stops at the first index that
+    # knows a project, which would make it choose differently from pip.
+    args: list[str] = ["--index-strategy", "unsafe-best-match"]
+    if pip_config.get("index-url"):
+        args += ["--index-url", pip_config["index-url"]]
+    for url in pip_config.get("extra-index-url", "").split():
+        args += ["--extra-index-url", url]
+    for link in pip_config.get("find-links", "").split():
+        args += ["--find-links", link]
+    for constraint in pip_config.get("constraint", "").split():
+        args += ["--constraint", constraint]
+    if config_flag(pip_config, "pre"):
+        args += ["--prerelease", "allow"]
+    return args
+
+
+def run_uv(
+    args: Sequence[str | Path], *, env: Mapping[str, str], purpose: str = "uv is needed here"
+) -> Completed:
+    return run([find_uv(purpose), *args], env=env)

@@ -1,0 +1,1 @@
+"""Requirements in, resolved, fetched and built: the build pipeline."""

@@ -1,0 +1,104 @@
+"""The content-addressed cache: files by sha256, built wheels by sdist sha256 and target."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from wheelhouse.house.manifest import Sha256
+
+__all__ = ["Cache", "CacheInfo"]
+
+_STALE_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """Counts and sizes of what the cache holds."""
+
+    path: Path
+    files: int
+    files_bytes: int
+    built: int
+    built_bytes: int
+
+
+@dataclass(frozen=True)
+class Cache:
+    """A cache directory; every entry is complete, because it is renamed into place."""
+
+    root: Path
+
+    @property
+    def tmp(self) -> Path:
+        path = self.root / "tmp"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def file_path(self, sha256: Sha256, filename: str) -> Path:
+        return self.root / "files" / sha256[:2] / sha256 / filename
+
+    def lookup(self, sha256: Sha256, filename: str) -> Path | None:
+        path = self.file_path(sha256, filename)
+        return path if path.is_file() else None
+
+    def store(self, partial: Path, sha256: Sha256, filename: str) -> Path:
+        """Move a verified file into the cache (atomically; a concurrent store is harmless)."""
+        final = self.file_path(sha256, filename)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, final)
+        return final
+
+    def built_dir(self, sdist_sha256: Sha256, target_key: str) -> Path:
+        return self.root / "built" / sdist_sha256[:2] / sdist_sha256 / target_key
+
+    def new_tmp_file(self, suffix: str = ".part") -> Path:
+        fd, name = tempfile.mkstemp(dir=self.tmp, suffix=suffix)
+        os.close(fd)
+        return Path(name)
+
+    def new_tmp_dir(self, prefix: str) -> Path:
+        return Path(tempfile.mkdtemp(dir=self.tmp, prefix=prefix))
+
+    def info(self) -> CacheInfo:
+        """What the cache holds: counts and sizes of downloaded files and built wheels."""
+        files = [p for p in (self.root / "files").rglob("*") if p.is_file()]
+        built = [p for p in (self.root / "built").rglob("*.whl") if p.is_file()]
+        return CacheInfo(
+            path=self.root,
+            files=len(files),
+            files_bytes=sum(p.stat().st_size for p in files),
+            built=len(built),
+            built_bytes=sum(p.stat().st_size for p in built),
+        )
+
+    def purge(self) -> int:
+        """Remove every entry wheelhouse wrote; returns the bytes freed."""
+        freed = 0
+        for part in ("files", "built", "tmp"):
+            path = self.root / part
+            if path.is_dir():
+                freed += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+                shutil.rmtree(path)
+        return freed
+
+    def clean_stale(self) -> None:
+        """Remove partial files and build dirs that an interrupted run left (ours alone)."""
+        tmp = self.root / "tmp"
+        if not tmp.is_dir():
+            return
+        cutoff = time.time() - _STALE_SECONDS
+        for entry in tmp.iterdir():
+            try:
+                if entry.stat().st_mtime > cutoff:
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink()
+            except OSError:
+                continue

@@ -1,0 +1,898 @@
+"""Fully pinned requirements -> a Resolution without pip's resolver, checked by the files' metadata.
+
+pip resolves even a complete ``name==version`` set by downloading every wheel to read its
+metadata, one at a time. When every requirement is pinned, the only questions left are which
+file pip would pick for each pin and whether the pins are complete and consistent; both are
+answered here from the index pages and the files' own metadata. Anything this module cannot
+answer the way pip would gives a :class:`Fallback` with the reason, and the caller runs pip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import re
+import tarfile
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+
+import urllib3
+from packaging.metadata import parse_email
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from wheelhouse._base._http import HttpClient, strip_credentials
+from wheelhouse._base._pip import (
+    RequirementFileError,
+    config_flag,
+    index_urls,
+    read_requirement_file,
+)
+from wheelhouse._base.targets import Target
+from wheelhouse.build.cache import Cache
+from wheelhouse.build.fetch import Fetched, Fetcher, Progress
+from wheelhouse.build.requirements import InputSet
+from wheelhouse.build.resolve import Pin, Resolution
+from wheelhouse.build.settings import IndexOptions
+from wheelhouse.errors import FetchError
+from wheelhouse.house.manifest import FileKind, Sha256
+
+__all__ = ["BuildSdists", "Fallback", "PinnedResult", "resolve_pinned"]
+
+logger = logging.getLogger(__name__)
+
+# pip's own preference: PEP 691 JSON, then the PEP 691 HTML form, then plain PEP 503 HTML.
+_ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
+    "text/html; q=0.01"
+)
+_JSON_TYPES = ("application/vnd.pypi.simple.v1+json",)
+_HTML_TYPES = ("text/html", "application/vnd.pypi.simple.v1+html")
+
+# pip configuration keys that do not change which files a pinned set resolves to (or that
+# this module honours itself); any other key set in pip's configuration means pip must resolve.
+_HARMLESS_CONFIG = frozenset(
+    {
+        "cert",
+        "client-cert",
+        # PIP_CONFIG_FILE itself: the settings in that file are keys of their own.
+        "config-file",
+        "proxy",
+        "timeout",
+        "default-timeout",
+        "retries",
+        "trusted-host",
+        "index-url",
+        "extra-index-url",
+        "find-links",
+        "constraint",
+        "no-index",
+        "pre",
+        "prefer-binary",
+        "require-hashes",
+        "no-input",
+        "disable-pip-version-check",
+        "progress-bar",
+        "verbose",
+        "quiet",
+        "log",
+        "log-file",
+        "cache-dir",
+        "no-cache-dir",
+        "root-user-action",
+        "break-system-packages",
+        "no-color",
+        "exists-action",
+        "upgrade",
+        "upgrade-strategy",
+        "force-reinstall",
+        "ignore-installed",
+        "no-warn-script-location",
+        "no-warn-conflicts",
+        "no-compile",
+        "compile",
+        "no-clean",
+        "use-pep517",
+        "no-build-isolation",
+        "check-build-dependencies",
+        "python",
+    }
+)
+_MAX_REDIRECTS = 10
+# Option lines in requirements files that cannot change a pinned set's files.
+_HARMLESS_FILE_OPTIONS = frozenset({"--pre", "--require-hashes", "--prefer-binary"})
+
+
+@dataclass(frozen=True)
+class PinnedResult:
+    """The pins as pip would resolve them, and their files, already fetched and verified."""
+
+    resolution: Resolution
+    fetched: tuple[Fetched, ...]
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """The input is not one this module can resolve exactly as pip would; pip must resolve."""
+
+    reason: str
+
+
+class _Ineligible(Exception):
+    """Raised inside this module; turned into a :class:`Fallback` at the boundary."""
+
+
+def resolve_pinned(
+    inputs: InputSet,
+    index: IndexOptions,
+    pip_config: Mapping[str, str],
+    target: Target,
+    cache: Cache,
+    *,
+    jobs: int,
+    build: BuildSdists | None = None,
+    progress: Progress | None = None,
+) -> PinnedResult | Fallback:
+    """Resolve a fully pinned ``inputs`` without pip, or say why pip must resolve it.
+
+    ``pip_config`` is pip's effective configuration (``_pip.pip_config()``), with or without
+    ``index``'s URLs merged in as the pipeline does for ``fetch_all``. The chosen files are
+    fetched into ``cache`` (hash-verified) and returned, so the caller need not fetch them again.
+    ``build`` turns sdists whose dependencies are not static into wheels (in order), whose
+    metadata then stands in; without it such an sdist sends the input to pip.
+    """
+    try:
+        result = _resolve(
+            inputs, index, pip_config, target, cache, jobs=jobs, build=build, progress=progress
+        )
+    except _Ineligible as exc:
+        logger.info("resolving with pip: %s", exc)
+        return Fallback(str(exc))
+    logger.info("resolved %d pins without pip's resolver", len(result.resolution.pins))
+    return result
+
+
+# -- the steps ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Wanted:
+    """One pinned project: the requirement that pins it and the extras asked of it."""
+
+    name: NormalizedName
+    version: Version
+    requirement: Requirement
+    extras: set[str] = field(default_factory=set)
+
+
+def _resolve(
+    inputs: InputSet,
+    index: IndexOptions,
+    pip_config: Mapping[str, str],
+    target: Target,
+    cache: Cache,
+    *,
+    jobs: int,
+    build: BuildSdists | None,
+    progress: Progress | None,
+) -> PinnedResult:
+    environment = target.environment
+    options = _check_options(inputs, pip_config)
+    wanted = _pins(inputs, environment)
+    constraints = _constraints(inputs, pip_config, environment)
+    for name, spec, where in constraints:
+        if name in wanted and not spec.contains(wanted[name].version, prereleases=True):
+            raise _Ineligible(
+                f"{where} {name}{spec} excludes the pin {name}=={wanted[name].version}"
+            )
+    if options.require_hashes:
+        unhashed = sorted(name for name in wanted if not inputs.hashes.get(name))
+        if unhashed:
+            raise _Ineligible(f"--require-hashes is set but {', '.join(unhashed)} has no --hash")
+    sources = _sources(index, pip_config)
+    python = _python_version(environment)
+    client = _PageClient(pip_config, pool_size=max(jobs, 1))
+    chooser = _Chooser(
+        tags={tag: i for i, tag in enumerate(target.tags)},
+        python=python,
+        prefer_binary=options.prefer_binary,
+    )
+
+    fetcher = Fetcher(
+        cache, pip_config=pip_config, allowed=inputs.hashes, jobs=jobs, progress=progress
+    )
+
+    def choose_and_fetch(item: _Wanted) -> tuple[Fetched, _Metadata | None]:
+        # One worker takes a project from its index page to its verified file and metadata,
+        # so page latency and downloads overlap instead of running as two phases.
+        keep = _same_version(item.version)
+        candidates = [c for source in sources for c in source.candidates(client, item.name, keep)]
+        pin = chooser.choose(item, candidates, inputs.hashes.get(item.name, frozenset()))
+        try:
+            fetched = fetcher.fetch(pin)
+        except FetchError as exc:
+            raise _Ineligible(f"cannot fetch the pinned files directly: {exc.message}") from exc
+        try:
+            return fetched, _read_metadata(fetched)
+        except _DynamicSdist:
+            if build is None:
+                raise
+            return fetched, None
+
+    ordered = [wanted[name] for name in sorted(wanted)]
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(ordered)))) as pool:
+        results = list(pool.map(choose_and_fetch, ordered))
+    fetched = [item for item, _ in results]
+    metadata = {item.pin.name: meta for item, meta in results if meta is not None}
+    unknown = [item for item, meta in results if meta is None]
+    if unknown and build is not None:
+        # Building is what pip's resolver would do to learn these dependencies, one sdist at
+        # a time; here they build in parallel, into the cache the pipeline builds from.
+        for item, wheel in zip(unknown, build(unknown), strict=True):
+            metadata[item.pin.name] = _read_built_metadata(item, wheel)
+    _check_complete(wanted, metadata, environment, python)
+    final = tuple(
+        Pin(
+            name=item.pin.name,
+            version=metadata[item.pin.name].version,
+            url=item.pin.url,
+            filename=item.pin.filename,
+            kind=item.pin.kind,
+            sha256=item.sha256,
+            requires_python=metadata[item.pin.name].requires_python,
+            requested=True,
+        )
+        for item in fetched
+    )
+    refetched = tuple(
+        dataclasses.replace(item, pin=pin) for pin, item in zip(final, fetched, strict=True)
+    )
+    resolution = Resolution(target=target, pins=final, environment=environment, pip_version="")
+    return PinnedResult(resolution, refetched)
+
+
+# -- eligibility -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Options:
+    prefer_binary: bool
+    require_hashes: bool
+
+
+def _check_options(inputs: InputSet, pip_config: Mapping[str, str]) -> _Options:
+    for key in sorted(pip_config):
+        if key not in _HARMLESS_CONFIG:
+            raise _Ineligible(f"pip's configuration sets {key!r}, which only pip can honour")
+    found: set[str] = set()
+    for path in (*inputs.requirements, *inputs.constraints):
+        found |= _file_options(path.absolute(), set())
+    return _Options(
+        prefer_binary="--prefer-binary" in found or config_flag(pip_config, "prefer-binary"),
+        require_hashes="--require-hashes" in found or config_flag(pip_config, "require-hashes"),
+    )
+
+
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+
+
+def _file_options(path: Path, seen: set[Path]) -> set[str]:
+    """The option lines of a requirements file and the files it includes."""
+    if path in seen:
+        return set()
+    seen.add(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Ineligible(f"cannot read {str(path)!r}: {exc}") from exc
+    found: set[str] = set()
+    for number, line in _logical_lines(text):
+        if not line.startswith("-"):
+            continue
+        option, _, rest = line.partition(" ")
+        option, eq, value = option.partition("=")
+        value = (value if eq else rest).strip()
+        if option in ("-r", "--requirement", "-c", "--constraint") or (
+            option[:2] in ("-r", "-c") and not option.startswith("--")
+        ):
+            value = value or option[2:]
+            if "://" in value:
+                raise _Ineligible(f"{path}:{number} includes {value!r} by URL")
+            found |= _file_options(path.parent / os.path.expanduser(value), seen)
+        elif option in _HARMLESS_FILE_OPTIONS:
+            found.add(option)
+        elif option not in ("-e", "--editable"):
+            raise _Ineligible(f"{path}:{number} sets {option}, which only pip can honour")
+    return found
+
+
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    start, buffer = 0, ""
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not buffer:
+            start = number
+        line = _COMMENT.sub("", raw)
+        if line.endswith("\\"):
+            buffer += line[:-1]
+            continue
+        buffer += line
+        if buffer.strip():
+            yield start, buffer.strip()
+        buffer = ""
+    if buffer.strip():
+        yield start, buffer.strip()
+
+
+def _pinned_version(req: Requirement, where: str) -> Version:
+    specs = list(req.specifier)
+    if req.url or len(specs) != 1 or specs[0].operator != "==" or specs[0].version.endswith(".*"):
+        raise _Ineligible(f"{where}: {str(req)!r} is not pinned with == to one version")
+    try:
+        return Version(specs[0].version)
+    except InvalidVersion as exc:
+        raise _Ineligible(f"{where}: {str(req)!r} pins an invalid version") from exc
+
+
+def _pins(inputs: InputSet, environment: Mapping[str, str]) -> dict[NormalizedName, _Wanted]:
+    wanted: dict[NormalizedName, _Wanted] = {}
+    for line in inputs.lines:
+        if line.constraint:
+            continue
+        where = f"{line.path}:{line.line}"
+        try:
+            req = Requirement(line.requirement)
+        except InvalidRequirement as exc:
+            raise _Ineligible(f"{where}: {line.requirement!r} is a path or URL") from exc
+        version = _pinned_version(req, where)
+        if req.marker is not None and not req.marker.evaluate(
+            {**environment, "extra": ""}, context="requirement"
+        ):
+            continue
+        name = canonicalize_name(req.name)
+        extras: set[str] = {canonicalize_name(e) for e in req.extras}
+        if name in wanted:
+            if wanted[name].version != version:
+                raise _Ineligible(
+                    f"{name} is pinned twice, to {wanted[name].version} and {version}"
+                )
+            wanted[name].extras |= extras
+            continue
+        wanted[name] = _Wanted(name, version, req, extras)
+    return wanted
+
+
+def _constraints(
+    inputs: InputSet, pip_config: Mapping[str, str], environment: Mapping[str, str]
+) -> list[tuple[NormalizedName, SpecifierSet, str]]:
+    lines = [line for line in inputs.lines if line.constraint]
+    for value in pip_config.get("constraint", "").split():
+        if "://" in value:
+            raise _Ineligible(f"pip's configuration names constraints by URL ({value!r})")
+        path = Path(os.path.expanduser(value))
+        try:
+            lines += read_requirement_file(path, constraint=True)
+        except (RequirementFileError, OSError) as exc:
+            raise _Ineligible(f"cannot read the constraints file {value!r}: {exc}") from exc
+        found = _file_options(path.absolute(), set())
+        if found - {"--pre"}:
+            raise _Ineligible(f"constraints file {value!r} sets {', '.join(sorted(found))}")
+    result = []
+    for line in lines:
+        where = f"constraint {line.path}:{line.line}"
+        try:
+            req = Requirement(line.requirement)
+        except InvalidRequirement as exc:
+            raise _Ineligible(f"{where}: {line.requirement!r} is a path or URL") from exc
+        if req.url:
+            raise _Ineligible(f"{where}: {line.requirement!r} is a URL constraint")
+        if req.marker is not None and not req.marker.evaluate(
+            {**environment, "extra": ""}, context="requirement"
+        ):
+            continue
+        result.append((canonicalize_name(req.name), req.specifier, where))
+    return result
+
+
+def _python_version(environment: Mapping[str, str]) -> Version:
+    full = environment.get("python_full_version", "")
+    try:
+        return Version(full)
+    except InvalidVersion:
+        # A development build ("3.13.0+") is treated as its release, like pip does.
+        return Version(".".join(full.split("+")[0].split(".")[:3]) or environment["python_version"])
+
+
+# -- where pip looks -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One file an index or find-links directory offers."""
+
+    filename: str
+    url: str
+    sha256: Sha256 | None
+    requires_python: str | None
+    yanked: bool
+
+
+Keep = Callable[[str], bool]
+BuildSdists = Callable[[Sequence[Fetched]], Sequence[Path]]
+
+
+class _Source:
+    def candidates(self, client: _PageClient, name: NormalizedName, keep: Keep) -> list[_Candidate]:
+        """The files of ``name`` that ``keep`` accepts by filename."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class _Index(_Source):
+    """A PEP 503/691 index, over HTTP(S) or on disk (``file://``)."""
+
+    url: str
+
+    def candidates(self, client: _PageClient, name: NormalizedName, keep: Keep) -> list[_Candidate]:
+        page = posixpath.join(self.url, quote(name)) + "/"
+        if urlsplit(page).scheme == "file":
+            return self._local(page, keep)
+        try:
+            status, final_url, content_type, body = client.get_page(page)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _Ineligible(f"cannot read {strip_credentials(page)}: {exc}") from exc
+        if status == 404:
+            return []
+        if status != 200:
+            raise _Ineligible(f"{strip_credentials(page)} answered HTTP {status}")
+        return _parse_page(body, content_type, final_url or page, keep)
+
+    @staticmethod
+    def _local(page: str, keep: Keep) -> list[_Candidate]:
+        directory = Path(urllib.request.url2pathname(urlsplit(page).path))
+        # pip reads index.html from a file:// index; index.json, when written beside it, holds
+        # the same files.
+        for filename, content_type in (("index.json", _JSON_TYPES[0]), ("index.html", "text/html")):
+            path = directory / filename
+            if path.is_file():
+                return _parse_page(path.read_bytes(), content_type, page + filename, keep)
+        return []
+
+
+@dataclass(frozen=True)
+class _FlatDirectory(_Source):
+    """A ``--find-links`` directory: every file in it is a candidate."""
+
+    path: Path
+
+    def candidates(self, client: _PageClient, name: NormalizedName, keep: Keep) -> list[_Candidate]:
+        found = []
+        # pip ranks find-links files in reverse URL order, ahead of index pages.
+        for entry in sorted(self.path.iterdir(), key=lambda p: p.as_uri(), reverse=True):
+            if entry.is_file() and _project_of(entry.name) == name and keep(entry.name):
+                digest = hashlib.sha256(entry.read_bytes()).hexdigest()
+                found.append(_Candidate(entry.name, entry.as_uri(), Sha256(digest), None, False))
+        return found
+
+
+def _sources(index: IndexOptions, pip_config: Mapping[str, str]) -> list[_Source]:
+    """pip's order: find-links files first, then the index, then each extra index."""
+    links = [*pip_config.get("find-links", "").split(), *index.find_links]
+    sources: list[_Source] = []
+    for link in dict.fromkeys(links):
+        parts = urlsplit(link)
+        if parts.scheme not in ("", "file"):
+            raise _Ineligible(f"find-links {strip_credentials(link)!r} is a URL, which pip reads")
+        path = Path(urllib.request.url2pathname(parts.path) if parts.scheme else link)
+        path = Path(os.path.expanduser(path))
+        if not path.is_dir():
+            raise _Ineligible(f"find-links {link!r} is not a directory")
+        sources.append(_FlatDirectory(path))
+    for url in index_urls(index.over(pip_config)):
+        if urlsplit(url).scheme not in ("http", "https", "file"):
+            raise _Ineligible(f"index {strip_credentials(url)!r} is not an http(s) URL")
+        sources.append(_Index(url))
+    return sources
+
+
+def _project_of(filename: str) -> NormalizedName | None:
+    try:
+        if filename.endswith(".whl"):
+            return parse_wheel_filename(filename)[0]
+        if filename.endswith((".tar.gz", ".zip")):
+            return parse_sdist_filename(filename)[0]
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+    return None
+
+
+def _same_version(pinned: Version) -> Keep:
+    """A cheap filter on filenames: only files of the pinned version need parsing.
+
+    Big projects list thousands of files; building and ranking candidates for all of them
+    cost more CPU than the downloads. Versions that cannot be read from a filename are kept
+    for the chooser to judge, so the filter never hides a file pip could pick.
+    """
+    spec = SpecifierSet(f"=={pinned}")
+    verdicts: dict[str, bool] = {}
+
+    def keep(filename: str) -> bool:
+        raw = _raw_version(filename)
+        if raw is None:
+            return True
+        verdict = verdicts.get(raw)
+        if verdict is None:
+            try:
+                verdict = spec.contains(Version(raw), prereleases=True)
+            except InvalidVersion:
+                verdict = True
+            verdicts[raw] = verdict
+        return verdict
+
+    return keep
+
+
+def _raw_version(filename: str) -> str | None:
+    if filename.endswith(".whl"):
+        parts = filename.split("-")
+        return parts[1] if len(parts) >= 5 else None
+    for suffix in (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar"):
+        if filename.endswith(suffix):
+            stem = filename[: -len(suffix)]
+            return stem.rsplit("-", 1)[1] if "-" in stem else None
+    return None
+
+
+def _parse_page(body: bytes, content_type: str, url: str, keep: Keep) -> list[_Candidate]:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind in _JSON_TYPES:
+        return _parse_json(body, url, keep)
+    if kind in _HTML_TYPES:
+        return _parse_html(body.decode("utf-8", errors="replace"), url, keep)
+    raise _Ineligible(f"{strip_credentials(url)} answered with {content_type!r}, not an index page")
+
+
+def _parse_json(body: bytes, url: str, keep: Keep) -> list[_Candidate]:
+    try:
+        data: dict[str, Any] = json.loads(body)
+        files = [item for item in data["files"] if keep(item["filename"])]
+        return [
+            _candidate(
+                item["filename"],
+                urljoin(url, item["url"]),
+                (item.get("hashes") or {}).get("sha256"),
+                item.get("requires-python"),
+                item.get("yanked", False) not in (False, None),
+            )
+            for item in files
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _Ineligible(f"{strip_credentials(url)} is not a valid PEP 691 page: {exc}") from exc
+
+
+def _candidate(
+    filename: str, url: str, sha256: str | None, requires_python: str | None, yanked: bool
+) -> _Candidate:
+    digest = Sha256(sha256.lower()) if sha256 else None
+    return _Candidate(filename, url, digest, requires_python or None, yanked)
+
+
+class _Anchors(HTMLParser):
+    def __init__(self, url: str, keep: Keep) -> None:
+        super().__init__(convert_charrefs=True)
+        self.base = url
+        self.keep = keep
+        self.found: list[_Candidate] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "base" and values.get("href"):
+            self.base = urljoin(self.base, values["href"] or "")
+        if tag != "a" or not values.get("href"):
+            return
+        href = values["href"] or ""
+        if not self.keep(unquote(href.split("#", 1)[0].rsplit("/", 1)[-1])):
+            return
+        absolute = urljoin(self.base, href)
+        parts = urlsplit(absolute)
+        filename = unquote(parts.path.rsplit("/", 1)[-1])
+        fragment = dict(pair.split("=", 1) for pair in parts.fragment.split("&") if "=" in pair)
+        self.found.append(
+            _candidate(
+                filename,
+                urlunsplit(parts._replace(fragment="")),
+                fragment.get("sha256"),
+                values.get("data-requires-python"),
+                "data-yanked" in values,
+            )
+        )
+
+
+def _parse_html(text: str, url: str, keep: Keep) -> list[_Candidate]:
+    parser = _Anchors(url, keep)
+    parser.feed(text)
+    parser.close()
+    return parser.found
+
+
+class _PageClient(HttpClient):
+    """HttpClient that asks for index pages with pip's Accept header.
+
+    ``HttpClient.get`` takes no headers; this uses its own credential and proxy choices.
+    """
+
+    def get_page(self, url: str) -> tuple[int, str, str, bytes]:
+        """GET a project page: (status, final URL after redirects, content type, body)."""
+        for _ in range(_MAX_REDIRECTS):
+            headers = urllib3.make_headers(accept_encoding=True)
+            headers["Accept"] = _ACCEPT
+            auth = self._auth_for(url)
+            if auth:
+                headers.update(urllib3.make_headers(basic_auth=auth))
+            response = self._manager_for(url).request(
+                "GET",
+                strip_credentials(url),
+                headers=headers,
+                timeout=self._timeout,
+                redirect=False,
+            )
+            location = response.headers.get("Location")
+            if response.status in (301, 302, 303, 307, 308) and location:
+                # Followed here, not by urllib3, to know the URL relative links resolve against.
+                url = urljoin(url, location)
+                continue
+            return response.status, url, response.headers.get("Content-Type", ""), response.data
+        raise _Ineligible(f"too many redirects from {strip_credentials(url)}")
+
+
+# -- which file pip picks ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Chooser:
+    tags: Mapping[Tag, int]
+    python: Version
+    prefer_binary: bool
+
+    def choose(
+        self, item: _Wanted, candidates: Sequence[_Candidate], hashes: frozenset[Sha256]
+    ) -> Pin:
+        """The file pip would install ``item`` from, following pip's CandidateEvaluator."""
+        spec = SpecifierSet(f"=={item.version}")
+        applicable: list[tuple[tuple[Any, ...], _Candidate, FileKind]] = []
+        for candidate in candidates:
+            evaluated = self._evaluate(item.name, candidate, spec)
+            if evaluated is not None:
+                applicable.append((evaluated[0], candidate, evaluated[1]))
+        if hashes and any(c.sha256 in hashes for _, c, _ in applicable):
+            # pip drops files whose hash is known and not among the pinned ones.
+            applicable = [a for a in applicable if a[1].sha256 is None or a[1].sha256 in hashes]
+        if not applicable:
+            raise _Ineligible(
+                f"no file of {item.name}=={item.version} fits this target on the indexes"
+            )
+        all_yanked = all(c.yanked for _, c, _ in applicable)
+        best: tuple[tuple[Any, ...], _Candidate, FileKind] | None = None
+        for key, candidate, kind in applicable:
+            # PEP 592: a yanked file is used only when every file of the pinned version is.
+            if candidate.yanked and not all_yanked:
+                continue
+            full = (int(bool(hashes) and candidate.sha256 in hashes), *key)
+            # pip sorts stably and takes the last of equal keys: ">=" keeps the later one.
+            if best is None or full >= best[0]:
+                best = (full, candidate, kind)
+        assert best is not None
+        _, chosen, kind = best
+        if chosen.yanked:
+            logger.warning(
+                "%s==%s: the chosen file %s is yanked", item.name, item.version, chosen.filename
+            )
+        if chosen.sha256 is None:
+            raise _Ineligible(f"the index gives no sha256 for {chosen.filename}")
+        return Pin(
+            name=item.name,
+            version=str(item.version),
+            url=chosen.url,
+            filename=chosen.filename,
+            kind=kind,
+            sha256=chosen.sha256,
+            requires_python=chosen.requires_python,
+            requested=True,
+        )
+
+    def _evaluate(
+        self, name: NormalizedName, candidate: _Candidate, spec: SpecifierSet
+    ) -> tuple[tuple[Any, ...], FileKind] | None:
+        """pip's sort key (without the hash part) and kind, or None if pip would skip it."""
+        filename = candidate.filename
+        try:
+            if filename.endswith(".whl"):
+                project, version, build, file_tags = parse_wheel_filename(filename)
+                priorities = [self.tags[t] for t in file_tags if t in self.tags]
+                if not priorities:
+                    return None
+                pri = -min(priorities)
+                kind: FileKind = "wheel"
+                binary = int(self.prefer_binary)
+                build_tag: tuple[Any, ...] = tuple(build)
+            elif filename.endswith((".tar.gz", ".zip")):
+                project, version = parse_sdist_filename(filename)
+                pri, kind, binary, build_tag = -len(self.tags), "sdist", 0, ()
+            else:
+                return None
+        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+            return None
+        if project != name or not spec.contains(version, prereleases=True):
+            return None
+        if candidate.requires_python:
+            try:
+                if not SpecifierSet(candidate.requires_python).contains(
+                    self.python, prereleases=True
+                ):
+                    return None
+            except InvalidSpecifier:
+                pass  # pip ignores an invalid data-requires-python
+        return (-int(candidate.yanked), binary, version, pri, build_tag), kind
+
+
+# -- what the files say ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Metadata:
+    version: str
+    requires: tuple[Requirement, ...]
+    requires_python: str | None
+
+
+class _DynamicSdist(_Ineligible):
+    """An sdist whose dependencies only a build can tell."""
+
+
+def _read_metadata(item: Fetched) -> _Metadata:
+    filename = item.pin.filename
+    try:
+        text = _metadata_text(item.path, item.pin.kind)
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, UnicodeDecodeError) as exc:
+        raise _Ineligible(f"cannot read the metadata of {filename}: {exc}") from exc
+    if text is None:
+        raise _Ineligible(f"{filename} holds no metadata file")
+    raw, _ = parse_email(text)
+    if item.pin.kind == "sdist":
+        try:
+            static = Version(raw.get("metadata_version", "1.0")) >= Version("2.2")
+        except InvalidVersion:
+            static = False
+        dynamic = {d.lower() for d in raw.get("dynamic", [])}
+        if not static or "requires-dist" in dynamic or "requires-python" in dynamic:
+            raise _DynamicSdist(
+                f"{filename} is an sdist whose dependencies are only known after a build "
+                "(its PKG-INFO is older than Metadata-Version 2.2 or marks them dynamic)"
+            )
+    name, version = raw.get("name"), raw.get("version")
+    if (
+        name is None
+        or version is None
+        or canonicalize_name(name) != item.pin.name
+        or Version(version) != Version(item.pin.version)
+    ):
+        raise _Ineligible(f"the metadata of {filename} names {name} {version}")
+    try:
+        requires = tuple(Requirement(r) for r in raw.get("requires_dist", []))
+    except InvalidRequirement as exc:
+        raise _Ineligible(f"{filename} has an invalid Requires-Dist: {exc}") from exc
+    return _Metadata(version, requires, raw.get("requires_python"))
+
+
+def _read_built_metadata(sdist: Fetched, wheel: Path) -> _Metadata:
+    """The metadata of the wheel built from ``sdist``, for the sdist's pin."""
+    built = dataclasses.replace(
+        sdist, path=wheel, pin=dataclasses.replace(sdist.pin, kind="wheel", filename=wheel.name)
+    )
+    return _read_metadata(built)
+
+
+def _metadata_text(path: Path, kind: FileKind) -> str | None:
+    if kind == "wheel":
+        with zipfile.ZipFile(path) as archive:
+            found = [
+                n
+                for n in archive.namelist()
+                if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+            ]
+            return archive.read(found[0]).decode("utf-8") if len(found) == 1 else None
+    if path.name.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            found = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")]
+            return archive.read(found[0]).decode("utf-8") if len(found) == 1 else None
+    with tarfile.open(path) as archive:
+        for member in archive:
+            if (
+                member.isfile()
+                and member.name.count("/") == 1
+                and member.name.endswith("/PKG-INFO")
+            ):
+                handle = archive.extractfile(member)
+                return handle.read().decode("utf-8") if handle else None
+    return None
+
+
+def _check_complete(
+    wanted: Mapping[NormalizedName, _Wanted],
+    metadata: Mapping[NormalizedName, _Metadata],
+    environment: Mapping[str, str],
+    python: Version,
+) -> None:
+    """Every dependency the target needs is pinned, to a version it accepts."""
+    for name, meta in metadata.items():
+        if meta.requires_python:
+            try:
+                ok = SpecifierSet(meta.requires_python).contains(python, prereleases=True)
+            except InvalidSpecifier as exc:
+                raise _Ineligible(f"{name} has an invalid Requires-Python") from exc
+            if not ok:
+                raise _Ineligible(
+                    f"{name} {meta.version} requires Python {meta.requires_python}, not {python}"
+                )
+    extras: dict[NormalizedName, set[str]] = {name: set(w.extras) for name, w in wanted.items()}
+    done: set[tuple[NormalizedName, str]] = set()
+    todo = [(name, extra) for name in wanted for extra in ("", *sorted(extras[name]))]
+    while todo:
+        name, extra = todo.pop()
+        if (name, extra) in done:
+            continue
+        done.add((name, extra))
+        meta = metadata[name]
+        env = {**environment, "extra": extra}
+        for req in meta.requires:
+            if req.marker is not None and not req.marker.evaluate(env):
+                continue
+            if req.marker is None and extra:
+                continue  # already checked without the extra
+            if req.marker is not None and extra and req.marker.evaluate({**env, "extra": ""}):
+                continue  # not specific to this extra; checked without it
+            _check_dependency(name, meta.version, extra, req, wanted)
+            dep = canonicalize_name(req.name)
+            for sub in sorted(canonicalize_name(e) for e in req.extras):
+                todo.append((dep, sub))
+
+
+def _check_dependency(
+    name: NormalizedName,
+    version: str,
+    extra: str,
+    req: Requirement,
+    wanted: Mapping[NormalizedName, _Wanted],
+) -> None:
+    owner = f"{name}[{extra}] {version}" if extra else f"{name} {version}"
+    if req.url:
+        raise _Ineligible(f"{owner} requires {req} by URL")
+    dep = canonicalize_name(req.name)
+    shown = f"{req.name}{req.specifier}" if req.specifier else req.name
+    if dep not in wanted:
+        raise _Ineligible(f"pins are not complete: {owner} requires {shown}, which is not pinned")
+    pinned = wanted[dep].version
+    if not req.specifier.contains(pinned, prereleases=True):
+        raise _Ineligible(
+            f"pins are not consistent: {owner} requires {shown}, but {dep} is pinned to {pinned}"
+        )

@@ -1,0 +1,420 @@
+"""``wheelhouse build``: requirements -> lock -> fetch -> build -> wheelhouse, in one direction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from packaging.utils import parse_wheel_filename
+
+from wheelhouse import __version__
+from wheelhouse._base._http import strip_credentials
+from wheelhouse._base._pip import config_fingerprint, pip_config
+from wheelhouse._base.progress import NullReporter, Reporter
+from wheelhouse._base.targets import HOST, Target
+from wheelhouse.build.cache import Cache
+from wheelhouse.build.fetch import Fetched, fetch_all
+from wheelhouse.build.pinned import PinnedResult, resolve_pinned
+from wheelhouse.build.requirements import InputSet, read_inputs
+from wheelhouse.build.resolve import Resolution, resolve, resolve_foreign
+from wheelhouse.build.settings import BuildSettings
+from wheelhouse.errors import IncompatibleError
+from wheelhouse.house.directory import Writer, check_output_dir, locked, publish
+from wheelhouse.house.export import write_requirements
+from wheelhouse.house.index import write_index
+from wheelhouse.house.locations import cache_root
+from wheelhouse.house.manifest import (
+    GENERATOR,
+    BuiltFrom,
+    Downloaded,
+    FileRecord,
+    InputFile,
+    Inputs,
+    LockEntry,
+    Manifest,
+    Sha256,
+    TargetLock,
+    read_manifest,
+)
+from wheelhouse.house.pylock import write_pylock
+
+if TYPE_CHECKING:
+    from wheelhouse.build.builder import Built
+
+__all__ = ["BuildSummary", "build_wheelhouse"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    """What a build did."""
+
+    output: Path
+    manifest: Manifest
+    noop: bool
+    downloaded: int
+    built: int
+    reused: int
+
+
+def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) -> BuildSummary:
+    """Build (or bring up to date) the wheelhouse that ``settings`` describe."""
+    report = reporter or NullReporter()
+    out = settings.output.absolute()
+    check_output_dir(out)
+    with locked(out, on_wait=report.note):
+        previous = read_manifest(out) if out.is_dir() else None
+        if previous is not None and not settings.refresh and _up_to_date(out, previous, settings):
+            return BuildSummary(out, previous, noop=True, downloaded=0, built=0, reused=0)
+
+        report.stage("reading requirements")
+        # Loading pip's configuration and parsing the requirements each import parts of pip:
+        # side by side they overlap.
+        with ThreadPoolExecutor(max_workers=1) as background:
+            pending_config = background.submit(pip_config)
+            inputs = read_inputs(settings.requirements, settings.constraints)
+            cache = Cache(cache_root(settings.cache_dir))
+            cache.clean_stale()
+            config = settings.index.over(pending_config.result())
+
+        resolutions: list[Resolution] = []
+        fetched: dict[str, Fetched] = {}
+        # sdists built by this run: checking the pins may build some before the build stage,
+        # which then finds them in the cache.
+        fresh: set[Sha256] = set()
+        for target in settings.targets:
+            resolution, files = _resolve_and_fetch(
+                inputs, settings, target, config, cache, report, fresh
+            )
+            resolutions.append(resolution)
+            for item in files:
+                fetched.setdefault(item.pin.filename, item)
+
+        sdists = [f for f in fetched.values() if f.pin.kind == "sdist"]
+        # Checking the pins may have built them already (then they come from the cache).
+        if pending := [f for f in sdists if f.sha256 not in fresh]:
+            report.stage(f"building {len(pending)} wheels from sdists")
+        built = _build(sdists, settings, cache, report, fresh)
+        build_resolutions: list[Resolution] = []
+        if settings.keep_sdists and built:
+            build_resolutions = _build_requirements(
+                resolutions, fetched, built, settings, config, cache, report, fresh
+            )
+
+        manifest, sources = _assemble(
+            resolutions,
+            fetched,
+            {b.sdist.sha256: b for b in built},
+            keep_sdists=settings.keep_sdists,
+            inputs=Inputs(
+                files=inputs.files,
+                options=_options(settings),
+                fingerprint=_fingerprint(inputs.files, settings),
+            ),
+            build_resolutions=build_resolutions,
+        )
+        report.stage(f"writing {out}")
+        publish(out, manifest, sources, writers=_writers())
+        downloaded = sum(1 for f in fetched.values() if f.downloaded)
+        return BuildSummary(
+            out,
+            manifest,
+            noop=False,
+            downloaded=downloaded,
+            built=len(fresh & {b.sdist.sha256 for b in built}),
+            reused=len(fetched) - downloaded,
+        )
+
+
+def _build(
+    sdists: Sequence[Fetched],
+    settings: BuildSettings,
+    cache: Cache,
+    report: Reporter,
+    fresh: set[Sha256],
+) -> list[Built]:
+    """Build wheels from sdists here (cached by sdist sha256): the one place builds start."""
+    if not sdists:
+        return []
+    # Imported here: a build of wheels alone never needs the builder.
+    from wheelhouse.build.builder import build_all
+
+    built = build_all(
+        sdists,
+        cache,
+        HOST,
+        jobs=settings.jobs,
+        notify=lambda f, status: report.build_event(f.pin.filename, status),
+        index=settings.index,
+    )
+    fresh.update(b.sdist.sha256 for b in built if not b.cached)
+    return built
+
+
+def _network_jobs(settings: BuildSettings) -> int:
+    # Index pages and downloads wait on the network, not the CPU: more of them than cores.
+    return max(settings.jobs * 4, 16)
+
+
+def _build_requirements(
+    resolutions: list[Resolution],
+    fetched: dict[str, Fetched],
+    built: list[Built],
+    settings: BuildSettings,
+    config: dict[str, str],
+    cache: Cache,
+    report: Reporter,
+    fresh: set[Sha256],
+) -> list[Resolution]:
+    """Resolve and fetch, per target, what the shipped sdists need to be built again offline.
+
+    No installer resolves build requirements ahead of time (pip#7863); they are known here
+    because each sdist was built with ``build``, which asked its backend.
+    """
+    requires = {b.sdist.sha256: b.requires for b in built}
+    found: list[Resolution] = []
+    for resolution in resolutions:
+        wanted = sorted(
+            {
+                requirement
+                for pin in resolution.pins
+                if pin.kind == "sdist"
+                for requirement in requires[fetched[pin.filename].sha256]
+            }
+        )
+        if not wanted:
+            continue
+        target = resolution.target
+        listing = cache.new_tmp_file(suffix=".txt")
+        try:
+            listing.write_text("\n".join(wanted) + "\n", encoding="utf-8")
+            inputs = read_inputs((listing,), ())
+            report.stage(f"resolving build requirements for {target.name}: {', '.join(wanted)}")
+            build_resolution, files = _resolve_and_fetch(
+                inputs, settings, target, config, cache, report, fresh
+            )
+        finally:
+            listing.unlink(missing_ok=True)
+        for item in files:
+            fetched.setdefault(item.pin.filename, item)
+        found.append(build_resolution)
+    return found
+
+
+def _resolve_and_fetch(
+    inputs: InputSet,
+    settings: BuildSettings,
+    target: Target,
+    config: dict[str, str],
+    cache: Cache,
+    report: Reporter,
+    fresh: set[Sha256],
+) -> tuple[Resolution, list[Fetched]]:
+    """Pins and files for one target: without a resolver when the input pins everything."""
+    jobs = _network_jobs(settings)
+    label = "" if len(settings.targets) == 1 else f" for {target.name}"
+    if not settings.refresh:
+        report.stage(f"checking the pins{label}")
+        fast = resolve_pinned(
+            inputs,
+            settings.index,
+            config,
+            target,
+            cache,
+            jobs=jobs,
+            build=lambda sdists: [b.path for b in _build(sdists, settings, cache, report, fresh)],
+            progress=lambda pin, n: report.downloaded(pin.filename, n),
+        )
+        if isinstance(fast, PinnedResult):
+            return fast.resolution, list(fast.fetched)
+        logger.info("not a complete set of pins%s: %s", label, fast.reason)
+    if target.is_host:
+        report.stage(f"resolving with pip{label}")
+        resolution = resolve(inputs, settings.index, target, config=config)
+    else:
+        report.stage(f"resolving with uv{label}")
+        resolution = resolve_foreign(inputs, target, config)
+    report.stage(f"fetching {len(resolution.pins)} files{label}")
+    files = fetch_all(
+        resolution.pins,
+        cache,
+        pip_config=config,
+        allowed=inputs.hashes,
+        jobs=jobs,
+        progress=lambda pin, n: report.downloaded(pin.filename, n),
+    )
+    return resolution, files
+
+
+def _writers() -> list[Writer]:
+    # Every file was just copied from the hash-checked cache: the index need not hash it again.
+    return [write_requirements, partial(write_index, verify=False), _write_pylock]
+
+
+def _write_pylock(root: Path, manifest: Manifest) -> None:
+    write_pylock(root, manifest)
+
+
+def _assemble(
+    resolutions: list[Resolution],
+    fetched: dict[str, Fetched],
+    built: dict[Sha256, Built],
+    *,
+    keep_sdists: bool,
+    inputs: Inputs,
+    build_resolutions: list[Resolution] | None = None,
+) -> tuple[Manifest, dict[str, Path]]:
+    records: dict[str, FileRecord] = {}
+    sources: dict[str, Path] = {}
+    locks: list[TargetLock] = []
+    unusable: list[str] = []
+    for resolution in resolutions:
+        target = resolution.target
+        entries: list[LockEntry] = []
+        for pin in resolution.pins:
+            item = fetched[pin.filename]
+            names: list[str] = []
+            if pin.kind == "wheel" or keep_sdists:
+                records[pin.filename] = _downloaded_record(item)
+                sources[pin.filename] = item.path
+                names.append(pin.filename)
+            if pin.kind == "sdist":
+                wheel = built[item.sha256]
+                if target.accepts(parse_wheel_filename(wheel.filename)[3]) is not None:
+                    records[wheel.filename] = _built_record(item, wheel)
+                    sources[wheel.filename] = wheel.path
+                    names.insert(0, wheel.filename)
+                elif not keep_sdists:
+                    unusable.append(f"{pin.name} {pin.version} (built {wheel.filename})")
+                    continue
+            entries.append(LockEntry(pin.name, pin.version, tuple(names), pin.requested))
+        if unusable:
+            raise IncompatibleError(
+                f"target {target.name!r} needs {', '.join(unusable)}, which only ship as "
+                "sdists, and their wheels built here are for this machine's platform only",
+                hint=f"build the wheelhouse on a {target.name} machine (the default target, "
+                "host) and join them with 'wheelhouse merge', or pass --keep-sdists to ship "
+                "the sdists",
+            )
+        locks.append(
+            TargetLock(
+                target=target.name,
+                tags=(target.key,),
+                environment=resolution.environment or target.environment,
+                entries=tuple(entries),
+            )
+        )
+    build_locks: list[TargetLock] = []
+    for resolution in build_resolutions or ():
+        for pin in resolution.pins:
+            records.setdefault(pin.filename, _downloaded_record(fetched[pin.filename]))
+            sources[pin.filename] = fetched[pin.filename].path
+        build_locks.append(
+            TargetLock(
+                target=resolution.target.name,
+                tags=(resolution.target.key,),
+                environment=resolution.environment or resolution.target.environment,
+                entries=tuple(
+                    LockEntry(p.name, p.version, (p.filename,), p.requested)
+                    for p in resolution.pins
+                ),
+            )
+        )
+    manifest = Manifest(
+        generator=GENERATOR,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        inputs=inputs,
+        files=tuple(sorted(records.values(), key=lambda r: (r.name, r.filename))),
+        locks=tuple(locks),
+        build_locks=tuple(build_locks),
+    )
+    return manifest, sources
+
+
+def _downloaded_record(item: Fetched) -> FileRecord:
+    pin = item.pin
+    return FileRecord(
+        name=pin.name,
+        version=pin.version,
+        filename=pin.filename,
+        sha256=item.sha256,
+        size=item.size,
+        kind=pin.kind,
+        origin=Downloaded(strip_credentials(pin.url)),
+        requires_python=pin.requires_python,
+    )
+
+
+def _built_record(item: Fetched, wheel: Built) -> FileRecord:
+    pin = item.pin
+    return FileRecord(
+        name=pin.name,
+        version=pin.version,
+        filename=wheel.filename,
+        sha256=wheel.sha256,
+        size=wheel.size,
+        kind="wheel",
+        origin=BuiltFrom(
+            sdist=pin.filename,
+            sdist_sha256=item.sha256,
+            sdist_url=strip_credentials(pin.url),
+            backend=wheel.backend,
+        ),
+        requires_python=pin.requires_python,
+    )
+
+
+def _options(settings: BuildSettings) -> dict[str, Any]:
+    return {
+        "requirements": [str(p.absolute()) for p in settings.requirements],
+        "constraints": [str(p.absolute()) for p in settings.constraints],
+        "index-url": settings.index.index_url and strip_credentials(settings.index.index_url),
+        "extra-index-urls": [strip_credentials(u) for u in settings.index.extra_index_urls],
+        "find-links": list(settings.index.find_links),
+        "pre": settings.index.pre,
+        "keep-sdists": settings.keep_sdists,
+        "targets": [target.name for target in settings.targets],
+    }
+
+
+def _fingerprint(files: tuple[InputFile, ...], settings: BuildSettings) -> str:
+    """Everything that decides a wheelhouse's contents, as one digest."""
+    data = {
+        "version": __version__,
+        "files": sorted((f.path, f.sha256) for f in files),
+        "options": _options(settings),
+        # Credentials are part of what decides, but must not be readable in the manifest.
+        "index": [settings.index.index_url, list(settings.index.extra_index_urls)],
+        "pip-config": config_fingerprint(),
+        "host": HOST.key,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _up_to_date(out: Path, previous: Manifest, settings: BuildSettings) -> bool:
+    """True when nothing that decides the contents changed and every file is in place."""
+    current: list[InputFile] = []
+    for recorded in previous.inputs.files:
+        try:
+            digest = hashlib.sha256(Path(recorded.path).read_bytes()).hexdigest()
+        except OSError:
+            return False
+        current.append(InputFile(recorded.path, Sha256(digest), recorded.kind))
+    if _fingerprint(tuple(current), settings) != previous.inputs.fingerprint:
+        return False
+    for record in previous.files:
+        try:
+            if (out / record.filename).stat().st_size != record.size:
+                return False
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,197 @@
+"""Read the user's requirements and constraints files: validate them and collect their hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+
+from wheelhouse._base._pip import RequirementFileError, RequirementLine, read_requirement_file
+from wheelhouse.errors import RequirementsError
+from wheelhouse.house.manifest import InputFile, Sha256
+
+__all__ = ["InputSet", "read_inputs"]
+
+_HINT = "fix the line: requirements use pip's syntax (PEP 508, e.g. 'requests>=2.31')"
+
+
+@dataclass(frozen=True)
+class InputSet:
+    """What the user asked for, as read from their files."""
+
+    requirements: tuple[Path, ...]
+    constraints: tuple[Path, ...]
+    lines: tuple[RequirementLine, ...]
+    files: tuple[InputFile, ...]
+    # sha256 digests the user pinned, per project: fetched files must match one of them.
+    hashes: dict[NormalizedName, frozenset[Sha256]]
+
+
+def read_inputs(requirements: tuple[Path, ...], constraints: tuple[Path, ...]) -> InputSet:
+    """Read and check every requirements and constraints file, nested ones included."""
+    lines: list[RequirementLine] = []
+    for path, is_constraint in [(p, False) for p in requirements] + [
+        (p, True) for p in constraints
+    ]:
+        _check_readable(path, is_constraint)
+        try:
+            lines += read_requirement_file(path, constraint=is_constraint)
+        except RequirementFileError as exc:
+            raise _explain(exc, path) from exc
+    for line in lines:
+        _check_line(line)
+    if not any(not line.constraint for line in lines):
+        names = ", ".join(repr(str(p)) for p in requirements)
+        raise RequirementsError(
+            f"no requirements in {names}",
+            hint="add at least one requirement line, e.g. 'requests>=2.31'",
+        )
+    return InputSet(
+        requirements=requirements,
+        constraints=constraints,
+        lines=tuple(lines),
+        files=_input_files(requirements, constraints, lines),
+        hashes=_hashes(lines),
+    )
+
+
+def _check_readable(path: Path, is_constraint: bool) -> None:
+    kind = "constraints" if is_constraint else "requirements"
+    if not path.exists():
+        raise RequirementsError(
+            f"{kind} file {str(path)!r} does not exist", path=path, hint="check the path"
+        )
+    if path.is_dir():
+        raise RequirementsError(
+            f"{kind} file {str(path)!r} is a directory",
+            path=path,
+            hint="pass a requirements file, e.g. -r requirements.txt",
+        )
+    if not os.access(path, os.R_OK):
+        raise RequirementsError(f"{kind} file {str(path)!r} cannot be read (permission denied)")
+
+
+_LINE_INFO = re.compile(r"\(from line (\d+) of (.+?)\)")
+
+
+def _explain(exc: RequirementFileError, path: Path) -> RequirementsError:
+    text = str(exc)
+    first = text.splitlines()[0] if text else "cannot be parsed"
+    detail = [ln.split("error:", 1)[1].strip() for ln in text.splitlines() if "error:" in ln]
+    match = _LINE_INFO.search(text)
+    where = f"{match[2]}:{match[1]}" if match else str(path)
+    source, line = path, None
+    bad = _INVALID.match(text)
+    if match is None and bad is not None:
+        # pip names the offending option line but not where it is: find it.
+        found = _find_logical_line(path, bad["line"].strip(), set())
+        if found is not None:
+            source, line = found
+            where = f"{source}:{line}"
+            first = "invalid option line " + repr(bad["line"].strip())
+    message = f"{where}: {first}" + (f" ({detail[0]})" if detail else "")
+    return RequirementsError(message, path=source, line=line, hint=_HINT)
+
+
+_INVALID = re.compile(r"Invalid requirement: (?P<line>.*)")
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+_NESTED = re.compile(r"^(?:-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+)(?P<path>\S+)$")
+
+
+def _find_logical_line(path: Path, wanted: str, seen: set[Path]) -> tuple[Path, int] | None:
+    """Where pip's logical line ``wanted`` starts, in ``path`` or a file it nests."""
+    path = path.absolute()
+    if path in seen:
+        return None
+    seen.add(path)
+    try:
+        raw_lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    parts: list[str] = []
+    start = 0
+    for number, raw in enumerate(raw_lines, 1):
+        if not parts:
+            start = number
+        text = _COMMENT.sub("", raw)
+        if text.endswith("\\"):
+            parts.append(text[:-1])
+            continue
+        logical = ("".join(parts) + text).strip()
+        parts = []
+        if logical == wanted:
+            return path, start
+        nested = _NESTED.match(logical)
+        if nested is not None:
+            found = _find_logical_line(path.parent / nested["path"], wanted, seen)
+            if found is not None:
+                return found
+    return None
+
+
+def _check_line(line: RequirementLine) -> None:
+    text = line.requirement.strip()
+    if line.editable:
+        raise RequirementsError(
+            f"{line.path}:{line.line}: editable requirement {text!r} cannot go in a wheelhouse",
+            path=line.path,
+            line=line.line,
+            hint="build a wheel or sdist of the project and require it by name or path",
+        )
+    if _is_path_or_url(text):
+        return
+    try:
+        Requirement(text)
+    except InvalidRequirement as exc:
+        reason = str(exc).splitlines()[0]
+        raise RequirementsError(
+            f"{line.path}:{line.line}: invalid requirement {text!r}: {reason}",
+            path=line.path,
+            line=line.line,
+            hint=_HINT,
+        ) from exc
+
+
+def _is_path_or_url(text: str) -> bool:
+    # pip also takes bare archive paths and URLs, which are not PEP 508 requirements.
+    if "://" in text.split(" ", 1)[0]:
+        return True
+    head = text.split(";", 1)[0].strip()
+    return head.endswith((".whl", ".tar.gz", ".zip")) or head.startswith((".", "/", "~"))
+
+
+def _hashes(lines: list[RequirementLine]) -> dict[NormalizedName, frozenset[Sha256]]:
+    found: dict[NormalizedName, set[Sha256]] = {}
+    for line in lines:
+        digests = line.hashes.get("sha256", ())
+        if not digests:
+            continue
+        try:
+            name = canonicalize_name(Requirement(line.requirement).name)
+        except InvalidRequirement:
+            continue
+        found.setdefault(name, set()).update(Sha256(d.lower()) for d in digests)
+    return {name: frozenset(d) for name, d in found.items()}
+
+
+def _input_files(
+    requirements: tuple[Path, ...], constraints: tuple[Path, ...], lines: list[RequirementLine]
+) -> tuple[InputFile, ...]:
+    seen: dict[Path, InputFile] = {}
+    ordered = [(p, False) for p in requirements] + [(p, True) for p in constraints]
+    ordered += [(line.path, line.constraint) for line in lines]
+    for path, is_constraint in ordered:
+        resolved = path.absolute()
+        if resolved in seen or not resolved.is_file():
+            continue
+        seen[resolved] = InputFile(
+            path=str(resolved),
+            sha256=Sha256(hashlib.sha256(resolved.read_bytes()).hexdigest()),
+            kind="constraints" if is_constraint else "requirements",
+        )
+    return tuple(seen.values())

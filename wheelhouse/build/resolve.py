@@ -1,0 +1,567 @@
+"""Requirements -> a pinned set of files, by pip's own resolver (its ``--dry-run --report``)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import sys
+import tempfile
+import threading
+import tomllib
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import urllib3
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from wheelhouse._base._http import HttpClient, strip_credentials
+from wheelhouse._base._pip import PYPI_SIMPLE, index_urls, online_env, pip_config, run_pip
+from wheelhouse._base._subprocess import tail
+from wheelhouse._base._uv import pip_config_as_uv_args, run_uv, uv_env
+from wheelhouse._base.targets import Target
+from wheelhouse.build.requirements import InputSet
+from wheelhouse.build.settings import IndexOptions
+from wheelhouse.errors import (
+    BuildError,
+    ConflictError,
+    HashMismatchError,
+    NetworkError,
+    NotFoundError,
+    RequirementsError,
+    ResolutionError,
+    WheelhouseError,
+)
+from wheelhouse.house.manifest import FileKind, Sha256
+
+__all__ = ["Pin", "Resolution", "resolve", "resolve_foreign"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One distribution pip chose, and the file it would install it from."""
+
+    name: NormalizedName
+    version: str
+    url: str
+    filename: str
+    kind: FileKind
+    sha256: Sha256 | None
+    requires_python: str | None
+    requested: bool
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """pip's answer for one target."""
+
+    target: Target
+    pins: tuple[Pin, ...]
+    environment: dict[str, str]
+    pip_version: str
+
+
+def resolve(
+    inputs: InputSet,
+    index: IndexOptions,
+    target: Target,
+    *,
+    config: Mapping[str, str] | None = None,
+) -> Resolution:
+    """Ask pip which distributions and files ``inputs`` need on ``target``.
+
+    ``config`` is ``pip_config()`` when the caller has it (it is read when not).
+    """
+    with tempfile.TemporaryDirectory(prefix="wheelhouse-resolve-") as tmp:
+        report_path = Path(tmp) / "report.json"
+        args = [
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--progress-bar",
+            "off",
+            "--report",
+            str(report_path),
+            *index.pip_args(),
+        ]
+        for path in inputs.requirements:
+            args += ["-r", str(path.absolute())]
+        for path in inputs.constraints:
+            args += ["-c", str(path.absolute())]
+        # Offline, pip gives up on an index without a word (with --retries 0, or after its
+        # retries) and resolves from whatever else answers: a file:// mirror's older releases.
+        # So every index is asked for itself while pip runs, and silence is an error.
+        # When that answer comes first, pip is not waited for (offline, it retries each
+        # project for seconds).
+        abort = threading.Event()
+
+        def probe() -> NetworkError | None:
+            error = _unreachable(index, _first_project(inputs), config)
+            if error is not None:
+                abort.set()
+            return error
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            probed = pool.submit(probe)
+            result = run_pip(args, env=online_env(), python=target.python, abort=abort)
+            unreachable = probed.result()
+        if unreachable is not None:
+            raise unreachable
+        if not result.ok or not report_path.exists():
+            raise explain_pip_failure(result.stdout + "\n" + result.stderr, index, inputs)
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    return _from_report(report, target)
+
+
+def _first_project(inputs: InputSet) -> str:
+    for line in inputs.lines:
+        with contextlib.suppress(InvalidRequirement):
+            return canonicalize_name(Requirement(line.requirement).name)
+    return ""
+
+
+def _unreachable(
+    index: IndexOptions, project: str = "", config: Mapping[str, str] | None = None
+) -> NetworkError | None:
+    """The first http(s) index pip would read that does not answer at all, as an error.
+
+    Any HTTP answer counts as reachable (a private index may want credentials that pip has
+    and we do not), and so does a TLS or proxy refusal (pip may trust a certificate store, or
+    hold credentials, that we do not): only a host that cannot be looked up or connected to
+    is an error. A project's page is asked for, not the index's root: PyPI's takes 0.6 s.
+    """
+    merged = index.over(pip_config() if config is None else config)
+    client = HttpClient(merged)
+    for url in [u for u in index_urls(merged) if u.startswith(("http://", "https://"))]:
+        try:
+            response = client.get(f"{url.rstrip('/')}/{project}/" if project else url)
+            # The status line is enough: draining PyPI's /simple/ page reads 40 MB.
+            response.close()
+            response.release_conn()
+        except (
+            urllib3.exceptions.NewConnectionError,
+            urllib3.exceptions.ConnectTimeoutError,
+        ) as exc:
+            why = re.sub(r"<[^<>]* object at 0x[0-9a-f]+>: ", "", str(exc))
+            return NetworkError(
+                f"cannot reach {strip_credentials(url)}: {why}",
+                url=strip_credentials(url),
+                hint="check the network, the index URL and pip's proxy and cert settings",
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            logger.debug("index probe of %s: %s; pip decides", strip_credentials(url), exc)
+    return None
+
+
+def _from_report(report: dict[str, Any], target: Target) -> Resolution:
+    pins = []
+    for item in report.get("install", []):
+        metadata = item["metadata"]
+        name = canonicalize_name(metadata["name"])
+        version = metadata["version"]
+        info = item["download_info"]
+        if "dir_info" in info or "vcs_info" in info:
+            raise ResolutionError(
+                f"{name} {version} comes from {'a directory' if 'dir_info' in info else 'VCS'} "
+                f"({info['url']}), which a wheelhouse cannot pin by hash",
+                hint="build an sdist or wheel of it and require that file, or publish it to "
+                "an index",
+            )
+        url = info["url"]
+        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        pins.append(
+            Pin(
+                name=name,
+                version=version,
+                url=url,
+                filename=filename,
+                kind=_kind(filename),
+                sha256=_sha256(info.get("archive_info", {})),
+                requires_python=metadata.get("requires_python"),
+                requested=bool(item.get("requested")),
+            )
+        )
+    pins.sort(key=lambda p: p.name)
+    return Resolution(
+        target=target,
+        pins=tuple(pins),
+        environment=dict(report.get("environment", {})),
+        pip_version=str(report.get("pip_version", "")),
+    )
+
+
+def _kind(filename: str) -> FileKind:
+    if filename.endswith(".whl"):
+        try:
+            parse_wheel_filename(filename)
+        except InvalidWheelFilename as exc:
+            raise ResolutionError(f"pip chose a file with an invalid name: {filename!r}") from exc
+        return "wheel"
+    try:
+        parse_sdist_filename(filename)
+    except InvalidSdistFilename as exc:
+        raise ResolutionError(
+            f"pip chose {filename!r}, which is neither a wheel nor a standard sdist",
+            hint="require a release that publishes wheels or a .tar.gz sdist",
+        ) from exc
+    return "sdist"
+
+
+def _sha256(archive_info: dict[str, Any]) -> Sha256 | None:
+    hashes = archive_info.get("hashes") or {}
+    if "sha256" in hashes:
+        return Sha256(hashes["sha256"].lower())
+    legacy = archive_info.get("hash", "")
+    if legacy.startswith("sha256="):
+        return Sha256(legacy.split("=", 1)[1].lower())
+    return None
+
+
+# pip's messages are not an API; these patterns hold for pip 23.1 to 26.x and anything they
+# miss still reaches the user as pip's own last error lines.
+_NOT_FOUND = re.compile(
+    r"Could not find a version that satisfies the requirement (?P<req>.+?) "
+    r"\(from versions: (?P<versions>.*?)\)"
+)
+_CONFLICT_HEAD = re.compile(r"ERROR: Cannot install (?P<what>.+?) because these package versions")
+_RETRY = re.compile(r"Retrying \(.*?\) after connection broken by '(?P<why>.+)': (?P<path>\S+)")
+_FETCH = re.compile(r"Could not fetch URL (?P<url>\S+?): (?P<why>.+)")
+_HASH_GOT = re.compile(
+    r"^\s*(?P<req>\S+) from (?P<url>\S+?)(?: \(from .*\))?:?\s*\n"
+    r"\s*Expected sha256 (?P<expected>\w+)\s*\n\s*Got\s+(?P<got>\w+)",
+    re.MULTILINE,
+)
+
+
+_UNPINNED_HEAD = "all requirements must have their versions pinned with =="
+
+
+def explain_pip_failure(
+    output: str, index: IndexOptions, inputs: InputSet | None = None
+) -> WheelhouseError:
+    """Turn pip's failed output into one error a user can act on."""
+    lines = output.splitlines()
+    if (fetch := _FETCH.search(output)) is not None:
+        return NetworkError(
+            f"cannot reach {fetch['url']}: {fetch['why'].strip()}",
+            url=fetch["url"],
+            hint="check the network, the index URL and pip's proxy and cert settings",
+        )
+    if (retry := _RETRY.search(output)) is not None and _NOT_FOUND.search(output):
+        url = strip_credentials(index.index_url or pip_config().get("index-url") or PYPI_SIMPLE)
+        where = url.rstrip("/")
+        why = re.sub(r"<[^<>]* object at 0x[0-9a-f]+>: ", "", retry["why"])
+        return NetworkError(
+            f"cannot reach {where} (while fetching {retry['path']}): {why[:200]}",
+            url=url,
+            hint="check the network, the index URL and pip's proxy and cert settings",
+        )
+    if (got := _HASH_GOT.search(output)) is not None:
+        bare = got["url"].split("#", 1)[0]
+        return HashMismatchError(
+            f"hash mismatch for {got['req']} from {got['url']}: expected sha256 "
+            f"{got['expected']}, got {got['got']}",
+            filename=bare.rsplit("/", 1)[-1],
+            expected=got["expected"],
+            actual=got["got"],
+            hint="the file changed on the index, or the pinned hash is wrong: check before "
+            "updating the hash",
+        )
+    if _UNPINNED_HEAD in output:
+        after = output.split(_UNPINNED_HEAD, 1)[1].splitlines()[1:]
+        unpinned = [ln.strip().split(" from ", 1)[0] for ln in after if ln.startswith("    ")]
+        return RequirementsError(
+            "hash-checking mode needs every requirement, dependencies included, pinned with == "
+            "and a --hash; not pinned: " + ", ".join(unpinned[:5]),
+            hint="pin the whole graph with hashes (e.g. 'pip-compile --generate-hashes'), or "
+            "remove the --hash options",
+        )
+    if "Hashes are required in --require-hashes mode" in output:
+        missing = [ln.strip() for ln in lines if "--hash=" in ln and "#" not in ln[:2]]
+        return RequirementsError(
+            "some requirements have no --hash while others do (pip's hash-checking mode needs "
+            "every requirement pinned with ==, including dependencies): "
+            + "; ".join(m.split(" --hash")[0] for m in missing[:5]),
+            hint="add the missing pins with hashes (e.g. with 'pip-compile --generate-hashes'), "
+            "or remove the --hash options",
+        )
+    if (head := _CONFLICT_HEAD.search(output)) is not None:
+        causes = _conflict_causes(lines)
+        what = _name_input_lines(head["what"], inputs) if inputs else head["what"]
+        return ConflictError(
+            f"conflicting requirements: {what}" + (f" ({'; '.join(causes)})" if causes else ""),
+            hint="loosen one of the pins above so that they can agree",
+        )
+    if (not_found := _NOT_FOUND.search(output)) is not None:
+        req = not_found["req"]
+        versions = not_found["versions"].strip()
+        if versions == "none":
+            return NotFoundError(
+                f"no distribution found for {req!r} on the configured indexes",
+                requirement=req,
+                hint="check the project name, and --index-url/--extra-index-url/--find-links",
+            )
+        found = versions.split(", ")
+        if len(found) > _SHOWN_VERSIONS:
+            # pip lists every release, oldest first: the newest say what is there.
+            older = len(found) - _SHOWN_VERSIONS
+            versions = f"{older} older, then " + ", ".join(found[-_SHOWN_VERSIONS:])
+        return NotFoundError(
+            f"no version of {req!r} is available (versions found: {versions})",
+            requirement=req,
+            hint="relax the version specifier, or add --pre for pre-releases",
+        )
+    if "metadata-generation-failed" in output or "Failed to build" in output:
+        project = _last_collected(lines)
+        name, version = _last_sdist_file(lines)
+        # A local path or find-links file has no 'Collecting' line, only 'Processing PATH'.
+        what = project or (f"{name} {version}" if name else None)
+        return BuildError(
+            f"pip could not prepare the metadata of {what or 'an sdist'} while resolving",
+            name=name or project or "?",
+            version=version or "?",
+            log_tail=tail(_subprocess_output(lines) or output),
+            hint="the sdist's build failed; a compiler or system headers may be missing",
+        )
+    errors = [ln.removeprefix("ERROR: ").strip() for ln in lines if ln.startswith("ERROR:")]
+    message = errors[-1] if errors else (tail(output, 1) or "pip failed without a message")
+    return ResolutionError(f"pip could not resolve the requirements: {message}")
+
+
+def _subprocess_output(lines: list[str]) -> str:
+    """The backend's own output, which pip frames between '[N lines of output]' and '[end...]'."""
+    block: list[str] = []
+    inside = False
+    for line in lines:
+        if re.search(r"\[\d+ lines? of output\]", line):
+            inside, block = True, []
+        elif "[end of output]" in line:
+            inside = False
+        elif inside:
+            block.append(line)
+    return "\n".join(block)
+
+
+def _conflict_causes(lines: list[str]) -> list[str]:
+    causes: list[str] = []
+    collecting = False
+    for line in lines:
+        if "The conflict is caused by:" in line:
+            collecting = True
+            continue
+        if collecting:
+            text = line.strip()
+            if not text or text.startswith(("To fix", "Additionally", "ERROR")):
+                break
+            causes.append(text)
+    return causes
+
+
+def _last_sdist_file(lines: list[str]) -> tuple[str | None, str | None]:
+    """Name and version of the sdist file pip processed or downloaded last
+    (``Processing ./x-1.0.tar.gz``, ``Downloading x-1.0.tar.gz``)."""
+    for line in reversed(lines):
+        text = line.strip()
+        for prefix in ("Processing ", "Downloading ", "Using cached "):
+            if text.startswith(prefix):
+                filename = unquote(text.removeprefix(prefix).split(" ", 1)[0].rsplit("/", 1)[-1])
+                try:
+                    name, version = parse_sdist_filename(filename)
+                except InvalidSdistFilename:
+                    continue
+                return str(name), str(version)
+    return None, None
+
+
+_SHOWN_VERSIONS = 10
+_INPUT_LINE = re.compile(r"-[rc] (?P<path>.+?) \(line (?P<line>\d+)\)")
+
+
+def _name_input_lines(text: str, inputs: InputSet) -> str:
+    """pip's ``-r FILE (line N)`` as the requirement written there, with its place."""
+    written = {(line.path.absolute(), line.line): line.requirement for line in inputs.lines}
+
+    def named(match: re.Match[str]) -> str:
+        place = (Path(match["path"]).absolute(), int(match["line"]))
+        requirement = written.get(place)
+        where = f"{match['path']}:{match['line']}"
+        return f"{requirement!r} ({where})" if requirement else match[0]
+
+    return _INPUT_LINE.sub(named, text)
+
+
+def _last_collected(lines: list[str]) -> str | None:
+    for line in reversed(lines):
+        text = line.strip()
+        if text.startswith("Collecting "):
+            return text.removeprefix("Collecting ").split(" ", 1)[0]
+    return None
+
+
+def resolve_foreign(inputs: InputSet, target: Target, pip_config: Mapping[str, str]) -> Resolution:
+    """Resolve for a target that is not this machine, with uv.
+
+    ``pip_config`` is pip's configuration with the command line's index options applied
+    (``IndexOptions.over``).
+
+    pip cannot: under ``--platform`` and ``--python-version`` it still evaluates environment
+    markers for the host (pip#4304, pip#11010), so a dependency behind
+    ``sys_platform == "win32"`` never reaches a Windows lock. uv resolves for a named platform
+    with markers evaluated for it; it is given pip's index settings, never its own
+    configuration, and the files are then chosen here with ``packaging.tags``.
+    """
+    platform, extra_env = target.uv_platform
+    with tempfile.TemporaryDirectory(prefix="wheelhouse-resolve-") as tmp:
+        lock_path = Path(tmp) / "pylock.toml"
+        args: list[str | Path] = [
+            "pip",
+            "compile",
+            "--quiet",
+            "--python",
+            sys.executable,
+            "--python-platform",
+            platform,
+            "--python-version",
+            "{}.{}".format(*target.python_version),
+            "--output-file",
+            lock_path,
+            *pip_config_as_uv_args(pip_config),
+        ]
+        for path in inputs.constraints:
+            args += ["--constraint", path.absolute()]
+        args += [path.absolute() for path in inputs.requirements]
+        env = uv_env(pip_config)
+        env.update(extra_env)
+        purpose = (
+            f"resolving for target {target.name!r} needs uv (pip evaluates markers for the host)"
+        )
+        result = run_uv(args, env=env, purpose=purpose)
+        if not result.ok or not lock_path.exists():
+            raise _explain_uv_failure(result.stderr or result.stdout, target)
+        lock = tomllib.loads(lock_path.read_text(encoding="utf-8"))
+    requested = _requested_names(inputs, target)
+    pins = [
+        pin
+        for package in lock.get("packages", [])
+        if (pin := _pin_for_target(package, target, requested)) is not None
+    ]
+    pins.sort(key=lambda p: p.name)
+    return Resolution(
+        target=target, pins=tuple(pins), environment=target.environment, pip_version=""
+    )
+
+
+def _requested_names(inputs: InputSet, target: Target) -> set[NormalizedName]:
+    names: set[NormalizedName] = set()
+    for line in inputs.lines:
+        if line.constraint:
+            continue
+        try:
+            req = Requirement(line.requirement)
+        except InvalidRequirement:
+            continue
+        if req.marker is None or req.marker.evaluate(target.environment):
+            names.add(canonicalize_name(req.name))
+    return names
+
+
+def _pin_for_target(
+    package: dict[str, Any], target: Target, requested: set[NormalizedName]
+) -> Pin | None:
+    name = canonicalize_name(package["name"])
+    version = str(package["version"])
+    marker = package.get("marker")
+    if marker and not Marker(marker).evaluate(target.environment):
+        return None
+    best: tuple[int, dict[str, Any], str] | None = None
+    for wheel in package.get("wheels", []):
+        filename = _lock_filename(wheel)
+        try:
+            _, _, _, wheel_tags = parse_wheel_filename(filename)
+        except InvalidWheelFilename:
+            continue
+        rank = target.accepts(wheel_tags)
+        if rank is not None and (best is None or rank < best[0]):
+            best = (rank, wheel, filename)
+    if best is not None:
+        _, chosen, filename = best
+        kind: FileKind = "wheel"
+    elif "sdist" in package:
+        chosen, filename, kind = package["sdist"], _lock_filename(package["sdist"]), "sdist"
+    else:
+        raise ResolutionError(
+            f"{name} {version} has no wheel for target {target.name!r} and no sdist",
+            hint="pin another version, or drop the target",
+        )
+    return Pin(
+        name=name,
+        version=version,
+        url=str(chosen["url"]),
+        filename=filename,
+        kind=kind,
+        sha256=Sha256(str(chosen["hashes"]["sha256"]).lower())
+        if "sha256" in chosen.get("hashes", {})
+        else None,
+        requires_python=package.get("requires-python"),
+        requested=name in requested,
+    )
+
+
+def _lock_filename(entry: dict[str, Any]) -> str:
+    if entry.get("name"):
+        return str(entry["name"])
+    location = str(entry.get("url") or entry.get("path") or "")
+    return unquote(urlsplit(location).path.rsplit("/", 1)[-1])
+
+
+def _explain_uv_failure(output: str, target: Target) -> WheelhouseError:
+    causes = [
+        line.strip().removeprefix("cause:").strip()
+        for line in output.splitlines()
+        if line.strip() and not line.startswith("error:")
+    ]
+    detail = " ".join(causes) or output.strip() or "uv failed without a message"
+    where = f"for target {target.name!r}"
+    if "was not found in the package registry" in detail:
+        name = detail.split("Because ", 1)[-1].split(" was not found", 1)[0]
+        return NotFoundError(
+            f"no distribution found for {name!r} on the configured indexes ({where})",
+            requirement=name,
+            hint="check the project name, and --index-url/--extra-index-url/--find-links",
+        )
+    if "there is no version of" in detail:
+        req = detail.split("there is no version of ", 1)[-1].split(" and ", 1)[0]
+        return NotFoundError(
+            f"no version of {req!r} is available {where}",
+            requirement=req,
+            hint="relax the version specifier, or add --pre for pre-releases",
+        )
+    if "Failed to fetch" in detail or "error sending request" in detail:
+        url = detail.split("Failed to fetch: ", 1)[-1].split(" ", 1)[0]
+        return NetworkError(
+            f"cannot reach {url} ({where})",
+            url=url,
+            hint="check the network, the index URL and pip's proxy and cert settings",
+        )
+    if "unsatisfiable" in detail or "No solution found" in output:
+        return ConflictError(
+            f"conflicting requirements {where}: {detail}",
+            hint="loosen one of the pins so that they can agree",
+        )
+    return ResolutionError(f"uv could not resolve the requirements {where}: {detail}")

@@ -1,0 +1,78 @@
+"""Options for a build, gathered once from the command line into one frozen object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wheelhouse._base.targets import HOST, Target
+
+__all__ = ["BuildSettings", "IndexOptions", "default_jobs"]
+
+_KEYS = ("index-url", "extra-index-url", "find-links", "pre")
+
+
+def default_jobs() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """pip's own index options, passed through to pip as given (None means pip's default)."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    pre: bool = False
+
+    def over(self, config: Mapping[str, str]) -> dict[str, str]:
+        """pip's settings (``pip_config()`` keys) with these options on top, as pip combines
+        its configuration with its command line: URLs given here replace or extend them."""
+        merged = dict(config)
+        if self.index_url:
+            merged["index-url"] = self.index_url
+        for key, values in (
+            ("extra-index-url", self.extra_index_urls),
+            ("find-links", self.find_links),
+        ):
+            if values:
+                merged[key] = " ".join(dict.fromkeys([*merged.get(key, "").split(), *values]))
+        if self.pre:
+            merged["pre"] = "true"
+        return merged
+
+    def over_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` with these options as ``PIP_*`` variables, for pip runs we do not start
+        ourselves (``build``'s isolated environments)."""
+        names = {key: "PIP_" + key.upper().replace("-", "_") for key in _KEYS}
+        current = {key: env[var] for key, var in names.items() if var in env}
+        return {**env, **{names[key]: value for key, value in self.over(current).items()}}
+
+    def pip_args(self) -> list[str]:
+        args: list[str] = []
+        if self.index_url:
+            args += ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        for link in self.find_links:
+            args += ["--find-links", link]
+        if self.pre:
+            args.append("--pre")
+        return args
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """Everything ``wheelhouse build`` needs to know."""
+
+    requirements: tuple[Path, ...]
+    output: Path
+    constraints: tuple[Path, ...] = ()
+    index: IndexOptions = field(default_factory=IndexOptions)
+    cache_dir: Path | None = None
+    keep_sdists: bool = False
+    jobs: int = field(default_factory=default_jobs)
+    refresh: bool = False
+    targets: tuple[Target, ...] = (HOST,)

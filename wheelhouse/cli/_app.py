@@ -1,0 +1,123 @@
+"""The typer app, its shared state and options, and the helpers every command uses."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from wheelhouse import __version__
+from wheelhouse.errors import ExitCode, InvalidWheelhouseError
+from wheelhouse.house.locations import default_wheelhouse_dir
+from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
+
+EXIT_CODES = " ".join(
+    f"{code} {meaning};"
+    for code, meaning in [
+        (ExitCode.OK, "success"),
+        (ExitCode.FAILURE, "other failure"),
+        (ExitCode.USAGE, "bad command line"),
+        (ExitCode.INPUT, "bad requirements file or wheelhouse"),
+        (ExitCode.RESOLUTION, "nothing satisfies the requirements"),
+        (ExitCode.NETWORK, "network failure"),
+        (ExitCode.INTEGRITY, "hash mismatch or tampered wheelhouse"),
+        (ExitCode.BUILD, "sdist build failed"),
+        (ExitCode.OUTPUT, "output directory unusable"),
+        (ExitCode.INCOMPATIBLE, "no wheel fits the target interpreter"),
+        (130, "interrupted"),
+    ]
+).join(["Exit codes: ", ""])
+
+app = typer.Typer(
+    name="wheelhouse",
+    help="Build self-contained, hash-locked wheelhouses and install from them offline.",
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@dataclass
+class _State:
+    debug: bool = False
+    verbosity: int = 0
+    # Arguments after a lone "--", handed to the installer untouched.
+    passthrough: tuple[str, ...] = ()
+
+
+state = _State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"wheelhouse {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show tracebacks and debug logs.", envvar="WHEELHOUSE_DEBUG"),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    state.debug = debug
+
+
+def setup_logging(verbosity: int) -> None:
+    level = logging.DEBUG if state.debug else logging.INFO if verbosity > 0 else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+RequirementFiles = Annotated[
+    list[Path],
+    typer.Option(
+        "-r",
+        "--requirement",
+        help="Requirements file (pip's format); repeatable.",
+        metavar="FILE",
+    ),
+]
+
+
+WheelhouseDir = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Argument(
+        metavar="[DIR]",
+        help="The wheelhouse [default: $WHEELHOUSE_DIR, else ./wheelhouse].",
+        show_default=False,
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print a versioned JSON summary on stdout.")]
+
+
+def wheelhouse_dir(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    env = os.environ.get("WHEELHOUSE_DIR")
+    return Path(env) if env else default_wheelhouse_dir()
+
+
+def print_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def manifest_of(directory: Path) -> Manifest:
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise InvalidWheelhouseError(
+            f"{str(directory)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
+            hint="build one with 'wheelhouse build -r requirements.txt -o DIR'",
+        )
+    return manifest

@@ -1,0 +1,177 @@
+"""`wheelhouse build`: requirements in, a wheelhouse out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from wheelhouse.cli._app import (
+    EXIT_CODES,
+    RequirementFiles,
+    app,
+    print_json,
+    setup_logging,
+)
+from wheelhouse.house.locations import default_wheelhouse_dir
+
+if TYPE_CHECKING:
+    from wheelhouse.build.pipeline import BuildSummary
+
+
+@app.command(epilog=EXIT_CODES)
+def build(
+    requirement: RequirementFiles,
+    constraint: Annotated[
+        Optional[list[Path]],  # noqa: UP045 - typer reads the annotation at run time
+        typer.Option(
+            "-c",
+            "--constraint",
+            metavar="FILE",
+            help="Constraints file (pip's format); repeatable.",
+        ),
+    ] = None,
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="DIR",
+            help="Wheelhouse directory [default: ./wheelhouse, or ./wheelhouse-out when "
+            "./wheelhouse holds something else].",
+        ),
+    ] = None,
+    index_url: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "-i", "--index-url", metavar="URL", help="Base URL of the package index (as pip)."
+        ),
+    ] = None,
+    extra_index_url: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--extra-index-url", metavar="URL", help="Extra index URL (as pip); repeatable."
+        ),
+    ] = None,
+    find_links: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "-f", "--find-links", metavar="URL|DIR", help="Extra place to look for files (as pip)."
+        ),
+    ] = None,
+    pre: Annotated[bool, typer.Option("--pre", help="Allow pre-releases (as pip).")] = False,
+    keep_sdists: Annotated[
+        bool,
+        typer.Option("--keep-sdists", help="Ship the sdists beside the wheels built from them."),
+    ] = False,
+    cache_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--cache-dir", metavar="DIR", envvar="WHEELHOUSE_CACHE_DIR", help="Cache directory."
+        ),
+    ] = None,
+    jobs: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("-j", "--jobs", min=1, help="Parallel sdist builds [default: cores]."),
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Resolve again even if nothing changed.")
+    ] = False,
+    target: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--target",
+            metavar="TAG",
+            help="Build for {interpreter}-{platform} (e.g. cp312-manylinux_2_28_aarch64, "
+            "cp311-win_amd64) or host [default: host]; repeatable.",
+        ),
+    ] = None,
+    verbose: Annotated[
+        int,
+        typer.Option("-v", "--verbose", count=True, help="More output (-v shows pip's commands)."),
+    ] = 0,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a versioned JSON summary on stdout.")
+    ] = False,
+) -> None:
+    """Resolve, download and build everything the requirements need into a wheelhouse."""
+    from wheelhouse._base.targets import parse_target
+    from wheelhouse.build.pipeline import build_wheelhouse
+    from wheelhouse.build.settings import BuildSettings, IndexOptions, default_jobs
+    from wheelhouse.cli._reporters import make_reporter
+
+    verbosity = -1 if quiet else verbose
+    setup_logging(verbosity)
+    settings = BuildSettings(
+        requirements=tuple(requirement),
+        constraints=tuple(constraint or ()),
+        output=output if output is not None else default_wheelhouse_dir(),
+        index=IndexOptions(
+            index_url=index_url,
+            extra_index_urls=tuple(extra_index_url or ()),
+            find_links=tuple(find_links or ()),
+            pre=pre,
+        ),
+        cache_dir=cache_dir,
+        keep_sdists=keep_sdists,
+        jobs=jobs or default_jobs(),
+        refresh=refresh,
+        targets=tuple(dict.fromkeys(parse_target(t) for t in target or ["host"])),
+    )
+    started = time.monotonic()
+    reporter = make_reporter(verbosity)
+    try:
+        summary = build_wheelhouse(settings, reporter)
+    finally:
+        reporter.close()
+    seconds = time.monotonic() - started
+    if as_json:
+        print_json(_build_json(summary, seconds))
+    _print_summary(summary, verbosity)
+
+
+def _build_json(summary: BuildSummary, seconds: float) -> dict[str, object]:
+    from wheelhouse.house.export import requirements_filename
+
+    manifest = summary.manifest
+    return {
+        "schema-version": 1,
+        "output": str(summary.output),
+        "noop": summary.noop,
+        "seconds": round(seconds, 3),
+        "files": len(manifest.files),
+        "bytes": sum(f.size for f in manifest.files),
+        "downloaded": summary.downloaded,
+        "reused": summary.reused,
+        "built": summary.built,
+        "targets": [
+            {
+                "target": lock.target,
+                "requirements": requirements_filename(lock, manifest),
+                "packages": [
+                    {"name": e.name, "version": e.version, "files": list(e.filenames)}
+                    for e in lock.entries
+                ],
+            }
+            for lock in manifest.locks
+        ],
+    }
+
+
+def _print_summary(summary: BuildSummary, verbosity: int) -> None:
+    if verbosity < 0:
+        return
+    files = summary.manifest.files
+    size = sum(f.size for f in files)
+    if summary.noop:
+        typer.echo(f"{summary.output}: up to date ({len(files)} files)", err=True)
+        return
+    typer.echo(
+        f"{summary.output}: {len(files)} files, {size / 1e6:.1f} MB "
+        f"({summary.downloaded} downloaded, {summary.reused} from cache, "
+        f"{summary.built} built from sdists)",
+        err=True,
+    )

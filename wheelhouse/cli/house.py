@@ -1,0 +1,131 @@
+"""The commands that read or rewrite a wheelhouse: verify, index, export, merge, list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from wheelhouse.cli._app import (
+    EXIT_CODES,
+    JsonFlag,
+    WheelhouseDir,
+    app,
+    manifest_of,
+    print_json,
+    setup_logging,
+    wheelhouse_dir,
+)
+from wheelhouse.errors import ExitCode, UsageError
+
+
+@app.command(epilog=EXIT_CODES)
+def verify(directory: WheelhouseDir = None, as_json: JsonFlag = False) -> None:
+    """Check every file of a wheelhouse against its manifest; exit 0 only if all holds."""
+    from wheelhouse.house.verify import verify as run_verify
+
+    report = run_verify(wheelhouse_dir(directory))
+    if as_json:
+        print_json(report.to_json())
+    else:
+        for problem in report.problems:
+            typer.echo(f"problem: {problem.message}", err=True)
+        verdict = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+        typer.echo(f"{report.directory}: {len(report.files)} files, {verdict}", err=True)
+    if not report.ok:
+        raise typer.Exit(ExitCode.INTEGRITY)
+
+
+@app.command(epilog=EXIT_CODES)
+def index(directory: WheelhouseDir = None) -> None:
+    """Write (again) the static PEP 503/691/658 index of a wheelhouse into DIR/simple/."""
+    from wheelhouse.house.directory import locked
+    from wheelhouse.house.index import index_directory
+
+    where = wheelhouse_dir(directory).absolute()
+    with locked(where):
+        manifest = index_directory(where)
+    projects = len({f.name for f in manifest.files})
+    typer.echo(f"{where / 'simple'}: {projects} projects indexed", err=True)
+
+
+@app.command(epilog=EXIT_CODES)
+def export(
+    directory: WheelhouseDir = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="requirements|pylock", help="Output format.")
+    ] = "requirements",
+    target: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--target", help="Target lock to export (requirements format)."),
+    ] = None,
+) -> None:
+    """Print the wheelhouse's lock as a requirements file or a PEP 751 pylock.toml."""
+    from wheelhouse.house.export import render_requirements
+
+    manifest = manifest_of(wheelhouse_dir(directory))
+    if fmt == "pylock":
+        from wheelhouse.house.pylock import render_pylock
+
+        typer.echo(render_pylock(manifest), nl=False)
+        return
+    if fmt != "requirements":
+        raise UsageError(f"--format must be 'requirements' or 'pylock', not {fmt!r}")
+    locks = [lock for lock in manifest.locks if target in (None, lock.target)]
+    if not locks:
+        known = ", ".join(lock.target for lock in manifest.locks)
+        raise UsageError(f"the wheelhouse has no target {target!r} (it has: {known})")
+    if len(locks) > 1:
+        known = ", ".join(lock.target for lock in locks)
+        raise UsageError(f"the wheelhouse has several targets ({known}): choose one with --target")
+    typer.echo(render_requirements(manifest, locks[0]), nl=False)
+
+
+@app.command(epilog=EXIT_CODES)
+def merge(
+    sources: Annotated[
+        list[Path], typer.Argument(metavar="DIR...", help="Wheelhouses to join (each is verified).")
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", metavar="OUT", help="The merged wheelhouse (may be one of DIR)."
+        ),
+    ],
+) -> None:
+    """Join wheelhouses built on different machines into one, keeping each target's lock."""
+    from wheelhouse.cli._reporters import PlainReporter
+    from wheelhouse.house.merge import merge as run_merge
+
+    setup_logging(0)
+    manifest = run_merge(sources, output, reporter=PlainReporter(0))
+    targets = ", ".join(lock.target for lock in manifest.locks)
+    typer.echo(f"{output}: {len(manifest.files)} files, targets {targets}", err=True)
+
+
+@app.command("list", epilog=EXIT_CODES)
+def list_(directory: WheelhouseDir = None, as_json: JsonFlag = False) -> None:
+    """List what a wheelhouse holds, per target."""
+    manifest = manifest_of(wheelhouse_dir(directory))
+    if as_json:
+        print_json(
+            {
+                "schema-version": 1,
+                "targets": [
+                    {
+                        "target": lock.target,
+                        "packages": [
+                            {"name": e.name, "version": e.version, "files": list(e.filenames)}
+                            for e in lock.entries
+                        ],
+                    }
+                    for lock in manifest.locks
+                ],
+            }
+        )
+        return
+    for lock in manifest.locks:
+        typer.echo(f"{lock.target}:")
+        for entry in sorted(lock.entries, key=lambda e: e.name):
+            typer.echo(f"  {entry.name}=={entry.version}  {' '.join(entry.filenames)}")

@@ -1,0 +1,93 @@
+"""`wheelhouse install`: an offline, hash-checked install from a wheelhouse."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from wheelhouse.cli._app import (
+    EXIT_CODES,
+    JsonFlag,
+    app,
+    print_json,
+    setup_logging,
+    state,
+    wheelhouse_dir,
+)
+from wheelhouse.errors import UsageError
+
+
+@app.command(epilog=EXIT_CODES)
+def install(
+    packages: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(metavar="[PKG]...", help="Install only these (and their dependencies)."),
+    ] = None,
+    wheelhouse: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "-w",
+            "--wheelhouse",
+            metavar="DIR",
+            help="The wheelhouse [default: $WHEELHOUSE_DIR, else ./wheelhouse].",
+        ),
+    ] = None,
+    requirement: Annotated[
+        Optional[list[Path]],  # noqa: UP045
+        typer.Option("-r", "--requirement", metavar="FILE", help="Install what FILE asks."),
+    ] = None,
+    python: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--python",
+            metavar="PY",
+            help="Interpreter to install into [default: the active virtualenv, else this one].",
+        ),
+    ] = None,
+    installer: Annotated[
+        str, typer.Option("--installer", metavar="pip|uv", help="Installer to run.")
+    ] = "pip",
+    as_json: JsonFlag = False,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More output.")] = 0,
+) -> None:
+    """Install from a wheelhouse, offline and hash-checked (arguments after -- go to pip/uv)."""
+    setup_logging(verbose)
+    if installer not in ("pip", "uv"):
+        raise UsageError(f"--installer must be 'pip' or 'uv', not {installer!r}")
+    from wheelhouse.install.hermetic import InstallOptions
+    from wheelhouse.install.hermetic import install as run_install
+
+    result = run_install(
+        InstallOptions(
+            wheelhouse=wheelhouse_dir(wheelhouse),
+            requirements=tuple(requirement or ()),
+            packages=tuple(packages or ()),
+            python=python,
+            installer="uv" if installer == "uv" else "pip",
+            installer_args=state.passthrough,
+        )
+    )
+    plan = result.plan
+    if verbose:
+        typer.echo(f"wheelhouse: ran {shlex.join(plan.argv)}", err=True)
+    if as_json:
+        print_json(
+            {
+                "schema-version": 1,
+                "wheelhouse": str(plan.wheelhouse),
+                "python": str(plan.python),
+                "installer": plan.installer,
+                "target": plan.target,
+                "installed": [{"name": e.name, "version": e.version} for e in plan.entries],
+                "seconds": round(result.seconds, 3),
+            }
+        )
+    else:
+        typer.echo(
+            f"installed {len(plan.entries)} distributions from {plan.wheelhouse} into "
+            f"{plan.python} with {plan.installer} ({result.seconds:.1f} s)",
+            err=True,
+        )

@@ -1,0 +1,1 @@
+"""The artifact: manifest, directory, static index, locks, verify and merge."""

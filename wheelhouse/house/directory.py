@@ -1,0 +1,246 @@
+"""The on-disk wheelhouse: checked, locked, assembled beside its place and swapped in whole."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import filelock
+
+from wheelhouse.errors import OutputDirError
+from wheelhouse.house.index import index_files
+from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
+
+__all__ = ["Writer", "check_output_dir", "generated_names", "locked", "publish", "write_atomic"]
+
+logger = logging.getLogger(__name__)
+
+Writer = Callable[[Path, Manifest], None]
+
+
+def check_output_dir(out: Path) -> None:
+    """Refuse, before any work, an output path that is not ours to write."""
+    if out.exists() and not out.is_dir():
+        raise OutputDirError(
+            f"output {str(out)!r} exists and is not a directory",
+            path=out,
+            hint="choose another path with -o",
+        )
+    if out.is_dir() and not (out / MANIFEST_NAME).is_file() and any(out.iterdir()):
+        raise OutputDirError(
+            f"output directory {str(out)!r} is not empty and is not a wheelhouse "
+            f"(it has no {MANIFEST_NAME}); refusing to write into it",
+            path=out,
+            hint="choose an empty or new directory with -o",
+        )
+    parent = out.parent
+    # A file where a directory of the path should be: say which, not mkdir's "File exists".
+    blocking = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise OutputDirError(
+            f"cannot create {str(out)!r}: {str(blocking)!r} is a file, not a directory",
+            path=out,
+            hint="choose another path with -o",
+        )
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputDirError(
+            f"cannot create {str(parent)!r}: {exc.strerror}",
+            path=out,
+            hint="choose a writable location with -o",
+        ) from exc
+    if not os.access(parent, os.W_OK | os.X_OK) or (
+        out.is_dir() and not os.access(out, os.W_OK | os.X_OK)
+    ):
+        raise OutputDirError(
+            f"cannot write to {str(out)!r} (permission denied)",
+            path=out,
+            hint="choose a writable location with -o",
+        )
+
+
+@contextlib.contextmanager
+def locked(out: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the wheelhouse's lock: a second build into the same place waits, and says so."""
+    path = out.parent / f".{out.name}.lock"
+    try:
+        # filelock retries forever on a lock file it cannot create: find that out first.
+        path.touch(exist_ok=True)
+    except OSError as exc:
+        raise OutputDirError(
+            f"cannot write next to {str(out)!r}: {exc.strerror}",
+            path=out,
+            hint="choose a writable location with -o",
+        ) from exc
+    lock = filelock.FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        if on_wait:
+            on_wait(f"waiting for another wheelhouse run on {str(out)!r} to finish")
+        lock.acquire()
+    try:
+        _recover(out)
+        yield
+    finally:
+        lock.release()
+
+
+def generated_names(manifest: Manifest) -> set[str]:
+    """Top-level entries of a wheelhouse that wheelhouse itself writes."""
+    names = {MANIFEST_NAME, "requirements.txt", "pylock.toml"}
+    names.update(f"requirements.{lock.target}.txt" for lock in manifest.locks)
+    names.update(record.filename for record in manifest.files)
+    names.update(path.split("/", 1)[0] for path in index_files(manifest))
+    return names
+
+
+def publish(
+    out: Path,
+    manifest: Manifest,
+    sources: Mapping[str, Path],
+    writers: Sequence[Writer] = (),
+) -> None:
+    """Make ``out`` hold exactly ``manifest``'s files, atomically.
+
+    The new wheelhouse is assembled in a sibling directory and exchanged with ``out`` in one
+    rename, so readers see the old or the new one, never a mix. Files in ``out`` that an
+    earlier build did not write are carried over untouched.
+    """
+    staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    try:
+        for record in manifest.files:
+            shutil.copyfile(sources[record.filename], staging / record.filename)
+        for writer in writers:
+            writer(staging, manifest)
+        _carry_over_foreign(out, staging)
+        write_atomic(staging / MANIFEST_NAME, manifest.to_json().encode("utf-8"), fsync=True)
+        _fsync_dir(staging)
+        _swap_in(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_atomic(path: Path, data: bytes, *, fsync: bool = False) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same directory and a rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _carry_over_foreign(out: Path, staging: Path) -> None:
+    old = read_manifest(out) if out.is_dir() else None
+    if old is None:
+        return
+    ours = generated_names(old)
+    for entry in out.iterdir():
+        if entry.name in ours or (staging / entry.name).exists():
+            continue
+        logger.info("keeping %s, which wheelhouse did not write", entry.name)
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, staging / entry.name, symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(str(entry), str(staging / entry.name))
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+    return dst
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    if _exchange(staging, out):
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    # No atomic exchange here: move the old one aside first; _recover() puts it back if we
+    # are killed between the two renames.
+    aside = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
+    os.rename(out, aside)
+    os.rename(staging, out)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+_RENAMEAT2: list[object] = []
+
+
+def _renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
+    if not _RENAMEAT2:
+        function = None
+        libc_name = ctypes.util.find_library("c")
+        if libc_name:
+            libc = ctypes.CDLL(libc_name, use_errno=True)
+            function = getattr(libc, "renameat2", None)
+            if function is not None:
+                function.argtypes = [
+                    ctypes.c_int,
+                    ctypes.c_char_p,
+                    ctypes.c_int,
+                    ctypes.c_char_p,
+                    ctypes.c_uint,
+                ]
+                function.restype = ctypes.c_int
+        _RENAMEAT2.append(function)
+    return _RENAMEAT2[0]  # type: ignore[return-value]
+
+
+def _recover(out: Path) -> None:
+    """Undo what an interrupted run left beside ``out`` (only entries wheelhouse names)."""
+    parent = out.parent
+    if not parent.is_dir():
+        return
+    asides = sorted(parent.glob(f".{out.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if asides and not out.exists():
+        logger.warning("restoring %s from an interrupted run", out)
+        os.rename(asides.pop(), out)
+    for leftover in [*asides, *parent.glob(f".{out.name}.staging-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

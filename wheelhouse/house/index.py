@@ -1,0 +1,336 @@
+"""The static package index of a wheelhouse: PEP 503 HTML, PEP 691/700 JSON, PEP 658 metadata."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import html
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from wheelhouse.errors import InvalidWheelhouseError, TamperedError
+from wheelhouse.house.manifest import MANIFEST_NAME, FileRecord, Manifest, read_manifest
+
+__all__ = [
+    "API_VERSION",
+    "HTML_TYPE",
+    "INDEX_DIR",
+    "JSON_TYPE",
+    "index_directory",
+    "index_files",
+    "render_index",
+    "write_index",
+]
+
+logger = logging.getLogger(__name__)
+
+INDEX_DIR = "simple"
+API_VERSION = "1.1"  # PEP 700: `versions` and `size` in the JSON form
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_TYPE = "application/vnd.pypi.simple.v1+html"
+HTML_PAGE = "index.html"
+JSON_PAGE = "index.json"
+METADATA_SUFFIX = ".metadata"
+
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One file as the index advertises it."""
+
+    record: FileRecord
+    requires_python: str | None
+    metadata_sha256: str | None  # None for sdists: no PEP 658 file
+
+
+def index_files(manifest: Manifest) -> list[str]:
+    """The paths, relative to the wheelhouse and POSIX-style, that ``write_index`` writes."""
+    paths = [f"{INDEX_DIR}/{HTML_PAGE}", f"{INDEX_DIR}/{JSON_PAGE}"]
+    for name in sorted({record.name for record in manifest.files}):
+        paths += [f"{INDEX_DIR}/{name}/{HTML_PAGE}", f"{INDEX_DIR}/{name}/{JSON_PAGE}"]
+    paths += [
+        record.filename + METADATA_SUFFIX for record in manifest.files if record.kind == "wheel"
+    ]
+    return sorted(paths)
+
+
+def index_directory(directory: Path) -> Manifest:
+    """Write the index of the existing wheelhouse in ``directory`` (``wheelhouse index DIR``).
+
+    Every file is checked against the manifest first; the manifest is returned for reporting.
+    """
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise InvalidWheelhouseError(
+            f"{str(directory)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
+            hint="build one with 'wheelhouse build', or name the right directory",
+        )
+    write_index(directory, manifest)
+    return manifest
+
+
+def write_index(root: Path, manifest: Manifest, *, verify: bool = True) -> None:
+    """Write the static index of the wheelhouse in ``root`` for the files ``manifest`` lists.
+
+    Every page and ``.metadata`` file is written to a temporary name and renamed into place,
+    and a file whose content would not change is left untouched, so writing the index twice
+    gives byte-identical files (and unchanged mtimes, which keeps HTTP validators stable).
+    With ``verify`` (the default) each file's size and sha256 are checked against the manifest
+    first, because the index advertises those hashes to every client.
+    """
+    # Metadata files first, then project pages, then the root (render_index's order): a
+    # client reading the index while it is rewritten in place never follows a link to a file
+    # that is not there yet.
+    rendered = render_index(root, manifest, verify=verify)
+    for relative, data in rendered.items():
+        _write_if_changed(root / relative, data)
+    names = {record.name for record in manifest.files}
+    _prune_stale_projects(root / INDEX_DIR, set(names))
+    logger.info("wrote the index of %d projects in %s", len(names), root / INDEX_DIR)
+
+
+def render_index(root: Path, manifest: Manifest, *, verify: bool = True) -> dict[str, bytes]:
+    """Every file of the index (POSIX path relative to ``root`` -> bytes), in writing order."""
+    rendered: dict[str, bytes] = {}
+    by_project: dict[NormalizedName, list[_Entry]] = {}
+    for record in sorted(manifest.files, key=lambda r: r.filename):
+        path = root / record.filename
+        if verify:
+            _check_file(path, record)
+        requires_python = record.requires_python
+        metadata_sha256 = None
+        if record.kind == "wheel":
+            metadata = _wheel_metadata(path, record)
+            metadata_sha256 = hashlib.sha256(metadata).hexdigest()
+            rendered[record.filename + METADATA_SUFFIX] = metadata
+            if requires_python is None:
+                requires_python = _requires_python(metadata)
+        by_project.setdefault(record.name, []).append(
+            _Entry(record, requires_python, metadata_sha256)
+        )
+    names = sorted(by_project)
+    for name in names:
+        entries = by_project[name]
+        rendered[f"{INDEX_DIR}/{name}/{HTML_PAGE}"] = _project_html(name, entries).encode()
+        rendered[f"{INDEX_DIR}/{name}/{JSON_PAGE}"] = _json_bytes(_project_json(name, entries))
+    rendered[f"{INDEX_DIR}/{HTML_PAGE}"] = _root_html(names).encode()
+    rendered[f"{INDEX_DIR}/{JSON_PAGE}"] = _json_bytes(_root_json(names))
+    return rendered
+
+
+def _check_file(path: Path, record: FileRecord) -> None:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except FileNotFoundError as exc:
+        raise TamperedError(
+            f"{record.filename!r} is listed in the manifest but missing from {str(path.parent)!r}",
+            hint="rebuild the wheelhouse with 'wheelhouse build'",
+        ) from exc
+    if size != record.size or digest.hexdigest() != record.sha256:
+        raise TamperedError(
+            f"{record.filename!r} does not match the manifest "
+            f"(sha256 {digest.hexdigest()!r}, {size} bytes; expected {record.sha256!r}, "
+            f"{record.size} bytes)",
+            hint="rebuild the wheelhouse with 'wheelhouse build'",
+        )
+
+
+def _wheel_metadata(path: Path, record: FileRecord) -> bytes:
+    """The ``*.dist-info/METADATA`` of the wheel at ``path``, byte for byte."""
+    try:
+        name, version, _, _ = parse_wheel_filename(record.filename)
+    except InvalidWheelFilename as exc:
+        raise InvalidWheelhouseError(
+            f"{record.filename!r} is not a valid wheel name: {exc}"
+        ) from exc
+    try:
+        with zipfile.ZipFile(path) as archive:
+            member = _metadata_member(archive.namelist(), name, version)
+            if member is None:
+                raise InvalidWheelhouseError(
+                    f"the wheel {record.filename!r} has no {name}-{version}.dist-info/METADATA",
+                    hint="the wheel is broken; rebuild the wheelhouse with 'wheelhouse build'",
+                )
+            return archive.read(member)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise InvalidWheelhouseError(
+            f"cannot read the wheel {str(path)!r}: {exc}",
+            hint="rebuild the wheelhouse with 'wheelhouse build'",
+        ) from exc
+
+
+def _metadata_member(members: Iterable[str], name: NormalizedName, version: Version) -> str | None:
+    # The directory is named after the distribution as the build backend spelled it (not always
+    # normalized, e.g. "Foo_Bar-1.0.dist-info"), so match it by what it means, not by spelling.
+    for member in members:
+        directory, slash, leaf = member.partition("/")
+        if leaf != "METADATA" or not slash or not directory.endswith(".dist-info"):
+            continue
+        dist, dash, dist_version = directory.removesuffix(".dist-info").rpartition("-")
+        if not dash or canonicalize_name(dist) != name:
+            continue
+        with contextlib.suppress(InvalidVersion):
+            if Version(dist_version) == version:
+                return member
+    return None
+
+
+def _requires_python(metadata: bytes) -> str | None:
+    value = BytesHeaderParser().parsebytes(metadata).get("Requires-Python")
+    if value is None:
+        return None
+    return str(value).strip() or None
+
+
+def _file_url(filename: str) -> str:
+    """The URL of a wheelhouse file from a project page (``simple/<name>/``)."""
+    return "../../" + quote(filename)
+
+
+def _root_html(names: Iterable[str]) -> str:
+    links = "".join(
+        f'    <a href="{html.escape(quote(name) + "/")}">{html.escape(name)}</a><br>\n'
+        for name in names
+    )
+    return _page("Simple index", links)
+
+
+def _project_html(name: str, entries: Iterable[_Entry]) -> str:
+    links = []
+    for entry in entries:
+        record = entry.record
+        href = f"{_file_url(record.filename)}#sha256={record.sha256}"
+        attrs = [f'href="{html.escape(href)}"']
+        if entry.requires_python:
+            attrs.append(f'data-requires-python="{html.escape(entry.requires_python)}"')
+        if entry.metadata_sha256 is not None:
+            value = html.escape(f"sha256={entry.metadata_sha256}")
+            # PEP 714 renamed the attribute; the old name is kept for pip < 23.2 and friends.
+            attrs.append(f'data-core-metadata="{value}"')
+            attrs.append(f'data-dist-info-metadata="{value}"')
+        links.append(f"    <a {' '.join(attrs)}>{html.escape(record.filename)}</a><br>\n")
+    return _page(f"Links for {name}", "".join(links))
+
+
+def _page(title: str, body: str) -> str:
+    title = html.escape(title)
+    return (
+        "<!DOCTYPE html>\n"
+        "<html>\n"
+        "  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"    <title>{title}</title>\n"
+        "  </head>\n"
+        "  <body>\n"
+        f"    <h1>{title}</h1>\n"
+        f"{body}"
+        "  </body>\n"
+        "</html>\n"
+    )
+
+
+def _root_json(names: Iterable[str]) -> dict[str, Any]:
+    return {"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in names]}
+
+
+def _project_json(name: str, entries: list[_Entry]) -> dict[str, Any]:
+    files = []
+    for entry in entries:
+        record = entry.record
+        item: dict[str, Any] = {
+            "filename": record.filename,
+            "url": _file_url(record.filename),
+            "hashes": {"sha256": record.sha256},
+        }
+        if entry.requires_python:
+            item["requires-python"] = entry.requires_python
+        # Only the PEP 714 key: pip 22.3 to 23.1 crash on a JSON "dist-info-metadata" key.
+        item["core-metadata"] = (
+            {"sha256": entry.metadata_sha256} if entry.metadata_sha256 is not None else False
+        )
+        item["size"] = record.size
+        files.append(item)
+    return {
+        "meta": {"api-version": API_VERSION},
+        "name": name,
+        "versions": _sorted_versions({entry.record.version for entry in entries}),
+        "files": files,
+    }
+
+
+def _sorted_versions(versions: Iterable[str]) -> list[str]:
+    def key(version: str) -> tuple[int, Version | str]:
+        try:
+            return (0, Version(version))
+        except InvalidVersion:
+            return (1, version)
+
+    parsed = [key(v) for v in versions]
+    valid = sorted((k for k in parsed if k[0] == 0), key=lambda k: k[1])
+    legacy = sorted(str(k[1]) for k in parsed if k[0] == 1)
+    return [str(k[1]) for k in valid] + legacy
+
+
+def _json_bytes(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Atomically make ``path`` hold ``data``; leave it alone when it already does."""
+    try:
+        if path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+        # mkstemp makes the file 0600; index files are meant to be read by any web server.
+        Path(tmp).chmod(0o644)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _prune_stale_projects(simple: Path, names: set[str]) -> None:
+    """Remove project pages this module wrote for projects the manifest no longer lists."""
+    for directory in _subdirectories(simple):
+        if directory.name in names:
+            continue
+        for page in (HTML_PAGE, JSON_PAGE):
+            (directory / page).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: something we did not write is there
+            directory.rmdir()
+
+
+def _subdirectories(path: Path) -> Iterator[Path]:
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield Path(entry.path)

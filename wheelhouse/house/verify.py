@@ -1,0 +1,337 @@
+"""Check a wheelhouse against its manifest: every file's size and sha256, every lock entry's files,
+and any file that nobody recorded."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from wheelhouse.errors import InvalidWheelhouseError
+from wheelhouse.house.manifest import (
+    GENERATOR,
+    MANIFEST_NAME,
+    FileRecord,
+    Manifest,
+    Sha256,
+    read_manifest,
+)
+
+__all__ = [
+    "REPORT_SCHEMA_VERSION",
+    "FileCheck",
+    "FileStatus",
+    "Problem",
+    "ProblemKind",
+    "VerifyReport",
+    "verify",
+]
+
+REPORT_SCHEMA_VERSION = 1
+
+FileStatus = Literal["ok", "missing", "hash-mismatch", "size-mismatch"]
+ProblemKind = Literal[
+    "missing",
+    "hash-mismatch",
+    "size-mismatch",
+    "lock-entry-without-file",
+    "unrecorded-file",
+    "generated-file-mismatch",
+]
+
+_PROBLEM_OF_STATUS: dict[FileStatus, ProblemKind] = {
+    "missing": "missing",
+    "hash-mismatch": "hash-mismatch",
+    "size-mismatch": "size-mismatch",
+}
+_CHUNK = 1024 * 1024
+# Files the wheelhouse writers generate from the manifest, so the manifest does not list them.
+_GENERATED = ("requirements*.txt", "pylock.toml", "pylock.*.toml", MANIFEST_NAME)
+_GENERATED_TREES = ("simple",)
+_DISTRIBUTION_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".egg")
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """The result of checking one recorded file."""
+
+    filename: str
+    status: FileStatus
+    sha256: Sha256
+    size: int
+    actual_sha256: str | None = None
+    actual_size: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that does not hold, with a sentence for a user."""
+
+    kind: ProblemKind
+    filename: str
+    message: str
+    target: str | None = None
+    name: str | None = None
+    version: str | None = None
+
+    @property
+    def is_distribution(self) -> bool:
+        """Whether the file is something an installer could pick up from ``--find-links``."""
+        return self.filename.endswith(_DISTRIBUTION_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Everything ``verify`` found in one wheelhouse."""
+
+    directory: Path
+    manifest: Manifest
+    files: tuple[FileCheck, ...]
+    lock_problems: tuple[Problem, ...]
+    unrecorded: tuple[str, ...]
+    generated_problems: tuple[Problem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        found = [_file_problem(check) for check in self.files if not check.ok]
+        found += self.lock_problems
+        found += self.generated_problems
+        found += [
+            Problem(
+                kind="unrecorded-file",
+                filename=name,
+                message=f"{name!r} is in the wheelhouse but not in its manifest",
+            )
+            for name in self.unrecorded
+        ]
+        return tuple(found)
+
+    def to_json(self) -> dict[str, Any]:
+        """A versioned, JSON-ready dict (``wheelhouse verify --json``)."""
+        return {
+            "schema-version": REPORT_SCHEMA_VERSION,
+            "directory": str(self.directory),
+            "ok": self.ok,
+            "files": [
+                {
+                    "filename": c.filename,
+                    "status": c.status,
+                    "sha256": c.sha256,
+                    "size": c.size,
+                    "actual-sha256": c.actual_sha256,
+                    "actual-size": c.actual_size,
+                }
+                for c in self.files
+            ],
+            "problems": [
+                {
+                    "kind": p.kind,
+                    "filename": p.filename,
+                    "message": p.message,
+                    "target": p.target,
+                    "name": p.name,
+                    "version": p.version,
+                }
+                for p in self.problems
+            ],
+        }
+
+
+def verify(directory: Path, *, jobs: int | None = None, generated: bool = True) -> VerifyReport:
+    """Recompute every recorded file's size and sha256; compare the wheelhouse to its manifest.
+
+    With ``generated``, the files written from the manifest are checked too: each wheel's PEP
+    658 ``.metadata`` file, and (for a wheelhouse this version wrote) the index pages, the
+    requirements files and pylock.toml, which clients trust for hashes and dependencies.
+    """
+    manifest = _read(directory)
+    for record in manifest.files:
+        _check_filename(directory, record.filename)
+    workers = jobs or min(8, (os.cpu_count() or 1) + 2)
+    if len(manifest.files) < 2:
+        checks = [_check_file(directory, r) for r in manifest.files]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            checks = list(pool.map(lambda r: _check_file(directory, r), manifest.files))
+    lock_problems = _lock_problems(manifest)
+    # The generated files are rendered from the recorded files and locks: only once those hold.
+    rendered = generated and not lock_problems and all(check.ok for check in checks)
+    return VerifyReport(
+        directory=directory,
+        manifest=manifest,
+        files=tuple(checks),
+        lock_problems=lock_problems,
+        unrecorded=_unrecorded(directory, manifest),
+        generated_problems=_generated_problems(directory, manifest) if rendered else (),
+    )
+
+
+def _generated_problems(directory: Path, manifest: Manifest) -> tuple[Problem, ...]:
+    # Imported here: `wheelhouse install` verifies without them, and pays for no import.
+    from wheelhouse.errors import WheelhouseError
+    from wheelhouse.house.export import render_requirements, requirements_filename
+    from wheelhouse.house.index import METADATA_SUFFIX, render_index
+    from wheelhouse.house.pylock import PYLOCK_NAME, render_pylock
+
+    try:
+        expected = render_index(directory, manifest, verify=False)
+    except WheelhouseError as exc:
+        return (Problem("generated-file-mismatch", "", exc.message),)
+    if manifest.generator != GENERATOR:
+        # Another version may lay pages out otherwise; a wheel's metadata is the same bytes.
+        expected = {k: v for k, v in expected.items() if k.endswith(METADATA_SUFFIX)}
+    else:
+        for lock in manifest.locks:
+            expected[requirements_filename(lock, manifest)] = render_requirements(
+                manifest, lock
+            ).encode()
+        expected[PYLOCK_NAME] = render_pylock(manifest).encode()
+    found: list[Problem] = []
+    for relative, data in expected.items():
+        try:
+            same = (directory / relative).read_bytes() == data
+            why = "does not match what the manifest and the wheels give"
+        except OSError:
+            same, why = False, "is missing"
+        if same:
+            continue
+        in_index = relative.endswith(METADATA_SUFFIX) or "/" in relative
+        if in_index:
+            message = f"{relative!r} {why}; 'wheelhouse index' rewrites the index"
+        else:  # a requirements file or pylock.toml
+            message = f"{relative!r} {why}: it was changed after the wheelhouse was built"
+        found.append(Problem("generated-file-mismatch", relative, message))
+    return tuple(found)
+
+
+def _read(directory: Path) -> Manifest:
+    if not directory.is_dir():
+        raise InvalidWheelhouseError(
+            f"the wheelhouse {str(directory)!r} does not exist or is not a directory",
+            hint="pass the directory 'wheelhouse build' wrote, or set WHEELHOUSE_DIR",
+        )
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise InvalidWheelhouseError(
+            f"{str(directory)!r} is not a wheelhouse: it has no {MANIFEST_NAME}",
+            hint="pass the directory that 'wheelhouse build' wrote, or build one with it",
+        )
+    return manifest
+
+
+def _check_filename(directory: Path, filename: str) -> None:
+    # A manifest naming '../x' or 'a/b' would make us read (and pip install) outside the wheelhouse.
+    if (
+        not filename
+        or filename in {".", ".."}
+        or Path(filename).name != filename
+        or "\\" in filename
+    ):
+        raise InvalidWheelhouseError(
+            f"the manifest of {str(directory)!r} records an unsafe file name {filename!r}",
+            hint="rebuild the wheelhouse with 'wheelhouse build'",
+        )
+
+
+def _check_file(directory: Path, record: FileRecord) -> FileCheck:
+    path = directory / record.filename
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size != record.size:
+                return FileCheck(
+                    record.filename, "size-mismatch", record.sha256, record.size, None, size
+                )
+            digest = hashlib.sha256()
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return FileCheck(record.filename, "missing", record.sha256, record.size)
+    actual = digest.hexdigest()
+    status: FileStatus = "ok" if actual == record.sha256.lower() else "hash-mismatch"
+    return FileCheck(record.filename, status, record.sha256, record.size, actual, size)
+
+
+def _file_problem(check: FileCheck) -> Problem:
+    name = check.filename
+    if check.status == "missing":
+        message = f"{name!r} is recorded in the manifest but missing from the wheelhouse"
+    elif check.status == "size-mismatch":
+        message = (
+            f"{name!r} has {check.actual_size} bytes, the manifest records {check.size}: "
+            "the file was changed after the wheelhouse was built"
+        )
+    else:
+        message = (
+            f"{name!r} has sha256 {check.actual_sha256}, the manifest records {check.sha256}: "
+            "the file was changed after the wheelhouse was built"
+        )
+    return Problem(kind=_PROBLEM_OF_STATUS[check.status], filename=name, message=message)
+
+
+def _lock_problems(manifest: Manifest) -> tuple[Problem, ...]:
+    recorded = {r.filename for r in manifest.files}
+    found: list[Problem] = []
+    for lock in manifest.locks:
+        for entry in lock.entries:
+            where = f"{entry.name} {entry.version} (target {lock.target!r})"
+            if not entry.filenames:
+                found.append(
+                    Problem(
+                        kind="lock-entry-without-file",
+                        filename="",
+                        message=f"the lock entry {where} lists no file that installs it",
+                        target=lock.target,
+                        name=entry.name,
+                        version=entry.version,
+                    )
+                )
+            for filename in entry.filenames:
+                if filename not in recorded:
+                    found.append(
+                        Problem(
+                            kind="lock-entry-without-file",
+                            filename=filename,
+                            message=f"the lock entry {where} names {filename!r}, "
+                            "which the manifest does not record",
+                            target=lock.target,
+                            name=entry.name,
+                            version=entry.version,
+                        )
+                    )
+    return tuple(found)
+
+
+def _unrecorded(directory: Path, manifest: Manifest) -> tuple[str, ...]:
+    recorded = {r.filename for r in manifest.files}
+    metadata = {f"{r.filename}.metadata" for r in manifest.files if r.kind == "wheel"}
+    found: list[str] = []
+    for root, dirs, files in os.walk(directory):
+        relative = Path(root).relative_to(directory)
+        if relative == Path():
+            dirs[:] = [d for d in dirs if d not in _GENERATED_TREES]
+        for name in files:
+            path = (relative / name).as_posix()
+            if relative == Path() and (
+                name in recorded
+                or name in metadata
+                or any(fnmatch.fnmatchcase(name, pattern) for pattern in _GENERATED)
+            ):
+                continue
+            found.append(path)
+        # A directory that is not ours, even an empty one, is still worth naming.
+        if not files and not dirs and relative != Path():
+            found.append(relative.as_posix() + "/")
+    return tuple(sorted(found))

@@ -1,0 +1,1 @@
+"""Hermetic offline installs from a wheelhouse."""
