@@ -15,11 +15,12 @@ from pathlib import Path
 
 import filelock
 
+from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import OutputDirError
 from wheelhouse.house.index import index_files
 from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
 
-__all__ = ["Writer", "check_output_dir", "generated_names", "locked", "publish", "write_atomic"]
+__all__ = ["Writer", "check_output_dir", "generated_names", "locked", "publish"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,20 +131,6 @@ def publish(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def write_atomic(path: Path, data: bytes, *, fsync: bool = False) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same directory and a rename."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            if fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _carry_over_foreign(out: Path, staging: Path) -> None:

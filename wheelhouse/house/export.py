@@ -51,7 +51,7 @@ def render_requirements(manifest: Manifest, lock: TargetLock) -> str:
 def write_requirements(root: Path, manifest: Manifest) -> None:
     """Write each target's requirements file into the (staging) wheelhouse ``root``."""
     # Imported here: `wheelhouse install` renders a lock to compare, and writes nothing.
-    from wheelhouse.house.directory import write_atomic
+    from wheelhouse._base.files import write_atomic
 
     for lock in manifest.locks:
         text = render_requirements(manifest, lock)

@@ -20,11 +20,11 @@ from urllib.parse import quote
 from packaging.utils import (
     InvalidWheelFilename,
     NormalizedName,
-    canonicalize_name,
     parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
 
+from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.errors import InvalidWheelhouseError, TamperedError
 from wheelhouse.house.manifest import MANIFEST_NAME, FileRecord, Manifest, read_manifest
 
@@ -167,35 +167,18 @@ def _wheel_metadata(path: Path, record: FileRecord) -> bytes:
             f"{record.filename!r} is not a valid wheel name: {exc}"
         ) from exc
     try:
-        with zipfile.ZipFile(path) as archive:
-            member = _metadata_member(archive.namelist(), name, version)
-            if member is None:
-                raise InvalidWheelhouseError(
-                    f"the wheel {record.filename!r} has no {name}-{version}.dist-info/METADATA",
-                    hint="the wheel is broken; rebuild the wheelhouse with 'wheelhouse build'",
-                )
-            return archive.read(member)
+        metadata = read_wheel_metadata(path, name, version)
     except (OSError, zipfile.BadZipFile) as exc:
         raise InvalidWheelhouseError(
             f"cannot read the wheel {str(path)!r}: {exc}",
             hint="rebuild the wheelhouse with 'wheelhouse build'",
         ) from exc
-
-
-def _metadata_member(members: Iterable[str], name: NormalizedName, version: Version) -> str | None:
-    # The directory is named after the distribution as the build backend spelled it (not always
-    # normalized, e.g. "Foo_Bar-1.0.dist-info"), so match it by what it means, not by spelling.
-    for member in members:
-        directory, slash, leaf = member.partition("/")
-        if leaf != "METADATA" or not slash or not directory.endswith(".dist-info"):
-            continue
-        dist, dash, dist_version = directory.removesuffix(".dist-info").rpartition("-")
-        if not dash or canonicalize_name(dist) != name:
-            continue
-        with contextlib.suppress(InvalidVersion):
-            if Version(dist_version) == version:
-                return member
-    return None
+    if metadata is None:
+        raise InvalidWheelhouseError(
+            f"the wheel {record.filename!r} has no {name}-{version}.dist-info/METADATA",
+            hint="the wheel is broken; rebuild the wheelhouse with 'wheelhouse build'",
+        )
+    return metadata
 
 
 def _requires_python(metadata: bytes) -> str | None:

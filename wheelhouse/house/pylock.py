@@ -11,8 +11,8 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
+from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import InvalidWheelhouseError, OutputDirError
-from wheelhouse.house.directory import write_atomic
 from wheelhouse.house.manifest import MANIFEST_NAME, BuiltFrom, FileRecord, Manifest, TargetLock
 
 __all__ = ["LOCK_VERSION", "PYLOCK_NAME", "render_pylock", "write_pylock"]

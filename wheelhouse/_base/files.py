@@ -1,0 +1,44 @@
+"""Files on disk: atomic writes and streaming sha256; one helper each, used everywhere."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import uuid
+from pathlib import Path
+
+__all__ = ["sha256_file", "sha256_stream", "write_atomic"]
+
+
+def write_atomic(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same directory and a rename.
+
+    A reader sees the old bytes or the new ones, never a part; ``fsync`` makes the new bytes
+    durable before the rename (for what a crash must not lose, such as a manifest).
+    """
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        # Files we publish are read by web servers and other users, whatever our umask.
+        tmp.chmod(mode)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def sha256_stream(stream: io.BufferedIOBase) -> tuple[str, int]:
+    """The sha256 hex digest and the size of what ``stream`` holds from where it stands."""
+    start = stream.tell()
+    digest = hashlib.file_digest(stream, "sha256")
+    return digest.hexdigest(), stream.tell() - start
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """The sha256 hex digest and the size of the file at ``path``."""
+    with path.open("rb") as stream:
+        return sha256_stream(stream)
