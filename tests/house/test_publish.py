@@ -1,0 +1,353 @@
+"""`wheelhouse publish`: a wheelhouse into a real S3 store (SeaweedFS) or a directory, in order."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+
+import pytest
+
+from tests._dists import DistFactory
+from tests._nginx import Nginx, docs_block
+from tests._s3 import S3Server
+from tests._server import IndexServer
+from tests.conftest import Cli, MakeVenv, Offline
+from tests.serve.test_nginx import require_nginx
+from wheelhouse._base._pip import offline_env
+from wheelhouse._base._subprocess import run
+from wheelhouse._base.storage import LocalStore, ObjectInfo, S3Store, Store
+from wheelhouse.errors import ExitCode
+from wheelhouse.house.publish import content_type, publish
+
+JSON = "application/vnd.pypi.simple.v1+json"
+PREFIX = "team"
+
+
+@pytest.fixture
+def house(tmp_path: Path, dists: DistFactory, index_server: IndexServer, cli: Cli) -> Path:
+    """A real wheelhouse: alpha 1.0 (needs beta), beta 1.0."""
+    dists.wheel("alpha", "1.0", requires=["beta>=1"])
+    dists.wheel("beta", "1.0")
+    return _build(tmp_path, index_server, cli, "alpha==1.0\nbeta==1.0\n")
+
+
+def _build(tmp_path: Path, index_server: IndexServer, cli: Cli, pins: str) -> Path:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(pins)
+    out = tmp_path / "house"
+    result = cli("build", "-q", "-r", requirements, "-o", out, "--index-url", index_server.url)
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
+def _tree(house: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(house).as_posix(): p.read_bytes()
+        for p in sorted(house.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+def _publish(cli: Cli, house: Path, url: str, *extra: str) -> dict[str, Any]:
+    result = cli("publish", house, url, "--json", *extra)
+    assert result.exit_code == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+class Counting:
+    """A store that records every call made to the real one under it."""
+
+    def __init__(self, inner: Store, fail_after_puts: int | None = None) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.calls: list[str] = []
+        self.fail_after_puts = fail_after_puts
+
+    def list(self) -> dict[str, ObjectInfo]:
+        self.calls.append("list")
+        return self.inner.list()
+
+    def get(self, key: str) -> bytes | None:
+        self.calls.append(f"get {key}")
+        return self.inner.get(key)
+
+    def put_file(self, key: str, path: Path, content_type: str) -> str | None:
+        puts = sum(c.startswith("put ") for c in self.calls)
+        if self.fail_after_puts is not None and puts >= self.fail_after_puts:
+            raise KeyboardInterrupt  # the process dies here: nothing after it runs
+        self.calls.append(f"put {key}")
+        return self.inner.put_file(key, path, content_type)
+
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str, *, if_absent: bool = False
+    ) -> bool:
+        self.calls.append(f"put {key}")
+        return self.inner.put_bytes(key, data, content_type, if_absent=if_absent)
+
+    def delete(self, key: str) -> None:
+        self.calls.append(f"delete {key}")
+        self.inner.delete(key)
+
+
+def _s3(s3_server: S3Server, bucket: str) -> S3Store:
+    return S3Store(bucket, PREFIX, endpoint_url=s3_server.endpoint)
+
+
+def test_publish_to_s3_uploads_the_tree_with_its_content_types(
+    cli: Cli, house: Path, s3_server: S3Server, bucket: str
+) -> None:
+    data = _publish(cli, house, f"s3://{bucket}/{PREFIX}", "--endpoint-url", s3_server.endpoint)
+    local = _tree(house)
+    assert sorted(data["uploaded"]) == sorted(local)
+    assert (data["unchanged"], data["deleted"], data["dry-run"]) == (0, [], False)
+    assert data["uploaded-bytes"] == sum(len(b) for b in local.values())
+    for key, body in local.items():
+        status, headers, served = s3_server.get(f"{bucket}/{PREFIX}/{key}")
+        assert (status, served) == (200, body), key
+        assert headers["Content-Type"] == content_type(key), key
+    assert content_type("simple/alpha/index.json") == JSON
+    assert content_type("beta-1.0.tar.gz") == "application/gzip"
+
+
+def test_republish_without_change_only_lists(
+    cli: Cli, house: Path, s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    _publish(cli, house, f"s3://{bucket}/{PREFIX}", "--endpoint-url", s3_server.endpoint)
+    store = Counting(_s3(s3_server, bucket))
+    result = publish(house, store, state_dir=tmp_path / "state")
+    assert store.calls == ["list"]
+    assert (result.uploaded, result.deleted, result.plan.unchanged) == ([], [], len(_tree(house)))
+    again = _publish(cli, house, f"s3://{bucket}/{PREFIX}", "--endpoint-url", s3_server.endpoint)
+    assert (again["uploaded"], again["uploaded-bytes"]) == ([], 0)
+
+
+def test_objects_go_up_in_ranks_and_old_files_go_last(
+    cli: Cli,
+    house: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    store = Counting(_s3(s3_server, bucket))
+    publish(house, store)
+    store.inner.put_bytes("NOTES.txt", b"ours, not wheelhouse's\n", "text/plain")
+    dists.wheel("beta", "2.0")
+    dists.wheel("gamma", "1.0")
+    _build(tmp_path, index_server, cli, "alpha==1.0\nbeta==2.0\ngamma==1.0\n")
+    store.calls.clear()
+    result = publish(house, store, jobs=1)
+    puts = [c.removeprefix("put ") for c in store.calls if c.startswith("put ")]
+    assert puts == [
+        "beta-2.0-py3-none-any.whl",
+        "gamma-1.0-py3-none-any.whl",
+        "beta-2.0-py3-none-any.whl.metadata",
+        "gamma-1.0-py3-none-any.whl.metadata",
+        "pylock.toml",
+        "requirements.txt",
+        "simple/beta/index.html",
+        "simple/beta/index.json",
+        "simple/gamma/index.html",
+        "simple/gamma/index.json",
+        "simple/index.html",
+        "simple/index.json",
+        "wheelhouse.json",
+    ]
+    # Deletions come after every upload, and only of what the old manifest recorded.
+    assert store.calls[-2:] == [
+        "delete beta-1.0-py3-none-any.whl",
+        "delete beta-1.0-py3-none-any.whl.metadata",
+    ]
+    assert result.deleted == ["beta-1.0-py3-none-any.whl", "beta-1.0-py3-none-any.whl.metadata"]
+    remote = store.inner.list()
+    assert "NOTES.txt" in remote
+    assert set(remote) == set(_tree(house)) | {"NOTES.txt"}
+
+
+def _pages_resolve(store: Store) -> None:
+    """Every file a JSON page in the store links is an object in the store."""
+    remote = store.list()
+    for key in remote:
+        if not key.endswith("index.json") or key == "simple/index.json":
+            continue
+        page = json.loads(store.get(key) or b"{}")
+        for file in page["files"]:
+            target = urljoin(f"http://store/{key}", file["url"])
+            linked = unquote(urlsplit(target).path).lstrip("/")
+            assert linked in remote, f"{key} links {linked}, which is not in the store"
+            if file.get("core-metadata"):
+                assert f"{linked}.metadata" in remote
+
+
+@pytest.mark.parametrize("crash_after", [0, 1, 2, 3, 5, 8, 11])
+def test_a_publish_killed_anywhere_leaves_pages_that_resolve(
+    cli: Cli,
+    house: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+    tmp_path: Path,
+    crash_after: int,
+) -> None:
+    target = LocalStore(tmp_path / "published")
+    publish(house, target)
+    dists.wheel("beta", "2.0")
+    dists.wheel("gamma", "1.0")
+    _build(tmp_path, index_server, cli, "alpha==1.0\nbeta==2.0\ngamma==1.0\n")
+    with pytest.raises(KeyboardInterrupt):
+        publish(house, Counting(target, fail_after_puts=crash_after), jobs=1)
+    _pages_resolve(target)
+    publish(house, target)
+    _pages_resolve(target)
+    assert {k: (tmp_path / "published" / k).read_bytes() for k in target.list()} == _tree(house)
+
+
+def test_dry_run_changes_nothing(cli: Cli, house: Path, tmp_path: Path) -> None:
+    url = (tmp_path / "published").as_uri()
+    data = _publish(cli, house, url, "--dry-run")
+    assert data["dry-run"] is True
+    assert sorted(data["uploaded"]) == sorted(_tree(house))
+    assert not (tmp_path / "published").exists()
+
+
+def test_tampered_wheelhouse_is_not_published(cli: Cli, house: Path, tmp_path: Path) -> None:
+    wheel = house / "beta-1.0-py3-none-any.whl"
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    result = cli("publish", house, (tmp_path / "published").as_uri())
+    assert result.exit_code == ExitCode.INTEGRITY
+    assert result.stderr.splitlines()[0].startswith(
+        f"error: {str(house)!r} does not verify, so it is not published: "
+        "'beta-1.0-py3-none-any.whl'"
+    )
+    assert not (tmp_path / "published").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://example.invalid/x", "error: cannot publish to 'https://example.invalid/x': "),
+        ("s3:///prefix", "error: 's3:///prefix' names no bucket"),
+    ],
+)
+def test_bad_urls_are_usage_errors(cli: Cli, house: Path, url: str, message: str) -> None:
+    result = cli("publish", house, url)
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr.startswith(message)
+
+
+def test_not_a_wheelhouse(cli: Cli, tmp_path: Path) -> None:
+    result = cli("publish", tmp_path, (tmp_path / "out").as_uri())
+    assert result.exit_code == ExitCode.INPUT
+    assert result.stderr.startswith(f"error: {str(tmp_path)!r} is not a wheelhouse")
+
+
+def test_unreachable_store_is_a_network_error_without_secrets(
+    cli: Cli, house: Path, monkeypatch: pytest.MonkeyPatch, bucket: str
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLEKEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret-value")
+    result = cli("publish", house, "s3://nowhere/x", "--endpoint-url", "http://127.0.0.1:9")
+    assert result.exit_code == ExitCode.NETWORK
+    assert result.stderr.startswith("error: cannot list s3://nowhere/x: ")
+    assert "secret-value" not in result.stderr
+    assert "AKIDEXAMPLEKEY" not in result.stderr
+
+
+def test_credentials_from_the_shared_files(
+    s3_server: S3Server, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wheelhouse._base.storage import _aws_settings
+
+    (tmp_path / "credentials").write_text(
+        "[ci]\naws_access_key_id = AKIDFILE\naws_secret_access_key = from-file\n"
+    )
+    (tmp_path / "config").write_text(
+        f"[profile ci]\nregion = eu-west-3\nendpoint_url = {s3_server.endpoint}\n"
+    )
+    env = {
+        "AWS_PROFILE": "ci",
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+        "AWS_CONFIG_FILE": str(tmp_path / "config"),
+    }
+    settings = _aws_settings(env, None)
+    assert settings == {
+        "access_key_id": "AKIDFILE",
+        "secret_access_key": "from-file",
+        "region": "eu-west-3",
+        "endpoint": s3_server.endpoint,
+        "virtual_hosted_style_request": "false",
+    }
+    env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "AKIDENV", "from-env"
+    assert _aws_settings(env, None)["access_key_id"] == "AKIDENV"
+
+
+@pytest.mark.slow
+def test_pip_installs_offline_from_a_file_publish(
+    cli: Cli, house: Path, tmp_path: Path, offline: Offline, make_venv: MakeVenv
+) -> None:
+    published = tmp_path / "published"
+    _publish(cli, house, published.as_uri())
+    python = make_venv("old-pip")
+    argv = [python, "-m", "pip", "install", "--no-cache-dir", "--index-url"]
+    result = run(
+        offline([*argv, (published / "simple").as_uri() + "/", "alpha"]), env=offline_env()
+    )
+    assert result.ok, result.stdout + result.stderr
+    assert "Successfully installed alpha-1.0 beta-1.0" in result.stdout
+
+
+@pytest.fixture
+def nginx_over_s3(tmp_path: Path, s3_server: S3Server, bucket: str) -> Iterator[Nginx]:
+    block = docs_block("scale.md")
+    block = block.replace("server 127.0.0.1:9000;", f"server 127.0.0.1:{s3_server.port};")
+    block = block.replace("/team-packages/wheelhouse", f"/{bucket}/{PREFIX}")
+    server = Nginx(require_nginx(), tmp_path / "nginx", block).start()
+    yield server
+    server.stop()
+
+
+def test_nginx_in_front_of_the_bucket_negotiates(
+    cli: Cli, house: Path, s3_server: S3Server, bucket: str, nginx_over_s3: Nginx
+) -> None:
+    _publish(cli, house, f"s3://{bucket}/{PREFIX}", "--endpoint-url", s3_server.endpoint)
+    status, headers, body = nginx_over_s3.get("/simple/alpha/", f"{JSON}, text/html;q=0.1")
+    assert (status, headers["Content-Type"], headers["Vary"]) == (200, JSON, "Accept")
+    assert body == (house / "simple" / "alpha" / "index.json").read_bytes()
+    status, headers, body = nginx_over_s3.get("/simple/alpha/", "text/html")
+    assert (status, body) == (200, (house / "simple" / "alpha" / "index.html").read_bytes())
+    assert nginx_over_s3.get("/simple/alpha", JSON)[0] == 301
+    assert nginx_over_s3.get("/simple/nope/", JSON)[0] == 404
+    assert nginx_over_s3.get("/simple/alpha/", "application/xml")[0] == 406
+    wheel = "beta-1.0-py3-none-any.whl"
+    status, headers, body = nginx_over_s3.get(f"/{wheel}.metadata")
+    assert (status, body) == (200, (house / f"{wheel}.metadata").read_bytes())
+
+
+@pytest.mark.slow
+def test_pip_and_uv_install_through_nginx_over_the_bucket(
+    cli: Cli,
+    house: Path,
+    s3_server: S3Server,
+    bucket: str,
+    nginx_over_s3: Nginx,
+    make_venv: MakeVenv,
+    tmp_path: Path,
+) -> None:
+    _publish(cli, house, f"s3://{bucket}/{PREFIX}", "--endpoint-url", s3_server.endpoint)
+    index = f"{nginx_over_s3.url}/simple/"
+    python = make_venv("pip", with_pip=False)
+    pip = [sys.executable, "-m", "pip", "--python", python, "install", "--no-cache-dir"]
+    result = run([*pip, "--index-url", index, "alpha"], env=offline_env())
+    assert result.ok, result.stdout + result.stderr
+    assert "Successfully installed alpha-1.0 beta-1.0" in result.stdout
+    uv = pytest.importorskip("uv").find_uv_bin()
+    python = make_venv("uv", with_pip=False)
+    uv_argv = [uv, "pip", "install", "--no-config", "--cache-dir", tmp_path / "uvc"]
+    result = run([*uv_argv, "--python", python, "--index-url", index, "alpha"], env=offline_env())
+    assert result.ok, result.stdout + result.stderr
+    assert "+ alpha==1.0" in result.stderr

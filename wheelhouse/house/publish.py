@@ -1,0 +1,249 @@
+"""Publishing a wheelhouse (or a mirror) as a static index in object storage, in a safe order.
+
+A client that reads the store at any moment must never find a page that links an object that
+is not there. So objects go up in ranks: distributions, then their PEP 658 metadata, then the
+locks, then project pages, then the root pages and the manifest; objects the new manifest no
+longer lists are deleted last, and only those an earlier publish wrote. What the store already
+holds with the same bytes is not uploaded again: a listing gives each object's size and ETag,
+compared with the MD5 of the local file (a single-part upload's ETag) or with the ETag the
+store answered when this machine uploaded those bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from wheelhouse._base.files import write_atomic
+from wheelhouse._base.storage import ObjectInfo, Store
+from wheelhouse.errors import InvalidWheelhouseError, TamperedError
+from wheelhouse.house.index import HTML_PAGE, INDEX_DIR, JSON_PAGE, JSON_TYPE, index_files
+from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
+
+__all__ = ["PublishPlan", "PublishResult", "plan_publish", "publish"]
+
+logger = logging.getLogger(__name__)
+
+Rank = Literal["dist", "metadata", "lock", "page", "root"]
+_RANKS: tuple[Rank, ...] = ("dist", "metadata", "lock", "page", "root")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One object to write: its key (relative to the store's prefix) and where its bytes are."""
+
+    key: str
+    path: Path
+    size: int
+    md5: str
+    rank: Rank
+    content_type: str
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    """What a publish would do, from one listing of the store."""
+
+    store_url: str
+    uploads: tuple[Upload, ...]
+    unchanged: int
+    deletions: tuple[str, ...]
+
+    @property
+    def upload_bytes(self) -> int:
+        return sum(u.size for u in self.uploads)
+
+
+@dataclass
+class PublishResult:
+    """What a publish did."""
+
+    plan: PublishPlan
+    uploaded: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+def plan_publish(directory: Path, store: Store, *, state_dir: Path | None = None) -> PublishPlan:
+    """Compare the wheelhouse in ``directory`` with what ``store`` holds (one listing)."""
+    manifest = _verified_manifest(directory)
+    local = _local_objects(directory, manifest)
+    remote = store.list()
+    known = _EtagMemory(state_dir, store.url)
+    uploads = [u for u in local if not _same(u, remote.get(u.key), known)]
+    extra = sorted(set(remote) - {u.key for u in local})
+    deletions: tuple[str, ...] = ()
+    if extra:
+        # Only objects an earlier publish wrote may go: read the manifest it left (one GET,
+        # and only when the listing shows objects the new wheelhouse does not have).
+        ours = _written_by(store.get(MANIFEST_NAME))
+        deletions = tuple(key for key in extra if key in ours)
+    return PublishPlan(store.url, tuple(uploads), len(local) - len(uploads), deletions)
+
+
+def publish(
+    directory: Path,
+    store: Store,
+    *,
+    jobs: int = 8,
+    state_dir: Path | None = None,
+    on_upload: Callable[[str], None] | None = None,
+) -> PublishResult:
+    """Make ``store`` serve the wheelhouse in ``directory``; see the module docstring for order."""
+    plan = plan_publish(directory, store, state_dir=state_dir)
+    result = PublishResult(plan)
+    known = _EtagMemory(state_dir, store.url)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for rank in _RANKS:
+            batch = [u for u in plan.uploads if u.rank == rank]
+            # A rank is finished before the next starts: pages go up after what they link.
+            for upload, etag in zip(batch, pool.map(lambda u: _put(store, u), batch), strict=True):
+                known.remember(upload, etag)
+                result.uploaded.append(upload.key)
+                if on_upload is not None:
+                    on_upload(upload.key)
+        known.save()
+        # Project pages before the files they linked: the new root no longer lists them.
+        deletions = sorted(plan.deletions, key=lambda key: (not key.startswith(INDEX_DIR), key))
+        for key in deletions:
+            store.delete(key)
+            result.deleted.append(key)
+    logger.info(
+        "published %s to %s: %d uploaded, %d unchanged, %d deleted",
+        directory,
+        store.url,
+        len(result.uploaded),
+        plan.unchanged,
+        len(result.deleted),
+    )
+    return result
+
+
+def _verified_manifest(directory: Path) -> Manifest:
+    from wheelhouse.house.verify import verify
+
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise InvalidWheelhouseError(
+            f"{str(directory)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
+            hint="build one with 'wheelhouse build', or name the right directory",
+        )
+    report = verify(directory)
+    # Files nobody recorded are simply not published; anything else would publish bad bytes.
+    problems = [p for p in report.problems if p.kind != "unrecorded-file"]
+    if problems:
+        raise TamperedError(
+            f"{str(directory)!r} does not verify, so it is not published: {problems[0].message}",
+            hint=f"see 'wheelhouse verify {directory}', then rebuild it",
+        )
+    return manifest
+
+
+def _local_objects(directory: Path, manifest: Manifest) -> list[Upload]:
+    keys: dict[str, Rank] = {record.filename: "dist" for record in manifest.files}
+    for relative in index_files(manifest):
+        if not relative.startswith(f"{INDEX_DIR}/"):
+            keys[relative] = "metadata"
+        elif relative.count("/") == 1:
+            keys[relative] = "root"
+        else:
+            keys[relative] = "page"
+    for path in directory.iterdir():
+        if path.is_file() and (
+            path.name in ("requirements.txt", "pylock.toml")
+            or (path.name.startswith("requirements.") and path.name.endswith(".txt"))
+            or (path.name.startswith("pylock.") and path.name.endswith(".toml"))
+        ):
+            keys[path.name] = "lock"
+    keys[MANIFEST_NAME] = "root"
+    return [_upload(directory / key, key, rank) for key, rank in sorted(keys.items())]
+
+
+def _upload(path: Path, key: str, rank: Rank) -> Upload:
+    with path.open("rb") as stream:
+        md5 = hashlib.file_digest(stream, "md5").hexdigest()
+    return Upload(key, path, path.stat().st_size, md5, rank, content_type(key))
+
+
+def content_type(key: str) -> str:
+    """The Content-Type a static host should answer with for ``key``."""
+    leaf = key.rsplit("/", 1)[-1]
+    if key.startswith(f"{INDEX_DIR}/") and leaf == JSON_PAGE:
+        return JSON_TYPE
+    if leaf == HTML_PAGE:
+        return "text/html; charset=utf-8"
+    if leaf.endswith((".whl", ".zip")):
+        return "application/zip"
+    if leaf.endswith((".tar.gz", ".tgz")):
+        # Not "Content-Encoding: gzip": clients must get the archive's bytes, unpacked by nobody.
+        return "application/gzip"
+    if leaf.endswith((".metadata", ".txt")):
+        return "text/plain; charset=utf-8"
+    if leaf.endswith(".toml"):
+        return "application/toml"
+    if leaf.endswith(".json"):
+        return "application/json"
+    return "application/octet-stream"
+
+
+def _put(store: Store, upload: Upload) -> str | None:
+    logger.debug("uploading %s (%d bytes)", upload.key, upload.size)
+    return store.put_file(upload.key, upload.path, upload.content_type)
+
+
+def _same(upload: Upload, remote: ObjectInfo | None, known: _EtagMemory) -> bool:
+    if remote is None or remote.size != upload.size:
+        return False
+    if remote.etag is None:
+        return False
+    return remote.etag == upload.md5 or known.matches(upload, remote.etag)
+
+
+def _written_by(manifest_bytes: bytes | None) -> set[str]:
+    """The keys an earlier publish of the manifest ``manifest_bytes`` wrote."""
+    if manifest_bytes is None:
+        return set()
+    try:
+        manifest = Manifest.from_json(manifest_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, InvalidWheelhouseError):
+        return set()
+    keys = {record.filename for record in manifest.files}
+    keys.update(index_files(manifest))
+    keys.add("requirements.txt")
+    keys.update(f"requirements.{lock.target}.txt" for lock in manifest.locks)
+    keys.add("pylock.toml")
+    return keys
+
+
+class _EtagMemory:
+    """ETags the store answered for bytes this machine uploaded (stores whose ETag is no MD5)."""
+
+    def __init__(self, state_dir: Path | None, store_url: str) -> None:
+        self._path = None
+        self._etags: dict[str, str] = {}
+        if state_dir is None:
+            return
+        name = hashlib.sha256(store_url.encode()).hexdigest()[:16]
+        self._path = state_dir / f"publish-{name}.json"
+        try:
+            self._etags = dict(json.loads(self._path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            self._etags = {}
+
+    def matches(self, upload: Upload, etag: str) -> bool:
+        return self._etags.get(f"{upload.key} {upload.md5}") == etag
+
+    def remember(self, upload: Upload, etag: str | None) -> None:
+        if etag is not None and etag != upload.md5:
+            self._etags[f"{upload.key} {upload.md5}"] = etag
+
+    def save(self) -> None:
+        if self._path is None or not self._etags:
+            return
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self._path, json.dumps(self._etags, sort_keys=True).encode())
