@@ -6,11 +6,13 @@ from pathlib import Path
 
 __all__ = [
     "BuildError",
+    "BundleBaseError",
     "ConflictError",
     "ExitCode",
     "FetchError",
     "HashMismatchError",
     "IncompatibleError",
+    "InvalidBundleError",
     "InvalidWheelhouseError",
     "NetworkError",
     "NotFoundError",
@@ -18,6 +20,7 @@ __all__ = [
     "RequirementsError",
     "ResolutionError",
     "TamperedError",
+    "UnsafeBundleError",
     "UsageError",
     "WheelhouseError",
 ]
@@ -159,3 +162,19 @@ class IncompatibleError(WheelhouseError):
     """The wheelhouse holds no wheel that the target interpreter can install."""
 
     exit_code = ExitCode.INCOMPATIBLE
+
+
+class UnsafeBundleError(TamperedError):
+    """A bundle holds a member that must never be extracted (a link, a device, a path outside)."""
+
+
+class InvalidBundleError(WheelhouseError):
+    """A file is not a wheelhouse bundle, or a volume of it is missing."""
+
+    exit_code = ExitCode.INPUT
+
+
+class BundleBaseError(WheelhouseError):
+    """An update bundle was made against another wheelhouse than the one it is unpacked onto."""
+
+    exit_code = ExitCode.INPUT

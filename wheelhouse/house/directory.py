@@ -110,18 +110,24 @@ def publish(
     manifest: Manifest,
     sources: Mapping[str, Path],
     writers: Sequence[Writer] = (),
+    *,
+    link: bool = False,
 ) -> None:
     """Make ``out`` hold exactly ``manifest``'s files, atomically.
 
     The new wheelhouse is assembled in a sibling directory and exchanged with ``out`` in one
     rename, so readers see the old or the new one, never a mix. Files in ``out`` that an
-    earlier build did not write are carried over untouched.
+    earlier build did not write are carried over untouched. With ``link``, ``sources`` are
+    hard-linked where the file system allows (a caller's own scratch copies, already checked).
     """
     staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     try:
         for record in manifest.files:
-            shutil.copyfile(sources[record.filename], staging / record.filename)
+            if link:
+                _link_or_copy(str(sources[record.filename]), str(staging / record.filename))
+            else:
+                shutil.copyfile(sources[record.filename], staging / record.filename)
         for writer in writers:
             writer(staging, manifest)
         _carry_over_foreign(out, staging)
