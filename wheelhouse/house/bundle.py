@@ -1,0 +1,948 @@
+"""One-file bundles of a wheelhouse: pack, unpack (verified, then published atomically),
+updates against an older wheelhouse (``--since``) and volumes for media with a size limit."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import uuid
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Literal
+
+from wheelhouse import __version__
+from wheelhouse._base.files import sha256_file
+from wheelhouse.errors import (
+    BundleBaseError,
+    InvalidBundleError,
+    OutputDirError,
+    TamperedError,
+    UnsafeBundleError,
+    UsageError,
+)
+from wheelhouse.house.directory import check_output_dir, generated_names, locked, publish
+from wheelhouse.house.export import requirements_filename
+from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
+from wheelhouse.house.sbom import SbomFormat
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "INFO_NAME",
+    "INSTALL_NAME",
+    "SUMS_NAME",
+    "BundleKind",
+    "Compression",
+    "PackResult",
+    "UnpackResult",
+    "Volume",
+    "base_of",
+    "compression_of",
+    "manifest_id",
+    "pack",
+    "parse_size",
+    "unpack",
+]
+
+logger = logging.getLogger(__name__)
+
+BUNDLE_FORMAT = 1
+INFO_NAME = "bundle.json"
+SUMS_NAME = "SHA256SUMS"
+INSTALL_NAME = "INSTALL.txt"
+HOUSE_DIR = "wheelhouse"
+INSTALLERS_DIR = "installers"
+SBOM_NAMES: dict[SbomFormat, str] = {
+    "cyclonedx-json": "sbom.cdx.json",
+    "spdx-json": "sbom.spdx.json",
+}
+# Every member carries the same time and owner, so the same wheelhouse gives the same bytes;
+# 1980-01-01 is the earliest time a wheel's zip entries can carry.
+_MTIME = 315532800
+_CHUNK = 1 << 20
+# bundle.json and SHA256SUMS are read into memory: a bundle with larger ones is not ours.
+_MAX_HEADER = 64 << 20
+_MAGIC_GZIP = b"\x1f\x8b"
+_MAGIC_ZSTD = b"\x28\xb5\x2f\xfd"
+_VOLUME = re.compile(r"\.(\d{3})$")
+
+Compression = Literal["none", "gzip", "zstd"]
+BundleKind = Literal["full", "update"]
+# Member name -> where its bytes come from: a file on disk, or bytes made here.
+_Source = Path | bytes
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One file that pack wrote: the bundle, or one of its volumes."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PackResult:
+    """What ``pack`` wrote."""
+
+    volumes: tuple[Volume, ...]
+    kind: BundleKind
+    members: int
+    files: int  # wheelhouse files (wheels and sdists) in the bundle
+    base: str | None  # the base manifest's id for an update
+    compression: Compression
+
+    @property
+    def size(self) -> int:
+        return sum(v.size for v in self.volumes)
+
+
+@dataclass(frozen=True)
+class UnpackResult:
+    """What ``unpack`` published."""
+
+    directory: Path
+    manifest: Manifest
+    kind: BundleKind
+    files: int  # wheelhouse files that came from the bundle
+    reused: int  # files taken from the base wheelhouse (updates)
+    removed: tuple[str, ...] = field(default=())  # files of the base the new one no longer has
+
+
+# -- naming and sizes ----------------------------------------------------------------------
+
+
+def compression_of(path: Path) -> Compression:
+    """The compression a bundle's name asks for: ``.tar``, ``.tar.gz`` (``.tgz``), ``.tar.zst``."""
+    name = path.name
+    if name.endswith((".tar.gz", ".tgz")):
+        return "gzip"
+    if name.endswith((".tar.zst", ".tzst")):
+        return "zstd"
+    if name.endswith(".tar"):
+        return "none"
+    raise UsageError(
+        f"cannot tell the bundle format from {str(path)!r}",
+        hint="name the bundle FILE.tar, FILE.tar.gz or FILE.tar.zst",
+    )
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``4G``, ``700M``, ``100K`` or ``1048576`` (powers of 1024)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
+    if not match or int(match.group(1)) == 0:
+        raise UsageError(
+            f"--split {text!r} is not a size",
+            hint="give a size such as 4G, 700M or 100K (powers of 1024)",
+        )
+    power = " KMGT".index(match.group(2).upper() or " ")
+    return int(match.group(1)) * int(1024**power)
+
+
+def manifest_id(manifest: Manifest) -> str:
+    """The sha256 of the manifest as wheelhouse writes it: what an update names as its base."""
+    return hashlib.sha256(manifest.to_json().encode("utf-8")).hexdigest()
+
+
+# -- pack ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Member:
+    name: str
+    source: _Source
+    size: int
+    sha256: str | None  # known beforehand: checked while the file is streamed
+
+
+def pack(
+    directory: Path,
+    output: Path,
+    *,
+    since: Path | None = None,
+    split: int | None = None,
+    extra: Sequence[tuple[str, Path]] = (),
+    sboms: Mapping[SbomFormat, bytes] | None = None,
+) -> PackResult:
+    """Write the wheelhouse in ``directory`` into the bundle ``output``.
+
+    Every recorded file is hashed as it is streamed and compared with the manifest, so a
+    tampered wheelhouse never leaves as a bundle. ``since`` (an older bundle, manifest or
+    wheelhouse) makes an update holding only the files that one lacks. ``extra`` adds files
+    under ``installers/`` (name in the bundle, path); ``sboms`` adds SBOM documents by format.
+    The output appears whole (written to a temporary name, then renamed) or not at all.
+    """
+    compression = compression_of(output)
+    manifest = _read_house(directory)
+    base: Manifest | None = None
+    if since is not None:
+        base = base_of(since)
+    base_files = {r.filename: r.sha256 for r in base.files} if base else {}
+    shipped = [r for r in manifest.files if base_files.get(r.filename) != r.sha256]
+
+    members: list[_Member] = []
+    for record in shipped:
+        path = directory / record.filename
+        _check_recorded(path, record.size)
+        members.append(_Member(f"{HOUSE_DIR}/{record.filename}", path, record.size, record.sha256))
+    recorded = {r.filename for r in manifest.files}
+    for relative in _generated_files(directory, manifest, recorded):
+        data = (directory / relative).read_bytes()
+        members.append(_Member(f"{HOUSE_DIR}/{relative}", data, len(data), None))
+    # The manifest as wheelhouse writes it: the id an update names is of these bytes.
+    data = manifest.to_json().encode("utf-8")
+    members.append(_Member(f"{HOUSE_DIR}/{MANIFEST_NAME}", data, len(data), None))
+    for name, path in extra:
+        members.append(_Member(f"{INSTALLERS_DIR}/{name}", path, path.stat().st_size, None))
+    for fmt, document in sorted((sboms or {}).items()):
+        members.append(_Member(SBOM_NAMES[fmt], document, len(document), None))
+    installers = sorted(name for name, _ in extra)
+    install_text = _install_text(manifest, installers, base is not None).encode("utf-8")
+    members.append(_Member(INSTALL_NAME, install_text, len(install_text), None))
+
+    kind: BundleKind = "update" if base is not None else "full"
+    info = {
+        "format": "wheelhouse-bundle",
+        "format-version": BUNDLE_FORMAT,
+        "generator": f"wheelhouse {__version__}",
+        "kind": kind,
+        "manifest": manifest_id(manifest),
+        "base-manifest": manifest_id(base) if base is not None else None,
+        "targets": [lock.target for lock in manifest.locks],
+        "files": len(shipped),
+        "installers": installers,
+    }
+    info_bytes = (json.dumps(info, indent=2) + "\n").encode("utf-8")
+    members.sort(key=lambda m: m.name)
+    sums = _sums_text([_Member(INFO_NAME, info_bytes, len(info_bytes), None), *members])
+    ordered = [
+        _Member(INFO_NAME, info_bytes, len(info_bytes), None),
+        _Member(SUMS_NAME, sums, len(sums), None),
+        *members,
+    ]
+    volumes = _write_bundle(output, ordered, compression, split)
+    return PackResult(
+        volumes=volumes,
+        kind=kind,
+        members=len(ordered),
+        files=len(shipped),
+        base=info["base-manifest"],  # type: ignore[arg-type]
+        compression=compression,
+    )
+
+
+def _read_house(directory: Path) -> Manifest:
+    manifest = read_manifest(directory) if directory.is_dir() else None
+    if manifest is None:
+        from wheelhouse.errors import InvalidWheelhouseError
+
+        raise InvalidWheelhouseError(
+            f"{str(directory)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
+            hint="build one with 'wheelhouse build -r requirements.txt -o DIR'",
+        )
+    return manifest
+
+
+def _check_recorded(path: Path, size: int) -> None:
+    try:
+        actual = path.stat().st_size
+    except OSError:
+        raise TamperedError(
+            f"{str(path)!r} is recorded in the manifest but missing; nothing was packed",
+            hint=f"check the wheelhouse with 'wheelhouse verify {path.parent}'",
+        ) from None
+    if actual != size:
+        raise TamperedError(
+            f"{str(path)!r} has {actual} bytes, the manifest records {size}; nothing was packed",
+            hint=f"check the wheelhouse with 'wheelhouse verify {path.parent}'",
+        )
+
+
+def _generated_files(directory: Path, manifest: Manifest, recorded: set[str]) -> list[str]:
+    """The files wheelhouse wrote from the manifest (index, locks), relative, POSIX-style."""
+    found: list[str] = []
+    for name in sorted(generated_names(manifest) - recorded - {MANIFEST_NAME}):
+        path = directory / name
+        if path.is_symlink():
+            continue
+        if path.is_file():
+            found.append(name)
+        elif path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for leaf in sorted(files):
+                    full = Path(root) / leaf
+                    if not full.is_symlink():
+                        found.append(full.relative_to(directory).as_posix())
+    return found
+
+
+def _sums_text(members: Sequence[_Member]) -> bytes:
+    lines = []
+    for member in members:
+        digest = member.sha256
+        if digest is None and isinstance(member.source, bytes):
+            digest = hashlib.sha256(member.source).hexdigest()
+        elif digest is None:
+            assert isinstance(member.source, Path)
+            digest = sha256_file(member.source)[0]
+        lines.append(f"{digest}  {member.name}\n")
+    return "".join(lines).encode("utf-8")
+
+
+def _install_text(manifest: Manifest, installers: list[str], update: bool) -> str:
+    pip_wheel = next((name for name in installers if name.startswith("pip-")), None)
+    lines = [
+        f"A wheelhouse bundle, written by wheelhouse {__version__}.",
+        "",
+    ]
+    if update:
+        lines += [
+            "This is an UPDATE: it holds only what changed since an older wheelhouse.",
+            "Apply it onto that wheelhouse (it refuses any other):",
+            "    wheelhouse unpack THIS-FILE -o WHEELHOUSE-DIR",
+            "",
+        ]
+    else:
+        lines += [
+            "With wheelhouse (checks every file before anything is written):",
+            "    wheelhouse unpack THIS-FILE -o wheelhouse",
+            "",
+            "Without wheelhouse:",
+            "    tar -xf THIS-FILE            (gzip: tar -xzf; zstd: tar --zstd -xf)",
+            "    sha256sum -c SHA256SUMS      (every line must say OK)",
+            "",
+        ]
+    lines.append("Install offline, with plain pip, one of:")
+    python_pip = "python -m pip"
+    if pip_wheel:
+        python_pip = f"python {INSTALLERS_DIR}/{pip_wheel}/pip"
+    for lock in manifest.locks:
+        requirements = requirements_filename(lock, manifest)
+        lines.append(f"  target {lock.target}:")
+        lines.append(
+            f"    {python_pip} install --no-index --find-links {HOUSE_DIR} "
+            f"--require-hashes -r {HOUSE_DIR}/{requirements}"
+        )
+    if pip_wheel:
+        lines += [
+            "",
+            f"({INSTALLERS_DIR}/{pip_wheel} is pip itself: Python runs it from the wheel, so the",
+            "machine needs nothing but Python.)",
+        ]
+    lines += [
+        "",
+        "What ships is listed in wheelhouse/wheelhouse.json and, as SBOMs, in sbom.*.json.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class _HashingReader(io.RawIOBase):
+    """Reads a file while hashing it, for members whose sha256 the manifest promises."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self.digest.update(data)
+        return data
+
+
+class _Sink(io.RawIOBase):
+    """The output files: one, or volumes of ``split`` bytes, each hashed as it is written."""
+
+    def __init__(self, output: Path, split: int | None) -> None:
+        self._output = output
+        self._split = split
+        self._tag = uuid.uuid4().hex[:12]
+        self.temps: list[tuple[Path, Path]] = []  # (temporary, final)
+        self.volumes: list[Volume] = []
+        self._handle: IO[bytes] | None = None
+        self._digest = hashlib.sha256()
+        self._written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def _open_next(self) -> None:
+        self._finish_volume()
+        number = len(self.temps) + 1
+        final = self._output if self._split is None else _volume_path(self._output, number)
+        temp = final.with_name(f".{final.name}.{self._tag}.tmp")
+        self.temps.append((temp, final))
+        self._handle = temp.open("wb")
+        self._digest = hashlib.sha256()
+        self._written = 0
+
+    def _finish_volume(self) -> None:
+        if self._handle is None:
+            return
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        self._handle = None
+        self.volumes.append(Volume(self.temps[-1][1], self._digest.hexdigest(), self._written))
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        total = len(view)
+        while view:
+            if self._handle is None or (self._split and self._written >= self._split):
+                self._open_next()
+            assert self._handle is not None
+            room = len(view) if not self._split else min(len(view), self._split - self._written)
+            chunk = view[:room]
+            self._handle.write(chunk)
+            self._digest.update(chunk)
+            self._written += room
+            view = view[room:]
+        return total
+
+    def finish(self) -> None:
+        if self._handle is None:
+            self._open_next()
+        self._finish_volume()
+
+    def discard(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        for temp, _ in self.temps:
+            temp.unlink(missing_ok=True)
+
+
+def _volume_path(output: Path, number: int) -> Path:
+    return output.with_name(f"{output.name}.{number:03d}")
+
+
+def _write_bundle(
+    output: Path, members: Sequence[_Member], compression: Compression, split: int | None
+) -> tuple[Volume, ...]:
+    _check_bundle_output(output)
+    sink = _Sink(output, split)
+    try:
+        with (
+            _compressor(sink, compression) as stream,
+            tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            for member in members:
+                _add(tar, member)
+        sink.finish()
+        for temp, final in sink.temps:
+            temp.chmod(0o644)
+            os.replace(temp, final)
+    except BaseException:
+        sink.discard()
+        raise
+    if split is not None:
+        # Volumes of an earlier, longer bundle of the same name would be read as part of this one.
+        number = len(sink.temps) + 1
+        while (stale := _volume_path(output, number)).exists():
+            logger.info("removing %s, a volume of an earlier bundle of that name", stale)
+            stale.unlink()
+            number += 1
+    return tuple(sink.volumes)
+
+
+def _check_bundle_output(output: Path) -> None:
+    if output.is_dir():
+        raise OutputDirError(
+            f"output {str(output)!r} is a directory, not a bundle file",
+            path=output,
+            hint="give the bundle file to write with -o, e.g. -o wheelhouse.tar.gz",
+        )
+    parent = output.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputDirError(
+            f"cannot create {str(parent)!r}: {exc.strerror}",
+            path=output,
+            hint="choose a writable location with -o",
+        ) from exc
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputDirError(
+            f"cannot write to {str(parent)!r} (permission denied)",
+            path=output,
+            hint="choose a writable location with -o",
+        )
+
+
+@contextlib.contextmanager
+def _compressor(sink: _Sink, compression: Compression) -> Iterator[IO[bytes]]:
+    if compression == "none":
+        yield sink  # type: ignore[misc]
+    elif compression == "gzip":
+        # No file name and time 0 in the header: the same members give the same bytes.
+        with gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=6) as gz:
+            yield gz  # type: ignore[misc]
+    else:
+        zstandard = _zstandard()
+        # Single-threaded: zstd's output differs between its one- and multi-threaded modes.
+        compressor = zstandard.ZstdCompressor(level=3)
+        with compressor.stream_writer(sink, closefd=False) as writer:
+            yield writer
+
+
+def _zstandard() -> Any:
+    try:
+        import zstandard
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise UsageError(
+            "zstd bundles need the 'zstandard' package",
+            hint="install it (pip install zstandard), or use .tar.gz",
+        ) from exc
+    return zstandard
+
+
+def _add(tar: tarfile.TarFile, member: _Member) -> None:
+    info = tarfile.TarInfo(member.name)
+    info.size = member.size
+    info.mtime = _MTIME
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if isinstance(member.source, bytes):
+        tar.addfile(info, io.BytesIO(member.source))
+        return
+    with member.source.open("rb") as handle:
+        if os.fstat(handle.fileno()).st_size != member.size:
+            raise TamperedError(
+                f"{str(member.source)!r} changed size while it was packed; nothing was written",
+                hint="pack again when nothing else writes the wheelhouse",
+            )
+        reader = _HashingReader(handle)
+        tar.addfile(info, reader)
+    if member.sha256 is not None and reader.digest.hexdigest() != member.sha256.lower():
+        raise TamperedError(
+            f"{str(member.source)!r} has sha256 {reader.digest.hexdigest()}, the manifest records "
+            f"{member.sha256}; nothing was packed",
+            hint=f"check the wheelhouse with 'wheelhouse verify {member.source.parent}'",
+        )
+
+
+# -- reading bundles -----------------------------------------------------------------------
+
+
+def _volumes_of(path: Path) -> list[Path]:
+    """The files of the bundle ``path``: itself, or ``X.001`` and every volume after it."""
+    match = _VOLUME.search(path.name)
+    if not path.is_file():
+        if _volume_path(path, 1).is_file():
+            return _volumes_of(_volume_path(path, 1))
+        raise InvalidBundleError(
+            f"the bundle {str(path)!r} does not exist",
+            hint="pass the bundle file (or its first volume, FILE.001)",
+        )
+    if match is None:
+        return [path]
+    if match.group(1) != "001":
+        raise InvalidBundleError(
+            f"{str(path)!r} is not the first volume of its bundle",
+            hint=f"pass {path.name[: -len(match.group(0))]}.001",
+        )
+    stem = path.name[: -len(match.group(0))]
+    numbers = sorted(
+        int(m.group(1))
+        for sibling in path.parent.iterdir()
+        if sibling.name.startswith(stem + ".")
+        and (m := _VOLUME.search(sibling.name))
+        and sibling.name == f"{stem}{m.group(0)}"
+    )
+    for expected, number in enumerate(numbers, start=1):
+        if number != expected:
+            missing = path.with_name(f"{stem}.{expected:03d}")
+            raise InvalidBundleError(
+                f"volume {str(missing)!r} of the bundle is missing "
+                f"(found {len(numbers)} volumes up to {stem}.{numbers[-1]:03d})",
+                hint="copy every volume of the bundle into one directory",
+            )
+    return [path.with_name(f"{stem}.{n:03d}") for n in numbers]
+
+
+class _Volumes(io.RawIOBase):
+    """The volumes of a bundle read as one stream, in order."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+        self._index = 0
+        self._handle: IO[bytes] | None = paths[0].open("rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._handle is not None:
+            count = self._handle.readinto(buffer)  # type: ignore[attr-defined]
+            if count:
+                return int(count)
+            self._handle.close()
+            self._index += 1
+            self._handle = (
+                self.paths[self._index].open("rb") if self._index < len(self.paths) else None
+            )
+        return 0
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        super().close()
+
+
+@contextlib.contextmanager
+def _open_tar(path: Path) -> Iterator[tuple[tarfile.TarFile, list[Path]]]:
+    paths = _volumes_of(path)
+    raw = io.BufferedReader(_Volumes(paths), buffer_size=_CHUNK)
+    with raw:
+        magic = raw.peek(4)[:4]
+        stream: IO[bytes]
+        if magic.startswith(_MAGIC_GZIP):
+            stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+        elif magic == _MAGIC_ZSTD:
+            stream = _zstandard().ZstdDecompressor().stream_reader(raw, closefd=False)
+        else:
+            stream = raw
+        try:
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                yield tar, paths
+        except tarfile.ReadError as exc:
+            raise _damaged(path, paths, exc) from exc
+        finally:
+            stream.close()
+
+
+def _damaged(path: Path, paths: list[Path], exc: BaseException) -> WheelhouseErrorType:
+    why = str(exc) or type(exc).__name__
+    if isinstance(exc, EOFError) or "unexpected end" in why:
+        if len(paths) > 1 or _VOLUME.search(paths[0].name):
+            following = _volume_path(paths[0].with_suffix(""), len(paths) + 1)
+            return InvalidBundleError(
+                f"the bundle {str(path)!r} ends early after {paths[-1].name}: "
+                f"its next volume ({following.name}) "
+                "is missing or a volume is cut short",
+                hint="copy every volume of the bundle into one directory",
+            )
+        return TamperedError(
+            f"the bundle {str(path)!r} is cut short ({why}); nothing was written",
+            hint="copy the bundle again and compare its sha256 with the one pack printed",
+        )
+    return TamperedError(
+        f"the bundle {str(path)!r} is damaged ({why}); nothing was written",
+        hint="copy the bundle again and compare its sha256 with the one pack printed",
+    )
+
+
+WheelhouseErrorType = InvalidBundleError | TamperedError
+
+
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    tarfile.TarError,
+    EOFError,
+    zlib.error,
+    gzip.BadGzipFile,
+)
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    with contextlib.suppress(ImportError):
+        import zstandard
+
+        return (*_READ_ERRORS, zstandard.ZstdError)
+    return _READ_ERRORS
+
+
+def base_of(since: Path) -> Manifest:
+    """The manifest an update is made against: of a bundle, a manifest file or a wheelhouse."""
+    if since.is_dir():
+        return _read_house(since)
+    if since.name.endswith(".json") and since.is_file():
+        try:
+            text = since.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidBundleError(f"cannot read {str(since)!r}: {exc.strerror}") from exc
+        return Manifest.from_json(text, source=since)
+    wanted = f"{HOUSE_DIR}/{MANIFEST_NAME}"
+    try:
+        with _open_tar(since) as (tar, _):
+            for member in tar:
+                if member.name == wanted and member.isfile() and member.size <= _MAX_HEADER:
+                    handle = tar.extractfile(member)
+                    assert handle is not None
+                    return Manifest.from_json(handle.read().decode("utf-8"), source=since)
+    except _read_errors() as exc:
+        raise _damaged(since, [since], exc) from exc
+    raise InvalidBundleError(
+        f"{str(since)!r} holds no {wanted}: it is not a wheelhouse bundle",
+        hint="give --since an older bundle, its wheelhouse.json, or the old wheelhouse directory",
+    )
+
+
+# -- unpack --------------------------------------------------------------------------------
+
+
+def unpack(
+    bundle: Path, out: Path, *, on_wait: Callable[[str], None] | None = None
+) -> UnpackResult:
+    """Check every member of ``bundle`` and publish the wheelhouse it holds into ``out``.
+
+    Nothing is written to ``out`` unless every member is safe, listed in ``SHA256SUMS`` with
+    its sha256, and the assembled wheelhouse passes ``verify``. An update is applied only onto
+    the wheelhouse it was made against, and then replaces it whole, atomically.
+    """
+    out = out.absolute()
+    # Everything the bundle alone can tell is checked before anything is written beside ``out``
+    # (not even the lock file): a refused bundle leaves no trace.
+    parent = next((p for p in (out.parent, *out.parent.parents) if p.is_dir()), Path("/"))
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.unpack-", dir=parent))
+    try:
+        info = _extract(bundle, scratch)
+        house = scratch / HOUSE_DIR
+        manifest = _bundled_manifest(bundle, info, house)
+        if info["kind"] == "full":
+            _verified(bundle, house, "full")
+        else:
+            _check_base(bundle, info, out)
+        check_output_dir(out)
+        with locked(out, on_wait=on_wait):
+            return _apply(bundle, info, manifest, house, out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _unsafe(bundle: Path, member: tarfile.TarInfo, why: str) -> UnsafeBundleError:
+    return UnsafeBundleError(
+        f"the bundle {str(bundle)!r} holds {member.name!r}, {why}; nothing was written",
+        hint="a bundle that wheelhouse packed has none: do not use this file",
+    )
+
+
+def _check_member(bundle: Path, member: tarfile.TarInfo, scratch: Path, seen: set[str]) -> None:
+    name = member.name
+    if member.issym() or member.islnk():
+        raise _unsafe(bundle, member, f"a link to {member.linkname!r}")
+    if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
+        raise _unsafe(bundle, member, "a device or pipe")
+    if not member.isfile():
+        raise _unsafe(bundle, member, "which is not a regular file")
+    parts = PurePosixPath(name).parts
+    if (
+        name.startswith("/")
+        or "\\" in name
+        or "\x00" in name
+        or not parts
+        or any(part in ("", ".", "..") for part in name.split("/"))
+    ):
+        raise _unsafe(bundle, member, "a path outside the bundle's directory")
+    try:
+        # The standard library's own rules on top of ours (absolute paths, escapes, modes).
+        tarfile.data_filter(member, str(scratch))
+    except tarfile.FilterError as exc:
+        raise _unsafe(bundle, member, f"refused by tarfile's data filter ({exc})") from exc
+    if name in seen:
+        raise _unsafe(bundle, member, "a second member of the same name")
+    seen.add(name)
+
+
+def _extract(bundle: Path, scratch: Path) -> dict[str, Any]:
+    """Stream every member into ``scratch``, checking each against ``SHA256SUMS`` as it comes."""
+    seen: set[str] = set()
+    sums: dict[str, str] | None = None
+    info_bytes = b""
+    try:
+        with _open_tar(bundle) as (tar, _):
+            for member in tar:
+                _check_member(bundle, member, scratch, seen)
+                position = len(seen)
+                if (position == 1 and member.name != INFO_NAME) or (
+                    position == 2 and member.name != SUMS_NAME
+                ):
+                    raise InvalidBundleError(
+                        f"{str(bundle)!r} is not a wheelhouse bundle: it starts with "
+                        f"{member.name!r}, not {INFO_NAME} and {SUMS_NAME}",
+                        hint="make bundles with 'wheelhouse pack'",
+                    )
+                handle = tar.extractfile(member)
+                assert handle is not None
+                if position <= 2:
+                    if member.size > _MAX_HEADER:
+                        raise _unsafe(bundle, member, f"of {member.size} bytes")
+                    data = handle.read()
+                    if position == 1:
+                        info_bytes = data
+                    else:
+                        sums = _parse_sums(bundle, data)
+                        _check_digest(bundle, INFO_NAME, hashlib.sha256(info_bytes), sums)
+                    continue
+                assert sums is not None
+                if member.name not in sums:
+                    raise _unsafe(bundle, member, f"which {SUMS_NAME} does not list")
+                target = scratch / member.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                digest = hashlib.sha256()
+                with target.open("wb") as sink:
+                    while chunk := handle.read(_CHUNK):
+                        digest.update(chunk)
+                        sink.write(chunk)
+                _check_digest(bundle, member.name, digest, sums)
+    except _read_errors() as exc:
+        raise _damaged(bundle, _volumes_of(bundle), exc) from exc
+    if sums is None:
+        raise InvalidBundleError(
+            f"{str(bundle)!r} is not a wheelhouse bundle (it has no {SUMS_NAME})",
+            hint="make bundles with 'wheelhouse pack'",
+        )
+    missing = sorted(set(sums) - seen)
+    if missing:
+        raise TamperedError(
+            f"the bundle {str(bundle)!r} lacks {missing[0]!r}, which {SUMS_NAME} lists"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + "; nothing was written",
+            hint="copy the bundle again and compare its sha256 with the one pack printed",
+        )
+    try:
+        info = json.loads(info_bytes)
+        if info.get("format") != "wheelhouse-bundle" or info.get("kind") not in ("full", "update"):
+            raise ValueError("not a wheelhouse bundle description")
+        if info.get("format-version") != BUNDLE_FORMAT:
+            raise ValueError(f"format version {info.get('format-version')!r} is not supported")
+    except (ValueError, AttributeError) as exc:
+        raise InvalidBundleError(
+            f"the bundle {str(bundle)!r} has an unusable {INFO_NAME}: {exc}",
+            hint="make bundles with this version of 'wheelhouse pack'",
+        ) from exc
+    if not (scratch / HOUSE_DIR / MANIFEST_NAME).is_file():
+        raise InvalidBundleError(
+            f"the bundle {str(bundle)!r} holds no {HOUSE_DIR}/{MANIFEST_NAME}",
+            hint="make bundles with 'wheelhouse pack'",
+        )
+    return dict(info)
+
+
+def _parse_sums(bundle: Path, data: bytes) -> dict[str, str]:
+    sums: dict[str, str] = {}
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
+        match = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line)
+        if not match or match.group(2) in sums or match.group(2) in (SUMS_NAME,):
+            raise TamperedError(
+                f"line {number} of {SUMS_NAME} in the bundle {str(bundle)!r} is not a unique "
+                "'SHA256  NAME' line; nothing was written",
+                hint="copy the bundle again and compare its sha256 with the one pack printed",
+            )
+        sums[match.group(2)] = match.group(1)
+    return sums
+
+
+def _check_digest(bundle: Path, name: str, digest: Any, sums: dict[str, str]) -> None:
+    actual = digest.hexdigest()
+    expected = sums.get(name)
+    if actual != expected:
+        raise TamperedError(
+            f"{name!r} in the bundle {str(bundle)!r} has sha256 {actual}, {SUMS_NAME} records "
+            f"{expected}; nothing was written",
+            hint="copy the bundle again and compare its sha256 with the one pack printed",
+        )
+
+
+def _bundled_manifest(bundle: Path, info: dict[str, Any], house: Path) -> Manifest:
+    manifest = Manifest.from_json(
+        (house / MANIFEST_NAME).read_text(encoding="utf-8"), source=bundle
+    )
+    if manifest_id(manifest) != info.get("manifest"):
+        raise TamperedError(
+            f"the manifest in the bundle {str(bundle)!r} is not the one its {INFO_NAME} names; "
+            "nothing was written",
+            hint="copy the bundle again and compare its sha256 with the one pack printed",
+        )
+    return manifest
+
+
+def _check_base(bundle: Path, info: dict[str, Any], out: Path) -> Manifest:
+    base = read_manifest(out) if out.is_dir() else None
+    if base is None or manifest_id(base) != info.get("base-manifest"):
+        have = "no wheelhouse" if base is None else f"the wheelhouse {manifest_id(base)[:12]}"
+        raise BundleBaseError(
+            f"the bundle {str(bundle)!r} is an update of the wheelhouse "
+            f"{str(info.get('base-manifest'))[:12]}, but {str(out)!r} holds {have}; "
+            "nothing was written",
+            hint="unpack it onto the wheelhouse it was made from, or unpack a full bundle",
+        )
+    return base
+
+
+def _verified(bundle: Path, house: Path, kind: BundleKind) -> None:
+    from wheelhouse.house.verify import verify
+
+    report = verify(house)
+    if not report.ok:
+        problems = report.problems
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        where = "with the wheelhouse it updates " if kind == "update" else ""
+        raise TamperedError(
+            f"the bundle {str(bundle)!r} {where}does not verify: {problems[0].message}{more}; "
+            "nothing was written",
+            hint="copy the bundle again and compare its sha256 with the one pack printed",
+        )
+
+
+def _apply(
+    bundle: Path, info: dict[str, Any], manifest: Manifest, house: Path, out: Path
+) -> UnpackResult:
+    kind: BundleKind = info["kind"]
+    reused = 0
+    removed: tuple[str, ...] = ()
+    if kind == "update":
+        base = _check_base(bundle, info, out)  # again, now that the lock is held
+        for record in manifest.files:
+            target = house / record.filename
+            if not target.exists():
+                with contextlib.suppress(OSError):
+                    _link_or_copy(out / record.filename, target)
+                reused += 1
+        kept = {r.filename for r in manifest.files}
+        removed = tuple(sorted(r.filename for r in base.files if r.filename not in kept))
+        _verified(bundle, house, kind)
+    recorded = {r.filename for r in manifest.files}
+
+    def copy_generated(staging: Path, _: Manifest) -> None:
+        for root, _dirs, files in os.walk(house):
+            for leaf in files:
+                source = Path(root) / leaf
+                relative = source.relative_to(house)
+                if relative.as_posix() in recorded or relative.as_posix() == MANIFEST_NAME:
+                    continue
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                _link_or_copy(source, staging / relative)
+
+    sources = {r.filename: house / r.filename for r in manifest.files}
+    publish(out, manifest, sources, writers=[copy_generated], link=True)
+    return UnpackResult(
+        directory=out,
+        manifest=manifest,
+        kind=kind,
+        files=len(manifest.files) - reused,
+        reused=reused,
+        removed=removed,
+    )
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
