@@ -87,7 +87,6 @@ def pack(
     """Write a wheelhouse into one verifiable file (or volumes) to carry across an air gap."""
     from wheelhouse.house.bundle import compression_of, parse_size
     from wheelhouse.house.bundle import pack as run_pack
-    from wheelhouse.house.sbom import FORMATS, render_sbom
 
     setup_logging(0)
     compression_of(output)  # a bad name is a usage error before any work
@@ -100,7 +99,6 @@ def pack(
             raise UsageError(f"--installer must be 'pip' or 'uv', not {name!r}")
     where = wheelhouse_dir(directory)
     manifest = manifest_of(where) if where.is_dir() else None
-    sboms = {fmt: render_sbom(where, manifest, fmt) for fmt in FORMATS} if manifest else {}
     with tempfile.TemporaryDirectory(prefix="wheelhouse-installers-") as tmp:
         extra: list[tuple[str, Path]] = []
         if with_installer and manifest is not None:
@@ -111,7 +109,7 @@ def pack(
             extra = fetch_installers(
                 manifest, installers or ["pip"], index=index, directory=Path(tmp)
             )
-        result = run_pack(where, output, since=since, split=size, extra=extra, sboms=sboms)
+        result = run_pack(where, output, since=since, split=size, extra=extra)
     if as_json:
         print_json(
             {

@@ -16,7 +16,7 @@ import tarfile
 import tempfile
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal
@@ -34,7 +34,7 @@ from wheelhouse.errors import (
 from wheelhouse.house.directory import check_output_dir, generated_names, locked, publish
 from wheelhouse.house.export import requirements_filename
 from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
-from wheelhouse.house.sbom import SbomFormat
+from wheelhouse.house.sbom import FORMATS, SbomFormat, render_sbom
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -172,14 +172,14 @@ def pack(
     since: Path | None = None,
     split: int | None = None,
     extra: Sequence[tuple[str, Path]] = (),
-    sboms: Mapping[SbomFormat, bytes] | None = None,
 ) -> PackResult:
     """Write the wheelhouse in ``directory`` into the bundle ``output``.
 
     Every recorded file is hashed as it is streamed and compared with the manifest, so a
     tampered wheelhouse never leaves as a bundle. ``since`` (an older bundle, manifest or
     wheelhouse) makes an update holding only the files that one lacks. ``extra`` adds files
-    under ``installers/`` (name in the bundle, path); ``sboms`` adds SBOM documents by format.
+    under ``installers/`` (name in the bundle, path). Every bundle carries the SBOMs of the
+    whole wheelhouse (CycloneDX and SPDX).
     The output appears whole (written to a temporary name, then renamed) or not at all.
     """
     compression = compression_of(output)
@@ -204,7 +204,8 @@ def pack(
     members.append(_Member(f"{HOUSE_DIR}/{MANIFEST_NAME}", data, len(data), None))
     for name, path in extra:
         members.append(_Member(f"{INSTALLERS_DIR}/{name}", path, path.stat().st_size, None))
-    for fmt, document in sorted((sboms or {}).items()):
+    for fmt in FORMATS:
+        document = render_sbom(directory, manifest, fmt)
         members.append(_Member(SBOM_NAMES[fmt], document, len(document), None))
     installers = sorted(name for name, _ in extra)
     install_text = _install_text(manifest, installers, base is not None).encode("utf-8")
@@ -800,6 +801,10 @@ def _extract(bundle: Path, scratch: Path) -> dict[str, Any]:
                         digest.update(chunk)
                         sink.write(chunk)
                 _check_digest(bundle, member.name, digest, sums)
+            # A stream cut at a member's end reads as a tar without its end-of-archive block:
+            # tarfile stops quietly, so ask whether that block was there.
+            if tar.fileobj.tell() < tar.offset + tarfile.BLOCKSIZE:
+                raise EOFError("unexpected end of data")
     except _read_errors() as exc:
         raise _damaged(bundle, _volumes_of(bundle), exc) from exc
     if sums is None:

@@ -1,0 +1,671 @@
+"""house.bundle and `wheelhouse pack`/`unpack`: one-file bundles carried across an air gap."""
+
+from __future__ import annotations
+
+import ensurepip
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from tests._dists import DistFactory, make_wheel
+from tests._server import IndexServer
+from tests.conftest import Cli, MakeVenv, Offline
+from tests.house.test_merge import lock_of, make_source
+from wheelhouse.errors import ExitCode
+from wheelhouse.house.bundle import (
+    INFO_NAME,
+    SUMS_NAME,
+    base_of,
+    manifest_id,
+    pack,
+    parse_size,
+    unpack,
+)
+from wheelhouse.house.manifest import read_manifest
+
+HOST = "host"
+
+
+def make_house(directory: Path, wheels: Sequence[Path]) -> Path:
+    """A host wheelhouse of ``wheels``, published the way a build publishes one."""
+    make_source(directory, (lock_of(HOST, list(wheels)), list(wheels)))
+    return directory
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (hidden ones too), relative path -> bytes."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            found[path.relative_to(root).as_posix()] = path.read_bytes()
+        else:
+            found[path.relative_to(root).as_posix() + "/"] = b""
+    return found
+
+
+def members_of(bundle: Path) -> list[tarfile.TarInfo]:
+    data = bundle.read_bytes()
+    if bundle.name.endswith(".zst"):
+        import zstandard
+
+        data = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return tar.getmembers()
+
+
+def hashed_requirements(house: Path) -> list[str | Path]:
+    """How INSTALL.txt tells pip to install: hash-checked, from the wheelhouse's lock."""
+    return ["--require-hashes", "-r", house / "requirements.txt"]
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.fixture
+def house(tmp_path: Path, dists: DistFactory) -> Path:
+    wheels = [
+        dists.wheel("app", "1.0", requires=["common", "big"]),
+        dists.wheel("common", "1.0"),
+        dists.wheel("big", "1.0"),
+    ]
+    return make_house(tmp_path / "house", wheels)
+
+
+# -- pack ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".tar", ".tar.gz", ".tar.zst"])
+def test_pack_is_deterministic_and_sha256sum_accepts_it(
+    tmp_path: Path, house: Path, cli: Cli, suffix: str
+) -> None:
+    first = cli("pack", house, "-o", tmp_path / f"one{suffix}")
+    assert first.exit_code == 0, first.stderr
+    os.utime(house / "app-1.0-py3-none-any.whl", (1, 1))  # times must not matter
+    second = cli("pack", house, "-o", tmp_path / f"two{suffix}")
+    assert second.exit_code == 0, second.stderr
+    one, two = (tmp_path / f"one{suffix}").read_bytes(), (tmp_path / f"two{suffix}").read_bytes()
+    assert one == two
+    # stdout is `sha256sum`'s own format for the written file.
+    assert first.stdout == f"{hashlib.sha256(one).hexdigest()}  {tmp_path / f'one{suffix}'}\n"
+    if suffix == ".tar.gz":
+        assert one[3] & 0x08 == 0  # no FNAME field in the gzip header
+        assert one[4:8] == b"\0\0\0\0"  # MTIME 0
+
+    extracted = tmp_path / "x"
+    extracted.mkdir()
+    flag = {".tar": [], ".tar.gz": ["-z"], ".tar.zst": ["--zstd"]}[suffix]
+    subprocess.run(["tar", *flag, "-xf", tmp_path / f"one{suffix}", "-C", extracted], check=True)
+    check = subprocess.run(
+        ["sha256sum", "--strict", "-c", SUMS_NAME],
+        cwd=extracted,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    lines = check.stdout.splitlines()
+    assert "wheelhouse/app-1.0-py3-none-any.whl: OK" in lines
+    assert "wheelhouse/wheelhouse.json: OK" in lines
+    assert (extracted / "INSTALL.txt").read_text().count("--require-hashes") == 1
+    members = members_of(tmp_path / f"one{suffix}")
+    assert [m.name for m in members[:2]] == [INFO_NAME, SUMS_NAME]
+    assert [m.name for m in members[2:]] == sorted(m.name for m in members[2:])
+    assert {(m.uid, m.gid, m.uname, m.gname, m.mtime, m.mode) for m in members} == {
+        (0, 0, "", "", 315532800, 0o644)
+    }
+    assert {"sbom.cdx.json", "sbom.spdx.json", "INSTALL.txt"} <= {m.name for m in members}
+
+
+def test_pack_json_and_unpack_json(tmp_path: Path, house: Path, cli: Cli) -> None:
+    packed = cli("pack", house, "-o", tmp_path / "b.tar", "--json")
+    assert packed.exit_code == 0, packed.stderr
+    data = json.loads(packed.stdout)
+    bundle = tmp_path / "b.tar"
+    assert data == {
+        "schema-version": 1,
+        "kind": "full",
+        "compression": "none",
+        "base-manifest": None,
+        "files": 3,
+        "members": data["members"],
+        "size": bundle.stat().st_size,
+        "volumes": [
+            {
+                "path": str(bundle),
+                "sha256": hashlib.sha256(bundle.read_bytes()).hexdigest(),
+                "size": bundle.stat().st_size,
+            }
+        ],
+    }
+    unpacked = cli("unpack", bundle, "-o", tmp_path / "out", "--json")
+    assert unpacked.exit_code == 0, unpacked.stderr
+    assert json.loads(unpacked.stdout) == {
+        "schema-version": 1,
+        "directory": str((tmp_path / "out").absolute()),
+        "kind": "full",
+        "files": 3,
+        "reused": 0,
+        "removed": [],
+        "targets": [HOST],
+    }
+
+
+def test_pack_refuses_a_tampered_wheelhouse_and_writes_nothing(
+    tmp_path: Path, house: Path, cli: Cli
+) -> None:
+    wheel = house / "big-1.0-py3-none-any.whl"
+    manifest = read_manifest(house)
+    assert manifest is not None
+    recorded = manifest.file(wheel.name).sha256
+    data = bytearray(wheel.read_bytes())
+    data[10] ^= 0xFF
+    wheel.write_bytes(bytes(data))
+    result = cli("pack", house, "-o", tmp_path / "b.tar.gz")
+    assert result.exit_code == ExitCode.INTEGRITY
+    assert error_lines(result.stderr) == [
+        f"error: {str(wheel)!r} has sha256 {hashlib.sha256(data).hexdigest()}, the manifest "
+        f"records {recorded}; nothing was packed"
+    ]
+    assert not [p.name for p in tmp_path.iterdir() if "b.tar" in p.name]
+
+
+def test_pack_usage_errors(tmp_path: Path, house: Path, cli: Cli) -> None:
+    result = cli("pack", house, "-o", tmp_path / "b.zip")
+    assert result.exit_code == ExitCode.USAGE
+    assert error_lines(result.stderr) == [
+        f"error: cannot tell the bundle format from {str(tmp_path / 'b.zip')!r}"
+    ]
+    result = cli("pack", house, "-o", tmp_path / "b.tar", "--split", "lots")
+    assert result.exit_code == ExitCode.USAGE
+    assert error_lines(result.stderr) == ["error: --split 'lots' is not a size"]
+    result = cli("pack", tmp_path / "nothing", "-o", tmp_path / "b.tar")
+    assert result.exit_code == ExitCode.INPUT
+    assert not (tmp_path / "b.tar").exists()
+
+
+def test_parse_size() -> None:
+    assert parse_size("4G") == 4 * 1024**3
+    assert parse_size("700M") == 700 * 1024**2
+    assert parse_size("100k") == 100 * 1024
+    assert parse_size("512") == 512
+
+
+@pytest.mark.parametrize("command", ["pack", "unpack", "sbom"])
+def test_help(cli: Cli, command: str) -> None:
+    result = cli(command, "--help")
+    assert result.exit_code == 0
+    assert "Exit codes:" in result.stdout
+
+
+# -- unpack --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_round_trip_offline_then_plain_pip_and_uv_install(
+    tmp_path: Path, house: Path, cli: Cli, offline: Offline, make_venv: MakeVenv
+) -> None:
+    bundle = tmp_path / "carry" / "house.tar.zst"
+    assert cli("pack", house, "-o", bundle).exit_code == 0
+    out = tmp_path / "far" / "wheelhouse"
+    proc = subprocess.run(
+        offline([sys.executable, "-m", "wheelhouse", "unpack", str(bundle), "-o", str(out)]),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert cli("verify", out).exit_code == 0
+    assert tree(out) == {k: v for k, v in tree(house).items()}
+
+    python = make_venv()  # the pip that `python -m venv` bundles
+    pip = subprocess.run(
+        offline(
+            [
+                python,
+                "-m",
+                "pip",
+                "install",
+                "--no-index",
+                "--find-links",
+                out,
+                *hashed_requirements(out),
+            ]
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    uv = pytest.importorskip("uv").find_uv_bin()
+    python_uv = make_venv("uv-venv", with_pip=False)
+    installed = subprocess.run(
+        offline(
+            [
+                uv,
+                "pip",
+                "install",
+                "--python",
+                python_uv,
+                "--no-index",
+                "--find-links",
+                out,
+                *hashed_requirements(out),
+            ]
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr
+    for interpreter in (python, python_uv):
+        imported = subprocess.run(
+            [interpreter, "-c", "import app, big, common; print(app.__version__)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert imported.stdout == "1.0\n", imported.stderr
+
+
+def test_unpack_replaces_an_older_wheelhouse_and_keeps_foreign_files(
+    tmp_path: Path, house: Path, dists: DistFactory
+) -> None:
+    bundle = tmp_path / "b.tar.gz"
+    pack(house, bundle)
+    other = make_house(tmp_path / "other", [dists.wheel("zzz", "1.0")])
+    (other / "NOTES.txt").write_text("mine\n")
+    result = unpack(bundle, other)
+    assert result.kind == "full"
+    assert (other / "NOTES.txt").read_text() == "mine\n"
+    assert not (other / "zzz-1.0-py3-none-any.whl").exists()
+    assert read_manifest(other) == read_manifest(house)
+
+
+# -- hostile bundles -----------------------------------------------------------------------
+
+
+def _info(kind: str = "full") -> bytes:
+    return json.dumps(
+        {"format": "wheelhouse-bundle", "format-version": 1, "kind": kind, "manifest": "0" * 64}
+    ).encode()
+
+
+def craft(path: Path, members: Sequence[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    """A bundle whose bundle.json and SHA256SUMS are right, with ``members`` after them."""
+    info = _info()
+    regular = {m.name: data for m, data in members if m.isfile()}
+    sums = f"{hashlib.sha256(info).hexdigest()}  {INFO_NAME}\n" + "".join(
+        f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in regular.items()
+    )
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in ((INFO_NAME, info), (SUMS_NAME, sums.encode())):
+            item = tarfile.TarInfo(name)
+            item.size = len(data)
+            tar.addfile(item, io.BytesIO(data))
+        for member, data in members:
+            tar.addfile(member, io.BytesIO(data) if member.isfile() else None)
+    return path
+
+
+def _file(name: str, data: bytes = b"x") -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _special(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    if kind == tarfile.CHRTYPE:
+        info.devmajor, info.devminor = 1, 3
+    return info, b""
+
+
+HOSTILE = {
+    "dotdot": (
+        [_file("wheelhouse/../../evil.txt")],
+        "'wheelhouse/../../evil.txt', a path outside the bundle's directory",
+    ),
+    "absolute": (
+        [_file("/tmp/evil.txt")],
+        "'/tmp/evil.txt', a path outside the bundle's directory",
+    ),
+    "symlink": (
+        [_special("wheelhouse/link", tarfile.SYMTYPE, "/etc/passwd")],
+        "'wheelhouse/link', a link to '/etc/passwd'",
+    ),
+    "hardlink": (
+        [
+            _file("wheelhouse/a.txt"),
+            _special("wheelhouse/hard", tarfile.LNKTYPE, "wheelhouse/a.txt"),
+        ],
+        "'wheelhouse/hard', a link to 'wheelhouse/a.txt'",
+    ),
+    "device": (
+        [_special("wheelhouse/null", tarfile.CHRTYPE)],
+        "'wheelhouse/null', a device or pipe",
+    ),
+    "fifo": (
+        [_special("wheelhouse/pipe", tarfile.FIFOTYPE)],
+        "'wheelhouse/pipe', a device or pipe",
+    ),
+    "duplicate": (
+        [_file("wheelhouse/a.txt"), _file("wheelhouse/a.txt")],
+        "'wheelhouse/a.txt', a second member of the same name",
+    ),
+    "unlisted": (
+        [_file("wheelhouse/a.txt")],
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_bundles_are_refused_with_one_line_and_nothing_written(
+    tmp_path: Path, cli: Cli, case: str
+) -> None:
+    members, why = HOSTILE[case]
+    bundle = tmp_path / "in" / "evil.tar"
+    bundle.parent.mkdir()
+    craft(bundle, members)
+    if case == "unlisted":  # a member SHA256SUMS does not name
+        with tarfile.open(bundle, "a") as tar:
+            info, data = _file("wheelhouse/extra.txt")
+            tar.addfile(info, io.BytesIO(data))
+        why = "'wheelhouse/extra.txt', which SHA256SUMS does not list"
+    before = tree(tmp_path)
+    result = cli("unpack", bundle, "-o", tmp_path / "far" / "out")
+    assert result.exit_code == ExitCode.INTEGRITY, result.stderr
+    assert error_lines(result.stderr) == [
+        f"error: the bundle {str(bundle)!r} holds {why}; nothing was written"
+    ]
+    assert "Traceback" not in result.stderr
+    assert tree(tmp_path) == before
+    assert not Path("/tmp/evil.txt").exists() or case != "absolute"
+
+
+def test_a_flipped_byte_is_refused(tmp_path: Path, house: Path, cli: Cli) -> None:
+    bundle = tmp_path / "b.tar"
+    pack(house, bundle)
+    data = bytearray(bundle.read_bytes())
+    offset = data.index(b"big/__init__.py") + 40  # inside the wheel's bytes
+    data[offset] ^= 0x01
+    bundle.write_bytes(bytes(data))
+    before = tree(tmp_path)
+    result = cli("unpack", bundle, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.INTEGRITY
+    [line] = error_lines(result.stderr)
+    assert line.startswith("error: 'wheelhouse/big-1.0-py3-none-any.whl' in the bundle ")
+    assert line.endswith("; nothing was written")
+    assert "SHA256SUMS records" in line
+    assert tree(tmp_path) == before
+
+
+def test_a_damaged_compressed_bundle_is_refused(tmp_path: Path, house: Path, cli: Cli) -> None:
+    bundle = tmp_path / "b.tar.gz"
+    pack(house, bundle)
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bundle.write_bytes(bytes(data))
+    before = tree(tmp_path)
+    result = cli("unpack", bundle, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.INTEGRITY, result.stderr
+    [line] = error_lines(result.stderr)
+    assert line.endswith("nothing was written") or "is damaged" in line, line
+    assert tree(tmp_path) == before
+
+
+def test_not_a_bundle(tmp_path: Path, cli: Cli) -> None:
+    plain = tmp_path / "plain.tar"
+    with tarfile.open(plain, "w") as tar:
+        info, data = _file("hello.txt")
+        tar.addfile(info, io.BytesIO(data))
+    result = cli("unpack", plain, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.INPUT
+    assert error_lines(result.stderr) == [
+        f"error: {str(plain)!r} is not a wheelhouse bundle: it starts with 'hello.txt', "
+        "not bundle.json and SHA256SUMS"
+    ]
+    missing = cli("unpack", tmp_path / "nope.tar", "-o", tmp_path / "out")
+    assert missing.exit_code == ExitCode.INPUT
+    assert not (tmp_path / "out").exists()
+
+
+# -- volumes -------------------------------------------------------------------------------
+
+
+def test_split_volumes_round_trip_and_a_missing_volume(
+    tmp_path: Path, house: Path, cli: Cli
+) -> None:
+    bundle = tmp_path / "media" / "house.tar"
+    result = cli("pack", house, "-o", bundle, "--split", "4K")
+    assert result.exit_code == 0, result.stderr
+    volumes = sorted(bundle.parent.iterdir())
+    assert [v.name for v in volumes] == [f"house.tar.{n:03d}" for n in range(1, len(volumes) + 1)]
+    assert len(volumes) >= 3
+    assert all(v.stat().st_size == 4096 for v in volumes[:-1])
+    assert result.stdout.splitlines() == [
+        f"{hashlib.sha256(v.read_bytes()).hexdigest()}  {v}" for v in volumes
+    ]
+    # `cat` of the volumes is the bundle itself.
+    joined = tmp_path / "joined.tar"
+    joined.write_bytes(b"".join(v.read_bytes() for v in volumes))
+    assert cli("unpack", joined, "-o", tmp_path / "a").exit_code == 0
+    assert cli("unpack", volumes[0], "-o", tmp_path / "b").exit_code == 0
+    assert cli("verify", tmp_path / "b").exit_code == 0
+
+    volumes[1].rename(tmp_path / "elsewhere")
+    before = tree(tmp_path)
+    result = cli("unpack", volumes[0], "-o", tmp_path / "c")
+    assert result.exit_code == ExitCode.INPUT
+    assert error_lines(result.stderr) == [
+        f"error: volume {str(volumes[1])!r} of the bundle is missing "
+        f"(found {len(volumes) - 1} volumes up to {volumes[-1].name})"
+    ]
+    assert tree(tmp_path) == before
+
+    (tmp_path / "elsewhere").rename(volumes[1])
+    volumes[-1].unlink()
+    result = cli("unpack", volumes[0], "-o", tmp_path / "c")
+    assert result.exit_code == ExitCode.INPUT, result.stderr
+    assert error_lines(result.stderr) == [
+        f"error: the bundle {str(volumes[0])!r} ends early after {volumes[-2].name}: its next "
+        f"volume ({volumes[-1].name}) is missing or a volume is cut short"
+    ]
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_shorter_split_removes_the_stale_volumes_of_its_name(tmp_path: Path, house: Path) -> None:
+    bundle = tmp_path / "house.tar"
+    first = pack(house, bundle, split=2048)
+    second = pack(house, bundle, split=8192)
+    assert len(first.volumes) > len(second.volumes)
+    assert sorted(p.name for p in tmp_path.glob("house.tar.*")) == [
+        v.path.name for v in second.volumes
+    ]
+
+
+# -- updates -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def newer(tmp_path: Path, dists: DistFactory) -> Path:
+    """The house with two pins bumped (app, common); big stays."""
+    wheels = [
+        dists.wheel("app", "1.1", requires=["common", "big"]),
+        dists.wheel("common", "1.1"),
+        dists.root / "big-1.0-py3-none-any.whl",
+    ]
+    return make_house(tmp_path / "newer", wheels)
+
+
+@pytest.mark.parametrize("since", ["bundle", "manifest", "directory"])
+def test_update_holds_only_new_files_and_applies_onto_its_base(
+    tmp_path: Path, house: Path, newer: Path, cli: Cli, since: str
+) -> None:
+    full = tmp_path / "full.tar"
+    pack(house, full)
+    old = {"bundle": full, "manifest": house / "wheelhouse.json", "directory": house}[since]
+    update = tmp_path / "update.tar"
+    result = cli("pack", newer, "-o", update, "--since", old, "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["kind"] == "update"
+    assert data["files"] == 2
+    assert data["base-manifest"] == manifest_id(base_of(house))
+    with tarfile.open(update) as tar:
+        wheels = sorted(n for n in tar.getnames() if n.endswith(".whl"))
+    assert wheels == [
+        "wheelhouse/app-1.1-py3-none-any.whl",
+        "wheelhouse/common-1.1-py3-none-any.whl",
+    ]
+
+    far = tmp_path / "far"
+    assert cli("unpack", full, "-o", far).exit_code == 0
+    applied = cli("unpack", update, "-o", far, "--json")
+    assert applied.exit_code == 0, applied.stderr
+    assert json.loads(applied.stdout)["removed"] == [
+        "app-1.0-py3-none-any.whl",
+        "common-1.0-py3-none-any.whl",
+    ]
+    assert cli("verify", far).exit_code == 0
+    assert tree(far) == tree(newer)
+
+
+def test_update_onto_another_wheelhouse_is_refused(
+    tmp_path: Path, house: Path, newer: Path, dists: DistFactory, cli: Cli
+) -> None:
+    update = tmp_path / "update.tar.gz"
+    pack(newer, update, since=house)
+    other = make_house(tmp_path / "other", [dists.wheel("zzz", "1.0")])
+    before = tree(tmp_path)
+    result = cli("unpack", update, "-o", other)
+    assert result.exit_code == ExitCode.INPUT
+    assert error_lines(result.stderr) == [
+        f"error: the bundle {str(update)!r} is an update of the wheelhouse "
+        f"{manifest_id(base_of(house))[:12]}, but {str(other.absolute())!r} holds the wheelhouse "
+        f"{manifest_id(base_of(other))[:12]}; nothing was written"
+    ]
+    assert tree(tmp_path) == before
+    empty = cli("unpack", update, "-o", tmp_path / "empty")
+    assert empty.exit_code == ExitCode.INPUT
+    assert "holds no wheelhouse; nothing was written" in error_lines(empty.stderr)[0]
+    assert not (tmp_path / "empty").exists()
+
+
+def test_update_onto_a_base_with_a_damaged_kept_file_is_refused(
+    tmp_path: Path, house: Path, newer: Path
+) -> None:
+    update = tmp_path / "update.tar"
+    pack(newer, update, since=house)
+    (house / "big-1.0-py3-none-any.whl").write_bytes(b"not the wheel")
+    before = tree(house)
+    from wheelhouse.errors import TamperedError
+
+    with pytest.raises(TamperedError, match="with the wheelhouse it updates does not verify"):
+        unpack(update, house)
+    assert tree(house) == before
+
+
+# -- installers ----------------------------------------------------------------------------
+
+
+def _bundled_pip() -> Path:
+    """pip's own wheel, as CPython's ensurepip ships it (no network needed)."""
+    package = ensurepip._get_packages()["pip"]  # type: ignore[attr-defined]
+    if package.wheel_path is not None:
+        return Path(package.wheel_path)
+    return Path(ensurepip.__file__).parent / "_bundled" / package.wheel_name
+
+
+@pytest.mark.slow
+def test_with_installer_bundles_pip_that_installs_on_a_machine_with_only_python(
+    tmp_path: Path,
+    house: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+    cli: Cli,
+    offline: Offline,
+    make_venv: MakeVenv,
+) -> None:
+    pip_wheel = _bundled_pip()
+    shutil.copyfile(pip_wheel, dists.root / pip_wheel.name)
+    make_wheel(dists.root, "uv", "0.9.0")  # a stand-in: uv's real wheels are per platform
+    bundle = tmp_path / "b.tar.gz"
+    result = cli(
+        "pack",
+        house,
+        "-o",
+        bundle,
+        "--with-installer",
+        "--installer",
+        "pip",
+        "--installer",
+        "uv",
+        "-i",
+        index_server.url,
+    )
+    assert result.exit_code == 0, result.stderr
+    with tarfile.open(bundle) as tar:
+        names = tar.getnames()
+        info = json.load(tar.extractfile(INFO_NAME))  # type: ignore[arg-type]
+    assert f"installers/{pip_wheel.name}" in names
+    assert "installers/uv-0.9.0-py3-none-any.whl" in names
+    assert info["installers"] == [pip_wheel.name, "uv-0.9.0-py3-none-any.whl"]
+
+    far = tmp_path / "far"
+    far.mkdir()
+    with tarfile.open(bundle) as tar:
+        tar.extractall(far, filter="data")
+    python = make_venv("bare", with_pip=False)  # a Python with no pip at all
+    site = tmp_path / "site"
+    proc = subprocess.run(
+        offline(
+            [
+                python,
+                f"installers/{pip_wheel.name}/pip",
+                "install",
+                "--no-index",
+                "--find-links",
+                "wheelhouse",
+                *hashed_requirements(Path("wheelhouse")),
+                "--target",
+                site,
+            ]
+        ),
+        cwd=far,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in site.iterdir() if not p.name.endswith("-info")) == [
+        "app",
+        "big",
+        "common",
+    ]
+
+
+def test_installer_needs_with_installer(tmp_path: Path, house: Path, cli: Cli) -> None:
+    result = cli("pack", house, "-o", tmp_path / "b.tar", "--installer", "uv")
+    assert result.exit_code == ExitCode.USAGE
+    assert error_lines(result.stderr) == ["error: --installer needs --with-installer"]
+
+
+def test_gzip_bundle_is_plain_gzip(tmp_path: Path, house: Path) -> None:
+    bundle = tmp_path / "b.tar.gz"
+    pack(house, bundle)
+    with gzip.open(bundle) as stream, tarfile.open(fileobj=stream) as tar:
+        assert tar.getnames()[0] == INFO_NAME
