@@ -6,6 +6,9 @@ Cases (each run ``--rounds`` times, wheelhouse and the baseline alternating whic
 - no-op rebuild: a second ``wheelhouse build`` of the same DIR vs a warm second ``pip download``;
 - install: ``wheelhouse install`` (pip, then ``--installer uv``) vs the same pip or uv command
   typed by hand, each into a fresh venv.
+- ``--bundle``: ``wheelhouse pack`` (.tar, .tar.gz, .tar.zst) vs ``tar -c`` of the same wheelhouse
+  and ``wheelhouse unpack`` vs ``tar -x`` of the same bundle; and the size of a ``pack --since``
+  update after two pins move, against the full bundle.
 
 The online cases use this machine's real pip configuration, as users run it (only the caches are
 pointed at fresh temporary directories). ``--scale N`` times ``wheelhouse build`` of a generated
@@ -53,6 +56,10 @@ TARGET_COLD_PINNED = 0.33
 TARGET_COLD_SDISTS = 0.6
 TARGET_NOOP = 0.3
 TARGET_INSTALL = 1.05
+# Issue 13 (bundles): pack and unpack within 2x of tar; an update after two pins move < 10%.
+TARGET_BUNDLE = 2.0
+TARGET_UPDATE_SIZE = 0.10
+BUMPED = ("certifi", "idna")
 
 WHEELHOUSE = [sys.executable, "-m", "wheelhouse"]
 PIP = [sys.executable, "-m", "pip"]
@@ -636,6 +643,167 @@ def machine() -> dict[str, Any]:
     }
 
 
+# -- bundles --------------------------------------------------------------------------------------
+
+
+def _lowered(requirements: Path, names: Sequence[str], scratch: Scratch) -> Path:
+    """``requirements`` with the pins of ``names`` moved below their version (an older week)."""
+    lines = []
+    for line in requirements.read_text().splitlines():
+        name, sep, version = line.partition("==")
+        lines.append(f"{name}<{version}" if sep and name.strip().lower() in names else line)
+    path = scratch.new("older-requirements") / "requirements.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _build(requirements: Path, out: Path, work: Path) -> None:
+    run = timed([*WHEELHOUSE, "build", "-r", str(requirements), "-o", str(out)], dict(os.environ))
+    if not (out / "wheelhouse.json").is_file():
+        raise BenchError(f"wheelhouse build of {requirements} failed:\n{_tail(run)}")
+    del work
+
+
+def timed_cpu(argv: Sequence[str], env: Mapping[str, str]) -> tuple[Run, float]:
+    """``timed``, and the CPU time (user + sys) the command and its children used."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run = timed(argv, env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return run, used
+
+
+def bench_bundles(
+    requirements: Path, house: Path | None, rounds: int, scratch: Scratch, log: Any
+) -> tuple[list[Case], dict[str, Any]]:
+    """pack/unpack vs tar on the same wheelhouse; the size of an update after two pins move."""
+    if house is None:
+        house = scratch.new("bundle-house") / "wheelhouse"
+        log(f"  building the wheelhouse of {requirements.name}")
+        _build(requirements, house, house.parent)
+    env = dict(os.environ)
+    cases = []
+    # The machine is shared: wall time mostly measures the other engineers' load. The CPU time
+    # (user + sys) each command used is recorded beside it, as its own case.
+    flags = {".tar": [], ".tar.gz": ["-z"], ".tar.zst": ["--zstd"]}
+    for suffix, flag in flags.items():
+        cpu = {
+            key: Case(f"{key} {suffix} (cpu)", requirements.name, ours_cmd, tar_cmd, TARGET_BUNDLE)
+            for key, ours_cmd, tar_cmd in (
+                ("pack", f"wheelhouse pack DIR -o B{suffix}", f"tar -c{suffix}"),
+                ("unpack", f"wheelhouse unpack B{suffix} -o OUT", f"tar -x{suffix}"),
+            )
+        }
+        pack_case = Case(
+            f"pack {suffix}",
+            requirements.name,
+            f"wheelhouse pack DIR -o B{suffix}",
+            f"tar {' '.join(flag)} -cf B{suffix} -C DIR .".replace("  ", " "),
+            TARGET_BUNDLE,
+        )
+        unpack_case = Case(
+            f"unpack {suffix}",
+            requirements.name,
+            f"wheelhouse unpack B{suffix} -o OUT",
+            f"tar {' '.join(flag)} -xf B{suffix} -C OUT".replace("  ", " "),
+            TARGET_BUNDLE,
+        )
+        bundles: dict[str, Path] = {}
+
+        def ours(
+            r: int,
+            case: Case = pack_case,
+            suffix: str = suffix,
+            bundles: dict[str, Path] = bundles,
+            cpu: dict[str, Case] = cpu,
+        ) -> None:
+            work = scratch.new("pack-wh")
+            bundle = work / f"b{suffix}"
+            run, used = timed_cpu([*WHEELHOUSE, "pack", str(house), "-o", str(bundle)], env)
+            cpu["pack"].wheelhouse.append(used)
+            if not bundle.is_file():
+                raise BenchError(f"wheelhouse pack failed:\n{_tail(run)}")
+            bundles["ours"] = bundle
+            case.wheelhouse.append(run.seconds)
+            log(f"  round {r + 1}: wheelhouse pack {suffix:<8} {run.seconds:6.2f} s")
+
+        def theirs(
+            r: int,
+            case: Case = pack_case,
+            suffix: str = suffix,
+            flag: list[str] = flag,
+            bundles: dict[str, Path] = bundles,
+            cpu: dict[str, Case] = cpu,
+        ) -> None:
+            work = scratch.new("pack-tar")
+            bundle = work / f"b{suffix}"
+            run, used = timed_cpu(["tar", *flag, "-cf", str(bundle), "-C", str(house), "."], env)
+            cpu["pack"].baseline.append(used)
+            bundles["tar"] = bundle
+            case.baseline.append(run.seconds)
+            log(f"  round {r + 1}: tar -c {suffix:<8}          {run.seconds:6.2f} s")
+
+        alternate(rounds, ours, theirs)
+
+        def ours_x(
+            r: int,
+            case: Case = unpack_case,
+            suffix: str = suffix,
+            bundles: dict[str, Path] = bundles,
+            cpu: dict[str, Case] = cpu,
+        ) -> None:
+            out = scratch.new("unpack-wh") / "wheelhouse"
+            run, used = timed_cpu(
+                [*WHEELHOUSE, "unpack", str(bundles["ours"]), "-o", str(out)], env
+            )
+            cpu["unpack"].wheelhouse.append(used)
+            if not (out / "wheelhouse.json").is_file():
+                raise BenchError(f"wheelhouse unpack failed:\n{_tail(run)}")
+            case.wheelhouse.append(run.seconds)
+            log(f"  round {r + 1}: wheelhouse unpack {suffix:<8} {run.seconds:6.2f} s")
+
+        def theirs_x(
+            r: int,
+            case: Case = unpack_case,
+            suffix: str = suffix,
+            flag: list[str] = flag,
+            bundles: dict[str, Path] = bundles,
+            cpu: dict[str, Case] = cpu,
+        ) -> None:
+            out = scratch.new("unpack-tar")
+            run, used = timed_cpu(["tar", *flag, "-xf", str(bundles["tar"]), "-C", str(out)], env)
+            cpu["unpack"].baseline.append(used)
+            case.baseline.append(run.seconds)
+            log(f"  round {r + 1}: tar -x {suffix:<8}          {run.seconds:6.2f} s")
+
+        alternate(rounds, ours_x, theirs_x)
+        cases += [pack_case, unpack_case, cpu["pack"], cpu["unpack"]]
+
+    log(f"  building the same wheelhouse with {' and '.join(BUMPED)} one release older")
+    older = scratch.new("older-house") / "wheelhouse"
+    _build(_lowered(requirements, BUMPED, scratch), older, older.parent)
+    work = scratch.new("update")
+    full, update = work / "full.tar.gz", work / "update.tar.gz"
+    for argv in (
+        [*WHEELHOUSE, "pack", str(house), "-o", str(full)],
+        [*WHEELHOUSE, "pack", str(house), "-o", str(update), "--since", str(older)],
+    ):
+        run = timed(argv, env)
+        if run.lines and "error:" in run.lines[-1][1]:
+            raise BenchError(f"wheelhouse pack failed:\n{_tail(run)}")
+    sizes = {
+        "bumped": list(BUMPED),
+        "full_bytes": full.stat().st_size,
+        "update_bytes": update.stat().st_size,
+        "ratio": update.stat().st_size / full.stat().st_size,
+        "target": TARGET_UPDATE_SIZE,
+    }
+    sizes["status"] = "PASS" if sizes["ratio"] < TARGET_UPDATE_SIZE else "MISS"
+    return cases, sizes
+
+
 def print_cases(cases: Sequence[Case]) -> None:
     head = f"{'case':<16} {'input':<16} {'wheelhouse':>10} {'baseline':>9} {'ratio':>6}  target"
     print(head)
@@ -728,6 +896,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-install", action="store_true", help="skip the install cases (builds only)"
     )
+    parser.add_argument(
+        "--bundle",
+        action="store_true",
+        help="only the bundle cases: pack/unpack vs tar, and the size of a --since update",
+    )
+    parser.add_argument(
+        "--bundle-house",
+        type=Path,
+        metavar="DIR",
+        help="with --bundle: use this wheelhouse of the first --input instead of building it",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -743,6 +922,20 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.scale:
                 result["scale"] = bench_scale(args.scale, args.rounds, scratch, log)
+            elif args.bundle:
+                requirements = (args.input or DEFAULT_INPUTS)[0].resolve()
+                log(f"{requirements.name}: bundles ({args.rounds} rounds, alternating)")
+                cases, sizes = bench_bundles(
+                    requirements, args.bundle_house, args.rounds, scratch, log
+                )
+                print_cases(cases)
+                print(
+                    f"update after moving {', '.join(sizes['bumped'])}: "
+                    f"{sizes['update_bytes']} of {sizes['full_bytes']} bytes "
+                    f"({sizes['ratio']:.1%}, target < {TARGET_UPDATE_SIZE:.0%}) {sizes['status']}"
+                )
+                result["cases"] = [c.as_json() for c in cases]
+                result["update_size"] = sizes
             else:
                 result["cases"] = run_cases(args, scratch, log)
         except BenchError as exc:

@@ -34,7 +34,7 @@ from wheelhouse.errors import (
 from wheelhouse.house.directory import check_output_dir, generated_names, locked, publish
 from wheelhouse.house.export import requirements_filename
 from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
-from wheelhouse.house.sbom import FORMATS, SbomFormat, render_sbom
+from wheelhouse.house.sbom import FORMATS, SbomFormat, components, render_sbom
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -204,8 +204,9 @@ def pack(
     members.append(_Member(f"{HOUSE_DIR}/{MANIFEST_NAME}", data, len(data), None))
     for name, path in extra:
         members.append(_Member(f"{INSTALLERS_DIR}/{name}", path, path.stat().st_size, None))
+    found = components(directory, manifest)
     for fmt in FORMATS:
-        document = render_sbom(directory, manifest, fmt)
+        document = render_sbom(directory, manifest, fmt, found)
         members.append(_Member(SBOM_NAMES[fmt], document, len(document), None))
     installers = sorted(name for name, _ in extra)
     install_text = _install_text(manifest, installers, base is not None).encode("utf-8")
@@ -763,6 +764,7 @@ def _check_member(bundle: Path, member: tarfile.TarInfo, scratch: Path, seen: se
 def _extract(bundle: Path, scratch: Path) -> dict[str, Any]:
     """Stream every member into ``scratch``, checking each against ``SHA256SUMS`` as it comes."""
     seen: set[str] = set()
+    made: set[Path] = set()
     sums: dict[str, str] | None = None
     info_bytes = b""
     try:
@@ -794,7 +796,9 @@ def _extract(bundle: Path, scratch: Path) -> dict[str, Any]:
                 if member.name not in sums:
                     raise _unsafe(bundle, member, f"which {SUMS_NAME} does not list")
                 target = scratch / member.name
-                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.parent not in made:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent)
                 digest = hashlib.sha256()
                 with target.open("wb") as sink:
                     while chunk := handle.read(_CHUNK):

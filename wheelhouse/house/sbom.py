@@ -18,7 +18,7 @@ from typing import Any, Literal
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from wheelhouse import __version__
-from wheelhouse._base.wheels import read_wheel_metadata
+from wheelhouse._base.wheels import metadata_member
 from wheelhouse.errors import UsageError
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, FileRecord, Manifest
 
@@ -161,21 +161,30 @@ def _read_dist(path: Path, record: FileRecord) -> tuple[Message | None, tuple[Em
     import hashlib
 
     try:
-        if record.kind == "wheel":
-            name, version, _, _ = parse_wheel_filename(record.filename)
-            raw = read_wheel_metadata(path, name, version)
-            embedded: list[EmbeddedSbom] = []
-            with zipfile.ZipFile(path) as archive:
-                for member in archive.namelist():
-                    top, _, rest = member.partition("/")
-                    if top.endswith(".dist-info") and rest.startswith("sboms/") and rest[6:]:
-                        digest = hashlib.sha256(archive.read(member)).hexdigest()
-                        embedded.append(EmbeddedSbom(member, digest))
-            parsed = BytesHeaderParser().parsebytes(raw) if raw is not None else None
-            return parsed, tuple(sorted(embedded, key=lambda e: e.path))
-        return _sdist_metadata(path, record), ()
+        if record.kind != "wheel":
+            return _sdist_metadata(path, record), ()
+        name, version, _, _ = parse_wheel_filename(record.filename)
+        embedded: list[EmbeddedSbom] = []
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            member = metadata_member(names, name, version)
+            raw = archive.read(member) if member is not None else None
+            for entry in names:
+                top, _, rest = entry.partition("/")
+                if top.endswith(".dist-info") and rest.startswith("sboms/") and rest[6:]:
+                    digest = hashlib.sha256(archive.read(entry)).hexdigest()
+                    embedded.append(EmbeddedSbom(entry, digest))
+        return _headers(raw) if raw is not None else None, tuple(
+            sorted(embedded, key=lambda e: e.path)
+        )
     except (OSError, zipfile.BadZipFile, tarfile.TarError, ValueError):
         return None, ()
+
+
+def _headers(raw: bytes) -> Message:
+    # Only the headers matter here: the body (the long description) can be most of the bytes.
+    head, _, _ = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    return BytesHeaderParser().parsebytes(head + b"\n")
 
 
 def _sdist_metadata(path: Path, record: FileRecord) -> Message | None:
@@ -187,7 +196,7 @@ def _sdist_metadata(path: Path, record: FileRecord) -> Message | None:
             if len(parts) == 2 and parts[1] == "PKG-INFO" and member.isfile():
                 handle = archive.extractfile(member)
                 if handle is not None:
-                    return BytesHeaderParser().parsebytes(handle.read())
+                    return _headers(handle.read())
     return None
 
 
@@ -205,12 +214,17 @@ def _document_id(manifest: Manifest) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, manifest.to_json())
 
 
-def render_sbom(directory: Path, manifest: Manifest, fmt: str) -> bytes:
-    """The SBOM of the wheelhouse in ``directory``, as JSON bytes (the same for the same house)."""
+def render_sbom(
+    directory: Path, manifest: Manifest, fmt: str, found: list[Component] | None = None
+) -> bytes:
+    """The SBOM of the wheelhouse in ``directory``, as JSON bytes (the same for the same house).
+
+    ``found`` is ``components(directory, manifest)`` when the caller renders several formats.
+    """
     if fmt == "cyclonedx-json":
-        return _cyclonedx(directory, manifest, components(directory, manifest))
+        return _cyclonedx(manifest, found or components(directory, manifest))
     if fmt == "spdx-json":
-        return _spdx(manifest, components(directory, manifest))
+        return _spdx(manifest, found or components(directory, manifest))
     raise UsageError(
         f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}",
         hint="cyclonedx-json is CycloneDX 1.6, spdx-json is SPDX 2.3",
@@ -220,7 +234,7 @@ def render_sbom(directory: Path, manifest: Manifest, fmt: str) -> bytes:
 # -- CycloneDX -----------------------------------------------------------------------------
 
 
-def _cyclonedx(directory: Path, manifest: Manifest, found: list[Component]) -> bytes:
+def _cyclonedx(manifest: Manifest, found: list[Component]) -> bytes:
     from cyclonedx.contrib.license.factories import LicenseFactory
     from cyclonedx.model import (
         ExternalReference,
@@ -334,7 +348,6 @@ def _cyclonedx(directory: Path, manifest: Manifest, found: list[Component]) -> b
     )
     # The wheelhouse ships every component; which ones a target installs is in the properties.
     bom.register_dependency(root, items)
-    del directory
     return (JsonV1Dot6(bom).output_as_string(indent=2) + "\n").encode("utf-8")
 
 
