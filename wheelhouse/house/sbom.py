@@ -235,7 +235,6 @@ def render_sbom(
 
 
 def _cyclonedx(manifest: Manifest, found: list[Component]) -> bytes:
-    from cyclonedx.contrib.license.factories import LicenseFactory
     from cyclonedx.model import (
         ExternalReference,
         ExternalReferenceType,
@@ -247,17 +246,24 @@ def _cyclonedx(manifest: Manifest, found: list[Component]) -> bytes:
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component as CdxComponent
     from cyclonedx.model.component import ComponentScope, ComponentType, Pedigree
-    from cyclonedx.model.license import DisjunctiveLicense, License
+    from cyclonedx.model.license import DisjunctiveLicense, License, LicenseExpression
     from cyclonedx.output.json import JsonV1Dot6
     from packageurl import PackageURL
 
-    factory = LicenseFactory()
     items = []
     for component in found:
         record = component.record
         licences: list[License] = []
-        if component.licence.expression:
-            licences.append(factory.make_from_string(component.licence.expression))
+        expression = component.licence.expression
+        # One SPDX id is a `license.id`; an expression, or a LicenseRef, is an `expression`.
+        if (
+            expression
+            and re.fullmatch(r"[A-Za-z0-9.+-]+", expression)
+            and not expression.startswith(("LicenseRef-", "DocumentRef-"))
+        ):
+            licences.append(DisjunctiveLicense(id=expression))
+        elif expression:
+            licences.append(LicenseExpression(expression))
         else:
             licences += [DisjunctiveLicense(name=name) for name in component.licence.names]
         properties = [
