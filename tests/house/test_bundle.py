@@ -669,3 +669,31 @@ def test_gzip_bundle_is_plain_gzip(tmp_path: Path, house: Path) -> None:
     pack(house, bundle)
     with gzip.open(bundle) as stream, tarfile.open(fileobj=stream) as tar:
         assert tar.getnames()[0] == INFO_NAME
+
+
+def test_unpack_finds_the_volumes_from_the_bundle_name(tmp_path: Path, house: Path) -> None:
+    bundle = tmp_path / "house.tar.gz"
+    result = pack(house, bundle, split=2048)
+    assert not bundle.exists()
+    assert result.volumes[0].path == tmp_path / "house.tar.gz.001"
+    unpacked = unpack(bundle, tmp_path / "out")
+    assert unpacked.manifest == read_manifest(house)
+
+
+def test_pack_refuses_to_write_into_its_own_wheelhouse(house: Path, cli: Cli) -> None:
+    result = cli("pack", house, "-o", house / "b.tar")
+    assert result.exit_code == ExitCode.USAGE
+    assert error_lines(result.stderr) == [
+        f"error: the bundle {str(house / 'b.tar')!r} would be written into the wheelhouse it packs"
+    ]
+    assert not (house / "b.tar").exists()
+
+
+def test_a_file_that_is_not_a_tar_is_refused(tmp_path: Path, cli: Cli) -> None:
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"this is not a tar archive\n" * 40)
+    result = cli("unpack", junk, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.INTEGRITY
+    [line] = error_lines(result.stderr)
+    assert line.startswith(f"error: the bundle {str(junk)!r} is damaged (")
+    assert not (tmp_path / "out").exists()

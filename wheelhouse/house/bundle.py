@@ -184,6 +184,11 @@ def pack(
     """
     compression = compression_of(output)
     manifest = _read_house(directory)
+    if output.absolute().parent == directory.absolute():
+        raise UsageError(
+            f"the bundle {str(output)!r} would be written into the wheelhouse it packs",
+            hint="write it beside the wheelhouse, e.g. -o wheelhouse.tar.gz",
+        )
     base: Manifest | None = None
     if since is not None:
         base = base_of(since)
@@ -203,7 +208,8 @@ def pack(
     data = manifest.to_json().encode("utf-8")
     members.append(_Member(f"{HOUSE_DIR}/{MANIFEST_NAME}", data, len(data), None))
     for name, path in extra:
-        members.append(_Member(f"{INSTALLERS_DIR}/{name}", path, path.stat().st_size, None))
+        digest, size = sha256_file(path)  # then checked again as it is streamed
+        members.append(_Member(f"{INSTALLERS_DIR}/{name}", path, size, digest))
     found = components(directory, manifest)
     for fmt in FORMATS:
         document = render_sbom(directory, manifest, fmt, found)
@@ -293,11 +299,9 @@ def _sums_text(members: Sequence[_Member]) -> bytes:
     lines = []
     for member in members:
         digest = member.sha256
-        if digest is None and isinstance(member.source, bytes):
+        if digest is None:
+            assert isinstance(member.source, bytes)
             digest = hashlib.sha256(member.source).hexdigest()
-        elif digest is None:
-            assert isinstance(member.source, Path)
-            digest = sha256_file(member.source)[0]
         lines.append(f"{digest}  {member.name}\n")
     return "".join(lines).encode("utf-8")
 
@@ -711,9 +715,29 @@ def unpack(
     # Everything the bundle alone can tell is checked before anything is written beside ``out``
     # (not even the lock file): a refused bundle leaves no trace.
     parent = next((p for p in (out.parent, *out.parent.parents) if p.is_dir()), Path("/"))
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.unpack-", dir=parent))
     try:
-        info = _extract(bundle, scratch)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.unpack-", dir=parent))
+    except OSError as exc:
+        raise OutputDirError(
+            f"cannot write beside {str(out)!r}: {exc.strerror}",
+            path=out,
+            hint="choose a writable location with -o",
+        ) from exc
+    try:
+        try:
+            info = _extract(bundle, scratch)
+        except OSError as exc:
+            # Reading the bundle, or writing the scratch copy (a full disk): say which.
+            if exc.filename and str(exc.filename).startswith(str(scratch)):
+                raise OutputDirError(
+                    f"cannot write beside {str(out)!r}: {exc.strerror}; nothing was written",
+                    path=out,
+                    hint="make room there (the bundle is unpacked beside its target first)",
+                ) from exc
+            raise InvalidBundleError(
+                f"cannot read the bundle {str(bundle)!r}: {exc.strerror or exc}",
+                hint="check the path and the file's permissions",
+            ) from exc
         house = scratch / HOUSE_DIR
         manifest = _bundled_manifest(bundle, info, house)
         if info["kind"] == "full":
@@ -800,10 +824,11 @@ def _extract(bundle: Path, scratch: Path) -> dict[str, Any]:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     made.add(target.parent)
                 digest = hashlib.sha256()
-                with target.open("wb") as sink:
+                sink = _open_scratch(target)
+                with sink:
                     while chunk := handle.read(_CHUNK):
                         digest.update(chunk)
-                        sink.write(chunk)
+                        _write_scratch(sink, chunk, target)
                 _check_digest(bundle, member.name, digest, sums)
             # A stream cut at a member's end reads as a tar without its end-of-archive block:
             # tarfile stops quietly, so ask whether that block was there.
@@ -841,6 +866,21 @@ def _extract(bundle: Path, scratch: Path) -> dict[str, Any]:
             hint="make bundles with 'wheelhouse pack'",
         )
     return dict(info)
+
+
+def _open_scratch(target: Path) -> IO[bytes]:
+    try:
+        return target.open("wb")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
+
+
+def _write_scratch(sink: IO[bytes], chunk: bytes, target: Path) -> None:
+    # A write error names no file: name the scratch copy, so unpack blames the right side.
+    try:
+        sink.write(chunk)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
 
 
 def _parse_sums(bundle: Path, data: bytes) -> dict[str, str]:
