@@ -625,10 +625,12 @@ def test_with_installer_bundles_pip_that_installs_on_a_machine_with_only_python(
     assert "installers/uv-0.9.0-py3-none-any.whl" in names
     assert info["installers"] == [pip_wheel.name, "uv-0.9.0-py3-none-any.whl"]
 
+    # The far side: no network, no wheelhouse, only tar, sha256sum and a Python without pip.
     far = tmp_path / "far"
     far.mkdir()
-    with tarfile.open(bundle) as tar:
-        tar.extractall(far, filter="data")
+    for argv in (["tar", "-xzf", bundle], ["sha256sum", "--quiet", "-c", SUMS_NAME]):
+        done = subprocess.run(offline(argv), cwd=far, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
     python = make_venv("bare", with_pip=False)  # a Python with no pip at all
     site = tmp_path / "site"
     proc = subprocess.run(
