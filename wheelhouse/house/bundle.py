@@ -968,18 +968,22 @@ def _apply(
         _verified(bundle, house, kind)
     recorded = {r.filename for r in manifest.files}
 
-    def copy_generated(staging: Path, _: Manifest) -> None:
-        for root, _dirs, files in os.walk(house):
-            for leaf in files:
-                source = Path(root) / leaf
-                relative = source.relative_to(house)
-                if relative.as_posix() in recorded or relative.as_posix() == MANIFEST_NAME:
-                    continue
-                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-                _link_or_copy(source, staging / relative)
+    def move_generated(staging: Path, _: Manifest) -> None:
+        # The index, locks and metadata files were checked in the scratch copy: move them over
+        # whole (one rename for all of simple/), rather than file by file.
+        for entry in house.iterdir():
+            if entry.name in recorded or entry.name == MANIFEST_NAME:
+                continue
+            try:
+                os.rename(entry, staging / entry.name)
+            except OSError:  # another file system
+                if entry.is_dir():
+                    shutil.copytree(entry, staging / entry.name)
+                else:
+                    shutil.copyfile(entry, staging / entry.name)
 
     sources = {r.filename: house / r.filename for r in manifest.files}
-    publish(out, manifest, sources, writers=[copy_generated], link=True)
+    publish(out, manifest, sources, writers=[move_generated], link=True)
     return UnpackResult(
         directory=out,
         manifest=manifest,
