@@ -247,7 +247,9 @@ def test_round_trip_offline_then_plain_pip_and_uv_install(
         check=False,
     )
     assert pip.returncode == 0, pip.stdout + pip.stderr
-    uv = pytest.importorskip("uv").find_uv_bin()
+    from uv import find_uv_bin  # a test dependency: missing, the test fails
+
+    uv = find_uv_bin()
     python_uv = make_venv("uv-venv", with_pip=False)
     installed = subprocess.run(
         offline(
