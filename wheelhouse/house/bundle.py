@@ -500,7 +500,8 @@ def _compressor(sink: _Sink, compression: Compression) -> Iterator[IO[bytes]]:
     else:
         zstandard = _zstandard()
         # Single-threaded: zstd's output differs between its one- and multi-threaded modes.
-        compressor = zstandard.ZstdCompressor(level=3)
+        # With the frame checksum, as the zstd tool writes it, so `zstd -t` can check a copy.
+        compressor = zstandard.ZstdCompressor(level=3, write_checksum=True)
         with compressor.stream_writer(sink, closefd=False) as writer:
             yield writer
 
