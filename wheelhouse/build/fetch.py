@@ -127,6 +127,10 @@ class _Fetcher:
         for attempt in range(_ATTEMPTS):
             try:
                 return self._http_get(pin, partial)
+            except urllib3.exceptions.SSLError as exc:
+                # Before HTTPError, of which urllib3's SSLError is a subclass: pip may trust
+                # what our client does not (its own store, truststore).
+                return self._via_pip(pin, partial, why=str(exc))
             except (urllib3.exceptions.HTTPError, OSError, _RetryableStatus) as exc:
                 last = exc
                 logger.warning(
@@ -134,8 +138,6 @@ class _Fetcher:
                 )
                 if attempt + 1 < _ATTEMPTS:
                     time.sleep(0.2 * 2**attempt)
-            except urllib3.exceptions.SSLError as exc:
-                return self._via_pip(pin, partial, why=str(exc))
             except _FinalStatus as exc:
                 if exc.status in _PIP_MAY_DO_BETTER:
                     return self._via_pip(pin, partial, why=f"HTTP {exc.status}")
