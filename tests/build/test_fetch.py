@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import urllib3
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 import wheelhouse.build.fetch as fetch_module
@@ -80,9 +81,9 @@ def test_fetches_every_pin_in_parallel_into_the_cache(
     barrier = threading.Barrier(len(pins), timeout=2)
 
     class GatedClient(HttpClient):
-        def get(self, url: str):  # type: ignore[no-untyped-def]
+        def get(self, url: str, **kwargs):  # type: ignore[no-untyped-def]
             barrier.wait()
-            return super().get(url)
+            return super().get(url, **kwargs)
 
     monkeypatch.setattr(fetch_module, "HttpClient", GatedClient)
     progress: Counter[str] = Counter()
@@ -277,9 +278,9 @@ def test_server_error_is_retried(
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record fetch's back-off sleeps instead of sleeping."""
+    """Record the retry policy's back-off sleeps (urllib3's Retry) instead of sleeping."""
     recorded: list[float] = []
-    monkeypatch.setattr(fetch_module.time, "sleep", recorded.append)
+    monkeypatch.setattr(urllib3.util.retry.time, "sleep", recorded.append)
     return recorded
 
 
@@ -312,7 +313,9 @@ def test_no_back_off_after_the_last_attempt(
             allowed={},
             jobs=1,
         )
-    assert len(sleeps) == 2
+    # urllib3's Retry: no wait before the first retry, 0.25 * 2 s before the second, none after
+    # the last attempt.
+    assert sleeps == [0.5]
 
 
 def test_not_found_is_not_retried(

@@ -11,8 +11,52 @@ from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import urllib3
+from urllib3.util import Retry
 
-__all__ = ["HttpClient", "strip_credentials"]
+__all__ = ["HttpClient", "retry_policy", "strip_credentials"]
+
+# What a busy index or a CDN answers when it wants the client to come back later.
+_RETRY_STATUSES = frozenset({429, *range(500, 600)})
+# A longer Retry-After is cut to this: a build waits, but not for as long as a server may ask.
+_MAX_RETRY_AFTER = 30.0
+_MAX_REDIRECTS = 10
+_DEFAULT_RETRIES = 2  # three attempts in all
+
+
+class _Retry(Retry):
+    """urllib3's Retry with the server's Retry-After bounded, so a build never hangs on it."""
+
+    def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
+        after = super().get_retry_after(response)
+        return None if after is None else min(after, _MAX_RETRY_AFTER)
+
+
+def retry_policy(pip_config: Mapping[str, str]) -> Retry:
+    """How a GET is retried: pip's ``retries`` count (ours by default) for refused or dropped
+    connections, cut-off responses and 429/5xx answers (honouring Retry-After, bounded), with
+    a bounded exponential back-off; redirects followed (at most ten); never a TLS failure.
+
+    After the last attempt the last 429/5xx response is returned, not raised, so callers word
+    the status themselves.
+    """
+    try:
+        count = max(0, int(pip_config.get("retries") or _DEFAULT_RETRIES))
+    except ValueError:
+        count = _DEFAULT_RETRIES
+    return _Retry(
+        total=None,
+        connect=count,
+        read=count,
+        status=count,
+        # TLS and other failures do not heal by asking again.
+        other=0,
+        redirect=_MAX_REDIRECTS,
+        status_forcelist=_RETRY_STATUSES,
+        backoff_factor=0.25,
+        backoff_max=4.0,
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
 
 
 def strip_credentials(url: str) -> str:
@@ -31,14 +75,20 @@ class HttpClient:
         self._context = _ssl_context(pip_config)
         self._credentials = _index_credentials(pip_config)
         self._pool_size = pool_size
+        self.retries = retry_policy(pip_config)
         self._direct = urllib3.PoolManager(
-            num_pools=16, maxsize=pool_size, ssl_context=self._context, retries=False
+            num_pools=16, maxsize=pool_size, ssl_context=self._context, retries=self.retries
         )
         self._proxies: dict[str, urllib3.ProxyManager] = {}
         self._proxy_option = pip_config.get("proxy")
 
-    def get(self, url: str) -> urllib3.BaseHTTPResponse:
-        """Start a streamed GET of ``url``; the caller reads and releases the response."""
+    def get(self, url: str, *, retries: Retry | None = None) -> urllib3.BaseHTTPResponse:
+        """Start a streamed GET of ``url``; the caller reads and releases the response.
+
+        Redirects are followed and failures retried by ``retries`` (default: ``self.retries``);
+        exhausted retries raise ``urllib3.exceptions.MaxRetryError`` with the last failure as
+        its ``reason``. Credentials are dropped on a redirect to another host.
+        """
         headers = urllib3.make_headers(accept_encoding=False)
         auth = self._auth_for(url)
         if auth:
@@ -51,6 +101,7 @@ class HttpClient:
             preload_content=False,
             timeout=self._timeout,
             redirect=True,
+            retries=self.retries if retries is None else retries,
         )
 
     def _manager_for(self, url: str) -> urllib3.PoolManager:
@@ -71,7 +122,7 @@ class HttpClient:
                 proxy_headers=headers,
                 maxsize=self._pool_size,
                 ssl_context=self._context,
-                retries=False,
+                retries=self.retries,
             )
         return self._proxies[proxy]
 

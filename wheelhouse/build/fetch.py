@@ -7,7 +7,6 @@ import logging
 import re
 import shutil
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +30,6 @@ __all__ = ["Fetched", "Fetcher", "fetch_all"]
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
-_ATTEMPTS = 3
 
 Progress = Callable[[Pin, int], None]
 
@@ -123,44 +121,54 @@ class _Fetcher:
         scheme = urlsplit(pin.url).scheme
         if scheme == "file":
             return self._copy_local(pin, partial)
-        last: Exception | None = None
-        for attempt in range(_ATTEMPTS):
-            try:
-                return self._http_get(pin, partial)
-            except urllib3.exceptions.SSLError as exc:
-                # Before HTTPError, of which urllib3's SSLError is a subclass: pip may trust
-                # what our client does not (its own store, truststore).
-                return self._via_pip(pin, partial, why=str(exc))
-            except (urllib3.exceptions.HTTPError, OSError, _RetryableStatus) as exc:
-                last = exc
-                logger.warning(
-                    "fetching %s failed (%s); attempt %d", pin.filename, exc, attempt + 1
-                )
-                if attempt + 1 < _ATTEMPTS:
-                    time.sleep(0.2 * 2**attempt)
-            except _FinalStatus as exc:
-                if exc.status in _PIP_MAY_DO_BETTER:
-                    return self._via_pip(pin, partial, why=f"HTTP {exc.status}")
-                last = exc
-                break
+        failure: Exception
+        try:
+            return self._http_get(pin, partial)
+        except urllib3.exceptions.MaxRetryError as exc:
+            if isinstance(exc.reason, urllib3.exceptions.SSLError):
+                return self._via_pip(pin, partial, why=str(exc.reason))
+            failure = exc.reason or exc
+        except urllib3.exceptions.SSLError as exc:
+            # Before HTTPError, of which urllib3's SSLError is a subclass: pip may trust
+            # what our client does not (its own store, truststore).
+            return self._via_pip(pin, partial, why=str(exc))
+        except _FinalStatus as exc:
+            if exc.status in _PIP_MAY_DO_BETTER:
+                return self._via_pip(pin, partial, why=f"HTTP {exc.status}")
+            failure = exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            failure = exc
         raise FetchError(
-            f"cannot download {strip_credentials(pin.url)}: {last}",
+            f"cannot download {strip_credentials(pin.url)}: {failure}",
             url=strip_credentials(pin.url),
             hint="check the network and the index's credentials, proxy and certificates",
-        ) from last
+        ) from failure
 
     def _http_get(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
-        response = self.client.get(pin.url)
-        try:
-            if response.status != 200:
-                response.drain_conn()  # or its socket is never closed
-            if response.status >= 500 or response.status == 429:
-                raise _RetryableStatus(f"HTTP {response.status}")
-            if response.status != 200:
-                raise _FinalStatus(response.status)
-            return _write(response.stream(_CHUNK), partial, pin, self.progress)
-        finally:
-            response.release_conn()
+        """GET ``pin.url`` into ``partial``; redirects and retries follow the client's policy.
+
+        urllib3 retries a request, not a body it has already handed over: a body cut short
+        is counted against the same policy and asked for again.
+        """
+        retries = self.client.retries
+        while True:
+            response = self.client.get(pin.url, retries=retries)
+            try:
+                if response.status != 200:
+                    response.drain_conn()  # or its socket is never closed
+                    raise _FinalStatus(response.status)
+                try:
+                    return _write(response.stream(_CHUNK), partial, pin, self.progress)
+                except (
+                    urllib3.exceptions.ProtocolError,
+                    urllib3.exceptions.ReadTimeoutError,
+                ) as exc:
+                    used = response.retries or retries
+                    retries = used.increment("GET", strip_credentials(pin.url), error=exc)
+                    logger.warning("fetching %s was cut short (%s); again", pin.filename, exc)
+            finally:
+                response.release_conn()
+            retries.sleep()
 
     def _via_pip(self, pin: Pin, partial: Path, *, why: str) -> tuple[Sha256, int]:
         """Let pip fetch what our client could not: pip may know an authentication (keyring)
@@ -206,10 +214,6 @@ def _mismatch(pin: Pin, digest: Sha256) -> HashMismatchError:
         hint="the file or the index is corrupt or was tampered with; nothing was "
         "written: retry later or report it to the index's operator",
     )
-
-
-class _RetryableStatus(Exception):
-    pass
 
 
 class _FinalStatus(Exception):
