@@ -115,7 +115,7 @@ class HttpClient:
             parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
             headers = None
             if parts.username is not None:
-                auth = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+                auth = _userinfo(parts.username, parts.password)
                 headers = urllib3.make_headers(proxy_basic_auth=auth)
             self._proxies[proxy] = urllib3.ProxyManager(
                 strip_credentials(urlunsplit(parts)),
@@ -127,20 +127,34 @@ class HttpClient:
         return self._proxies[proxy]
 
     def _auth_for(self, url: str) -> str | None:
+        # pip's order: credentials in the URL, then the index URL's for its host, then netrc.
         parts = urlsplit(url)
         if parts.username is not None:
-            return f"{parts.username}:{parts.password or ''}"
+            return _userinfo(parts.username, parts.password)
         host = parts.hostname or ""
         if host in self._credentials:
             return self._credentials[host]
+        return _netrc_auth(host)
+
+
+def _userinfo(username: str, password: str | None) -> str:
+    # URLs carry credentials percent-encoded ("p%40ss" for "p@ss"); servers expect them decoded.
+    return f"{unquote(username)}:{unquote(password or '')}"
+
+
+def _netrc_auth(host: str) -> str | None:
+    """``login:password`` for ``host`` from the netrc file pip (requests) reads: the one
+    ``NETRC`` names, else ``~/.netrc``, else ``~/_netrc``."""
+    named = os.environ.get("NETRC")
+    for path in (named,) if named else ("~/.netrc", "~/_netrc"):
         try:
-            found = netrc.netrc().authenticators(host)
+            found = netrc.netrc(os.path.expanduser(path)).authenticators(host)
         except (OSError, netrc.NetrcParseError):
-            return None
+            continue
         if found:
             login, _, password = found
             return f"{login}:{password or ''}"
-        return None
+    return None
 
 
 def _ssl_context(pip_config: Mapping[str, str]) -> ssl.SSLContext:
@@ -170,5 +184,5 @@ def _index_credentials(pip_config: Mapping[str, str]) -> dict[str, str]:
     for url in urls:
         parts = urlsplit(url)
         if parts.username is not None and parts.hostname:
-            creds[parts.hostname] = f"{parts.username}:{parts.password or ''}"
+            creds[parts.hostname] = _userinfo(parts.username, parts.password)
     return creds
