@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import uuid
 from pathlib import Path
 
 __all__ = ["sha256_file", "sha256_stream", "write_atomic"]
@@ -17,7 +16,8 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o
     A reader sees the old bytes or the new ones, never a part; ``fsync`` makes the new bytes
     durable before the rename (for what a crash must not lose, such as a manifest).
     """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    # os.urandom, not uuid: importing uuid pulls in platform, a cost on every command.
+    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         with tmp.open("wb") as handle:
             handle.write(data)

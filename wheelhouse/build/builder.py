@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import shutil
@@ -21,6 +20,7 @@ from packaging.version import Version
 
 from wheelhouse._base._pip import online_env
 from wheelhouse._base._subprocess import run, tail
+from wheelhouse._base.files import sha256_file
 from wheelhouse._base.targets import Target
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched
@@ -271,8 +271,4 @@ def _build_error(sdist: Fetched, output: str) -> BuildError:
 
 
 def _sha256(path: Path) -> Sha256:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return Sha256(digest.hexdigest())
+    return Sha256(sha256_file(path)[0])

@@ -10,7 +10,6 @@ answer the way pip would gives a :class:`Fallback` with the reason, and the call
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -49,6 +48,7 @@ from wheelhouse._base._pip import (
     index_urls,
     read_requirement_file,
 )
+from wheelhouse._base.files import sha256_file
 from wheelhouse._base.targets import Target
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, Fetcher, Progress
@@ -490,7 +490,7 @@ class _FlatDirectory(_Source):
         # pip ranks find-links files in reverse URL order, ahead of index pages.
         for entry in sorted(self.path.iterdir(), key=lambda p: p.as_uri(), reverse=True):
             if entry.is_file() and _project_of(entry.name) == name and keep(entry.name):
-                digest = hashlib.sha256(entry.read_bytes()).hexdigest()
+                digest, _ = sha256_file(entry)
                 found.append(_Candidate(entry.name, entry.as_uri(), Sha256(digest), None, False))
         return found
 

@@ -18,6 +18,7 @@ from packaging.utils import parse_wheel_filename
 from wheelhouse import __version__
 from wheelhouse._base._http import strip_credentials
 from wheelhouse._base._pip import config_fingerprint, pip_config
+from wheelhouse._base.files import sha256_file
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target
 from wheelhouse.build.cache import Cache
@@ -405,7 +406,7 @@ def _up_to_date(out: Path, previous: Manifest, settings: BuildSettings) -> bool:
     current: list[InputFile] = []
     for recorded in previous.inputs.files:
         try:
-            digest = hashlib.sha256(Path(recorded.path).read_bytes()).hexdigest()
+            digest, _ = sha256_file(Path(recorded.path))
         except OSError:
             return False
         current.append(InputFile(recorded.path, Sha256(digest), recorded.kind))

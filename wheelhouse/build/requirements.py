@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse._base._pip import RequirementFileError, RequirementLine, read_requirement_file
+from wheelhouse._base.files import sha256_file
 from wheelhouse.errors import RequirementsError
 from wheelhouse.house.manifest import InputFile, Sha256
 
@@ -191,7 +191,7 @@ def _input_files(
             continue
         seen[resolved] = InputFile(
             path=str(resolved),
-            sha256=Sha256(hashlib.sha256(resolved.read_bytes()).hexdigest()),
+            sha256=Sha256(sha256_file(resolved)[0]),
             kind="constraints" if is_constraint else "requirements",
         )
     return tuple(seen.values())

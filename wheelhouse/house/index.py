@@ -8,7 +8,6 @@ import html
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from wheelhouse._base.files import sha256_file, write_atomic
 from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.errors import InvalidWheelhouseError, TamperedError
 from wheelhouse.house.manifest import MANIFEST_NAME, FileRecord, Manifest, read_manifest
@@ -49,7 +49,6 @@ HTML_PAGE = "index.html"
 JSON_PAGE = "index.json"
 METADATA_SUFFIX = ".metadata"
 
-_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -137,22 +136,17 @@ def render_index(root: Path, manifest: Manifest, *, verify: bool = True) -> dict
 
 
 def _check_file(path: Path, record: FileRecord) -> None:
-    digest = hashlib.sha256()
-    size = 0
     try:
-        with path.open("rb") as stream:
-            while chunk := stream.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
+        digest, size = sha256_file(path)
     except FileNotFoundError as exc:
         raise TamperedError(
             f"{record.filename!r} is listed in the manifest but missing from {str(path.parent)!r}",
             hint="rebuild the wheelhouse with 'wheelhouse build'",
         ) from exc
-    if size != record.size or digest.hexdigest() != record.sha256:
+    if size != record.size or digest != record.sha256:
         raise TamperedError(
             f"{record.filename!r} does not match the manifest "
-            f"(sha256 {digest.hexdigest()!r}, {size} bytes; expected {record.sha256!r}, "
+            f"(sha256 {digest!r}, {size} bytes; expected {record.sha256!r}, "
             f"{record.size} bytes)",
             hint="rebuild the wheelhouse with 'wheelhouse build'",
         )
@@ -289,16 +283,7 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-        # mkstemp makes the file 0600; index files are meant to be read by any web server.
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
 
 
 def _prune_stale_projects(simple: Path, names: set[str]) -> None:

@@ -4,13 +4,13 @@ and any file that nobody recorded."""
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from wheelhouse._base.files import sha256_stream
 from wheelhouse.errors import InvalidWheelhouseError
 from wheelhouse.house.manifest import (
     GENERATOR,
@@ -48,7 +48,6 @@ _PROBLEM_OF_STATUS: dict[FileStatus, ProblemKind] = {
     "hash-mismatch": "hash-mismatch",
     "size-mismatch": "size-mismatch",
 }
-_CHUNK = 1024 * 1024
 # Files the wheelhouse writers generate from the manifest, so the manifest does not list them.
 _GENERATED = ("requirements*.txt", "pylock.toml", "pylock.*.toml", MANIFEST_NAME)
 _GENERATED_TREES = ("simple",)
@@ -254,12 +253,9 @@ def _check_file(directory: Path, record: FileRecord) -> FileCheck:
                 return FileCheck(
                     record.filename, "size-mismatch", record.sha256, record.size, None, size
                 )
-            digest = hashlib.sha256()
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
+            actual, _ = sha256_stream(handle)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return FileCheck(record.filename, "missing", record.sha256, record.size)
-    actual = digest.hexdigest()
     status: FileStatus = "ok" if actual == record.sha256.lower() else "hash-mismatch"
     return FileCheck(record.filename, status, record.sha256, record.size, actual, size)
 

@@ -6,7 +6,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import os
 import platform
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from packaging.markers import default_environment
 from packaging.tags import sys_tags
 
 from wheelhouse._base._subprocess import run, tail
+from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import WheelhouseError
 from wheelhouse.house.locations import cache_root
 
@@ -200,9 +200,7 @@ def _save_answer(path: Path, info: InterpreterInfo) -> InterpreterInfo:
         }
         try:
             answer.parent.mkdir(parents=True, exist_ok=True)
-            partial = answer.with_name(f".{answer.name}.{os.getpid()}.tmp")
-            partial.write_text(json.dumps(data), encoding="utf-8")
-            os.replace(partial, answer)
+            write_atomic(answer, json.dumps(data).encode("utf-8"))
         except OSError:
             logger.debug("cannot keep the answer of %s", path, exc_info=True)
     return info

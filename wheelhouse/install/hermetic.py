@@ -28,6 +28,7 @@ from packaging.version import InvalidVersion, Version
 from wheelhouse._base._pip import offline_env, pip_command
 from wheelhouse._base._subprocess import run, tail
 from wheelhouse._base._uv import find_uv
+from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import (
     IncompatibleError,
     InvalidWheelhouseError,
@@ -468,7 +469,5 @@ def _write_requirements(
             f"{name}=={entry.version}" + "".join(f" \\\n    --hash=sha256:{h}" for h in hashes)
         )
     path = workdir / "requirements.txt"
-    temp = workdir / ".requirements.txt.tmp"
-    temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    temp.replace(path)
+    write_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return path
