@@ -405,3 +405,25 @@ def test_json_index_is_read_and_yanked_files_are_avoided(
     # When every file of the pinned version is yanked, pip (and this) still takes the best one.
     json_index.yanked.update({pure.name})
     assert chosen(run(tmp_path, "fast==1.5\nlib==1.0\n", json_index.url))["fast"] == best.name
+
+
+def test_a_wheel_vendoring_another_dist_info_is_read_by_its_own_metadata(
+    tmp_path: Path, dists: DistFactory, index_server: IndexServer
+) -> None:
+    import zipfile
+
+    built = dists.wheel("app", "1.0", requires=["lib==1.0"])
+    vendoring = tmp_path / built.name
+    with zipfile.ZipFile(built) as source, zipfile.ZipFile(vendoring, "w") as out:
+        out.writestr(
+            "aaa_vendored-0.1.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: aaa-vendored\nVersion: 0.1\nRequires-Dist: zeta\n",
+        )
+        for member in source.namelist():
+            out.writestr(member, source.read(member))
+    vendoring.replace(built)
+    dists.wheel("lib", "1.0")
+
+    result = ok(run(tmp_path, "app==1.0\nlib==1.0\n", index_server.url))
+
+    assert [p.name for p in result.resolution.pins] == ["app", "lib"]

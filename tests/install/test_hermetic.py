@@ -486,3 +486,33 @@ def test_running_interpreter_answers_like_a_started_one() -> None:
     assert describe(python) == started
     assert started.tags == tuple(str(t) for t in sys_tags())
     assert started.has_pip  # the test environment has pip
+
+
+def test_dependencies_come_from_the_wheels_own_metadata_not_a_vendored_one(
+    tmp_path: Path,
+    dists,  # type: ignore[no-untyped-def]
+) -> None:
+    """A wheel may ship another project's .dist-info (vendored); its METADATA must not win,
+    even when it comes first in the archive."""
+    import zipfile
+
+    built = dists.wheel("alpha", "1.0", requires=["beta>=2"])
+    wheel = tmp_path / "vendoring" / built.name
+    wheel.parent.mkdir()
+    with zipfile.ZipFile(built) as source, zipfile.ZipFile(wheel, "w") as out:
+        out.writestr(
+            "aaa_vendored-0.1.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: aaa-vendored\nVersion: 0.1\nRequires-Dist: zeta\n",
+        )
+        for member in source.namelist():
+            out.writestr(member, source.read(member))
+    make_wheelhouse(tmp_path / "wh", [wheel, dists.wheel("beta", "2.0")], requested=["alpha"])
+
+    plan = plan_install(
+        InstallOptions(
+            wheelhouse=tmp_path / "wh", packages=("alpha",), python=Path(sys.executable)
+        ),
+        workdir=tmp_path,
+    )
+
+    assert [(e.name, e.version) for e in plan.entries] == [("alpha", "1.0"), ("beta", "2.0")]

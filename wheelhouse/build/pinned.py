@@ -50,6 +50,7 @@ from wheelhouse._base._pip import (
 )
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.targets import Target
+from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, Fetcher, Progress
 from wheelhouse.build.requirements import InputSet
@@ -772,7 +773,7 @@ class _DynamicSdist(_Ineligible):
 def _read_metadata(item: Fetched) -> _Metadata:
     filename = item.pin.filename
     try:
-        text = _metadata_text(item.path, item.pin.kind)
+        text = _metadata_text(item.path, item.pin)
     except (OSError, zipfile.BadZipFile, tarfile.TarError, UnicodeDecodeError) as exc:
         raise _Ineligible(f"cannot read the metadata of {filename}: {exc}") from exc
     if text is None:
@@ -812,15 +813,10 @@ def _read_built_metadata(sdist: Fetched, wheel: Path) -> _Metadata:
     return _read_metadata(built)
 
 
-def _metadata_text(path: Path, kind: FileKind) -> str | None:
-    if kind == "wheel":
-        with zipfile.ZipFile(path) as archive:
-            found = [
-                n
-                for n in archive.namelist()
-                if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-            ]
-            return archive.read(found[0]).decode("utf-8") if len(found) == 1 else None
+def _metadata_text(path: Path, pin: Pin) -> str | None:
+    if pin.kind == "wheel":
+        metadata = read_wheel_metadata(path, pin.name, Version(pin.version))
+        return None if metadata is None else metadata.decode("utf-8")
     if path.name.endswith(".zip"):
         with zipfile.ZipFile(path) as archive:
             found = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")]

@@ -29,6 +29,7 @@ from wheelhouse._base._pip import offline_env, pip_command
 from wheelhouse._base._subprocess import run, tail
 from wheelhouse._base._uv import find_uv
 from wheelhouse._base.files import write_atomic
+from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.errors import (
     IncompatibleError,
     InvalidWheelhouseError,
@@ -382,15 +383,20 @@ def _requires(
     import email.parser  # only an install of some packages reads metadata (5 ms to import)
 
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if n.count("/") == 1]
-            metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
-            message = email.parser.BytesParser().parsebytes(archive.read(metadata))
-    except (OSError, zipfile.BadZipFile, StopIteration, KeyError) as exc:
+        # The wheel's own {name}-{version}.dist-info, never one it vendors.
+        metadata = read_wheel_metadata(path, entry.name, Version(entry.version))
+    except (OSError, zipfile.BadZipFile, InvalidVersion) as exc:
         raise InvalidWheelhouseError(
             f"cannot read the metadata of {wheels[0]!r} in {str(directory)!r}: {exc}",
             hint="rebuild the wheelhouse with 'wheelhouse build'",
         ) from exc
+    if metadata is None:
+        raise InvalidWheelhouseError(
+            f"{wheels[0]!r} in {str(directory)!r} has no "
+            f"{entry.name}-{entry.version}.dist-info/METADATA",
+            hint="rebuild the wheelhouse with 'wheelhouse build'",
+        )
+    message = email.parser.BytesParser().parsebytes(metadata)
     try:
         found = tuple(Requirement(r) for r in message.get_all("Requires-Dist") or ())
     except InvalidRequirement as exc:
