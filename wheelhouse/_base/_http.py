@@ -8,6 +8,7 @@ import os
 import ssl
 import urllib.request
 from collections.abc import Mapping
+from typing import Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import urllib3
@@ -82,12 +83,15 @@ class HttpClient:
         self._proxies: dict[str, urllib3.ProxyManager] = {}
         self._proxy_option = pip_config.get("proxy")
 
-    def get(self, url: str, *, retries: Retry | None = None) -> urllib3.BaseHTTPResponse:
+    def get(
+        self, url: str, *, retries: Retry | Literal[False] | None = None
+    ) -> urllib3.BaseHTTPResponse:
         """Start a streamed GET of ``url``; the caller reads and releases the response.
 
         Redirects are followed and failures retried by ``retries`` (default: ``self.retries``);
         exhausted retries raise ``urllib3.exceptions.MaxRetryError`` with the last failure as
-        its ``reason``. Credentials are dropped on a redirect to another host.
+        its ``reason``. Credentials are dropped on a redirect to another host. ``False`` asks
+        once and raises what failed as it is (a probe).
         """
         headers = urllib3.make_headers(accept_encoding=False)
         auth = self._auth_for(url)

@@ -150,7 +150,9 @@ def _unreachable(
     client = HttpClient(merged)
     for url in [u for u in index_urls(merged) if u.startswith(("http://", "https://"))]:
         try:
-            response = client.get(f"{url.rstrip('/')}/{project}/" if project else url)
+            # Asked once: a probe that retried would only delay the error it exists to give.
+            page = f"{url.rstrip('/')}/{project}/" if project else url
+            response = client.get(page, retries=False)
             # The status line is enough: draining PyPI's /simple/ page reads 40 MB.
             response.close()
             response.release_conn()
