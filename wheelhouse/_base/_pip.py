@@ -85,12 +85,35 @@ def run_pip(
 
 
 PYPI_SIMPLE = "https://pypi.org/simple/"
-_TRUE = frozenset({"1", "true", "yes", "on"})
+
+# The pip command whose configuration section applies: the resolver runs `pip install
+# --dry-run --report`, so `[install]` is what pip itself reads for a build.
+RESOLVING_COMMAND = "install"
 
 
 def config_flag(config: Mapping[str, str], option: str) -> bool:
-    """A boolean option of ``pip_config()`` as pip reads it ("1", "true", "yes", "on")."""
-    return config.get(option, "").lower() in _TRUE
+    """A boolean option of ``pip_config()``, true by pip's rule (its ``strtobool``: y, yes, t,
+    true, on, 1, in any case); a value pip would refuse counts as false."""
+    value = config.get(option, "")
+    if not value:
+        return False
+    try:
+        return bool(_strtobool(value))
+    except ValueError:
+        return False
+
+
+def _strtobool(value: str) -> int:
+    try:
+        from pip._internal.utils.misc import strtobool
+    except ImportError:  # pip moved it: its rule, as of pip 26
+        lowered = value.lower()
+        if lowered in ("y", "yes", "t", "true", "on", "1"):
+            return 1
+        if lowered in ("n", "no", "f", "false", "off", "0"):
+            return 0
+        raise ValueError(f"invalid truth value {value!r}") from None
+    return strtobool(value)
 
 
 def index_urls(config: Mapping[str, str]) -> list[str]:
@@ -102,20 +125,24 @@ def index_urls(config: Mapping[str, str]) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
-def pip_config() -> dict[str, str]:
-    """pip's effective configuration, as ``pip config list`` shows it (files, then environment).
+def pip_config(command: str = RESOLVING_COMMAND) -> dict[str, str]:
+    """pip's effective configuration for ``pip <command>``, merged as pip's option parser does.
 
-    Keys are reduced to the option name (``global.cert`` and ``:env:.cert`` both become
-    ``cert``); the environment wins over files, a section of ``download`` or ``install`` over
-    ``global``, and a later file over an earlier one, as in pip.
+    Keys are option names (``global.cert`` and ``:env:.cert`` both become ``cert``). pip
+    (``ConfigOptionParser._get_ordered_configuration_items``) reads ``[global]``, then the
+    command's own section, then ``PIP_*`` variables, each over the one before, and ignores
+    other commands' sections and empty values; which file wins within a section is pip's
+    ``Configuration`` (site over user over global files, ``PIP_CONFIG_FILE`` last).
     """
-    ranked: dict[str, tuple[int, str]] = {}
+    rank = {"global": 0, command: 1, ":env:": 2}
+    found: dict[str, tuple[int, str]] = {}
     for key, value in _config_items():
-        section, _, option = key.rpartition(".")
-        rank = {":env:": 3, "install": 2, "download": 2, "wheel": 2}.get(section, 1)
-        if option not in ranked or ranked[option][0] <= rank:
-            ranked[option] = (rank, str(value))
-    return {option: value for option, (_, value) in ranked.items()}
+        section, _, option = key.partition(".")
+        if section not in rank or not option or not value:
+            continue
+        if option not in found or found[option][0] <= rank[section]:
+            found[option] = (rank[section], str(value))
+    return {option: value for option, (_, value) in found.items()}
 
 
 def _config_items() -> list[tuple[str, object]]:
@@ -302,15 +329,32 @@ def config_fingerprint(env: Mapping[str, str] | None = None) -> str:
 
 
 def _config_files(env: Mapping[str, str]) -> list[Path]:
-    home = Path(env.get("HOME", "~")).expanduser()
-    xdg_config_dirs = env.get("XDG_CONFIG_DIRS", "/etc/xdg").split(os.pathsep)
-    xdg_config_home = Path(env.get("XDG_CONFIG_HOME", str(home / ".config")))
-    files = [Path(d) / "pip" / "pip.conf" for d in xdg_config_dirs if d]
-    files += [Path("/etc/pip.conf"), home / ".pip" / "pip.conf"]
-    files.append(xdg_config_home / "pip" / "pip.conf")
+    """The configuration files pip reads, on every platform, and ``PIP_CONFIG_FILE``.
+
+    pip's ``configuration.get_configuration_files`` and its ``utils.appdirs``, redone over the
+    platformdirs we already import: importing pip's own modules would cost the no-op rebuild,
+    which this fingerprint exists to keep fast, more than the rest of its checks.
+    A test holds this list to pip's.
+    """
+    import platformdirs
+
+    if sys.platform == "darwin":
+        site_dirs = platformdirs.site_data_dir("pip", appauthor=False, multipath=True)
+        global_dirs = site_dirs.split(os.pathsep)
+    elif sys.platform == "win32":
+        global_dirs = [platformdirs.site_config_dir("pip", appauthor=False, multipath=True)]
+    else:
+        site_dirs = platformdirs.site_config_dir("pip", appauthor=False, multipath=True)
+        global_dirs = [*site_dirs.split(os.pathsep), "/etc"]
+    user_dir = platformdirs.user_config_dir("pip", appauthor=False, roaming=True)
+    if sys.platform == "darwin" and not os.path.isdir(user_dir):
+        user_dir = os.path.expanduser("~/.config/pip")
+    legacy = os.path.join(os.path.expanduser("~"), "pip" if sys.platform == "win32" else ".pip")
+    name = "pip.ini" if sys.platform == "win32" else "pip.conf"
+    files = [Path(d) / name for d in global_dirs if d]
+    files += [Path(legacy) / name, Path(user_dir) / name, Path(sys.prefix) / name]
     if env.get("PIP_CONFIG_FILE"):
         files.append(Path(env["PIP_CONFIG_FILE"]))
     if env.get("VIRTUAL_ENV"):
-        files.append(Path(env["VIRTUAL_ENV"]) / "pip.conf")
-    files.append(Path(sys.prefix) / "pip.conf")
+        files.append(Path(env["VIRTUAL_ENV"]) / name)
     return files
