@@ -50,7 +50,6 @@ JSON_PAGE = "index.json"
 METADATA_SUFFIX = ".metadata"
 
 
-
 @dataclass(frozen=True)
 class _Entry:
     """One file as the index advertises it."""
