@@ -427,3 +427,30 @@ def test_a_wheel_vendoring_another_dist_info_is_read_by_its_own_metadata(
     result = ok(run(tmp_path, "app==1.0\nlib==1.0\n", index_server.url))
 
     assert [p.name for p in result.resolution.pins] == ["app", "lib"]
+
+
+def test_option_lines_are_read_as_pip_reads_them_with_variables_expanded(
+    tmp_path: Path, dists: DistFactory, index_server: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pip expands ${VAR} in requirements files: the included file is found, and its option
+    # line, continued over two lines, is read.
+    dists.wheel("lib", "1.0")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "base.txt").write_text("--only-\\\nbinary :all:\n")
+    monkeypatch.setenv("SHARED_DIR", str(tmp_path / "shared"))
+    text = "-r ${SHARED_DIR}/base.txt\nlib==1.0\n"
+    reason = fallback(run(tmp_path, text, index_server.url))
+    assert reason == (
+        f"{tmp_path / 'shared' / 'base.txt'}:1 sets --only-binary, which only pip can honour"
+    )
+
+
+def test_harmless_option_lines_through_a_variable_keep_the_fast_path(
+    tmp_path: Path, dists: DistFactory, index_server: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dists.wheel("lib", "1.0")
+    dists.wheel("lib", "1.0", tag=BEST)
+    (tmp_path / "base.txt").write_text("--prefer-binary\n--pre\n")
+    monkeypatch.setenv("BASE", "base.txt")
+    result = ok(run(tmp_path, "-r ${BASE}\nlib==1.0\n", index_server.url))
+    assert [p.name for p in result.resolution.pins] == ["lib"]

@@ -22,6 +22,7 @@ from wheelhouse._base._subprocess import Completed, run
 
 __all__ = [
     "PYPI_SIMPLE",
+    "OptionLine",
     "RequirementFileError",
     "RequirementLine",
     "config_fingerprint",
@@ -32,6 +33,7 @@ __all__ = [
     "pip_command",
     "pip_config",
     "read_requirement_file",
+    "read_requirement_options",
     "run_pip",
 ]
 
@@ -214,15 +216,64 @@ def read_requirement_file(path: Path, *, constraint: bool) -> list[RequirementLi
     plain = _read_plain(path, constraint)
     if plain is not None:
         return plain
+    return list(_parsed(path, constraint)[0])  # a copy: the parse is kept
+
+
+def read_requirement_options(path: Path, *, constraint: bool) -> list[OptionLine]:
+    """The option lines (``--pre``, ``-i URL``, ...) of ``path`` and of the files it includes,
+    as pip's parser reads them: continuations joined, comments dropped, ``${VAR}`` expanded,
+    nested ``-r``/``-c`` followed (those lines themselves are not listed). Paths are absolute.
+
+    The file is parsed once for this and ``read_requirement_file`` together.
+    """
+    if _read_plain(path, constraint) is not None:
+        return []  # no option can be on a plain line
+    return list(_parsed(path, constraint)[1])
+
+
+@dataclass(frozen=True)
+class OptionLine:
+    """An option line of a requirements or constraints file: where, and the options it sets
+    (long names, e.g. ``("--index-url",)``)."""
+
+    path: Path
+    line: int
+    options: tuple[str, ...]
+
+
+_Parsed = tuple[list[RequirementLine], list[OptionLine]]
+# (absolute path, constraint) -> (every file read and its bytes, what pip's parser made of
+# them). pip's parser builds an option parser per line (tens of ms for a hashed lock file);
+# a build reads its inputs, then the pinned path reads their options: one parse serves both.
+_PARSED: dict[tuple[str, bool], tuple[tuple[tuple[Path, bytes | None], ...], _Parsed]] = {}
+
+
+def _parsed(path: Path, constraint: bool) -> _Parsed:
+    key = (str(path.absolute()), constraint)
+    cached = _PARSED.get(key)
+    if cached is not None and all(_bytes_of(p) == data for p, data in cached[0]):
+        return cached[1]
     try:
         # pip's session (requests and all, 55 ms to import) is needed only when a file
         # includes another by URL: try without it first.
-        return _read_requirement_file(path, constraint, _NoSession())
+        result = _read_requirement_file(path, constraint, _NoSession())
     except _NeedsSession:
         from pip._internal.network.session import PipSession
 
         with PipSession() as session:
-            return _read_requirement_file(path, constraint, session)
+            result = _read_requirement_file(path, constraint, session)
+    files = {path, *(line.path for line in result[0]), *(line.path for line in result[1])}
+    if len(_PARSED) > 64:
+        _PARSED.clear()
+    _PARSED[key] = (tuple((p, _bytes_of(p)) for p in files), result)
+    return result
+
+
+def _bytes_of(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 # A line pip's parser takes as it is: a name, extras, version specifiers and a marker; no
@@ -266,25 +317,37 @@ class _NoSession:
         raise _NeedsSession(name)
 
 
-def _read_requirement_file(path: Path, constraint: bool, session: object) -> list[RequirementLine]:
+def _read_requirement_file(
+    path: Path, constraint: bool, session: object
+) -> tuple[list[RequirementLine], list[OptionLine]]:
     from pip._internal.exceptions import InstallationError
-    from pip._internal.req.req_file import parse_requirements
+    from pip._internal.req.req_file import (
+        RequirementsFileParser,
+        get_line_parser,
+        handle_line,
+    )
 
     lines: list[RequirementLine] = []
+    options: list[OptionLine] = []
     try:
         # optparse prints "Usage: ..." to stderr before pip's parser raises, and pip logs an
         # undecodable file's fallback through the root logger: keep both out of our output.
         with _quiet():
-            parsed_lines = parse_requirements(
-                str(path),
-                session,  # type: ignore[arg-type]
-                constraint=constraint,
-            )
-            for parsed in parsed_lines:
+            # What pip's parse_requirements does, keeping the option lines it drops.
+            parser = RequirementsFileParser(session, get_line_parser(None))  # type: ignore[arg-type]
+            for parsed_line in parser.parse(str(path), constraint):
+                if getattr(parsed_line, "requirement", None) is None:
+                    found = _options_set(parsed_line.opts)
+                    where = Path(parsed_line.filename).absolute()
+                    options.append(OptionLine(where, parsed_line.lineno, found))
+                    continue
+                parsed = handle_line(parsed_line, options=None, finder=None, session=session)  # type: ignore[arg-type]
+                if parsed is None:
+                    continue
                 match = _COMES_FROM.match(parsed.comes_from or "")
                 source = Path(match["path"]) if match else path
                 lineno = int(match["line"]) if match else 0
-                options = parsed.options or {}
+                per_line = parsed.options or {}
                 lines.append(
                     RequirementLine(
                         requirement=parsed.requirement,
@@ -292,7 +355,7 @@ def _read_requirement_file(path: Path, constraint: bool, session: object) -> lis
                         line=lineno,
                         constraint=parsed.constraint,
                         editable=parsed.is_editable,
-                        hashes={k: tuple(v) for k, v in options.get("hashes", {}).items()},
+                        hashes={k: tuple(v) for k, v in per_line.get("hashes", {}).items()},
                     )
                 )
     except InstallationError as exc:
@@ -307,7 +370,30 @@ def _read_requirement_file(path: Path, constraint: bool, session: object) -> lis
         raise RequirementFileError(
             f"cannot be decoded ({exc.reason} at byte {exc.start}); save it as UTF-8"
         ) from exc
-    return lines
+    return lines, options
+
+
+def _options_set(values: object) -> tuple[str, ...]:
+    """The long names of the options pip's line parser set in ``values`` (not defaults)."""
+    from pip._internal.req.req_file import build_parser
+
+    parser = build_parser()
+    defaults = parser.get_default_values()
+    defaults.index_url = None  # as pip's line parser starts each line
+    names: list[str] = []
+    for option in parser.option_list:
+        dest = option.dest
+        if dest is None or getattr(values, dest, None) == getattr(defaults, dest, None):
+            continue
+        if dest == "format_control":
+            # --no-binary and --only-binary share one destination.
+            control = getattr(values, dest)
+            if option.get_opt_string() == "--no-binary" and not control.no_binary:
+                continue
+            if option.get_opt_string() == "--only-binary" and not control.only_binary:
+                continue
+        names.append(option.get_opt_string())
+    return tuple(dict.fromkeys(names))
 
 
 def config_fingerprint(env: Mapping[str, str] | None = None) -> str:

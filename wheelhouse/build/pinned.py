@@ -14,11 +14,10 @@ import json
 import logging
 import os
 import posixpath
-import re
 import tarfile
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -47,6 +46,7 @@ from wheelhouse._base._pip import (
     config_flag,
     index_urls,
     read_requirement_file,
+    read_requirement_options,
 )
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.targets import Target
@@ -287,62 +287,32 @@ def _check_options(inputs: InputSet, pip_config: Mapping[str, str]) -> _Options:
         if key not in _HARMLESS_CONFIG:
             raise _Ineligible(f"pip's configuration sets {key!r}, which only pip can honour")
     found: set[str] = set()
-    for path in (*inputs.requirements, *inputs.constraints):
-        found |= _file_options(path.absolute(), set())
+    for path in inputs.requirements:
+        found |= _file_options(path, constraint=False)
+    for path in inputs.constraints:
+        found |= _file_options(path, constraint=True)
     return _Options(
         prefer_binary="--prefer-binary" in found or config_flag(pip_config, "prefer-binary"),
         require_hashes="--require-hashes" in found or config_flag(pip_config, "require-hashes"),
     )
 
 
-_COMMENT = re.compile(r"(^|\s+)#.*$")
-
-
-def _file_options(path: Path, seen: set[Path]) -> set[str]:
-    """The option lines of a requirements file and the files it includes."""
-    if path in seen:
-        return set()
-    seen.add(path)
+def _file_options(path: Path, *, constraint: bool) -> set[str]:
+    """The options set by option lines of a requirements file and the files it includes, as
+    pip's parser reads them; an option that may change which files pip picks is ineligible."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _Ineligible(f"cannot read {str(path)!r}: {exc}") from exc
+        lines = read_requirement_options(path, constraint=constraint)
+    except RequirementFileError as exc:
+        raise _Ineligible(f"{path}: {exc}") from exc
     found: set[str] = set()
-    for number, line in _logical_lines(text):
-        if not line.startswith("-"):
-            continue
-        option, _, rest = line.partition(" ")
-        option, eq, value = option.partition("=")
-        value = (value if eq else rest).strip()
-        if option in ("-r", "--requirement", "-c", "--constraint") or (
-            option[:2] in ("-r", "-c") and not option.startswith("--")
-        ):
-            value = value or option[2:]
-            if "://" in value:
-                raise _Ineligible(f"{path}:{number} includes {value!r} by URL")
-            found |= _file_options(path.parent / os.path.expanduser(value), seen)
-        elif option in _HARMLESS_FILE_OPTIONS:
+    for line in lines:
+        for option in line.options:
+            if option not in _HARMLESS_FILE_OPTIONS:
+                raise _Ineligible(
+                    f"{line.path}:{line.line} sets {option}, which only pip can honour"
+                )
             found.add(option)
-        elif option not in ("-e", "--editable"):
-            raise _Ineligible(f"{path}:{number} sets {option}, which only pip can honour")
     return found
-
-
-def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    start, buffer = 0, ""
-    for number, raw in enumerate(text.splitlines(), 1):
-        if not buffer:
-            start = number
-        line = _COMMENT.sub("", raw)
-        if line.endswith("\\"):
-            buffer += line[:-1]
-            continue
-        buffer += line
-        if buffer.strip():
-            yield start, buffer.strip()
-        buffer = ""
-    if buffer.strip():
-        yield start, buffer.strip()
 
 
 def _pinned_version(req: Requirement, where: str) -> Version:
@@ -395,7 +365,7 @@ def _constraints(
             lines += read_requirement_file(path, constraint=True)
         except (RequirementFileError, OSError) as exc:
             raise _Ineligible(f"cannot read the constraints file {value!r}: {exc}") from exc
-        found = _file_options(path.absolute(), set())
+        found = _file_options(path, constraint=True)
         if found - {"--pre"}:
             raise _Ineligible(f"constraints file {value!r} sets {', '.join(sorted(found))}")
     result = []
