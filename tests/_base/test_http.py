@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from tests._base.conftest import CertAuthority, Proxy, basic
 from tests._dists import DistFactory
 from tests._server import Answer, IndexServer
+from tests.conftest import Cli
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, fetch_all
 from wheelhouse.build.resolve import Pin
@@ -539,3 +540,42 @@ def test_credentials_never_reach_errors_or_logs(
     for text in (caplog.text, str(info.value), repr(info.value.hint)):
         assert "p%40ss" not in text
         assert "p@ss" not in text
+
+
+@pytest.mark.parametrize(
+    "requirements",
+    ["alpha==1.0\nbeta==2.0\n", "alpha>=1\n"],
+    ids=["pinned-fast-path", "pip-resolves"],
+)
+def test_index_credentials_never_reach_the_wheelhouse_or_the_output(
+    dists: DistFactory,
+    index_server: IndexServer,
+    tmp_path: Path,
+    cli: Cli,
+    requirements: str,
+) -> None:
+    """A build from an index that wants Basic credentials (given in the index URL, as pip
+    takes them): the pages and files are fetched with them, and no file of the wheelhouse
+    nor anything printed holds them."""
+    dists.wheel("alpha", "1.0", requires=["beta"])
+    dists.wheel("beta", "2.0")
+    index_server.intercept(_require(basic("u", "p@ss")))  # type: ignore[arg-type]
+    index_url = index_server.url.replace("//", "//u:p%40ss@", 1)
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(requirements)
+    out = tmp_path / "wh"
+
+    built = cli("build", "--index-url", index_url, "-o", out, "-r", reqs, "--json")
+
+    assert built.exit_code == 0, built.stderr
+    assert sorted(p.name for p in out.glob("*.whl")) == [
+        "alpha-1.0-py3-none-any.whl",
+        "beta-2.0-py3-none-any.whl",
+    ]
+    assert set(_auths(index_server)) == {basic("u", "p@ss")}
+    for text in (built.stdout, built.stderr):
+        assert "p%40ss" not in text and "p@ss" not in text
+    for path in out.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"p%40ss" not in data and b"p@ss" not in data, path
