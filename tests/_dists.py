@@ -382,3 +382,17 @@ class DistFactory:
 
     def __repr__(self) -> str:
         return f"DistFactory({str(self.root)!r})"
+
+
+def vendor_dist_info(wheel: Path, name: str = "aaa_vendored", requires: str = "zeta") -> None:
+    """Rewrite ``wheel`` to vendor another project's ``.dist-info`` (``name`` 0.1, requiring
+    ``requires``), stored ahead of the wheel's own, as some wheels ship their vendored deps."""
+    with zipfile.ZipFile(wheel) as source:
+        members = [(member, source.read(member)) for member in source.namelist()]
+    with zipfile.ZipFile(wheel, "w") as out:
+        out.writestr(
+            f"{name}-0.1.dist-info/METADATA",
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\nRequires-Dist: {requires}\n",
+        )
+        for member, data in members:
+            out.writestr(member, data)

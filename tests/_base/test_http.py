@@ -290,6 +290,19 @@ def test_pip_retries_setting_bounds_the_attempts(
 # -- refusals and the fallback to pip ------------------------------------------------------------
 
 
+@pytest.fixture
+def keyring_index(
+    index_server: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The index wants user:s3cret; its URL (returned, also pip's PIP_INDEX_URL) names only
+    the user, and the password is in a keyring that pip reads (and we do not)."""
+    index_url = index_server.url.replace("//", "//user@", 1)
+    monkeypatch.setenv("PIP_INDEX_URL", index_url)
+    _fake_keyring(tmp_path, monkeypatch, "s3cret")
+    index_server.intercept(_require(basic("user", "s3cret")))  # type: ignore[arg-type]
+    return index_url
+
+
 def _fake_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, password: str) -> None:
     """A `keyring` command on PATH that knows ``user``'s password, answering as pip's
     subprocess keyring provider asks: ``keyring [--mode=creds --output=json] get SERVICE USER``
@@ -312,17 +325,9 @@ def _fake_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, password: str
 
 
 def test_401_is_handed_to_pip_which_has_the_keyring(
-    dists: DistFactory,
-    index_server: IndexServer,
-    cache: Cache,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    dists: DistFactory, index_server: IndexServer, keyring_index: str, cache: Cache
 ) -> None:
-    # The index URL names the user; the password is in the keyring, which only pip reads.
-    index_url = index_server.url.replace("//", "//user@", 1)
-    monkeypatch.setenv("PIP_INDEX_URL", index_url)
-    _fake_keyring(tmp_path, monkeypatch, "s3cret")
-    index_server.intercept(_require(basic("user", "s3cret")))  # type: ignore[arg-type]
+    index_url = keyring_index
     wheel = dists.wheel("alpha", "1.0")
 
     fetched = _fetch(
@@ -338,16 +343,9 @@ def test_401_is_handed_to_pip_which_has_the_keyring(
 
 
 def test_pip_does_not_get_a_wrong_file_past_the_hash_check(
-    dists: DistFactory,
-    index_server: IndexServer,
-    cache: Cache,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    dists: DistFactory, index_server: IndexServer, keyring_index: str, cache: Cache
 ) -> None:
-    index_url = index_server.url.replace("//", "//user@", 1)
-    monkeypatch.setenv("PIP_INDEX_URL", index_url)
-    _fake_keyring(tmp_path, monkeypatch, "s3cret")
-    index_server.intercept(_require(basic("user", "s3cret")))  # type: ignore[arg-type]
+    index_url = keyring_index
     wheel = dists.wheel("alpha", "1.0")
     pin = dataclasses.replace(_pin(wheel, index_server.files_url + wheel.name), sha256="0" * 64)
 
@@ -423,20 +421,29 @@ def test_https_through_the_proxy_of_pips_configuration_uses_connect(
     assert _agents(tls_index) == ["us"]
 
 
-def test_https_proxy_variable_is_used(
+@pytest.mark.parametrize("no_proxy", [None, "example.invalid,127.0.0.1"])
+def test_https_proxy_variable_is_used_unless_no_proxy_names_the_host(
     dists: DistFactory,
     tls_index: IndexServer,
     test_ca: CertAuthority,
     proxy: Proxy,
     cache: Cache,
     monkeypatch: pytest.MonkeyPatch,
+    no_proxy: str | None,
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    if no_proxy is not None:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
     wheel = dists.wheel("alpha", "1.0")
 
-    _fetch(_pin(wheel, tls_index.files_url + wheel.name), cache, {"cert": str(test_ca.ca_cert)})
+    fetched = _fetch(
+        _pin(wheel, tls_index.files_url + wheel.name), cache, {"cert": str(test_ca.ca_cert)}
+    )
 
-    assert proxy.log.requests == [("CONNECT", f"127.0.0.1:{tls_index.port}", None)]
+    assert fetched.path.read_bytes() == wheel.read_bytes()
+    tunnelled = [("CONNECT", f"127.0.0.1:{tls_index.port}", None)]
+    assert proxy.log.requests == ([] if no_proxy else tunnelled)
+    assert _agents(tls_index) == ["us"]
 
 
 def test_http_proxy_variable_is_used_for_http(
@@ -454,27 +461,6 @@ def test_http_proxy_variable_is_used_for_http(
 
     assert proxy.log.requests == [("GET", url, None)]
     assert index_server.requests == [f"/files/{wheel.name}"]
-
-
-def test_no_proxy_is_honoured(
-    dists: DistFactory,
-    tls_index: IndexServer,
-    test_ca: CertAuthority,
-    proxy: Proxy,
-    cache: Cache,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-    monkeypatch.setenv("NO_PROXY", "example.invalid,127.0.0.1")
-    wheel = dists.wheel("alpha", "1.0")
-
-    fetched = _fetch(
-        _pin(wheel, tls_index.files_url + wheel.name), cache, {"cert": str(test_ca.ca_cert)}
-    )
-
-    assert fetched.path.read_bytes() == wheel.read_bytes()
-    assert proxy.log.requests == []
-    assert _agents(tls_index) == ["us"]
 
 
 # -- credentials ---------------------------------------------------------------------------------

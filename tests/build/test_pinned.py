@@ -16,7 +16,7 @@ from urllib.parse import unquote
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests._dists import DistFactory
+from tests._dists import DistFactory, vendor_dist_info
 from tests._server import IndexServer, _requires_python
 from wheelhouse._base.targets import HOST
 from wheelhouse.build.cache import Cache
@@ -410,18 +410,7 @@ def test_json_index_is_read_and_yanked_files_are_avoided(
 def test_a_wheel_vendoring_another_dist_info_is_read_by_its_own_metadata(
     tmp_path: Path, dists: DistFactory, index_server: IndexServer
 ) -> None:
-    import zipfile
-
-    built = dists.wheel("app", "1.0", requires=["lib==1.0"])
-    vendoring = tmp_path / built.name
-    with zipfile.ZipFile(built) as source, zipfile.ZipFile(vendoring, "w") as out:
-        out.writestr(
-            "aaa_vendored-0.1.dist-info/METADATA",
-            "Metadata-Version: 2.1\nName: aaa-vendored\nVersion: 0.1\nRequires-Dist: zeta\n",
-        )
-        for member in source.namelist():
-            out.writestr(member, source.read(member))
-    vendoring.replace(built)
+    vendor_dist_info(dists.wheel("app", "1.0", requires=["lib==1.0"]))
     dists.wheel("lib", "1.0")
 
     result = ok(run(tmp_path, "app==1.0\nlib==1.0\n", index_server.url))

@@ -17,6 +17,7 @@ from packaging.tags import sys_tags
 
 import wheelhouse._base._uv
 import wheelhouse.install.hermetic as install_module
+from tests._dists import vendor_dist_info
 from tests.house.test_verify import flip_byte, make_wheelhouse
 from wheelhouse._base.targets import parse_target
 from wheelhouse.errors import (
@@ -494,18 +495,8 @@ def test_dependencies_come_from_the_wheels_own_metadata_not_a_vendored_one(
 ) -> None:
     """A wheel may ship another project's .dist-info (vendored); its METADATA must not win,
     even when it comes first in the archive."""
-    import zipfile
-
-    built = dists.wheel("alpha", "1.0", requires=["beta>=2"])
-    wheel = tmp_path / "vendoring" / built.name
-    wheel.parent.mkdir()
-    with zipfile.ZipFile(built) as source, zipfile.ZipFile(wheel, "w") as out:
-        out.writestr(
-            "aaa_vendored-0.1.dist-info/METADATA",
-            "Metadata-Version: 2.1\nName: aaa-vendored\nVersion: 0.1\nRequires-Dist: zeta\n",
-        )
-        for member in source.namelist():
-            out.writestr(member, source.read(member))
+    wheel = dists.wheel("alpha", "1.0", requires=["beta>=2"])
+    vendor_dist_info(wheel)
     make_wheelhouse(tmp_path / "wh", [wheel, dists.wheel("beta", "2.0")], requested=["alpha"])
 
     plan = plan_install(
