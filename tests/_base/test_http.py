@@ -421,6 +421,42 @@ def test_https_through_the_proxy_of_pips_configuration_uses_connect(
     assert _agents(tls_index) == ["us"]
 
 
+def test_pips_proxy_setting_is_used_for_every_host_as_pip_does(
+    dists: DistFactory,
+    tls_index: IndexServer,
+    test_ca: CertAuthority,
+    proxy: Proxy,
+    cache: Cache,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # pip's own `proxy` makes it ignore the environment's proxy variables, NO_PROXY too.
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    wheel = dists.wheel("alpha", "1.0")
+    config = {"proxy": proxy.url, "cert": str(test_ca.ca_cert)}
+
+    fetched = _fetch(_pin(wheel, tls_index.files_url + wheel.name), cache, config)
+
+    assert fetched.path.read_bytes() == wheel.read_bytes()
+    assert proxy.log.requests == [("CONNECT", f"127.0.0.1:{tls_index.port}", None)]
+
+
+def test_no_proxy_env_setting_ignores_the_proxy_variables(
+    dists: DistFactory,
+    index_server: IndexServer,
+    proxy: Proxy,
+    cache: Cache,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    wheel = dists.wheel("alpha", "1.0")
+
+    _fetch(_pin(wheel, index_server.files_url + wheel.name), cache, {"no-proxy-env": "1"})
+
+    assert proxy.log.requests == []
+    assert index_server.requests == [f"/files/{wheel.name}"]
+
+
 @pytest.mark.parametrize("no_proxy", [None, "example.invalid,127.0.0.1"])
 def test_https_proxy_variable_is_used_unless_no_proxy_names_the_host(
     dists: DistFactory,

@@ -14,6 +14,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import urllib3
 from urllib3.util import Retry
 
+from wheelhouse._base._pip import config_flag
+
 __all__ = ["HttpClient", "retry_policy", "strip_credentials"]
 
 # What a busy index or a CDN answers when it wants the client to come back later.
@@ -82,6 +84,7 @@ class HttpClient:
         )
         self._proxies: dict[str, urllib3.ProxyManager] = {}
         self._proxy_option = pip_config.get("proxy")
+        self._no_proxy_env = config_flag(pip_config, "no-proxy-env")
 
     def get(
         self, url: str, *, retries: Retry | Literal[False] | None = None
@@ -110,8 +113,15 @@ class HttpClient:
 
     def _manager_for(self, url: str) -> urllib3.PoolManager:
         parts = urlsplit(url)
-        proxy = self._proxy_option or urllib.request.getproxies().get(parts.scheme)
-        if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        if self._proxy_option is not None or self._no_proxy_env:
+            # pip: its own `proxy` (or `no-proxy-env`) replaces the environment's proxies,
+            # NO_PROXY included: the proxy is used for every host.
+            proxy = self._proxy_option
+        else:
+            proxy = urllib.request.getproxies().get(parts.scheme)
+            if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
+                proxy = None
+        if not proxy:
             return self._direct
         if proxy not in self._proxies:
             # pip takes credentials from the proxy URL (--proxy user:pass@host:port); urllib3
