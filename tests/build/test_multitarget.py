@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.metadata
 import io
 import json
 import shlex
@@ -243,7 +244,8 @@ def house(
         # The fast path answered for every target: no resolver ran.
         assert "resolving with" not in built.stderr, built.stderr
     else:
-        assert "wheelhouse: resolving with pip for host" in built.stderr.splitlines()
+        pip = importlib.metadata.version("pip")
+        assert f"wheelhouse: resolving with pip {pip} for host" in built.stderr.splitlines()
         for target in (AARCH64, WINDOWS):
             assert f"wheelhouse: resolving with uv for {target}" in built.stderr.splitlines()
     return built

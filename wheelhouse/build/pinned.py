@@ -59,7 +59,7 @@ from wheelhouse.build.settings import IndexOptions
 from wheelhouse.errors import FetchError
 from wheelhouse.house.manifest import FileKind, Sha256
 
-__all__ = ["BuildSdists", "Fallback", "PinnedResult", "resolve_pinned"]
+__all__ = ["BuildSdists", "Fallback", "PinnedResult", "resolve_pinned", "unpinnable"]
 
 logger = logging.getLogger(__name__)
 
@@ -862,3 +862,26 @@ def _check_dependency(
         raise _Ineligible(
             f"pins are not consistent: {owner} requires {shown}, but {dep} is pinned to {pinned}"
         )
+
+
+def unpinnable(inputs: InputSet, pip_config: Mapping[str, str]) -> str | None:
+    """Why pins made from ``inputs``' resolution could not stand for it here, or None.
+
+    A resolver's answer (``pip download``'s files, ``uv pip compile``'s pins) goes through
+    this module only when ``inputs`` ask for nothing it cannot honour: options that only pip
+    understands (in the files or pip's configuration), editables, paths and URLs.
+    """
+    try:
+        _check_options(inputs, pip_config)
+    except _Ineligible as exc:
+        return str(exc)
+    for line in inputs.lines:
+        where = f"{line.path}:{line.line}"
+        if line.editable:
+            return f"{where} is editable"
+        try:
+            if Requirement(line.requirement).url:
+                return f"{where}: {line.requirement!r} is a URL"
+        except InvalidRequirement:
+            return f"{where}: {line.requirement!r} is a path or URL"
+    return None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,7 +15,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packaging.utils import parse_wheel_filename
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 
 from wheelhouse import __version__
 from wheelhouse._base._http import strip_credentials
@@ -23,9 +30,17 @@ from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, fetch_all
-from wheelhouse.build.pinned import PinnedResult, resolve_pinned
+from wheelhouse.build.pinned import Fallback, PinnedResult, resolve_pinned, unpinnable
 from wheelhouse.build.requirements import InputSet, read_inputs
-from wheelhouse.build.resolve import Resolution, resolve, resolve_foreign
+from wheelhouse.build.resolve import (
+    Resolution,
+    compile_pins,
+    download,
+    pip_version,
+    requested_names,
+    resolve,
+    resolve_foreign,
+)
 from wheelhouse.build.settings import BuildSettings
 from wheelhouse.errors import IncompatibleError
 from wheelhouse.house.directory import Writer, check_output_dir, locked, publish
@@ -92,9 +107,11 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         # sdists built by this run: checking the pins may build some before the build stage,
         # which then finds them in the cache.
         fresh: set[Sha256] = set()
+        # The files of the wheelhouse being rebuilt: pip may take them instead of downloading.
+        reuse = _reusable(previous, cache)
         for target in settings.targets:
             resolution, files = _resolve_and_fetch(
-                inputs, settings, target, config, cache, report, fresh
+                inputs, settings, target, config, cache, report, fresh, reuse
             )
             resolutions.append(resolution)
             for item in files:
@@ -211,6 +228,17 @@ def _build_requirements(
     return found
 
 
+def _reusable(previous: Manifest | None, cache: Cache) -> tuple[Path, ...]:
+    if previous is None:
+        return ()
+    found = (
+        cache.lookup(record.sha256, record.filename)
+        for record in previous.files
+        if isinstance(record.origin, Downloaded)
+    )
+    return tuple(path for path in found if path is not None)
+
+
 def _resolve_and_fetch(
     inputs: InputSet,
     settings: BuildSettings,
@@ -219,6 +247,7 @@ def _resolve_and_fetch(
     cache: Cache,
     report: Reporter,
     fresh: set[Sha256],
+    reuse: Sequence[Path] = (),
 ) -> tuple[Resolution, list[Fetched]]:
     """Pins and files for one target: without a resolver when the input pins everything."""
     jobs = _network_jobs(settings)
@@ -239,7 +268,14 @@ def _resolve_and_fetch(
             return fast.resolution, list(fast.fetched)
         logger.info("not a complete set of pins%s: %s", label, fast.reason)
     if target.is_host:
-        report.stage(f"resolving with pip{label}")
+        reason = unpinnable(inputs, config)
+        if reason is None:
+            pinned = _resolve_loose(inputs, settings, target, config, cache, report, fresh, reuse)
+            if isinstance(pinned, tuple):
+                return pinned
+            reason = pinned.reason
+        logger.info("pip resolves%s and its report names the files: %s", label, reason)
+        report.stage(f"resolving with pip {pip_version()}{label}")
         resolution = resolve(inputs, settings.index, target, config=config)
     else:
         report.stage(f"resolving with uv{label}")
@@ -254,6 +290,99 @@ def _resolve_and_fetch(
         progress=lambda pin, n: report.downloaded(pin.filename, n),
     )
     return resolution, files
+
+
+def _resolve_loose(
+    inputs: InputSet,
+    settings: BuildSettings,
+    target: Target,
+    config: dict[str, str],
+    cache: Cache,
+    report: Reporter,
+    fresh: set[Sha256],
+    reuse: Sequence[Path],
+) -> tuple[Resolution, list[Fetched]] | Fallback:
+    """Resolve for the host with ``settings.resolver``, then take its answer as pins.
+
+    pip (``pip download``) keeps every file it downloaded to read metadata; they are put in
+    the cache under their sha256, and the pinned path finds them there when the index names
+    the same sha256 (so each file is downloaded once, and checked against the index). uv
+    (``uv pip compile``) gives pins without files. Either way the pinned path learns each
+    file's URL and hash from the index and checks the graph against the files' metadata.
+    """
+    label = "" if len(settings.targets) == 1 else f" for {target.name}"
+    work = cache.new_tmp_dir("resolve-")
+    staged: set[Sha256] = set()
+    try:
+        pins = work / "pins.txt"
+        if settings.resolver == "uv":
+            report.stage(f"resolving with uv{label}")
+            compile_pins(inputs, target, config, pins)
+        else:
+            report.stage(f"resolving with pip {pip_version()}{label}")
+            staging = work / "files"
+            staging.mkdir()
+            found = download(inputs, settings.index, target, staging, config=config, reuse=reuse)
+            if found is None:
+                return Fallback("pip's output does not say which files it kept")
+            files, reused = found
+            lines = []
+            for path in files:
+                name_version = _name_version(path.name)
+                if name_version is None:
+                    return Fallback(f"pip chose {path.name!r}, which is not a standard file name")
+                lines.append("{}=={}\n".format(*name_version))
+                digest = Sha256(sha256_file(path)[0])
+                cache.store(path, digest, path.name)
+                if path not in reused:
+                    staged.add(digest)
+            pins.write_text("".join(sorted(lines)), encoding="utf-8")
+        # The user's --hash pins still bind the files chosen.
+        pinned_inputs = dataclasses.replace(read_inputs((pins,), ()), hashes=inputs.hashes)
+        report.stage(f"checking the pins{label}")
+        result = resolve_pinned(
+            pinned_inputs,
+            settings.index,
+            config,
+            target,
+            cache,
+            jobs=_network_jobs(settings),
+            build=lambda sdists: [b.path for b in _build(sdists, settings, cache, report, fresh)],
+            progress=lambda pin, n: report.downloaded(pin.filename, n),
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if isinstance(result, Fallback):
+        logger.warning(
+            "the pins %s resolved%s could not be checked (%s); pip resolves again",
+            settings.resolver,
+            label,
+            result.reason,
+        )
+        return result
+    requested = requested_names(inputs, target)
+    chosen = [dataclasses.replace(p, requested=p.name in requested) for p in result.resolution.pins]
+    fetched = [
+        dataclasses.replace(item, pin=pin, downloaded=item.downloaded or item.sha256 in staged)
+        for item, pin in zip(result.fetched, chosen, strict=True)
+    ]
+    resolution = dataclasses.replace(
+        result.resolution,
+        pins=tuple(chosen),
+        pip_version=pip_version() if settings.resolver == "pip" else "",
+    )
+    return resolution, fetched
+
+
+def _name_version(filename: str) -> tuple[str, str] | None:
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+        else:
+            name, version = parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+    return str(name), str(version)
 
 
 def _writers() -> list[Writer]:
@@ -384,6 +513,7 @@ def _options(settings: BuildSettings) -> dict[str, Any]:
         "pre": settings.index.pre,
         "keep-sdists": settings.keep_sdists,
         "targets": [target.name for target in settings.targets],
+        "resolver": settings.resolver,
     }
 
 

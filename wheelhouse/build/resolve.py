@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import logging
+import os
 import re
-import sys
 import tempfile
 import threading
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,16 @@ from wheelhouse.errors import (
 )
 from wheelhouse.house.manifest import FileKind, Sha256
 
-__all__ = ["Pin", "Resolution", "resolve", "resolve_foreign"]
+__all__ = [
+    "Pin",
+    "Resolution",
+    "compile_pins",
+    "download",
+    "pip_version",
+    "requested_names",
+    "resolve",
+    "resolve_foreign",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -90,43 +100,126 @@ def resolve(
     """
     with tempfile.TemporaryDirectory(prefix="wheelhouse-resolve-") as tmp:
         report_path = Path(tmp) / "report.json"
-        args = [
-            "install",
-            "--dry-run",
-            "--ignore-installed",
-            "--progress-bar",
-            "off",
-            "--report",
-            str(report_path),
-            *index.pip_args(),
-        ]
-        for path in inputs.requirements:
-            args += ["-r", str(path.absolute())]
-        for path in inputs.constraints:
-            args += ["-c", str(path.absolute())]
-        # Offline, pip gives up on an index without a word (with --retries 0, or after its
-        # retries) and resolves from whatever else answers: a file:// mirror's older releases.
-        # So every index is asked for itself while pip runs, and silence is an error.
-        # When that answer comes first, pip is not waited for (offline, it retries each
-        # project for seconds).
-        abort = threading.Event()
-
-        def probe() -> NetworkError | None:
-            error = _unreachable(index, _first_project(inputs), config)
-            if error is not None:
-                abort.set()
-            return error
-
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            probed = pool.submit(probe)
-            result = run_pip(args, env=online_env(), python=target.python, abort=abort)
-            unreachable = probed.result()
-        if unreachable is not None:
-            raise unreachable
-        if not result.ok or not report_path.exists():
-            raise explain_pip_failure(result.stdout + "\n" + result.stderr, index, inputs)
+        args = ["install", "--dry-run", "--ignore-installed", "--report", str(report_path)]
+        _run_resolver(args, inputs, index, target, config, produced=report_path)
         report = json.loads(report_path.read_text(encoding="utf-8"))
     return _from_report(report, target)
+
+
+def download(
+    inputs: InputSet,
+    index: IndexOptions,
+    target: Target,
+    staging: Path,
+    *,
+    config: Mapping[str, str] | None = None,
+    reuse: Sequence[Path] = (),
+) -> tuple[tuple[Path, ...], frozenset[Path]] | None:
+    """Let pip resolve ``inputs`` and save the file of each distribution it chose in ``staging``.
+
+    The same resolution as :func:`resolve` (``pip download`` ignores what is installed, as
+    ``--ignore-installed`` does), but the files pip downloads to read their metadata are kept:
+    an index without PEP 658 metadata makes pip download every wheel while resolving, and
+    ``pip install --dry-run`` throws them away. ``pip download`` writes no report, so the
+    caller learns each file's URL and hash from the index (the pinned path) and checks the
+    saved file against it.
+
+    ``reuse`` are verified files from an earlier resolution, linked into ``staging`` first:
+    pip takes a file it finds there instead of downloading it, after checking it against the
+    hash the index gives (or downloads it again), so a rebuild downloads only what changed.
+    ``staging`` must be empty. Returns the files of pip's answer and those of them that were
+    reused, or None when pip's output does not say which of the reused files it kept.
+    """
+    linked: dict[Path, NormalizedName] = {}
+    for path in reuse:
+        project = _project_of(path.name)
+        if project is None:
+            continue
+        try:
+            os.link(path, staging / path.name)
+        except OSError:
+            continue  # another filesystem: pip downloads it
+        linked[staging / path.name] = project
+    args = ["download", "--dest", str(staging)]
+    output = _run_resolver(args, inputs, index, target, config, produced=staging)
+    present = sorted(p for p in staging.iterdir() if p.is_file())
+    if not linked:
+        return tuple(present), frozenset()
+    # Unused reused files stay in staging: pip's answer is what it saved now, and the
+    # reused files of the projects it says it "downloaded" (one file each) that it did not
+    # replace by another.
+    done = _DOWNLOADED.search(output)
+    if done is None:
+        return None
+    names = {canonicalize_name(n) for n in done["names"].split()}
+    saved = {staging / m["filename"] for m in _SAVED.finditer(output)}
+    saved_projects = {_project_of(p.name) for p in saved}
+    kept = {
+        p
+        for p in present
+        if p not in saved and p in linked and linked[p] in names and linked[p] not in saved_projects
+    }
+    return tuple(p for p in present if p in saved or p in kept), frozenset(kept)
+
+
+_DOWNLOADED = re.compile(r"^Successfully downloaded (?P<names>.+)$", re.MULTILINE)
+_SAVED = re.compile(r"^Saved .*?(?P<filename>[^/\\]+)$", re.MULTILINE)
+
+
+def _project_of(filename: str) -> NormalizedName | None:
+    try:
+        if filename.endswith(".whl"):
+            return parse_wheel_filename(filename)[0]
+        return parse_sdist_filename(filename)[0]
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+
+
+def _run_resolver(
+    command: list[str],
+    inputs: InputSet,
+    index: IndexOptions,
+    target: Target,
+    config: Mapping[str, str] | None,
+    *,
+    produced: Path,
+) -> str:
+    """Run pip's resolver (``command`` and the inputs): its output, or the error it explains."""
+    args = [*command, "--progress-bar", "off", *index.pip_args()]
+    for path in inputs.requirements:
+        args += ["-r", str(path.absolute())]
+    for path in inputs.constraints:
+        args += ["-c", str(path.absolute())]
+    # Offline, pip gives up on an index without a word (with --retries 0, or after its
+    # retries) and resolves from whatever else answers: a file:// mirror's older releases.
+    # So every index is asked for itself while pip runs, and silence is an error.
+    # When that answer comes first, pip is not waited for (offline, it retries each
+    # project for seconds).
+    abort = threading.Event()
+
+    def probe() -> NetworkError | None:
+        error = _unreachable(index, _first_project(inputs), config)
+        if error is not None:
+            abort.set()
+        return error
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        probed = pool.submit(probe)
+        result = run_pip(args, env=online_env(), python=target.python, abort=abort)
+        unreachable = probed.result()
+    if unreachable is not None:
+        raise unreachable
+    if not result.ok or not produced.exists():
+        raise explain_pip_failure(result.stdout + "\n" + result.stderr, index, inputs)
+    return result.stdout
+
+
+def pip_version() -> str:
+    """The version of the pip that resolves for the host (the one installed beside us)."""
+    try:
+        return importlib.metadata.version("pip")
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
 
 
 def _first_project(inputs: InputSet) -> str:
@@ -431,33 +524,18 @@ def resolve_foreign(inputs: InputSet, target: Target, pip_config: Mapping[str, s
     platform, extra_env = target.uv_platform
     with tempfile.TemporaryDirectory(prefix="wheelhouse-resolve-") as tmp:
         lock_path = Path(tmp) / "pylock.toml"
-        args: list[str | Path] = [
-            "pip",
-            "compile",
-            "--quiet",
-            "--python",
-            sys.executable,
+        on_target = [
             "--python-platform",
             platform,
             "--python-version",
             "{}.{}".format(*target.python_version),
-            "--output-file",
-            lock_path,
-            *pip_config_as_uv_args(pip_config),
         ]
-        for path in inputs.constraints:
-            args += ["--constraint", path.absolute()]
-        args += [path.absolute() for path in inputs.requirements]
-        env = uv_env(pip_config)
-        env.update(extra_env)
         purpose = (
             f"resolving for target {target.name!r} needs uv (pip evaluates markers for the host)"
         )
-        result = run_uv(args, env=env, purpose=purpose)
-        if not result.ok or not lock_path.exists():
-            raise _explain_uv_failure(result.stderr or result.stdout, target)
+        _uv_compile(inputs, target, pip_config, on_target, lock_path, purpose, extra_env)
         lock = tomllib.loads(lock_path.read_text(encoding="utf-8"))
-    requested = _requested_names(inputs, target)
+    requested = requested_names(inputs, target)
     pins = [
         pin
         for package in lock.get("packages", [])
@@ -469,7 +547,52 @@ def resolve_foreign(inputs: InputSet, target: Target, pip_config: Mapping[str, s
     )
 
 
-def _requested_names(inputs: InputSet, target: Target) -> set[NormalizedName]:
+def compile_pins(
+    inputs: InputSet, target: Target, pip_config: Mapping[str, str], output: Path
+) -> None:
+    """Write uv's resolution of ``inputs`` for the host to ``output``, one ``name==version`` a
+    line (``--resolver uv``); the caller takes the pins through the pinned path.
+
+    ``pip_config`` is pip's configuration with the command line's index options applied. uv
+    resolves for the interpreter that runs us, with pip's index settings (every index's files
+    considered together, as pip does), never its own configuration.
+    """
+    plain = ["--no-header", "--no-annotate"]
+    _uv_compile(inputs, target, pip_config, plain, output, "--resolver uv needs uv", {})
+
+
+def _uv_compile(
+    inputs: InputSet,
+    target: Target,
+    pip_config: Mapping[str, str],
+    on_target: list[str],
+    output: Path,
+    purpose: str,
+    extra_env: Mapping[str, str],
+) -> None:
+    args: list[str | Path] = [
+        "pip",
+        "compile",
+        "--quiet",
+        "--python",
+        target.python,
+        *on_target,
+        "--output-file",
+        output,
+        *pip_config_as_uv_args(pip_config),
+    ]
+    for path in inputs.constraints:
+        args += ["--constraint", path.absolute()]
+    args += [path.absolute() for path in inputs.requirements]
+    env = uv_env(pip_config)
+    env.update(extra_env)
+    result = run_uv(args, env=env, purpose=purpose)
+    if not result.ok or not output.exists():
+        raise _explain_uv_failure(result.stderr or result.stdout, target)
+
+
+def requested_names(inputs: InputSet, target: Target) -> set[NormalizedName]:
+    """The projects ``inputs`` name for ``target`` (not constraints; markers evaluated)."""
     names: set[NormalizedName] = set()
     for line in inputs.lines:
         if line.constraint:

@@ -6,10 +6,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from wheelhouse._base.targets import HOST, Target
 
-__all__ = ["BuildSettings", "IndexOptions", "default_jobs"]
+__all__ = ["RESOLVERS", "BuildSettings", "IndexOptions", "Resolver", "default_jobs"]
+
+# Who resolves loose requirements for the host: pip (the default, pip's own answer) or uv
+# (much faster; its answer then goes through the pinned path, as a pip-compile output would).
+Resolver = Literal["pip", "uv"]
+RESOLVERS: tuple[Resolver, ...] = ("pip", "uv")
 
 _KEYS = ("index-url", "extra-index-url", "find-links", "pre")
 
@@ -76,3 +82,4 @@ class BuildSettings:
     jobs: int = field(default_factory=default_jobs)
     refresh: bool = False
     targets: tuple[Target, ...] = (HOST,)
+    resolver: Resolver = "pip"

@@ -15,6 +15,7 @@ from wheelhouse.cli._app import (
     print_json,
     setup_logging,
 )
+from wheelhouse.errors import UsageError
 from wheelhouse.house.locations import default_wheelhouse_dir
 
 if TYPE_CHECKING:
@@ -88,9 +89,25 @@ def build(
             "cp311-win_amd64) or host [default: host]; repeatable.",
         ),
     ] = None,
+    resolver: Annotated[
+        str,
+        typer.Option(
+            "--resolver",
+            metavar="pip|uv",
+            help="Who resolves loose requirements for the host: pip (the pip installed with "
+            "wheelhouse, >= 26.1; the same answer as 'pip install') or uv (many times faster; "
+            "its pins are then checked and fetched as a pinned file is). Fully pinned input "
+            "needs neither; other --target values are always resolved by uv.",
+        ),
+    ] = "pip",
     verbose: Annotated[
         int,
-        typer.Option("-v", "--verbose", count=True, help="More output (-v shows pip's commands)."),
+        typer.Option(
+            "-v",
+            "--verbose",
+            count=True,
+            help="More output (-v shows pip's and uv's commands and versions).",
+        ),
     ] = 0,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors.")] = False,
     as_json: Annotated[
@@ -103,6 +120,8 @@ def build(
     from wheelhouse.build.settings import BuildSettings, IndexOptions, default_jobs
     from wheelhouse.cli._reporters import make_reporter
 
+    if resolver not in ("pip", "uv"):
+        raise UsageError(f"--resolver must be 'pip' or 'uv', not {resolver!r}")
     verbosity = -1 if quiet else verbose
     setup_logging(verbosity)
     settings = BuildSettings(
@@ -120,6 +139,7 @@ def build(
         jobs=jobs or default_jobs(),
         refresh=refresh,
         targets=tuple(dict.fromkeys(parse_target(t) for t in target or ["host"])),
+        resolver="uv" if resolver == "uv" else "pip",
     )
     started = time.monotonic()
     reporter = make_reporter(verbosity)
