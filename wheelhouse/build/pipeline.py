@@ -231,12 +231,13 @@ def _build_requirements(
 def _reusable(previous: Manifest | None, cache: Cache) -> tuple[Path, ...]:
     if previous is None:
         return ()
-    found = (
+    found = [
         cache.lookup(record.sha256, record.filename)
-        for record in previous.files
         if isinstance(record.origin, Downloaded)
-    )
-    return tuple(path for path in found if path is not None)
+        else cache.lookup(record.origin.sdist_sha256, record.origin.sdist)
+        for record in previous.files
+    ]
+    return tuple(dict.fromkeys(path for path in found if path is not None))
 
 
 def _resolve_and_fetch(

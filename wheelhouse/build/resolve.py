@@ -163,7 +163,7 @@ def download(
 
 
 _DOWNLOADED = re.compile(r"^Successfully downloaded (?P<names>.+)$", re.MULTILINE)
-_SAVED = re.compile(r"^Saved .*?(?P<filename>[^/\\]+)$", re.MULTILINE)
+_SAVED = re.compile(r"^Saved .*?(?P<filename>[^/\\\n]+)$", re.MULTILINE)
 
 
 def _project_of(filename: str) -> NormalizedName | None:

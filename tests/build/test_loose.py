@@ -1,0 +1,148 @@
+"""Loose input (names and ranges): pip's files are downloaded once, and --resolver uv."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests._dists import DistFactory
+from tests._server import IndexServer
+from tests.build.test_build import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph, sha256_of
+from tests.conftest import Cli
+from wheelhouse.errors import ExitCode, WheelhouseError
+
+# Every file of the graph that is on the index and in the lock (srconly as its sdist).
+INDEX_FILES = {"srconly-1.0.tar.gz"} | (GRAPH_WHEELS - {"srconly-1.0-py3-none-any.whl"})
+
+
+def need_uv() -> None:
+    from wheelhouse._base._uv import find_uv
+
+    try:
+        find_uv()
+    except WheelhouseError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"--resolver uv needs uv: {exc.message}")
+        pytest.skip(f"--resolver uv needs uv: {exc.message}")
+
+
+def build(cli: Cli, index: IndexServer, requirements: Path, out: Path, *args: str) -> str:
+    result = cli("build", "-r", requirements, "-o", out, "--index-url", index.url, *args)
+    assert result.exit_code == 0, result.stderr
+    return result.stderr
+
+
+def file_requests(index: IndexServer, start: int = 0) -> Counter[str]:
+    return Counter(
+        p.removeprefix("/files/") for p in index.requests[start:] if p.startswith("/files/")
+    )
+
+
+def locks(out: Path) -> list[dict[str, object]]:
+    manifest = json.loads((out / "wheelhouse.json").read_text(encoding="utf-8"))
+    return list(manifest["targets"])
+
+
+def pylock_lines(out: Path) -> set[str]:
+    return set((out / "pylock.toml").read_text(encoding="utf-8").splitlines())
+
+
+@pytest.fixture
+def graph(dists: DistFactory, tmp_path: Path) -> Path:
+    make_graph(dists)
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text(GRAPH_REQUIREMENTS, encoding="utf-8")
+    return requirements
+
+
+def test_files_pip_downloads_while_resolving_are_not_fetched_again(
+    cli: Cli, graph: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    stderr = build(cli, index_server, graph, tmp_path / "wh")
+
+    # The index has no PEP 658 metadata, so pip reads every file to resolve; each is
+    # requested exactly once in the whole build.
+    assert file_requests(index_server) == dict.fromkeys(INDEX_FILES, 1)
+    assert stderr.splitlines()[-1].endswith(
+        f"{len(GRAPH_WHEELS)} files, 0.0 MB (5 downloaded, 0 from cache, 1 built from sdists)"
+    )
+    for filename in GRAPH_WHEELS:
+        assert (tmp_path / "wh" / filename).is_file()
+
+
+def test_rebuild_after_one_pin_changes_fetches_only_that_pins_files(
+    cli: Cli, graph: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "wh"
+    build(cli, index_server, graph, out)
+    start = len(index_server.requests)
+    graph.write_text(GRAPH_REQUIREMENTS + "lib<2\n", encoding="utf-8")
+
+    stderr = build(cli, index_server, graph, out, "-v")
+
+    assert file_requests(index_server, start) == {"lib-1.0-py3-none-any.whl": 1}
+    assert stderr.splitlines()[-1].endswith("(1 downloaded, 4 from cache, 0 built from sdists)")
+    assert (out / "lib-1.0-py3-none-any.whl").is_file()
+    assert not (out / "lib-2.0-py3-none-any.whl").exists()
+
+
+def test_a_resolution_download_with_another_hash_is_exit_6(
+    cli: Cli, graph: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    index_server.corrupt("lib-2.0-py3-none-any.whl")
+
+    result = cli("build", "-r", graph, "-o", tmp_path / "wh", "--index-url", index_server.url)
+
+    assert result.exit_code == ExitCode.INTEGRITY == 6
+    first = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+    assert first.startswith("error: hash mismatch for lib")
+    assert "lib-2.0-py3-none-any.whl" in first
+    assert f"expected sha256 {sha256_of(index_server.root / 'lib-2.0-py3-none-any.whl')}" in first
+    assert not (tmp_path / "wh").exists()
+
+
+def test_resolver_uv_gives_the_same_lock_as_pip(
+    cli: Cli, graph: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    need_uv()
+    by_pip, by_uv = tmp_path / "by-pip", tmp_path / "by-uv"
+    build(cli, index_server, graph, by_pip)
+
+    stderr = build(cli, index_server, graph, by_uv, "--resolver", "uv", "-v")
+
+    assert "wheelhouse: resolving with uv" in stderr.splitlines()
+    assert "pip download" not in stderr
+    assert locks(by_uv) == locks(by_pip)
+    assert (by_uv / "requirements.txt").read_bytes() == (by_pip / "requirements.txt").read_bytes()
+    # pylock.toml records which options made it (the resolver among them), and nothing else
+    # differs.
+    assert pylock_lines(by_uv) - pylock_lines(by_pip) == {
+        line for line in pylock_lines(by_uv) if line.startswith("inputs-fingerprint = ")
+    }
+    # uv reads metadata its own way (with its own requests); the files themselves were
+    # already in wheelhouse's cache.
+    assert stderr.splitlines()[-1].endswith("(0 downloaded, 5 from cache, 0 built from sdists)")
+    manifest = json.loads((by_uv / "wheelhouse.json").read_text(encoding="utf-8"))
+    assert manifest["inputs"]["options"]["resolver"] == "uv"
+
+
+def test_an_unknown_resolver_is_a_usage_error(cli: Cli, graph: Path, tmp_path: Path) -> None:
+    result = cli("build", "-r", graph, "-o", tmp_path / "wh", "--resolver", "poetry")
+
+    assert result.exit_code == ExitCode.USAGE == 2
+    assert result.stderr == "error: --resolver must be 'pip' or 'uv', not 'poetry'\n"
+    assert not (tmp_path / "wh").exists()
+
+
+def test_verbose_names_the_pip_that_resolves(
+    cli: Cli, graph: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    from importlib.metadata import version
+
+    stderr = build(cli, index_server, graph, tmp_path / "wh", "-v")
+
+    assert f"wheelhouse: resolving with pip {version('pip')}" in stderr.splitlines()
