@@ -48,6 +48,7 @@ from wheelhouse.house.manifest import BuiltFrom, FileRecord, read_manifest  # no
 from wheelhouse.install.hermetic import find_uv  # noqa: E402
 
 DEFAULT_INPUTS = (HERE / "inputs" / "webservice.txt", HERE / "inputs" / "sdists.txt")
+LOOSE_INPUTS = (HERE / "inputs" / "webservice.in", HERE / "inputs" / "datascience.in")
 DEFAULT_JSON = ROOT / "bench-results" / "bench.json"
 SCHEMA = 1
 
@@ -60,6 +61,11 @@ TARGET_INSTALL = 1.05
 TARGET_BUNDLE = 2.0
 TARGET_UPDATE_SIZE = 0.10
 BUMPED = ("certifi", "idna")
+# Issue 16 (loose input, cold, against `pip wheel` of the newest pip): the default resolver,
+# and --resolver uv on the web-service set and on larger sets.
+TARGET_LOOSE = 1.0
+TARGET_LOOSE_UV = {"webservice.in": 0.2}
+TARGET_LOOSE_UV_LARGE = 0.3
 
 WHEELHOUSE = [sys.executable, "-m", "wheelhouse"]
 PIP = [sys.executable, "-m", "pip"]
@@ -298,6 +304,64 @@ def bench_builds(
         cold.target = TARGET_COLD_SDISTS
         cold.note = f"{built} wheels built from sdists: target {TARGET_COLD_SDISTS}x"
     return [cold, noop], outputs[0]
+
+
+def bench_loose(requirements: Path, rounds: int, scratch: Scratch, log: Any) -> list[Case]:
+    """Cold builds of loose input (names and ranges), default and ``--resolver uv``, against
+    ``pip wheel`` of this interpreter's pip (the newest, in ``nox -s bench``), rotating which of
+    the three goes first. Every run starts with empty caches (pip's, uv's and wheelhouse's).
+    What lands is recorded too: the bytes of the wheelhouse's cache (each file downloaded once
+    goes there once) and of ``pip wheel``'s output directory.
+    """
+    label = requirements.name
+    req = str(requirements)
+    command = "wheelhouse build -v -r X -o DIR --cache-dir FRESH{} (fresh pip and uv caches)"
+    baseline = "pip wheel -r X -w DIR (fresh PIP_CACHE_DIR)"
+    default = Case("loose cold build", label, command.format(""), baseline, TARGET_LOOSE)
+    uv = Case(
+        "loose --resolver uv",
+        label,
+        command.format(" --resolver uv"),
+        baseline,
+        TARGET_LOOSE_UV.get(label, TARGET_LOOSE_UV_LARGE),
+    )
+    landed: dict[str, list[int]] = {"pip": [], "uv": [], "pip wheel": []}
+
+    def wheelhouse(case: Case, resolver: str) -> Any:
+        def step(r: int) -> None:
+            work = scratch.new(f"wh-{resolver}-{label}")
+            env = online_env(work, work / "pip-cache")
+            argv = [*WHEELHOUSE, "build", "-v", "-r", req, "-o", str(work / "out")]
+            argv += ["--cache-dir", str(work / "cache"), "--resolver", resolver]
+            run = timed(argv, env, cwd=work)
+            case.wheelhouse.append(run.seconds)
+            case.phases.append(phases(run))
+            landed[resolver].append(_tree_bytes(work / "cache" / "files"))
+            log(f"  round {r + 1}: wheelhouse --resolver {resolver:<3} {run.seconds:6.2f} s")
+
+        return step
+
+    def pip(r: int) -> None:
+        work = scratch.new(f"pip-loose-{label}")
+        env = online_env(work, work / "pip-cache")
+        run = timed([*PIP, "wheel", "-q", "-r", req, "-w", str(work / "wheels")], env, cwd=work)
+        default.baseline.append(run.seconds)
+        uv.baseline.append(run.seconds)
+        landed["pip wheel"].append(_tree_bytes(work / "wheels"))
+        log(f"  round {r + 1}: pip wheel                {run.seconds:6.2f} s")
+
+    steps = [wheelhouse(default, "pip"), wheelhouse(uv, "uv"), pip]
+    for r in range(rounds):
+        for step in steps[r % 3 :] + steps[: r % 3]:
+            step(r)
+    sizes = {k: statistics.median(v) / 1e6 for k, v in landed.items()}
+    note = "landed (MB, medians): " + ", ".join(f"{k} {v:.1f}" for k, v in sizes.items())
+    default.note = uv.note = note
+    return [default, uv]
+
+
+def _tree_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
 def install_command_available() -> bool:
@@ -805,12 +869,12 @@ def bench_bundles(
 
 
 def print_cases(cases: Sequence[Case]) -> None:
-    head = f"{'case':<16} {'input':<16} {'wheelhouse':>10} {'baseline':>9} {'ratio':>6}  target"
+    head = f"{'case':<20} {'input':<16} {'wheelhouse':>10} {'baseline':>9} {'ratio':>6}  target"
     print(head)
     print("-" * len(head) + "-------")
     for c in cases:
         print(
-            f"{c.name:<16} {c.input:<16} {statistics.median(c.wheelhouse):9.2f}s "
+            f"{c.name:<20} {c.input:<16} {statistics.median(c.wheelhouse):9.2f}s "
             f"{statistics.median(c.baseline):8.2f}s {c.ratio:5.2f}x  <= {c.target:.2f}x "
             f"{c.status}"
         )
@@ -907,6 +971,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="with --bundle: use this wheelhouse of the first --input instead of building it",
     )
+    parser.add_argument(
+        "--loose",
+        action="store_true",
+        help="only the loose-input cases: cold builds, default and --resolver uv, against pip "
+        "wheel (default inputs: benchmarks/inputs/webservice.in and datascience.in)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -952,6 +1022,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_cases(args: argparse.Namespace, scratch: Scratch, log: Any) -> list[dict[str, Any]]:
     cases: list[Case] = []
+    if args.loose:
+        for requirements in args.input or LOOSE_INPUTS:
+            requirements = requirements.resolve()
+            log(f"{requirements.name}: loose cold builds ({args.rounds} rounds, rotating)")
+            cases += bench_loose(requirements, args.rounds, scratch, log)
+        print_cases(cases)
+        return [c.as_json() for c in cases]
     via_cli = install_command_available()
     for requirements in args.input or DEFAULT_INPUTS:
         requirements = requirements.resolve()
