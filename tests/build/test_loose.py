@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tests._dists import DistFactory
 from tests._server import IndexServer
 from tests.build.test_build import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph, sha256_of
 from tests.conftest import Cli
+from wheelhouse._base._uv import find_uv
 from wheelhouse.errors import ExitCode, WheelhouseError
 
 # Every file of the graph that is on the index and in the lock (srconly as its sdist).
@@ -20,8 +22,6 @@ INDEX_FILES = {"srconly-1.0.tar.gz"} | (GRAPH_WHEELS - {"srconly-1.0-py3-none-an
 
 
 def need_uv() -> None:
-    from wheelhouse._base._uv import find_uv
-
     try:
         find_uv()
     except WheelhouseError as exc:
@@ -114,7 +114,8 @@ def test_resolver_uv_gives_the_same_lock_as_pip(
 
     stderr = build(cli, index_server, graph, by_uv, "--resolver", "uv", "-v")
 
-    assert "wheelhouse: resolving with uv" in stderr.splitlines()
+    uv = subprocess.run([find_uv(), "--version"], capture_output=True, text=True, check=True)
+    assert f"wheelhouse: resolving with uv {uv.stdout.split()[1]}" in stderr.splitlines()
     assert "pip download" not in stderr
     assert locks(by_uv) == locks(by_pip)
     assert (by_uv / "requirements.txt").read_bytes() == (by_pip / "requirements.txt").read_bytes()

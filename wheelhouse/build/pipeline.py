@@ -40,6 +40,7 @@ from wheelhouse.build.resolve import (
     requested_names,
     resolve,
     resolve_foreign,
+    uv_version,
 )
 from wheelhouse.build.settings import BuildSettings
 from wheelhouse.errors import IncompatibleError
@@ -317,7 +318,7 @@ def _resolve_loose(
     try:
         pins = work / "pins.txt"
         if settings.resolver == "uv":
-            report.stage(f"resolving with uv{label}")
+            report.stage(f"resolving with uv {uv_version(config)}{label}")
             compile_pins(inputs, target, config, pins)
         else:
             report.stage(f"resolving with pip {pip_version()}{label}")

@@ -58,6 +58,7 @@ __all__ = [
     "requested_names",
     "resolve",
     "resolve_foreign",
+    "uv_version",
 ]
 
 logger = logging.getLogger(__name__)
@@ -212,6 +213,13 @@ def _run_resolver(
     if not result.ok or not produced.exists():
         raise explain_pip_failure(result.stdout + "\n" + result.stderr, index, inputs)
     return result.stdout
+
+
+def uv_version(pip_config: Mapping[str, str]) -> str:
+    """The version of the uv that resolves (``uv --version``'s number), for messages."""
+    result = run_uv(["--version"], env=uv_env(pip_config), purpose="--resolver uv needs uv")
+    words = result.stdout.split()
+    return words[1] if result.ok and len(words) > 1 else "?"
 
 
 def pip_version() -> str:
