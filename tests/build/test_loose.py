@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -147,3 +148,23 @@ def test_verbose_names_the_pip_that_resolves(
     stderr = build(cli, index_server, graph, tmp_path / "wh", "-v")
 
     assert f"wheelhouse: resolving with pip {version('pip')}" in stderr.splitlines()
+
+
+def test_no_more_file_bytes_than_pip_wheel(
+    cli: Cli, graph: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    argv = [sys.executable, "-m", "pip", "wheel", "-q", "-r", graph, "-w", tmp_path / "pip-wheel"]
+    argv += ["--index-url", index_server.url, "--cache-dir", tmp_path / "pip-cache"]
+    subprocess.run(argv, check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
+    by_pip = file_requests(index_server)
+    start = len(index_server.requests)
+
+    build(cli, index_server, graph, tmp_path / "wh")
+
+    by_wheelhouse = file_requests(index_server, start)
+    assert by_wheelhouse == by_pip == dict.fromkeys(INDEX_FILES, 1)
+
+    def size(requests: Counter[str]) -> int:
+        return sum((index_server.root / name).stat().st_size * n for name, n in requests.items())
+
+    assert size(by_wheelhouse) <= size(by_pip)
