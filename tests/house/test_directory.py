@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import wheelhouse.house.directory as wheelhouse_dir
+from tests._capabilities import missing
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from tests.build.test_build import GRAPH_REQUIREMENTS, contents, make_graph, snapshot, wheels_in
@@ -100,7 +101,7 @@ def test_old_wheelhouse_is_visible_until_the_swap(
     if not exchange:
         monkeypatch.setattr(wheelhouse_dir, "_exchange", lambda a, b: False)
     elif wheelhouse_dir._renameat2() is None:
-        pytest.skip("no renameat2 here")
+        missing("renameat2(RENAME_EXCHANGE)", "this kernel or libc has none")
     moved_aside: list[str] = []
     rename = os.rename
 

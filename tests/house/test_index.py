@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
+from tests._capabilities import find_uv
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 from wheelhouse.errors import InvalidWheelhouseError, TamperedError
@@ -448,10 +449,10 @@ def test_newest_pip_installs_from_file_index_using_metadata_files(
 def test_uv_installs_from_file_index_offline(
     house: tuple[Path, Manifest], make_venv: Any, offline: Any, tmp_path: Path
 ) -> None:
-    uv = pytest.importorskip("uv").find_uv_bin()
+    uv = find_uv()
     root, _ = house
     python = make_venv("uv", with_pip=False)
-    argv = [uv, "pip", "install", "--no-config", "--offline", "--cache-dir", tmp_path / "uvc"]
+    argv = [*uv, "pip", "install", "--no-config", "--offline", "--cache-dir", tmp_path / "uvc"]
     argv += ["--python", python, "--index-url", (root / "simple").as_uri(), "foo-bar"]
     result = run(offline(argv), env=offline_env())
     assert result.ok, result.stdout + result.stderr

@@ -19,6 +19,7 @@ from packaging.tags import Tag
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
+from tests._capabilities import find_uv, missing
 from tests._dists import DistFactory
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import Completed, run
@@ -376,9 +377,11 @@ def test_a_target_without_an_environment_cannot_get_a_marker() -> None:
 
 def test_packaging_reads_the_lock_and_selects_per_target() -> None:
     """An independent reader (packaging.pylock, what pip vendors) accepts and selects."""
-    pylock = pytest.importorskip("packaging.pylock")
-    if Version(importlib.metadata.version("packaging")) < Version("26.1"):
-        pytest.skip("packaging.pylock.Pylock.select needs packaging >= 26.1")
+    version = Version(importlib.metadata.version("packaging"))
+    if version < Version("26.1"):
+        missing("packaging >= 26.1", f"packaging {version} has no packaging.pylock.Pylock.select")
+    import packaging.pylock as pylock
+
     colorama = _record("colorama-0.4.6-py2.py3-none-any.whl", SHA_A, 1, Downloaded("u"))
     windows = TargetLock("win", (), WINDOWS, (_entry(ZETA), _entry(colorama)))
     manifest = _manifest(
@@ -467,18 +470,13 @@ def _wheelhouse(tmp_path: Path, dists: DistFactory) -> Path:
 
 
 def _uv() -> list[str]:
-    if importlib.util.find_spec("uv") is not None:
-        return [sys.executable, "-m", "uv"]
-    found = shutil.which("uv")
-    if found is None:
-        pytest.skip("uv is not installed in the test environment")
-    return [found]
+    return find_uv()
 
 
 def _newest_pip() -> list[str]:
     version = Version(importlib.metadata.version("pip"))
     if version < Version("26.1"):
-        pytest.skip(f"pip {version} cannot install from pylock.toml (needs >= 26.1)")
+        missing("pip >= 26.1", f"pip {version} cannot install from pylock.toml")
     return [sys.executable, "-m", "pip"]
 
 

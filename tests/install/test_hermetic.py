@@ -17,6 +17,7 @@ from packaging.tags import sys_tags
 
 import wheelhouse._base._uv
 import wheelhouse.install.hermetic as install_module
+from tests._capabilities import missing
 from tests._dists import vendor_dist_info
 from tests.house.test_verify import flip_byte, make_wheelhouse
 from wheelhouse._base.targets import parse_target
@@ -387,8 +388,8 @@ def test_uv_installs_offline(  # type: ignore[no-untyped-def]
 ) -> None:
     try:
         find_uv()
-    except WheelhouseError:
-        pytest.skip("uv is not installed in the test environment")
+    except WheelhouseError as exc:
+        missing("uv", exc.message)
     python = make_venv(with_pip=False)
     hostile_environment(monkeypatch, tmp_path, dists)
     plan = plan_install(InstallOptions(wheelhouse=house, python=python, installer="uv"))

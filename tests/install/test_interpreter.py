@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import wheelhouse.install._interpreter as interpreter
+from tests._capabilities import missing
 from tests.conftest import MakeVenv
 
 
@@ -96,7 +97,7 @@ def _old_python() -> Path | None:
 def test_an_interpreter_too_old_for_our_packaging_is_asked_with_its_own_pips() -> None:
     python = _old_python()
     if python is None:
-        pytest.skip("no Python 3.8/3.9 with pip on this machine")
+        missing("a Python 3.8 or 3.9 with pip", "none on PATH or under ~/.pyenv/versions")
     info = interpreter._ask(python)
     minor = info.version.split(".")[1]
     assert info.version.startswith("3.")

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from packaging.utils import canonicalize_name
 
+from tests._capabilities import find_uv, require
 from tests.house.test_index import build_wheelhouse
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
@@ -371,11 +372,11 @@ def _vm_kib(pid: int, key: str) -> int:
     raise AssertionError(f"no {key} in /proc/{pid}/status")
 
 
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_serve_process_holds_fifty_clients_small_and_stops_on_signal(
     house: Path, signum: signal.Signals
 ) -> None:
+    require("/proc", None if Path("/proc/self/status").exists() else "no /proc/self/status")
     proc = subprocess.Popen(
         [sys.executable, "-c", _SERVE_SCRIPT, str(house)],
         stdout=subprocess.PIPE,
@@ -454,9 +455,9 @@ def test_newest_pip_installs_from_serve(
 
 @pytest.mark.slow
 def test_uv_installs_from_serve(server: WheelhouseServer, make_venv: Any, tmp_path: Path) -> None:
-    uv = pytest.importorskip("uv").find_uv_bin()
+    uv = find_uv()
     python = make_venv("uv", with_pip=False)
-    argv = [uv, "pip", "install", "--no-config", "--cache-dir", tmp_path / "uvc"]
+    argv = [*uv, "pip", "install", "--no-config", "--cache-dir", tmp_path / "uvc"]
     result = run(
         [*argv, "--python", python, "--index-url", server.url, "foo-bar"], env=offline_env()
     )
