@@ -1,7 +1,9 @@
 """``wheelhouse build --target TAG ...``: one DIR, a lock per target that pip itself accepts.
 
-The dists model a team that builds on x86-64 Linux (CPython 3.11) and deploys to aarch64 servers
-on CPython 3.12 and to Windows laptops on CPython 3.11.
+The dists model a team that builds on this machine and deploys to Linux servers of another
+architecture on another CPython (aarch64 on the next CPython, from an x86-64 host) and to
+laptops of another operating system on the host's CPython (Windows, or macOS from Windows).
+Every foreign target is derived from the host, so the tests hold on any host.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import hashlib
 import importlib.metadata
 import io
 import json
+import platform
 import shlex
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tomllib
 from dataclasses import dataclass
@@ -21,23 +25,51 @@ from pathlib import Path
 
 import pytest
 from packaging.markers import Marker
-from packaging.utils import parse_wheel_filename
+from packaging.tags import sys_tags
 
+from tests._capabilities import missing
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from tests.conftest import Cli, MakeVenv, Offline
-from wheelhouse._base.targets import HOST
 from wheelhouse.errors import WheelhouseError
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, Manifest, read_manifest
 
-AARCH64 = "cp312-manylinux_2_28_aarch64"
-WINDOWS = "cp311-win_amd64"
+HOST_MINOR = sys.version_info.minor
+HOST_PY = f"3.{HOST_MINOR}"
+HOST_CP = f"cp3{HOST_MINOR}"
+# The Linux servers run another CPython: the next one (or the previous, past the newest that
+# targets know) on an architecture that is not the host's.
+OTHER_MINOR = HOST_MINOR + 1 if HOST_MINOR < 14 else HOST_MINOR - 1
+OTHER_PY = f"3.{OTHER_MINOR}"
+OTHER_CP = f"cp3{OTHER_MINOR}"
+ARCH = "x86_64" if sys.platform == "linux" and platform.machine() == "aarch64" else "aarch64"
+# A dependency only the other CPython gets (newpy keeps its name when that CPython is older).
+OTHER_PY_MARKER = f'python_version >= "{OTHER_PY}"'
+if OTHER_MINOR < HOST_MINOR:
+    OTHER_PY_MARKER = f'python_version < "{HOST_PY}"'
+# The laptops run another operating system on the host's CPython.
+OS_PLATFORM, OS_SYS_PLATFORM = (
+    ("macosx_11_0_arm64", "darwin") if sys.platform == "win32" else ("win_amd64", "win32")
+)
+OS_MARKER = f'sys_platform == "{OS_SYS_PLATFORM}"'
+
+AARCH64 = f"{OTHER_CP}-manylinux_2_28_{ARCH}"
+WINDOWS = f"{HOST_CP}-{OS_PLATFORM}"
 TARGETS = ("host", AARCH64, WINDOWS)
 
+
+def _host_compiled_tag() -> str:
+    """The best platform-specific tag of this interpreter that an index could serve."""
+    for tag in sys_tags():
+        if tag.abi not in ("none", "abi3") and not tag.platform.startswith("linux_"):
+            return str(tag)
+    raise AssertionError("this interpreter accepts no platform wheel an index serves")
+
+
 COMPILED = {
-    "host": "compiled-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-    AARCH64: "compiled-1.0-cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
-    WINDOWS: "compiled-1.0-cp311-cp311-win_amd64.whl",
+    "host": f"compiled-1.0-{_host_compiled_tag()}.whl",
+    AARCH64: f"compiled-1.0-{OTHER_CP}-{OTHER_CP}-manylinux_2_17_{ARCH}.manylinux2014_{ARCH}.whl",
+    WINDOWS: f"compiled-1.0-{HOST_CP}-{HOST_CP}-{OS_PLATFORM}.whl",
 }
 PURE = "purepkg-1.0-py3-none-any.whl"
 SRCPURE_WHEEL = "srcpure-1.0-py3-none-any.whl"  # built here from srcpure-1.0.tar.gz
@@ -66,27 +98,17 @@ LOOSE = "purepkg\ncompiled\nsrcpure\n"
 # the dependencies behind markers carrying the markers they have in purepkg's metadata.
 PINNED = (
     "purepkg==1.0\n"
-    'winonly==1.0 ; sys_platform == "win32"\n'
-    'newpy==1.0 ; python_version >= "3.12"\n'
+    f"winonly==1.0 ; {OS_MARKER}\n"
+    f"newpy==1.0 ; {OTHER_PY_MARKER}\n"
     "compiled==1.0\n"
     "srcpure==1.0\n"
 )
 
 CSRC = "csrc"
-CSRC_TAG = "cp311-cp311-linux_x86_64"
-
-
-def _host_is_the_modelled_build_machine() -> bool:
-    wheel_tags = parse_wheel_filename(COMPILED["host"])[3]
-    windows_only = Marker('sys_platform == "win32"').evaluate()
-    new_python = Marker('python_version >= "3.12"').evaluate()
-    return HOST.accepts(wheel_tags) is not None and not windows_only and not new_python
-
-
-pytestmark = pytest.mark.skipif(
-    not _host_is_the_modelled_build_machine(),
-    reason="these tests model a CPython 3.11 x86-64 Linux build machine",
-)
+# What a compiled sdist builds into here: the host's own platform, as bdist_wheel names it.
+_HOST_INTERPRETER, _HOST_ABI = _host_compiled_tag().split("-")[:2]
+_HOST_PLATFORM = sysconfig.get_platform().replace("-", "_").replace(".", "_")
+CSRC_TAG = f"{_HOST_INTERPRETER}-{_HOST_ABI}-{_HOST_PLATFORM}"
 
 
 # -- dists ---------------------------------------------------------------------------------------
@@ -134,7 +156,7 @@ def make_project(dists: DistFactory) -> None:
     dists.wheel(
         "purepkg",
         "1.0",
-        requires=['winonly; sys_platform == "win32"', 'newpy; python_version >= "3.12"'],
+        requires=[f"winonly; {OS_MARKER}", f"newpy; {OTHER_PY_MARKER}"],
     )
     dists.wheel("winonly", "1.0")
     dists.wheel("newpy", "1.0")
@@ -195,7 +217,7 @@ def need_uv() -> None:
     try:
         find_uv()
     except WheelhouseError as exc:
-        pytest.skip(f"the loose path resolves foreign targets with uv: {exc.message}")
+        missing("uv", f"the loose path resolves foreign targets with uv: {exc.message}")
 
 
 def build(
@@ -233,7 +255,7 @@ def house(
     dists: DistFactory,
     index_server: IndexServer,
 ) -> Built:
-    """The project built for host, aarch64/3.12 and Windows/3.11, by either path."""
+    """The project built for the host and the two foreign targets, by either path."""
     make_project(dists)
     if request.param == "loose":
         need_uv()
@@ -313,11 +335,11 @@ def test_the_manifest_records_every_target(house: Built) -> None:
     assert [lock.target for lock in manifest.locks] == list(TARGETS)
     assert manifest.inputs.options["targets"] == list(TARGETS)
     by_target = {lock.target: lock for lock in manifest.locks}
-    assert by_target[WINDOWS].tags == ("cp311-cp311-win_amd64",)
-    assert by_target[AARCH64].tags == ("cp312-cp312-manylinux_2_28_aarch64",)
-    assert by_target[WINDOWS].environment["sys_platform"] == "win32"
-    assert by_target[AARCH64].environment["python_version"] == "3.12"
-    assert by_target[AARCH64].environment["platform_machine"] == "aarch64"
+    assert by_target[WINDOWS].tags == (f"{HOST_CP}-{HOST_CP}-{OS_PLATFORM}",)
+    assert by_target[AARCH64].tags == (f"{OTHER_CP}-{OTHER_CP}-manylinux_2_28_{ARCH}",)
+    assert by_target[WINDOWS].environment["sys_platform"] == OS_SYS_PLATFORM
+    assert by_target[AARCH64].environment["python_version"] == OTHER_PY
+    assert by_target[AARCH64].environment["platform_machine"] == ARCH
     assert by_target["host"].environment["sys_platform"] == sys.platform
 
 
@@ -406,7 +428,7 @@ def test_pips_offline_dry_run_accepts_every_targets_lock(
             argv = [*install, "--dry-run", "--only-binary=:all:", "--target", "unused"]
         else:
             argv = header_command(path, "pip install --dry-run")
-            version = "3.12" if target == AARCH64 else "3.11"
+            version = OTHER_PY if target == AARCH64 else HOST_PY
             assert argv[argv.index("--python-version") + 1] == version
         command = as_pip(argv, tmp_path / f"check-{target}")
         proc = run(offline(command), cwd=house.out)
@@ -419,12 +441,12 @@ def test_pips_offline_dry_run_accepts_every_targets_lock(
 def test_the_header_lists_every_platform_because_pip_does_not_expand_manylinux(
     house: Built, offline: Offline, tmp_path: Path
 ) -> None:
-    """pip#10760: ``--platform manylinux_2_28_aarch64`` alone refuses manylinux_2_17 wheels."""
+    """pip#10760: ``--platform manylinux_2_28_ARCH`` alone refuses manylinux_2_17 wheels."""
     path = house.out / f"requirements.{AARCH64}.txt"
     argv = header_command(path, "pip install --dry-run")
     platforms = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--platform"]
-    assert platforms[0] == "manylinux_2_28_aarch64"
-    assert {"manylinux_2_17_aarch64", "manylinux2014_aarch64"} <= set(platforms)
+    assert platforms[0] == f"manylinux_2_28_{ARCH}"
+    assert {f"manylinux_2_17_{ARCH}", f"manylinux2014_{ARCH}"} <= set(platforms)
     only_one: list[str] = []
     skip = False
     for i, arg in enumerate(argv):
@@ -433,7 +455,7 @@ def test_the_header_lists_every_platform_because_pip_does_not_expand_manylinux(
             continue
         if arg == "--platform":
             skip = True
-            if argv[i + 1] == "manylinux_2_28_aarch64":
+            if argv[i + 1] == f"manylinux_2_28_{ARCH}":
                 only_one += [arg, argv[i + 1]]
             continue
         only_one.append(arg)
@@ -450,18 +472,18 @@ def test_the_header_lists_every_platform_because_pip_does_not_expand_manylinux(
 def test_pip_alone_evaluates_markers_for_the_host_under_platform(
     house: Built, index_server: IndexServer, tmp_path: Path
 ) -> None:
-    """pip#4304/pip#11010: pip's own resolution for Windows drops the win32-only dependency."""
+    """pip#4304/pip#11010: pip's own resolution for another OS drops that OS's dependency."""
     report = tmp_path / "pip-report.json"
     proc = run(
         [
             sys.executable, "-m", "pip", "install", "--dry-run", "--report", str(report),
-            "--platform", "win_amd64", "--python-version", "3.11", "--only-binary=:all:",
+            "--platform", OS_PLATFORM, "--python-version", HOST_PY, "--only-binary=:all:",
             "--target", str(tmp_path / "unused"), "--index-url", index_server.url, "purepkg",
         ]
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     chosen = sorted(item["metadata"]["name"] for item in json.loads(report.read_text())["install"])
-    assert chosen == ["purepkg"]  # winonly is missing: markers were evaluated for this Linux host
+    assert chosen == ["purepkg"]  # winonly is missing: markers were evaluated for this host
     assert "winonly" in read_pins(house.out / f"requirements.{WINDOWS}.txt")
 
 
@@ -470,7 +492,7 @@ def test_pip_alone_evaluates_markers_for_the_host_under_platform(
 
 @pytest.fixture
 def csrc(dists: DistFactory) -> Path:
-    """``csrc 1.0``: an sdist whose backend builds a ``cp311-cp311-linux_x86_64`` wheel."""
+    """``csrc 1.0``: an sdist whose backend builds a wheel for this machine's platform only."""
     return rewrite_sdist(dists.sdist(CSRC, "1.0"), tag=CSRC_TAG)
 
 
@@ -515,7 +537,7 @@ def test_keep_sdists_ships_the_compiled_sdist_in_the_foreign_lock(
     manifest = read_manifest(out)
     assert lock_files(manifest, AARCH64) == {CSRC: ("csrc-1.0.tar.gz",)}
     assert sha256_of(out / "csrc-1.0.tar.gz") == sha256_of(csrc)
-    # The wheel built here is for this machine only: the aarch64 wheelhouse does not ship it.
+    # The wheel built here is for this machine only: the foreign wheelhouse does not ship it.
     assert not (out / f"csrc-1.0-{CSRC_TAG}.whl").exists()
     # A single-target wheelhouse: requirements.txt, pinned to the sdist's hash.
     assert read_pins(out / "requirements.txt") == {CSRC: ("1.0", [sha256_of(csrc)])}
