@@ -50,6 +50,14 @@ def install(
     installer: Annotated[
         str, typer.Option("--installer", metavar="pip|uv", help="Installer to run.")
     ] = "pip",
+    sync: Annotated[
+        bool,
+        typer.Option(
+            "--sync",
+            help="Make the environment match the lock exactly, like pip-sync: also uninstall "
+            "what it does not list (pip, setuptools, wheel and wheelhouse are kept).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More output.")] = 0,
 ) -> None:
@@ -58,36 +66,58 @@ def install(
     if installer not in ("pip", "uv"):
         raise UsageError(f"--installer must be 'pip' or 'uv', not {installer!r}")
     from wheelhouse.install.hermetic import InstallOptions
-    from wheelhouse.install.hermetic import install as run_install
 
-    result = run_install(
-        InstallOptions(
-            wheelhouse=wheelhouse_dir(wheelhouse),
-            requirements=tuple(requirement or ()),
-            packages=tuple(packages or ()),
-            python=python,
-            installer="uv" if installer == "uv" else "pip",
-            installer_args=state.passthrough,
-        )
+    options = InstallOptions(
+        wheelhouse=wheelhouse_dir(wheelhouse),
+        requirements=tuple(requirement or ()),
+        packages=tuple(packages or ()),
+        python=python,
+        installer="uv" if installer == "uv" else "pip",
+        installer_args=state.passthrough,
     )
-    plan = result.plan
-    if verbose:
+    added: list[dict[str, str | None]] = []
+    removed: list[dict[str, str]] = []
+    if sync:
+        from wheelhouse.install.sync import sync as run_sync
+
+        synced = run_sync(options)
+        plan, seconds, ran = synced.plan, synced.seconds, synced.install is not None
+        added = [
+            {"name": c.name, "version": c.version, "previous": c.previous} for c in synced.added
+        ]
+        removed = [{"name": c.name, "version": c.version} for c in synced.removed]
+    else:
+        from wheelhouse.install.hermetic import install as run_install
+
+        result = run_install(options)
+        plan, seconds, ran = result.plan, result.seconds, True
+    if verbose and ran:
         typer.echo(f"wheelhouse: ran {shlex.join(plan.argv)}", err=True)
     if as_json:
-        print_json(
-            {
-                "schema-version": 1,
-                "wheelhouse": str(plan.wheelhouse),
-                "python": str(plan.python),
-                "installer": plan.installer,
-                "target": plan.target,
-                "installed": [{"name": e.name, "version": e.version} for e in plan.entries],
-                "seconds": round(result.seconds, 3),
-            }
+        summary: dict[str, object] = {
+            "schema-version": 1,
+            "wheelhouse": str(plan.wheelhouse),
+            "python": str(plan.python),
+            "installer": plan.installer,
+            "target": plan.target,
+            "installed": [{"name": e.name, "version": e.version} for e in plan.entries],
+            "seconds": round(seconds, 3),
+            "sync": sync,
+        }
+        if sync:
+            summary["added"] = added
+            summary["removed"] = removed
+        print_json(summary)
+    elif sync:
+        typer.echo(
+            f"synced {plan.python} to the {len(plan.entries)} distributions of {plan.wheelhouse} "
+            f"with {plan.installer}: {len(added)} installed, {len(removed)} removed "
+            f"({seconds:.1f} s)",
+            err=True,
         )
     else:
         typer.echo(
             f"installed {len(plan.entries)} distributions from {plan.wheelhouse} into "
-            f"{plan.python} with {plan.installer} ({result.seconds:.1f} s)",
+            f"{plan.python} with {plan.installer} ({seconds:.1f} s)",
             err=True,
         )
