@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from wheelhouse._base.files import sha256_stream
-from wheelhouse.errors import InvalidWheelhouseError
+from wheelhouse.errors import InvalidWheelhouseError, WheelhouseError
 from wheelhouse.house.manifest import (
     GENERATOR,
     MANIFEST_NAME,
@@ -256,6 +256,12 @@ def _check_file(directory: Path, record: FileRecord) -> FileCheck:
             actual, _ = sha256_stream(handle)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return FileCheck(record.filename, "missing", record.sha256, record.size)
+    except OSError as exc:
+        # Not a verdict on the file (a symlink loop, a permission, an I/O error): say so.
+        raise WheelhouseError(
+            f"cannot read {str(path)!r} to check it: {exc.strerror or exc}",
+            hint="make the file readable (or remove it and rebuild the wheelhouse)",
+        ) from exc
     status: FileStatus = "ok" if actual == record.sha256.lower() else "hash-mismatch"
     return FileCheck(record.filename, status, record.sha256, record.size, actual, size)
 

@@ -1,0 +1,363 @@
+"""verify, index, export, list, merge and cache, run the way a user runs them, outcome exact."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests._dists import DistFactory
+from tests._server import IndexServer
+from tests.cli.conftest import ALPHA, BETA
+from tests.conftest import Cli
+from tests.house.test_verify import flip_byte
+from wheelhouse.house.manifest import read_manifest
+
+NOT_A_WHEELHOUSE_HINT = "pass the directory that 'wheelhouse build' wrote, or build one with it"
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+# -- verify ---------------------------------------------------------------------------------------
+
+
+def test_verify_a_sound_wheelhouse(cli: Cli, house: Path) -> None:
+    result = cli("verify", house)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"{house}: 2 files, ok\n")
+
+
+def test_verify_json_has_every_documented_field(cli: Cli, house: Path) -> None:
+    result = cli("verify", house, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    report = json.loads(result.stdout)
+    files = [
+        {
+            "filename": name,
+            "status": "ok",
+            "sha256": sha256_of(house / name),
+            "size": (house / name).stat().st_size,
+            "actual-sha256": sha256_of(house / name),
+            "actual-size": (house / name).stat().st_size,
+        }
+        for name in (ALPHA, BETA)
+    ]
+    assert report == {
+        "schema-version": 1,
+        "directory": str(house),
+        "ok": True,
+        "files": files,
+        "problems": [],
+    }
+
+
+def test_verify_a_tampered_wheelhouse_exits_6_and_names_the_file(cli: Cli, house: Path) -> None:
+    recorded = sha256_of(house / BETA)
+    flip_byte(house / BETA)
+
+    human = cli("verify", house)
+    assert human.exit_code == 6
+    mismatch = (
+        f"{BETA!r} has sha256 {sha256_of(house / BETA)}, the manifest records {recorded}: "
+        "the file was changed after the wheelhouse was built"
+    )
+    assert human.stderr.splitlines() == [f"problem: {mismatch}", f"{house}: 2 files, 1 problem(s)"]
+
+    as_json = cli("verify", house, "--json")
+    assert as_json.exit_code == 6
+    report = json.loads(as_json.stdout)
+    assert report["ok"] is False
+    [beta] = [f for f in report["files"] if f["filename"] == BETA]
+    assert beta == {
+        "filename": BETA,
+        "status": "hash-mismatch",
+        "sha256": recorded,
+        "size": (house / BETA).stat().st_size,
+        "actual-sha256": sha256_of(house / BETA),
+        "actual-size": (house / BETA).stat().st_size,
+    }
+    assert report["problems"] == [
+        {
+            "kind": "hash-mismatch",
+            "filename": BETA,
+            "message": mismatch,
+            # target, name and version belong to a lock entry's problems, not a file's.
+            "target": None,
+            "name": None,
+            "version": None,
+        }
+    ]
+
+
+def test_verify_names_a_missing_and_an_unrecorded_file(cli: Cli, house: Path) -> None:
+    (house / ALPHA).unlink()
+    (house / "stray-1.0-py3-none-any.whl").write_bytes(b"not ours")
+    result = cli("verify", house, "--json")
+    assert result.exit_code == 6
+    kinds = {(p["kind"], p["filename"]) for p in json.loads(result.stdout)["problems"]}
+    assert kinds == {("missing", ALPHA), ("unrecorded-file", "stray-1.0-py3-none-any.whl")}
+
+
+def test_verify_of_a_directory_that_is_not_a_wheelhouse_exits_3(cli: Cli, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    result = cli("verify", plain)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"error: {str(plain)!r} is not a wheelhouse: it has no wheelhouse.json",
+        f"hint: {NOT_A_WHEELHOUSE_HINT}",
+    ]
+
+
+def test_verify_of_a_file_it_cannot_read_exits_1(cli: Cli, house: Path) -> None:
+    (house / ALPHA).unlink()
+    (house / ALPHA).symlink_to(ALPHA)  # a loop: open() fails with ELOOP, not "missing"
+    result = cli("verify", house)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: cannot read {str(house / ALPHA)!r} to check it: Too many levels of symbolic links",
+        "hint: make the file readable (or remove it and rebuild the wheelhouse)",
+    ]
+
+
+def test_wheelhouse_dir_names_the_wheelhouse_of_every_reading_command(
+    cli: Cli, house: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./wheelhouse here
+    monkeypatch.setenv("WHEELHOUSE_DIR", str(house))
+    assert cli("verify").stderr == f"{house}: 2 files, ok\n"
+    assert cli("list").stdout.splitlines()[0] == "host:"
+    exported = cli("export")
+    assert exported.stdout == (house / "requirements.txt").read_text(encoding="utf-8")
+    indexed = cli("index")
+    assert indexed.stderr == f"{house / 'simple'}: 2 projects indexed\n"
+
+
+# -- index ----------------------------------------------------------------------------------------
+
+
+def test_index_rewrites_the_static_index_byte_for_byte(cli: Cli, house: Path) -> None:
+    before = tree(house / "simple")
+    metadata = (house / f"{ALPHA}.metadata").read_bytes()
+    shutil.rmtree(house / "simple")
+    (house / f"{ALPHA}.metadata").unlink()
+
+    result = cli("index", house)
+
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == f"{house / 'simple'}: 2 projects indexed\n"
+    assert tree(house / "simple") == before
+    assert (house / f"{ALPHA}.metadata").read_bytes() == metadata
+    assert cli("verify", house).exit_code == 0
+
+
+def test_index_of_a_directory_that_is_not_a_wheelhouse_exits_3(cli: Cli, tmp_path: Path) -> None:
+    result = cli("index", tmp_path)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[0].startswith(f"error: {str(tmp_path)!r} is not a wheelhouse")
+    assert not (tmp_path / "simple").exists()
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "written"),
+    [
+        ((), "requirements.txt"),
+        (("--format", "requirements"), "requirements.txt"),
+        (("--target", "host"), "requirements.txt"),
+        (("--format", "pylock"), "pylock.toml"),
+    ],
+    ids=["default", "requirements", "target", "pylock"],
+)
+def test_export_prints_the_lock_the_wheelhouse_holds(
+    cli: Cli, house: Path, args: tuple[str, ...], written: str
+) -> None:
+    result = cli("export", house, *args)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == (house / written).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("--target", "nope"), "the wheelhouse has no target 'nope' (it has: host)"),
+        (("--format", "toml"), "--format must be 'requirements' or 'pylock', not 'toml'"),
+    ],
+    ids=["target", "format"],
+)
+def test_export_refuses_what_it_cannot_do_with_exit_2(
+    cli: Cli, house: Path, args: tuple[str, ...], error: str
+) -> None:
+    result = cli("export", house, *args)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [f"error: {error}"]
+
+
+# -- list -----------------------------------------------------------------------------------------
+
+
+def test_list_prints_each_target_and_its_pins(cli: Cli, house: Path) -> None:
+    result = cli("list", house)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "host:",
+        f"  alpha==1.0  {ALPHA}",
+        f"  beta==2.0  {BETA}",
+    ]
+
+
+def test_list_json_has_every_documented_field(cli: Cli, house: Path) -> None:
+    result = cli("list", house, "--json")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert json.loads(result.stdout) == {
+        "schema-version": 1,
+        "targets": [
+            {
+                "target": "host",
+                "packages": [
+                    {"name": "alpha", "version": "1.0", "files": [ALPHA]},
+                    {"name": "beta", "version": "2.0", "files": [BETA]},
+                ],
+            }
+        ],
+    }
+
+
+def test_list_of_a_directory_that_is_not_a_wheelhouse_exits_3(cli: Cli, tmp_path: Path) -> None:
+    result = cli("list", tmp_path)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"error: {str(tmp_path)!r} is not a wheelhouse (it has no wheelhouse.json)",
+        "hint: build one with 'wheelhouse build -r requirements.txt -o DIR'",
+    ]
+
+
+# -- merge ----------------------------------------------------------------------------------------
+
+WINDOWS = f"cp3{sys.version_info.minor}-win_amd64"
+
+
+def test_merge_joins_wheelhouses_of_two_targets(
+    cli: Cli, house: Path, tmp_path: Path, dists: DistFactory, index_server: IndexServer
+) -> None:
+    dists.wheel("alpha", "1.0", requires=["beta>=2"])
+    dists.wheel("beta", "2.0")
+    dists.wheel("gamma", "3.0")
+    pins = tmp_path / "pins.txt"
+    pins.write_text("gamma==3.0\n", encoding="utf-8")
+    other = tmp_path / "other"
+    built = cli("build", "-r", pins, "-o", other, "-i", index_server.url, "--target", WINDOWS)
+    assert built.exit_code == 0, built.stderr
+    out = tmp_path / "merged"
+
+    result = cli("merge", house, other, "-o", out)
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == f"{out}: 3 files, targets {WINDOWS}, host"
+    listed = json.loads(cli("list", out, "--json").stdout)
+    assert {t["target"]: [p["name"] for p in t["packages"]] for t in listed["targets"]} == {
+        "host": ["alpha", "beta"],
+        WINDOWS: ["gamma"],
+    }
+    assert cli("verify", out).exit_code == 0
+    for name in (ALPHA, BETA):
+        assert (out / name).read_bytes() == (house / name).read_bytes()
+
+
+def test_merge_refuses_a_tampered_source_with_exit_6(cli: Cli, house: Path, tmp_path: Path) -> None:
+    recorded = sha256_of(house / ALPHA)
+    flip_byte(house / ALPHA)
+    out = tmp_path / "merged"
+    result = cli("merge", house, "-o", out)
+    assert result.exit_code == 6
+    assert result.stderr.splitlines() == [
+        "wheelhouse: verifying 1 wheelhouses",
+        f"error: the wheelhouse {str(house)!r} does not match its manifest: {ALPHA!r} has sha256 "
+        f"{sha256_of(house / ALPHA)}, the manifest records {recorded}: the file was changed "
+        "after the wheelhouse was built",
+        f"hint: run 'wheelhouse verify {house}' for every problem, and rebuild that wheelhouse",
+    ]
+    assert not out.exists()
+
+
+# -- cache ----------------------------------------------------------------------------------------
+
+
+def test_cache_dir_follows_the_option_then_the_environment(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = tmp_path / "given"
+    assert cli("cache", "dir", "--cache-dir", given).stdout == f"{given}\n"
+    monkeypatch.setenv("WHEELHOUSE_CACHE_DIR", str(tmp_path / "env"))
+    result = cli("cache", "dir")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, f"{tmp_path / 'env'}\n", "")
+
+
+def test_cache_info_and_purge_after_a_build_with_cache_dir(
+    cli: Cli, tmp_path: Path, dists: DistFactory, index_server: IndexServer
+) -> None:
+    alpha = dists.wheel("alpha", "1.0")
+    sdist = dists.sdist("srconly", "1.0")
+    reqs = tmp_path / "requirements.in"
+    reqs.write_text("alpha\nsrconly\n", encoding="utf-8")
+    cache = tmp_path / "my-cache"
+    built = cli(
+        "build", "-r", reqs, "-o", tmp_path / "out", "-i", index_server.url, "--cache-dir", cache
+    )
+    assert built.exit_code == 0, built.stderr
+    assert not (tmp_path / "wh-cache").exists()  # WHEELHOUSE_CACHE_DIR was not used
+
+    info = cli("cache", "info", "--cache-dir", cache, "--json")
+    assert info.exit_code == 0, info.stderr
+    summary = json.loads(info.stdout)
+    built_wheel = tmp_path / "out" / "srconly-1.0-py3-none-any.whl"
+    assert summary == {
+        "schema-version": 1,
+        "path": str(cache),
+        "files": 2,
+        "files-bytes": alpha.stat().st_size + sdist.stat().st_size,
+        "built": 1,
+        "built-bytes": built_wheel.stat().st_size,
+    }
+    human = cli("cache", "info", "--cache-dir", cache)
+    assert human.stdout.splitlines() == [
+        str(cache),
+        f"  downloaded files: 2 ({summary['files-bytes'] / 1e6:.1f} MB)",
+        f"  built wheels:     1 ({summary['built-bytes'] / 1e6:.1f} MB)",
+    ]
+
+    purged = cli("cache", "purge", "--cache-dir", cache)
+    assert (purged.exit_code, purged.stdout) == (0, "")
+    total = summary["files-bytes"] + summary["built-bytes"]
+    assert purged.stderr == f"removed {total / 1e6:.1f} MB from the cache\n"
+    after = json.loads(cli("cache", "info", "--cache-dir", cache, "--json").stdout)
+    assert (after["files"], after["files-bytes"], after["built"], after["built-bytes"]) == (
+        0,
+        0,
+        0,
+        0,
+    )
+
+
+def test_cache_purge_removes_only_what_wheelhouse_cached(cli: Cli, tmp_path: Path) -> None:
+    cache = tmp_path / "shared"
+    cache.mkdir()
+    (cache / "NOTES.txt").write_text("mine\n", encoding="utf-8")
+    result = cli("cache", "purge", "--cache-dir", cache)
+    assert result.exit_code == 0, result.stderr
+    assert (cache / "NOTES.txt").read_text(encoding="utf-8") == "mine\n"
+    assert sorted(os.listdir(cache)) == ["NOTES.txt"]
+    assert read_manifest(cache) is None
