@@ -1,0 +1,210 @@
+"""``wheelhouse build`` as a user runs it: --json, -q, --pre, -f, pip's configuration, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests._dists import DistFactory
+from tests._server import IndexServer
+from tests.conftest import Cli
+from wheelhouse.house.manifest import read_manifest
+
+ALPHA = "alpha-1.0-py3-none-any.whl"
+BETA = "beta-2.0-py3-none-any.whl"
+SRCONLY = "srconly-1.0-py3-none-any.whl"
+
+
+@pytest.fixture
+def project(dists: DistFactory, tmp_path: Path) -> Path:
+    """requirements.in asking for alpha (which needs beta) and srconly (an sdist only)."""
+    dists.wheel("alpha", "1.0", requires=["beta>=2"])
+    dists.wheel("beta", "2.0")
+    dists.sdist("srconly", "1.0")
+    reqs = tmp_path / "requirements.in"
+    reqs.write_text("alpha\nsrconly\n", encoding="utf-8")
+    return reqs
+
+
+def size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def test_build_json_has_every_documented_field(
+    cli: Cli, project: Path, tmp_path: Path, index_server: IndexServer
+) -> None:
+    out = tmp_path / "wh"
+    result = cli("build", "-r", project, "-o", out, "-i", index_server.url, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    seconds = summary.pop("seconds")
+    assert isinstance(seconds, float) and 0 < seconds < 600
+    packages = [
+        {"name": "alpha", "version": "1.0", "files": [ALPHA]},
+        {"name": "beta", "version": "2.0", "files": [BETA]},
+        {"name": "srconly", "version": "1.0", "files": [SRCONLY]},
+    ]
+    assert summary == {
+        "schema-version": 1,
+        "output": str(out),
+        "noop": False,
+        "files": 3,
+        "bytes": sum(size(out / name) for name in (ALPHA, BETA, SRCONLY)),
+        "downloaded": 3,  # two wheels and the sdist
+        "reused": 0,
+        "built": 1,
+        "targets": [{"target": "host", "requirements": "requirements.txt", "packages": packages}],
+    }
+    # Human output stays on stderr: it ends with the summary line.
+    assert result.stderr.splitlines()[-1] == (
+        f"{out}: 3 files, 0.0 MB (3 downloaded, 0 from cache, 1 built from sdists)"
+    )
+
+    again = cli("build", "-r", project, "-o", out, "-i", index_server.url, "--json")
+    assert again.exit_code == 0, again.stderr
+    noop = json.loads(again.stdout)
+    assert (noop["noop"], noop["downloaded"], noop["reused"], noop["built"]) == (True, 0, 0, 0)
+    assert noop["targets"] == summary["targets"]
+    assert again.stderr == f"{out}: up to date (3 files)\n"
+
+
+def test_quiet_prints_nothing_on_success_and_only_the_error_on_failure(
+    cli: Cli, project: Path, tmp_path: Path, index_server: IndexServer
+) -> None:
+    out = tmp_path / "wh"
+    result = cli("build", "-r", project, "-o", out, "-i", index_server.url, "-q")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+    assert {ALPHA, BETA, SRCONLY} <= {p.name for p in out.iterdir()}
+
+    missing = tmp_path / "missing.in"
+    failed = cli("build", "-r", missing, "-o", tmp_path / "other", "-i", index_server.url, "-q")
+    assert failed.exit_code == 3
+    assert (
+        failed.stderr.splitlines()[0] == f"error: requirements file {str(missing)!r} does not exist"
+    )
+
+
+def test_pre_lets_pip_choose_a_pre_release(
+    cli: Cli, dists: DistFactory, tmp_path: Path, index_server: IndexServer
+) -> None:
+    dists.wheel("beta", "2.0")
+    dists.wheel("beta", "3.0b1")
+    reqs = tmp_path / "requirements.in"
+    reqs.write_text("beta\n", encoding="utf-8")
+
+    final = cli("build", "-r", reqs, "-o", tmp_path / "final", "-i", index_server.url)
+    pre = cli("build", "-r", reqs, "-o", tmp_path / "pre", "-i", index_server.url, "--pre")
+
+    assert (final.exit_code, pre.exit_code) == (0, 0), final.stderr + pre.stderr
+    assert [(e.name, e.version) for e in read_manifest(tmp_path / "final").locks[0].entries] == [
+        ("beta", "2.0")
+    ]
+    assert [(e.name, e.version) for e in read_manifest(tmp_path / "pre").locks[0].entries] == [
+        ("beta", "3.0b1")
+    ]
+
+
+@pytest.mark.parametrize("flag", ["-f", "--find-links"])
+def test_find_links_adds_a_folder_of_wheels(
+    cli: Cli, flag: str, tmp_path: Path, index_server: IndexServer
+) -> None:
+    links = DistFactory(tmp_path / "links")
+    links.root.mkdir()
+    local = links.wheel("local", "1.0")
+    reqs = tmp_path / "requirements.in"
+    reqs.write_text("local\n", encoding="utf-8")
+
+    without = cli("build", "-r", reqs, "-o", tmp_path / "without", "-i", index_server.url)
+    assert without.exit_code == 4
+    assert "error: no distribution found for 'local' on the configured indexes" in (
+        without.stderr.splitlines()
+    )
+
+    result = cli(
+        "build", "-r", reqs, "-o", tmp_path / "wh", "-i", index_server.url, flag, links.root
+    )
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "wh" / local.name).read_bytes() == local.read_bytes()
+
+
+def test_a_changed_pip_configuration_ends_the_noop(
+    cli: Cli,
+    project: Path,
+    tmp_path: Path,
+    index_server: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The index comes from pip.conf alone; changing pip.conf makes the next run resolve again."""
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nindex-url = {index_server.url}\n", encoding="utf-8")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    out = tmp_path / "wh"
+    assert cli("build", "-r", project, "-o", out).exit_code == 0
+    assert cli("build", "-r", project, "-o", out).stderr == f"{out}: up to date (3 files)\n"
+
+    conf.write_text(
+        f"[global]\nindex-url = {index_server.url}\nextra-index-url = {index_server.base_url}x/\n",
+        encoding="utf-8",
+    )
+    requests = len(index_server.requests)
+    changed = cli("build", "-r", project, "-o", out, "--json")
+
+    assert changed.exit_code == 0, changed.stderr
+    assert json.loads(changed.stdout)["noop"] is False
+    assert "wheelhouse: resolving with pip" in changed.stderr.splitlines()
+    assert "/x/alpha/" in index_server.requests[requests:]  # pip asked the new extra index
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stalled_index() -> Iterator[socket.socket]:
+    """A loopback port that accepts connections (the kernel's backlog) and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener
+
+
+def test_sigint_to_a_running_build_exits_130_and_leaves_no_output(
+    tmp_path: Path, stalled_index: socket.socket
+) -> None:
+    reqs = tmp_path / "requirements.in"
+    reqs.write_text("alpha\n", encoding="utf-8")
+    out = tmp_path / "wh"
+    url = f"http://127.0.0.1:{stalled_index.getsockname()[1]}/simple/"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wheelhouse", "build", "-r", reqs, "-o", out, "-i", url],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        # pip has connected to the index and waits for an answer that never comes.
+        readable, _, _ = select.select([stalled_index], [], [], 120)
+        assert readable, "the build never reached the index"
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground group
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert stdout == ""
+    assert stderr.splitlines()[-1] == "error: interrupted"
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    # Nothing half-written beside DIR (the lock file may stay).
+    assert {p.name for p in tmp_path.iterdir() if p.name.startswith(".")} <= {".wh.lock"}
