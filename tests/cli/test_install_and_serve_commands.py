@@ -1,0 +1,206 @@
+"""``wheelhouse install`` and ``wheelhouse serve`` as a user runs them, outcome exact."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import ALPHA, BETA
+from tests.conftest import Cli, MakeVenv
+from tests.house.test_verify import flip_byte, make_wheelhouse
+
+# The console script that `pip install` put beside the interpreter running the tests.
+WHEELHOUSE = Path(sys.executable).with_name("wheelhouse")
+
+
+def installed_in(python: Path) -> dict[str, str]:
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        "json.dump({d.metadata['Name']: d.version for d in m.distributions()}, sys.stdout)"
+    )
+    proc = subprocess.run(
+        [str(python), "-I", "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    found: dict[str, str] = json.loads(proc.stdout)
+    return {k: v for k, v in found.items() if k not in {"pip", "setuptools"}}
+
+
+@pytest.fixture
+def python(make_venv: MakeVenv) -> Path:
+    """A venv without pip (fast to make; wheelhouse runs its own pip with --python)."""
+    return make_venv(with_pip=False)
+
+
+def test_install_json_has_every_documented_field(cli: Cli, house: Path, python: Path) -> None:
+    result = cli("install", "-w", house, "--python", python, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    seconds = summary.pop("seconds")
+    assert isinstance(seconds, float) and 0 < seconds < 600
+    assert summary == {
+        "schema-version": 1,
+        "wheelhouse": str(house),
+        "python": str(python),
+        "installer": "pip",
+        "target": "host",
+        "installed": [{"name": "alpha", "version": "1.0"}, {"name": "beta", "version": "2.0"}],
+        "sync": False,
+    }
+    assert result.stderr == ""
+    assert installed_in(python) == {"alpha": "1.0", "beta": "2.0"}
+
+
+def test_arguments_after_a_double_dash_go_to_pip(cli: Cli, house: Path, python: Path) -> None:
+    dry = cli("install", "-w", house, "--python", python, "-v", "--", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    [ran] = [line for line in dry.stderr.splitlines() if line.startswith("wheelhouse: ran ")]
+    assert ran.endswith(f"--require-hashes -r {house / 'requirements.txt'} --dry-run")
+    assert installed_in(python) == {}  # pip was told --dry-run
+
+    bogus = cli("install", "-w", house, "--python", python, "--", "--no-such-option")
+    assert bogus.exit_code == 1
+    lines = bogus.stderr.splitlines()
+    assert lines[0] == (
+        f"error: pip could not install from {str(house)!r} into {str(python)!r} (exit 2):"
+    )
+    assert "no such option: --no-such-option" in bogus.stderr
+    assert lines[-1] == (f"hint: run 'wheelhouse verify {house}'; the lines above are pip's own")
+    assert installed_in(python) == {}
+
+
+def test_install_from_a_tampered_wheelhouse_exits_6_before_pip_runs(
+    cli: Cli, house: Path, python: Path
+) -> None:
+    flip_byte(house / BETA)
+    result = cli("install", "-w", house, "--python", python)
+    assert result.exit_code == 6
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        f"error: the wheelhouse {str(house)!r} does not match its manifest ({BETA!r}):"
+    )
+    assert lines[-1] == (
+        f"hint: rebuild it with 'wheelhouse build', or see 'wheelhouse verify {house}'"
+    )
+    assert installed_in(python) == {}
+
+
+def test_install_from_a_directory_that_is_not_a_wheelhouse_exits_3(
+    cli: Cli, tmp_path: Path, python: Path
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    result = cli("install", "-w", plain, "--python", python)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"error: {str(plain)!r} is not a wheelhouse: it has no wheelhouse.json",
+        "hint: pass the directory that 'wheelhouse build' wrote, or build one with it",
+    ]
+
+
+def test_install_of_a_wheelhouse_for_another_platform_exits_9(
+    cli: Cli, tmp_path: Path, dists, python: Path
+) -> None:  # type: ignore[no-untyped-def]
+    minor = sys.version_info.minor
+    platform = "win_amd64" if sys.platform != "win32" else "manylinux_2_28_x86_64"
+    tag = f"cp3{minor}-cp3{minor}-{platform}"
+    wheel = dists.wheel("winonly", "1.0", tag=tag)
+    make_wheelhouse(tmp_path / "wh", [wheel], requested=["winonly"])
+    result = cli("install", "-w", tmp_path / "wh", "--python", python)
+    assert result.exit_code == 9
+    lines = result.stderr.splitlines()
+    expected = (
+        rf"error: the wheelhouse {re.escape(repr(str(tmp_path / 'wh')))} has no wheel that "
+        rf"{re.escape(repr(str(python)))} \(Python 3\.{minor}\.\d+, best tag \S+\) "
+        "can install for:"
+    )
+    assert re.fullmatch(expected, lines[0]), lines[0]
+    assert lines[1] == f"  winonly 1.0: the wheelhouse has {wheel.name}"
+    assert lines[-1].startswith("hint: rebuild the wheelhouse for this interpreter")
+    assert installed_in(python) == {}
+
+
+def test_the_console_script_installs_with_wheelhouse_dir(
+    house: Path, python: Path, tmp_path: Path
+) -> None:
+    env = dict(os.environ, WHEELHOUSE_DIR=str(house))
+    proc = subprocess.run(
+        [str(WHEELHOUSE), "install", "--python", str(python), "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["wheelhouse"] == str(house)
+    assert installed_in(python) == {"alpha": "1.0", "beta": "2.0"}
+
+
+# -- serve ----------------------------------------------------------------------------------------
+
+# The first line on stderr is the server's log line; the CLI's own (Ctrl-C to stop) follows.
+READY = re.compile(r"serving (?P<dir>.+) at (?P<url>http://127\.0\.0\.1:\d+/simple/)")
+
+
+def get(url: str, accept: str) -> tuple[int, str, bytes]:
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_serve_answers_pages_and_files_then_stops_on_a_signal(
+    house: Path, signum: signal.Signals
+) -> None:
+    proc = subprocess.Popen(
+        [str(WHEELHOUSE), "serve", str(house), "--port", "0"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        ready = READY.fullmatch(line.rstrip("\n"))
+        assert ready, line
+        assert ready["dir"] == str(house)
+        url = ready["url"]
+        assert proc.stderr.readline() == f"serving {house} at {url} (Ctrl-C to stop)\n"
+
+        status, kind, body = get(f"{url}alpha/", "application/vnd.pypi.simple.v1+json")
+        assert (status, kind) == (200, "application/vnd.pypi.simple.v1+json")
+        page = json.loads(body)
+        assert [f["filename"] for f in page["files"]] == [ALPHA]
+        status, kind, body = get(f"{url}alpha/", "text/html")
+        assert (status, kind.split(";")[0]) == (200, "text/html")
+        assert ALPHA.encode() in body
+        file_url = url.removesuffix("simple/") + ALPHA
+        status, _, body = get(file_url, "*/*")
+        assert (status, body) == (200, (house / ALPHA).read_bytes())
+        status, _, _ = get(f"{url}no-such-project/", "text/html")
+        assert status == 404
+
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1] == f"stopped serving {house}"
