@@ -236,7 +236,7 @@ def test_failing_sdist_fails_with_its_marker_line(dists: DistFactory, tmp_path: 
         check=False,
     )
 
-    assert proc.returncode != 0
+    assert proc.returncode == 1, proc.stderr
     assert BUILD_FAILURE_LINE in proc.stderr.splitlines()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -411,8 +411,9 @@ def test_offline_has_no_network_not_even_loopback(
     )
 
     assert online.returncode == 0, online.stderr  # the probe itself works
-    assert cut_off.returncode != 0
-    assert re.search(r"(Network is unreachable|Connection refused)", cut_off.stderr)
+    assert cut_off.returncode == 1, cut_off.stderr
+    # Even loopback is down in the new namespace: the connect fails at once, it is not refused.
+    assert cut_off.stderr.splitlines()[-1] == "OSError: [Errno 101] Network is unreachable"
     assert offline(["true"])[-1] == "true"
 
 
@@ -509,5 +510,5 @@ def test_newest_pip_builds_an_sdist_from_the_server_and_rejects_a_corrupt_file(
     assert f"/files/{sdist.name}" in index_server.requests
     listed = run_newest_pip(python, "list", "--format=freeze")
     assert "from-source==0.3" in listed.stdout.splitlines()
-    assert rejected.returncode != 0
+    assert rejected.returncode == 1, rejected.stderr
     assert "THESE PACKAGES DO NOT MATCH THE HASHES" in rejected.stderr

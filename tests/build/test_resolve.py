@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -664,8 +666,8 @@ def test_resolve_pins_wheels_and_sdists_with_the_index_hashes(
     for pin, path in zip(resolution.pins, (wheel, sdist), strict=True):
         assert pin.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
         assert pin.url == index_server.files_url + path.name
-    assert resolution.pip_version
-    assert resolution.environment["python_version"]
+    assert resolution.pip_version == importlib.metadata.version("pip")
+    assert resolution.environment["python_version"] == "{}.{}".format(*sys.version_info[:2])
 
 
 def test_sdist_metadata_failure_of_a_local_file_names_it() -> None:

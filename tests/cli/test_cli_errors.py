@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.requirements import InvalidRequirement, Requirement
 
 from tests._dists import BUILD_FAILURE_LINE, DistFactory
-from tests._server import IndexServer
+from tests._server import IndexServer, _corrupted
 from tests.conftest import Cli, Result, isolate_environment
 from wheelhouse import __version__
 from wheelhouse.build.pipeline import build_wheelhouse
@@ -149,6 +151,15 @@ def assert_fails(
     return errors[0]
 
 
+def packaging_says(text: str) -> str:
+    """The first line of packaging's own complaint about a requirement string."""
+    try:
+        Requirement(text)
+    except InvalidRequirement as exc:
+        return str(exc).splitlines()[0]
+    raise AssertionError(f"{text!r} is a valid requirement")
+
+
 def build(cli: Cli, req: Path, out: Path, index_url: str, *extra: str) -> Result:
     return cli("build", "-r", req, "-o", out, "--index-url", index_url, *extra)
 
@@ -245,7 +256,8 @@ def test_unparsable_line_is_reported_as_file_and_line(
     assert_fails(
         result,
         ExitCode.INPUT,
-        re.compile(re.escape(f"{req}:3: invalid requirement 'this is not valid!!': ") + ".+"),
+        f"{req}:3: invalid requirement 'this is not valid!!': "
+        + packaging_says("this is not valid!!"),
         REQUIREMENTS_HINT,
     )
     existing.assert_untouched()
@@ -260,7 +272,7 @@ def test_unparsable_line_in_a_nested_file_names_that_file(
     assert_fails(
         result,
         ExitCode.INPUT,
-        re.compile(re.escape(f"{inner}:3: invalid requirement 'alpha ==': ") + ".+"),
+        f"{inner}:3: invalid requirement 'alpha ==': " + packaging_says("alpha =="),
         REQUIREMENTS_HINT,
     )
     existing.assert_untouched()
@@ -269,9 +281,13 @@ def test_unparsable_line_in_a_nested_file_names_that_file(
 def test_bad_option_line(cli: Cli, req: Path, existing: Existing) -> None:
     _write(req, "alpha\n--no-such-option\n")
     result = build(cli, req, existing.path, "http://127.0.0.1:9/simple/")
-    error = assert_fails(result, ExitCode.INPUT, re.compile(".+"), only_progress_besides=False)
-    assert error.startswith(str(req))
-    assert "no such option: --no-such-option" in error
+    assert_fails(
+        result,
+        ExitCode.INPUT,
+        f"{req}:2: invalid option line '--no-such-option' (no such option: --no-such-option)",
+        REQUIREMENTS_HINT,
+        only_progress_besides=False,
+    )
     existing.assert_untouched()
 
 
@@ -281,7 +297,9 @@ def test_bad_option_line_is_reported_as_file_and_line_and_nothing_else(
     _write(req, "alpha\n--no-such-option\n")
     result = build(cli, req, existing.path, "http://127.0.0.1:9/simple/")
     assert_fails(
-        result, ExitCode.INPUT, re.compile(re.escape(f"{req}:2: ") + ".*--no-such-option.*")
+        result,
+        ExitCode.INPUT,
+        f"{req}:2: invalid option line '--no-such-option' (no such option: --no-such-option)",
     )
 
 
@@ -313,7 +331,11 @@ def test_file_without_requirements(cli: Cli, req: Path, existing: Existing, text
 def test_file_that_is_not_utf8(cli: Cli, req: Path, existing: Existing) -> None:
     req.write_bytes(b"alpha  # caf\xe9\n")
     result = build(cli, req, existing.path, "http://127.0.0.1:9/simple/")
-    assert_fails(result, ExitCode.INPUT, re.compile(re.escape(f"{req}: ") + ".+"))
+    assert_fails(
+        result,
+        ExitCode.INPUT,
+        f"{req}: cannot be decoded (invalid continuation byte at byte 12); save it as UTF-8",
+    )
     existing.assert_untouched()
 
 
@@ -407,17 +429,13 @@ def test_corrupted_file_on_the_index_publishes_nothing(
     index_server.corrupt(wheel.name)
     _write(req, "beta\nalpha\n")
     result = build(cli, req, existing.path, index_server.url)
-    error = assert_fails(
+    served = hashlib.sha256(_corrupted(wheel.read_bytes())).hexdigest()
+    url = f"{index_server.files_url}{wheel.name}#sha256={expected}"
+    assert_fails(
         result,
         ExitCode.INTEGRITY,
-        re.compile(
-            re.escape(f"hash mismatch for alpha from {index_server.files_url}{wheel.name}")
-            + ".*"
-            + re.escape(f": expected sha256 {expected}, got ")
-            + "[0-9a-f]{64}"
-        ),
+        f"hash mismatch for alpha from {url}: expected sha256 {expected}, got {served}",
     )
-    assert not error.endswith(expected)
     existing.assert_untouched()
     cached = [p.name for p in (tmp_path / "wh-cache").rglob("*") if p.is_file()]
     assert wheel.name not in cached
