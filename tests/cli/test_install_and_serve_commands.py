@@ -40,6 +40,7 @@ def python(make_venv: MakeVenv) -> Path:
     return make_venv(with_pip=False)
 
 
+@pytest.mark.slow
 def test_install_json_has_every_documented_field(cli: Cli, house: Path, python: Path) -> None:
     result = cli("install", "-w", house, "--python", python, "--json")
     assert result.exit_code == 0, result.stderr
@@ -59,6 +60,7 @@ def test_install_json_has_every_documented_field(cli: Cli, house: Path, python: 
     assert installed_in(python) == {"alpha": "1.0", "beta": "2.0"}
 
 
+@pytest.mark.slow
 def test_arguments_after_a_double_dash_go_to_pip(cli: Cli, house: Path, python: Path) -> None:
     dry = cli("install", "-w", house, "--python", python, "-v", "--", "--dry-run")
     assert dry.exit_code == 0, dry.stderr
@@ -77,6 +79,7 @@ def test_arguments_after_a_double_dash_go_to_pip(cli: Cli, house: Path, python: 
     assert installed_in(python) == {}
 
 
+@pytest.mark.slow
 def test_install_from_a_tampered_wheelhouse_exits_6_before_pip_runs(
     cli: Cli, house: Path, python: Path
 ) -> None:
@@ -93,6 +96,7 @@ def test_install_from_a_tampered_wheelhouse_exits_6_before_pip_runs(
     assert installed_in(python) == {}
 
 
+@pytest.mark.slow
 def test_install_from_a_directory_that_is_not_a_wheelhouse_exits_3(
     cli: Cli, tmp_path: Path, python: Path
 ) -> None:
@@ -106,6 +110,7 @@ def test_install_from_a_directory_that_is_not_a_wheelhouse_exits_3(
     ]
 
 
+@pytest.mark.slow
 def test_install_of_a_wheelhouse_for_another_platform_exits_9(
     cli: Cli, tmp_path: Path, dists, python: Path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -128,6 +133,7 @@ def test_install_of_a_wheelhouse_for_another_platform_exits_9(
     assert installed_in(python) == {}
 
 
+@pytest.mark.slow
 def test_the_console_script_installs_with_wheelhouse_dir(
     house: Path, python: Path, tmp_path: Path
 ) -> None:

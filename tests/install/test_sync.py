@@ -158,6 +158,7 @@ def pip_list_of(python: Path) -> dict[str, str]:
     return {item["name"]: item["version"] for item in json.loads(proc.stdout)}
 
 
+@pytest.mark.slow
 def test_install_without_sync_reports_sync_false_and_removes_nothing(
     house: Path, tmp_path: Path, dists: DistFactory, make_venv: MakeVenv, cli
 ) -> None:  # type: ignore[no-untyped-def]
