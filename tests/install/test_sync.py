@@ -170,3 +170,14 @@ def test_install_without_sync_reports_sync_false_and_removes_nothing(
     assert summary["sync"] is False
     assert "added" not in summary and "removed" not in summary
     assert pip_list_of(python) == {**LOCK, "stray": "0.5"}
+
+
+def test_an_install_without_sync_loads_neither_pip_tools_nor_pip(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from wheelhouse.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'pip', 'piptools'}))\n"
+    )
+    plain = run([sys.executable, "-c", code, "install", "-w", tmp_path / "nowhere"])
+    assert plain.stdout == "3 []\n", plain.stderr
