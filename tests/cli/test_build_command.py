@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import select
@@ -161,7 +162,8 @@ def test_a_changed_pip_configuration_ends_the_noop(
 
     assert changed.exit_code == 0, changed.stderr
     assert json.loads(changed.stdout)["noop"] is False
-    assert "wheelhouse: resolving with pip" in changed.stderr.splitlines()
+    pip_version = importlib.metadata.version("pip")
+    assert f"wheelhouse: resolving with pip {pip_version}" in changed.stderr.splitlines()
     assert "/x/alpha/" in index_server.requests[requests:]  # pip asked the new extra index
 
 
