@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import posixpath
+import re
 import socketserver
 import ssl
 import sys
 import tarfile
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -136,7 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
             answer = intercept(self.path, self.headers)
             if answer is not None:
                 break
-        status, headers, body = answer or index._route(urlsplit(self.path).path)
+        status, headers, body = answer or index._route_request(
+            urlsplit(self.path).path, self.headers
+        )
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -167,17 +172,25 @@ class IndexServer:
         self._failures: dict[str, int] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._delays: dict[str, float] = {}
+        self._last_port = 0
+        # Opt-in behaviours of real indexes (off by default, so older tests see plain PEP 503).
+        self.etags = False  # ETag/Last-Modified on pages, 304 for If-None-Match
+        self.ranges = False  # 206 answers to "Range: bytes=..." on files
+        self.json_pages = False  # PEP 691 JSON (with size, upload-time) when Accept asks
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> IndexServer:
+    def start(self, *, same_port: bool = False) -> IndexServer:
+        """Start serving; ``same_port`` restarts on the port of the last run (after stop())."""
         if self._server is not None:
             raise RuntimeError("IndexServer already started")
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", self._last_port if same_port else 0), _Handler)
         server.index = self
         if self.ssl_context is not None:
             server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
         self._server = server
+        self._last_port = int(server.server_address[1])
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -251,11 +264,23 @@ class IndexServer:
         with self._lock:
             self._intercepts.append(hook)
 
+    def delay(self, path_prefix: str, seconds: float) -> None:
+        """Answer requests whose path starts with ``path_prefix`` after ``seconds``."""
+        with self._lock:
+            self._delays[path_prefix] = seconds
+
     def clear_hooks(self) -> None:
         with self._lock:
             self._corrupt.clear()
             self._failures.clear()
             self._intercepts.clear()
+            self._delays.clear()
+
+    def count(self, path: str, *, prefix: bool = False) -> int:
+        """How many requests asked for ``path`` (query ignored), or for paths under it."""
+        with self._lock:
+            paths = [urlsplit(p).path for p in self.requests]
+        return sum(1 for p in paths if (p.startswith(path) if prefix else p == path))
 
     # -- contents --------------------------------------------------------------------------
 
@@ -321,6 +346,61 @@ class IndexServer:
                         data = _corrupted(data)
                     return HTTPStatus.OK, {"Content-Type": "application/octet-stream"}, data
         return self._not_found()
+
+    def _route_request(
+        self, path: str, headers: Mapping[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """``_route`` plus the opt-in behaviours that look at request headers."""
+        with self._lock:
+            delays = dict(self._delays)
+        for prefix, seconds in delays.items():
+            if path.startswith(prefix):
+                time.sleep(seconds)
+        status, out, body = self._route(path)
+        if status != HTTPStatus.OK:
+            return status, out, body
+        if path.startswith("/simple/") and path != "/simple/":
+            accept = headers.get("Accept") or ""
+            if self.json_pages and "application/vnd.pypi.simple.v1+json" in accept:
+                project = canonicalize_name(unquote(path[len("/simple/") :]).rstrip("/"))
+                body = self._project_json(project)
+                out = {"Content-Type": "application/vnd.pypi.simple.v1+json"}
+            if self.etags:
+                tag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+                out = {**out, "ETag": tag, "Vary": "Accept"}
+                if tag in (headers.get("If-None-Match") or ""):
+                    return HTTPStatus.NOT_MODIFIED, {"ETag": tag}, b""
+        elif path.startswith("/files/") and self.ranges:
+            out = {**out, "Accept-Ranges": "bytes"}
+            match = re.fullmatch(r"bytes=(\d*)-(\d*)", (headers.get("Range") or "").strip())
+            if match and (match.group(1) or match.group(2)):
+                size = len(body)
+                if match.group(1):
+                    start = int(match.group(1))
+                    stop = min(int(match.group(2)) + 1 if match.group(2) else size, size)
+                else:
+                    start, stop = max(size - int(match.group(2)), 0), size
+                if start >= size or start >= stop:
+                    return HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, {}, b""
+                out = {**out, "Content-Range": f"bytes {start}-{stop - 1}/{size}"}
+                return HTTPStatus.PARTIAL_CONTENT, out, body[start:stop]
+        return status, out, body
+
+    def _project_json(self, project: str) -> bytes:
+        files = []
+        for dist in self.dists().get(project, []):
+            item: dict[str, object] = {
+                "filename": dist.filename,
+                "url": posixpath.join("../../files", quote(dist.filename)),
+                "hashes": {"sha256": dist.sha256},
+                "size": (self.root / dist.filename).stat().st_size,
+                "upload-time": "2026-01-01T00:00:00.000000Z",
+            }
+            if dist.requires_python:
+                item["requires-python"] = dist.requires_python
+            files.append(item)
+        document = {"meta": {"api-version": "1.1"}, "name": project, "files": files}
+        return json.dumps(document).encode()
 
     def _root_page(self) -> tuple[int, dict[str, str], bytes]:
         links = "".join(

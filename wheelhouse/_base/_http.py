@@ -87,26 +87,34 @@ class HttpClient:
         self._no_proxy_env = config_flag(pip_config, "no-proxy-env")
 
     def get(
-        self, url: str, *, retries: Retry | Literal[False] | None = None
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        retries: Retry | Literal[False] | None = None,
     ) -> urllib3.BaseHTTPResponse:
         """Start a streamed GET of ``url``; the caller reads and releases the response.
 
+        ``headers`` are added to the request (``Accept``, ``Range``, validators); ``timeout``
+        caps connecting and each read in seconds, instead of pip's configured timeout.
         Redirects are followed and failures retried by ``retries`` (default: ``self.retries``);
         exhausted retries raise ``urllib3.exceptions.MaxRetryError`` with the last failure as
         its ``reason``. Credentials are dropped on a redirect to another host. ``False`` asks
         once and raises what failed as it is (a probe).
         """
-        headers = urllib3.make_headers(accept_encoding=False)
+        sent = urllib3.make_headers(accept_encoding=False)
+        sent.update(headers or {})
         auth = self._auth_for(url)
         if auth:
-            headers.update(urllib3.make_headers(basic_auth=auth))
+            sent.update(urllib3.make_headers(basic_auth=auth))
         manager = self._manager_for(url)
         return manager.request(
             "GET",
             strip_credentials(url),
-            headers=headers,
+            headers=sent,
             preload_content=False,
-            timeout=self._timeout,
+            timeout=self._timeout if timeout is None else urllib3.Timeout(timeout),
             redirect=True,
             retries=self.retries if retries is None else retries,
         )

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import IO
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["metadata_member", "read_wheel_metadata"]
+__all__ = [
+    "RangeFile",
+    "metadata_member",
+    "read_wheel_metadata",
+    "read_wheel_metadata_from",
+]
 
 
 def metadata_member(members: Iterable[str], name: NormalizedName, version: Version) -> str | None:
@@ -40,6 +47,77 @@ def read_wheel_metadata(path: Path, name: NormalizedName, version: Version) -> b
     Raises ``OSError`` or ``zipfile.BadZipFile`` for a file that is not a readable zip: callers
     word that for their own context.
     """
-    with zipfile.ZipFile(path) as archive:
+    with path.open("rb") as stream:
+        return read_wheel_metadata_from(stream, name, version)
+
+
+def read_wheel_metadata_from(
+    stream: IO[bytes], name: NormalizedName, version: Version
+) -> bytes | None:
+    """The METADATA of the wheel ``stream`` holds (any seekable binary file), or None.
+
+    With a ``RangeFile`` only the zip's end records, its central directory and the one
+    member are read: tens of KB of a wheel of any size.
+    """
+    with zipfile.ZipFile(stream) as archive:
         member = metadata_member(archive.namelist(), name, version)
         return None if member is None else archive.read(member)
+
+
+class RangeFile(io.RawIOBase):
+    """A read-only, seekable file of ``size`` bytes whose bytes come from ``fetch(start, stop)``.
+
+    ``fetch`` returns the bytes ``[start, stop)`` (an HTTP range request, say). What was
+    fetched is kept, and reads are widened to at least ``block`` bytes, so that zipfile's many
+    small reads cost a few requests: the first read near the end fetches the whole tail.
+    ``requests`` counts the calls to ``fetch``.
+    """
+
+    def __init__(
+        self, fetch: Callable[[int, int], bytes], size: int, *, block: int = 64 * 1024
+    ) -> None:
+        super().__init__()
+        self._fetch = fetch
+        self._size = size
+        self._block = block
+        self._position = 0
+        self._spans: list[tuple[int, bytes]] = []  # (start, bytes), fetched so far
+        self.requests = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(base + offset, 0)
+        return self._position
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        stop = min(self._position + len(buffer), self._size)
+        if stop <= self._position:
+            return 0
+        data = self._read(self._position, stop)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def _read(self, start: int, stop: int) -> bytes:
+        for span_start, data in self._spans:
+            if span_start <= start and stop <= span_start + len(data):
+                return data[start - span_start : stop - span_start]
+        # Widen to a block, towards the end when near it: zipfile reads the end records, then
+        # the central directory just before them, then one member further up.
+        fetch_stop = min(max(stop, start + self._block), self._size)
+        fetch_start = max(min(start, fetch_stop - self._block), 0)
+        self.requests += 1
+        data = self._fetch(fetch_start, fetch_stop)
+        if len(data) != fetch_stop - fetch_start:
+            raise OSError(f"asked for bytes {fetch_start}-{fetch_stop - 1}, got {len(data)} bytes")
+        self._spans.append((fetch_start, data))
+        return data[start - fetch_start : stop - fetch_start]
