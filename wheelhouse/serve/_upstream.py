@@ -13,7 +13,7 @@ import json
 import re
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any, Literal
@@ -35,11 +35,13 @@ __all__ = [
     "ACCEPT",
     "PageResult",
     "ProjectPage",
+    "RangesUnsupported",
     "UpstreamError",
     "UpstreamFile",
     "WheelMetadata",
     "fetch_project_page",
     "fetch_wheel_metadata",
+    "open_file",
     "parse_html_page",
     "parse_json_page",
     "project_page_url",
@@ -62,6 +64,10 @@ CoreMetadata = bool | dict[str, str]  # False: none; True: available, no hash; e
 
 class UpstreamError(NetworkError):
     """Upstream could not be reached or answered with something unusable."""
+
+
+class RangesUnsupported(UpstreamError):
+    """Upstream answers range requests with the whole file (only with ``allow_whole=False``)."""
 
 
 @dataclass(frozen=True)
@@ -345,13 +351,21 @@ def _core_metadata_html(value: str | None) -> CoreMetadata:
 
 
 def fetch_wheel_metadata(
-    client: HttpClient, file: UpstreamFile, *, timeout: float = DEFAULT_TIMEOUT
+    client: HttpClient,
+    file: UpstreamFile,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    allow_whole: bool = True,
+    on_whole: Callable[[urllib3.BaseHTTPResponse], bytes] | None = None,
 ) -> WheelMetadata:
     """The METADATA of the wheel ``file``: upstream's PEP 658 file when the page offers one
     (checked against its hash), else read with HTTP range requests (the zip's end and one
     member), else from the whole wheel (checked against the file's sha256).
 
-    Raises ``UpstreamError`` when none of these works.
+    Raises ``UpstreamError`` when none of these works, ``RangesUnsupported`` instead of
+    reading the whole wheel when ``allow_whole`` is false. A caller that stores wheels passes
+    ``on_whole``: it gets upstream's 200 answer to the range request (the whole wheel, so one
+    request fetches it) and returns the METADATA it read from what it stored.
     """
     try:
         name, version, _, _ = parse_wheel_filename(file.filename)
@@ -373,6 +387,13 @@ def fetch_wheel_metadata(
             tail = _read_limited(response, file.url, _TAIL + 1)
             total = _total_size(response.headers.get("Content-Range"), shown)
         elif response.status == 200:
+            if on_whole is not None:
+                size = int(response.headers.get("Content-Length") or 0)
+                data = on_whole(response)
+                digest = hashlib.sha256(data).hexdigest()
+                return WheelMetadata(data, digest, "whole", requests, size)
+            if not allow_whole:
+                raise RangesUnsupported(f"{shown} does not answer range requests", url=shown)
             return _metadata_from_whole(response, file, name, version, requests, timeout)
         else:
             raise UpstreamError(f"{shown} answered HTTP {response.status}", url=shown)
@@ -461,6 +482,18 @@ def _total_size(content_range: str | None, shown: str) -> int:
 
 
 # -- HTTP ---------------------------------------------------------------------------------
+
+
+def open_file(
+    client: HttpClient, url: str, *, timeout: float = DEFAULT_TIMEOUT
+) -> urllib3.BaseHTTPResponse:
+    """A streamed 200 response for ``url`` (redirects followed); the caller releases it."""
+    response, answered = _get_following(client, url, {}, timeout)
+    if response.status != 200:
+        response.release_conn()
+        shown = strip_credentials(answered)
+        raise UpstreamError(f"{shown} answered HTTP {response.status}", url=shown)
+    return response
 
 
 def _get_following(

@@ -1,0 +1,133 @@
+"""The proxy's project pages: PEP 503 HTML and PEP 691 JSON (api 1.1, PEP 700), with PEP 592
+yanked, requires-python and PEP 658/714 metadata, every file URL pointing back at the proxy."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from wheelhouse.house.index import API_VERSION
+from wheelhouse.serve._upstream import UpstreamFile
+
+__all__ = ["Listed", "file_path", "render_html", "render_json", "root_html", "root_json"]
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One file as the proxy lists it: upstream's description plus what the proxy knows."""
+
+    file: UpstreamFile
+    sha256: str
+    # PEP 658: the sha256 of the METADATA we serve when known, True when we serve it but do
+    # not know its hash yet, False for sdists.
+    metadata: str | bool
+
+
+def file_path(project: str, sha256: str, filename: str) -> str:
+    """The proxy path of a file: content-addressed, the filename last for clients' sake."""
+    return f"/files/{quote(project)}/{sha256}/{quote(filename)}"
+
+
+def _href(project: str, listed: Listed) -> str:
+    # Relative to /simple/<project>/, so the pages work behind any host name or TLS front.
+    return ".." + "/.." + file_path(project, listed.sha256, listed.file.filename)
+
+
+def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] | None) -> bytes:
+    items = []
+    for listed in files:
+        file = listed.file
+        item: dict[str, Any] = {
+            "filename": file.filename,
+            "url": _href(project, listed),
+            "hashes": {"sha256": listed.sha256},
+        }
+        if file.requires_python:
+            item["requires-python"] = file.requires_python
+        if file.yanked:
+            item["yanked"] = file.yanked
+        if file.size is not None:
+            item["size"] = file.size
+        if file.upload_time:
+            item["upload-time"] = file.upload_time
+        # Only the PEP 714 key: pip 22.3 to 23.1 crash on a JSON "dist-info-metadata" key.
+        if isinstance(listed.metadata, str):
+            item["core-metadata"] = {"sha256": listed.metadata}
+        else:
+            item["core-metadata"] = listed.metadata
+        items.append(item)
+    document = {
+        "meta": {"api-version": API_VERSION},
+        "name": project,
+        "versions": list(versions) if versions is not None else _versions(files),
+        "files": items,
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def render_html(project: str, files: Sequence[Listed]) -> bytes:
+    links = []
+    for listed in files:
+        file = listed.file
+        href = f"{_href(project, listed)}#sha256={listed.sha256}"
+        attrs = [f'href="{html.escape(href)}"']
+        if file.requires_python:
+            attrs.append(f'data-requires-python="{html.escape(file.requires_python)}"')
+        if file.yanked:
+            reason = file.yanked if isinstance(file.yanked, str) else ""
+            attrs.append(f'data-yanked="{html.escape(reason)}"')
+        if listed.metadata:
+            value = f"sha256={listed.metadata}" if isinstance(listed.metadata, str) else "true"
+            # PEP 714 renamed the attribute; the old name is kept for pip < 23.2.
+            attrs.append(f'data-core-metadata="{value}"')
+            attrs.append(f'data-dist-info-metadata="{value}"')
+        links.append(f"    <a {' '.join(attrs)}>{html.escape(file.filename)}</a><br>\n")
+    return _page(f"Links for {project}", "".join(links))
+
+
+def root_html(names: Iterable[str]) -> bytes:
+    links = "".join(
+        f'    <a href="{html.escape(quote(n))}/">{html.escape(n)}</a><br>\n' for n in names
+    )
+    return _page("Simple index", links)
+
+
+def root_json(names: Iterable[str]) -> bytes:
+    document = {"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in names]}
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _page(title: str, body: str) -> bytes:
+    title = html.escape(title)
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"    <title>{title}</title>\n  </head>\n  <body>\n    <h1>{title}</h1>\n"
+        f"{body}  </body>\n</html>\n"
+    ).encode()
+
+
+def _versions(files: Iterable[Listed]) -> list[str]:
+    found: set[Version] = set()
+    for listed in files:
+        name = listed.file.filename
+        try:
+            if name.endswith(".whl"):
+                found.add(parse_wheel_filename(name)[1])
+            else:
+                found.add(parse_sdist_filename(name)[1])
+        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+            continue
+    return [str(v) for v in sorted(found)]

@@ -1,0 +1,687 @@
+"""A caching index proxy (``wheelhouse serve --upstream``): a Starlette app on uvicorn that
+answers PEP 503/691 pages for local wheelhouses and upstream indexes, adds PEP 658 metadata to
+every wheel, and keeps pages and files in a store that several workers can share."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import resource
+import socket
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+from urllib.request import url2pathname
+
+import anyio.to_thread
+import filelock
+import urllib3
+import uvicorn
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from wheelhouse import __version__
+from wheelhouse._base._http import HttpClient, strip_credentials
+from wheelhouse._base.wheels import read_wheel_metadata
+from wheelhouse.errors import InvalidWheelhouseError, NetworkError, UsageError
+from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
+from wheelhouse.serve import _render
+from wheelhouse.serve._render import Listed
+from wheelhouse.serve._store import DownloadFailed, PageRecord, Stats, Store
+from wheelhouse.serve._upstream import (
+    UpstreamError,
+    UpstreamFile,
+    fetch_project_page,
+    fetch_wheel_metadata,
+    parse_json_page,
+)
+from wheelhouse.serve.static import negotiate
+
+__all__ = ["ProxySettings", "app_from_environment", "create_app", "serve_proxy"]
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_ENV = "WHEELHOUSE_PROXY_SETTINGS"
+_CHUNK = 256 * 1024
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PROJECT = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", re.IGNORECASE)
+_CONTENT_TYPES = {JSON_TYPE: JSON_TYPE, HTML_TYPE: HTML_TYPE, "text/html": "text/html"}
+# One line per request (uvicorn.access) and per event, in every worker process.
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(process)d %(name)s: %(message)s"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "wheelhouse": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
+_ACCEPTABLE = f"acceptable types: {JSON_TYPE}, {HTML_TYPE}, text/html\n"
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """Everything a proxy worker needs; JSON-serializable so that workers can be spawned."""
+
+    store: Path
+    upstreams: tuple[str, ...]  # index URLs, possibly with credentials: never log them raw
+    local: tuple[Path, ...] = ()
+    ttl: float = 600.0
+    offline: bool = False
+    timeout: float = 15.0
+    pip_config: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Names the upstream list: a store keeps the pages of each list apart."""
+        joined = "\n".join(strip_credentials(u).rstrip("/") for u in self.upstreams)
+        return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+    def to_env(self) -> str:
+        data = dataclasses.asdict(self)
+        data["store"] = str(self.store)
+        data["local"] = [str(p) for p in self.local]
+        data["pip_config"] = dict(self.pip_config)
+        return json.dumps(data)
+
+    @classmethod
+    def from_env(cls, text: str) -> ProxySettings:
+        data = json.loads(text)
+        return cls(
+            store=Path(data["store"]),
+            upstreams=tuple(data["upstreams"]),
+            local=tuple(Path(p) for p in data["local"]),
+            ttl=float(data["ttl"]),
+            offline=bool(data["offline"]),
+            timeout=float(data["timeout"]),
+            pip_config=dict(data["pip_config"]),
+        )
+
+
+class _Unavailable(Exception):
+    """Answer with ``status`` and a one-line ``reason`` (502/503 upstream trouble, 404...)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """Who answers for a project and with which files."""
+
+    project: str
+    files: tuple[UpstreamFile, ...]
+    versions: tuple[str, ...] | None
+    local: Path | None  # the wheelhouse that answers alone, or None for an upstream
+
+
+class _Proxy:
+    def __init__(self, settings: ProxySettings) -> None:
+        self.settings = settings
+        self.stats = Stats()
+        # The upstream URLs go in as pip's index options so the client sends their
+        # credentials to their hosts (and to files on those hosts), and only there.
+        config = dict(settings.pip_config)
+        if settings.upstreams:
+            config["index-url"] = settings.upstreams[0]
+            config["extra-index-url"] = " ".join(settings.upstreams[1:])
+        self.client = HttpClient(config, pool_size=16)
+        self.store = Store(settings.store, settings.key, self.client, self.stats, settings.timeout)
+        self._page_locks: dict[str, asyncio.Lock] = {}
+        self._revalidating: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.started = time.time()
+
+    # -- who answers --------------------------------------------------------------------
+
+    def _local_dir(self, project: str) -> Path | None:
+        for directory in self.settings.local:
+            if (directory / INDEX_DIR / project / JSON_PAGE).is_file():
+                return directory
+        return None
+
+    def _local_listing(self, directory: Path, project: str) -> _Listing:
+        page_dir = directory / INDEX_DIR / project
+        page = parse_json_page(
+            (page_dir / JSON_PAGE).read_bytes(), page_dir.absolute().as_uri() + "/", project
+        )
+        return _Listing(project, page.files, page.versions, directory)
+
+    async def listing(self, project: str) -> _Listing:
+        local = self._local_dir(project)
+        if local is not None:
+            return await anyio.to_thread.run_sync(self._local_listing, local, project)
+        record = await anyio.to_thread.run_sync(self.store.read_page, project)
+        if record is not None:
+            if self.settings.offline or time.time() - record.fetched < self.settings.ttl:
+                self.stats.add(page_hits=1)
+            else:
+                self.stats.add(page_stale=1)
+                self._revalidate_soon(record)
+            return self._from_record(record)
+        if self.settings.offline:
+            raise _Unavailable(503, f"offline: {project} is not in the store")
+        self.stats.add(page_misses=1)
+        lock = self._page_locks.setdefault(project, asyncio.Lock())
+        async with lock:  # concurrent first requests for a project ask upstream once
+            record = await anyio.to_thread.run_sync(self.store.read_page, project)
+            if record is None:
+                record = await anyio.to_thread.run_sync(self._fetch_first, project)
+        return self._from_record(record)
+
+    @staticmethod
+    def _from_record(record: PageRecord) -> _Listing:
+        return _Listing(record.project, record.page.files, record.page.versions, None)
+
+    def _fetch_first(self, project: str) -> PageRecord:
+        """The page of the first upstream that has ``project`` ("first index wins")."""
+        for number, upstream in enumerate(self.settings.upstreams):
+            shown = strip_credentials(upstream)
+            self.stats.add(upstream_requests=1)
+            try:
+                result = fetch_project_page(
+                    self.client, upstream, project, timeout=self.settings.timeout
+                )
+            except UpstreamError as exc:
+                # A later index must not answer while an earlier one is down: that is how
+                # dependency confusion gets in. Say why, and let the client retry.
+                self.stats.add(upstream_errors=1)
+                logger.warning("upstream %s failed for %s: %s", shown, project, exc.message)
+                raise _Unavailable(502, f"upstream {shown} failed: {exc.message}") from exc
+            if result.status == "ok" and result.page is not None:
+                record = PageRecord(project, number, time.time(), result.page)
+                self.store.write_page(record)
+                return record
+        raise _Unavailable(404, f"{project} is on none of the upstream indexes")
+
+    def _revalidate_soon(self, record: PageRecord) -> None:
+        if record.project in self._revalidating:
+            return
+        self._revalidating.add(record.project)
+
+        async def run() -> None:
+            try:
+                await anyio.to_thread.run_sync(self._revalidate, record)
+            finally:
+                self._revalidating.discard(record.project)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _revalidate(self, record: PageRecord) -> None:
+        upstream = self.settings.upstreams[record.upstream]
+        self.stats.add(upstream_requests=1, page_revalidations=1)
+        try:
+            result = fetch_project_page(
+                self.client,
+                upstream,
+                record.project,
+                etag=record.page.etag,
+                last_modified=record.page.last_modified,
+                timeout=self.settings.timeout,
+            )
+        except UpstreamError as exc:
+            self.stats.add(upstream_errors=1)
+            logger.warning("serving the stale page of %s: %s", record.project, exc.message)
+            return
+        if result.status == "not-modified":
+            self.stats.add(page_not_modified=1)
+            page = dataclasses.replace(
+                record.page,
+                etag=result.etag or record.page.etag,
+                last_modified=result.last_modified or record.page.last_modified,
+            )
+            self.store.write_page(dataclasses.replace(record, fetched=time.time(), page=page))
+        elif result.status == "ok" and result.page is not None:
+            self.store.write_page(
+                PageRecord(record.project, record.upstream, time.time(), result.page)
+            )
+        else:
+            try:
+                self._fetch_first(record.project)
+            except _Unavailable as exc:
+                if exc.status == 404:
+                    self.store.forget_page(record.project)
+                logger.warning("revalidating %s: %s", record.project, exc.reason)
+
+    # -- what the pages list --------------------------------------------------------------
+
+    def listed(self, listing: _Listing) -> list[Listed]:
+        files = []
+        for file in listing.files:
+            sha256 = file.sha256
+            if sha256 is None or not _SHA256.fullmatch(sha256):
+                # Every file we hand out is checked against a sha256: without one, we cannot.
+                logger.debug("not listing %s: upstream gives no sha256", file.filename)
+                continue
+            metadata: str | bool = False
+            if file.is_wheel:
+                # The hash of the bytes we will serve: ours once stored, else upstream's
+                # (we serve its file then), else "true" (PEP 658 allows a bare true).
+                given = file.core_metadata
+                upstream = given.get("sha256") if isinstance(given, dict) else None
+                stored = None if listing.local else self.store.metadata_sha256(sha256)
+                metadata = stored or upstream or True
+            if file.size is None and listing.local is None and self.store.has_file(sha256):
+                file = dataclasses.replace(file, size=self.store.file_path(sha256).stat().st_size)
+            files.append(Listed(file, sha256, metadata))
+        return files
+
+    def find(self, listing: _Listing, sha256: str, filename: str) -> UpstreamFile | None:
+        for file in listing.files:
+            if file.sha256 == sha256 and file.filename == filename:
+                return file
+        return None
+
+    def local_path(self, listing: _Listing, file: UpstreamFile) -> Path | None:
+        assert listing.local is not None
+        path = Path(url2pathname(urlsplit(file.url).path))
+        real, root = os.path.realpath(path), os.path.realpath(listing.local)
+        return path if Path(real).is_relative_to(root) and path.is_file() else None
+
+    # -- metadata -----------------------------------------------------------------------
+
+    def metadata(self, file: UpstreamFile, sha256: str) -> bytes:
+        path = self.store.metadata_path(sha256)
+        with contextlib.suppress(FileNotFoundError):
+            data = path.read_bytes()
+            self.stats.add(metadata_hits=1)
+            return data
+        lock = self.store.metadata_lock(sha256)
+        try:
+            lock.acquire(timeout=self.settings.timeout * 4)
+        except filelock.Timeout as exc:
+            raise _Unavailable(503, f"the metadata of {file.filename} is still being read") from exc
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                data = path.read_bytes()
+                self.stats.add(metadata_hits=1)
+                return data
+            self.stats.add(metadata_misses=1)
+            data = self._obtain_metadata(file, sha256)
+            self.store.write_metadata(sha256, data)
+            return data
+        finally:
+            lock.release()
+
+    def _obtain_metadata(self, file: UpstreamFile, sha256: str) -> bytes:
+        if self.store.has_file(sha256):
+            return self._metadata_from_stored(file, sha256)
+        if self.settings.offline:
+            raise _Unavailable(503, f"offline: the metadata of {file.filename} is not stored")
+
+        def whole(response: urllib3.BaseHTTPResponse) -> bytes:
+            # Upstream ignores ranges: this answer is the wheel, so store it (pip will want it
+            # next) and read METADATA from the stored, verified file.
+            self.store.download_from(file, response)
+            return self._metadata_from_stored(file, sha256)
+
+        try:
+            got = fetch_wheel_metadata(
+                self.client, file, timeout=self.settings.timeout, on_whole=whole
+            )
+        except (DownloadFailed, OSError) as exc:
+            self.stats.add(errors=1)
+            raise _Unavailable(502, f"cannot store {file.filename}: {exc}") from exc
+        except UpstreamError as exc:
+            self.stats.add(upstream_errors=1)
+            raise _Unavailable(502, exc.message) from exc
+        self.stats.add(upstream_requests=got.requests, upstream_bytes=got.bytes_read)
+        logger.info("read the metadata of %s (%s)", file.filename, got.source)
+        return got.data
+
+    def _metadata_from_stored(self, file: UpstreamFile, sha256: str) -> bytes:
+        try:
+            name, version, _, _ = parse_wheel_filename(file.filename)
+            data = read_wheel_metadata(self.store.file_path(sha256), name, version)
+        except (InvalidWheelFilename, OSError, zipfile.BadZipFile) as exc:
+            raise _Unavailable(502, f"cannot read the wheel {file.filename}: {exc}") from exc
+        if data is None:
+            raise _Unavailable(502, f"the wheel {file.filename} has no METADATA")
+        return data
+
+    # -- files ----------------------------------------------------------------------------
+
+    def open_download(self, file: UpstreamFile, sha256: str) -> tuple[int, bool]:
+        """A descriptor of the stored file, or of the partial one being written, and whether
+        it is complete. Starts the download when nobody has."""
+        self.store.start_download(file)
+        last_start = time.monotonic()
+        deadline = time.monotonic() + self.settings.timeout * 2
+        while True:
+            with contextlib.suppress(FileNotFoundError):
+                return os.open(self.store.file_path(sha256), os.O_RDONLY), True
+            with contextlib.suppress(FileNotFoundError):
+                return os.open(self.store.partial_path(sha256), os.O_RDONLY), False
+            if not self.store.download_active(sha256):
+                reason = self.store.failure(sha256)
+                if reason is not None:
+                    raise DownloadFailed(reason)
+                if time.monotonic() - last_start > 0.5:
+                    # Another process held the lock and gave up before writing anything.
+                    self.store.start_download(file)
+                    last_start = time.monotonic()
+            if time.monotonic() > deadline:
+                raise DownloadFailed(f"the download of {file.filename} did not start")
+            time.sleep(0.01)
+
+
+class _Follow:
+    """Streams a file from the store while it is being downloaded into it.
+
+    The last chunk is held back until the download is verified and in the store, so a
+    client never receives a complete body whose hash did not match: it sees the connection
+    close early instead.
+    """
+
+    def __init__(self, proxy: _Proxy, file: UpstreamFile, sha256: str) -> None:
+        self.proxy = proxy
+        self.file = file
+        self.sha256 = sha256
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        proxy, sha256 = self.proxy, self.sha256
+        try:
+            fd, complete = await anyio.to_thread.run_sync(proxy.open_download, self.file, sha256)
+        except DownloadFailed as exc:
+            await PlainTextResponse(f"{exc}\n", status_code=502)(scope, receive, send)
+            return
+        try:
+            headers = [(b"content-type", b"application/octet-stream")]
+            if self.file.size is not None:
+                headers.append((b"content-length", str(self.file.size).encode()))
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            held = b""
+            stall = proxy.settings.timeout * 2
+            progress = time.monotonic()
+            final = proxy.store.file_path(sha256)
+            while True:
+                chunk = os.read(fd, _CHUNK)
+                if chunk:
+                    if held and scope["method"] != "HEAD":
+                        await send({"type": "http.response.body", "body": held, "more_body": True})
+                    held, progress = chunk, time.monotonic()
+                    continue
+                if complete:
+                    break
+                info = os.fstat(fd)
+                if info.st_nlink == 0:  # the downloader threw it away: a bad download
+                    reason = proxy.store.failure(sha256) or "the upstream download failed"
+                    logger.error("aborting %s: %s", self.file.filename, reason)
+                    return  # without the last chunk and without ending the body
+                with contextlib.suppress(FileNotFoundError):
+                    stored = os.stat(final)
+                    complete = (stored.st_ino, stored.st_dev) == (info.st_ino, info.st_dev)
+                    continue
+                if time.monotonic() - progress > stall:
+                    logger.error("aborting %s: the download stalled", self.file.filename)
+                    return
+                await asyncio.sleep(0.01)
+            body = held if scope["method"] != "HEAD" else b""
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        finally:
+            os.close(fd)
+
+
+def create_app(settings: ProxySettings) -> Starlette:
+    """The proxy as an ASGI app (run it under uvicorn, or any ASGI server)."""
+    for directory in settings.local:
+        if not (directory / INDEX_DIR / HTML_PAGE).is_file():
+            raise InvalidWheelhouseError(
+                f"{str(directory)!r} has no package index ({INDEX_DIR}/{HTML_PAGE})",
+                hint=f"write it with 'wheelhouse index {directory}'",
+            )
+    proxy = _Proxy(settings)
+
+    async def root(request: Request) -> Response:
+        return PlainTextResponse(f"see /{INDEX_DIR}/\n", 302, {"Location": f"/{INDEX_DIR}/"})
+
+    async def index(request: Request) -> Response:
+        chosen = negotiate(request.headers.get("accept"))
+        if chosen is None:
+            return PlainTextResponse(_ACCEPTABLE, 406, {"Vary": "Accept"})
+        names: set[str] = set(proxy.store.stored_projects())
+        for directory in settings.local:
+            names.update(p.parent.name for p in (directory / INDEX_DIR).glob(f"*/{JSON_PAGE}"))
+        ordered = sorted(names)
+        body = _render.root_json(ordered) if chosen == JSON_TYPE else _render.root_html(ordered)
+        return _page_response(request, body, chosen)
+
+    async def project_page(request: Request) -> Response:
+        raw = request.path_params["project"]
+        if not _PROJECT.fullmatch(raw):
+            return PlainTextResponse("not a valid project name\n", 404)
+        project = canonicalize_name(raw)
+        if project != raw or not request.url.path.endswith("/"):
+            location = f"/{INDEX_DIR}/{quote(project)}/"
+            return PlainTextResponse(f"see {location}\n", 301, {"Location": location})
+        chosen = negotiate(request.headers.get("accept"))
+        if chosen is None:
+            return PlainTextResponse(_ACCEPTABLE, 406, {"Vary": "Accept"})
+        try:
+            listing = await proxy.listing(project)
+        except _Unavailable as exc:
+            if exc.status >= 500:
+                proxy.stats.add(errors=1)
+            return PlainTextResponse(f"{exc.reason}\n", exc.status)
+        files = await anyio.to_thread.run_sync(proxy.listed, listing)
+        if chosen == JSON_TYPE:
+            body = _render.render_json(project, files, listing.versions)
+        else:
+            body = _render.render_html(project, files)
+        return _page_response(request, body, chosen)
+
+    async def file(request: Request) -> Response:
+        raw = request.path_params["project"]
+        sha256 = request.path_params["sha256"]
+        filename = request.path_params["filename"]
+        if not _PROJECT.fullmatch(raw) or not _SHA256.fullmatch(sha256):
+            return PlainTextResponse("not found\n", 404)
+        project = canonicalize_name(raw)
+        metadata = filename.endswith(".metadata")
+        wanted = filename.removesuffix(".metadata")
+        if not metadata and proxy._local_dir(project) is None and proxy.store.has_file(sha256):
+            proxy.stats.add(file_hits=1)
+            return _stored(proxy.store.file_path(sha256), filename)
+        try:
+            listing = await proxy.listing(project)
+        except _Unavailable as exc:
+            return PlainTextResponse(f"{exc.reason}\n", exc.status)
+        found = proxy.find(listing, sha256, wanted)
+        if found is None or (metadata and not found.is_wheel):
+            return PlainTextResponse("not found\n", 404)
+        if listing.local is not None:
+            path = proxy.local_path(listing, found)
+            if path is not None and metadata:
+                path = path.with_name(path.name + ".metadata")
+            if path is None or not path.is_file():
+                return PlainTextResponse("not found\n", 404)
+            return _stored(path, filename)
+        if metadata:
+            try:
+                data = await anyio.to_thread.run_sync(proxy.metadata, found, sha256)
+            except _Unavailable as exc:
+                proxy.stats.add(errors=1)
+                return PlainTextResponse(f"{exc.reason}\n", exc.status)
+            return Response(data, media_type="text/plain; charset=utf-8")
+        if settings.offline:
+            return PlainTextResponse(f"offline: {wanted} is not in the store\n", 503)
+        proxy.stats.add(file_misses=1)
+        return _FollowResponse(_Follow(proxy, found, sha256))
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(
+            {
+                **proxy.stats.to_json(),
+                "pid": os.getpid(),
+                "uptime_seconds": round(time.time() - proxy.started, 3),
+                "rss_bytes": _rss_bytes(),
+                "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            }
+        )
+
+    routes = [
+        Route("/", root),
+        Route(f"/{INDEX_DIR}/", index),
+        Route(f"/{INDEX_DIR}/{{project}}/", project_page),
+        Route(f"/{INDEX_DIR}/{{project}}", project_page),
+        Route("/files/{project}/{sha256}/{filename}", file),
+        Route("/-/health", health),
+        Route("/-/stats", stats),
+    ]
+    app = Starlette(routes=routes)
+    app.state.proxy = proxy
+    return app
+
+
+class _FollowResponse(Response):
+    def __init__(self, follow: _Follow) -> None:
+        super().__init__()
+        self._follow = follow
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._follow(scope, receive, send)
+
+
+def _stored(path: Path, filename: str) -> Response:
+    media = "text/plain; charset=utf-8" if filename.endswith(".metadata") else None
+    return FileResponse(path, media_type=media or "application/octet-stream")
+
+
+def _page_response(request: Request, body: bytes, chosen: str) -> Response:
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": "max-age=0, must-revalidate"}
+    if_none_match = request.headers.get("if-none-match") or ""
+    if etag in {t.strip().removeprefix("W/") for t in if_none_match.split(",")}:
+        return Response(status_code=304, headers=headers)
+    content_type = _CONTENT_TYPES[chosen]
+    if chosen == "text/html":
+        content_type = "text/html; charset=utf-8"
+    return Response(body, headers=headers, media_type=content_type)
+
+
+def _rss_bytes() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    return 0
+
+
+def app_from_environment() -> Starlette:
+    """The app for a worker process: settings come from ``$WHEELHOUSE_PROXY_SETTINGS``."""
+    text = os.environ.get(SETTINGS_ENV)
+    if not text:
+        raise UsageError(
+            f"{SETTINGS_ENV} is not set", hint="start the proxy with 'wheelhouse serve'"
+        )
+    return create_app(ProxySettings.from_env(text))
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending quietly on SIGINT/SIGTERM instead of re-raising the signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            if self._captured_signals:
+                logger.info("stopped on %s", ", ".join(_signal_names(self._captured_signals)))
+            self._captured_signals.clear()
+
+
+def _signal_names(signals: list[int]) -> list[str]:
+    import signal
+
+    return [signal.Signals(s).name for s in signals]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise NetworkError(
+            f"cannot listen on {host!r} port {port}: {exc.strerror or exc}",
+            hint="choose another address with --host or port with --port",
+        ) from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_proxy(
+    settings: ProxySettings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    workers: int = 1,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Run the proxy until SIGINT or SIGTERM; ``ready`` gets the index URL once listening."""
+    settings.store.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)  # checks the settings before we listen, in every mode
+    sock = _bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    url = f"http://{shown_host}:{bound_port}/{INDEX_DIR}/"
+    common: dict[str, Any] = {
+        "log_config": LOG_CONFIG,
+        "server_header": False,
+        "date_header": True,
+        "timeout_graceful_shutdown": 5,
+        "timeout_keep_alive": 30,
+    }
+    with sock:
+        logger.info(
+            "proxying %s at %s (store %s)",
+            ", ".join(strip_credentials(u) for u in settings.upstreams) or "nothing",
+            url,
+            settings.store,
+        )
+        if ready is not None:
+            ready(url)
+        if workers <= 1:
+            config = uvicorn.Config(app, lifespan="off", **common)
+            _Server(config).run(sockets=[sock])
+            return
+        os.environ[SETTINGS_ENV] = settings.to_env()
+        config = uvicorn.Config(
+            "wheelhouse.serve.proxy:app_from_environment",
+            factory=True,
+            lifespan="off",
+            workers=workers,
+            **common,
+        )
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[sock]).run()
