@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in args:
         cut = args.index("--")
         args, state.passthrough = args[:cut], tuple(args[cut + 1 :])
+    args = serve.bare_upstream(args)
     state.debug = bool(os.environ.get("WHEELHOUSE_DEBUG")) or "--debug" in args
     from wheelhouse._base._dns import share_dns_lookups
 

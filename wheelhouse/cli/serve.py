@@ -1,29 +1,157 @@
-"""`wheelhouse serve`: a wheelhouse's index over HTTP."""
+"""`wheelhouse serve`: a wheelhouse's index over HTTP, or a caching proxy of upstream indexes."""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
-from wheelhouse.cli._app import EXIT_CODES, WheelhouseDir, app, wheelhouse_dir
+from wheelhouse.cli._app import EXIT_CODES, app, wheelhouse_dir
+from wheelhouse.errors import UsageError
+
+# `--upstream` given without a URL: the indexes pip is configured with.
+_PIP_INDEXES = ":pip:"
+
+
+def bare_upstream(args: list[str]) -> list[str]:
+    """``args`` with a bare ``--upstream`` (last, or before another option) given its
+    "pip's indexes" value: click options cannot take an optional value, typer's docs say."""
+    if "serve" not in args:
+        return args
+    out = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        following = args[i + 1] if i + 1 < len(args) else None
+        if arg == "--upstream" and (following is None or following.startswith("-")):
+            out.append(_PIP_INDEXES)
+    return out
 
 
 @app.command(epilog=EXIT_CODES)
 def serve(
-    directory: WheelhouseDir = None,
+    directories: Annotated[
+        Optional[list[Path]],  # noqa: UP045
+        typer.Argument(
+            metavar="[DIR ...]",
+            help="Wheelhouses to serve [default: $WHEELHOUSE_DIR, else ./wheelhouse]. With "
+            "--upstream, each answers alone for the projects it has.",
+            show_default=False,
+        ),
+    ] = None,
+    upstream: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--upstream",
+            metavar="[URL]",
+            help="Proxy this index (repeatable; the first that has a project answers for it). "
+            "Without a URL: pip's index-url, then its extra-index-urls, with pip's TLS, proxy "
+            "and credential settings.",
+            show_default=False,
+        ),
+    ] = None,
+    store: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--store",
+            help="Where the proxy keeps pages, files and metadata "
+            "[default: the wheelhouse cache's proxy/ folder].",
+            show_default=False,
+        ),
+    ] = None,
+    ttl: Annotated[
+        float,
+        typer.Option("--ttl", min=0, help="Seconds before a page is revalidated upstream."),
+    ] = 600.0,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Proxy: serve only what the store holds.")
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=0.1, help="Proxy: seconds to wait on upstream per call."),
+    ] = 15.0,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Proxy: worker processes sharing the store.")
+    ] = 1,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8000,
 ) -> None:
-    """Serve a wheelhouse's index and files over HTTP (PEP 503/691) until Ctrl-C."""
-    from wheelhouse.serve.static import serve as run_serve
-
+    """Serve a wheelhouse's index and files over HTTP (PEP 503/691) until Ctrl-C, or with
+    --upstream a caching proxy of package indexes (PEP 503/691/658) for a team or CI fleet."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
-    where = wheelhouse_dir(directory)
-    run_serve(
-        where,
+    given = list(directories or [])
+    if upstream is None:
+        if offline or workers != 1 or store is not None:
+            raise UsageError(
+                "--offline, --store and --workers apply to the proxy only",
+                hint="add --upstream (with a URL, or alone for pip's index)",
+            )
+        if len(given) > 1:
+            raise UsageError(
+                "without --upstream, serve takes one wheelhouse directory",
+                hint="add --upstream to proxy an index with several local wheelhouses",
+            )
+        from wheelhouse.serve.static import serve as run_serve
+
+        where = wheelhouse_dir(given[0] if given else None)
+        run_serve(
+            where,
+            host,
+            port,
+            ready=lambda url: typer.echo(f"serving {where} at {url} (Ctrl-C to stop)", err=True),
+        )
+        return
+    _serve_proxy(given, upstream, store, ttl, offline, timeout, workers, host, port)
+
+
+def _serve_proxy(
+    directories: list[Path],
+    upstream: list[str],
+    store: Path | None,
+    ttl: float,
+    offline: bool,
+    timeout: float,
+    workers: int,
+    host: str,
+    port: int,
+) -> None:
+    from wheelhouse._base._http import strip_credentials
+    from wheelhouse._base._pip import index_urls, pip_config
+    from wheelhouse.house.locations import cache_root
+    from wheelhouse.serve.proxy import ProxySettings, serve_proxy
+
+    config = pip_config()
+    urls: list[str] = []
+    for url in upstream:
+        if url == _PIP_INDEXES:
+            urls.extend(index_urls(config))
+        elif url.startswith(("http://", "https://")):
+            urls.append(url)
+        else:
+            raise UsageError(
+                f"--upstream {strip_credentials(url)!r} is not an http(s) URL",
+                hint="give an index URL such as https://pypi.org/simple/, or --upstream alone",
+            )
+    urls = list(dict.fromkeys(urls))
+    if not urls:
+        raise UsageError(
+            "pip is configured with no index (no-index), so there is nothing to proxy",
+            hint="name the index with --upstream URL",
+        )
+    settings = ProxySettings(
+        store=(store or cache_root() / "proxy").absolute(),
+        upstreams=tuple(urls),
+        local=tuple(d.absolute() for d in directories),
+        ttl=ttl,
+        offline=offline,
+        timeout=timeout,
+        pip_config=config,
+    )
+    serve_proxy(
+        settings,
         host,
         port,
-        ready=lambda url: typer.echo(f"serving {where} at {url} (Ctrl-C to stop)", err=True),
+        workers=workers,
+        ready=lambda url: typer.echo(f"proxying at {url} (Ctrl-C to stop)", err=True),
     )
