@@ -125,7 +125,14 @@ def _serve_proxy(
     urls: list[str] = []
     for url in upstream:
         if url == _PIP_INDEXES:
-            urls.extend(index_urls(config))
+            for index in index_urls(config):
+                if index.startswith(("http://", "https://")):
+                    urls.append(index)
+                else:  # pip reads file:// indexes itself; a proxy has nothing to add there
+                    logging.getLogger(__name__).warning(
+                        "not proxying pip's index %s: only http(s) indexes are proxied",
+                        strip_credentials(index),
+                    )
         elif url.startswith(("http://", "https://")):
             urls.append(url)
         else:
