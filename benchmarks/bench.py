@@ -453,6 +453,276 @@ def _tail(run: Run, count: int = 20) -> str:
     return "\n".join(text for _, text in run.lines[-count:])
 
 
+# -- proxy ----------------------------------------------------------------------------------------
+
+# Targets from issue 11, as proxy / pip straight from the index.
+TARGET_PROXY_COLD = 1.5
+TARGET_PROXY_WARM = 0.75
+TARGET_PROXY_DRY_RUN = 1.0
+PROXY_CLIENTS = 20
+PROXY_RSS_LIMIT = 100 * 2**20
+PYPI_SIMPLE = "https://pypi.org/simple/"
+
+
+class ProxyServer:
+    """`wheelhouse serve --upstream INDEX --store STORE --port 0` in a subprocess."""
+
+    def __init__(self, upstream: str, store: Path, env: Mapping[str, str]) -> None:
+        argv = [*WHEELHOUSE, "serve", "--upstream", upstream, "--store", str(store)]
+        self.proc = subprocess.Popen(
+            [*argv, "--port", "0"],
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+        self.lines: list[str] = []
+        self.url = ""
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.lines.append(line.rstrip("\n"))
+                if line.startswith("proxying at "):
+                    self.url = line.split()[2]
+                    ready.set()
+            ready.set()
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+        if not ready.wait(60) or not self.url:
+            self.stop()
+            raise BenchError("the proxy did not start:\n" + "\n".join(self.lines[-20:]))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+    def stats(self) -> dict[str, Any]:
+        import urllib.request
+
+        with urllib.request.urlopen(self.url.removesuffix("simple/") + "-/stats") as response:
+            data: dict[str, Any] = json.loads(response.read())
+        return data
+
+
+def _direct_env(scratch: Path) -> dict[str, str]:
+    """pip configuration scrubbed, except the CA bundle the index's TLS proxy needs."""
+    env = scrubbed_env(scratch)
+    cert = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE")
+    if not cert:
+        probe = subprocess.run(
+            [*PIP, "config", "get", "global.cert"], capture_output=True, text=True, check=False
+        )
+        cert = probe.stdout.strip()
+    if cert:
+        env["PIP_CERT"] = cert
+    return env
+
+
+def _top_level(requirements: Path) -> list[str]:
+    """The names a pinned file was resolved from (its header comment), for unpinned runs."""
+    names: list[str] = []
+    lines = requirements.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("# Resolved on") and "from:" in line:
+            names = line.split("from:", 1)[1].split()
+            for more in lines[i + 1 :]:
+                if not more.startswith("#   "):
+                    break
+                names += more[1:].split()
+    return names
+
+
+def bench_proxy(
+    requirements: Path, rounds: int, scratch: Scratch, log: Any
+) -> tuple[list[Case], dict[str, Any]]:
+    """Installs through `wheelhouse serve --upstream` vs pip straight from the index."""
+    label = requirements.name
+    online = online_env(scratch.new("proxy-env"), scratch.new("proxy-pip-cache"))
+    warm_store = scratch.new("proxy-warm-store")
+    install = ["install", "--no-cache-dir", "--disable-pip-version-check", "-r", str(requirements)]
+    direct_cmd = (
+        f"PY -m pip install --no-cache-dir -r {label} (index {PYPI_SIMPLE}, config scrubbed)"
+    )
+    proxy_cmd = f"PY -m pip install --no-cache-dir -r {label} --index-url PROXY"
+    cold = Case("proxy cold", label, proxy_cmd + " (empty store)", direct_cmd, TARGET_PROXY_COLD)
+    warm = Case("proxy warm", label, proxy_cmd + " (warm store)", direct_cmd, TARGET_PROXY_WARM)
+
+    def venv(work: Path) -> Path:
+        subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
+        return work / "venv" / "bin" / "python"
+
+    def direct(r: int, case: Case) -> None:
+        work = scratch.new("proxy-direct")
+        python = venv(work)
+        argv = [str(python), "-m", "pip", *install, "--index-url", PYPI_SIMPLE]
+        run = timed(argv, _direct_env(work), cwd=work)
+        case.baseline.append(run.seconds)
+        log(f"  round {r + 1}: pip straight from the index {run.seconds:6.2f} s")
+
+    def through(r: int, case: Case, store: Path) -> None:
+        work = scratch.new("proxy-client")
+        python = venv(work)
+        server = ProxyServer(PYPI_SIMPLE, store, online)
+        try:
+            argv = [str(python), "-m", "pip", *install, "--index-url", server.url]
+            run = timed(argv, scrubbed_env(work), cwd=work)
+        finally:
+            server.stop()
+        case.wheelhouse.append(run.seconds)
+        log(f"  round {r + 1}: pip through the proxy ({case.name}) {run.seconds:6.2f} s")
+
+    log(f"{label}: proxy cold (a new store each round) vs pip from the index")
+    alternate(
+        rounds,
+        lambda r: through(r, cold, scratch.new("proxy-cold-store")),
+        lambda r: direct(r, cold),
+    )
+    through(0, Case("warm-up", label, "", "", 0), warm_store)  # untimed: fills the store
+    log(f"{label}: proxy warm vs pip from the index")
+    alternate(rounds, lambda r: through(r, warm, warm_store), lambda r: direct(r, warm))
+
+    names = _top_level(requirements)
+    dry = ["install", "--dry-run", "--no-cache-dir", "--disable-pip-version-check", *names]
+    dry_run = Case(
+        "proxy dry-run",
+        label + " (unpinned)",
+        "pip install --dry-run NAMES --index-url PROXY (warm)",
+        f"pip install --dry-run NAMES (index {PYPI_SIMPLE})",
+        TARGET_PROXY_DRY_RUN,
+    )
+    server = ProxyServer(PYPI_SIMPLE, warm_store, online)
+    try:
+        warm_up = scratch.new("proxy-dry-warm")
+        timed([*PIP, *dry, "--index-url", server.url], scrubbed_env(warm_up), cwd=warm_up)
+
+        def dry_direct(r: int) -> None:
+            work = scratch.new("proxy-dry-direct")
+            run = timed([*PIP, *dry, "--index-url", PYPI_SIMPLE], _direct_env(work), cwd=work)
+            dry_run.baseline.append(run.seconds)
+            log(f"  round {r + 1}: dry-run against the index {run.seconds:6.2f} s")
+
+        def dry_proxy(r: int) -> None:
+            work = scratch.new("proxy-dry-proxy")
+            run = timed([*PIP, *dry, "--index-url", server.url], scrubbed_env(work), cwd=work)
+            dry_run.wheelhouse.append(run.seconds)
+            log(f"  round {r + 1}: dry-run through the proxy {run.seconds:6.2f} s")
+
+        log(f"{label}: unpinned pip install --dry-run, warm proxy vs the index")
+        alternate(rounds, dry_proxy, dry_direct)
+    finally:
+        server.stop()
+
+    log(f"{label}: {PROXY_CLIENTS} concurrent clients into an empty store")
+    concurrent = _concurrent_clients(requirements, scratch, online, log)
+    return [cold, warm, dry_run], concurrent
+
+
+def _concurrent_clients(
+    requirements: Path, scratch: Scratch, online: Mapping[str, str], log: Any
+) -> dict[str, Any]:
+    store = scratch.new("proxy-concurrent-store")
+    server = ProxyServer(PYPI_SIMPLE, store, online)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(server.proc.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    work = scratch.new("proxy-concurrent")
+
+    def client(i: int) -> tuple[int, dict[str, str]]:
+        target, report = work / f"t{i}", work / f"report{i}.json"
+        argv = [*PIP, "install", "--no-cache-dir", "--disable-pip-version-check", "--target"]
+        argv += [str(target), "--report", str(report), "-r", str(requirements)]
+        argv += ["--index-url", server.url]
+        proc = subprocess.run(
+            argv, env=scrubbed_env(work), capture_output=True, text=True, check=False
+        )
+        hashes: dict[str, str] = {}
+        if proc.returncode == 0:
+            for item in json.loads(report.read_text())["install"]:
+                info = item["download_info"]
+                hashes[info["url"].rsplit("/", 1)[-1]] = info["archive_info"]["hashes"]["sha256"]
+        return proc.returncode, hashes
+
+    start = time.perf_counter()
+    try:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(PROXY_CLIENTS) as pool:
+            results = list(pool.map(client, range(PROXY_CLIENTS)))
+        seconds = time.perf_counter() - start
+        stats = server.stats()
+    finally:
+        done.set()
+        sampler.join()
+        server.stop()
+    succeeded = [h for code, h in results if code == 0]
+    identical = all(h == succeeded[0] for h in succeeded) if succeeded else False
+    stored = [line.split()[-5] for line in server.lines if " stored " in line]
+    fetches: dict[str, int] = {}
+    for name in stored:
+        fetches[name] = fetches.get(name, 0) + 1
+    files = len(succeeded[0]) if succeeded else 0
+    result = {
+        "clients": PROXY_CLIENTS,
+        "succeeded": len(succeeded),
+        "identical_hashes": identical,
+        "seconds": seconds,
+        "files": files,
+        "files_stored": len(fetches),
+        "max_fetches_per_file": max(fetches.values(), default=0),
+        "download_failures": sum(1 for line in server.lines if "download of" in line),
+        "upstream_requests": stats["upstream_requests"],
+        "peak_rss_bytes": peak,
+        "rss_limit_bytes": PROXY_RSS_LIMIT,
+    }
+    result["status"] = (
+        "PASS"
+        if result["succeeded"] == PROXY_CLIENTS
+        and identical
+        and result["max_fetches_per_file"] == 1
+        and len(fetches) == files
+        and peak < PROXY_RSS_LIMIT
+        else "MISS"
+    )
+    log(
+        f"  {len(succeeded)}/{PROXY_CLIENTS} succeeded in {seconds:.1f} s, identical hashes: "
+        f"{identical}, {len(fetches)} files stored (of {files}), at most "
+        f"{result['max_fetches_per_file']} upstream fetch per file, peak RSS "
+        f"{peak / 2**20:.0f} MiB"
+    )
+    return result
+
+
+def print_concurrent(result: dict[str, Any]) -> None:
+    print(
+        f"\nproxy, {result['clients']} concurrent cold clients: {result['succeeded']}/"
+        f"{result['clients']} succeeded, identical hashes {result['identical_hashes']}, "
+        f"{result['files_stored']} of {result['files']} files each fetched at most "
+        f"{result['max_fetches_per_file']}x, peak RSS {result['peak_rss_bytes'] / 2**20:.0f} MiB "
+        f"(< {result['rss_limit_bytes'] / 2**20:.0f} MiB) {result['status']}"
+    )
+
+
 # -- scale ----------------------------------------------------------------------------------------
 
 
@@ -977,6 +1247,11 @@ def main(argv: list[str] | None = None) -> int:
         help="only the loose-input cases: cold builds, default and --resolver uv, against pip "
         "wheel (default inputs: benchmarks/inputs/webservice.in and datascience.in)",
     )
+    parser.add_argument(
+        "--proxy",
+        action="store_true",
+        help="only the proxy cases: `serve --upstream` vs pip from the index (first --input)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -1006,6 +1281,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 result["cases"] = [c.as_json() for c in cases]
                 result["update_size"] = sizes
+            elif args.proxy:
+                requirements = (args.input or DEFAULT_INPUTS)[0].resolve()
+                cases, concurrent = bench_proxy(requirements, args.rounds, scratch, log)
+                result["cases"] = [c.as_json() for c in cases]
+                result["proxy_concurrent"] = concurrent
+                print_cases(cases)
+                print_concurrent(concurrent)
             else:
                 result["cases"] = run_cases(args, scratch, log)
         except BenchError as exc:

@@ -236,9 +236,7 @@ def test_several_workers_share_one_store_and_fetch_each_file_once(
     assert [r.returncode for r in results] == [0] * 6, results[0].stderr
     assert index_server.count("/files/alpha-1.0-py3-none-any.whl") == 1
     assert index_server.count("/files/beta-2.0-py3-none-any.whl") == 1
-    pids = {line.split()[2] for line in proxy.log.splitlines() if "uvicorn.access" in line}
-    assert len(pids) >= 1
-    assert proxy.stop(signal.SIGINT) == 0
+    assert proxy.stop(signal.SIGTERM) == 0
 
 
 # -- outages, bad bytes, restarts ---------------------------------------------------------------
