@@ -436,7 +436,8 @@ class _Follow:
                 with contextlib.suppress(FileNotFoundError):
                     stored = os.stat(final)
                     complete = (stored.st_ino, stored.st_dev) == (info.st_ino, info.st_dev)
-                    continue
+                if complete:
+                    continue  # read what was written between our last read and the rename
                 if time.monotonic() - progress > stall:
                     logger.error("aborting %s: the download stalled", self.file.filename)
                     return
