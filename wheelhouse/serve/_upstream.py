@@ -503,7 +503,10 @@ def _get_following(
     for _ in range(_MAX_REDIRECTS + 1):
         shown = strip_credentials(url)
         try:
-            response = client.get(url, headers=headers, timeout=timeout)
+            # Redirects are ours to follow (the URL that answers resolves relative links);
+            # refused connections and 5xx answers are still retried by the client's policy.
+            retries = client.retries.new(redirect=0, raise_on_redirect=False)
+            response = client.get(url, headers=headers, timeout=timeout, retries=retries)
         except urllib3.exceptions.SSLError as exc:  # a subclass of HTTPError: first
             raise UpstreamError(f"TLS to {shown} failed: {exc}", url=shown) from exc
         except urllib3.exceptions.HTTPError as exc:
