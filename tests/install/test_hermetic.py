@@ -8,6 +8,7 @@ import re
 import shlex
 import subprocess
 import sys
+import types
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -150,7 +151,8 @@ def test_plan_uv_command(house: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     uv.parent.mkdir()
     uv.write_text("#!/bin/sh\nexit 0\n")
     uv.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{uv.parent}{os.pathsep}{os.environ['PATH']}")
+    # The uv that wheelhouse depends on (its Python package) is the one used.
+    monkeypatch.setitem(sys.modules, "uv", types.SimpleNamespace(find_uv_bin=lambda: str(uv)))
     python = Path(sys.executable)
     plan = plan_install(
         InstallOptions(wheelhouse=house, python=python, installer="uv", installer_args=("-q",))
@@ -181,9 +183,11 @@ def test_missing_uv_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(WheelhouseError) as info:
         find_uv("--installer uv was asked for", install_module._UV_HINT)
     assert info.value.message == (
-        "--installer uv was asked for, but uv is neither on PATH nor installed as a Python package"
+        "--installer uv was asked for, but uv is neither installed as a Python package nor on PATH"
     )
-    assert info.value.hint == "pip install 'wheelhouse[uv]', or use --installer pip"
+    assert info.value.hint == (
+        "reinstall wheelhouse (uv is one of its dependencies), or use --installer pip"
+    )
 
 
 def test_plan_for_one_package_pins_it_and_its_dependencies(house: Path, tmp_path: Path) -> None:

@@ -14,18 +14,25 @@ from wheelhouse.errors import WheelhouseError
 __all__ = ["find_uv", "pip_config_as_uv_args", "run_uv", "uv_env"]
 
 
-def find_uv(purpose: str = "uv is needed here", hint: str = "pip install 'wheelhouse[uv]'") -> Path:
-    """uv from PATH, else from the ``uv`` Python package (the ``wheelhouse[uv]`` extra)."""
-    found = shutil.which("uv")
-    if found:
-        return Path(found)
+_UV_HINT = "reinstall wheelhouse (uv is one of its dependencies: 'pip install wheelhouse')"
+
+
+def find_uv(purpose: str = "uv is needed here", hint: str = _UV_HINT) -> Path:
+    """The uv that wheelhouse depends on (the ``uv`` Python package), else uv from PATH.
+
+    The package's binary comes first, as pypa/build looks for it: it is the version our
+    dependency pins, whatever an unrelated uv on PATH may be.
+    """
     try:
         import uv  # type: ignore[import-not-found,unused-ignore]
 
         return Path(uv.find_uv_bin())
     except (ImportError, FileNotFoundError, AttributeError) as exc:
+        found = shutil.which("uv")
+        if found:
+            return Path(found)
         raise WheelhouseError(
-            f"{purpose}, but uv is neither on PATH nor installed as a Python package", hint=hint
+            f"{purpose}, but uv is neither installed as a Python package nor on PATH", hint=hint
         ) from exc
 
 

@@ -56,7 +56,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_UV_HINT = "pip install 'wheelhouse[uv]', or use --installer pip"
+_UV_HINT = "reinstall wheelhouse (uv is one of its dependencies), or use --installer pip"
 
 Installer = Literal["pip", "uv"]
 
