@@ -17,16 +17,19 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from wheelhouse._base._subprocess import Completed, run
 
 __all__ = [
     "PYPI_SIMPLE",
+    "FormatControl",
     "OptionLine",
     "RequirementFileError",
     "RequirementLine",
     "config_fingerprint",
     "config_flag",
+    "format_control",
     "index_urls",
     "offline_env",
     "online_env",
@@ -125,6 +128,97 @@ def index_urls(config: Mapping[str, str]) -> list[str]:
         return []
     urls = [config.get("index-url") or PYPI_SIMPLE, *config.get("extra-index-url", "").split()]
     return list(dict.fromkeys(urls))
+
+
+Format = Literal["binary", "source"]
+
+
+@dataclass(frozen=True)
+class FormatControl:
+    """pip's ``--no-binary``/``--only-binary`` state: which projects may come from a wheel and
+    which from an sdist. It follows pip's ``FormatControl`` (``models/format_control.py``)
+    rule for rule; pip's own class is not imported because its module loads pip's rich-based
+    exceptions (the pinned path runs without pip)."""
+
+    no_binary: frozenset[str] = frozenset()
+    only_binary: frozenset[str] = frozenset()
+
+    def apply(self, option: Literal["no-binary", "only-binary"], value: str) -> FormatControl:
+        """The state after one ``--no-binary VALUE`` or ``--only-binary VALUE`` (comma-separated
+        names, ``:all:``, ``:none:``), as pip's ``handle_mutual_excludes`` changes it."""
+        target = set(self.no_binary if option == "no-binary" else self.only_binary)
+        other = set(self.only_binary if option == "no-binary" else self.no_binary)
+        new = value.split(",")
+        done = False
+        while ":all:" in new:
+            other.clear()
+            target.clear()
+            target.add(":all:")
+            del new[: new.index(":all:") + 1]
+            # Without a :none:, everything after :all: is covered by it.
+            if ":none:" not in new:
+                done = True
+                break
+        if not done:
+            for name in new:
+                if name == ":none:":
+                    target.clear()
+                    continue
+                canonical = _canonical(name)
+                other.discard(canonical)
+                target.add(canonical)
+        if option == "no-binary":
+            return FormatControl(frozenset(target), frozenset(other))
+        return FormatControl(frozenset(other), frozenset(target))
+
+    def allowed(self, name: str) -> frozenset[Format]:
+        """The formats pip may install ``name`` (a canonical name) from."""
+        result: set[Format] = {"binary", "source"}
+        if name in self.only_binary:
+            result.discard("source")
+        elif name in self.no_binary:
+            result.discard("binary")
+        elif ":all:" in self.only_binary:
+            result.discard("source")
+        elif ":all:" in self.no_binary:
+            result.discard("binary")
+        return frozenset(result)
+
+    def __bool__(self) -> bool:
+        return bool(self.no_binary or self.only_binary)
+
+    def as_options(self) -> list[tuple[Literal["no-binary", "only-binary"], str]]:
+        """Options that give this state from an empty one: the set holding ``:all:`` first, as
+        pip would clear the other set when it comes later."""
+        options: list[tuple[Literal["no-binary", "only-binary"], str]] = []
+        for option, names in (("no-binary", self.no_binary), ("only-binary", self.only_binary)):
+            if names:
+                value = ",".join(sorted(names, key=lambda n: (n != ":all:", n)))
+                options.append((option, value))  # type: ignore[arg-type]
+        options.sort(key=lambda item: ":all:" not in item[1].split(","))
+        return options
+
+
+def _canonical(name: str) -> str:
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(name))
+
+
+def format_control(config: Mapping[str, str]) -> FormatControl:
+    """The format control that ``config`` (``pip_config()``, command-line options merged with
+    ``IndexOptions.over``) sets. Of ``no-binary`` and ``only-binary``, the one holding
+    ``:all:`` is applied first: applied second, it would clear the other, making it moot."""
+    state = FormatControl()
+    options: list[tuple[Literal["no-binary", "only-binary"], str]] = [
+        ("no-binary", config.get("no-binary", "")),
+        ("only-binary", config.get("only-binary", "")),
+    ]
+    options.sort(key=lambda item: ":all:" not in item[1].split(","))
+    for option, value in options:
+        if value:
+            state = state.apply(option, value)
+    return state
 
 
 def pip_config(command: str = RESOLVING_COMMAND) -> dict[str, str]:
