@@ -35,16 +35,3 @@ def test_index_url_replaces_and_extra_urls_extend_without_repeats() -> None:
 def test_no_options_leave_pip_settings_alone() -> None:
     config = {"index-url": "https://mirror.example/simple", "find-links": "/opt/wheels"}
     assert IndexOptions().over(config) == config
-    assert IndexOptions().over_env({"PATH": "/bin"}) == {"PATH": "/bin"}
-
-
-def test_options_become_pip_variables_for_build_environments() -> None:
-    env = {"PATH": "/bin", "PIP_FIND_LINKS": "/opt/wheels", "PIP_CERT": "/etc/ca.pem"}
-    options = IndexOptions(index_url="http://127.0.0.1:1/simple", find_links=("/srv/w",))
-
-    assert options.over_env(env) == {
-        "PATH": "/bin",
-        "PIP_CERT": "/etc/ca.pem",
-        "PIP_INDEX_URL": "http://127.0.0.1:1/simple",
-        "PIP_FIND_LINKS": "/opt/wheels /srv/w",
-    }

@@ -7,11 +7,11 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from wheelhouse._base._pip import config_flag
+from wheelhouse._base._pip import config_flag, format_control
 from wheelhouse._base._subprocess import Completed, run
 from wheelhouse.errors import WheelhouseError
 
-__all__ = ["find_uv", "pip_config_as_uv_args", "run_uv", "uv_env"]
+__all__ = ["find_uv", "pip_config_as_uv_args", "pip_config_as_uv_toml", "run_uv", "uv_env"]
 
 
 _UV_HINT = "reinstall wheelhouse (uv is one of its dependencies: 'pip install wheelhouse')"
@@ -45,6 +45,13 @@ def uv_env(pip_config: Mapping[str, str], base: Mapping[str, str] | None = None)
     cert = pip_config.get("cert")
     if cert:
         env["SSL_CERT_FILE"] = cert
+    proxy = pip_config.get("proxy")
+    if proxy:
+        # pip's --proxy serves both schemes; uv reads the standard variables.
+        env["HTTP_PROXY"] = env["HTTPS_PROXY"] = proxy
+    hosts = pip_config.get("trusted-host", "").split()
+    if hosts:
+        env["UV_INSECURE_HOST"] = " ".join(hosts)
     return env
 
 
@@ -63,7 +70,32 @@ def pip_config_as_uv_args(pip_config: Mapping[str, str]) -> list[str]:
         args += ["--constraint", constraint]
     if config_flag(pip_config, "pre"):
         args += ["--prerelease", "allow"]
+    for option, value in format_control(pip_config).as_options():
+        args += [f"--{option}", value]
     return args
+
+
+def pip_config_as_uv_toml(pip_config: Mapping[str, str]) -> str:
+    """pip's index and format settings as a ``uv.toml`` (its ``[pip]`` table), for
+    uv runs whose command line is not ours: pypa/build's isolated environments."""
+    import tomli_w
+
+    table: dict[str, object] = {"index-strategy": "unsafe-best-match"}
+    if pip_config.get("index-url"):
+        table["index-url"] = pip_config["index-url"]
+    for key in ("extra-index-url", "find-links"):
+        if pip_config.get(key, "").split():
+            table[key] = pip_config[key].split()
+    if config_flag(pip_config, "no-index"):
+        table["no-index"] = True
+    if config_flag(pip_config, "pre"):
+        table["prerelease"] = "allow"
+    formats = format_control(pip_config)
+    if formats.no_binary:
+        table["no-binary"] = sorted(formats.no_binary)
+    if formats.only_binary:
+        table["only-binary"] = sorted(formats.only_binary)
+    return tomli_w.dumps({"pip": table})
 
 
 def run_uv(

@@ -1,6 +1,7 @@
 """Build one wheel from a source tree with ``build``, and record what the build required.
 
-Run as ``python -m wheelhouse.build._pep517_build SRC OUTDIR RECORD``: in its own process so builds
+Run as ``python -m wheelhouse.build._pep517_build [--installer pip|uv] [--env-dir DIR] SRC OUTDIR
+RECORD``: in its own process so builds
 run in parallel with their output captured. It does what ``python -m build --wheel`` does, and
 also writes the build's requirements (PEP 518 ``build-system.requires`` plus PEP 517
 ``get_requires_for_build_wheel``), which ``--keep-sdists`` ships so that the sdist can be built
@@ -9,6 +10,7 @@ again offline.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tomllib
@@ -19,17 +21,28 @@ import build.env
 
 
 def main(argv: list[str]) -> int:
-    source, outdir, record = (Path(a) for a in argv)
+    parser = argparse.ArgumentParser(prog="wheelhouse.build._pep517_build")
+    parser.add_argument("--installer", choices=build.env.INSTALLERS, default="pip")
+    # Where the environment goes (default: a new temporary directory). Beside uv's cache, on
+    # one file system, uv links the files instead of copying them.
+    parser.add_argument("--env-dir", type=Path)
+    parser.add_argument("source", type=Path)
+    parser.add_argument("outdir", type=Path)
+    parser.add_argument("record", type=Path)
+    args = parser.parse_args(argv)
     try:
-        return _build(source, outdir, record)
+        return _build(args.source, args.outdir, args.record, args.installer, args.env_dir)
     except (build.BuildException, build.BuildBackendException) as exc:
         # The backend already printed its own output; a traceback of ours would bury it.
         print(f"wheelhouse: {exc}", file=sys.stderr)
         return 1
 
 
-def _build(source: Path, outdir: Path, record: Path) -> int:
-    with build.env.DefaultIsolatedEnv() as env:
+def _build(
+    source: Path, outdir: Path, record: Path, installer: build.env.Installer, env_dir: Path | None
+) -> int:
+    path = None if env_dir is None else str(env_dir)
+    with build.env.DefaultIsolatedEnv(installer=installer, path=path) as env:
         builder = build.ProjectBuilder.from_isolated_env(env, source)
         static = sorted(builder.build_system_requires)
         env.install(set(static))

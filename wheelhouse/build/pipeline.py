@@ -122,7 +122,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         # Checking the pins may have built them already (then they come from the cache).
         if pending := [f for f in sdists if f.sha256 not in fresh]:
             report.stage(f"building {len(pending)} wheels from sdists")
-        built = _build(sdists, settings, cache, report, fresh)
+        built = _build(sdists, settings, config, cache, report, fresh)
         build_resolutions: list[Resolution] = []
         if settings.keep_sdists and built:
             build_resolutions = _build_requirements(
@@ -157,6 +157,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
 def _build(
     sdists: Sequence[Fetched],
     settings: BuildSettings,
+    config: dict[str, str],
     cache: Cache,
     report: Reporter,
     fresh: set[Sha256],
@@ -173,7 +174,7 @@ def _build(
         HOST,
         jobs=settings.jobs,
         notify=lambda f, status: report.build_event(f.pin.filename, status),
-        index=settings.index,
+        config=config,  # the command line's index options are merged in
     )
     fresh.update(b.sdist.sha256 for b in built if not b.cached)
     return built
@@ -263,7 +264,9 @@ def _resolve_and_fetch(
             target,
             cache,
             jobs=jobs,
-            build=lambda sdists: [b.path for b in _build(sdists, settings, cache, report, fresh)],
+            build=lambda sdists: [
+                b.path for b in _build(sdists, settings, config, cache, report, fresh)
+            ],
             progress=lambda pin, n: report.downloaded(pin.filename, n),
         )
         if isinstance(fast, PinnedResult):

@@ -8,16 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from wheelhouse._base._pip import format_control
 from wheelhouse._base.targets import HOST, Target
 
-__all__ = ["RESOLVERS", "BuildSettings", "IndexOptions", "Resolver", "default_jobs"]
+__all__ = ["RESOLVERS", "BinaryOption", "BuildSettings", "IndexOptions", "Resolver", "default_jobs"]
 
 # Who resolves loose requirements for the host: pip (the default, pip's own answer) or uv
 # (much faster; its answer then goes through the pinned path, as a pip-compile output would).
 Resolver = Literal["pip", "uv"]
 RESOLVERS: tuple[Resolver, ...] = ("pip", "uv")
 
-_KEYS = ("index-url", "extra-index-url", "find-links", "pre")
+# One ``--no-binary VALUE`` or ``--only-binary VALUE`` as given: their order matters to pip.
+BinaryOption = tuple[Literal["no-binary", "only-binary"], str]
 
 
 def default_jobs() -> int:
@@ -32,6 +34,9 @@ class IndexOptions:
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     pre: bool = False
+    # pip's format control from the command line, in the order given, and --prefer-binary.
+    binary: tuple[BinaryOption, ...] = ()
+    prefer_binary: bool = False
 
     def over(self, config: Mapping[str, str]) -> dict[str, str]:
         """pip's settings (``pip_config()`` keys) with these options on top, as pip combines
@@ -47,14 +52,17 @@ class IndexOptions:
                 merged[key] = " ".join(dict.fromkeys([*merged.get(key, "").split(), *values]))
         if self.pre:
             merged["pre"] = "true"
+        if self.prefer_binary:
+            merged["prefer-binary"] = "true"
+        if self.binary:
+            # pip applies its configuration's values first and the command line's on top.
+            state = format_control(merged)
+            for option, value in self.binary:
+                state = state.apply(option, value)
+            merged.pop("no-binary", None)
+            merged.pop("only-binary", None)
+            merged.update(state.as_options())
         return merged
-
-    def over_env(self, env: Mapping[str, str]) -> dict[str, str]:
-        """``env`` with these options as ``PIP_*`` variables, for pip runs we do not start
-        ourselves (``build``'s isolated environments)."""
-        names = {key: "PIP_" + key.upper().replace("-", "_") for key in _KEYS}
-        current = {key: env[var] for key, var in names.items() if var in env}
-        return {**env, **{names[key]: value for key, value in self.over(current).items()}}
 
     def pip_args(self) -> list[str]:
         args: list[str] = []
@@ -66,6 +74,11 @@ class IndexOptions:
             args += ["--find-links", link]
         if self.pre:
             args.append("--pre")
+        for option, value in self.binary:
+            # "=": a value may start with ":" or look like an option to a reader.
+            args.append(f"--{option}={value}")
+        if self.prefer_binary:
+            args.append("--prefer-binary")
         return args
 
 
