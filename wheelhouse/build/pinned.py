@@ -42,8 +42,10 @@ from packaging.version import InvalidVersion, Version
 
 from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base._pip import (
+    FormatControl,
     RequirementFileError,
     config_flag,
+    format_control,
     index_urls,
     read_requirement_file,
     read_requirement_options,
@@ -91,6 +93,8 @@ _HARMLESS_CONFIG = frozenset(
         "no-index",
         "pre",
         "prefer-binary",
+        "no-binary",
+        "only-binary",
         "require-hashes",
         "no-input",
         "disable-pip-version-check",
@@ -218,6 +222,7 @@ def _resolve(
         tags={tag: i for i, tag in enumerate(target.tags)},
         python=python,
         prefer_binary=options.prefer_binary,
+        formats=format_control(pip_config),
     )
 
     fetcher = Fetcher(
@@ -644,6 +649,7 @@ class _Chooser:
     tags: Mapping[Tag, int]
     python: Version
     prefer_binary: bool
+    formats: FormatControl = field(default_factory=FormatControl)
 
     def choose(
         self, item: _Wanted, candidates: Sequence[_Candidate], hashes: frozenset[Sha256]
@@ -714,6 +720,9 @@ class _Chooser:
         except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
             return None
         if project != name or not spec.contains(version, prereleases=True):
+            return None
+        # pip's LinkEvaluator: --no-binary/--only-binary rule files out by their format.
+        if ("binary" if kind == "wheel" else "source") not in self.formats.allowed(name):
             return None
         if candidate.requires_python:
             try:

@@ -516,6 +516,9 @@ def _options(settings: BuildSettings) -> dict[str, Any]:
         "extra-index-urls": [strip_credentials(u) for u in settings.index.extra_index_urls],
         "find-links": list(settings.index.find_links),
         "pre": settings.index.pre,
+        # In the order given: pip applies them in that order.
+        "binary": [[f"--{option}", value] for option, value in settings.index.binary],
+        "prefer-binary": settings.index.prefer_binary,
         "keep-sdists": settings.keep_sdists,
         "targets": [target.name for target in settings.targets],
         "resolver": settings.resolver,

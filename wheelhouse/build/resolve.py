@@ -31,7 +31,15 @@ from packaging.utils import (
 )
 
 from wheelhouse._base._http import HttpClient, strip_credentials
-from wheelhouse._base._pip import PYPI_SIMPLE, index_urls, online_env, pip_config, run_pip
+from wheelhouse._base._pip import (
+    PYPI_SIMPLE,
+    FormatControl,
+    format_control,
+    index_urls,
+    online_env,
+    pip_config,
+    run_pip,
+)
 from wheelhouse._base._subprocess import tail
 from wheelhouse._base._uv import pip_config_as_uv_args, run_uv, uv_env
 from wheelhouse._base.targets import Target
@@ -544,10 +552,11 @@ def resolve_foreign(inputs: InputSet, target: Target, pip_config: Mapping[str, s
         _uv_compile(inputs, target, pip_config, on_target, lock_path, purpose, extra_env)
         lock = tomllib.loads(lock_path.read_text(encoding="utf-8"))
     requested = requested_names(inputs, target)
+    formats = format_control(pip_config)
     pins = [
         pin
         for package in lock.get("packages", [])
-        if (pin := _pin_for_target(package, target, requested)) is not None
+        if (pin := _pin_for_target(package, target, requested, formats)) is not None
     ]
     pins.sort(key=lambda p: p.name)
     return Resolution(
@@ -615,15 +624,19 @@ def requested_names(inputs: InputSet, target: Target) -> set[NormalizedName]:
 
 
 def _pin_for_target(
-    package: dict[str, Any], target: Target, requested: set[NormalizedName]
+    package: dict[str, Any],
+    target: Target,
+    requested: set[NormalizedName],
+    formats: FormatControl | None = None,
 ) -> Pin | None:
     name = canonicalize_name(package["name"])
     version = str(package["version"])
     marker = package.get("marker")
     if marker and not Marker(marker).evaluate(target.environment):
         return None
+    allowed = (formats or FormatControl()).allowed(name)
     best: tuple[int, dict[str, Any], str] | None = None
-    for wheel in package.get("wheels", []):
+    for wheel in package.get("wheels", []) if "binary" in allowed else ():
         filename = _lock_filename(wheel)
         try:
             _, _, _, wheel_tags = parse_wheel_filename(filename)
@@ -635,11 +648,12 @@ def _pin_for_target(
     if best is not None:
         _, chosen, filename = best
         kind: FileKind = "wheel"
-    elif "sdist" in package:
+    elif "sdist" in package and "source" in allowed:
         chosen, filename, kind = package["sdist"], _lock_filename(package["sdist"]), "sdist"
     else:
         raise ResolutionError(
-            f"{name} {version} has no wheel for target {target.name!r} and no sdist",
+            f"{name} {version} has no wheel for target {target.name!r} and no sdist"
+            + ("" if allowed == {"binary", "source"} else " that --no-binary/--only-binary allow"),
             hint="pin another version, or drop the target",
         )
     return Pin(

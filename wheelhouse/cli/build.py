@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
 import typer
 
@@ -22,8 +23,33 @@ if TYPE_CHECKING:
     from wheelhouse.build.pipeline import BuildSummary
 
 
+_BINARY_KEY = "wheelhouse.binary-options"
+
+
+def _binary_option(
+    option: Literal["no-binary", "only-binary"],
+) -> Callable[[typer.Context, list[str] | None], list[str] | None]:
+    """Record ``--no-binary``/``--only-binary`` values in the order given: pip applies them in
+    that order (``:all:`` clears the other option's names). click calls these callbacks in
+    the order each option first appears, so an option given again after the other one counts
+    at its first place."""
+
+    def record(ctx: typer.Context, values: list[str] | None) -> list[str] | None:
+        found = ctx.meta.setdefault(_BINARY_KEY, [])
+        for value in values or ():
+            if not value or value.startswith("-"):
+                raise typer.BadParameter(
+                    f"--{option} takes comma-separated project names, :all: or :none:"
+                )
+            found.append((option, value))
+        return values
+
+    return record
+
+
 @app.command(epilog=EXIT_CODES)
 def build(
+    ctx: typer.Context,
     requirement: RequirementFiles,
     constraint: Annotated[
         Optional[list[Path]],  # noqa: UP045 - typer reads the annotation at run time
@@ -63,6 +89,33 @@ def build(
         ),
     ] = None,
     pre: Annotated[bool, typer.Option("--pre", help="Allow pre-releases (as pip).")] = False,
+    no_binary: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--no-binary",
+            metavar="NAMES",
+            callback=_binary_option("no-binary"),
+            help="Do not use wheels of these projects: build them from sdists (as pip: "
+            "comma-separated names, :all: or :none:); repeatable.",
+        ),
+    ] = None,
+    only_binary: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--only-binary",
+            metavar="NAMES",
+            callback=_binary_option("only-binary"),
+            help="Use only wheels of these projects, never sdists (as pip: comma-separated "
+            "names, :all: or :none:); repeatable.",
+        ),
+    ] = None,
+    prefer_binary: Annotated[
+        bool,
+        typer.Option(
+            "--prefer-binary",
+            help="Prefer an older version with a wheel to a newer sdist (as pip).",
+        ),
+    ] = False,
     keep_sdists: Annotated[
         bool,
         typer.Option("--keep-sdists", help="Ship the sdists beside the wheels built from them."),
@@ -133,6 +186,8 @@ def build(
             extra_index_urls=tuple(extra_index_url or ()),
             find_links=tuple(find_links or ()),
             pre=pre,
+            binary=tuple(ctx.meta.get(_BINARY_KEY, ())),
+            prefer_binary=prefer_binary,
         ),
         cache_dir=cache_dir,
         keep_sdists=keep_sdists,
