@@ -234,3 +234,36 @@ def test_legacy_sdists_are_told_apart(
     if pyproject is not None:
         (tmp_path / "pyproject.toml").write_text(pyproject, encoding="utf-8")
     assert _pep517_build._declares_build_system(tmp_path) is declared
+
+
+def test_build_environments_come_from_uv_with_pips_index_and_its_cache_under_ours(
+    dists: DistFactory, cache: Cache, tmp_path: Path
+) -> None:
+    """Each sdist needs buildhelper: uv installs it from pip's index (the loopback one, given as
+    pip's own index_url: there is no other), and keeps its wheel in a cache under ours."""
+    from tests._server import IndexServer
+    from wheelhouse.build.settings import IndexOptions
+
+    helper_dir = tmp_path / "helpers"
+    helpers = DistFactory(helper_dir)
+    helpers.wheel("buildhelper", "2.1")
+    sdists = [
+        _fetched(dists.sdist(name, "1.0", build_requires=["buildhelper>=2"]), name, "1.0")
+        for name in ("alpha", "beta")
+    ]
+    later = _fetched(dists.sdist("gamma", "1.0", build_requires=["buildhelper>=2"]), "gamma", "1.0")
+    with IndexServer(helper_dir) as index:
+        config = {"index-url": index.url}
+        built = build_all(sdists, cache, HOST, jobs=2, config=config)
+        build_all([later], cache, HOST, jobs=1, index=IndexOptions(index_url=index.url))
+        asked = set(index.requests)
+    assert [b.filename for b in built] == [
+        "alpha-1.0-py3-none-any.whl",
+        "beta-1.0-py3-none-any.whl",
+    ]
+    assert [b.requires for b in built] == [("buildhelper>=2",), ("buildhelper>=2",)]
+    assert asked == {"/simple/buildhelper/", "/files/buildhelper-2.1-py3-none-any.whl"}
+    # (This server sends no Cache-Control, so uv asks again; a real index's files it reuses.)
+    assert [p.name for p in cache.uv_dir.rglob("buildhelper-2.1*.dist-info")]
+    # Nothing of uv's configuration is left in the cache's temporary directory.
+    assert list(cache.tmp.iterdir()) == []

@@ -95,7 +95,7 @@ def _build_env(config: Mapping[str, str], cache: Cache, settings: Path) -> dict[
     # uv_env shuts uv's own configuration out; this file is ours, made from pip's.
     env.pop("UV_NO_CONFIG", None)
     env["UV_CONFIG_FILE"] = str(uv_toml)
-    env["UV_CACHE_DIR"] = str(cache.root / "uv")
+    env["UV_CACHE_DIR"] = str(cache.uv_dir)
     constraints = config.get("constraint", "").split()
     if constraints:
         # A pip run in a build environment reads pip's constraints too.

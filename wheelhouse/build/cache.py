@@ -56,6 +56,11 @@ class Cache:
     def built_dir(self, sdist_sha256: Sha256, target_key: str) -> Path:
         return self.root / "built" / sdist_sha256[:2] / sdist_sha256 / target_key
 
+    @property
+    def uv_dir(self) -> Path:
+        """uv's own cache, for the build environments it makes (wheels of setuptools etc.)."""
+        return self.root / "uv"
+
     def new_tmp_file(self, suffix: str = ".part") -> Path:
         fd, name = tempfile.mkstemp(dir=self.tmp, suffix=suffix)
         os.close(fd)
@@ -79,7 +84,7 @@ class Cache:
     def purge(self) -> int:
         """Remove every entry wheelhouse wrote; returns the bytes freed."""
         freed = 0
-        for part in ("files", "built", "tmp"):
+        for part in ("files", "built", "uv", "tmp"):
             path = self.root / part
             if path.is_dir():
                 freed += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
