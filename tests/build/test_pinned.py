@@ -272,8 +272,29 @@ def test_pip_configuration_it_cannot_honour_falls_back(
     tmp_path: Path, dists: DistFactory, index_server: IndexServer
 ) -> None:
     dists.wheel("lib", "1.0")
-    result = run(tmp_path, "lib==1.0\n", index_server.url, config={"only-binary": ":all:"})
-    assert fallback(result) == "pip's configuration sets 'only-binary', which only pip can honour"
+    result = run(tmp_path, "lib==1.0\n", index_server.url, config={"use-deprecated": "x"})
+    assert (
+        fallback(result) == "pip's configuration sets 'use-deprecated', which only pip can honour"
+    )
+
+
+def test_pips_format_control_in_its_configuration_picks_the_file(
+    tmp_path: Path, dists: DistFactory, index_server: IndexServer
+) -> None:
+    dists.wheel("lib", "1.0")
+    dists.sdist("lib", "1.0")
+    url = index_server.url
+    assert chosen(run(tmp_path, "lib==1.0\n", url)) == {"lib": "lib-1.0-py3-none-any.whl"}
+    # The sdist is chosen; its dependencies need a build, which this run() does not offer.
+    no_binary = run(tmp_path, "lib==1.0\n", url, config={"no-binary": ":all:"})
+    assert fallback(no_binary).startswith("lib-1.0.tar.gz is an sdist whose dependencies")
+    # A name beats :all: in the other option, as in pip.
+    config = {"no-binary": ":all:", "only-binary": "lib"}
+    assert chosen(run(tmp_path, "lib==1.0\n", url, config=config)) == {
+        "lib": "lib-1.0-py3-none-any.whl"
+    }
+    only = run(tmp_path, "lib==1.0\n", url, config={"only-binary": ":all:"})
+    assert chosen(only) == {"lib": "lib-1.0-py3-none-any.whl"}
 
 
 def test_constraints_are_checked_against_the_pins(
