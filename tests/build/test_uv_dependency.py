@@ -13,7 +13,6 @@ from packaging.requirements import Requirement
 
 from tests._dists import DistFactory
 from tests._server import IndexServer
-from tests.build import test_multitarget
 from tests.build.test_multitarget import (
     AARCH64,
     EXPECTED,
@@ -24,9 +23,6 @@ from tests.build.test_multitarget import (
     make_project,
 )
 from wheelhouse.house.manifest import read_manifest
-
-# The same modelled build machine as the multi-target tests.
-pytestmark = test_multitarget.pytestmark
 
 ROOT = Path(__file__).resolve().parents[2]
 

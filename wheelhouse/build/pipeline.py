@@ -352,7 +352,9 @@ def _resolve_loose(
             target,
             cache,
             jobs=_network_jobs(settings),
-            build=lambda sdists: [b.path for b in _build(sdists, settings, cache, report, fresh)],
+            build=lambda sdists: [
+                b.path for b in _build(sdists, settings, config, cache, report, fresh)
+            ],
             progress=lambda pin, n: report.downloaded(pin.filename, n),
         )
     finally:
