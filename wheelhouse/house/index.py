@@ -33,9 +33,15 @@ __all__ = [
     "HTML_TYPE",
     "INDEX_DIR",
     "JSON_TYPE",
+    "METADATA_SUFFIX",
+    "IndexEntry",
     "index_directory",
     "index_files",
+    "project_pages",
     "render_index",
+    "render_project",
+    "render_root",
+    "write_if_changed",
     "write_index",
 ]
 
@@ -51,7 +57,7 @@ METADATA_SUFFIX = ".metadata"
 
 
 @dataclass(frozen=True)
-class _Entry:
+class IndexEntry:
     """One file as the index advertises it."""
 
     record: FileRecord
@@ -99,7 +105,7 @@ def write_index(root: Path, manifest: Manifest, *, verify: bool = True) -> None:
     # that is not there yet.
     rendered = render_index(root, manifest, verify=verify)
     for relative, data in rendered.items():
-        _write_if_changed(root / relative, data)
+        write_if_changed(root / relative, data)
     names = {record.name for record in manifest.files}
     _prune_stale_projects(root / INDEX_DIR, set(names))
     logger.info("wrote the index of %d projects in %s", len(names), root / INDEX_DIR)
@@ -108,7 +114,7 @@ def write_index(root: Path, manifest: Manifest, *, verify: bool = True) -> None:
 def render_index(root: Path, manifest: Manifest, *, verify: bool = True) -> dict[str, bytes]:
     """Every file of the index (POSIX path relative to ``root`` -> bytes), in writing order."""
     rendered: dict[str, bytes] = {}
-    by_project: dict[NormalizedName, list[_Entry]] = {}
+    by_project: dict[NormalizedName, list[IndexEntry]] = {}
     for record in sorted(manifest.files, key=lambda r: r.filename):
         path = root / record.filename
         if verify:
@@ -122,16 +128,35 @@ def render_index(root: Path, manifest: Manifest, *, verify: bool = True) -> dict
             if requires_python is None:
                 requires_python = _requires_python(metadata)
         by_project.setdefault(record.name, []).append(
-            _Entry(record, requires_python, metadata_sha256)
+            IndexEntry(record, requires_python, metadata_sha256)
         )
     names = sorted(by_project)
     for name in names:
-        entries = by_project[name]
-        rendered[f"{INDEX_DIR}/{name}/{HTML_PAGE}"] = _project_html(name, entries).encode()
-        rendered[f"{INDEX_DIR}/{name}/{JSON_PAGE}"] = _json_bytes(_project_json(name, entries))
-    rendered[f"{INDEX_DIR}/{HTML_PAGE}"] = _root_html(names).encode()
-    rendered[f"{INDEX_DIR}/{JSON_PAGE}"] = _json_bytes(_root_json(names))
+        rendered.update(render_project(name, by_project[name]))
+    rendered.update(render_root(names))
     return rendered
+
+
+def project_pages(name: str) -> tuple[str, str]:
+    """The paths (relative to the wheelhouse) of a project's HTML and JSON pages."""
+    return f"{INDEX_DIR}/{name}/{HTML_PAGE}", f"{INDEX_DIR}/{name}/{JSON_PAGE}"
+
+
+def render_project(name: NormalizedName, entries: list[IndexEntry]) -> dict[str, bytes]:
+    """A project's two pages (path relative to the wheelhouse -> bytes), entries in order."""
+    html_path, json_path = project_pages(name)
+    return {
+        html_path: _project_html(name, entries).encode(),
+        json_path: _json_bytes(_project_json(name, entries)),
+    }
+
+
+def render_root(names: Iterable[str]) -> dict[str, bytes]:
+    """The root listing in both forms (path relative to the wheelhouse -> bytes)."""
+    return {
+        f"{INDEX_DIR}/{HTML_PAGE}": _root_html(names).encode(),
+        f"{INDEX_DIR}/{JSON_PAGE}": _json_bytes(_root_json(names)),
+    }
 
 
 def _check_file(path: Path, record: FileRecord) -> None:
@@ -194,7 +219,7 @@ def _root_html(names: Iterable[str]) -> str:
     return _page("Simple index", links)
 
 
-def _project_html(name: str, entries: Iterable[_Entry]) -> str:
+def _project_html(name: str, entries: Iterable[IndexEntry]) -> str:
     links = []
     for entry in entries:
         record = entry.record
@@ -207,6 +232,8 @@ def _project_html(name: str, entries: Iterable[_Entry]) -> str:
             # PEP 714 renamed the attribute; the old name is kept for pip < 23.2 and friends.
             attrs.append(f'data-core-metadata="{value}"')
             attrs.append(f'data-dist-info-metadata="{value}"')
+        if record.yanked is not None:
+            attrs.append(f'data-yanked="{html.escape(record.yanked)}"')
         links.append(f"    <a {' '.join(attrs)}>{html.escape(record.filename)}</a><br>\n")
     return _page(f"Links for {name}", "".join(links))
 
@@ -232,7 +259,7 @@ def _root_json(names: Iterable[str]) -> dict[str, Any]:
     return {"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in names]}
 
 
-def _project_json(name: str, entries: list[_Entry]) -> dict[str, Any]:
+def _project_json(name: str, entries: list[IndexEntry]) -> dict[str, Any]:
     files = []
     for entry in entries:
         record = entry.record
@@ -248,6 +275,9 @@ def _project_json(name: str, entries: list[_Entry]) -> dict[str, Any]:
             {"sha256": entry.metadata_sha256} if entry.metadata_sha256 is not None else False
         )
         item["size"] = record.size
+        if record.yanked is not None:
+            # PEP 592/691: the reason, or true when the index gave none.
+            item["yanked"] = record.yanked or True
         files.append(item)
     return {
         "meta": {"api-version": API_VERSION},
@@ -274,15 +304,19 @@ def _json_bytes(data: dict[str, Any]) -> bytes:
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def _write_if_changed(path: Path, data: bytes) -> None:
-    """Atomically make ``path`` hold ``data``; leave it alone when it already does."""
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Atomically make ``path`` hold ``data``; leave it alone when it already does.
+
+    Returns whether the file was written.
+    """
     try:
         if path.read_bytes() == data:
-            return
+            return False
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, data)
+    return True
 
 
 def _prune_stale_projects(simple: Path, names: set[str]) -> None:

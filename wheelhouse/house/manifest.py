@@ -15,6 +15,7 @@ from wheelhouse.errors import InvalidWheelhouseError
 __all__ = [
     "GENERATOR",
     "MANIFEST_NAME",
+    "MIRROR_STATE_DIR",
     "SCHEMA_VERSION",
     "BuiltFrom",
     "Downloaded",
@@ -24,6 +25,7 @@ __all__ = [
     "Inputs",
     "LockEntry",
     "Manifest",
+    "ManifestKind",
     "Origin",
     "Sha256",
     "TargetLock",
@@ -31,6 +33,9 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "wheelhouse.json"
+# Where `wheelhouse mirror` keeps what it knows of the upstream (validators, listings, the
+# files it wrote) and its partial downloads: not part of the wheelhouse's contents.
+MIRROR_STATE_DIR = ".mirror"
 # What this version records as a manifest's generator: files generated from a manifest are
 # compared byte for byte only when the same version wrote them.
 GENERATOR = f"wheelhouse {__version__}"
@@ -38,6 +43,8 @@ SCHEMA_VERSION = 1
 
 Sha256 = NewType("Sha256", str)
 FileKind = Literal["wheel", "sdist"]
+# A wheelhouse is built from requirements; a mirror copies an index's files as they are.
+ManifestKind = Literal["wheelhouse", "mirror"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,8 @@ class FileRecord:
     kind: FileKind
     origin: Origin
     requires_python: str | None = None
+    # PEP 592: None when not yanked, else the reason ("" when the index gave none).
+    yanked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,7 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     # Per target, what the shipped sdists need to build offline (--keep-sdists); not installed.
     build_locks: tuple[TargetLock, ...] = ()
+    kind: ManifestKind = "wheelhouse"
 
     def file(self, filename: str) -> FileRecord:
         for record in self.files:
@@ -218,7 +228,7 @@ def _lock_from_dict(data: dict[str, Any]) -> TargetLock:
 
 
 def _manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "schema-version": manifest.schema_version,
         "generator": manifest.generator,
         "created": manifest.created,
@@ -231,20 +241,43 @@ def _manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
         },
         "targets": [_lock_to_dict(lock) for lock in manifest.locks],
         "build-requirements": [_lock_to_dict(lock) for lock in manifest.build_locks],
-        "files": [
-            {
-                "name": r.name,
-                "version": r.version,
-                "filename": r.filename,
-                "kind": r.kind,
-                "sha256": r.sha256,
-                "size": r.size,
-                "requires-python": r.requires_python,
-                "origin": _origin_to_dict(r.origin),
-            }
-            for r in manifest.files
-        ],
+        "files": [_record_to_dict(r) for r in manifest.files],
     }
+    # Written only when they say something, so a wheelhouse's manifest reads as before.
+    if manifest.kind != "wheelhouse":
+        data["kind"] = manifest.kind
+    return data
+
+
+def _record_to_dict(record: FileRecord) -> dict[str, Any]:
+    data = {
+        "name": record.name,
+        "version": record.version,
+        "filename": record.filename,
+        "kind": record.kind,
+        "sha256": record.sha256,
+        "size": record.size,
+        "requires-python": record.requires_python,
+        "origin": _origin_to_dict(record.origin),
+    }
+    if record.yanked is not None:
+        data["yanked"] = record.yanked
+    return data
+
+
+def _record_from_dict(r: dict[str, Any]) -> FileRecord:
+    yanked = r.get("yanked")
+    return FileRecord(
+        name=canonicalize_name(r["name"]),
+        version=r["version"],
+        filename=r["filename"],
+        kind=r["kind"],
+        sha256=Sha256(r["sha256"]),
+        size=int(r["size"]),
+        requires_python=r.get("requires-python"),
+        origin=_origin_from_dict(r["origin"]),
+        yanked=None if yanked is None else str(yanked),
+    )
 
 
 def _manifest_from_dict(data: dict[str, Any]) -> Manifest:
@@ -266,17 +299,14 @@ def _manifest_from_dict(data: dict[str, Any]) -> Manifest:
         ),
         locks=tuple(_lock_from_dict(t) for t in data["targets"]),
         build_locks=tuple(_lock_from_dict(t) for t in data.get("build-requirements", [])),
-        files=tuple(
-            FileRecord(
-                name=canonicalize_name(r["name"]),
-                version=r["version"],
-                filename=r["filename"],
-                kind=r["kind"],
-                sha256=Sha256(r["sha256"]),
-                size=int(r["size"]),
-                requires_python=r.get("requires-python"),
-                origin=_origin_from_dict(r["origin"]),
-            )
-            for r in data["files"]
-        ),
+        files=tuple(_record_from_dict(r) for r in data["files"]),
+        kind=_kind(data.get("kind", "wheelhouse")),
     )
+
+
+def _kind(value: object) -> ManifestKind:
+    if value == "mirror":
+        return "mirror"
+    if value == "wheelhouse":
+        return "wheelhouse"
+    raise ValueError(f"kind {value!r} is neither 'wheelhouse' nor 'mirror'")

@@ -15,6 +15,7 @@ from wheelhouse.errors import InvalidWheelhouseError, WheelhouseError
 from wheelhouse.house.manifest import (
     GENERATOR,
     MANIFEST_NAME,
+    MIRROR_STATE_DIR,
     FileRecord,
     Manifest,
     Sha256,
@@ -50,7 +51,7 @@ _PROBLEM_OF_STATUS: dict[FileStatus, ProblemKind] = {
 }
 # Files the wheelhouse writers generate from the manifest, so the manifest does not list them.
 _GENERATED = ("requirements*.txt", "pylock.toml", "pylock.*.toml", MANIFEST_NAME)
-_GENERATED_TREES = ("simple",)
+_GENERATED_TREES = ("simple", MIRROR_STATE_DIR)
 _DISTRIBUTION_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".egg")
 
 
