@@ -39,6 +39,7 @@ class ExitCode:
     BUILD = 7  # an sdist failed to build into a wheel
     OUTPUT = 8  # the output directory cannot be used
     INCOMPATIBLE = 9  # the wheelhouse has nothing that fits the target interpreter
+    PARTIAL = 10  # some projects failed; the others were done (mirror)
 
 
 class WheelhouseError(Exception):

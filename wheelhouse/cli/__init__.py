@@ -14,7 +14,7 @@ import typer
 # itself: `wheelhouse install` must not pay for loading the build pipeline (it is timed
 # against running pip or uv by hand).
 # isort: off
-from wheelhouse.cli import build, install, house, publish, serve, cache, bundle  # noqa: F401
+from wheelhouse.cli import build, install, house, publish, serve, cache, bundle, mirror  # noqa: F401
 
 # isort: on
 from wheelhouse.cli._app import app, state

@@ -29,6 +29,7 @@ EXIT_CODES = " ".join(
         (ExitCode.BUILD, "sdist build failed"),
         (ExitCode.OUTPUT, "output directory unusable"),
         (ExitCode.INCOMPATIBLE, "no wheel fits the target interpreter"),
+        (ExitCode.PARTIAL, "some projects failed, the others were done"),
         (130, "interrupted"),
     ]
 ).join(["Exit codes: ", ""])

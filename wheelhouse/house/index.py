@@ -41,6 +41,7 @@ __all__ = [
     "render_index",
     "render_project",
     "render_root",
+    "requires_python_of",
     "write_if_changed",
     "write_index",
 ]
@@ -197,6 +198,11 @@ def _wheel_metadata(path: Path, record: FileRecord) -> bytes:
             hint="the wheel is broken; rebuild the wheelhouse with 'wheelhouse build'",
         )
     return metadata
+
+
+def requires_python_of(metadata: bytes) -> str | None:
+    """The ``Requires-Python`` of a METADATA file, as the index advertises it."""
+    return _requires_python(metadata)
 
 
 def _requires_python(metadata: bytes) -> str | None:

@@ -1,0 +1,1071 @@
+"""``wheelhouse mirror``: an index's files that chosen targets can install, each verified against
+the index's sha256, copied incrementally and crash-safely into a static wheelhouse tree."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import urllib3
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from wheelhouse._base._http import HttpClient, strip_credentials
+from wheelhouse._base._pip import index_urls, pip_config
+from wheelhouse._base.files import sha256_file, write_atomic
+from wheelhouse._base.progress import NullReporter, Reporter
+from wheelhouse._base.targets import HOST, Target
+from wheelhouse._base.wheels import read_wheel_metadata
+from wheelhouse.build.settings import IndexOptions
+from wheelhouse.errors import (
+    FetchError,
+    HashMismatchError,
+    NetworkError,
+    OutputDirError,
+    UsageError,
+    WheelhouseError,
+)
+from wheelhouse.house.index import (
+    METADATA_SUFFIX,
+    IndexEntry,
+    project_pages,
+    render_project,
+    render_root,
+    requires_python_of,
+    write_if_changed,
+)
+from wheelhouse.house.manifest import (
+    GENERATOR,
+    MANIFEST_NAME,
+    MIRROR_STATE_DIR,
+    Downloaded,
+    FileKind,
+    FileRecord,
+    InputFile,
+    Inputs,
+    LockEntry,
+    Manifest,
+    Sha256,
+    TargetLock,
+    read_manifest,
+)
+from wheelhouse.serve._upstream import (
+    ACCEPT,
+    UpstreamError,
+    UpstreamFile,
+    fetch_project_page,
+)
+
+__all__ = [
+    "STATE_VERSION",
+    "MirrorSettings",
+    "MirrorSummary",
+    "PlannedFile",
+    "ProjectOutcome",
+    "ProjectStatus",
+    "mirror",
+]
+
+logger = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+_PROJECTS = "projects"
+_TMP = "tmp"
+_CHUNK = 1024 * 1024
+_ATTEMPTS = 3
+
+ProjectStatus = Literal["new", "updated", "unchanged", "removed", "failed"]
+# Per target of -r: the (name, version, requested) pip or uv chose, for the manifest's locks.
+_Pins = list[tuple[Target, list[tuple[NormalizedName, str, bool]]]]
+
+
+@dataclass(frozen=True)
+class MirrorSettings:
+    """Everything ``wheelhouse mirror`` needs to know."""
+
+    output: Path
+    # Requirement strings (``django>=4.2``): the project, and which of its versions.
+    projects: tuple[str, ...] = ()
+    # Requirements files: their dependency closure for every target, resolved as build does.
+    requirements: tuple[Path, ...] = ()
+    all_projects: bool = False
+    index: IndexOptions = field(default_factory=IndexOptions)
+    # A wheel is kept when one of them accepts one of its tags; none keeps every wheel.
+    targets: tuple[Target, ...] = ()
+    sdists: bool = True
+    latest: int | None = None
+    prereleases: bool = True
+    max_file_size: int | None = None
+    yanked: bool = True
+    jobs: int = 8
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """A file the selection keeps, from the upstream page alone."""
+
+    project: NormalizedName
+    filename: str
+    size: int | None
+    fetch: bool  # not in the mirror yet
+
+
+@dataclass(frozen=True)
+class ProjectOutcome:
+    """What a run did to one project."""
+
+    name: NormalizedName
+    status: ProjectStatus
+    files: int = 0
+    bytes: int = 0
+    fetched: int = 0
+    fetched_bytes: int = 0
+    removed: int = 0
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MirrorSummary:
+    """What a run did, project by project."""
+
+    output: Path
+    dry_run: bool
+    projects: tuple[ProjectOutcome, ...]
+    planned: tuple[PlannedFile, ...]
+    requests: int
+    seconds: float
+
+    @property
+    def failed(self) -> tuple[ProjectOutcome, ...]:
+        return tuple(p for p in self.projects if p.status == "failed")
+
+
+# -- what to mirror --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Want:
+    """Which versions of a project to keep: a specifier, or the exact versions pinned."""
+
+    specifier: SpecifierSet = field(default_factory=SpecifierSet)
+    versions: frozenset[Version] | None = None
+
+    def allows(self, version: Version) -> bool:
+        if self.versions is not None:
+            return version in self.versions
+        return self.specifier.contains(version, prereleases=True)
+
+
+def _parse_projects(texts: Iterable[str]) -> dict[NormalizedName, _Want]:
+    wanted: dict[NormalizedName, _Want] = {}
+    for text in texts:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as exc:
+            raise UsageError(
+                f"{text!r} is not a project name with an optional version specifier: {exc}",
+                hint="write it as pip does, e.g. 'django' or 'django>=4.2'",
+            ) from exc
+        name = canonicalize_name(requirement.name)
+        previous = wanted.get(name)
+        specifier = requirement.specifier
+        if previous is not None:
+            specifier &= previous.specifier
+        wanted[name] = _Want(specifier=specifier)
+    return wanted
+
+
+# -- the state kept between runs -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """One index's page of a project as last seen, with its validators."""
+
+    url: str
+    etag: str | None
+    last_modified: str | None
+    files: tuple[UpstreamFile, ...]
+
+
+@dataclass(frozen=True)
+class _Mirrored:
+    """A file in the mirror, verified, with its PEP 658 metadata's hash (wheels)."""
+
+    record: FileRecord
+    metadata_sha256: str | None
+
+
+@dataclass(frozen=True)
+class _ProjectState:
+    name: NormalizedName
+    listings: tuple[_Listing, ...] = ()
+    files: tuple[_Mirrored, ...] = ()
+    # Every file the mirror put (or was about to put) in place for this project: the only
+    # files it may ever delete. A superset of ``files`` while a run is under way.
+    owned: frozenset[str] = frozenset()
+
+
+def _state_path(out: Path, name: str) -> Path:
+    return out / MIRROR_STATE_DIR / _PROJECTS / f"{name}.json"
+
+
+def _write_state(out: Path, state: _ProjectState) -> None:
+    data = {
+        "state-version": STATE_VERSION,
+        "name": state.name,
+        "listings": [
+            {
+                "url": listing.url,
+                "etag": listing.etag,
+                "last-modified": listing.last_modified,
+                "files": [f.to_json() for f in listing.files],
+            }
+            for listing in state.listings
+        ],
+        "files": [
+            {**_record_dict(m.record), "metadata-sha256": m.metadata_sha256} for m in state.files
+        ],
+        "owned": sorted(state.owned),
+    }
+    path = _state_path(out, state.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # fsync: ownership must be durable before the files it covers are put in place.
+    write_atomic(path, (json.dumps(data, indent=1) + "\n").encode(), fsync=True)
+
+
+def _read_states(out: Path) -> dict[NormalizedName, _ProjectState]:
+    states: dict[NormalizedName, _ProjectState] = {}
+    directory = out / MIRROR_STATE_DIR / _PROJECTS
+    if not directory.is_dir():
+        return states
+    for path in sorted(directory.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("state-version") != STATE_VERSION:
+                raise ValueError(f"state version {data.get('state-version')!r}")
+            name = canonicalize_name(data["name"])
+            states[name] = _ProjectState(
+                name=name,
+                listings=tuple(
+                    _Listing(
+                        url=item["url"],
+                        etag=item.get("etag"),
+                        last_modified=item.get("last-modified"),
+                        files=tuple(UpstreamFile.from_json(f) for f in item["files"]),
+                    )
+                    for item in data["listings"]
+                ),
+                files=tuple(
+                    _Mirrored(_record_from(item), item.get("metadata-sha256"))
+                    for item in data["files"]
+                ),
+                owned=frozenset(data["owned"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise OutputDirError(
+                f"the mirror state {str(path)!r} cannot be read: {exc}",
+                path=path,
+                hint=f"remove {str(out / MIRROR_STATE_DIR)!r} and the mirror's files, "
+                "and mirror again",
+            ) from exc
+    return states
+
+
+def _record_dict(record: FileRecord) -> dict[str, Any]:
+    assert isinstance(record.origin, Downloaded)
+    return {
+        "name": record.name,
+        "version": record.version,
+        "filename": record.filename,
+        "kind": record.kind,
+        "sha256": record.sha256,
+        "size": record.size,
+        "requires-python": record.requires_python,
+        "url": record.origin.url,
+        "yanked": record.yanked,
+    }
+
+
+def _record_from(item: Mapping[str, Any]) -> FileRecord:
+    kind: FileKind = "wheel" if item["kind"] == "wheel" else "sdist"
+    return FileRecord(
+        name=canonicalize_name(item["name"]),
+        version=str(item["version"]),
+        filename=str(item["filename"]),
+        sha256=Sha256(str(item["sha256"])),
+        size=int(item["size"]),
+        kind=kind,
+        origin=Downloaded(str(item["url"])),
+        requires_python=item.get("requires-python"),
+        yanked=item.get("yanked"),
+    )
+
+
+# -- selection -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    file: UpstreamFile
+    name: NormalizedName
+    version: Version
+    kind: FileKind
+    tags: frozenset[Tag]
+
+
+def _yank_reason(file: UpstreamFile) -> str | None:
+    """PEP 592 as the manifest records it: None, or the reason ("" when none was given)."""
+    if file.yanked is False:
+        return None
+    return file.yanked if isinstance(file.yanked, str) else ""
+
+
+def _candidate(file: UpstreamFile) -> _Candidate | None:
+    try:
+        if file.filename.endswith(".whl"):
+            name, version, _, tags = parse_wheel_filename(file.filename)
+            return _Candidate(file, name, version, "wheel", tags)
+        name, version = parse_sdist_filename(file.filename)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None  # eggs, installers, names no installer can read
+    return _Candidate(file, name, version, "sdist", frozenset())
+
+
+def _select(
+    files: Iterable[UpstreamFile],
+    want: _Want,
+    settings: MirrorSettings,
+    targets: tuple[Target, ...],
+) -> tuple[list[_Candidate], list[str]]:
+    """The files to mirror of one project, and why others that would have been were not."""
+    kept: dict[str, _Candidate] = {}
+    skipped: list[str] = []
+    for file in files:
+        candidate = _candidate(file)
+        if candidate is None or file.filename in kept:
+            continue
+        version = candidate.version
+        if not want.allows(version):
+            continue
+        if not settings.prereleases and (version.is_prerelease or version.is_devrelease):
+            continue
+        if file.yanked is not False and not settings.yanked:
+            continue
+        if candidate.kind == "sdist" and not settings.sdists:
+            continue
+        if candidate.kind == "wheel" and targets and not _fits(candidate, targets):
+            continue
+        if not _python_fits(file.requires_python, targets):
+            continue
+        if settings.max_file_size is not None and (file.size or 0) > settings.max_file_size:
+            continue
+        if file.sha256 is None:
+            # Nothing to verify the bytes against: such a file is never mirrored.
+            skipped.append(f"{file.filename} has no sha256 on the index; not mirrored")
+            continue
+        kept[file.filename] = candidate
+    chosen = list(kept.values())
+    if settings.latest is not None:
+        releases = sorted({c.version for c in chosen if c.file.yanked is False}, reverse=True)
+        latest = set(releases[: settings.latest])
+        chosen = [c for c in chosen if c.version in latest]
+    return chosen, skipped
+
+
+def _fits(candidate: _Candidate, targets: tuple[Target, ...]) -> bool:
+    return any(target.accepts(candidate.tags) is not None for target in targets)
+
+
+def _python_fits(requires_python: str | None, targets: tuple[Target, ...]) -> bool:
+    if not requires_python or not targets:
+        return True
+    try:
+        specifier = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return True  # installers ignore what they cannot read; so does the mirror
+    return any(
+        specifier.contains(target.environment["python_full_version"], prereleases=True)
+        for target in targets
+    )
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Counter:
+    requests: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+
+@dataclass
+class _Project:
+    """One project's progress through a run."""
+
+    name: NormalizedName
+    want: _Want
+    old: _ProjectState
+    listings: tuple[_Listing, ...] = ()
+    found: bool = True
+    changed: bool = False
+    errors: list[str] = field(default_factory=list)
+    chosen: list[_Candidate] = field(default_factory=list)
+    reused: dict[str, _Mirrored] = field(default_factory=dict)
+    fetched: dict[str, _Mirrored] = field(default_factory=dict)
+    to_fetch: list[_Candidate] = field(default_factory=list)
+
+
+def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> MirrorSummary:
+    """Bring the mirror in ``settings.output`` up to date with the index (or plan it, dry)."""
+    report = reporter or NullReporter()
+    started = time.monotonic()
+    out = settings.output.absolute()
+    _check_output(out)
+    config = settings.index.over(pip_config())
+    urls = [url.rstrip("/") + "/" for url in index_urls(config)]
+    if not urls:
+        raise UsageError(
+            "there is no index to mirror (pip's configuration sets no-index)",
+            hint="name one with --index-url",
+        )
+    client = HttpClient(config, pool_size=settings.jobs)
+    counter = _Counter()
+    lock: contextlib.AbstractContextManager[None]
+    if settings.dry_run:
+        lock = contextlib.nullcontext()
+    else:
+        from wheelhouse.house.directory import locked
+
+        out.mkdir(parents=True, exist_ok=True)
+        lock = locked(out, on_wait=report.note)
+    with lock:
+        states = _read_states(out)
+        wanted, pins = _wanted(settings, urls, client, counter, config, report)
+        targets = settings.targets or ((HOST,) if settings.requirements else ())
+        projects = [
+            _Project(name, want, states.get(name, _ProjectState(name)))
+            for name, want in sorted(wanted.items())
+        ]
+        report.stage(f"reading {len(projects)} project pages")
+        with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
+            list(pool.map(lambda p: _read_pages(p, urls, client, counter), projects))
+        for project in projects:
+            if project.found and not project.errors:
+                files = [f for listing in project.listings for f in listing.files]
+                project.chosen, skipped = _select(files, project.want, settings, targets)
+                for why in skipped:
+                    logger.info("%s: %s", project.name, why)
+                _plan(project, out)
+        planned = tuple(
+            PlannedFile(p.name, c.file.filename, c.file.size, fetch=c in p.to_fetch)
+            for p in projects
+            for c in p.chosen
+        )
+        if settings.dry_run:
+            outcomes = [_dry_outcome(p) for p in projects]
+            outcomes += [
+                ProjectOutcome(name, "removed", removed=len(state.files))
+                for name, state in states.items()
+                if name not in wanted
+            ]
+            return MirrorSummary(
+                out, True, tuple(outcomes), planned, counter.requests, time.monotonic() - started
+            )
+        outcomes = _apply(out, projects, states, wanted, settings, client, report, pins, targets)
+    return MirrorSummary(
+        out, False, tuple(outcomes), planned, counter.requests, time.monotonic() - started
+    )
+
+
+def _check_output(out: Path) -> None:
+    if (out / MIRROR_STATE_DIR).is_dir():
+        return  # a mirror, perhaps one whose first run was killed before its manifest
+    from wheelhouse.house.directory import check_output_dir
+
+    check_output_dir(out)
+    manifest = read_manifest(out) if out.is_dir() else None
+    if manifest is not None and manifest.kind != "mirror":
+        raise OutputDirError(
+            f"{str(out)!r} is a wheelhouse built by 'wheelhouse build', not a mirror",
+            path=out,
+            hint="choose another directory with -o",
+        )
+
+
+def _wanted(
+    settings: MirrorSettings,
+    urls: list[str],
+    client: HttpClient,
+    counter: _Counter,
+    config: dict[str, str],
+    report: Reporter,
+) -> tuple[dict[NormalizedName, _Want], _Pins]:
+    wanted = _parse_projects(settings.projects)
+    pins: _Pins = []
+    if settings.requirements:
+        from wheelhouse.build.requirements import read_inputs
+        from wheelhouse.build.resolve import resolve, resolve_foreign
+
+        inputs = read_inputs(settings.requirements, ())
+        versions: dict[NormalizedName, set[Version]] = {}
+        for target in settings.targets or (HOST,):
+            if target.is_host:
+                report.stage(f"resolving with pip for {target.name}")
+                resolution = resolve(inputs, settings.index, target, config=config)
+            else:
+                report.stage(f"resolving with uv for {target.name}")
+                resolution = resolve_foreign(inputs, target, config)
+            pins.append((target, [(p.name, p.version, p.requested) for p in resolution.pins]))
+            for pin in resolution.pins:
+                versions.setdefault(pin.name, set()).add(Version(pin.version))
+        for name, found in versions.items():
+            if name not in wanted:
+                wanted[name] = _Want(versions=frozenset(found))
+    if settings.all_projects:
+        report.stage("reading the index's list of projects")
+        for url in urls:
+            for name in _root_names(url, client, counter):
+                wanted.setdefault(name, _Want())
+    if not wanted and not settings.all_projects:
+        raise UsageError(
+            "nothing to mirror", hint="name projects, pass -r FILE, or --all for the whole index"
+        )
+    return wanted, pins
+
+
+def _root_names(url: str, client: HttpClient, counter: _Counter) -> list[NormalizedName]:
+    """Every project the index lists at its root (PEP 691 JSON, else PEP 503 HTML)."""
+    from html.parser import HTMLParser
+
+    counter.add()
+    shown = strip_credentials(url)
+    try:
+        response = client.get(url, headers={"Accept": ACCEPT})
+        try:
+            body = response.read()
+        finally:
+            response.release_conn()
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise NetworkError(
+            f"cannot read the list of projects at {shown}: {exc}",
+            url=shown,
+            hint="check the network, the index URL and pip's proxy and cert settings",
+        ) from exc
+    if response.status != 200:
+        raise NetworkError(
+            f"the index {shown} answered HTTP {response.status} for its list of projects",
+            url=shown,
+        )
+    if "json" in response.headers.get("Content-Type", ""):
+        try:
+            return [canonicalize_name(p["name"]) for p in json.loads(body)["projects"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise NetworkError(f"{shown} sent a malformed PEP 691 root page: {exc}") from exc
+    names: list[NormalizedName] = []
+
+    class Anchors(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.inside = False
+            self.text: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "a":
+                self.inside, self.text = True, []
+
+        def handle_data(self, data: str) -> None:
+            if self.inside:
+                self.text.append(data)
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "a" and self.inside:
+                self.inside = False
+                if text := "".join(self.text).strip():
+                    names.append(canonicalize_name(text))
+
+    Anchors().feed(body.decode("utf-8", errors="replace"))
+    return names
+
+
+def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter: _Counter) -> None:
+    """Ask each index for the project's page, conditionally; 304 reuses what was stored."""
+    old = {listing.url: listing for listing in project.old.listings}
+    listings: list[_Listing] = []
+    missing = 0
+    for base in urls:
+        previous = old.get(base)
+        counter.add()
+        try:
+            result = fetch_project_page(
+                client,
+                base,
+                project.name,
+                etag=previous.etag if previous else None,
+                last_modified=previous.last_modified if previous else None,
+            )
+        except UpstreamError as exc:
+            project.errors.append(exc.message)
+            continue
+        if result.status == "not-modified" and previous is not None:
+            listings.append(previous)
+        elif result.status == "not-found":
+            missing += 1
+        elif result.page is not None:
+            project.changed = True
+            listings.append(
+                _Listing(base, result.etag, result.last_modified, tuple(result.page.files))
+            )
+        else:
+            project.errors.append(f"{strip_credentials(base)} answered 304 to a first request")
+    project.listings = tuple(listings)
+    project.found = missing < len(urls)
+
+
+def _plan(project: _Project, out: Path) -> None:
+    """Split the chosen files into those already verified in the mirror and those to fetch."""
+    known = {m.record.filename: m for m in project.old.files}
+    for candidate in project.chosen:
+        file = candidate.file
+        mirrored = known.get(file.filename)
+        if mirrored is not None and mirrored.record.sha256 == file.sha256:
+            path = out / file.filename
+            with contextlib.suppress(OSError):
+                if path.stat().st_size == mirrored.record.size:
+                    project.reused[file.filename] = _refreshed(mirrored, candidate)
+                    continue
+        project.to_fetch.append(candidate)
+
+
+def _refreshed(mirrored: _Mirrored, candidate: _Candidate) -> _Mirrored:
+    # The bytes are the same; what the index says of them (a yank) may have changed.
+    return replace(mirrored, record=replace(mirrored.record, yanked=_yank_reason(candidate.file)))
+
+
+def _dry_outcome(project: _Project) -> ProjectOutcome:
+    if project.errors:
+        return ProjectOutcome(project.name, "failed", errors=tuple(project.errors))
+    if not project.found:
+        status: ProjectStatus = "removed" if project.old.files else "failed"
+        errors = () if project.old.files else (f"{project.name} is not on the index",)
+        return ProjectOutcome(project.name, status, removed=len(project.old.files), errors=errors)
+    return ProjectOutcome(
+        project.name,
+        "unchanged" if not project.to_fetch else "updated" if project.old.files else "new",
+        files=len(project.chosen),
+        bytes=sum(c.file.size or 0 for c in project.chosen),
+        fetched=len(project.to_fetch),
+        fetched_bytes=sum(c.file.size or 0 for c in project.to_fetch),
+    )
+
+
+def _apply(
+    out: Path,
+    projects: list[_Project],
+    states: dict[NormalizedName, _ProjectState],
+    wanted: Mapping[NormalizedName, _Want],
+    settings: MirrorSettings,
+    client: HttpClient,
+    report: Reporter,
+    pins: _Pins,
+    targets: tuple[Target, ...],
+) -> list[ProjectOutcome]:
+    """Files first, then each project's pages, then the manifest and the root; deletions last."""
+    tmp = out / MIRROR_STATE_DIR / _TMP
+    shutil.rmtree(tmp, ignore_errors=True)  # partial downloads of a killed run
+    tmp.mkdir(parents=True, exist_ok=True)
+    # Ownership is recorded (durably) before any file is put in place.
+    for project in projects:
+        if project.to_fetch:
+            names = {c.file.filename for c in project.to_fetch}
+            _write_state(out, replace(project.old, owned=project.old.owned | names))
+    jobs = [(p, c) for p in projects for c in p.to_fetch]
+    if jobs:
+        total = sum(c.file.size or 0 for _, c in jobs)
+        report.stage(f"fetching {len(jobs)} files ({total / 1e6:.1f} MB)")
+
+    def fetch(job: tuple[_Project, _Candidate]) -> None:
+        project, candidate = job
+        try:
+            mirrored = _obtain(out, tmp, candidate, project.old, client, settings, report)
+        except WheelhouseError as exc:
+            project.errors.append(exc.message)
+            return
+        project.fetched[candidate.file.filename] = mirrored
+
+    with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
+        list(pool.map(fetch, jobs))
+
+    report.stage("writing the pages")
+    outcomes: list[ProjectOutcome] = []
+    current: dict[NormalizedName, _ProjectState] = {}
+    deletions: dict[NormalizedName, set[str]] = {}
+    for project in projects:
+        outcome, state, doomed = _commit(out, project)
+        outcomes.append(outcome)
+        if state is not None:
+            current[project.name] = state
+        if doomed:
+            deletions[project.name] = doomed
+    for name, state in states.items():
+        if name in wanted:
+            continue
+        # Dropped by the selection (or gone from --all's listing): its pages go first.
+        _remove_pages(out, name)
+        deletions[name] = set(state.owned)
+        outcomes.append(ProjectOutcome(name, "removed", removed=len(state.files)))
+    _write_manifest(out, current, settings, pins, targets)
+    listed = sorted(name for name, state in current.items() if state.files)
+    for relative, data in render_root(listed).items():
+        write_if_changed(out / relative, data)
+    for name, doomed in deletions.items():
+        for filename in sorted(doomed):
+            for path in (out / filename, out / (filename + METADATA_SUFFIX)):
+                path.unlink(missing_ok=True)
+        if name in current:
+            state = current[name]
+            _write_state(out, replace(state, owned=state.owned - doomed))
+        else:
+            _state_path(out, name).unlink(missing_ok=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return outcomes
+
+
+def _commit(out: Path, project: _Project) -> tuple[ProjectOutcome, _ProjectState | None, set[str]]:
+    """Write one project's pages for the files now verified in place, and its state."""
+    old = project.old
+    if project.errors and not project.fetched and not project.listings:
+        # Its pages could not be read: the mirror keeps what it had of it.
+        return (
+            ProjectOutcome(project.name, "failed", errors=tuple(project.errors)),
+            old if old.files or old.owned else None,
+            set(),
+        )
+    if not project.found:
+        _remove_pages(out, project.name)
+        status: ProjectStatus = "removed" if old.files else "failed"
+        errors = () if old.files else (f"{project.name} is not on the index",)
+        outcome = ProjectOutcome(project.name, status, removed=len(old.files), errors=errors)
+        return outcome, None, set(old.owned)
+    if project.errors and not project.listings:
+        return ProjectOutcome(project.name, "failed", errors=tuple(project.errors)), old, set()
+    kept = {**project.reused, **project.fetched}
+    mirrored = tuple(kept[f] for f in sorted(kept))
+    entries = [IndexEntry(m.record, m.record.requires_python, m.metadata_sha256) for m in mirrored]
+    if mirrored:
+        for relative, data in render_project(project.name, entries).items():
+            write_if_changed(out / relative, data)
+    else:
+        _remove_pages(out, project.name)
+    doomed = set(old.owned) - set(kept)
+    state = _ProjectState(
+        project.name, project.listings, mirrored, frozenset(old.owned | set(kept))
+    )
+    if state != old:
+        _write_state(out, state)
+    if project.errors:
+        status = "failed"
+    elif not old.files and mirrored:
+        status = "new"
+    elif project.fetched or doomed or state.files != old.files:
+        status = "updated"
+    else:
+        status = "unchanged"
+    outcome = ProjectOutcome(
+        project.name,
+        status,
+        files=len(mirrored),
+        bytes=sum(m.record.size for m in mirrored),
+        fetched=len(project.fetched),
+        fetched_bytes=sum(m.record.size for m in project.fetched.values()),
+        removed=len(doomed & {m.record.filename for m in old.files}),
+        errors=tuple(project.errors),
+    )
+    return outcome, state, doomed
+
+
+def _remove_pages(out: Path, name: str) -> None:
+    for relative in project_pages(name):
+        (out / relative).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: something we did not write is there
+        (out / project_pages(name)[0]).parent.rmdir()
+
+
+# -- one file --------------------------------------------------------------------------------
+
+
+def _obtain(
+    out: Path,
+    tmp: Path,
+    candidate: _Candidate,
+    old: _ProjectState,
+    client: HttpClient,
+    settings: MirrorSettings,
+    report: Reporter,
+) -> _Mirrored:
+    """The file verified in place: found there already (a killed run's), or downloaded."""
+    file = candidate.file
+    assert file.sha256 is not None
+    path = out / file.filename
+    if path.exists():
+        digest, size = sha256_file(path)
+        if digest == file.sha256:
+            return _place_metadata(out, path, candidate, size)
+        if file.filename not in old.owned:
+            raise WheelhouseError(
+                f"{str(path)!r} exists, was not written by the mirror, and is not the file "
+                f"the index lists (sha256 {digest}, expected {file.sha256}); left alone"
+            )
+    partial = tmp / f"{uuid.uuid4().hex}.part"
+    try:
+        digest, size = _download(client, file, partial, settings, report)
+        if digest != file.sha256:
+            raise HashMismatchError(
+                f"{file.filename} from {strip_credentials(file.url)} has sha256 {digest}, "
+                f"but the index promised {file.sha256}; not mirrored",
+                filename=file.filename,
+                expected=file.sha256,
+                actual=digest,
+            )
+        partial.chmod(0o644)
+        metadata = _metadata(partial, candidate)
+        if metadata is not None:
+            write_atomic(out / (file.filename + METADATA_SUFFIX), metadata)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return _mirrored(candidate, size, metadata)
+
+
+def _place_metadata(out: Path, path: Path, candidate: _Candidate, size: int) -> _Mirrored:
+    metadata = _metadata(path, candidate)
+    if metadata is not None:
+        write_if_changed(out / (candidate.file.filename + METADATA_SUFFIX), metadata)
+    return _mirrored(candidate, size, metadata)
+
+
+def _metadata(path: Path, candidate: _Candidate) -> bytes | None:
+    if candidate.kind != "wheel":
+        return None
+    import zipfile
+
+    try:
+        metadata = read_wheel_metadata(path, candidate.name, candidate.version)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise WheelhouseError(f"{candidate.file.filename} is not a readable wheel: {exc}") from exc
+    if metadata is None:
+        raise WheelhouseError(
+            f"{candidate.file.filename} has no {candidate.name}-{candidate.version}"
+            ".dist-info/METADATA; not mirrored"
+        )
+    return metadata
+
+
+def _mirrored(candidate: _Candidate, size: int, metadata: bytes | None) -> _Mirrored:
+    import hashlib
+
+    file = candidate.file
+    requires_python = file.requires_python
+    if requires_python is None and metadata is not None:
+        # As the index writer does, so that `wheelhouse verify` renders the same pages.
+        requires_python = requires_python_of(metadata)
+    record = FileRecord(
+        name=candidate.name,
+        version=str(candidate.version),
+        filename=file.filename,
+        sha256=Sha256(str(file.sha256)),
+        size=size,
+        kind=candidate.kind,
+        origin=Downloaded(strip_credentials(file.url)),
+        requires_python=requires_python,
+        yanked=_yank_reason(file),
+    )
+    digest = hashlib.sha256(metadata).hexdigest() if metadata is not None else None
+    advertised = file.core_metadata
+    if isinstance(advertised, dict) and digest and advertised.get("sha256") not in (None, digest):
+        # PEP 658 says they are the same bytes; the wheel's own is what the mirror serves.
+        logger.warning("%s: the index's PEP 658 metadata differs from the wheel's", file.filename)
+    return _Mirrored(record, digest)
+
+
+def _download(
+    client: HttpClient,
+    file: UpstreamFile,
+    partial: Path,
+    settings: MirrorSettings,
+    report: Reporter,
+) -> tuple[str, int]:
+    last: Exception | None = None
+    for attempt in range(_ATTEMPTS):
+        try:
+            return _get(client, file, partial, settings, report)
+        except (urllib3.exceptions.HTTPError, OSError, _Retry) as exc:
+            last = exc
+            logger.warning("fetching %s failed (%s); attempt %d", file.filename, exc, attempt + 1)
+            if attempt + 1 < _ATTEMPTS:
+                time.sleep(0.2 * 2**attempt)
+    raise FetchError(
+        f"cannot download {strip_credentials(file.url)}: {last}",
+        url=strip_credentials(file.url),
+        hint="check the network and the index's credentials, proxy and certificates",
+    ) from last
+
+
+class _Retry(Exception):
+    pass
+
+
+def _get(
+    client: HttpClient,
+    file: UpstreamFile,
+    partial: Path,
+    settings: MirrorSettings,
+    report: Reporter,
+) -> tuple[str, int]:
+    import hashlib
+
+    response = client.get(file.url)
+    try:
+        if response.status >= 500 or response.status == 429:
+            response.drain_conn()
+            raise _Retry(f"HTTP {response.status}")
+        if response.status != 200:
+            response.drain_conn()
+            raise FetchError(
+                f"cannot download {strip_credentials(file.url)}: HTTP {response.status}",
+                url=strip_credentials(file.url),
+            )
+        digest = hashlib.sha256()
+        size = 0
+        limit = settings.max_file_size
+        with partial.open("wb") as handle:
+            for chunk in response.stream(_CHUNK):
+                handle.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                report.downloaded(file.filename, len(chunk))
+                if limit is not None and size > limit:
+                    raise FetchError(
+                        f"{file.filename} is larger than --max-file-size ({limit} bytes); "
+                        "not mirrored",
+                        url=strip_credentials(file.url),
+                    )
+        return digest.hexdigest(), size
+    finally:
+        response.release_conn()
+
+
+# -- the manifest ----------------------------------------------------------------------------
+
+
+def _write_manifest(
+    out: Path,
+    states: Mapping[NormalizedName, _ProjectState],
+    settings: MirrorSettings,
+    pins: _Pins,
+    targets: tuple[Target, ...],
+) -> None:
+    from wheelhouse.house.export import render_requirements, requirements_filename
+    from wheelhouse.house.pylock import PYLOCK_NAME, render_pylock
+
+    records = sorted(
+        (m.record for state in states.values() for m in state.files), key=lambda r: r.filename
+    )
+    locks = tuple(_lock(target, entries, records) for target, entries in pins)
+    inputs = Inputs(
+        files=tuple(
+            InputFile(str(path), Sha256(sha256_file(path)[0]), "requirements")
+            for path in settings.requirements
+        ),
+        options=_options(settings, targets),
+    )
+    previous = read_manifest(out)
+    manifest = Manifest(
+        generator=GENERATOR,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        inputs=inputs,
+        files=tuple(records),
+        locks=locks,
+        kind="mirror",
+    )
+    if previous is not None and replace(previous, created=manifest.created) == manifest:
+        manifest = previous  # unchanged: the same bytes, so nothing is rewritten
+    # The lock files come before the manifest that vouches for them.
+    for lock in manifest.locks:
+        write_if_changed(
+            out / requirements_filename(lock, manifest),
+            render_requirements(manifest, lock).encode(),
+        )
+    write_if_changed(out / PYLOCK_NAME, render_pylock(manifest).encode())
+    data = manifest.to_json().encode()
+    with contextlib.suppress(FileNotFoundError):
+        if (out / MANIFEST_NAME).read_bytes() == data:
+            return
+    write_atomic(out / MANIFEST_NAME, data, fsync=True)
+
+
+def _lock(
+    target: Target,
+    entries: list[tuple[NormalizedName, str, bool]],
+    records: list[FileRecord],
+) -> TargetLock:
+    by_release: dict[tuple[str, str], list[FileRecord]] = {}
+    for record in records:
+        by_release.setdefault((record.name, str(Version(record.version))), []).append(record)
+    locked: list[LockEntry] = []
+    for name, version, requested in entries:
+        files = by_release.get((name, str(Version(version))), [])
+        fitting = [
+            r.filename
+            for r in files
+            if r.kind == "sdist" or target.accepts(parse_wheel_filename(r.filename)[3]) is not None
+        ]
+        locked.append(LockEntry(name, version, tuple(sorted(fitting)), requested))
+    return TargetLock(
+        target=target.name,
+        tags=tuple(str(t) for t in target.tags),
+        environment=target.environment,
+        entries=tuple(locked),
+    )
+
+
+def _options(settings: MirrorSettings, targets: tuple[Target, ...]) -> dict[str, Any]:
+    return {
+        "mirror": {
+            "projects": list(settings.projects),
+            "all": settings.all_projects,
+            "targets": [t.name for t in targets],
+            "sdists": settings.sdists,
+            "latest": settings.latest,
+            "prereleases": settings.prereleases,
+            "max-file-size": settings.max_file_size,
+            "yanked": settings.yanked,
+        }
+    }
