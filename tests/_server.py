@@ -178,6 +178,10 @@ class IndexServer:
         self.etags = False  # ETag/Last-Modified on pages, 304 for If-None-Match
         self.ranges = False  # 206 answers to "Range: bytes=..." on files
         self.json_pages = False  # PEP 691 JSON (with size, upload-time) when Accept asks
+        self.metadata_files = False  # PEP 658: serve and advertise each wheel's METADATA
+        self.yanked: dict[str, str] = {}  # PEP 592: filename -> reason ("" for none)
+        # (path, If-None-Match or None) of every page or file request: who asked conditionally.
+        self.conditional: list[tuple[str, str | None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -269,6 +273,11 @@ class IndexServer:
         with self._lock:
             self._delays[path_prefix] = seconds
 
+    def yank(self, filename: str, reason: str = "") -> None:
+        """Mark ``filename`` yanked on its project's pages (PEP 592), with ``reason``."""
+        with self._lock:
+            self.yanked[filename] = reason
+
     def clear_hooks(self) -> None:
         with self._lock:
             self._corrupt.clear()
@@ -339,6 +348,11 @@ class IndexServer:
             filename = unquote(path[len("/files/") :])
             if "/" in filename or filename in ("", ".", ".."):
                 return self._not_found()
+            if self.metadata_files and filename.endswith(".whl.metadata"):
+                wheel = self.root / filename.removesuffix(".metadata")
+                text = _metadata_text(wheel) if wheel.is_file() else None
+                if text is not None:
+                    return HTTPStatus.OK, {"Content-Type": "text/plain"}, text.encode()
             for files in self.dists().values():
                 if any(d.filename == filename for d in files):
                     data = (self.root / filename).read_bytes()
@@ -353,6 +367,7 @@ class IndexServer:
         """``_route`` plus the opt-in behaviours that look at request headers."""
         with self._lock:
             delays = dict(self._delays)
+            self.conditional.append((path, headers.get("If-None-Match")))
         for prefix, seconds in delays.items():
             if path.startswith(prefix):
                 time.sleep(seconds)
@@ -398,6 +413,10 @@ class IndexServer:
             }
             if dist.requires_python:
                 item["requires-python"] = dist.requires_python
+            if dist.filename in self.yanked:
+                item["yanked"] = self.yanked[dist.filename] or True
+            if self.metadata_files and dist.filename.endswith(".whl"):
+                item["core-metadata"] = {"sha256": self._metadata_sha256(dist)}
             files.append(item)
         document = {"meta": {"api-version": "1.1"}, "name": project, "files": files}
         return json.dumps(document).encode()
@@ -418,8 +437,21 @@ class IndexServer:
             attrs = f'href="{html.escape(href)}"'
             if dist.requires_python:
                 attrs += f' data-requires-python="{html.escape(dist.requires_python)}"'
+            attrs += self._extra_attributes(dist)
             links.append(f"<a {attrs}>{html.escape(dist.filename)}</a><br>\n")
         return self._page(f"Links for {project}", "".join(links))
+
+    def _extra_attributes(self, dist: ServedDist) -> str:
+        attrs = ""
+        if dist.filename in self.yanked:
+            attrs += f' data-yanked="{html.escape(self.yanked[dist.filename])}"'
+        if self.metadata_files and dist.filename.endswith(".whl"):
+            attrs += f' data-core-metadata="sha256={self._metadata_sha256(dist)}"'
+        return attrs
+
+    def _metadata_sha256(self, dist: ServedDist) -> str:
+        text = _metadata_text(self.root / dist.filename) or ""
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @staticmethod
     def _page(title: str, body: str) -> tuple[int, dict[str, str], bytes]:

@@ -1,7 +1,9 @@
-"""Fixtures for the proxy tests: the real `wheelhouse serve --upstream` in a subprocess."""
+"""Fixtures of the serve tests: the real `wheelhouse serve --upstream` in a subprocess, and an
+upstream index that behaves like a real one."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -13,8 +15,12 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
+
+from tests._dists import DistFactory
+from tests._server import IndexServer
 
 
 class ProxyProcess:
@@ -116,3 +122,40 @@ def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return check()
+
+
+@pytest.fixture
+def upstream(dists: DistFactory) -> Iterator[IndexServer]:
+    """An index on 127.0.0.1 with PEP 691 JSON, ETags (304) and yank support, serving
+    ``dists.root``; PEP 658 files are off (``upstream.metadata_files = True`` turns them on)."""
+    with IndexServer(dists.root) as server:
+        server.json_pages = True
+        server.etags = True
+        yield server
+
+
+def linked_files(root: Path) -> dict[str, str]:
+    """Every file the static index under ``root/simple`` links, filename -> sha256 it
+    promises, read from the JSON and HTML pages without the code under test; fails the test
+    when a page links a file that is missing or whose bytes do not match."""
+    promised: dict[str, str] = {}
+    simple = root / "simple"
+    for page in sorted(simple.glob("*/index.json")):
+        data = json.loads(page.read_text(encoding="utf-8"))
+        assert data["meta"]["api-version"] == "1.1"
+        for item in data["files"]:
+            target = Path(unquote(urlsplit(urljoin(page.as_uri(), item["url"])).path))
+            assert target.is_file(), f"{page} links {item['filename']}, which is missing"
+            digest = hashlib.sha256(target.read_bytes()).hexdigest()
+            assert digest == item["hashes"]["sha256"], f"{page} promises other bytes"
+            assert item["size"] == target.stat().st_size
+            core = item["core-metadata"]
+            if item["filename"].endswith(".whl"):
+                metadata = Path(str(target) + ".metadata").read_bytes()
+                assert core == {"sha256": hashlib.sha256(metadata).hexdigest()}
+            promised[item["filename"]] = digest
+        html_text = (page.parent / "index.html").read_text(encoding="utf-8")
+        for filename, digest in promised.items():
+            if filename in {i["filename"] for i in data["files"]}:
+                assert f"#sha256={digest}" in html_text
+    return promised

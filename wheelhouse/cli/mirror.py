@@ -150,7 +150,7 @@ def mirror(
         reporter.close()
     if as_json:
         print_json(_summary_json(summary))
-    _print_summary(summary, verbosity)
+    _print_summary(summary, verbosity, listing=not as_json)
     if summary.failed:
         raise typer.Exit(ExitCode.PARTIAL)
 
@@ -192,7 +192,7 @@ def _summary_json(summary: MirrorSummary) -> dict[str, object]:
     return data
 
 
-def _print_summary(summary: MirrorSummary, verbosity: int) -> None:
+def _print_summary(summary: MirrorSummary, verbosity: int, *, listing: bool) -> None:
     for project in summary.failed:
         for error in project.errors or ("failed",):
             typer.echo(f"error: {project.name}: {error}", err=True)
@@ -200,7 +200,7 @@ def _print_summary(summary: MirrorSummary, verbosity: int) -> None:
         return
     projects = summary.projects
     if summary.dry_run:
-        for project in projects:
+        for project in projects if listing else ():
             typer.echo(
                 f"{project.name}: {project.status}, {project.files} files "
                 f"({project.bytes} bytes), would fetch {project.fetched} "

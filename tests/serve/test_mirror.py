@@ -1,0 +1,464 @@
+"""`wheelhouse mirror`: what is kept, that every byte is verified, reruns, kills, real clients."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests._dists import DistFactory
+from tests._server import IndexServer
+from tests.serve.conftest import linked_files
+from wheelhouse._base._pip import offline_env
+from wheelhouse.errors import ExitCode
+from wheelhouse.house.manifest import read_manifest
+
+MANYLINUX = "beta-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+WINDOWS = "beta-1.0-cp312-cp312-win_amd64.whl"
+MUSL = "beta-1.0-cp311-cp311-musllinux_1_2_x86_64.whl"
+AARCH64 = "beta-1.0-cp312-cp312-manylinux_2_28_aarch64.whl"
+
+
+@pytest.fixture
+def project_set(dists: DistFactory) -> DistFactory:
+    """alpha (3 releases, one a pre-release, an sdist, one wheel yanked), beta (platform
+    wheels only), gamma (pure, needs Python >= 3.99 on one release)."""
+    dists.wheel("alpha", "1.0")
+    dists.wheel("alpha", "2.0", requires=["beta"])
+    dists.sdist("alpha", "2.0", requires=["beta"])
+    dists.wheel("alpha", "3.0rc1")
+    for tag in (
+        "cp311-cp311-manylinux_2_17_x86_64",
+        "cp312-cp312-win_amd64",
+        "cp311-cp311-musllinux_1_2_x86_64",
+        "cp312-cp312-manylinux_2_28_aarch64",
+    ):
+        dists.wheel("beta", "1.0", tag=tag)
+    dists.wheel("gamma", "1.0")
+    dists.wheel("gamma", "2.0", requires_python=">=3.99")
+    return dists
+
+
+def json_result(result: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def mirrored(root: Path) -> set[str]:
+    """The distribution files in the mirror's top level."""
+    return {p.name for p in root.iterdir() if p.is_file() and p.name.endswith((".whl", ".gz"))}
+
+
+def test_mirror_writes_a_verified_static_index(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    upstream.metadata_files = True
+    upstream.yank("alpha-1.0-py3-none-any.whl", "broken import")
+    out = tmp_path / "mirror"
+    result = cli("mirror", "alpha", "beta", "gamma", "-o", out, "-i", upstream.url, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json_result(result)
+    assert summary["failed"] == 0
+    assert summary["fetched"] == summary["files"] == 10
+    assert summary["bytes"] == sum((project_set.root / f).stat().st_size for f in mirrored(out))
+    # Every linked file is there with the promised bytes and a PEP 658 file (checked
+    # without the code under test), and nothing is left out.
+    assert set(linked_files(out)) == mirrored(out) == {p.name for p in project_set.root.iterdir()}
+    page = json.loads((out / "simple/alpha/index.json").read_text())
+    files = {f["filename"]: f for f in page["files"]}
+    assert files["alpha-1.0-py3-none-any.whl"]["yanked"] == "broken import"
+    assert "yanked" not in files["alpha-2.0-py3-none-any.whl"]
+    assert page["versions"] == ["1.0", "2.0", "3.0rc1"]
+    html = (out / "simple/alpha/index.html").read_text()
+    assert 'data-yanked="broken import"' in html
+    gamma = json.loads((out / "simple/gamma/index.json").read_text())
+    assert {f["filename"]: f.get("requires-python") for f in gamma["files"]} == {
+        "gamma-1.0-py3-none-any.whl": None,
+        "gamma-2.0-py3-none-any.whl": ">=3.99",
+    }
+    # The .metadata files are the wheels' own METADATA, byte for byte.
+    wheel = out / "alpha-2.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as archive:
+        assert (
+            archive.read("alpha-2.0.dist-info/METADATA") == Path(f"{wheel}.metadata").read_bytes()
+        )
+    root = json.loads((out / "simple/index.json").read_text())
+    assert [p["name"] for p in root["projects"]] == ["alpha", "beta", "gamma"]
+    manifest = read_manifest(out)
+    assert manifest is not None and manifest.kind == "mirror"
+    assert manifest.file("alpha-1.0-py3-none-any.whl").yanked == "broken import"
+    verified = cli("verify", out)
+    assert verified.exit_code == 0, verified.stderr
+
+
+def test_an_html_only_index_without_658_gets_extracted_metadata(
+    cli: Any, index_server: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    result = cli("mirror", "alpha", "-o", out, "-i", index_server.url)
+    assert result.exit_code == 0, result.stderr
+    assert set(linked_files(out)) == {
+        "alpha-1.0-py3-none-any.whl",
+        "alpha-2.0-py3-none-any.whl",
+        "alpha-2.0.tar.gz",
+        "alpha-3.0rc1-py3-none-any.whl",
+    }
+    assert cli("verify", out).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (
+            ["--target", "cp311-manylinux_2_28_x86_64", "--no-sdists"],
+            {MANYLINUX, "alpha-1.0-py3-none-any.whl", "alpha-2.0-py3-none-any.whl"}
+            | {"alpha-3.0rc1-py3-none-any.whl", "gamma-1.0-py3-none-any.whl"},
+        ),
+        (
+            ["--target", "cp312-manylinux_2_28_aarch64", "--target", "cp312-win_amd64"],
+            {AARCH64, WINDOWS, "alpha-2.0.tar.gz", "alpha-1.0-py3-none-any.whl"}
+            | {"alpha-2.0-py3-none-any.whl", "alpha-3.0rc1-py3-none-any.whl"}
+            | {"gamma-1.0-py3-none-any.whl"},
+        ),
+        (
+            ["--target", "cp311-musllinux_1_2_x86_64", "--latest", "1", "--no-prereleases"],
+            {MUSL, "alpha-2.0-py3-none-any.whl", "alpha-2.0.tar.gz"}
+            | {"gamma-1.0-py3-none-any.whl"},
+        ),
+        (
+            ["--no-yanked", "--no-sdists", "--latest", "1"],
+            {MANYLINUX, WINDOWS, MUSL, AARCH64, "alpha-3.0rc1-py3-none-any.whl"}
+            | {"gamma-2.0-py3-none-any.whl"},
+        ),
+    ],
+)
+def test_dry_run_selects_from_the_pages_alone(
+    cli: Any,
+    upstream: IndexServer,
+    project_set: DistFactory,
+    tmp_path: Path,
+    options: list[str],
+    expected: set[str],
+) -> None:
+    upstream.yank("alpha-1.0-py3-none-any.whl")
+    out = tmp_path / "mirror"
+    result = cli(
+        "mirror", "alpha", "beta", "gamma", "-o", out, "-i", upstream.url, "--dry-run",
+        "--json", *options,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    summary = json_result(result)
+    planned = {f["filename"] for f in summary["planned"]}
+    assert planned == expected
+    sizes = {p.name: p.stat().st_size for p in project_set.root.iterdir()}
+    assert summary["fetched-bytes"] == sum(sizes[f] for f in expected)
+    assert not out.exists()
+    assert upstream.count("/files/", prefix=True) == 0
+
+
+def test_max_file_size_and_a_dry_run_that_matches_the_run(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    limit = min(p.stat().st_size for p in project_set.root.glob("beta-*"))
+    out = tmp_path / "mirror"
+    args = ["mirror", "alpha", "beta", "-o", out, "-i", upstream.url, "--json"]
+    args += ["--max-file-size", str(limit)]
+    dry = json_result(cli(*args, "--dry-run"))
+    run = json_result(cli(*args))
+    assert dry["fetched-bytes"] == run["fetched-bytes"] == run["bytes"]
+    assert all((project_set.root / f).stat().st_size <= limit for f in mirrored(out))
+    assert not any(f.endswith(".tar.gz") for f in mirrored(out))  # sdists are larger
+
+
+def test_wrong_bytes_are_never_linked_and_other_projects_go_on(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    upstream.corrupt("alpha-2.0-py3-none-any.whl")
+    out = tmp_path / "mirror"
+    result = cli("mirror", "alpha", "gamma", "-o", out, "-i", upstream.url, "--json")
+    assert result.exit_code == ExitCode.PARTIAL == 10
+    assert (
+        "error: alpha: alpha-2.0-py3-none-any.whl from "
+        f"{upstream.files_url}alpha-2.0-py3-none-any.whl has sha256 "
+    ) in result.stderr
+    statuses = {p["name"]: p["status"] for p in json_result(result)["project-results"]}
+    assert statuses == {"alpha": "failed", "gamma": "new"}
+    assert "alpha-2.0-py3-none-any.whl" not in linked_files(out)
+    assert "alpha-2.0-py3-none-any.whl" not in mirrored(out)
+    assert "alpha-1.0-py3-none-any.whl" in linked_files(out)
+    assert not list((out / ".mirror" / "tmp").glob("*")) if (out / ".mirror/tmp").exists() else True
+    # The index mends its bytes: the rerun fetches that one file and nothing else.
+    upstream.clear_hooks()
+    before = len(upstream.requests)
+    again = cli("mirror", "alpha", "gamma", "-o", out, "-i", upstream.url)
+    assert again.exit_code == 0, again.stderr
+    fetched = [p for p in upstream.requests[before:] if p.startswith("/files/")]
+    assert fetched == ["/files/alpha-2.0-py3-none-any.whl"]
+    assert "alpha-2.0-py3-none-any.whl" in linked_files(out)
+
+
+def test_a_rerun_without_changes_asks_once_per_project_and_writes_nothing(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    args = ["mirror", "alpha", "beta", "gamma", "-o", out, "-i", upstream.url, "--json"]
+    assert cli(*args).exit_code == 0
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    upstream.conditional.clear()
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    summary = json_result(result)
+    assert summary["requests"] == 3
+    assert {p["status"] for p in summary["project-results"]} == {"unchanged"}
+    # One request per project, each conditional (answered 304), and no file.
+    assert sorted(path for path, _ in upstream.conditional) == [
+        "/simple/alpha/",
+        "/simple/beta/",
+        "/simple/gamma/",
+    ]
+    assert all(tag for _, tag in upstream.conditional)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
+
+
+def test_filter_changes_and_removals_upstream_converge(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    base = ["mirror", "alpha", "beta", "gamma", "-o", out, "-i", upstream.url, "--json"]
+    assert cli(*base).exit_code == 0
+    (out / "NOTES.txt").write_text("the operator's own file\n")
+    # A filter added later cleans up, although the index answers 304 for every page.
+    narrowed = json_result(cli(*base, "--no-sdists", "--target", "cp312-win_amd64"))
+    assert narrowed["fetched"] == 0 and narrowed["requests"] == 3
+    assert (
+        mirrored(out)
+        == set(linked_files(out))
+        == {
+            WINDOWS,
+            "alpha-1.0-py3-none-any.whl",
+            "alpha-2.0-py3-none-any.whl",
+            "alpha-3.0rc1-py3-none-any.whl",
+            "gamma-1.0-py3-none-any.whl",
+        }
+    )
+    assert not (out / "alpha-2.0.tar.gz.metadata").exists()
+    # Widened again: the files come back.
+    widened = json_result(cli(*base))
+    assert widened["fetched"] == 5
+    # A project deleted upstream (say, malware) leaves the mirror in the same run.
+    for path in project_set.root.glob("gamma-*"):
+        path.unlink()
+    gone = json_result(cli(*base))
+    assert {p["name"]: p["status"] for p in gone["project-results"]}["gamma"] == "removed"
+    assert not any(name.startswith("gamma") for name in os.listdir(out))
+    assert not (out / "simple/gamma").exists()
+    root = json.loads((out / "simple/index.json").read_text())
+    assert [p["name"] for p in root["projects"]] == ["alpha", "beta"]
+    # A project no longer asked for goes too; what the mirror did not write stays.
+    assert cli("mirror", "alpha", "-o", out, "-i", upstream.url).exit_code == 0
+    assert not any(name.startswith("beta") for name in os.listdir(out))
+    assert (out / "NOTES.txt").read_text() == "the operator's own file\n"
+    assert cli("verify", out).exit_code == ExitCode.INTEGRITY  # NOTES.txt is unrecorded
+    (out / "NOTES.txt").unlink()
+    assert cli("verify", out).exit_code == 0
+
+
+def test_all_reads_the_root_and_drops_what_it_no_longer_lists(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    args = ["mirror", "--all", "-o", out, "-i", upstream.url, "--no-sdists", "--latest", "1"]
+    assert cli(*args).exit_code == 0
+    assert [p.name for p in sorted((out / "simple").iterdir()) if p.is_dir()] == [
+        "alpha",
+        "beta",
+        "gamma",
+    ]
+    for path in project_set.root.glob("beta-*"):
+        path.unlink()
+    assert cli(*args).exit_code == 0
+    assert not (out / "simple/beta").exists()
+    assert not any(name.startswith("beta") for name in os.listdir(out))
+
+
+def test_requirements_closure_per_target_is_installable_with_install_w(
+    cli: Any,
+    upstream: IndexServer,
+    project_set: DistFactory,
+    tmp_path: Path,
+    make_venv: Any,
+) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("alpha==2.0\n")
+    out = tmp_path / "mirror"
+    result = cli(
+        "mirror", "-r", requirements, "-o", out, "-i", upstream.url, "--target", "host",
+        "--target", "cp312-win_amd64", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    # alpha 2.0 and the beta it needs; not gamma, nor alpha's other releases.
+    host_beta = {MANYLINUX, MUSL} if sys.version_info[:2] == (3, 11) else set()
+    assert mirrored(out) - host_beta == {
+        "alpha-2.0-py3-none-any.whl",
+        "alpha-2.0.tar.gz",
+        WINDOWS,
+    }
+    manifest = read_manifest(out)
+    assert manifest is not None
+    assert [lock.target for lock in manifest.locks] == ["host", "cp312-win_amd64"]
+    windows = manifest.locks[1]
+    assert {e.name: e.filenames for e in windows.entries} == {
+        "alpha": ("alpha-2.0-py3-none-any.whl", "alpha-2.0.tar.gz"),
+        "beta": (WINDOWS,),
+    }
+    assert cli("verify", out).exit_code == 0
+    if sys.version_info[:2] != (3, 11):
+        return  # beta has a wheel for CPython 3.11 only
+    python = make_venv(with_pip=False)
+    installed = cli("install", "-w", out, "--python", python, "--json")
+    assert installed.exit_code == 0, installed.stderr
+    assert json_result(installed)["installed"] == [
+        {"name": "alpha", "version": "2.0"},
+        {"name": "beta", "version": "1.0"},
+    ]
+
+
+def test_pip_and_uv_install_from_the_mirror_offline(
+    cli: Any,
+    upstream: IndexServer,
+    dists: DistFactory,
+    tmp_path: Path,
+    make_venv: Any,
+    offline: Any,
+) -> None:
+    dists.wheel("alpha", "2.0", requires=["delta"])
+    dists.wheel("delta", "1.0")
+    dists.wheel("delta", "1.1")
+    upstream.yank("delta-1.1-py3-none-any.whl", "bad")
+    out = tmp_path / "mirror"
+    assert cli("mirror", "alpha", "delta", "-o", out, "-i", upstream.url).exit_code == 0
+    index = (out / "simple").as_uri()
+    env = offline_env()
+    python = make_venv("pip-venv")
+    pip = offline([str(python), "-m", "pip", "install", "--index-url", index, "alpha"])
+    done = subprocess.run(pip, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run(
+        [python, "-m", "pip", "list", "--format=json"], env=env, capture_output=True, text=True
+    )
+    versions = {p["name"]: p["version"] for p in json.loads(listed.stdout)}
+    assert versions["alpha"] == "2.0" and versions["delta"] == "1.0"  # the yanked 1.1 is not
+    uv = pytest.importorskip("uv").find_uv_bin()
+    target = make_venv("uv-venv", with_pip=False)
+    env = {**env, "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    argv = [uv, "pip", "install", "--offline", "--no-config", "--index-url", index]
+    argv += ["--python", str(target), "alpha"]
+    done = subprocess.run(offline(argv), env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "delta==1.0" in done.stderr
+
+
+def test_sigkill_mid_run_leaves_only_good_links_and_the_rerun_resumes(
+    upstream: IndexServer, dists: DistFactory, tmp_path: Path
+) -> None:
+    for version in ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5"):
+        dists.wheel("slow", version)
+        dists.wheel("quick", version)
+    out = tmp_path / "mirror"
+    argv = [sys.executable, "-m", "wheelhouse", "mirror", "slow", "quick", "-o", str(out)]
+    argv += ["-i", upstream.url, "-j", "2"]
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    first = "/files/"
+    upstream.delay("/files/slow", 0.4)
+    upstream.delay("/files/quick", 0.4)
+    # A first run that mirrors the quick project whole, then is killed amid the slow one.
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob("*.whl"))) < 4:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    on_disk = {p.name for p in out.glob("*.whl")}
+    assert 4 <= len(on_disk) < 12
+    # Whatever a page links is there and verified (linked_files checks the bytes).
+    assert set(linked_files(out)) <= on_disk
+    upstream.clear_hooks()
+    before = len(upstream.requests)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    refetched = {p.removeprefix(first) for p in upstream.requests[before:] if p.startswith(first)}
+    assert not refetched & on_disk
+    assert len(linked_files(out)) == 12
+    assert not list((out / ".mirror").glob("tmp/*"))
+
+
+def test_usage_errors_are_one_line(cli: Any, upstream: IndexServer, tmp_path: Path) -> None:
+    nothing = cli("mirror", "-o", tmp_path / "m", "-i", upstream.url)
+    assert nothing.exit_code == ExitCode.USAGE
+    assert nothing.stderr.splitlines()[0] == "error: nothing to mirror"
+    bad = cli("mirror", "not a name!", "-o", tmp_path / "m", "-i", upstream.url)
+    assert bad.exit_code == ExitCode.USAGE
+    assert bad.stderr.startswith("error: 'not a name!' is not a project name")
+    size = cli("mirror", "x", "--max-file-size", "lots", "-o", tmp_path / "m")
+    assert size.exit_code == ExitCode.USAGE
+    assert size.stderr.splitlines()[0] == "error: --max-file-size 'lots' is not a size"
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "thesis.tex").write_text("mine")
+    refused = cli("mirror", "alpha", "-o", busy, "-i", upstream.url)
+    assert refused.exit_code == ExitCode.OUTPUT
+    assert "is not empty and is not a wheelhouse" in refused.stderr
+    assert (busy / "thesis.tex").read_text() == "mine"
+
+
+def test_unknown_project_fails_alone(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    result = cli("mirror", "gamma", "nosuch", "-o", out, "-i", upstream.url)
+    assert result.exit_code == ExitCode.PARTIAL
+    assert "error: nosuch: nosuch is not on the index" in result.stderr
+    assert "gamma-1.0-py3-none-any.whl" in linked_files(out)
+
+
+def test_parse_size() -> None:
+    from wheelhouse.cli.mirror import parse_size
+
+    assert parse_size("500") == 500
+    assert parse_size("20MB") == 20_000_000
+    assert parse_size("1.5G") == 1_500_000_000
+    assert parse_size("64KiB") == 65536
+
+
+def test_serve_reads_a_mirror(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    from wheelhouse.serve.static import make_server
+
+    out = tmp_path / "mirror"
+    assert cli("mirror", "gamma", "-o", out, "-i", upstream.url).exit_code == 0
+    server = make_server(out, "127.0.0.1", 0)
+    import threading
+    import urllib.request
+
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/simple/gamma/"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = response.read()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    digest = hashlib.sha256((out / "gamma-1.0-py3-none-any.whl").read_bytes()).hexdigest()
+    assert digest.encode() in body
