@@ -401,6 +401,38 @@ def test_sigkill_mid_run_leaves_only_good_links_and_the_rerun_resumes(
     assert not list((out / ".mirror").glob("tmp/*"))
 
 
+def test_an_unreadable_page_keeps_what_the_mirror_had(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    args = ["mirror", "beta", "gamma", "-o", out, "-i", upstream.url, "--json"]
+    assert cli(*args).exit_code == 0
+    before = linked_files(out)
+    upstream.fail("/simple/beta/", 503)
+    for path in project_set.root.glob("gamma-2*"):
+        path.unlink()
+    result = cli(*args)
+    assert result.exit_code == ExitCode.PARTIAL
+    assert f"error: beta: {upstream.url}beta/ answered HTTP 503" in result.stderr
+    statuses = {p["name"]: p["status"] for p in json_result(result)["project-results"]}
+    assert statuses == {"beta": "failed", "gamma": "updated"}
+    after = linked_files(out)
+    assert {f: d for f, d in before.items() if f.startswith("beta")} == {
+        f: d for f, d in after.items() if f.startswith("beta")
+    }
+    assert "gamma-2.0-py3-none-any.whl" not in after
+    assert cli("verify", out).exit_code == 0
+
+
+def test_dry_run_of_an_html_index_counts_unknown_sizes(
+    cli: Any, index_server: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    result = cli("mirror", "gamma", "-o", tmp_path / "m", "-i", index_server.url, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "gamma: new, 2 files (0 bytes), would fetch 2 (0 bytes)" in result.stdout
+    assert "2 files of unknown size (the index gives none)" in result.stderr
+
+
 def test_usage_errors_are_one_line(cli: Any, upstream: IndexServer, tmp_path: Path) -> None:
     nothing = cli("mirror", "-o", tmp_path / "m", "-i", upstream.url)
     assert nothing.exit_code == ExitCode.USAGE

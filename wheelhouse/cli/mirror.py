@@ -185,6 +185,8 @@ def _summary_json(summary: MirrorSummary) -> dict[str, object]:
         ],
     }
     if summary.dry_run:
+        # A PEP 503 (HTML) page gives no sizes: those files count 0 bytes above.
+        data["unknown-size"] = sum(1 for f in summary.planned if f.fetch and f.size is None)
         data["planned"] = [
             {"project": f.project, "filename": f.filename, "size": f.size, "fetch": f.fetch}
             for f in summary.planned
@@ -213,9 +215,11 @@ def _print_summary(summary: MirrorSummary, verbosity: int, *, listing: bool) -> 
                         typer.echo(f"  {file.filename} ({file.size} bytes)")
         fetch = sum(p.fetched for p in projects)
         size = sum(p.fetched_bytes for p in projects)
+        unknown = sum(1 for f in summary.planned if f.fetch and f.size is None)
         typer.echo(
             f"{summary.output}: would fetch {fetch} files, {size / 1e6:.1f} MB "
-            f"({size} bytes) for {len(projects)} projects",
+            f"({size} bytes) for {len(projects)} projects"
+            + (f"; {unknown} files of unknown size (the index gives none)" if unknown else ""),
             err=True,
         )
         return

@@ -435,7 +435,7 @@ class _Project:
     old: _ProjectState
     listings: tuple[_Listing, ...] = ()
     found: bool = True
-    changed: bool = False
+    page_failed: bool = False
     errors: list[str] = field(default_factory=list)
     chosen: list[_Candidate] = field(default_factory=list)
     reused: dict[str, _Mirrored] = field(default_factory=dict)
@@ -478,7 +478,7 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
         with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
             list(pool.map(lambda p: _read_pages(p, urls, client, counter), projects))
         for project in projects:
-            if project.found and not project.errors:
+            if project.found and not project.page_failed:
                 files = [f for listing in project.listings for f in listing.files]
                 project.chosen, skipped = _select(files, project.want, settings, targets)
                 for why in skipped:
@@ -639,7 +639,6 @@ def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter:
         elif result.status == "not-found":
             missing += 1
         elif result.page is not None:
-            project.changed = True
             listings.append(
                 _Listing(base, result.etag, result.last_modified, tuple(result.page.files))
             )
@@ -647,6 +646,7 @@ def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter:
             project.errors.append(f"{strip_credentials(base)} answered 304 to a first request")
     project.listings = tuple(listings)
     project.found = missing < len(urls)
+    project.page_failed = bool(project.errors)
 
 
 def _plan(project: _Project, out: Path) -> None:
@@ -670,7 +670,7 @@ def _refreshed(mirrored: _Mirrored, candidate: _Candidate) -> _Mirrored:
 
 
 def _dry_outcome(project: _Project) -> ProjectOutcome:
-    if project.errors:
+    if project.page_failed:
         return ProjectOutcome(project.name, "failed", errors=tuple(project.errors))
     if not project.found:
         status: ProjectStatus = "removed" if project.old.files else "failed"
@@ -761,8 +761,9 @@ def _apply(
 def _commit(out: Path, project: _Project) -> tuple[ProjectOutcome, _ProjectState | None, set[str]]:
     """Write one project's pages for the files now verified in place, and its state."""
     old = project.old
-    if project.errors and not project.fetched and not project.listings:
-        # Its pages could not be read: the mirror keeps what it had of it.
+    if project.page_failed:
+        # A page could not be read (from one index of several, perhaps): what the project
+        # lists is unknown, so the mirror keeps what it had of it, pages and files.
         return (
             ProjectOutcome(project.name, "failed", errors=tuple(project.errors)),
             old if old.files or old.owned else None,
@@ -774,8 +775,6 @@ def _commit(out: Path, project: _Project) -> tuple[ProjectOutcome, _ProjectState
         errors = () if old.files else (f"{project.name} is not on the index",)
         outcome = ProjectOutcome(project.name, status, removed=len(old.files), errors=errors)
         return outcome, None, set(old.owned)
-    if project.errors and not project.listings:
-        return ProjectOutcome(project.name, "failed", errors=tuple(project.errors)), old, set()
     kept = {**project.reused, **project.fetched}
     mirrored = tuple(kept[f] for f in sorted(kept))
     entries = [IndexEntry(m.record, m.record.requires_python, m.metadata_sha256) for m in mirrored]
