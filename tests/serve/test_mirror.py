@@ -494,3 +494,19 @@ def test_serve_reads_a_mirror(
         thread.join(timeout=10)
     digest = hashlib.sha256((out / "gamma-1.0-py3-none-any.whl").read_bytes()).hexdigest()
     assert digest.encode() in body
+
+
+def test_a_file_index_is_mirrored_too(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    # pip's configuration may name file:// indexes (this machine's does); a mirror is one.
+    first = tmp_path / "first"
+    assert cli("mirror", "alpha", "gamma", "-o", first, "-i", upstream.url).exit_code == 0
+    second = tmp_path / "second"
+    args = ["mirror", "--all", "-o", second, "-i", (first / "simple").as_uri(), "--json"]
+    result = cli(*args, "--no-sdists")
+    assert result.exit_code == 0, result.stderr
+    assert set(linked_files(second)) == set(linked_files(first)) - {"alpha-2.0.tar.gz"}
+    again = json_result(cli(*args, "--no-sdists"))
+    assert again["fetched"] == 0
+    assert {p["status"] for p in again["project-results"]} == {"unchanged"}

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import urllib3
 from packaging.requirements import InvalidRequirement, Requirement
@@ -73,9 +75,11 @@ from wheelhouse.house.manifest import (
 )
 from wheelhouse.serve._upstream import (
     ACCEPT,
+    PageResult,
     UpstreamError,
     UpstreamFile,
     fetch_project_page,
+    parse_html_page,
 )
 
 __all__ = [
@@ -567,6 +571,14 @@ def _root_names(url: str, client: HttpClient, counter: _Counter) -> list[Normali
 
     counter.add()
     shown = strip_credentials(url)
+    if url.startswith("file:"):
+        root = Path(url2pathname(urlsplit(url).path))
+        try:
+            return sorted(
+                canonicalize_name(p.name) for p in root.iterdir() if (p / "index.html").is_file()
+            )
+        except OSError as exc:
+            raise NetworkError(f"cannot list {str(root)!r}: {exc.strerror}", url=url) from exc
     try:
         response = client.get(url, headers={"Accept": ACCEPT})
         try:
@@ -624,13 +636,16 @@ def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter:
         previous = old.get(base)
         counter.add()
         try:
-            result = fetch_project_page(
-                client,
-                base,
-                project.name,
-                etag=previous.etag if previous else None,
-                last_modified=previous.last_modified if previous else None,
-            )
+            if base.startswith("file:"):
+                result = _local_page(base, project.name, previous.etag if previous else None)
+            else:
+                result = fetch_project_page(
+                    client,
+                    base,
+                    project.name,
+                    etag=previous.etag if previous else None,
+                    last_modified=previous.last_modified if previous else None,
+                )
         except UpstreamError as exc:
             project.errors.append(exc.message)
             continue
@@ -647,6 +662,30 @@ def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter:
     project.listings = tuple(listings)
     project.found = missing < len(urls)
     project.page_failed = bool(project.errors)
+
+
+def _local_page(base: str, name: NormalizedName, etag: str | None) -> PageResult:
+    """A project's page on a ``file://`` index (pip reads ``<name>/index.html`` there).
+
+    The page file's mtime and size stand in for an ETag, so a rerun reads nothing new.
+    """
+    directory = Path(url2pathname(urlsplit(base).path)) / name
+    page = directory / "index.html"
+    try:
+        stat = page.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return PageResult("not-found")
+    except OSError as exc:
+        raise UpstreamError(f"cannot read {str(page)!r}: {exc.strerror}", url=base) from exc
+    tag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    if tag == etag:
+        return PageResult("not-modified", etag=tag)
+    try:
+        data = page.read_bytes()
+    except OSError as exc:
+        raise UpstreamError(f"cannot read {str(page)!r}: {exc.strerror}", url=base) from exc
+    parsed = parse_html_page(data, directory.as_uri() + "/", name)
+    return PageResult("ok", parsed, etag=tag)
 
 
 def _plan(project: _Project, out: Path) -> None:
@@ -950,6 +989,22 @@ def _get(
 ) -> tuple[str, int]:
     import hashlib
 
+    if file.url.startswith("file:"):
+        source = Path(url2pathname(urlsplit(file.url).path))
+        try:
+            with source.open("rb") as handle, partial.open("wb") as copy:
+                shutil.copyfileobj(handle, copy, _CHUNK)
+        except FileNotFoundError as exc:
+            raise FetchError(f"{str(source)!r} is listed but missing", url=file.url) from exc
+        copied = sha256_file(partial)
+        report.downloaded(file.filename, copied[1])
+        if settings.max_file_size is not None and copied[1] > settings.max_file_size:
+            raise FetchError(
+                f"{file.filename} is larger than --max-file-size ({settings.max_file_size} "
+                "bytes); not mirrored",
+                url=file.url,
+            )
+        return copied
     response = client.get(file.url)
     try:
         if response.status >= 500 or response.status == 429:
