@@ -20,7 +20,7 @@ from tests._server import IndexServer
 from tests.serve.conftest import linked_files
 from wheelhouse._base._pip import offline_env
 from wheelhouse.errors import ExitCode
-from wheelhouse.house.manifest import read_manifest
+from wheelhouse.house.manifest import Inputs, Manifest, read_manifest
 
 MANYLINUX = "beta-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
 WINDOWS = "beta-1.0-cp312-cp312-win_amd64.whl"
@@ -300,10 +300,11 @@ def test_requirements_closure_per_target_is_installable_with_install_w(
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("alpha==2.0\n")
     out = tmp_path / "mirror"
-    result = cli(
+    args = [
         "mirror", "-r", requirements, "-o", out, "-i", upstream.url, "--target", "host",
         "--target", "cp312-win_amd64", "--json",
-    )  # fmt: skip
+    ]  # fmt: skip
+    result = cli(*args)
     assert result.exit_code == 0, result.stderr
     # alpha 2.0 and the beta it needs; not gamma, nor alpha's other releases.
     host_beta = {MANYLINUX, MUSL} if sys.version_info[:2] == (3, 11) else set()
@@ -321,6 +322,14 @@ def test_requirements_closure_per_target_is_installable_with_install_w(
         "beta": (WINDOWS,),
     }
     assert cli("verify", out).exit_code == 0
+    # Unchanged requirements are not resolved again (as build): one request per project.
+    before = len(upstream.requests)
+    rerun = cli(*args)
+    assert rerun.exit_code == 0, rerun.stderr
+    assert sorted(upstream.requests[before:]) == ["/simple/alpha/", "/simple/beta/"]
+    refreshed = cli(*args, "--refresh")
+    assert refreshed.exit_code == 0, refreshed.stderr
+    assert len(upstream.requests) > before + 4  # pip and uv read the index again
     if sys.version_info[:2] != (3, 11):
         return  # beta has a wheel for CPython 3.11 only
     python = make_venv(with_pip=False)
@@ -367,8 +376,9 @@ def test_pip_and_uv_install_from_the_mirror_offline(
     assert "delta==1.0" in done.stderr
 
 
+@pytest.mark.parametrize("files_before_kill", [1, 4, 9])
 def test_sigkill_mid_run_leaves_only_good_links_and_the_rerun_resumes(
-    upstream: IndexServer, dists: DistFactory, tmp_path: Path
+    upstream: IndexServer, dists: DistFactory, tmp_path: Path, files_before_kill: int
 ) -> None:
     for version in ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5"):
         dists.wheel("slow", version)
@@ -380,15 +390,15 @@ def test_sigkill_mid_run_leaves_only_good_links_and_the_rerun_resumes(
     first = "/files/"
     upstream.delay("/files/slow", 0.4)
     upstream.delay("/files/quick", 0.4)
-    # A first run that mirrors the quick project whole, then is killed amid the slow one.
+    # Killed once some files are in place, at a moment the run does not choose.
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.glob("*.whl"))) < 4:
-        time.sleep(0.05)
+    while time.monotonic() < deadline and len(list(out.glob("*.whl"))) < files_before_kill:
+        time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     on_disk = {p.name for p in out.glob("*.whl")}
-    assert 4 <= len(on_disk) < 12
+    assert files_before_kill <= len(on_disk) < 12
     # Whatever a page links is there and verified (linked_files checks the bytes).
     assert set(linked_files(out)) <= on_disk
     upstream.clear_hooks()
@@ -450,6 +460,15 @@ def test_usage_errors_are_one_line(cli: Any, upstream: IndexServer, tmp_path: Pa
     assert refused.exit_code == ExitCode.OUTPUT
     assert "is not empty and is not a wheelhouse" in refused.stderr
     assert (busy / "thesis.tex").read_text() == "mine"
+    built = tmp_path / "built"
+    built.mkdir()
+    manifest = Manifest("wheelhouse 0", "2026-01-01T00:00:00+00:00", Inputs(()), (), ())
+    (built / "wheelhouse.json").write_text(manifest.to_json())
+    wheelhouse = cli("mirror", "alpha", "-o", built, "-i", upstream.url)
+    assert wheelhouse.exit_code == ExitCode.OUTPUT
+    assert wheelhouse.stderr.splitlines()[0] == (
+        f"error: {str(built)!r} is a wheelhouse built by 'wheelhouse build', not a mirror"
+    )
 
 
 def test_unknown_project_fails_alone(
@@ -510,3 +529,27 @@ def test_a_file_index_is_mirrored_too(
     again = json_result(cli(*args, "--no-sdists"))
     assert again["fetched"] == 0
     assert {p["status"] for p in again["project-results"]} == {"unchanged"}
+
+
+def test_an_extra_index_adds_files_and_a_change_there_keeps_the_others(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    extra = DistFactory(tmp_path / "extra")
+    extra.root.mkdir()
+    extra.wheel("gamma", "3.0")
+    with IndexServer(extra.root) as second:
+        second.etags = True
+        args = ["mirror", "gamma", "-o", tmp_path / "m", "-i", upstream.url, "--json"]
+        args += ["--extra-index-url", second.url]
+        first = json_result(cli(*args))
+        assert first["files"] == 3
+        extra.wheel("gamma", "3.1")
+        # The first index answers 304, the extra one a new page: the first's files stay.
+        again = json_result(cli(*args))
+        assert again["fetched"] == 1 and again["removed"] == 0
+        assert set(linked_files(tmp_path / "m")) == {
+            "gamma-1.0-py3-none-any.whl",
+            "gamma-2.0-py3-none-any.whl",
+            "gamma-3.0-py3-none-any.whl",
+            "gamma-3.1-py3-none-any.whl",
+        }

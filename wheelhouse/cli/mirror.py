@@ -105,6 +105,12 @@ def mirror(
             help="Print the projects, files and bytes a run would fetch; change nothing.",
         ),
     ] = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh", help="Resolve -r again even if the requirements have not changed."
+        ),
+    ] = False,
     verbose: Annotated[
         int, typer.Option("-v", "--verbose", count=True, help="More output (every file).")
     ] = 0,
@@ -142,6 +148,7 @@ def mirror(
         yanked=not no_yanked,
         jobs=jobs,
         dry_run=dry_run,
+        refresh=refresh,
     )
     reporter = make_reporter(verbosity)
     try:

@@ -125,6 +125,8 @@ class MirrorSettings:
     yanked: bool = True
     jobs: int = 8
     dry_run: bool = False
+    # Resolve -r again even when the requirements, targets and indexes have not changed.
+    refresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -207,12 +209,16 @@ def _parse_projects(texts: Iterable[str]) -> dict[NormalizedName, _Want]:
 
 @dataclass(frozen=True)
 class _Listing:
-    """One index's page of a project as last seen, with its validators."""
+    """The validators of one index's page of a project, as last seen.
+
+    The page itself is not kept (PyPI's largest run to megabytes): a 304 means that the
+    files chosen from it last time are still the right ones, as long as the selection is
+    the same (``_ProjectState.selection``); when it is not, the page is asked for whole.
+    """
 
     url: str
     etag: str | None
     last_modified: str | None
-    files: tuple[UpstreamFile, ...]
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,8 @@ class _ProjectState:
     name: NormalizedName
     listings: tuple[_Listing, ...] = ()
     files: tuple[_Mirrored, ...] = ()
+    # What chose ``files`` from the pages: the filters and the versions wanted.
+    selection: str = ""
     # Every file the mirror put (or was about to put) in place for this project: the only
     # files it may ever delete. A superset of ``files`` while a run is under way.
     owned: frozenset[str] = frozenset()
@@ -246,10 +254,10 @@ def _write_state(out: Path, state: _ProjectState) -> None:
                 "url": listing.url,
                 "etag": listing.etag,
                 "last-modified": listing.last_modified,
-                "files": [f.to_json() for f in listing.files],
             }
             for listing in state.listings
         ],
+        "selection": state.selection,
         "files": [
             {**_record_dict(m.record), "metadata-sha256": m.metadata_sha256} for m in state.files
         ],
@@ -279,10 +287,10 @@ def _read_states(out: Path) -> dict[NormalizedName, _ProjectState]:
                         url=item["url"],
                         etag=item.get("etag"),
                         last_modified=item.get("last-modified"),
-                        files=tuple(UpstreamFile.from_json(f) for f in item["files"]),
                     )
                     for item in data["listings"]
                 ),
+                selection=str(data.get("selection", "")),
                 files=tuple(
                     _Mirrored(_record_from(item), item.get("metadata-sha256"))
                     for item in data["files"]
@@ -437,7 +445,11 @@ class _Project:
     name: NormalizedName
     want: _Want
     old: _ProjectState
+    selection: str = ""
     listings: tuple[_Listing, ...] = ()
+    files: list[UpstreamFile] = field(default_factory=list)
+    # Every index answered 304 to the same selection: the files chosen last time stand.
+    unchanged: bool = False
     found: bool = True
     page_failed: bool = False
     errors: list[str] = field(default_factory=list)
@@ -472,19 +484,26 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
         lock = locked(out, on_wait=report.note)
     with lock:
         states = _read_states(out)
-        wanted, pins = _wanted(settings, urls, client, counter, config, report)
+        wanted, pins = _wanted(out, settings, urls, client, counter, config, report)
         targets = settings.targets or ((HOST,) if settings.requirements else ())
         projects = [
-            _Project(name, want, states.get(name, _ProjectState(name)))
+            _Project(
+                name,
+                want,
+                states.get(name, _ProjectState(name)),
+                selection=_selection(want, settings, targets),
+            )
             for name, want in sorted(wanted.items())
         ]
         report.stage(f"reading {len(projects)} project pages")
         with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
             list(pool.map(lambda p: _read_pages(p, urls, client, counter), projects))
         for project in projects:
-            if project.found and not project.page_failed:
-                files = [f for listing in project.listings for f in listing.files]
-                project.chosen, skipped = _select(files, project.want, settings, targets)
+            if project.unchanged:
+                project.chosen = [_from_record(m.record) for m in project.old.files]
+                _plan(project, out)
+            elif project.found and not project.page_failed:
+                project.chosen, skipped = _select(project.files, project.want, settings, targets)
                 for why in skipped:
                     logger.info("%s: %s", project.name, why)
                 _plan(project, out)
@@ -525,6 +544,7 @@ def _check_output(out: Path) -> None:
 
 
 def _wanted(
+    out: Path,
     settings: MirrorSettings,
     urls: list[str],
     client: HttpClient,
@@ -540,7 +560,12 @@ def _wanted(
 
         inputs = read_inputs(settings.requirements, ())
         versions: dict[NormalizedName, set[Version]] = {}
-        for target in settings.targets or (HOST,):
+        previous = None if settings.refresh else _previous_pins(out, settings, inputs.files)
+        if previous is not None:
+            # As `build` does: resolving again costs pip and uv runs (seconds) on every rerun.
+            logger.info("the requirements have not changed: using the last run's resolution")
+            pins = previous
+        for target in settings.targets or (HOST,) if previous is None else ():
             if target.is_host:
                 report.stage(f"resolving with pip for {target.name}")
                 resolution = resolve(inputs, settings.index, target, config=config)
@@ -548,8 +573,9 @@ def _wanted(
                 report.stage(f"resolving with uv for {target.name}")
                 resolution = resolve_foreign(inputs, target, config)
             pins.append((target, [(p.name, p.version, p.requested) for p in resolution.pins]))
-            for pin in resolution.pins:
-                versions.setdefault(pin.name, set()).add(Version(pin.version))
+        for _, entries in pins:
+            for name, version, _ in entries:
+                versions.setdefault(name, set()).add(Version(version))
         for name, found in versions.items():
             if name not in wanted:
                 wanted[name] = _Want(versions=frozenset(found))
@@ -565,11 +591,43 @@ def _wanted(
     return wanted, pins
 
 
+def _previous_pins(
+    out: Path, settings: MirrorSettings, files: tuple[InputFile, ...]
+) -> _Pins | None:
+    """The last run's resolution, when the same requirements were resolved for the same
+    targets and indexes (as ``build`` does; ``--refresh`` resolves again)."""
+    from wheelhouse._base.targets import parse_target
+
+    manifest = read_manifest(out) if out.is_dir() else None
+    if manifest is None or manifest.kind != "mirror":
+        return None
+    previous = manifest.inputs.options.get("mirror", {})
+    targets = settings.targets or (HOST,)
+    same = (
+        [f.sha256 for f in manifest.inputs.files] == [f.sha256 for f in files]
+        and previous.get("resolved-for") == [t.name for t in targets]
+        and previous.get("index") == _index_options(settings)
+        and [lock.target for lock in manifest.locks] == [t.name for t in targets]
+    )
+    if not same:
+        return None
+    return [
+        (parse_target(lock.target), [(e.name, e.version, e.requested) for e in lock.entries])
+        for lock in manifest.locks
+    ]
+
+
+def _index_options(settings: MirrorSettings) -> dict[str, Any]:
+    return {
+        "index-url": settings.index.index_url,
+        "extra-index-urls": list(settings.index.extra_index_urls),
+    }
+
+
 def _root_names(url: str, client: HttpClient, counter: _Counter) -> list[NormalizedName]:
     """Every project the index lists at its root (PEP 691 JSON, else PEP 503 HTML)."""
     from html.parser import HTMLParser
 
-    counter.add()
     shown = strip_credentials(url)
     if url.startswith("file:"):
         root = Path(url2pathname(urlsplit(url).path))
@@ -579,6 +637,7 @@ def _root_names(url: str, client: HttpClient, counter: _Counter) -> list[Normali
             )
         except OSError as exc:
             raise NetworkError(f"cannot list {str(root)!r}: {exc.strerror}", url=url) from exc
+    counter.add()
     try:
         response = client.get(url, headers={"Accept": ACCEPT})
         try:
@@ -628,40 +687,95 @@ def _root_names(url: str, client: HttpClient, counter: _Counter) -> list[Normali
 
 
 def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter: _Counter) -> None:
-    """Ask each index for the project's page, conditionally; 304 reuses what was stored."""
-    old = {listing.url: listing for listing in project.old.listings}
+    """Ask each index for the project's page: conditionally when the selection is the same as
+    last time, so that a 304 from every index means nothing to do for the project."""
+    same = project.old.selection == project.selection
+    old = {listing.url: listing for listing in project.old.listings} if same else {}
+    results = {base: _read_page(project, base, old.get(base), client, counter) for base in urls}
+    if project.errors:
+        project.page_failed = True
+        return
+    statuses = {base: result.status for base, result in results.items()}
+    if "not-modified" in statuses.values() and "ok" in statuses.values():
+        # Another index's page changed: the full page of this one is needed after all.
+        for base, status in statuses.items():
+            if status == "not-modified":
+                results[base] = _read_page(project, base, None, client, counter)
+        if project.errors:
+            project.page_failed = True
+            return
     listings: list[_Listing] = []
-    missing = 0
-    for base in urls:
-        previous = old.get(base)
-        counter.add()
-        try:
-            if base.startswith("file:"):
-                result = _local_page(base, project.name, previous.etag if previous else None)
-            else:
-                result = fetch_project_page(
-                    client,
-                    base,
-                    project.name,
-                    etag=previous.etag if previous else None,
-                    last_modified=previous.last_modified if previous else None,
-                )
-        except UpstreamError as exc:
-            project.errors.append(exc.message)
-            continue
-        if result.status == "not-modified" and previous is not None:
-            listings.append(previous)
-        elif result.status == "not-found":
-            missing += 1
-        elif result.page is not None:
-            listings.append(
-                _Listing(base, result.etag, result.last_modified, tuple(result.page.files))
-            )
-        else:
-            project.errors.append(f"{strip_credentials(base)} answered 304 to a first request")
+    for base, result in results.items():
+        if result.status == "not-modified":
+            listings.append(old[base])
+        elif result.status == "ok" and result.page is not None:
+            listings.append(_Listing(base, result.etag, result.last_modified))
+            project.files += result.page.files
     project.listings = tuple(listings)
-    project.found = missing < len(urls)
-    project.page_failed = bool(project.errors)
+    found = [s for s in statuses.values() if s != "not-found"]
+    project.found = bool(found)
+    project.unchanged = bool(found) and all(s == "not-modified" for s in found)
+
+
+def _read_page(
+    project: _Project,
+    base: str,
+    previous: _Listing | None,
+    client: HttpClient,
+    counter: _Counter,
+) -> PageResult:
+    try:
+        if base.startswith("file:"):  # read from disk: not a request
+            result = _local_page(base, project.name, previous.etag if previous else None)
+        else:
+            counter.add()
+            result = fetch_project_page(
+                client,
+                base,
+                project.name,
+                etag=previous.etag if previous else None,
+                last_modified=previous.last_modified if previous else None,
+            )
+    except UpstreamError as exc:
+        project.errors.append(exc.message)
+        return PageResult("not-found")
+    if result.status == "not-modified" and previous is None:
+        project.errors.append(f"{strip_credentials(base)} answered 304 to a first request")
+    return result
+
+
+def _selection(want: _Want, settings: MirrorSettings, targets: tuple[Target, ...]) -> str:
+    """What decides which of a project's files are kept, as one comparable string."""
+    versions = sorted(str(v) for v in want.versions) if want.versions is not None else None
+    return json.dumps(
+        {
+            "specifier": str(want.specifier),
+            "versions": versions,
+            "targets": [t.name for t in targets],
+            "sdists": settings.sdists,
+            "latest": settings.latest,
+            "prereleases": settings.prereleases,
+            "max-file-size": settings.max_file_size,
+            "yanked": settings.yanked,
+        },
+        sort_keys=True,
+    )
+
+
+def _from_record(record: FileRecord) -> _Candidate:
+    """A file mirrored last time, as a candidate again (its index page has not changed)."""
+    assert isinstance(record.origin, Downloaded)
+    file = UpstreamFile(
+        filename=record.filename,
+        url=record.origin.url,
+        hashes={"sha256": record.sha256},
+        requires_python=record.requires_python,
+        yanked=False if record.yanked is None else (record.yanked or True),
+        size=record.size,
+    )
+    candidate = _candidate(file)
+    assert candidate is not None, record.filename
+    return candidate
 
 
 def _local_page(base: str, name: NormalizedName, etag: str | None) -> PageResult:
@@ -824,7 +938,13 @@ def _commit(out: Path, project: _Project) -> tuple[ProjectOutcome, _ProjectState
         _remove_pages(out, project.name)
     doomed = set(old.owned) - set(kept)
     state = _ProjectState(
-        project.name, project.listings, mirrored, frozenset(old.owned | set(kept))
+        project.name,
+        # A file failed: no validators, so that the next run reads the page whole and
+        # tries the file again instead of hearing "304" and keeping the project as it is.
+        () if project.errors else project.listings,
+        mirrored,
+        project.selection,
+        frozenset(old.owned | set(kept)),
     )
     if state != old:
         _write_state(out, state)
@@ -1121,5 +1241,9 @@ def _options(settings: MirrorSettings, targets: tuple[Target, ...]) -> dict[str,
             "prereleases": settings.prereleases,
             "max-file-size": settings.max_file_size,
             "yanked": settings.yanked,
+            "index": _index_options(settings),
+            "resolved-for": [t.name for t in settings.targets or (HOST,)]
+            if settings.requirements
+            else [],
         }
     }
