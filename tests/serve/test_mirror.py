@@ -553,3 +553,24 @@ def test_an_extra_index_adds_files_and_a_change_there_keeps_the_others(
             "gamma-3.0-py3-none-any.whl",
             "gamma-3.1-py3-none-any.whl",
         }
+
+
+def test_an_index_without_validators_is_compared_by_page_hash(
+    cli: Any, index_server: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    # This machine's index sends neither ETag nor Last-Modified: the same page bytes mean
+    # that nothing changed, and nothing is parsed or written again.
+    out = tmp_path / "mirror"
+    args = ["mirror", "alpha", "beta", "-o", out, "-i", index_server.url, "--json"]
+    assert cli(*args).exit_code == 0
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    summary = json_result(cli(*args))
+    assert summary["requests"] == 2
+    assert {p["status"] for p in summary["project-results"]} == {"unchanged"}
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
+    project_set.wheel("beta", "2.0")
+    changed = json_result(cli(*args))
+    assert {p["name"]: p["status"] for p in changed["project-results"]} == {
+        "alpha": "unchanged",
+        "beta": "updated",
+    }

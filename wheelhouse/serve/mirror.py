@@ -80,6 +80,8 @@ from wheelhouse.serve._upstream import (
     UpstreamFile,
     fetch_project_page,
     parse_html_page,
+    parse_json_page,
+    project_page_url,
 )
 
 __all__ = [
@@ -219,6 +221,9 @@ class _Listing:
     url: str
     etag: str | None
     last_modified: str | None
+    # The page's sha256: an index that sends no validators (this machine's) still answers
+    # the same bytes when nothing changed, and parsing PyPI's largest pages takes seconds.
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -254,6 +259,7 @@ def _write_state(out: Path, state: _ProjectState) -> None:
                 "url": listing.url,
                 "etag": listing.etag,
                 "last-modified": listing.last_modified,
+                "sha256": listing.digest,
             }
             for listing in state.listings
         ],
@@ -287,6 +293,7 @@ def _read_states(out: Path) -> dict[NormalizedName, _ProjectState]:
                         url=item["url"],
                         etag=item.get("etag"),
                         last_modified=item.get("last-modified"),
+                        digest=item.get("sha256"),
                     )
                     for item in data["listings"]
                 ),
@@ -691,7 +698,10 @@ def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter:
     last time, so that a 304 from every index means nothing to do for the project."""
     same = project.old.selection == project.selection
     old = {listing.url: listing for listing in project.old.listings} if same else {}
-    results = {base: _read_page(project, base, old.get(base), client, counter) for base in urls}
+    digests: dict[str, str | None] = {}
+    results = {
+        base: _read_page(project, base, old.get(base), client, counter, digests) for base in urls
+    }
     if project.errors:
         project.page_failed = True
         return
@@ -700,7 +710,7 @@ def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter:
         # Another index's page changed: the full page of this one is needed after all.
         for base, status in statuses.items():
             if status == "not-modified":
-                results[base] = _read_page(project, base, None, client, counter)
+                results[base] = _read_page(project, base, None, client, counter, digests)
         if project.errors:
             project.page_failed = True
             return
@@ -709,7 +719,8 @@ def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter:
         if result.status == "not-modified":
             listings.append(old[base])
         elif result.status == "ok" and result.page is not None:
-            listings.append(_Listing(base, result.etag, result.last_modified))
+            digest = digests.get(base)
+            listings.append(_Listing(base, result.etag, result.last_modified, digest))
             project.files += result.page.files
     project.listings = tuple(listings)
     found = [s for s in statuses.values() if s != "not-found"]
@@ -723,25 +734,66 @@ def _read_page(
     previous: _Listing | None,
     client: HttpClient,
     counter: _Counter,
+    digests: dict[str, str | None],
 ) -> PageResult:
     try:
         if base.startswith("file:"):  # read from disk: not a request
             result = _local_page(base, project.name, previous.etag if previous else None)
         else:
             counter.add()
-            result = fetch_project_page(
-                client,
-                base,
-                project.name,
-                etag=previous.etag if previous else None,
-                last_modified=previous.last_modified if previous else None,
-            )
+            result, digests[base] = _remote_page(client, base, project.name, previous)
     except UpstreamError as exc:
         project.errors.append(exc.message)
         return PageResult("not-found")
     if result.status == "not-modified" and previous is None:
         project.errors.append(f"{strip_credentials(base)} answered 304 to a first request")
     return result
+
+
+def _remote_page(
+    client: HttpClient, base: str, name: NormalizedName, previous: _Listing | None
+) -> tuple[PageResult, str | None]:
+    """A project's page over HTTP, and its sha256; "not-modified" for a 304, or for the
+    same bytes as last time (then the page is not parsed again)."""
+    import hashlib
+
+    headers = {"Accept": ACCEPT}
+    if previous is not None and previous.etag:
+        headers["If-None-Match"] = previous.etag
+    if previous is not None and previous.last_modified:
+        headers["If-Modified-Since"] = previous.last_modified
+    url = project_page_url(base, name)
+    shown = strip_credentials(url)
+    try:
+        response = client.get(url, headers=headers)
+        try:
+            status = response.status
+            body = response.read() if status == 200 else b""
+            if status != 200:
+                response.drain_conn()
+        finally:
+            response.release_conn()
+    except urllib3.exceptions.HTTPError as exc:
+        raise UpstreamError(f"{shown} cannot be reached: {exc}", url=shown) from exc
+    etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
+    if status in (301, 302, 303, 307, 308):
+        # The shared reader follows redirects (keeping credentials on the same host only).
+        return fetch_project_page(client, base, name), None
+    if status == 304:
+        return PageResult("not-modified", etag=etag, last_modified=modified), None
+    if status in (404, 410):
+        return PageResult("not-found"), None
+    if status != 200:
+        raise UpstreamError(f"{shown} answered HTTP {status}", url=shown)
+    digest = hashlib.sha256(body).hexdigest()
+    if previous is not None and previous.digest == digest:
+        return PageResult("not-modified", etag=etag, last_modified=modified), digest
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type.endswith("json"):
+        page = parse_json_page(body, url, name)
+    else:
+        page = parse_html_page(body, url, name)
+    return PageResult("ok", page, etag=etag, last_modified=modified), digest
 
 
 def _selection(want: _Want, settings: MirrorSettings, targets: tuple[Target, ...]) -> str:
