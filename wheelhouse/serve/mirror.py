@@ -1218,9 +1218,6 @@ def _write_manifest(
     pins: _Pins,
     targets: tuple[Target, ...],
 ) -> None:
-    from wheelhouse.house.export import render_requirements, requirements_filename
-    from wheelhouse.house.pylock import PYLOCK_NAME, render_pylock
-
     records = sorted(
         (m.record for state in states.values() for m in state.files), key=lambda r: r.filename
     )
@@ -1242,7 +1239,11 @@ def _write_manifest(
         kind="mirror",
     )
     if previous is not None and replace(previous, created=manifest.created) == manifest:
-        manifest = previous  # unchanged: the same bytes, so nothing is rewritten
+        # Unchanged: so are the lock files, written from it before it (`verify` checks them).
+        return
+    from wheelhouse.house.export import render_requirements, requirements_filename
+    from wheelhouse.house.pylock import PYLOCK_NAME, render_pylock
+
     # The lock files come before the manifest that vouches for them.
     for lock in manifest.locks:
         write_if_changed(
@@ -1250,11 +1251,7 @@ def _write_manifest(
             render_requirements(manifest, lock).encode(),
         )
     write_if_changed(out / PYLOCK_NAME, render_pylock(manifest).encode())
-    data = manifest.to_json().encode()
-    with contextlib.suppress(FileNotFoundError):
-        if (out / MANIFEST_NAME).read_bytes() == data:
-            return
-    write_atomic(out / MANIFEST_NAME, data, fsync=True)
+    write_atomic(out / MANIFEST_NAME, manifest.to_json().encode(), fsync=True)
 
 
 def _lock(
