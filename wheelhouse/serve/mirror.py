@@ -4,6 +4,7 @@ the index's sha256, copied incrementally and crash-safely into a static wheelhou
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -422,6 +423,12 @@ def _fits(candidate: _Candidate, targets: tuple[Target, ...]) -> bool:
 def _python_fits(requires_python: str | None, targets: tuple[Target, ...]) -> bool:
     if not requires_python or not targets:
         return True
+    return _python_fits_cached(requires_python, targets)
+
+
+@functools.lru_cache(maxsize=4096)
+def _python_fits_cached(requires_python: str, targets: tuple[Target, ...]) -> bool:
+    # A big project's page repeats a handful of Requires-Python values thousands of times.
     try:
         specifier = SpecifierSet(requires_python)
     except InvalidSpecifier:
@@ -514,11 +521,7 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
                 for why in skipped:
                     logger.info("%s: %s", project.name, why)
                 _plan(project, out)
-        planned = tuple(
-            PlannedFile(p.name, c.file.filename, c.file.size, fetch=c in p.to_fetch)
-            for p in projects
-            for c in p.chosen
-        )
+        planned = tuple(file for p in projects for file in _planned(p))
         if settings.dry_run:
             outcomes = [_dry_outcome(p) for p in projects]
             outcomes += [
@@ -872,6 +875,14 @@ def _plan(project: _Project, out: Path) -> None:
 def _refreshed(mirrored: _Mirrored, candidate: _Candidate) -> _Mirrored:
     # The bytes are the same; what the index says of them (a yank) may have changed.
     return replace(mirrored, record=replace(mirrored.record, yanked=_yank_reason(candidate.file)))
+
+
+def _planned(project: _Project) -> list[PlannedFile]:
+    fetching = {c.file.filename for c in project.to_fetch}
+    return [
+        PlannedFile(project.name, c.file.filename, c.file.size, c.file.filename in fetching)
+        for c in project.chosen
+    ]
 
 
 def _dry_outcome(project: _Project) -> ProjectOutcome:
