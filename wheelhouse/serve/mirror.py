@@ -720,7 +720,15 @@ def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter:
     listings: list[_Listing] = []
     for base, result in results.items():
         if result.status == "not-modified":
-            listings.append(old[base])
+            # Validators that came with the answer replace the old ones (same page bytes).
+            kept = old[base]
+            listings.append(
+                replace(
+                    kept,
+                    etag=result.etag or kept.etag,
+                    last_modified=result.last_modified or kept.last_modified,
+                )
+            )
         elif result.status == "ok" and result.page is not None:
             digest = digests.get(base)
             listings.append(_Listing(base, result.etag, result.last_modified, digest))
