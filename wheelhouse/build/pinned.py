@@ -894,3 +894,73 @@ def unpinnable(inputs: InputSet, pip_config: Mapping[str, str]) -> str | None:
         except InvalidRequirement:
             return f"{where}: {line.requirement!r} is a path or URL"
     return None
+
+
+# -- for lock files ------------------------------------------------------------------------------
+
+
+class IndexFiles:
+    """The files of a pinned version on the configured indexes and find-links directories, as
+    the pinned path sees them: for lock files that name a file (or only its hashes) but not
+    where it is."""
+
+    def __init__(
+        self, index: IndexOptions, pip_config: Mapping[str, str], target: Target, *, jobs: int
+    ) -> None:
+        try:
+            self._sources = _sources(index, pip_config)
+        except _Ineligible as exc:
+            raise FetchError(
+                f"cannot look files up on the configured indexes: {exc}",
+                hint="give the indexes as http(s) URLs and find-links as directories",
+            ) from exc
+        self._client = _PageClient(pip_config, pool_size=max(jobs, 1))
+        self._chooser = _Chooser(
+            tags={tag: i for i, tag in enumerate(target.tags)},
+            python=_python_version(target.environment),
+            prefer_binary=False,
+        )
+
+    def files(
+        self, name: NormalizedName, version: str, *, index_url: str | None = None
+    ) -> dict[str, tuple[str, Sha256 | None]]:
+        """filename -> (URL, sha256 the index gives) for every file of ``name==version``;
+        ``index_url`` (the index a lock names for the package) is asked first."""
+        found: dict[str, tuple[str, Sha256 | None]] = {}
+        for candidate in self._candidates(name, version, index_url):
+            found.setdefault(candidate.filename, (candidate.url, candidate.sha256))
+        return found
+
+    def choose(
+        self,
+        name: NormalizedName,
+        version: str,
+        hashes: frozenset[Sha256],
+        *,
+        index_url: str | None = None,
+    ) -> Pin | None:
+        """The file pip would install ``name==version`` from among those whose sha256 is in
+        ``hashes`` (every file when ``hashes`` is empty), or None when none fits the target."""
+        item = _Wanted(name, Version(version), Requirement(f"{name}=={version}"))
+        candidates = self._candidates(name, version, index_url)
+        if hashes:
+            candidates = [c for c in candidates if c.sha256 in hashes]
+        try:
+            return self._chooser.choose(item, candidates, hashes)
+        except _Ineligible:
+            return None
+
+    def _candidates(
+        self, name: NormalizedName, version: str, index_url: str | None
+    ) -> list[_Candidate]:
+        keep = _same_version(Version(version))
+        sources: list[_Source] = list(self._sources)
+        if index_url and urlsplit(index_url).scheme in ("http", "https", "file"):
+            sources.insert(0, _Index(index_url.rstrip("/")))
+        found: list[_Candidate] = []
+        for source in sources:
+            try:
+                found += source.candidates(self._client, name, keep)
+            except _Ineligible as exc:
+                logger.info("looking up %s %s: %s", name, version, exc)
+        return found

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, fetch_all
+from wheelhouse.build.inputs import Selection
+from wheelhouse.build.locked import resolve_locked
 from wheelhouse.build.pinned import Fallback, PinnedResult, resolve_pinned, unpinnable
 from wheelhouse.build.requirements import InputSet, read_inputs
 from wheelhouse.build.resolve import (
@@ -88,7 +91,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
     report = reporter or NullReporter()
     out = settings.output.absolute()
     check_output_dir(out)
-    with locked(out, on_wait=report.note):
+    with locked(out, on_wait=report.note), tempfile.TemporaryDirectory(prefix="wheelhouse-") as tmp:
         previous = read_manifest(out) if out.is_dir() else None
         if previous is not None and not settings.refresh and _up_to_date(out, previous, settings):
             return BuildSummary(out, previous, noop=True, downloaded=0, built=0, reused=0)
@@ -98,7 +101,12 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         # side by side they overlap.
         with ThreadPoolExecutor(max_workers=1) as background:
             pending_config = background.submit(pip_config)
-            inputs = read_inputs(settings.requirements, settings.constraints)
+            inputs = read_inputs(
+                settings.requirements,
+                settings.constraints,
+                selection=Selection(frozenset(settings.extras), frozenset(settings.groups)),
+                scratch=Path(tmp),
+            )
             cache = Cache(cache_root(settings.cache_dir))
             cache.clean_stale()
             config = settings.index.over(pending_config.result())
@@ -255,6 +263,19 @@ def _resolve_and_fetch(
     """Pins and files for one target: without a resolver when the input pins everything."""
     jobs = _network_jobs(settings)
     label = "" if len(settings.targets) == 1 else f" for {target.name}"
+    if inputs.lock is not None:
+        report.stage(f"taking the pins of {inputs.lock.path.name}{label}")
+        locked = resolve_locked(
+            inputs.lock,
+            inputs.selection,
+            settings.index,
+            config,
+            target,
+            cache,
+            jobs=jobs,
+            progress=lambda pin, n: report.downloaded(pin.filename, n),
+        )
+        return locked.resolution, list(locked.fetched)
     if not settings.refresh:
         report.stage(f"checking the pins{label}")
         fast = resolve_pinned(
@@ -524,6 +545,8 @@ def _options(settings: BuildSettings) -> dict[str, Any]:
         "keep-sdists": settings.keep_sdists,
         "targets": [target.name for target in settings.targets],
         "resolver": settings.resolver,
+        **({"extras": list(settings.extras)} if settings.extras else {}),
+        **({"groups": list(settings.groups)} if settings.groups else {}),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -12,7 +12,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse._base._pip import RequirementFileError, RequirementLine, read_requirement_file
 from wheelhouse._base.files import sha256_file
-from wheelhouse.errors import RequirementsError
+from wheelhouse.build.inputs import InputKind, Lock, Selection, input_kind, read_lock
+from wheelhouse.errors import RequirementsError, UsageError
 from wheelhouse.house.manifest import InputFile, Sha256
 
 __all__ = ["InputSet", "read_inputs"]
@@ -30,10 +31,45 @@ class InputSet:
     files: tuple[InputFile, ...]
     # sha256 digests the user pinned, per project: fetched files must match one of them.
     hashes: dict[NormalizedName, frozenset[Sha256]]
+    # A lock file given as the one input: its pins are taken as they are (build/locked.py).
+    lock: Lock | None = None
+    selection: Selection = field(default_factory=Selection)
 
 
-def read_inputs(requirements: tuple[Path, ...], constraints: tuple[Path, ...]) -> InputSet:
-    """Read and check every requirements and constraints file, nested ones included."""
+def read_inputs(
+    requirements: tuple[Path, ...],
+    constraints: tuple[Path, ...],
+    *,
+    selection: Selection | None = None,
+    scratch: Path | None = None,
+) -> InputSet:
+    """Read and check every requirements and constraints file, nested ones included.
+
+    A lock file (``pylock.toml``, ``uv.lock``, ...) must be the only input; a
+    ``pyproject.toml`` is written out as a requirements file into ``scratch``.
+    """
+    selection = selection or Selection()
+    for path in requirements:
+        _check_readable(path, False)
+    kinds = {path: input_kind(path) for path in requirements}
+    locks = [path for path, kind in kinds.items() if kind not in ("requirements", "pyproject")]
+    if locks:
+        return _read_lock(locks[0], kinds[locks[0]], requirements, constraints, selection)
+    if (selection.extras or selection.groups) and "pyproject" not in kinds.values():
+        raise UsageError(
+            "--extra and --group select from a pyproject.toml or a lock file, and none was given",
+            hint="pass -r pyproject.toml (or a lock file) with them",
+        )
+    originals = requirements
+    if "pyproject" in kinds.values():
+        from wheelhouse.build.inputs.pyproject import write_pyproject_requirements
+
+        if scratch is None:
+            raise UsageError("a pyproject.toml input needs a scratch directory")
+        requirements = tuple(
+            write_pyproject_requirements(path, selection, scratch) if kind == "pyproject" else path
+            for path, kind in kinds.items()
+        )
     lines: list[RequirementLine] = []
     for path, is_constraint in [(p, False) for p in requirements] + [
         (p, True) for p in constraints
@@ -51,12 +87,44 @@ def read_inputs(requirements: tuple[Path, ...], constraints: tuple[Path, ...]) -
             f"no requirements in {names}",
             hint="add at least one requirement line, e.g. 'requests>=2.31'",
         )
+    derived = {p.absolute() for p in set(requirements) - set(originals)}
     return InputSet(
         requirements=requirements,
         constraints=constraints,
         lines=tuple(lines),
-        files=_input_files(requirements, constraints, lines),
+        files=_input_files(
+            originals,
+            constraints,
+            [line for line in lines if line.path.absolute() not in derived],
+        ),
         hashes=_hashes(lines),
+        selection=selection,
+    )
+
+
+def _read_lock(
+    path: Path,
+    kind: InputKind,
+    requirements: tuple[Path, ...],
+    constraints: tuple[Path, ...],
+    selection: Selection,
+) -> InputSet:
+    if len(requirements) > 1 or constraints:
+        raise RequirementsError(
+            f"{str(path)!r} is a lock file ({kind}): it must be the only input, with no "
+            "other -r files and no -c constraints",
+            path=path,
+            hint="build each lock into its own wheelhouse (and 'wheelhouse merge' them)",
+        )
+    lock = read_lock(path, kind)
+    return InputSet(
+        requirements=requirements,
+        constraints=(),
+        lines=(),
+        files=_input_files(requirements, (), []),
+        hashes={},
+        lock=lock,
+        selection=selection,
     )
 
 

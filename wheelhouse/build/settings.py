@@ -96,3 +96,6 @@ class BuildSettings:
     refresh: bool = False
     targets: tuple[Target, ...] = (HOST,)
     resolver: Resolver = "pip"
+    # Optional dependencies and PEP 735 groups taken from a pyproject.toml or lock input.
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()

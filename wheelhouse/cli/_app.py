@@ -86,7 +86,8 @@ RequirementFiles = Annotated[
     typer.Option(
         "-r",
         "--requirement",
-        help="Requirements file (pip's format); repeatable.",
+        help="Requirements file (pip's format), pyproject.toml, or one lock file (pylock.toml, "
+        "uv.lock, poetry.lock, pdm.lock, Pipfile.lock); repeatable.",
         metavar="FILE",
     ),
 ]

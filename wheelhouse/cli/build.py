@@ -116,6 +116,22 @@ def build(
             help="Prefer an older version with a wheel to a newer sdist (as pip).",
         ),
     ] = False,
+    extra: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--extra",
+            metavar="NAME",
+            help="Optional dependencies NAME of a pyproject.toml or lock input; repeatable.",
+        ),
+    ] = None,
+    group: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--group",
+            metavar="NAME",
+            help="Dependency group NAME (PEP 735) of a pyproject.toml or lock input; repeatable.",
+        ),
+    ] = None,
     keep_sdists: Annotated[
         bool,
         typer.Option("--keep-sdists", help="Ship the sdists beside the wheels built from them."),
@@ -195,6 +211,8 @@ def build(
         refresh=refresh,
         targets=tuple(dict.fromkeys(parse_target(t) for t in target or ["host"])),
         resolver="uv" if resolver == "uv" else "pip",
+        extras=tuple(dict.fromkeys(extra or ())),
+        groups=tuple(dict.fromkeys(group or ())),
     )
     started = time.monotonic()
     reporter = make_reporter(verbosity)

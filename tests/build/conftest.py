@@ -1,0 +1,77 @@
+"""Fixtures for the build tests: the real lock tools, run against the loopback index."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+LockTool = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def _tool_env(home: Path) -> dict[str, str]:
+    """An environment for a lock tool with no configuration of the machine's: caches and
+    config under ``home``, no PIP_/UV_/POETRY_/PDM_/PIPENV_ variables."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIP_", "UV_", "POETRY_", "PDM_", "PIPENV_", "VIRTUAL_ENV"))
+    }
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / "cache"),
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_DATA_HOME=str(home / "data"),
+        PIP_CONFIG_FILE=os.devnull,
+        UV_NO_CONFIG="1",
+        UV_CACHE_DIR=str(home / "uv-cache"),
+        UV_PYTHON_DOWNLOADS="never",
+        NO_COLOR="1",
+    )
+    return env
+
+
+@pytest.fixture
+def lock_tool(tmp_path: Path) -> LockTool:
+    """``lock_tool(argv, cwd=...)``: run a lock tool (uv, pip) isolated from the machine."""
+    home = tmp_path / "tool-home"
+    home.mkdir(exist_ok=True)
+
+    def run(
+        argv: Sequence[str | os.PathLike[str]], *, cwd: Path
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(a) for a in argv],
+            cwd=cwd,
+            env=_tool_env(home),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+            check=False,
+        )
+
+    return run
+
+
+def uv_binary() -> str:
+    from wheelhouse._base._uv import find_uv
+
+    return str(find_uv())
+
+
+def newest_pip() -> list[str]:
+    """The test environment's pip (``pip lock`` needs pip >= 25.1)."""
+    return [sys.executable, "-m", "pip"]
+
+
+def which_or_fail(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed")
+    return found

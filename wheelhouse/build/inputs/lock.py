@@ -1,0 +1,120 @@
+"""What every lock reader returns: the pinned packages a target installs, and their files."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from packaging.markers import InvalidMarker, Marker
+from packaging.utils import NormalizedName
+
+from wheelhouse._base.targets import Target
+from wheelhouse.errors import RequirementsError
+from wheelhouse.house.manifest import Sha256
+
+__all__ = [
+    "Lock",
+    "LockFormat",
+    "LockedFile",
+    "LockedPackage",
+    "Selection",
+    "SourceKind",
+    "evaluate",
+    "parse_hash",
+]
+
+LockFormat = Literal["pylock", "uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock"]
+# Where a lock says a package comes from: an index (files found there by name or hash), a
+# direct URL or local archive (the lock's URL is the file), or sources a wheelhouse cannot pin.
+SourceKind = Literal["index", "url", "path", "directory", "vcs"]
+
+
+@dataclass(frozen=True)
+class LockedFile:
+    """One file the lock allows for a package.
+
+    ``filename`` is None when the lock records only hashes (``Pipfile.lock``): the file is
+    then the one of the configured index whose sha256 is among ``sha256``. ``url`` is None
+    when the lock names the file but not where it is (poetry, pdm): it is found by filename on
+    the configured index.
+    """
+
+    filename: str | None
+    url: str | None
+    sha256: frozenset[Sha256]
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """One pinned package of a target, as the lock records it."""
+
+    name: NormalizedName
+    version: str
+    files: tuple[LockedFile, ...]
+    source: SourceKind = "index"
+    # The VCS URL or directory a package comes from, to name it in errors.
+    reference: str = ""
+    # The index the lock says the package comes from (poetry's and Pipfile's sources).
+    index_url: str | None = None
+    requires_python: str | None = None
+    requested: bool = False
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the user asked of the lock beyond its main dependencies."""
+
+    extras: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+
+
+class Lock(Protocol):
+    """A lock file read by one of the readers of this package."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def format(self) -> LockFormat: ...
+
+    def packages_for(self, target: Target, selection: Selection) -> tuple[LockedPackage, ...]:
+        """Every package ``target`` installs, with the files the lock allows for it."""
+        ...
+
+
+def evaluate(
+    marker: str | None,
+    environment: Mapping[str, str],
+    where: Path,
+    *,
+    extras: Collection[str] = (),
+) -> bool:
+    """Whether a lock's marker holds for a target (no marker holds everywhere)."""
+    if not marker:
+        return True
+    try:
+        parsed = Marker(marker)
+    except InvalidMarker as exc:
+        raise RequirementsError(
+            f"{str(where)!r} has an invalid marker {marker!r}: {exc}",
+            path=where,
+            hint="regenerate the lock with the tool that wrote it",
+        ) from exc
+    return any(parsed.evaluate({**environment, "extra": extra}) for extra in extras or ("",))
+
+
+def parse_hash(value: str, where: Path) -> Sha256 | None:
+    """``sha256:HEX`` (the form uv, poetry, pdm and Pipfile write) as a digest; other
+    algorithms are None: the file is then hashed here and checked by the others it has."""
+    algorithm, sep, digest = value.partition(":")
+    if not sep:
+        algorithm, sep, digest = value.partition("=")
+    if not sep or not digest:
+        raise RequirementsError(
+            f"{str(where)!r} records a hash {value!r} that is not ALGORITHM:HEX",
+            path=where,
+            hint="regenerate the lock with the tool that wrote it",
+        )
+    return Sha256(digest.lower()) if algorithm.lower() == "sha256" else None

@@ -1,0 +1,91 @@
+"""``pdm.lock``: packages with their groups, markers and files (by name, or by URL)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from packaging.utils import canonicalize_name
+
+from wheelhouse._base.targets import Target
+from wheelhouse.build.inputs.lock import (
+    LockedFile,
+    LockedPackage,
+    LockFormat,
+    Selection,
+    SourceKind,
+    evaluate,
+    parse_hash,
+)
+from wheelhouse.errors import RequirementsError
+from wheelhouse.house.manifest import Sha256
+
+__all__ = ["PdmLock", "read_pdm_lock"]
+
+_DEFAULT = "default"
+
+
+def read_pdm_lock(path: Path, data: Mapping[str, Any]) -> PdmLock:
+    if "lock_version" not in data.get("metadata", {}):
+        raise RequirementsError(
+            f"{str(path)!r} is not a pdm.lock (no [metadata] lock_version)",
+            path=path,
+            hint="regenerate it with 'pdm lock'",
+        )
+    return PdmLock(path, tuple(data.get("package", [])))
+
+
+@dataclass(frozen=True)
+class PdmLock:
+    """PDM (``inherit_metadata``, its default strategy) records per package the groups that
+    need it and the marker under which they do; a lock without markers is taken whole."""
+
+    path: Path
+    packages: tuple[dict[str, Any], ...]
+
+    @property
+    def format(self) -> LockFormat:
+        return "pdm.lock"
+
+    def packages_for(self, target: Target, selection: Selection) -> tuple[LockedPackage, ...]:
+        wanted = {_DEFAULT, *(canonicalize_name(g) for g in selection.groups)}
+        chosen = []
+        for package in self.packages:
+            groups = package.get("groups") or [_DEFAULT]
+            if not any(canonicalize_name(g) in wanted for g in groups):
+                continue
+            if evaluate(package.get("marker"), target.environment, self.path):
+                chosen.append(self._locked(package))
+        return tuple(chosen)
+
+    def _locked(self, package: Mapping[str, Any]) -> LockedPackage:
+        kind: SourceKind = "index"
+        reference = ""
+        if "git" in package or "hg" in package:
+            vcs = "git" if "git" in package else "hg"
+            kind, reference = "vcs", f"{vcs}+{package[vcs]}"
+        elif "path" in package and not package.get("files"):
+            kind, reference = "directory", str(self.path.parent / package["path"])
+        elif "url" in package:
+            kind = "url"
+        files = []
+        for entry in package.get("files", []):
+            digest = parse_hash(str(entry["hash"]), self.path) if "hash" in entry else None
+            url = entry.get("url") or package.get("url")
+            filename = entry.get("file") or (
+                unquote(urlsplit(url).path.rsplit("/", 1)[-1]) if url else None
+            )
+            files.append(
+                LockedFile(filename, url, frozenset({Sha256(digest)}) if digest else frozenset())
+            )
+        return LockedPackage(
+            name=canonicalize_name(package["name"]),
+            version=str(package.get("version", "")),
+            files=tuple(files),
+            source=kind,
+            reference=reference,
+            requires_python=package.get("requires_python") or None,
+        )

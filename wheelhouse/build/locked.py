@@ -1,0 +1,213 @@
+"""A lock file -> the pins and verified files of one target, with no resolver at all.
+
+A lock is pins, not a suggestion: its markers are evaluated for the target, the best file it
+lists for the target's tags is taken, fetched from the URL the lock records (else found by
+filename or hash on the configured indexes), and checked against the lock's sha256.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from wheelhouse._base._http import strip_credentials
+from wheelhouse._base.targets import Target
+from wheelhouse.build.cache import Cache
+from wheelhouse.build.fetch import Fetched, Fetcher, Progress
+from wheelhouse.build.inputs import Lock, LockedFile, LockedPackage, Selection
+from wheelhouse.build.pinned import IndexFiles, PinnedResult
+from wheelhouse.build.resolve import Pin, Resolution
+from wheelhouse.build.settings import IndexOptions
+from wheelhouse.errors import HashMismatchError, IncompatibleError, RequirementsError
+from wheelhouse.house.manifest import FileKind, Sha256
+
+__all__ = ["resolve_locked"]
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_locked(
+    lock: Lock,
+    selection: Selection,
+    index: IndexOptions,
+    pip_config: Mapping[str, str],
+    target: Target,
+    cache: Cache,
+    *,
+    jobs: int,
+    progress: Progress | None = None,
+) -> PinnedResult:
+    """The packages ``lock`` installs on ``target``, each with its file fetched and verified.
+
+    Raises :class:`IncompatibleError` (exit 9) naming every package that has no file the
+    target can install, and :class:`HashMismatchError` (exit 6) when a file is not the one
+    the lock hashed.
+    """
+    packages = lock.packages_for(target, selection)
+    _check_sources(lock, packages)
+    lookup: IndexFiles | None = None
+
+    def index_files() -> IndexFiles:
+        nonlocal lookup
+        if lookup is None:
+            lookup = IndexFiles(index, pip_config, target, jobs=jobs)
+        return lookup
+
+    def pin_of(package: LockedPackage) -> Pin | str:
+        return _pin(package, target, index_files)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(packages) or 1))) as pool:
+        found = list(pool.map(pin_of, packages))
+    missing = [why for why in found if isinstance(why, str)]
+    if missing:
+        raise IncompatibleError(
+            f"{str(lock.path)!r} cannot be installed on target {target.name!r}: "
+            + "; ".join(missing),
+            hint="lock for this target too (e.g. 'uv lock' with its environments, or "
+            "'pip lock' on such a machine), check --index-url, or drop the target",
+        )
+    pins = [pin for pin in found if isinstance(pin, Pin)]
+    allowed = {p.name: frozenset(d for f in p.files for d in f.sha256) for p in packages}
+    fetcher = Fetcher(
+        cache,
+        pip_config=pip_config,
+        allowed={name: digests for name, digests in allowed.items() if digests},
+        jobs=jobs,
+        progress=progress,
+    )
+
+    def fetch(pin: Pin) -> Fetched:
+        try:
+            return fetcher.fetch(pin)
+        except HashMismatchError as exc:
+            raise HashMismatchError(
+                f"{pin.filename} ({pin.name}=={pin.version}) from "
+                f"{strip_credentials(pin.url)} has sha256 {exc.actual}, but "
+                f"{str(lock.path)!r} records {exc.expected}",
+                filename=exc.filename,
+                expected=exc.expected,
+                actual=exc.actual,
+                hint="the file or the lock was changed since it was locked; nothing was "
+                "written: lock again if the change is expected",
+            ) from exc
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(pins) or 1))) as pool:
+        fetched = list(pool.map(fetch, pins))
+    logger.info("took %d pins from %s for %s", len(pins), lock.path, target.name)
+    resolution = Resolution(
+        target=target,
+        pins=tuple(sorted(pins, key=lambda p: p.name)),
+        environment=target.environment,
+        pip_version="",
+    )
+    by_name = {item.pin.name: item for item in fetched}
+    return PinnedResult(resolution, tuple(by_name[p.name] for p in resolution.pins))
+
+
+def _check_sources(lock: Lock, packages: Sequence[LockedPackage]) -> None:
+    vcs = [p for p in packages if p.source == "vcs"]
+    if vcs:
+        raise RequirementsError(
+            f"{str(lock.path)!r} locks {', '.join(f'{p.name} ({p.reference})' for p in vcs)} "
+            "from version control, which a wheelhouse cannot pin by hash",
+            path=lock.path,
+            hint="publish a release of it (or build a wheel) and lock that instead",
+        )
+    local = [p for p in packages if p.source == "directory"]
+    if local:
+        raise RequirementsError(
+            f"{str(lock.path)!r} locks {', '.join(f'{p.name} ({p.reference})' for p in local)} "
+            "from a local directory, which a lock pins by no hash",
+            path=lock.path,
+            hint="build it yourself and pass it as a requirement ('-r' a file holding its "
+            "path), or lock a published release",
+        )
+
+
+def _pin(
+    package: LockedPackage, target: Target, index_files: Callable[[], IndexFiles]
+) -> Pin | str:
+    """The pin for ``package`` on ``target``, or why there is none (for the one error)."""
+    what = f"{package.name} {package.version}"
+    named = [f for f in package.files if f.filename]
+    if not named:
+        if not package.files:
+            return f"{what} (the lock lists no files for it)"
+        # Pipfile.lock: only hashes. The index's file with one of them that suits the target.
+        digests = frozenset(d for f in package.files for d in f.sha256)
+        pin = index_files().choose(
+            package.name, package.version, digests, index_url=package.index_url
+        )
+        if pin is None:
+            return f"{what} (no file with a locked hash fits the target on the indexes)"
+        return _with(pin, package)
+    chosen = _best(named, target)
+    if chosen is None:
+        return f"{what} (no wheel for the target among {len(named)} locked files, no sdist)"
+    file, kind = chosen
+    url = file.url
+    assert file.filename is not None
+    if url is None:
+        on_index = index_files().files(package.name, package.version, index_url=package.index_url)
+        if file.filename not in on_index:
+            return f"{what} ({file.filename} is not on the configured indexes)"
+        url = on_index[file.filename][0]
+    locked = sorted(file.sha256)
+    return Pin(
+        name=package.name,
+        version=package.version,
+        url=url,
+        filename=file.filename,
+        kind=kind,
+        sha256=Sha256(locked[0]) if len(locked) == 1 else None,
+        requires_python=package.requires_python,
+        requested=package.requested,
+    )
+
+
+def _with(pin: Pin, package: LockedPackage) -> Pin:
+    return Pin(
+        name=pin.name,
+        version=pin.version,
+        url=pin.url,
+        filename=pin.filename,
+        kind=pin.kind,
+        sha256=pin.sha256,
+        requires_python=package.requires_python or pin.requires_python,
+        requested=package.requested,
+    )
+
+
+def _best(files: Sequence[LockedFile], target: Target) -> tuple[LockedFile, FileKind] | None:
+    """The locked wheel the target prefers most, else the locked sdist."""
+    best: tuple[int, LockedFile] | None = None
+    sdist: LockedFile | None = None
+    for file in files:
+        filename = file.filename or ""
+        if filename.endswith(".whl"):
+            try:
+                tags = parse_wheel_filename(filename)[3]
+            except InvalidWheelFilename:
+                continue
+            rank = target.accepts(tags)
+            if rank is not None and (best is None or rank < best[0]):
+                best = (rank, file)
+        elif sdist is None:
+            try:
+                parse_sdist_filename(filename)
+            except InvalidSdistFilename:
+                continue
+            sdist = file
+    if best is not None:
+        return best[1], "wheel"
+    if sdist is not None:
+        return sdist, "sdist"
+    return None
