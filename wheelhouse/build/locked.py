@@ -7,9 +7,11 @@ filename or hash on the configured indexes), and checked against the lock's sha2
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -51,7 +53,7 @@ def resolve_locked(
     target can install, and :class:`HashMismatchError` (exit 6) when a file is not the one
     the lock hashed.
     """
-    packages = lock.packages_for(target, selection)
+    packages = _one_per_name(lock, lock.packages_for(target, selection), target)
     _check_sources(lock, packages)
     lookup: IndexFiles | None = None
 
@@ -62,7 +64,7 @@ def resolve_locked(
         return lookup
 
     def pin_of(package: LockedPackage) -> Pin | str:
-        return _pin(package, target, index_files)
+        return _pin(package, target, index_files, lock.path)
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(packages) or 1))) as pool:
         found = list(pool.map(pin_of, packages))
@@ -112,6 +114,30 @@ def resolve_locked(
     return PinnedResult(resolution, tuple(by_name[p.name] for p in resolution.pins))
 
 
+def _one_per_name(
+    lock: Lock, packages: Sequence[LockedPackage], target: Target
+) -> list[LockedPackage]:
+    """One entry per project: pdm lists a package once more for each extra asked of it."""
+    found: dict[str, LockedPackage] = {}
+    for package in packages:
+        seen = found.get(package.name)
+        if seen is None:
+            found[package.name] = package
+        elif seen.version != package.version:
+            raise RequirementsError(
+                f"{str(lock.path)!r} locks {package.name} twice for target {target.name!r}, "
+                f"to {seen.version} and {package.version}",
+                path=lock.path,
+                hint="lock again: a target installs one version of each project",
+            )
+        else:
+            files = tuple(dict.fromkeys((*seen.files, *package.files)))
+            found[package.name] = dataclasses.replace(
+                seen, files=files, requested=seen.requested or package.requested
+            )
+    return list(found.values())
+
+
 def _check_sources(lock: Lock, packages: Sequence[LockedPackage]) -> None:
     vcs = [p for p in packages if p.source == "vcs"]
     if vcs:
@@ -133,7 +159,10 @@ def _check_sources(lock: Lock, packages: Sequence[LockedPackage]) -> None:
 
 
 def _pin(
-    package: LockedPackage, target: Target, index_files: Callable[[], IndexFiles]
+    package: LockedPackage,
+    target: Target,
+    index_files: Callable[[], IndexFiles],
+    package_lock: Path,
 ) -> Pin | str:
     """The pin for ``package`` on ``target``, or why there is none (for the one error)."""
     what = f"{package.name} {package.version}"
@@ -147,6 +176,21 @@ def _pin(
             package.name, package.version, digests, index_url=package.index_url
         )
         if pin is None:
+            offered = index_files().choose(
+                package.name, package.version, frozenset(), index_url=package.index_url
+            )
+            if offered is not None:
+                # The index has a file for the target, but not one the lock hashed.
+                raise HashMismatchError(
+                    f"{offered.filename} ({what}) on the index has sha256 {offered.sha256}, "
+                    f"which is not among the hashes {str(package_lock)!r} records for it: "
+                    f"{', '.join(sorted(digests))}",
+                    filename=offered.filename,
+                    expected=", ".join(sorted(digests)),
+                    actual=offered.sha256 or "",
+                    hint="the file or the lock was changed since it was locked; nothing was "
+                    "written: lock again if the change is expected",
+                )
             return f"{what} (no file with a locked hash fits the target on the indexes)"
         return _with(pin, package)
     chosen = _best(named, target)

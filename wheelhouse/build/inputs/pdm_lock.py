@@ -51,7 +51,9 @@ class PdmLock:
         return "pdm.lock"
 
     def packages_for(self, target: Target, selection: Selection) -> tuple[LockedPackage, ...]:
-        wanted = {_DEFAULT, *(canonicalize_name(g) for g in selection.groups)}
+        # PDM locks optional-dependencies as groups of the same name.
+        asked = (*selection.groups, *selection.extras)
+        wanted = {_DEFAULT, *(canonicalize_name(g) for g in asked)}
         chosen = []
         for package in self.packages:
             groups = package.get("groups") or [_DEFAULT]

@@ -60,18 +60,22 @@ class PoetryLock:
         wanted = {_MAIN, *(canonicalize_name(g) for g in selection.groups)}
         chosen = []
         for package in self.packages:
-            if package.get("optional", False) and not selection.extras:
-                # Only an extra of the project pulls it in, and the lock does not say which.
+            markers = package.get("markers")
+            if package.get("optional", False) and not markers and not selection.extras:
+                # Only an extra of the project pulls it in; Poetry 2 says which in the
+                # marker (extra == "NAME"), older locks do not.
                 continue
             groups = package.get("groups") or [package.get("category", _MAIN)]
             mine = [g for g in groups if canonicalize_name(g) in wanted]
             if not mine:
                 continue
-            markers = package.get("markers")
+            environment, extras = target.environment, selection.extras
             if isinstance(markers, Mapping):
-                applies = any(evaluate(markers.get(g), target.environment, self.path) for g in mine)
+                applies = any(
+                    evaluate(markers.get(g), environment, self.path, extras=extras) for g in mine
+                )
             else:
-                applies = evaluate(markers, target.environment, self.path)
+                applies = evaluate(markers, environment, self.path, extras=extras)
             if applies:
                 chosen.append(self._locked(package))
         return tuple(chosen)
