@@ -602,13 +602,26 @@ def test_percent_encoded_filename_is_decoded() -> None:
     assert pin.filename == "alpha-1.0+local-py3-none-any.whl"
 
 
-def test_local_directory_cannot_be_pinned() -> None:
+def test_local_directory_is_a_pin_that_build_local_turns_into_an_sdist() -> None:
     report = _report(
         _item(
             "alpha",
             "1.0",
             "",
             download_info={"url": "file:///src/alpha", "dir_info": {"editable": False}},
+        )
+    )
+    (pin,) = _from_report(report, HOST).pins
+    assert (pin.url, pin.kind, pin.sha256) == ("file:///src/alpha", "sdist", None)
+
+
+def test_editable_directory_cannot_be_pinned() -> None:
+    report = _report(
+        _item(
+            "alpha",
+            "1.0",
+            "",
+            download_info={"url": "file:///src/alpha", "dir_info": {"editable": True}},
         )
     )
     with pytest.raises(ResolutionError) as info:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import shutil
 import tempfile
+import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,10 +17,13 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
+    canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
 )
@@ -32,6 +37,7 @@ from wheelhouse._base.targets import HOST, Target
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, fetch_all
 from wheelhouse.build.inputs import Selection
+from wheelhouse.build.local import build_local_sdists, local_directory
 from wheelhouse.build.locked import resolve_locked
 from wheelhouse.build.pinned import Fallback, PinnedResult, resolve_pinned, unpinnable
 from wheelhouse.build.requirements import InputSet, read_inputs
@@ -149,6 +155,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
             ),
             build_resolutions=build_resolutions,
         )
+        manifest = _with_sources(manifest, inputs)
         report.stage(f"writing {out}")
         publish(out, manifest, sources, writers=_writers())
         downloaded = sum(1 for f in fetched.values() if f.downloaded)
@@ -306,16 +313,23 @@ def _resolve_and_fetch(
     else:
         report.stage(f"resolving with uv{label}")
         resolution = resolve_foreign(inputs, target, config)
+    if any(local_directory(pin) for pin in resolution.pins):
+        report.stage(f"building sdists of local projects{label}")
+    local = build_local_sdists(resolution.pins, cache, settings.index)
+    if local:
+        pins = tuple(local[p.filename].pin if p.filename in local else p for p in resolution.pins)
+        resolution = dataclasses.replace(resolution, pins=pins)
+    built_here = {item.pin.filename for item in local.values()}
     report.stage(f"fetching {len(resolution.pins)} files{label}")
     files = fetch_all(
-        resolution.pins,
+        [pin for pin in resolution.pins if pin.filename not in built_here],
         cache,
         pip_config=config,
         allowed=inputs.hashes,
         jobs=jobs,
         progress=lambda pin, n: report.downloaded(pin.filename, n),
     )
-    return resolution, files
+    return resolution, [*local.values(), *files]
 
 
 def _resolve_loose(
@@ -496,6 +510,34 @@ def _assemble(
         build_locks=tuple(build_locks),
     )
     return manifest, sources
+
+
+def _with_sources(manifest: Manifest, inputs: InputSet) -> Manifest:
+    """Each file's origin says how the input asked for it, when not by name from an index."""
+    direct: set[str] = set()
+    for line in inputs.lines:
+        with contextlib.suppress(InvalidRequirement):
+            if (req := Requirement(line.requirement)).url:
+                direct.add(canonicalize_name(req.name))
+    lock = f"lock:{inputs.lock.format}" if inputs.lock is not None else None
+
+    def source(record: FileRecord) -> str | None:
+        origin = record.origin
+        url = origin.url if isinstance(origin, Downloaded) else origin.sdist_url
+        parts = urlsplit(url)
+        if parts.scheme == "file" and Path(urllib.request.url2pathname(parts.path)).is_dir():
+            return "local-project"
+        if record.name in direct:
+            return "direct-url"
+        return lock
+
+    files = tuple(
+        dataclasses.replace(r, origin=dataclasses.replace(r.origin, source=found))
+        if (found := source(r)) is not None
+        else r
+        for r in manifest.files
+    )
+    return dataclasses.replace(manifest, files=files)
 
 
 def _downloaded_record(item: Fetched) -> FileRecord:

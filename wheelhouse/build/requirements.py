@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
@@ -13,6 +15,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from wheelhouse._base._pip import RequirementFileError, RequirementLine, read_requirement_file
 from wheelhouse._base.files import sha256_file
 from wheelhouse.build.inputs import InputKind, Lock, Selection, input_kind, read_lock
+from wheelhouse.build.inputs.lock import vcs_url
 from wheelhouse.errors import RequirementsError, UsageError
 from wheelhouse.house.manifest import InputFile, Sha256
 
@@ -211,6 +214,14 @@ def _check_line(line: RequirementLine) -> None:
             line=line.line,
             hint="build a wheel or sdist of the project and require it by name or path",
         )
+    if (url := vcs_url(text)) is not None:
+        raise RequirementsError(
+            f"{line.path}:{line.line}: {text!r} comes from version control ({url}), which a "
+            "wheelhouse cannot pin by hash",
+            path=line.path,
+            line=line.line,
+            hint="build a wheel or sdist of it (or publish a release) and require that instead",
+        )
     if _is_path_or_url(text):
         return
     try:
@@ -236,14 +247,21 @@ def _is_path_or_url(text: str) -> bool:
 def _hashes(lines: list[RequirementLine]) -> dict[NormalizedName, frozenset[Sha256]]:
     found: dict[NormalizedName, set[Sha256]] = {}
     for line in lines:
-        digests = line.hashes.get("sha256", ())
-        if not digests:
-            continue
+        digests = list(line.hashes.get("sha256", ()))
         try:
-            name = canonicalize_name(Requirement(line.requirement).name)
+            req = Requirement(line.requirement)
         except InvalidRequirement:
             continue
-        found.setdefault(name, set()).update(Sha256(d.lower()) for d in digests)
+        if req.url and "#" in req.url:
+            # A direct URL's own '#sha256=' is a pin too: its file is checked against it.
+            fragment = dict(
+                pair.split("=", 1) for pair in req.url.split("#", 1)[1].split("&") if "=" in pair
+            )
+            digests += [fragment["sha256"]] if "sha256" in fragment else []
+        if digests:
+            found.setdefault(canonicalize_name(req.name), set()).update(
+                Sha256(d.lower()) for d in digests
+            )
     return {name: frozenset(d) for name, d in found.items()}
 
 
@@ -262,4 +280,20 @@ def _input_files(
             sha256=Sha256(sha256_file(resolved)[0]),
             kind="constraints" if is_constraint else "requirements",
         )
+    for line in lines:
+        project = _local_project(line)
+        if project is not None and project not in seen:
+            # A directory has no one digest: recorded without one, a build from it is never
+            # taken as up to date, so a changed project is always built again.
+            seen[project] = InputFile(path=str(project), sha256=Sha256(""), kind="project")
     return tuple(seen.values())
+
+
+def _local_project(line: RequirementLine) -> Path | None:
+    text = line.requirement.split(";", 1)[0].strip()
+    if text.startswith("file:"):
+        text = urllib.request.url2pathname(urlsplit(text).path)
+    elif not text.startswith((".", "/", "~")):
+        return None
+    path = Path(os.path.expanduser(text)).absolute()
+    return path if path.is_dir() else None

@@ -287,6 +287,10 @@ def _from_report(report: dict[str, Any], target: Target) -> Resolution:
         name = canonicalize_name(metadata["name"])
         version = metadata["version"]
         info = item["download_info"]
+        if "dir_info" in info and not info["dir_info"].get("editable"):
+            # A local project: build/local.py builds it into an sdist, which replaces this.
+            pins.append(_local_pin(name, version, info["url"], metadata, item))
+            continue
         if "dir_info" in info or "vcs_info" in info:
             raise ResolutionError(
                 f"{name} {version} comes from {'a directory' if 'dir_info' in info else 'VCS'} "
@@ -314,6 +318,21 @@ def _from_report(report: dict[str, Any], target: Target) -> Resolution:
         pins=tuple(pins),
         environment=dict(report.get("environment", {})),
         pip_version=str(report.get("pip_version", "")),
+    )
+
+
+def _local_pin(
+    name: NormalizedName, version: str, url: str, metadata: dict[str, Any], item: dict[str, Any]
+) -> Pin:
+    return Pin(
+        name=name,
+        version=version,
+        url=url,
+        filename=f"{name}-{version}.local-project",
+        kind="sdist",
+        sha256=None,
+        requires_python=metadata.get("requires_python"),
+        requested=bool(item.get("requested")),
     )
 
 
@@ -354,7 +373,7 @@ _CONFLICT_HEAD = re.compile(r"ERROR: Cannot install (?P<what>.+?) because these 
 _RETRY = re.compile(r"Retrying \(.*?\) after connection broken by '(?P<why>.+)': (?P<path>\S+)")
 _FETCH = re.compile(r"Could not fetch URL (?P<url>\S+?): (?P<why>.+)")
 _HASH_GOT = re.compile(
-    r"^\s*(?P<req>\S+) from (?P<url>\S+?)(?: \(from .*\))?:?\s*\n"
+    r"^\s*(?P<req>\S+(?: @ \S+)?) from (?P<url>\S+?)(?: \(from .*\))?:?\s*\n"
     r"\s*Expected sha256 (?P<expected>\w+)\s*\n\s*Got\s+(?P<got>\w+)",
     re.MULTILINE,
 )
@@ -553,10 +572,11 @@ def resolve_foreign(inputs: InputSet, target: Target, pip_config: Mapping[str, s
         lock = tomllib.loads(lock_path.read_text(encoding="utf-8"))
     requested = requested_names(inputs, target)
     formats = format_control(pip_config)
+    lock_dir = lock_path.parent  # uv writes a local project's path relative to the lock
     pins = [
         pin
         for package in lock.get("packages", [])
-        if (pin := _pin_for_target(package, target, requested, formats)) is not None
+        if (pin := _pin_for_target(package, target, requested, lock_dir, formats)) is not None
     ]
     pins.sort(key=lambda p: p.name)
     return Resolution(
@@ -627,10 +647,12 @@ def _pin_for_target(
     package: dict[str, Any],
     target: Target,
     requested: set[NormalizedName],
+    lock_dir: Path,
     formats: FormatControl | None = None,
 ) -> Pin | None:
     name = canonicalize_name(package["name"])
-    version = str(package["version"])
+    # uv gives no version for a local project (build/local.py learns it from its sdist).
+    version = str(package.get("version", "") if "directory" in package else package["version"])
     marker = package.get("marker")
     if marker and not Marker(marker).evaluate(target.environment):
         return None
@@ -650,6 +672,19 @@ def _pin_for_target(
         kind: FileKind = "wheel"
     elif "sdist" in package and "source" in allowed:
         chosen, filename, kind = package["sdist"], _lock_filename(package["sdist"]), "sdist"
+    elif "directory" in package:
+        where = (lock_dir / package["directory"]["path"]).resolve()
+        return _local_pin(name, version, where.as_uri(), {}, {"requested": name in requested})
+    elif "archive" in package and "url" in package["archive"]:
+        # A direct URL requirement (name @ https://...): the one file there is.
+        chosen, filename = package["archive"], _lock_filename(package["archive"])
+        kind = _kind(filename)
+        if kind == "wheel" and target.accepts(parse_wheel_filename(filename)[3]) is None:
+            raise ResolutionError(
+                f"{name} {version} is required as {filename}, which does not fit target "
+                f"{target.name!r}",
+                hint="require a file that fits the target, or drop the target",
+            )
     else:
         raise ResolutionError(
             f"{name} {version} has no wheel for target {target.name!r} and no sdist"

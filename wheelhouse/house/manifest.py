@@ -28,6 +28,7 @@ __all__ = [
     "ManifestKind",
     "Origin",
     "Sha256",
+    "Source",
     "TargetLock",
     "read_manifest",
 ]
@@ -47,11 +48,18 @@ FileKind = Literal["wheel", "sdist"]
 ManifestKind = Literal["wheelhouse", "mirror"]
 
 
+# How an input asked for a file, when not by name from an index: "direct-url" (name @ URL),
+# "local-project" (a directory built here), or "lock:FORMAT" (pinned by a lock file).
+# Recorded as the origin's "source"; absent in manifests written before it existed.
+Source = str
+
+
 @dataclass(frozen=True)
 class Downloaded:
     """The file was downloaded as is from ``url`` (credentials never recorded)."""
 
     url: str
+    source: Source | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class BuiltFrom:
     sdist_sha256: Sha256
     sdist_url: str
     backend: str
+    source: Source | None = None
 
 
 Origin = Downloaded | BuiltFrom
@@ -109,7 +118,8 @@ class InputFile:
 
     path: str
     sha256: Sha256
-    kind: Literal["requirements", "constraints"]
+    # "project": a local project directory (no digest: a build from it is never up to date).
+    kind: Literal["requirements", "constraints", "project"]
 
 
 @dataclass(frozen=True)
@@ -169,15 +179,17 @@ def read_manifest(directory: Path) -> Manifest | None:
 
 
 def _origin_to_dict(origin: Origin) -> dict[str, Any]:
+    source = {"source": origin.source} if origin.source else {}
     if isinstance(origin, Downloaded):
-        return {"url": origin.url}
+        return {"url": origin.url, **source}
     return {
         "built-from": {
             "filename": origin.sdist,
             "sha256": origin.sdist_sha256,
             "url": origin.sdist_url,
             "backend": origin.backend,
-        }
+        },
+        **source,
     }
 
 
@@ -189,8 +201,9 @@ def _origin_from_dict(data: dict[str, Any]) -> Origin:
             sdist_sha256=Sha256(built["sha256"]),
             sdist_url=built["url"],
             backend=built["backend"],
+            source=data.get("source"),
         )
-    return Downloaded(url=data["url"])
+    return Downloaded(url=data["url"], source=data.get("source"))
 
 
 def _lock_to_dict(lock: TargetLock) -> dict[str, Any]:

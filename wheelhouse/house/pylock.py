@@ -167,6 +167,8 @@ def _package_tool_table(records: list[FileRecord], in_targets: list[TargetLock])
             }
         else:
             origin["url"] = record.origin.url
+        if record.origin.source:
+            origin["source"] = record.origin.source
         origins.append(origin)
     return {"targets": sorted({lock.target for lock in in_targets}), "origins": origins}
 

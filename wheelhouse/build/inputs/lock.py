@@ -23,6 +23,7 @@ __all__ = [
     "SourceKind",
     "evaluate",
     "parse_hash",
+    "vcs_url",
 ]
 
 LockFormat = Literal["pylock", "uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock"]
@@ -118,3 +119,14 @@ def parse_hash(value: str, where: Path) -> Sha256 | None:
             hint="regenerate the lock with the tool that wrote it",
         )
     return Sha256(digest.lower()) if algorithm.lower() == "sha256" else None
+
+
+_VCS_SCHEMES = ("git+", "hg+", "svn+", "bzr+")
+
+
+def vcs_url(requirement: str) -> str | None:
+    """The version-control URL a requirement names (``git+https://...``, as is or after
+    ``name @``), or None."""
+    head = requirement.split(";", 1)[0].strip()
+    url = head.split("@", 1)[1].strip() if " @ " in head or "@ " in head else head
+    return url if url.lower().startswith(_VCS_SCHEMES) else None

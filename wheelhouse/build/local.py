@@ -1,0 +1,89 @@
+"""Local project directories in the input (``.``, ``./path``, ``file:`` URLs) -> sdists.
+
+pip resolves a local directory like any requirement (its own dependencies included) but
+reports no file and no hash for it. Each one is built here into an sdist with ``build``; the
+sdist, hashed and stored in the cache, then takes the place of the directory, and is built into
+a wheel like every other sdist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import shutil
+import sys
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+
+from wheelhouse._base._pip import online_env
+from wheelhouse._base._subprocess import run, tail
+from wheelhouse.build.cache import Cache
+from wheelhouse.build.fetch import Fetched
+from wheelhouse.build.resolve import Pin
+from wheelhouse.build.settings import IndexOptions
+from wheelhouse.errors import BuildError
+from wheelhouse.house.manifest import Sha256
+
+__all__ = ["build_local_sdists", "local_directory"]
+
+logger = logging.getLogger(__name__)
+
+
+def local_directory(pin: Pin) -> Path | None:
+    """The project directory ``pin`` stands for, or None when it is a file."""
+    parts = urlsplit(pin.url)
+    if parts.scheme != "file":
+        return None
+    path = Path(urllib.request.url2pathname(parts.path))
+    return path if path.is_dir() else None
+
+
+def build_local_sdists(
+    pins: Sequence[Pin], cache: Cache, index: IndexOptions
+) -> dict[str, Fetched]:
+    """An sdist for every pin that is a local directory, by the pin's filename."""
+    built: dict[str, Fetched] = {}
+    for pin in pins:
+        directory = local_directory(pin)
+        if directory is not None:
+            built[pin.filename] = _sdist(pin, directory, cache, index)
+    return built
+
+
+def _sdist(pin: Pin, directory: Path, cache: Cache, index: IndexOptions) -> Fetched:
+    work = cache.new_tmp_dir("local-")
+    try:
+        result = run(
+            [sys.executable, "-P", "-m", "build", "--sdist", "--outdir", work, directory],
+            env=index.over_env(online_env()),
+        )
+        found = [p for p in work.iterdir() if p.name.endswith((".tar.gz", ".zip"))]
+        if not result.ok or len(found) != 1:
+            raise BuildError(
+                f"the local project {str(directory)!r} ({pin.name} {pin.version}) could not be "
+                "built into an sdist",
+                name=pin.name,
+                version=pin.version,
+                log_tail=tail(result.stdout + "\n" + result.stderr),
+                hint="run 'python -m build --sdist' in it to see why",
+            )
+        sdist = found[0]
+        digest = Sha256(hashlib.sha256(sdist.read_bytes()).hexdigest())
+        size = sdist.stat().st_size
+        stored = cache.store(sdist, digest, sdist.name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    logger.info("built %s from %s", sdist.name, directory)
+    try:
+        version = str(parse_sdist_filename(sdist.name)[1])
+    except InvalidSdistFilename:
+        version = pin.version
+    final = dataclasses.replace(
+        pin, filename=sdist.name, kind="sdist", sha256=digest, version=pin.version or version
+    )
+    return Fetched(final, stored, digest, size, downloaded=False)
