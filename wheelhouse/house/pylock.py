@@ -8,6 +8,14 @@ from typing import Any
 
 import tomli_w
 from packaging.markers import InvalidMarker, Marker
+from packaging.pylock import (
+    Package,
+    PackageSdist,
+    PackageWheel,
+    Pylock,
+    PylockValidationError,
+)
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
@@ -52,23 +60,33 @@ def render_pylock(manifest: Manifest, *, files_dir: str = ".") -> str:
         if key in filenames and record.kind == "sdist":
             filenames[key].add(record.filename)
 
-    document: dict[str, Any] = {"lock-version": LOCK_VERSION}
     requires_python = _requires_python(manifest.locks)
-    if requires_python is not None:
-        document["requires-python"] = requires_python
-    document["created-by"] = _CREATED_BY
-    document["packages"] = [
-        _package(
-            key,
-            [_record(by_filename, key, filename) for filename in sorted(filenames[key])],
-            targets[key],
-            manifest.locks,
-            files_dir,
+    try:
+        document = Pylock(
+            lock_version=Version(LOCK_VERSION),
+            requires_python=SpecifierSet(requires_python) if requires_python else None,
+            created_by=_CREATED_BY,
+            packages=[
+                _package(
+                    key,
+                    [_record(by_filename, key, filename) for filename in sorted(filenames[key])],
+                    targets[key],
+                    manifest.locks,
+                    files_dir,
+                )
+                for key in sorted(targets, key=_sort_key)
+            ],
+            tool={"wheelhouse": _lock_tool_table(manifest)},
         )
-        for key in sorted(targets, key=_sort_key)
-    ]
-    document["tool"] = {"wheelhouse": _lock_tool_table(manifest)}
-    return tomli_w.dumps(document)
+        # The spec's own checks (names, versions, hashes, one source per package), by the
+        # library that installers select from.
+        document.validate()
+    except (PylockValidationError, InvalidSpecifier, InvalidVersion) as exc:
+        raise InvalidWheelhouseError(
+            f"the manifest does not make a valid PEP 751 lock file: {exc}",
+            hint="rebuild the wheelhouse with 'wheelhouse build'",
+        ) from exc
+    return tomli_w.dumps(dict(document.to_dict()))
 
 
 def write_pylock(root: Path, manifest: Manifest) -> Path:
@@ -112,17 +130,13 @@ def _package(
     in_targets: list[TargetLock],
     all_targets: Iterable[TargetLock],
     files_dir: str,
-) -> dict[str, Any]:
+) -> Package:
     name, version = key
-    package: dict[str, Any] = {"name": name, "version": version}
     marker = _package_marker(key, in_targets, all_targets)
-    if marker is not None:
-        package["marker"] = marker
     specifiers = {record.requires_python for record in records}
-    if len(specifiers) == 1 and (only := specifiers.pop()):
-        # Files of one version that disagree on Requires-Python say nothing about the package
-        # as a whole; the installer's tag and Requires-Python checks per file still apply.
-        package["requires-python"] = only
+    # Files of one version that disagree on Requires-Python say nothing about the package
+    # as a whole; the installer's tag and Requires-Python checks per file still apply.
+    only = specifiers.pop() if len(specifiers) == 1 else None
     sdists = [record for record in records if record.kind == "sdist"]
     wheels = [record for record in records if record.kind == "wheel"]
     if not sdists and not wheels:
@@ -136,12 +150,15 @@ def _package(
             f" {', '.join(repr(r.filename) for r in sdists)}; a lock file holds one",
             hint="rebuild the wheelhouse with 'wheelhouse build'",
         )
-    if sdists:
-        package["sdist"] = _file_table(sdists[0], files_dir)
-    if wheels:
-        package["wheels"] = [_file_table(record, files_dir) for record in wheels]
-    package["tool"] = {"wheelhouse": _package_tool_table(records, in_targets)}
-    return package
+    return Package(
+        name=name,
+        version=Version(version),
+        marker=Marker(marker) if marker is not None else None,
+        requires_python=SpecifierSet(only) if only else None,
+        sdist=PackageSdist(**_file_table(sdists[0], files_dir)) if sdists else None,
+        wheels=[PackageWheel(**_file_table(record, files_dir)) for record in wheels] or None,
+        tool={"wheelhouse": _package_tool_table(records, in_targets)},
+    )
 
 
 def _file_table(record: FileRecord, files_dir: str) -> dict[str, Any]:
