@@ -40,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,8 @@ BUMPED = ("certifi", "idna")
 TARGET_LOOSE = 1.0
 TARGET_LOOSE_UV = {"webservice.in": 0.2}
 TARGET_LOOSE_UV_LARGE = 0.3
+# Issue 14: a lock of the same pins builds within 1.1x of the pins as a requirements file.
+TARGET_LOCK = 1.1
 
 WHEELHOUSE = [sys.executable, "-m", "wheelhouse"]
 PIP = [sys.executable, "-m", "pip"]
@@ -367,6 +369,46 @@ def bench_loose(requirements: Path, rounds: int, scratch: Scratch, log: Any) -> 
 
 def _tree_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def bench_locks(requirements: Path, rounds: int, scratch: Scratch, log: Any) -> list[Case]:
+    """Cold build from a pylock.toml of the pins vs the same pins as a requirements file.
+
+    Both take the pinned path (no resolver): the lock's files come from the URLs it records,
+    the requirements file's from the index pages. ``pip lock`` writes the lock once, first.
+    """
+    label = requirements.name
+    work = scratch.new(f"lock-{label}")
+    lock = work / "pylock.toml"
+    env = online_env(work, work / "pip-cache")
+    timed([*PIP, "lock", "-q", "-r", str(requirements), "-o", str(lock)], env, cwd=work)
+    case = Case(
+        "lock cold build",
+        label,
+        "wheelhouse build -r pylock.toml -o DIR --cache-dir FRESH (written by pip lock)",
+        "wheelhouse build -r X -o DIR --cache-dir FRESH (the same pins)",
+        TARGET_LOCK,
+    )
+
+    def build(source: Path, record: list[float], what: str) -> Callable[[int], None]:
+        def step(r: int) -> None:
+            out = scratch.new(f"lock-{what}")
+            argv = [*WHEELHOUSE, "build", "-v", "-r", str(source), "-o", str(out / "out"),
+                    "--cache-dir", str(out / "cache")]  # fmt: skip
+            run = timed(argv, online_env(out, out / "pip-cache"), cwd=out)
+            if any("resolving with" in text for _, text in run.lines):
+                raise BenchError(f"{source.name} was resolved, not taken as pins:\n{_tail(run)}")
+            record.append(run.seconds)
+            log(f"  round {r + 1}: wheelhouse from {what:<12} {run.seconds:6.2f} s")
+
+        return step
+
+    alternate(
+        rounds,
+        build(lock, case.wheelhouse, "pylock.toml"),
+        build(requirements, case.baseline, label),
+    )
+    return [case]
 
 
 def install_command_available() -> bool:
@@ -1263,6 +1305,11 @@ def main(argv: list[str] | None = None) -> int:
         help="only the mirror case: the web-service closure for host + "
         "cp312-manylinux_2_28_aarch64",
     )
+    parser.add_argument(
+        "--locks",
+        action="store_true",
+        help="only the lock case: each input as a pylock.toml (pip lock) vs as requirements",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -1302,6 +1349,8 @@ def main(argv: list[str] | None = None) -> int:
                 result["proxy_concurrent"] = concurrent
                 print_cases(cases)
                 print_concurrent(concurrent)
+            elif args.locks:
+                result["cases"] = run_lock_cases(args, scratch, log)
             else:
                 result["cases"] = run_cases(args, scratch, log)
         except BenchError as exc:
@@ -1441,6 +1490,16 @@ def run_cases(args: argparse.Namespace, scratch: Scratch, log: Any) -> list[dict
             cases += bench_installs(
                 directory, requirements.name, args.rounds, scratch, log, via_cli
             )
+    print_cases(cases)
+    return [c.as_json() for c in cases]
+
+
+def run_lock_cases(args: argparse.Namespace, scratch: Scratch, log: Any) -> list[dict[str, Any]]:
+    cases: list[Case] = []
+    for requirements in args.input or DEFAULT_INPUTS[:1]:
+        requirements = requirements.resolve()
+        log(f"{requirements.name}: lock vs requirements ({args.rounds} rounds, alternating)")
+        cases += bench_locks(requirements, args.rounds, scratch, log)
     print_cases(cases)
     return [c.as_json() for c in cases]
 
