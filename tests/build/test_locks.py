@@ -316,3 +316,34 @@ def test_rebuilding_from_an_unchanged_lock_is_a_noop(
     again = cli("build", "-r", lock, "-o", tmp_path / "house", "-i", project.index.url, "--json")
     assert again.exit_code == 0, again.stderr
     assert json.loads(again.stdout)["noop"] is True
+
+
+POETRY_1_PYPROJECT = """\
+[tool.poetry]
+name = "app"
+version = "0.1.0"
+description = ""
+authors = []
+
+[tool.poetry.dependencies]
+python = "^3.11"
+purepkg = "1.0"
+compiled = "*"
+srcpure = "*"
+"""
+
+
+def test_a_poetry_1_lock_without_markers_is_walked_from_the_pyproject_beside_it(
+    project: Project, cli: Cli, tmp_path: Path
+) -> None:
+    # Poetry 1.x (lock-version 2.0) writes the same package tables without groups and
+    # markers: which packages a target needs follows from the project's dependencies.
+    lock = project.lock("poetry.lock")
+    text = lock.read_text()
+    text = re.sub(r"^(groups|markers) = .*\n", "", text, flags=re.MULTILINE)
+    lock.write_text(text.replace('lock-version = "2.1"', 'lock-version = "2.0"'))
+    (project.root / "pyproject.toml").write_text(POETRY_1_PYPROJECT)
+    manifest = build(cli, tmp_path / "house", lock, project.index, "--target", "host",
+                     "--target", WINDOWS)  # fmt: skip
+    for target, files in EXPECTED.items():
+        assert lock_of(manifest, target) == {name: (f,) for name, f in files.items()}, target

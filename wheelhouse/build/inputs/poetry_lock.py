@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from wheelhouse._base.targets import Target
@@ -57,6 +59,10 @@ class PoetryLock:
         return "poetry.lock"
 
     def packages_for(self, target: Target, selection: Selection) -> tuple[LockedPackage, ...]:
+        if not any("groups" in p for p in self.packages):
+            roots = _project_roots(self.path.parent / "pyproject.toml", selection)
+            if roots is not None:
+                return self._walk(roots, target)
         wanted = {_MAIN, *(canonicalize_name(g) for g in selection.groups)}
         chosen = []
         for package in self.packages:
@@ -79,6 +85,42 @@ class PoetryLock:
             if applies:
                 chosen.append(self._locked(package))
         return tuple(chosen)
+
+    def _walk(self, roots: list[tuple[str, Any]], target: Target) -> tuple[LockedPackage, ...]:
+        """A lock without groups and markers (Poetry 1.x): its packages reachable from the
+        project's dependencies (the pyproject.toml beside it) along edges whose markers hold."""
+        environment = target.environment
+        by_name = {canonicalize_name(p["name"]): p for p in self.packages}
+        chosen: dict[str, Mapping[str, Any]] = {}
+        seen: set[tuple[str, frozenset[str]]] = set()
+        todo = list(roots)
+        while todo:
+            name, spec = todo.pop()
+            for constraint in spec if isinstance(spec, list) else [spec]:
+                table = constraint if isinstance(constraint, Mapping) else {}
+                if table.get("optional") and not table.get("_asked"):
+                    continue
+                if not evaluate(table.get("markers"), environment, self.path):
+                    continue
+                key = canonicalize_name(name)
+                extras = frozenset(canonicalize_name(e) for e in table.get("extras", []))
+                if key not in by_name or (key, extras) in seen:
+                    continue
+                seen.add((key, extras))
+                package = by_name[key]
+                chosen[key] = package
+                asked = {
+                    canonicalize_name(Requirement(r).name)
+                    for extra, reqs in package.get("extras", {}).items()
+                    if canonicalize_name(extra) in extras
+                    for r in reqs
+                    if _valid(r)
+                }
+                for dep, dep_spec in package.get("dependencies", {}).items():
+                    if canonicalize_name(dep) in asked:
+                        dep_spec = _asked(dep_spec)
+                    todo.append((dep, dep_spec))
+        return tuple(self._locked(chosen[name]) for name in sorted(chosen))
 
     def _locked(self, package: Mapping[str, Any]) -> LockedPackage:
         name = canonicalize_name(package["name"])
@@ -121,3 +163,63 @@ class PoetryLock:
             requires_python=None,
             requested=False,
         )
+
+
+def _valid(text: str) -> bool:
+    try:
+        Requirement(text)
+    except InvalidRequirement:
+        return False
+    return True
+
+
+def _asked(spec: Any) -> Any:
+    """An optional dependency that an extra asked for, so the walk takes it."""
+    if isinstance(spec, list):
+        return [_asked(s) for s in spec]
+    if isinstance(spec, Mapping):
+        return {**spec, "_asked": True}
+    return spec
+
+
+def _project_roots(pyproject: Path, selection: Selection) -> list[tuple[str, Any]] | None:
+    """The project's direct dependencies as (name, poetry constraint), or None without a
+    readable pyproject.toml."""
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    poetry = data.get("tool", {}).get("poetry", {})
+    roots: list[tuple[str, Any]] = []
+    tables = [poetry.get("dependencies", {})]
+    groups = {canonicalize_name(g) for g in selection.groups}
+    for group, table in poetry.get("group", {}).items():
+        if canonicalize_name(group) in groups:
+            tables.append(table.get("dependencies", {}))
+    if "dev" in groups:
+        tables.append(poetry.get("dev-dependencies", {}))
+    extras = {canonicalize_name(e) for e in selection.extras}
+    in_extras = {
+        canonicalize_name(name)
+        for extra, names in poetry.get("extras", {}).items()
+        if canonicalize_name(extra) in extras
+        for name in names
+    }
+    for table in tables:
+        for name, spec in table.items():
+            if canonicalize_name(name) == "python":
+                continue
+            roots.append((name, _asked(spec) if canonicalize_name(name) in in_extras else spec))
+    project = data.get("project", {})
+    texts = list(project.get("dependencies", []))
+    for extra, reqs in project.get("optional-dependencies", {}).items():
+        if canonicalize_name(extra) in extras:
+            texts += reqs
+    for text in texts:
+        if _valid(text):
+            req = Requirement(text)
+            entry: dict[str, Any] = {"extras": sorted(req.extras)}
+            if req.marker is not None:
+                entry["markers"] = str(req.marker)
+            roots.append((req.name, entry))
+    return roots if roots else None
