@@ -347,3 +347,16 @@ def test_a_poetry_1_lock_without_markers_is_walked_from_the_pyproject_beside_it(
                      "--target", WINDOWS)  # fmt: skip
     for target, files in EXPECTED.items():
         assert lock_of(manifest, target) == {name: (f,) for name, f in files.items()}, target
+
+
+def test_a_file_whose_locked_url_is_unreachable_is_taken_by_name_from_the_index(
+    project: Project, cli: Cli, tmp_path: Path
+) -> None:
+    lock = project.lock("uv.lock")
+    # Locked against another host (the public index, say) that this machine cannot reach.
+    text = lock.read_text().replace(project.index.files_url, "http://127.0.0.1:9/files/")
+    lock.write_text(text)
+    manifest = build(cli, tmp_path / "house", lock, project.index)
+    assert set(lock_of(manifest, "host")) == set(EXPECTED["host"])
+    origin = manifest.file("helper-1.0-py3-none-any.whl").origin
+    assert getattr(origin, "url", "") == project.index.files_url + "helper-1.0-py3-none-any.whl"

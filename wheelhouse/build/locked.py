@@ -28,7 +28,7 @@ from wheelhouse.build.inputs import Lock, LockedFile, LockedPackage, Selection
 from wheelhouse.build.pinned import IndexFiles, PinnedResult
 from wheelhouse.build.resolve import Pin, Resolution
 from wheelhouse.build.settings import IndexOptions
-from wheelhouse.errors import HashMismatchError, IncompatibleError, RequirementsError
+from wheelhouse.errors import FetchError, HashMismatchError, IncompatibleError, RequirementsError
 from wheelhouse.house.manifest import FileKind, Sha256
 
 __all__ = ["resolve_locked"]
@@ -88,7 +88,17 @@ def resolve_locked(
 
     def fetch(pin: Pin) -> Fetched:
         try:
-            return fetcher.fetch(pin)
+            try:
+                return fetcher.fetch(pin)
+            except FetchError as exc:
+                # The lock's URL cannot be reached from here (a mirror stands in for the
+                # index it was locked against): the same file, by name, from the configured
+                # index, checked against the same hash.
+                found = index_files().files(pin.name, pin.version).get(pin.filename)
+                if found is None or found[0] == pin.url:
+                    raise
+                logger.warning("%s; taking %s from %s", exc.message, pin.filename, found[0])
+                return fetcher.fetch(dataclasses.replace(pin, url=found[0]))
         except HashMismatchError as exc:
             raise HashMismatchError(
                 f"{pin.filename} ({pin.name}=={pin.version}) from "
