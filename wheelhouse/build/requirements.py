@@ -68,7 +68,10 @@ def read_inputs(
         from wheelhouse.build.inputs.pyproject import write_pyproject_requirements
 
         if scratch is None:
-            raise UsageError("a pyproject.toml input needs a scratch directory")
+            raise UsageError(
+                "a pyproject.toml is an input of 'wheelhouse build' only",
+                hint="pass a requirements file here",
+            )
         requirements = tuple(
             write_pyproject_requirements(path, selection, scratch) if kind == "pyproject" else path
             for path, kind in kinds.items()
