@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,13 +56,15 @@ def resolve_locked(
     """
     packages = _one_per_name(lock, lock.packages_for(target, selection), target)
     _check_sources(lock, packages)
-    lookup: IndexFiles | None = None
+    lookup: list[IndexFiles] = []
+    guard = threading.Lock()
 
     def index_files() -> IndexFiles:
-        nonlocal lookup
-        if lookup is None:
-            lookup = IndexFiles(index, pip_config, target, jobs=jobs)
-        return lookup
+        # Made on first need (a lock with URLs never reads an index page), once for all threads.
+        with guard:
+            if not lookup:
+                lookup.append(IndexFiles(index, pip_config, target, jobs=jobs))
+            return lookup[0]
 
     def pin_of(package: LockedPackage) -> Pin | str:
         return _pin(package, target, index_files, lock.path)
