@@ -64,6 +64,15 @@ class IndexOptions:
             merged.update(state.as_options())
         return merged
 
+    def over_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` with these options as ``PIP_*`` variables, for pip runs we do not start
+        ourselves (``build --sdist`` of a local project, in its own isolated environment)."""
+        keys = ("index-url", "extra-index-url", "find-links", "pre")
+        names = {key: "PIP_" + key.upper().replace("-", "_") for key in keys}
+        current = {key: env[var] for key, var in names.items() if var in env}
+        merged = self.over(current)
+        return {**env, **{names[key]: merged[key] for key in keys if key in merged}}
+
     def pip_args(self) -> list[str]:
         args: list[str] = []
         if self.index_url:
