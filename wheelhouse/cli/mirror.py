@@ -13,6 +13,7 @@ from wheelhouse.cli._app import EXIT_CODES, app, print_json, setup_logging
 from wheelhouse.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from wheelhouse.house.publish import PublishResult
     from wheelhouse.serve.mirror import MirrorSummary
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -43,8 +44,24 @@ def mirror(
         ),
     ] = None,
     output: Annotated[
-        Path, typer.Option("-o", "--output", metavar="DIR", help="The mirror directory.")
-    ] = Path("mirror"),
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="DIR|URL",
+            help="The mirror directory, or s3://BUCKET[/PREFIX] (kept through a working tree "
+            "in the cache, then published in safe order).",
+        ),
+    ] = "mirror",
+    endpoint_url: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--endpoint-url",
+            metavar="URL",
+            help="S3 endpoint of a self-hosted store (MinIO, Ceph, SeaweedFS) for -o s3://... "
+            "[default: $AWS_ENDPOINT_URL, else AWS].",
+        ),
+    ] = None,
     requirement: Annotated[
         Optional[list[Path]],  # noqa: UP045
         typer.Option(
@@ -134,8 +151,18 @@ def mirror(
         raise UsageError(
             "nothing to mirror", hint="name projects, pass -r FILE, or --all for the whole index"
         )
+    store = None
+    if "://" in output:
+        from wheelhouse._base.storage import open_store
+
+        store = open_store(output, endpoint_url=endpoint_url)
+    elif endpoint_url is not None:
+        raise UsageError(
+            "--endpoint-url is for a mirror in object storage",
+            hint="write -o s3://BUCKET/PREFIX, or leave --endpoint-url out",
+        )
     settings = MirrorSettings(
-        output=output,
+        output=Path(output),
         projects=tuple(projects or ()),
         requirements=tuple(requirement or ()),
         all_projects=all_projects,
@@ -151,13 +178,33 @@ def mirror(
         refresh=refresh,
     )
     reporter = make_reporter(verbosity)
+    published: PublishResult | None = None
     try:
-        summary = run_mirror(settings, reporter)
+        if store is None:
+            summary = run_mirror(settings, reporter)
+        else:
+            from wheelhouse.serve.mirror_store import mirror_to_store
+
+            result = mirror_to_store(settings, store, endpoint_url=endpoint_url, reporter=reporter)
+            summary, published = result.summary, result.published
     finally:
         reporter.close()
     if as_json:
-        print_json(_summary_json(summary))
+        data = _summary_json(summary)
+        if store is not None:
+            data["output"] = store.url
+            data["work-dir"] = str(summary.output)
+            data["published"] = _published_json(published)
+        print_json(data)
     _print_summary(summary, verbosity, listing=not as_json)
+    if store is not None and published is not None and verbosity >= 0:
+        plan = published.plan
+        typer.echo(
+            f"{plan.store_url}: uploaded {len(published.uploaded)} objects "
+            f"({plan.upload_bytes / 1e6:.1f} MB), {plan.unchanged} unchanged, "
+            f"{len(published.deleted)} deleted",
+            err=True,
+        )
     if summary.failed:
         raise typer.Exit(ExitCode.PARTIAL)
 
@@ -199,6 +246,18 @@ def _summary_json(summary: MirrorSummary) -> dict[str, object]:
             for f in summary.planned
         ]
     return data
+
+
+def _published_json(published: PublishResult | None) -> dict[str, object] | None:
+    if published is None:
+        return None  # --dry-run: the store is not touched
+    return {
+        "url": published.plan.store_url,
+        "uploaded": published.uploaded,
+        "uploaded-bytes": published.plan.upload_bytes,
+        "unchanged": published.plan.unchanged,
+        "deleted": published.deleted,
+    }
 
 
 def _print_summary(summary: MirrorSummary, verbosity: int, *, listing: bool) -> None:
