@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin
 
 import pytest
 
+from tests._capabilities import find_uv
 from tests._dists import DistFactory
+from tests._nginx import Nginx, docs_block
 from tests._s3 import S3Server
 from tests._server import IndexServer
-from tests.conftest import Cli
+from tests.conftest import Cli, MakeVenv
+from tests.serve.test_nginx import require_nginx
+from wheelhouse._base._pip import offline_env
+from wheelhouse._base._subprocess import run
 from wheelhouse._base.storage import ObjectInfo, S3Store, Store
 from wheelhouse.build.settings import IndexOptions
 from wheelhouse.house.manifest import read_manifest
@@ -245,3 +252,44 @@ def test_endpoint_url_without_a_bucket_is_a_usage_error(cli: Cli, tmp_path: Path
     result = cli("mirror", "alpha", "-o", "ftp://host/x")
     assert result.exit_code == 2
     assert "must start with s3:// or file://" in result.stderr
+
+
+@pytest.fixture
+def nginx_over_s3(tmp_path: Path, s3_server: S3Server, bucket: str) -> Iterator[Nginx]:
+    """docs/scale.md's nginx configuration in front of the bucket's mirror prefix."""
+    block = docs_block("scale.md")
+    block = block.replace("server 127.0.0.1:9000;", f"server 127.0.0.1:{s3_server.port};")
+    block = block.replace("/team-packages/wheelhouse", f"/{bucket}/{PREFIX}")
+    server = Nginx(require_nginx(), tmp_path / "nginx", block).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.slow
+def test_pip_and_uv_install_from_the_mirror_through_nginx_over_the_bucket(
+    cli: Cli,
+    upstream: IndexServer,
+    projects: DistFactory,
+    s3_server: S3Server,
+    bucket: str,
+    nginx_over_s3: Nginx,
+    make_venv: MakeVenv,
+    tmp_path: Path,
+) -> None:
+    upstream.yank("alpha-1.0-py3-none-any.whl", "broken import")
+    _mirror(cli, s3_server, bucket, "alpha", "gamma", "-i", upstream.url)
+    index = f"{nginx_over_s3.url}/simple/"
+    python = make_venv("pip", with_pip=False)
+    pip = [sys.executable, "-m", "pip", "--python", python, "install", "--no-cache-dir"]
+    result = run([*pip, "--no-deps", "--index-url", index, "alpha", "gamma"], env=offline_env())
+    assert result.ok, result.stdout + result.stderr
+    assert "Successfully installed alpha-2.0 gamma-1.0" in result.stdout
+    uv = find_uv()
+    python = make_venv("uv", with_pip=False)
+    uv_argv = [*uv, "pip", "install", "--no-config", "--no-deps", "--cache-dir", tmp_path / "uvc"]
+    # The yanked release is still installable when pinned, as on PyPI.
+    result = run(
+        [*uv_argv, "--python", python, "--index-url", index, "alpha==1.0"], env=offline_env()
+    )
+    assert result.ok, result.stdout + result.stderr
+    assert "+ alpha==1.0" in result.stderr
