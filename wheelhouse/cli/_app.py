@@ -101,6 +101,25 @@ WheelhouseDir = Annotated[
         show_default=False,
     ),
 ]
+
+# pip's index options, spelled as pip spells them, for every command that reads an index.
+IndexUrl = Annotated[
+    Optional[str],  # noqa: UP045 - typer reads the annotation at run time
+    typer.Option(
+        "-i", "--index-url", metavar="URL", help="Base URL of the package index (as pip)."
+    ),
+]
+ExtraIndexUrls = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--extra-index-url", metavar="URL", help="Extra index URL (as pip); repeatable."),
+]
+FindLinks = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "-f", "--find-links", metavar="URL|DIR", help="Extra place to look for files (as pip)."
+    ),
+]
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print a versioned JSON summary on stdout.")]
 
 

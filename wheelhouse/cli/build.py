@@ -11,6 +11,9 @@ import typer
 
 from wheelhouse.cli._app import (
     EXIT_CODES,
+    ExtraIndexUrls,
+    FindLinks,
+    IndexUrl,
     RequirementFiles,
     app,
     print_json,
@@ -70,24 +73,9 @@ def build(
             "./wheelhouse holds something else].",
         ),
     ] = None,
-    index_url: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "-i", "--index-url", metavar="URL", help="Base URL of the package index (as pip)."
-        ),
-    ] = None,
-    extra_index_url: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option(
-            "--extra-index-url", metavar="URL", help="Extra index URL (as pip); repeatable."
-        ),
-    ] = None,
-    find_links: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option(
-            "-f", "--find-links", metavar="URL|DIR", help="Extra place to look for files (as pip)."
-        ),
-    ] = None,
+    index_url: IndexUrl = None,
+    extra_index_url: ExtraIndexUrls = None,
+    find_links: FindLinks = None,
     pre: Annotated[bool, typer.Option("--pre", help="Allow pre-releases (as pip).")] = False,
     no_binary: Annotated[
         Optional[list[str]],  # noqa: UP045

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from wheelhouse.cli._app import EXIT_CODES, app, print_json, setup_logging
+from wheelhouse.cli._app import (
+    EXIT_CODES,
+    ExtraIndexUrls,
+    IndexUrl,
+    app,
+    print_json,
+    setup_logging,
+)
 from wheelhouse.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -75,18 +82,8 @@ def mirror(
     all_projects: Annotated[
         bool, typer.Option("--all", help="Every project the index lists (its PEP 691 root).")
     ] = False,
-    index_url: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "-i", "--index-url", metavar="URL", help="Base URL of the package index (as pip)."
-        ),
-    ] = None,
-    extra_index_url: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option(
-            "--extra-index-url", metavar="URL", help="Extra index URL (as pip); repeatable."
-        ),
-    ] = None,
+    index_url: IndexUrl = None,
+    extra_index_url: ExtraIndexUrls = None,
     target: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option(
