@@ -153,6 +153,23 @@ def test_one_flipped_byte_is_a_hash_mismatch_naming_the_file(house: Path) -> Non
     )
 
 
+def test_known_digests_are_compared_with_the_manifest_not_reread(house: Path) -> None:
+    alpha, beta = "alpha-1.0-py3-none-any.whl", "beta-2.0-py3-none-any.whl"
+    recorded = read_manifest(house).file(beta).sha256  # type: ignore[union-attr]
+    # A digest the caller computed while writing the file is trusted for that file only...
+    flip_byte(house / alpha)
+    report = verify(house, known={alpha: "0" * 64, beta: recorded.upper()})
+    assert [(c.filename, c.status, c.actual_sha256) for c in report.files] == [
+        (alpha, "hash-mismatch", "0" * 64),
+        (beta, "ok", recorded),
+    ]
+    # ...files it does not name are read and hashed as usual, and sizes are always checked.
+    flipped = hashlib.sha256((house / alpha).read_bytes()).hexdigest()
+    assert verify(house, known={beta: recorded}).files[0].actual_sha256 == flipped
+    (house / beta).write_bytes((house / beta).read_bytes()[:-1])
+    assert verify(house, known={beta: recorded}).files[1].status == "size-mismatch"
+
+
 def test_truncated_file_is_a_size_mismatch(house: Path) -> None:
     wheel = house / "beta-2.0-py3-none-any.whl"
     size = wheel.stat().st_size

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from wheelhouse import __version__
 from wheelhouse._base.files import sha256_file
@@ -34,7 +34,10 @@ from wheelhouse.errors import (
 from wheelhouse.house.directory import check_output_dir, generated_names, locked, publish
 from wheelhouse.house.export import requirements_filename
 from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
-from wheelhouse.house.sbom import FORMATS, SbomFormat, components, render_sbom
+
+if TYPE_CHECKING:
+    # Imported where pack renders the SBOMs: unpack needs none of it.
+    from wheelhouse.house.sbom import SbomFormat
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -210,6 +213,8 @@ def pack(
     for name, path in extra:
         digest, size = sha256_file(path)  # then checked again as it is streamed
         members.append(_Member(f"{INSTALLERS_DIR}/{name}", path, size, digest))
+    from wheelhouse.house.sbom import FORMATS, components, render_sbom
+
     found = components(directory, manifest)
     for fmt in FORMATS:
         document = render_sbom(directory, manifest, fmt, found)
@@ -726,7 +731,7 @@ def unpack(
         ) from exc
     try:
         try:
-            info = _extract(bundle, scratch)
+            info, written = _extract(bundle, scratch)
         except OSError as exc:
             # Reading the bundle, or writing the scratch copy (a full disk): say which.
             if exc.filename and str(exc.filename).startswith(str(scratch)):
@@ -741,13 +746,17 @@ def unpack(
             ) from exc
         house = scratch / HOUSE_DIR
         manifest = _bundled_manifest(bundle, info, house)
+        # The sha256 of every file as it was written into the scratch copy: verify compares
+        # those with the manifest instead of reading every wheel a second time.
+        prefix = f"{HOUSE_DIR}/"
+        known = {n[len(prefix) :]: d for n, d in written.items() if n.startswith(prefix)}
         if info["kind"] == "full":
-            _verified(bundle, house, "full")
+            _verified(bundle, house, "full", known)
         else:
             _check_base(bundle, info, out)
         check_output_dir(out)
         with locked(out, on_wait=on_wait):
-            return _apply(bundle, info, manifest, house, out)
+            return _apply(bundle, info, manifest, house, out, known)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -786,9 +795,13 @@ def _check_member(bundle: Path, member: tarfile.TarInfo, scratch: Path, seen: se
     seen.add(name)
 
 
-def _extract(bundle: Path, scratch: Path) -> dict[str, Any]:
-    """Stream every member into ``scratch``, checking each against ``SHA256SUMS`` as it comes."""
+def _extract(bundle: Path, scratch: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Stream every member into ``scratch``, checking each against ``SHA256SUMS`` as it comes.
+
+    Returns ``bundle.json`` and the sha256 of every file written (member name -> digest).
+    """
     seen: set[str] = set()
+    written: dict[str, str] = {}
     made: set[Path] = set()
     sums: dict[str, str] | None = None
     info_bytes = b""
@@ -831,6 +844,7 @@ def _extract(bundle: Path, scratch: Path) -> dict[str, Any]:
                         digest.update(chunk)
                         _write_scratch(sink, chunk, target)
                 _check_digest(bundle, member.name, digest, sums)
+                written[member.name] = digest.hexdigest()
             # A stream cut at a member's end reads as a tar without its end-of-archive block:
             # tarfile stops quietly, so ask whether that block was there.
             if tar.fileobj.tell() < tar.offset + tarfile.BLOCKSIZE:
@@ -866,7 +880,7 @@ def _extract(bundle: Path, scratch: Path) -> dict[str, Any]:
             f"the bundle {str(bundle)!r} holds no {HOUSE_DIR}/{MANIFEST_NAME}",
             hint="make bundles with 'wheelhouse pack'",
         )
-    return dict(info)
+    return dict(info), written
 
 
 def _open_scratch(target: Path) -> IO[bytes]:
@@ -935,10 +949,10 @@ def _check_base(bundle: Path, info: dict[str, Any], out: Path) -> Manifest:
     return base
 
 
-def _verified(bundle: Path, house: Path, kind: BundleKind) -> None:
+def _verified(bundle: Path, house: Path, kind: BundleKind, known: dict[str, str]) -> None:
     from wheelhouse.house.verify import verify
 
-    report = verify(house)
+    report = verify(house, known=known)
     if not report.ok:
         problems = report.problems
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
@@ -951,7 +965,12 @@ def _verified(bundle: Path, house: Path, kind: BundleKind) -> None:
 
 
 def _apply(
-    bundle: Path, info: dict[str, Any], manifest: Manifest, house: Path, out: Path
+    bundle: Path,
+    info: dict[str, Any],
+    manifest: Manifest,
+    house: Path,
+    out: Path,
+    known: dict[str, str],
 ) -> UnpackResult:
     kind: BundleKind = info["kind"]
     reused = 0
@@ -966,7 +985,8 @@ def _apply(
                 reused += 1
         kept = {r.filename for r in manifest.files}
         removed = tuple(sorted(r.filename for r in base.files if r.filename not in kept))
-        _verified(bundle, house, kind)
+        # Files linked from the base are not in ``known``: verify reads those.
+        _verified(bundle, house, kind, known)
     recorded = {r.filename for r in manifest.files}
 
     def move_generated(staging: Path, _: Manifest) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,22 +150,38 @@ class VerifyReport:
         }
 
 
-def verify(directory: Path, *, jobs: int | None = None, generated: bool = True) -> VerifyReport:
+def verify(
+    directory: Path,
+    *,
+    jobs: int | None = None,
+    generated: bool = True,
+    known: Mapping[str, str] | None = None,
+) -> VerifyReport:
     """Recompute every recorded file's size and sha256; compare the wheelhouse to its manifest.
 
     With ``generated``, the files written from the manifest are checked too: each wheel's PEP
     658 ``.metadata`` file, and (for a wheelhouse this version wrote) the index pages, the
     requirements files and pylock.toml, which clients trust for hashes and dependencies.
+
+    ``known`` maps file names to the sha256 the caller has just computed while writing those
+    very files (``unpack`` hashes every member as it extracts it): they are compared with the
+    manifest without being read again; their sizes are still checked on disk.
     """
     manifest = _read(directory)
     for record in manifest.files:
         _check_filename(directory, record.filename)
     workers = jobs or min(8, (os.cpu_count() or 1) + 2)
-    if len(manifest.files) < 2:
-        checks = [_check_file(directory, r) for r in manifest.files]
+    digests = known or {}
+
+    def check(record: FileRecord) -> FileCheck:
+        return _check_file(directory, record, digests.get(record.filename))
+
+    unknown = [r for r in manifest.files if r.filename not in digests]
+    if len(unknown) < 2:
+        checks = [check(r) for r in manifest.files]
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            checks = list(pool.map(lambda r: _check_file(directory, r), manifest.files))
+            checks = list(pool.map(check, manifest.files))
     lock_problems = _lock_problems(manifest)
     # The generated files are rendered from the recorded files and locks: only once those hold.
     rendered = generated and not lock_problems and all(check.ok for check in checks)
@@ -245,7 +262,7 @@ def _check_filename(directory: Path, filename: str) -> None:
         )
 
 
-def _check_file(directory: Path, record: FileRecord) -> FileCheck:
+def _check_file(directory: Path, record: FileRecord, known: str | None = None) -> FileCheck:
     path = directory / record.filename
     try:
         with path.open("rb") as handle:
@@ -254,7 +271,7 @@ def _check_file(directory: Path, record: FileRecord) -> FileCheck:
                 return FileCheck(
                     record.filename, "size-mismatch", record.sha256, record.size, None, size
                 )
-            actual, _ = sha256_stream(handle)
+            actual = known.lower() if known is not None else sha256_stream(handle)[0]
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return FileCheck(record.filename, "missing", record.sha256, record.size)
     except OSError as exc:
