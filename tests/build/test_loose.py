@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
 from tests._dists import DistFactory
-from tests._server import IndexServer
+from tests._server import Answer, IndexServer
 from tests.build.test_build import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph, sha256_of
 from tests.conftest import Cli
 from wheelhouse._base._uv import find_uv
@@ -168,3 +169,113 @@ def test_no_more_file_bytes_than_pip_wheel(
         return sum((index_server.root / name).stat().st_size * n for name, n in requests.items())
 
     assert size(by_wheelhouse) <= size(by_pip)
+
+
+def page_requests(index: IndexServer, start: int = 0) -> Counter[str]:
+    return Counter(p for p in index.requests[start:] if p.startswith("/simple/"))
+
+
+@pytest.fixture
+def uv_graph(dists: DistFactory, tmp_path: Path) -> Path:
+    """The graph without ``modern``, whose 3.0 wants Python < 3: uv ignores upper bounds of
+    Requires-Python, picks it, and the metadata check then sends the build to pip."""
+    dists.wheel("app", "1.0", requires=["lib>=1", "srconly"], extras={"fast": ["speedup"]})
+    dists.wheel("lib", "1.0")
+    dists.wheel("lib", "2.0")
+    dists.sdist("srconly", "1.0")
+    dists.wheel("speedup", "1.0")
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text(GRAPH_REQUIREMENTS, encoding="utf-8")
+    return requirements
+
+
+UV_FILES = {
+    "app-1.0-py3-none-any.whl",
+    "lib-2.0-py3-none-any.whl",
+    "srconly-1.0.tar.gz",
+    "speedup-1.0-py3-none-any.whl",
+}
+
+
+def test_resolver_uv_takes_urls_and_hashes_from_uvs_lock_without_reading_pages_again(
+    cli: Cli, uv_graph: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    need_uv()
+    out = tmp_path / "wh"
+
+    stderr = build(cli, index_server, uv_graph, out, "--resolver", "uv", "-v")
+
+    # uv asks each page once and reads each file for its metadata (this index has no PEP
+    # 658); wheelhouse asks no page again (URLs and sha256 come from uv's pylock) and
+    # downloads each file once more into its cache, hash-checked.
+    agents = [h.get("User-Agent", "") for _, h in index_server.received]
+    pages = [p for p, a in zip(index_server.requests, agents, strict=True) if "/simple/" in p]
+    assert Counter(pages) == {f"/simple/{n}/": 1 for n in ("app", "lib", "srconly", "speedup")}
+    assert all(
+        a.startswith("uv/")
+        for p, a in zip(index_server.requests, agents, strict=True)
+        if "/simple/" in p
+    )
+    assert not any("pip resolves again" in line for line in stderr.splitlines())
+    ours = Counter(
+        p.removeprefix("/files/")
+        for p, a in zip(index_server.requests, agents, strict=True)
+        if p.startswith("/files/") and not a.startswith("uv/")
+    )
+    assert ours == dict.fromkeys(UV_FILES, 1)
+    manifest = json.loads((out / "wheelhouse.json").read_text(encoding="utf-8"))
+    assert manifest["inputs"]["options"]["resolver"] == "uv"
+    for filename in UV_FILES - {"srconly-1.0.tar.gz"} | {"srconly-1.0-py3-none-any.whl"}:
+        assert (out / filename).is_file()
+
+
+def test_resolver_uv_pin_that_metadata_refutes_goes_to_pip(
+    cli: Cli, graph: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    need_uv()
+
+    stderr = build(cli, index_server, graph, tmp_path / "wh", "--resolver", "uv", "-v")
+
+    # uv ignores Requires-Python upper bounds and locks modern 3.0 (Requires-Python <3); the
+    # metadata of the file it locked shows that, and pip resolves instead (modern 2.0).
+    assert any(
+        "modern 3.0 requires Python <3" in line and "pip resolves again" in line
+        for line in stderr.splitlines()
+    ), stderr
+    assert (tmp_path / "wh" / "modern-2.0-py3-none-any.whl").is_file()
+    assert not (tmp_path / "wh" / "modern-3.0-py3-none-any.whl").exists()
+
+
+def test_resolver_uv_checks_the_sha256_of_uvs_lock(
+    cli: Cli, uv_graph: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    need_uv()
+    # uv locks the sha256 of the bytes it read; the bytes wheelhouse then gets differ.
+    lib = index_server.root / "lib-2.0-py3-none-any.whl"
+
+    def tamper(path: str, headers: Mapping[str, str]) -> Answer | None:
+        if path.endswith("/lib-2.0-py3-none-any.whl") and not headers.get(
+            "User-Agent", ""
+        ).startswith("uv/"):
+            return 200, {"Content-Type": "application/octet-stream"}, b"not the locked bytes"
+        return None
+
+    index_server.intercept(tamper)
+
+    result = cli(
+        "build",
+        "-r",
+        uv_graph,
+        "-o",
+        tmp_path / "wh",
+        "--index-url",
+        index_server.url,
+        "--resolver",
+        "uv",
+    )
+
+    assert result.exit_code == ExitCode.INTEGRITY == 6, result.stderr
+    first = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+    assert first.startswith(f"error: lib-2.0-py3-none-any.whl from {index_server.base_url}")
+    assert first.endswith(f"but the index promised {sha256_of(lib)}")
+    assert not (tmp_path / "wh").exists()

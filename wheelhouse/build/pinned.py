@@ -61,7 +61,14 @@ from wheelhouse.build.settings import IndexOptions
 from wheelhouse.errors import FetchError
 from wheelhouse.house.manifest import FileKind, Sha256
 
-__all__ = ["BuildSdists", "Fallback", "PinnedResult", "resolve_pinned", "unpinnable"]
+__all__ = [
+    "BuildSdists",
+    "Fallback",
+    "PinnedResult",
+    "fetch_resolved",
+    "resolve_pinned",
+    "unpinnable",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +256,18 @@ def _resolve(
     ordered = [wanted[name] for name in sorted(wanted)]
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(ordered)))) as pool:
         results = list(pool.map(choose_and_fetch, ordered))
+    return _checked(results, wanted, target, python, build)
+
+
+def _checked(
+    results: Sequence[tuple[Fetched, _Metadata | None]],
+    wanted: Mapping[NormalizedName, _Wanted],
+    target: Target,
+    python: Version,
+    build: BuildSdists | None,
+) -> PinnedResult:
+    """The fetched files as pins, once their metadata shows the set complete and consistent."""
+    environment = target.environment
     fetched = [item for item, _ in results]
     metadata = {item.pin.name: meta for item, meta in results if meta is not None}
     unknown = [item for item, meta in results if meta is None]
@@ -276,6 +295,75 @@ def _resolve(
     )
     resolution = Resolution(target=target, pins=final, environment=environment, pip_version="")
     return PinnedResult(resolution, refetched)
+
+
+def fetch_resolved(
+    pins: Sequence[Pin],
+    inputs: InputSet,
+    pip_config: Mapping[str, str],
+    target: Target,
+    cache: Cache,
+    *,
+    jobs: int,
+    build: BuildSdists | None = None,
+    progress: Progress | None = None,
+) -> PinnedResult | Fallback:
+    """Fetch a resolver's pins whose URLs and sha256 it already gave (uv's pylock), and check
+    the graph with the metadata of those same files, or say why pip must resolve.
+
+    No index page is read: the files are the ones that would be downloaded anyway, and their
+    metadata (an sdist's PKG-INFO, or the wheel ``build`` makes of it) shows every dependency
+    pinned to a version it accepts. ``inputs`` gives the extras asked of each requirement and
+    the user's ``--hash`` pins, which bind the files as everywhere.
+    """
+    try:
+        extras: dict[NormalizedName, set[str]] = {}
+        for line in inputs.lines:
+            try:
+                req = Requirement(line.requirement)
+            except InvalidRequirement:
+                continue
+            if line.constraint:
+                continue
+            if req.marker is None or req.marker.evaluate(target.environment):
+                extras.setdefault(canonicalize_name(req.name), set()).update(
+                    canonicalize_name(e) for e in req.extras
+                )
+        wanted: dict[NormalizedName, _Wanted] = {}
+        for pin in pins:
+            if pin.sha256 is None:
+                raise _Ineligible(f"the resolver gave no sha256 for {pin.filename}")
+            try:
+                version = Version(pin.version)
+            except InvalidVersion as exc:
+                raise _Ineligible(f"{pin.filename} has an invalid version") from exc
+            wanted[pin.name] = _Wanted(
+                pin.name,
+                version,
+                Requirement(f"{pin.name}=={pin.version}"),
+                extras.get(pin.name, set()),
+            )
+        fetcher = Fetcher(
+            cache, pip_config=pip_config, allowed=inputs.hashes, jobs=jobs, progress=progress
+        )
+
+        def fetch_and_read(pin: Pin) -> tuple[Fetched, _Metadata | None]:
+            fetched = fetcher.fetch(pin)  # a FetchError (hash mismatch: exit 6) is the user's
+            try:
+                return fetched, _read_metadata(fetched)
+            except _DynamicSdist:
+                if build is None:
+                    raise
+                return fetched, None
+
+        ordered = sorted(pins, key=lambda p: p.name)
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(ordered)))) as pool:
+            results = list(pool.map(fetch_and_read, ordered))
+        result = _checked(results, wanted, target, _python_version(target.environment), build)
+    except _Ineligible as exc:
+        logger.info("resolving with pip: %s", exc)
+        return Fallback(str(exc))
+    return result
 
 
 # -- eligibility -------------------------------------------------------------------------------

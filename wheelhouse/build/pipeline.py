@@ -39,16 +39,23 @@ from wheelhouse.build.fetch import Fetched, fetch_all
 from wheelhouse.build.inputs import Selection
 from wheelhouse.build.local import build_local_sdists, local_directory
 from wheelhouse.build.locked import resolve_locked
-from wheelhouse.build.pinned import Fallback, PinnedResult, resolve_pinned, unpinnable
+from wheelhouse.build.pinned import (
+    Fallback,
+    PinnedResult,
+    fetch_resolved,
+    resolve_pinned,
+    unpinnable,
+)
 from wheelhouse.build.requirements import InputSet, read_inputs
 from wheelhouse.build.resolve import (
+    Pin,
     Resolution,
-    compile_pins,
     download,
     pip_version,
     requested_names,
     resolve,
     resolve_foreign,
+    resolve_host_uv,
     uv_version,
 )
 from wheelhouse.build.settings import BuildSettings
@@ -351,14 +358,33 @@ def _resolve_loose(
     file's URL and hash from the index and checks the graph against the files' metadata.
     """
     label = "" if len(settings.targets) == 1 else f" for {target.name}"
-    work = cache.new_tmp_dir("resolve-")
+
+    def build(sdists: Sequence[Fetched]) -> list[Path]:
+        return [b.path for b in _build(sdists, settings, config, cache, report, fresh)]
+
+    def progress(pin: Pin, n: int) -> None:
+        report.downloaded(pin.filename, n)
+
     staged: set[Sha256] = set()
-    try:
-        pins = work / "pins.txt"
-        if settings.resolver == "uv":
-            report.stage(f"resolving with uv {uv_version(config)}{label}")
-            compile_pins(inputs, target, config, pins)
-        else:
+    result: PinnedResult | Fallback
+    if settings.resolver == "uv":
+        report.stage(f"resolving with uv {uv_version(config)}{label}")
+        by_uv = resolve_host_uv(inputs, target, config)
+        report.stage(f"fetching {len(by_uv.pins)} files{label}")
+        result = fetch_resolved(
+            by_uv.pins,
+            inputs,
+            config,
+            target,
+            cache,
+            jobs=_network_jobs(settings),
+            build=build,
+            progress=progress,
+        )
+    else:
+        work = cache.new_tmp_dir("resolve-")
+        try:
+            pins = work / "pins.txt"
             report.stage(f"resolving with pip {pip_version()}{label}")
             staging = work / "files"
             staging.mkdir()
@@ -377,23 +403,21 @@ def _resolve_loose(
                 if path not in reused:
                     staged.add(digest)
             pins.write_text("".join(sorted(lines)), encoding="utf-8")
-        # The user's --hash pins still bind the files chosen.
-        pinned_inputs = dataclasses.replace(read_inputs((pins,), ()), hashes=inputs.hashes)
-        report.stage(f"checking the pins{label}")
-        result = resolve_pinned(
-            pinned_inputs,
-            settings.index,
-            config,
-            target,
-            cache,
-            jobs=_network_jobs(settings),
-            build=lambda sdists: [
-                b.path for b in _build(sdists, settings, config, cache, report, fresh)
-            ],
-            progress=lambda pin, n: report.downloaded(pin.filename, n),
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            # The user's --hash pins still bind the files chosen.
+            pinned_inputs = dataclasses.replace(read_inputs((pins,), ()), hashes=inputs.hashes)
+            report.stage(f"checking the pins{label}")
+            result = resolve_pinned(
+                pinned_inputs,
+                settings.index,
+                config,
+                target,
+                cache,
+                jobs=_network_jobs(settings),
+                build=build,
+                progress=progress,
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     if isinstance(result, Fallback):
         logger.warning(
             "the pins %s resolved%s could not be checked (%s); pip resolves again",

@@ -60,12 +60,12 @@ from wheelhouse.house.manifest import FileKind, Sha256
 __all__ = [
     "Pin",
     "Resolution",
-    "compile_pins",
     "download",
     "pip_version",
     "requested_names",
     "resolve",
     "resolve_foreign",
+    "resolve_host_uv",
     "uv_version",
 ]
 
@@ -557,45 +557,50 @@ def resolve_foreign(inputs: InputSet, target: Target, pip_config: Mapping[str, s
     configuration, and the files are then chosen here with ``packaging.tags``.
     """
     platform, extra_env = target.uv_platform
+    on_target = [
+        "--python-platform",
+        platform,
+        "--python-version",
+        "{}.{}".format(*target.python_version),
+    ]
+    purpose = f"resolving for target {target.name!r} needs uv (pip evaluates markers for the host)"
+    return _uv_lock(inputs, target, pip_config, on_target, purpose, extra_env)
+
+
+def resolve_host_uv(inputs: InputSet, target: Target, pip_config: Mapping[str, str]) -> Resolution:
+    """uv's resolution of ``inputs`` for the interpreter that runs us (``--resolver uv``).
+
+    uv writes a PEP 751 lock whose files carry their URLs and sha256, so the pins are taken
+    from it as they are for foreign targets: the index pages are not read a second time.
+    ``pip_config`` is pip's configuration with the command line's index options applied.
+    """
+    return _uv_lock(inputs, target, pip_config, [], "--resolver uv needs uv", {})
+
+
+def _uv_lock(
+    inputs: InputSet,
+    target: Target,
+    pip_config: Mapping[str, str],
+    on_target: list[str],
+    purpose: str,
+    extra_env: Mapping[str, str],
+) -> Resolution:
     with tempfile.TemporaryDirectory(prefix="wheelhouse-resolve-") as tmp:
         lock_path = Path(tmp) / "pylock.toml"
-        on_target = [
-            "--python-platform",
-            platform,
-            "--python-version",
-            "{}.{}".format(*target.python_version),
-        ]
-        purpose = (
-            f"resolving for target {target.name!r} needs uv (pip evaluates markers for the host)"
-        )
         _uv_compile(inputs, target, pip_config, on_target, lock_path, purpose, extra_env)
         lock = tomllib.loads(lock_path.read_text(encoding="utf-8"))
-    requested = requested_names(inputs, target)
-    formats = format_control(pip_config)
-    lock_dir = lock_path.parent  # uv writes a local project's path relative to the lock
-    pins = [
-        pin
-        for package in lock.get("packages", [])
-        if (pin := _pin_for_target(package, target, requested, lock_dir, formats)) is not None
-    ]
+        requested = requested_names(inputs, target)
+        formats = format_control(pip_config)
+        lock_dir = lock_path.parent  # uv writes a local project's path relative to the lock
+        pins = [
+            pin
+            for package in lock.get("packages", [])
+            if (pin := _pin_for_target(package, target, requested, lock_dir, formats)) is not None
+        ]
     pins.sort(key=lambda p: p.name)
     return Resolution(
         target=target, pins=tuple(pins), environment=target.environment, pip_version=""
     )
-
-
-def compile_pins(
-    inputs: InputSet, target: Target, pip_config: Mapping[str, str], output: Path
-) -> None:
-    """Write uv's resolution of ``inputs`` for the host to ``output``, one ``name==version`` a
-    line (``--resolver uv``); the caller takes the pins through the pinned path.
-
-    ``pip_config`` is pip's configuration with the command line's index options applied. uv
-    resolves for the interpreter that runs us, with pip's index settings (every index's files
-    considered together, as pip does), never its own configuration.
-    """
-    plain = ["--no-header", "--no-annotate"]
-    _uv_compile(inputs, target, pip_config, plain, output, "--resolver uv needs uv", {})
 
 
 def _uv_compile(
@@ -694,7 +699,7 @@ def _pin_for_target(
     return Pin(
         name=name,
         version=version,
-        url=str(chosen["url"]),
+        url=_lock_url(chosen, lock_dir),
         filename=filename,
         kind=kind,
         sha256=Sha256(str(chosen["hashes"]["sha256"]).lower())
@@ -703,6 +708,13 @@ def _pin_for_target(
         requires_python=package.get("requires-python"),
         requested=name in requested,
     )
+
+
+def _lock_url(entry: dict[str, Any], lock_dir: Path) -> str:
+    # A find-links file may be written as a path (relative to the lock) instead of a URL.
+    if entry.get("url"):
+        return str(entry["url"])
+    return (lock_dir / str(entry["path"])).resolve().as_uri()
 
 
 def _lock_filename(entry: dict[str, Any]) -> str:
