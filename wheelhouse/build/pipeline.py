@@ -353,9 +353,10 @@ def _resolve_loose(
 
     pip (``pip download``) keeps every file it downloaded to read metadata; they are put in
     the cache under their sha256, and the pinned path finds them there when the index names
-    the same sha256 (so each file is downloaded once, and checked against the index). uv
-    (``uv pip compile``) gives pins without files. Either way the pinned path learns each
-    file's URL and hash from the index and checks the graph against the files' metadata.
+    the same sha256 (so each file is downloaded once, and checked against the index); the
+    pinned path learns each file's URL and hash from the index pages. uv (``uv pip compile``
+    to a PEP 751 lock) gives each file's URL and sha256 itself, so no page is read again.
+    Either way the graph is checked against the metadata of the files fetched.
     """
     label = "" if len(settings.targets) == 1 else f" for {target.name}"
 
