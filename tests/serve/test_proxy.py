@@ -385,7 +385,7 @@ def test_cli_usage_errors(cli: Any, tmp_path: Path) -> None:
     result = cli("serve", "--offline", str(tmp_path))
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0] == (
-        "error: --offline, --store and --workers apply to the proxy only"
+        "error: --offline, --store, --endpoint-url and --workers apply to the proxy only"
     )
     result = cli("serve", "--upstream", "ftp://user:pw@example.org/simple/")
     assert result.exit_code == 2

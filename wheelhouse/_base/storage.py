@@ -199,7 +199,7 @@ class S3Store:
         try:
             with self._errors(f"read {key!r} from"):
                 return bytes(obstore.get(self._store, self._key(key)).bytes())
-        except NotFoundError:
+        except (NotFoundError, FileNotFoundError):  # obstore raises the builtin one for S3
             return None
 
     def put_file(self, key: str, path: Path, content_type: str) -> str | None:
@@ -232,7 +232,7 @@ class S3Store:
                     attributes={"Content-Type": content_type},
                     mode="create" if if_absent else "overwrite",
                 )
-        except (AlreadyExistsError, PreconditionError):
+        except (AlreadyExistsError, PreconditionError, FileExistsError):
             return False
         return True
 
@@ -257,6 +257,8 @@ class S3Store:
         try:
             yield
         except (NotFoundError, AlreadyExistsError, PreconditionError):
+            raise
+        except (FileNotFoundError, FileExistsError):
             raise
         except BaseError as exc:
             # obstore's messages carry the request and the server's reply, never credentials.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Annotated, Optional
@@ -52,14 +53,34 @@ def serve(
         ),
     ] = None,
     store: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[str],  # noqa: UP045
         typer.Option(
             "--store",
+            metavar="DIR|s3://BUCKET/PREFIX",
             help="Where the proxy keeps pages, files and metadata "
-            "[default: the wheelhouse cache's proxy/ folder].",
+            "[default: the wheelhouse cache's proxy/ folder]. An s3:// bucket is shared by "
+            "any number of proxies (each downloads a file only if no other does).",
             show_default=False,
         ),
     ] = None,
+    endpoint_url: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--endpoint-url",
+            help="Proxy: the S3 endpoint of an s3:// --store (MinIO, Ceph, SeaweedFS...) "
+            "[default: $AWS_ENDPOINT_URL, else AWS].",
+            show_default=False,
+        ),
+    ] = None,
+    lease_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lease-timeout",
+            min=0.1,
+            help="Proxy with an s3:// --store: seconds after which another proxy's download "
+            "that has not finished counts as dead and is taken over.",
+        ),
+    ] = 60.0,
     ttl: Annotated[
         float,
         typer.Option("--ttl", min=0, help="Seconds before a page is revalidated upstream."),
@@ -82,9 +103,9 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
     given = list(directories or [])
     if upstream is None:
-        if offline or workers != 1 or store is not None:
+        if offline or workers != 1 or store is not None or endpoint_url is not None:
             raise UsageError(
-                "--offline, --store and --workers apply to the proxy only",
+                "--offline, --store, --endpoint-url and --workers apply to the proxy only",
                 hint="add --upstream (with a URL, or alone for pip's index)",
             )
         if len(given) > 1:
@@ -102,13 +123,18 @@ def serve(
             ready=lambda url: typer.echo(f"serving {where} at {url} (Ctrl-C to stop)", err=True),
         )
         return
-    _serve_proxy(given, upstream, store, ttl, offline, timeout, workers, host, port)
+    _serve_proxy(
+        given, upstream, store, endpoint_url, lease_timeout, ttl, offline, timeout, workers,
+        host, port,
+    )  # fmt: skip
 
 
 def _serve_proxy(
     directories: list[Path],
     upstream: list[str],
-    store: Path | None,
+    store: str | None,
+    endpoint_url: str | None,
+    lease_timeout: float,
     ttl: float,
     offline: bool,
     timeout: float,
@@ -146,8 +172,18 @@ def _serve_proxy(
             "pip is configured with no index (no-index), so there is nothing to proxy",
             hint="name the index with --upstream URL",
         )
+    bucket: str | None = None
+    if store is not None and store.startswith("s3://"):
+        # This instance's copy of what it read from the bucket, apart from other buckets'.
+        bucket = store
+        local = cache_root() / "proxy-bucket" / hashlib.sha256(store.encode()).hexdigest()[:16]
+    else:
+        local = Path(store) if store is not None else cache_root() / "proxy"
     settings = ProxySettings(
-        store=(store or cache_root() / "proxy").absolute(),
+        store=local.absolute(),
+        bucket=bucket,
+        endpoint_url=endpoint_url,
+        lease_timeout=lease_timeout,
         upstreams=tuple(urls),
         local=tuple(d.absolute() for d in directories),
         ttl=ttl,

@@ -14,12 +14,14 @@ Layout under the store root::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +151,12 @@ class Store:
 
     def forget_page(self, project: str) -> None:
         (self._pages / f"{project}.json").unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def page_lease(self, project: str, *, wait: bool) -> Iterator[bool]:
+        """Whether this process may ask upstream for ``project``'s page now. One store on one
+        disk needs no lease across machines: always yes (threads are kept apart by the app)."""
+        yield True
 
     def stored_projects(self) -> list[str]:
         return sorted(p.stem for p in self._pages.glob("*.json"))
@@ -307,6 +315,13 @@ class Store:
     def metadata_path(self, sha256: str) -> Path:
         return self._metadata / sha256[:2] / sha256
 
+    def read_metadata(self, sha256: str) -> bytes | None:
+        """The stored METADATA of wheel ``sha256``, or None if not stored."""
+        try:
+            return self.metadata_path(sha256).read_bytes()
+        except FileNotFoundError:
+            return None
+
     def metadata_sha256(self, sha256: str) -> str | None:
         """The sha256 of the stored METADATA of wheel ``sha256``, or None if not stored."""
         known = self._metadata_hashes.get(sha256)
@@ -329,5 +344,16 @@ class Store:
         self._metadata_hashes[sha256] = digest
         return digest
 
-    def metadata_lock(self, sha256: str) -> filelock.BaseFileLock:
-        return filelock.FileLock(self._locks / f"{sha256}.metadata.lock", is_singleton=False)
+    @contextlib.contextmanager
+    def metadata_lease(self, sha256: str, *, timeout: float) -> Iterator[None]:
+        """Held by the one process reading the METADATA of wheel ``sha256``; TimeoutError
+        when another holds it longer than ``timeout``."""
+        lock = filelock.FileLock(self._locks / f"{sha256}.metadata.lock", is_singleton=False)
+        try:
+            lock.acquire(timeout=timeout)
+        except filelock.Timeout as exc:
+            raise TimeoutError(str(exc)) from exc
+        try:
+            yield
+        finally:
+            lock.release()

@@ -24,7 +24,6 @@ from urllib.parse import quote, urlsplit
 from urllib.request import url2pathname
 
 import anyio.to_thread
-import filelock
 import urllib3
 import uvicorn
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -91,6 +90,11 @@ class ProxySettings:
     offline: bool = False
     timeout: float = 15.0
     pip_config: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # A bucket shared by several proxies (``s3://bucket/prefix``); ``store`` is then this
+    # instance's local copy of what it read from the bucket.
+    bucket: str | None = None
+    endpoint_url: str | None = None
+    lease_timeout: float = 60.0
 
     @property
     def key(self) -> str:
@@ -116,7 +120,30 @@ class ProxySettings:
             offline=bool(data["offline"]),
             timeout=float(data["timeout"]),
             pip_config=dict(data["pip_config"]),
+            bucket=data.get("bucket"),
+            endpoint_url=data.get("endpoint_url"),
+            lease_timeout=float(data.get("lease_timeout", 60.0)),
         )
+
+
+def _open_store(settings: ProxySettings, client: HttpClient, stats: Stats) -> Store:
+    """The local store, or the bucket shared with other proxies (with a local copy)."""
+    if settings.bucket is None:
+        return Store(settings.store, settings.key, client, stats, settings.timeout)
+    from wheelhouse._base.storage import open_store
+    from wheelhouse.serve._bucket import BucketStore
+
+    objects = open_store(settings.bucket, endpoint_url=settings.endpoint_url)
+    objects.get(f"pages/{settings.key}/-")  # reachable? (an error here says what to check)
+    return BucketStore(
+        settings.store,
+        settings.key,
+        client,
+        stats,
+        settings.timeout,
+        objects=objects,
+        lease_timeout=settings.lease_timeout,
+    )
 
 
 class _Unavailable(Exception):
@@ -149,7 +176,7 @@ class _Proxy:
             config["index-url"] = settings.upstreams[0]
             config["extra-index-url"] = " ".join(settings.upstreams[1:])
         self.client = HttpClient(config, pool_size=16)
-        self.store = Store(settings.store, settings.key, self.client, self.stats, settings.timeout)
+        self.store = _open_store(settings, self.client, self.stats)
         self._page_locks: dict[str, asyncio.Lock] = {}
         self._revalidating: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -189,8 +216,14 @@ class _Proxy:
         async with lock:  # concurrent first requests for a project ask upstream once
             record = await anyio.to_thread.run_sync(self.store.read_page, project)
             if record is None:
-                record = await anyio.to_thread.run_sync(self._fetch_first, project)
+                record = await anyio.to_thread.run_sync(self._fetch_leased, project)
         return self._from_record(record)
+
+    def _fetch_leased(self, project: str) -> PageRecord:
+        """The first fetch of a page, once across the proxies sharing a store."""
+        with self.store.page_lease(project, wait=True):
+            record = self.store.read_page(project)  # another proxy may have fetched it
+            return record if record is not None else self._fetch_first(project)
 
     @staticmethod
     def _from_record(record: PageRecord) -> _Listing:
@@ -233,6 +266,15 @@ class _Proxy:
         task.add_done_callback(self._tasks.discard)
 
     def _revalidate(self, record: PageRecord) -> None:
+        with self.store.page_lease(record.project, wait=False) as ours:
+            if not ours:
+                return  # another proxy revalidates it; this one serves the stale page meanwhile
+            current = self.store.read_page(record.project)
+            if current is not None and time.time() - current.fetched < self.settings.ttl:
+                return  # another proxy revalidated it since we read it
+            self._revalidate_now(current or record)
+
+    def _revalidate_now(self, record: PageRecord) -> None:
         upstream = self.settings.upstreams[record.upstream]
         self.stats.add(upstream_requests=1, page_revalidations=1)
         try:
@@ -306,27 +348,22 @@ class _Proxy:
     # -- metadata -----------------------------------------------------------------------
 
     def metadata(self, file: UpstreamFile, sha256: str) -> bytes:
-        path = self.store.metadata_path(sha256)
-        with contextlib.suppress(FileNotFoundError):
-            data = path.read_bytes()
+        data = self.store.read_metadata(sha256)
+        if data is not None:
             self.stats.add(metadata_hits=1)
             return data
-        lock = self.store.metadata_lock(sha256)
         try:
-            lock.acquire(timeout=self.settings.timeout * 4)
-        except filelock.Timeout as exc:
-            raise _Unavailable(503, f"the metadata of {file.filename} is still being read") from exc
-        try:
-            with contextlib.suppress(FileNotFoundError):
-                data = path.read_bytes()
-                self.stats.add(metadata_hits=1)
+            with self.store.metadata_lease(sha256, timeout=self.settings.timeout * 4):
+                data = self.store.read_metadata(sha256)
+                if data is not None:
+                    self.stats.add(metadata_hits=1)
+                    return data
+                self.stats.add(metadata_misses=1)
+                data = self._obtain_metadata(file, sha256)
+                self.store.write_metadata(sha256, data)
                 return data
-            self.stats.add(metadata_misses=1)
-            data = self._obtain_metadata(file, sha256)
-            self.store.write_metadata(sha256, data)
-            return data
-        finally:
-            lock.release()
+        except TimeoutError as exc:
+            raise _Unavailable(503, f"the metadata of {file.filename} is still being read") from exc
 
     def _obtain_metadata(self, file: UpstreamFile, sha256: str) -> bytes:
         if self.store.has_file(sha256):
@@ -371,7 +408,9 @@ class _Proxy:
         it is complete. Starts the download when nobody has."""
         self.store.start_download(file)
         last_start = time.monotonic()
-        deadline = time.monotonic() + self.settings.timeout * 2
+        # With a shared bucket, another proxy may hold the download's lease until it expires.
+        waiting = self.settings.lease_timeout if self.settings.bucket else 0.0
+        deadline = time.monotonic() + self.settings.timeout * 2 + waiting
         while True:
             with contextlib.suppress(FileNotFoundError):
                 return os.open(self.store.file_path(sha256), os.O_RDONLY), True
@@ -667,7 +706,7 @@ def serve_proxy(
             "proxying %s at %s (store %s)",
             ", ".join(strip_credentials(u) for u in settings.upstreams) or "nothing",
             url,
-            settings.store,
+            settings.bucket or settings.store,
         )
         if ready is not None:
             ready(url)

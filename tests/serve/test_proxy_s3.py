@@ -1,0 +1,160 @@
+"""Several `wheelhouse serve --upstream` processes sharing one bucket (SeaweedFS on loopback):
+each file comes from upstream once across all of them, and a proxy killed mid-download leaves
+nothing that another would serve."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests._dists import DistFactory
+from tests._s3 import S3Server
+from tests._server import IndexServer
+from tests.serve.conftest import ProxyProcess, wait_until
+from tests.serve.test_proxy import JSON, pip_download
+
+WHEELS = ["alpha-1.0-py3-none-any.whl", "beta-2.0-py3-none-any.whl", "gamma-1.0-py3-none-any.whl"]
+
+
+@pytest.fixture
+def upstream_dists(dists: DistFactory) -> DistFactory:
+    """alpha 1.0 (needs beta>=1), beta 1.0 and 2.0, gamma 1.0."""
+    dists.wheel("alpha", "1.0", requires=["beta>=1"])
+    dists.wheel("beta", "1.0")
+    dists.wheel("beta", "2.0")
+    dists.wheel("gamma", "1.0")
+    return dists
+
+
+def start_proxies(
+    count: int, bucket: str, s3_server: S3Server, upstream: str, tmp_path: Path, *extra: str
+) -> list[ProxyProcess]:
+    """``count`` proxies over one bucket, each with a cache (its local copy) of its own, as
+    on separate machines."""
+    proxies = []
+    for number in range(count):
+        env = {**os.environ, "WHEELHOUSE_CACHE_DIR": str(tmp_path / f"cache{number}")}
+        argv = ["--upstream", upstream, "--store", f"s3://{bucket}/proxy"]
+        argv += ["--endpoint-url", s3_server.endpoint, *extra]
+        proxies.append(ProxyProcess(argv, env))
+    return proxies
+
+
+def bucket_object(s3_server: S3Server, bucket: str, key: str) -> tuple[int, bytes]:
+    status, _, body = s3_server.get(f"{bucket}/proxy/{key}")
+    return status, body
+
+
+def test_three_proxies_over_one_bucket_fetch_each_file_once(
+    upstream_dists: DistFactory,
+    index_server: IndexServer,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    index_server.json_pages = True
+    index_server.delay("/files/", 0.5)  # every client asks while the first download runs
+    index_server.delay("/simple/", 0.3)
+    proxies = start_proxies(3, bucket, s3_server, index_server.url, tmp_path)
+    try:
+        with ThreadPoolExecutor(9) as pool:
+            results = list(
+                pool.map(
+                    lambda i: pip_download(proxies[i % 3], tmp_path / f"c{i}", "alpha", "gamma"),
+                    range(9),
+                )
+            )
+        assert [r.returncode for r in results] == [0] * 9, [r.stderr for r in results]
+        for i in range(9):
+            got = sorted(p.name for p in (tmp_path / f"c{i}").iterdir())
+            assert got == WHEELS
+            for name in got:
+                assert (tmp_path / f"c{i}" / name).read_bytes() == (
+                    upstream_dists.root / name
+                ).read_bytes()
+        for name in WHEELS:
+            assert index_server.count(f"/files/{name}") == 1, name
+            data = (upstream_dists.root / name).read_bytes()
+            sha256 = hashlib.sha256(data).hexdigest()
+            # In the bucket under its content key, with the bytes that key promises.
+            assert bucket_object(s3_server, bucket, f"files/{sha256[:2]}/{sha256}") == (200, data)
+            assert bucket_object(s3_server, bucket, f"leases/files/{sha256}")[0] == 404
+        for project in ("alpha", "beta", "gamma"):
+            assert index_server.count(f"/simple/{project}/") == 1, project
+        upstream_requests = [p.stats()["upstream_requests"] for p in proxies]
+        assert sum(upstream_requests) == 3 + 3  # three pages and three files, once in all
+    finally:
+        for proxy in proxies:
+            proxy.stop(signal.SIGKILL)
+
+
+def test_a_proxy_killed_mid_download_leaves_nothing_served_and_its_lease_is_taken_over(
+    upstream_dists: DistFactory,
+    index_server: IndexServer,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    index_server.json_pages = True
+    name = "gamma-1.0-py3-none-any.whl"
+    data = (upstream_dists.root / name).read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    first, second = start_proxies(
+        2, bucket, s3_server, index_server.url, tmp_path, "--lease-timeout", "2"
+    )
+    try:
+        status, _, body = first.get("/simple/gamma/", JSON)
+        assert status == 200
+        (listed,) = json.loads(body)["files"]
+        path = f"/files/gamma/{sha256}/{name}"
+        assert listed["url"].endswith(path.removeprefix("/"))
+        index_server.delay("/files/", 30)  # the first proxy's download hangs...
+        outcome: list[object] = []
+
+        def client() -> None:
+            try:
+                outcome.append(first.get(path))
+            except (OSError, http.client.HTTPException) as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=client, daemon=True)
+        thread.start()
+        lease = f"leases/files/{sha256}"
+        assert wait_until(lambda: bucket_object(s3_server, bucket, lease)[0] == 200)
+        first.stop(signal.SIGKILL)  # ...and it dies holding the lease
+        thread.join(10)
+        # Its client saw the connection end early, never a complete body.
+        assert len(outcome) == 1 and isinstance(outcome[0], (OSError, http.client.HTTPException))
+        assert bucket_object(s3_server, bucket, f"files/{sha256[:2]}/{sha256}")[0] == 404
+        index_server.clear_hooks()
+        status, _, body = second.get(path)
+        assert (status, body) == (200, data)
+        assert "taking over the stale lease leases/files/" in second.log
+        assert index_server.count(f"/files/{name}") == 2  # the dead download, and this one
+        # The client may have its bytes (from the verified local copy) before the upload ends.
+        assert wait_until(lambda: bucket_object(s3_server, bucket, lease)[0] == 404)
+        assert bucket_object(s3_server, bucket, f"files/{sha256[:2]}/{sha256}") == (200, data)
+    finally:
+        first.stop(signal.SIGKILL)
+        second.stop(signal.SIGKILL)
+
+
+def test_an_unreachable_bucket_is_one_error_line(
+    index_server: IndexServer, bucket: str, cli: Any, tmp_path: Path
+) -> None:
+    result = cli(
+        "serve", "--upstream", index_server.url, "--store", "s3://nowhere/proxy",
+        "--endpoint-url", "http://127.0.0.1:9", "--port", "0",
+    )  # fmt: skip
+    assert result.exit_code == 5, result.stderr  # ExitCode.NETWORK
+    assert result.stderr.startswith("error: cannot read 'pages/")
+    assert "s3://nowhere/proxy" in result.stderr.splitlines()[0]
