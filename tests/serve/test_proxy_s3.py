@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,32 @@ def test_an_unreachable_bucket_is_one_error_line(
     assert result.exit_code == 5, result.stderr  # ExitCode.NETWORK
     assert result.stderr.startswith("error: cannot read 'pages/")
     assert "s3://nowhere/proxy" in result.stderr.splitlines()[0]
+
+
+def test_a_stale_page_is_revalidated_by_one_proxy_for_all(
+    upstream_dists: DistFactory,
+    index_server: IndexServer,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    index_server.json_pages = True
+    index_server.etags = True
+    proxies = start_proxies(3, bucket, s3_server, index_server.url, tmp_path, "--ttl", "2")
+    try:
+        assert proxies[0].get("/simple/gamma/", JSON)[0] == 200
+        assert proxies[1].get("/simple/gamma/", JSON)[0] == 200  # from the bucket
+        assert index_server.count("/simple/gamma/") == 1
+        time.sleep(2.2)  # the page is stale for all three now
+        index_server.delay("/simple/", 0.5)  # the revalidation is still under way when...
+        with ThreadPoolExecutor(3) as pool:  # ...all three serve the stale page at once
+            statuses = list(pool.map(lambda p: p.get("/simple/gamma/", JSON)[0], proxies))
+        assert statuses == [200, 200, 200]
+        assert wait_until(lambda: index_server.count("/simple/gamma/") == 2)
+        time.sleep(1.0)
+        assert index_server.count("/simple/gamma/") == 2  # one revalidation, not three
+        revalidations = [p.stats()["page_revalidations"] for p in proxies]
+        assert sum(revalidations) == 1, revalidations
+    finally:
+        for proxy in proxies:
+            proxy.stop(signal.SIGKILL)
