@@ -9,7 +9,6 @@ a wheel like every other sdist.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import shutil
 import sys
@@ -22,6 +21,7 @@ from packaging.utils import InvalidSdistFilename, parse_sdist_filename
 
 from wheelhouse._base._pip import online_env
 from wheelhouse._base._subprocess import run, tail
+from wheelhouse._base.files import sha256_file
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched
 from wheelhouse.build.resolve import Pin
@@ -73,8 +73,8 @@ def _sdist(pin: Pin, directory: Path, cache: Cache, index: IndexOptions) -> Fetc
                 hint="run 'python -m build --sdist' in it to see why",
             )
         sdist = found[0]
-        digest = Sha256(hashlib.sha256(sdist.read_bytes()).hexdigest())
-        size = sdist.stat().st_size
+        sha256, size = sha256_file(sdist)
+        digest = Sha256(sha256)
         stored = cache.store(sdist, digest, sdist.name)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -71,10 +71,13 @@ class PublishResult:
 
 def plan_publish(directory: Path, store: Store, *, state_dir: Path | None = None) -> PublishPlan:
     """Compare the wheelhouse in ``directory`` with what ``store`` holds (one listing)."""
+    return _plan(directory, store, _EtagMemory(state_dir, store.url))
+
+
+def _plan(directory: Path, store: Store, known: _EtagMemory) -> PublishPlan:
     manifest = _verified_manifest(directory)
     local = _local_objects(directory, manifest)
     remote = store.list()
-    known = _EtagMemory(state_dir, store.url)
     uploads = [u for u in local if not _same(u, remote.get(u.key), known)]
     extra = sorted(set(remote) - {u.key for u in local})
     deletions: tuple[str, ...] = ()
@@ -95,9 +98,9 @@ def publish(
     on_upload: Callable[[str], None] | None = None,
 ) -> PublishResult:
     """Make ``store`` serve the wheelhouse in ``directory``; see the module docstring for order."""
-    plan = plan_publish(directory, store, state_dir=state_dir)
-    result = PublishResult(plan)
     known = _EtagMemory(state_dir, store.url)
+    plan = _plan(directory, store, known)
+    result = PublishResult(plan)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for rank in _RANKS:
             batch = [u for u in plan.uploads if u.rank == rank]
