@@ -501,10 +501,10 @@ def test_serve_reads_a_mirror(
     import threading
     import urllib.request
 
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread = threading.Thread(target=server.serve_forever)
     thread.start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/simple/gamma/"
+        url = f"{server.url}gamma/"
         with urllib.request.urlopen(url, timeout=10) as response:
             body = response.read()
     finally:

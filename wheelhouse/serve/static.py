@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import signal
-import socket
-import socketserver
 import stat
-import threading
 from collections.abc import Callable
 from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
-from typing import cast
 from urllib.parse import quote, unquote, urlsplit
 
 from packaging.utils import canonicalize_name
+from starlette.datastructures import Headers
+from starlette.responses import FileResponse, Response
+from starlette.types import Message, Receive, Scope, Send
 
-from wheelhouse import __version__
-from wheelhouse.errors import InvalidWheelhouseError, NetworkError
+from wheelhouse.errors import InvalidWheelhouseError
 from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
+from wheelhouse.serve._asgi import AsgiServer, bind
 
-__all__ = ["WheelhouseServer", "make_server", "negotiate", "serve"]
+__all__ = ["make_server", "negotiate", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +51,6 @@ _FILE_TYPES = {
     ".json": "application/json",
     ".html": "text/html; charset=utf-8",
 }
-_CHUNK = 256 * 1024
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -113,214 +107,151 @@ def _quality(offer: str, ranges: list[tuple[str, float]]) -> tuple[float, int]:
     return quality, best_specificity
 
 
-class WheelhouseServer(ThreadingHTTPServer):
-    """A threaded HTTP server for one wheelhouse directory."""
+class _StaticApp:
+    """The ASGI app of one wheelhouse directory: pages negotiated per PEP 691, files as they are.
 
-    daemon_threads = True
-    # 50 pip clients connecting at once would overflow the default backlog of 5.
-    request_queue_size = 128
+    Only regular files under the root are served: no listings, no dot files, no symlinks out.
+    """
 
-    def __init__(self, root: Path, host: str, port: int) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
         self.real_root = Path(os.path.realpath(root))
-        if ":" in host:
-            self.address_family = socket.AF_INET6
-        super().__init__((host, port), _Handler)
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks the host name up in DNS, which can stall offline.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    @property
-    def url(self) -> str:
-        """The index URL clients use, e.g. ``http://127.0.0.1:8000/simple/``."""
-        host = self.server_name
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.server_port}/{INDEX_DIR}/"
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # socketserver prints tracebacks to stderr; a client hanging up is routine.
-        logger.debug("connection from %s ended with an error", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = f"wheelhouse/{__version__}"
-    timeout = 30  # an idle keep-alive connection must not hold a thread forever
-    # Headers and body go out in separate writes; with Nagle's algorithm each small response
-    # then waits for the client's delayed ACK (40 ms per request on Linux).
-    disable_nagle_algorithm = True
-
-    @property
-    def wheelhouse(self) -> WheelhouseServer:
-        return cast(WheelhouseServer, self.server)
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    def do_GET(self) -> None:
-        self._respond(body=True)
-
-    def do_HEAD(self) -> None:
-        self._respond(body=False)
-
-    def log_message(self, format: str, *args: object) -> None:
-        logger.info("%s %s", self.address_string(), format % args)
-
-    def log_error(self, format: str, *args: object) -> None:
-        # send_error() logs the request line as well; keep one INFO line per request.
-        logger.debug("%s %s", self.address_string(), format % args)
-
-    def _respond(self, *, body: bool) -> None:
-        # An origin-form target ("/a/b?q") is split by hand: urlsplit would read "//x/..." as
-        # a host name. An absolute-form target ("http://host/a") is what urlsplit is for.
-        if self.path.startswith("/"):
-            path = self.path.partition("?")[0].partition("#")[0]
-        else:
-            path = urlsplit(self.path).path
-        if not path.startswith("/"):
-            self._send_text(HTTPStatus.BAD_REQUEST, "bad request target", body=body)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan is off; websockets are not ours
             return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # Logged before the body goes out, so the line is there when the client has it.
+                _access(scope, message["status"])
+            await send(message)
+
+        response = self._respond(scope)
+        await response(scope, receive, sending)
+
+    def _respond(self, scope: Scope) -> Response:
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            return _text(
+                HTTPStatus.METHOD_NOT_ALLOWED, "only GET and HEAD", extra={"Allow": "GET, HEAD"}
+            )
+        raw = _target(scope).partition("?")[0].partition("#")[0]
+        # An origin-form target ("/a/b") is used raw, so that encoded slashes and dots are
+        # seen; urlsplit is for an absolute-form target ("http://host/a") only.
+        path = raw if raw.startswith("/") else urlsplit(raw).path
+        if not path.startswith("/"):
+            return _text(HTTPStatus.BAD_REQUEST, "bad request target")
         parts = _path_parts(path)
         if parts is None:
-            self._send_text(HTTPStatus.BAD_REQUEST, "bad path", body=body)
-            return
+            return _text(HTTPStatus.BAD_REQUEST, "bad path")
         directory = path.endswith("/")
         if not parts:
-            self._redirect(f"/{INDEX_DIR}/", HTTPStatus.FOUND, body=body)
-        elif parts[0] == INDEX_DIR and len(parts) <= 2:
-            self._page(parts, directory=directory, body=body)
-        elif directory:  # no directory listings, and a file is never a directory
-            self._send_text(HTTPStatus.NOT_FOUND, "not found", body=body)
-        else:
-            self._file(parts, body=body)
+            return _redirect(f"/{INDEX_DIR}/", HTTPStatus.FOUND)
+        if parts[0] == INDEX_DIR and len(parts) <= 2:
+            return self._page(parts, Headers(scope=scope), directory=directory)
+        if directory:  # no directory listings, and a file is never a directory
+            return _text(HTTPStatus.NOT_FOUND, "not found")
+        target = self._resolve(parts)
+        if target is None:
+            return _text(HTTPStatus.NOT_FOUND, "not found")
+        return _file(target, _file_type(target.name), Headers(scope=scope), vary=False, tag="")
 
-    def _page(self, parts: list[str], *, directory: bool, body: bool) -> None:
+    def _page(self, parts: list[str], headers: Headers, *, directory: bool) -> Response:
         if len(parts) == 2:
             name = canonicalize_name(parts[1])
             if not self._exists_dir([INDEX_DIR, name]):
-                self._send_text(HTTPStatus.NOT_FOUND, "no such project", body=body)
-                return
+                return _text(HTTPStatus.NOT_FOUND, "no such project")
             if name != parts[1] or not directory:
-                self._redirect(
-                    f"/{INDEX_DIR}/{quote(name)}/", HTTPStatus.MOVED_PERMANENTLY, body=body
-                )
-                return
+                return _redirect(f"/{INDEX_DIR}/{quote(name)}/", HTTPStatus.MOVED_PERMANENTLY)
         elif not directory:
-            self._redirect(f"/{INDEX_DIR}/", HTTPStatus.MOVED_PERMANENTLY, body=body)
-            return
-        chosen = negotiate(self.headers.get("Accept"))
+            return _redirect(f"/{INDEX_DIR}/", HTTPStatus.MOVED_PERMANENTLY)
+        chosen = negotiate(headers.get("accept"))
         if chosen is None:
-            self._send_text(
-                HTTPStatus.NOT_ACCEPTABLE,
-                "acceptable types: " + ", ".join(_OFFERS),
-                body=body,
-                vary=True,
-            )
-            return
+            acceptable = "acceptable types: " + ", ".join(_OFFERS)
+            return _text(HTTPStatus.NOT_ACCEPTABLE, acceptable, vary=True)
         target = self._resolve([*parts, _PAGES[chosen]])
         if target is None:
-            self._send_text(HTTPStatus.NOT_FOUND, "not found", body=body, vary=True)
-            return
-        self._send_file(target, _CONTENT_TYPES[chosen], body=body, vary=True, tag=_TAGS[chosen])
-
-    def _file(self, parts: list[str], *, body: bool) -> None:
-        target = self._resolve(parts)
-        if target is None:
-            self._send_text(HTTPStatus.NOT_FOUND, "not found", body=body)
-            return
-        self._send_file(target, _file_type(target.name), body=body, vary=False, tag="")
+            return _text(HTTPStatus.NOT_FOUND, "not found", vary=True)
+        return _file(target, _CONTENT_TYPES[chosen], headers, vary=True, tag=_TAGS[chosen])
 
     def _exists_dir(self, parts: list[str]) -> bool:
-        real = Path(os.path.realpath(self.wheelhouse.root.joinpath(*parts)))
-        return real.is_relative_to(self.wheelhouse.real_root) and real.is_dir()
+        real = Path(os.path.realpath(self.root.joinpath(*parts)))
+        return real.is_relative_to(self.real_root) and real.is_dir()
 
     def _resolve(self, parts: list[str]) -> Path | None:
         """The real path of a regular file under the root, or None (symlinks out included)."""
-        real = Path(os.path.realpath(self.wheelhouse.root.joinpath(*parts)))
-        if not real.is_relative_to(self.wheelhouse.real_root) or not real.is_file():
+        real = Path(os.path.realpath(self.root.joinpath(*parts)))
+        if not real.is_relative_to(self.real_root) or not real.is_file():
             return None
         return real
 
-    def _send_file(
-        self, path: Path, content_type: str, *, body: bool, vary: bool, tag: str
-    ) -> None:
-        try:
-            stream = path.open("rb")
-        except OSError:
-            self._send_text(HTTPStatus.NOT_FOUND, "not found", body=body, vary=vary)
-            return
-        with stream:
-            info = os.fstat(stream.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                self._send_text(HTTPStatus.NOT_FOUND, "not found", body=body, vary=vary)
-                return
-            # The variant is part of the tag: the HTML and JSON of one URL must never match.
-            etag = f'"{tag}{info.st_mtime_ns:x}-{info.st_size:x}"'
-            headers = {
-                "ETag": etag,
-                "Last-Modified": formatdate(info.st_mtime, usegmt=True),
-                "Cache-Control": "no-cache",
-            }
-            if vary:
-                headers["Vary"] = "Accept"
-            if self._not_modified(etag, info.st_mtime):
-                self.send_response(HTTPStatus.NOT_MODIFIED)
-                self._headers(headers)
-                return
-            self.send_response(HTTPStatus.OK)
-            self._headers(
-                {**headers, "Content-Type": content_type, "Content-Length": str(info.st_size)}
-            )
-            if body:
-                shutil.copyfileobj(stream, self.wfile, _CHUNK)
 
-    def _not_modified(self, etag: str, mtime: float) -> bool:
-        if_none_match = self.headers.get("If-None-Match")
-        if if_none_match is not None:
-            # RFC 9110: If-None-Match uses the weak comparison and overrides If-Modified-Since.
-            tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-            return "*" in tags or etag in tags
-        if_modified_since = self.headers.get("If-Modified-Since")
-        if if_modified_since is None:
-            return False
-        try:
-            since = parsedate_to_datetime(if_modified_since)
-        except (TypeError, ValueError):
-            return False
-        if since.tzinfo is None:
-            return False
-        return int(mtime) <= since.timestamp()
+def _access(scope: Scope, status: int) -> None:
+    client = (scope.get("client") or ("-",))[0]
+    method, version = scope["method"], scope.get("http_version", "1.1")
+    logger.info('%s "%s %s HTTP/%s" %s -', client, method, _target(scope), version, status)
 
-    def _redirect(self, location: str, status: HTTPStatus, *, body: bool) -> None:
-        self._send_text(status, f"see {location}", body=body, extra={"Location": location})
 
-    def _send_text(
-        self,
-        status: HTTPStatus,
-        text: str,
-        *,
-        body: bool,
-        vary: bool = False,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        data = (text + "\n").encode()
-        self.send_response(status)
-        headers = {"Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(data))}
-        if vary:
-            headers["Vary"] = "Accept"
-        self._headers({**headers, **(extra or {})})
-        if body:
-            self.wfile.write(data)
+def _target(scope: Scope) -> str:
+    """The request target as the client sent it (undecoded), with its query."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else quote(scope["path"])
+    query = scope.get("query_string") or b""
+    return f"{path}?{query.decode('latin-1')}" if query else path
 
-    def _headers(self, headers: dict[str, str]) -> None:
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
+
+def _file(path: Path, content_type: str, request: Headers, *, vary: bool, tag: str) -> Response:
+    try:
+        info = path.stat()
+    except OSError:
+        return _text(HTTPStatus.NOT_FOUND, "not found", vary=vary)
+    if not stat.S_ISREG(info.st_mode):
+        return _text(HTTPStatus.NOT_FOUND, "not found", vary=vary)
+    # The variant is part of the tag: the HTML and JSON of one URL must never match.
+    etag = f'"{tag}{info.st_mtime_ns:x}-{info.st_size:x}"'
+    headers = {
+        "ETag": etag,
+        "Last-Modified": formatdate(info.st_mtime, usegmt=True),
+        "Cache-Control": "no-cache",
+    }
+    if vary:
+        headers["Vary"] = "Accept"
+    if _not_modified(request, etag, info.st_mtime):
+        return Response(status_code=HTTPStatus.NOT_MODIFIED, headers=headers)
+    return FileResponse(path, headers=headers, media_type=content_type, stat_result=info)
+
+
+def _not_modified(request: Headers, etag: str, mtime: float) -> bool:
+    if_none_match = request.get("if-none-match")
+    if if_none_match is not None:
+        # RFC 9110: If-None-Match uses the weak comparison and overrides If-Modified-Since.
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        return "*" in tags or etag in tags
+    if_modified_since = request.get("if-modified-since")
+    if if_modified_since is None:
+        return False
+    try:
+        since = parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):
+        return False
+    if since.tzinfo is None:
+        return False
+    return int(mtime) <= since.timestamp()
+
+
+def _redirect(location: str, status: HTTPStatus) -> Response:
+    return _text(status, f"see {location}", extra={"Location": location})
+
+
+def _text(
+    status: HTTPStatus, text: str, *, vary: bool = False, extra: dict[str, str] | None = None
+) -> Response:
+    headers = {"Vary": "Accept"} if vary else {}
+    headers.update(extra or {})
+    return Response(
+        text + "\n", status_code=status, headers=headers, media_type="text/plain; charset=utf-8"
+    )
 
 
 def _path_parts(path: str) -> list[str] | None:
@@ -350,7 +281,7 @@ def _file_type(filename: str) -> str:
     return _FILE_TYPES.get(Path(filename).suffix, "application/octet-stream")
 
 
-def make_server(root: Path, host: str = "127.0.0.1", port: int = 8000) -> WheelhouseServer:
+def make_server(root: Path, host: str = "127.0.0.1", port: int = 8000) -> AsgiServer:
     """A server for the wheelhouse in ``root``, bound but not yet serving.
 
     Run ``serve_forever()`` (in a thread, for tests) and stop it with ``shutdown()``;
@@ -361,13 +292,11 @@ def make_server(root: Path, host: str = "127.0.0.1", port: int = 8000) -> Wheelh
             f"{str(root)!r} has no package index ({INDEX_DIR}/{HTML_PAGE})",
             hint=f"write it with 'wheelhouse index {root}'",
         )
-    try:
-        return WheelhouseServer(root, host, port)
-    except OSError as exc:
-        raise NetworkError(
-            f"cannot listen on {host!r} port {port}: {exc.strerror or exc}",
-            hint="choose another address with --host or port with --port",
-        ) from exc
+    sock = bind(host, port)
+    # uvicorn's access log is replaced by the app's own line per request.
+    return AsgiServer(
+        _StaticApp(root), sock, access_log=False, log_config=None, log_level="warning"
+    )
 
 
 def serve(
@@ -383,23 +312,11 @@ def serve(
     installed only in the main thread, and restored on return.
     """
     server = make_server(root, host, port)
-    previous: dict[signal.Signals, object] = {}
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        logger.info("received %s, stopping", signal.Signals(signum).name)
-        # shutdown() waits for serve_forever() to return, which this thread is running.
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    with server:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                previous[signum] = signal.signal(signum, stop)
-        try:
-            logger.info("serving %s at %s", root, server.url)
-            if ready is not None:
-                ready(server.url)
-            server.serve_forever()
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, cast("signal._HANDLER", handler))
+    try:
+        logger.info("serving %s at %s", root, server.url)
+        if ready is not None:
+            ready(server.url)
+        server.serve_forever()
+    finally:
+        server.server_close()
     logger.info("stopped serving %s", root)
