@@ -31,6 +31,7 @@ from wheelhouse.house.bundle import (
     parse_size,
     unpack,
 )
+from wheelhouse.house.directory import scratch_beside
 from wheelhouse.house.manifest import read_manifest
 
 HOST = "host"
@@ -292,6 +293,41 @@ def test_unpack_replaces_an_older_wheelhouse_and_keeps_foreign_files(
     assert (other / "NOTES.txt").read_text() == "mine\n"
     assert not (other / "zzz-1.0-py3-none-any.whl").exists()
     assert read_manifest(other) == read_manifest(house)
+
+
+_KILLED_UNPACK = """
+import os, signal, sys
+from pathlib import Path
+from wheelhouse.house.directory import scratch_beside
+with scratch_beside(Path(sys.argv[1]), "unpack") as scratch:
+    (scratch / "half.whl").write_bytes(b"half a wheel")
+    print(scratch, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_scratch_of_a_killed_unpack_is_removed_by_the_next_run(
+    tmp_path: Path, house: Path
+) -> None:
+    bundle = tmp_path / "b.tar.gz"
+    pack(house, bundle)
+    out = tmp_path / "target"
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_UNPACK, str(out)], capture_output=True, text=True
+    )
+    assert killed.returncode == -9, killed.stderr
+    left = Path(killed.stdout.strip())
+    assert left.parent == tmp_path and left.name.startswith(".target.unpack-")
+    assert (left / "half.whl").read_bytes() == b"half a wheel"
+    # A scratch directory another run is still working in is left alone.
+    with scratch_beside(out, "unpack") as busy:
+        unpack(bundle, out)
+        assert busy.is_dir()
+    assert not left.exists()
+    assert read_manifest(out) == read_manifest(house)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".target")) == [
+        ".target.lock"
+    ]
 
 
 # -- hostile bundles -----------------------------------------------------------------------

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import tarfile
-import tempfile
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +30,13 @@ from wheelhouse.errors import (
     UnsafeBundleError,
     UsageError,
 )
-from wheelhouse.house.directory import check_output_dir, generated_names, locked, publish
+from wheelhouse.house.directory import (
+    check_output_dir,
+    generated_names,
+    locked,
+    publish,
+    scratch_beside,
+)
 from wheelhouse.house.export import requirements_filename
 from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
 
@@ -721,15 +726,15 @@ def unpack(
     # Everything the bundle alone can tell is checked before anything is written beside ``out``
     # (not even the lock file): a refused bundle leaves no trace.
     parent = next((p for p in (out.parent, *out.parent.parents) if p.is_dir()), Path("/"))
-    try:
-        scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.unpack-", dir=parent))
-    except OSError as exc:
-        raise OutputDirError(
-            f"cannot write beside {str(out)!r}: {exc.strerror}",
-            path=out,
-            hint="choose a writable location with -o",
-        ) from exc
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            scratch = stack.enter_context(scratch_beside(out, "unpack", parent))
+        except OSError as exc:
+            raise OutputDirError(
+                f"cannot write beside {str(out)!r}: {exc.strerror}",
+                path=out,
+                hint="choose a writable location with -o",
+            ) from exc
         try:
             info, written = _extract(bundle, scratch)
         except OSError as exc:
@@ -757,8 +762,6 @@ def unpack(
         check_output_dir(out)
         with locked(out, on_wait=on_wait):
             return _apply(bundle, info, manifest, house, out, known)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _unsafe(bundle: Path, member: tarfile.TarInfo, why: str) -> UnsafeBundleError:

@@ -9,6 +9,7 @@ import errno
 import logging
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from wheelhouse.errors import OutputDirError
 from wheelhouse.house.index import index_files
 from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
 
-__all__ = ["Writer", "check_output_dir", "generated_names", "locked", "publish"]
+__all__ = ["Writer", "check_output_dir", "generated_names", "locked", "publish", "scratch_beside"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,45 @@ def locked(out: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[
         yield
     finally:
         lock.release()
+
+
+# Held inside a scratch directory while its run lives: the kernel lets go of it when the run
+# is killed, which is how a later run tells a leftover from a directory still in use.
+_IN_USE = ".in-use"
+
+
+@contextlib.contextmanager
+def scratch_beside(out: Path, purpose: str, parent: Path | None = None) -> Iterator[Path]:
+    """A scratch directory ``.<out>.<purpose>-*`` in ``parent`` (``out``'s parent by default),
+    removed on return; one a killed run left is removed by the next run on ``out``."""
+    where = parent if parent is not None else out.parent
+    # Made under a name the sweep does not match, and renamed once it is held: a sweep can
+    # never catch it between its creation and its lock.
+    making = Path(tempfile.mkdtemp(prefix=f".{out.name}.{purpose}_", dir=where))
+    in_use = filelock.FileLock(str(making / _IN_USE))
+    scratch = making
+    try:
+        in_use.acquire(timeout=0)
+        held = making.with_name(making.name.replace(f".{purpose}_", f".{purpose}-", 1))
+        os.rename(making, held)
+        scratch = held
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        in_use.release()
+
+
+def _remove_if_unused(scratch: Path) -> None:
+    in_use = filelock.FileLock(str(scratch / _IN_USE))
+    try:
+        in_use.acquire(timeout=0)
+    except (filelock.Timeout, OSError):
+        return  # another run is working in it
+    try:
+        logger.info("removing %s, left by an interrupted run", scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+    finally:
+        in_use.release()
 
 
 def generated_names(manifest: Manifest) -> set[str]:
@@ -226,6 +266,9 @@ def _recover(out: Path) -> None:
         os.rename(asides.pop(), out)
     for leftover in [*asides, *parent.glob(f".{out.name}.staging-*")]:
         shutil.rmtree(leftover, ignore_errors=True)
+    for scratch in parent.glob(f".{out.name}.*-*"):
+        if scratch.is_dir() and (scratch / _IN_USE).exists():
+            _remove_if_unused(scratch)
 
 
 def _fsync_dir(path: Path) -> None:
