@@ -490,13 +490,14 @@ def _options_set(values: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def config_fingerprint(env: Mapping[str, str] | None = None) -> str:
-    """A digest of everything that configures pip, without running pip (it takes 0.3 s).
+def config_fingerprint() -> str:
+    """A digest of everything that configures pip here, without running pip (it takes 0.3 s).
 
     It covers every ``PIP_*`` variable and the bytes of each configuration file at the places
-    pip documents (site, user, global, ``PIP_CONFIG_FILE``, the active virtualenv).
+    pip documents (site, user, global, ``PIP_CONFIG_FILE``, the active virtualenv). It reads
+    this process's environment only: platformdirs finds the user's files through it.
     """
-    source = os.environ if env is None else env
+    source = os.environ
     digest = hashlib.sha256()
     for key in sorted(k for k in source if k.startswith("PIP_")):
         digest.update(f"{key}={source[key]}\n".encode())
