@@ -19,7 +19,7 @@ import uvicorn
 from wheelhouse.errors import NetworkError
 from wheelhouse.house.index import INDEX_DIR
 
-__all__ = ["AsgiServer", "bind", "index_url"]
+__all__ = ["AsgiServer", "bind", "index_url", "uvicorn_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,18 @@ def index_url(sock: socket.socket, index: str) -> str:
     return f"http://{shown}:{port}/{index}/"
 
 
+def uvicorn_options(**options: Any) -> dict[str, Any]:
+    """uvicorn's settings for both modes, with ``options`` on top."""
+    return {
+        "lifespan": "off",
+        "server_header": False,
+        "date_header": True,
+        "timeout_graceful_shutdown": 5,
+        "timeout_keep_alive": 30,  # an idle keep-alive connection must not be held forever
+        **options,
+    }
+
+
 class _Uvicorn(uvicorn.Server):
     """uvicorn's server, ending quietly on SIGINT/SIGTERM instead of re-raising the signal."""
 
@@ -71,16 +83,7 @@ class AsgiServer:
         self.socket = sock
         self.server_port: int = sock.getsockname()[1]
         self.url = index_url(sock, INDEX_DIR)  # what clients give pip as --index-url
-        config = uvicorn.Config(
-            app,
-            lifespan="off",
-            server_header=False,
-            date_header=True,
-            timeout_graceful_shutdown=5,
-            timeout_keep_alive=30,  # an idle keep-alive connection must not be held forever
-            **options,
-        )
-        self._server = _Uvicorn(config)
+        self._server = _Uvicorn(uvicorn.Config(app, **uvicorn_options(**options)))
         self._stopped = threading.Event()
 
     def serve_forever(self) -> None:

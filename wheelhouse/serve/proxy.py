@@ -13,10 +13,9 @@ import logging
 import os
 import re
 import resource
-import socket
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,10 @@ from starlette.types import Receive, Scope, Send
 from wheelhouse import __version__
 from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base.wheels import read_wheel_metadata
-from wheelhouse.errors import InvalidWheelhouseError, NetworkError, UsageError
+from wheelhouse.errors import InvalidWheelhouseError, UsageError
 from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
 from wheelhouse.serve import _render
+from wheelhouse.serve._asgi import AsgiServer, bind, index_url, uvicorn_options
 from wheelhouse.serve._render import Listed
 from wheelhouse.serve._store import DownloadFailed, PageRecord, Stats, Store
 from wheelhouse.serve._upstream import (
@@ -677,41 +677,6 @@ def app_from_environment() -> Starlette:
     return create_app(ProxySettings.from_env(text))
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, ending quietly on SIGINT/SIGTERM instead of re-raising the signal."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        with super().capture_signals():
-            yield
-            if self._captured_signals:
-                logger.info("stopped on %s", ", ".join(_signal_names(self._captured_signals)))
-            self._captured_signals.clear()
-
-
-def _signal_names(signals: list[int]) -> list[str]:
-    import signal
-
-    return [signal.Signals(s).name for s in signals]
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise NetworkError(
-            f"cannot listen on {host!r} port {port}: {exc.strerror or exc}",
-            hint="choose another address with --host or port with --port",
-        ) from exc
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
 def serve_proxy(
     settings: ProxySettings,
     host: str = "127.0.0.1",
@@ -723,17 +688,9 @@ def serve_proxy(
     """Run the proxy until SIGINT or SIGTERM; ``ready`` gets the index URL once listening."""
     settings.store.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)  # checks the settings before we listen, in every mode
-    sock = _bind(host, port)
-    bound_host, bound_port = sock.getsockname()[:2]
-    shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-    url = f"http://{shown_host}:{bound_port}/{INDEX_DIR}/"
-    common: dict[str, Any] = {
-        "log_config": LOG_CONFIG,
-        "server_header": False,
-        "date_header": True,
-        "timeout_graceful_shutdown": 5,
-        "timeout_keep_alive": 30,
-    }
+    sock = bind(host, port)
+    url = index_url(sock, INDEX_DIR)
+    common: dict[str, Any] = {"log_config": LOG_CONFIG}
     with sock:
         logger.info(
             "proxying %s at %s (store %s)",
@@ -744,16 +701,14 @@ def serve_proxy(
         if ready is not None:
             ready(url)
         if workers <= 1:
-            config = uvicorn.Config(app, lifespan="off", **common)
-            _Server(config).run(sockets=[sock])
+            AsgiServer(app, sock, **common).run()
             return
         os.environ[SETTINGS_ENV] = settings.to_env()
         config = uvicorn.Config(
             "wheelhouse.serve.proxy:app_from_environment",
             factory=True,
-            lifespan="off",
             workers=workers,
-            **common,
+            **uvicorn_options(**common),
         )
         from uvicorn.supervisors import Multiprocess
 
