@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -69,9 +70,67 @@ def test_files_pip_downloads_while_resolving_are_not_fetched_again(
     # The index has no PEP 658 metadata, so pip reads every file to resolve; each is
     # requested exactly once in the whole build.
     assert file_requests(index_server) == dict.fromkeys(INDEX_FILES, 1)
+    # Each page too: pip reads it through the tap (its Accept header and User-Agent passed
+    # on), and the pins are checked against what pip read. The only other page request is
+    # the reachability probe of the first project, which reads the status line alone.
+    pages = [(p, h) for p, h in index_server.received if p.startswith("/simple/")]
+    by_pip = [(p, h) for p, h in pages if h["User-Agent"].startswith("pip/")]
+    assert Counter(p for p, _ in by_pip) == {
+        f"/simple/{name}/": 1 for name in ("app", "lib", "modern", "speedup", "srconly")
+    }
+    assert all("application/vnd.pypi.simple.v1+json" in h["Accept"] for _, h in by_pip)
+    assert [p for p, h in pages if (p, h) not in by_pip] == ["/simple/app/"]
     assert stderr.splitlines()[-1].endswith(
         f"{len(GRAPH_WHEELS)} files, 0.0 MB (5 downloaded, 0 from cache, 1 built from sdists)"
     )
+    for filename in GRAPH_WHEELS:
+        assert (tmp_path / "wh" / filename).is_file()
+
+
+def test_pages_the_tap_cannot_forward_send_the_resolution_to_pip_directly(
+    cli: Cli, graph: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    # The index refuses pages to the tap's client (which asks for no gzip) but not to pip:
+    # as an index would that wants a trust store or credentials that only pip has.
+    def refuse(path: str, headers: Mapping[str, str]) -> Answer | None:
+        if path.startswith("/simple/") and "gzip" not in headers.get("Accept-Encoding", ""):
+            return 403, {"Content-Type": "text/plain"}, b"not you"
+        return None
+
+    index_server.intercept(refuse)
+
+    stderr = build(cli, index_server, graph, tmp_path / "wh", "-v")
+
+    assert any(
+        "pip resolves" in line and "the page tap could not forward" in line
+        for line in stderr.splitlines()
+    ), stderr
+    for filename in GRAPH_WHEELS:
+        assert (tmp_path / "wh" / filename).is_file()
+
+
+def test_an_index_that_wants_credentials_gets_them_through_the_tap(
+    cli: Cli, graph: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    wanted = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+
+    def guard(path: str, headers: Mapping[str, str]) -> Answer | None:
+        if headers.get("Authorization") != wanted:
+            return 401, {"WWW-Authenticate": 'Basic realm="index"'}, b"who are you?"
+        return None
+
+    index_server.intercept(guard)
+    url = index_server.url.replace("http://", "http://alice:s3cret@")
+
+    result = cli("build", "-r", graph, "-o", tmp_path / "wh", "--index-url", url, "-v")
+
+    assert result.exit_code == 0, result.stderr
+    assert "page tap" not in result.stderr
+    assert "s3cret" not in result.stderr
+    # Every request carried the credentials (pip's through the tap, which holds them: pip
+    # is given the tap's URL without them), and each file was downloaded once.
+    assert all(h.get("Authorization") == wanted for _, h in index_server.received)
+    assert file_requests(index_server) == dict.fromkeys(INDEX_FILES, 1)
     for filename in GRAPH_WHEELS:
         assert (tmp_path / "wh" / filename).is_file()
 

@@ -93,6 +93,7 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         retries: Retry | Literal[False] | None = None,
+        redirect: bool = True,
     ) -> urllib3.BaseHTTPResponse:
         """Start a streamed GET of ``url``; the caller reads and releases the response.
 
@@ -101,7 +102,8 @@ class HttpClient:
         Redirects are followed and failures retried by ``retries`` (default: ``self.retries``);
         exhausted retries raise ``urllib3.exceptions.MaxRetryError`` with the last failure as
         its ``reason``. Credentials are dropped on a redirect to another host. ``False`` asks
-        once and raises what failed as it is (a probe).
+        once and raises what failed as it is (a probe). ``redirect=False`` hands a redirect
+        back as it is (to a client behind a forwarder, which follows it itself).
         """
         sent = urllib3.make_headers(accept_encoding=False)
         sent.update(headers or {})
@@ -115,7 +117,7 @@ class HttpClient:
             headers=sent,
             preload_content=False,
             timeout=self._timeout if timeout is None else urllib3.Timeout(timeout),
-            redirect=True,
+            redirect=redirect,
             retries=self.retries if retries is None else retries,
         )
 

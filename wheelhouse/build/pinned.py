@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import urllib3
@@ -62,6 +62,9 @@ from wheelhouse.build.resolve import Pin, Resolution
 from wheelhouse.build.settings import IndexOptions
 from wheelhouse.errors import FetchError
 from wheelhouse.house.manifest import FileKind, Sha256
+
+if TYPE_CHECKING:
+    from wheelhouse.build._pagetap import Page
 
 __all__ = [
     "BuildSdists",
@@ -172,6 +175,7 @@ def resolve_pinned(
     jobs: int,
     build: BuildSdists | None = None,
     progress: Progress | None = None,
+    pages: Mapping[str, Page] | None = None,
 ) -> PinnedResult | Fallback:
     """Resolve a fully pinned ``inputs`` without pip, or say why pip must resolve it.
 
@@ -180,10 +184,20 @@ def resolve_pinned(
     fetched into ``cache`` (hash-verified) and returned, so the caller need not fetch them again.
     ``build`` turns sdists whose dependencies are not static into wheels (in order), whose
     metadata then stands in; without it such an sdist sends the input to pip.
+    ``pages`` are index pages already read (by the index URL asked, without credentials), which
+    are not asked again.
     """
     try:
         result = _resolve(
-            inputs, index, pip_config, target, cache, jobs=jobs, build=build, progress=progress
+            inputs,
+            index,
+            pip_config,
+            target,
+            cache,
+            jobs=jobs,
+            build=build,
+            progress=progress,
+            pages=pages or {},
         )
     except _Ineligible as exc:
         logger.info("resolving with pip: %s", exc)
@@ -215,6 +229,7 @@ def _resolve(
     jobs: int,
     build: BuildSdists | None,
     progress: Progress | None,
+    pages: Mapping[str, Page],
 ) -> PinnedResult:
     environment = target.environment
     options = _check_options(inputs, pip_config)
@@ -231,7 +246,7 @@ def _resolve(
             raise _Ineligible(f"--require-hashes is set but {', '.join(unhashed)} has no --hash")
     sources = _sources(index, pip_config)
     python = _python_version(environment)
-    client = _PageClient(pip_config, pool_size=max(jobs, 1))
+    client = _PageClient(pip_config, pool_size=max(jobs, 1), pages=pages)
     chooser = _Chooser(
         tags={tag: i for i, tag in enumerate(target.tags)},
         python=python,
@@ -728,10 +743,24 @@ class _PageClient(HttpClient):
     """HttpClient that asks for index pages as plain PEP 503 HTML (else with pip's Accept header).
 
     ``HttpClient.get`` takes no headers; this uses its own credential and proxy choices.
+    ``pages`` already read (pip's, through a ``PageTap``) are answered without asking again.
     """
+
+    def __init__(
+        self,
+        pip_config: Mapping[str, str],
+        *,
+        pool_size: int = 8,
+        pages: Mapping[str, Page] | None = None,
+    ) -> None:
+        super().__init__(pip_config, pool_size=pool_size)
+        self._pages = pages or {}
 
     def get_page(self, url: str) -> tuple[int, str, str, bytes]:
         """GET a project page: (status, final URL after redirects, content type, body)."""
+        kept = self._pages.get(strip_credentials(url))
+        if kept is not None:
+            return kept.status, kept.url, kept.content_type, kept.body
         accept = _ACCEPT_SMALL
         for _ in range(_MAX_REDIRECTS):
             headers = urllib3.make_headers(accept_encoding=True)

@@ -10,7 +10,7 @@ import logging
 import shutil
 import tempfile
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,11 +29,12 @@ from packaging.utils import (
 )
 
 from wheelhouse import __version__
-from wheelhouse._base._http import strip_credentials
-from wheelhouse._base._pip import config_fingerprint, pip_config
+from wheelhouse._base._http import HttpClient, strip_credentials
+from wheelhouse._base._pip import config_fingerprint, index_urls, pip_config
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target
+from wheelhouse.build._pagetap import PageTap
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, fetch_all
 from wheelhouse.build.inputs import Selection
@@ -59,7 +60,7 @@ from wheelhouse.build.resolve import (
     uv_version,
 )
 from wheelhouse.build.settings import BuildSettings
-from wheelhouse.errors import IncompatibleError
+from wheelhouse.errors import IncompatibleError, WheelhouseError
 from wheelhouse.house.directory import Writer, check_output_dir, locked, publish
 from wheelhouse.house.export import write_requirements
 from wheelhouse.house.index import write_index
@@ -389,9 +390,22 @@ def _resolve_loose(
             report.stage(f"resolving with pip {pip_version()}{label}")
             staging = work / "files"
             staging.mkdir()
-            found = download(inputs, settings.index, target, staging, config=config, reuse=reuse)
+            with _page_tap(settings, config) as tap:
+                try:
+                    found = download(
+                        inputs, settings.index, target, staging, config=config, reuse=reuse, tap=tap
+                    )
+                except WheelhouseError:
+                    if tap is None or not (tap.failures or not tap.forwarded):
+                        raise
+                    # pip may reach what our client cannot (its trust store, keyring), or
+                    # may not reach the tap at all: pip resolves again, reading the indexes
+                    # itself, and explains any failure.
+                    why = tap.failures[0] if tap.failures else "anything: pip asked nothing"
+                    return Fallback(f"the page tap could not forward {why}")
             if found is None:
                 return Fallback("pip's output does not say which files it kept")
+            pages = tap.pages if tap is not None else {}
             files, reused = found
             lines = []
             for path in files:
@@ -416,6 +430,7 @@ def _resolve_loose(
                 jobs=_network_jobs(settings),
                 build=build,
                 progress=progress,
+                pages=pages,
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -439,6 +454,20 @@ def _resolve_loose(
         pip_version=pip_version() if settings.resolver == "pip" else "",
     )
     return resolution, fetched
+
+
+@contextlib.contextmanager
+def _page_tap(settings: BuildSettings, config: dict[str, str]) -> Iterator[PageTap | None]:
+    """A tap that keeps the index pages pip reads (None when pip reads no http(s) index), so
+    the pins are checked against them instead of reading them again."""
+    urls = index_urls(settings.index.over(config))
+    # pip sends every request to its configured proxy, which cannot reach our loopback.
+    if config.get("proxy") or not any(urlsplit(u).scheme in ("http", "https") for u in urls):
+        yield None
+        return
+    client = HttpClient(config, pool_size=_network_jobs(settings))
+    with PageTap(urls, client) as tap:
+        yield tap
 
 
 def _name_version(filename: str) -> tuple[str, str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
 import json
 import logging
@@ -15,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import urllib3
@@ -72,6 +73,15 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+class Tap(Protocol):
+    """Other URLs for the indexes pip reads, and the way back (``build._pagetap.PageTap``)."""
+
+    @property
+    def index_urls(self) -> Sequence[str]: ...
+
+    def untap(self, text: str) -> str: ...
+
+
 @dataclass(frozen=True)
 class Pin:
     """One distribution pip chose, and the file it would install it from."""
@@ -123,6 +133,7 @@ def download(
     *,
     config: Mapping[str, str] | None = None,
     reuse: Sequence[Path] = (),
+    tap: Tap | None = None,
 ) -> tuple[tuple[Path, ...], frozenset[Path]] | None:
     """Let pip resolve ``inputs`` and save the file of each distribution it chose in ``staging``.
 
@@ -138,6 +149,9 @@ def download(
     hash the index gives (or downloads it again), so a rebuild downloads only what changed.
     ``staging`` must be empty. Returns the files of pip's answer and those of them that were
     reused, or None when pip's output does not say which of the reused files it kept.
+
+    ``tap`` gives pip other URLs for the indexes (every index pip would read, in pip's order,
+    as ``tap.index_urls``) and turns them back into the indexes' own in pip's output.
     """
     linked: dict[Path, NormalizedName] = {}
     for path in reuse:
@@ -150,7 +164,7 @@ def download(
             continue  # another filesystem: pip downloads it
         linked[staging / path.name] = project
     args = ["download", "--dest", str(staging)]
-    output = _run_resolver(args, inputs, index, target, config, produced=staging)
+    output = _run_resolver(args, inputs, index, target, config, produced=staging, tap=tap)
     present = sorted(p for p in staging.iterdir() if p.is_file())
     if not linked:
         return tuple(present), frozenset()
@@ -192,9 +206,22 @@ def _run_resolver(
     config: Mapping[str, str] | None,
     *,
     produced: Path,
+    tap: Tap | None = None,
 ) -> str:
     """Run pip's resolver (``command`` and the inputs): its output, or the error it explains."""
-    args = [*command, "--progress-bar", "off", *index.pip_args()]
+    env = online_env()
+    given = index
+    if tap is not None:
+        # pip's configuration and command line extend each other's extra indexes; the
+        # environment replaces both (PIP_* variables come last in pip's configuration).
+        given = dataclasses.replace(index, index_url=None, extra_index_urls=())
+        urls = list(tap.index_urls)
+        env["PIP_INDEX_URL"] = urls[0]
+        env["PIP_EXTRA_INDEX_URL"] = " ".join(urls[1:])
+        # The environment's proxies must not be asked for the tap, which is on loopback.
+        for name in ("NO_PROXY", "no_proxy"):
+            env[name] = ",".join(filter(None, [env.get(name, ""), "127.0.0.1"]))
+    args = [*command, "--progress-bar", "off", *given.pip_args()]
     for path in inputs.requirements:
         args += ["-r", str(path.absolute())]
     for path in inputs.constraints:
@@ -214,13 +241,16 @@ def _run_resolver(
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         probed = pool.submit(probe)
-        result = run_pip(args, env=online_env(), python=target.python, abort=abort)
+        result = run_pip(args, env=env, python=target.python, abort=abort)
         unreachable = probed.result()
     if unreachable is not None:
         raise unreachable
+    output = result.stdout + "\n" + result.stderr
+    if tap is not None:
+        output = tap.untap(output)
     if not result.ok or not produced.exists():
-        raise explain_pip_failure(result.stdout + "\n" + result.stderr, index, inputs)
-    return result.stdout
+        raise explain_pip_failure(output, index, inputs)
+    return result.stdout if tap is None else tap.untap(result.stdout)
 
 
 def uv_version(pip_config: Mapping[str, str]) -> str:
