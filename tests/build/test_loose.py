@@ -72,7 +72,7 @@ def test_files_pip_downloads_while_resolving_are_not_fetched_again(
     assert file_requests(index_server) == dict.fromkeys(INDEX_FILES, 1)
     # Each page too: pip reads it through the tap (its Accept header and User-Agent passed
     # on), and the pins are checked against what pip read. The only other page request is
-    # the reachability probe of the first project, which reads the status line alone.
+    # the reachability probe of the first project, a HEAD.
     pages = [(p, h) for p, h in index_server.received if p.startswith("/simple/")]
     by_pip = [(p, h) for p, h in pages if h["User-Agent"].startswith("pip/")]
     assert Counter(p for p, _ in by_pip) == {

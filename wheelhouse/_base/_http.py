@@ -94,6 +94,7 @@ class HttpClient:
         timeout: float | None = None,
         retries: Retry | Literal[False] | None = None,
         redirect: bool = True,
+        method: Literal["GET", "HEAD"] = "GET",
     ) -> urllib3.BaseHTTPResponse:
         """Start a streamed GET of ``url``; the caller reads and releases the response.
 
@@ -104,6 +105,7 @@ class HttpClient:
         its ``reason``. Credentials are dropped on a redirect to another host. ``False`` asks
         once and raises what failed as it is (a probe). ``redirect=False`` hands a redirect
         back as it is (to a client behind a forwarder, which follows it itself).
+        ``method="HEAD"`` asks for the status and headers alone (a probe).
         """
         sent = urllib3.make_headers(accept_encoding=False)
         sent.update(headers or {})
@@ -112,7 +114,7 @@ class HttpClient:
             sent.update(urllib3.make_headers(basic_auth=auth))
         manager = self._manager_for(url)
         return manager.request(
-            "GET",
+            method,
             strip_credentials(url),
             headers=sent,
             preload_content=False,

@@ -291,8 +291,9 @@ def _unreachable(
         try:
             # Asked once: a probe that retried would only delay the error it exists to give.
             page = f"{url.rstrip('/')}/{project}/" if project else url
-            response = client.get(page, retries=False)
-            # The status line is enough: draining PyPI's /simple/ page reads 40 MB.
+            # HEAD: the status line is enough, and a page's body can be megabytes (and
+            # PyPI's /simple/ 40 MB), read for nothing but a count of bytes over pip's.
+            response = client.get(page, retries=False, method="HEAD")
             response.close()
             response.release_conn()
         except (
