@@ -99,12 +99,13 @@ class PageTap:
 
     def _listen(self, origin: str) -> ThreadingHTTPServer:
         tap = self
+        shown = strip_credentials(origin)
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def log_message(self, format: str, *args: Any) -> None:
-                logger.debug("tap %s: " + format, origin, *args)
+                logger.debug("tap %s: " + format, shown, *args)
 
             def do_GET(self) -> None:
                 tap._forward(self, origin)
@@ -112,7 +113,10 @@ class PageTap:
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         threading.Thread(
-            target=server.serve_forever, name=f"page-tap {origin}", daemon=True
+            # Polled often: shutdown() waits for the loop to look (every 0.5 s by default).
+            target=lambda: server.serve_forever(poll_interval=0.02),
+            name=f"page-tap {shown}",
+            daemon=True,
         ).start()
         return server
 
@@ -145,21 +149,27 @@ class PageTap:
                     target = f"http://127.0.0.1:{self._port(origin)}" + target[len(bare) :]
                 out["Location"] = target
             length = response.headers.get("Content-Length")
-            is_page = content_type.lower().startswith(_PAGE_TYPES)
-            if is_page or length is None:
+            keep = content_type.lower().startswith(_PAGE_TYPES) and response.status in (200, 404)
+            if length is None or response.headers.get("Content-Encoding"):
+                # Whole, decoded: the length pip is told is that of the bytes it gets.
                 body = response.read()
-                if is_page and response.status in (200, 404):
-                    with self._lock:
-                        self.pages[shown] = Page(response.status, shown, content_type, body)
                 self._answer(request, response.status, out, body)
-                return
-            # A file linked relative to the index: passed on as it arrives, not kept.
-            request.send_response(response.status)
-            for key, value in {**out, "Content-Length": length}.items():
-                request.send_header(key, value)
-            request.end_headers()
-            for chunk in response.stream(_CHUNK):
-                request.wfile.write(chunk)
+            else:
+                # Passed on as it arrives (pip reads a page while the rest comes), and a page
+                # kept as well; a file linked relative to the index is not kept.
+                request.send_response(response.status)
+                for key, value in {**out, "Content-Length": length}.items():
+                    request.send_header(key, value)
+                request.end_headers()
+                chunks = []
+                for chunk in response.stream(_CHUNK):
+                    request.wfile.write(chunk)
+                    if keep:
+                        chunks.append(chunk)
+                body = b"".join(chunks)
+            if keep:
+                with self._lock:
+                    self.pages[shown] = Page(response.status, shown, content_type, body)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             with self._lock:
                 self.failures.append(f"{shown}: {exc}")
