@@ -103,6 +103,9 @@ class PageTap:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body are separate writes: with Nagle's algorithm the body would wait
+            # for pip's delayed ACK of the headers (40 ms a page on Linux).
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 logger.debug("tap %s: " + format, shown, *args)
