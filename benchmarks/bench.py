@@ -349,6 +349,9 @@ class CountingTunnel:
                 except OSError:
                     client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
                     return
+                # Pass each TLS record on at once (Nagle would hold small ones for an ACK).
+                for sock in (client, upstream):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 pump = threading.Thread(
                     target=tunnel._pump, args=(upstream, client, "down"), daemon=True
