@@ -1,0 +1,69 @@
+"""The page tap: what it forwards, rewrites and keeps (pip's own use is in test_loose.py)."""
+
+from __future__ import annotations
+
+import urllib3
+
+from tests._dists import DistFactory
+from tests._server import IndexServer
+from wheelhouse._base._http import HttpClient
+from wheelhouse.build._pagetap import PageTap
+
+
+def get(url: str, **headers: str) -> urllib3.BaseHTTPResponse:
+    return urllib3.request("GET", url, headers=headers, redirect=False, retries=False)
+
+
+def test_keeps_pages_rewrites_redirects_and_passes_files_on(
+    dists: DistFactory, index_server: IndexServer
+) -> None:
+    wheel = dists.wheel("app", "1.0")
+    url = index_server.url.replace("http://", "http://alice:s3cret@")
+    with PageTap([url, "file:///somewhere/simple/"], HttpClient({})) as tap:
+        tapped, local = tap.index_urls
+        assert local == "file:///somewhere/simple/"
+        assert tapped.startswith("http://127.0.0.1:") and tapped.endswith("/simple/")
+        assert tapped != index_server.url
+
+        moved = get(tapped + "App/")
+        page = get(tapped + "app/", Accept="text/html")
+        missing = get(tapped + "nothing/")
+        file = get(tapped.removesuffix("simple/") + "files/" + wheel.name)
+
+    # A redirect to the index's own host points back at the tap; pip follows it there.
+    assert moved.status == 301
+    assert moved.headers["Location"] == tapped + "app/"
+    assert page.status == 200 and b"app-1.0-py3-none-any.whl" in page.data
+    assert missing.status == 404
+    assert file.status == 200 and file.data == wheel.read_bytes()
+    # Index pages are kept by the index's own URL, without credentials; files are not, nor is
+    # this index's plain-text 404 (only an answer that is an index page is kept).
+    assert set(tap.pages) == {index_server.url + "app/"}
+    kept = tap.pages[index_server.url + "app/"]
+    assert (kept.status, kept.url, kept.body) == (200, index_server.url + "app/", page.data)
+    assert tap.forwarded == 4 and tap.failures == []
+    # The request headers that decide the answer reach the index.
+    assert ("/simple/app/", "text/html") in [(p, h.get("Accept")) for p, h in index_server.received]
+    assert tap.untap(f"ERROR: from {tapped}app/") == f"ERROR: from {index_server.url}app/"
+    # pip is given no credentials; the tap sends the index's own with every request.
+    assert "s3cret" not in tapped
+    auth = {h.get("Authorization") for _, h in index_server.received}
+    assert auth == {"Basic YWxpY2U6czNjcmV0"}
+
+
+def test_refusals_and_unreachable_indexes_are_failures(
+    dists: DistFactory, index_server: IndexServer
+) -> None:
+    index_server.fail("/simple/locked/", 403)
+    with PageTap(
+        [index_server.url, "http://127.0.0.1:9/simple/"], HttpClient({"retries": "0"})
+    ) as tap:
+        refused = get(tap.index_urls[0] + "locked/")
+        dead = get(tap.index_urls[1] + "anything/")
+
+    assert refused.status == 403
+    assert dead.status == 502
+    assert tap.forwarded == 2
+    assert tap.failures[0] == f"{index_server.url}locked/: HTTP 403"
+    assert tap.failures[1].startswith("http://127.0.0.1:9/simple/anything/: ")
+    assert tap.pages == {}
