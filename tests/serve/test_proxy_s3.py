@@ -9,6 +9,8 @@ import http.client
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests._capabilities import find_uv
 from tests._dists import DistFactory
 from tests._s3 import S3Server
 from tests._server import IndexServer
@@ -55,7 +58,24 @@ def bucket_object(s3_server: S3Server, bucket: str, key: str) -> tuple[int, byte
     return status, body
 
 
-def test_three_proxies_over_one_bucket_fetch_each_file_once(
+CLIENTS = 30  # the issue's figure: 30 cold concurrent clients over three proxies
+PIP_CLIENTS = 3  # one pip per proxy; the rest are uv, which starts in milliseconds
+
+
+def uv_install(
+    proxy: ProxyProcess, target: Path, requirements: Path
+) -> subprocess.CompletedProcess[str]:
+    """uv installing hash-pinned ``requirements`` through the proxy into ``target``: uv
+    checks every file it gets against the sha256 the file names."""
+    argv = [*find_uv(), "pip", "install", "--no-config", "--no-cache", "--require-hashes"]
+    argv += ["--python", sys.executable, "--target", str(target), "--index-url", proxy.url]
+    argv += ["-r", str(requirements)]
+    return subprocess.run(
+        argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, check=False
+    )
+
+
+def test_three_proxies_over_one_bucket_serve_30_cold_clients_fetching_each_file_once(
     upstream_dists: DistFactory,
     index_server: IndexServer,
     s3_server: S3Server,
@@ -63,28 +83,42 @@ def test_three_proxies_over_one_bucket_fetch_each_file_once(
     tmp_path: Path,
 ) -> None:
     index_server.json_pages = True
-    index_server.delay("/files/", 0.5)  # every client asks while the first download runs
+    index_server.delay("/files/", 1.0)  # every client asks while the first download runs
     index_server.delay("/simple/", 0.3)
+    wanted = {name: (upstream_dists.root / name).read_bytes() for name in WHEELS}
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(
+        "".join(
+            f"{name.split('-')[0]}=={name.split('-')[1]} "
+            f"--hash=sha256:{hashlib.sha256(data).hexdigest()}\n"
+            for name, data in wanted.items()
+        )
+    )
     proxies = start_proxies(3, bucket, s3_server, index_server.url, tmp_path)
+
+    def client(i: int) -> subprocess.CompletedProcess[str]:
+        proxy = proxies[i % 3]
+        if i < PIP_CLIENTS:
+            return pip_download(proxy, tmp_path / f"c{i}", "alpha", "gamma")
+        return uv_install(proxy, tmp_path / f"c{i}", requirements)
+
     try:
-        with ThreadPoolExecutor(9) as pool:
-            results = list(
-                pool.map(
-                    lambda i: pip_download(proxies[i % 3], tmp_path / f"c{i}", "alpha", "gamma"),
-                    range(9),
-                )
-            )
-        assert [r.returncode for r in results] == [0] * 9, [r.stderr for r in results]
-        for i in range(9):
-            got = sorted(p.name for p in (tmp_path / f"c{i}").iterdir())
-            assert got == WHEELS
-            for name in got:
-                assert (tmp_path / f"c{i}" / name).read_bytes() == (
-                    upstream_dists.root / name
-                ).read_bytes()
-        for name in WHEELS:
+        with ThreadPoolExecutor(CLIENTS) as pool:  # all at once, into three cold proxies
+            results = list(pool.map(client, range(CLIENTS)))
+        assert [r.returncode for r in results] == [0] * CLIENTS, [r.stderr for r in results]
+        for i in range(PIP_CLIENTS):  # pip's downloads: the upstream's bytes
+            got = {p.name: p.read_bytes() for p in (tmp_path / f"c{i}").iterdir()}
+            assert got == wanted
+        installed = {
+            (
+                tmp_path / f"c{i}" / f"{name.split('-')[0]}-{name.split('-')[1]}.dist-info/RECORD"
+            ).read_text()
+            for name in WHEELS
+            for i in range(PIP_CLIENTS, CLIENTS)
+        }
+        assert len(installed) == len(WHEELS)  # every uv client installed the same files
+        for name, data in wanted.items():
             assert index_server.count(f"/files/{name}") == 1, name
-            data = (upstream_dists.root / name).read_bytes()
             sha256 = hashlib.sha256(data).hexdigest()
             # In the bucket under its content key, with the bytes that key promises.
             assert bucket_object(s3_server, bucket, f"files/{sha256[:2]}/{sha256}") == (200, data)
