@@ -49,6 +49,11 @@ class Store(Protocol):
         """The object's bytes, or None when there is no such object."""
         ...
 
+    def stream(self, key: str) -> Iterator[bytes] | None:
+        """The object's bytes in chunks of about 256 KiB (never the whole object in
+        memory), or None when there is no such object."""
+        ...
+
     def put_file(self, key: str, path: Path, content_type: str) -> str | None:
         """Upload the file at ``path`` as ``key``; returns the new ETag where the store has one."""
         ...
@@ -110,6 +115,19 @@ class LocalStore:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
+
+    def stream(self, key: str) -> Iterator[bytes] | None:
+        try:
+            handle = self._path(key).open("rb")
+        except FileNotFoundError:
+            return None
+
+        def chunks() -> Iterator[bytes]:
+            with handle:
+                while chunk := handle.read(_CHUNK):
+                    yield chunk
+
+        return chunks()
 
     def put_file(self, key: str, path: Path, content_type: str) -> str | None:
         dest = self._path(key)
@@ -202,6 +220,22 @@ class S3Store:
         except (NotFoundError, FileNotFoundError):  # obstore raises the builtin one for S3
             return None
 
+    def stream(self, key: str) -> Iterator[bytes] | None:
+        import obstore
+        from obstore.exceptions import NotFoundError
+
+        try:
+            with self._errors(f"read {key!r} from"):
+                result = obstore.get(self._store, self._key(key))
+        except (NotFoundError, FileNotFoundError):
+            return None
+
+        def chunks() -> Iterator[bytes]:
+            with self._errors(f"read {key!r} from"):
+                yield from result.stream(min_chunk_size=_CHUNK)
+
+        return chunks()
+
     def put_file(self, key: str, path: Path, content_type: str) -> str | None:
         import obstore
 
@@ -272,6 +306,7 @@ class S3Store:
 
 
 _SINGLE_PUT_LIMIT = 5 * 1024**3
+_CHUNK = 256 * 1024
 
 
 def _unquote(etag: object) -> str | None:
