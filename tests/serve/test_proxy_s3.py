@@ -25,6 +25,7 @@ from tests._s3 import S3Server
 from tests._server import IndexServer
 from tests.serve.conftest import ProxyProcess, wait_until
 from tests.serve.test_proxy import JSON, pip_download
+from wheelhouse._base.storage import S3Store
 
 WHEELS = ["alpha-1.0-py3-none-any.whl", "beta-2.0-py3-none-any.whl", "gamma-1.0-py3-none-any.whl"]
 
@@ -181,6 +182,69 @@ def test_a_proxy_killed_mid_download_leaves_nothing_served_and_its_lease_is_take
     finally:
         first.stop(signal.SIGKILL)
         second.stop(signal.SIGKILL)
+
+
+def test_a_download_longer_than_the_lease_keeps_it_renewed(
+    upstream_dists: DistFactory,
+    index_server: IndexServer,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    index_server.json_pages = True
+    name = "gamma-1.0-py3-none-any.whl"
+    data = (upstream_dists.root / name).read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    first, second = start_proxies(
+        2, bucket, s3_server, index_server.url, tmp_path, "--lease-timeout", "1"
+    )
+    try:
+        for proxy in (first, second):
+            assert proxy.get("/simple/gamma/", JSON)[0] == 200
+        path = f"/files/gamma/{sha256}/{name}"
+        index_server.delay("/files/", 4)  # four times the lease
+        with ThreadPoolExecutor(2) as pool:
+            one = pool.submit(first.get, path)
+            lease = f"leases/files/{sha256}"
+            assert wait_until(lambda: bucket_object(s3_server, bucket, lease)[0] == 200)
+            time.sleep(1.5)  # the lease was taken longer ago than its timeout...
+            two = pool.submit(second.get, path)  # ...but renewed: the second proxy waits
+            assert one.result()[::2] == (200, data)
+            assert two.result()[::2] == (200, data)
+        assert index_server.count(f"/files/{name}") == 1
+        assert "taking over the stale lease" not in first.log + second.log
+        assert "read " + sha256 + " from the bucket" in second.log
+    finally:
+        first.stop(signal.SIGKILL)
+        second.stop(signal.SIGKILL)
+
+
+def test_an_object_with_other_bytes_under_a_content_key_is_never_served(
+    upstream_dists: DistFactory,
+    index_server: IndexServer,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    index_server.json_pages = True
+    name = "gamma-1.0-py3-none-any.whl"
+    data = (upstream_dists.root / name).read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    key = f"files/{sha256[:2]}/{sha256}"
+    store = S3Store(bucket, "proxy", endpoint_url=s3_server.endpoint)
+    store.put_bytes(key, b"not the wheel", "application/octet-stream")  # by something else
+    (proxy,) = start_proxies(1, bucket, s3_server, index_server.url, tmp_path)
+    try:
+        assert proxy.get("/simple/gamma/", JSON)[0] == 200
+        status, _, body = proxy.get(f"/files/gamma/{sha256}/{name}")
+        assert (status, body) == (200, data)  # fetched upstream, not the bucket's bytes
+        assert f"the bucket's {key} has other bytes; not serving it" in proxy.log
+        assert index_server.count(f"/files/{name}") == 1
+        # Read twice (before taking the lease, and under it in case it arrived meanwhile).
+        assert proxy.stats()["hash_mismatches"] == 2
+        assert wait_until(lambda: bucket_object(s3_server, bucket, key) == (200, data))
+    finally:
+        proxy.stop(signal.SIGKILL)
 
 
 def test_an_unreachable_bucket_is_one_error_line(

@@ -12,8 +12,13 @@ from the bucket once per instance and streamed to clients from disk. Layout unde
 
 Single flight across instances: a lease object is created with a conditional write (S3's
 ``If-None-Match: *``); only its holder asks upstream, verifies the sha256, uploads the file
-under its content key and deletes the lease. The others wait for the object. A lease older
-than ``lease_timeout`` belongs to an instance that died: it is deleted and taken anew.
+under its content key and deletes the lease. The others wait for the object. The holder
+renews its lease (rewrites its time) every third of ``lease_timeout`` while it works, so a
+download longer than the timeout keeps it; a lease older than ``lease_timeout`` belongs to an
+instance that died: it is deleted and taken anew.
+
+A file is streamed from the bucket into this instance's partial file, as a download from
+upstream is, so its clients get bytes while it arrives and no object is held in memory.
 """
 
 from __future__ import annotations
@@ -24,14 +29,15 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import urllib3
 
 from wheelhouse._base._http import HttpClient
-from wheelhouse._base.files import write_atomic
 from wheelhouse._base.storage import Store as ObjectStore
 from wheelhouse.errors import NetworkError
 from wheelhouse.serve._store import DownloadFailed, PageRecord, Stats, Store
@@ -41,7 +47,8 @@ __all__ = ["BucketStore"]
 
 logger = logging.getLogger(__name__)
 
-_POLL = 0.1
+_POLL = 0.05  # the first wait for a lease or an object; it grows to _POLL_MAX
+_POLL_MAX = 0.5
 
 
 class BucketStore(Store):
@@ -96,13 +103,8 @@ class BucketStore(Store):
 
     @contextlib.contextmanager
     def page_lease(self, project: str, *, wait: bool) -> Iterator[bool]:
-        lease = f"leases/pages/{self.key}/{project}"
-        ours = self._acquire(lease, wait=wait)
-        try:
+        with self._lease(f"leases/pages/{self.key}/{project}", wait=wait) as ours:
             yield ours
-        finally:
-            if ours:
-                self.objects.delete(lease)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -110,27 +112,52 @@ class BucketStore(Store):
     def _file_key(sha256: str) -> str:
         return f"files/{sha256[:2]}/{sha256}"
 
-    def has_file(self, sha256: str) -> bool:
-        return super().has_file(sha256) or self._pull(sha256)
-
     def _pull(self, sha256: str) -> bool:
-        """Copy the bucket's file ``sha256`` here, if it is there and its bytes match."""
+        """Stream the bucket's file ``sha256`` into this machine's store, if it is there and
+        its bytes match. Called under the machine's file lock: the bytes go through the
+        partial file, which this instance's clients follow as it grows (and see unlinked,
+        never renamed into place, when the bytes do not match)."""
+        key = self._file_key(sha256)
         try:
-            data = self.objects.get(self._file_key(sha256))
+            chunks = self.objects.stream(key)
         except NetworkError as exc:
             logger.warning("cannot read %s from the bucket: %s", sha256, exc.message)
             return False
-        if data is None:
+        if chunks is None:
             return False
-        if hashlib.sha256(data).hexdigest() != sha256:
-            # Never served: the object is not what its key promises (written by something else).
-            self.stats.add(hash_mismatches=1)
-            logger.error("the bucket's %s has other bytes; not serving it", self._file_key(sha256))
-            return False
-        target = self.file_path(sha256)
-        target.parent.mkdir(exist_ok=True)
-        write_atomic(target, data)
-        return True
+        partial = self.partial_path(sha256)
+        partial.unlink(missing_ok=True)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            digest = hashlib.sha256()
+            size = 0
+            try:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    os.write(fd, chunk)
+            except NetworkError as exc:
+                logger.warning("reading %s from the bucket failed: %s", sha256, exc.message)
+                partial.unlink(missing_ok=True)
+                return False
+            if digest.hexdigest() != sha256:
+                # Never served: the object is not what its key promises (written by something
+                # else). Its readers here see the partial file unlinked and end early.
+                self.stats.add(hash_mismatches=1)
+                logger.error("the bucket's %s has other bytes; not serving it", key)
+                partial.unlink(missing_ok=True)
+                return False
+            os.fsync(fd)
+            target = self.file_path(sha256)
+            target.parent.mkdir(exist_ok=True)
+            os.replace(partial, target)
+            logger.info("read %s from the bucket (%d bytes)", sha256, size)
+            return True
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
 
     def _download_locked(
         self, file: UpstreamFile, sha256: str, response: urllib3.BaseHTTPResponse | None = None
@@ -138,24 +165,28 @@ class BucketStore(Store):
         # Called under this machine's file lock; the lease keeps the other machines out.
         lease = f"leases/files/{sha256}"
         try:
-            while not self._acquire(lease, wait=False):
+            pause = _POLL
+            while True:
+                if self._pull(sha256):  # in the bucket already, or it arrived while we waited
+                    return
+                with self._lease(lease, wait=False) as ours:
+                    if ours:
+                        if self._pull(sha256):  # it arrived while we took the lease
+                            return
+                        super()._download_locked(file, sha256, response)
+                        response = None
+                        self.objects.put_file(
+                            self._file_key(sha256),
+                            self.file_path(sha256),
+                            "application/octet-stream",
+                        )
+                        logger.info("uploaded %s to %s", file.filename, self.objects.url)
+                        return
                 if response is not None:
                     response.release_conn()  # another instance downloads it
                     response = None
-                if self._pull(sha256):
-                    return
-                time.sleep(_POLL)
-            try:
-                if self._pull(sha256):  # it arrived while we took the lease
-                    return
-                super()._download_locked(file, sha256, response)
-                response = None
-                self.objects.put_file(
-                    self._file_key(sha256), self.file_path(sha256), "application/octet-stream"
-                )
-                logger.info("uploaded %s to %s", file.filename, self.objects.url)
-            finally:
-                self.objects.delete(lease)
+                time.sleep(pause)
+                pause = min(pause * 1.5, _POLL_MAX)
         except NetworkError as exc:
             raise DownloadFailed(exc.message) from exc
         finally:
@@ -181,15 +212,6 @@ class BucketStore(Store):
         super().write_metadata(sha256, data)
         return data
 
-    def metadata_sha256(self, sha256: str) -> str | None:
-        known = super().metadata_sha256(sha256)
-        if known is not None:
-            return known
-        digest = self._bucket_metadata_sha256(sha256)
-        if digest is not None:
-            self._metadata_hashes[sha256] = digest
-        return digest
-
     def _bucket_metadata_sha256(self, sha256: str) -> str | None:
         data = self.objects.get(self._metadata_key(sha256) + ".sha256")
         return data.decode().strip() if data is not None else None
@@ -205,37 +227,81 @@ class BucketStore(Store):
     @contextlib.contextmanager
     def metadata_lease(self, sha256: str, *, timeout: float) -> Iterator[None]:
         # This machine's lock, then the bucket's lease: one instance reads it upstream.
-        with super().metadata_lease(sha256, timeout=timeout):
-            lease = f"leases/metadata/{sha256}"
-            ours = self._acquire(lease, wait=True)
-            try:
-                yield
-            finally:
-                if ours:
-                    self.objects.delete(lease)
+        with (
+            super().metadata_lease(sha256, timeout=timeout),
+            self._lease(f"leases/metadata/{sha256}", wait=True),
+        ):
+            yield
 
     # -- leases ---------------------------------------------------------------------------
 
-    def _acquire(self, lease: str, *, wait: bool) -> bool:
-        """Take ``lease`` (create-if-absent); a lease older than the timeout is taken over.
-        With ``wait``, poll until it is ours, or the timeout has passed twice: then False, and
-        the caller goes on without it (a proxy that cannot reach agreement must still answer)."""
+    @contextlib.contextmanager
+    def _lease(self, lease: str, *, wait: bool) -> Iterator[bool]:
+        """Hold ``lease`` (yields True), renewed while the block runs, deleted after it; or
+        yields False when another instance holds it (after waiting for it, with ``wait``)."""
+        token = self._acquire(lease, wait=wait)
+        if token is None:
+            yield False
+            return
+        done = threading.Event()
+        renewer = threading.Thread(
+            target=self._renew, args=(lease, token, done), name=f"renew {lease}", daemon=True
+        )
+        renewer.start()
+        try:
+            yield True
+        finally:
+            done.set()
+            renewer.join()
+            if self._holder(lease) == token:
+                self.objects.delete(lease)
+
+    def _acquire(self, lease: str, *, wait: bool) -> str | None:
+        """Take ``lease`` (create-if-absent) and return its token; a lease older than the
+        timeout is taken over. With ``wait``, poll until it is ours, or the timeout has passed
+        twice: then None, and the caller goes on without it (a proxy that cannot reach
+        agreement must still answer)."""
         deadline = time.monotonic() + self.lease_timeout * 2
+        pause = _POLL
         while True:
-            body = json.dumps({"owner": self._owner, "taken": time.time()}).encode()
-            if self.objects.put_bytes(lease, body, "application/json", if_absent=True):
-                return True
+            token = uuid.uuid4().hex
+            if self.objects.put_bytes(lease, self._lease_body(token), _JSON, if_absent=True):
+                return token
             held = self.objects.get(lease)
             if held is not None and self._stale(held) and self.objects.get(lease) == held:
                 logger.warning("taking over the stale lease %s (%s)", lease, held.decode())
                 self.objects.delete(lease)
                 continue
             if not wait:
-                return False
+                return None
             if time.monotonic() > deadline:
                 logger.warning("going on without the lease %s", lease)
-                return False
-            time.sleep(_POLL)
+                return None
+            time.sleep(pause)
+            pause = min(pause * 1.5, _POLL_MAX)
+
+    def _renew(self, lease: str, token: str, done: threading.Event) -> None:
+        """Rewrite the lease's time every third of the timeout until ``done``, while it is
+        still ours: a long download must not look like a dead instance's."""
+        while not done.wait(self.lease_timeout / 3):
+            try:
+                if self._holder(lease) != token:
+                    logger.warning("lost the lease %s to another instance", lease)
+                    return
+                self.objects.put_bytes(lease, self._lease_body(token), _JSON)
+            except NetworkError as exc:
+                logger.warning("cannot renew the lease %s: %s", lease, exc.message)
+
+    def _lease_body(self, token: str) -> bytes:
+        return json.dumps({"owner": self._owner, "token": token, "taken": time.time()}).encode()
+
+    def _holder(self, lease: str) -> str | None:
+        """The token of whoever holds ``lease`` now (None: nobody, or unreadable)."""
+        held = self.objects.get(lease)
+        try:
+            return str(json.loads(held)["token"]) if held is not None else None
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def _stale(self, held: bytes) -> bool:
         try:
@@ -243,3 +309,6 @@ class BucketStore(Store):
         except (ValueError, KeyError, TypeError):
             return True
         return time.time() - taken > self.lease_timeout
+
+
+_JSON = "application/json"
