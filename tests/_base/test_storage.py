@@ -1,4 +1,5 @@
-"""_base.storage: streaming reads from a real S3-compatible server (SeaweedFS) and a local tree."""
+"""_base.storage: streaming and conditional reads, from a real S3-compatible server (SeaweedFS)
+and from a local tree."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ DATA = os.urandom(3 * 1024 * 1024 + 17)  # several chunks and a short last one
 
 
 def _chunks(store: Store, key: str) -> list[bytes]:
-    stream = store.stream(key)
-    assert stream is not None
-    return list(stream)
+    streamed = store.stream(key)
+    assert streamed is not None and streamed.size == len(DATA)
+    return list(streamed.chunks)
 
 
 def test_s3_stream_reads_an_object_in_chunks(s3_server: S3Server, bucket: str) -> None:
@@ -33,3 +34,23 @@ def test_local_stream_reads_a_file_in_chunks(tmp_path: Path) -> None:
     assert b"".join(chunks) == DATA
     assert max(map(len, chunks)) == 256 * 1024
     assert store.stream("files/missing") is None
+
+
+def _check_get_changed(store: Store) -> None:
+    assert store.get_changed("pages/p.json", None) is None
+    store.put_bytes("pages/p.json", b"first", "application/json")
+    first = store.get_changed("pages/p.json", None)
+    assert first is not None and first.data == b"first" and first.etag
+    unchanged = store.get_changed("pages/p.json", first.etag)
+    assert unchanged is not None and (unchanged.data, unchanged.etag) == (None, first.etag)
+    store.put_bytes("pages/p.json", b"second", "application/json")
+    second = store.get_changed("pages/p.json", first.etag)
+    assert second is not None and second.data == b"second" and second.etag != first.etag
+
+
+def test_s3_get_changed_is_a_conditional_get(s3_server: S3Server, bucket: str) -> None:
+    _check_get_changed(S3Store(bucket, "p", endpoint_url=s3_server.endpoint))
+
+
+def test_local_get_changed_knows_a_replaced_file(tmp_path: Path) -> None:
+    _check_get_changed(LocalStore(tmp_path / "store"))

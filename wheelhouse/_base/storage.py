@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import NetworkError, UsageError
 
-__all__ = ["LocalStore", "ObjectInfo", "S3Store", "Store", "open_store"]
+__all__ = ["Fetched", "LocalStore", "ObjectInfo", "S3Store", "Store", "Streamed", "open_store"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,23 @@ class ObjectInfo:
     key: str
     size: int
     etag: str | None  # without quotes; the MD5 hex digest for a single-part upload to S3
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """An object read with :meth:`Store.get_changed`: its bytes (None when unchanged) and the
+    version they are (an ETag)."""
+
+    data: bytes | None
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """An object being read: its size (known before its bytes) and its bytes, in chunks."""
+
+    size: int
+    chunks: Iterator[bytes]
 
 
 class Store(Protocol):
@@ -49,9 +66,14 @@ class Store(Protocol):
         """The object's bytes, or None when there is no such object."""
         ...
 
-    def stream(self, key: str) -> Iterator[bytes] | None:
-        """The object's bytes in chunks of about 256 KiB (never the whole object in
-        memory), or None when there is no such object."""
+    def get_changed(self, key: str, etag: str | None) -> Fetched | None:
+        """The object unless its version is still ``etag`` (then ``data`` is None and the
+        caller's copy is current), or None when there is no such object."""
+        ...
+
+    def stream(self, key: str) -> Streamed | None:
+        """The object's size, and its bytes in chunks of about 256 KiB (never the whole
+        object in memory); None when there is no such object."""
         ...
 
     def put_file(self, key: str, path: Path, content_type: str) -> str | None:
@@ -116,18 +138,32 @@ class LocalStore:
         except FileNotFoundError:
             return None
 
-    def stream(self, key: str) -> Iterator[bytes] | None:
+    def get_changed(self, key: str, etag: str | None) -> Fetched | None:
+        path = self._path(key)
+        try:
+            with path.open("rb") as handle:
+                info = os.fstat(handle.fileno())
+                # Every write replaces the file (a new inode): these name one version.
+                version = f"{info.st_ino}-{info.st_mtime_ns}-{info.st_size}"
+                if version == etag:
+                    return Fetched(None, etag)
+                return Fetched(handle.read(), version)
+        except FileNotFoundError:
+            return None
+
+    def stream(self, key: str) -> Streamed | None:
         try:
             handle = self._path(key).open("rb")
         except FileNotFoundError:
             return None
+        size = os.fstat(handle.fileno()).st_size
 
         def chunks() -> Iterator[bytes]:
             with handle:
                 while chunk := handle.read(_CHUNK):
                     yield chunk
 
-        return chunks()
+        return Streamed(size, chunks())
 
     def put_file(self, key: str, path: Path, content_type: str) -> str | None:
         dest = self._path(key)
@@ -220,7 +256,22 @@ class S3Store:
         except (NotFoundError, FileNotFoundError):  # obstore raises the builtin one for S3
             return None
 
-    def stream(self, key: str) -> Iterator[bytes] | None:
+    def get_changed(self, key: str, etag: str | None) -> Fetched | None:
+        import obstore
+        from obstore.exceptions import NotFoundError, NotModifiedError
+
+        try:
+            with self._errors(f"read {key!r} from"):
+                options = {"if_none_match": f'"{etag}"'} if etag else None
+                result = obstore.get(self._store, self._key(key), options=options)  # type: ignore[arg-type]
+                data = bytes(result.bytes())
+        except (NotFoundError, FileNotFoundError):
+            return None
+        except NotModifiedError:
+            return Fetched(None, etag)
+        return Fetched(data, _unquote(result.meta.get("e_tag")))
+
+    def stream(self, key: str) -> Streamed | None:
         import obstore
         from obstore.exceptions import NotFoundError
 
@@ -234,7 +285,7 @@ class S3Store:
             with self._errors(f"read {key!r} from"):
                 yield from result.stream(min_chunk_size=_CHUNK)
 
-        return chunks()
+        return Streamed(int(result.meta["size"]), chunks())
 
     def put_file(self, key: str, path: Path, content_type: str) -> str | None:
         import obstore
@@ -285,12 +336,13 @@ class S3Store:
             AlreadyExistsError,
             BaseError,
             NotFoundError,
+            NotModifiedError,
             PreconditionError,
         )
 
         try:
             yield
-        except (NotFoundError, AlreadyExistsError, PreconditionError):
+        except (NotFoundError, AlreadyExistsError, PreconditionError, NotModifiedError):
             raise
         except (FileNotFoundError, FileExistsError):
             raise
