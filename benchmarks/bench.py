@@ -908,6 +908,16 @@ def _installed_digest(target: Path) -> str:
     return digest.hexdigest()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (0 where /proc is absent)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_scale_out(requirements: Path, scratch: Scratch, log: Any) -> dict[str, Any]:
     """Issue 15's figure against the real index: three `serve --upstream` instances over one
     SeaweedFS bucket, 30 cold concurrent clients spread over them (uv, and one pip each)."""
@@ -972,6 +982,9 @@ def bench_scale_out(requirements: Path, scratch: Scratch, log: Any) -> dict[str,
             results = list(pool.map(client, range(SCALE_OUT_CLIENTS)))
         seconds = time.perf_counter() - start
         stats = [p.stats() for p in proxies]
+        cpu = [_cpu_seconds(p.proc.pid) for p in proxies]
+        assert s3.process is not None
+        weed_cpu = _cpu_seconds(s3.process.pid)
     finally:
         for proxy in proxies:
             proxy.stop()
@@ -1002,6 +1015,11 @@ def bench_scale_out(requirements: Path, scratch: Scratch, log: Any) -> dict[str,
         "identical": identical,
         "seconds": seconds,
         "client_seconds_median": statistics.median(r[2] for r in results),
+        "client_seconds_median_by_kind": {
+            kind: statistics.median(r[2] for r in results if r[0] == kind) for kind in ("pip", "uv")
+        },
+        "proxy_cpu_seconds": [round(c, 1) for c in cpu],
+        "seaweedfs_cpu_seconds": round(weed_cpu, 1),
         "client_seconds_max": max(r[2] for r in results),
         "files_fetched": len(fetches),
         "max_fetches_per_file": max(fetches.values(), default=0),
@@ -1029,7 +1047,10 @@ def print_scale_out(result: dict[str, Any]) -> None:
         f"clients ({result['pip_clients']} pip, the rest uv) on {result['input']}:\n"
         f"  {result['succeeded']}/{result['clients']} succeeded, identical per client kind "
         f"{result['identical']}, in {result['seconds']:.1f} s (client median "
-        f"{result['client_seconds_median']:.1f} s, slowest {result['client_seconds_max']:.1f} s)\n"
+        f"{result['client_seconds_median']:.1f} s, slowest {result['client_seconds_max']:.1f} s; "
+        f"by kind {result['client_seconds_median_by_kind']})\n"
+        f"  CPU seconds: proxies {result['proxy_cpu_seconds']}, SeaweedFS "
+        f"{result['seaweedfs_cpu_seconds']}\n"
         f"  {result['files_fetched']} files fetched from upstream, at most "
         f"{result['max_fetches_per_file']}x each; upstream requests per proxy "
         f"{result['upstream_requests']} ({result['upstream_bytes'] / 1e6:.1f} MB); "
