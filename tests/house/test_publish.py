@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -352,3 +353,33 @@ def test_pip_and_uv_install_through_nginx_over_the_bucket(
     result = run([*uv_argv, "--python", python, "--index-url", index, "alpha"], env=offline_env())
     assert result.ok, result.stdout + result.stderr
     assert "+ alpha==1.0" in result.stderr
+
+
+def test_quick_check_hashes_only_files_that_changed(
+    cli: Cli, house: Path, dists: DistFactory, index_server: IndexServer, tmp_path: Path
+) -> None:
+    target = LocalStore(tmp_path / "published")
+    state = tmp_path / "state"
+    publish(house, target, state_dir=state, quick_check=True)
+    (memory,) = state.glob("hashes-*.json")
+    wheel = house / "beta-1.0-py3-none-any.whl"
+    assert json.loads(memory.read_text())[wheel.name]["sha256"]
+    # Other bytes of the same size, the mtime put back, the same inode: the quick check
+    # cannot see it (only a tree that nothing but wheelhouse writes may use it)...
+    info = wheel.stat()
+    data = wheel.read_bytes()
+    with wheel.open("r+b") as handle:
+        handle.write(bytes([data[0] ^ 1]))
+    os.utime(wheel, ns=(info.st_atime_ns, info.st_mtime_ns))
+    result = publish(house, target, state_dir=state, quick_check=True)
+    assert result.uploaded == []  # nothing read again, nothing uploaded
+    # ...while a full publish reads it, and refuses to publish it.
+    assert cli("publish", house, target.url).exit_code == ExitCode.INTEGRITY
+    wheel.write_bytes(data)  # restored
+    # A file replaced by a new build (a new inode) is hashed again and published.
+    dists.wheel("beta", "2.0")
+    _build(tmp_path, index_server, cli, "alpha==1.0\nbeta==2.0\n")
+    result = publish(house, target, state_dir=state, quick_check=True)
+    assert "beta-2.0-py3-none-any.whl" in result.uploaded
+    _pages_resolve(target)
+    assert {k: (tmp_path / "published" / k).read_bytes() for k in target.list()} == _tree(house)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -74,9 +75,11 @@ def plan_publish(directory: Path, store: Store, *, state_dir: Path | None = None
     return _plan(directory, store, _EtagMemory(state_dir, store.url))
 
 
-def _plan(directory: Path, store: Store, known: _EtagMemory) -> PublishPlan:
-    manifest = _verified_manifest(directory)
-    local = _local_objects(directory, manifest)
+def _plan(
+    directory: Path, store: Store, known: _EtagMemory, hashes: _HashMemory | None = None
+) -> PublishPlan:
+    manifest = _verified_manifest(directory, hashes)
+    local = _local_objects(directory, manifest, hashes)
     remote = store.list()
     uploads = [u for u in local if not _same(u, remote.get(u.key), known)]
     extra = sorted(set(remote) - {u.key for u in local})
@@ -96,10 +99,20 @@ def publish(
     jobs: int = 8,
     state_dir: Path | None = None,
     on_upload: Callable[[str], None] | None = None,
+    quick_check: bool = False,
 ) -> PublishResult:
-    """Make ``store`` serve the wheelhouse in ``directory``; see the module docstring for order."""
+    """Make ``store`` serve the wheelhouse in ``directory``; see the module docstring for order.
+
+    With ``quick_check`` (and a ``state_dir``), a file whose size, mtime and inode are those it
+    had when this machine last hashed it is not read again (rsync's quick check): for a tree
+    only wheelhouse writes, such as a mirror's working tree, where every file was verified as
+    it was written and every write replaces the file.
+    """
     known = _EtagMemory(state_dir, store.url)
-    plan = _plan(directory, store, known)
+    hashes = _HashMemory(state_dir, directory) if quick_check and state_dir else None
+    plan = _plan(directory, store, known, hashes)
+    if hashes is not None:
+        hashes.save()
     result = PublishResult(plan)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for rank in _RANKS:
@@ -127,7 +140,7 @@ def publish(
     return result
 
 
-def _verified_manifest(directory: Path) -> Manifest:
+def _verified_manifest(directory: Path, hashes: _HashMemory | None = None) -> Manifest:
     from wheelhouse.house.verify import verify
 
     manifest = read_manifest(directory)
@@ -136,7 +149,14 @@ def _verified_manifest(directory: Path) -> Manifest:
             f"{str(directory)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
             hint="build one with 'wheelhouse build', or name the right directory",
         )
-    report = verify(directory)
+    known = None
+    if hashes is not None:
+        known = {r.filename: d for r in manifest.files if (d := hashes.sha256(r.filename))}
+    report = verify(directory, known=known)
+    if hashes is not None:
+        for check in report.files:
+            if check.ok and check.actual_sha256 is not None:
+                hashes.remember_sha256(check.filename, check.actual_sha256)
     # Files nobody recorded are simply not published; anything else would publish bad bytes.
     problems = [p for p in report.problems if p.kind != "unrecorded-file"]
     if problems:
@@ -147,7 +167,9 @@ def _verified_manifest(directory: Path) -> Manifest:
     return manifest
 
 
-def _local_objects(directory: Path, manifest: Manifest) -> list[Upload]:
+def _local_objects(
+    directory: Path, manifest: Manifest, hashes: _HashMemory | None = None
+) -> list[Upload]:
     keys: dict[str, Rank] = {record.filename: "dist" for record in manifest.files}
     for relative in index_files(manifest):
         if not relative.startswith(f"{INDEX_DIR}/"):
@@ -164,12 +186,16 @@ def _local_objects(directory: Path, manifest: Manifest) -> list[Upload]:
         ):
             keys[path.name] = "lock"
     keys[MANIFEST_NAME] = "root"
-    return [_upload(directory / key, key, rank) for key, rank in sorted(keys.items())]
+    return [_upload(directory / key, key, rank, hashes) for key, rank in sorted(keys.items())]
 
 
-def _upload(path: Path, key: str, rank: Rank) -> Upload:
-    with path.open("rb") as stream:
-        md5 = hashlib.file_digest(stream, "md5").hexdigest()
+def _upload(path: Path, key: str, rank: Rank, hashes: _HashMemory | None = None) -> Upload:
+    md5 = hashes.md5(key) if hashes is not None else None
+    if md5 is None:
+        with path.open("rb") as stream:
+            md5 = hashlib.file_digest(stream, "md5").hexdigest()
+        if hashes is not None:
+            hashes.remember_md5(key, md5)
     return Upload(key, path, path.stat().st_size, md5, rank, content_type(key))
 
 
@@ -250,3 +276,59 @@ class _EtagMemory:
             return
         self._path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self._path, json.dumps(self._etags, sort_keys=True).encode())
+
+
+class _HashMemory:
+    """The sha256 and MD5 of the files of one directory as this machine last hashed them, by
+    relative path and (size, mtime, inode): an unchanged file is not read again."""
+
+    def __init__(self, state_dir: Path, directory: Path) -> None:
+        name = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
+        self._path = state_dir / f"hashes-{name}.json"
+        self._directory = directory
+        self._entries: dict[str, dict[str, object]] = {}
+        self._lock = threading.Lock()
+        try:
+            loaded = json.loads(self._path.read_text(encoding="utf-8"))
+            self._entries = {str(k): dict(v) for k, v in loaded.items()}
+        except (OSError, ValueError, TypeError, AttributeError):
+            self._entries = {}
+
+    def _stamp(self, key: str) -> list[int] | None:
+        try:
+            info = (self._directory / key).stat()
+        except OSError:
+            return None
+        return [info.st_size, info.st_mtime_ns, info.st_ino]
+
+    def _known(self, key: str, kind: str) -> str | None:
+        entry = self._entries.get(key)
+        if entry is None or entry.get("stamp") != self._stamp(key):
+            return None
+        value = entry.get(kind)
+        return value if isinstance(value, str) else None
+
+    def sha256(self, key: str) -> str | None:
+        return self._known(key, "sha256")
+
+    def md5(self, key: str) -> str | None:
+        return self._known(key, "md5")
+
+    def _remember(self, key: str, kind: str, value: str) -> None:
+        stamp = self._stamp(key)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.get("stamp") != stamp:
+                entry = self._entries[key] = {"stamp": stamp}
+            entry[kind] = value
+
+    def remember_sha256(self, key: str, value: str) -> None:
+        self._remember(key, "sha256", value)
+
+    def remember_md5(self, key: str, value: str) -> None:
+        self._remember(key, "md5", value)
+
+    def save(self) -> None:
+        present = {k: v for k, v in self._entries.items() if v.get("stamp") is not None}
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self._path, json.dumps(present, sort_keys=True).encode())

@@ -70,5 +70,13 @@ def mirror_to_store(
     # is in the store, and never changes it while it goes up.
     with locked(work, on_wait=report.note):
         report.stage(f"publishing to {store.url}")
-        result = publish(work, store, jobs=settings.jobs, state_dir=cache_root(cache) / "publish")
+        # Only what changed since the last run is hashed again: the mirror verified every
+        # file it wrote, and replaces (never edits) a file it changes.
+        result = publish(
+            work,
+            store,
+            jobs=settings.jobs,
+            state_dir=cache_root(cache) / "publish",
+            quick_check=True,
+        )
     return StoreMirrorResult(summary, work, result)
