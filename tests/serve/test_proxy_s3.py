@@ -166,6 +166,7 @@ def test_a_proxy_killed_mid_download_leaves_nothing_served_and_its_lease_is_take
         thread.start()
         lease = f"leases/files/{sha256}"
         assert wait_until(lambda: bucket_object(s3_server, bucket, lease)[0] == 200)
+        assert wait_until(lambda: index_server.count(f"/files/{name}") == 1)  # asked upstream
         first.stop(signal.SIGKILL)  # ...and it dies holding the lease
         thread.join(10)
         # Its client saw the connection end early, never a complete body.
