@@ -197,18 +197,18 @@ def test_a_download_longer_than_the_lease_keeps_it_renewed(
     data = (upstream_dists.root / name).read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
     first, second = start_proxies(
-        2, bucket, s3_server, index_server.url, tmp_path, "--lease-timeout", "1"
+        2, bucket, s3_server, index_server.url, tmp_path, "--lease-timeout", "2"
     )
     try:
         for proxy in (first, second):
             assert proxy.get("/simple/gamma/", JSON)[0] == 200
         path = f"/files/gamma/{sha256}/{name}"
-        index_server.delay("/files/", 4)  # four times the lease
+        index_server.delay("/files/", 6)  # three times the lease
         with ThreadPoolExecutor(2) as pool:
             one = pool.submit(first.get, path)
             lease = f"leases/files/{sha256}"
             assert wait_until(lambda: bucket_object(s3_server, bucket, lease)[0] == 200)
-            time.sleep(1.5)  # the lease was taken longer ago than its timeout...
+            time.sleep(2.5)  # the lease was taken longer ago than its timeout...
             two = pool.submit(second.get, path)  # ...but renewed: the second proxy waits
             assert one.result()[::2] == (200, data)
             assert two.result()[::2] == (200, data)
