@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from tests._s3 import S3Server
 from wheelhouse._base.storage import LocalStore, S3Store, Store
 
@@ -54,3 +56,29 @@ def test_s3_get_changed_is_a_conditional_get(s3_server: S3Server, bucket: str) -
 
 def test_local_get_changed_knows_a_replaced_file(tmp_path: Path) -> None:
     _check_get_changed(LocalStore(tmp_path / "store"))
+
+
+class _Stop(Exception):
+    pass
+
+
+def _check_writer(store: Store) -> None:
+    big = DATA * 4  # 12 MiB: S3 gets a multipart upload of 8 MiB parts
+    with store.writer("files/w", "application/octet-stream") as out:
+        for start in range(0, len(big), 256 * 1024):
+            out.write(big[start : start + 256 * 1024])
+    assert store.get("files/w") == big
+    with pytest.raises(_Stop), store.writer("files/aborted", "application/octet-stream") as out:
+        for start in range(0, len(big), 256 * 1024):
+            out.write(big[start : start + 256 * 1024])
+        raise _Stop  # the writer's owner gives up: nothing may appear
+    assert store.get("files/aborted") is None
+    assert "files/aborted" not in store.list()
+
+
+def test_s3_writer_appears_whole_or_not_at_all(s3_server: S3Server, bucket: str) -> None:
+    _check_writer(S3Store(bucket, "p", endpoint_url=s3_server.endpoint))
+
+
+def test_local_writer_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    _check_writer(LocalStore(tmp_path / "store"))

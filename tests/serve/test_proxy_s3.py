@@ -248,6 +248,35 @@ def test_an_object_with_other_bytes_under_a_content_key_is_never_served(
         proxy.stop(signal.SIGKILL)
 
 
+def test_a_download_with_other_bytes_leaves_no_object_and_no_lease(
+    upstream_dists: DistFactory,
+    index_server: IndexServer,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    index_server.json_pages = True
+    name = "gamma-1.0-py3-none-any.whl"
+    sha256 = hashlib.sha256((upstream_dists.root / name).read_bytes()).hexdigest()
+    index_server.corrupt(name)  # upstream sends other bytes than its page promises
+    (proxy,) = start_proxies(1, bucket, s3_server, index_server.url, tmp_path)
+    try:
+        assert proxy.get("/simple/gamma/", JSON)[0] == 200
+        try:
+            status, _, body = proxy.get(f"/files/gamma/{sha256}/{name}")
+        except (OSError, http.client.HTTPException):
+            status, body = 0, b""  # the connection ended early: never a complete body
+        assert status in (0, 502) and hashlib.sha256(body).hexdigest() != sha256
+        assert wait_until(lambda: "download of gamma-1.0-py3-none-any.whl failed" in proxy.log)
+        # The upload that ran beside the download was aborted: nothing under the content key.
+        assert bucket_object(s3_server, bucket, f"files/{sha256[:2]}/{sha256}")[0] == 404
+        assert wait_until(
+            lambda: bucket_object(s3_server, bucket, f"leases/files/{sha256}")[0] == 404
+        )
+    finally:
+        proxy.stop(signal.SIGKILL)
+
+
 def test_an_unreachable_bucket_is_one_error_line(
     index_server: IndexServer, bucket: str, cli: Any, tmp_path: Path
 ) -> None:

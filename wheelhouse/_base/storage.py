@@ -24,7 +24,16 @@ from urllib.parse import urlsplit
 from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import NetworkError, UsageError
 
-__all__ = ["Fetched", "LocalStore", "ObjectInfo", "S3Store", "Store", "Streamed", "open_store"]
+__all__ = [
+    "Fetched",
+    "LocalStore",
+    "ObjectInfo",
+    "S3Store",
+    "Store",
+    "Streamed",
+    "Writer",
+    "open_store",
+]
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,12 @@ class Streamed:
     chunks: Iterator[bytes]
 
 
+class Writer(Protocol):
+    """What :meth:`Store.writer` yields."""
+
+    def write(self, chunk: bytes, /) -> int: ...
+
+
 class Store(Protocol):
     """A flat namespace of immutable-by-convention objects under one prefix."""
 
@@ -78,6 +93,12 @@ class Store(Protocol):
 
     def put_file(self, key: str, path: Path, content_type: str) -> str | None:
         """Upload the file at ``path`` as ``key``; returns the new ETag where the store has one."""
+        ...
+
+    def writer(self, key: str, content_type: str) -> contextlib.AbstractContextManager[Writer]:
+        """Write ``key`` in pieces (``write(chunk)`` as they come): the object appears, whole,
+        when the block ends normally; an exception leaves no object (a multipart upload is
+        aborted)."""
         ...
 
     def put_bytes(
@@ -176,6 +197,21 @@ class LocalStore:
         finally:
             tmp.unlink(missing_ok=True)
         return None
+
+    @contextlib.contextmanager
+    def writer(self, key: str, content_type: str) -> Iterator[Writer]:
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.publish.tmp")
+        try:
+            with tmp.open("wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            tmp.chmod(0o644)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def put_bytes(
         self, key: str, data: bytes, content_type: str, *, if_absent: bool = False
@@ -302,6 +338,24 @@ class S3Store:
             )
         return _unquote(result.get("e_tag"))
 
+    @contextlib.contextmanager
+    def writer(self, key: str, content_type: str) -> Iterator[Writer]:
+        import obstore
+
+        # Parts of _PART bytes go up while the caller writes (S3's smallest part is 5 MiB); a
+        # smaller object is one PUT when the block ends. obstore aborts the multipart upload
+        # when the block raises, so no object appears.
+        with (
+            self._errors(f"upload {key!r} to"),
+            obstore.open_writer(
+                self._store,
+                self._key(key),
+                attributes={"Content-Type": content_type},
+                buffer_size=_PART,
+            ) as handle,
+        ):
+            yield handle
+
     def put_bytes(
         self, key: str, data: bytes, content_type: str, *, if_absent: bool = False
     ) -> bool:
@@ -359,6 +413,7 @@ class S3Store:
 
 _SINGLE_PUT_LIMIT = 5 * 1024**3
 _CHUNK = 256 * 1024
+_PART = 8 * 1024 * 1024
 
 
 def _unquote(etag: object) -> str | None:

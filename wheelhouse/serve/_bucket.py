@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import urllib3
@@ -193,14 +193,8 @@ class BucketStore(Store):
                     if ours:
                         if self._pull(file, sha256):  # it arrived while we took the lease
                             return
-                        super()._download_locked(file, sha256, response)
-                        response = None
-                        self.objects.put_file(
-                            self._file_key(sha256),
-                            self.file_path(sha256),
-                            "application/octet-stream",
-                        )
-                        logger.info("uploaded %s to %s", file.filename, self.objects.url)
+                        given, response = response, None
+                        self._download_uploading(file, sha256, given)
                         return
                 if response is not None:
                     response.release_conn()  # another instance downloads it
@@ -212,6 +206,80 @@ class BucketStore(Store):
         finally:
             if response is not None:
                 response.release_conn()
+
+    def _download_uploading(
+        self, file: UpstreamFile, sha256: str, response: urllib3.BaseHTTPResponse | None
+    ) -> None:
+        """Download ``file`` from upstream into this machine's store (verified, as on disk)
+        while a second thread uploads the bytes already written, so the other instances wait
+        for the download and the upload's last part, not for a whole second transfer. The
+        upload completes only once the download is verified and renamed into place; otherwise
+        it is aborted and no object appears."""
+        done = threading.Event()  # the download ended, well or badly
+        failed: list[BaseException] = []
+
+        def upload() -> None:
+            try:
+                with self.objects.writer(self._file_key(sha256), "application/octet-stream") as out:
+                    self._tail_partial(sha256, out.write, done)
+            except BaseException as exc:
+                failed.append(exc)
+
+        uploader = threading.Thread(target=upload, name=f"upload {sha256[:12]}", daemon=True)
+        uploader.start()
+        try:
+            super()._download_locked(file, sha256, response)
+        finally:
+            done.set()
+            uploader.join()
+        if failed:
+            if isinstance(failed[0], NetworkError):
+                raise failed[0]
+            raise DownloadFailed(f"uploading {file.filename} failed: {failed[0]}")
+        logger.info("uploaded %s to %s", file.filename, self.objects.url)
+
+    def _tail_partial(
+        self, sha256: str, write: Callable[[bytes], object], done: threading.Event
+    ) -> None:
+        """Pass the partial file's bytes to ``write`` as the download appends them; return
+        once it is the verified file in the store, raise (aborting the upload) if it is not."""
+        partial, final = self.partial_path(sha256), self.file_path(sha256)
+        complete = False
+        while True:  # the download creates the partial file first
+            finished = done.is_set()
+            with contextlib.suppress(FileNotFoundError):
+                fd = os.open(partial, os.O_RDONLY)
+                break
+            if finished:
+                # Renamed into place before we looked (a small file), or it never began.
+                with contextlib.suppress(FileNotFoundError):
+                    fd = os.open(final, os.O_RDONLY)
+                    complete = True
+                    break
+                raise _NotStored(f"the download of {sha256} stored nothing")
+            time.sleep(0.01)
+        try:
+            while True:
+                chunk = os.read(fd, _CHUNK)
+                if chunk:
+                    write(chunk)
+                    continue
+                if complete:
+                    return
+                finished = done.is_set()  # before looking: the rename happens before this
+                info = os.fstat(fd)
+                if info.st_nlink == 0:
+                    raise _NotStored(f"the download of {sha256} was thrown away")
+                with contextlib.suppress(FileNotFoundError):
+                    stored = os.stat(final)
+                    complete = (stored.st_ino, stored.st_dev) == (info.st_ino, info.st_dev)
+                if complete:
+                    continue  # read what was written between our last read and the rename
+                if finished:
+                    raise _NotStored(f"the download of {sha256} was not stored")
+                time.sleep(0.01)
+        finally:
+            os.close(fd)
 
     # -- metadata -------------------------------------------------------------------------
 
@@ -332,3 +400,8 @@ class BucketStore(Store):
 
 
 _JSON = "application/json"
+_CHUNK = 256 * 1024
+
+
+class _NotStored(Exception):
+    """The download did not end with the verified file in the store: abort its upload."""
