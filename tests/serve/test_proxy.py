@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import zipfile
@@ -409,3 +410,96 @@ def test_default_upstream_is_pips_index(
     assert status == 502
     assert body.startswith(b"upstream http://127.0.0.1:9/simple/ failed: ")
     assert os.environ["PIP_EXTRA_INDEX_URL"] == index_server.url
+
+
+# -- a warm store, memory -----------------------------------------------------------------------
+
+
+def test_a_restarted_proxy_answers_from_its_store_without_asking_upstream(
+    upstream_dists: DistFactory, index_server: IndexServer, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    store = tmp_path / "warm-store"
+    first = start_proxy("--upstream", index_server.url, "--store", store)
+    wheel = {f["filename"]: f for f in page(first, "beta")["files"]}["beta-2.0-py3-none-any.whl"]
+    status, metadata = fetch(first, "beta", wheel["url"] + ".metadata")
+    assert status == 200
+    assert fetch(first, "beta", wheel["url"])[0] == 200
+    assert first.stop() == 0
+    asked = len(index_server.requests)
+    second = start_proxy("--upstream", index_server.url, "--store", store)
+    again = {f["filename"]: f for f in page(second, "beta")["files"]}[wheel["filename"]]
+    # Rendered after the METADATA was stored: the hash is on the page, and matches.
+    assert again["core-metadata"] == {"sha256": hashlib.sha256(metadata).hexdigest()}
+    status, headers, html = second.get("/simple/beta/", HTML)
+    assert status == 200 and headers["content-type"] == HTML
+    assert f'data-core-metadata="sha256={again["core-metadata"]["sha256"]}"'.encode() in html
+    assert (
+        proxy_get_with(second, "/simple/beta/", {"Accept": HTML, "If-None-Match": headers["etag"]})[
+            0
+        ]
+        == 304
+    )
+    assert fetch(second, "beta", wheel["url"] + ".metadata") == (200, metadata)
+    local = upstream_dists.root / wheel["filename"]
+    assert fetch(second, "beta", wheel["url"]) == (200, local.read_bytes())
+    assert len(index_server.requests) == asked  # nothing went upstream
+    stats = second.stats()
+    assert stats["upstream_requests"] == 0
+    assert (stats["page_hits"], stats["metadata_hits"], stats["file_hits"]) == (3, 1, 1)
+
+
+def test_clients_reading_a_big_page_slowly_do_not_hold_copies_of_it(
+    index_server: IndexServer, start_proxy: StartProxy
+) -> None:
+    count = 8_000  # pydantic-core has 15,000 files and a 6.5 MB page; this one is 3 MB
+    wheels = [f"huge-1.{i}-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+              for i in range(count)]  # fmt: skip
+    files = [
+        {"filename": wheels[i], "url": f"/files/{wheels[i]}",
+         "hashes": {"sha256": hashlib.sha256(b"%d" % i).hexdigest()}, "requires-python": ">=3.8",
+         "size": 1000 + i, "upload-time": "2026-01-01T00:00:00.000000Z"}
+        for i in range(count)
+    ]  # fmt: skip
+    huge = json.dumps({"meta": {"api-version": "1.1"}, "name": "huge", "files": files}).encode()
+    index_server.intercept(
+        lambda path, headers: (
+            (200, {"Content-Type": JSON}, huge) if path.startswith("/simple/huge/") else None
+        )
+    )
+    proxy = start_proxy("--upstream", index_server.url)
+    status, _, body = proxy.get("/simple/huge/", JSON)
+    assert status == 200 and len(json.loads(body)["files"]) == count
+    before = proxy.stats()["rss_bytes"]
+    host, port = proxy.base.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    clients = []
+    for _ in range(20):  # 20 clients ask for the page and do not read it yet
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect((host, int(port)))
+        client.sendall(f"GET /simple/huge/ HTTP/1.1\r\nHost: x\r\nAccept: {JSON}\r\n\r\n".encode())
+        clients.append(client)
+    try:
+        assert wait_until(lambda: proxy.log.count('"GET /simple/huge/ HTTP/1.1" 200') == 21)
+        during = proxy.stats()["rss_bytes"]
+        for client in clients:
+            assert read_response(client) == body
+    finally:
+        for client in clients:
+            client.close()
+    # Each response holds a chunk of the page, not the page: 20 copies would be 20 x body.
+    assert during - before < 2 * len(body), (during - before, len(body))
+
+
+def read_response(client: socket.socket) -> bytes:
+    """The body of the HTTP/1.1 response ``client`` receives (Content-Length framed)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += client.recv(65536)
+    head, body = received.split(b"\r\n\r\n", 1)
+    length = next(
+        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )  # fmt: skip
+    while len(body) < length and (chunk := client.recv(1 << 20)):
+        body += chunk
+    return body

@@ -4,6 +4,8 @@ downloads that several threads and worker processes can read while they are bein
 Layout under the store root::
 
     pages/<key>/<project>.json      what upstream said about a project (+ validators, time)
+    rendered/<key>/<project>/<form>.<version>.<etag>
+                                    that page as served (``json``/``html``), per page version
     files/<aa>/<sha256>             a file, verified against its sha256 before it got here
     metadata/<aa>/<sha256>          the METADATA of the wheel <sha256>; ``.sha256`` beside it
     partial/<sha256>                a download in progress (readers follow it as it grows)
@@ -33,12 +35,15 @@ from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base.files import write_atomic
 from wheelhouse.serve._upstream import ProjectPage, UpstreamError, UpstreamFile, open_file
 
-__all__ = ["DownloadFailed", "PageRecord", "Stats", "Store"]
+__all__ = ["DownloadFailed", "PageRecord", "PageStamp", "Stats", "Store"]
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 256 * 1024
-_PARSED_PAGES = 256  # parsed stored pages kept per process
+# Parsed stored pages kept per process, counted in files: a parsed file costs ~0.6 KB, and
+# one project (pydantic-core) lists 15,000. Clients read pages from ``rendered/``; a parsed
+# page is needed to render one and to find a file that is not stored yet.
+_PARSED_FILES = 30_000
 
 
 class DownloadFailed(Exception):
@@ -114,6 +119,14 @@ class PageRecord:
         return cls(data["project"], int(data["upstream"]), float(data["fetched"]), page)
 
 
+@dataclass(frozen=True)
+class PageStamp:
+    """Which version of a stored page is on disk, and when upstream last answered for it."""
+
+    version: str  # changes whenever the stored page is written again
+    fetched: float
+
+
 class Store:
     """One proxy store directory; safe to share between threads and processes."""
 
@@ -124,6 +137,7 @@ class Store:
         self._metadata = root / "metadata"
         self._partial = root / "partial"
         self._locks = root / "locks"
+        self._rendered = root / "rendered" / key
         for directory in (self._pages, self._files, self._metadata, self._partial, self._locks):
             directory.mkdir(parents=True, exist_ok=True)
         self.client = client
@@ -134,6 +148,9 @@ class Store:
         self._lock = threading.Lock()
         self._parsed: dict[str, tuple[tuple[int, int, int], PageRecord]] = {}
         self._metadata_hashes: dict[str, str] = {}
+        # metadata/<aa>/ listed once per change of the directory: a page of 15,000 wheels
+        # asks for each wheel whether its METADATA is stored, and most are not.
+        self._metadata_names: dict[str, tuple[int, frozenset[str]]] = {}
 
     # -- pages ----------------------------------------------------------------------------
 
@@ -153,17 +170,76 @@ class Store:
         except (ValueError, KeyError, TypeError) as exc:
             logger.warning("ignoring the unreadable stored page of %s: %s", project, exc)
             return None
-        if len(self._parsed) >= _PARSED_PAGES:
-            self._parsed.pop(next(iter(self._parsed)), None)
-        self._parsed[project] = (seen, record)
+        self._keep_parsed(project, seen, record)
         return record
+
+    def _keep_parsed(self, project: str, seen: tuple[int, int, int], record: PageRecord) -> None:
+        with self._lock:
+            self._parsed.pop(project, None)
+            self._parsed[project] = (seen, record)  # the most recent last
+            total = sum(len(r.page.files) for _, r in self._parsed.values())
+            while total > _PARSED_FILES and len(self._parsed) > 1:
+                oldest = next(iter(self._parsed))
+                total -= len(self._parsed.pop(oldest)[1].page.files)
+
+    def page_stamp(self, project: str) -> PageStamp | None:
+        """The version of ``project``'s stored page, without reading it; None when there is
+        none here (a store that keeps its pages elsewhere always answers None)."""
+        try:
+            info = (self._pages / f"{project}.json").stat()
+        except FileNotFoundError:
+            return None
+        # Written when upstream answered (``write_page``): the mtime is the record's time.
+        version = f"{info.st_mtime_ns:x}-{info.st_size:x}-{info.st_ino:x}"
+        return PageStamp(version, info.st_mtime_ns / 1e9)
 
     def write_page(self, record: PageRecord) -> None:
         data = json.dumps(record.to_json(), separators=(",", ":")).encode()
-        write_atomic(self._pages / f"{record.project}.json", data)
+        path = self._pages / f"{record.project}.json"
+        write_atomic(path, data)
+        with contextlib.suppress(FileNotFoundError):
+            info = path.stat()  # the next read of this version needs no parse
+            self._keep_parsed(record.project, (info.st_mtime_ns, info.st_size, info.st_ino), record)
+
+    # -- pages as served ------------------------------------------------------------------
+
+    def open_rendered(self, project: str, form: str, version: str) -> tuple[int, str] | None:
+        """A descriptor of ``project``'s page rendered as ``form`` from page ``version``, and
+        its ETag; None when it was not rendered (or was dropped because the page changed)."""
+        directory = self._rendered / project
+        prefix = f"{form}.{version}."
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return None
+        for name in names:
+            if name.startswith(prefix):
+                with contextlib.suppress(FileNotFoundError):
+                    # Opened now: a rendering replaced or dropped meanwhile is still read whole.
+                    return os.open(directory / name, os.O_RDONLY), name[len(prefix) :]
+        return None
+
+    def write_rendered(self, project: str, form: str, version: str, body: bytes) -> None:
+        """Keep ``body`` as ``project``'s page ``version`` in ``form``, replacing the older
+        renderings in that form."""
+        directory = self._rendered / project
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"{form}.{version}.{hashlib.sha256(body).hexdigest()[:32]}"
+        write_atomic(directory / name, body)
+        for other in os.listdir(directory):
+            if other.startswith(f"{form}.") and other != name:
+                (directory / other).unlink(missing_ok=True)
+
+    def forget_rendered(self, project: str) -> None:
+        """Drop ``project``'s rendered pages: what they show changed (a METADATA hash)."""
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(self._rendered / project):
+                if not name.startswith("."):  # write_atomic's temporary files are not ours
+                    (self._rendered / project / name).unlink(missing_ok=True)
 
     def forget_page(self, project: str) -> None:
         (self._pages / f"{project}.json").unlink(missing_ok=True)
+        self.forget_rendered(project)
 
     @contextlib.contextmanager
     def page_lease(self, project: str, *, wait: bool) -> Iterator[bool]:
@@ -340,12 +416,27 @@ class Store:
         known = self._metadata_hashes.get(sha256)
         if known is not None:
             return known
+        if f"{sha256}.sha256" not in self._listed_metadata(sha256[:2]):
+            return None
         try:
             value = self.metadata_path(sha256).with_suffix(".sha256").read_text().strip()
         except FileNotFoundError:
             return None
         self._metadata_hashes[sha256] = value
         return value
+
+    def _listed_metadata(self, prefix: str) -> frozenset[str]:
+        directory = self._metadata / prefix
+        try:
+            changed = directory.stat().st_mtime_ns
+        except FileNotFoundError:
+            return frozenset()
+        cached = self._metadata_names.get(prefix)
+        if cached is not None and cached[0] == changed:
+            return cached[1]
+        names = frozenset(os.listdir(directory))
+        self._metadata_names[prefix] = (changed, names)
+        return names
 
     def write_metadata(self, sha256: str, data: bytes) -> str:
         path = self.metadata_path(sha256)

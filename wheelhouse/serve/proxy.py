@@ -40,7 +40,7 @@ from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, J
 from wheelhouse.serve import _render
 from wheelhouse.serve._asgi import AsgiServer, bind, index_url, uvicorn_options
 from wheelhouse.serve._render import Listed
-from wheelhouse.serve._store import DownloadFailed, PageRecord, Stats, Store
+from wheelhouse.serve._store import DownloadFailed, PageRecord, PageStamp, Stats, Store
 from wheelhouse.serve._upstream import (
     UpstreamError,
     UpstreamFile,
@@ -60,6 +60,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RENDERED_PAGES = 256  # rendered pages kept per process (both forms of a project count two)
 _PROJECT = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", re.IGNORECASE)
 _CONTENT_TYPES = {JSON_TYPE: JSON_TYPE, HTML_TYPE: HTML_TYPE, "text/html": "text/html"}
+_FORMS = {JSON_TYPE: "json", HTML_TYPE: "html", "text/html": "html"}  # rendered files
 # One line per request (uvicorn.access) and per event, in every worker process.
 LOG_CONFIG: dict[str, Any] = {
     "version": 1,
@@ -157,6 +158,15 @@ class _Unavailable(Exception):
 
 
 @dataclass(frozen=True)
+class _Page:
+    """A page to send: its bytes, or a descriptor of its rendering in the store."""
+
+    etag: str
+    body: bytes | None = None
+    fd: int | None = None
+
+
+@dataclass(frozen=True)
 class _Listing:
     """Who answers for a project and with which files."""
 
@@ -182,6 +192,7 @@ class _Proxy:
         self.client = HttpClient(config, pool_size=16)
         self.store = _open_store(settings, self.client, self.stats)
         self._page_locks: dict[str, asyncio.Lock] = {}
+        self._render_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._revalidating: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.started = time.time()
@@ -216,7 +227,7 @@ class _Proxy:
                 self.stats.add(page_hits=1)
             else:
                 self.stats.add(page_stale=1)
-                self._revalidate_soon(record)
+                self._revalidate_soon(project)
             return self._from_record(record)
         if self.settings.offline:
             raise _Unavailable(503, f"offline: {project} is not in the store")
@@ -261,29 +272,29 @@ class _Proxy:
                 return record
         raise _Unavailable(404, f"{project} is on none of the upstream indexes")
 
-    def _revalidate_soon(self, record: PageRecord) -> None:
-        if record.project in self._revalidating:
+    def _revalidate_soon(self, project: str) -> None:
+        if project in self._revalidating:
             return
-        self._revalidating.add(record.project)
+        self._revalidating.add(project)
 
         async def run() -> None:
             try:
-                await anyio.to_thread.run_sync(self._revalidate, record)
+                await anyio.to_thread.run_sync(self._revalidate, project)
             finally:
-                self._revalidating.discard(record.project)
+                self._revalidating.discard(project)
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _revalidate(self, record: PageRecord) -> None:
-        with self.store.page_lease(record.project, wait=False) as ours:
+    def _revalidate(self, project: str) -> None:
+        with self.store.page_lease(project, wait=False) as ours:
             if not ours:
                 return  # another proxy revalidates it; this one serves the stale page meanwhile
-            current = self.store.read_page(record.project)
-            if current is not None and time.time() - current.fetched < self.settings.ttl:
-                return  # another proxy revalidated it since we read it
-            self._revalidate_now(current or record)
+            current = self.store.read_page(project)
+            if current is None or time.time() - current.fetched < self.settings.ttl:
+                return  # forgotten, or another proxy revalidated it since we looked
+            self._revalidate_now(current)
 
     def _revalidate_now(self, record: PageRecord) -> None:
         upstream = self.settings.upstreams[record.upstream]
@@ -320,6 +331,61 @@ class _Proxy:
                 if exc.status == 404:
                     self.store.forget_page(record.project)
                 logger.warning("revalidating %s: %s", record.project, exc.reason)
+
+    # -- pages as served ----------------------------------------------------------------
+
+    async def page(self, project: str, chosen: str) -> _Page:
+        """``project``'s page as ``chosen``. An upstream's page is rendered once per version
+        of its stored record (and again when a METADATA hash becomes known) into the store,
+        and sent from there: no parsing and no page in memory per request, also after a
+        restart."""
+        if self._local_dir(project) is None:
+            stamp = self.store.page_stamp(project)
+            if stamp is None:
+                listing = await self.listing(project)  # upstream's answer, now stored
+                stamp = self.store.page_stamp(project)
+            else:
+                self._count_page(project, stamp)
+            if stamp is not None:
+                return await self._rendered_page(project, _FORMS[chosen], stamp)
+        else:
+            listing = await self.listing(project)
+        body = await anyio.to_thread.run_sync(self.render_page, listing, chosen)
+        return _Page(hashlib.sha256(body).hexdigest()[:32], body=body)
+
+    def _count_page(self, project: str, stamp: PageStamp) -> None:
+        if self.settings.offline or time.time() - stamp.fetched < self.settings.ttl:
+            self.stats.add(page_hits=1)
+        else:
+            self.stats.add(page_stale=1)
+            self._revalidate_soon(project)
+
+    async def _rendered_page(self, project: str, form: str, stamp: PageStamp) -> _Page:
+        opened = self.store.open_rendered(project, form, stamp.version)
+        if opened is None:
+            # One rendering per page and form at a time: 20 clients asking for a new page
+            # at once must not make 20 copies of it in memory.
+            lock = self._render_locks.setdefault((project, form), asyncio.Lock())
+            async with lock:
+                opened = self.store.open_rendered(project, form, stamp.version)
+                if opened is None:
+                    body = await anyio.to_thread.run_sync(self._render_stored, project, form)
+                    if body is not None:
+                        self.store.write_rendered(project, form, stamp.version, body)
+                        opened = self.store.open_rendered(project, form, stamp.version)
+                    if opened is None:  # the page changed meanwhile: send what we rendered
+                        if body is None:
+                            raise _Unavailable(503, f"the page of {project} changed; retry")
+                        return _Page(hashlib.sha256(body).hexdigest()[:32], body=body)
+        fd, etag = opened
+        return _Page(etag, fd=fd)
+
+    def _render_stored(self, project: str, form: str) -> bytes | None:
+        record = self.store.read_page(project)
+        if record is None:
+            return None
+        chosen = JSON_TYPE if form == "json" else HTML_TYPE
+        return self._render(self._from_record(record), chosen)  # kept on disk, not here
 
     # -- what the pages list --------------------------------------------------------------
 
@@ -382,6 +448,7 @@ class _Proxy:
         with contextlib.suppress(InvalidWheelFilename):
             project = str(parse_wheel_filename(filename)[0])
             self._generation[project] = self._generation.get(project, 0) + 1
+            self.store.forget_rendered(project)
 
     def render_page(self, listing: _Listing, chosen: str) -> bytes:
         """The page of ``listing`` as ``chosen``, rendered once per version of what it shows."""
@@ -391,16 +458,18 @@ class _Proxy:
             cached = self._rendered.get((listing.project, chosen))
             if cached is not None and cached[0] == stamp:
                 return cached[1]
-        files = self.listed(listing)
-        if chosen == JSON_TYPE:
-            body = _render.render_json(listing.project, files, listing.versions)
-        else:
-            body = _render.render_html(listing.project, files)
+        body = self._render(listing, chosen)
         if stamp is not None:
             if len(self._rendered) >= _RENDERED_PAGES:
                 self._rendered.pop(next(iter(self._rendered)), None)
             self._rendered[(listing.project, chosen)] = (stamp, body)
         return body
+
+    def _render(self, listing: _Listing, chosen: str) -> bytes:
+        files = self.listed(listing)
+        if chosen == JSON_TYPE:
+            return _render.render_json(listing.project, files, listing.versions)
+        return _render.render_html(listing.project, files)
 
     def _obtain_metadata(self, file: UpstreamFile, sha256: str) -> bytes:
         if self.store.has_file(sha256):
@@ -560,13 +629,12 @@ def create_app(settings: ProxySettings) -> Starlette:
         if chosen is None:
             return PlainTextResponse(_ACCEPTABLE, 406, {"Vary": "Accept"})
         try:
-            listing = await proxy.listing(project)
+            served = await proxy.page(project, chosen)
         except _Unavailable as exc:
             if exc.status >= 500:
                 proxy.stats.add(errors=1)
             return PlainTextResponse(f"{exc.reason}\n", exc.status)
-        body = await anyio.to_thread.run_sync(proxy.render_page, listing, chosen)
-        return _page_response(request, body, chosen)
+        return _served_page(request, served, chosen)
 
     async def file(request: Request) -> Response:
         raw = request.path_params["project"]
@@ -577,9 +645,15 @@ def create_app(settings: ProxySettings) -> Starlette:
         project = canonicalize_name(raw)
         metadata = filename.endswith(".metadata")
         wanted = filename.removesuffix(".metadata")
-        if not metadata and proxy._local_dir(project) is None and proxy.store.has_file(sha256):
-            proxy.stats.add(file_hits=1)
-            return _stored(proxy.store.file_path(sha256), filename)
+        if proxy._local_dir(project) is None:
+            # Stored by content hash and checked before they were stored: a warm file or
+            # METADATA needs no page (pip asks for both of every wheel it installs).
+            if not metadata and proxy.store.has_file(sha256):
+                proxy.stats.add(file_hits=1)
+                return _stored(proxy.store.file_path(sha256), filename)
+            if metadata and proxy.store.metadata_path(sha256).is_file():
+                proxy.stats.add(metadata_hits=1)
+                return _stored(proxy.store.metadata_path(sha256), filename)
         try:
             listing = await proxy.listing(project)
         except _Unavailable as exc:
@@ -649,15 +723,51 @@ def _stored(path: Path, filename: str) -> Response:
 
 
 def _page_response(request: Request, body: bytes, chosen: str) -> Response:
-    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    return _served_page(request, _Page(hashlib.sha256(body).hexdigest()[:32], body=body), chosen)
+
+
+def _served_page(request: Request, page: _Page, chosen: str) -> Response:
+    etag = f'"{page.etag}"'
     headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": "max-age=0, must-revalidate"}
-    if_none_match = request.headers.get("if-none-match") or ""
-    if etag in {t.strip().removeprefix("W/") for t in if_none_match.split(",")}:
-        return Response(status_code=304, headers=headers)
     content_type = _CONTENT_TYPES[chosen]
     if chosen == "text/html":
         content_type = "text/html; charset=utf-8"
-    return Response(body, headers=headers, media_type=content_type)
+    if_none_match = request.headers.get("if-none-match") or ""
+    if etag in {t.strip().removeprefix("W/") for t in if_none_match.split(",")}:
+        if page.fd is not None:
+            os.close(page.fd)
+        return Response(status_code=304, headers=headers)
+    if page.fd is not None:
+        return _SendFile(page.fd, headers, content_type)
+    return Response(page.body, headers=headers, media_type=content_type)
+
+
+class _SendFile(Response):
+    """Sends an open file in chunks, waiting for the client between them, and closes it:
+    memory per response stays at one chunk, however big the page and however many clients."""
+
+    def __init__(self, fd: int, headers: Mapping[str, str], media_type: str) -> None:
+        super().__init__(headers=headers, media_type=media_type)
+        self._fd = fd
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            size = os.fstat(self._fd).st_size
+            self.headers["content-length"] = str(size)
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            if scope["method"] == "HEAD":
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            sent = 0
+            while sent < size:
+                chunk = os.pread(self._fd, min(_CHUNK, size - sent), sent)
+                if not chunk:
+                    break  # cannot happen: renderings are never written in place
+                sent += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            os.close(self._fd)
 
 
 def _rss_bytes() -> int:
