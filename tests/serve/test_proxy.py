@@ -503,3 +503,30 @@ def read_response(client: socket.socket) -> bytes:
     while len(body) < length and (chunk := client.recv(1 << 20)):
         body += chunk
     return body
+
+
+def test_the_listening_socket_gets_connections_without_nagles_delay() -> None:
+    """asyncio turns Nagle's algorithm off only on sockets made as TCP; with it on, every
+    small response waited 40 ms for the client's delayed ACK."""
+    import asyncio
+
+    from wheelhouse.serve._asgi import bind
+
+    async def accept_one() -> int:
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        listening = bind("127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listening)
+        async with server:
+            _, writer = await asyncio.open_connection(*listening.getsockname()[:2])
+            value = await asyncio.wait_for(accepted, 10)
+            writer.close()
+        return value
+
+    assert asyncio.run(accept_one()) != 0
