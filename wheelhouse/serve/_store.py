@@ -230,6 +230,19 @@ class Store:
             if other.startswith(f"{form}.") and other != name:
                 (directory / other).unlink(missing_ok=True)
 
+    def keep_rendered(self, project: str, old: PageStamp, new: PageStamp) -> None:
+        """The page ``old`` was rewritten as ``new`` with the same files (upstream said "not
+        modified"): its renderings still show it, so they move to the new version instead of
+        being rendered again."""
+        directory = self._rendered / project
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(directory):
+                form, _, rest = name.partition(".")
+                if rest.startswith(f"{old.version}."):
+                    etag = rest[len(old.version) + 1 :]
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rename(directory / name, directory / f"{form}.{new.version}.{etag}")
+
     def forget_rendered(self, project: str) -> None:
         """Drop ``project``'s rendered pages: what they show changed (a METADATA hash)."""
         with contextlib.suppress(FileNotFoundError):

@@ -319,7 +319,11 @@ class _Proxy:
                 etag=result.etag or record.page.etag,
                 last_modified=result.last_modified or record.page.last_modified,
             )
+            before = self.store.page_stamp(record.project)
             self.store.write_page(dataclasses.replace(record, fetched=time.time(), page=page))
+            after = self.store.page_stamp(record.project)
+            if before is not None and after is not None:
+                self.store.keep_rendered(record.project, before, after)
         elif result.status == "ok" and result.page is not None:
             self.store.write_page(
                 PageRecord(record.project, record.upstream, time.time(), result.page)
