@@ -46,8 +46,16 @@ def _href(project: str, listed: Listed) -> str:
 
 
 def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] | None) -> bytes:
-    items = []
-    for listed in files:
+    # Encoded one file at a time: a dict per file for pydantic-core's 15,000 files, then its
+    # 6.5 MB dump and encoding, held 25 MB at once, and 20 cold clients asked for it together.
+    pieces = [b"%s,\"files\":[" % _dumps(
+        {
+            "meta": {"api-version": API_VERSION},
+            "name": project,
+            "versions": list(versions) if versions is not None else _versions(files),
+        }
+    )[:-1]]  # fmt: skip
+    for number, listed in enumerate(files):
         file = listed.file
         item: dict[str, Any] = {
             "filename": file.filename,
@@ -67,14 +75,13 @@ def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] |
             item["core-metadata"] = {"sha256": listed.metadata}
         else:
             item["core-metadata"] = listed.metadata
-        items.append(item)
-    document = {
-        "meta": {"api-version": API_VERSION},
-        "name": project,
-        "versions": list(versions) if versions is not None else _versions(files),
-        "files": items,
-    }
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        pieces.append(b"," + _dumps(item) if number else _dumps(item))
+    pieces.append(b"]}")
+    return b"".join(pieces)
+
+
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def render_html(project: str, files: Sequence[Listed]) -> bytes:
