@@ -43,7 +43,7 @@ _CHUNK = 256 * 1024
 # Parsed stored pages kept per process, counted in files: a parsed file costs ~0.6 KB, and
 # one project (pydantic-core) lists 15,000. Clients read pages from ``rendered/``; a parsed
 # page is needed to render one and to find a file that is not stored yet.
-_PARSED_FILES = 30_000
+_PARSED_FILES = 16_000
 
 
 class DownloadFailed(Exception):
@@ -147,6 +147,7 @@ class Store:
         self._failures: dict[str, str] = {}
         self._lock = threading.Lock()
         self._parsed: dict[str, tuple[tuple[int, int, int], PageRecord]] = {}
+        self._parse_locks: dict[str, threading.Lock] = {}
         self._metadata_hashes: dict[str, str] = {}
         # metadata/<aa>/ listed once per change of the directory: a page of 15,000 wheels
         # asks for each wheel whether its METADATA is stored, and most are not.
@@ -156,22 +157,25 @@ class Store:
 
     def read_page(self, project: str) -> PageRecord | None:
         path = self._pages / f"{project}.json"
-        try:
-            # Parsed once per version of the file (another worker may have replaced it):
-            # parsing botocore's stored page took 0.06 s, on every request for it.
-            info = path.stat()
-            seen = (info.st_mtime_ns, info.st_size, info.st_ino)
-            cached = self._parsed.get(project)
-            if cached is not None and cached[0] == seen:
-                return cached[1]
-            record = PageRecord.from_json(json.loads(path.read_bytes()))
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError) as exc:
-            logger.warning("ignoring the unreadable stored page of %s: %s", project, exc)
-            return None
-        self._keep_parsed(project, seen, record)
-        return record
+        # One parse at a time per project: 20 clients asking for files of a page that was
+        # dropped from memory must not parse 20 copies of it at once.
+        with self._parse_locks.setdefault(project, threading.Lock()):
+            try:
+                # Parsed once per version of the file (another worker may have replaced it):
+                # parsing pydantic-core's stored page takes 0.5 s.
+                info = path.stat()
+                seen = (info.st_mtime_ns, info.st_size, info.st_ino)
+                cached = self._parsed.get(project)
+                if cached is not None and cached[0] == seen:
+                    return cached[1]
+                record = PageRecord.from_json(json.loads(path.read_bytes()))
+            except FileNotFoundError:
+                return None
+            except (ValueError, KeyError, TypeError) as exc:
+                logger.warning("ignoring the unreadable stored page of %s: %s", project, exc)
+                return None
+            self._keep_parsed(project, seen, record)
+            return record
 
     def _keep_parsed(self, project: str, seen: tuple[int, int, int], record: PageRecord) -> None:
         with self._lock:
