@@ -40,7 +40,7 @@ __all__ = ["DownloadFailed", "PageRecord", "PageStamp", "Stats", "Store"]
 logger = logging.getLogger(__name__)
 
 _CHUNK = 256 * 1024
-# Parsed stored pages kept per process, counted in files: a parsed file costs ~0.6 KB, and
+# Parsed stored pages kept per process, counted in files: a parsed file costs ~0.8 KB, and
 # one project (pydantic-core) lists 15,000. Clients read pages from ``rendered/``; a parsed
 # page is needed to render one and to find a file that is not stored yet.
 _PARSED_FILES = 16_000
