@@ -423,6 +423,8 @@ def test_a_restarted_proxy_answers_from_its_store_without_asking_upstream(
     wheel = {f["filename"]: f for f in page(first, "beta")["files"]}["beta-2.0-py3-none-any.whl"]
     status, metadata = fetch(first, "beta", wheel["url"] + ".metadata")
     assert status == 200
+    # The page gained the METADATA hash: rendered again in the background, not on demand.
+    assert wait_until(lambda: any((store / "rendered").glob("*/beta/json.*")))
     assert fetch(first, "beta", wheel["url"])[0] == 200
     assert first.stop() == 0
     asked = len(index_server.requests)

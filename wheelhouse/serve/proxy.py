@@ -197,6 +197,7 @@ class _Proxy:
         self._render_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._revalidating: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._rerender: set[str] = set()  # projects whose page gained a METADATA hash
         self.started = time.time()
         # Rendered upstream pages, reused while the stored record and what this process has
         # stored of the project's metadata are unchanged: rendering botocore's 5,000 files
@@ -386,6 +387,29 @@ class _Proxy:
         fd, etag = opened
         return _Page(etag, fd=fd)
 
+    def rerender_soon(self) -> None:
+        """Render again, in the background, the JSON pages that gained a METADATA hash: the
+        next client (often the next run, in a restarted proxy) then finds them rendered
+        instead of parsing and rendering pydantic-core's page while it waits."""
+        while self._rerender:
+            project = self._rerender.pop()
+
+            async def run(project: str = project) -> None:
+                stamp = self.store.page_stamp(project)
+                if stamp is None:
+                    return
+                try:
+                    page = await self._rendered_page(project, "json", stamp)
+                except (_Unavailable, OSError) as exc:
+                    logger.debug("rendering %s again: %s", project, exc)
+                    return
+                if page.fd is not None:
+                    os.close(page.fd)
+
+            task = asyncio.get_running_loop().create_task(run())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
     def _render_stored(self, project: str, form: str) -> bytes | None:
         record = self.store.read_page(project)
         if record is None:
@@ -455,6 +479,7 @@ class _Proxy:
             project = str(parse_wheel_filename(filename)[0])
             self._generation[project] = self._generation.get(project, 0) + 1
             self.store.forget_rendered(project)
+            self._rerender.add(project)
 
     def render_page(self, listing: _Listing, chosen: str) -> bytes:
         """The page of ``listing`` as ``chosen``, rendered once per version of what it shows."""
@@ -680,6 +705,7 @@ def create_app(settings: ProxySettings) -> Starlette:
             except _Unavailable as exc:
                 proxy.stats.add(errors=1)
                 return PlainTextResponse(f"{exc.reason}\n", exc.status)
+            proxy.rerender_soon()
             return Response(data, media_type="text/plain; charset=utf-8")
         if settings.offline:
             return PlainTextResponse(f"offline: {wanted} is not in the store\n", 503)
