@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["sha256_file", "sha256_stream", "write_atomic"]
+__all__ = ["atomic_writer", "sha256_file", "sha256_stream", "write_atomic"]
 
 
 def write_atomic(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o644) -> None:
@@ -16,11 +19,19 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o
     A reader sees the old bytes or the new ones, never a part; ``fsync`` makes the new bytes
     durable before the rename (for what a crash must not lose, such as a manifest).
     """
+    with atomic_writer(path, fsync=fsync, mode=mode) as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, fsync: bool = False, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """:func:`write_atomic` for bytes that come in pieces: ``path`` appears, whole, when the
+    block ends normally; an exception leaves ``path`` as it was."""
     # os.urandom, not uuid: importing uuid pulls in platform, a cost on every command.
     tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     try:
         with tmp.open("wb") as handle:
-            handle.write(data)
+            yield handle
             if fsync:
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from wheelhouse._base.files import write_atomic
+from wheelhouse._base.files import atomic_writer, write_atomic
 from wheelhouse.errors import NetworkError, UsageError
 
 __all__ = [
@@ -202,16 +202,8 @@ class LocalStore:
     def writer(self, key: str, content_type: str) -> Iterator[Writer]:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.publish.tmp")
-        try:
-            with tmp.open("wb") as handle:
-                yield handle
-                handle.flush()
-                os.fsync(handle.fileno())
-            tmp.chmod(0o644)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_writer(dest, fsync=True) as handle:
+            yield handle
 
     def put_bytes(
         self, key: str, data: bytes, content_type: str, *, if_absent: bool = False

@@ -167,6 +167,10 @@ class _Page:
     body: bytes | None = None
     fd: int | None = None
 
+    @classmethod
+    def of(cls, body: bytes) -> _Page:
+        return cls(hashlib.sha256(body).hexdigest()[:32], body=body)
+
 
 @dataclass(frozen=True)
 class _Listing:
@@ -358,7 +362,7 @@ class _Proxy:
         else:
             listing = await self.listing(project)
         body = await anyio.to_thread.run_sync(self.render_page, listing, chosen)
-        return _Page(hashlib.sha256(body).hexdigest()[:32], body=body)
+        return _Page.of(body)
 
     def _count_page(self, project: str, stamp: PageStamp) -> None:
         if self.settings.offline or time.time() - stamp.fetched < self.settings.ttl:
@@ -383,7 +387,7 @@ class _Proxy:
                     if opened is None:  # the page changed meanwhile: send what we rendered
                         if body is None:
                             raise _Unavailable(503, f"the page of {project} changed; retry")
-                        return _Page(hashlib.sha256(body).hexdigest()[:32], body=body)
+                        return _Page.of(body)
         fd, etag = opened
         return _Page(etag, fd=fd)
 
@@ -646,7 +650,7 @@ def create_app(settings: ProxySettings) -> Starlette:
             names.update(p.parent.name for p in (directory / INDEX_DIR).glob(f"*/{JSON_PAGE}"))
         ordered = sorted(names)
         body = _render.root_json(ordered) if chosen == JSON_TYPE else _render.root_html(ordered)
-        return _page_response(request, body, chosen)
+        return _served_page(request, _Page.of(body), chosen)
 
     async def project_page(request: Request) -> Response:
         raw = request.path_params["project"]
@@ -752,10 +756,6 @@ class _FollowResponse(Response):
 def _stored(path: Path, filename: str) -> Response:
     media = "text/plain; charset=utf-8" if filename.endswith(".metadata") else None
     return FileResponse(path, media_type=media or "application/octet-stream")
-
-
-def _page_response(request: Request, body: bytes, chosen: str) -> Response:
-    return _served_page(request, _Page(hashlib.sha256(body).hexdigest()[:32], body=body), chosen)
 
 
 def _served_page(request: Request, page: _Page, chosen: str) -> Response:
