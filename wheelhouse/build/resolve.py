@@ -245,12 +245,10 @@ def _run_resolver(
         unreachable = probed.result()
     if unreachable is not None:
         raise unreachable
-    output = result.stdout + "\n" + result.stderr
-    if tap is not None:
-        output = tap.untap(output)
+    untap = tap.untap if tap is not None else str
     if not result.ok or not produced.exists():
-        raise explain_pip_failure(output, index, inputs)
-    return result.stdout if tap is None else tap.untap(result.stdout)
+        raise explain_pip_failure(untap(result.stdout + "\n" + result.stderr), index, inputs)
+    return untap(result.stdout)
 
 
 def uv_version(pip_config: Mapping[str, str]) -> str:
