@@ -54,6 +54,13 @@ def start_proxies(
     return proxies
 
 
+def gamma_wheel(dists: DistFactory) -> tuple[str, bytes, str]:
+    """The wheel the single-file tests ask for: its name, bytes and sha256."""
+    name = "gamma-1.0-py3-none-any.whl"
+    data = (dists.root / name).read_bytes()
+    return name, data, hashlib.sha256(data).hexdigest()
+
+
 def bucket_object(s3_server: S3Server, bucket: str, key: str) -> tuple[int, bytes]:
     status, _, body = s3_server.get(f"{bucket}/proxy/{key}")
     return status, body
@@ -141,9 +148,7 @@ def test_a_proxy_killed_mid_download_leaves_nothing_served_and_its_lease_is_take
     tmp_path: Path,
 ) -> None:
     index_server.json_pages = True
-    name = "gamma-1.0-py3-none-any.whl"
-    data = (upstream_dists.root / name).read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
+    name, data, sha256 = gamma_wheel(upstream_dists)
     first, second = start_proxies(
         2, bucket, s3_server, index_server.url, tmp_path, "--lease-timeout", "2"
     )
@@ -193,9 +198,7 @@ def test_a_download_longer_than_the_lease_keeps_it_renewed(
     tmp_path: Path,
 ) -> None:
     index_server.json_pages = True
-    name = "gamma-1.0-py3-none-any.whl"
-    data = (upstream_dists.root / name).read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
+    name, data, sha256 = gamma_wheel(upstream_dists)
     first, second = start_proxies(
         2, bucket, s3_server, index_server.url, tmp_path, "--lease-timeout", "2"
     )
@@ -228,9 +231,7 @@ def test_an_object_with_other_bytes_under_a_content_key_is_never_served(
     tmp_path: Path,
 ) -> None:
     index_server.json_pages = True
-    name = "gamma-1.0-py3-none-any.whl"
-    data = (upstream_dists.root / name).read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
+    name, data, sha256 = gamma_wheel(upstream_dists)
     key = f"files/{sha256[:2]}/{sha256}"
     store = S3Store(bucket, "proxy", endpoint_url=s3_server.endpoint)
     store.put_bytes(key, b"not the wheel", "application/octet-stream")  # by something else
@@ -256,8 +257,7 @@ def test_a_download_with_other_bytes_leaves_no_object_and_no_lease(
     tmp_path: Path,
 ) -> None:
     index_server.json_pages = True
-    name = "gamma-1.0-py3-none-any.whl"
-    sha256 = hashlib.sha256((upstream_dists.root / name).read_bytes()).hexdigest()
+    name, _, sha256 = gamma_wheel(upstream_dists)
     index_server.corrupt(name)  # upstream sends other bytes than its page promises
     (proxy,) = start_proxies(1, bucket, s3_server, index_server.url, tmp_path)
     try:
