@@ -179,6 +179,7 @@ class IndexServer:
         self.ranges = False  # 206 answers to "Range: bytes=..." on files
         self.json_pages = False  # PEP 691 JSON (with size, upload-time) when Accept asks
         self.metadata_files = False  # PEP 658: serve and advertise each wheel's METADATA
+        self.absolute_links = False  # file links as absolute URLs (PyPI's), not relative
         self.yanked: dict[str, str] = {}  # PEP 592: filename -> reason ("" for none)
         # (path, If-None-Match or None) of every page or file request: who asked conditionally.
         self.conditional: list[tuple[str, str | None]] = []
@@ -406,7 +407,7 @@ class IndexServer:
         for dist in self.dists().get(project, []):
             item: dict[str, object] = {
                 "filename": dist.filename,
-                "url": posixpath.join("../../files", quote(dist.filename)),
+                "url": self._file_link(dist.filename),
                 "hashes": {"sha256": dist.sha256},
                 "size": (self.root / dist.filename).stat().st_size,
                 "upload-time": "2026-01-01T00:00:00.000000Z",
@@ -421,6 +422,11 @@ class IndexServer:
         document = {"meta": {"api-version": "1.1"}, "name": project, "files": files}
         return json.dumps(document).encode()
 
+    def _file_link(self, filename: str) -> str:
+        if self.absolute_links:
+            return self.files_url + quote(filename)
+        return posixpath.join("../../files", quote(filename))
+
     def _root_page(self) -> tuple[int, dict[str, str], bytes]:
         links = "".join(
             f'<a href="{quote(name)}/">{html.escape(name)}</a><br>\n' for name in self.dists()
@@ -433,7 +439,7 @@ class IndexServer:
             return self._not_found()
         links = []
         for dist in files:
-            href = posixpath.join("../../files", quote(dist.filename)) + f"#sha256={dist.sha256}"
+            href = self._file_link(dist.filename) + f"#sha256={dist.sha256}"
             attrs = f'href="{html.escape(href)}"'
             if dist.requires_python:
                 attrs += f' data-requires-python="{html.escape(dist.requires_python)}"'

@@ -18,6 +18,7 @@ from tests._server import Answer, IndexServer
 from tests.build.test_build import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph, sha256_of
 from tests.conftest import Cli
 from wheelhouse._base._uv import find_uv
+from wheelhouse.build._pagetap import PIP_ACCEPT
 from wheelhouse.errors import ExitCode, WheelhouseError
 
 # Every file of the graph that is on the index and in the lock (srconly as its sdist).
@@ -70,21 +71,65 @@ def test_files_pip_downloads_while_resolving_are_not_fetched_again(
     # The index has no PEP 658 metadata, so pip reads every file to resolve; each is
     # requested exactly once in the whole build.
     assert file_requests(index_server) == dict.fromkeys(INDEX_FILES, 1)
-    # Each page too: pip reads it through the tap (its Accept header and User-Agent passed
-    # on), and the pins are checked against what pip read. The only other page request is
-    # the reachability probe of the first project, a HEAD.
+    # Each page too: read through the tap with pip's Accept header (by the prefetcher or by
+    # pip, whichever asks first, for both), and the pins are checked against what pip read.
+    # The only other page request is the reachability probe of the first project, a HEAD.
     pages = [(p, h) for p, h in index_server.received if p.startswith("/simple/")]
-    by_pip = [(p, h) for p, h in pages if h["User-Agent"].startswith("pip/")]
-    assert Counter(p for p, _ in by_pip) == {
+    as_pip = [(p, h) for p, h in pages if h.get("Accept") == PIP_ACCEPT]
+    assert Counter(p for p, _ in as_pip) == {
         f"/simple/{name}/": 1 for name in ("app", "lib", "modern", "speedup", "srconly")
     }
-    assert all("application/vnd.pypi.simple.v1+json" in h["Accept"] for _, h in by_pip)
-    assert [p for p, h in pages if (p, h) not in by_pip] == ["/simple/app/"]
+    assert [p for p, h in pages if (p, h) not in as_pip] == ["/simple/app/"]
     assert stderr.splitlines()[-1].endswith(
         f"{len(GRAPH_WHEELS)} files, 0.0 MB (5 downloaded, 0 from cache, 1 built from sdists)"
     )
     for filename in GRAPH_WHEELS:
         assert (tmp_path / "wh" / filename).is_file()
+
+
+def test_files_linked_absolutely_reach_pip_through_the_tap_each_fetched_once(
+    cli: Cli, graph: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    # PyPI's pages link files by absolute URL (on another host there). The tap points those
+    # links at itself, and pip gets each file from the download made ahead of it.
+    index_server.absolute_links = True
+    index_server.json_pages = True
+
+    build(cli, index_server, graph, tmp_path / "wh")
+
+    files = [(p, h) for p, h in index_server.received if p.startswith("/files/")]
+    assert Counter(p.removeprefix("/files/") for p, _ in files) == dict.fromkeys(INDEX_FILES, 1)
+    # Every file was downloaded by wheelhouse (ahead of pip), none by pip itself.
+    assert not [p for p, h in files if h.get("User-Agent", "").startswith("pip/")]
+    # Pages too are read once, whether the prefetcher or pip asked first.
+    pages = Counter(p for p, h in index_server.received if p.startswith("/simple/"))
+    assert all(count == 1 for page, count in pages.items() if page != "/simple/app/"), pages
+    for filename in GRAPH_WHEELS:
+        assert (tmp_path / "wh" / filename).is_file()
+
+
+def test_a_guess_pip_does_not_take_changes_nothing_in_the_wheelhouse(
+    cli: Cli, dists: DistFactory, index_server: IndexServer, tmp_path: Path
+) -> None:
+    # Guessed first: the newest lib, which app allows; pip, having read tool's metadata as
+    # well, takes lib 1.0. The wheelhouse holds what pip chose and nothing guessed.
+    dists.wheel("app", "1.0", requires=["lib"])
+    dists.wheel("tool", "1.0", requires=["lib<2"])
+    dists.wheel("lib", "1.0")
+    dists.wheel("lib", "2.0")
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text("app\ntool\n", encoding="utf-8")
+
+    build(cli, index_server, requirements, tmp_path / "wh")
+
+    assert sorted(p.name for p in (tmp_path / "wh").glob("*.whl")) == [
+        "app-1.0-py3-none-any.whl",
+        "lib-1.0-py3-none-any.whl",
+        "tool-1.0-py3-none-any.whl",
+    ]
+    assert file_requests(index_server)["lib-1.0-py3-none-any.whl"] == 1
+    pins = (tmp_path / "wh" / "requirements.txt").read_text(encoding="utf-8")
+    assert "lib==1.0 " in pins and "lib==2.0" not in pins
 
 
 def test_pages_the_tap_cannot_forward_send_the_resolution_to_pip_directly(

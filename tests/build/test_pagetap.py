@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import Future
+from pathlib import Path
+
 import urllib3
 
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from wheelhouse._base._http import HttpClient
-from wheelhouse.build._pagetap import PageTap
+from wheelhouse.build._pagetap import PIP_ACCEPT, PageTap
 
 
 def get(url: str, **headers: str) -> urllib3.BaseHTTPResponse:
@@ -67,3 +71,57 @@ def test_refusals_and_unreachable_indexes_are_failures(
     assert tap.failures[0] == f"{index_server.url}locked/: HTTP 403"
     assert tap.failures[1].startswith("http://127.0.0.1:9/simple/anything/: ")
     assert tap.pages == {}
+
+
+def test_ahead_the_tap_answers_for_linked_hosts_only_and_reads_a_page_once(
+    dists: DistFactory, index_server: IndexServer
+) -> None:
+    wheel = dists.wheel("app", "1.0")
+    index_server.absolute_links = True
+    index_server.json_pages = True
+    with PageTap([index_server.url], HttpClient({}), ahead=True) as tap:
+        [tapped] = tap.index_urls
+        loopback = tapped.removesuffix("simple/")
+        # Nothing was linked from any host yet: the tap forwards to none.
+        early = get(loopback + f"~http/127.0.0.1:{index_server.port}/files/{wheel.name}")
+        # Read for the prefetcher first, then asked by pip: one request to the index.
+        kept = tap.page(index_server.url + "app/")
+        page = get(tapped + "app/", Accept=PIP_ACCEPT)
+        link = json.loads(page.data)["files"][0]["url"]
+        file = get(link)
+        elsewhere = get(loopback + "~http/example.org/files/" + wheel.name)
+
+    assert early.status == 404
+    assert kept is not None and kept.status == 200
+    assert index_server.count("/simple/app/") == 1
+    # The page pip gets links the file at the tap; the page kept is the index's own.
+    assert link == loopback + f"~http/127.0.0.1:{index_server.port}/files/{wheel.name}"
+    assert json.loads(kept.body)["files"][0]["url"] == index_server.files_url + wheel.name
+    assert file.status == 200 and file.data == wheel.read_bytes()
+    assert elsewhere.status == 404
+    assert tap.untap(f"from {link}") == f"from {index_server.files_url}{wheel.name}"
+
+
+def test_ahead_pip_is_answered_with_the_download_offered_for_a_file(
+    dists: DistFactory, index_server: IndexServer, tmp_path: Path
+) -> None:
+    wheel = dists.wheel("app", "1.0")
+    index_server.absolute_links = True
+    made_here = tmp_path / "downloaded.whl"
+    made_here.write_bytes(b"the prefetcher's copy")
+    with PageTap([index_server.url], HttpClient({}), ahead=True) as tap:
+        [tapped] = tap.index_urls
+        get(tapped + "app/", Accept=PIP_ACCEPT)
+        offered: Future[Path] = Future()
+        assert tap.offer(index_server.files_url + wheel.name, offered)
+        offered.set_result(made_here)
+        file = get(
+            tapped.removesuffix("simple/")
+            + f"~http/127.0.0.1:{index_server.port}/files/{wheel.name}"
+        )
+        # Once pip has asked for a file, it is not offered again: pip has it.
+        late = tap.offer(index_server.files_url + wheel.name, Future())
+
+    assert file.status == 200 and file.data == b"the prefetcher's copy"
+    assert index_server.count("/files/" + wheel.name) == 0
+    assert late is False

@@ -8,25 +8,34 @@ listener per index origin instead; each listener forwards pip's requests to the 
 they are, and keeps the index pages it forwards, so the pins are then checked against the
 very pages pip read. Files linked from another host (PyPI's files.pythonhosted.org) go from
 pip to that host directly; files linked relative to the index pass through the tap unkept.
+
+With ``ahead=True`` the tap also lets a prefetcher work ahead of pip: the pages pip asks for
+are read once, whoever asks first, and their absolute file links point back at the tap, so a
+file pip asks for is answered from a download already made (:meth:`PageTap.offer`) or else
+forwarded to its host.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import shutil
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
-from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from typing import Any, Literal
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import urllib3
 
 from wheelhouse._base._http import HttpClient, strip_credentials
 
-__all__ = ["Page", "PageTap"]
+__all__ = ["PIP_ACCEPT", "Page", "PageTap"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +43,16 @@ _PAGE_TYPES = ("text/html", "application/vnd.pypi.simple.")
 _CHUNK = 1 << 16
 # Request headers pip sends that the index needs to answer as it would answer pip.
 _FORWARDED = ("Accept", "Cache-Control", "User-Agent")
+# pip's Accept header for index pages (pip 22.2 to 26.x): the one a prefetcher asks with, so
+# its answer is pip's too.
+PIP_ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
+    "text/html; q=0.01"
+)
+# An absolute link in a page (a JSON string or a quoted href): scheme and host.
+_ABSOLUTE = re.compile(rb"""(["'])(https?)://([^/"'\s]+)/""")
+# Where the tap answers for a file linked absolutely: /~<scheme>/<host>/<path>.
+_ELSEWHERE = re.compile(r"^/~(https?)/([^/]+)(/.*)$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,16 @@ class Page:
     body: bytes
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """A page request's answer as pip is sent it, and the failure it counts as (if any)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    failure: str | None
+
+
 class PageTap:
     """Loopback listeners that forward pip's requests to ``indexes`` and keep their pages.
 
@@ -55,7 +84,7 @@ class PageTap:
     what could not be forwarded or was refused (any HTTP error but 404).
     """
 
-    def __init__(self, indexes: Sequence[str], client: HttpClient) -> None:
+    def __init__(self, indexes: Sequence[str], client: HttpClient, *, ahead: bool = False) -> None:
         self._client = client
         self.pages: dict[str, Page] = {}
         self.failures: list[str] = []
@@ -64,6 +93,13 @@ class PageTap:
         self._servers: dict[str, ThreadingHTTPServer] = {}
         self._indexes = list(indexes)
         self.index_urls: list[str] = []
+        self._ahead = ahead
+        # With ``ahead``: pip's pages by URL (read once), the hosts their links were rewritten
+        # from, files downloaded (or downloading) for pip, and the file URLs pip has asked.
+        self._answers: dict[str, Future[_Answer]] = {}
+        self._hosts: set[tuple[str, str]] = set()
+        self._offered: dict[str, Future[Path]] = {}
+        self._asked: set[str] = set()
 
     def __enter__(self) -> PageTap:
         for url in self._indexes:
@@ -91,8 +127,41 @@ class PageTap:
     def untap(self, text: str) -> str:
         """``text`` (pip's output) with the loopback URLs written as the indexes' own."""
         for origin in self._servers:
-            text = text.replace(f"http://127.0.0.1:{self._port(origin)}", strip_credentials(origin))
+            loopback = f"http://127.0.0.1:{self._port(origin)}"
+            text = re.sub(
+                re.escape(loopback) + r"/~(https?)/([^/\s]+)",
+                lambda m: f"{m[1]}://{unquote(m[2])}",
+                text,
+            )
+            text = text.replace(loopback, strip_credentials(origin))
         return text
+
+    def page(self, url: str) -> Page | None:
+        """The index page at ``url`` (an index's own URL, as a page is kept) as pip would be
+        answered, read once for the prefetcher and pip both; None when it cannot be read."""
+        url = strip_credentials(url)
+        for origin in self._servers:
+            bare = strip_credentials(origin)
+            if url.startswith(bare + "/"):
+                try:
+                    # Asked once: pip, asking in turn, is answered by its own retries.
+                    self._answer_page(
+                        origin, url[len(bare) :], {"Accept": PIP_ACCEPT}, retries=False
+                    )
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    logger.debug("prefetching %s: %s", url, exc)
+                return self.pages.get(url)
+        return None
+
+    def offer(self, url: str, download: Future[Path]) -> bool:
+        """Answer pip's request for the file at ``url`` with ``download`` (a path once done);
+        False, and nothing offered, if pip has asked for it already (it is fetching it)."""
+        url = strip_credentials(url)
+        with self._lock:
+            if url in self._asked:
+                return False
+            self._offered[url] = download
+            return True
 
     def _port(self, origin: str) -> int:
         return int(self._servers[origin].server_address[1])
@@ -125,10 +194,23 @@ class PageTap:
 
     def _forward(self, request: BaseHTTPRequestHandler, origin: str) -> None:
         upstream = origin + request.path
+        elsewhere = _ELSEWHERE.match(request.path) if self._ahead else None
+        if elsewhere is not None:
+            scheme, host, rest = elsewhere.groups()
+            host = unquote(host)  # pip quotes the port's colon in a path
+            if (scheme, host) not in self._hosts:
+                self._answer(request, HTTPStatus.NOT_FOUND, {"Content-Type": "text/plain"}, b"")
+                return
+            upstream = f"{scheme}://{host}{rest}"
         shown = strip_credentials(upstream)
         with self._lock:
             self.forwarded += 1
         headers = {k: v for k in _FORWARDED if (v := request.headers.get(k)) is not None}
+        if self._ahead and elsewhere is None and headers.get("Accept") == PIP_ACCEPT:
+            self._send_page(request, origin, headers)
+            return
+        if self._ahead and self._send_offered(request, shown):
+            return
         try:
             response = self._client.get(upstream, headers=headers, redirect=False)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -146,13 +228,13 @@ class PageTap:
             out = {"Content-Type": content_type} if content_type else {}
             location = response.headers.get("Location")
             if location:
-                target = urljoin(shown, location)
-                bare = strip_credentials(origin)
-                if target.startswith(bare + "/"):
-                    target = f"http://127.0.0.1:{self._port(origin)}" + target[len(bare) :]
-                out["Location"] = target
+                out["Location"] = self._tapped_location(origin, shown, location)
             length = response.headers.get("Content-Length")
-            keep = content_type.lower().startswith(_PAGE_TYPES) and response.status in (200, 404)
+            keep = (
+                elsewhere is None
+                and content_type.lower().startswith(_PAGE_TYPES)
+                and response.status in (200, 404)
+            )
             if length is None or response.headers.get("Content-Encoding"):
                 # Whole, decoded: the length pip is told is that of the bytes it gets.
                 body = response.read()
@@ -179,6 +261,120 @@ class PageTap:
             request.close_connection = True
         finally:
             response.release_conn()
+
+    def _send_page(
+        self, request: BaseHTTPRequestHandler, origin: str, headers: dict[str, str]
+    ) -> None:
+        try:
+            answer = self._answer_page(origin, request.path, headers)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            with self._lock:
+                self.failures.append(f"{strip_credentials(origin + request.path)}: {exc}")
+            self._answer(request, HTTPStatus.BAD_GATEWAY, {"Content-Type": "text/plain"}, b"")
+            return
+        if answer.failure:
+            with self._lock:
+                self.failures.append(answer.failure)
+        self._answer(request, answer.status, answer.headers, answer.body)
+
+    def _answer_page(
+        self,
+        origin: str,
+        path: str,
+        headers: dict[str, str],
+        *,
+        retries: Literal[False] | None = None,
+    ) -> _Answer:
+        """The answer to a page request, read from the index once (the first asker reads, any
+        other waits); a page is kept as read and its absolute file links rewritten to the tap."""
+        shown = strip_credentials(origin + path)
+        with self._lock:
+            pending = self._answers.get(shown)
+            reader = pending is None
+            if pending is None:
+                pending = self._answers[shown] = Future()
+        if not reader:
+            return pending.result()
+        try:
+            answer = self._read_page(origin, path, headers, retries)
+        except BaseException as exc:
+            with self._lock:
+                del self._answers[shown]  # the next asker tries again
+            pending.set_exception(exc)
+            raise
+        pending.set_result(answer)
+        return answer
+
+    def _read_page(
+        self, origin: str, path: str, headers: dict[str, str], retries: Literal[False] | None
+    ) -> _Answer:
+        shown = strip_credentials(origin + path)
+        response = self._client.get(origin + path, headers=headers, redirect=False, retries=retries)
+        try:
+            body = response.read()
+        finally:
+            response.release_conn()
+        content_type = response.headers.get("Content-Type", "")
+        out = {"Content-Type": content_type} if content_type else {}
+        location = response.headers.get("Location")
+        if location:
+            out["Location"] = self._tapped_location(origin, shown, location)
+        failure = None
+        if response.status >= 400 and response.status != 404:
+            failure = f"{shown}: HTTP {response.status}"
+        if content_type.lower().startswith(_PAGE_TYPES) and response.status in (200, 404):
+            with self._lock:
+                self.pages[shown] = Page(response.status, shown, content_type, body)
+            if response.status == 200:
+                body = self._rewritten(origin, body)
+        return _Answer(response.status, out, body, failure)
+
+    def _rewritten(self, origin: str, body: bytes) -> bytes:
+        """``body`` with each absolute link pointing at the tap, which answers for it."""
+        loopback = f"http://127.0.0.1:{self._port(origin)}/~".encode()
+        hosts: set[tuple[str, str]] = set()
+
+        def local(match: re.Match[bytes]) -> bytes:
+            quote, scheme, host = match.groups()
+            hosts.add((scheme.decode(), host.decode()))
+            return quote + loopback + scheme + b"/" + host + b"/"
+
+        rewritten = _ABSOLUTE.sub(local, body)
+        with self._lock:
+            self._hosts |= hosts
+        return rewritten
+
+    def _send_offered(self, request: BaseHTTPRequestHandler, url: str) -> bool:
+        """Answer with the file downloaded for ``url``, if one was offered and arrived."""
+        with self._lock:
+            self._asked.add(url)
+            download = self._offered.get(url)
+        if download is None:
+            return False
+        try:
+            path = download.result()
+            size = path.stat().st_size
+            handle = path.open("rb")
+        except Exception as exc:  # the prefetch failed: pip is forwarded instead
+            logger.debug("prefetched %s: %s", url, exc)
+            return False
+        with handle:
+            request.send_response(HTTPStatus.OK)
+            request.send_header("Content-Type", "application/octet-stream")
+            request.send_header("Content-Length", str(size))
+            request.end_headers()
+            try:
+                shutil.copyfileobj(handle, request.wfile, _CHUNK)
+            except OSError:
+                request.close_connection = True
+        return True
+
+    def _tapped_location(self, origin: str, shown: str, location: str) -> str:
+        target = urljoin(shown, location)
+        bare = strip_credentials(origin)
+        if target.startswith(bare + "/"):
+            target = f"http://127.0.0.1:{self._port(origin)}" + target[len(bare) :]
+        return target
 
     @staticmethod
     def _answer(

@@ -69,7 +69,10 @@ if TYPE_CHECKING:
 __all__ = [
     "BuildSdists",
     "Fallback",
+    "Guesses",
     "PinnedResult",
+    "Unguessable",
+    "Wish",
     "fetch_resolved",
     "resolve_pinned",
     "unpinnable",
@@ -752,15 +755,20 @@ class _PageClient(HttpClient):
         *,
         pool_size: int = 8,
         pages: Mapping[str, Page] | None = None,
+        kept_only: bool = False,
     ) -> None:
         super().__init__(pip_config, pool_size=pool_size)
-        self._pages = pages or {}
+        # Not "or {}": an empty mapping given may be filled later (the tap's, while pip runs).
+        self._pages = pages if pages is not None else {}
+        self._kept_only = kept_only
 
     def get_page(self, url: str) -> tuple[int, str, str, bytes]:
         """GET a project page: (status, final URL after redirects, content type, body)."""
         kept = self._pages.get(strip_credentials(url))
         if kept is not None:
             return kept.status, kept.url, kept.content_type, kept.body
+        if self._kept_only:
+            raise _Ineligible(f"{strip_credentials(url)} was not read")
         accept = _ACCEPT_SMALL
         for _ in range(_MAX_REDIRECTS):
             headers = urllib3.make_headers(accept_encoding=True)
@@ -1110,3 +1118,140 @@ class IndexFiles:
             except _Ineligible as exc:
                 logger.info("looking up %s %s: %s", name, version, exc)
         return found
+
+
+# -- guesses ahead of pip's resolver -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wish:
+    """A requirement as a guess sees it: a project, the versions it allows, the extras."""
+
+    name: NormalizedName
+    specifier: SpecifierSet
+    extras: frozenset[str]
+
+
+class Guesses:
+    """The file pip will most likely take for a loose requirement, found the way the pinned
+    path finds a pinned one (the same sources, in pip's order, and pip's choice of file), so it
+    can be downloaded before pip's resolver asks: the newest version the requirement and the
+    constraints allow. A guess only: pip's resolver decides, and may backtrack elsewhere.
+
+    ``pages`` are the index pages already read, by URL (the tap's); no other page is read.
+    Raises :class:`Unguessable` when the configuration is one the pinned path cannot follow.
+    """
+
+    def __init__(
+        self,
+        inputs: InputSet,
+        index: IndexOptions,
+        pip_config: Mapping[str, str],
+        target: Target,
+        pages: Mapping[str, Page],
+    ) -> None:
+        merged = index.over(pip_config)
+        self.environment = target.environment
+        try:
+            self._sources = _sources(index, pip_config)
+            constraints = _constraints(inputs, pip_config, self.environment)
+        except _Ineligible as exc:
+            raise Unguessable(str(exc)) from exc
+        self._constraints: dict[NormalizedName, SpecifierSet] = {}
+        for name, spec, _ in constraints:
+            self._constraints[name] = self._constraints.get(name, SpecifierSet()) & spec
+        # Only pages the tap read: a guess never costs a page request of its own.
+        self._client = _PageClient(pip_config, pages=pages, kept_only=True)
+        self._pre = config_flag(merged, "pre")
+        self._hashes = inputs.hashes
+        self._chooser = _Chooser(
+            tags={tag: i for i, tag in enumerate(target.tags)},
+            python=_python_version(self.environment),
+            prefer_binary=config_flag(merged, "prefer-binary"),
+            formats=format_control(merged),
+        )
+
+    def requested(self, inputs: InputSet) -> list[Wish]:
+        """The requirements of ``inputs`` that apply here (not constraints, paths or URLs)."""
+        found = []
+        for line in inputs.lines:
+            if line.constraint:
+                continue
+            try:
+                req = Requirement(line.requirement)
+            except InvalidRequirement:
+                continue
+            if req.url is None:
+                found += self._applying([req], {""})
+        return found
+
+    def dependencies(self, item: Fetched, extras: set[str]) -> list[Wish] | None:
+        """What ``item`` requires with ``extras`` (and none), or None when its metadata
+        cannot tell without a build (an sdist with dynamic dependencies) or is unreadable."""
+        try:
+            metadata = _read_metadata(item)
+        except _Ineligible:
+            return None
+        return self._applying(metadata.requires, {"", *extras})
+
+    def _applying(self, requirements: Sequence[Requirement], extras: set[str]) -> list[Wish]:
+        return [
+            Wish(
+                canonicalize_name(req.name),
+                req.specifier & self._constraints.get(canonicalize_name(req.name), SpecifierSet()),
+                frozenset(canonicalize_name(e) for e in req.extras),
+            )
+            for req in requirements
+            if req.url is None
+            and (
+                req.marker is None
+                or any(
+                    req.marker.evaluate({**self.environment, "extra": e}, context="requirement")
+                    for e in extras
+                )
+            )
+        ]
+
+    def choose(self, name: NormalizedName, specifier: SpecifierSet) -> Pin | None:
+        """The file of the newest version ``specifier`` allows (pip's pre-release rule) that
+        has a file for this target, chosen among that version's files as pip chooses."""
+        seen: set[str] = set()
+
+        def record(filename: str) -> bool:
+            raw = _raw_version(filename)
+            if raw is not None:
+                seen.add(raw)
+            return False  # only the versions are wanted here: no candidate is built
+
+        try:
+            for source in self._sources:
+                source.candidates(self._client, name, record)
+            versions = []
+            for raw in seen:
+                try:
+                    versions.append(Version(raw))
+                except InvalidVersion:
+                    continue
+            allowed = specifier.filter(versions, prereleases=True if self._pre else None)
+            for version in sorted(allowed, reverse=True)[:_GUESSED_VERSIONS]:
+                keep = _same_version(version)
+                found = [c for s in self._sources for c in s.candidates(self._client, name, keep)]
+                found = [c for c in found if not c.yanked]
+                if not found:
+                    continue
+                wanted = _Wanted(name, version, Requirement(f"{name}=={version}"))
+                try:
+                    return self._chooser.choose(wanted, found, self._hashes.get(name, frozenset()))
+                except _Ineligible:
+                    continue
+        except (_Ineligible, urllib3.exceptions.HTTPError, OSError) as exc:
+            logger.debug("no guess for %s: %s", name, exc)
+        return None
+
+
+class Unguessable(Exception):
+    """The configuration names sources or constraints that :class:`Guesses` cannot read."""
+
+
+# Versions tried, newest first, before a guess gives up (each costs a parse of the page).
+_GUESSED_VERSIONS = 3

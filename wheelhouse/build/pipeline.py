@@ -35,6 +35,7 @@ from wheelhouse._base.files import sha256_file
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target
 from wheelhouse.build._pagetap import PageTap
+from wheelhouse.build._prefetch import Prefetcher
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, fetch_all
 from wheelhouse.build.inputs import Selection
@@ -42,7 +43,9 @@ from wheelhouse.build.local import build_local_sdists, local_directory
 from wheelhouse.build.locked import resolve_locked
 from wheelhouse.build.pinned import (
     Fallback,
+    Guesses,
     PinnedResult,
+    Unguessable,
     fetch_resolved,
     resolve_pinned,
     unpinnable,
@@ -390,7 +393,7 @@ def _resolve_loose(
             report.stage(f"resolving with pip {pip_version()}{label}")
             staging = work / "files"
             staging.mkdir()
-            with _page_tap(settings, config) as tap:
+            with _page_tap(settings, config, inputs, target, cache) as (tap, cached):
                 try:
                     found = download(
                         inputs, settings.index, target, staging, config=config, reuse=reuse, tap=tap
@@ -415,7 +418,7 @@ def _resolve_loose(
                 lines.append("{}=={}\n".format(*name_version))
                 digest = Sha256(sha256_file(path)[0])
                 cache.store(path, digest, path.name)
-                if path not in reused:
+                if path not in reused and digest not in cached:
                     staged.add(digest)
             pins.write_text("".join(sorted(lines)), encoding="utf-8")
             # The user's --hash pins still bind the files chosen.
@@ -457,17 +460,48 @@ def _resolve_loose(
 
 
 @contextlib.contextmanager
-def _page_tap(settings: BuildSettings, config: dict[str, str]) -> Iterator[PageTap | None]:
+def _page_tap(
+    settings: BuildSettings,
+    config: dict[str, str],
+    inputs: InputSet,
+    target: Target,
+    cache: Cache,
+) -> Iterator[tuple[PageTap | None, set[Sha256]]]:
     """A tap that keeps the index pages pip reads (None when pip reads no http(s) index), so
-    the pins are checked against them instead of reading them again."""
+    the pins are checked against them instead of reading them again; with one http(s) index,
+    a prefetcher downloads through it what pip will most likely ask for next. Also yields the
+    files the prefetcher gave pip from the cache (filled while pip runs)."""
     urls = index_urls(settings.index.over(config))
+    remote = [u for u in urls if urlsplit(u).scheme in ("http", "https")]
     # pip sends every request to its configured proxy, which cannot reach our loopback.
-    if config.get("proxy") or not any(urlsplit(u).scheme in ("http", "https") for u in urls):
-        yield None
+    if config.get("proxy") or not remote:
+        yield None, set()
         return
-    client = HttpClient(config, pool_size=_network_jobs(settings))
-    with PageTap(urls, client) as tap:
-        yield tap
+    jobs = _network_jobs(settings)
+    client = HttpClient(config, pool_size=jobs)
+    # Guessed files come from the one index whose pages the tap reads for the guesses.
+    ahead = len(remote) == 1
+    with PageTap(urls, client, ahead=ahead) as tap:
+        if not ahead:
+            yield tap, set()
+            return
+        try:
+            guesses = Guesses(inputs, settings.index, config, target, tap.pages)
+        except Unguessable as exc:
+            logger.info("nothing is fetched ahead of pip: %s", exc)
+            yield tap, set()
+            return
+        with Prefetcher(
+            tap,
+            guesses,
+            remote[0],
+            cache,
+            pip_config=settings.index.over(config),
+            allowed=inputs.hashes,
+            jobs=jobs,
+        ) as prefetcher:
+            prefetcher.start(inputs)
+            yield tap, prefetcher.cached
 
 
 def _name_version(filename: str) -> tuple[str, str] | None:
