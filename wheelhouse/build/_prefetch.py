@@ -76,20 +76,20 @@ class Prefetcher:
         jobs: int,
     ) -> None:
         self._tap = tap
-        self._guesses = guesses
+        self.guesses = guesses
         self._fetcher = Fetcher(
             cache, pip_config=pip_config, allowed=allowed, jobs=jobs, progress=self._stop_if_done
         )
         self._index_url = strip_credentials(index_url).rstrip("/")
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="prefetch")
         self._projects: dict[NormalizedName, _Project] = {}
-        # Files given to pip that were in the cache already (nothing was downloaded for them).
-        self.cached: set[Sha256] = set()
+        # Each file offered to pip, by file name, once in the cache.
+        self.given: dict[str, Fetched] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
 
     def start(self, inputs: InputSet) -> Prefetcher:
-        for wish in self._guesses.requested(inputs):
+        for wish in self.guesses.requested(inputs):
             self._want(wish)
         return self
 
@@ -121,7 +121,7 @@ class Prefetcher:
             project.extras |= new
             project.specifier &= wish.specifier
             if project.fetched is not None and new:
-                follow = self._guesses.dependencies(project.fetched, new) or []
+                follow = self.guesses.dependencies(project.fetched, new) or []
                 project.followed |= new
             pin = project.pin
             if (
@@ -155,7 +155,7 @@ class Prefetcher:
         self._tap.page(f"{self._index_url}/{quote(name)}/")
         with self._lock:
             specifier = self._projects[name].specifier
-        pin = self._guesses.choose(name, specifier)
+        pin = self.guesses.choose(name, specifier)
         if pin is None or self._stopped.is_set():
             return
         with self._lock:
@@ -172,15 +172,14 @@ class Prefetcher:
             except BaseException as exc:
                 download.set_exception(exc)
                 raise
+            with self._lock:
+                self.given[pin.filename] = fetched
             download.set_result(fetched.path)
-            if not fetched.downloaded:
-                with self._lock:
-                    self.cached.add(fetched.sha256)
             logger.debug("prefetched %s", pin.filename)
         with self._lock:
             project = self._projects[name]
             project.fetched = fetched
             extras = {""} | project.extras
             project.followed |= extras
-        for wish in self._guesses.dependencies(fetched, extras) or []:
+        for wish in self.guesses.dependencies(fetched, extras) or []:
             self._want(wish)

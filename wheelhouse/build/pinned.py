@@ -179,6 +179,7 @@ def resolve_pinned(
     build: BuildSdists | None = None,
     progress: Progress | None = None,
     pages: Mapping[str, Page] | None = None,
+    guesses: Guesses | None = None,
 ) -> PinnedResult | Fallback:
     """Resolve a fully pinned ``inputs`` without pip, or say why pip must resolve it.
 
@@ -188,7 +189,8 @@ def resolve_pinned(
     ``build`` turns sdists whose dependencies are not static into wheels (in order), whose
     metadata then stands in; without it such an sdist sends the input to pip.
     ``pages`` are index pages already read (by the index URL asked, without credentials), which
-    are not asked again.
+    are not asked again. ``guesses`` made from those pages (with the same inputs, options and
+    target) answer for the files and metadata they already chose and read.
     """
     try:
         result = _resolve(
@@ -201,6 +203,7 @@ def resolve_pinned(
             build=build,
             progress=progress,
             pages=pages or {},
+            guesses=guesses,
         )
     except _Ineligible as exc:
         logger.info("resolving with pip: %s", exc)
@@ -233,6 +236,7 @@ def _resolve(
     build: BuildSdists | None,
     progress: Progress | None,
     pages: Mapping[str, Page],
+    guesses: Guesses | None = None,
 ) -> PinnedResult:
     environment = target.environment
     options = _check_options(inputs, pip_config)
@@ -264,13 +268,18 @@ def _resolve(
     def choose_and_fetch(item: _Wanted) -> tuple[Fetched, _Metadata | None]:
         # One worker takes a project from its index page to its verified file and metadata,
         # so page latency and downloads overlap instead of running as two phases.
-        keep = _same_version(item.version)
-        candidates = [c for source in sources for c in source.candidates(client, item.name, keep)]
-        pin = chooser.choose(item, candidates, inputs.hashes.get(item.name, frozenset()))
+        pin = guesses.chosen.get((item.name, item.version)) if guesses is not None else None
+        if pin is None:
+            keep = _same_version(item.version)
+            found = [c for source in sources for c in source.candidates(client, item.name, keep)]
+            pin = chooser.choose(item, found, inputs.hashes.get(item.name, frozenset()))
         try:
             fetched = fetcher.fetch(pin)
         except FetchError as exc:
             raise _Ineligible(f"cannot fetch the pinned files directly: {exc.message}") from exc
+        known = guesses.read.get(fetched.sha256) if guesses is not None else None
+        if known is not None:
+            return fetched, known
         try:
             return fetched, _read_metadata(fetched)
         except _DynamicSdist:
@@ -1163,6 +1172,10 @@ class Guesses:
         # Only pages the tap read: a guess never costs a page request of its own.
         self._client = _PageClient(pip_config, pages=pages, kept_only=True)
         self._pre = config_flag(merged, "pre")
+        # What the guesses chose and read, for the pinned path to take as its own: the file
+        # of a version is chosen the same way there, and metadata is the file's.
+        self.chosen: dict[tuple[NormalizedName, Version], Pin] = {}
+        self.read: dict[Sha256, _Metadata] = {}
         self._hashes = inputs.hashes
         self._chooser = _Chooser(
             tags={tag: i for i, tag in enumerate(target.tags)},
@@ -1189,9 +1202,10 @@ class Guesses:
         """What ``item`` requires with ``extras`` (and none), or None when its metadata
         cannot tell without a build (an sdist with dynamic dependencies) or is unreadable."""
         try:
-            metadata = _read_metadata(item)
+            metadata = self.read.get(item.sha256) or _read_metadata(item)
         except _Ineligible:
             return None
+        self.read[item.sha256] = metadata
         return self._applying(metadata.requires, {"", *extras})
 
     def _applying(self, requirements: Sequence[Requirement], extras: set[str]) -> list[Wish]:
@@ -1241,9 +1255,13 @@ class Guesses:
                     continue
                 wanted = _Wanted(name, version, Requirement(f"{name}=={version}"))
                 try:
-                    return self._chooser.choose(wanted, found, self._hashes.get(name, frozenset()))
+                    pin = self._chooser.choose(wanted, found, self._hashes.get(name, frozenset()))
                 except _Ineligible:
                     continue
+                # Yanked files were left out above: with one file of the version not yanked,
+                # pip's choice among all of them is among those (PEP 592), as here.
+                self.chosen[(name, version)] = pin
+                return pin
         except (_Ineligible, urllib3.exceptions.HTTPError, OSError) as exc:
             logger.debug("no guess for %s: %s", name, exc)
         return None

@@ -393,7 +393,7 @@ def _resolve_loose(
             report.stage(f"resolving with pip {pip_version()}{label}")
             staging = work / "files"
             staging.mkdir()
-            with _page_tap(settings, config, inputs, target, cache) as (tap, cached):
+            with _page_tap(settings, config, inputs, target, cache) as (tap, ahead):
                 try:
                     found = download(
                         inputs, settings.index, target, staging, config=config, reuse=reuse, tap=tap
@@ -416,9 +416,15 @@ def _resolve_loose(
                 if name_version is None:
                     return Fallback(f"pip chose {path.name!r}, which is not a standard file name")
                 lines.append("{}=={}\n".format(*name_version))
-                digest = Sha256(sha256_file(path)[0])
-                cache.store(path, digest, path.name)
-                if path not in reused and digest not in cached:
+                given = ahead.given.get(path.name) if ahead is not None else None
+                if given is not None and given.path.stat().st_size == path.stat().st_size:
+                    # pip's copy of a file the prefetcher gave it (pip checked it against the
+                    # page's hash, as the prefetcher did): the cache holds it already.
+                    digest = given.sha256
+                else:
+                    digest = Sha256(sha256_file(path)[0])
+                    cache.store(path, digest, path.name)
+                if path not in reused and (given is None or given.downloaded):
                     staged.add(digest)
             pins.write_text("".join(sorted(lines)), encoding="utf-8")
             # The user's --hash pins still bind the files chosen.
@@ -434,6 +440,7 @@ def _resolve_loose(
                 build=build,
                 progress=progress,
                 pages=pages,
+                guesses=ahead.guesses if ahead is not None else None,
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -466,16 +473,15 @@ def _page_tap(
     inputs: InputSet,
     target: Target,
     cache: Cache,
-) -> Iterator[tuple[PageTap | None, set[Sha256]]]:
+) -> Iterator[tuple[PageTap | None, Prefetcher | None]]:
     """A tap that keeps the index pages pip reads (None when pip reads no http(s) index), so
     the pins are checked against them instead of reading them again; with one http(s) index,
-    a prefetcher downloads through it what pip will most likely ask for next. Also yields the
-    files the prefetcher gave pip from the cache (filled while pip runs)."""
+    a prefetcher downloads through it what pip will most likely ask for next (yielded too)."""
     urls = index_urls(settings.index.over(config))
     remote = [u for u in urls if urlsplit(u).scheme in ("http", "https")]
     # pip sends every request to its configured proxy, which cannot reach our loopback.
     if config.get("proxy") or not remote:
-        yield None, set()
+        yield None, None
         return
     jobs = _network_jobs(settings)
     client = HttpClient(config, pool_size=jobs)
@@ -483,13 +489,13 @@ def _page_tap(
     ahead = len(remote) == 1
     with PageTap(urls, client, ahead=ahead) as tap:
         if not ahead:
-            yield tap, set()
+            yield tap, None
             return
         try:
             guesses = Guesses(inputs, settings.index, config, target, tap.pages)
         except Unguessable as exc:
             logger.info("nothing is fetched ahead of pip: %s", exc)
-            yield tap, set()
+            yield tap, None
             return
         with Prefetcher(
             tap,
@@ -501,7 +507,7 @@ def _page_tap(
             jobs=jobs,
         ) as prefetcher:
             prefetcher.start(inputs)
-            yield tap, prefetcher.cached
+            yield tap, prefetcher
 
 
 def _name_version(filename: str) -> tuple[str, str] | None:
