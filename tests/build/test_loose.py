@@ -132,6 +132,26 @@ def test_a_guess_pip_does_not_take_changes_nothing_in_the_wheelhouse(
     assert "lib==1.0 " in pins and "lib==2.0" not in pins
 
 
+def test_guesses_follow_constraints_so_nothing_is_fetched_for_nothing(
+    cli: Cli, dists: DistFactory, index_server: IndexServer, tmp_path: Path
+) -> None:
+    dists.wheel("app", "1.0", requires=["lib"])
+    dists.wheel("lib", "1.0")
+    dists.wheel("lib", "2.0")
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text("app\n", encoding="utf-8")
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("lib<2\n", encoding="utf-8")
+
+    build(cli, index_server, requirements, tmp_path / "wh", "-c", str(constraints))
+
+    assert file_requests(index_server) == {
+        "app-1.0-py3-none-any.whl": 1,
+        "lib-1.0-py3-none-any.whl": 1,
+    }
+    assert (tmp_path / "wh" / "lib-1.0-py3-none-any.whl").is_file()
+
+
 def test_pages_the_tap_cannot_forward_send_the_resolution_to_pip_directly(
     cli: Cli, graph: Path, index_server: IndexServer, tmp_path: Path
 ) -> None:

@@ -140,6 +140,8 @@ class PageTap:
         """The index page at ``url`` (an index's own URL, as a page is kept) as pip would be
         answered, read once for the prefetcher and pip both; None when it cannot be read."""
         url = strip_credentials(url)
+        if url in self.pages:
+            return self.pages[url]
         for origin in self._servers:
             bare = strip_credentials(origin)
             if url.startswith(bare + "/"):
@@ -272,9 +274,11 @@ class PageTap:
                 self.failures.append(f"{strip_credentials(origin + request.path)}: {exc}")
             self._answer(request, HTTPStatus.BAD_GATEWAY, {"Content-Type": "text/plain"}, b"")
             return
-        if answer.failure:
-            with self._lock:
+        with self._lock:
+            if answer.failure:
                 self.failures.append(answer.failure)
+            # pip reads a page once; the page as read stays in ``pages``.
+            self._answers.pop(strip_credentials(origin + request.path), None)
         self._answer(request, answer.status, answer.headers, answer.body)
 
     def _answer_page(
