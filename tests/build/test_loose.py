@@ -353,6 +353,27 @@ def test_resolver_uv_takes_urls_and_hashes_from_uvs_lock_without_reading_pages_a
         assert (out / filename).is_file()
 
 
+def test_resolver_uv_files_are_downloaded_while_uv_resolves(
+    cli: Cli, uv_graph: Path, index_server: IndexServer, tmp_path: Path
+) -> None:
+    need_uv()
+    # uv reads speedup's page a second after it asked: by then it has read app's metadata.
+    index_server.delay("/simple/speedup/", 1.0)
+
+    stderr = build(cli, index_server, uv_graph, tmp_path / "wh", "--resolver", "uv")
+
+    received = [(p, h.get("User-Agent", "")) for p, h in index_server.received]
+    by_uv = [i for i, (_, agent) in enumerate(received) if agent.startswith("uv/")]
+    ours = {p: i for i, (p, agent) in enumerate(received) if not agent.startswith("uv/")}
+    # app's file was downloaded for the wheelhouse before uv was done: as soon as uv read
+    # its metadata, not after uv's lock. Each file once, and counted as downloaded.
+    assert ours["/files/app-1.0-py3-none-any.whl"] < by_uv[-1]
+    assert sorted(p for p in ours if p.startswith("/files/")) == sorted(
+        f"/files/{f}" for f in UV_FILES
+    )
+    assert stderr.splitlines()[-1].endswith("(4 downloaded, 0 from cache, 1 built from sdists)")
+
+
 def test_resolver_uv_pin_that_metadata_refutes_goes_to_pip(
     cli: Cli, graph: Path, index_server: IndexServer, tmp_path: Path
 ) -> None:

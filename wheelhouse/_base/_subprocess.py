@@ -7,7 +7,7 @@ import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +37,19 @@ def run(
     cwd: Path | None = None,
     timeout: float | None = None,
     abort: threading.Event | None = None,
+    on_stderr: Callable[[str], None] | None = None,
 ) -> Completed:
     """Run ``args`` without a shell, capturing text output; never raises for a non-zero exit.
 
     A missing program is the one failure raised (``FileNotFoundError``), because callers
     turn it into an error naming the program. Setting ``abort`` kills the command (a result
-    that is already known to be useless need not be waited for).
+    that is already known to be useless need not be waited for). ``on_stderr`` is given each
+    line of the command's standard error as it comes (without ``timeout`` or ``abort``).
     """
     argv = tuple(str(a) for a in args)
     logger.info("running: %s", shlex.join(argv))
+    if on_stderr is not None:
+        return _run_watched(argv, env, cwd, on_stderr)
     with subprocess.Popen(
         argv,
         env=dict(env) if env is not None else None,
@@ -74,6 +78,42 @@ def run(
                     raise
     logger.debug("exit %d: %s", proc.returncode, argv[0])
     return Completed(argv, proc.returncode, stdout, stderr)
+
+
+def _run_watched(
+    argv: tuple[str, ...],
+    env: Mapping[str, str] | None,
+    cwd: Path | None,
+    on_stderr: Callable[[str], None],
+) -> Completed:
+    with subprocess.Popen(
+        argv,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        stdin=subprocess.DEVNULL,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        lines: list[str] = []
+        stderr = proc.stderr
+
+        def watch() -> None:
+            for line in stderr:
+                lines.append(line)
+                on_stderr(line.rstrip("\n"))
+
+        # Standard error in a thread of its own, so a full stdout pipe never blocks the command.
+        watcher = threading.Thread(target=watch, name=f"stderr of {argv[0]}", daemon=True)
+        watcher.start()
+        stdout = proc.stdout.read()
+        proc.wait()
+        watcher.join()
+    logger.debug("exit %d: %s", proc.returncode, argv[0])
+    return Completed(argv, proc.returncode, stdout, "".join(lines))
 
 
 def tail(text: str, lines: int = 15) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from wheelhouse._base._pip import config_flag, format_control
@@ -99,6 +99,10 @@ def pip_config_as_uv_toml(pip_config: Mapping[str, str]) -> str:
 
 
 def run_uv(
-    args: Sequence[str | Path], *, env: Mapping[str, str], purpose: str = "uv is needed here"
+    args: Sequence[str | Path],
+    *,
+    env: Mapping[str, str],
+    purpose: str = "uv is needed here",
+    on_stderr: Callable[[str], None] | None = None,
 ) -> Completed:
-    return run([find_uv(purpose), *args], env=env)
+    return run([find_uv(purpose), *args], env=env, on_stderr=on_stderr)

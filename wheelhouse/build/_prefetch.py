@@ -20,10 +20,17 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from packaging.specifiers import SpecifierSet
-from packaging.utils import NormalizedName
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion
 
 from wheelhouse._base._http import strip_credentials
 from wheelhouse.build._pagetap import PageTap
@@ -32,9 +39,9 @@ from wheelhouse.build.fetch import Fetched, Fetcher
 from wheelhouse.build.pinned import Guesses, Wish
 from wheelhouse.build.requirements import InputSet
 from wheelhouse.build.resolve import Pin
-from wheelhouse.house.manifest import Sha256
+from wheelhouse.house.manifest import FileKind, Sha256
 
-__all__ = ["Prefetcher"]
+__all__ = ["AheadOfUv", "Prefetcher"]
 
 logger = logging.getLogger(__name__)
 
@@ -183,3 +190,63 @@ class Prefetcher:
             project.followed |= extras
         for wish in self.guesses.dependencies(fetched, extras) or []:
             self._want(wish)
+
+
+class AheadOfUv:
+    """Downloads into the cache, while ``uv pip compile`` runs, each file uv reads metadata
+    from: uv's own choices, as it makes them. uv keeps no files, so wheelhouse downloads the
+    locked ones after it anyway; started early, the downloads overlap uv's resolution.
+
+    A file is stored under the sha256 of its bytes (the cache is content-addressed), so no hash
+    need be known yet: the lock's sha256 finds it afterwards, or misses it and the file is
+    downloaded then, and checked. A file whose name the cache holds already is not fetched.
+    Use as a context manager around uv's run, calling it with each URL; leaving waits for the
+    downloads under way (they are the lock's files, which would be downloaded next anyway).
+    """
+
+    def __init__(self, cache: Cache, *, pip_config: Mapping[str, str], jobs: int) -> None:
+        self._fetcher = Fetcher(cache, pip_config=pip_config, allowed={}, jobs=jobs)
+        self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ahead-of-uv")
+        files = cache.root / "files"
+        self._seen = {p.name for p in files.glob("*/*/*")} if files.is_dir() else set()
+        self._lock = threading.Lock()
+        # What was downloaded (not found in the cache), by sha256.
+        self.downloaded: set[Sha256] = set()
+
+    def __enter__(self) -> AheadOfUv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+
+    def __call__(self, url: str) -> None:
+        filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        pin = _unverified_pin(url, filename)
+        with self._lock:
+            if pin is None or filename in self._seen:
+                return
+            self._seen.add(filename)
+        with contextlib.suppress(RuntimeError):  # shut down: uv is done
+            self._pool.submit(self._fetch, pin)
+
+    def _fetch(self, pin: Pin) -> None:
+        try:
+            fetched = self._fetcher.fetch(pin)
+            with self._lock:
+                self.downloaded.add(fetched.sha256)
+        except Exception as exc:  # the download after uv fetches (and explains) it again
+            logger.debug("fetching %s ahead of uv: %s", pin.filename, exc)
+
+
+def _unverified_pin(url: str, filename: str) -> Pin | None:
+    """A pin for a file known by URL alone (its hash is learnt by downloading it)."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+            kind: FileKind = "wheel"
+        else:
+            name, version = parse_sdist_filename(filename)
+            kind = "sdist"
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+    return Pin(name, str(version), url, filename, kind, None, None, False)

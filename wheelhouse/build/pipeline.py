@@ -35,7 +35,7 @@ from wheelhouse._base.files import sha256_file
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target
 from wheelhouse.build._pagetap import PageTap
-from wheelhouse.build._prefetch import Prefetcher
+from wheelhouse.build._prefetch import AheadOfUv, Prefetcher
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, fetch_all
 from wheelhouse.build.inputs import Selection
@@ -374,7 +374,10 @@ def _resolve_loose(
     result: PinnedResult | Fallback
     if settings.resolver == "uv":
         report.stage(f"resolving with uv {uv_version(config)}{label}")
-        by_uv = resolve_host_uv(inputs, target, config)
+        jobs = _network_jobs(settings)
+        with AheadOfUv(cache, pip_config=settings.index.over(config), jobs=jobs) as early:
+            by_uv = resolve_host_uv(inputs, target, config, on_file=early)
+        staged |= early.downloaded
         report.stage(f"fetching {len(by_uv.pins)} files{label}")
         result = fetch_resolved(
             by_uv.pins,

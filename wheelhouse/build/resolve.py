@@ -12,7 +12,7 @@ import re
 import tempfile
 import threading
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -596,14 +596,21 @@ def resolve_foreign(inputs: InputSet, target: Target, pip_config: Mapping[str, s
     return _uv_lock(inputs, target, pip_config, on_target, purpose, extra_env)
 
 
-def resolve_host_uv(inputs: InputSet, target: Target, pip_config: Mapping[str, str]) -> Resolution:
+def resolve_host_uv(
+    inputs: InputSet,
+    target: Target,
+    pip_config: Mapping[str, str],
+    *,
+    on_file: Callable[[str], None] | None = None,
+) -> Resolution:
     """uv's resolution of ``inputs`` for the interpreter that runs us (``--resolver uv``).
 
     uv writes a PEP 751 lock whose files carry their URLs and sha256, so the pins are taken
     from it as they are for foreign targets: the index pages are not read a second time.
     ``pip_config`` is pip's configuration with the command line's index options applied.
+    ``on_file`` is given the URL of each file uv reads metadata from, as uv reads it.
     """
-    return _uv_lock(inputs, target, pip_config, [], "--resolver uv needs uv", {})
+    return _uv_lock(inputs, target, pip_config, [], "--resolver uv needs uv", {}, on_file)
 
 
 def _uv_lock(
@@ -613,10 +620,11 @@ def _uv_lock(
     on_target: list[str],
     purpose: str,
     extra_env: Mapping[str, str],
+    on_file: Callable[[str], None] | None = None,
 ) -> Resolution:
     with tempfile.TemporaryDirectory(prefix="wheelhouse-resolve-") as tmp:
         lock_path = Path(tmp) / "pylock.toml"
-        _uv_compile(inputs, target, pip_config, on_target, lock_path, purpose, extra_env)
+        _uv_compile(inputs, target, pip_config, on_target, lock_path, purpose, extra_env, on_file)
         lock = tomllib.loads(lock_path.read_text(encoding="utf-8"))
         requested = requested_names(inputs, target)
         formats = format_control(pip_config)
@@ -640,11 +648,14 @@ def _uv_compile(
     output: Path,
     purpose: str,
     extra_env: Mapping[str, str],
+    on_file: Callable[[str], None] | None = None,
 ) -> None:
     args: list[str | Path] = [
         "pip",
         "compile",
-        "--quiet",
+        # uv's debug log names each file as uv reads its metadata (not an API: a line that
+        # no longer matches only means nothing is reported).
+        "--verbose" if on_file is not None else "--quiet",
         "--python",
         target.python,
         *on_target,
@@ -657,9 +668,30 @@ def _uv_compile(
     args += [path.absolute() for path in inputs.requirements]
     env = uv_env(pip_config)
     env.update(extra_env)
-    result = run_uv(args, env=env, purpose=purpose)
+    watch = None
+    if on_file is not None:
+        report = on_file
+
+        def watch(line: str) -> None:
+            match = _UV_READS.match(line)
+            if match is not None:
+                report(match["url"].removesuffix(".metadata"))
+
+    result = run_uv(args, env=env, purpose=purpose, on_stderr=watch)
     if not result.ok or not output.exists():
-        raise _explain_uv_failure(result.stderr or result.stdout, target)
+        said = "".join(
+            line for line in result.stderr.splitlines(keepends=True) if not _UV_DEBUG.match(line)
+        )
+        raise _explain_uv_failure(said or result.stdout, target)
+
+
+# uv -v: "DEBUG Sending fresh HEAD request for: URL" (GET for a .metadata file or a whole
+# file), where the URL is a distribution's.
+_UV_READS = re.compile(
+    r"^DEBUG Sending (?:fresh|revalidation) (?:HEAD|GET) request for: "
+    r"(?P<url>https?://\S+?\.(?:whl|tar\.gz|zip)(?:\.metadata)?)$"
+)
+_UV_DEBUG = re.compile(r"^\s*(?:DEBUG|TRACE)\b")
 
 
 def requested_names(inputs: InputSet, target: Target) -> set[NormalizedName]:
