@@ -653,9 +653,7 @@ def _uv_compile(
     args: list[str | Path] = [
         "pip",
         "compile",
-        # uv's debug log names each file as uv reads its metadata (not an API: a line that
-        # no longer matches only means nothing is reported).
-        "--verbose" if on_file is not None else "--quiet",
+        "--quiet",
         "--python",
         target.python,
         *on_target,
@@ -670,6 +668,9 @@ def _uv_compile(
     env.update(extra_env)
     watch = None
     if on_file is not None:
+        # The debug log of uv's HTTP cache client names each file as uv reads its metadata
+        # (not an API: a line that no longer matches only means nothing is reported).
+        env["RUST_LOG"] = "uv_client::cached_client=debug"
         report = on_file
 
         def watch(line: str) -> None:
