@@ -50,17 +50,7 @@ def run(
     logger.info("running: %s", shlex.join(argv))
     if on_stderr is not None:
         return _run_watched(argv, env, cwd, on_stderr)
-    with subprocess.Popen(
-        argv,
-        env=dict(env) if env is not None else None,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        stdin=subprocess.DEVNULL,
-    ) as proc:
+    with _popen(argv, env, cwd) as proc:
         deadline = None if timeout is None else time.monotonic() + timeout
         poll = None if abort is None and timeout is None else 0.1
         while True:
@@ -80,13 +70,11 @@ def run(
     return Completed(argv, proc.returncode, stdout, stderr)
 
 
-def _run_watched(
-    argv: tuple[str, ...],
-    env: Mapping[str, str] | None,
-    cwd: Path | None,
-    on_stderr: Callable[[str], None],
-) -> Completed:
-    with subprocess.Popen(
+def _popen(
+    argv: tuple[str, ...], env: Mapping[str, str] | None, cwd: Path | None
+) -> subprocess.Popen[str]:
+    """The command with its output as text on pipes and no input."""
+    return subprocess.Popen(
         argv,
         env=dict(env) if env is not None else None,
         cwd=cwd,
@@ -96,7 +84,16 @@ def _run_watched(
         encoding="utf-8",
         errors="replace",
         stdin=subprocess.DEVNULL,
-    ) as proc:
+    )
+
+
+def _run_watched(
+    argv: tuple[str, ...],
+    env: Mapping[str, str] | None,
+    cwd: Path | None,
+    on_stderr: Callable[[str], None],
+) -> Completed:
+    with _popen(argv, env, cwd) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         lines: list[str] = []
         stderr = proc.stderr

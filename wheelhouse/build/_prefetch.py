@@ -217,7 +217,9 @@ class AheadOfUv:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+        # After uv failed, nothing it read will be wanted: the build stops without waiting.
+        failed = exc[0] is not None
+        self._pool.shutdown(wait=not failed, cancel_futures=failed)
 
     def __call__(self, url: str) -> None:
         filename = unquote(urlsplit(url).path.rsplit("/", 1)[-1])

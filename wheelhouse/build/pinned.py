@@ -1186,17 +1186,7 @@ class Guesses:
 
     def requested(self, inputs: InputSet) -> list[Wish]:
         """The requirements of ``inputs`` that apply here (not constraints, paths or URLs)."""
-        found = []
-        for line in inputs.lines:
-            if line.constraint:
-                continue
-            try:
-                req = Requirement(line.requirement)
-            except InvalidRequirement:
-                continue
-            if req.url is None:
-                found += self._applying([req], {""})
-        return found
+        return self._applying([req for req in inputs.requested() if req.url is None], {""})
 
     def dependencies(self, item: Fetched, extras: set[str]) -> list[Wish] | None:
         """What ``item`` requires with ``extras`` (and none), or None when its metadata

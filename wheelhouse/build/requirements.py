@@ -38,6 +38,19 @@ class InputSet:
     lock: Lock | None = None
     selection: Selection = field(default_factory=Selection)
 
+    def requested(self) -> list[Requirement]:
+        """The requirements (not constraints) that parse as PEP 508 (paths and bare URLs
+        do not), markers not yet evaluated."""
+        found = []
+        for line in self.lines:
+            if line.constraint:
+                continue
+            try:
+                found.append(Requirement(line.requirement))
+            except InvalidRequirement:
+                continue
+        return found
+
 
 def read_inputs(
     requirements: tuple[Path, ...],

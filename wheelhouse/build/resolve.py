@@ -697,17 +697,11 @@ _UV_DEBUG = re.compile(r"^\s*(?:DEBUG|TRACE)\b")
 
 def requested_names(inputs: InputSet, target: Target) -> set[NormalizedName]:
     """The projects ``inputs`` name for ``target`` (not constraints; markers evaluated)."""
-    names: set[NormalizedName] = set()
-    for line in inputs.lines:
-        if line.constraint:
-            continue
-        try:
-            req = Requirement(line.requirement)
-        except InvalidRequirement:
-            continue
-        if req.marker is None or req.marker.evaluate(target.environment):
-            names.add(canonicalize_name(req.name))
-    return names
+    return {
+        canonicalize_name(req.name)
+        for req in inputs.requested()
+        if req.marker is None or req.marker.evaluate(target.environment)
+    }
 
 
 def _pin_for_target(
