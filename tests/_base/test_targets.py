@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import platform
+import sys
 from pathlib import Path
 
 import pytest
 from packaging.markers import Marker
-from packaging.tags import Tag, parse_tag
+from packaging.tags import Tag, parse_tag, sys_tags
 from packaging.utils import parse_wheel_filename
 
 from tests.conftest import Cli
-from wheelhouse._base.targets import HOST, TARGET_FORMS, Target, parse_target
+from wheelhouse._base.targets import HOST, TARGET_FORMS, Target, parse_target, surely_foreign
 from wheelhouse.errors import UsageError
 
 AARCH64 = "cp312-manylinux_2_28_aarch64"
@@ -366,3 +368,51 @@ def test_host_environment_is_the_running_interpreters() -> None:
 )
 def test_uv_platform_mapping(text: str, platform: str, env: dict[str, str]) -> None:
     assert parse_target(text).uv_platform == (platform, env)
+
+
+# The running interpreter's own CPython minor, machine and a tag it accepts, for file names.
+_OURS = f"cp3{sys.version_info.minor}"
+_MACHINE = platform.machine()
+_OTHER = f"cp3{sys.version_info.minor + 1}"
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or sys.implementation.name != "cpython", reason="Linux CPython only"
+)
+@pytest.mark.parametrize(
+    ("filename", "foreign"),
+    [
+        (f"x-1.0-{_OURS}-{_OURS}-manylinux_2_17_{_MACHINE}.whl", False),
+        (f"x-1.0-{_OURS}-{_OURS}-manylinux2014_{_MACHINE}.manylinux_2_17_{_MACHINE}.whl", False),
+        # Another glibc or musl on this machine: pip decides (it may or may not take it).
+        (f"x-1.0-{_OURS}-{_OURS}-manylinux_2_99_{_MACHINE}.whl", False),
+        (f"x-1.0-{_OURS}-{_OURS}-musllinux_1_2_{_MACHINE}.whl", False),
+        (f"x-1.0-{_OURS}-{_OURS}-linux_{_MACHINE}.whl", False),
+        ("x-1.0-py3-none-any.whl", False),
+        ("x-1.0-py2.py3-none-any.whl", False),
+        ("x-1.0-py2-none-any.whl", False),
+        (f"x-1.0-cp39-abi3-manylinux_2_17_{_MACHINE}.whl", False),
+        (f"x-1.0-{_OURS}-none-any.whl", False),
+        ("x-1.0.tar.gz", False),
+        ("x-1.0.zip", False),
+        ("not a wheel name.whl", False),
+        (f"x-1.0-{_OTHER}-{_OTHER}-manylinux_2_17_{_MACHINE}.whl", True),
+        (f"x-1.0-{_OTHER}-abi3-manylinux_2_17_{_MACHINE}.whl", True),
+        (f"x-1.0-{_OTHER}-none-any.whl", True),
+        (f"x-1.0-{_OURS}-{_OURS}-win_amd64.whl", True),
+        (f"x-1.0-{_OURS}-{_OURS}-macosx_11_0_arm64.whl", True),
+        (f"x-1.0-{_OURS}-{_OURS}-manylinux_2_17_s390x.whl", True),
+        (f"x-1.0-pp310-pypy310_pp73-manylinux_2_17_{_MACHINE}.whl", True),
+        # One tag this interpreter accepts is enough to keep a file.
+        (f"x-1.0-{_OTHER}.{_OURS}-{_OTHER}.{_OURS}-manylinux_2_17_{_MACHINE}.whl", False),
+    ],
+)
+def test_surely_foreign_hides_only_wheels_this_interpreter_can_never_install(
+    filename: str, foreign: bool
+) -> None:
+    assert surely_foreign(filename) is foreign
+
+
+def test_surely_foreign_keeps_every_tag_this_interpreter_accepts() -> None:
+    kept = [tag for tag in sys_tags() if not surely_foreign(f"x-1.0-{tag}.whl")]
+    assert kept == list(sys_tags())

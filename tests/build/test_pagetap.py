@@ -125,3 +125,35 @@ def test_ahead_pip_is_answered_with_the_download_offered_for_a_file(
     assert file.status == 200 and file.data == b"the prefetcher's copy"
     assert index_server.count("/files/" + wheel.name) == 0
     assert late is False
+
+
+def test_ahead_pip_is_not_shown_the_files_hide_names(
+    dists: DistFactory, index_server: IndexServer
+) -> None:
+    dists.wheel("app", "1.0")
+    dists.wheel("app", "1.0", tag="cp311-cp311-win_amd64")
+
+    def hide(filename: str) -> bool:
+        return "win_amd64" in filename
+
+    with PageTap([index_server.url], HttpClient({}), ahead=True, hide=hide) as tap:
+        [tapped] = tap.index_urls
+        index_server.json_pages = True
+        as_json = get(tapped + "app/", Accept=PIP_ACCEPT)
+        kept_json = tap.pages[index_server.url + "app/"]
+    index_server.json_pages = False
+    with PageTap([index_server.url], HttpClient({}), ahead=True, hide=hide) as tap:
+        [tapped] = tap.index_urls
+        as_html = get(tapped + "app/", Accept=PIP_ACCEPT)
+        kept_html = tap.pages[index_server.url + "app/"]
+
+    # The index lists both files; pip's page (JSON or HTML) and the page kept list one.
+    assert [f["filename"] for f in json.loads(as_json.data)["files"]] == [
+        "app-1.0-py3-none-any.whl"
+    ]
+    assert [f["filename"] for f in json.loads(kept_json.body)["files"]] == [
+        "app-1.0-py3-none-any.whl"
+    ]
+    for body in (as_html.data, kept_html.body):
+        assert b">app-1.0-py3-none-any.whl</a>" in body
+        assert b"win_amd64" not in body

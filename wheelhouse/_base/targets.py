@@ -8,12 +8,15 @@ such as ``cp312-manylinux_2_28_aarch64``: what it accepts is computed with ``pac
 from __future__ import annotations
 
 import functools
+import platform
 import re
 import sys
 from dataclasses import dataclass, field
 
 from packaging import tags as pkg_tags
 from packaging.markers import default_environment
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion
 
 from wheelhouse.errors import UsageError
 
@@ -24,6 +27,7 @@ __all__ = [
     "is_native",
     "native_name",
     "parse_target",
+    "surely_foreign",
     "target_name",
 ]
 
@@ -245,3 +249,66 @@ def _uv_platform(platform: str) -> tuple[str, dict[str, str]]:
         return f"{arch}-unknown-linux-gnu", {}
     known = [m for m in _UV_GLIBC if m <= minor]
     return (f"{arch}-manylinux_2_{known[-1]}" if known else f"{arch}-manylinux2014"), {}
+
+
+def surely_foreign(filename: str) -> bool:
+    """True for a wheel that the interpreter running us can never install, whatever pip's own
+    tag rules: one built only for another CPython minor (not abi3), another implementation, or
+    another operating system or machine. False for anything else (an sdist, a name that does
+    not parse, a wheel for this machine with a newer glibc): a filter of what pip is shown
+    must never hide a file pip could take. Linux and CPython only; elsewhere always False."""
+    if not filename.endswith(".whl") or not _FILTERABLE_HOST:
+        return False
+    try:
+        *_, file_tags = parse_wheel_filename(filename)
+    except (InvalidWheelFilename, InvalidVersion):
+        return False
+    host = _host_facts()
+    return not any(tag in host.tags or _maybe_ours(tag, host) for tag in file_tags)
+
+
+@dataclass(frozen=True)
+class _HostFacts:
+    tags: frozenset[pkg_tags.Tag]
+    interpreters: frozenset[str]
+    platforms: frozenset[str]
+    minor: int
+    machine: str
+
+
+_FILTERABLE_HOST = sys.platform == "linux" and sys.implementation.name == "cpython"
+_CPYTHON = re.compile(r"^cp3(?P<minor>\d{1,2})$")
+
+
+@functools.cache
+def _host_facts() -> _HostFacts:
+    tags = _host_tags()
+    return _HostFacts(
+        tags=frozenset(tags),
+        interpreters=frozenset(t.interpreter for t in tags),
+        platforms=frozenset(t.platform for t in tags),
+        minor=sys.version_info.minor,
+        machine=platform.machine(),
+    )
+
+
+def _maybe_ours(tag: pkg_tags.Tag, host: _HostFacts) -> bool:
+    platform_ok = (
+        tag.platform == "any"
+        or tag.platform in host.platforms
+        # manylinux/musllinux/linux for this machine, whatever glibc or musl it names
+        or (
+            tag.platform.startswith(("manylinux", "musllinux", "linux_"))
+            and tag.platform.endswith("_" + host.machine)
+        )
+    )
+    if not platform_ok:
+        return False
+    if tag.interpreter in host.interpreters or tag.interpreter.startswith("py"):
+        return True
+    cpython = _CPYTHON.match(tag.interpreter)
+    if cpython is None:
+        # PyPy, GraalPy, ...: another implementation than this CPython
+        return not tag.interpreter.startswith(("pp", "graalpy", "ip", "jy"))
+    minor = int(cpython["minor"])
+    return minor == host.minor or (tag.abi in ("abi3", "none") and minor <= host.minor)

@@ -12,16 +12,19 @@ pip to that host directly; files linked relative to the index pass through the t
 With ``ahead=True`` the tap also lets a prefetcher work ahead of pip: the pages pip asks for
 are read once, whoever asks first, and their absolute file links point back at the tap, so a
 file pip asks for is answered from a download already made (:meth:`PageTap.offer`) or else
-forwarded to its host.
+forwarded to its host. A ``hide`` filter leaves files out of the pages pip is sent (and of
+those kept): the wheels it could never install here, whose tags pip would check one by one.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import logging
 import re
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -51,6 +54,8 @@ PIP_ACCEPT = (
 )
 # An absolute link in a page (a JSON string or a quoted href): scheme and host.
 _ABSOLUTE = re.compile(rb"""(["'])(https?)://([^/"'\s]+)/""")
+# A PEP 503 anchor and its text, the file's name.
+_ANCHOR = re.compile(r"<a\b[^>]*>([^<]*)</a>\s*(?:<br\s*/?>)?", re.IGNORECASE)
 # Where the tap answers for a file linked absolutely: /~<scheme>/<host>/<path>.
 _ELSEWHERE = re.compile(r"^/~(https?)/([^/]+)(/.*)$")
 
@@ -84,7 +89,14 @@ class PageTap:
     what could not be forwarded or was refused (any HTTP error but 404).
     """
 
-    def __init__(self, indexes: Sequence[str], client: HttpClient, *, ahead: bool = False) -> None:
+    def __init__(
+        self,
+        indexes: Sequence[str],
+        client: HttpClient,
+        *,
+        ahead: bool = False,
+        hide: Callable[[str], bool] | None = None,
+    ) -> None:
         self._client = client
         self.pages: dict[str, Page] = {}
         self.failures: list[str] = []
@@ -94,6 +106,9 @@ class PageTap:
         self._indexes = list(indexes)
         self.index_urls: list[str] = []
         self._ahead = ahead
+        # With ``ahead``: files (by name) left out of the pages pip is sent (and of those kept),
+        # those it could never install here. Link evaluation is most of pip's time on big pages.
+        self._hide = hide
         # With ``ahead``: pip's pages by URL (read once), the hosts their links were rewritten
         # from, files downloaded (or downloading) for pip, and the file URLs pip has asked.
         self._answers: dict[str, Future[_Answer]] = {}
@@ -327,11 +342,34 @@ class PageTap:
         if response.status >= 400 and response.status != 404:
             failure = f"{shown}: HTTP {response.status}"
         if content_type.lower().startswith(_PAGE_TYPES) and response.status in (200, 404):
+            if response.status == 200:
+                body = self._shown(body, content_type)
+            # Kept as pip reads it (less the files hidden from it), links as the index gave.
             with self._lock:
                 self.pages[shown] = Page(response.status, shown, content_type, body)
             if response.status == 200:
                 body = self._rewritten(origin, body)
         return _Answer(response.status, out, body, failure)
+
+    def _shown(self, body: bytes, content_type: str) -> bytes:
+        """``body`` without the files ``hide`` names."""
+        if self._hide is None:
+            return body
+        hide = self._hide
+        if content_type.lower().startswith("application/vnd.pypi.simple.v1+json"):
+            try:
+                data = json.loads(body)
+                files = data["files"]
+                kept = [f for f in files if not hide(str(f.get("filename", "")))]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                return body  # pip judges a page it cannot parse, as it is
+            if len(kept) == len(files):
+                return body
+            data["files"] = kept
+            return json.dumps(data).encode()
+        text = body.decode("utf-8", errors="surrogateescape")
+        shown = _ANCHOR.sub(lambda m: "" if hide(html.unescape(m[1]).strip()) else m[0], text)
+        return shown.encode("utf-8", errors="surrogateescape")
 
     def _rewritten(self, origin: str, body: bytes) -> bytes:
         """``body`` with each absolute link pointing at the tap, which answers for it."""

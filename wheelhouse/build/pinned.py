@@ -1230,19 +1230,19 @@ class Guesses:
         try:
             for source in self._sources:
                 source.candidates(self._client, name, record)
-            versions = []
-            for raw in seen:
-                try:
-                    versions.append(Version(raw))
-                except InvalidVersion:
-                    continue
+            versions = [v for raw in seen if (v := _parsed(raw)) is not None]
             allowed = specifier.filter(versions, prereleases=True if self._pre else None)
-            for version in sorted(allowed, reverse=True)[:_GUESSED_VERSIONS]:
-                keep = _same_version(version)
-                found = [c for s in self._sources for c in s.candidates(self._client, name, keep)]
-                found = [c for c in found if not c.yanked]
-                if not found:
-                    continue
+            newest = sorted(allowed, reverse=True)[:_GUESSED_VERSIONS]
+            # One more parse, of the files of those versions only: the newest releases may
+            # all want a newer Python than this one, and each parse reads the whole page.
+            raws = {raw for raw in seen if _parsed(raw) in newest}
+            found = [
+                c
+                for source in self._sources
+                for c in source.candidates(self._client, name, lambda f: _raw_version(f) in raws)
+                if not c.yanked
+            ]
+            for version in newest:
                 wanted = _Wanted(name, version, Requirement(f"{name}=={version}"))
                 try:
                     pin = self._chooser.choose(wanted, found, self._hashes.get(name, frozenset()))
@@ -1252,6 +1252,7 @@ class Guesses:
                 # pip's choice among all of them is among those (PEP 592), as here.
                 self.chosen[(name, version)] = pin
                 return pin
+            logger.debug("no guess for %s%s: no file fits", name, specifier)
         except (_Ineligible, urllib3.exceptions.HTTPError, OSError) as exc:
             logger.debug("no guess for %s: %s", name, exc)
         return None
@@ -1261,5 +1262,12 @@ class Unguessable(Exception):
     """The configuration names sources or constraints that :class:`Guesses` cannot read."""
 
 
-# Versions tried, newest first, before a guess gives up (each costs a parse of the page).
-_GUESSED_VERSIONS = 3
+# Versions tried, newest first, before a guess gives up.
+_GUESSED_VERSIONS = 30
+
+
+def _parsed(raw: str) -> Version | None:
+    try:
+        return Version(raw)
+    except InvalidVersion:
+        return None

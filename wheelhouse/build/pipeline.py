@@ -33,7 +33,7 @@ from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base._pip import config_fingerprint, index_urls, pip_config
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.progress import NullReporter, Reporter
-from wheelhouse._base.targets import HOST, Target
+from wheelhouse._base.targets import HOST, Target, surely_foreign
 from wheelhouse.build._pagetap import PageTap
 from wheelhouse.build._prefetch import AheadOfUv, Prefetcher
 from wheelhouse.build.cache import Cache
@@ -490,7 +490,9 @@ def _page_tap(
     client = HttpClient(config, pool_size=jobs)
     # Guessed files come from the one index whose pages the tap reads for the guesses.
     ahead = len(remote) == 1
-    with PageTap(urls, client, ahead=ahead) as tap:
+    # pip is not shown the wheels it could never install here (for the host only).
+    hide = surely_foreign if target.is_host else None
+    with PageTap(urls, client, ahead=ahead, hide=hide) as tap:
         if not ahead:
             yield tap, None
             return
