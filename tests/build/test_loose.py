@@ -108,6 +108,27 @@ def test_files_linked_absolutely_reach_pip_through_the_tap_each_fetched_once(
         assert (tmp_path / "wh" / filename).is_file()
 
 
+def test_guesses_pass_over_newest_releases_that_want_another_python(
+    cli: Cli, dists: DistFactory, index_server: IndexServer, tmp_path: Path
+) -> None:
+    # The four newest releases want a Python that does not exist yet; pip takes lib 1.0,
+    # and so does the guess, which the prefetcher then downloads instead of pip.
+    index_server.absolute_links = True
+    index_server.json_pages = True
+    dists.wheel("lib", "1.0")
+    for version in ("2.0", "3.0", "4.0", "5.0"):
+        dists.wheel("lib", version, requires_python=">=3.99")
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text("lib\n", encoding="utf-8")
+
+    build(cli, index_server, requirements, tmp_path / "wh")
+
+    files = [(p, h.get("User-Agent", "")) for p, h in index_server.received if "/files/" in p]
+    assert [p for p, _ in files] == ["/files/lib-1.0-py3-none-any.whl"]
+    assert not files[0][1].startswith("pip/")
+    assert (tmp_path / "wh" / "lib-1.0-py3-none-any.whl").is_file()
+
+
 def test_a_guess_pip_does_not_take_changes_nothing_in_the_wheelhouse(
     cli: Cli, dists: DistFactory, index_server: IndexServer, tmp_path: Path
 ) -> None:
