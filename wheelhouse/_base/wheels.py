@@ -9,15 +9,42 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 
 __all__ = [
     "RangeFile",
+    "distribution_of",
     "metadata_member",
+    "project_of",
     "read_wheel_metadata",
     "read_wheel_metadata_from",
 ]
+
+
+def distribution_of(filename: str) -> tuple[NormalizedName, Version] | None:
+    """The project and version a wheel's or an sdist's (``.tar.gz``, ``.zip``) file name
+    gives, or None for any other name."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+            return name, version
+        return parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+
+
+def project_of(filename: str) -> NormalizedName | None:
+    """The project of a wheel's or an sdist's file name, or None for any other name."""
+    found = distribution_of(filename)
+    return None if found is None else found[0]
 
 
 def metadata_member(members: Iterable[str], name: NormalizedName, version: Version) -> str | None:

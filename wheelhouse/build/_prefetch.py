@@ -18,21 +18,17 @@ import threading
 import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     NormalizedName,
-    parse_sdist_filename,
-    parse_wheel_filename,
 )
-from packaging.version import InvalidVersion
 
 from wheelhouse._base._http import strip_credentials
+from wheelhouse._base.wheels import distribution_of
 from wheelhouse.build._pagetap import PageTap
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, Fetcher
@@ -55,8 +51,6 @@ class _Project:
     extras: set[str]
     pin: Pin | None = None
     fetched: Fetched | None = None
-    # Extras whose dependencies were followed (the empty one: the plain requirement's).
-    followed: set[str] = field(default_factory=set)
     guessed_again: bool = False
 
 
@@ -129,7 +123,6 @@ class Prefetcher:
             project.specifier &= wish.specifier
             if project.fetched is not None and new:
                 follow = self.guesses.dependencies(project.fetched, new) or []
-                project.followed |= new
             pin = project.pin
             if (
                 pin is not None
@@ -187,7 +180,6 @@ class Prefetcher:
             project = self._projects[name]
             project.fetched = fetched
             extras = {""} | project.extras
-            project.followed |= extras
         for wish in self.guesses.dependencies(fetched, extras) or []:
             self._want(wish)
 
@@ -242,13 +234,8 @@ class AheadOfUv:
 
 def _unverified_pin(url: str, filename: str) -> Pin | None:
     """A pin for a file known by URL alone (its hash is learnt by downloading it)."""
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, _ = parse_wheel_filename(filename)
-            kind: FileKind = "wheel"
-        else:
-            name, version = parse_sdist_filename(filename)
-            kind = "sdist"
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+    found = distribution_of(filename)
+    if found is None:
         return None
-    return Pin(name, str(version), url, filename, kind, None, None, False)
+    kind: FileKind = "wheel" if filename.endswith(".whl") else "sdist"
+    return Pin(found[0], str(found[1]), url, filename, kind, None, None, False)

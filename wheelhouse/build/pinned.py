@@ -54,7 +54,7 @@ from wheelhouse._base._pip import (
 )
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.targets import Target
-from wheelhouse._base.wheels import read_wheel_metadata
+from wheelhouse._base.wheels import project_of, read_wheel_metadata
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, Fetcher, Progress
 from wheelhouse.build.requirements import InputSet
@@ -202,7 +202,7 @@ def resolve_pinned(
             jobs=jobs,
             build=build,
             progress=progress,
-            pages=pages or {},
+            pages=pages,
             guesses=guesses,
         )
     except _Ineligible as exc:
@@ -235,8 +235,8 @@ def _resolve(
     jobs: int,
     build: BuildSdists | None,
     progress: Progress | None,
-    pages: Mapping[str, Page],
-    guesses: Guesses | None = None,
+    pages: Mapping[str, Page] | None,
+    guesses: Guesses | None,
 ) -> PinnedResult:
     environment = target.environment
     options = _check_options(inputs, pip_config)
@@ -587,7 +587,7 @@ class _FlatDirectory(_Source):
         found = []
         # pip ranks find-links files in reverse URL order, ahead of index pages.
         for entry in sorted(self.path.iterdir(), key=lambda p: p.as_uri(), reverse=True):
-            if entry.is_file() and _project_of(entry.name) == name and keep(entry.name):
+            if entry.is_file() and project_of(entry.name) == name and keep(entry.name):
                 digest, _ = sha256_file(entry)
                 found.append(_Candidate(entry.name, entry.as_uri(), Sha256(digest), None, False))
         return found
@@ -611,17 +611,6 @@ def _sources(index: IndexOptions, pip_config: Mapping[str, str]) -> list[_Source
             raise _Ineligible(f"index {strip_credentials(url)!r} is not an http(s) URL")
         sources.append(_Index(url))
     return sources
-
-
-def _project_of(filename: str) -> NormalizedName | None:
-    try:
-        if filename.endswith(".whl"):
-            return parse_wheel_filename(filename)[0]
-        if filename.endswith((".tar.gz", ".zip")):
-            return parse_sdist_filename(filename)[0]
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None
-    return None
 
 
 def _same_version(pinned: Version) -> Keep:

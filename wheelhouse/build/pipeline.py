@@ -21,10 +21,7 @@ from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     canonicalize_name,
-    parse_sdist_filename,
     parse_wheel_filename,
 )
 
@@ -34,6 +31,7 @@ from wheelhouse._base._pip import config_fingerprint, index_urls, pip_config
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target, surely_foreign
+from wheelhouse._base.wheels import distribution_of
 from wheelhouse.build._pagetap import PageTap
 from wheelhouse.build._prefetch import AheadOfUv, Prefetcher
 from wheelhouse.build.cache import Cache
@@ -479,8 +477,10 @@ def _page_tap(
 ) -> Iterator[tuple[PageTap | None, Prefetcher | None]]:
     """A tap that keeps the index pages pip reads (None when pip reads no http(s) index), so
     the pins are checked against them instead of reading them again; with one http(s) index,
-    a prefetcher downloads through it what pip will most likely ask for next (yielded too)."""
-    urls = index_urls(settings.index.over(config))
+    a prefetcher downloads through it what pip will most likely ask for next (yielded too).
+    For the host (``target``): pip is not shown the wheels it could never install here."""
+    merged = settings.index.over(config)
+    urls = index_urls(merged)
     remote = [u for u in urls if urlsplit(u).scheme in ("http", "https")]
     # pip sends every request to its configured proxy, which cannot reach our loopback.
     if config.get("proxy") or not remote:
@@ -490,9 +490,7 @@ def _page_tap(
     client = HttpClient(config, pool_size=jobs)
     # Guessed files come from the one index whose pages the tap reads for the guesses.
     ahead = len(remote) == 1
-    # pip is not shown the wheels it could never install here (for the host only).
-    hide = surely_foreign if target.is_host else None
-    with PageTap(urls, client, ahead=ahead, hide=hide) as tap:
+    with PageTap(urls, client, ahead=ahead, hide=surely_foreign) as tap:
         if not ahead:
             yield tap, None
             return
@@ -507,7 +505,7 @@ def _page_tap(
             guesses,
             remote[0],
             cache,
-            pip_config=settings.index.over(config),
+            pip_config=merged,
             allowed=inputs.hashes,
             jobs=jobs,
         ) as prefetcher:
@@ -516,14 +514,8 @@ def _page_tap(
 
 
 def _name_version(filename: str) -> tuple[str, str] | None:
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, _ = parse_wheel_filename(filename)
-        else:
-            name, version = parse_sdist_filename(filename)
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return None
-    return str(name), str(version)
+    found = distribution_of(filename)
+    return None if found is None else (str(found[0]), str(found[1]))
 
 
 def _writers() -> list[Writer]:

@@ -44,6 +44,7 @@ from wheelhouse._base._pip import (
 from wheelhouse._base._subprocess import tail
 from wheelhouse._base._uv import pip_config_as_uv_args, run_uv, uv_env
 from wheelhouse._base.targets import Target
+from wheelhouse._base.wheels import project_of
 from wheelhouse.build.requirements import InputSet
 from wheelhouse.build.settings import IndexOptions
 from wheelhouse.errors import (
@@ -155,7 +156,7 @@ def download(
     """
     linked: dict[Path, NormalizedName] = {}
     for path in reuse:
-        project = _project_of(path.name)
+        project = project_of(path.name)
         if project is None:
             continue
         try:
@@ -176,7 +177,7 @@ def download(
         return None
     names = {canonicalize_name(n) for n in done["names"].split()}
     saved = {staging / m["filename"] for m in _SAVED.finditer(output)}
-    saved_projects = {_project_of(p.name) for p in saved}
+    saved_projects = {project_of(p.name) for p in saved}
     kept = {
         p
         for p in present
@@ -187,15 +188,6 @@ def download(
 
 _DOWNLOADED = re.compile(r"^Successfully downloaded (?P<names>.+)$", re.MULTILINE)
 _SAVED = re.compile(r"^Saved .*?(?P<filename>[^/\\\n]+)$", re.MULTILINE)
-
-
-def _project_of(filename: str) -> NormalizedName | None:
-    try:
-        if filename.endswith(".whl"):
-            return parse_wheel_filename(filename)[0]
-        return parse_sdist_filename(filename)[0]
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return None
 
 
 def _run_resolver(
@@ -686,8 +678,8 @@ def _uv_compile(
         raise _explain_uv_failure(said or result.stdout, target)
 
 
-# uv -v: "DEBUG Sending fresh HEAD request for: URL" (GET for a .metadata file or a whole
-# file), where the URL is a distribution's.
+# uv's HTTP cache client at debug level: "DEBUG Sending fresh HEAD request for: URL" (GET for
+# a .metadata file or a whole file), where the URL is a distribution's.
 _UV_READS = re.compile(
     r"^DEBUG Sending (?:fresh|revalidation) (?:HEAD|GET) request for: "
     r"(?P<url>https?://\S+?\.(?:whl|tar\.gz|zip)(?:\.metadata)?)$"
