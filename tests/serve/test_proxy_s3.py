@@ -4,6 +4,7 @@ nothing that another would serve."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,18 +42,23 @@ def upstream_dists(dists: DistFactory) -> DistFactory:
     return dists
 
 
-def start_proxies(
+@contextlib.contextmanager
+def running_proxies(
     count: int, bucket: str, s3_server: S3Server, upstream: str, tmp_path: Path, *extra: str
-) -> list[ProxyProcess]:
+) -> Iterator[list[ProxyProcess]]:
     """``count`` proxies over one bucket, each with a cache (its local copy) of its own, as
-    on separate machines."""
-    proxies = []
-    for number in range(count):
-        env = {**os.environ, "WHEELHOUSE_CACHE_DIR": str(tmp_path / f"cache{number}")}
-        argv = ["--upstream", upstream, "--store", f"s3://{bucket}/proxy"]
-        argv += ["--endpoint-url", s3_server.endpoint, *extra]
-        proxies.append(ProxyProcess(argv, env))
-    return proxies
+    on separate machines; each is killed when the block ends (a stopped one stays stopped)."""
+    proxies: list[ProxyProcess] = []
+    try:
+        for number in range(count):
+            env = {**os.environ, "WHEELHOUSE_CACHE_DIR": str(tmp_path / f"cache{number}")}
+            argv = ["--upstream", upstream, "--store", f"s3://{bucket}/proxy"]
+            argv += ["--endpoint-url", s3_server.endpoint, *extra]
+            proxies.append(ProxyProcess(argv, env))
+        yield proxies
+    finally:
+        for proxy in proxies:
+            proxy.stop(signal.SIGKILL)
 
 
 def gamma_wheel(dists: DistFactory) -> tuple[str, bytes, str]:
@@ -102,15 +109,14 @@ def test_three_proxies_over_one_bucket_serve_30_cold_clients_fetching_each_file_
             for name, data in wanted.items()
         )
     )
-    proxies = start_proxies(3, bucket, s3_server, index_server.url, tmp_path)
+    with running_proxies(3, bucket, s3_server, index_server.url, tmp_path) as proxies:
 
-    def client(i: int) -> subprocess.CompletedProcess[str]:
-        proxy = proxies[i % 3]
-        if i < PIP_CLIENTS:
-            return pip_download(proxy, tmp_path / f"c{i}", "alpha", "gamma")
-        return uv_install(proxy, tmp_path / f"c{i}", requirements)
+        def client(i: int) -> subprocess.CompletedProcess[str]:
+            proxy = proxies[i % 3]
+            if i < PIP_CLIENTS:
+                return pip_download(proxy, tmp_path / f"c{i}", "alpha", "gamma")
+            return uv_install(proxy, tmp_path / f"c{i}", requirements)
 
-    try:
         with ThreadPoolExecutor(CLIENTS) as pool:  # all at once, into three cold proxies
             results = list(pool.map(client, range(CLIENTS)))
         assert [r.returncode for r in results] == [0] * CLIENTS, [r.stderr for r in results]
@@ -135,9 +141,6 @@ def test_three_proxies_over_one_bucket_serve_30_cold_clients_fetching_each_file_
             assert index_server.count(f"/simple/{project}/") == 1, project
         upstream_requests = [p.stats()["upstream_requests"] for p in proxies]
         assert sum(upstream_requests) == 3 + 3  # three pages and three files, once in all
-    finally:
-        for proxy in proxies:
-            proxy.stop(signal.SIGKILL)
 
 
 def test_a_proxy_killed_mid_download_leaves_nothing_served_and_its_lease_is_taken_over(
@@ -149,10 +152,9 @@ def test_a_proxy_killed_mid_download_leaves_nothing_served_and_its_lease_is_take
 ) -> None:
     index_server.json_pages = True
     name, data, sha256 = gamma_wheel(upstream_dists)
-    first, second = start_proxies(
+    with running_proxies(
         2, bucket, s3_server, index_server.url, tmp_path, "--lease-timeout", "2"
-    )
-    try:
+    ) as (first, second):
         status, _, body = first.get("/simple/gamma/", JSON)
         assert status == 200
         (listed,) = json.loads(body)["files"]
@@ -185,9 +187,6 @@ def test_a_proxy_killed_mid_download_leaves_nothing_served_and_its_lease_is_take
         # The client may have its bytes (from the verified local copy) before the upload ends.
         assert wait_until(lambda: bucket_object(s3_server, bucket, lease)[0] == 404)
         assert bucket_object(s3_server, bucket, f"files/{sha256[:2]}/{sha256}") == (200, data)
-    finally:
-        first.stop(signal.SIGKILL)
-        second.stop(signal.SIGKILL)
 
 
 def test_a_download_longer_than_the_lease_keeps_it_renewed(
@@ -199,10 +198,9 @@ def test_a_download_longer_than_the_lease_keeps_it_renewed(
 ) -> None:
     index_server.json_pages = True
     name, data, sha256 = gamma_wheel(upstream_dists)
-    first, second = start_proxies(
+    with running_proxies(
         2, bucket, s3_server, index_server.url, tmp_path, "--lease-timeout", "2"
-    )
-    try:
+    ) as (first, second):
         for proxy in (first, second):
             assert proxy.get("/simple/gamma/", JSON)[0] == 200
         path = f"/files/gamma/{sha256}/{name}"
@@ -218,9 +216,6 @@ def test_a_download_longer_than_the_lease_keeps_it_renewed(
         assert index_server.count(f"/files/{name}") == 1
         assert "taking over the stale lease" not in first.log + second.log
         assert "read " + sha256 + " from the bucket" in second.log
-    finally:
-        first.stop(signal.SIGKILL)
-        second.stop(signal.SIGKILL)
 
 
 def test_an_object_with_other_bytes_under_a_content_key_is_never_served(
@@ -235,8 +230,7 @@ def test_an_object_with_other_bytes_under_a_content_key_is_never_served(
     key = f"files/{sha256[:2]}/{sha256}"
     store = S3Store(bucket, "proxy", endpoint_url=s3_server.endpoint)
     store.put_bytes(key, b"not the wheel", "application/octet-stream")  # by something else
-    (proxy,) = start_proxies(1, bucket, s3_server, index_server.url, tmp_path)
-    try:
+    with running_proxies(1, bucket, s3_server, index_server.url, tmp_path) as (proxy,):
         assert proxy.get("/simple/gamma/", JSON)[0] == 200
         status, _, body = proxy.get(f"/files/gamma/{sha256}/{name}")
         assert (status, body) == (200, data)  # fetched upstream, not the bucket's bytes
@@ -245,8 +239,6 @@ def test_an_object_with_other_bytes_under_a_content_key_is_never_served(
         # Read twice (before taking the lease, and under it in case it arrived meanwhile).
         assert proxy.stats()["hash_mismatches"] == 2
         assert wait_until(lambda: bucket_object(s3_server, bucket, key) == (200, data))
-    finally:
-        proxy.stop(signal.SIGKILL)
 
 
 def test_a_download_with_other_bytes_leaves_no_object_and_no_lease(
@@ -259,8 +251,7 @@ def test_a_download_with_other_bytes_leaves_no_object_and_no_lease(
     index_server.json_pages = True
     name, _, sha256 = gamma_wheel(upstream_dists)
     index_server.corrupt(name)  # upstream sends other bytes than its page promises
-    (proxy,) = start_proxies(1, bucket, s3_server, index_server.url, tmp_path)
-    try:
+    with running_proxies(1, bucket, s3_server, index_server.url, tmp_path) as (proxy,):
         assert proxy.get("/simple/gamma/", JSON)[0] == 200
         try:
             status, _, body = proxy.get(f"/files/gamma/{sha256}/{name}")
@@ -273,8 +264,6 @@ def test_a_download_with_other_bytes_leaves_no_object_and_no_lease(
         assert wait_until(
             lambda: bucket_object(s3_server, bucket, f"leases/files/{sha256}")[0] == 404
         )
-    finally:
-        proxy.stop(signal.SIGKILL)
 
 
 def test_an_unreachable_bucket_is_one_error_line(
@@ -298,8 +287,7 @@ def test_a_stale_page_is_revalidated_by_one_proxy_for_all(
 ) -> None:
     index_server.json_pages = True
     index_server.etags = True
-    proxies = start_proxies(3, bucket, s3_server, index_server.url, tmp_path, "--ttl", "2")
-    try:
+    with running_proxies(3, bucket, s3_server, index_server.url, tmp_path, "--ttl", "2") as proxies:
         assert proxies[0].get("/simple/gamma/", JSON)[0] == 200
         assert proxies[1].get("/simple/gamma/", JSON)[0] == 200  # from the bucket
         assert index_server.count("/simple/gamma/") == 1
@@ -313,6 +301,3 @@ def test_a_stale_page_is_revalidated_by_one_proxy_for_all(
         assert index_server.count("/simple/gamma/") == 2  # one revalidation, not three
         revalidations = [p.stats()["page_revalidations"] for p in proxies]
         assert sum(revalidations) == 1, revalidations
-    finally:
-        for proxy in proxies:
-            proxy.stop(signal.SIGKILL)
