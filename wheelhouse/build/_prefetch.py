@@ -32,7 +32,7 @@ from wheelhouse._base.wheels import distribution_of
 from wheelhouse.build._pagetap import PageTap
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, Fetcher
-from wheelhouse.build.pinned import Guesses, Wish
+from wheelhouse.build.pinned import Guesses, Metadata, Wish, known_metadata
 from wheelhouse.build.requirements import InputSet
 from wheelhouse.build.resolve import Pin
 from wheelhouse.house.manifest import FileKind, Sha256
@@ -192,6 +192,7 @@ class AheadOfUv:
     A file is stored under the sha256 of its bytes (the cache is content-addressed), so no hash
     need be known yet: the lock's sha256 finds it afterwards, or misses it and the file is
     downloaded then, and checked. A file whose name the cache holds already is not fetched.
+    Each file's metadata is read here too (``read``, by sha256), for the check of uv's graph.
     Use as a context manager around uv's run, calling it with each URL; leaving waits for the
     downloads under way (they are the lock's files, which would be downloaded next anyway).
     """
@@ -204,6 +205,7 @@ class AheadOfUv:
         self._lock = threading.Lock()
         # What was downloaded (not found in the cache), by sha256.
         self.downloaded: set[Sha256] = set()
+        self.read: dict[Sha256, Metadata] = {}
 
     def __enter__(self) -> AheadOfUv:
         return self
@@ -226,8 +228,11 @@ class AheadOfUv:
     def _fetch(self, pin: Pin) -> None:
         try:
             fetched = self._fetcher.fetch(pin)
+            metadata = known_metadata(fetched)
             with self._lock:
                 self.downloaded.add(fetched.sha256)
+                if metadata is not None:
+                    self.read[fetched.sha256] = metadata
         except Exception as exc:  # the download after uv fetches (and explains) it again
             logger.debug("fetching %s ahead of uv: %s", pin.filename, exc)
 

@@ -70,10 +70,12 @@ __all__ = [
     "BuildSdists",
     "Fallback",
     "Guesses",
+    "Metadata",
     "PinnedResult",
     "Unguessable",
     "Wish",
     "fetch_resolved",
+    "known_metadata",
     "resolve_pinned",
     "unpinnable",
 ]
@@ -265,7 +267,7 @@ def _resolve(
         cache, pip_config=pip_config, allowed=inputs.hashes, jobs=jobs, progress=progress
     )
 
-    def choose_and_fetch(item: _Wanted) -> tuple[Fetched, _Metadata | None]:
+    def choose_and_fetch(item: _Wanted) -> tuple[Fetched, Metadata | None]:
         # One worker takes a project from its index page to its verified file and metadata,
         # so page latency and downloads overlap instead of running as two phases.
         pin = guesses.chosen.get((item.name, item.version)) if guesses is not None else None
@@ -294,7 +296,7 @@ def _resolve(
 
 
 def _checked(
-    results: Sequence[tuple[Fetched, _Metadata | None]],
+    results: Sequence[tuple[Fetched, Metadata | None]],
     wanted: Mapping[NormalizedName, _Wanted],
     target: Target,
     python: Version,
@@ -341,9 +343,11 @@ def fetch_resolved(
     jobs: int,
     build: BuildSdists | None = None,
     progress: Progress | None = None,
+    read: Mapping[Sha256, Metadata] | None = None,
 ) -> PinnedResult | Fallback:
     """Fetch a resolver's pins whose URLs and sha256 it already gave (uv's pylock), and check
     the graph with the metadata of those same files, or say why pip must resolve.
+    ``read`` is metadata already read from files by their sha256 (while uv ran).
 
     No index page is read: the files are the ones that would be downloaded anyway, and their
     metadata (an sdist's PKG-INFO, or the wheel ``build`` makes of it) shows every dependency
@@ -381,8 +385,11 @@ def fetch_resolved(
             cache, pip_config=pip_config, allowed=inputs.hashes, jobs=jobs, progress=progress
         )
 
-        def fetch_and_read(pin: Pin) -> tuple[Fetched, _Metadata | None]:
+        def fetch_and_read(pin: Pin) -> tuple[Fetched, Metadata | None]:
             fetched = fetcher.fetch(pin)  # a FetchError (hash mismatch: exit 6) is the user's
+            known = read.get(fetched.sha256) if read is not None else None
+            if known is not None:
+                return fetched, known
             try:
                 return fetched, _read_metadata(fetched)
             except _DynamicSdist:
@@ -891,7 +898,9 @@ class _Chooser:
 
 
 @dataclass(frozen=True)
-class _Metadata:
+class Metadata:
+    """What the check of a set of pins reads of one file's metadata."""
+
     version: str
     requires: tuple[Requirement, ...]
     requires_python: str | None
@@ -901,7 +910,7 @@ class _DynamicSdist(_Ineligible):
     """An sdist whose dependencies only a build can tell."""
 
 
-def _read_metadata(item: Fetched) -> _Metadata:
+def _read_metadata(item: Fetched) -> Metadata:
     filename = item.pin.filename
     try:
         text = _metadata_text(item.path, item.pin)
@@ -933,10 +942,19 @@ def _read_metadata(item: Fetched) -> _Metadata:
         requires = tuple(Requirement(r) for r in raw.get("requires_dist", []))
     except InvalidRequirement as exc:
         raise _Ineligible(f"{filename} has an invalid Requires-Dist: {exc}") from exc
-    return _Metadata(version, requires, raw.get("requires_python"))
+    return Metadata(version, requires, raw.get("requires_python"))
 
 
-def _read_built_metadata(sdist: Fetched, wheel: Path) -> _Metadata:
+def known_metadata(item: Fetched) -> Metadata | None:
+    """The metadata of ``item`` read ahead of the check, or None where only the check can
+    say why it is unreadable (or an sdist's dependencies need a build)."""
+    try:
+        return _read_metadata(item)
+    except _Ineligible:
+        return None
+
+
+def _read_built_metadata(sdist: Fetched, wheel: Path) -> Metadata:
     """The metadata of the wheel built from ``sdist``, for the sdist's pin."""
     built = dataclasses.replace(
         sdist, path=wheel, pin=dataclasses.replace(sdist.pin, kind="wheel", filename=wheel.name)
@@ -966,7 +984,7 @@ def _metadata_text(path: Path, pin: Pin) -> str | None:
 
 def _check_complete(
     wanted: Mapping[NormalizedName, _Wanted],
-    metadata: Mapping[NormalizedName, _Metadata],
+    metadata: Mapping[NormalizedName, Metadata],
     environment: Mapping[str, str],
     python: Version,
 ) -> None:
@@ -1164,7 +1182,7 @@ class Guesses:
         # What the guesses chose and read, for the pinned path to take as its own: the file
         # of a version is chosen the same way there, and metadata is the file's.
         self.chosen: dict[tuple[NormalizedName, Version], Pin] = {}
-        self.read: dict[Sha256, _Metadata] = {}
+        self.read: dict[Sha256, Metadata] = {}
         self._hashes = inputs.hashes
         self._chooser = _Chooser(
             tags={tag: i for i, tag in enumerate(target.tags)},

@@ -386,6 +386,7 @@ def _resolve_loose(
             jobs=_network_jobs(settings),
             build=build,
             progress=progress,
+            read=early.read,
         )
     else:
         work = cache.new_tmp_dir("resolve-")
