@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wheelhouse.cli import run
+from wheelhouse._main import run
 
 if __name__ == "__main__":
     run()

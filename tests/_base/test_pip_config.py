@@ -102,3 +102,21 @@ def test_the_fingerprint_changes_with_a_configuration_file(
     config_file.write_text("[install]\ntimeout = 10\n")
 
     assert _pip.config_fingerprint() != before
+
+
+def test_a_reading_started_ahead_is_taken_once_and_only_where_it_started(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file.write_text("[global]\ntimeout = 10\n")
+    _pip.read_config_ahead()
+    _pip._ahead[0][1].result(timeout=60)  # the child has read the file
+    config_file.write_text("[global]\ntimeout = 20\n")
+
+    # The child's answer is taken (it read the file before the change), once.
+    assert pip_config()["timeout"] == "10"
+    assert pip_config()["timeout"] == "20"
+
+    _pip.read_config_ahead()
+    monkeypatch.setenv("PIP_TIMEOUT", "30")
+    # Started in another environment: read again here.
+    assert pip_config()["timeout"] == "30"

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from wheelhouse._main import _command
+
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -31,3 +33,10 @@ def test_all_of_stdout_arrives_before_the_exit(tmp_path: Path) -> None:
     info = json.loads(result.stdout)
     assert info["schema-version"] == 1
     assert info["files"] == 0
+
+
+def test_the_subcommand_is_found_after_global_options() -> None:
+    # `build` reads pip's configuration ahead, while the command line loads.
+    assert _command(["--debug", "build", "-r", "x.txt"]) == "build"
+    assert _command(["install", "build"]) == "install"
+    assert _command(["--version"]) is None

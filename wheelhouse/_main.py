@@ -1,0 +1,24 @@
+"""The ``wheelhouse`` command's entry point: what must start before the command line loads."""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["run"]
+
+
+def run() -> None:
+    """Start what a command waits on later, then load and run the command line."""
+    if _command(sys.argv[1:]) == "build":
+        from wheelhouse._base._pip import read_config_ahead
+
+        # pip's configuration, read while the command line and the pipeline load.
+        read_config_ahead()
+    from wheelhouse.cli import run as run_cli
+
+    run_cli()
+
+
+def _command(args: list[str]) -> str | None:
+    """The subcommand named on the command line (the global options take no values)."""
+    return next((arg for arg in args if not arg.startswith("-")), None)
