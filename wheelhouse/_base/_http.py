@@ -15,6 +15,7 @@ import urllib3
 from urllib3.util import Retry
 
 from wheelhouse._base._pip import config_flag
+from wheelhouse._base.urls import strip_credentials
 
 __all__ = ["HttpClient", "retry_policy", "strip_credentials"]
 
@@ -60,13 +61,6 @@ def retry_policy(pip_config: Mapping[str, str]) -> Retry:
         raise_on_status=False,
         respect_retry_after_header=True,
     )
-
-
-def strip_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 class HttpClient:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from packaging.utils import (
 )
 
 from wheelhouse._base._http import strip_credentials
+from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import distribution_of
 from wheelhouse.build._pagetap import PageTap
 from wheelhouse.build.cache import Cache
@@ -161,7 +161,7 @@ class Prefetcher:
         with self._lock:
             self._projects[name].pin = pin
         if urlsplit(pin.url).scheme == "file":
-            path = Path(urllib.request.url2pathname(urlsplit(pin.url).path))
+            path = file_url_path(pin.url)
             fetched = Fetched(pin, path, Sha256(pin.sha256 or ""), 0)
         else:
             download: Future[Path] = Future()

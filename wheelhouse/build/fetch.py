@@ -7,7 +7,6 @@ import logging
 import re
 import shutil
 import threading
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from packaging.utils import NormalizedName
 from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base._pip import online_env, run_pip
 from wheelhouse._base._subprocess import tail
+from wheelhouse._base.urls import file_url_path
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.resolve import Pin
 from wheelhouse.errors import FetchError, HashMismatchError
@@ -196,7 +196,7 @@ class _Fetcher:
             shutil.rmtree(work, ignore_errors=True)
 
     def _copy_local(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
-        source = Path(urllib.request.url2pathname(urlsplit(pin.url).path))
+        source = file_url_path(pin.url)
         try:
             with source.open("rb") as handle:
                 return _write(iter(lambda: handle.read(_CHUNK), b""), partial, pin, self.progress)

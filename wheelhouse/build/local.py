@@ -12,7 +12,6 @@ import dataclasses
 import logging
 import shutil
 import sys
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +21,7 @@ from packaging.utils import InvalidSdistFilename, parse_sdist_filename
 from wheelhouse._base._pip import online_env
 from wheelhouse._base._subprocess import run, tail
 from wheelhouse._base.files import sha256_file
+from wheelhouse._base.urls import file_url_path
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched
 from wheelhouse.build.resolve import Pin
@@ -39,7 +39,7 @@ def local_directory(pin: Pin) -> Path | None:
     parts = urlsplit(pin.url)
     if parts.scheme != "file":
         return None
-    path = Path(urllib.request.url2pathname(parts.path))
+    path = file_url_path(pin.url)
     return path if path.is_dir() else None
 
 

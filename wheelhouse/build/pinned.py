@@ -17,7 +17,6 @@ import os
 import posixpath
 import re
 import tarfile
-import urllib.request
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +53,7 @@ from wheelhouse._base._pip import (
 )
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.targets import Target
+from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import project_of, read_wheel_metadata
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, Fetcher, Progress
@@ -574,7 +574,7 @@ class _Index(_Source):
 
     @staticmethod
     def _local(page: str, keep: Keep) -> list[_Candidate]:
-        directory = Path(urllib.request.url2pathname(urlsplit(page).path))
+        directory = file_url_path(page)
         # pip reads index.html from a file:// index; index.json, when written beside it, holds
         # the same files.
         for filename, content_type in (("index.json", _JSON_TYPES[0]), ("index.html", "text/html")):
@@ -608,7 +608,7 @@ def _sources(index: IndexOptions, pip_config: Mapping[str, str]) -> list[_Source
         parts = urlsplit(link)
         if parts.scheme not in ("", "file"):
             raise _Ineligible(f"find-links {strip_credentials(link)!r} is a URL, which pip reads")
-        path = Path(urllib.request.url2pathname(parts.path) if parts.scheme else link)
+        path = file_url_path(link) if parts.scheme else Path(link)
         path = Path(os.path.expanduser(path))
         if not path.is_dir():
             raise _Ineligible(f"find-links {link!r} is not a directory")

@@ -9,7 +9,6 @@ import json
 import logging
 import shutil
 import tempfile
-import urllib.request
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from wheelhouse._base._pip import config_fingerprint, index_urls, pip_config
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target, surely_foreign
+from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import distribution_of
 from wheelhouse.build._pagetap import PageTap
 from wheelhouse.build._prefetch import AheadOfUv, Prefetcher
@@ -617,7 +617,7 @@ def _with_sources(manifest: Manifest, inputs: InputSet) -> Manifest:
         origin = record.origin
         url = origin.url if isinstance(origin, Downloaded) else origin.sdist_url
         parts = urlsplit(url)
-        if parts.scheme == "file" and Path(urllib.request.url2pathname(parts.path)).is_dir():
+        if parts.scheme == "file" and file_url_path(url).is_dir():
             return "local-project"
         if record.name in direct:
             return "direct-url"

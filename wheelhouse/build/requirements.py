@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse._base._pip import RequirementFileError, RequirementLine, read_requirement_file
 from wheelhouse._base.files import sha256_file
+from wheelhouse._base.urls import file_url_path
 from wheelhouse.build.inputs import InputKind, Lock, Selection, input_kind, read_lock
 from wheelhouse.build.inputs.lock import vcs_url
 from wheelhouse.errors import RequirementsError, UsageError
@@ -308,7 +307,7 @@ def _input_files(
 def _local_project(line: RequirementLine) -> Path | None:
     text = line.requirement.split(";", 1)[0].strip()
     if text.startswith("file:"):
-        text = urllib.request.url2pathname(urlsplit(text).path)
+        text = str(file_url_path(text))
     elif not text.startswith((".", "/", "~")):
         return None
     path = Path(os.path.expanduser(text)).absolute()

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 import urllib3
 from packaging.requirements import InvalidRequirement, Requirement
@@ -40,6 +38,7 @@ from wheelhouse._base._pip import index_urls, pip_config
 from wheelhouse._base.files import sha256_file, write_atomic
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target
+from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.build.settings import IndexOptions
 from wheelhouse.errors import (
@@ -640,7 +639,7 @@ def _root_names(url: str, client: HttpClient, counter: _Counter) -> list[Normali
 
     shown = strip_credentials(url)
     if url.startswith("file:"):
-        root = Path(url2pathname(urlsplit(url).path))
+        root = file_url_path(url)
         try:
             return sorted(
                 canonicalize_name(p.name) for p in root.iterdir() if (p / "index.html").is_file()
@@ -846,7 +845,7 @@ def _local_page(base: str, name: NormalizedName, etag: str | None) -> PageResult
 
     The page file's mtime and size stand in for an ETag, so a rerun reads nothing new.
     """
-    directory = Path(url2pathname(urlsplit(base).path)) / name
+    directory = file_url_path(base) / name
     page = directory / "index.html"
     try:
         stat = page.stat()
@@ -1181,7 +1180,7 @@ def _get(
     import hashlib
 
     if file.url.startswith("file:"):
-        source = Path(url2pathname(urlsplit(file.url).path))
+        source = file_url_path(file.url)
         try:
             with source.open("rb") as handle, partial.open("wb") as copy:
                 shutil.copyfileobj(handle, copy, _CHUNK)

@@ -21,8 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
-from urllib.request import url2pathname
+from urllib.parse import quote
 
 import anyio.to_thread
 import urllib3
@@ -36,6 +35,7 @@ from starlette.types import Receive, Scope, Send
 
 from wheelhouse import __version__
 from wheelhouse._base._http import HttpClient, strip_credentials
+from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.errors import InvalidWheelhouseError, UsageError
 from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
@@ -452,7 +452,7 @@ class _Proxy:
 
     def local_path(self, listing: _Listing, file: UpstreamFile) -> Path | None:
         assert listing.local is not None
-        path = Path(url2pathname(urlsplit(file.url).path))
+        path = file_url_path(file.url)
         real, root = os.path.realpath(path), os.path.realpath(listing.local)
         return path if Path(real).is_relative_to(root) and path.is_file() else None
 
