@@ -20,7 +20,8 @@ from tests._dists import DistFactory, vendor_dist_info
 from tests._server import IndexServer, _requires_python
 from wheelhouse._base.targets import HOST
 from wheelhouse.build.cache import Cache
-from wheelhouse.build.pinned import Fallback, PinnedResult, resolve_pinned
+from wheelhouse.build.pinned import PinnedResult, resolve_pinned
+from wheelhouse.build.pins import Fallback
 from wheelhouse.build.requirements import read_inputs
 from wheelhouse.build.resolve import resolve
 from wheelhouse.build.settings import IndexOptions

@@ -44,12 +44,9 @@ from packaging.version import InvalidVersion, Version
 from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base._pip import (
     FormatControl,
-    RequirementFileError,
     config_flag,
     format_control,
     index_urls,
-    read_requirement_file,
-    read_requirement_options,
 )
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.targets import Target
@@ -57,6 +54,14 @@ from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import project_of, read_wheel_metadata
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, Fetcher, Progress
+from wheelhouse.build.pins import (
+    Fallback,
+    Ineligible,
+    Wanted,
+    constraint_specifiers,
+    pinned_set,
+    python_version,
+)
 from wheelhouse.build.requirements import InputSet
 from wheelhouse.build.resolve import Pin, Resolution
 from wheelhouse.build.settings import IndexOptions
@@ -77,7 +82,6 @@ __all__ = [
     "fetch_resolved",
     "known_metadata",
     "resolve_pinned",
-    "unpinnable",
 ]
 
 logger = logging.getLogger(__name__)
@@ -95,60 +99,7 @@ _ACCEPT = (
 _JSON_TYPES = ("application/vnd.pypi.simple.v1+json",)
 _HTML_TYPES = ("text/html", "application/vnd.pypi.simple.v1+html")
 
-# pip configuration keys that do not change which files a pinned set resolves to (or that
-# this module honours itself); any other key set in pip's configuration means pip must resolve.
-_HARMLESS_CONFIG = frozenset(
-    {
-        "cert",
-        "client-cert",
-        # PIP_CONFIG_FILE itself: the settings in that file are keys of their own.
-        "config-file",
-        "proxy",
-        "timeout",
-        "default-timeout",
-        "retries",
-        "trusted-host",
-        "index-url",
-        "extra-index-url",
-        "find-links",
-        "constraint",
-        "no-index",
-        "pre",
-        "prefer-binary",
-        "no-binary",
-        "only-binary",
-        "require-hashes",
-        "no-input",
-        "disable-pip-version-check",
-        "progress-bar",
-        "verbose",
-        "quiet",
-        "log",
-        "log-file",
-        "cache-dir",
-        "no-cache-dir",
-        "root-user-action",
-        "break-system-packages",
-        "no-color",
-        "exists-action",
-        "upgrade",
-        "upgrade-strategy",
-        "force-reinstall",
-        "ignore-installed",
-        "no-warn-script-location",
-        "no-warn-conflicts",
-        "no-compile",
-        "compile",
-        "no-clean",
-        "use-pep517",
-        "no-build-isolation",
-        "check-build-dependencies",
-        "python",
-    }
-)
 _MAX_REDIRECTS = 10
-# Option lines in requirements files that cannot change a pinned set's files.
-_HARMLESS_FILE_OPTIONS = frozenset({"--pre", "--require-hashes", "--prefer-binary"})
 
 
 @dataclass(frozen=True)
@@ -157,17 +108,6 @@ class PinnedResult:
 
     resolution: Resolution
     fetched: tuple[Fetched, ...]
-
-
-@dataclass(frozen=True)
-class Fallback:
-    """The input is not one this module can resolve exactly as pip would; pip must resolve."""
-
-    reason: str
-
-
-class _Ineligible(Exception):
-    """Raised inside this module; turned into a :class:`Fallback` at the boundary."""
 
 
 def resolve_pinned(
@@ -207,7 +147,7 @@ def resolve_pinned(
             pages=pages,
             guesses=guesses,
         )
-    except _Ineligible as exc:
+    except Ineligible as exc:
         logger.info("resolving with pip: %s", exc)
         return Fallback(str(exc))
     logger.info("resolved %d pins without pip's resolver", len(result.resolution.pins))
@@ -215,16 +155,6 @@ def resolve_pinned(
 
 
 # -- the steps ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Wanted:
-    """One pinned project: the requirement that pins it and the extras asked of it."""
-
-    name: NormalizedName
-    version: Version
-    requirement: Requirement
-    extras: set[str] = field(default_factory=set)
 
 
 def _resolve(
@@ -241,20 +171,9 @@ def _resolve(
     guesses: Guesses | None,
 ) -> PinnedResult:
     environment = target.environment
-    options = _check_options(inputs, pip_config)
-    wanted = _pins(inputs, environment)
-    constraints = _constraints(inputs, pip_config, environment)
-    for name, spec, where in constraints:
-        if name in wanted and not spec.contains(wanted[name].version, prereleases=True):
-            raise _Ineligible(
-                f"{where} {name}{spec} excludes the pin {name}=={wanted[name].version}"
-            )
-    if options.require_hashes:
-        unhashed = sorted(name for name in wanted if not inputs.hashes.get(name))
-        if unhashed:
-            raise _Ineligible(f"--require-hashes is set but {', '.join(unhashed)} has no --hash")
+    options, wanted = pinned_set(inputs, pip_config, environment)
     sources = _sources(index, pip_config)
-    python = _python_version(environment)
+    python = python_version(environment)
     client = _PageClient(pip_config, pool_size=max(jobs, 1), pages=pages)
     chooser = _Chooser(
         tags={tag: i for i, tag in enumerate(target.tags)},
@@ -267,7 +186,7 @@ def _resolve(
         cache, pip_config=pip_config, allowed=inputs.hashes, jobs=jobs, progress=progress
     )
 
-    def choose_and_fetch(item: _Wanted) -> tuple[Fetched, Metadata | None]:
+    def choose_and_fetch(item: Wanted) -> tuple[Fetched, Metadata | None]:
         # One worker takes a project from its index page to its verified file and metadata,
         # so page latency and downloads overlap instead of running as two phases.
         pin = guesses.chosen.get((item.name, item.version)) if guesses is not None else None
@@ -278,7 +197,7 @@ def _resolve(
         try:
             fetched = fetcher.fetch(pin)
         except FetchError as exc:
-            raise _Ineligible(f"cannot fetch the pinned files directly: {exc.message}") from exc
+            raise Ineligible(f"cannot fetch the pinned files directly: {exc.message}") from exc
         known = guesses.read.get(fetched.sha256) if guesses is not None else None
         if known is not None:
             return fetched, known
@@ -297,7 +216,7 @@ def _resolve(
 
 def _checked(
     results: Sequence[tuple[Fetched, Metadata | None]],
-    wanted: Mapping[NormalizedName, _Wanted],
+    wanted: Mapping[NormalizedName, Wanted],
     target: Target,
     python: Version,
     build: BuildSdists | None,
@@ -367,15 +286,15 @@ def fetch_resolved(
                 extras.setdefault(canonicalize_name(req.name), set()).update(
                     canonicalize_name(e) for e in req.extras
                 )
-        wanted: dict[NormalizedName, _Wanted] = {}
+        wanted: dict[NormalizedName, Wanted] = {}
         for pin in pins:
             if pin.sha256 is None:
-                raise _Ineligible(f"the resolver gave no sha256 for {pin.filename}")
+                raise Ineligible(f"the resolver gave no sha256 for {pin.filename}")
             try:
                 version = Version(pin.version)
             except InvalidVersion as exc:
-                raise _Ineligible(f"{pin.filename} has an invalid version") from exc
-            wanted[pin.name] = _Wanted(
+                raise Ineligible(f"{pin.filename} has an invalid version") from exc
+            wanted[pin.name] = Wanted(
                 pin.name,
                 version,
                 Requirement(f"{pin.name}=={pin.version}"),
@@ -400,132 +319,11 @@ def fetch_resolved(
         ordered = sorted(pins, key=lambda p: p.name)
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(ordered)))) as pool:
             results = list(pool.map(fetch_and_read, ordered))
-        result = _checked(results, wanted, target, _python_version(target.environment), build)
-    except _Ineligible as exc:
+        result = _checked(results, wanted, target, python_version(target.environment), build)
+    except Ineligible as exc:
         logger.info("resolving with pip: %s", exc)
         return Fallback(str(exc))
     return result
-
-
-# -- eligibility -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Options:
-    prefer_binary: bool
-    require_hashes: bool
-
-
-def _check_options(inputs: InputSet, pip_config: Mapping[str, str]) -> _Options:
-    for key in sorted(pip_config):
-        if key not in _HARMLESS_CONFIG:
-            raise _Ineligible(f"pip's configuration sets {key!r}, which only pip can honour")
-    found: set[str] = set()
-    for path in inputs.requirements:
-        found |= _file_options(path, constraint=False)
-    for path in inputs.constraints:
-        found |= _file_options(path, constraint=True)
-    return _Options(
-        prefer_binary="--prefer-binary" in found or config_flag(pip_config, "prefer-binary"),
-        require_hashes="--require-hashes" in found or config_flag(pip_config, "require-hashes"),
-    )
-
-
-def _file_options(path: Path, *, constraint: bool) -> set[str]:
-    """The options set by option lines of a requirements file and the files it includes, as
-    pip's parser reads them; an option that may change which files pip picks is ineligible."""
-    try:
-        lines = read_requirement_options(path, constraint=constraint)
-    except RequirementFileError as exc:
-        raise _Ineligible(f"{path}: {exc}") from exc
-    found: set[str] = set()
-    for line in lines:
-        for option in line.options:
-            if option not in _HARMLESS_FILE_OPTIONS:
-                raise _Ineligible(
-                    f"{line.path}:{line.line} sets {option}, which only pip can honour"
-                )
-            found.add(option)
-    return found
-
-
-def _pinned_version(req: Requirement, where: str) -> Version:
-    specs = list(req.specifier)
-    if req.url or len(specs) != 1 or specs[0].operator != "==" or specs[0].version.endswith(".*"):
-        raise _Ineligible(f"{where}: {str(req)!r} is not pinned with == to one version")
-    try:
-        return Version(specs[0].version)
-    except InvalidVersion as exc:
-        raise _Ineligible(f"{where}: {str(req)!r} pins an invalid version") from exc
-
-
-def _pins(inputs: InputSet, environment: Mapping[str, str]) -> dict[NormalizedName, _Wanted]:
-    wanted: dict[NormalizedName, _Wanted] = {}
-    for line in inputs.lines:
-        if line.constraint:
-            continue
-        where = f"{line.path}:{line.line}"
-        try:
-            req = Requirement(line.requirement)
-        except InvalidRequirement as exc:
-            raise _Ineligible(f"{where}: {line.requirement!r} is a path or URL") from exc
-        version = _pinned_version(req, where)
-        if req.marker is not None and not req.marker.evaluate(
-            {**environment, "extra": ""}, context="requirement"
-        ):
-            continue
-        name = canonicalize_name(req.name)
-        extras: set[str] = {canonicalize_name(e) for e in req.extras}
-        if name in wanted:
-            if wanted[name].version != version:
-                raise _Ineligible(
-                    f"{name} is pinned twice, to {wanted[name].version} and {version}"
-                )
-            wanted[name].extras |= extras
-            continue
-        wanted[name] = _Wanted(name, version, req, extras)
-    return wanted
-
-
-def _constraints(
-    inputs: InputSet, pip_config: Mapping[str, str], environment: Mapping[str, str]
-) -> list[tuple[NormalizedName, SpecifierSet, str]]:
-    lines = [line for line in inputs.lines if line.constraint]
-    for value in pip_config.get("constraint", "").split():
-        if "://" in value:
-            raise _Ineligible(f"pip's configuration names constraints by URL ({value!r})")
-        path = Path(os.path.expanduser(value))
-        try:
-            lines += read_requirement_file(path, constraint=True)
-        except (RequirementFileError, OSError) as exc:
-            raise _Ineligible(f"cannot read the constraints file {value!r}: {exc}") from exc
-        found = _file_options(path, constraint=True)
-        if found - {"--pre"}:
-            raise _Ineligible(f"constraints file {value!r} sets {', '.join(sorted(found))}")
-    result = []
-    for line in lines:
-        where = f"constraint {line.path}:{line.line}"
-        try:
-            req = Requirement(line.requirement)
-        except InvalidRequirement as exc:
-            raise _Ineligible(f"{where}: {line.requirement!r} is a path or URL") from exc
-        if req.url:
-            raise _Ineligible(f"{where}: {line.requirement!r} is a URL constraint")
-        if req.marker is not None and not req.marker.evaluate(
-            {**environment, "extra": ""}, context="requirement"
-        ):
-            continue
-        result.append((canonicalize_name(req.name), req.specifier, where))
-    return result
-
-
-def _python_version(environment: Mapping[str, str]) -> Version:
-    full = environment.get("python_full_version", "")
-    try:
-        return Version(full)
-    except InvalidVersion:
-        # A development build ("3.13.0+") is treated as its release, like pip does.
-        return Version(".".join(full.split("+")[0].split(".")[:3]) or environment["python_version"])
 
 
 # -- where pip looks -----------------------------------------------------------------------------
@@ -565,11 +363,11 @@ class _Index(_Source):
         try:
             status, final_url, content_type, body = client.get_page(page)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _Ineligible(f"cannot read {strip_credentials(page)}: {exc}") from exc
+            raise Ineligible(f"cannot read {strip_credentials(page)}: {exc}") from exc
         if status == 404:
             return []
         if status != 200:
-            raise _Ineligible(f"{strip_credentials(page)} answered HTTP {status}")
+            raise Ineligible(f"{strip_credentials(page)} answered HTTP {status}")
         return _parse_page(body, content_type, final_url or page, keep)
 
     @staticmethod
@@ -607,15 +405,15 @@ def _sources(index: IndexOptions, pip_config: Mapping[str, str]) -> list[_Source
     for link in dict.fromkeys(links):
         parts = urlsplit(link)
         if parts.scheme not in ("", "file"):
-            raise _Ineligible(f"find-links {strip_credentials(link)!r} is a URL, which pip reads")
+            raise Ineligible(f"find-links {strip_credentials(link)!r} is a URL, which pip reads")
         path = file_url_path(link) if parts.scheme else Path(link)
         path = Path(os.path.expanduser(path))
         if not path.is_dir():
-            raise _Ineligible(f"find-links {link!r} is not a directory")
+            raise Ineligible(f"find-links {link!r} is not a directory")
         sources.append(_FlatDirectory(path))
     for url in index_urls(index.over(pip_config)):
         if urlsplit(url).scheme not in ("http", "https", "file"):
-            raise _Ineligible(f"index {strip_credentials(url)!r} is not an http(s) URL")
+            raise Ineligible(f"index {strip_credentials(url)!r} is not an http(s) URL")
         sources.append(_Index(url))
     return sources
 
@@ -663,7 +461,7 @@ def _parse_page(body: bytes, content_type: str, url: str, keep: Keep) -> list[_C
         return _parse_json(body, url, keep)
     if kind in _HTML_TYPES:
         return _parse_html(body.decode("utf-8", errors="replace"), url, keep)
-    raise _Ineligible(f"{strip_credentials(url)} answered with {content_type!r}, not an index page")
+    raise Ineligible(f"{strip_credentials(url)} answered with {content_type!r}, not an index page")
 
 
 def _parse_json(body: bytes, url: str, keep: Keep) -> list[_Candidate]:
@@ -681,7 +479,7 @@ def _parse_json(body: bytes, url: str, keep: Keep) -> list[_Candidate]:
             for item in files
         ]
     except (ValueError, KeyError, TypeError) as exc:
-        raise _Ineligible(f"{strip_credentials(url)} is not a valid PEP 691 page: {exc}") from exc
+        raise Ineligible(f"{strip_credentials(url)} is not a valid PEP 691 page: {exc}") from exc
 
 
 def _candidate(
@@ -773,7 +571,7 @@ class _PageClient(HttpClient):
         if kept is not None:
             return kept.status, kept.url, kept.content_type, kept.body
         if self._kept_only:
-            raise _Ineligible(f"{strip_credentials(url)} was not read")
+            raise Ineligible(f"{strip_credentials(url)} was not read")
         accept = _ACCEPT_SMALL
         for _ in range(_MAX_REDIRECTS):
             headers = urllib3.make_headers(accept_encoding=True)
@@ -797,7 +595,7 @@ class _PageClient(HttpClient):
                 accept = _ACCEPT
                 continue
             return response.status, url, response.headers.get("Content-Type", ""), response.data
-        raise _Ineligible(f"too many redirects from {strip_credentials(url)}")
+        raise Ineligible(f"too many redirects from {strip_credentials(url)}")
 
 
 # -- which file pip picks ----------------------------------------------------------------------
@@ -811,7 +609,7 @@ class _Chooser:
     formats: FormatControl = field(default_factory=FormatControl)
 
     def choose(
-        self, item: _Wanted, candidates: Sequence[_Candidate], hashes: frozenset[Sha256]
+        self, item: Wanted, candidates: Sequence[_Candidate], hashes: frozenset[Sha256]
     ) -> Pin:
         """The file pip would install ``item`` from, following pip's CandidateEvaluator."""
         spec = SpecifierSet(f"=={item.version}")
@@ -824,7 +622,7 @@ class _Chooser:
             # pip drops files whose hash is known and not among the pinned ones.
             applicable = [a for a in applicable if a[1].sha256 is None or a[1].sha256 in hashes]
         if not applicable:
-            raise _Ineligible(
+            raise Ineligible(
                 f"no file of {item.name}=={item.version} fits this target on the indexes"
             )
         all_yanked = all(c.yanked for _, c, _ in applicable)
@@ -844,7 +642,7 @@ class _Chooser:
                 "%s==%s: the chosen file %s is yanked", item.name, item.version, chosen.filename
             )
         if chosen.sha256 is None:
-            raise _Ineligible(f"the index gives no sha256 for {chosen.filename}")
+            raise Ineligible(f"the index gives no sha256 for {chosen.filename}")
         return Pin(
             name=item.name,
             version=str(item.version),
@@ -906,7 +704,7 @@ class Metadata:
     requires_python: str | None
 
 
-class _DynamicSdist(_Ineligible):
+class _DynamicSdist(Ineligible):
     """An sdist whose dependencies only a build can tell."""
 
 
@@ -915,9 +713,9 @@ def _read_metadata(item: Fetched) -> Metadata:
     try:
         text = _metadata_text(item.path, item.pin)
     except (OSError, zipfile.BadZipFile, tarfile.TarError, UnicodeDecodeError) as exc:
-        raise _Ineligible(f"cannot read the metadata of {filename}: {exc}") from exc
+        raise Ineligible(f"cannot read the metadata of {filename}: {exc}") from exc
     if text is None:
-        raise _Ineligible(f"{filename} holds no metadata file")
+        raise Ineligible(f"{filename} holds no metadata file")
     raw, _ = parse_email(text)
     if item.pin.kind == "sdist":
         try:
@@ -937,11 +735,11 @@ def _read_metadata(item: Fetched) -> Metadata:
         or canonicalize_name(name) != item.pin.name
         or Version(version) != Version(item.pin.version)
     ):
-        raise _Ineligible(f"the metadata of {filename} names {name} {version}")
+        raise Ineligible(f"the metadata of {filename} names {name} {version}")
     try:
         requires = tuple(Requirement(r) for r in raw.get("requires_dist", []))
     except InvalidRequirement as exc:
-        raise _Ineligible(f"{filename} has an invalid Requires-Dist: {exc}") from exc
+        raise Ineligible(f"{filename} has an invalid Requires-Dist: {exc}") from exc
     return Metadata(version, requires, raw.get("requires_python"))
 
 
@@ -950,7 +748,7 @@ def known_metadata(item: Fetched) -> Metadata | None:
     say why it is unreadable (or an sdist's dependencies need a build)."""
     try:
         return _read_metadata(item)
-    except _Ineligible:
+    except Ineligible:
         return None
 
 
@@ -983,7 +781,7 @@ def _metadata_text(path: Path, pin: Pin) -> str | None:
 
 
 def _check_complete(
-    wanted: Mapping[NormalizedName, _Wanted],
+    wanted: Mapping[NormalizedName, Wanted],
     metadata: Mapping[NormalizedName, Metadata],
     environment: Mapping[str, str],
     python: Version,
@@ -994,9 +792,9 @@ def _check_complete(
             try:
                 ok = SpecifierSet(meta.requires_python).contains(python, prereleases=True)
             except InvalidSpecifier as exc:
-                raise _Ineligible(f"{name} has an invalid Requires-Python") from exc
+                raise Ineligible(f"{name} has an invalid Requires-Python") from exc
             if not ok:
-                raise _Ineligible(
+                raise Ineligible(
                     f"{name} {meta.version} requires Python {meta.requires_python}, not {python}"
                 )
     extras: dict[NormalizedName, set[str]] = {name: set(w.extras) for name, w in wanted.items()}
@@ -1027,43 +825,20 @@ def _check_dependency(
     version: str,
     extra: str,
     req: Requirement,
-    wanted: Mapping[NormalizedName, _Wanted],
+    wanted: Mapping[NormalizedName, Wanted],
 ) -> None:
     owner = f"{name}[{extra}] {version}" if extra else f"{name} {version}"
     if req.url:
-        raise _Ineligible(f"{owner} requires {req} by URL")
+        raise Ineligible(f"{owner} requires {req} by URL")
     dep = canonicalize_name(req.name)
     shown = f"{req.name}{req.specifier}" if req.specifier else req.name
     if dep not in wanted:
-        raise _Ineligible(f"pins are not complete: {owner} requires {shown}, which is not pinned")
+        raise Ineligible(f"pins are not complete: {owner} requires {shown}, which is not pinned")
     pinned = wanted[dep].version
     if not req.specifier.contains(pinned, prereleases=True):
-        raise _Ineligible(
+        raise Ineligible(
             f"pins are not consistent: {owner} requires {shown}, but {dep} is pinned to {pinned}"
         )
-
-
-def unpinnable(inputs: InputSet, pip_config: Mapping[str, str]) -> str | None:
-    """Why pins made from ``inputs``' resolution could not stand for it here, or None.
-
-    A resolver's answer (``pip download``'s files, ``uv pip compile``'s pins) goes through
-    this module only when ``inputs`` ask for nothing it cannot honour: options that only pip
-    understands (in the files or pip's configuration), editables, paths and URLs.
-    """
-    try:
-        _check_options(inputs, pip_config)
-    except _Ineligible as exc:
-        return str(exc)
-    for line in inputs.lines:
-        where = f"{line.path}:{line.line}"
-        if line.editable:
-            return f"{where} is editable"
-        try:
-            if Requirement(line.requirement).url:
-                return f"{where}: {line.requirement!r} is a URL"
-        except InvalidRequirement:
-            return f"{where}: {line.requirement!r} is a path or URL"
-    return None
 
 
 # -- for lock files ------------------------------------------------------------------------------
@@ -1079,7 +854,7 @@ class IndexFiles:
     ) -> None:
         try:
             self._sources = _sources(index, pip_config)
-        except _Ineligible as exc:
+        except Ineligible as exc:
             raise FetchError(
                 f"cannot look files up on the configured indexes: {exc}",
                 hint="give the indexes as http(s) URLs and find-links as directories",
@@ -1087,7 +862,7 @@ class IndexFiles:
         self._client = _PageClient(pip_config, pool_size=max(jobs, 1))
         self._chooser = _Chooser(
             tags={tag: i for i, tag in enumerate(target.tags)},
-            python=_python_version(target.environment),
+            python=python_version(target.environment),
             prefer_binary=False,
         )
 
@@ -1111,13 +886,13 @@ class IndexFiles:
     ) -> Pin | None:
         """The file pip would install ``name==version`` from among those whose sha256 is in
         ``hashes`` (every file when ``hashes`` is empty), or None when none fits the target."""
-        item = _Wanted(name, Version(version), Requirement(f"{name}=={version}"))
+        item = Wanted(name, Version(version), Requirement(f"{name}=={version}"))
         candidates = self._candidates(name, version, index_url)
         if hashes:
             candidates = [c for c in candidates if c.sha256 in hashes]
         try:
             return self._chooser.choose(item, candidates, hashes)
-        except _Ineligible:
+        except Ineligible:
             return None
 
     def _candidates(
@@ -1131,7 +906,7 @@ class IndexFiles:
         for source in sources:
             try:
                 found += source.candidates(self._client, name, keep)
-            except _Ineligible as exc:
+            except Ineligible as exc:
                 logger.info("looking up %s %s: %s", name, version, exc)
         return found
 
@@ -1170,8 +945,8 @@ class Guesses:
         self.environment = target.environment
         try:
             self._sources = _sources(index, pip_config)
-            constraints = _constraints(inputs, pip_config, self.environment)
-        except _Ineligible as exc:
+            constraints = constraint_specifiers(inputs, pip_config, self.environment)
+        except Ineligible as exc:
             raise Unguessable(str(exc)) from exc
         self._constraints: dict[NormalizedName, SpecifierSet] = {}
         for name, spec, _ in constraints:
@@ -1186,7 +961,7 @@ class Guesses:
         self._hashes = inputs.hashes
         self._chooser = _Chooser(
             tags={tag: i for i, tag in enumerate(target.tags)},
-            python=_python_version(self.environment),
+            python=python_version(self.environment),
             prefer_binary=config_flag(merged, "prefer-binary"),
             formats=format_control(merged),
         )
@@ -1200,7 +975,7 @@ class Guesses:
         cannot tell without a build (an sdist with dynamic dependencies) or is unreadable."""
         try:
             metadata = self.read.get(item.sha256) or _read_metadata(item)
-        except _Ineligible:
+        except Ineligible:
             return None
         self.read[item.sha256] = metadata
         return self._applying(metadata.requires, {"", *extras})
@@ -1250,17 +1025,17 @@ class Guesses:
                 if not c.yanked
             ]
             for version in newest:
-                wanted = _Wanted(name, version, Requirement(f"{name}=={version}"))
+                wanted = Wanted(name, version, Requirement(f"{name}=={version}"))
                 try:
                     pin = self._chooser.choose(wanted, found, self._hashes.get(name, frozenset()))
-                except _Ineligible:
+                except Ineligible:
                     continue
                 # Yanked files were left out above: with one file of the version not yanked,
                 # pip's choice among all of them is among those (PEP 592), as here.
                 self.chosen[(name, version)] = pin
                 return pin
             logger.debug("no guess for %s%s: no file fits", name, specifier)
-        except (_Ineligible, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (Ineligible, urllib3.exceptions.HTTPError, OSError) as exc:
             logger.debug("no guess for %s: %s", name, exc)
         return None
 

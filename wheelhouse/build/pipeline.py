@@ -25,29 +25,16 @@ from packaging.utils import (
 )
 
 from wheelhouse import __version__
-from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base._pip import config_fingerprint, index_urls, pip_config
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target, surely_foreign
-from wheelhouse._base.urls import file_url_path
+from wheelhouse._base.urls import file_url_path, strip_credentials
 from wheelhouse._base.wheels import distribution_of
-from wheelhouse.build._pagetap import PageTap
-from wheelhouse.build._prefetch import AheadOfUv, Prefetcher
+from wheelhouse.build._ahead import AheadOfUv
 from wheelhouse.build.cache import Cache
-from wheelhouse.build.fetch import Fetched, fetch_all
 from wheelhouse.build.inputs import Selection
-from wheelhouse.build.local import build_local_sdists, local_directory
-from wheelhouse.build.locked import resolve_locked
-from wheelhouse.build.pinned import (
-    Fallback,
-    Guesses,
-    PinnedResult,
-    Unguessable,
-    fetch_resolved,
-    resolve_pinned,
-    unpinnable,
-)
+from wheelhouse.build.pins import Fallback, not_pinned, unpinnable
 from wheelhouse.build.requirements import InputSet, read_inputs
 from wheelhouse.build.resolve import (
     Pin,
@@ -81,8 +68,15 @@ from wheelhouse.house.manifest import (
 )
 from wheelhouse.house.pylock import write_pylock
 
+# The modules each step needs are imported by the step: a build that starts a resolver
+# (uv above all, which takes a second) must not first wait on loading the HTTP client and the
+# pinned path (0.1 s); AheadOfUv loads those while uv starts.
 if TYPE_CHECKING:
+    from wheelhouse.build._pagetap import PageTap
+    from wheelhouse.build._prefetch import Prefetcher
     from wheelhouse.build.builder import Built
+    from wheelhouse.build.fetch import Fetched
+    from wheelhouse.build.pinned import PinnedResult
 
 __all__ = ["BuildSummary", "build_wheelhouse"]
 
@@ -280,6 +274,8 @@ def _resolve_and_fetch(
     jobs = _network_jobs(settings)
     label = "" if len(settings.targets) == 1 else f" for {target.name}"
     if inputs.lock is not None:
+        from wheelhouse.build.locked import resolve_locked
+
         report.stage(f"taking the pins of {inputs.lock.path.name}{label}")
         locked = resolve_locked(
             inputs.lock,
@@ -294,19 +290,23 @@ def _resolve_and_fetch(
         return locked.resolution, list(locked.fetched)
     if not settings.refresh:
         report.stage(f"checking the pins{label}")
-        fast = resolve_pinned(
-            inputs,
-            settings.index,
-            config,
-            target,
-            cache,
-            jobs=jobs,
-            build=lambda sdists: [
-                b.path for b in _build(sdists, settings, config, cache, report, fresh)
-            ],
-            progress=lambda pin, n: report.downloaded(pin.filename, n),
-        )
-        if isinstance(fast, PinnedResult):
+        fast: PinnedResult | Fallback | None = not_pinned(inputs, config, target)
+        if fast is None:
+            from wheelhouse.build.pinned import resolve_pinned
+
+            fast = resolve_pinned(
+                inputs,
+                settings.index,
+                config,
+                target,
+                cache,
+                jobs=jobs,
+                build=lambda sdists: [
+                    b.path for b in _build(sdists, settings, config, cache, report, fresh)
+                ],
+                progress=lambda pin, n: report.downloaded(pin.filename, n),
+            )
+        if not isinstance(fast, Fallback):
             return fast.resolution, list(fast.fetched)
         logger.info("not a complete set of pins%s: %s", label, fast.reason)
     if target.is_host:
@@ -322,6 +322,9 @@ def _resolve_and_fetch(
     else:
         report.stage(f"resolving with uv{label}")
         resolution = resolve_foreign(inputs, target, config)
+    from wheelhouse.build.fetch import fetch_all
+    from wheelhouse.build.local import build_local_sdists, local_directory
+
     if any(local_directory(pin) for pin in resolution.pins):
         report.stage(f"building sdists of local projects{label}")
     local = build_local_sdists(resolution.pins, cache, settings.index)
@@ -375,6 +378,8 @@ def _resolve_loose(
         jobs = _network_jobs(settings)
         with AheadOfUv(cache, pip_config=settings.index.over(config), jobs=jobs) as early:
             by_uv = resolve_host_uv(inputs, target, config, on_file=early)
+        from wheelhouse.build.pinned import fetch_resolved  # loaded while uv ran (AheadOfUv)
+
         staged |= early.downloaded
         report.stage(f"fetching {len(by_uv.pins)} files{label}")
         result = fetch_resolved(
@@ -432,6 +437,8 @@ def _resolve_loose(
             # The user's --hash pins still bind the files chosen.
             pinned_inputs = dataclasses.replace(read_inputs((pins,), ()), hashes=inputs.hashes)
             report.stage(f"checking the pins{label}")
+            from wheelhouse.build.pinned import resolve_pinned
+
             result = resolve_pinned(
                 pinned_inputs,
                 settings.index,
@@ -480,6 +487,11 @@ def _page_tap(
     the pins are checked against them instead of reading them again; with one http(s) index,
     a prefetcher downloads through it what pip will most likely ask for next (yielded too).
     For the host (``target``): pip is not shown the wheels it could never install here."""
+    from wheelhouse._base._http import HttpClient
+    from wheelhouse.build._pagetap import PageTap
+    from wheelhouse.build._prefetch import Prefetcher
+    from wheelhouse.build.pinned import Guesses, Unguessable
+
     merged = settings.index.over(config)
     urls = index_urls(merged)
     remote = [u for u in urls if urlsplit(u).scheme in ("http", "https")]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.metadata
 import json
 import logging
 import os
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-import urllib3
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
@@ -31,7 +29,6 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base._pip import (
     PYPI_SIMPLE,
     FormatControl,
@@ -44,6 +41,7 @@ from wheelhouse._base._pip import (
 from wheelhouse._base._subprocess import tail
 from wheelhouse._base._uv import pip_config_as_uv_args, run_uv, uv_env
 from wheelhouse._base.targets import Target
+from wheelhouse._base.urls import strip_credentials
 from wheelhouse._base.wheels import project_of
 from wheelhouse.build.requirements import InputSet
 from wheelhouse.build.settings import IndexOptions
@@ -252,6 +250,8 @@ def uv_version(pip_config: Mapping[str, str]) -> str:
 
 def pip_version() -> str:
     """The version of the pip that resolves for the host (the one installed beside us)."""
+    import importlib.metadata  # here: a build that starts uv need not load it first
+
     try:
         return importlib.metadata.version("pip")
     except importlib.metadata.PackageNotFoundError:
@@ -275,6 +275,11 @@ def _unreachable(
     hold credentials, that we do not): only a host that cannot be looked up or connected to
     is an error. A project's page is asked for, not the index's root: PyPI's takes 0.6 s.
     """
+    # Imported here, after a failure: a build that starts uv does not wait on them.
+    import urllib3
+
+    from wheelhouse._base._http import HttpClient
+
     merged = index.over(pip_config() if config is None else config)
     client = HttpClient(merged)
     for url in [u for u in index_urls(merged) if u.startswith(("http://", "https://"))]:

@@ -9,7 +9,7 @@ from packaging.requirements import Requirement
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from tests.build.test_build import sha256_of
-from wheelhouse.build._prefetch import AheadOfUv
+from wheelhouse.build._ahead import AheadOfUv
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.pinned import Metadata
 
