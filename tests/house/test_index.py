@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import stat
 import sys
 import zipfile
 from html.parser import HTMLParser
@@ -270,6 +272,25 @@ def test_same_manifest_gives_same_bytes_elsewhere(tmp_path: Path, dists: Any) ->
     write_index(second, manifest)
     for name in index_files(manifest):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_a_staged_index_is_the_same_bytes_readable_by_all(tmp_path: Path, dists: Any) -> None:
+    first = tmp_path / "one"
+    manifest = build_wheelhouse(first, dists)
+    staged = tmp_path / "staged"
+    shutil.copytree(first, staged)
+    write_index(first, manifest)
+    umask = os.umask(0o077)  # a strict umask must not hide the index from a web server
+    try:
+        write_index(staged, manifest, staged=True)
+    finally:
+        os.umask(umask)
+    for name in index_files(manifest):
+        assert (staged / name).read_bytes() == (first / name).read_bytes(), name
+        assert stat.S_IMODE((staged / name).stat().st_mode) == 0o644, name
+    # Staged means new: a file that is there already is not overwritten.
+    with pytest.raises(FileExistsError):
+        write_index(staged, manifest, staged=True)
 
 
 def test_index_is_rewritten_when_a_file_changes(house: tuple[Path, Manifest], dists: Any) -> None:

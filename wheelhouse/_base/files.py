@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_writer", "sha256_file", "sha256_stream", "write_atomic"]
+__all__ = ["atomic_writer", "sha256_file", "sha256_stream", "write_atomic", "write_new"]
 
 
 def write_atomic(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o644) -> None:
@@ -21,6 +21,23 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o
     """
     with atomic_writer(path, fsync=fsync, mode=mode) as handle:
         handle.write(data)
+
+
+def write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Create ``path`` (and its parent directories) holding ``data``; fail if it exists.
+
+    For a directory no reader sees until it is complete (a wheelhouse being staged): there a
+    temporary name and a rename protect nobody, and cost a fifth of a millisecond a file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)  # what the umask took away: others read what we publish
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -533,7 +533,7 @@ def _name_version(filename: str) -> tuple[str, str] | None:
 
 def _writers() -> list[Writer]:
     # Every file was just copied from the hash-checked cache: the index need not hash it again.
-    return [write_requirements, partial(write_index, verify=False), _write_pylock]
+    return [write_requirements, partial(write_index, verify=False, staged=True), _write_pylock]
 
 
 def _write_pylock(root: Path, manifest: Manifest) -> None:

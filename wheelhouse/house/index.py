@@ -23,7 +23,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from wheelhouse._base.files import sha256_file, write_atomic
+from wheelhouse._base.files import sha256_file, write_atomic, write_new
 from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.errors import InvalidWheelhouseError, TamperedError
 from wheelhouse.house.manifest import MANIFEST_NAME, FileRecord, Manifest, read_manifest
@@ -92,21 +92,28 @@ def index_directory(directory: Path) -> Manifest:
     return manifest
 
 
-def write_index(root: Path, manifest: Manifest, *, verify: bool = True) -> None:
+def write_index(
+    root: Path, manifest: Manifest, *, verify: bool = True, staged: bool = False
+) -> None:
     """Write the static index of the wheelhouse in ``root`` for the files ``manifest`` lists.
 
     Every page and ``.metadata`` file is written to a temporary name and renamed into place,
     and a file whose content would not change is left untouched, so writing the index twice
     gives byte-identical files (and unchanged mtimes, which keeps HTTP validators stable).
     With ``verify`` (the default) each file's size and sha256 are checked against the manifest
-    first, because the index advertises those hashes to every client.
+    first, because the index advertises those hashes to every client. ``staged`` says that
+    ``root`` is a wheelhouse being staged (``publish``), which no one reads and which holds no
+    index yet: its files are simply created.
     """
     # Metadata files first, then project pages, then the root (render_index's order): a
     # client reading the index while it is rewritten in place never follows a link to a file
     # that is not there yet.
     rendered = render_index(root, manifest, verify=verify)
     for relative, data in rendered.items():
-        write_if_changed(root / relative, data)
+        if staged:
+            write_new(root / relative, data)
+        else:
+            write_if_changed(root / relative, data)
     names = {record.name for record in manifest.files}
     _prune_stale_projects(root / INDEX_DIR, set(names))
     logger.info("wrote the index of %d projects in %s", len(names), root / INDEX_DIR)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ def merge(sources: Sequence[Path], out: Path, *, reporter: Reporter | None = Non
 def _writers() -> list[Writer]:
     # write_index re-hashes the staged copies (verify=True): the sources were verified, but a
     # build publishing into a source between that check and the copy would go unnoticed.
-    return [write_requirements, write_index, _write_pylock]
+    return [write_requirements, partial(write_index, staged=True), _write_pylock]
 
 
 def _write_pylock(root: Path, manifest: Manifest) -> None:
