@@ -1,7 +1,5 @@
 """The typer app, its shared state and options, and the helpers every command uses."""
 
-from __future__ import annotations
-
 import json
 import logging
 import os

@@ -1,7 +1,5 @@
 """Reporters the command line hands to the library: rich on a terminal, plain lines otherwise."""
 
-from __future__ import annotations
-
 import sys
 import threading
 from typing import TextIO

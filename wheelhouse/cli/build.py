@@ -1,7 +1,5 @@
 """`wheelhouse build`: requirements in, a wheelhouse out."""
 
-from __future__ import annotations
-
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -214,7 +212,7 @@ def build(
     _print_summary(summary, verbosity)
 
 
-def _build_json(summary: BuildSummary, seconds: float) -> dict[str, object]:
+def _build_json(summary: "BuildSummary", seconds: float) -> dict[str, object]:
     from wheelhouse.house.export import requirements_filename
 
     manifest = summary.manifest
@@ -242,7 +240,7 @@ def _build_json(summary: BuildSummary, seconds: float) -> dict[str, object]:
     }
 
 
-def _print_summary(summary: BuildSummary, verbosity: int) -> None:
+def _print_summary(summary: "BuildSummary", verbosity: int) -> None:
     if verbosity < 0:
         return
     files = summary.manifest.files

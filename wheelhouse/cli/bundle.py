@@ -1,7 +1,5 @@
 """The commands that carry a wheelhouse across an air gap: pack, unpack, sbom."""
 
-from __future__ import annotations
-
 import tempfile
 from pathlib import Path
 from typing import Annotated, Optional

@@ -1,7 +1,5 @@
 """`wheelhouse cache`: where the cache is, what it holds, and emptying it."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

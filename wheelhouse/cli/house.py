@@ -1,7 +1,5 @@
 """The commands that read or rewrite a wheelhouse: verify, index, export, merge, list."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

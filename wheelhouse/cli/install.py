@@ -1,7 +1,5 @@
 """`wheelhouse install`: an offline, hash-checked install from a wheelhouse."""
 
-from __future__ import annotations
-
 import shlex
 from pathlib import Path
 from typing import Annotated, Optional

@@ -1,8 +1,6 @@
 """`wheelhouse mirror`: the files of an index that chosen targets can install, verified, kept
 up to date incrementally in a static tree that pip, uv and `wheelhouse serve` read."""
 
-from __future__ import annotations
-
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -206,7 +204,7 @@ def mirror(
         raise typer.Exit(ExitCode.PARTIAL)
 
 
-def _summary_json(summary: MirrorSummary) -> dict[str, object]:
+def _summary_json(summary: "MirrorSummary") -> dict[str, object]:
     projects = summary.projects
     data: dict[str, object] = {
         "schema-version": 1,
@@ -245,7 +243,7 @@ def _summary_json(summary: MirrorSummary) -> dict[str, object]:
     return data
 
 
-def _published_json(published: PublishResult | None) -> dict[str, object] | None:
+def _published_json(published: "PublishResult | None") -> dict[str, object] | None:
     if published is None:
         return None  # --dry-run: the store is not touched
     return {
@@ -257,7 +255,7 @@ def _published_json(published: PublishResult | None) -> dict[str, object] | None
     }
 
 
-def _print_summary(summary: MirrorSummary, verbosity: int, *, listing: bool) -> None:
+def _print_summary(summary: "MirrorSummary", verbosity: int, *, listing: bool) -> None:
     for project in summary.failed:
         for error in project.errors or ("failed",):
             typer.echo(f"error: {project.name}: {error}", err=True)

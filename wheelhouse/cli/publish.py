@@ -1,7 +1,5 @@
 """`wheelhouse publish`: a wheelhouse or a mirror uploaded to object storage as a static index."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

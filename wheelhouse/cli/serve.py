@@ -1,7 +1,5 @@
 """`wheelhouse serve`: a wheelhouse's index over HTTP, or a caching proxy of upstream indexes."""
 
-from __future__ import annotations
-
 import hashlib
 import logging
 from pathlib import Path
