@@ -10,10 +10,10 @@ __all__ = ["run"]
 def run() -> None:
     """Start what a command waits on later, then load and run the command line."""
     if _command(sys.argv[1:]) == "build":
-        from wheelhouse._base._pip import read_config_ahead
+        from wheelhouse._base import _pip_ahead
 
         # pip's configuration, read while the command line and the pipeline load.
-        read_config_ahead()
+        _pip_ahead.start(sys.executable)
     from wheelhouse.cli import run as run_cli
 
     run_cli()

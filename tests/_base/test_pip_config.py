@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from wheelhouse._base import _pip
+from wheelhouse._base import _pip, _pip_ahead
 from wheelhouse._base._pip import config_flag, index_urls, pip_config
 
 
@@ -108,15 +109,18 @@ def test_a_reading_started_ahead_is_taken_once_and_only_where_it_started(
     config_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config_file.write_text("[global]\ntimeout = 10\n")
-    _pip.read_config_ahead()
-    _pip._ahead[0][1].result(timeout=60)  # the child has read the file
+    _pip_ahead.start(sys.executable)
+    _pip_ahead._started[0][1].wait(timeout=60)  # the child has read the file
     config_file.write_text("[global]\ntimeout = 20\n")
 
     # The child's answer is taken (it read the file before the change), once.
     assert pip_config()["timeout"] == "10"
     assert pip_config()["timeout"] == "20"
 
-    _pip.read_config_ahead()
+    _pip_ahead.start(sys.executable)
     monkeypatch.setenv("PIP_TIMEOUT", "30")
-    # Started in another environment: read again here.
+    # Started in another environment: read again here, and the child is stopped.
+    child = _pip_ahead._started[0][1]
     assert pip_config()["timeout"] == "30"
+    assert child.returncode is not None
+    assert _pip_ahead._started == []

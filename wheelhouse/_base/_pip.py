@@ -9,18 +9,17 @@ import ast
 import contextlib
 import hashlib
 import io
-import json
 import logging
 import os
 import re
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from wheelhouse._base import _pip_ahead
 from wheelhouse._base._subprocess import Completed, run
 
 __all__ = [
@@ -37,7 +36,6 @@ __all__ = [
     "online_env",
     "pip_command",
     "pip_config",
-    "read_config_ahead",
     "read_requirement_file",
     "read_requirement_options",
     "run_pip",
@@ -244,64 +242,16 @@ def pip_config(command: str = RESOLVING_COMMAND) -> dict[str, str]:
     return {option: value for option, (_, value) in found.items()}
 
 
-# pip's configuration loader in a child interpreter: its ``section.option`` pairs as JSON.
-_READ_CONFIG = (
-    "import json\n"
-    "from pip._internal.configuration import Configuration\n"
-    "configuration = Configuration(isolated=False)\n"
-    "configuration.load()\n"
-    "print(json.dumps([[k, v] for _, values in configuration.items() for k, v in values.items()]))"
-)
-_ahead_lock = threading.Lock()
-# At most one reading under way: the environment and directory it started in, and its answer.
-_ahead: list[tuple[tuple[str, tuple[tuple[str, str], ...]], Future[list[tuple[str, object]]]]] = []
-
-
-def read_config_ahead() -> None:
-    """Start reading pip's configuration in a child interpreter, for ``pip_config()`` to take.
-
-    Importing pip's loader costs 0.1-0.15 s; the child spends that beside the caller, which
-    goes on loading what it needs, instead of before it. ``pip_config()`` takes the answer
-    only if the environment and the current directory are still the ones it started with.
-    """
-    future: Future[list[tuple[str, object]]] = Future()
-    with _ahead_lock:
-        _ahead[:] = [(_config_context(), future)]
-
-    def read() -> None:
-        try:
-            result = run([sys.executable, "-P", "-c", _READ_CONFIG], env=os.environ)
-            items = json.loads(result.stdout) if result.ok else None
-        except (OSError, ValueError):
-            items = None
-        if isinstance(items, list) and all(
-            isinstance(i, list) and len(i) == 2 and isinstance(i[0], str) for i in items
-        ):
-            future.set_result([(key, value) for key, value in items])
-        else:
-            future.set_exception(ValueError("no answer from the child"))
-
-    threading.Thread(target=read, name="pip configuration", daemon=True).start()
-
-
-def _config_context() -> tuple[str, tuple[tuple[str, str], ...]]:
-    return os.getcwd(), tuple(sorted(os.environ.items()))
-
-
 def _config_items() -> list[tuple[str, object]]:
     """``section.option`` pairs in pip's load order, read by pip's own configuration loader.
 
     In-process it costs a fraction of running ``pip config list`` (0.15 s), which would sit
-    at the start of every build; the subprocess remains the fallback. A reading started by
-    ``read_config_ahead()`` in the same context is taken instead, once.
+    at the start of every build; the subprocess remains the fallback. What a child started
+    with the command read (``_pip_ahead``) is taken instead, once, when it can stand.
     """
-    with _ahead_lock:
-        ahead = _ahead.pop() if _ahead else None
-    if ahead is not None and ahead[0] == _config_context():
-        try:
-            return ahead[1].result()
-        except ValueError:
-            logger.debug("reading pip's configuration in a child failed", exc_info=True)
+    ahead = _pip_ahead.take()
+    if ahead is not None:
+        return ahead
     try:
         from pip._internal.configuration import Configuration
 
