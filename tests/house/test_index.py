@@ -263,11 +263,17 @@ def test_writing_twice_changes_nothing(house: tuple[Path, Manifest]) -> None:
     assert not [p for p in root.rglob(".*")], "a temporary file was left behind"
 
 
-def test_same_manifest_gives_same_bytes_elsewhere(tmp_path: Path, dists: Any) -> None:
+def two_copies(tmp_path: Path, dists: Any) -> tuple[Path, Path, Manifest]:
+    """A wheelhouse without its index, and a copy of it elsewhere."""
     first = tmp_path / "one"
     manifest = build_wheelhouse(first, dists)
     second = tmp_path / "two"
     shutil.copytree(first, second)
+    return first, second, manifest
+
+
+def test_same_manifest_gives_same_bytes_elsewhere(tmp_path: Path, dists: Any) -> None:
+    first, second, manifest = two_copies(tmp_path, dists)
     write_index(first, manifest)
     write_index(second, manifest)
     for name in index_files(manifest):
@@ -275,10 +281,7 @@ def test_same_manifest_gives_same_bytes_elsewhere(tmp_path: Path, dists: Any) ->
 
 
 def test_a_staged_index_is_the_same_bytes_readable_by_all(tmp_path: Path, dists: Any) -> None:
-    first = tmp_path / "one"
-    manifest = build_wheelhouse(first, dists)
-    staged = tmp_path / "staged"
-    shutil.copytree(first, staged)
+    first, staged, manifest = two_copies(tmp_path, dists)
     write_index(first, manifest)
     umask = os.umask(0o077)  # a strict umask must not hide the index from a web server
     try:
