@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -68,14 +69,36 @@ def metadata_member(members: Iterable[str], name: NormalizedName, version: Versi
     return None
 
 
-def read_wheel_metadata(path: Path, name: NormalizedName, version: Version) -> bytes | None:
+def read_wheel_metadata(
+    path: Path, name: NormalizedName, version: Version, *, sha256: str | None = None
+) -> bytes | None:
     """The METADATA of the wheel at ``path``, byte for byte, or None if it has none.
 
+    Given the file's ``sha256`` (checked by the caller), the answer is remembered by it: the
+    same bytes hold the same METADATA, and a build reads each wheel's twice (to check the
+    pins, then for the index), where opening a zip means parsing its whole directory.
     Raises ``OSError`` or ``zipfile.BadZipFile`` for a file that is not a readable zip: callers
     word that for their own context.
     """
+    if sha256 is not None:
+        with _REMEMBERED_LOCK:
+            known = _REMEMBERED.get((sha256, name, version))
+        if known is not None:
+            return known
     with path.open("rb") as stream:
-        return read_wheel_metadata_from(stream, name, version)
+        metadata = read_wheel_metadata_from(stream, name, version)
+    if sha256 is not None and metadata is not None:
+        with _REMEMBERED_LOCK:
+            _REMEMBERED[(sha256, name, version)] = metadata
+            while len(_REMEMBERED) > _REMEMBER_AT_MOST:
+                del _REMEMBERED[next(iter(_REMEMBERED))]
+    return metadata
+
+
+# METADATA read from files of a known sha256, oldest first; bounded for long-lived servers.
+_REMEMBER_AT_MOST = 4096
+_REMEMBERED: dict[tuple[str, NormalizedName, Version], bytes] = {}
+_REMEMBERED_LOCK = threading.Lock()
 
 
 def read_wheel_metadata_from(

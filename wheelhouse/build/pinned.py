@@ -711,7 +711,7 @@ class _DynamicSdist(Ineligible):
 def _read_metadata(item: Fetched) -> Metadata:
     filename = item.pin.filename
     try:
-        text = _metadata_text(item.path, item.pin)
+        text = _metadata_text(item.path, item.pin, item.sha256)
     except (OSError, zipfile.BadZipFile, tarfile.TarError, UnicodeDecodeError) as exc:
         raise Ineligible(f"cannot read the metadata of {filename}: {exc}") from exc
     if text is None:
@@ -760,9 +760,9 @@ def _read_built_metadata(sdist: Fetched, wheel: Path) -> Metadata:
     return _read_metadata(built)
 
 
-def _metadata_text(path: Path, pin: Pin) -> str | None:
+def _metadata_text(path: Path, pin: Pin, sha256: Sha256) -> str | None:
     if pin.kind == "wheel":
-        metadata = read_wheel_metadata(path, pin.name, Version(pin.version))
+        metadata = read_wheel_metadata(path, pin.name, Version(pin.version), sha256=sha256)
         return None if metadata is None else metadata.decode("utf-8")
     if path.name.endswith(".zip"):
         with zipfile.ZipFile(path) as archive:

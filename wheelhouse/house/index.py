@@ -192,7 +192,7 @@ def _wheel_metadata(path: Path, record: FileRecord) -> bytes:
             f"{record.filename!r} is not a valid wheel name: {exc}"
         ) from exc
     try:
-        metadata = read_wheel_metadata(path, name, version)
+        metadata = read_wheel_metadata(path, name, version, sha256=record.sha256)
     except (OSError, zipfile.BadZipFile) as exc:
         raise InvalidWheelhouseError(
             f"cannot read the wheel {str(path)!r}: {exc}",
