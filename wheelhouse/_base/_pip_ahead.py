@@ -22,6 +22,9 @@ _READ = (
     "print(json.dumps([[k, v] for _, values in configuration.items() for k, v in values.items()]))"
 )
 
+# It takes a quarter of a second; past this, something is wrong and we read in-process.
+_WAIT_SECONDS = 30.0
+
 _Context = tuple[str, tuple[tuple[str, str], ...]]
 # At most one child: the directory and environment it started in, and the child.
 _started: list[tuple[_Context, subprocess.Popen[str]]] = []
@@ -58,7 +61,12 @@ def take() -> list[tuple[str, object]] | None:
         _forget()
         return None
     _started.clear()
-    stdout, _ = child.communicate()
+    try:
+        stdout, _ = child.communicate(timeout=_WAIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        return None
     import json  # here: see start()
 
     try:
