@@ -6,11 +6,19 @@ import contextlib
 import hashlib
 import io
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_writer", "sha256_file", "sha256_stream", "write_atomic", "write_new"]
+__all__ = [
+    "atomic_writer",
+    "commit_soon",
+    "sha256_file",
+    "sha256_stream",
+    "write_atomic",
+    "write_new",
+]
 
 
 def write_atomic(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o644) -> None:
@@ -21,6 +29,26 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = False, mode: int = 0o
     """
     with atomic_writer(path, fsync=fsync, mode=mode) as handle:
         handle.write(data)
+
+
+def commit_soon(directory: Path) -> None:
+    """Start making what was written in ``directory`` durable, in a background thread.
+
+    An fsync waits for its file system's journal to commit every change since the last
+    commit: after a build's downloads, 0.04-0.05 s here, which the manifest's fsync paid at
+    the very end. Started as soon as the downloads are done, that commit runs while the files
+    are checked and copied. Nothing waits for it, and a failure changes nothing.
+    """
+
+    def commit() -> None:
+        with contextlib.suppress(OSError):
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    threading.Thread(target=commit, name="commit soon", daemon=True).start()
 
 
 def write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:

@@ -26,7 +26,7 @@ from packaging.utils import (
 
 from wheelhouse import __version__
 from wheelhouse._base._pip import config_fingerprint, index_urls, pip_config
-from wheelhouse._base.files import sha256_file
+from wheelhouse._base.files import commit_soon, sha256_file
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target, surely_foreign
 from wheelhouse._base.urls import file_url_path, strip_credentials
@@ -378,6 +378,9 @@ def _resolve_loose(
         jobs = _network_jobs(settings)
         with AheadOfUv(cache, pip_config=settings.index.over(config), jobs=jobs) as early:
             by_uv = resolve_host_uv(inputs, target, config, on_file=early)
+        # What was downloaded while uv ran (the cache's scratch directory saw every file)
+        # reaches the disk while the files are checked, not at the manifest's fsync.
+        commit_soon(cache.tmp)
         from wheelhouse.build.pinned import fetch_resolved  # loaded while uv ran (AheadOfUv)
 
         staged |= early.downloaded
