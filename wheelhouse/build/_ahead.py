@@ -40,10 +40,10 @@ class AheadOfUv:
     def __init__(self, cache: Cache, *, pip_config: Mapping[str, str], jobs: int) -> None:
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ahead-of-uv")
         # The pool's first job loads the downloader and the metadata reader (urllib3, TLS,
-        # the pinned path's modules: 0.1 s) while uv starts, instead of before it does.
+        # the pinned path's modules: 0.1 s) and lists the cache, while uv starts, instead of
+        # before it does.
         self._loaded = self._pool.submit(_load, cache, pip_config, jobs)
-        files = cache.root / "files"
-        self._seen = {p.name for p in files.glob("*/*/*")} if files.is_dir() else set()
+        self._seen: set[str] = set()  # file names asked for, once each
         self._lock = threading.Lock()
         # What was downloaded (not found in the cache), by sha256.
         self.downloaded: set[Sha256] = set()
@@ -69,7 +69,9 @@ class AheadOfUv:
 
     def _fetch(self, pin: Pin) -> None:
         try:
-            fetcher, known_metadata = self._loaded.result()
+            fetcher, known_metadata, cached = self._loaded.result()
+            if pin.filename in cached:
+                return
             fetched = fetcher.fetch(pin)
             metadata = known_metadata(fetched)
             with self._lock:
@@ -82,12 +84,16 @@ class AheadOfUv:
 
 def _load(
     cache: Cache, pip_config: Mapping[str, str], jobs: int
-) -> tuple[Fetcher, Callable[[Fetched], Metadata | None]]:
+) -> tuple[Fetcher, Callable[[Fetched], Metadata | None], frozenset[str]]:
+    """The fetcher, the metadata reader, and the names of the files the cache holds."""
     # Imported here: see AheadOfUv.__init__.
     from wheelhouse.build.fetch import Fetcher
     from wheelhouse.build.pinned import known_metadata
 
-    return Fetcher(cache, pip_config=pip_config, allowed={}, jobs=jobs), known_metadata
+    files = cache.root / "files"
+    cached = frozenset(p.name for p in files.glob("*/*/*")) if files.is_dir() else frozenset()
+    fetcher = Fetcher(cache, pip_config=pip_config, allowed={}, jobs=jobs)
+    return fetcher, known_metadata, cached
 
 
 def _unverified_pin(url: str, filename: str) -> Pin | None:
