@@ -57,6 +57,7 @@ from wheelhouse.build.fetch import Fetched, Fetcher, Progress
 from wheelhouse.build.pins import (
     Fallback,
     Ineligible,
+    PinSet,
     Wanted,
     constraint_specifiers,
     pinned_set,
@@ -122,6 +123,7 @@ def resolve_pinned(
     progress: Progress | None = None,
     pages: Mapping[str, Page] | None = None,
     guesses: Guesses | None = None,
+    pins: PinSet | None = None,
 ) -> PinnedResult | Fallback:
     """Resolve a fully pinned ``inputs`` without pip, or say why pip must resolve it.
 
@@ -132,7 +134,8 @@ def resolve_pinned(
     metadata then stands in; without it such an sdist sends the input to pip.
     ``pages`` are index pages already read (by the index URL asked, without credentials), which
     are not asked again. ``guesses`` made from those pages (with the same inputs, options and
-    target) answer for the files and metadata they already chose and read.
+    target) answer for the files and metadata they already chose and read. ``pins`` is
+    ``pins.pin_set()``'s answer for the same input, when the caller has it.
     """
     try:
         result = _resolve(
@@ -146,6 +149,7 @@ def resolve_pinned(
             progress=progress,
             pages=pages,
             guesses=guesses,
+            pins=pins,
         )
     except Ineligible as exc:
         logger.info("resolving with pip: %s", exc)
@@ -169,9 +173,11 @@ def _resolve(
     progress: Progress | None,
     pages: Mapping[str, Page] | None,
     guesses: Guesses | None,
+    pins: PinSet | None,
 ) -> PinnedResult:
     environment = target.environment
-    options, wanted = pinned_set(inputs, pip_config, environment)
+    found = pins if pins is not None else pinned_set(inputs, pip_config, environment)
+    options, wanted = found.options, found.wanted
     sources = _sources(index, pip_config)
     python = python_version(environment)
     client = _PageClient(pip_config, pool_size=max(jobs, 1), pages=pages)

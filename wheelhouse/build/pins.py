@@ -30,10 +30,11 @@ __all__ = [
     "Fallback",
     "Ineligible",
     "Options",
+    "PinSet",
     "Wanted",
     "check_options",
     "constraint_specifiers",
-    "not_pinned",
+    "pin_set",
     "pinned_set",
     "python_version",
     "unpinnable",
@@ -264,9 +265,17 @@ def unpinnable(inputs: InputSet, pip_config: Mapping[str, str]) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class PinSet:
+    """A complete, consistent set of ``==`` pins for one environment, and its options."""
+
+    options: Options
+    wanted: dict[NormalizedName, Wanted]
+
+
 def pinned_set(
     inputs: InputSet, pip_config: Mapping[str, str], environment: Mapping[str, str]
-) -> tuple[Options, dict[NormalizedName, Wanted]]:
+) -> PinSet:
     """The options and the pins of ``inputs`` for ``environment``; raises :class:`Ineligible`
     unless they are a complete, consistent set of ``==`` pins that constraints allow."""
     options = check_options(inputs, pip_config)
@@ -280,14 +289,13 @@ def pinned_set(
         unhashed = sorted(name for name in wanted if not inputs.hashes.get(name))
         if unhashed:
             raise Ineligible(f"--require-hashes is set but {', '.join(unhashed)} has no --hash")
-    return options, wanted
+    return PinSet(options, wanted)
 
 
-def not_pinned(inputs: InputSet, pip_config: Mapping[str, str], target: Target) -> Fallback | None:
-    """Why ``inputs`` need a resolver for ``target``, or None when they are a set of pins."""
+def pin_set(inputs: InputSet, pip_config: Mapping[str, str], target: Target) -> PinSet | Fallback:
+    """The set of pins ``inputs`` are for ``target``, or why they need a resolver."""
     try:
-        pinned_set(inputs, pip_config, target.environment)
+        return pinned_set(inputs, pip_config, target.environment)
     except Ineligible as exc:
         logger.info("resolving with pip: %s", exc)
         return Fallback(str(exc))
-    return None

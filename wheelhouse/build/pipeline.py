@@ -34,7 +34,7 @@ from wheelhouse._base.wheels import distribution_of
 from wheelhouse.build._ahead import AheadOfUv
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.inputs import Selection
-from wheelhouse.build.pins import Fallback, not_pinned, unpinnable
+from wheelhouse.build.pins import Fallback, PinSet, pin_set, unpinnable
 from wheelhouse.build.requirements import InputSet, read_inputs
 from wheelhouse.build.resolve import (
     Pin,
@@ -290,8 +290,8 @@ def _resolve_and_fetch(
         return locked.resolution, list(locked.fetched)
     if not settings.refresh:
         report.stage(f"checking the pins{label}")
-        fast: PinnedResult | Fallback | None = not_pinned(inputs, config, target)
-        if fast is None:
+        fast: PinSet | PinnedResult | Fallback = pin_set(inputs, config, target)
+        if isinstance(fast, PinSet):
             from wheelhouse.build.pinned import resolve_pinned
 
             fast = resolve_pinned(
@@ -305,6 +305,7 @@ def _resolve_and_fetch(
                     b.path for b in _build(sdists, settings, config, cache, report, fresh)
                 ],
                 progress=lambda pin, n: report.downloaded(pin.filename, n),
+                pins=fast,
             )
         if not isinstance(fast, Fallback):
             return fast.resolution, list(fast.fetched)
