@@ -372,11 +372,11 @@ def _resolve_loose(
     def progress(pin: Pin, n: int) -> None:
         report.downloaded(pin.filename, n)
 
+    jobs = _network_jobs(settings)
     staged: set[Sha256] = set()
     result: PinnedResult | Fallback
     if settings.resolver == "uv":
         report.stage(f"resolving with uv {uv_version(config)}{label}")
-        jobs = _network_jobs(settings)
         with AheadOfUv(cache, pip_config=settings.index.over(config), jobs=jobs) as early:
             by_uv = resolve_host_uv(inputs, target, config, on_file=early)
         # What was downloaded while uv ran (the cache's scratch directory saw every file)
@@ -392,7 +392,7 @@ def _resolve_loose(
             config,
             target,
             cache,
-            jobs=_network_jobs(settings),
+            jobs=jobs,
             build=build,
             progress=progress,
             read=early.read,
@@ -449,7 +449,7 @@ def _resolve_loose(
                 config,
                 target,
                 cache,
-                jobs=_network_jobs(settings),
+                jobs=jobs,
                 build=build,
                 progress=progress,
                 pages=pages,
