@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 from wheelhouse._base._uv import pip_config_as_uv_args, pip_config_as_uv_toml, uv_env
 
@@ -19,13 +20,11 @@ CONFIG = {
 }
 
 
-def test_uv_toml_carries_the_index_and_format_settings() -> None:
+def test_uv_toml_carries_the_format_settings_and_no_url() -> None:
+    # The index URLs may hold credentials, which no file gets: uv_env passes them.
     assert tomllib.loads(pip_config_as_uv_toml(CONFIG)) == {
         "pip": {
             "index-strategy": "unsafe-best-match",
-            "index-url": "https://mirror.example/simple",
-            "extra-index-url": ["file:///opt/a", "file:///opt/b"],
-            "find-links": ["/srv/wheels"],
             "prerelease": "allow",
             "no-binary": [":all:"],
             "only-binary": ["numpy"],
@@ -41,12 +40,38 @@ def test_uv_flags_carry_the_format_control() -> None:
     assert args[-4:] == ["--no-binary", ":all:", "--only-binary", "numpy"]
 
 
+def test_uv_flags_name_no_index_and_no_find_links() -> None:
+    """Every local user reads a command line: the URLs, which may carry a password, are
+    passed in uv's environment (uv_env)."""
+    secret = {
+        "index-url": "https://u:pw@mirror.example/simple",
+        "extra-index-url": "https://u:pw@extra.example/simple",
+        "find-links": "https://u:pw@links.example/",
+    }
+    args = pip_config_as_uv_args(secret)
+    assert args == ["--index-strategy", "unsafe-best-match"]
+    env = uv_env(secret, {})
+    assert env["UV_INDEX_URL"] == "https://u:pw@mirror.example/simple"
+    assert env["UV_EXTRA_INDEX_URL"] == "https://u:pw@extra.example/simple"
+    assert env["UV_FIND_LINKS"] == "https://u:pw@links.example/"
+
+
+def test_find_links_with_a_comma_survive_uvs_comma_separated_variable(tmp_path: Path) -> None:
+    odd = tmp_path / "a,b"
+    config = {"find-links": f"{odd} http://h/x,y/ /srv/plain"}
+    assert uv_env(config, {})["UV_FIND_LINKS"] == (f"{odd.as_uri()},http://h/x%2Cy/,/srv/plain")
+    assert "," not in odd.as_uri()
+
+
 def test_uv_env_takes_pips_cert_proxy_and_trusted_hosts() -> None:
     env = uv_env(CONFIG, {"PATH": "/bin", "UV_INDEX_URL": "http://elsewhere/"})
     assert env == {
         "PATH": "/bin",
         "UV_NO_CONFIG": "1",
         "UV_PYTHON_DOWNLOADS": "never",
+        "UV_INDEX_URL": "https://mirror.example/simple",
+        "UV_EXTRA_INDEX_URL": "file:///opt/a file:///opt/b",
+        "UV_FIND_LINKS": "/srv/wheels",
         "SSL_CERT_FILE": "/etc/ca.pem",
         "HTTP_PROXY": "http://proxy.example:3128",
         "HTTPS_PROXY": "http://proxy.example:3128",

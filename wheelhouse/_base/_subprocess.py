@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import subprocess
 import threading
@@ -11,9 +12,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Completed", "run", "tail"]
+__all__ = ["Completed", "masked", "run", "tail"]
 
 logger = logging.getLogger(__name__)
+
+# The user-information part of any URL in a text ("scheme://user:password@"): up to the last
+# "@" before the host's end, as urllib.parse splits a netloc.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+
+
+def masked(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced by ``***``: for an argument
+    in any form (``URL``, ``--index-url=URL``, ``name @ URL``) or a whole command line."""
+    return _USERINFO.sub(r"\g<scheme>***@", text)
 
 
 @dataclass(frozen=True)
@@ -47,7 +58,9 @@ def run(
     line of the command's standard error as it comes (without ``timeout`` or ``abort``).
     """
     argv = tuple(str(a) for a in args)
-    logger.info("running: %s", shlex.join(argv))
+    # The command line, never the environment (where credentials are passed), and no URL's
+    # credentials (a user's own --index-url, say).
+    logger.info("running: %s", masked(shlex.join(argv)))
     if on_stderr is not None:
         return _run_watched(argv, env, cwd, on_stderr)
     with _popen(argv, env, cwd) as proc:

@@ -1,4 +1,8 @@
-"""The single fence around uv: finding it, and running it with pip's configuration, not uv's."""
+"""The single fence around uv: finding it, and running it with pip's configuration, not uv's.
+
+Index URLs and find-links reach uv through its environment, never its command line: they may
+carry ``user:password``, and every local user reads a process's arguments (``ps``).
+"""
 
 from __future__ import annotations
 
@@ -37,10 +41,12 @@ def find_uv(purpose: str = "uv is needed here", hint: str = _UV_HINT) -> Path:
 
 
 def uv_env(pip_config: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """uv's environment: no ``UV_*`` settings of its own, pip's certificate bundle."""
+    """uv's environment: no ``UV_*`` settings of its own; pip's indexes, find-links,
+    certificate bundle, proxy and trusted hosts."""
     source = os.environ if base is None else base
     env = {k: v for k, v in source.items() if not k.startswith("UV_")}
     env["UV_NO_CONFIG"] = "1"
+    env.update(_uv_locations(pip_config))
     env["UV_PYTHON_DOWNLOADS"] = "never"
     cert = pip_config.get("cert")
     if cert:
@@ -55,17 +61,36 @@ def uv_env(pip_config: Mapping[str, str], base: Mapping[str, str] | None = None)
     return env
 
 
+def _uv_locations(pip_config: Mapping[str, str]) -> dict[str, str]:
+    """pip's index URLs and find-links as uv's variables (which it reads as its flags)."""
+    env: dict[str, str] = {}
+    if pip_config.get("index-url"):
+        env["UV_INDEX_URL"] = pip_config["index-url"]
+    extra = pip_config.get("extra-index-url", "").split()
+    if extra:
+        env["UV_EXTRA_INDEX_URL"] = " ".join(extra)  # uv splits it at spaces, as pip does
+    links = pip_config.get("find-links", "").split()
+    if links:
+        env["UV_FIND_LINKS"] = ",".join(_without_commas(link) for link in links)
+    return env
+
+
+def _without_commas(link: str) -> str:
+    """A find-links entry that survives ``UV_FIND_LINKS``'s commas: a URL's commas
+    percent-encoded, a directory with a comma as its ``file:`` URL (which encodes it)."""
+    if "," not in link:
+        return link
+    if "://" in link:
+        return link.replace(",", "%2C")
+    return Path(link).absolute().as_uri()
+
+
 def pip_config_as_uv_args(pip_config: Mapping[str, str]) -> list[str]:
-    """pip's index settings as uv flags, so uv looks where pip would."""
+    """pip's resolution settings as uv flags, so uv chooses as pip would; where to look
+    (indexes, find-links) is in ``uv_env``."""
     # pip considers every index's files together; uv's default stops at the first index that
     # knows a project, which would make it choose differently from pip.
     args: list[str] = ["--index-strategy", "unsafe-best-match"]
-    if pip_config.get("index-url"):
-        args += ["--index-url", pip_config["index-url"]]
-    for url in pip_config.get("extra-index-url", "").split():
-        args += ["--extra-index-url", url]
-    for link in pip_config.get("find-links", "").split():
-        args += ["--find-links", link]
     for constraint in pip_config.get("constraint", "").split():
         args += ["--constraint", constraint]
     if config_flag(pip_config, "pre"):
@@ -76,16 +101,12 @@ def pip_config_as_uv_args(pip_config: Mapping[str, str]) -> list[str]:
 
 
 def pip_config_as_uv_toml(pip_config: Mapping[str, str]) -> str:
-    """pip's index and format settings as a ``uv.toml`` (its ``[pip]`` table), for
-    uv runs whose command line is not ours: pypa/build's isolated environments."""
+    """pip's format settings as a ``uv.toml`` (its ``[pip]`` table), for uv runs whose
+    command line is not ours: pypa/build's isolated environments. The index URLs, which may
+    hold credentials, are not in it (no file gets them): ``uv_env`` passes them."""
     import tomli_w
 
     table: dict[str, object] = {"index-strategy": "unsafe-best-match"}
-    if pip_config.get("index-url"):
-        table["index-url"] = pip_config["index-url"]
-    for key in ("extra-index-url", "find-links"):
-        if pip_config.get(key, "").split():
-            table[key] = pip_config[key].split()
     if config_flag(pip_config, "no-index"):
         table["no-index"] = True
     if config_flag(pip_config, "pre"):
