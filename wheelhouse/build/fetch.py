@@ -174,7 +174,10 @@ class _Fetcher:
         """Let pip fetch what our client could not: pip may know an authentication (keyring)
         or a trust store that we do not. The file is hash-checked here all the same."""
         logger.warning("fetching %s directly failed (%s); asking pip", pin.filename, why)
-        url = pin.url.split("#", 1)[0] + (f"#sha256={pin.sha256}" if pin.sha256 else "")
+        # Without credentials: every local user reads pip's command line. pip finds them where
+        # its configuration gives them (an index URL of the same host), as for any download.
+        url = strip_credentials(pin.url.split("#", 1)[0])
+        url += f"#sha256={pin.sha256}" if pin.sha256 else ""
         work = self.cache.new_tmp_dir("pip-download-")
         try:
             args = ["download", "--no-deps", "--progress-bar", "off", "--dest", str(work), url]
