@@ -12,8 +12,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ from wheelhouse.house.bundle import (
     unpack,
 )
 from wheelhouse.house.directory import scratch_beside
-from wheelhouse.house.manifest import read_manifest
+from wheelhouse.house.manifest import Manifest, read_manifest
 
 HOST = "host"
 
@@ -615,6 +616,77 @@ def test_update_onto_a_base_with_a_damaged_kept_file_is_refused(
     with pytest.raises(TamperedError, match="with the wheelhouse it updates does not verify"):
         unpack(update, house)
     assert tree(house) == before
+
+
+def reforged(bundle: Path, output: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """``bundle`` with its manifest edited by ``edit``, and bundle.json and SHA256SUMS made
+    to match: a hostile bundle that every checksum vouches for."""
+    with tarfile.open(bundle) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar}  # type: ignore[union-attr]
+    manifest = json.loads(members["wheelhouse/wheelhouse.json"])
+    edit(manifest)
+    data = Manifest.from_json(json.dumps(manifest)).to_json().encode("utf-8")
+    members["wheelhouse/wheelhouse.json"] = data
+    info = json.loads(members[INFO_NAME])
+    info["manifest"] = hashlib.sha256(data).hexdigest()
+    members[INFO_NAME] = json.dumps(info).encode()
+    rest = sorted(n for n in members if n not in (INFO_NAME, SUMS_NAME))
+    members[SUMS_NAME] = "".join(
+        f"{hashlib.sha256(members[n]).hexdigest()}  {n}\n" for n in [INFO_NAME, *rest]
+    ).encode()
+    with tarfile.open(output, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name in [INFO_NAME, SUMS_NAME, *rest]:
+            item = tarfile.TarInfo(name)
+            item.size = len(members[name])
+            tar.addfile(item, io.BytesIO(members[name]))
+    return output
+
+
+@pytest.mark.parametrize("kind", ["update", "full"])
+@pytest.mark.parametrize("name", ["../../x", "/etc/hostname", "sub/big-1.0-py3-none-any.whl"])
+def test_a_manifest_naming_a_path_is_refused_before_anything_is_linked(
+    tmp_path: Path, house: Path, newer: Path, cli: Cli, kind: str, name: str
+) -> None:
+    """Issue 22 row 11: an update whose manifest names ``../../x`` hard-linked the file
+    beside the target's parent into the scratch's parent, then failed and left the link."""
+    genuine = tmp_path / "genuine.tar"
+    pack(newer, genuine, since=house if kind == "update" else None)
+
+    def rename_big(manifest: dict[str, Any]) -> None:
+        for record in manifest["files"]:
+            if record["filename"] == "big-1.0-py3-none-any.whl":
+                record["filename"] = name
+
+    hostile = reforged(genuine, tmp_path / "hostile.tar", rename_big)
+    target = tmp_path / "site" / "wh"
+    pack(house, tmp_path / "full.tar")
+    assert cli("unpack", tmp_path / "full.tar", "-o", target).exit_code == 0
+    (tmp_path / "x").write_bytes(b"the grandparent's own file")
+    before = tree(tmp_path)
+
+    result = cli("unpack", hostile, "-o", target)
+
+    assert not (tmp_path / "site" / "x").exists()
+    assert tree(tmp_path) == before
+    assert result.exit_code == ExitCode.INTEGRITY, result.stderr
+    assert error_lines(result.stderr) == [
+        f"error: the manifest in the bundle {str(hostile)!r} names the file {name!r}, which is "
+        "not a wheel or sdist file name; nothing was written"
+    ]
+
+
+def test_pack_refuses_a_manifest_naming_a_path(tmp_path: Path, house: Path, cli: Cli) -> None:
+    (tmp_path / "x").write_bytes(b"not the wheelhouse's")
+    manifest = json.loads((house / "wheelhouse.json").read_text(encoding="utf-8"))
+    manifest["files"][0]["filename"] = "../x"
+    (house / "wheelhouse.json").write_text(json.dumps(manifest), encoding="utf-8")
+    result = cli("pack", house, "-o", tmp_path / "b.tar")
+    assert result.exit_code != 0
+    assert error_lines(result.stderr) == [
+        f"error: the manifest of {str(house)!r} names the file '../x', which is not a wheel "
+        "or sdist file name"
+    ]
+    assert not (tmp_path / "b.tar").exists()
 
 
 # -- installers ----------------------------------------------------------------------------

@@ -20,6 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
 from wheelhouse import __version__
 from wheelhouse._base.files import sha256_file
 from wheelhouse.errors import (
@@ -267,6 +274,16 @@ def _read_house(directory: Path) -> Manifest:
         raise InvalidWheelhouseError(
             f"{str(directory)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
             hint="build one with 'wheelhouse build -r requirements.txt -o DIR'",
+        )
+    bad = _unsafe_name(manifest)
+    if bad is not None:
+        from wheelhouse.errors import InvalidWheelhouseError
+
+        # Each name is read as a file of the wheelhouse: never one outside it.
+        raise InvalidWheelhouseError(
+            f"the manifest of {str(directory)!r} names the file {bad!r}, which is not a "
+            "wheel or sdist file name",
+            hint="rebuild the wheelhouse with 'wheelhouse build'",
         )
     return manifest
 
@@ -936,7 +953,38 @@ def _bundled_manifest(bundle: Path, info: dict[str, Any], house: Path) -> Manife
             "nothing was written",
             hint="copy the bundle again and compare its sha256 with the one pack printed",
         )
+    # Before anything reads, links or writes a file by these names (an update links the
+    # files it keeps from the old wheelhouse).
+    bad = _unsafe_name(manifest)
+    if bad is not None:
+        raise UnsafeBundleError(
+            f"the manifest in the bundle {str(bundle)!r} names the file {bad!r}, which is not "
+            "a wheel or sdist file name; nothing was written",
+            hint="a bundle that wheelhouse packed has none: do not use this file",
+        )
     return manifest
+
+
+def _unsafe_name(manifest: Manifest) -> str | None:
+    """The first file name of ``manifest`` that is not one plain wheel or sdist file name (a
+    single path component), else None: the manifest's names are data, never paths."""
+    for record in manifest.files:
+        name = record.filename
+        if (
+            not name
+            or name.startswith(".")
+            or any(c in name for c in "/\\\x00:")
+            or PurePosixPath(name).name != name
+        ):
+            return name
+        try:
+            if name.endswith(".whl"):
+                parse_wheel_filename(name)
+            else:
+                parse_sdist_filename(name)
+        except (InvalidWheelFilename, InvalidSdistFilename):
+            return name
+    return None
 
 
 def _check_base(bundle: Path, info: dict[str, Any], out: Path) -> Manifest:
