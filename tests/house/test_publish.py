@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import sys
+import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -383,3 +387,78 @@ def test_quick_check_hashes_only_files_that_changed(
     assert "beta-2.0-py3-none-any.whl" in result.uploaded
     _pages_resolve(target)
     assert {k: (tmp_path / "published" / k).read_bytes() for k in target.list()} == _tree(house)
+
+
+def _big_house(tmp_path: Path, dists: DistFactory, index_server: IndexServer, cli: Cli) -> Path:
+    """A wheelhouse of a few wheels of 8 MiB of incompressible bytes each: copying one into a
+    file:// store takes long enough for two publishes to meet on it."""
+    pins = []
+    for number in range(6):
+        name = f"heavy{number}"
+        wheel = dists.wheel(name, "1.0")
+        with zipfile.ZipFile(wheel, "a", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr(f"{name}/blob.bin", os.urandom(8 << 20))
+        pins.append(f"{name}==1.0")
+    return _build(tmp_path, index_server, cli, "\n".join(pins) + "\n")
+
+
+def test_two_publishes_to_one_directory_take_turns(
+    tmp_path: Path, dists: DistFactory, index_server: IndexServer, cli: Cli
+) -> None:
+    """Issue 22 row 13: two runs shared one temp name per object, and one crashed with a
+    traceback when the other renamed it away first."""
+    house = _big_house(tmp_path, dists, index_server, cli)
+    target = tmp_path / "published"
+    argv = [sys.executable, "-m", "wheelhouse", "publish", str(house), target.as_uri()]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    for proc, (_, stderr) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, stderr
+        assert "Traceback" not in stderr
+    # One went first; the other waited for it (saying so), then found everything in place.
+    first, second = sorted((stderr for _, stderr in outputs), key=lambda e: "uploaded 0 " in e)
+    done = re.fullmatch(
+        rf"{re.escape(target.as_uri())}: uploaded (\d+) objects \([\d.]+ MB\), "
+        "0 unchanged, 0 deleted",
+        first.splitlines()[-1],
+    )
+    assert done is not None, outputs
+    total = int(done[1])
+    assert second.splitlines()[-1] == (
+        f"{target.as_uri()}: uploaded 0 objects (0.0 MB), {total} unchanged, 0 deleted"
+    ), outputs
+    # Told once while it waited (unless the first was done before the second looked).
+    waiting = f"wheelhouse: waiting for another publish to {str(target)!r} to finish"
+    assert second.splitlines()[:-1] in ([], [waiting]), second
+    assert first.splitlines()[:-1] == [], first
+    assert _tree(target) == _tree(house)
+    assert not [p for p in target.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_killed_publishs_temp_files_are_removed_by_the_next_and_no_other(
+    tmp_path: Path, dists: DistFactory, index_server: IndexServer, cli: Cli
+) -> None:
+    house = _big_house(tmp_path, dists, index_server, cli)
+    target = tmp_path / "published"
+    argv = [sys.executable, "-m", "wheelhouse", "publish", str(house), target.as_uri()]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(target.rglob(".*.publish.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.005)  # until it is copying a wheel into the store
+    finally:
+        proc.kill()
+        proc.wait()
+    left = list(target.rglob(".*.publish.tmp"))
+    assert left, "the publish was not caught while it copied"
+    foreign = target / ".notes.tmp"
+    foreign.write_bytes(b"not wheelhouse's")
+
+    _publish(cli, house, target.as_uri())
+
+    assert not list(target.rglob(".*.publish.tmp"))
+    assert foreign.read_bytes() == b"not wheelhouse's"
+    assert {k: v for k, v in _tree(target).items() if k in _tree(house)} == _tree(house)

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -132,6 +133,10 @@ def open_store(url: str, *, endpoint_url: str | None = None) -> Store:
     )
 
 
+# What put_file's temporary files end with (a leftover of a killed publish ends so too).
+TEMP_SUFFIX = ".publish.tmp"
+
+
 class LocalStore:
     """A directory used as a store (``file://``): atomic writes, keys are relative paths."""
 
@@ -189,7 +194,10 @@ class LocalStore:
     def put_file(self, key: str, path: Path, content_type: str) -> str | None:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.publish.tmp")
+        # A name of its own: two writers of one key must not write into one temp file.
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=TEMP_SUFFIX, dir=dest.parent)
+        os.close(fd)
+        tmp = Path(name)
         try:
             shutil.copyfile(path, tmp)
             tmp.chmod(0o644)

@@ -56,6 +56,7 @@ def publish(
             jobs=jobs,
             state_dir=state_dir,
             on_upload=(lambda key: typer.echo(f"uploaded {key}", err=True)) if verbose else None,
+            on_wait=lambda line: typer.echo(f"wheelhouse: {line}", err=True),
         )
         plan, uploaded, deleted = result.plan, result.uploaded, result.deleted
     if as_json:

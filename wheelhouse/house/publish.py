@@ -11,19 +11,20 @@ store answered when this machine uploaded those bytes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from wheelhouse._base.files import write_atomic
-from wheelhouse._base.storage import ObjectInfo, Store
-from wheelhouse.errors import InvalidWheelhouseError, TamperedError
+from wheelhouse._base.storage import TEMP_SUFFIX, LocalStore, ObjectInfo, Store
+from wheelhouse.errors import InvalidWheelhouseError, OutputDirError, TamperedError
 from wheelhouse.house.index import HTML_PAGE, INDEX_DIR, JSON_PAGE, JSON_TYPE, index_files
 from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
 
@@ -100,6 +101,7 @@ def publish(
     state_dir: Path | None = None,
     on_upload: Callable[[str], None] | None = None,
     quick_check: bool = False,
+    on_wait: Callable[[str], None] | None = None,
 ) -> PublishResult:
     """Make ``store`` serve the wheelhouse in ``directory``; see the module docstring for order.
 
@@ -107,7 +109,68 @@ def publish(
     had when this machine last hashed it is not read again (rsync's quick check): for a tree
     only wheelhouse writes, such as a mirror's working tree, where every file was verified as
     it was written and every write replaces the file.
+
+    Two publishes to one ``file://`` store take turns (a lock file beside its directory; the
+    second calls ``on_wait`` once and waits): the second then finds the first's objects in
+    place. An S3 store has no such lock.
     """
+    with _turn(store, on_wait):
+        return _publish(directory, store, jobs, state_dir, on_upload, quick_check)
+
+
+@contextlib.contextmanager
+def _turn(store: Store, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+    """Hold the lock of a ``file://`` store for the whole publish (nothing for S3)."""
+    if not isinstance(store, LocalStore):
+        yield
+        return
+    import filelock
+
+    root = store.root.absolute()
+    path = root.parent / f".{root.name}.publish.lock"
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        # filelock retries forever on a lock file it cannot create: find that out first.
+        path.touch(exist_ok=True)
+    except OSError as exc:
+        raise OutputDirError(
+            f"cannot write next to {str(root)!r}: {exc.strerror}",
+            path=root,
+            hint="publish to a directory whose parent you can write",
+        ) from exc
+    lock = filelock.FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        if on_wait is not None:
+            on_wait(f"waiting for another publish to {str(root)!r} to finish")
+        lock.acquire()
+    try:
+        _remove_leftovers(root)
+        yield
+    finally:
+        lock.release()
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Remove the temporary files a killed publish left in ``root``: with the lock held, no
+    other publish is writing one (only put_file's names, hidden, are touched)."""
+    if not root.is_dir():
+        return
+    for path in root.rglob(f".*{TEMP_SUFFIX}"):
+        if path.is_file() and not path.is_symlink():
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _publish(
+    directory: Path,
+    store: Store,
+    jobs: int,
+    state_dir: Path | None,
+    on_upload: Callable[[str], None] | None,
+    quick_check: bool,
+) -> PublishResult:
     known = _EtagMemory(state_dir, store.url)
     hashes = _HashMemory(state_dir, directory) if quick_check and state_dir else None
     plan = _plan(directory, store, known, hashes)
