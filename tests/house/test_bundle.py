@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ensurepip
+import fcntl
 import gzip
 import hashlib
 import io
@@ -12,6 +13,8 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -329,6 +332,67 @@ def test_the_scratch_of_a_killed_unpack_is_removed_by_the_next_run(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".target")) == [
         ".target.lock"
     ]
+
+
+def _heavy_house(tmp_path: Path, dists: DistFactory) -> Path:
+    """A wheelhouse of wheels holding 8 MiB of incompressible bytes each: slow to pack."""
+    wheels = []
+    for number in range(4):
+        wheel = dists.wheel(f"heavy{number}", "1.0")
+        with zipfile.ZipFile(wheel, "a", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr(f"heavy{number}/blob.bin", os.urandom(8 << 20))
+        wheels.append(wheel)
+    return make_house(tmp_path / "heavy", wheels)
+
+
+def _pack_temps(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.name.startswith(".out.tar.gz."))
+
+
+def test_a_killed_pack_leaves_a_temp_file_the_next_pack_removes(
+    tmp_path: Path, dists: DistFactory, cli: Cli
+) -> None:
+    """Issue 22 row 13: a killed pack left its temporary file beside the bundle for good."""
+    house = _heavy_house(tmp_path, dists)
+    where = tmp_path / "bundles"
+    where.mkdir()
+    output = where / "out.tar.gz"
+    argv = [sys.executable, "-m", "wheelhouse", "pack", str(house), "-o", str(output)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            temps = _pack_temps(where)
+            if temps and temps[0].stat().st_size > 0:
+                break  # it is writing the bundle
+            time.sleep(0.005)
+    finally:
+        proc.kill()
+        proc.wait()
+    (leftover,) = _pack_temps(where)
+    assert not output.exists()
+    # What is not a killed pack's leftover stays: a file of another name, and the temporary
+    # file of a pack that is still running (its lock held; here by this test).
+    foreign = where / ".out.tar.gz.notes.tmp"
+    foreign.write_bytes(b"mine")
+    running = where / ".out.tar.gz.0123456789ab.tmp"
+    running.write_bytes(b"a running pack's")
+    holder = os.open(running, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    old = time.time() - 60  # both old enough to be taken for leftovers by their age
+    for path in (leftover, foreign, running):
+        os.utime(path, (old, old))
+    try:
+        result = cli("pack", house, "-o", output)
+    finally:
+        os.close(holder)
+
+    assert result.exit_code == 0, result.stderr
+    assert not leftover.exists()
+    assert foreign.read_bytes() == b"mine"
+    assert running.read_bytes() == b"a running pack's"
+    assert _pack_temps(where) == sorted([foreign, running])
+    assert cli("unpack", output, "-o", tmp_path / "again").exit_code == 0
 
 
 # -- hostile bundles -----------------------------------------------------------------------

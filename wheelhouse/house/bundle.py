@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tarfile
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -404,6 +405,7 @@ class _Sink(io.RawIOBase):
         self._split = split
         self._tag = uuid.uuid4().hex[:12]
         self.temps: list[tuple[Path, Path]] = []  # (temporary, final)
+        self._held: list[int] = []  # a descriptor holding each temporary file's lock
         self.volumes: list[Volume] = []
         self._handle: IO[bytes] | None = None
         self._digest = hashlib.sha256()
@@ -416,9 +418,12 @@ class _Sink(io.RawIOBase):
         self._finish_volume()
         number = len(self.temps) + 1
         final = self._output if self._split is None else _volume_path(self._output, number)
-        temp = final.with_name(f".{final.name}.{self._tag}.tmp")
+        temp = final.with_name(f".{final.name}.{self._tag}{_TEMP_SUFFIX}")
         self.temps.append((temp, final))
-        self._handle = temp.open("wb")
+        self._handle = temp.open("xb")
+        # Held until the rename: a later pack removes a temporary file nobody holds (the
+        # leftover of a killed pack), never one a running pack writes.
+        self._held.append(_hold(temp))
         self._digest = hashlib.sha256()
         self._written = 0
 
@@ -451,12 +456,68 @@ class _Sink(io.RawIOBase):
             self._open_next()
         self._finish_volume()
 
+    def release(self) -> None:
+        while self._held:
+            fd = self._held.pop()
+            if fd >= 0:
+                os.close(fd)
+
     def discard(self) -> None:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
         for temp, _ in self.temps:
             temp.unlink(missing_ok=True)
+        self.release()
+
+
+_TEMP_SUFFIX = ".tmp"
+# A temporary file younger than this is never taken for a leftover: its pack may be between
+# creating it and locking it.
+_LEFTOVER_AGE = 2.0
+
+
+def _hold(temp: Path) -> int:
+    """A descriptor of ``temp`` holding an exclusive lock on it (-1 where there are no locks)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no leftovers are removed there
+        return -1
+    fd = os.open(temp, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _remove_leftovers(output: Path) -> None:
+    """Remove the temporary files of a killed pack to ``output`` (or to its volumes): the
+    names pack gives them, and only those no running pack holds."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    name = re.escape(output.name)
+    pattern = re.compile(rf"\.{name}(?:\.\d{{3}})?\.[0-9a-f]{{12}}{re.escape(_TEMP_SUFFIX)}")
+    try:
+        entries = list(os.scandir(output.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not pattern.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            if time.time() - os.fstat(fd).st_mtime < _LEFTOVER_AGE:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            logger.info("removing %s, left by a pack that was stopped", entry.path)
+            os.unlink(entry.path)
+        except OSError:
+            continue  # held: a pack is writing it
+        finally:
+            os.close(fd)
 
 
 def _volume_path(output: Path, number: int) -> Path:
@@ -467,6 +528,7 @@ def _write_bundle(
     output: Path, members: Sequence[_Member], compression: Compression, split: int | None
 ) -> tuple[Volume, ...]:
     _check_bundle_output(output)
+    _remove_leftovers(output)
     sink = _Sink(output, split)
     try:
         with (
@@ -479,6 +541,7 @@ def _write_bundle(
         for temp, final in sink.temps:
             temp.chmod(0o644)
             os.replace(temp, final)
+        sink.release()
     except BaseException:
         sink.discard()
         raise
