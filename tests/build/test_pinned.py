@@ -8,7 +8,7 @@ import io
 import json
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
@@ -17,7 +17,8 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from tests._dists import DistFactory, vendor_dist_info
-from tests._server import IndexServer, _requires_python
+from tests._server import Answer, IndexServer, Intercept, _requires_python
+from tests.conftest import Cli
 from wheelhouse._base.targets import HOST
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.pinned import PinnedResult, resolve_pinned
@@ -468,3 +469,70 @@ def test_harmless_option_lines_through_a_variable_keep_the_fast_path(
     monkeypatch.setenv("BASE", "base.txt")
     result = ok(run(tmp_path, "-r ${BASE}\nlib==1.0\n", index_server.url))
     assert [p.name for p in result.resolution.pins] == ["lib"]
+
+
+# -- pages without hashes ------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+UNHASHED = (
+    "the index gave no sha256 for: {files}; their hashes were computed from the downloaded bytes"
+)
+
+
+def _pages_without_hashes(index: IndexServer) -> Intercept:
+    """Project pages as a simple directory server gives them: links with no sha256."""
+
+    def hook(path: str, headers: Mapping[str, str]) -> Answer | None:
+        if not path.startswith("/simple/") or path.count("/") != 3:
+            return None
+        project = path.split("/")[2]
+        links = "".join(
+            f'<a href="../../files/{f.name}">{f.name}</a><br>\n'
+            for f in sorted(index.root.iterdir())
+            if canonicalize_name(f.name.split("-", 1)[0]) == project
+        )
+        body = f"<!DOCTYPE html><html><body>{links}</body></html>\n".encode()
+        return 200, {"Content-Type": "text/html"}, body
+
+    return hook
+
+
+@pytest.mark.parametrize("requirements", ["alpha==1.0\nbeta==1.0\n", "alpha\n"])
+def test_files_from_a_page_without_hashes_are_taken_with_one_warning(
+    tmp_path: Path, dists: DistFactory, index_server: IndexServer, cli: Cli, requirements: str
+) -> None:
+    """Issue 22 row 13: the README said every file is checked against the index's sha256,
+    while a page without hashes made the build lock whatever arrived, without a word."""
+    alpha = dists.wheel("alpha", "1.0", requires=["beta"])
+    beta = dists.wheel("beta", "1.0")
+    index_server.intercept(_pages_without_hashes(index_server))
+    (tmp_path / "requirements.txt").write_text(requirements)
+    out = tmp_path / "out"
+
+    result = cli("build", "-r", tmp_path / "requirements.txt", "-o", out, "-i", index_server.url)
+
+    assert result.exit_code == 0, result.stderr
+    files = f"{alpha.name}, {beta.name}"
+    warning = "WARNING wheelhouse.build.pinned: " + UNHASHED.format(files=files)
+    assert [line for line in result.stderr.splitlines() if "sha256" in line] == [warning]
+    # The lock holds the hashes of the bytes that arrived, which are the index's files.
+    lock = (out / "requirements.txt").read_text(encoding="utf-8")
+    assert f"--hash=sha256:{sha256(alpha)}" in lock
+    assert f"--hash=sha256:{sha256(beta)}" in lock
+    # The README says what the build does, in the words it prints.
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    assert f"`{UNHASHED.format(files='FILES')}`" in readme
+    # Not the claims it made before (the mirror's, which skips such files, is true).
+    assert "(checking each against the index's sha256)" not in readme
+    assert "Every downloaded file is checked against the index's sha256 and" not in readme
+
+
+def test_a_page_with_hashes_gives_no_warning(
+    tmp_path: Path, dists: DistFactory, index_server: IndexServer, cli: Cli
+) -> None:
+    dists.wheel("alpha", "1.0")
+    (tmp_path / "requirements.txt").write_text("alpha==1.0\n")
+    out = tmp_path / "out"
+    result = cli("build", "-r", tmp_path / "requirements.txt", "-o", out, "-i", index_server.url)
+    assert result.exit_code == 0, result.stderr
+    assert "sha256" not in result.stderr

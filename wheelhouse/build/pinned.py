@@ -217,7 +217,17 @@ def _resolve(
     ordered = [wanted[name] for name in sorted(wanted)]
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(ordered)))) as pool:
         results = list(pool.map(choose_and_fetch, ordered))
-    return _checked(results, wanted, target, python, build)
+    checked = _checked(results, wanted, target, python, build)
+    # Pages of find-links servers and simple directory listings often give no hash: those
+    # files are taken, and the lock holds the hash of the bytes that arrived. Said once.
+    unhashed = sorted(f.pin.filename for f, _ in results if f.pin.sha256 is None)
+    if unhashed:
+        logger.warning(
+            "the index gave no sha256 for: %s; their hashes were computed from the "
+            "downloaded bytes",
+            ", ".join(unhashed),
+        )
+    return checked
 
 
 def _checked(
@@ -647,8 +657,8 @@ class _Chooser:
             logger.warning(
                 "%s==%s: the chosen file %s is yanked", item.name, item.version, chosen.filename
             )
-        if chosen.sha256 is None:
-            raise Ineligible(f"the index gives no sha256 for {chosen.filename}")
+        # A page without the file's sha256: the file is taken all the same (as pip takes it),
+        # hashed as it is downloaded, and named in a warning (_resolve).
         return Pin(
             name=item.name,
             version=str(item.version),
