@@ -24,7 +24,7 @@ from tests.build.test_loose import need_uv
 from tests.build.test_multitarget import AARCH64, make_project
 from wheelhouse._base._uv import find_uv
 
-USER, PASSWORD = "builder", "s3cret-Pa55-xyzzy"
+USER, PASSWORD = "alice-q7", "s3cret-Pa55-xyzzy"
 
 
 def _require_auth(path: str, headers: Mapping[str, str]) -> Answer | None:
