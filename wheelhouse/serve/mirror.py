@@ -107,11 +107,11 @@ _OWNED = ".owned"
 _TMP = "tmp"
 _CHUNK = 1024 * 1024
 _ATTEMPTS = 3
-# A project page, inflated (PyPI's largest run to a few MB): a bigger one is a bomb or junk.
-# jobs pages may be in flight at once, so this is also what bounds the memory they cost.
-_MAX_PAGE = 32 * 1024 * 1024
-# The root listing of --all, inflated: PyPI lists its 700k projects in about 30 MB.
-_MAX_ROOT = 64 * 1024 * 1024
+# A project page, inflated: PyPI's largest (ddtrace's, JSON) is 21 MB; a bigger one is a bomb
+# or junk. A bomb costs this much memory per page in flight (-j of them at most).
+_MAX_PAGE = 64 * 1024 * 1024
+# The root listing of --all, inflated: PyPI's lists about 930,000 names in about 46 MB.
+_MAX_ROOT = 96 * 1024 * 1024
 # A name and its ".metadata" must fit in one path component (255 bytes on most systems).
 _MAX_FILENAME = 255 - len(METADATA_SUFFIX)
 
