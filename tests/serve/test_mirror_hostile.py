@@ -8,9 +8,11 @@ import html
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 import zlib
 from collections.abc import Iterable
@@ -514,3 +516,69 @@ def test_no_file_of_the_mirror_holds_the_index_password(
     assert again.exit_code == 0, again.stderr
     assert json.loads(again.stdout)["fetched"] == 0  # the validators still served
     assert leaks() == []
+
+
+def test_a_file_the_mirror_did_not_write_is_never_claimed(
+    cli: Any, index_server: IndexServer, dists: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    wheel = good_wheel(dists, index_server)
+    serve_page(index_server, "x", [wheel])
+    assert cli("mirror", "x", "-o", out, "-i", index_server.url).exit_code == 0
+    mine = b"the operator's notes, under a name the index will list\n"
+    (out / "x-2.0.tar.gz").write_bytes(mine)
+    sdist = b"the index's x 2.0\n"
+    url = serve_bytes(index_server, "/x-2.0.tar.gz", sdist)
+    index_server.clear_hooks()
+    serve_bytes(index_server, "/x-2.0.tar.gz", sdist)
+    serve_page(index_server, "x", [wheel, Listed("x-2.0.tar.gz", url, sha256(sdist))])
+    # Old code recorded the name as the mirror's before it looked, then replaced the file on
+    # the next run and deleted it once the page dropped it.
+    for _ in range(2):
+        result = cli("mirror", "x", "-o", out, "-i", index_server.url)
+        assert result.exit_code == ExitCode.PARTIAL
+        assert (
+            f"error: x: {str(out / 'x-2.0.tar.gz')!r} exists, was not written by the mirror, "
+            "and is not the file the index lists (sha256 "
+        ) in result.stderr
+        assert (out / "x-2.0.tar.gz").read_bytes() == mine
+        state = json.loads((out / ".mirror/projects/x.json").read_text())
+        assert state["owned"] == [WHEEL]
+    index_server.clear_hooks()
+    serve_page(index_server, "x", [wheel])
+    assert cli("mirror", "x", "-o", out, "-i", index_server.url).exit_code == 0
+    assert (out / "x-2.0.tar.gz").read_bytes() == mine
+
+
+def test_files_a_killed_run_placed_are_claimed_and_go_when_the_page_drops_them(
+    index_server: IndexServer, dists: DistFactory, tmp_path: Path
+) -> None:
+    for version in ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5"):
+        dists.wheel("slow", version)
+    out = tmp_path / "mirror"
+    argv = mirror_argv("slow", "-o", out, "-i", index_server.url, "-j", "1")
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    index_server.delay("/files/", 0.4)
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob("*.whl"))) < 2:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    placed = {p.name for p in out.glob("*.whl")}
+    assert 2 <= len(placed) < 6
+    # Each file in place was claimed before it was put there (no state file was written yet).
+    journal = out / ".mirror/projects/slow.owned"
+    assert placed <= set(journal.read_text().splitlines())
+    # The index drops them: the rerun deletes them, although no state recorded them.
+    for name in placed:
+        (dists.root / name).unlink()
+    index_server.clear_hooks()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    remaining = {p.name for p in out.glob("*.whl")}
+    assert remaining == {p.name for p in dists.root.glob("slow-*.whl")}
+    assert not remaining & placed
+    assert not journal.exists()
+    state = json.loads((out / ".mirror/projects/slow.json").read_text())
+    assert set(state["owned"]) == remaining
