@@ -582,3 +582,30 @@ def test_files_a_killed_run_placed_are_claimed_and_go_when_the_page_drops_them(
     assert not journal.exists()
     state = json.loads((out / ".mirror/projects/slow.json").read_text())
     assert set(state["owned"]) == remaining
+
+
+def test_a_download_stops_past_the_size_the_page_gives(
+    cli: Any, index_server: IndexServer, dists: DistFactory, tmp_path: Path
+) -> None:
+    wheel = good_wheel(dists, index_server)
+    url = serve_bytes(index_server, "/x-2.0.tar.gz", bytes(8 * MiB))
+    document = {
+        "meta": {"api-version": "1.1"},
+        "name": "x",
+        "files": [
+            {"filename": WHEEL, "url": wheel.url, "hashes": {"sha256": wheel.sha256}},
+            {"filename": "x-2.0.tar.gz", "url": url, "hashes": {"sha256": "0" * 64}, "size": 1000},
+        ],
+    }
+    body = json.dumps(document).encode()
+    index_server.intercept(
+        lambda path, _: (200, {"Content-Type": JSON_TYPE}, body) if path == "/simple/x/" else None
+    )
+    out = tmp_path / "mirror"
+    result = cli("mirror", "x", "-o", out, "-i", index_server.url)
+    assert result.exit_code == ExitCode.PARTIAL
+    # Old code read all 8 MiB, then found the wrong sha256.
+    assert (
+        "error: x: x-2.0.tar.gz is larger than the 1000 bytes the index gives for it; not mirrored"
+    ) in result.stderr.splitlines()
+    assert set(linked_files(out)) == {WHEEL}

@@ -1488,7 +1488,6 @@ def _copy_local(
             url=file.url,
         )
     source = file_url_path(file.url)
-    limit = settings.max_file_size
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer.
         fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
@@ -1508,16 +1507,26 @@ def _copy_local(
         with partial.open("wb") as copy:
             while chunk := handle.read(_CHUNK):
                 size += len(chunk)
-                if limit is not None and size > limit:
-                    raise FetchError(
-                        f"{file.filename} is larger than --max-file-size ({limit} bytes); "
-                        "not mirrored",
-                        url=file.url,
-                    )
+                if too_big := _too_big(file, settings, size):
+                    raise FetchError(too_big, url=file.url)
                 copy.write(chunk)
                 digest.update(chunk)
     report.downloaded(file.filename, size)
     return digest.hexdigest(), size
+
+
+def _too_big(file: UpstreamFile, settings: MirrorSettings, size: int) -> str | None:
+    """Why a transfer that reached ``size`` bytes stops, checked as it goes: past
+    --max-file-size, or past the size the page gives (the bytes cannot be the listed file)."""
+    limit = settings.max_file_size
+    if limit is not None and size > limit:
+        return f"{file.filename} is larger than --max-file-size ({limit} bytes); not mirrored"
+    if file.size is not None and size > file.size:
+        return (
+            f"{file.filename} is larger than the {file.size} bytes the index gives for it; "
+            "not mirrored"
+        )
+    return None
 
 
 def _get(
@@ -1542,17 +1551,12 @@ def _get(
             )
         digest = hashlib.sha256()
         size = 0
-        limit = settings.max_file_size
         with partial.open("wb") as handle:
             for chunk in response.stream(_CHUNK):
                 size += len(chunk)
-                if limit is not None and size > limit:
+                if too_big := _too_big(file, settings, size):
                     response.close()
-                    raise FetchError(
-                        f"{file.filename} is larger than --max-file-size ({limit} bytes); "
-                        "not mirrored",
-                        url=strip_credentials(file.url),
-                    )
+                    raise FetchError(too_big, url=strip_credentials(file.url))
                 handle.write(chunk)
                 digest.update(chunk)
                 report.downloaded(file.filename, len(chunk))
