@@ -236,13 +236,16 @@ def test_a_page_whose_every_file_is_refused_fails_the_project_and_keeps_its_file
     assert cli("mirror", "x", "-o", out, "-i", index_server.url).exit_code == 0
     index_server.clear_hooks()
     serve_page(index_server, "x", [Listed("../x-2.0.tar.gz", wheel.url, wheel.sha256)])
-    result = cli("mirror", "x", "-o", out, "-i", index_server.url)
+    result = cli("mirror", "x", "-o", out, "-i", index_server.url, "--json")
     assert result.exit_code == ExitCode.PARTIAL
     assert (
         "error: x: the index lists 1 files for x and every one was refused (see the "
         "warnings); the mirror keeps what it had of the project"
     ) in result.stderr.splitlines()
     assert set(linked_files(out)) == {WHEEL}
+    (project,) = json.loads(result.stdout)["project-results"]
+    assert project["status"] == "failed"
+    assert project["warnings"] == ["'../x-2.0.tar.gz' is a path or not a file name"]
 
 
 def test_a_tampered_state_never_deletes_what_it_names(

@@ -166,6 +166,8 @@ class ProjectOutcome:
     fetched_bytes: int = 0
     removed: int = 0
     errors: tuple[str, ...] = ()
+    # Files of its pages that were refused (paths, another project's, file: URLs), and why.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -694,7 +696,7 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
                     _plan(project, out)
         planned = tuple(file for p in projects for file in _planned(p))
         if settings.dry_run:
-            outcomes = [_dry_outcome(p) for p in projects]
+            outcomes = [_with_warnings(_dry_outcome(p), p) for p in projects]
             outcomes += [
                 ProjectOutcome(name, "removed", removed=len(state.files))
                 for name, state in states.items()
@@ -704,6 +706,10 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
                 out, True, tuple(outcomes), planned, counter.requests, time.monotonic() - started
             )
         outcomes = _apply(out, projects, states, wanted, settings, client, report, pins, targets)
+        by_name = {p.name: p for p in projects}
+        outcomes = [
+            _with_warnings(o, by_name[o.name]) if o.name in by_name else o for o in outcomes
+        ]
     return MirrorSummary(
         out, False, tuple(outcomes), planned, counter.requests, time.monotonic() - started
     )
@@ -718,6 +724,7 @@ def _choose(project: _Project, settings: MirrorSettings, targets: tuple[Target, 
     refused = project.refused + selection.refused
     for why in refused:
         logger.warning("%s: %s; skipped", project.name, why)
+    project.refused = refused
     if refused and not selection.named:
         project.errors.append(
             f"the index lists {len(refused)} files for {project.name} and every one was "
@@ -726,6 +733,10 @@ def _choose(project: _Project, settings: MirrorSettings, targets: tuple[Target, 
         project.page_failed = True
         return
     project.chosen = selection.chosen
+
+
+def _with_warnings(outcome: ProjectOutcome, project: _Project) -> ProjectOutcome:
+    return replace(outcome, warnings=tuple(project.refused)) if project.refused else outcome
 
 
 def _check_output(out: Path) -> None:
