@@ -229,6 +229,7 @@ def _summary_json(summary: "MirrorSummary") -> dict[str, object]:
                 "fetched-bytes": p.fetched_bytes,
                 "removed": p.removed,
                 "errors": list(p.errors),
+                "warnings": list(p.warnings),
             }
             for p in projects
         ],

@@ -9,21 +9,24 @@ import json
 import logging
 import os
 import shutil
+import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import urllib3
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import (
+    InvalidName,
     InvalidSdistFilename,
     InvalidWheelFilename,
     NormalizedName,
@@ -98,9 +101,19 @@ logger = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 _PROJECTS = "projects"
+# Appended (and fsynced) as each file is verified, before it is put in place: the mirror's
+# claim on the name until the project's state file takes the claim over.
+_OWNED = ".owned"
 _TMP = "tmp"
 _CHUNK = 1024 * 1024
 _ATTEMPTS = 3
+# A project page, inflated: PyPI's largest (ddtrace's, JSON) is 21 MB; a bigger one is a bomb
+# or junk. A bomb costs this much memory per page in flight (-j of them at most).
+_MAX_PAGE = 64 * 1024 * 1024
+# The root listing of --all, inflated: PyPI's lists about 930,000 names in about 46 MB.
+_MAX_ROOT = 96 * 1024 * 1024
+# A name and its ".metadata" must fit in one path component (255 bytes on most systems).
+_MAX_FILENAME = 255 - len(METADATA_SUFFIX)
 
 ProjectStatus = Literal["new", "updated", "unchanged", "removed", "failed"]
 # Per target of -r: the (name, version, requested) pip or uv chose, for the manifest's locks.
@@ -153,6 +166,8 @@ class ProjectOutcome:
     fetched_bytes: int = 0
     removed: int = 0
     errors: tuple[str, ...] = ()
+    # Files of its pages that were refused (paths, another project's, file: URLs), and why.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -241,13 +256,20 @@ class _ProjectState:
     files: tuple[_Mirrored, ...] = ()
     # What chose ``files`` from the pages: the filters and the versions wanted.
     selection: str = ""
-    # Every file the mirror put (or was about to put) in place for this project: the only
-    # files it may ever delete. A superset of ``files`` while a run is under way.
+    # Every file the mirror put in place for this project, each verified first: the only
+    # files it may ever overwrite or delete. A superset of ``files`` while a run is under way.
     owned: frozenset[str] = frozenset()
+    # Read from a file that must be written again: it held credentials, names that are not
+    # the project's files, or claims from the ownership journal.
+    stale: bool = field(default=False, compare=False)
 
 
 def _state_path(out: Path, name: str) -> Path:
     return out / MIRROR_STATE_DIR / _PROJECTS / f"{name}.json"
+
+
+def _journal_path(out: Path, name: str) -> Path:
+    return out / MIRROR_STATE_DIR / _PROJECTS / f"{name}{_OWNED}"
 
 
 def _write_state(out: Path, state: _ProjectState) -> None:
@@ -256,7 +278,7 @@ def _write_state(out: Path, state: _ProjectState) -> None:
         "name": state.name,
         "listings": [
             {
-                "url": listing.url,
+                "url": strip_credentials(listing.url),
                 "etag": listing.etag,
                 "last-modified": listing.last_modified,
                 "sha256": listing.digest,
@@ -271,8 +293,73 @@ def _write_state(out: Path, state: _ProjectState) -> None:
     }
     path = _state_path(out, state.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # fsync: ownership must be durable before the files it covers are put in place.
+    # fsync: the journal's claims are dropped next, once the state holds them durably.
     write_atomic(path, (json.dumps(data, indent=1) + "\n").encode(), fsync=True)
+    _journal_path(out, state.name).unlink(missing_ok=True)
+
+
+class _Journal:
+    """Claims on file names, one line each, durable before the file is put in place.
+
+    A claim is made only for bytes verified against the index's sha256, so a name the
+    mirror claims is one whose file it wrote: a file someone else put there is never
+    claimed, and so never overwritten or deleted later.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+
+    def claim(self, project: NormalizedName, filename: str) -> None:
+        assert _refusal(filename, project) is None, filename
+        path = _journal_path(self._out, project)
+        with self._lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, filename.encode() + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+_NOT_A_DIST = "is not a wheel or sdist file name"
+
+
+def _refusal(filename: str, project: NormalizedName) -> str | None:
+    """Why ``filename`` cannot be a file of ``project`` in the mirror, or None if it can.
+
+    A name from an index page (or from a state file) is data: it is used as a path only if
+    it is a single, plain path component and parses as a wheel or sdist of the project.
+    """
+    if (
+        not filename
+        or any(c in filename for c in "/\\")
+        or not filename.isprintable()  # NUL, newlines and other control characters
+        or filename.strip(".") == ""
+    ):
+        return "is a path or not a file name"
+    if len(filename.encode("utf-8", errors="replace")) > _MAX_FILENAME:
+        return "is too long for a file name"
+    try:
+        if filename.endswith(".whl"):
+            name = parse_wheel_filename(filename)[0]
+        else:
+            name = parse_sdist_filename(filename)[0]
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return _NOT_A_DIST
+    if name != project:
+        return f"is a file of {name!r}, not of {project!r}"
+    return None
+
+
+def _project_name(text: str) -> NormalizedName | None:
+    """``text`` as a normalized project name, or None when it is not a valid one (so that a
+    name from a page or a state file never becomes a path with separators in it)."""
+    try:
+        return canonicalize_name(text, validate=True)
+    except InvalidName:
+        return None
 
 
 def _read_states(out: Path) -> dict[NormalizedName, _ProjectState]:
@@ -285,12 +372,20 @@ def _read_states(out: Path) -> dict[NormalizedName, _ProjectState]:
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("state-version") != STATE_VERSION:
                 raise ValueError(f"state version {data.get('state-version')!r}")
-            name = canonicalize_name(data["name"])
-            states[name] = _ProjectState(
+            name = _project_name(str(data["name"]))
+            if name is None or name != path.name.removesuffix(".json"):
+                logger.warning(
+                    "%s names the project %r: not a valid project name for this file; ignored "
+                    "(the files it lists are left alone)",
+                    path,
+                    data["name"],
+                )
+                continue
+            state = _ProjectState(
                 name=name,
                 listings=tuple(
                     _Listing(
-                        url=item["url"],
+                        url=str(item["url"]),
                         etag=item.get("etag"),
                         last_modified=item.get("last-modified"),
                         digest=item.get("sha256"),
@@ -302,7 +397,7 @@ def _read_states(out: Path) -> dict[NormalizedName, _ProjectState]:
                     _Mirrored(_record_from(item), item.get("metadata-sha256"))
                     for item in data["files"]
                 ),
-                owned=frozenset(data["owned"]),
+                owned=frozenset(str(item) for item in data["owned"]),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise OutputDirError(
@@ -311,7 +406,58 @@ def _read_states(out: Path) -> dict[NormalizedName, _ProjectState]:
                 hint=f"remove {str(out / MIRROR_STATE_DIR)!r} and the mirror's files, "
                 "and mirror again",
             ) from exc
+        states[name] = _checked_state(path, state)
+    for path in sorted(directory.glob(f"*{_OWNED}")):
+        # Claims of a run killed before it wrote the project's state.
+        name = _project_name(path.name.removesuffix(_OWNED))
+        if name is None or name != path.name.removesuffix(_OWNED):
+            continue
+        try:
+            claims = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError as exc:
+            raise OutputDirError(
+                f"the mirror state {str(path)!r} cannot be read: {exc.strerror}", path=path
+            ) from exc
+        state = states.get(name, _ProjectState(name))
+        owned = state.owned | {c for c in claims if _refusal(c, name) is None}
+        states[name] = replace(state, owned=owned, stale=True)
     return states
+
+
+def _checked_state(path: Path, state: _ProjectState) -> _ProjectState:
+    """``state`` without names that are not its project's files (a state written by an
+    older run, or edited), and without credentials in its URLs; stale if it had any."""
+    name = state.name
+    bad = sorted(
+        {m.record.filename for m in state.files if _refusal(m.record.filename, name)}
+        | {m.record.filename for m in state.files if m.record.name != name}
+        | {f for f in state.owned if _refusal(f, name)}
+    )
+    for filename in bad:
+        logger.warning(
+            "%s records %r, which %s; it is never used as a path (not overwritten, not deleted)",
+            path,
+            filename,
+            _refusal(filename, name) or f"is not a file of {name!r}",
+        )
+    listings = tuple(replace(item, url=strip_credentials(item.url)) for item in state.listings)
+    files = tuple(
+        replace(m, record=replace(m.record, origin=_stripped(m.record.origin)))
+        for m in state.files
+        if m.record.filename not in bad
+    )
+    checked = replace(
+        state,
+        listings=listings,
+        files=files,
+        owned=frozenset(f for f in state.owned if f not in bad),
+    )
+    return replace(checked, stale=checked != state)
+
+
+def _stripped(origin: object) -> Downloaded:
+    assert isinstance(origin, Downloaded)
+    return replace(origin, url=strip_credentials(origin.url))
 
 
 def _record_dict(record: FileRecord) -> dict[str, Any]:
@@ -324,7 +470,7 @@ def _record_dict(record: FileRecord) -> dict[str, Any]:
         "sha256": record.sha256,
         "size": record.size,
         "requires-python": record.requires_python,
-        "url": record.origin.url,
+        "url": strip_credentials(record.origin.url),
         "yanked": record.yanked,
     }
 
@@ -354,6 +500,8 @@ class _Candidate:
     version: Version
     kind: FileKind
     tags: frozenset[Tag]
+    # Listed by a file:// index (the user's own): only then may its URL be a file:// URL.
+    local: bool = False
 
 
 def _yank_reason(file: UpstreamFile) -> str | None:
@@ -363,29 +511,49 @@ def _yank_reason(file: UpstreamFile) -> str | None:
     return file.yanked if isinstance(file.yanked, str) else ""
 
 
-def _candidate(file: UpstreamFile) -> _Candidate | None:
-    try:
-        if file.filename.endswith(".whl"):
-            name, version, _, tags = parse_wheel_filename(file.filename)
-            return _Candidate(file, name, version, "wheel", tags)
-        name, version = parse_sdist_filename(file.filename)
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None  # eggs, installers, names no installer can read
-    return _Candidate(file, name, version, "sdist", frozenset())
+def _candidate(file: UpstreamFile, local: bool) -> _Candidate:
+    """A file whose name ``_refusal`` accepted, as a candidate."""
+    if file.filename.endswith(".whl"):
+        name, version, _, tags = parse_wheel_filename(file.filename)
+        return _Candidate(file, name, version, "wheel", tags, local)
+    name, version = parse_sdist_filename(file.filename)
+    return _Candidate(file, name, version, "sdist", frozenset(), local)
+
+
+@dataclass
+class _Selection:
+    chosen: list[_Candidate] = field(default_factory=list)
+    # Why files that would have been chosen were not (logged at INFO).
+    skipped: list[str] = field(default_factory=list)
+    # Files whose names are refused: paths, another project's files (warnings).
+    refused: list[str] = field(default_factory=list)
+    # How many files had an acceptable name.
+    named: int = 0
 
 
 def _select(
-    files: Iterable[UpstreamFile],
+    files: Iterable[tuple[UpstreamFile, bool]],
+    project: NormalizedName,
     want: _Want,
     settings: MirrorSettings,
     targets: tuple[Target, ...],
-) -> tuple[list[_Candidate], list[str]]:
-    """The files to mirror of one project, and why others that would have been were not."""
+) -> _Selection:
+    """The files to mirror of one project, and why others that would have been were not.
+
+    ``files`` pairs each file with whether a ``file://`` index listed it.
+    """
+    selection = _Selection()
     kept: dict[str, _Candidate] = {}
-    skipped: list[str] = []
-    for file in files:
-        candidate = _candidate(file)
-        if candidate is None or file.filename in kept:
+    for file, local in files:
+        reason = _refusal(file.filename, project)
+        if reason == _NOT_A_DIST:
+            continue  # eggs, installers, names no installer can read: installers skip them
+        if reason is not None:
+            selection.refused.append(f"{file.filename!r} {reason}")
+            continue
+        selection.named += 1
+        candidate = _candidate(file, local)
+        if file.filename in kept:
             continue
         version = candidate.version
         if not want.allows(version):
@@ -404,7 +572,7 @@ def _select(
             continue
         if file.sha256 is None:
             # Nothing to verify the bytes against: such a file is never mirrored.
-            skipped.append(f"{file.filename} has no sha256 on the index; not mirrored")
+            selection.skipped.append(f"{file.filename} has no sha256 on the index; not mirrored")
             continue
         kept[file.filename] = candidate
     chosen = list(kept.values())
@@ -412,7 +580,8 @@ def _select(
         releases = sorted({c.version for c in chosen if c.file.yanked is False}, reverse=True)
         latest = set(releases[: settings.latest])
         chosen = [c for c in chosen if c.version in latest]
-    return chosen, skipped
+    selection.chosen = chosen
+    return selection
 
 
 def _fits(candidate: _Candidate, targets: tuple[Target, ...]) -> bool:
@@ -460,7 +629,10 @@ class _Project:
     old: _ProjectState
     selection: str = ""
     listings: tuple[_Listing, ...] = ()
-    files: list[UpstreamFile] = field(default_factory=list)
+    # Each file, and whether a file:// index listed it.
+    files: list[tuple[UpstreamFile, bool]] = field(default_factory=list)
+    # Files of the pages that are not mirrored, and why (logged as warnings).
+    refused: list[str] = field(default_factory=list)
     # Every index answered 304 to the same selection: the files chosen last time stand.
     unchanged: bool = False
     found: bool = True
@@ -470,6 +642,8 @@ class _Project:
     reused: dict[str, _Mirrored] = field(default_factory=dict)
     fetched: dict[str, _Mirrored] = field(default_factory=dict)
     to_fetch: list[_Candidate] = field(default_factory=list)
+    # Names claimed in the ownership journal this run.
+    claimed: set[str] = field(default_factory=set)
 
 
 def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> MirrorSummary:
@@ -513,16 +687,16 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
             list(pool.map(lambda p: _read_pages(p, urls, client, counter), projects))
         for project in projects:
             if project.unchanged:
-                project.chosen = [_from_record(m.record) for m in project.old.files]
+                local = any(item.url.startswith("file:") for item in project.listings)
+                project.chosen = [_from_record(m.record, local) for m in project.old.files]
                 _plan(project, out)
             elif project.found and not project.page_failed:
-                project.chosen, skipped = _select(project.files, project.want, settings, targets)
-                for why in skipped:
-                    logger.info("%s: %s", project.name, why)
-                _plan(project, out)
+                _choose(project, settings, targets)
+                if not project.page_failed:
+                    _plan(project, out)
         planned = tuple(file for p in projects for file in _planned(p))
         if settings.dry_run:
-            outcomes = [_dry_outcome(p) for p in projects]
+            outcomes = [_with_warnings(_dry_outcome(p), p) for p in projects]
             outcomes += [
                 ProjectOutcome(name, "removed", removed=len(state.files))
                 for name, state in states.items()
@@ -532,9 +706,37 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
                 out, True, tuple(outcomes), planned, counter.requests, time.monotonic() - started
             )
         outcomes = _apply(out, projects, states, wanted, settings, client, report, pins, targets)
+        by_name = {p.name: p for p in projects}
+        outcomes = [
+            _with_warnings(o, by_name[o.name]) if o.name in by_name else o for o in outcomes
+        ]
     return MirrorSummary(
         out, False, tuple(outcomes), planned, counter.requests, time.monotonic() - started
     )
+
+
+def _choose(project: _Project, settings: MirrorSettings, targets: tuple[Target, ...]) -> None:
+    """Choose the project's files from its pages; a page whose every file is refused fails
+    the project (its mirrored files stay), other refusals are warnings."""
+    selection = _select(project.files, project.name, project.want, settings, targets)
+    for why in selection.skipped:
+        logger.info("%s: %s", project.name, why)
+    refused = project.refused + selection.refused
+    for why in refused:
+        logger.warning("%s: %s; skipped", project.name, why)
+    project.refused = refused
+    if refused and not selection.named:
+        project.errors.append(
+            f"the index lists {len(refused)} files for {project.name} and every one was "
+            "refused (see the warnings); the mirror keeps what it had of the project"
+        )
+        project.page_failed = True
+        return
+    project.chosen = selection.chosen
+
+
+def _with_warnings(outcome: ProjectOutcome, project: _Project) -> ProjectOutcome:
+    return replace(outcome, warnings=tuple(project.refused)) if project.refused else outcome
 
 
 def _check_output(out: Path) -> None:
@@ -584,6 +786,9 @@ def _wanted(
             pins.append((target, [(p.name, p.version, p.requested) for p in resolution.pins]))
         for _, entries in pins:
             for name, version, _ in entries:
+                if _project_name(name) != name:  # it becomes a directory of the mirror
+                    logger.warning("the resolution pins %r, not a project name; skipped", name)
+                    continue
                 versions.setdefault(name, set()).add(Version(version))
         for name, found in versions.items():
             if name not in wanted:
@@ -627,9 +832,11 @@ def _previous_pins(
 
 
 def _index_options(settings: MirrorSettings) -> dict[str, Any]:
+    # Recorded in the manifest, which is served and published: never with credentials.
+    index_url = settings.index.index_url
     return {
-        "index-url": settings.index.index_url,
-        "extra-index-urls": list(settings.index.extra_index_urls),
+        "index-url": strip_credentials(index_url) if index_url is not None else None,
+        "extra-index-urls": [strip_credentials(url) for url in settings.index.extra_index_urls],
     }
 
 
@@ -641,16 +848,21 @@ def _root_names(url: str, client: HttpClient, counter: _Counter) -> list[Normali
     if url.startswith("file:"):
         root = file_url_path(url)
         try:
-            return sorted(
-                canonicalize_name(p.name) for p in root.iterdir() if (p / "index.html").is_file()
-            )
+            listed = [p.name for p in root.iterdir() if (p / "index.html").is_file()]
+            return sorted(_valid_names(listed, shown))
         except OSError as exc:
             raise NetworkError(f"cannot list {str(root)!r}: {exc.strerror}", url=url) from exc
     counter.add()
     try:
         response = client.get(url, headers={"Accept": ACCEPT})
         try:
-            body = response.read()
+            if response.status != 200:
+                response.close()
+                raise NetworkError(
+                    f"the index {shown} answered HTTP {response.status} for its list of projects",
+                    url=shown,
+                )
+            body = _read_body(response, url, _MAX_ROOT)
         finally:
             response.release_conn()
     except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -659,17 +871,13 @@ def _root_names(url: str, client: HttpClient, counter: _Counter) -> list[Normali
             url=shown,
             hint="check the network, the index URL and pip's proxy and cert settings",
         ) from exc
-    if response.status != 200:
-        raise NetworkError(
-            f"the index {shown} answered HTTP {response.status} for its list of projects",
-            url=shown,
-        )
     if "json" in response.headers.get("Content-Type", ""):
         try:
-            return [canonicalize_name(p["name"]) for p in json.loads(body)["projects"]]
+            listed = [str(p["name"]) for p in json.loads(body)["projects"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise NetworkError(f"{shown} sent a malformed PEP 691 root page: {exc}") from exc
-    names: list[NormalizedName] = []
+        return _valid_names(listed, shown)
+    names: list[str] = []
 
     class Anchors(HTMLParser):
         def __init__(self) -> None:
@@ -689,10 +897,42 @@ def _root_names(url: str, client: HttpClient, counter: _Counter) -> list[Normali
             if tag == "a" and self.inside:
                 self.inside = False
                 if text := "".join(self.text).strip():
-                    names.append(canonicalize_name(text))
+                    names.append(text)
 
     Anchors().feed(body.decode("utf-8", errors="replace"))
+    return _valid_names(names, shown)
+
+
+def _valid_names(listed: Iterable[str], shown: str) -> list[NormalizedName]:
+    """The project names of a root page that are valid names (each becomes a directory)."""
+    names: list[NormalizedName] = []
+    for text in listed:
+        name = _project_name(text)
+        if name is None:
+            logger.warning("%s lists %r, which is not a project name; skipped", shown, text)
+        else:
+            names.append(name)
     return names
+
+
+def _read_body(response: urllib3.BaseHTTPResponse, url: str, limit: int) -> bytes:
+    """The body, inflated, if it is at most ``limit`` bytes; else an ``UpstreamError`` naming
+    the URL, and the connection is closed rather than read to its end.
+
+    Read a chunk at a time: urllib3 inflates no more than a read asks for, so a gzip bomb
+    costs ``limit`` bytes (one ``read(limit + 1)`` would cost twice that while it joins).
+    """
+    shown = strip_credentials(url)
+    body = bytearray()
+    try:
+        while chunk := response.read(_CHUNK):
+            body += chunk
+            if len(body) > limit:
+                response.close()
+                raise UpstreamError(f"{shown} sent more than {limit} bytes", url=shown)
+    except urllib3.exceptions.HTTPError as exc:
+        raise UpstreamError(f"reading {shown} failed: {exc}", url=shown) from exc
+    return bytes(body)
 
 
 def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter: _Counter) -> None:
@@ -701,8 +941,10 @@ def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter:
     same = project.old.selection == project.selection
     old = {listing.url: listing for listing in project.old.listings} if same else {}
     digests: dict[str, str | None] = {}
+    # Listings are kept under the index URL without its credentials (never written).
     results = {
-        base: _read_page(project, base, old.get(base), client, counter, digests) for base in urls
+        base: _read_page(project, base, old.get(strip_credentials(base)), client, counter, digests)
+        for base in urls
     }
     if project.errors:
         project.page_failed = True
@@ -720,7 +962,7 @@ def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter:
     for base, result in results.items():
         if result.status == "not-modified":
             # Validators that came with the answer replace the old ones (same page bytes).
-            kept = old[base]
+            kept = old[strip_credentials(base)]
             listings.append(
                 replace(
                     kept,
@@ -730,12 +972,33 @@ def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter:
             )
         elif result.status == "ok" and result.page is not None:
             digest = digests.get(base)
-            listings.append(_Listing(base, result.etag, result.last_modified, digest))
-            project.files += result.page.files
+            shown = strip_credentials(base)
+            listings.append(_Listing(shown, result.etag, result.last_modified, digest))
+            project.files += _usable(project, base, result.page.files)
     project.listings = tuple(listings)
     found = [s for s in statuses.values() if s != "not-found"]
     project.found = bool(found)
     project.unchanged = bool(found) and all(s == "not-modified" for s in found)
+
+
+def _usable(
+    project: _Project, base: str, files: Iterable[UpstreamFile]
+) -> list[tuple[UpstreamFile, bool]]:
+    """The page's files that may be fetched, each with whether it is local: a file:// index
+    (the user's own) may link anything, a remote one its http(s) URLs only."""
+    if base.startswith("file:"):
+        return [(file, True) for file in files]
+    usable: list[tuple[UpstreamFile, bool]] = []
+    for file in files:
+        scheme = urlsplit(file.url).scheme.lower()
+        if scheme in ("http", "https"):
+            usable.append((file, False))
+        else:
+            project.refused.append(
+                f"{file.filename!r} has a {scheme}: URL on {strip_credentials(base)}, and "
+                "files of a remote index are fetched over http(s) only"
+            )
+    return usable
 
 
 def _read_page(
@@ -778,9 +1041,11 @@ def _remote_page(
         response = client.get(url, headers=headers)
         try:
             status = response.status
-            body = response.read() if status == 200 else b""
-            if status != 200:
-                response.drain_conn()
+            body = _read_body(response, url, _MAX_PAGE) if status == 200 else b""
+            if status == 304:
+                response.drain_conn()  # nothing to read: the connection is reused
+            elif status != 200:
+                response.close()  # a body nobody reads may be endless
         finally:
             response.release_conn()
     except urllib3.exceptions.HTTPError as exc:
@@ -824,8 +1089,9 @@ def _selection(want: _Want, settings: MirrorSettings, targets: tuple[Target, ...
     )
 
 
-def _from_record(record: FileRecord) -> _Candidate:
-    """A file mirrored last time, as a candidate again (its index page has not changed)."""
+def _from_record(record: FileRecord, local: bool) -> _Candidate:
+    """A file mirrored last time, as a candidate again (its index page has not changed);
+    ``local`` when a file:// index lists the project."""
     assert isinstance(record.origin, Downloaded)
     file = UpstreamFile(
         filename=record.filename,
@@ -835,9 +1101,8 @@ def _from_record(record: FileRecord) -> _Candidate:
         yanked=False if record.yanked is None else (record.yanked or True),
         size=record.size,
     )
-    candidate = _candidate(file)
-    assert candidate is not None, record.filename
-    return candidate
+    assert _refusal(record.filename, record.name) is None, record.filename  # _checked_state
+    return _candidate(file, local)
 
 
 def _local_page(base: str, name: NormalizedName, etag: str | None) -> PageResult:
@@ -924,11 +1189,13 @@ def _apply(
     tmp = out / MIRROR_STATE_DIR / _TMP
     shutil.rmtree(tmp, ignore_errors=True)  # partial downloads of a killed run
     tmp.mkdir(parents=True, exist_ok=True)
-    # Ownership is recorded (durably) before any file is put in place.
-    for project in projects:
-        if project.to_fetch:
-            names = {c.file.filename for c in project.to_fetch}
-            _write_state(out, replace(project.old, owned=project.old.owned | names))
+    for stale in states.values():
+        if stale.stale:
+            # Without the credentials, foreign names or journal it was read with.
+            _write_state(out, stale)
+    # Ownership of each file is claimed (durably) once its bytes are verified, before it is
+    # put in place: never for a file that someone else put there.
+    journal = _Journal(out)
     jobs = [(p, c) for p in projects for c in p.to_fetch]
     if jobs:
         total = sum(c.file.size or 0 for _, c in jobs)
@@ -936,10 +1203,21 @@ def _apply(
 
     def fetch(job: tuple[_Project, _Candidate]) -> None:
         project, candidate = job
+
+        def claim() -> None:
+            journal.claim(project.name, candidate.file.filename)
+            project.claimed.add(candidate.file.filename)
+
         try:
-            mirrored = _obtain(out, tmp, candidate, project.old, client, settings, report)
+            mirrored = _obtain(out, tmp, candidate, project.old, client, settings, report, claim)
         except WheelhouseError as exc:
             project.errors.append(exc.message)
+            return
+        except OSError as exc:
+            where = f" {str(exc.filename)!r}" if exc.filename else ""
+            project.errors.append(
+                f"cannot write {candidate.file.filename}{where}: {exc.strerror or exc}"
+            )
             return
         project.fetched[candidate.file.filename] = mirrored
 
@@ -977,6 +1255,7 @@ def _apply(
             _write_state(out, replace(state, owned=state.owned - doomed))
         else:
             _state_path(out, name).unlink(missing_ok=True)
+            _journal_path(out, name).unlink(missing_ok=True)
     shutil.rmtree(tmp, ignore_errors=True)
     return outcomes
 
@@ -1014,9 +1293,9 @@ def _commit(out: Path, project: _Project) -> tuple[ProjectOutcome, _ProjectState
         () if project.errors else project.listings,
         mirrored,
         project.selection,
-        frozenset(old.owned | set(kept)),
+        frozenset(old.owned | set(kept) | project.claimed),
     )
-    if state != old:
+    if state != old or project.claimed:
         _write_state(out, state)
     if project.errors:
         status = "failed"
@@ -1057,10 +1336,17 @@ def _obtain(
     client: HttpClient,
     settings: MirrorSettings,
     report: Reporter,
+    claim: Callable[[], None],
 ) -> _Mirrored:
-    """The file verified in place: found there already (a killed run's), or downloaded."""
+    """The file verified in place: found there already (a killed run's), or downloaded.
+
+    ``claim`` records durably that the mirror owns the file's name: called once the bytes
+    are verified, before they are put in place.
+    """
     file = candidate.file
     assert file.sha256 is not None
+    # Checked by _select (or _checked_state): one plain file name of the project, in `out`.
+    assert _refusal(file.filename, candidate.name) is None, file.filename
     path = out / file.filename
     if path.exists():
         digest, size = sha256_file(path)
@@ -1069,14 +1355,19 @@ def _obtain(
         if file.filename not in old.owned:
             raise WheelhouseError(
                 f"{str(path)!r} exists, was not written by the mirror, and is not the file "
-                f"the index lists (sha256 {digest}, expected {file.sha256}); left alone"
+                f"the index lists (sha256 {file.sha256}); left alone"
             )
     partial = tmp / f"{uuid.uuid4().hex}.part"
     try:
-        digest, size = _download(client, file, partial, settings, report)
+        digest, size = _download(client, candidate, partial, settings, report)
         if digest != file.sha256:
+            shown = strip_credentials(file.url)
             raise HashMismatchError(
-                f"{file.filename} from {strip_credentials(file.url)} has sha256 {digest}, "
+                # A local file's own hash is not for the index's page to learn by listing it.
+                f"{file.filename} from {shown} does not have the sha256 the index promised "
+                f"({file.sha256}); not mirrored"
+                if candidate.local
+                else f"{file.filename} from {shown} has sha256 {digest}, "
                 f"but the index promised {file.sha256}; not mirrored",
                 filename=file.filename,
                 expected=file.sha256,
@@ -1084,6 +1375,7 @@ def _obtain(
             )
         partial.chmod(0o644)
         metadata = _metadata(partial, candidate)
+        claim()
         if metadata is not None:
             write_atomic(out / (file.filename + METADATA_SUFFIX), metadata)
         os.replace(partial, path)
@@ -1103,11 +1395,22 @@ def _metadata(path: Path, candidate: _Candidate) -> bytes | None:
     if candidate.kind != "wheel":
         return None
     import zipfile
+    import zlib
 
     try:
         metadata = read_wheel_metadata(path, candidate.name, candidate.version)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise WheelhouseError(f"{candidate.file.filename} is not a readable wheel: {exc}") from exc
+    except (
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,  # and a METADATA past the reader's size limit
+        zlib.error,
+        RuntimeError,  # an encrypted member
+        NotImplementedError,  # a compression method zipfile does not know
+        ValueError,
+    ) as exc:
+        raise WheelhouseError(
+            f"{candidate.file.filename} is not a readable wheel: {exc}; not mirrored"
+        ) from exc
     if metadata is None:
         raise WheelhouseError(
             f"{candidate.file.filename} has no {candidate.name}-{candidate.version}"
@@ -1145,11 +1448,21 @@ def _mirrored(candidate: _Candidate, size: int, metadata: bytes | None) -> _Mirr
 
 def _download(
     client: HttpClient,
-    file: UpstreamFile,
+    candidate: _Candidate,
     partial: Path,
     settings: MirrorSettings,
     report: Reporter,
 ) -> tuple[str, int]:
+    file = candidate.file
+    if file.url.startswith("file:"):
+        return _copy_local(candidate, partial, settings, report)
+    if urlsplit(file.url).scheme.lower() not in ("http", "https"):
+        # _usable keeps only http(s) URLs of remote pages; a state file could hold others.
+        raise FetchError(
+            f"{file.filename} has a URL that is neither http(s) nor a local index's file: "
+            f"{strip_credentials(file.url)!r}; not mirrored",
+            url=strip_credentials(file.url),
+        )
     last: Exception | None = None
     for attempt in range(_ATTEMPTS):
         try:
@@ -1170,6 +1483,63 @@ class _Retry(Exception):
     pass
 
 
+def _copy_local(
+    candidate: _Candidate, partial: Path, settings: MirrorSettings, report: Reporter
+) -> tuple[str, int]:
+    """A file a file:// index lists, copied and hashed; at most --max-file-size bytes are
+    copied, and only from a regular file (not a device, a FIFO or a directory)."""
+    import hashlib
+
+    file = candidate.file
+    if not candidate.local:
+        # _usable drops them from remote pages; a state file could hold one.
+        raise FetchError(
+            f"{file.filename} has a file: URL, but only a file:// index may list local files; "
+            "not mirrored",
+            url=file.url,
+        )
+    source = file_url_path(file.url)
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError as exc:
+        raise FetchError(f"{str(source)!r} is listed but missing", url=file.url) from exc
+    except OSError as exc:
+        raise FetchError(f"cannot read {str(source)!r}: {exc.strerror}", url=file.url) from exc
+    with open(fd, "rb", closefd=True) as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FetchError(
+                f"{str(source)!r} is listed as {file.filename} but is not a regular file; "
+                "not mirrored",
+                url=file.url,
+            )
+        digest = hashlib.sha256()
+        size = 0
+        with partial.open("wb") as copy:
+            while chunk := handle.read(_CHUNK):
+                size += len(chunk)
+                if too_big := _too_big(file, settings, size):
+                    raise FetchError(too_big, url=file.url)
+                copy.write(chunk)
+                digest.update(chunk)
+    report.downloaded(file.filename, size)
+    return digest.hexdigest(), size
+
+
+def _too_big(file: UpstreamFile, settings: MirrorSettings, size: int) -> str | None:
+    """Why a transfer that reached ``size`` bytes stops, checked as it goes: past
+    --max-file-size, or past the size the page gives (the bytes cannot be the listed file)."""
+    limit = settings.max_file_size
+    if limit is not None and size > limit:
+        return f"{file.filename} is larger than --max-file-size ({limit} bytes); not mirrored"
+    if file.size is not None and size > file.size:
+        return (
+            f"{file.filename} is larger than the {file.size} bytes the index gives for it; "
+            "not mirrored"
+        )
+    return None
+
+
 def _get(
     client: HttpClient,
     file: UpstreamFile,
@@ -1179,48 +1549,28 @@ def _get(
 ) -> tuple[str, int]:
     import hashlib
 
-    if file.url.startswith("file:"):
-        source = file_url_path(file.url)
-        try:
-            with source.open("rb") as handle, partial.open("wb") as copy:
-                shutil.copyfileobj(handle, copy, _CHUNK)
-        except FileNotFoundError as exc:
-            raise FetchError(f"{str(source)!r} is listed but missing", url=file.url) from exc
-        copied = sha256_file(partial)
-        report.downloaded(file.filename, copied[1])
-        if settings.max_file_size is not None and copied[1] > settings.max_file_size:
-            raise FetchError(
-                f"{file.filename} is larger than --max-file-size ({settings.max_file_size} "
-                "bytes); not mirrored",
-                url=file.url,
-            )
-        return copied
     response = client.get(file.url)
     try:
         if response.status >= 500 or response.status == 429:
-            response.drain_conn()
+            response.close()
             raise _Retry(f"HTTP {response.status}")
         if response.status != 200:
-            response.drain_conn()
+            response.close()
             raise FetchError(
                 f"cannot download {strip_credentials(file.url)}: HTTP {response.status}",
                 url=strip_credentials(file.url),
             )
         digest = hashlib.sha256()
         size = 0
-        limit = settings.max_file_size
         with partial.open("wb") as handle:
             for chunk in response.stream(_CHUNK):
+                size += len(chunk)
+                if too_big := _too_big(file, settings, size):
+                    response.close()
+                    raise FetchError(too_big, url=strip_credentials(file.url))
                 handle.write(chunk)
                 digest.update(chunk)
-                size += len(chunk)
                 report.downloaded(file.filename, len(chunk))
-                if limit is not None and size > limit:
-                    raise FetchError(
-                        f"{file.filename} is larger than --max-file-size ({limit} bytes); "
-                        "not mirrored",
-                        url=strip_credentials(file.url),
-                    )
         return digest.hexdigest(), size
     finally:
         response.release_conn()
