@@ -4,6 +4,7 @@ targets that try to reach another host or port with the index's credentials."""
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
 import re
@@ -419,3 +420,35 @@ def test_a_loose_build_follows_root_relative_links_through_the_tap(
     assert files and set(files.values()) == {1}
     for filename in GRAPH_WHEELS:
         assert (tmp_path / "wh" / filename).is_file()
+
+
+@pytest.mark.parametrize("ahead", [False, True])
+def test_a_page_larger_than_the_tap_reads_is_a_failure_not_a_page(
+    dists: DistFactory,
+    index_server: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+    ahead: bool,
+) -> None:
+    # A gzip bomb, scaled down: 4 KiB on the wire, 4 MiB inflated, the tap reading 1 MiB.
+    monkeypatch.setattr(_pagetap, "_MAX_PAGE", 1 << 20)
+    bomb = gzip.compress(b"<a>" + b" " * (4 << 20), compresslevel=9)
+    assert len(bomb) < 8192
+
+    def answer(path: str, headers: Mapping[str, str]) -> Answer | None:
+        if path == "/simple/app/":
+            return 200, {"Content-Type": "text/html", "Content-Encoding": "gzip"}, bomb
+        return None
+
+    index_server.intercept(answer)
+    with PageTap([index_server.url], HttpClient({"retries": "0"}), ahead=ahead) as tap:
+        [tapped] = tap.index_urls
+        try:
+            status: int | None = get(tapped + "app/", Accept=PIP_ACCEPT).status
+        except urllib3.exceptions.HTTPError:
+            status = None  # the connection was closed: pip sees a failure too
+
+    assert status in (None, 502)
+    assert tap.pages == {}
+    assert tap.failures == [
+        f"{index_server.url}app/: a page larger than {1 << 20} bytes, the most the tap reads"
+    ]

@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 _PAGE_TYPES = ("text/html", "application/vnd.pypi.simple.")
 _CHUNK = 1 << 16
+# The most of a page read (inflated): PyPI's largest project pages are a few MB.
+_MAX_PAGE = 64 * 1024 * 1024
 # Request headers pip sends that the index needs to answer as it would answer pip.
 _FORWARDED = ("Accept", "Cache-Control", "User-Agent")
 # pip's Accept header for index pages (pip 22.2 to 26.x): the one a prefetcher asks with, so
@@ -358,7 +360,7 @@ class PageTap:
             if length is None or response.headers.get("Content-Encoding") or keep:
                 # Whole, decoded: the length pip is told is that of the bytes it gets. A page
                 # is read whole too: its root-relative links are pointed under the secret.
-                body = response.read()
+                body = _page_body(response) if keep else response.read()
                 sent = self._rooted(body) if keep and response.status == 200 else body
                 self._answer(request, response.status, out, sent)
             else:
@@ -436,7 +438,7 @@ class PageTap:
         shown = strip_credentials(upstream)
         response = self._client.get(upstream, headers=headers, redirect=False, retries=retries)
         try:
-            body = response.read()
+            body = _page_body(response)
         finally:
             response.release_conn()
         content_type = response.headers.get("Content-Type", "")
@@ -569,3 +571,15 @@ def _peer_is_ours(client: tuple[str, int], server: tuple[str, int]) -> bool:
         if len(fields) > 7 and fields[1] == local and fields[2] == remote:
             return fields[7] == str(os.geteuid())
     return False
+
+
+class _PageTooLarge(OSError):
+    """An index page larger than the tap reads: a failure to forward it, as a dead host is."""
+
+
+def _page_body(response: urllib3.BaseHTTPResponse) -> bytes:
+    """The body of a page ``response`` (decoded), if it is no larger than ``_MAX_PAGE``."""
+    body = response.read(_MAX_PAGE + 1)
+    if len(body) > _MAX_PAGE:
+        raise _PageTooLarge(f"a page larger than {_MAX_PAGE} bytes, the most the tap reads")
+    return body
