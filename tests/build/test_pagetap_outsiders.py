@@ -84,16 +84,17 @@ def listener() -> Iterator[Listener]:
     other.close()
 
 
-def guard(index: IndexServer) -> str:
+def guard(index: IndexServer, password: str = "s3cret") -> str:
     """Let ``index`` answer only requests with alice's credentials; its URL with them."""
+    wanted = "Basic " + base64.b64encode(f"alice:{password}".encode()).decode()
 
     def check(path: str, headers: Mapping[str, str]) -> Answer | None:
-        if headers.get("Authorization") != WANTED:
+        if headers.get("Authorization") != wanted:
             return 401, {"WWW-Authenticate": 'Basic realm="index"'}, b"who are you?"
         return None
 
     index.intercept(check)
-    return index.url.replace("http://", "http://alice:s3cret@")
+    return index.url.replace("http://", f"http://alice:{password}@")
 
 
 def raw_status(port: int, target: str) -> int:
@@ -321,7 +322,9 @@ def test_a_loose_build_shows_neither_secret_nor_password_to_another_user(
     make_graph(dists)
     requirements = tmp_path / "requirements.in"
     requirements.write_text(GRAPH_REQUIREMENTS, encoding="utf-8")
-    url = guard(index_server)
+    # Only this build knows it: any other process on the machine may say "s3cret".
+    password = secrets.token_hex(16)
+    url = guard(index_server, password)
     made: list[str] = []
     token_urlsafe = secrets.token_urlsafe
 
@@ -348,11 +351,12 @@ def test_a_loose_build_shows_neither_secret_nor_password_to_another_user(
     assert made  # the tap's secret (and any other token made meanwhile)
     # pip ran through the tap while the other user looked.
     assert "page tap" not in result.stderr
-    assert all(h.get("Authorization") == WANTED for _, h in index_server.received)
+    wanted = "Basic " + base64.b64encode(f"alice:{password}".encode()).decode()
+    assert all(h.get("Authorization") == wanted for _, h in index_server.received)
     commands = [s.removeprefix(b"cmdline ").split(b"\0") for s in seen if s.startswith(b"cmdline")]
     assert any(b"download" in c and b"--dest" in c for c in commands), commands
     for found in seen:
-        assert b"s3cret" not in found
+        assert password.encode() not in found
         assert not [s for s in made if s.encode() in found]
     # Nothing shown or written holds the secret either.
     assert not [s for s in made if s in result.stderr + result.stdout]
