@@ -456,3 +456,33 @@ def test_a_page_larger_than_the_tap_reads_is_a_failure_not_a_page(
     assert tap.failures == [
         f"{index_server.url}app/: a page larger than {1 << 20} bytes, the most the tap reads"
     ]
+
+
+_SILENT = """
+import socket, sys, time
+connection = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=120)
+start = time.monotonic()
+print(repr(connection.recv(100)), round(time.monotonic() - start))
+"""
+
+
+def test_another_users_silent_connection_is_dropped(
+    dists: DistFactory, index_server: IndexServer
+) -> None:
+    if shutil.which("setpriv") is None or os.geteuid() != 0:
+        missing("setpriv as root", "another local user is played by uid 65534")
+    with PageTap([index_server.url], HttpClient({})) as tap:
+        port = urlsplit(tap.index_urls[0]).port
+        silent = subprocess.run(
+            [*NOBODY, sys.executable, "-I", "-c", _SILENT, str(port)],
+            capture_output=True,
+            text=True,
+            timeout=WAIT * 2,
+            check=False,
+        )
+
+    # Closed by the tap after its 10 s, without a word: the connection no longer waits.
+    said, seconds = silent.stdout.split()
+    assert said == "b''", silent.stderr
+    assert 5 <= int(seconds) < 100
+    assert index_server.received == [] and tap.failures == []

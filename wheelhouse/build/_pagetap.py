@@ -57,6 +57,8 @@ _PAGE_TYPES = ("text/html", "application/vnd.pypi.simple.")
 _CHUNK = 1 << 16
 # The most of a page read (inflated): PyPI's largest project pages are a few MB.
 _MAX_PAGE = 64 * 1024 * 1024
+# Seconds another user's connection may take to send its request (then to be refused).
+_STRANGER_TIMEOUT = 10.0
 # Request headers pip sends that the index needs to answer as it would answer pip.
 _FORWARDED = ("Accept", "Cache-Control", "User-Agent")
 # pip's Accept header for index pages (pip 22.2 to 26.x): the one a prefetcher asks with, so
@@ -232,6 +234,9 @@ class PageTap:
             def setup(self) -> None:
                 super().setup()
                 self.ours = _peer_is_ours(self.client_address, self.connection.getsockname())
+                if not self.ours:
+                    # Another user's connection holds a thread only as long as its refusal.
+                    self.connection.settimeout(_STRANGER_TIMEOUT)
 
             def log_message(self, format: str, *args: Any) -> None:
                 # The request line holds the secret.
