@@ -507,7 +507,11 @@ def _page_tap(
     client = HttpClient(config, pool_size=jobs)
     # Guessed files come from the one index whose pages the tap reads for the guesses.
     ahead = len(remote) == 1
-    with PageTap(urls, client, ahead=ahead, hide=surely_foreign) as tap:
+    # Files linked on other origins are asked without the indexes' credentials (pip sends
+    # them to an index's own scheme, host and port only).
+    bare = {k: v for k, v in config.items() if k not in ("index-url", "extra-index-url")}
+    elsewhere = HttpClient(bare, pool_size=jobs)
+    with PageTap(urls, client, ahead=ahead, hide=surely_foreign, elsewhere=elsewhere) as tap:
         if not ahead:
             yield tap, None
             return
