@@ -376,6 +376,14 @@ UNKNOWN = {
         "the lock's [metadata] groups (pdm lock -G NAME)",
     ),
     ("pdm.lock", "--extra"): ("dev, fast", "the lock's [metadata] groups (pdm lock -G NAME)"),
+    # uv export writes no extras and groups into the pylock.toml: it holds what was exported.
+    ("pylock-uv", "--group"): ("none", "the lock's dependency-groups"),
+    ("pylock-uv", "--extra"): ("none", "the lock's extras"),
+    ("Pipfile.lock", "--group"): (
+        "default, dev, dev-packages, develop",
+        "the Pipfile's sections: [dev-packages] is --group dev",
+    ),
+    ("Pipfile.lock", "--extra"): ("none", "the Pipfile (a Pipfile has no extras of its own)"),
 }
 
 
