@@ -525,3 +525,25 @@ def test_packages_missing_from_the_index_are_named_five_at_most(
     assert line.startswith(f"error: {str(lock)!r} cannot be installed on target 'host': "), line
     assert line.endswith("; and 1 more"), line
     assert line.count("is not on the configured indexes") == 5, line
+
+
+def test_packages_from_version_control_are_named_five_at_most(cli: Cli, tmp_path: Path) -> None:
+    names = [f"vcs{i}" for i in range(7)]
+    lock = tmp_path / "pdm.lock"
+    lock.write_text(
+        '[metadata]\ngroups = ["default"]\nstrategy = ["inherit_metadata"]\n'
+        'lock_version = "4.5.0"\n\n'
+        + "".join(
+            f'[[package]]\nname = "{name}"\nversion = "1.0"\ngroups = ["default"]\n'
+            f'git = "https://git.example.org/{name}.git"\nrevision = "abc"\n\n'
+            for name in names
+        ),
+        encoding="utf-8",
+    )
+    result = cli("build", "-r", lock, "-o", tmp_path / "house")
+    assert result.exit_code == 3, result.stderr
+    shown = ", ".join(f"{n} (git+https://git.example.org/{n}.git)" for n in names[:5])
+    assert error_line(result.stderr) == (
+        f"error: {str(lock)!r} locks {shown}, and 2 more from version control, which a "
+        "wheelhouse cannot pin by hash"
+    )

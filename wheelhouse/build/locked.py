@@ -163,7 +163,7 @@ def _check_sources(lock: Lock, packages: Sequence[LockedPackage]) -> None:
     vcs = [p for p in packages if p.source == "vcs"]
     if vcs:
         raise RequirementsError(
-            f"{str(lock.path)!r} locks {', '.join(f'{p.name} ({p.reference})' for p in vcs)} "
+            f"{str(lock.path)!r} locks {capped([f'{p.name} ({p.reference})' for p in vcs])} "
             "from version control, which a wheelhouse cannot pin by hash",
             path=lock.path,
             hint="publish a release of it (or build a wheel) and lock that instead",
@@ -171,7 +171,7 @@ def _check_sources(lock: Lock, packages: Sequence[LockedPackage]) -> None:
     local = [p for p in packages if p.source == "directory"]
     if local:
         raise RequirementsError(
-            f"{str(lock.path)!r} locks {', '.join(f'{p.name} ({p.reference})' for p in local)} "
+            f"{str(lock.path)!r} locks {capped([f'{p.name} ({p.reference})' for p in local])} "
             "from a local directory, which a lock pins by no hash",
             path=lock.path,
             hint="build it yourself and pass it as a requirement ('-r' a file holding its "
