@@ -547,3 +547,49 @@ def test_packages_from_version_control_are_named_five_at_most(cli: Cli, tmp_path
         f"error: {str(lock)!r} locks {shown}, and 2 more from version control, which a "
         "wheelhouse cannot pin by hash"
     )
+
+
+def test_a_foreign_target_outside_requires_python_is_named_with_one_that_fits(
+    project: Project, cli: Cli, tmp_path: Path
+) -> None:
+    lock = project.lock("uv.lock")
+    lock.write_text(
+        lock.read_text().replace('requires-python = ">=3.11"', 'requires-python = ">=3.13"')
+    )
+    result = cli("build", "-r", lock, "-o", tmp_path / "house", "-i", project.index.url,
+                 "--target", "host", "--target", WINDOWS)  # fmt: skip
+    assert result.exit_code == 9, result.stderr
+    # The host comes first; the same check names a foreign target by its minor version.
+    assert "the target 'host' is Python 3.11" in error_line(result.stderr)
+    foreign = cli("build", "-r", lock, "-o", tmp_path / "house", "-i", project.index.url,
+                  "--target", WINDOWS)  # fmt: skip
+    assert foreign.exit_code == 9, foreign.stderr
+    assert error_line(foreign.stderr) == (
+        f"error: {str(lock)!r} requires Python >=3.13; the target {WINDOWS!r} is Python 3.11"
+    )
+    assert foreign.stderr.splitlines()[-1] == (
+        "hint: build for a Python it allows (--target cp313-win_amd64), or lock again to "
+        "include Python 3.11"
+    )
+
+
+def test_a_pyproject_outside_its_requires_python_says_so(
+    project: Project, cli: Cli, tmp_path: Path
+) -> None:
+    # pip resolved the dependencies for a Python the project does not support (exit 0).
+    pyproject = project.root / "pyproject.toml"
+    pyproject.write_text(
+        PYPROJECT.replace('requires-python = ">=3.11"', 'requires-python = ">=3.14"')
+    )
+    out = tmp_path / "house"
+    result = cli("build", "-r", pyproject, "-o", out, "-i", project.index.url, "--target",
+                 WINDOWS)  # fmt: skip
+    assert result.exit_code == 9, result.stderr
+    assert error_line(result.stderr) == (
+        f"error: {str(pyproject)!r} requires Python >=3.14; the target {WINDOWS!r} is Python 3.11"
+    )
+    assert result.stderr.splitlines()[-1] == (
+        "hint: build for a Python it allows (--target cp314-win_amd64), or widen its "
+        "requires-python to include Python 3.11"
+    )
+    assert not out.exists()

@@ -44,11 +44,17 @@ class InputSet:
         """Raise :class:`IncompatibleError` when an input is not for ``target``'s Python,
         before any file is looked for (each would otherwise look missing)."""
         environment = target.environment
-        version = environment["python_full_version" if target.is_host else "python_version"]
+        minor = environment["python_version"]
+        # A foreign target's patch level is unknown: any of its minor version will do.
+        versions = (
+            [environment["python_full_version"]]
+            if target.is_host
+            else [f"{minor}.0", f"{minor}.999"]
+        )
+        version = environment["python_full_version"] if target.is_host else minor
         for path, spec in self.requires_python:
-            if python_allows(spec, environment["python_full_version"]) is not False:
+            if any(python_allows(spec, v) is not False for v in versions):
                 continue
-            minor = environment["python_version"]
             suggestion = _python_target(spec, target)
             instead = f"build for a Python it allows (--target {suggestion})" if suggestion else ""
             what = "widen its requires-python" if path.name == "pyproject.toml" else "lock again"
