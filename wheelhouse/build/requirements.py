@@ -169,8 +169,7 @@ def _read_lock(
             path=path,
             hint="build each lock into its own wheelhouse (and 'wheelhouse merge' them)",
         )
-    lock = read_lock(path, kind)
-    lock.check(selection)
+    lock = read_lock(path, kind, selection)
     return InputSet(
         requirements=requirements,
         constraints=(),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse._base.targets import Target
@@ -199,7 +199,15 @@ class UvLock:
         if not evaluate(requirement.get("marker"), environment, self.path):
             return []
         name = canonicalize_name(requirement["name"])
-        specifier = SpecifierSet(str(requirement.get("specifier", "")))
+        try:
+            specifier = SpecifierSet(str(requirement.get("specifier", "")))
+        except InvalidSpecifier as exc:
+            raise RequirementsError(
+                f"{str(self.path)!r}: a dependency group requirement on {requirement['name']!r} "
+                f"has an invalid specifier: {exc}",
+                path=self.path,
+                hint=_HINT,
+            ) from exc
         candidates = [
             c
             for c in by_name.get(name, [])
