@@ -593,3 +593,18 @@ def test_a_pyproject_outside_its_requires_python_says_so(
         "requires-python to include Python 3.11"
     )
     assert not out.exists()
+
+
+def test_a_lock_whose_group_tables_are_malformed_is_exit_3(cli: Cli, tmp_path: Path) -> None:
+    lock = tmp_path / "uv.lock"
+    lock.write_text(
+        'version = 1\nrequires-python = ">=3.11"\n\n[[package]]\nname = "app"\n'
+        'version = "0.1.0"\nsource = { virtual = "." }\noptional-dependencies = 5\n',
+        encoding="utf-8",
+    )
+    result = cli("build", "-r", lock, "-o", tmp_path / "house", "--extra", "fast")
+    assert result.exit_code == 3, result.stderr
+    assert error_line(result.stderr).startswith(
+        f"error: {str(lock)!r} is not a uv.lock this version can read: TypeError("
+    )
+    assert "Traceback" not in result.stderr
