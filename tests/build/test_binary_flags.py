@@ -94,11 +94,21 @@ def test_only_binary_refuses_an_sdist_only_project(
     cli: Cli, tmp_path: Path, both: DistFactory, index_server: IndexServer, text: str
 ) -> None:
     _, stderr = build(cli, tmp_path, index_server, text, "--only-binary", "srconly", code=4)
-    requirement = text.strip()
-    assert stderr.splitlines()[-2:] == [
-        f"error: no distribution found for {requirement!r} on the configured indexes",
-        "hint: check the project name, and --index-url/--extra-index-url/--find-links",
-    ]
+    # issue 24: the index has the project, as an sdist, which the flag forbids building;
+    # "no distribution found ... check the project name" blamed the wrong thing.
+    if "==" in text:
+        assert stderr.splitlines()[-2:] == [
+            "error: srconly==1.0 has only an sdist on the configured indexes "
+            "(srconly-1.0.tar.gz), and --only-binary srconly forbids building it",
+            "hint: allow it with --no-binary srconly, or drop --only-binary srconly",
+        ]
+    else:
+        assert stderr.splitlines()[-2:] == [
+            "error: no wheel of 'srconly' on the configured indexes that fits, and "
+            "--only-binary srconly rules out building one from an sdist",
+            "hint: check the project name and the indexes; if it publishes only sdists, allow "
+            "it with --no-binary srconly, or drop --only-binary srconly",
+        ]
 
 
 def test_prefer_binary_takes_the_older_wheel_over_a_newer_sdist(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -360,3 +361,250 @@ def test_a_file_whose_locked_url_is_unreachable_is_taken_by_name_from_the_index(
     assert set(lock_of(manifest, "host")) == set(EXPECTED["host"])
     origin = manifest.file("helper-1.0-py3-none-any.whl").origin
     assert getattr(origin, "url", "") == project.index.files_url + "helper-1.0-py3-none-any.whl"
+
+
+# -- issue 24: --extra/--group, requires-python, no network ------------------------------------
+
+UNKNOWN = {
+    # (kind, option): (what the lock has, the hint's place to look)
+    ("uv.lock", "--group"): ("dev", "the projects' [dependency-groups]"),
+    ("uv.lock", "--extra"): ("fast", "the projects' [project.optional-dependencies]"),
+    ("poetry.lock", "--group"): ("dev, main", "the project's [tool.poetry.group.NAME] tables"),
+    ("poetry.lock", "--extra"): ("fast", "the project's extras (the lock's [extras])"),
+    ("pdm.lock", "--group"): (
+        "default, dev, fast",
+        "the lock's [metadata] groups (pdm lock -G NAME)",
+    ),
+    ("pdm.lock", "--extra"): ("dev, fast", "the lock's [metadata] groups (pdm lock -G NAME)"),
+    # uv export writes no extras and groups into the pylock.toml: it holds what was exported.
+    ("pylock-uv", "--group"): ("none", "the lock's dependency-groups"),
+    ("pylock-uv", "--extra"): ("none", "the lock's extras"),
+    ("Pipfile.lock", "--group"): (
+        "default, dev, dev-packages, develop",
+        "the Pipfile's sections: [dev-packages] is --group dev",
+    ),
+    ("Pipfile.lock", "--extra"): ("none", "the Pipfile (a Pipfile has no extras of its own)"),
+}
+
+
+@pytest.mark.parametrize(("kind", "option"), sorted(UNKNOWN))
+def test_an_unknown_extra_or_group_of_a_lock_is_exit_3_naming_those_it_has(
+    kind: str, option: str, project: Project, cli: Cli, tmp_path: Path
+) -> None:
+    # It built the main dependencies and exited 0: the wheelhouse silently lacked what was
+    # asked for. A pyproject.toml input already failed this way.
+    lock = project.lock(kind)
+    out = tmp_path / "house"
+    result = cli("build", "-r", lock, "-o", out, "-i", project.index.url, option, "nope")
+    assert result.exit_code == 3, result.stderr
+    has, where = UNKNOWN[(kind, option)]
+    what = "dependency group" if option == "--group" else "extra"
+    assert error_line(result.stderr) == f"error: {str(lock)!r} has no {what} 'nope' (it has: {has})"
+    assert f"hint: check the {option} name against {where}" in result.stderr.splitlines()
+    assert not out.exists()
+
+
+WORKSPACE_ROOT = """\
+[dependency-groups]
+tools = ["devtool"]
+
+[tool.uv.workspace]
+members = ["app"]
+"""
+
+WORKSPACE_MEMBER = """\
+[project]
+name = "app"
+version = "0.1.0"
+requires-python = ">=3.11"
+dependencies = ["purepkg==1.0"]
+
+[dependency-groups]
+dev = ["extrapkg"]
+"""
+
+
+def test_uv_groups_of_a_workspace_root_that_is_no_project_are_taken(
+    project: Project, cli: Cli, tmp_path: Path
+) -> None:
+    # The shape of the full-stack FastAPI template: a root with [dependency-groups] but no
+    # [project], which uv.lock records under [manifest.dependency-groups]. '--group tools'
+    # added nothing (exit 0).
+    (project.root / "pyproject.toml").write_text(WORKSPACE_ROOT, encoding="utf-8")
+    (project.root / "app").mkdir()
+    (project.root / "app" / "pyproject.toml").write_text(WORKSPACE_MEMBER, encoding="utf-8")
+    lock = project.lock("uv.lock")
+    assert "[manifest.dependency-groups]" in lock.read_text()
+    plain = build(cli, tmp_path / "plain", lock, project.index)
+    assert set(lock_of(plain, "host")) == {"purepkg", "helper"}
+    grouped = build(cli, tmp_path / "grouped", lock, project.index, "--group", "tools",
+                    "--group", "dev")  # fmt: skip
+    assert set(lock_of(grouped, "host")) == {"purepkg", "helper", "devtool", "extrapkg"}
+    unknown = cli("build", "-r", lock, "-o", tmp_path / "unknown", "-i", project.index.url,
+                  "--group", "github-actions")  # fmt: skip
+    assert unknown.exit_code == 3, unknown.stderr
+    assert error_line(unknown.stderr) == (
+        f"error: {str(lock)!r} has no dependency group 'github-actions' (it has: dev, tools)"
+    )
+
+
+PYTHON_OF = {
+    # kind: (the lock's text for Python >= 3.11, the same lock made for Python >= 3.14, and
+    # the requirement the error names)
+    "uv.lock": ('requires-python = ">=3.11"', 'requires-python = ">=3.14"', ">=3.14"),
+    "poetry.lock": ('python-versions = ">=3.11"', 'python-versions = "^3.14"', ">=3.14,<4"),
+    "pdm.lock": ('requires_python = ">=3.11"', 'requires_python = ">=3.14"', ">=3.14"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PYTHON_OF))
+def test_a_lock_for_another_python_says_so_before_looking_for_files(
+    kind: str, project: Project, cli: Cli, tmp_path: Path
+) -> None:
+    # A uv.lock for Python >= 3.14 built for a 3.11 host blamed a package ("no wheel for the
+    # target among 11 locked files") or built what fit; Python was never named.
+    import platform
+
+    lock = project.lock(kind)
+    ours, theirs, spec = PYTHON_OF[kind]
+    text = lock.read_text()
+    assert text.count(ours) == 1, text
+    lock.write_text(text.replace(ours, theirs))
+    out = tmp_path / "house"
+    result = cli("build", "-r", lock, "-o", out, "-i", project.index.url)
+    assert result.exit_code == 9, result.stderr
+    assert error_line(result.stderr) == (
+        f"error: {str(lock)!r} requires Python {spec}; the target 'host' is Python "
+        f"{platform.python_version()}"
+    )
+    # The oldest Python the lock allows, on the host's own platform, in a form --target takes.
+    hint = result.stderr.splitlines()[-1]
+    assert re.fullmatch(
+        r"hint: build for a Python it allows \(--target cp314-manylinux_2_\d+_x86_64\), or "
+        rf"lock again to include Python {sys.version_info.major}\.{sys.version_info.minor}",
+        hint,
+    ), hint
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["poetry.lock", "pdm.lock"])
+def test_a_lock_without_urls_and_no_network_is_exit_5_cannot_reach(
+    kind: str, project: Project, cli: Cli, tmp_path: Path
+) -> None:
+    # It was exit 9, one line of every package "is not on the configured indexes", and the
+    # hint "lock for this target too"; uv.lock and requirement files said exit 5 already.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = int(sock.getsockname()[1])
+    dead = f"http://127.0.0.1:{closed}/simple/"
+    lock = project.lock(kind)
+    lock.write_text(lock.read_text().replace(project.index.base_url.rstrip("/"),
+                                             f"http://127.0.0.1:{closed}"))  # fmt: skip
+    out = tmp_path / "house"
+    result = cli("build", "-r", lock, "-o", out, "-i", dead)
+    assert result.exit_code == 5, result.stderr
+    line = error_line(result.stderr)
+    assert line.startswith(f"error: cannot reach http://127.0.0.1:{closed}/simple"), line
+    assert "Connection refused" in line, line
+    assert result.stderr.splitlines()[-1] == (
+        "hint: check the network, the index URL and pip's proxy and cert settings"
+    )
+    assert not out.exists()
+
+
+def test_packages_missing_from_the_index_are_named_five_at_most(
+    project: Project, cli: Cli, tmp_path: Path
+) -> None:
+    lock = project.lock("pdm.lock")
+    empty = tmp_path / "empty"
+    (empty / "simple").mkdir(parents=True)
+    result = cli("build", "-r", lock, "-o", tmp_path / "house", "-i", empty.as_uri() + "/simple/",
+                 "--group", "dev", "--extra", "fast")  # fmt: skip
+    assert result.exit_code == 9, result.stderr
+    line = error_line(result.stderr)
+    assert line.startswith(f"error: {str(lock)!r} cannot be installed on target 'host': "), line
+    assert line.endswith("; and 1 more"), line
+    assert line.count("is not on the configured indexes") == 5, line
+
+
+def test_packages_from_version_control_are_named_five_at_most(cli: Cli, tmp_path: Path) -> None:
+    names = [f"vcs{i}" for i in range(7)]
+    lock = tmp_path / "pdm.lock"
+    lock.write_text(
+        '[metadata]\ngroups = ["default"]\nstrategy = ["inherit_metadata"]\n'
+        'lock_version = "4.5.0"\n\n'
+        + "".join(
+            f'[[package]]\nname = "{name}"\nversion = "1.0"\ngroups = ["default"]\n'
+            f'git = "https://git.example.org/{name}.git"\nrevision = "abc"\n\n'
+            for name in names
+        ),
+        encoding="utf-8",
+    )
+    result = cli("build", "-r", lock, "-o", tmp_path / "house")
+    assert result.exit_code == 3, result.stderr
+    shown = ", ".join(f"{n} (git+https://git.example.org/{n}.git)" for n in names[:5])
+    assert error_line(result.stderr) == (
+        f"error: {str(lock)!r} locks {shown}, and 2 more from version control, which a "
+        "wheelhouse cannot pin by hash"
+    )
+
+
+def test_a_foreign_target_outside_requires_python_is_named_with_one_that_fits(
+    project: Project, cli: Cli, tmp_path: Path
+) -> None:
+    lock = project.lock("uv.lock")
+    lock.write_text(
+        lock.read_text().replace('requires-python = ">=3.11"', 'requires-python = ">=3.13"')
+    )
+    result = cli("build", "-r", lock, "-o", tmp_path / "house", "-i", project.index.url,
+                 "--target", "host", "--target", WINDOWS)  # fmt: skip
+    assert result.exit_code == 9, result.stderr
+    # The host comes first; the same check names a foreign target by its minor version.
+    assert "the target 'host' is Python 3.11" in error_line(result.stderr)
+    foreign = cli("build", "-r", lock, "-o", tmp_path / "house", "-i", project.index.url,
+                  "--target", WINDOWS)  # fmt: skip
+    assert foreign.exit_code == 9, foreign.stderr
+    assert error_line(foreign.stderr) == (
+        f"error: {str(lock)!r} requires Python >=3.13; the target {WINDOWS!r} is Python 3.11"
+    )
+    assert foreign.stderr.splitlines()[-1] == (
+        "hint: build for a Python it allows (--target cp313-win_amd64), or lock again to "
+        "include Python 3.11"
+    )
+
+
+def test_a_pyproject_outside_its_requires_python_says_so(
+    project: Project, cli: Cli, tmp_path: Path
+) -> None:
+    # pip resolved the dependencies for a Python the project does not support (exit 0).
+    pyproject = project.root / "pyproject.toml"
+    pyproject.write_text(
+        PYPROJECT.replace('requires-python = ">=3.11"', 'requires-python = ">=3.14"')
+    )
+    out = tmp_path / "house"
+    result = cli("build", "-r", pyproject, "-o", out, "-i", project.index.url, "--target",
+                 WINDOWS)  # fmt: skip
+    assert result.exit_code == 9, result.stderr
+    assert error_line(result.stderr) == (
+        f"error: {str(pyproject)!r} requires Python >=3.14; the target {WINDOWS!r} is Python 3.11"
+    )
+    assert result.stderr.splitlines()[-1] == (
+        "hint: build for a Python it allows (--target cp314-win_amd64), or widen its "
+        "requires-python to include Python 3.11"
+    )
+    assert not out.exists()
+
+
+def test_a_lock_whose_group_tables_are_malformed_is_exit_3(cli: Cli, tmp_path: Path) -> None:
+    lock = tmp_path / "uv.lock"
+    lock.write_text(
+        'version = 1\nrequires-python = ">=3.11"\n\n[[package]]\nname = "app"\n'
+        'version = "0.1.0"\nsource = { virtual = "." }\noptional-dependencies = 5\n',
+        encoding="utf-8",
+    )
+    result = cli("build", "-r", lock, "-o", tmp_path / "house", "--extra", "fast")
+    assert result.exit_code == 3, result.stderr
+    assert error_line(result.stderr).startswith(
+        f"error: {str(lock)!r} is not a uv.lock this version can read: TypeError("
+    )
+    assert "Traceback" not in result.stderr

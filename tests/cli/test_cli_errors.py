@@ -669,3 +669,148 @@ def test_an_interrupt_is_one_error_line_and_exit_130(
     reqs.write_text("alpha==1.0\n", encoding="utf-8")
     assert main(["build", "-r", str(reqs), "-o", str(tmp_path / "out")]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "error: interrupted"
+
+
+# -- issue 24: index URLs, sdist hints, --only-binary ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "given"),
+    [
+        ("--index-url", "127.0.0.1:{port}/simple/"),
+        ("--extra-index-url", "localhost:{port}/simple/"),
+        ("--find-links", "files.example.org/wheels/"),
+    ],
+)
+def test_an_index_url_without_a_scheme_is_a_usage_error_that_suggests_one(
+    cli: Cli,
+    req: Path,
+    tmp_path: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+    option: str,
+    given: str,
+) -> None:
+    # pip crashed on such a value ("Exception:", exit 4), or blamed the package.
+    dists.wheel("six", "1.17.0")
+    _write(req, "six==1.17.0\n")
+    value = given.format(port=index_server.port)
+    out = tmp_path / "out"
+    result = cli("build", "-r", req, "-o", out, option, value)
+    assert_fails(
+        result,
+        ExitCode.USAGE,
+        f"{option} {value!r} is not a URL; did you mean {'https://' + value!r}?",
+        "an index URL starts with https:// (or http:// for a server you trust)",
+    )
+    assert not out.exists()
+
+
+def test_an_index_url_that_is_neither_a_url_nor_a_directory_is_a_usage_error(
+    cli: Cli, req: Path, tmp_path: Path
+) -> None:
+    _write(req, "six==1.17.0\n")
+    result = cli("build", "-r", req, "-o", tmp_path / "out", "--index-url", "simple")
+    assert_fails(
+        result,
+        ExitCode.USAGE,
+        "--index-url 'simple' is not a URL, and no such directory exists",
+        "give --index-url an https:// URL or an existing directory",
+    )
+
+
+def _sdist_without_metadata(root: Path, name: str, version: str) -> Path:
+    """An sdist whose in-tree backend fails to prepare metadata and to build (no compiler
+    involved): pip fails while resolving, the pinned path while building."""
+    import io
+    import tarfile
+
+    backend = (
+        "import sys\n"
+        "def get_requires_for_build_wheel(config_settings=None):\n    return []\n"
+        "def prepare_metadata_for_build_wheel(directory, config_settings=None):\n"
+        "    print('nometa: this project cannot say what it is', file=sys.stderr)\n"
+        "    raise RuntimeError('nometa')\n"
+        "build_wheel = prepare_metadata_for_build_wheel\n"
+    )
+    files = {
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "nometa"\n'
+        'backend-path = ["."]\n',
+        "nometa.py": backend,
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{name}-{version}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for member, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{name}-{version}/{member}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_a_failed_sdist_build_gives_one_hint_on_the_pip_and_the_pinned_path(
+    cli: Cli, req: Path, tmp_path: Path, dists: DistFactory, index_server: IndexServer
+) -> None:
+    _sdist_without_metadata(dists.root, "nometa", "1.0")
+    hint = "read the build log above; a newer or older version may ship a wheel instead"
+    # Loose: pip prepares the metadata while it resolves (it said "a compiler or system
+    # headers may be missing", although nothing was compiled).
+    _write(req, "nometa\n")
+    loose = build(cli, req, tmp_path / "loose", index_server.url)
+    assert_fails(
+        loose,
+        ExitCode.BUILD,
+        "pip could not prepare the metadata of nometa while resolving",
+        hint,
+        build_log=True,
+    )
+    # Pinned: no resolver; the build stage builds it, with the same hint.
+    _write(req, "nometa==1.0\n")
+    pinned = build(cli, req, tmp_path / "pinned", index_server.url)
+    assert_fails(
+        pinned,
+        ExitCode.BUILD,
+        "building a wheel from nometa-1.0.tar.gz (nometa 1.0) failed",
+        hint,
+        build_log=True,
+    )
+
+
+def test_only_binary_with_an_sdist_only_pin_says_the_flag_forbids_it(
+    cli: Cli, req: Path, tmp_path: Path, dists: DistFactory, index_server: IndexServer
+) -> None:
+    # It said "no distribution found for 'docopt==0.6.2' on the configured indexes" and
+    # hinted at the project's name.
+    dists.sdist("docopt", "0.6.2")
+    _write(req, "docopt==0.6.2\n")
+    result = build(cli, req, tmp_path / "out", index_server.url, "--only-binary", ":all:")
+    assert_fails(
+        result,
+        ExitCode.RESOLUTION,
+        "docopt==0.6.2 has only an sdist on the configured indexes (docopt-0.6.2.tar.gz), "
+        "and --only-binary :all: forbids building it",
+        "allow it with --no-binary docopt, or drop --only-binary :all:",
+    )
+    # The hint's way out works: the sdist is built.
+    allowed = build(cli, req, tmp_path / "out", index_server.url, "--only-binary", ":all:",
+                    "--no-binary", "docopt")  # fmt: skip
+    assert allowed.exit_code == 0, allowed.stderr
+    assert (tmp_path / "out" / "docopt-0.6.2-py3-none-any.whl").is_file()
+
+
+def test_only_binary_by_name_on_a_loose_requirement_names_the_flag(
+    cli: Cli, req: Path, tmp_path: Path, dists: DistFactory, index_server: IndexServer
+) -> None:
+    dists.sdist("docopt", "0.6.2")
+    _write(req, "docopt\n")
+    result = build(cli, req, tmp_path / "out", index_server.url, "--only-binary", "docopt")
+    assert_fails(
+        result,
+        ExitCode.RESOLUTION,
+        "no wheel of 'docopt' on the configured indexes that fits, and --only-binary docopt "
+        "rules out building one from an sdist",
+        "check the project name and the indexes; if it publishes only sdists, allow it with "
+        "--no-binary docopt, or drop --only-binary docopt",
+    )

@@ -279,17 +279,23 @@ def _the_wheel(out: Path, sdist: Fetched) -> Path:
     return wheel
 
 
-def _build_error(sdist: Fetched, output: str) -> BuildError:
+def sdist_build_hint(output: str) -> str:
+    """What to do about an sdist whose build failed, from the build's output: the one hint
+    for every path that builds (here, and pip's while it resolves)."""
     compiler = any(
         word in output
         for word in ("gcc", "cc1", "error: command", "Python.h", "fatal error:", "compiler")
     )
-    hint = (
-        "the build needs a C compiler or system headers: install them (e.g. build-essential "
-        "and python3-dev) or require a version that ships a wheel for this platform"
-        if compiler
-        else "read the build log above; a newer or older version may ship a wheel instead"
-    )
+    if compiler:
+        return (
+            "the build needs a C compiler or system headers: install them (e.g. build-essential "
+            "and python3-dev) or require a version that ships a wheel for this platform"
+        )
+    return "read the build log above; a newer or older version may ship a wheel instead"
+
+
+def _build_error(sdist: Fetched, output: str) -> BuildError:
+    hint = sdist_build_hint(output)
     return BuildError(
         f"building a wheel from {sdist.pin.filename} ({sdist.pin.name} {sdist.pin.version}) failed",
         name=sdist.pin.name,

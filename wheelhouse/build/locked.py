@@ -12,7 +12,9 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -26,6 +28,7 @@ from wheelhouse._base.targets import Target
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, Fetcher, Progress
 from wheelhouse.build.inputs import Lock, LockedFile, LockedPackage, Selection
+from wheelhouse.build.inputs.lock import capped
 from wheelhouse.build.pinned import IndexFiles, PinnedResult
 from wheelhouse.build.resolve import Pin, Resolution
 from wheelhouse.build.settings import IndexOptions
@@ -66,16 +69,21 @@ def resolve_locked(
                 lookup.append(IndexFiles(index, pip_config, target, jobs=jobs))
             return lookup[0]
 
-    def pin_of(package: LockedPackage) -> Pin | str:
+    def pin_of(package: LockedPackage) -> Pin | _Missing:
         return _pin(package, target, index_files, lock.path)
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(packages) or 1))) as pool:
         found = list(pool.map(pin_of, packages))
-    missing = [why for why in found if isinstance(why, str)]
+    missing = [why for why in found if isinstance(why, _Missing)]
     if missing:
+        looked_up = [why for why in missing if why.looked_up is not None]
+        if looked_up:
+            # Files not found on an index that does not answer at all: the network is the
+            # cause, not the lock or the target.
+            _raise_unreachable(index, pip_config, looked_up)
         raise IncompatibleError(
             f"{str(lock.path)!r} cannot be installed on target {target.name!r}: "
-            + "; ".join(missing),
+            + capped([why.text for why in missing], sep="; "),
             hint="lock for this target too (e.g. 'uv lock' with its environments, or "
             "'pip lock' on such a machine), check --index-url, or drop the target",
         )
@@ -155,7 +163,7 @@ def _check_sources(lock: Lock, packages: Sequence[LockedPackage]) -> None:
     vcs = [p for p in packages if p.source == "vcs"]
     if vcs:
         raise RequirementsError(
-            f"{str(lock.path)!r} locks {', '.join(f'{p.name} ({p.reference})' for p in vcs)} "
+            f"{str(lock.path)!r} locks {capped([f'{p.name} ({p.reference})' for p in vcs])} "
             "from version control, which a wheelhouse cannot pin by hash",
             path=lock.path,
             hint="publish a release of it (or build a wheel) and lock that instead",
@@ -163,7 +171,7 @@ def _check_sources(lock: Lock, packages: Sequence[LockedPackage]) -> None:
     local = [p for p in packages if p.source == "directory"]
     if local:
         raise RequirementsError(
-            f"{str(lock.path)!r} locks {', '.join(f'{p.name} ({p.reference})' for p in local)} "
+            f"{str(lock.path)!r} locks {capped([f'{p.name} ({p.reference})' for p in local])} "
             "from a local directory, which a lock pins by no hash",
             path=lock.path,
             hint="build it yourself and pass it as a requirement ('-r' a file holding its "
@@ -171,18 +179,51 @@ def _check_sources(lock: Lock, packages: Sequence[LockedPackage]) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Missing:
+    """Why a package has no pin on a target; ``looked_up`` is the package when its file was
+    looked for on the indexes and not found there (then an index that does not answer is
+    the cause)."""
+
+    text: str
+    looked_up: LockedPackage | None = None
+
+
+def _raise_unreachable(
+    index: IndexOptions, pip_config: Mapping[str, str], missing: Sequence[_Missing]
+) -> None:
+    """Raise the :class:`NetworkError` of the first index that the files were looked for on
+    and that does not answer: the lock's own index for a package, else the configured ones."""
+    from wheelhouse.build.resolve import _unreachable
+
+    first = missing[0].looked_up
+    assert first is not None
+    own = dict.fromkeys(
+        why.looked_up.index_url
+        for why in missing
+        if why.looked_up is not None
+        and why.looked_up.index_url
+        and urlsplit(why.looked_up.index_url).scheme in ("http", "https")
+    )
+    probes = [IndexOptions(index_url=url) for url in own if url]
+    for options in [*probes, index]:
+        error = _unreachable(options, first.name, pip_config)
+        if error is not None:
+            raise error
+
+
 def _pin(
     package: LockedPackage,
     target: Target,
     index_files: Callable[[], IndexFiles],
     package_lock: Path,
-) -> Pin | str:
+) -> Pin | _Missing:
     """The pin for ``package`` on ``target``, or why there is none (for the one error)."""
     what = f"{package.name} {package.version}"
     named = [f for f in package.files if f.filename]
     if not named:
         if not package.files:
-            return f"{what} (the lock lists no files for it)"
+            return _Missing(f"{what} (the lock lists no files for it)")
         # Pipfile.lock: only hashes. The index's file with one of them that suits the target.
         digests = frozenset(d for f in package.files for d in f.sha256)
         pin = index_files().choose(
@@ -204,18 +245,22 @@ def _pin(
                     hint="the file or the lock was changed since it was locked; nothing was "
                     "written: lock again if the change is expected",
                 )
-            return f"{what} (no file with a locked hash fits the target on the indexes)"
+            return _Missing(
+                f"{what} (no file with a locked hash fits the target on the indexes)", package
+            )
         return _with(pin, package)
     chosen = _best(named, target)
     if chosen is None:
-        return f"{what} (no wheel for the target among {len(named)} locked files, no sdist)"
+        return _Missing(
+            f"{what} (no wheel for the target among {len(named)} locked files, no sdist)"
+        )
     file, kind = chosen
     url = file.url
     assert file.filename is not None
     if url is None:
         on_index = index_files().files(package.name, package.version, index_url=package.index_url)
         if file.filename not in on_index:
-            return f"{what} ({file.filename} is not on the configured indexes)"
+            return _Missing(f"{what} ({file.filename} is not on the configured indexes)", package)
         url = on_index[file.filename][0]
     locked = sorted(file.sha256)
     return Pin(

@@ -116,6 +116,8 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
                 selection=Selection(frozenset(settings.extras), frozenset(settings.groups)),
                 scratch=Path(tmp),
             )
+            for target in settings.targets:
+                inputs.check_python(target)
             cache = Cache(cache_root(settings.cache_dir))
             cache.clean_stale()
             config = settings.index.over(pending_config.result())

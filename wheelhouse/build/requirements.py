@@ -12,10 +12,11 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse._base._pip import RequirementFileError, RequirementLine, read_requirement_file
 from wheelhouse._base.files import sha256_file
+from wheelhouse._base.targets import HOST, Target, parse_target
 from wheelhouse._base.urls import file_url_path
 from wheelhouse.build.inputs import InputKind, Lock, Selection, input_kind, read_lock
-from wheelhouse.build.inputs.lock import vcs_url
-from wheelhouse.errors import RequirementsError, UsageError
+from wheelhouse.build.inputs.lock import python_allows, vcs_url
+from wheelhouse.errors import IncompatibleError, RequirementsError, UsageError
 from wheelhouse.house.manifest import InputFile, Sha256
 
 __all__ = ["InputSet", "read_inputs"]
@@ -36,6 +37,32 @@ class InputSet:
     # A lock file given as the one input: its pins are taken as they are (build/locked.py).
     lock: Lock | None = None
     selection: Selection = field(default_factory=Selection)
+    # The Pythons each input says it is for (a lock's requires-python, a pyproject's), by file.
+    requires_python: tuple[tuple[Path, str], ...] = ()
+
+    def check_python(self, target: Target) -> None:
+        """Raise :class:`IncompatibleError` when an input is not for ``target``'s Python,
+        before any file is looked for (each would otherwise look missing)."""
+        environment = target.environment
+        minor = environment["python_version"]
+        # A foreign target's patch level is unknown: any of its minor version will do.
+        versions = (
+            [environment["python_full_version"]]
+            if target.is_host
+            else [f"{minor}.0", f"{minor}.999"]
+        )
+        version = environment["python_full_version"] if target.is_host else minor
+        for path, spec in self.requires_python:
+            if any(python_allows(spec, v) is not False for v in versions):
+                continue
+            suggestion = _python_target(spec, target)
+            instead = f"build for a Python it allows (--target {suggestion})" if suggestion else ""
+            what = "widen its requires-python" if path.name == "pyproject.toml" else "lock again"
+            raise IncompatibleError(
+                f"{str(path)!r} requires Python {spec}; the target {target.name!r} is "
+                f"Python {version}",
+                hint=f"{instead + ', or ' if instead else ''}{what} to include Python {minor}",
+            )
 
     def requested(self) -> list[Requirement]:
         """The requirements (not constraints) that parse as PEP 508 (paths and bare URLs
@@ -77,7 +104,10 @@ def read_inputs(
         )
     originals = requirements
     if "pyproject" in kinds.values():
-        from wheelhouse.build.inputs.pyproject import write_pyproject_requirements
+        from wheelhouse.build.inputs.pyproject import (
+            pyproject_requires_python,
+            write_pyproject_requirements,
+        )
 
         if scratch is None:
             raise UsageError(
@@ -117,6 +147,11 @@ def read_inputs(
         ),
         hashes=_hashes(lines),
         selection=selection,
+        requires_python=tuple(
+            (path, spec)
+            for path, kind in kinds.items()
+            if kind == "pyproject" and (spec := pyproject_requires_python(path))
+        ),
     )
 
 
@@ -134,7 +169,7 @@ def _read_lock(
             path=path,
             hint="build each lock into its own wheelhouse (and 'wheelhouse merge' them)",
         )
-    lock = read_lock(path, kind)
+    lock = read_lock(path, kind, selection)
     return InputSet(
         requirements=requirements,
         constraints=(),
@@ -143,7 +178,23 @@ def _read_lock(
         hashes={},
         lock=lock,
         selection=selection,
+        requires_python=((path, lock.requires_python),) if lock.requires_python else (),
     )
+
+
+def _python_target(spec: str, target: Target) -> str | None:
+    """A ``--target`` on the same platform with the oldest CPython that ``spec`` allows."""
+    minor = next((m for m in range(9, 16) if python_allows(spec, f"3.{m}.0")), None)
+    if minor is None:
+        return None
+    # The host's most specific platform that --target takes (not linux_x86_64, say).
+    platforms = [target.platform] if target.platform else [t.platform for t in HOST.tags]
+    for platform in dict.fromkeys(platforms):
+        try:
+            return parse_target(f"cp3{minor}-{platform}").name
+        except UsageError:
+            continue
+    return None
 
 
 def _check_readable(path: Path, is_constraint: bool) -> None:

@@ -468,7 +468,7 @@ def explain_pip_failure(
         req = not_found["req"]
         versions = not_found["versions"].strip()
         if versions == "none":
-            return NotFoundError(
+            return _sdists_forbidden(req, index) or NotFoundError(
                 f"no distribution found for {req!r} on the configured indexes",
                 requirement=req,
                 hint="check the project name, and --index-url/--extra-index-url/--find-links",
@@ -488,16 +488,64 @@ def explain_pip_failure(
         name, version = _last_sdist_file(lines)
         # A local path or find-links file has no 'Collecting' line, only 'Processing PATH'.
         what = project or (f"{name} {version}" if name else None)
+        from wheelhouse.build.builder import sdist_build_hint
+
+        log = _subprocess_output(lines) or output
         return BuildError(
             f"pip could not prepare the metadata of {what or 'an sdist'} while resolving",
             name=name or project or "?",
             version=version or "?",
-            log_tail=tail(_subprocess_output(lines) or output),
-            hint="the sdist's build failed; a compiler or system headers may be missing",
+            log_tail=tail(log),
+            hint=sdist_build_hint(log),
         )
     errors = [ln.removeprefix("ERROR: ").strip() for ln in lines if ln.startswith("ERROR:")]
     message = errors[-1] if errors else (tail(output, 1) or "pip failed without a message")
     return ResolutionError(f"pip could not resolve the requirements: {message}")
+
+
+def _sdists_forbidden(req: str, index: IndexOptions) -> NotFoundError | None:
+    """pip found no version of ``req`` because ``--only-binary`` rules out the sdists the
+    index has (pip says only "versions: none"), as an error saying so; else None."""
+    try:
+        requirement = Requirement(req)
+    except InvalidRequirement:
+        return None
+    name = canonicalize_name(requirement.name)
+    config = pip_config()
+    formats = format_control(index.over(config))
+    if "source" in formats.allowed(name):
+        return None
+    flag = f"--only-binary {name if name in formats.only_binary else ':all:'}"
+    hint = f"allow it with --no-binary {name}, or drop {flag}"
+    pinned = [
+        s.version for s in requirement.specifier if s.operator == "==" and "*" not in s.version
+    ]
+    if len(pinned) != 1:
+        # Which versions the index has is not known here: the flag is named as a cause.
+        return NotFoundError(
+            f"no wheel of {req!r} on the configured indexes that fits, and {flag} rules out "
+            "building one from an sdist",
+            requirement=req,
+            hint=f"check the project name and the indexes; if it publishes only sdists, {hint}",
+        )
+    from wheelhouse._base.targets import HOST
+    from wheelhouse.build.pinned import IndexFiles
+
+    try:
+        files = IndexFiles(index, config, HOST, jobs=1).files(name, pinned[0])
+    except WheelhouseError:
+        return None
+    sdists = sorted(f for f in files if not f.endswith(".whl"))
+    if not sdists:
+        return None
+    has = (
+        "no wheel for this machine, only an sdist" if len(files) > len(sdists) else "only an sdist"
+    )
+    return NotFoundError(
+        f"{req} has {has} on the configured indexes ({sdists[0]}), and {flag} forbids building it",
+        requirement=req,
+        hint=hint,
+    )
 
 
 def _subprocess_output(lines: list[str]) -> str:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from wheelhouse._base._pip import format_control
 from wheelhouse._base.targets import HOST, Target
+from wheelhouse.errors import UsageError
 
 __all__ = ["RESOLVERS", "BinaryOption", "BuildSettings", "IndexOptions", "Resolver", "default_jobs"]
 
@@ -37,6 +40,16 @@ class IndexOptions:
     # pip's format control from the command line, in the order given, and --prefer-binary.
     binary: tuple[BinaryOption, ...] = ()
     prefer_binary: bool = False
+
+    def __post_init__(self) -> None:
+        # pip takes a URL without a scheme for a path that does not exist, and crashes on it
+        # (or, for find-links, ignores it): the value is checked where it is given.
+        if self.index_url:
+            _check_location("--index-url", self.index_url)
+        for url in self.extra_index_urls:
+            _check_location("--extra-index-url", url)
+        for link in self.find_links:
+            _check_location("--find-links", link)
 
     def over(self, config: Mapping[str, str]) -> dict[str, str]:
         """pip's settings (``pip_config()`` keys) with these options on top, as pip combines
@@ -89,6 +102,37 @@ class IndexOptions:
         if self.prefer_binary:
             args.append("--prefer-binary")
         return args
+
+
+_SCHEMES = ("http", "https", "file")
+# A host name (with a dot, or localhost) or address, and an optional port: what a URL whose
+# scheme was left out starts with.
+_HOST = re.compile(r"^(localhost|\[[0-9a-fA-F:.]+\]|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)(:\d+)?$")
+
+
+def _check_location(option: str, value: str) -> None:
+    """An index URL or find-links value pip can use: an http(s) or file URL, or (as pip
+    allows) a local path that exists; a usage error naming the option otherwise."""
+    scheme = urlsplit(value).scheme.lower()
+    if scheme in _SCHEMES or Path(os.path.expanduser(value)).exists():
+        return
+    if "://" not in value and _HOST.match(value.split("/", 1)[0]):
+        raise UsageError(
+            f"{option} {value!r} is not a URL; did you mean {'https://' + value!r}?",
+            hint="an index URL starts with https:// (or http:// for a server you trust)",
+        )
+    if scheme and "://" in value:
+        raise UsageError(
+            f"{option} {value!r} is not a URL pip can read (its scheme {scheme!r} is not "
+            "http, https or file)",
+            hint=f"give {option} an https:// URL or a local directory",
+        )
+    if option == "--find-links":
+        return  # a directory to be: pip, and the pinned path, say when it is missing
+    raise UsageError(
+        f"{option} {value!r} is not a URL, and no such directory exists",
+        hint=f"give {option} an https:// URL or an existing directory",
+    )
 
 
 @dataclass(frozen=True)

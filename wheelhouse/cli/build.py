@@ -107,7 +107,8 @@ def build(
         typer.Option(
             "--extra",
             metavar="NAME",
-            help="Optional dependencies NAME of a pyproject.toml or lock input; repeatable.",
+            help="Optional dependencies NAME of a pyproject.toml or lock input (an unknown "
+            "name is an error); repeatable.",
         ),
     ] = None,
     group: Annotated[
@@ -115,7 +116,8 @@ def build(
         typer.Option(
             "--group",
             metavar="NAME",
-            help="Dependency group NAME (PEP 735) of a pyproject.toml or lock input; repeatable.",
+            help="Dependency group NAME (PEP 735) of a pyproject.toml or lock input; only the "
+            "groups named are taken ('dev' too); repeatable.",
         ),
     ] = None,
     keep_sdists: Annotated[

@@ -69,8 +69,9 @@ def _kind_of(data: Mapping[str, Any]) -> InputKind:
     return "requirements"
 
 
-def read_lock(path: Path, kind: InputKind) -> Lock:
-    """Read a lock file of ``kind`` (not ``requirements`` or ``pyproject``)."""
+def read_lock(path: Path, kind: InputKind, selection: Selection | None = None) -> Lock:
+    """Read a lock file of ``kind`` (not ``requirements`` or ``pyproject``), and check that
+    it has the extras and groups of ``selection``."""
     from wheelhouse.build.inputs.pdm_lock import read_pdm_lock
     from wheelhouse.build.inputs.pipfile_lock import read_pipfile_lock
     from wheelhouse.build.inputs.poetry_lock import read_poetry_lock
@@ -86,7 +87,10 @@ def read_lock(path: Path, kind: InputKind) -> Lock:
     }
     data = _parse(path)
     try:
-        return readers[kind](path, data)
+        lock = readers[kind](path, data)
+        if selection is not None:
+            lock.check(selection)
+        return lock
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RequirementsError(
             f"{str(path)!r} is not a {kind} this version can read: {exc!r}",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
 from packaging.markers import InvalidMarker, Marker
-from packaging.utils import NormalizedName
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse._base.targets import Target
 from wheelhouse.errors import RequirementsError
@@ -21,8 +22,11 @@ __all__ = [
     "LockedPackage",
     "Selection",
     "SourceKind",
+    "capped",
+    "check_selection",
     "evaluate",
     "parse_hash",
+    "python_allows",
     "vcs_url",
 ]
 
@@ -80,9 +84,53 @@ class Lock(Protocol):
     @property
     def format(self) -> LockFormat: ...
 
+    @property
+    def requires_python(self) -> str | None:
+        """The Pythons the lock was made for, as PEP 440 specifiers (alternatives joined by
+        ``||``), or None when it does not say."""
+        ...
+
+    def check(self, selection: Selection) -> None:
+        """Raise :class:`RequirementsError` for an extra or group the lock does not have."""
+        ...
+
     def packages_for(self, target: Target, selection: Selection) -> tuple[LockedPackage, ...]:
         """Every package ``target`` installs, with the files the lock allows for it."""
         ...
+
+
+def capped(items: Sequence[str], limit: int = 5, sep: str = ", ") -> str:
+    """``items`` joined, the first ``limit`` of them and a count of the rest: an error line
+    stays one line whatever the size of the lock."""
+    shown = sep.join(items[:limit])
+    rest = len(items) - limit
+    return f"{shown}{sep}and {rest} more" if rest > 0 else shown
+
+
+def check_selection(
+    path: Path,
+    selection: Selection,
+    *,
+    extras: Collection[str],
+    groups: Collection[str],
+    extras_where: str,
+    groups_where: str,
+) -> None:
+    """Every extra and group of ``selection`` is one the lock has (names compared normalized),
+    else a :class:`RequirementsError` in the words a ``pyproject.toml`` input uses."""
+    for asked, known, what, option, where in (
+        (selection.extras, extras, "extra", "--extra", extras_where),
+        (selection.groups, groups, "dependency group", "--group", groups_where),
+    ):
+        names = {canonicalize_name(name) for name in known}
+        unknown = sorted(name for name in asked if canonicalize_name(name) not in names)
+        if unknown:
+            listed = capped(sorted(set(known)), 20) or "none"
+            raise RequirementsError(
+                f"{str(path)!r} has no {what} {unknown[0]!r} (it has: {listed})",
+                path=path,
+                hint=f"check the {option} name against {where}",
+            )
 
 
 def evaluate(
@@ -104,6 +152,16 @@ def evaluate(
             hint="regenerate the lock with the tool that wrote it",
         ) from exc
     return any(parsed.evaluate({**environment, "extra": extra}) for extra in extras or ("",))
+
+
+def python_allows(requires_python: str, version: str) -> bool | None:
+    """Whether ``version`` is among the Pythons ``requires_python`` allows (PEP 440
+    specifiers, alternatives joined by ``||``); None when the text cannot be read."""
+    try:
+        alternatives = [SpecifierSet(part.strip()) for part in requires_python.split("||")]
+    except InvalidSpecifier:
+        return None
+    return any(spec.contains(version, prereleases=True) for spec in alternatives)
 
 
 def parse_hash(value: str, where: Path) -> Sha256 | None:

@@ -17,6 +17,7 @@ from wheelhouse.build.inputs.lock import (
     LockFormat,
     Selection,
     SourceKind,
+    check_selection,
     evaluate,
     parse_hash,
 )
@@ -35,20 +36,52 @@ def read_pdm_lock(path: Path, data: Mapping[str, Any]) -> PdmLock:
             path=path,
             hint="regenerate it with 'pdm lock'",
         )
-    return PdmLock(path, tuple(data.get("package", [])))
+    metadata = data["metadata"]
+    packages = tuple(data.get("package", []))
+    groups = metadata.get("groups")
+    if not isinstance(groups, list):
+        groups = sorted({g for p in packages for g in p.get("groups") or [_DEFAULT]})
+    # lock_version 4.5 records its targets' Pythons; older locks one requires_python.
+    pythons = [
+        str(t["requires_python"]) for t in metadata.get("targets", []) if t.get("requires_python")
+    ]
+    if not pythons and metadata.get("requires_python"):
+        pythons = [str(metadata["requires_python"])]
+    return PdmLock(
+        path,
+        packages,
+        frozenset(str(g) for g in groups),
+        " || ".join(pythons) if pythons and all(pythons) else None,
+    )
 
 
 @dataclass(frozen=True)
 class PdmLock:
     """PDM (``inherit_metadata``, its default strategy) records per package the groups that
-    need it and the marker under which they do; a lock without markers is taken whole."""
+    need it and the marker under which they do; a lock without markers is taken whole.
+
+    PDM locks optional-dependencies as groups of the same name, so ``--extra`` and
+    ``--group`` both name one of the lock's ``[metadata] groups``; ``default`` is always
+    taken, and nothing else unless asked (as ``pdm export --prod``)."""
 
     path: Path
     packages: tuple[dict[str, Any], ...]
+    groups: frozenset[str] = frozenset({_DEFAULT})
+    requires_python: str | None = None
 
     @property
     def format(self) -> LockFormat:
         return "pdm.lock"
+
+    def check(self, selection: Selection) -> None:
+        check_selection(
+            self.path,
+            selection,
+            extras=self.groups - {_DEFAULT},
+            groups=self.groups,
+            extras_where="the lock's [metadata] groups (pdm lock -G NAME)",
+            groups_where="the lock's [metadata] groups (pdm lock -G NAME)",
+        )
 
     def packages_for(self, target: Target, selection: Selection) -> tuple[LockedPackage, ...]:
         # PDM locks optional-dependencies as groups of the same name.

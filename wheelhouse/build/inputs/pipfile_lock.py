@@ -16,6 +16,7 @@ from wheelhouse.build.inputs.lock import (
     LockFormat,
     Selection,
     SourceKind,
+    check_selection,
     evaluate,
     parse_hash,
 )
@@ -50,6 +51,27 @@ class PipfileLock:
     @property
     def format(self) -> LockFormat:
         return "Pipfile.lock"
+
+    @property
+    def requires_python(self) -> str | None:
+        """Pipfile's ``[requires] python_version`` (a minor version) or
+        ``python_full_version``, which pipenv installs with."""
+        requires = self.data.get("_meta", {}).get("requires", {})
+        if requires.get("python_full_version"):
+            return f"=={requires['python_full_version']}"
+        if requires.get("python_version"):
+            return f"=={requires['python_version']}.*"
+        return None
+
+    def check(self, selection: Selection) -> None:
+        check_selection(
+            self.path,
+            selection,
+            extras=(),
+            groups=sorted({_DEFAULT, *_DEVELOP}),
+            extras_where="the Pipfile (a Pipfile has no extras of its own)",
+            groups_where="the Pipfile's sections: [dev-packages] is --group dev",
+        )
 
     def packages_for(self, target: Target, selection: Selection) -> tuple[LockedPackage, ...]:
         sections = [_DEFAULT]

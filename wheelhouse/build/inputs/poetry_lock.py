@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,13 +19,14 @@ from wheelhouse.build.inputs.lock import (
     LockFormat,
     Selection,
     SourceKind,
+    check_selection,
     evaluate,
     parse_hash,
 )
 from wheelhouse.errors import RequirementsError
 from wheelhouse.house.manifest import Sha256
 
-__all__ = ["PoetryLock", "read_poetry_lock"]
+__all__ = ["PoetryLock", "poetry_python", "read_poetry_lock"]
 
 _MAIN = "main"
 
@@ -41,7 +43,14 @@ def read_poetry_lock(path: Path, data: Mapping[str, Any]) -> PoetryLock:
     legacy_files: dict[str, list[dict[str, Any]]] = {
         canonicalize_name(k): v for k, v in metadata.get("files", {}).items()
     }
-    return PoetryLock(path, tuple(data.get("package", [])), legacy_files)
+    python = metadata.get("python-versions")
+    return PoetryLock(
+        path,
+        tuple(data.get("package", [])),
+        legacy_files,
+        frozenset(str(extra) for extra in data.get("extras", {})),
+        poetry_python(str(python)) if python else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -53,10 +62,37 @@ class PoetryLock:
     path: Path
     packages: tuple[dict[str, Any], ...]
     legacy_files: dict[str, list[dict[str, Any]]]
+    # The project's extras, as the lock's [extras] table names them.
+    extras: frozenset[str] = frozenset()
+    requires_python: str | None = None
 
     @property
     def format(self) -> LockFormat:
         return "poetry.lock"
+
+    def check(self, selection: Selection) -> None:
+        """Groups are those the lock's packages name (``category`` before Poetry 1.2) and
+        those of the pyproject.toml beside it (a group may lock nothing of its own)."""
+        groups = {_MAIN}
+        for package in self.packages:
+            groups.update(package.get("groups") or [package.get("category", _MAIN)])
+        extras = set(self.extras)
+        data = _pyproject(self.path.parent / "pyproject.toml") or {}
+        poetry = data.get("tool", {}).get("poetry", {})
+        groups.update(poetry.get("group", {}))
+        groups.update(data.get("dependency-groups", {}))
+        if "dev-dependencies" in poetry:
+            groups.add("dev")
+        extras.update(poetry.get("extras", {}))
+        extras.update(data.get("project", {}).get("optional-dependencies", {}))
+        check_selection(
+            self.path,
+            selection,
+            extras=extras,
+            groups=groups,
+            extras_where="the project's extras (the lock's [extras])",
+            groups_where="the project's [tool.poetry.group.NAME] tables",
+        )
 
     def packages_for(self, target: Target, selection: Selection) -> tuple[LockedPackage, ...]:
         if not any("groups" in p for p in self.packages):
@@ -182,12 +218,57 @@ def _asked(spec: Any) -> Any:
     return spec
 
 
+def _pyproject(path: Path) -> dict[str, Any] | None:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+
+
+def poetry_python(constraint: str) -> str | None:
+    """Poetry's ``python-versions`` (``^3.9``, ``~3.10``, ``>=3.8,<4.0``, ``3.9.*``,
+    ``>=3.8 || ^2.7``) as PEP 440 specifiers, alternatives joined by ``||``; None for any
+    Python or a form this does not know (nothing is then checked)."""
+    alternatives = []
+    for alternative in constraint.split("||"):
+        terms = []
+        for term in re.split(r"[,\s]+", alternative.replace(", ", ",").strip()):
+            if not term or term == "*":
+                continue
+            converted = _poetry_term(term)
+            if converted is None:
+                return None
+            terms += converted
+        if not terms:
+            return None  # one alternative allows every Python
+        alternatives.append(",".join(terms))
+    return " || ".join(alternatives) or None
+
+
+def _poetry_term(term: str) -> list[str] | None:
+    match = re.fullmatch(r"(\^|~=|~|==|!=|>=|<=|>|<|=)?\s*(\d+(?:\.\d+)*)(\.\*)?", term)
+    if match is None:
+        return None
+    operator, version, star = match[1] or "", match[2], match[3] or ""
+    parts = [int(p) for p in version.split(".")]
+    if operator == "^":
+        # The first non-zero part is the one that may not grow.
+        index = next((i for i, p in enumerate(parts) if p), len(parts) - 1)
+        upper = [*parts[:index], parts[index] + 1]
+        return [f">={version}", "<" + ".".join(map(str, upper))]
+    if operator == "~":
+        upper = [parts[0] + 1] if len(parts) == 1 else [parts[0], parts[1] + 1]
+        return [f">={version}", "<" + ".".join(map(str, upper))]
+    if operator in ("", "=", "=="):
+        return [f"=={version}{star or '.*'}"] if len(parts) < 3 or star else [f"=={version}"]
+    return [f"{operator}{version}{star}"]
+
+
 def _project_roots(pyproject: Path, selection: Selection) -> list[tuple[str, Any]] | None:
     """The project's direct dependencies as (name, poetry constraint), or None without a
     readable pyproject.toml."""
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    data = _pyproject(pyproject)
+    if data is None:
         return None
     poetry = data.get("tool", {}).get("poetry", {})
     roots: list[tuple[str, Any]] = []

@@ -25,6 +25,7 @@ from wheelhouse.build.inputs.lock import (
     LockFormat,
     Selection,
     SourceKind,
+    check_selection,
 )
 from wheelhouse.errors import IncompatibleError, RequirementsError
 from wheelhouse.house.manifest import Sha256
@@ -56,6 +57,20 @@ class PylockFile:
     @property
     def format(self) -> LockFormat:
         return "pylock"
+
+    @property
+    def requires_python(self) -> str | None:
+        return str(self.lock.requires_python) if self.lock.requires_python else None
+
+    def check(self, selection: Selection) -> None:
+        check_selection(
+            self.path,
+            selection,
+            extras=[str(e) for e in self.lock.extras or ()],
+            groups=[str(g) for g in self.lock.dependency_groups or ()],
+            extras_where="the lock's extras",
+            groups_where="the lock's dependency-groups",
+        )
 
     def packages_for(self, target: Target, selection: Selection) -> tuple[LockedPackage, ...]:
         try:

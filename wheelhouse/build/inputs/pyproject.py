@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 from wheelhouse.build.inputs.lock import Selection
 from wheelhouse.errors import RequirementsError
 
-__all__ = ["pyproject_requirements", "write_pyproject_requirements"]
+__all__ = ["pyproject_requirements", "pyproject_requires_python", "write_pyproject_requirements"]
 
 
 def pyproject_requirements(path: Path, selection: Selection) -> list[str]:
@@ -106,3 +106,14 @@ def write_pyproject_requirements(path: Path, selection: Selection, scratch: Path
     out = scratch / f"pyproject-{len(list(scratch.iterdir()))}.txt"
     out.write_text(f"# from {path}\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return out
+
+
+def pyproject_requires_python(path: Path) -> str | None:
+    """``[project] requires-python`` of ``path``, or None (read after the requirements, so
+    the file is known to parse)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    value = data.get("project", {}).get("requires-python")
+    return str(value) if value else None

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse._base.targets import Target
@@ -21,6 +22,7 @@ from wheelhouse.build.inputs.lock import (
     LockFormat,
     Selection,
     SourceKind,
+    check_selection,
     evaluate,
     parse_hash,
 )
@@ -48,26 +50,68 @@ def read_uv_lock(path: Path, data: Mapping[str, Any]) -> UvLock:
             path=path,
             hint="upgrade wheelhouse, or lock with a uv that writes version 1",
         )
-    members = {canonicalize_name(m) for m in data.get("manifest", {}).get("members", [])}
-    return UvLock(path, tuple(packages), frozenset(members))
+    manifest = data.get("manifest", {})
+    members = {canonicalize_name(m) for m in manifest.get("members", [])}
+    # A workspace root that is no project keeps its dependency groups here, as requirements
+    # (name, specifier, marker) that the lock's packages satisfy.
+    groups = {
+        canonicalize_name(group): tuple(entries)
+        for group, entries in manifest.get("dependency-groups", {}).items()
+    }
+    requires_python = data.get("requires-python")
+    return UvLock(
+        path,
+        tuple(packages),
+        frozenset(members),
+        groups,
+        str(requires_python) if requires_python else None,
+    )
 
 
 @dataclass(frozen=True)
 class UvLock:
+    """``--extra`` and ``--group`` select from the workspace's own packages (their
+    ``optional-dependencies`` and ``dev-dependencies``) and from a non-project root's
+    ``[manifest.dependency-groups]``. Only what is asked is taken, as ``uv export --no-dev``
+    does: a wheelhouse is what a deployment installs, and ``dev`` is a group like any other."""
+
     path: Path
     packages: tuple[dict[str, Any], ...]
     members: frozenset[NormalizedName]
+    root_groups: dict[NormalizedName, tuple[dict[str, Any], ...]]
+    requires_python: str | None
 
     @property
     def format(self) -> LockFormat:
         return "uv.lock"
+
+    def check(self, selection: Selection) -> None:
+        extras: set[str] = set()
+        groups: set[str] = set(self.root_groups)
+        for root in self.packages:
+            if not self._is_root(root):
+                continue
+            metadata = root.get("metadata", {})
+            extras.update(root.get("optional-dependencies", {}))
+            extras.update(metadata.get("provides-extras", []))
+            groups.update(root.get("dev-dependencies", {}))
+            groups.update(metadata.get("requires-dev", {}))
+        check_selection(
+            self.path,
+            selection,
+            extras=extras,
+            groups=groups,
+            extras_where="the projects' [project.optional-dependencies]",
+            groups_where="the projects' [dependency-groups]",
+        )
 
     def packages_for(self, target: Target, selection: Selection) -> tuple[LockedPackage, ...]:
         by_name: dict[NormalizedName, list[dict[str, Any]]] = {}
         for package in self.packages:
             by_name.setdefault(canonicalize_name(package["name"]), []).append(package)
         roots = [p for p in self.packages if self._is_root(p)]
-        if not roots:
+        groups = {canonicalize_name(g) for g in selection.groups}
+        if not roots and not groups & set(self.root_groups):
             raise RequirementsError(
                 f"{str(self.path)!r} has no project package (a source of 'editable' or "
                 "'virtual', or a [manifest] member) to start from",
@@ -75,7 +119,6 @@ class UvLock:
                 hint=_HINT,
             )
         environment = target.environment
-        groups = {canonicalize_name(g) for g in selection.groups}
         extras = {canonicalize_name(e) for e in selection.extras}
         chosen: dict[tuple[NormalizedName, str], dict[str, Any]] = {}
         requested: set[NormalizedName] = set()
@@ -90,6 +133,11 @@ class UvLock:
                     edges += deps
             for edge in edges:
                 for dep, dep_extras in self._follow(edge, by_name, environment):
+                    requested.add(canonicalize_name(dep["name"]))
+                    todo.append((dep, dep_extras))
+        for group in sorted(groups & set(self.root_groups)):
+            for requirement in self.root_groups[group]:
+                for dep, dep_extras in self._satisfying(requirement, by_name, environment):
                     requested.add(canonicalize_name(dep["name"]))
                     todo.append((dep, dep_extras))
         seen: set[tuple[NormalizedName, str, frozenset[str]]] = set()
@@ -139,6 +187,49 @@ class UvLock:
             )
         extras = frozenset(canonicalize_name(e) for e in edge.get("extra", []))
         return [(candidates[0], extras)]
+
+    def _satisfying(
+        self,
+        requirement: Mapping[str, Any],
+        by_name: Mapping[NormalizedName, list[dict[str, Any]]],
+        environment: Mapping[str, str],
+    ) -> list[tuple[dict[str, Any], frozenset[str]]]:
+        """The package of the lock that a root group's requirement takes on this target: the
+        one version that its specifier allows and whose resolution fork holds here."""
+        if not evaluate(requirement.get("marker"), environment, self.path):
+            return []
+        name = canonicalize_name(requirement["name"])
+        try:
+            specifier = SpecifierSet(str(requirement.get("specifier", "")))
+        except InvalidSpecifier as exc:
+            raise RequirementsError(
+                f"{str(self.path)!r}: a dependency group requirement on {requirement['name']!r} "
+                f"has an invalid specifier: {exc}",
+                path=self.path,
+                hint=_HINT,
+            ) from exc
+        candidates = [
+            c
+            for c in by_name.get(name, [])
+            if "version" not in c or specifier.contains(str(c["version"]), prereleases=True)
+        ]
+        if len(candidates) > 1:
+            candidates = [
+                c
+                for c in candidates
+                if any(
+                    evaluate(m, environment, self.path) for m in c.get("resolution-markers", [""])
+                )
+            ]
+        if len(candidates) != 1:
+            raise RequirementsError(
+                f"{str(self.path)!r}: the dependency group requirement on "
+                f"{requirement['name']!r} matches {len(candidates)} packages of the lock",
+                path=self.path,
+                hint=_HINT,
+            )
+        extras = requirement.get("extras", requirement.get("extra", []))
+        return [(candidates[0], frozenset(canonicalize_name(e) for e in extras))]
 
     def _locked(self, package: Mapping[str, Any], requested: set[NormalizedName]) -> LockedPackage:
         name = canonicalize_name(package["name"])
