@@ -179,3 +179,28 @@ class BundleBaseError(WheelhouseError):
     """An update bundle was made against another wheelhouse than the one it is unpacked onto."""
 
     exit_code = ExitCode.INPUT
+
+
+# -- provenance (PEP 740), verified offline: exit codes 11 and 12 --------------------------
+
+
+class ProvenanceError(WheelhouseError):
+    """A file's provenance does not verify, or the policy refuses a file (exit 11)."""
+
+    exit_code = 11
+
+
+class TrustRootError(WheelhouseError):
+    """The Sigstore trust root is missing, unreadable, malformed or expired (exit 12)."""
+
+    exit_code = 12
+
+    def __init__(self, message: str, *, path: Path, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+
+
+class ProvenancePolicyError(WheelhouseError):
+    """A provenance policy file is unreadable or malformed (exit 3, as any bad input)."""
+
+    exit_code = ExitCode.INPUT
