@@ -89,6 +89,9 @@ def test_real_provenance_verifies_offline(
         SDIST, "github", "trailofbits/pypi-attestations,", "workflow", "release.yml", "verified"
     ]  # fmt: skip
     assert proc.stderr.strip().endswith(": 2 verified, 0 without provenance, ok")
+    # sigstore's TUF cache was never touched: nothing fetched, nothing written anywhere.
+    assert not (tmp_path / "home").exists()
+    assert not (tmp_path / "xdg-cache").exists()
 
 
 def test_subject_digest_differs_from_the_file(make_house: MakeHouse, cli: Cli) -> None:
