@@ -385,13 +385,15 @@ def test_trust_root_command_refuses_an_expired_root_and_writes_nothing(
         entry["validFor"]["end"] = "2022-12-31T00:00:00Z"
     expired = tmp_path / "expired.json"
     expired.write_text(json.dumps(root))
-    before = snapshot(house)
+    before, beside = snapshot(house), sorted(tmp_path.iterdir())
     result = cli("provenance", "trust-root", house, "--from", expired)
     assert result.exit_code == 12
-    assert result.stderr.splitlines()[0].startswith(
-        f"error: the trust root {str(expired)!r} has expired"
+    assert result.stderr.splitlines()[0] == (
+        f"error: the trust root {str(expired)!r} has expired: its last Fulcio certificate "
+        "authority was valid until 2022-12-31T00:00:00+00:00"
     )
     assert snapshot(house) == before
+    assert sorted(tmp_path.iterdir()) == beside  # not even a lock file next to it
     assert not (house / "sigstore").exists()
 
 
@@ -423,3 +425,30 @@ def test_a_fifo_for_provenance_does_not_block(make_house: MakeHouse, tmp_path: P
     )
     assert proc.returncode == 11
     assert _problems(proc.stderr) == [f"problem: {SDIST + '.provenance'!r} is not a regular file"]
+
+
+def test_an_oversized_provenance_is_not_read(make_house: MakeHouse, cli: Cli) -> None:
+    house = make_house()
+    with (house / f"{SDIST}.provenance").open("wb") as handle:
+        handle.write(b'{"version": 1, "attestation_bundles": [' + b" " * (3 * 1024 * 1024))
+    result = cli("provenance", "verify", house)
+    assert result.exit_code == 11
+    assert _problems(result.stderr) == [
+        f"problem: {SDIST + '.provenance'!r} is larger than {2 * 1024 * 1024} bytes"
+    ]
+
+
+def test_a_trust_root_named_on_the_command_line(
+    make_house: MakeHouse, cli: Cli, tmp_path: Path
+) -> None:
+    house = make_house(trust_root=False)
+    result = cli("provenance", "verify", house, "--trust-root", TRUST_ROOT, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["trust-root"] == str(TRUST_ROOT)
+    broken = tmp_path / "root.json"
+    broken.write_text('{"mediaType": "application/json"}')
+    result = cli("provenance", "verify", house, "--trust-root", broken)
+    assert result.exit_code == 12
+    assert result.stderr.splitlines()[0].startswith(
+        f"error: the trust root {str(broken)!r} is not a Sigstore trusted root: "
+    )

@@ -84,12 +84,14 @@ def trust_root_(
     """Write the Sigstore trust root into the wheelhouse (DIR/sigstore/trusted_root.json)."""
     from wheelhouse.cli._app import manifest_of
     from wheelhouse.house.directory import locked
-    from wheelhouse.provenance import install_trust_root
+    from wheelhouse.provenance.trustroot import install_trust_root, source_trust_root
 
     where = wheelhouse_dir(directory)
     manifest_of(where)
+    # Checked before the lock is taken: a bad root writes nothing, not even the lock file.
+    checked = source_trust_root(source)
     with locked(where.absolute()):
-        root = install_trust_root(where, source)
+        root = install_trust_root(where, checked)
     typer.echo(f"{root.path}: trust root written", err=True)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "install_trust_root",
     "read_trust_root",
     "shipped_trust_root",
+    "source_trust_root",
 ]
 
 # Where a wheelhouse keeps its trust root, relative to the wheelhouse.
@@ -125,7 +126,7 @@ def parse_trust_root(path: Path, data: bytes, *, now: datetime | None = None) ->
             for entry in document.get(section, []):
                 _window(entry)
     except Exception as exc:  # pydantic, sigstore and JSON errors alike: not a trust root
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = _reason(exc)
         raise TrustRootError(
             f"the trust root {str(path)!r} is not a Sigstore trusted root: {reason}",
             path=path,
@@ -174,13 +175,17 @@ def shipped_trust_root() -> bytes:
         ) from exc
 
 
-def install_trust_root(directory: Path, source: Path | None = None) -> TrustRoot:
-    """Check a trust root (``source``, or the shipped one) and write it into the wheelhouse."""
+def source_trust_root(source: Path | None = None) -> TrustRoot:
+    """Read and check the trust root at ``source``, or the one the sigstore package ships."""
     if source is None:
-        data = shipped_trust_root()
-        root = parse_trust_root(Path("sigstore (installed package)"), data)
-    else:
-        root = read_trust_root(source)
+        return parse_trust_root(Path("sigstore (installed package)"), shipped_trust_root())
+    return read_trust_root(source)
+
+
+def install_trust_root(directory: Path, root: TrustRoot | Path | None = None) -> TrustRoot:
+    """Write a checked trust root (or check ``root``, a path, or the shipped one) into DIR."""
+    if not isinstance(root, TrustRoot):
+        root = source_trust_root(root)
     target = directory / TRUST_ROOT_PATH
     target.parent.mkdir(exist_ok=True)
     write_atomic(target, root.data, fsync=True)
@@ -200,3 +205,14 @@ def _window(entry: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
 def _covers(entry: dict[str, Any], when: datetime) -> bool:
     start, end = _window(entry)
     return (start is None or start <= when) and (end is None or when <= end)
+
+
+def _reason(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"{first['msg']} at {where!r}" if where else str(first["msg"])
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
