@@ -154,10 +154,10 @@ def test_a_project_removed_upstream_leaves_the_bucket(
     assert [p["name"] for p in root["projects"]] == ["alpha", "beta"]
     assert "gamma" not in (store.get("simple/index.html") or b"").decode()
     _bucket_links(store)
-    # A filter narrowed later converges too: the win_amd64 wheel goes, its page first.
+    # A filter replaced later converges too: the win_amd64 wheel goes, its page first.
     narrowed = _mirror(
         cli, s3_server, bucket, "alpha", "beta", "-i", upstream.url,
-        "--target", "cp311-manylinux_2_17_x86_64",
+        "--target", "cp311-manylinux_2_17_x86_64", "--replace-filters",
     )  # fmt: skip
     assert "beta-1.0-cp312-cp312-win_amd64.whl" in narrowed["published"]["deleted"]
     assert set(_bucket_links(store)) == {
