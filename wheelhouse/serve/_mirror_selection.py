@@ -7,6 +7,7 @@ filter differs from the remembered one only with ``--replace-filters``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -271,15 +272,21 @@ def merge_filters(
     )
 
 
-def adopt(out: Path, names: Iterable[NormalizedName]) -> Remembered:
-    """What an older mirror (no selection file) mirrors: the projects it has state for, and
-    the requirement files, ``--all`` and filters its manifest records, so that upgrading
-    deletes nothing."""
+def adopt(out: Path, names: Iterable[NormalizedName]) -> Remembered | None:
+    """What an older mirror (no selection file) mirrors: the projects it has state for or its
+    manifest lists, and the requirement files, ``--all`` and filters its manifest records,
+    so that upgrading deletes nothing; None when there is no such mirror in ``out``."""
     manifest = read_manifest(out)
     options: Mapping[str, Any] = {}
+    names = set(names)
     if manifest is not None and manifest.kind == "mirror":
         found = manifest.inputs.options.get("mirror", {})
         options = found if isinstance(found, Mapping) else {}
+        for record in manifest.files:
+            with contextlib.suppress(InvalidName):
+                names.add(canonicalize_name(record.name, validate=True))
+    if not names:
+        return None
     specifiers: dict[NormalizedName, str] = {}
     for text in options.get("projects", ()):
         try:
@@ -300,7 +307,7 @@ def adopt(out: Path, names: Iterable[NormalizedName]) -> Remembered:
                 pinned.setdefault(canonicalize_name(entry.name), set()).add(entry.version)
     all_projects = options.get("all") is True
     projects: dict[NormalizedName, str] = {}
-    for name in names:
+    for name in sorted(names):
         if name in specifiers:
             projects[name] = specifiers[name]
         elif name in pinned and requirements:

@@ -695,6 +695,7 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
     if (
         not (settings.projects or settings.requirements or settings.all_projects)
         and not (out / MIRROR_STATE_DIR).is_dir()
+        and not (out / MANIFEST_NAME).is_file()
     ):
         raise UsageError(
             "nothing to mirror", hint="name projects, pass -r FILE, or --all for the whole index"
@@ -838,15 +839,16 @@ def _remember(
 
     previous = read_selection(out)
     adopted: tuple[NormalizedName, ...] = ()
-    if previous is None and states:
+    if previous is None:
         previous = adopt(out, states)
-        adopted = tuple(sorted(states))
-        logger.info(
-            "%s has no %s: remembering the %d projects mirrored there",
-            out,
-            selection_path(out).name,
-            len(states),
-        )
+        if previous is not None:
+            adopted = tuple(sorted({*states, *(name for name, _ in previous.projects)}))
+            logger.info(
+                "%s has no %s: remembering the %d projects mirrored there",
+                out,
+                selection_path(out).name,
+                len(adopted),
+            )
     given = _given_filters(settings)
     keys = frozenset(FILTER_KEYS) if settings.filters_given is None else settings.filters_given
     filters = merge_filters(
