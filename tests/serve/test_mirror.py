@@ -263,6 +263,7 @@ def test_filter_changes_and_removals_upstream_converge(
     assert {p["name"]: p["status"] for p in gone["project-results"]}["gamma"] == "removed"
     assert not any(name.startswith("gamma") for name in os.listdir(out))
     assert not (out / "simple/gamma").exists()
+    assert remembered(out)["projects"] == {"alpha": "", "beta": ""}  # and forgotten
     root = json.loads((out / "simple/index.json").read_text())
     assert [p["name"] for p in root["projects"]] == ["alpha", "beta"]
     # A project removed goes too; what the mirror did not write stays.
@@ -665,6 +666,13 @@ def test_a_plain_rerun_refreshes_everything_the_mirror_remembers(
     plain = cli("mirror", "-o", out)
     assert plain.exit_code == 0, plain.stderr
     assert "alpha-5.0-py3-none-any.whl" in linked_files(out)
+    # A requirements file is removed as a project is: what only it needed goes.
+    dropped = cli("mirror", "--remove", "-r", requirements, "-o", out, "--json")
+    assert dropped.exit_code == 0, dropped.stderr
+    assert json_result(dropped)["requirements-removed"] == [str(requirements)]
+    assert not any(f.startswith("gamma") for f in os.listdir(out))
+    assert "alpha-5.0-py3-none-any.whl" in linked_files(out)
+    assert remembered(out)["requirements"] == []
 
 
 def test_remove_deletes_only_that_projects_files_and_pages(
@@ -753,7 +761,7 @@ def test_a_project_that_fails_keeps_its_files(
     (project_set.root / dropped).unlink()
     project_set.wheel("gamma", "3.0")
     upstream.corrupt("gamma-3.0-py3-none-any.whl")
-    failed = cli("mirror", "-o", out, "-i", upstream.url, "--json")
+    failed = cli("mirror", "gamma", "-o", out, "-i", upstream.url, "--json")
     assert failed.exit_code == ExitCode.PARTIAL
     assert json_result(failed)["removed"] == 0
     # Upstream dropped 2.0, but the run failed: it keeps the file and its link.
@@ -778,14 +786,6 @@ def test_an_older_mirror_is_adopted_without_deleting(
     before = tree(out)
     result = cli("mirror", "gamma", *args, "--json")
     assert result.exit_code == 0, result.stderr
-    summary = json_result(result)
-    assert summary["adopted"] == ["alpha", "beta"] and summary["removed"] == 0
-    assert summary["projects-added"] == ["gamma"]
-    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
-    assert notes == [
-        f"note: {out} has no selection.json (an older mirror): it now remembers the 2 "
-        "projects mirrored there; nothing is removed"
-    ]
     after = tree(out)
     assert {k: v for k, v in after.items() if not k.startswith(("simple/", "wheelhouse.json"))} == {
         **{k: v for k, v in before.items() if not k.startswith(("simple/", "wheelhouse.json"))},
@@ -798,6 +798,14 @@ def test_an_older_mirror_is_adopted_without_deleting(
         ).read_bytes(),
         "gamma-2.0-py3-none-any.whl.metadata": after["gamma-2.0-py3-none-any.whl.metadata"],
     }
+    summary = json_result(result)
+    assert summary["adopted"] == ["alpha", "beta"] and summary["removed"] == 0
+    assert summary["projects-added"] == ["gamma"]
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [
+        f"note: {out} has no selection.json (an older mirror): it now remembers the 2 "
+        "projects mirrored there; nothing is removed"
+    ]
     # The specifier and the filters came from the old manifest.
     assert remembered(out)["projects"] == {"alpha": "<3", "beta": "", "gamma": ""}
     assert remembered(out)["filters"]["sdists"] is False
