@@ -735,6 +735,16 @@ def test_a_changed_filter_is_refused_unless_replaced(
     # The same value as remembered is not a change.
     same = cli("mirror", "--sdists", "--yanked", "-o", out, "-i", upstream.url)
     assert same.exit_code == 0, same.stderr
+    dry = cli(
+        "mirror", "--target", "cp312-win_amd64", "--no-sdists", "--replace-filters",
+        "-o", out, "--json", "--dry-run",
+    )  # fmt: skip
+    assert dry.exit_code == 0, dry.stderr
+    plan = json_result(dry)
+    assert {p["name"]: p["removed"] for p in plan["project-results"]} == {"alpha": 1, "beta": 3}
+    assert plan["filters-replaced"] is True and tree(out) == before
+    # The indexes stay the remembered ones unless given (-i was left out above).
+    assert plan["remembered"]["filters"]["index-url"] == upstream.url
     replaced = cli(
         "mirror", "--target", "cp312-win_amd64", "--no-sdists", "--replace-filters",
         "-o", out, "-i", upstream.url, "--json",

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -242,10 +243,20 @@ def merge_filters(
     """The filters a run applies: the remembered ones, with those given on the command line.
 
     A given filter that differs from the remembered one is refused (one line), unless
-    ``replace``: then the filters given (defaults for the others) replace the remembered ones.
+    ``replace``: then the filters given (defaults for the others) replace the remembered ones,
+    except the indexes, which change only when given (pip's default index is never a
+    surprise: a project it does not have would leave the mirror).
     """
-    if remembered is None or replace:
+    if remembered is None:
         return given
+    if replace:
+        if "index" in keys_given:
+            return given
+        return replace_dataclass(
+            given,
+            index_url=remembered.index_url,
+            extra_index_urls=remembered.extra_index_urls,
+        )
     differ = [
         key
         for key in FILTER_KEYS

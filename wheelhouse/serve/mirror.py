@@ -903,7 +903,7 @@ def _remember(
     )
     old_names = frozenset(previous.names) if previous is not None else frozenset()
     index = settings.index
-    if "index" not in keys and not settings.replace_filters:
+    if "index" not in keys:
         # Remembered without credentials: pip's configuration, netrc or -i supply them.
         index = replace(
             index, index_url=filters.index_url, extra_index_urls=filters.extra_index_urls
@@ -1410,13 +1410,22 @@ def _dry_outcome(project: _Project) -> ProjectOutcome:
         status: ProjectStatus = "removed" if project.old.files else "failed"
         errors = () if project.old.files else (f"{project.name} is not on the index",)
         return ProjectOutcome(project.name, status, removed=len(project.old.files), errors=errors)
+    # Files the index dropped or the filters now exclude (a run that fails keeps them).
+    dropped = {m.record.filename for m in project.old.files} - {
+        c.file.filename for c in project.chosen
+    }
     return ProjectOutcome(
         project.name,
-        "unchanged" if not project.to_fetch else "updated" if project.old.files else "new",
+        "unchanged"
+        if not project.to_fetch and not dropped
+        else "updated"
+        if project.old.files
+        else "new",
         files=len(project.chosen),
         bytes=sum(c.file.size or 0 for c in project.chosen),
         fetched=len(project.to_fetch),
         fetched_bytes=sum(c.file.size or 0 for c in project.to_fetch),
+        removed=len(dropped),
     )
 
 
