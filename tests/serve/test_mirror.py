@@ -634,6 +634,8 @@ def test_a_typo_fails_removes_nothing_and_is_not_remembered(
         "gamma": "unchanged",
     }
     assert summary["projects-added"] == [] and summary["removed"] == 0
+    assert summary["projects-not-added"] == ["alpah"]
+    assert f"{out}: not added alpah" in result.stderr.splitlines()
     assert remembered(out)["projects"] == {"alpha": "", "gamma": ""}
 
 
@@ -843,3 +845,29 @@ def test_dry_run_says_what_would_be_added(
     assert f"{out}: would add beta" in human.stderr.splitlines()
     assert tree(out) == before
     assert remembered(out)["projects"] == {"alpha": ""}
+
+
+def test_a_project_no_longer_needed_leaves_only_in_a_run_where_nothing_fails(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("gamma==1.0\n")
+    args = ["alpha", "-r", requirements, "-o", out, "-i", upstream.url, "--json"]
+    assert cli("mirror", *args).exit_code == 0
+    gamma = (out / "gamma-1.0-py3-none-any.whl").read_bytes()
+    # The file no longer needs gamma, and the same run fails on alpha.
+    requirements.write_text("alpha==1.0\n")
+    project_set.wheel("alpha", "4.0")
+    upstream.corrupt("alpha-4.0-py3-none-any.whl")
+    failed = cli("mirror", *args)
+    assert failed.exit_code == ExitCode.PARTIAL
+    assert (out / "gamma-1.0-py3-none-any.whl").read_bytes() == gamma
+    assert "gamma-1.0-py3-none-any.whl" in linked_files(out)
+    assert json_result(failed)["removed"] == 0
+    upstream.clear_hooks()
+    clean = cli("mirror", *args)
+    assert clean.exit_code == 0, clean.stderr
+    assert not (out / "gamma-1.0-py3-none-any.whl").exists()
+    assert not (out / "simple/gamma").exists()
+    assert "alpha-4.0-py3-none-any.whl" in linked_files(out)

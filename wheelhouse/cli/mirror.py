@@ -95,8 +95,8 @@ def mirror(
         typer.Option(
             "--replace-filters",
             help="Make this run's filters (--target, --sdists, --latest, --prereleases, "
-            "--max-file-size, --yanked, the indexes; defaults for those not given) the "
-            "mirror's, for every project. Without it, a filter that differs from the "
+            "--max-file-size, --yanked: defaults for those not given; the indexes if given) "
+            "the mirror's, for every project. Without it, a filter that differs from the "
             "remembered one is refused.",
         ),
     ] = False,
@@ -108,7 +108,8 @@ def mirror(
             "--target",
             metavar="TAG",
             help="Keep the wheels {interpreter}-{platform} (e.g. cp312-manylinux_2_28_aarch64) "
-            "or host can install; repeatable [default: every wheel; host with -r].",
+            "or host can install; repeatable [default: the mirror's; every wheel, host with "
+            "-r].",
         ),
     ] = None,
     sdists: Annotated[
@@ -295,6 +296,7 @@ def _summary_json(summary: "MirrorSummary") -> dict[str, object]:
     remembered = selection.remembered
     # With --dry-run: what the run would add, remove and remember.
     data["projects-added"] = list(selection.added)
+    data["projects-not-added"] = list(selection.not_added)
     data["projects-removed"] = list(selection.removed)
     data["requirements-added"] = list(selection.requirements_added)
     data["requirements-removed"] = list(selection.requirements_removed)
@@ -387,6 +389,7 @@ def _print_selection(summary: "MirrorSummary") -> None:
         )
     lines = [
         ("would add" if dry else "added", ", ".join(selection.added)),
+        ("would not add" if dry else "not added", ", ".join(selection.not_added)),
         ("would remove" if dry else "removed", ", ".join(selection.removed)),
         ("would add -r" if dry else "added -r", ", ".join(selection.requirements_added)),
         ("would remove -r" if dry else "removed -r", ", ".join(selection.requirements_removed)),

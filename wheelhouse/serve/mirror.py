@@ -85,6 +85,7 @@ from wheelhouse.serve._mirror_selection import (
     merge_filters,
     read_selection,
     selection_path,
+    write_selection,
 )
 from wheelhouse.serve._upstream import (
     ACCEPT,
@@ -193,6 +194,8 @@ class SelectionChange:
     """How a run changed what the mirror remembers (``DIR/.mirror/selection.json``)."""
 
     added: tuple[NormalizedName, ...] = ()
+    # Named for the first time, but no index has them (a typo) or their page failed.
+    not_added: tuple[NormalizedName, ...] = ()
     removed: tuple[NormalizedName, ...] = ()
     requirements_added: tuple[str, ...] = ()
     requirements_removed: tuple[str, ...] = ()
@@ -764,16 +767,8 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
                 change,
             )
         # Remembered before any file is deleted: a run killed after it converges next time.
-        from wheelhouse.house.index import write_if_changed as _write_if_changed
-
-        path = selection_path(out)
-        if _write_if_changed(path, change.remembered.to_json().encode()):
-            with contextlib.suppress(OSError):  # durable before deletions follow
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+        if read_selection(out) != change.remembered:
+            write_selection(out, change.remembered)
         # The manifest records what the mirror keeps (not a name no index has).
         settings = replace(
             settings, projects=tuple(f"{n}{spec}" for n, spec in change.remembered.projects)
@@ -956,6 +951,7 @@ def _settle(pending: _Pending, projects: Iterable[_Project]) -> SelectionChange:
     kept_names = {name for name, _ in kept}
     return SelectionChange(
         added=tuple(sorted(n for n in pending.new if n in kept_names)),
+        not_added=tuple(sorted(n for n in pending.new if n not in kept_names)),
         removed=tuple(sorted({*pending.removing, *(pending.previous - kept_names)})),
         requirements_added=pending.requirements_added,
         requirements_removed=pending.requirements_removed,
