@@ -767,7 +767,12 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
                 change,
             )
         # Remembered before any file is deleted: a run killed after it converges next time.
-        if read_selection(out) != change.remembered:
+        # Compared as bytes: a file with entries that were ignored (not names) is rewritten.
+        try:
+            written: bytes | None = selection_path(out).read_bytes()
+        except FileNotFoundError:
+            written = None
+        if written != change.remembered.to_json().encode():
             write_selection(out, change.remembered)
         # The manifest records what the mirror keeps (not a name no index has).
         settings = replace(
