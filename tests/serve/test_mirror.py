@@ -691,6 +691,12 @@ def test_remove_deletes_only_that_projects_files_and_pages(
         f"error: 'alpah' is not one of the projects the mirror in {str(out)!r} keeps; "
         "nothing was removed"
     )
+    elsewhere = cli("mirror", "--remove", "alpha", "-o", tmp_path / "none", "-i", upstream.url)
+    assert elsewhere.exit_code == ExitCode.USAGE
+    assert elsewhere.stderr.splitlines()[0] == (
+        f"error: there is no mirror in {str(tmp_path / 'none')!r}: nothing to remove"
+    )
+    assert not (tmp_path / "none").exists()
     dry = cli("mirror", "--remove", "alpha", "-o", out, "-i", upstream.url, "--dry-run", "--json")
     assert dry.exit_code == 0, dry.stderr
     plan = json_result(dry)

@@ -695,11 +695,10 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
             "--remove needs the projects (or -r files, or --all) to stop mirroring",
             hint="e.g. wheelhouse mirror -o DIR --remove django",
         )
-    if (
-        not (settings.projects or settings.requirements or settings.all_projects)
-        and not (out / MIRROR_STATE_DIR).is_dir()
-        and not (out / MANIFEST_NAME).is_file()
-    ):
+    a_mirror = (out / MIRROR_STATE_DIR).is_dir() or (out / MANIFEST_NAME).is_file()
+    if settings.remove and not a_mirror:
+        raise UsageError(f"there is no mirror in {str(out)!r}: nothing to remove")
+    if not (settings.projects or settings.requirements or settings.all_projects) and not a_mirror:
         raise UsageError(
             "nothing to mirror", hint="name projects, pass -r FILE, or --all for the whole index"
         )
