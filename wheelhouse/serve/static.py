@@ -18,7 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from wheelhouse.errors import InvalidWheelhouseError
 from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
-from wheelhouse.serve._asgi import AsgiServer, bind
+from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind
 
 __all__ = ["make_server", "negotiate", "serve"]
 
@@ -281,7 +281,13 @@ def _file_type(filename: str) -> str:
     return _FILE_TYPES.get(Path(filename).suffix, "application/octet-stream")
 
 
-def make_server(root: Path, host: str = "127.0.0.1", port: int = 8000) -> AsgiServer:
+def make_server(
+    root: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    limits: ServeLimits | None = None,
+) -> AsgiServer:
     """A server for the wheelhouse in ``root``, bound but not yet serving.
 
     Run ``serve_forever()`` (in a thread, for tests) and stop it with ``shutdown()``;
@@ -295,7 +301,12 @@ def make_server(root: Path, host: str = "127.0.0.1", port: int = 8000) -> AsgiSe
     sock = bind(host, port)
     # uvicorn's access log is replaced by the app's own line per request.
     return AsgiServer(
-        _StaticApp(root), sock, access_log=False, log_config=None, log_level="warning"
+        _StaticApp(root),
+        sock,
+        limits=limits,
+        access_log=False,
+        log_config=None,
+        log_level="warning",
     )
 
 
@@ -304,6 +315,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     *,
+    limits: ServeLimits | None = None,
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the wheelhouse in ``root`` until SIGINT or SIGTERM (or ``shutdown()``).
@@ -311,7 +323,7 @@ def serve(
     ``ready`` is called with the index URL once the socket is listening. Signal handlers are
     installed only in the main thread, and restored on return.
     """
-    server = make_server(root, host, port)
+    server = make_server(root, host, port, limits=limits)
     try:
         logger.info("serving %s at %s", root, server.url)
         if ready is not None:
