@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -176,15 +177,26 @@ class _StaticApp:
         return _file(target, _CONTENT_TYPES[chosen], headers, vary=True, tag=_TAGS[chosen])
 
     def _exists_dir(self, parts: list[str]) -> bool:
-        real = Path(os.path.realpath(self.root.joinpath(*parts)))
-        return real.is_relative_to(self.real_root) and real.is_dir()
+        found = self._lookup(parts)
+        return found is not None and stat.S_ISDIR(found[1].st_mode)
 
     def _resolve(self, parts: list[str]) -> Path | None:
         """The real path of a regular file under the root, or None (symlinks out included)."""
-        real = Path(os.path.realpath(self.root.joinpath(*parts)))
-        if not real.is_relative_to(self.real_root) or not real.is_file():
+        found = self._lookup(parts)
+        return found[0] if found is not None and stat.S_ISREG(found[1].st_mode) else None
+
+    def _lookup(self, parts: list[str]) -> tuple[Path, os.stat_result] | None:
+        """The real path under the root that ``parts`` name, and its status; None when there
+        is none. The parts come from a URL: a name too long for the file system, a file
+        taken for a directory, a symlink loop or a directory we may not read are "not found",
+        not a failure of the server."""
+        try:
+            real = Path(os.path.realpath(self.root.joinpath(*parts)))
+            if not real.is_relative_to(self.real_root):
+                return None
+            return real, real.stat()
+        except (OSError, ValueError):
             return None
-        return real
 
 
 def _access(scope: Scope, status: int) -> None:
@@ -202,10 +214,16 @@ def _target(scope: Scope) -> str:
 
 
 def _file(path: Path, content_type: str, request: Headers, *, vary: bool, tag: str) -> Response:
+    # Opened here, not only by FileResponse: it sends the status line before it opens the
+    # file, so a file we may not read (or no descriptor left) would be a 200 cut short.
     try:
-        info = path.stat()
-    except OSError:
-        return _text(HTTPStatus.NOT_FOUND, "not found", vary=vary)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return _unopenable(exc, vary=vary)
+    try:
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
     if not stat.S_ISREG(info.st_mode):
         return _text(HTTPStatus.NOT_FOUND, "not found", vary=vary)
     # The variant is part of the tag: the HTML and JSON of one URL must never match.
@@ -220,6 +238,17 @@ def _file(path: Path, content_type: str, request: Headers, *, vary: bool, tag: s
     if _not_modified(request, etag, info.st_mtime):
         return Response(status_code=HTTPStatus.NOT_MODIFIED, headers=headers)
     return FileResponse(path, headers=headers, media_type=content_type, stat_result=info)
+
+
+def _unopenable(exc: OSError, *, vary: bool) -> Response:
+    """The answer for a file of the wheelhouse that cannot be opened."""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        logger.warning("cannot read %s: %s", exc.filename, exc.strerror)
+        return _text(HTTPStatus.FORBIDDEN, "forbidden", vary=vary)
+    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+        logger.warning("cannot open %s: %s", exc.filename, exc.strerror)
+        return _text(HTTPStatus.SERVICE_UNAVAILABLE, "busy", vary=vary, extra={"Retry-After": "1"})
+    return _text(HTTPStatus.NOT_FOUND, "not found", vary=vary)
 
 
 def _not_modified(request: Headers, etag: str, mtime: float) -> bool:
