@@ -63,8 +63,9 @@ class ServeLimits:
     # Seconds for a request's line and headers, counted from the connection (first request)
     # or from the request's first byte (later requests); the same again for a body, if any.
     header_timeout: float = 10.0
-    # Seconds a client may leave a response unread (nothing taken from a full buffer).
-    send_timeout: float = 60.0
+    # Seconds a client may leave a response unread: nothing taken from a full buffer. Generous,
+    # as a client may read one response after another on a loaded machine.
+    send_timeout: float = 300.0
     # Open connections at most; None: derived from the open-file limit (connection_limit()).
     max_connections: int | None = None
 
@@ -124,24 +125,27 @@ def uvicorn_options(*, limits: ServeLimits | None = None, **options: Any) -> dic
 
 
 class _DropLog:
-    """Connections closed for a limit, counted by reason and logged at most once a second:
-    a flood of slow clients must not become a flood of log lines."""
+    """Connections closed for a limit, counted by reason: the first is logged at once, the
+    rest at most once a second, so a flood of slow clients is not a flood of log lines."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._counts: Counter[str] = Counter()
-        self._flush: asyncio.TimerHandle | None = None
+        self._quiet: asyncio.TimerHandle | None = None
 
     def add(self, reason: str) -> None:
         self._counts[reason] += 1
-        if self._flush is None:
-            self._flush = self._loop.call_later(1.0, self.flush)
+        if self._quiet is None:
+            self._emit()
 
-    def flush(self) -> None:
-        self._flush = None
+    def _emit(self) -> None:
+        self._quiet = None
+        if not self._counts:
+            return
         for reason, count in sorted(self._counts.items()):
-            logger.warning("closed %d connection(s): %s", count, reason)
+            logger.warning("%s (%d time%s)", reason, count, "" if count == 1 else "s")
         self._counts.clear()
+        self._quiet = self._loop.call_later(1.0, self._emit)
 
 
 _DROP_LOGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _DropLog] = (
@@ -187,6 +191,7 @@ class _GuardedH11Protocol(H11Protocol):
         self._max_connections = max_connections
         self._deadline: asyncio.TimerHandle | None = None
         self._stalled: asyncio.TimerHandle | None = None
+        self._unsent = 0  # bytes waiting to be sent when the client last stopped reading
         self.waiting_since = self.loop.time()  # since when it has had no request in progress
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -233,7 +238,7 @@ class _GuardedH11Protocol(H11Protocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         if self._stalled is None:
-            self._stalled = self.loop.call_later(self._limits.send_timeout, self._stall)
+            self._watch_stall()
 
     def resume_writing(self) -> None:
         if self._stalled is not None:
@@ -265,7 +270,9 @@ class _GuardedH11Protocol(H11Protocol):
         self._phase = ""
         if self.transport.is_closing():
             return
-        _drops(self.loop).add(f"no complete request {phase} in {self._limits.header_timeout:g} s")
+        _drops(self.loop).add(
+            f"closed: no complete request {phase} in {self._limits.header_timeout:g} s"
+        )
         if not self.is_waiting():
             self.transport.abort()  # a response is under way: nothing more can be said
             return
@@ -273,11 +280,19 @@ class _GuardedH11Protocol(H11Protocol):
             self.transport.write(_refusal(b"408 Request Timeout"))
         self.transport.close()
 
+    def _watch_stall(self) -> None:
+        self._unsent = self.transport.get_write_buffer_size()
+        self._stalled = self.loop.call_later(self._limits.send_timeout, self._stall)
+
     def _stall(self) -> None:
         self._stalled = None
-        if not self.transport.is_closing():
-            _drops(self.loop).add(f"response unread for {self._limits.send_timeout:g} s")
-            self.transport.abort()
+        if self.transport.is_closing() or not self.flow.write_paused:
+            return
+        if self.transport.get_write_buffer_size() < self._unsent:
+            self._watch_stall()  # it reads, slowly: that is not a stall
+            return
+        _drops(self.loop).add(f"closed: response unread for {self._limits.send_timeout:g} s")
+        self.transport.abort()
 
     # -- the connection cap
 
@@ -294,10 +309,11 @@ class _GuardedH11Protocol(H11Protocol):
         ]
         if waiting:
             oldest = min(waiting, key=lambda c: c.waiting_since)
-            _drops(self.loop).add(f"waiting for a request at the cap of {self._max_connections}")
+            cap = self._max_connections
+            _drops(self.loop).add(f"closed: waiting for a request at the cap of {cap} connections")
             oldest.transport.close()
         else:
-            _drops(self.loop).add(f"refused, all {self._max_connections} connections busy")
+            _drops(self.loop).add(f"refused (503): all {self._max_connections} connections busy")
             self.transport.write(_refusal(b"503 Service Unavailable"))
             self.transport.close()
 
@@ -330,7 +346,7 @@ class _GuardedLoop(asyncio.SelectorEventLoop):
             except OSError as exc:
                 if exc.errno not in _OUT_OF_RESOURCES:
                     raise  # the loop logs it
-                _drops(self).add(f"not accepted for {_ACCEPT_RETRY:g} s: {exc.strerror}")
+                _drops(self).add(f"not accepting for {_ACCEPT_RETRY:g} s: {exc.strerror}")
                 self.remove_reader(sock.fileno())
                 self.call_later(
                     _ACCEPT_RETRY,
