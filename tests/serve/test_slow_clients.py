@@ -209,6 +209,91 @@ def test_slow_clients_do_not_lock_out_others_and_the_server_recovers(
     assert "out of system resource" not in server.log
 
 
+def test_slow_clients_that_come_back_do_not_lock_out_others(
+    start_server: StartServer,
+) -> None:
+    # The attacker keeps 200 stalled connections open, opening a new one for each the server
+    # closes (3,000 at most): eviction must still let a well-behaved client through.
+    server = start_server(nofile=128)
+    assert ask(server.port)[0] == b"HTTP/1.1 200 OK"
+    stop = threading.Event()
+    opened = 0
+
+    def attack() -> None:
+        nonlocal opened
+        held: list[socket.socket] = []
+        try:
+            while not stop.is_set() and opened < 3000:
+                for sock in [s for s in held if closed_by_server(s)]:
+                    held.remove(sock)
+                    sock.close()
+                while len(held) < 200 and opened < 3000:
+                    sock = socket.socket()
+                    sock.settimeout(5)
+                    opened += 1
+                    with contextlib.suppress(OSError):
+                        sock.connect(("127.0.0.1", server.port))
+                        sock.sendall(b"GET /simple/dep-two/ HT")
+                    held.append(sock)
+                time.sleep(0.01)
+        finally:
+            for sock in held:
+                sock.close()
+
+    attacker = threading.Thread(target=attack)
+    attacker.start()
+    try:
+        time.sleep(1)
+        answers = [ask(server.port) for _ in range(5)]
+    finally:
+        stop.set()
+        attacker.join(60)
+    print(f"{opened} attacking connections; answers:", [round(t, 3) for _, t in answers])
+    assert [head for head, _ in answers] == [b"HTTP/1.1 200 OK"] * 5
+    assert max(took for _, took in answers) < 5
+    assert opened > 200  # the server did close attackers, and they came back
+    assert "Traceback" not in server.log
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_out_of_descriptors_the_server_pauses_accepting_and_recovers_alone(
+    start_server: StartServer,
+) -> None:
+    # A cap set above what the open-file limit allows: the process does run out of
+    # descriptors. It must neither spin nor flood its log, and must recover by itself once
+    # the header deadline has closed the stalled clients (which never leave on their own).
+    server = start_server("--max-connections", "500", "--header-timeout", "2", nofile=128)
+    assert ask(server.port)[0] == b"HTTP/1.1 200 OK"
+    attackers: list[socket.socket] = []
+    try:
+        for _ in range(200):
+            sock = socket.socket()
+            sock.settimeout(5)
+            with contextlib.suppress(OSError):
+                sock.connect(("127.0.0.1", server.port))
+                sock.sendall(b"GET /simple/dep-two/ HT")
+            attackers.append(sock)
+        assert wait_until(lambda: "Too many open files" in server.log), server.log
+        cpu_before = cpu_seconds(server.proc.pid)
+        time.sleep(1)
+        spent = cpu_seconds(server.proc.pid) - cpu_before
+        head, took = ask(server.port, timeout=30)
+        print(f"CPU while out of descriptors: {spent:.2f} s in 1 s; answered in {took:.2f} s")
+        assert spent < 0.5  # the old accept loop retried (and logged) without pause
+        assert head == b"HTTP/1.1 200 OK"
+        assert took < 20  # the stalled clients are closed 2 s after they were accepted
+    finally:
+        for sock in attackers:
+            sock.close()
+    assert "Traceback" not in server.log
+    paused = server.log.count("not accepting for 0.25 s: Too many open files")
+    assert 1 <= paused <= 40, server.log  # a line a second at most, not one per accept()
+
+
 def test_requests_not_finished_in_time_are_closed(start_server: StartServer) -> None:
     server = start_server("--header-timeout", "1")
     sockets: dict[str, socket.socket] = {}
