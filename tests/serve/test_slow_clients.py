@@ -290,6 +290,10 @@ def test_out_of_descriptors_the_server_pauses_accepting_and_recovers_alone(
         for sock in attackers:
             sock.close()
     assert "Traceback" not in server.log
+    assert (
+        "500 connections may need more files than the open-file limit (128) allows, which "
+        "leaves room for 32; raise it (ulimit -n) or lower --max-connections"
+    ) in server.log
     paused = server.log.count("not accepting for 0.25 s: Too many open files")
     assert 1 <= paused <= 40, server.log  # a line a second at most, not one per accept()
 

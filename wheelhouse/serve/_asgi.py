@@ -109,7 +109,16 @@ def index_url(sock: socket.socket, index: str) -> str:
 def uvicorn_options(*, limits: ServeLimits | None = None, **options: Any) -> dict[str, Any]:
     """uvicorn's settings for both modes, with ``options`` on top and ``limits`` enforced."""
     limits = limits or ServeLimits()
-    cap = limits.max_connections or connection_limit()
+    room = connection_limit()
+    cap = limits.max_connections or room
+    if cap > room:
+        logger.warning(
+            "%d connections may need more files than the open-file limit (%d) allows, "
+            "which leaves room for %d; raise it (ulimit -n) or lower --max-connections",
+            cap,
+            resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+            room,
+        )
     return {
         "lifespan": "off",
         "server_header": False,
