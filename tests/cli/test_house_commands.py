@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,59 @@ def test_verify_names_a_missing_and_an_unrecorded_file(cli: Cli, house: Path) ->
     assert result.exit_code == 6
     kinds = {(p["kind"], p["filename"]) for p in json.loads(result.stdout)["problems"]}
     assert kinds == {("missing", ALPHA), ("unrecorded-file", "stray-1.0-py3-none-any.whl")}
+
+
+def test_a_users_notes_file_is_one_rule_for_verify_pack_and_publish(
+    cli: Cli, house: Path, tmp_path: Path
+) -> None:
+    # build keeps a file the user added (the README says so): verify, pack and publish all
+    # accept it, name it and leave it behind. Before, verify alone failed (exit 6).
+    (house / "NOTES.txt").write_text("mirrored for the lab, ask Ann\n")
+    checked = cli("verify", house)
+    assert (checked.exit_code, checked.stdout) == (0, "")
+    assert checked.stderr.splitlines() == [
+        "note: 'NOTES.txt' is not in the manifest: kept as a file of your own "
+        "(never packed nor published)",
+        f"{house}: 2 files, ok",
+    ]
+    report = json.loads(cli("verify", house, "--json").stdout)
+    assert (report["ok"], report["problems"], report["user-files"]) == (True, [], ["NOTES.txt"])
+    packed = cli("pack", house, "-o", tmp_path / "b.tar")
+    assert packed.exit_code == 0, packed.stderr
+    with tarfile.open(tmp_path / "b.tar") as tar:
+        assert not [n for n in tar.getnames() if "NOTES" in n]
+    published = cli("publish", house, (tmp_path / "pub").as_uri())
+    assert published.exit_code == 0, published.stderr
+    assert not (tmp_path / "pub" / "NOTES.txt").exists()
+
+
+def test_a_wheel_nobody_recorded_fails_verify_pack_and_publish(
+    cli: Cli, house: Path, tmp_path: Path
+) -> None:
+    # pip could pick it up from --find-links: a problem for all three (before, pack and
+    # publish went on without a word).
+    (house / "stray-1.0-py3-none-any.whl").write_bytes(b"not ours")
+    checked = cli("verify", house)
+    assert checked.exit_code == 6
+    assert checked.stderr.splitlines() == [
+        "problem: 'stray-1.0-py3-none-any.whl' is in the wheelhouse but not in its manifest",
+        f"{house}: 2 files, 1 problem(s)",
+    ]
+    packed = cli("pack", house, "-o", tmp_path / "b.tar")
+    assert packed.exit_code == 6
+    assert packed.stderr.splitlines() == [
+        f"error: {str(house)!r} holds 'stray-1.0-py3-none-any.whl', which its manifest does "
+        "not record; nothing was packed",
+        f"hint: remove it, or build it into the wheelhouse; see 'wheelhouse verify {house}'",
+    ]
+    assert not (tmp_path / "b.tar").exists()
+    published = cli("publish", house, (tmp_path / "pub").as_uri())
+    assert published.exit_code == 6
+    assert published.stderr.splitlines()[0] == (
+        f"error: {str(house)!r} does not verify, so it is not published: "
+        "'stray-1.0-py3-none-any.whl' is in the wheelhouse but not in its manifest"
+    )
+    assert not (tmp_path / "pub").exists()
 
 
 def test_verify_of_a_directory_that_is_not_a_wheelhouse_exits_3(cli: Cli, tmp_path: Path) -> None:

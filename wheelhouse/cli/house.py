@@ -29,6 +29,12 @@ def verify(directory: WheelhouseDir = None, as_json: JsonFlag = False) -> None:
     else:
         for problem in report.problems:
             typer.echo(f"problem: {problem.message}", err=True)
+        for name in report.user_files:
+            typer.echo(
+                f"note: {name!r} is not in the manifest: kept as a file of your own "
+                "(never packed nor published)",
+                err=True,
+            )
         verdict = "ok" if report.ok else f"{len(report.problems)} problem(s)"
         typer.echo(f"{report.directory}: {len(report.files)} files, {verdict}", err=True)
     if not report.ok:

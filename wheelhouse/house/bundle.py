@@ -46,7 +46,7 @@ from wheelhouse.house.directory import (
     scratch_beside,
 )
 from wheelhouse.house.export import requirements_filename
-from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
+from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, added_files, read_manifest
 
 if TYPE_CHECKING:
     # Imported where pack renders the SBOMs: unpack needs none of it.
@@ -205,6 +205,7 @@ def pack(
             f"the bundle {str(output)!r} would be written into the wheelhouse it packs",
             hint="write it beside the wheelhouse, e.g. -o wheelhouse.tar.gz",
         )
+    _refuse_added_distributions(directory, manifest)
     base: Manifest | None = None
     if since is not None:
         base = base_of(since)
@@ -287,6 +288,19 @@ def _read_house(directory: Path) -> Manifest:
             hint="rebuild the wheelhouse with 'wheelhouse build'",
         )
     return manifest
+
+
+def _refuse_added_distributions(directory: Path, manifest: Manifest) -> None:
+    """The rule verify and publish follow too: a user's notes stay behind, unpacked and no
+    problem; a wheel or sdist nobody recorded is one (shipped or not, it is a surprise)."""
+    stray = added_files(directory, manifest).distributions
+    if stray:
+        more = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
+        raise TamperedError(
+            f"{str(directory)!r} holds {stray[0]!r}{more}, which its manifest does not record; "
+            "nothing was packed",
+            hint=f"remove it, or build it into the wheelhouse; see 'wheelhouse verify {directory}'",
+        )
 
 
 def _check_recorded(path: Path, size: int) -> None:

@@ -220,8 +220,8 @@ def _verified_manifest(directory: Path, hashes: _HashMemory | None = None) -> Ma
         for check in report.files:
             if check.ok and check.actual_sha256 is not None:
                 hashes.remember_sha256(check.filename, check.actual_sha256)
-    # Files nobody recorded are simply not published; anything else would publish bad bytes.
-    problems = [p for p in report.problems if p.kind != "unrecorded-file"]
+    # A user's own notes are no problem (and are not published): verify's rule, as pack's.
+    problems = report.problems
     if problems:
         raise TamperedError(
             f"{str(directory)!r} does not verify, so it is not published: {problems[0].message}",
