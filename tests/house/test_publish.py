@@ -462,3 +462,63 @@ def test_a_killed_publishs_temp_files_are_removed_by_the_next_and_no_other(
     assert not list(target.rglob(".*.publish.tmp"))
     assert foreign.read_bytes() == b"not wheelhouse's"
     assert {k: v for k, v in _tree(target).items() if k in _tree(house)} == _tree(house)
+
+
+def test_a_directory_of_someone_elses_files_is_refused_as_build_refuses_it(
+    cli: Cli, house: Path, tmp_path: Path
+) -> None:
+    """Issue 24 item 3: publish replaced TARGET/requirements.txt and exited 0."""
+    target = tmp_path / "project"
+    target.mkdir()
+    (target / "requirements.txt").write_text("django>=5\n")
+    (target / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    before = _tree(target)
+    for extra in ([], ["--dry-run"]):
+        result = cli("publish", house, target.as_uri(), *extra)
+        assert result.exit_code == ExitCode.OUTPUT, result.stderr
+        assert result.stderr.splitlines() == [
+            f"error: {str(target)!r} is not empty and is not a published wheelhouse "
+            "(it has no wheelhouse.json); refusing to write into it",
+            "hint: publish to an empty or new directory, or to the one an earlier publish wrote",
+        ]
+        assert _tree(target) == before
+
+
+def test_a_file_no_earlier_publish_wrote_is_never_replaced(
+    cli: Cli, house: Path, dists: DistFactory, index_server: IndexServer, tmp_path: Path
+) -> None:
+    target = tmp_path / "published"
+    _publish(cli, house, target.as_uri())
+    # Someone copies a wheel of their own into the published tree; the next wheelhouse has a
+    # file of that very name.
+    gamma = "gamma-1.0-py3-none-any.whl"
+    (target / gamma).write_bytes(b"a hand-copied wheel")
+    dists.wheel("gamma", "1.0")
+    _build(tmp_path, index_server, cli, "alpha==1.0\nbeta==1.0\ngamma==1.0\n")
+    before = _tree(target)
+    result = cli("publish", house, target.as_uri())
+    assert result.exit_code == ExitCode.OUTPUT, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: publishing to {target.as_uri()} would replace {gamma!r}, which no earlier "
+        "publish wrote; refusing to write into it",
+        "hint: move that file away, or publish to another place",
+    ]
+    assert _tree(target) == before
+    # What an earlier publish wrote is replaced as before; the user's other files stay.
+    (target / gamma).unlink()
+    (target / "NOTES.txt").write_text("ours\n")
+    data = _publish(cli, house, target.as_uri())
+    assert gamma in data["uploaded"] and "requirements.txt" in data["uploaded"]
+    assert _tree(target) == {**_tree(house), "NOTES.txt": b"ours\n"}
+
+
+def test_a_killed_first_publish_is_finished_by_the_next(
+    cli: Cli, house: Path, tmp_path: Path
+) -> None:
+    # No wheelhouse.json yet, but everything there is what this publish writes: ours.
+    target = LocalStore(tmp_path / "published")
+    with pytest.raises(KeyboardInterrupt):
+        publish(house, Counting(target, fail_after_puts=4), jobs=1)
+    assert target.list() and "wheelhouse.json" not in target.list()
+    _publish(cli, house, target.root.as_uri())
+    assert _tree(target.root) == _tree(house)
