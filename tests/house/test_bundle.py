@@ -865,11 +865,96 @@ def test_pack_refuses_to_write_into_its_own_wheelhouse(house: Path, cli: Cli) ->
     assert not (house / "b.tar").exists()
 
 
+NOT_A_BUNDLE_HINT = (
+    "hint: pass the file 'wheelhouse pack' wrote (FILE.tar, FILE.tar.gz or FILE.tar.zst)"
+)
+
+
 def test_a_file_that_is_not_a_tar_is_refused(tmp_path: Path, cli: Cli) -> None:
+    # Issue 24 item 7: it was exit 6, "damaged", "copy the bundle again"; the README says a
+    # file that is not a bundle is exit 3.
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"this is not a tar archive\n" * 40)
     result = cli("unpack", junk, "-o", tmp_path / "out")
-    assert result.exit_code == ExitCode.INTEGRITY
+    assert result.exit_code == ExitCode.INPUT
+    assert result.stderr.splitlines() == [
+        f"error: {str(junk)!r} is not a wheelhouse bundle: it is not a tar, gzip or zstd archive",
+        NOT_A_BUNDLE_HINT,
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "why"),
+    [
+        (
+            "requirements.txt",
+            b"django==5.1\nrequests>=2\n",
+            "it is not a tar, gzip or zstd archive",
+        ),
+        ("empty.tar", b"", "it is empty"),
+        (
+            "notes.tar.gz",
+            gzip.compress(b"some text, gzipped\n" * 40, mtime=0),
+            "it is gzip data that holds no tar archive of a bundle",
+        ),
+    ],
+)
+def test_a_file_that_is_no_bundle_is_exit_3_not_damaged(
+    tmp_path: Path, cli: Cli, name: str, content: bytes, why: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    before = tree(tmp_path)
+    result = cli("unpack", path, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.INPUT
+    assert result.stderr.splitlines() == [
+        f"error: {str(path)!r} is not a wheelhouse bundle: {why}",
+        NOT_A_BUNDLE_HINT,
+    ]
+    assert tree(tmp_path) == before
+
+
+def test_a_tarball_of_a_directory_is_not_a_bundle(tmp_path: Path, cli: Cli) -> None:
+    (tmp_path / "project" / "src").mkdir(parents=True)
+    (tmp_path / "project" / "src" / "app.py").write_text("print('hi')\n")
+    tarball = tmp_path / "project.tar.gz"
+    # As `tar czf project.tar.gz project` writes it: the directory first.
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(tmp_path / "project", arcname="project")
+    result = cli("unpack", tarball, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.INPUT
+    assert result.stderr.splitlines() == [
+        f"error: {str(tarball)!r} is not a wheelhouse bundle: it starts with 'project', "
+        "not bundle.json and SHA256SUMS",
+        "hint: make bundles with 'wheelhouse pack'",
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_directory_is_not_a_bundle_file(tmp_path: Path, house: Path, cli: Cli) -> None:
+    result = cli("unpack", house, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.INPUT
+    assert result.stderr.splitlines() == [
+        f"error: {str(house)!r} is a directory, not a bundle file",
+        "hint: pass the file 'wheelhouse pack' wrote (or its first volume, FILE.001)",
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("suffix", [".tar", ".tar.gz", ".tar.zst"])
+@pytest.mark.parametrize("keep", [5, 300, 0.5])
+def test_a_real_bundle_cut_short_is_still_damaged_exit_6(
+    tmp_path: Path, house: Path, cli: Cli, suffix: str, keep: float
+) -> None:
+    bundle = tmp_path / f"b{suffix}"
+    pack(house, bundle)
+    data = bundle.read_bytes()
+    bundle.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
+    result = cli("unpack", bundle, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.INTEGRITY, result.stderr
     [line] = error_lines(result.stderr)
-    assert line.startswith(f"error: the bundle {str(junk)!r} is damaged (")
+    assert line.startswith(f"error: the bundle {str(bundle)!r} "), line
+    assert line.endswith("nothing was written"), line
+    assert "copy the bundle again" in result.stderr
     assert not (tmp_path / "out").exists()

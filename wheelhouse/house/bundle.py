@@ -653,6 +653,11 @@ def _add(tar: tarfile.TarFile, member: _Member) -> None:
 def _volumes_of(path: Path) -> list[Path]:
     """The files of the bundle ``path``: itself, or ``X.001`` and every volume after it."""
     match = _VOLUME.search(path.name)
+    if path.is_dir():
+        raise InvalidBundleError(
+            f"{str(path)!r} is a directory, not a bundle file",
+            hint="pass the file 'wheelhouse pack' wrote (or its first volume, FILE.001)",
+        )
     if not path.is_file():
         if _volume_path(path, 1).is_file():
             return _volumes_of(_volume_path(path, 1))
@@ -716,6 +721,27 @@ class _Volumes(io.RawIOBase):
         super().close()
 
 
+class _Head(io.RawIOBase):
+    """A stream that keeps its first bytes: what tells a bundle cut short from another file."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner = inner
+        self.head = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self.inner.read(-1 if size is None else size)
+        if len(self.head) < tarfile.BLOCKSIZE:
+            self.head += data[: tarfile.BLOCKSIZE - len(self.head)]
+        return data
+
+
+# Every bundle pack writes starts with the tar header of bundle.json, uncompressed or not.
+_FIRST_HEADER = INFO_NAME.encode() + b"\0"
+
+
 @contextlib.contextmanager
 def _open_tar(path: Path) -> Iterator[tuple[tarfile.TarFile, list[Path]]]:
     paths = _volumes_of(path)
@@ -723,19 +749,42 @@ def _open_tar(path: Path) -> Iterator[tuple[tarfile.TarFile, list[Path]]]:
     with raw:
         magic = raw.peek(4)[:4]
         stream: IO[bytes]
+        compression: Compression = "none"
         if magic.startswith(_MAGIC_GZIP):
-            stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+            stream, compression = gzip.GzipFile(fileobj=raw, mode="rb"), "gzip"  # type: ignore[assignment]
         elif magic == _MAGIC_ZSTD:
             stream = _zstandard().ZstdDecompressor().stream_reader(raw, closefd=False)
+            compression = "zstd"
         else:
             stream = raw
+        head = _Head(stream)
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            with tarfile.open(fileobj=head, mode="r|") as tar:
                 yield tar, paths
-        except tarfile.ReadError as exc:
-            raise _damaged(path, paths, exc) from exc
+        except _read_errors() as exc:
+            error = _not_a_bundle(path, head.head, compression) or _damaged(path, paths, exc)
+            raise error from exc
         finally:
             stream.close()
+
+
+def _not_a_bundle(path: Path, head: bytes, compression: Compression) -> InvalidBundleError | None:
+    """Why the file that failed to read as a tar is not a bundle at all; None when it is one
+    that is cut short or damaged (its first bytes are those every bundle starts with)."""
+    if head.startswith(_FIRST_HEADER) or (head and _FIRST_HEADER.startswith(head)):
+        return None
+    if not head and compression != "none":
+        return None  # cut short before its first block could be decompressed
+    if not head:
+        why = "it is empty"
+    elif compression == "none":
+        why = "it is not a tar, gzip or zstd archive"
+    else:
+        why = f"it is {compression} data that holds no tar archive of a bundle"
+    return InvalidBundleError(
+        f"{str(path)!r} is not a wheelhouse bundle: {why}",
+        hint="pass the file 'wheelhouse pack' wrote (FILE.tar, FILE.tar.gz or FILE.tar.zst)",
+    )
 
 
 def _damaged(path: Path, paths: list[Path], exc: BaseException) -> WheelhouseErrorType:
@@ -905,6 +954,13 @@ def _extract(bundle: Path, scratch: Path) -> tuple[dict[str, Any], dict[str, str
     try:
         with _open_tar(bundle) as (tar, _):
             for member in tar:
+                # Not ours at all (a tarball of a directory) says so before the member's checks.
+                if not seen and member.name != INFO_NAME:
+                    raise InvalidBundleError(
+                        f"{str(bundle)!r} is not a wheelhouse bundle: it starts with "
+                        f"{member.name!r}, not {INFO_NAME} and {SUMS_NAME}",
+                        hint="make bundles with 'wheelhouse pack'",
+                    )
                 _check_member(bundle, member, scratch, seen)
                 position = len(seen)
                 if (position == 1 and member.name != INFO_NAME) or (
