@@ -26,7 +26,7 @@ from tests.serve.test_nginx import require_nginx
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 from wheelhouse._base.storage import LocalStore, ObjectInfo, S3Store, Store
-from wheelhouse.errors import ExitCode
+from wheelhouse.errors import ExitCode, NetworkError
 from wheelhouse.house.publish import content_type, publish
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -522,3 +522,49 @@ def test_a_killed_first_publish_is_finished_by_the_next(
     assert target.list() and "wheelhouse.json" not in target.list()
     _publish(cli, house, target.root.as_uri())
     assert _tree(target.root) == _tree(house)
+
+
+def test_a_missing_bucket_is_one_line_with_a_hint(
+    cli: Cli, house: Path, s3_server: S3Server, bucket: str
+) -> None:
+    """Issue 24 item 14: the raw obstore error, a cut-off '<?xml ...?>', reached the user."""
+    missing = f"{bucket}-nope"
+    result = cli("publish", house, f"s3://{missing}/x", "--endpoint-url", s3_server.endpoint)
+    assert result.exit_code == ExitCode.NETWORK
+    assert result.stderr.splitlines() == [
+        f"error: cannot list s3://{missing}/x: the bucket {missing!r} does not exist at "
+        f"{s3_server.endpoint}",
+        "hint: create it first, or check the bucket name and --endpoint-url (or AWS_ENDPOINT_URL)",
+    ]
+
+
+def test_an_endpoint_nobody_answers_is_one_line_with_a_hint(
+    cli: Cli, house: Path, bucket: str
+) -> None:
+    result = cli("publish", house, "s3://nowhere/x", "--endpoint-url", "http://127.0.0.1:9")
+    assert result.exit_code == ExitCode.NETWORK
+    assert result.stderr.splitlines() == [
+        "error: cannot list s3://nowhere/x: cannot reach the endpoint http://127.0.0.1:9 "
+        "(connection refused)",
+        "hint: check --endpoint-url (or AWS_ENDPOINT_URL) and that the store is up and "
+        "reachable from here",
+    ]
+
+
+def test_access_denied_is_one_line_with_a_hint(
+    house: Path, s3_server: S3Server, bucket: str
+) -> None:
+    # SeaweedFS (anonymous here) answers an upload into a bucket that is not there with 403
+    # AccessDenied and its XML document: what a store answers a key that may not write.
+    store = S3Store(f"{bucket}-nope", PREFIX, endpoint_url=s3_server.endpoint)
+    with pytest.raises(NetworkError) as caught:
+        store.put_file("requirements.txt", house / "requirements.txt", "text/plain")
+    assert caught.value.message == (
+        f"cannot upload 'requirements.txt' to s3://{bucket}-nope/{PREFIX}: access denied by "
+        f"{s3_server.endpoint} (AccessDenied): no credentials were found, so the request was "
+        "anonymous"
+    )
+    assert caught.value.hint == (
+        "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and that they may "
+        f"read and write the bucket '{bucket}-nope'"
+    )
