@@ -834,6 +834,89 @@ def test_with_installer_bundles_pip_that_installs_on_a_machine_with_only_python(
     ]
 
 
+def _uv_wheel(dists_root: Path) -> str:
+    """A uv wheel laid out as uv's own (its program in uv-VERSION.data/scripts/uv), holding
+    the real uv of the test environment."""
+    import uv
+
+    wheel = make_wheel(dists_root, "uv", "0.9.0")
+    with zipfile.ZipFile(wheel, "a", compression=zipfile.ZIP_STORED) as archive:
+        archive.write(uv.find_uv_bin(), "uv-0.9.0.data/scripts/uv")
+    return wheel.name
+
+
+def _commands_for(install_text: str, target: str) -> list[str]:
+    lines = install_text.splitlines()
+    start = lines.index(f"  target {target}:") + 1
+    commands = []
+    for line in lines[start:]:
+        if not line.startswith("    "):
+            break
+        commands.append(line.strip())
+    return commands
+
+
+@pytest.mark.slow
+def test_a_uv_only_bundle_says_how_to_run_its_uv_and_the_commands_work_offline(
+    tmp_path: Path,
+    house: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+    cli: Cli,
+    offline: Offline,
+    make_venv: MakeVenv,
+) -> None:
+    """Issue 24 item 16: a bundle that ships only uv said 'python -m pip install' and never
+    named uv."""
+    uv_wheel = _uv_wheel(dists.root)
+    bundle = tmp_path / "b.tar.gz"
+    result = cli(
+        "pack", house, "-o", bundle, "--with-installer", "--installer", "uv", "-i", index_server.url
+    )
+    assert result.exit_code == 0, result.stderr
+    with tarfile.open(bundle) as tar:
+        install = tar.extractfile("INSTALL.txt").read().decode()  # type: ignore[union-attr]
+    assert "pip install --no-index" not in install.replace("uv pip install", "")
+    where = f"installers/{uv_wheel.removesuffix('.whl')}"
+    program = f"{where}/uv-0.9.0.data/scripts/uv"
+    assert _commands_for(install, HOST) == [
+        f"python -m zipfile -e installers/{uv_wheel} {where}",
+        f"chmod +x {program}",
+        f"{program} pip install --python python --offline --no-index --find-links wheelhouse "
+        "--require-hashes -r wheelhouse/requirements.txt",
+    ]
+
+    # The far side: no network, no wheelhouse, no pip; a venv made active as a user does.
+    far = tmp_path / "far"
+    far.mkdir()
+    python = make_venv("bare", with_pip=False)
+    env = {
+        **os.environ,
+        "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}",
+        "VIRTUAL_ENV": str(python.parent.parent),
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+    }
+    commands = ["tar -xzf ../b.tar.gz", "sha256sum --quiet -c SHA256SUMS"]
+    for command in [*commands, *_commands_for(install, HOST)]:
+        done = subprocess.run(
+            offline(["sh", "-c", command]),
+            cwd=far,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert done.returncode == 0, (command, done.stdout + done.stderr)
+    imported = subprocess.run(
+        [python, "-c", "import app, big, common; print(app.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (imported.returncode, imported.stdout) == (0, "1.0\n"), imported.stderr
+
+
 def test_installer_needs_with_installer(tmp_path: Path, house: Path, cli: Cli) -> None:
     result = cli("pack", house, "-o", tmp_path / "b.tar", "--installer", "uv")
     assert result.exit_code == ExitCode.USAGE

@@ -234,7 +234,7 @@ def pack(
         document = render_sbom(directory, manifest, fmt, found)
         members.append(_Member(SBOM_NAMES[fmt], document, len(document), None))
     installers = sorted(name for name, _ in extra)
-    install_text = _install_text(manifest, installers, base is not None).encode("utf-8")
+    install_text = _install_text(manifest, extra, base is not None).encode("utf-8")
     members.append(_Member(INSTALL_NAME, install_text, len(install_text), None))
 
     kind: BundleKind = "update" if base is not None else "full"
@@ -348,8 +348,12 @@ def _sums_text(members: Sequence[_Member]) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
-def _install_text(manifest: Manifest, installers: list[str], update: bool) -> str:
-    pip_wheel = next((name for name in installers if name.startswith("pip-")), None)
+def _install_text(manifest: Manifest, installers: Sequence[tuple[str, Path]], update: bool) -> str:
+    """INSTALL.txt: the commands for what the bundle ships, each runnable as written from the
+    directory the bundle was extracted in (the tests run them offline)."""
+    names = sorted(name for name, _ in installers)
+    pip_wheel = next((name for name in names if name.startswith("pip-")), None)
+    uv_wheels = {name: _uv_program(path) for name, path in installers if name.startswith("uv-")}
     lines = [
         f"A wheelhouse bundle, written by wheelhouse {__version__}.",
         "",
@@ -371,28 +375,83 @@ def _install_text(manifest: Manifest, installers: list[str], update: bool) -> st
             "    sha256sum -c SHA256SUMS      (every line must say OK)",
             "",
         ]
-    lines.append("Install offline, with plain pip, one of:")
-    python_pip = "python -m pip"
-    if pip_wheel:
-        python_pip = f"python {INSTALLERS_DIR}/{pip_wheel}/pip"
-    for lock in manifest.locks:
-        requirements = requirements_filename(lock, manifest)
-        lines.append(f"  target {lock.target}:")
+    options = f"--no-index --find-links {HOUSE_DIR} --require-hashes"
+    if pip_wheel or not uv_wheels:
+        lines.append("Install offline, with plain pip, one of:")
+        python_pip = "python -m pip"
+        if pip_wheel:
+            python_pip = f"python {INSTALLERS_DIR}/{pip_wheel}/pip"
+        for lock in manifest.locks:
+            requirements = requirements_filename(lock, manifest)
+            lines.append(f"  target {lock.target}:")
+            lines.append(f"    {python_pip} install {options} -r {HOUSE_DIR}/{requirements}")
+        if pip_wheel:
+            lines += [
+                "",
+                f"({INSTALLERS_DIR}/{pip_wheel} is pip itself: Python runs it from the wheel, "
+                "so the",
+                "machine needs nothing but Python.)",
+            ]
+    if uv_wheels:
+        if pip_wheel:
+            lines.append("")
         lines.append(
-            f"    {python_pip} install --no-index --find-links {HOUSE_DIR} "
-            f"--require-hashes -r {HOUSE_DIR}/{requirements}"
+            "Install offline, with the uv this bundle carries, into the Python on PATH "
+            "(activate the virtual environment first), one of:"
         )
-    if pip_wheel:
+        for lock in manifest.locks:
+            requirements = requirements_filename(lock, manifest)
+            wheel = _uv_wheel_for(lock.tags, uv_wheels)
+            lines.append(f"  target {lock.target}:")
+            if wheel is None:
+                lines.append("    (no uv wheel of this bundle runs there: use pip)")
+                continue
+            inside = uv_wheels[wheel]
+            if inside is None:
+                lines.append(f"    ({INSTALLERS_DIR}/{wheel} holds no uv program: use pip)")
+                continue
+            where = f"{INSTALLERS_DIR}/{wheel.removesuffix('.whl')}"
+            program = f"{where}/{inside}"
+            lines.append(f"    python -m zipfile -e {INSTALLERS_DIR}/{wheel} {where}")
+            if not program.endswith(".exe"):
+                lines.append(f"    chmod +x {program}")
+            lines.append(
+                f"    {program} pip install --python python --offline {options} "
+                f"-r {HOUSE_DIR}/{requirements}"
+            )
         lines += [
             "",
-            f"({INSTALLERS_DIR}/{pip_wheel} is pip itself: Python runs it from the wheel, so the",
-            "machine needs nothing but Python.)",
+            "(A uv wheel is a zip file that holds uv's program: Python's zipfile takes it out.)",
         ]
     lines += [
         "",
         "What ships is listed in wheelhouse/wheelhouse.json and, as SBOMs, in sbom.*.json.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _uv_program(wheel: Path) -> str | None:
+    """Where uv's program is inside its wheel (``uv-VERSION.data/scripts/uv``), if anywhere."""
+    import zipfile
+
+    with contextlib.suppress(OSError, zipfile.BadZipFile), zipfile.ZipFile(wheel) as archive:
+        for name in archive.namelist():
+            if re.fullmatch(r"[^/]+\.data/scripts/uv(\.exe)?", name):
+                return name
+    return None
+
+
+def _uv_wheel_for(tags: Sequence[str], wheels: dict[str, str | None]) -> str | None:
+    """The uv wheel that runs on a target of ``tags`` (the only one, when tags say nothing)."""
+    wanted = set(tags)
+    for name in sorted(wheels):
+        try:
+            _, _, _, wheel_tags = parse_wheel_filename(name)
+        except InvalidWheelFilename:
+            continue
+        if any(str(tag) in wanted for tag in wheel_tags):
+            return name
+    return next(iter(wheels)) if len(wheels) == 1 else None
 
 
 class _HashingReader(io.RawIOBase):
