@@ -57,7 +57,8 @@ def pack(
         bool,
         typer.Option(
             "--with-installer",
-            help="Add the pip wheel for every target (python pip-*.whl/pip install ...).",
+            help="Add installer wheels for every target (pip, or --installer); INSTALL.txt "
+            "gives the commands that run them.",
         ),
     ] = False,
     installer: Annotated[
