@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.tags import sys_tags
 
 from tests._dists import DistFactory, make_wheel
 from tests._server import IndexServer
@@ -915,6 +916,42 @@ def test_a_uv_only_bundle_says_how_to_run_its_uv_and_the_commands_work_offline(
         check=False,
     )
     assert (imported.returncode, imported.stdout) == (0, "1.0\n"), imported.stderr
+
+
+def test_install_txt_names_the_uv_wheel_of_each_target(tmp_path: Path, dists: DistFactory) -> None:
+    windows = f"cp3{sys.version_info.minor}-win_amd64"
+    app = dists.wheel("app", "1.0")
+    house = tmp_path / "house"
+    make_source(house, (lock_of(HOST, [app]), [app]), (lock_of(windows, [app]), [app]))
+    extra = []
+    for platform, program in [("manylinux_2_17_x86_64", "uv"), ("win_amd64", "uv.exe")]:
+        wheel = make_wheel(tmp_path / "uv", "uv", "0.9.0", tag=f"py3-none-{platform}")
+        with zipfile.ZipFile(wheel, "a") as archive:
+            archive.writestr(f"uv-0.9.0.data/scripts/{program}", b"a program")
+        extra.append((wheel.name, wheel))
+    bundle = tmp_path / "b.tar"
+    pack(house, bundle, extra=extra)
+    with tarfile.open(bundle) as tar:
+        install = tar.extractfile("INSTALL.txt").read().decode()  # type: ignore[union-attr]
+    linux = "installers/uv-0.9.0-py3-none-manylinux_2_17_x86_64"
+    win = "installers/uv-0.9.0-py3-none-win_amd64"
+    if platform_tag_accepted("manylinux_2_17_x86_64"):
+        assert _commands_for(install, HOST) == [
+            f"python -m zipfile -e {linux}.whl {linux}",
+            f"chmod +x {linux}/uv-0.9.0.data/scripts/uv",
+            f"{linux}/uv-0.9.0.data/scripts/uv pip install --python python --offline --no-index "
+            "--find-links wheelhouse --require-hashes -r wheelhouse/requirements.host.txt",
+        ]
+    assert _commands_for(install, windows) == [
+        f"python -m zipfile -e {win}.whl {win}",
+        f"{win}/uv-0.9.0.data/scripts/uv.exe pip install --python python --offline --no-index "
+        f"--find-links wheelhouse --require-hashes -r wheelhouse/requirements.{windows}.txt",
+    ]
+    assert "python -m pip" not in install
+
+
+def platform_tag_accepted(platform: str) -> bool:
+    return any(tag.platform == platform for tag in sys_tags())
 
 
 def test_installer_needs_with_installer(tmp_path: Path, house: Path, cli: Cli) -> None:

@@ -401,7 +401,7 @@ def _install_text(manifest: Manifest, installers: Sequence[tuple[str, Path]], up
         )
         for lock in manifest.locks:
             requirements = requirements_filename(lock, manifest)
-            wheel = _uv_wheel_for(lock.tags, uv_wheels)
+            wheel = _uv_wheel_for(lock.target, uv_wheels)
             lines.append(f"  target {lock.target}:")
             if wheel is None:
                 lines.append("    (no uv wheel of this bundle runs there: use pip)")
@@ -441,15 +441,28 @@ def _uv_program(wheel: Path) -> str | None:
     return None
 
 
-def _uv_wheel_for(tags: Sequence[str], wheels: dict[str, str | None]) -> str | None:
-    """The uv wheel that runs on a target of ``tags`` (the only one, when tags say nothing)."""
-    wanted = set(tags)
+def _uv_wheel_for(target: str, wheels: dict[str, str | None]) -> str | None:
+    """The uv wheel that runs on ``target`` (the only one, when its tags cannot be told)."""
+    from wheelhouse._base.targets import HOST, is_native, parse_target
+    from wheelhouse.errors import WheelhouseError
+
+    try:
+        if target == HOST.name:
+            chosen = HOST
+        else:
+            # A host lock that a merge named after its machine is that machine's tag.
+            chosen = parse_target(
+                target.removeprefix(f"{HOST.name}-") if is_native(target) else target
+            )
+        accepted = {str(tag) for tag in chosen.tags}
+    except WheelhouseError:
+        accepted = set()
     for name in sorted(wheels):
         try:
             _, _, _, wheel_tags = parse_wheel_filename(name)
         except InvalidWheelFilename:
             continue
-        if any(str(tag) in wanted for tag in wheel_tags):
+        if any(str(tag) in accepted for tag in wheel_tags):
             return name
     return next(iter(wheels)) if len(wheels) == 1 else None
 
