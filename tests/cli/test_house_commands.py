@@ -5,17 +5,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
+import typer.main
 
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from tests.cli.conftest import ALPHA, BETA
 from tests.conftest import Cli
 from tests.house.test_verify import flip_byte
+from wheelhouse.cli._app import app
 from wheelhouse.house.manifest import read_manifest
 
 NOT_A_WHEELHOUSE_HINT = "pass the directory that 'wheelhouse build' wrote, or build one with it"
@@ -107,6 +111,59 @@ def test_verify_names_a_missing_and_an_unrecorded_file(cli: Cli, house: Path) ->
     assert result.exit_code == 6
     kinds = {(p["kind"], p["filename"]) for p in json.loads(result.stdout)["problems"]}
     assert kinds == {("missing", ALPHA), ("unrecorded-file", "stray-1.0-py3-none-any.whl")}
+
+
+def test_a_users_notes_file_is_one_rule_for_verify_pack_and_publish(
+    cli: Cli, house: Path, tmp_path: Path
+) -> None:
+    # build keeps a file the user added (the README says so): verify, pack and publish all
+    # accept it, name it and leave it behind. Before, verify alone failed (exit 6).
+    (house / "NOTES.txt").write_text("mirrored for the lab, ask Ann\n")
+    checked = cli("verify", house)
+    assert (checked.exit_code, checked.stdout) == (0, "")
+    assert checked.stderr.splitlines() == [
+        "note: 'NOTES.txt' is not in the manifest: kept as a file of your own "
+        "(never packed nor published)",
+        f"{house}: 2 files, ok",
+    ]
+    report = json.loads(cli("verify", house, "--json").stdout)
+    assert (report["ok"], report["problems"], report["user-files"]) == (True, [], ["NOTES.txt"])
+    packed = cli("pack", house, "-o", tmp_path / "b.tar")
+    assert packed.exit_code == 0, packed.stderr
+    with tarfile.open(tmp_path / "b.tar") as tar:
+        assert not [n for n in tar.getnames() if "NOTES" in n]
+    published = cli("publish", house, (tmp_path / "pub").as_uri())
+    assert published.exit_code == 0, published.stderr
+    assert not (tmp_path / "pub" / "NOTES.txt").exists()
+
+
+def test_a_wheel_nobody_recorded_fails_verify_pack_and_publish(
+    cli: Cli, house: Path, tmp_path: Path
+) -> None:
+    # pip could pick it up from --find-links: a problem for all three (before, pack and
+    # publish went on without a word).
+    (house / "stray-1.0-py3-none-any.whl").write_bytes(b"not ours")
+    checked = cli("verify", house)
+    assert checked.exit_code == 6
+    assert checked.stderr.splitlines() == [
+        "problem: 'stray-1.0-py3-none-any.whl' is in the wheelhouse but not in its manifest",
+        f"{house}: 2 files, 1 problem(s)",
+    ]
+    packed = cli("pack", house, "-o", tmp_path / "b.tar")
+    assert packed.exit_code == 6
+    assert packed.stderr.splitlines() == [
+        f"error: {str(house)!r} holds 'stray-1.0-py3-none-any.whl', which its manifest does "
+        "not record; nothing was packed",
+        f"hint: remove it, or build it into the wheelhouse; see 'wheelhouse verify {house}'",
+    ]
+    assert not (tmp_path / "b.tar").exists()
+    published = cli("publish", house, (tmp_path / "pub").as_uri())
+    assert published.exit_code == 6
+    assert published.stderr.splitlines()[0] == (
+        f"error: {str(house)!r} does not verify, so it is not published: "
+        "'stray-1.0-py3-none-any.whl' is in the wheelhouse but not in its manifest"
+    )
+    assert not (tmp_path / "pub").exists()
 
 
 def test_verify_of_a_directory_that_is_not_a_wheelhouse_exits_3(cli: Cli, tmp_path: Path) -> None:
@@ -361,3 +418,94 @@ def test_cache_purge_removes_only_what_wheelhouse_cached(cli: Cli, tmp_path: Pat
     assert (cache / "NOTES.txt").read_text(encoding="utf-8") == "mine\n"
     assert sorted(os.listdir(cache)) == ["NOTES.txt"]
     assert read_manifest(cache) is None
+
+
+# -- --json and -q everywhere (issue 24 item 19) --------------------------------------------------
+
+
+def test_index_and_merge_take_json_and_q(cli: Cli, house: Path, tmp_path: Path) -> None:
+    indexed = cli("index", house, "--json")
+    assert (indexed.exit_code, indexed.stderr) == (0, f"{house / 'simple'}: 2 projects indexed\n")
+    assert json.loads(indexed.stdout) == {
+        "schema-version": 1,
+        "directory": str(house),
+        "index": str(house / "simple"),
+        "projects": 2,
+        "files": 2,
+    }
+    assert (cli("index", house, "-q").exit_code, cli("index", house, "-q").stderr) == (0, "")
+    out = tmp_path / "merged"
+    merged = cli("merge", house, "-o", out, "--json")
+    assert merged.exit_code == 0, merged.stderr
+    assert json.loads(merged.stdout) == {
+        "schema-version": 1,
+        "output": str(out),
+        "sources": [str(house)],
+        "files": 2,
+        "targets": ["host"],
+    }
+    quiet = cli("merge", house, "-o", tmp_path / "merged-2", "-q")
+    assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "", "")
+
+
+def test_q_leaves_only_what_matters(cli: Cli, house: Path, tmp_path: Path) -> None:
+    verified = cli("verify", house, "-q")
+    assert (verified.exit_code, verified.stdout, verified.stderr) == (0, "", "")
+    flip_byte(house / BETA)
+    failed = cli("verify", house, "-q")
+    assert failed.exit_code == 6
+    assert [line.split(" ")[0] for line in failed.stderr.splitlines()] == ["problem:"]
+    flip_byte(house / BETA)
+    bundle = tmp_path / "b.tar"
+    packed = cli("pack", house, "-o", bundle, "-q")
+    assert (packed.exit_code, packed.stderr) == (0, "")
+    assert packed.stdout == f"{sha256_of(bundle)}  {bundle}\n"
+    unpacked = cli("unpack", bundle, "-o", tmp_path / "out", "-q")
+    assert (unpacked.exit_code, unpacked.stdout, unpacked.stderr) == (0, "", "")
+    published = cli("publish", house, (tmp_path / "pub").as_uri(), "-q")
+    assert (published.exit_code, published.stdout, published.stderr) == (0, "", "")
+
+
+def test_publish_dry_run_lists_every_key_it_would_upload_and_delete(
+    cli: Cli, house: Path, tmp_path: Path, dists: DistFactory, index_server: IndexServer
+) -> None:
+    target = (tmp_path / "pub").as_uri()
+    keys = sorted(p.relative_to(house).as_posix() for p in house.rglob("*") if p.is_file())
+    first = cli("publish", house, target, "--dry-run")
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout.splitlines() == [f"upload {key}" for key in keys]
+    assert first.stderr.startswith(f"{target}: would upload {len(keys)} objects (")
+    assert not (tmp_path / "pub").exists()
+    assert cli("publish", house, target, "-q").exit_code == 0
+    # The next wheelhouse has beta alone: alpha's wheel, metadata and pages would go.
+    dists.wheel("beta", "2.0")
+    pins = tmp_path / "pins.txt"
+    pins.write_text("beta==2.0\n", encoding="utf-8")
+    other = tmp_path / "other"
+    built = cli("build", "-q", "-r", pins, "-o", other, "-i", index_server.url)
+    assert built.exit_code == 0, built.stderr
+    second = cli("publish", other, target, "--dry-run")
+    assert second.exit_code == 0, second.stderr
+    lines = second.stdout.splitlines()
+    assert [line for line in lines if line.startswith("delete ")] == [
+        f"delete {ALPHA}",
+        f"delete {ALPHA}.metadata",
+        "delete simple/alpha/index.html",
+        "delete simple/alpha/index.json",
+    ]
+    assert all(line.startswith(("upload ", "delete ")) for line in lines)
+    assert "upload simple/index.html" in lines and f"upload {BETA}" not in lines
+
+
+def test_the_readme_names_every_command_that_takes_json() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    sentence = readme.split("### JSON output", 1)[1].split("take `--json`", 1)[0]
+    listed = set(re.findall(r"`([a-z ]+)`", sentence))
+    found = set()
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        for sub_name, sub in getattr(command, "commands", {name: command}).items():
+            full = name if sub is command else f"{name} {sub_name}"
+            if any("--json" in param.opts for param in sub.params):
+                found.add(full)
+    assert listed == found

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.tags import sys_tags
 
 from tests._dists import DistFactory, make_wheel
 from tests._server import IndexServer
@@ -834,6 +835,125 @@ def test_with_installer_bundles_pip_that_installs_on_a_machine_with_only_python(
     ]
 
 
+def _uv_wheel(dists_root: Path) -> str:
+    """A uv wheel laid out as uv's own (its program in uv-VERSION.data/scripts/uv), holding
+    the real uv of the test environment."""
+    import uv
+
+    wheel = make_wheel(dists_root, "uv", "0.9.0")
+    with zipfile.ZipFile(wheel, "a", compression=zipfile.ZIP_STORED) as archive:
+        archive.write(uv.find_uv_bin(), "uv-0.9.0.data/scripts/uv")
+    return wheel.name
+
+
+def _commands_for(install_text: str, target: str) -> list[str]:
+    lines = install_text.splitlines()
+    start = lines.index(f"  target {target}:") + 1
+    commands = []
+    for line in lines[start:]:
+        if not line.startswith("    "):
+            break
+        commands.append(line.strip())
+    return commands
+
+
+@pytest.mark.slow
+def test_a_uv_only_bundle_says_how_to_run_its_uv_and_the_commands_work_offline(
+    tmp_path: Path,
+    house: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+    cli: Cli,
+    offline: Offline,
+    make_venv: MakeVenv,
+) -> None:
+    """Issue 24 item 16: a bundle that ships only uv said 'python -m pip install' and never
+    named uv."""
+    uv_wheel = _uv_wheel(dists.root)
+    bundle = tmp_path / "b.tar.gz"
+    result = cli(
+        "pack", house, "-o", bundle, "--with-installer", "--installer", "uv", "-i", index_server.url
+    )
+    assert result.exit_code == 0, result.stderr
+    with tarfile.open(bundle) as tar:
+        install = tar.extractfile("INSTALL.txt").read().decode()  # type: ignore[union-attr]
+    assert "pip install --no-index" not in install.replace("uv pip install", "")
+    where = f"installers/{uv_wheel.removesuffix('.whl')}"
+    program = f"{where}/uv-0.9.0.data/scripts/uv"
+    assert _commands_for(install, HOST) == [
+        f"python -m zipfile -e installers/{uv_wheel} {where}",
+        f"chmod +x {program}",
+        f"{program} pip install --python python --offline --no-index --find-links wheelhouse "
+        "--require-hashes -r wheelhouse/requirements.txt",
+    ]
+
+    # The far side: no network, no wheelhouse, no pip; a venv made active as a user does.
+    far = tmp_path / "far"
+    far.mkdir()
+    python = make_venv("bare", with_pip=False)
+    env = {
+        **os.environ,
+        "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}",
+        "VIRTUAL_ENV": str(python.parent.parent),
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+    }
+    commands = ["tar -xzf ../b.tar.gz", "sha256sum --quiet -c SHA256SUMS"]
+    for command in [*commands, *_commands_for(install, HOST)]:
+        done = subprocess.run(
+            offline(["sh", "-c", command]),
+            cwd=far,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert done.returncode == 0, (command, done.stdout + done.stderr)
+    imported = subprocess.run(
+        [python, "-c", "import app, big, common; print(app.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (imported.returncode, imported.stdout) == (0, "1.0\n"), imported.stderr
+
+
+def test_install_txt_names_the_uv_wheel_of_each_target(tmp_path: Path, dists: DistFactory) -> None:
+    windows = f"cp3{sys.version_info.minor}-win_amd64"
+    app = dists.wheel("app", "1.0")
+    house = tmp_path / "house"
+    make_source(house, (lock_of(HOST, [app]), [app]), (lock_of(windows, [app]), [app]))
+    extra = []
+    for platform, program in [("manylinux_2_17_x86_64", "uv"), ("win_amd64", "uv.exe")]:
+        wheel = make_wheel(tmp_path / "uv", "uv", "0.9.0", tag=f"py3-none-{platform}")
+        with zipfile.ZipFile(wheel, "a") as archive:
+            archive.writestr(f"uv-0.9.0.data/scripts/{program}", b"a program")
+        extra.append((wheel.name, wheel))
+    bundle = tmp_path / "b.tar"
+    pack(house, bundle, extra=extra)
+    with tarfile.open(bundle) as tar:
+        install = tar.extractfile("INSTALL.txt").read().decode()  # type: ignore[union-attr]
+    linux = "installers/uv-0.9.0-py3-none-manylinux_2_17_x86_64"
+    win = "installers/uv-0.9.0-py3-none-win_amd64"
+    if platform_tag_accepted("manylinux_2_17_x86_64"):
+        assert _commands_for(install, HOST) == [
+            f"python -m zipfile -e {linux}.whl {linux}",
+            f"chmod +x {linux}/uv-0.9.0.data/scripts/uv",
+            f"{linux}/uv-0.9.0.data/scripts/uv pip install --python python --offline --no-index "
+            "--find-links wheelhouse --require-hashes -r wheelhouse/requirements.host.txt",
+        ]
+    assert _commands_for(install, windows) == [
+        f"python -m zipfile -e {win}.whl {win}",
+        f"{win}/uv-0.9.0.data/scripts/uv.exe pip install --python python --offline --no-index "
+        f"--find-links wheelhouse --require-hashes -r wheelhouse/requirements.{windows}.txt",
+    ]
+    assert "python -m pip" not in install
+
+
+def platform_tag_accepted(platform: str) -> bool:
+    return any(tag.platform == platform for tag in sys_tags())
+
+
 def test_installer_needs_with_installer(tmp_path: Path, house: Path, cli: Cli) -> None:
     result = cli("pack", house, "-o", tmp_path / "b.tar", "--installer", "uv")
     assert result.exit_code == ExitCode.USAGE
@@ -865,11 +985,96 @@ def test_pack_refuses_to_write_into_its_own_wheelhouse(house: Path, cli: Cli) ->
     assert not (house / "b.tar").exists()
 
 
+NOT_A_BUNDLE_HINT = (
+    "hint: pass the file 'wheelhouse pack' wrote (FILE.tar, FILE.tar.gz or FILE.tar.zst)"
+)
+
+
 def test_a_file_that_is_not_a_tar_is_refused(tmp_path: Path, cli: Cli) -> None:
+    # Issue 24 item 7: it was exit 6, "damaged", "copy the bundle again"; the README says a
+    # file that is not a bundle is exit 3.
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"this is not a tar archive\n" * 40)
     result = cli("unpack", junk, "-o", tmp_path / "out")
-    assert result.exit_code == ExitCode.INTEGRITY
+    assert result.exit_code == ExitCode.INPUT
+    assert result.stderr.splitlines() == [
+        f"error: {str(junk)!r} is not a wheelhouse bundle: it is not a tar, gzip or zstd archive",
+        NOT_A_BUNDLE_HINT,
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "why"),
+    [
+        (
+            "requirements.txt",
+            b"django==5.1\nrequests>=2\n",
+            "it is not a tar, gzip or zstd archive",
+        ),
+        ("empty.tar", b"", "it is empty"),
+        (
+            "notes.tar.gz",
+            gzip.compress(b"some text, gzipped\n" * 40, mtime=0),
+            "it is gzip data that holds no tar archive of a bundle",
+        ),
+    ],
+)
+def test_a_file_that_is_no_bundle_is_exit_3_not_damaged(
+    tmp_path: Path, cli: Cli, name: str, content: bytes, why: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    before = tree(tmp_path)
+    result = cli("unpack", path, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.INPUT
+    assert result.stderr.splitlines() == [
+        f"error: {str(path)!r} is not a wheelhouse bundle: {why}",
+        NOT_A_BUNDLE_HINT,
+    ]
+    assert tree(tmp_path) == before
+
+
+def test_a_tarball_of_a_directory_is_not_a_bundle(tmp_path: Path, cli: Cli) -> None:
+    (tmp_path / "project" / "src").mkdir(parents=True)
+    (tmp_path / "project" / "src" / "app.py").write_text("print('hi')\n")
+    tarball = tmp_path / "project.tar.gz"
+    # As `tar czf project.tar.gz project` writes it: the directory first.
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(tmp_path / "project", arcname="project")
+    result = cli("unpack", tarball, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.INPUT
+    assert result.stderr.splitlines() == [
+        f"error: {str(tarball)!r} is not a wheelhouse bundle: it starts with 'project', "
+        "not bundle.json and SHA256SUMS",
+        "hint: make bundles with 'wheelhouse pack'",
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_directory_is_not_a_bundle_file(tmp_path: Path, house: Path, cli: Cli) -> None:
+    result = cli("unpack", house, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.INPUT
+    assert result.stderr.splitlines() == [
+        f"error: {str(house)!r} is a directory, not a bundle file",
+        "hint: pass the file 'wheelhouse pack' wrote (or its first volume, FILE.001)",
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("suffix", [".tar", ".tar.gz", ".tar.zst"])
+@pytest.mark.parametrize("keep", [5, 300, 0.5])
+def test_a_real_bundle_cut_short_is_still_damaged_exit_6(
+    tmp_path: Path, house: Path, cli: Cli, suffix: str, keep: float
+) -> None:
+    bundle = tmp_path / f"b{suffix}"
+    pack(house, bundle)
+    data = bundle.read_bytes()
+    bundle.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
+    result = cli("unpack", bundle, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.INTEGRITY, result.stderr
     [line] = error_lines(result.stderr)
-    assert line.startswith(f"error: the bundle {str(junk)!r} is damaged (")
+    assert line.startswith(f"error: the bundle {str(bundle)!r} "), line
+    assert line.endswith("nothing was written"), line
+    assert "copy the bundle again" in result.stderr
     assert not (tmp_path / "out").exists()

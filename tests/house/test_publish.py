@@ -26,7 +26,7 @@ from tests.serve.test_nginx import require_nginx
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 from wheelhouse._base.storage import LocalStore, ObjectInfo, S3Store, Store
-from wheelhouse.errors import ExitCode
+from wheelhouse.errors import ExitCode, NetworkError
 from wheelhouse.house.publish import content_type, publish
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -462,3 +462,109 @@ def test_a_killed_publishs_temp_files_are_removed_by_the_next_and_no_other(
     assert not list(target.rglob(".*.publish.tmp"))
     assert foreign.read_bytes() == b"not wheelhouse's"
     assert {k: v for k, v in _tree(target).items() if k in _tree(house)} == _tree(house)
+
+
+def test_a_directory_of_someone_elses_files_is_refused_as_build_refuses_it(
+    cli: Cli, house: Path, tmp_path: Path
+) -> None:
+    """Issue 24 item 3: publish replaced TARGET/requirements.txt and exited 0."""
+    target = tmp_path / "project"
+    target.mkdir()
+    (target / "requirements.txt").write_text("django>=5\n")
+    (target / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    before = _tree(target)
+    for extra in ([], ["--dry-run"]):
+        result = cli("publish", house, target.as_uri(), *extra)
+        assert result.exit_code == ExitCode.OUTPUT, result.stderr
+        assert result.stderr.splitlines() == [
+            f"error: {str(target)!r} is not empty and is not a published wheelhouse "
+            "(it has no wheelhouse.json); refusing to write into it",
+            "hint: publish to an empty or new directory, or to the one an earlier publish wrote",
+        ]
+        assert _tree(target) == before
+
+
+def test_a_file_no_earlier_publish_wrote_is_never_replaced(
+    cli: Cli, house: Path, dists: DistFactory, index_server: IndexServer, tmp_path: Path
+) -> None:
+    target = tmp_path / "published"
+    _publish(cli, house, target.as_uri())
+    # Someone copies a wheel of their own into the published tree; the next wheelhouse has a
+    # file of that very name.
+    gamma = "gamma-1.0-py3-none-any.whl"
+    (target / gamma).write_bytes(b"a hand-copied wheel")
+    dists.wheel("gamma", "1.0")
+    _build(tmp_path, index_server, cli, "alpha==1.0\nbeta==1.0\ngamma==1.0\n")
+    before = _tree(target)
+    result = cli("publish", house, target.as_uri())
+    assert result.exit_code == ExitCode.OUTPUT, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: publishing to {target.as_uri()} would replace {gamma!r}, which no earlier "
+        "publish wrote; refusing to write into it",
+        "hint: move that file away, or publish to another place",
+    ]
+    assert _tree(target) == before
+    # What an earlier publish wrote is replaced as before; the user's other files stay.
+    (target / gamma).unlink()
+    (target / "NOTES.txt").write_text("ours\n")
+    data = _publish(cli, house, target.as_uri())
+    assert gamma in data["uploaded"] and "requirements.txt" in data["uploaded"]
+    assert _tree(target) == {**_tree(house), "NOTES.txt": b"ours\n"}
+
+
+def test_a_killed_first_publish_is_finished_by_the_next(
+    cli: Cli, house: Path, tmp_path: Path
+) -> None:
+    # No wheelhouse.json yet, but everything there is what this publish writes: ours.
+    target = LocalStore(tmp_path / "published")
+    with pytest.raises(KeyboardInterrupt):
+        publish(house, Counting(target, fail_after_puts=4), jobs=1)
+    assert target.list() and "wheelhouse.json" not in target.list()
+    _publish(cli, house, target.root.as_uri())
+    assert _tree(target.root) == _tree(house)
+
+
+def test_a_missing_bucket_is_one_line_with_a_hint(
+    cli: Cli, house: Path, s3_server: S3Server, bucket: str
+) -> None:
+    """Issue 24 item 14: the raw obstore error, a cut-off '<?xml ...?>', reached the user."""
+    missing = f"{bucket}-nope"
+    result = cli("publish", house, f"s3://{missing}/x", "--endpoint-url", s3_server.endpoint)
+    assert result.exit_code == ExitCode.NETWORK
+    assert result.stderr.splitlines() == [
+        f"error: cannot list s3://{missing}/x: the bucket {missing!r} does not exist at "
+        f"{s3_server.endpoint}",
+        "hint: create it first, or check the bucket name and --endpoint-url (or AWS_ENDPOINT_URL)",
+    ]
+
+
+def test_an_endpoint_nobody_answers_is_one_line_with_a_hint(
+    cli: Cli, house: Path, bucket: str
+) -> None:
+    result = cli("publish", house, "s3://nowhere/x", "--endpoint-url", "http://127.0.0.1:9")
+    assert result.exit_code == ExitCode.NETWORK
+    assert result.stderr.splitlines() == [
+        "error: cannot list s3://nowhere/x: cannot reach the endpoint http://127.0.0.1:9 "
+        "(connection refused)",
+        "hint: check --endpoint-url (or AWS_ENDPOINT_URL) and that the store is up and "
+        "reachable from here",
+    ]
+
+
+def test_access_denied_is_one_line_with_a_hint(
+    house: Path, s3_server: S3Server, bucket: str
+) -> None:
+    # SeaweedFS (anonymous here) answers an upload into a bucket that is not there with 403
+    # AccessDenied and its XML document: what a store answers a key that may not write.
+    store = S3Store(f"{bucket}-nope", PREFIX, endpoint_url=s3_server.endpoint)
+    with pytest.raises(NetworkError) as caught:
+        store.put_file("requirements.txt", house / "requirements.txt", "text/plain")
+    assert caught.value.message == (
+        f"cannot upload 'requirements.txt' to s3://{bucket}-nope/{PREFIX}: access denied by "
+        f"{s3_server.endpoint} (AccessDenied): no credentials were found, so the request was "
+        "anonymous"
+    )
+    assert caught.value.hint == (
+        "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and that they may "
+        f"read and write the bucket '{bucket}-nope'"
+    )

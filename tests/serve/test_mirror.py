@@ -236,8 +236,10 @@ def test_filter_changes_and_removals_upstream_converge(
     base = ["mirror", "alpha", "beta", "gamma", "-o", out, "-i", upstream.url, "--json"]
     assert cli(*base).exit_code == 0
     (out / "NOTES.txt").write_text("the operator's own file\n")
-    # A filter added later cleans up, although the index answers 304 for every page.
-    narrowed = json_result(cli(*base, "--no-sdists", "--target", "cp312-win_amd64"))
+    # A filter replaced later cleans up, although the index answers 304 for every page.
+    narrowed = json_result(
+        cli(*base, "--no-sdists", "--target", "cp312-win_amd64", "--replace-filters")
+    )
     assert narrowed["fetched"] == 0 and narrowed["requests"] == 3
     assert (
         mirrored(out)
@@ -252,7 +254,7 @@ def test_filter_changes_and_removals_upstream_converge(
     )
     assert not (out / "alpha-2.0.tar.gz.metadata").exists()
     # Widened again: the files come back.
-    widened = json_result(cli(*base))
+    widened = json_result(cli(*base, "--replace-filters"))
     assert widened["fetched"] == 5
     # A project deleted upstream (say, malware) leaves the mirror in the same run.
     for path in project_set.root.glob("gamma-*"):
@@ -261,13 +263,14 @@ def test_filter_changes_and_removals_upstream_converge(
     assert {p["name"]: p["status"] for p in gone["project-results"]}["gamma"] == "removed"
     assert not any(name.startswith("gamma") for name in os.listdir(out))
     assert not (out / "simple/gamma").exists()
+    assert remembered(out)["projects"] == {"alpha": "", "beta": ""}  # and forgotten
     root = json.loads((out / "simple/index.json").read_text())
     assert [p["name"] for p in root["projects"]] == ["alpha", "beta"]
-    # A project no longer asked for goes too; what the mirror did not write stays.
-    assert cli("mirror", "alpha", "-o", out, "-i", upstream.url).exit_code == 0
+    # A project removed goes too; what the mirror did not write stays.
+    assert cli("mirror", "--remove", "beta", "-o", out, "-i", upstream.url).exit_code == 0
     assert not any(name.startswith("beta") for name in os.listdir(out))
     assert (out / "NOTES.txt").read_text() == "the operator's own file\n"
-    assert cli("verify", out).exit_code == ExitCode.INTEGRITY  # NOTES.txt is unrecorded
+    assert cli("verify", out).exit_code == 0  # NOTES.txt is the operator's own: named, no problem
     (out / "NOTES.txt").unlink()
     assert cli("verify", out).exit_code == 0
 
@@ -574,3 +577,303 @@ def test_an_index_without_validators_is_compared_by_page_hash(
         "alpha": "unchanged",
         "beta": "updated",
     }
+
+
+# -- what a mirror remembers (issue 24, item 1) ----------------------------------------------
+
+
+def remembered(out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((out / ".mirror/selection.json").read_text())
+    return data
+
+
+def tree(out: Path) -> dict[str, bytes]:
+    """Every file of the mirror outside its state and lock, with its bytes."""
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in out.rglob("*")
+        if p.is_file() and ".mirror" not in p.relative_to(out).parts
+    }
+
+
+def test_naming_a_project_adds_it_and_keeps_the_others(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    assert cli("mirror", "alpha<3", "-o", out, "-i", upstream.url).exit_code == 0
+    alpha = {f: d for f, d in linked_files(out).items() if f.startswith("alpha")}
+    result = cli("mirror", "beta", "-o", out, "-i", upstream.url, "--json")
+    assert result.exit_code == 0, result.stderr
+    # alpha (before: deleted by a run that did not name it) is still mirrored, as it was.
+    linked = linked_files(out)
+    assert {f: d for f, d in linked.items() if f.startswith("alpha")} == alpha
+    summary = json_result(result)
+    assert summary["projects-added"] == ["beta"] and summary["projects-removed"] == []
+    assert summary["removed"] == 0
+    assert {f for f in linked if f.startswith("beta")} == {MANYLINUX, WINDOWS, MUSL, AARCH64}
+    assert remembered(out)["projects"] == {"alpha": "<3", "beta": ""}
+    assert remembered(out)["version"] == 1
+    assert f"{out}: added beta" in result.stderr
+    assert cli("verify", out).exit_code == 0
+
+
+def test_a_typo_fails_removes_nothing_and_is_not_remembered(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    assert cli("mirror", "alpha", "gamma", "-o", out, "-i", upstream.url).exit_code == 0
+    before = tree(out)
+    result = cli("mirror", "alpah", "-o", out, "-i", upstream.url, "--json")
+    assert result.exit_code == ExitCode.PARTIAL == 10
+    assert "error: alpah: alpah is not on the index" in result.stderr.splitlines()
+    assert tree(out) == before  # every file and page, byte for byte
+    summary = json_result(result)
+    assert {p["name"]: p["status"] for p in summary["project-results"]} == {
+        "alpah": "failed",
+        "alpha": "unchanged",
+        "gamma": "unchanged",
+    }
+    assert summary["projects-added"] == [] and summary["removed"] == 0
+    assert summary["projects-not-added"] == ["alpah"]
+    assert f"{out}: not added alpah" in result.stderr.splitlines()
+    assert remembered(out)["projects"] == {"alpha": "", "gamma": ""}
+
+
+def test_a_plain_rerun_refreshes_everything_the_mirror_remembers(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("gamma==1.0\n")
+    assert cli("mirror", "alpha", "-o", out, "-i", upstream.url).exit_code == 0
+    added = cli("mirror", "-r", requirements, "-o", out, "-i", upstream.url, "--no-sdists")
+    assert added.exit_code == ExitCode.USAGE  # a filter, not a project: see below
+    assert cli("mirror", "-r", requirements, "-o", out, "-i", upstream.url).exit_code == 0
+    assert remembered(out)["requirements"] == [str(requirements)]
+    project_set.wheel("alpha", "4.0")
+    project_set.wheel("gamma", "1.1")
+    result = cli("mirror", "-o", out, "--json", "-i", upstream.url)
+    assert result.exit_code == 0, result.stderr
+    summary = json_result(result)
+    assert summary["fetched"] == 1
+    assert {p["name"]: p["status"] for p in summary["project-results"]} == {
+        "alpha": "updated",
+        "gamma": "unchanged",  # pinned by the remembered requirements file
+    }
+    linked = set(linked_files(out))
+    assert "alpha-4.0-py3-none-any.whl" in linked and "gamma-1.0-py3-none-any.whl" in linked
+    assert "gamma-1.1-py3-none-any.whl" not in linked
+    # Without -i too: the index is remembered (without credentials).
+    project_set.wheel("alpha", "5.0")
+    plain = cli("mirror", "-o", out)
+    assert plain.exit_code == 0, plain.stderr
+    assert "alpha-5.0-py3-none-any.whl" in linked_files(out)
+    # A requirements file is removed as a project is: what only it needed goes.
+    dropped = cli("mirror", "--remove", "-r", requirements, "-o", out, "--json")
+    assert dropped.exit_code == 0, dropped.stderr
+    assert json_result(dropped)["requirements-removed"] == [str(requirements)]
+    assert not any(f.startswith("gamma") for f in os.listdir(out))
+    assert "alpha-5.0-py3-none-any.whl" in linked_files(out)
+    assert remembered(out)["requirements"] == []
+
+
+def test_remove_deletes_only_that_projects_files_and_pages(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    assert cli("mirror", "alpha", "beta", "-o", out, "-i", upstream.url).exit_code == 0
+    # The operator's own file, named like one of alpha's: the mirror did not write it.
+    (out / "alpha-0.1-py3-none-any.whl").write_bytes(b"mine")
+    beta = {f: (out / f).read_bytes() for f in mirrored(out) if f.startswith("beta")}
+    unknown = cli("mirror", "--remove", "alpah", "-o", out, "-i", upstream.url)
+    assert unknown.exit_code == ExitCode.USAGE
+    assert unknown.stderr.splitlines()[0] == (
+        f"error: 'alpah' is not one of the projects the mirror in {str(out)!r} keeps; "
+        "nothing was removed"
+    )
+    elsewhere = cli("mirror", "--remove", "alpha", "-o", tmp_path / "none", "-i", upstream.url)
+    assert elsewhere.exit_code == ExitCode.USAGE
+    assert elsewhere.stderr.splitlines()[0] == (
+        f"error: there is no mirror in {str(tmp_path / 'none')!r}: nothing to remove"
+    )
+    assert not (tmp_path / "none").exists()
+    dry = cli("mirror", "--remove", "alpha", "-o", out, "-i", upstream.url, "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.stderr
+    plan = json_result(dry)
+    assert plan["projects-removed"] == ["alpha"] and plan["projects-added"] == []
+    assert {p["name"]: p["status"] for p in plan["project-results"]} == {
+        "alpha": "removed",
+        "beta": "unchanged",
+    }
+    assert "alpha-1.0-py3-none-any.whl" in mirrored(out)  # a dry run changes nothing
+    result = cli("mirror", "--remove", "alpha", "-o", out, "-i", upstream.url, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json_result(result)["projects-removed"] == ["alpha"]
+    assert {f for f in os.listdir(out) if f.startswith("alpha")} == {"alpha-0.1-py3-none-any.whl"}
+    assert (out / "alpha-0.1-py3-none-any.whl").read_bytes() == b"mine"
+    assert not (out / "simple/alpha").exists()
+    assert {f: (out / f).read_bytes() for f in mirrored(out) if f.startswith("beta")} == beta
+    assert set(linked_files(out)) == set(beta)
+    root = json.loads((out / "simple/index.json").read_text())
+    assert [p["name"] for p in root["projects"]] == ["beta"]
+    assert remembered(out)["projects"] == {"beta": ""}
+    # A plain rerun does not bring it back.
+    assert cli("mirror", "-o", out, "-i", upstream.url).exit_code == 0
+    assert not (out / "simple/alpha").exists()
+
+
+def test_a_changed_filter_is_refused_unless_replaced(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    assert cli("mirror", "alpha", "beta", "-o", out, "-i", upstream.url).exit_code == 0
+    before = tree(out)
+    refused = cli("mirror", "gamma", "--target", "cp312-win_amd64", "-o", out, "-i", upstream.url)
+    assert refused.exit_code == ExitCode.USAGE
+    assert refused.stderr.splitlines()[0] == (
+        f"error: the mirror in {str(out)!r} keeps no --target (every wheel); "
+        "this run asks for --target cp312-win_amd64"
+    )
+    assert tree(out) == before and remembered(out)["projects"] == {"alpha": "", "beta": ""}
+    other = cli("mirror", "-o", out, "-i", upstream.url.replace("127.0.0.1", "localhost"))
+    assert other.exit_code == ExitCode.USAGE
+    assert other.stderr.splitlines()[0].startswith(
+        f"error: the mirror in {str(out)!r} keeps --index-url {upstream.url}; this run asks for"
+    )
+    # The same value as remembered is not a change.
+    same = cli("mirror", "--sdists", "--yanked", "-o", out, "-i", upstream.url)
+    assert same.exit_code == 0, same.stderr
+    dry = cli(
+        "mirror", "--target", "cp312-win_amd64", "--no-sdists", "--replace-filters",
+        "-o", out, "--json", "--dry-run",
+    )  # fmt: skip
+    assert dry.exit_code == 0, dry.stderr
+    plan = json_result(dry)
+    assert {p["name"]: p["removed"] for p in plan["project-results"]} == {"alpha": 1, "beta": 3}
+    assert plan["filters-replaced"] is True and tree(out) == before
+    # The indexes stay the remembered ones unless given (-i was left out above).
+    assert plan["remembered"]["filters"]["index-url"] == upstream.url
+    replaced = cli(
+        "mirror", "--target", "cp312-win_amd64", "--no-sdists", "--replace-filters",
+        "-o", out, "-i", upstream.url, "--json",
+    )  # fmt: skip
+    assert replaced.exit_code == 0, replaced.stderr
+    assert json_result(replaced)["filters-replaced"] is True
+    assert {f for f in mirrored(out) if f.startswith("beta")} == {WINDOWS}
+    assert "alpha-2.0.tar.gz" not in mirrored(out)
+    filters = remembered(out)["filters"]
+    assert filters["targets"] == ["cp312-win_amd64"] and filters["sdists"] is False
+    # The new filters apply to every project, those added later too (gamma 2.0 needs 3.99).
+    assert cli("mirror", "gamma", "-o", out, "-i", upstream.url).exit_code == 0
+    assert {f for f in mirrored(out) if f.startswith("gamma")} == {"gamma-1.0-py3-none-any.whl"}
+    assert {f for f in mirrored(out) if f.startswith("beta")} == {WINDOWS}
+
+
+def test_a_project_that_fails_keeps_its_files(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    assert cli("mirror", "gamma", "-o", out, "-i", upstream.url).exit_code == 0
+    dropped = "gamma-2.0-py3-none-any.whl"
+    digest = hashlib.sha256((out / dropped).read_bytes()).hexdigest()
+    (project_set.root / dropped).unlink()
+    project_set.wheel("gamma", "3.0")
+    upstream.corrupt("gamma-3.0-py3-none-any.whl")
+    failed = cli("mirror", "gamma", "-o", out, "-i", upstream.url, "--json")
+    assert failed.exit_code == ExitCode.PARTIAL
+    assert json_result(failed)["removed"] == 0
+    # Upstream dropped 2.0, but the run failed: it keeps the file and its link.
+    assert linked_files(out)[dropped] == digest
+    assert "gamma-3.0-py3-none-any.whl" not in linked_files(out)
+    upstream.clear_hooks()
+    mended = cli("mirror", "-o", out, "-i", upstream.url, "--json")
+    assert mended.exit_code == 0, mended.stderr
+    assert json_result(mended)["removed"] == 1
+    assert set(linked_files(out)) == {"gamma-1.0-py3-none-any.whl", "gamma-3.0-py3-none-any.whl"}
+    assert not (out / dropped).exists()
+
+
+def test_an_older_mirror_is_adopted_without_deleting(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    args = ["-o", out, "-i", upstream.url, "--no-sdists"]
+    assert cli("mirror", "alpha<3", "beta", *args).exit_code == 0
+    # What an older version left: the same tree, per-project state, no selection file.
+    (out / ".mirror/selection.json").unlink(missing_ok=True)
+    before = tree(out)
+    result = cli("mirror", "gamma", *args, "--json")
+    assert result.exit_code == 0, result.stderr
+    after = tree(out)
+    assert {k: v for k, v in after.items() if not k.startswith(("simple/", "wheelhouse.json"))} == {
+        **{k: v for k, v in before.items() if not k.startswith(("simple/", "wheelhouse.json"))},
+        "gamma-1.0-py3-none-any.whl": (
+            project_set.root / "gamma-1.0-py3-none-any.whl"
+        ).read_bytes(),
+        "gamma-1.0-py3-none-any.whl.metadata": after["gamma-1.0-py3-none-any.whl.metadata"],
+        "gamma-2.0-py3-none-any.whl": (
+            project_set.root / "gamma-2.0-py3-none-any.whl"
+        ).read_bytes(),
+        "gamma-2.0-py3-none-any.whl.metadata": after["gamma-2.0-py3-none-any.whl.metadata"],
+    }
+    summary = json_result(result)
+    assert summary["adopted"] == ["alpha", "beta"] and summary["removed"] == 0
+    assert summary["projects-added"] == ["gamma"]
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [
+        f"note: {out} has no selection.json (an older mirror): it now remembers the 2 "
+        "projects mirrored there; nothing is removed"
+    ]
+    # The specifier and the filters came from the old manifest.
+    assert remembered(out)["projects"] == {"alpha": "<3", "beta": "", "gamma": ""}
+    assert remembered(out)["filters"]["sdists"] is False
+    again = cli("mirror", *args)
+    assert again.exit_code == 0, again.stderr
+    assert "note:" not in again.stderr  # said once
+
+
+def test_dry_run_says_what_would_be_added(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    assert cli("mirror", "alpha", "-o", out, "-i", upstream.url).exit_code == 0
+    before = tree(out)
+    result = cli("mirror", "beta", "-o", out, "-i", upstream.url, "--dry-run", "--json")
+    assert result.exit_code == 0, result.stderr
+    plan = json_result(result)
+    assert {p["name"]: p["status"] for p in plan["project-results"]} == {
+        "alpha": "unchanged",  # before: "removed", since this run did not name it
+        "beta": "new",
+    }
+    assert plan["projects-added"] == ["beta"] and plan["projects-removed"] == []
+    assert plan["remembered"]["projects"] == {"alpha": "", "beta": ""}
+    human = cli("mirror", "beta", "-o", out, "-i", upstream.url, "--dry-run")
+    assert f"{out}: would add beta" in human.stderr.splitlines()
+    assert tree(out) == before
+    assert remembered(out)["projects"] == {"alpha": ""}
+
+
+def test_a_project_no_longer_needed_leaves_only_in_a_run_where_nothing_fails(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    out = tmp_path / "mirror"
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("gamma==1.0\n")
+    args = ["alpha", "-r", requirements, "-o", out, "-i", upstream.url, "--json"]
+    assert cli("mirror", *args).exit_code == 0
+    gamma = (out / "gamma-1.0-py3-none-any.whl").read_bytes()
+    # The file no longer needs gamma, and the same run fails on alpha.
+    requirements.write_text("alpha==1.0\n")
+    project_set.wheel("alpha", "4.0")
+    upstream.corrupt("alpha-4.0-py3-none-any.whl")
+    failed = cli("mirror", *args)
+    assert failed.exit_code == ExitCode.PARTIAL
+    assert (out / "gamma-1.0-py3-none-any.whl").read_bytes() == gamma
+    assert "gamma-1.0-py3-none-any.whl" in linked_files(out)
+    assert json_result(failed)["removed"] == 0
+    upstream.clear_hooks()
+    clean = cli("mirror", *args)
+    assert clean.exit_code == 0, clean.stderr
+    assert not (out / "gamma-1.0-py3-none-any.whl").exists()
+    assert not (out / "simple/gamma").exists()
+    assert "alpha-4.0-py3-none-any.whl" in linked_files(out)

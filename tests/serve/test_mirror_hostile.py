@@ -504,6 +504,12 @@ def test_no_file_of_the_mirror_holds_the_index_password(
 
     assert leaks() == []
     assert password not in result.stdout + result.stderr
+    # What the mirror remembers names the indexes without the credentials.
+    remembered = json.loads((out / ".mirror/selection.json").read_text())["filters"]
+    assert (remembered["index-url"], remembered["extra-index-urls"]) == (
+        upstream.url,
+        [upstream.url],
+    )
     manifest = json.loads((out / "wheelhouse.json").read_text())
     assert manifest["inputs"]["options"]["mirror"]["index"] == {
         "index-url": upstream.url,
@@ -612,3 +618,27 @@ def test_a_download_stops_past_the_size_the_page_gives(
         "error: x: x-2.0.tar.gz is larger than the 1000 bytes the index gives for it; not mirrored"
     ) in result.stderr.splitlines()
     assert set(linked_files(out)) == {WHEEL}
+
+
+def test_an_edited_selection_file_names_no_paths(
+    cli: Any, index_server: IndexServer, dists: DistFactory, tmp_path: Path
+) -> None:
+    dists.wheel("x", "1.0")
+    out = tmp_path / "a" / "mirror"
+    assert cli("mirror", "x", "-o", out, "-i", index_server.url).exit_code == 0
+    selection = out / ".mirror/selection.json"
+    data = json.loads(selection.read_text())
+    data["projects"] = {"x": "", "../../victim": "", "/etc": "", "y": "not a specifier"}
+    selection.write_text(json.dumps(data))
+    (tmp_path / "victim").mkdir()
+    before = outside(tmp_path, out)
+    first = len(index_server.requests)
+    result = cli("mirror", "-o", out, "-i", index_server.url)
+    assert result.exit_code == 0, result.stderr
+    assert outside(tmp_path, out) == before
+    assert "'../../victim' '', not a project and specifier; ignored" in result.stderr
+    # Requests only for x's page: a name from the file is never a URL path either.
+    asked = [p for p in index_server.requests[first:] if p.startswith("/simple/")]
+    assert asked == ["/simple/x/"]
+    # Written again without what was ignored.
+    assert json.loads(selection.read_text())["projects"] == {"x": ""}

@@ -154,10 +154,10 @@ def test_a_project_removed_upstream_leaves_the_bucket(
     assert [p["name"] for p in root["projects"]] == ["alpha", "beta"]
     assert "gamma" not in (store.get("simple/index.html") or b"").decode()
     _bucket_links(store)
-    # A filter narrowed later converges too: the win_amd64 wheel goes, its page first.
+    # A filter replaced later converges too: the win_amd64 wheel goes, its page first.
     narrowed = _mirror(
         cli, s3_server, bucket, "alpha", "beta", "-i", upstream.url,
-        "--target", "cp311-manylinux_2_17_x86_64",
+        "--target", "cp311-manylinux_2_17_x86_64", "--replace-filters",
     )  # fmt: skip
     assert "beta-1.0-cp312-cp312-win_amd64.whl" in narrowed["published"]["deleted"]
     assert set(_bucket_links(store)) == {
@@ -293,3 +293,24 @@ def test_pip_and_uv_install_from_the_mirror_through_nginx_over_the_bucket(
     )
     assert result.ok, result.stdout + result.stderr
     assert "+ alpha==1.0" in result.stderr
+
+
+def test_a_lost_working_tree_deletes_nothing_from_the_bucket(
+    cli: Cli, upstream: IndexServer, projects: DistFactory, s3_server: S3Server, bucket: str
+) -> None:
+    import shutil
+
+    first = _mirror(cli, s3_server, bucket, "alpha", "beta", "-i", upstream.url, "--no-sdists")
+    store = _store(s3_server, bucket)
+    before = _bucket_links(store)
+    # A new machine, a cleared cache: the working tree and its memory are gone.
+    shutil.rmtree(first["work-dir"])
+    data = _mirror(cli, s3_server, bucket, "gamma", "-i", upstream.url)
+    # Before, the publish deleted every object of alpha and beta (not named in this run).
+    assert data["published"]["deleted"] == []
+    assert data["adopted"] == ["alpha", "beta"]
+    links = _bucket_links(store)
+    assert before.items() <= links.items()
+    assert set(links) - set(before) == {"gamma-1.0-py3-none-any.whl"}
+    # The filters came from the bucket's manifest too: no sdist went up.
+    assert "alpha-2.0.tar.gz" not in store.list()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import json
@@ -267,6 +268,82 @@ def test_traversal_is_refused(server: AsgiServer, path: str) -> None:
     response, body = request(server, path)
     assert response.status == 400, path
     assert b"outside the wheelhouse" not in body
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/%252e%252e/secret.txt", 404),  # decoded once: a name "%2e%2e", not a parent
+        ("/simple/%2e%2e%5c%2e%2e%5csecret.txt", 400),
+        ("/%c0%ae%c0%ae/secret.txt", 400),  # overlong UTF-8 dots
+        ("/..;/secret.txt", 400),  # a dot segment
+        ("/simple/dep-two/%00", 400),
+        ("/simple/%00/", 400),
+    ],
+)
+def test_more_traversal_forms_stay_in_root(server: AsgiServer, path: str, status: int) -> None:
+    response, body = request(server, path)
+    assert response.status == status, path
+    assert b"outside the wheelhouse" not in body
+
+
+LONG = "a" * 300  # longer than any file name the file system takes (ENAMETOOLONG)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/simple/{LONG}/",
+        f"/simple/{LONG}",
+        f"/{LONG}-1.0-py3-none-any.whl",
+        f"/simple/dep-two/{LONG}",
+        "/" + "x/" * 2000 + "y.whl",  # a path longer than PATH_MAX
+        "/simple/dep-two/index.html/x",  # a file taken for a directory (ENOTDIR)
+        "/loop/x.whl",  # a symlink loop (ELOOP)
+    ],
+)
+def test_names_the_file_system_refuses_are_404_without_a_traceback(
+    server: AsgiServer, house: Path, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    (house / "loop").symlink_to(house / "loop")
+    caplog.set_level(logging.INFO)
+    response, body = request(server, path)
+    project_page = path.startswith(f"/simple/{LONG}")
+    assert response.status == 404
+    assert body == (b"no such project\n" if project_page else b"not found\n")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "body"),
+    [
+        (errno.EACCES, 403, b"forbidden\n"),
+        (errno.EMFILE, 503, b"busy\n"),
+        (errno.EIO, 404, b"not found\n"),
+    ],
+)
+def test_a_file_that_cannot_be_opened_is_never_a_200(
+    server: AsgiServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    error: int,
+    status: int,
+    body: bytes,
+) -> None:
+    # FileResponse sends its 200 before it opens the file: an unreadable file (another
+    # user's, mode 0600) or no descriptor left must be answered before that.
+    real_open = os.open
+
+    def refusing_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if str(path).endswith(WHEEL):
+            raise OSError(error, os.strerror(error), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    caplog.set_level(logging.INFO)
+    response, got = request(server, "/" + WHEEL)
+    assert (response.status, got) == (status, body)
+    assert not [r for r in caplog.records if r.exc_info]
 
 
 @pytest.mark.parametrize("path", ["/secret.txt", "/etc/passwd", "/tmp/"])

@@ -13,6 +13,7 @@ import configparser
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -259,6 +260,8 @@ class S3Store:
         if str(config.get("endpoint", "")).startswith("http://"):
             options["allow_http"] = True
         anonymous = "access_key_id" not in config
+        self._endpoint = str(config.get("endpoint") or "")
+        self._anonymous = anonymous
         self._store = _ObstoreS3(
             bucket,
             config=config,  # type: ignore[arg-type]  # obstore's TypedDict of string keys
@@ -401,14 +404,60 @@ class S3Store:
         except (FileNotFoundError, FileExistsError):
             raise
         except BaseError as exc:
-            # obstore's messages carry the request and the server's reply, never credentials.
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            why, hint = self._explain(exc)
             raise NetworkError(
-                f"cannot {doing} {self.url}: {first}",
-                url=self.url,
-                hint="check the bucket, the endpoint (--endpoint-url or AWS_ENDPOINT_URL) "
-                "and the credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE)",
+                f"cannot {doing} {self.url}: {why}", url=self.url, hint=hint
             ) from exc
+
+    def _explain(self, exc: BaseException) -> tuple[str, str]:
+        """One line and a hint for an obstore error, whose text is the request, the server's
+        whole XML reply and a debug dump (never credentials): the S3 error code decides."""
+        text = str(exc)
+        code = _xml_field(text, "Code")
+        status = re.search(r"status code: (\d{3})", text)
+        where = self._endpoint or "AWS S3"
+        endpoint_hint = "--endpoint-url (or AWS_ENDPOINT_URL)"
+        if code == "NoSuchBucket":
+            return (
+                f"the bucket {self.bucket!r} does not exist at {where}",
+                f"create it first, or check the bucket name and {endpoint_hint}",
+            )
+        denied = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
+        if code in denied or (status is not None and status.group(1) in ("401", "403")):
+            who = (
+                "no credentials were found, so the request was anonymous"
+                if self._anonymous
+                else "the credentials were refused or may not do this"
+            )
+            label = code or (f"HTTP {status.group(1)}" if status else "denied")
+            return (
+                f"access denied by {where} ({label}): {who}",
+                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and that "
+                f"they may read and write the bucket {self.bucket!r}",
+            )
+        if "kind: Connect" in text or "error sending request" in text or "timed out" in text:
+            if "dns error" in text:
+                cause = "its host name does not resolve"
+            elif "ConnectionRefused" in text:
+                cause = "connection refused"
+            elif "timed out" in text or "Timeout" in text:
+                cause = "timed out"
+            else:
+                cause = "no connection"
+            return (
+                f"cannot reach the endpoint {where} ({cause})",
+                f"check {endpoint_hint} and that the store is up and reachable from here",
+            )
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        first = first.split(": <?xml", 1)[0].split(" - Server returned", 1)[0]
+        if code:
+            message = _xml_field(text, "Message")
+            first = f"the store answered {code}" + (f" ({message})" if message else "")
+        return (
+            first,
+            f"check the bucket, {endpoint_hint} and the credentials (AWS_ACCESS_KEY_ID, "
+            "AWS_PROFILE)",
+        )
 
 
 _SINGLE_PUT_LIMIT = 5 * 1024**3
@@ -471,6 +520,12 @@ def _walk(root: Path) -> Iterator[Path]:
             yield from _walk(Path(entry.path))
         elif entry.is_file(follow_symlinks=False):
             yield Path(entry.path)
+
+
+def _xml_field(text: str, name: str) -> str | None:
+    """A field of the S3 error document inside an obstore error's text, if any."""
+    match = re.search(rf"<{name}>([^<]{{1,200}})</{name}>", text)
+    return match.group(1) if match else None
 
 
 def _is_temporary(key: str) -> bool:

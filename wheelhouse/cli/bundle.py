@@ -57,7 +57,8 @@ def pack(
         bool,
         typer.Option(
             "--with-installer",
-            help="Add the pip wheel for every target (python pip-*.whl/pip install ...).",
+            help="Add installer wheels for every target (pip, or --installer); INSTALL.txt "
+            "gives the commands that run them.",
         ),
     ] = False,
     installer: Annotated[
@@ -81,6 +82,9 @@ def pack(
         ),
     ] = None,
     as_json: JsonFlag = False,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Only errors and the sha256 lines.")
+    ] = False,
 ) -> None:
     """Write a wheelhouse into one verifiable file (or volumes) to carry across an air gap."""
     from wheelhouse.house.bundle import compression_of, parse_size
@@ -127,6 +131,8 @@ def pack(
         return
     for volume in result.volumes:
         typer.echo(f"{volume.sha256}  {volume.path}")
+    if quiet:
+        return
     typer.echo(
         f"{output}: {result.kind} bundle, {result.files} files, {result.size} bytes"
         + (f" in {len(result.volumes)} volumes" if size is not None else ""),
@@ -150,13 +156,15 @@ def unpack(
         ),
     ] = None,
     as_json: JsonFlag = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors.")] = False,
 ) -> None:
     """Check every member of a bundle, then publish its wheelhouse into DIR atomically."""
     from wheelhouse.house.bundle import unpack as run_unpack
 
     setup_logging(0)
     out = wheelhouse_dir(output)
-    result = run_unpack(bundle, out, on_wait=lambda line: typer.echo(line, err=True))
+    on_wait = None if quiet else (lambda line: typer.echo(line, err=True))
+    result = run_unpack(bundle, out, on_wait=on_wait)
     if as_json:
         print_json(
             {
@@ -169,6 +177,8 @@ def unpack(
                 "targets": [lock.target for lock in result.manifest.locks],
             }
         )
+        return
+    if quiet:
         return
     typer.echo(
         f"{out}: {result.kind} bundle unpacked and verified, {len(result.manifest.files)} files"

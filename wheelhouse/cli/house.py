@@ -19,7 +19,11 @@ from wheelhouse.errors import ExitCode, UsageError
 
 
 @app.command(epilog=EXIT_CODES)
-def verify(directory: WheelhouseDir = None, as_json: JsonFlag = False) -> None:
+def verify(
+    directory: WheelhouseDir = None,
+    as_json: JsonFlag = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only the problems.")] = False,
+) -> None:
     """Check every file of a wheelhouse against its manifest; exit 0 only if all holds."""
     from wheelhouse.house.verify import verify as run_verify
 
@@ -29,14 +33,25 @@ def verify(directory: WheelhouseDir = None, as_json: JsonFlag = False) -> None:
     else:
         for problem in report.problems:
             typer.echo(f"problem: {problem.message}", err=True)
+        for name in [] if quiet else report.user_files:
+            typer.echo(
+                f"note: {name!r} is not in the manifest: kept as a file of your own "
+                "(never packed nor published)",
+                err=True,
+            )
         verdict = "ok" if report.ok else f"{len(report.problems)} problem(s)"
-        typer.echo(f"{report.directory}: {len(report.files)} files, {verdict}", err=True)
+        if not quiet:
+            typer.echo(f"{report.directory}: {len(report.files)} files, {verdict}", err=True)
     if not report.ok:
         raise typer.Exit(ExitCode.INTEGRITY)
 
 
 @app.command(epilog=EXIT_CODES)
-def index(directory: WheelhouseDir = None) -> None:
+def index(
+    directory: WheelhouseDir = None,
+    as_json: JsonFlag = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors.")] = False,
+) -> None:
     """Write (again) the static PEP 503/691/658 index of a wheelhouse into DIR/simple/."""
     from wheelhouse.house.directory import locked
     from wheelhouse.house.index import index_directory
@@ -45,7 +60,18 @@ def index(directory: WheelhouseDir = None) -> None:
     with locked(where):
         manifest = index_directory(where)
     projects = len({f.name for f in manifest.files})
-    typer.echo(f"{where / 'simple'}: {projects} projects indexed", err=True)
+    if as_json:
+        print_json(
+            {
+                "schema-version": 1,
+                "directory": str(where),
+                "index": str(where / "simple"),
+                "projects": projects,
+                "files": len(manifest.files),
+            }
+        )
+    if not quiet:
+        typer.echo(f"{where / 'simple'}: {projects} projects indexed", err=True)
 
 
 @app.command(epilog=EXIT_CODES)
@@ -91,15 +117,28 @@ def merge(
             "-o", "--output", metavar="OUT", help="The merged wheelhouse (may be one of DIR)."
         ),
     ],
+    as_json: JsonFlag = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors.")] = False,
 ) -> None:
     """Join wheelhouses built on different machines into one, keeping each target's lock."""
     from wheelhouse.cli._reporters import PlainReporter
     from wheelhouse.house.merge import merge as run_merge
 
     setup_logging(0)
-    manifest = run_merge(sources, output, reporter=PlainReporter(0))
+    manifest = run_merge(sources, output, reporter=PlainReporter(-1 if quiet else 0))
+    if as_json:
+        print_json(
+            {
+                "schema-version": 1,
+                "output": str(output),
+                "sources": [str(source) for source in sources],
+                "files": len(manifest.files),
+                "targets": [lock.target for lock in manifest.locks],
+            }
+        )
     targets = ", ".join(lock.target for lock in manifest.locks)
-    typer.echo(f"{output}: {len(manifest.files)} files, targets {targets}", err=True)
+    if not quiet:
+        typer.echo(f"{output}: {len(manifest.files)} files, targets {targets}", err=True)
 
 
 @app.command("list", epilog=EXIT_CODES)

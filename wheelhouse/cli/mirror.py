@@ -44,7 +44,8 @@ def mirror(
         Optional[list[str]],  # noqa: UP045 - typer reads the annotation at run time
         typer.Argument(
             metavar="[PROJECT...]",
-            help="Projects to mirror, with optional version specifiers ('django>=4.2').",
+            help="Projects to add to the mirror (it remembers them), with optional version "
+            "specifiers ('django>=4.2'); none: refresh everything the mirror keeps.",
             show_default=False,
         ),
     ] = None,
@@ -74,11 +75,30 @@ def mirror(
             "--requirement",
             metavar="FILE",
             help="Mirror the dependency closure of a requirements file, resolved for every "
-            "--target as 'build' resolves it; repeatable.",
+            "--target as 'build' resolves it (remembered, read again each run); repeatable.",
         ),
     ] = None,
     all_projects: Annotated[
-        bool, typer.Option("--all", help="Every project the index lists (its PEP 691 root).")
+        bool,
+        typer.Option("--all", help="Every project the index lists (its PEP 691 root); remembered."),
+    ] = False,
+    remove: Annotated[
+        bool,
+        typer.Option(
+            "--remove",
+            help="Stop mirroring the PROJECTs (and -r files, --all) named, and delete the files "
+            "the mirror wrote for them and their pages.",
+        ),
+    ] = False,
+    replace_filters: Annotated[
+        bool,
+        typer.Option(
+            "--replace-filters",
+            help="Make this run's filters (--target, --sdists, --latest, --prereleases, "
+            "--max-file-size, --yanked: defaults for those not given; the indexes if given) "
+            "the mirror's, for every project. Without it, a filter that differs from the "
+            "remembered one is refused.",
+        ),
     ] = False,
     index_url: IndexUrl = None,
     extra_index_url: ExtraIndexUrls = None,
@@ -88,25 +108,51 @@ def mirror(
             "--target",
             metavar="TAG",
             help="Keep the wheels {interpreter}-{platform} (e.g. cp312-manylinux_2_28_aarch64) "
-            "or host can install; repeatable [default: every wheel; host with -r].",
+            "or host can install; repeatable [default: the mirror's; every wheel, host with "
+            "-r].",
         ),
     ] = None,
-    no_sdists: Annotated[bool, typer.Option("--no-sdists", help="Leave sdists out.")] = False,
+    sdists: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--sdists/--no-sdists",
+            help="Keep sdists, or leave them out [default: the mirror's; kept].",
+            show_default=False,
+        ),
+    ] = None,
     latest: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option("--latest", min=1, metavar="N", help="Only the N newest releases."),
+        typer.Option(
+            "--latest",
+            min=1,
+            metavar="N",
+            help="Only the N newest releases [default: the mirror's; all].",
+        ),
     ] = None,
-    no_prereleases: Annotated[
-        bool, typer.Option("--no-prereleases", help="Leave pre- and dev releases out.")
-    ] = False,
+    prereleases: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--prereleases/--no-prereleases",
+            help="Keep pre- and dev releases, or leave them out [default: the mirror's; kept].",
+            show_default=False,
+        ),
+    ] = None,
     max_file_size: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--max-file-size", metavar="SIZE", help="Leave out larger files (e.g. 50MB)."),
+        typer.Option(
+            "--max-file-size",
+            metavar="SIZE",
+            help="Leave out larger files (e.g. 50MB) [default: the mirror's; none].",
+        ),
     ] = None,
-    no_yanked: Annotated[
-        bool,
-        typer.Option("--no-yanked", help="Leave yanked files out [default: kept, marked]."),
-    ] = False,
+    yanked: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--yanked/--no-yanked",
+            help="Keep yanked files (marked), or leave them out [default: the mirror's; kept].",
+            show_default=False,
+        ),
+    ] = None,
     jobs: Annotated[
         int, typer.Option("-j", "--jobs", min=1, max=64, help="Parallel downloads.")
     ] = 8,
@@ -114,7 +160,8 @@ def mirror(
         bool,
         typer.Option(
             "--dry-run",
-            help="Print the projects, files and bytes a run would fetch; change nothing.",
+            help="Print the projects, files and bytes a run would fetch, and the projects it "
+            "would add or remove; change nothing.",
         ),
     ] = False,
     refresh: Annotated[
@@ -132,20 +179,28 @@ def mirror(
     ] = False,
 ) -> None:
     """Mirror an index's files that the targets can install into DIR, each verified against
-    the index's sha256; a rerun fetches only what changed. Exit code 10 when some projects
-    failed (the others are mirrored)."""
+    the index's sha256; a rerun fetches only what changed. DIR remembers its projects,
+    requirement files and filters: naming projects adds to them, a run without any refreshes
+    them all, --remove takes some away. Exit code 10 when some projects failed (the others
+    are mirrored; a failed run deletes nothing)."""
     from wheelhouse._base.targets import parse_target
     from wheelhouse.build.settings import IndexOptions
     from wheelhouse.cli._reporters import make_reporter
+    from wheelhouse.serve._mirror_selection import FilterKey
     from wheelhouse.serve.mirror import MirrorSettings
     from wheelhouse.serve.mirror import mirror as run_mirror
 
     verbosity = -1 if quiet else verbose
     setup_logging(verbosity)
-    if not projects and not requirement and not all_projects:
-        raise UsageError(
-            "nothing to mirror", hint="name projects, pass -r FILE, or --all for the whole index"
-        )
+    given: dict[FilterKey, bool] = {
+        "targets": target is not None,
+        "sdists": sdists is not None,
+        "latest": latest is not None,
+        "prereleases": prereleases is not None,
+        "max-file-size": max_file_size is not None,
+        "yanked": yanked is not None,
+        "index": index_url is not None or bool(extra_index_url),
+    }
     store = None
     if "://" in output:
         from wheelhouse._base.storage import open_store
@@ -163,14 +218,17 @@ def mirror(
         all_projects=all_projects,
         index=IndexOptions(index_url=index_url, extra_index_urls=tuple(extra_index_url or ())),
         targets=tuple(dict.fromkeys(parse_target(t) for t in target or ())),
-        sdists=not no_sdists,
+        sdists=sdists is not False,
         latest=latest,
-        prereleases=not no_prereleases,
+        prereleases=prereleases is not False,
         max_file_size=parse_size(max_file_size) if max_file_size is not None else None,
-        yanked=not no_yanked,
+        yanked=yanked is not False,
         jobs=jobs,
         dry_run=dry_run,
         refresh=refresh,
+        filters_given=frozenset(key for key, value in given.items() if value),
+        replace_filters=replace_filters,
+        remove=remove,
     )
     reporter = make_reporter(verbosity)
     published: PublishResult | None = None
@@ -234,6 +292,22 @@ def _summary_json(summary: "MirrorSummary") -> dict[str, object]:
             for p in projects
         ],
     }
+    selection = summary.selection
+    remembered = selection.remembered
+    # With --dry-run: what the run would add, remove and remember.
+    data["projects-added"] = list(selection.added)
+    data["projects-not-added"] = list(selection.not_added)
+    data["projects-removed"] = list(selection.removed)
+    data["requirements-added"] = list(selection.requirements_added)
+    data["requirements-removed"] = list(selection.requirements_removed)
+    data["filters-replaced"] = selection.filters_replaced
+    data["adopted"] = list(selection.adopted)
+    data["remembered"] = {
+        "projects": dict(remembered.projects),
+        "requirements": list(remembered.requirements),
+        "all": remembered.all_projects,
+        "filters": remembered.filters.to_dict(),
+    }
     if summary.dry_run:
         # A PEP 503 (HTML) page gives no sizes: those files count 0 bytes above.
         data["unknown-size"] = sum(1 for f in summary.planned if f.fetch and f.size is None)
@@ -262,6 +336,7 @@ def _print_summary(summary: "MirrorSummary", verbosity: int, *, listing: bool) -
             typer.echo(f"error: {project.name}: {error}", err=True)
     if verbosity < 0:
         return
+    _print_selection(summary)
     projects = summary.projects
     if summary.dry_run:
         for project in projects if listing else ():
@@ -297,3 +372,32 @@ def _print_summary(summary: "MirrorSummary", verbosity: int, *, listing: bool) -
         f"in {summary.seconds:.2f} s",
         err=True,
     )
+
+
+def _print_selection(summary: "MirrorSummary") -> None:
+    """What the run changed in what the mirror remembers (or would, with --dry-run)."""
+    from wheelhouse.serve._mirror_selection import FILTER_KEYS, describe_filters, selection_path
+
+    selection = summary.selection
+    dry = summary.dry_run
+    if selection.adopted:
+        typer.echo(
+            f"note: {summary.output} has no {selection_path(summary.output).name} (an older "
+            f"mirror): {'it would remember' if dry else 'it now remembers'} the "
+            f"{len(selection.adopted)} projects mirrored there; nothing is removed",
+            err=True,
+        )
+    lines = [
+        ("would add" if dry else "added", ", ".join(selection.added)),
+        ("would not add" if dry else "not added", ", ".join(selection.not_added)),
+        ("would remove" if dry else "removed", ", ".join(selection.removed)),
+        ("would add -r" if dry else "added -r", ", ".join(selection.requirements_added)),
+        ("would remove -r" if dry else "removed -r", ", ".join(selection.requirements_removed)),
+    ]
+    for verb, names in lines:
+        if names:
+            typer.echo(f"{summary.output}: {verb} {names}", err=True)
+    if selection.filters_replaced:
+        filters = describe_filters(selection.remembered.filters, FILTER_KEYS)
+        verb = "would become" if dry else "are now"
+        typer.echo(f"{summary.output}: the mirror's filters {verb}: {filters}", err=True)

@@ -27,11 +27,16 @@ def publish(
         ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Say what would change; change nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="List the keys that would be uploaded and deleted (stdout); change nothing.",
+        ),
     ] = False,
     jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Parallel uploads.")] = 8,
     as_json: JsonFlag = False,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More output.")] = 0,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors.")] = False,
 ) -> None:
     """Upload a wheelhouse as a static index: only what changed, pages after the files they link.
 
@@ -56,7 +61,9 @@ def publish(
             jobs=jobs,
             state_dir=state_dir,
             on_upload=(lambda key: typer.echo(f"uploaded {key}", err=True)) if verbose else None,
-            on_wait=lambda line: typer.echo(f"wheelhouse: {line}", err=True),
+            on_wait=(lambda line: typer.echo(f"wheelhouse: {line}", err=True))
+            if not quiet
+            else None,
         )
         plan, uploaded, deleted = result.plan, result.uploaded, result.deleted
     if as_json:
@@ -72,6 +79,14 @@ def publish(
                 "deleted": deleted,
             }
         )
+    elif dry_run:
+        # What would change, one key a line (what docs/scale.md promises), then the counts.
+        for key in uploaded:
+            typer.echo(f"upload {key}")
+        for key in deleted:
+            typer.echo(f"delete {key}")
+    if quiet:
+        return
     verb = "would upload" if dry_run else "uploaded"
     typer.echo(
         f"{plan.store_url}: {verb} {len(uploaded)} objects ({plan.upload_bytes / 1e6:.1f} MB), "

@@ -3,12 +3,15 @@
 import hashlib
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from wheelhouse.cli._app import EXIT_CODES, app, wheelhouse_dir
 from wheelhouse.errors import UsageError
+
+if TYPE_CHECKING:
+    from wheelhouse.serve._asgi import ServeLimits
 
 # `--upstream` given without a URL: the indexes pip is configured with.
 _PIP_INDEXES = ":pip:"
@@ -95,10 +98,32 @@ def serve(
     ] = 1,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8000,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            min=0.1,
+            help="Seconds a client has to send a request's headers (and again its body) "
+            "before its connection is closed.",
+        ),
+    ] = 10.0,
+    max_connections: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--max-connections",
+            min=1,
+            help="Open connections per process; past it, the one waiting longest for a "
+            "request is closed [default: from the open-file limit, a third of it].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve a wheelhouse's index and files over HTTP (PEP 503/691) until Ctrl-C, or with
     --upstream a caching proxy of package indexes (PEP 503/691/658) for a team or CI fleet."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
+    from wheelhouse.serve._asgi import ServeLimits
+
+    limits = ServeLimits(header_timeout=header_timeout, max_connections=max_connections)
     given = list(directories or [])
     if upstream is None:
         if offline or workers != 1 or store is not None or endpoint_url is not None:
@@ -118,12 +143,13 @@ def serve(
             where,
             host,
             port,
+            limits=limits,
             ready=lambda url: typer.echo(f"serving {where} at {url} (Ctrl-C to stop)", err=True),
         )
         return
     _serve_proxy(
         given, upstream, store, endpoint_url, lease_timeout, ttl, offline, timeout, workers,
-        host, port,
+        host, port, limits,
     )  # fmt: skip
 
 
@@ -139,6 +165,7 @@ def _serve_proxy(
     workers: int,
     host: str,
     port: int,
+    limits: "ServeLimits",
 ) -> None:
     from wheelhouse._base._http import strip_credentials
     from wheelhouse._base._pip import index_urls, pip_config
@@ -194,5 +221,6 @@ def _serve_proxy(
         host,
         port,
         workers=workers,
+        limits=limits,
         ready=lambda url: typer.echo(f"proxying at {url} (Ctrl-C to stop)", err=True),
     )

@@ -46,7 +46,7 @@ from wheelhouse.house.directory import (
     scratch_beside,
 )
 from wheelhouse.house.export import requirements_filename
-from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
+from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, added_files, read_manifest
 
 if TYPE_CHECKING:
     # Imported where pack renders the SBOMs: unpack needs none of it.
@@ -205,6 +205,7 @@ def pack(
             f"the bundle {str(output)!r} would be written into the wheelhouse it packs",
             hint="write it beside the wheelhouse, e.g. -o wheelhouse.tar.gz",
         )
+    _refuse_added_distributions(directory, manifest)
     base: Manifest | None = None
     if since is not None:
         base = base_of(since)
@@ -233,7 +234,7 @@ def pack(
         document = render_sbom(directory, manifest, fmt, found)
         members.append(_Member(SBOM_NAMES[fmt], document, len(document), None))
     installers = sorted(name for name, _ in extra)
-    install_text = _install_text(manifest, installers, base is not None).encode("utf-8")
+    install_text = _install_text(manifest, extra, base is not None).encode("utf-8")
     members.append(_Member(INSTALL_NAME, install_text, len(install_text), None))
 
     kind: BundleKind = "update" if base is not None else "full"
@@ -289,6 +290,19 @@ def _read_house(directory: Path) -> Manifest:
     return manifest
 
 
+def _refuse_added_distributions(directory: Path, manifest: Manifest) -> None:
+    """The rule verify and publish follow too: a user's notes stay behind, unpacked and no
+    problem; a wheel or sdist nobody recorded is one (shipped or not, it is a surprise)."""
+    stray = added_files(directory, manifest).distributions
+    if stray:
+        more = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
+        raise TamperedError(
+            f"{str(directory)!r} holds {stray[0]!r}{more}, which its manifest does not record; "
+            "nothing was packed",
+            hint=f"remove it, or build it into the wheelhouse; see 'wheelhouse verify {directory}'",
+        )
+
+
 def _check_recorded(path: Path, size: int) -> None:
     try:
         actual = path.stat().st_size
@@ -334,8 +348,12 @@ def _sums_text(members: Sequence[_Member]) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
-def _install_text(manifest: Manifest, installers: list[str], update: bool) -> str:
-    pip_wheel = next((name for name in installers if name.startswith("pip-")), None)
+def _install_text(manifest: Manifest, installers: Sequence[tuple[str, Path]], update: bool) -> str:
+    """INSTALL.txt: the commands for what the bundle ships, each runnable as written from the
+    directory the bundle was extracted in (the tests run them offline)."""
+    names = sorted(name for name, _ in installers)
+    pip_wheel = next((name for name in names if name.startswith("pip-")), None)
+    uv_wheels = {name: _uv_program(path) for name, path in installers if name.startswith("uv-")}
     lines = [
         f"A wheelhouse bundle, written by wheelhouse {__version__}.",
         "",
@@ -357,28 +375,96 @@ def _install_text(manifest: Manifest, installers: list[str], update: bool) -> st
             "    sha256sum -c SHA256SUMS      (every line must say OK)",
             "",
         ]
-    lines.append("Install offline, with plain pip, one of:")
-    python_pip = "python -m pip"
-    if pip_wheel:
-        python_pip = f"python {INSTALLERS_DIR}/{pip_wheel}/pip"
-    for lock in manifest.locks:
-        requirements = requirements_filename(lock, manifest)
-        lines.append(f"  target {lock.target}:")
+    options = f"--no-index --find-links {HOUSE_DIR} --require-hashes"
+    if pip_wheel or not uv_wheels:
+        lines.append("Install offline, with plain pip, one of:")
+        python_pip = "python -m pip"
+        if pip_wheel:
+            python_pip = f"python {INSTALLERS_DIR}/{pip_wheel}/pip"
+        for lock in manifest.locks:
+            requirements = requirements_filename(lock, manifest)
+            lines.append(f"  target {lock.target}:")
+            lines.append(f"    {python_pip} install {options} -r {HOUSE_DIR}/{requirements}")
+        if pip_wheel:
+            lines += [
+                "",
+                f"({INSTALLERS_DIR}/{pip_wheel} is pip itself: Python runs it from the wheel, "
+                "so the",
+                "machine needs nothing but Python.)",
+            ]
+    if uv_wheels:
+        if pip_wheel:
+            lines.append("")
         lines.append(
-            f"    {python_pip} install --no-index --find-links {HOUSE_DIR} "
-            f"--require-hashes -r {HOUSE_DIR}/{requirements}"
+            "Install offline, with the uv this bundle carries, into the Python on PATH "
+            "(activate the virtual environment first), one of:"
         )
-    if pip_wheel:
+        for lock in manifest.locks:
+            requirements = requirements_filename(lock, manifest)
+            wheel = _uv_wheel_for(lock.target, uv_wheels)
+            lines.append(f"  target {lock.target}:")
+            if wheel is None:
+                lines.append("    (no uv wheel of this bundle runs there: use pip)")
+                continue
+            inside = uv_wheels[wheel]
+            if inside is None:
+                lines.append(f"    ({INSTALLERS_DIR}/{wheel} holds no uv program: use pip)")
+                continue
+            where = f"{INSTALLERS_DIR}/{wheel.removesuffix('.whl')}"
+            program = f"{where}/{inside}"
+            lines.append(f"    python -m zipfile -e {INSTALLERS_DIR}/{wheel} {where}")
+            if not program.endswith(".exe"):
+                lines.append(f"    chmod +x {program}")
+            lines.append(
+                f"    {program} pip install --python python --offline {options} "
+                f"-r {HOUSE_DIR}/{requirements}"
+            )
         lines += [
             "",
-            f"({INSTALLERS_DIR}/{pip_wheel} is pip itself: Python runs it from the wheel, so the",
-            "machine needs nothing but Python.)",
+            "(A uv wheel is a zip file that holds uv's program: Python's zipfile takes it out.)",
         ]
     lines += [
         "",
         "What ships is listed in wheelhouse/wheelhouse.json and, as SBOMs, in sbom.*.json.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _uv_program(wheel: Path) -> str | None:
+    """Where uv's program is inside its wheel (``uv-VERSION.data/scripts/uv``), if anywhere."""
+    import zipfile
+
+    with contextlib.suppress(OSError, zipfile.BadZipFile), zipfile.ZipFile(wheel) as archive:
+        for name in archive.namelist():
+            if re.fullmatch(r"[^/]+\.data/scripts/uv(\.exe)?", name):
+                return name
+    return None
+
+
+def _uv_wheel_for(target: str, wheels: dict[str, str | None]) -> str | None:
+    """The uv wheel that runs on ``target`` (the only one, when its tags cannot be told)."""
+    from wheelhouse._base.targets import HOST, is_native, parse_target
+    from wheelhouse.errors import WheelhouseError
+
+    try:
+        if target == HOST.name:
+            chosen = HOST
+        else:
+            # A host lock that a merge named after its machine is that machine's tag.
+            chosen = parse_target(
+                target.removeprefix(f"{HOST.name}-") if is_native(target) else target
+            )
+        accepted = {str(tag) for tag in chosen.tags}
+    except WheelhouseError:
+        accepted = set()
+    for name in sorted(wheels):
+        try:
+            _, _, _, wheel_tags = parse_wheel_filename(name)
+        except InvalidWheelFilename:
+            continue
+        if any(str(tag) in accepted for tag in wheel_tags):
+            return name
+    return next(iter(wheels)) if len(wheels) == 1 else None
 
 
 class _HashingReader(io.RawIOBase):
@@ -639,6 +725,11 @@ def _add(tar: tarfile.TarFile, member: _Member) -> None:
 def _volumes_of(path: Path) -> list[Path]:
     """The files of the bundle ``path``: itself, or ``X.001`` and every volume after it."""
     match = _VOLUME.search(path.name)
+    if path.is_dir():
+        raise InvalidBundleError(
+            f"{str(path)!r} is a directory, not a bundle file",
+            hint="pass the file 'wheelhouse pack' wrote (or its first volume, FILE.001)",
+        )
     if not path.is_file():
         if _volume_path(path, 1).is_file():
             return _volumes_of(_volume_path(path, 1))
@@ -702,6 +793,27 @@ class _Volumes(io.RawIOBase):
         super().close()
 
 
+class _Head(io.RawIOBase):
+    """A stream that keeps its first bytes: what tells a bundle cut short from another file."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner = inner
+        self.head = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self.inner.read(-1 if size is None else size)
+        if len(self.head) < tarfile.BLOCKSIZE:
+            self.head += data[: tarfile.BLOCKSIZE - len(self.head)]
+        return data
+
+
+# Every bundle pack writes starts with the tar header of bundle.json, uncompressed or not.
+_FIRST_HEADER = INFO_NAME.encode() + b"\0"
+
+
 @contextlib.contextmanager
 def _open_tar(path: Path) -> Iterator[tuple[tarfile.TarFile, list[Path]]]:
     paths = _volumes_of(path)
@@ -709,19 +821,42 @@ def _open_tar(path: Path) -> Iterator[tuple[tarfile.TarFile, list[Path]]]:
     with raw:
         magic = raw.peek(4)[:4]
         stream: IO[bytes]
+        compression: Compression = "none"
         if magic.startswith(_MAGIC_GZIP):
-            stream = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+            stream, compression = gzip.GzipFile(fileobj=raw, mode="rb"), "gzip"  # type: ignore[assignment]
         elif magic == _MAGIC_ZSTD:
             stream = _zstandard().ZstdDecompressor().stream_reader(raw, closefd=False)
+            compression = "zstd"
         else:
             stream = raw
+        head = _Head(stream)
         try:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
+            with tarfile.open(fileobj=head, mode="r|") as tar:
                 yield tar, paths
-        except tarfile.ReadError as exc:
-            raise _damaged(path, paths, exc) from exc
+        except _read_errors() as exc:
+            error = _not_a_bundle(path, head.head, compression) or _damaged(path, paths, exc)
+            raise error from exc
         finally:
             stream.close()
+
+
+def _not_a_bundle(path: Path, head: bytes, compression: Compression) -> InvalidBundleError | None:
+    """Why the file that failed to read as a tar is not a bundle at all; None when it is one
+    that is cut short or damaged (its first bytes are those every bundle starts with)."""
+    if head.startswith(_FIRST_HEADER) or (head and _FIRST_HEADER.startswith(head)):
+        return None
+    if not head and compression != "none":
+        return None  # cut short before its first block could be decompressed
+    if not head:
+        why = "it is empty"
+    elif compression == "none":
+        why = "it is not a tar, gzip or zstd archive"
+    else:
+        why = f"it is {compression} data that holds no tar archive of a bundle"
+    return InvalidBundleError(
+        f"{str(path)!r} is not a wheelhouse bundle: {why}",
+        hint="pass the file 'wheelhouse pack' wrote (FILE.tar, FILE.tar.gz or FILE.tar.zst)",
+    )
 
 
 def _damaged(path: Path, paths: list[Path], exc: BaseException) -> WheelhouseErrorType:
@@ -891,6 +1026,13 @@ def _extract(bundle: Path, scratch: Path) -> tuple[dict[str, Any], dict[str, str
     try:
         with _open_tar(bundle) as (tar, _):
             for member in tar:
+                # Not ours at all (a tarball of a directory) says so before the member's checks.
+                if not seen and member.name != INFO_NAME:
+                    raise InvalidBundleError(
+                        f"{str(bundle)!r} is not a wheelhouse bundle: it starts with "
+                        f"{member.name!r}, not {INFO_NAME} and {SUMS_NAME}",
+                        hint="make bundles with 'wheelhouse pack'",
+                    )
                 _check_member(bundle, member, scratch, seen)
                 position = len(seen)
                 if (position == 1 and member.name != INFO_NAME) or (

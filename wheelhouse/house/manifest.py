@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NewType
@@ -13,10 +15,12 @@ from wheelhouse import __version__
 from wheelhouse.errors import InvalidWheelhouseError
 
 __all__ = [
+    "DISTRIBUTION_SUFFIXES",
     "GENERATOR",
     "MANIFEST_NAME",
     "MIRROR_STATE_DIR",
     "SCHEMA_VERSION",
+    "AddedFiles",
     "BuiltFrom",
     "Downloaded",
     "FileKind",
@@ -30,6 +34,8 @@ __all__ = [
     "Sha256",
     "Source",
     "TargetLock",
+    "added_files",
+    "looks_like_distribution",
     "read_manifest",
 ]
 
@@ -41,6 +47,11 @@ MIRROR_STATE_DIR = ".mirror"
 # compared byte for byte only when the same version wrote them.
 GENERATOR = f"wheelhouse {__version__}"
 SCHEMA_VERSION = 1
+# What an installer could pick up from a --find-links directory.
+DISTRIBUTION_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".egg")
+# Files the wheelhouse writers generate from the manifest, so the manifest does not list them.
+_GENERATED = ("requirements*.txt", "pylock.toml", "pylock.*.toml", MANIFEST_NAME)
+_GENERATED_TREES = ("simple", MIRROR_STATE_DIR)
 
 Sha256 = NewType("Sha256", str)
 FileKind = Literal["wheel", "sdist"]
@@ -323,3 +334,56 @@ def _kind(value: object) -> ManifestKind:
     if value == "wheelhouse":
         return "wheelhouse"
     raise ValueError(f"kind {value!r} is neither 'wheelhouse' nor 'mirror'")
+
+
+def looks_like_distribution(name: str) -> bool:
+    """Whether a file of that name is something an installer could pick up from
+    ``--find-links``: a wheel or an sdist, whatever the manifest says."""
+    return name.endswith(DISTRIBUTION_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class AddedFiles:
+    """What is in a wheelhouse directory that neither its manifest records nor wheelhouse
+    writes from it, relative and POSIX-style (an empty directory ends with ``/``).
+
+    The one rule for files a user added, which verify, pack and publish all follow: notes of
+    the user's own (a README, an empty directory) are kept where they are, never packed nor
+    published, and are no problem; a file that looks like a distribution is one, since pip
+    or uv could install it from ``--find-links`` while no manifest vouches for it.
+    """
+
+    notes: tuple[str, ...]
+    distributions: tuple[str, ...]
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return tuple(sorted((*self.notes, *self.distributions)))
+
+
+def added_files(directory: Path, manifest: Manifest) -> AddedFiles:
+    """The files a user added to the wheelhouse in ``directory``; see :class:`AddedFiles`."""
+    recorded = {r.filename for r in manifest.files}
+    metadata = {f"{r.filename}.metadata" for r in manifest.files if r.kind == "wheel"}
+    found: list[str] = []
+    for root, dirs, files in os.walk(directory):
+        relative = Path(root).relative_to(directory)
+        if relative == Path():
+            dirs[:] = [d for d in dirs if d not in _GENERATED_TREES]
+        for name in files:
+            path = (relative / name).as_posix()
+            if relative == Path() and (
+                name in recorded
+                or name in metadata
+                or any(fnmatch.fnmatchcase(name, pattern) for pattern in _GENERATED)
+            ):
+                continue
+            found.append(path)
+        # A directory that is not ours, even an empty one, is still worth naming.
+        if not files and not dirs and relative != Path():
+            found.append(relative.as_posix() + "/")
+    found.sort()
+    return AddedFiles(
+        notes=tuple(f for f in found if not looks_like_distribution(f)),
+        distributions=tuple(f for f in found if looks_like_distribution(f)),
+    )

@@ -81,14 +81,39 @@ def _plan(
 ) -> PublishPlan:
     manifest = _verified_manifest(directory, hashes)
     local = _local_objects(directory, manifest, hashes)
+    if isinstance(store, LocalStore) and store.root.exists() and not store.root.is_dir():
+        raise OutputDirError(
+            f"{str(store.root)!r} exists and is not a directory",
+            path=store.root,
+            hint="publish to a directory: file:///PATH",
+        )
     remote = store.list()
     uploads = [u for u in local if not _same(u, remote.get(u.key), known)]
     extra = sorted(set(remote) - {u.key for u in local})
+    replaced = [u.key for u in uploads if u.key in remote]
+    if isinstance(store, LocalStore) and MANIFEST_NAME not in remote and (extra or replaced):
+        # As build, unpack and mirror do: a directory that holds anything but what this very
+        # publish writes (a killed first run of it) is someone's, and no place to publish.
+        raise OutputDirError(
+            f"{str(store.root)!r} is not empty and is not a published wheelhouse "
+            f"(it has no {MANIFEST_NAME}); refusing to write into it",
+            path=store.root,
+            hint="publish to an empty or new directory, or to the one an earlier publish wrote",
+        )
     deletions: tuple[str, ...] = ()
-    if extra:
-        # Only objects an earlier publish wrote may go: read the manifest it left (one GET,
-        # and only when the listing shows objects the new wheelhouse does not have).
+    if extra or replaced:
+        # Only objects an earlier publish wrote may be replaced or go: read the manifest it
+        # left (one GET, and only when the listing shows objects this one would change).
         ours = _written_by(store.get(MANIFEST_NAME))
+        foreign = [key for key in replaced if key not in ours]
+        if foreign:
+            more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+            raise OutputDirError(
+                f"publishing to {store.url} would replace {foreign[0]!r}{more}, which no earlier "
+                "publish wrote; refusing to write into it",
+                path=store.root if isinstance(store, LocalStore) else Path(store.url),
+                hint="move that file away, or publish to another place",
+            )
         deletions = tuple(key for key in extra if key in ours)
     return PublishPlan(store.url, tuple(uploads), len(local) - len(uploads), deletions)
 
@@ -220,8 +245,8 @@ def _verified_manifest(directory: Path, hashes: _HashMemory | None = None) -> Ma
         for check in report.files:
             if check.ok and check.actual_sha256 is not None:
                 hashes.remember_sha256(check.filename, check.actual_sha256)
-    # Files nobody recorded are simply not published; anything else would publish bad bytes.
-    problems = [p for p in report.problems if p.kind != "unrecorded-file"]
+    # A user's own notes are no problem (and are not published): verify's rule, as pack's.
+    problems = report.problems
     if problems:
         raise TamperedError(
             f"{str(directory)!r} does not verify, so it is not published: {problems[0].message}",
@@ -309,6 +334,7 @@ def _written_by(manifest_bytes: bytes | None) -> set[str]:
     keys.add("requirements.txt")
     keys.update(f"requirements.{lock.target}.txt" for lock in manifest.locks)
     keys.add("pylock.toml")
+    keys.add(MANIFEST_NAME)
     return keys
 
 

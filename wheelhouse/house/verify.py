@@ -1,9 +1,8 @@
 """Check a wheelhouse against its manifest: every file's size and sha256, every lock entry's files,
-and any file that nobody recorded."""
+and any distribution that nobody recorded (a user's own notes are named, and are no problem)."""
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -16,10 +15,11 @@ from wheelhouse.errors import InvalidWheelhouseError, WheelhouseError
 from wheelhouse.house.manifest import (
     GENERATOR,
     MANIFEST_NAME,
-    MIRROR_STATE_DIR,
     FileRecord,
     Manifest,
     Sha256,
+    added_files,
+    looks_like_distribution,
     read_manifest,
 )
 
@@ -50,10 +50,6 @@ _PROBLEM_OF_STATUS: dict[FileStatus, ProblemKind] = {
     "hash-mismatch": "hash-mismatch",
     "size-mismatch": "size-mismatch",
 }
-# Files the wheelhouse writers generate from the manifest, so the manifest does not list them.
-_GENERATED = ("requirements*.txt", "pylock.toml", "pylock.*.toml", MANIFEST_NAME)
-_GENERATED_TREES = ("simple", MIRROR_STATE_DIR)
-_DISTRIBUTION_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".egg")
 
 
 @dataclass(frozen=True)
@@ -86,7 +82,7 @@ class Problem:
     @property
     def is_distribution(self) -> bool:
         """Whether the file is something an installer could pick up from ``--find-links``."""
-        return self.filename.endswith(_DISTRIBUTION_SUFFIXES)
+        return looks_like_distribution(self.filename)
 
 
 @dataclass(frozen=True)
@@ -97,8 +93,13 @@ class VerifyReport:
     manifest: Manifest
     files: tuple[FileCheck, ...]
     lock_problems: tuple[Problem, ...]
-    unrecorded: tuple[str, ...]
+    unrecorded: tuple[str, ...]  # everything the manifest does not account for
     generated_problems: tuple[Problem, ...] = ()
+
+    @property
+    def user_files(self) -> tuple[str, ...]:
+        """Files a user added that no installer would pick up: named, and no problem."""
+        return tuple(name for name in self.unrecorded if not looks_like_distribution(name))
 
     @property
     def ok(self) -> bool:
@@ -116,11 +117,14 @@ class VerifyReport:
                 message=f"{name!r} is in the wheelhouse but not in its manifest",
             )
             for name in self.unrecorded
+            if looks_like_distribution(name)
         ]
         return tuple(found)
 
     def to_json(self) -> dict[str, Any]:
         """A versioned, JSON-ready dict (``wheelhouse verify --json``)."""
+        # "user-files" only when there are some: the report of a plain wheelhouse reads as before.
+        user = {"user-files": list(self.user_files)} if self.user_files else {}
         return {
             "schema-version": REPORT_SCHEMA_VERSION,
             "directory": str(self.directory),
@@ -147,6 +151,7 @@ class VerifyReport:
                 }
                 for p in self.problems
             ],
+            **user,
         }
 
 
@@ -190,7 +195,7 @@ def verify(
         manifest=manifest,
         files=tuple(checks),
         lock_problems=lock_problems,
-        unrecorded=_unrecorded(directory, manifest),
+        unrecorded=added_files(directory, manifest).all,
         generated_problems=_generated_problems(directory, manifest) if rendered else (),
     )
 
@@ -332,26 +337,3 @@ def _lock_problems(manifest: Manifest) -> tuple[Problem, ...]:
                         )
                     )
     return tuple(found)
-
-
-def _unrecorded(directory: Path, manifest: Manifest) -> tuple[str, ...]:
-    recorded = {r.filename for r in manifest.files}
-    metadata = {f"{r.filename}.metadata" for r in manifest.files if r.kind == "wheel"}
-    found: list[str] = []
-    for root, dirs, files in os.walk(directory):
-        relative = Path(root).relative_to(directory)
-        if relative == Path():
-            dirs[:] = [d for d in dirs if d not in _GENERATED_TREES]
-        for name in files:
-            path = (relative / name).as_posix()
-            if relative == Path() and (
-                name in recorded
-                or name in metadata
-                or any(fnmatch.fnmatchcase(name, pattern) for pattern in _GENERATED)
-            ):
-                continue
-            found.append(path)
-        # A directory that is not ours, even an empty one, is still worth naming.
-        if not files and not dirs and relative != Path():
-            found.append(relative.as_posix() + "/")
-    return tuple(sorted(found))

@@ -76,6 +76,17 @@ from wheelhouse.house.manifest import (
     TargetLock,
     read_manifest,
 )
+from wheelhouse.serve._mirror_selection import (
+    FILTER_KEYS,
+    FilterKey,
+    Filters,
+    Remembered,
+    adopt,
+    merge_filters,
+    read_selection,
+    selection_path,
+    write_selection,
+)
 from wheelhouse.serve._upstream import (
     ACCEPT,
     PageResult,
@@ -94,6 +105,7 @@ __all__ = [
     "PlannedFile",
     "ProjectOutcome",
     "ProjectStatus",
+    "SelectionChange",
     "mirror",
 ]
 
@@ -142,6 +154,13 @@ class MirrorSettings:
     dry_run: bool = False
     # Resolve -r again even when the requirements, targets and indexes have not changed.
     refresh: bool = False
+    # The filters the user gave (the others are the mirror's remembered ones); None: all of
+    # them, as these settings hold them.
+    filters_given: frozenset[FilterKey] | None = None
+    # Make the filters given (defaults for the others) the mirror's, for every project.
+    replace_filters: bool = False
+    # Forget the projects, requirement files and --all given, and delete what they brought.
+    remove: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,6 +190,23 @@ class ProjectOutcome:
 
 
 @dataclass(frozen=True)
+class SelectionChange:
+    """How a run changed what the mirror remembers (``DIR/.mirror/selection.json``)."""
+
+    added: tuple[NormalizedName, ...] = ()
+    # Named for the first time, but no index has them (a typo) or their page failed.
+    not_added: tuple[NormalizedName, ...] = ()
+    removed: tuple[NormalizedName, ...] = ()
+    requirements_added: tuple[str, ...] = ()
+    requirements_removed: tuple[str, ...] = ()
+    filters_replaced: bool = False
+    # An older mirror's projects, taken over on its first run with this version.
+    adopted: tuple[NormalizedName, ...] = ()
+    # What the mirror remembers after the run (before it, with --dry-run: what it would).
+    remembered: Remembered = field(default_factory=Remembered)
+
+
+@dataclass(frozen=True)
 class MirrorSummary:
     """What a run did, project by project."""
 
@@ -180,6 +216,7 @@ class MirrorSummary:
     planned: tuple[PlannedFile, ...]
     requests: int
     seconds: float
+    selection: SelectionChange = field(default_factory=SelectionChange)
 
     @property
     def failed(self) -> tuple[ProjectOutcome, ...]:
@@ -651,15 +688,26 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
     report = reporter or NullReporter()
     started = time.monotonic()
     out = settings.output.absolute()
+    if settings.remove and not (
+        settings.projects or settings.requirements or settings.all_projects
+    ):
+        raise UsageError(
+            "--remove needs the projects (or -r files, or --all) to stop mirroring",
+            hint="e.g. wheelhouse mirror -o DIR --remove django",
+        )
+    a_mirror = (out / MIRROR_STATE_DIR).is_dir() or (out / MANIFEST_NAME).is_file()
+    if settings.remove and not a_mirror:
+        raise UsageError(f"there is no mirror in {str(out)!r}: nothing to remove")
+    if not (settings.projects or settings.requirements or settings.all_projects) and not a_mirror:
+        raise UsageError(
+            "nothing to mirror", hint="name projects, pass -r FILE, or --all for the whole index"
+        )
     _check_output(out)
-    config = settings.index.over(pip_config())
-    urls = [url.rstrip("/") + "/" for url in index_urls(config)]
-    if not urls:
+    if not index_urls(settings.index.over(pip_config())):
         raise UsageError(
             "there is no index to mirror (pip's configuration sets no-index)",
             hint="name one with --index-url",
         )
-    client = HttpClient(config, pool_size=settings.jobs)
     counter = _Counter()
     lock: contextlib.AbstractContextManager[None]
     if settings.dry_run:
@@ -671,6 +719,11 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
         lock = locked(out, on_wait=report.note)
     with lock:
         states = _read_states(out)
+        # What the mirror remembers, with this run's additions, removals and filters.
+        settings, pending = _remember(out, settings, states)
+        config = settings.index.over(pip_config())
+        urls = [url.rstrip("/") + "/" for url in index_urls(config)]
+        client = HttpClient(config, pool_size=settings.jobs)
         wanted, pins = _wanted(out, settings, urls, client, counter, config, report)
         targets = settings.targets or ((HOST,) if settings.requirements else ())
         projects = [
@@ -695,6 +748,7 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
                 if not project.page_failed:
                     _plan(project, out)
         planned = tuple(file for p in projects for file in _planned(p))
+        change = _settle(pending, projects)
         if settings.dry_run:
             outcomes = [_with_warnings(_dry_outcome(p), p) for p in projects]
             outcomes += [
@@ -703,15 +757,211 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
                 if name not in wanted
             ]
             return MirrorSummary(
-                out, True, tuple(outcomes), planned, counter.requests, time.monotonic() - started
+                out,
+                True,
+                tuple(outcomes),
+                planned,
+                counter.requests,
+                time.monotonic() - started,
+                change,
             )
-        outcomes = _apply(out, projects, states, wanted, settings, client, report, pins, targets)
+        # Remembered before any file is deleted: a run killed after it converges next time.
+        # Compared as bytes: a file with entries that were ignored (not names) is rewritten.
+        try:
+            written: bytes | None = selection_path(out).read_bytes()
+        except FileNotFoundError:
+            written = None
+        if written != change.remembered.to_json().encode():
+            write_selection(out, change.remembered)
+        # The manifest records what the mirror keeps (not a name no index has).
+        settings = replace(
+            settings, projects=tuple(f"{n}{spec}" for n, spec in change.remembered.projects)
+        )
+        outcomes = _apply(
+            out,
+            projects,
+            states,
+            wanted,
+            settings,
+            client,
+            report,
+            pins,
+            targets,
+            removing=frozenset(pending.removing),
+        )
         by_name = {p.name: p for p in projects}
         outcomes = [
             _with_warnings(o, by_name[o.name]) if o.name in by_name else o for o in outcomes
         ]
     return MirrorSummary(
-        out, False, tuple(outcomes), planned, counter.requests, time.monotonic() - started
+        out, False, tuple(outcomes), planned, counter.requests, time.monotonic() - started, change
+    )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """What the mirror will remember once this run has read the pages."""
+
+    remembered: Remembered
+    previous: frozenset[NormalizedName]
+    # Named this run and not remembered before: remembered only if an index has them.
+    new: frozenset[NormalizedName]
+    removing: tuple[NormalizedName, ...]
+    requirements_added: tuple[str, ...]
+    requirements_removed: tuple[str, ...]
+    filters_replaced: bool
+    adopted: tuple[NormalizedName, ...]
+
+
+def _given_filters(settings: MirrorSettings) -> Filters:
+    return Filters(
+        targets=tuple(dict.fromkeys(t.name for t in settings.targets)),
+        sdists=settings.sdists,
+        latest=settings.latest,
+        prereleases=settings.prereleases,
+        max_file_size=settings.max_file_size,
+        yanked=settings.yanked,
+        index_url=strip_credentials(settings.index.index_url)
+        if settings.index.index_url is not None
+        else None,
+        extra_index_urls=tuple(strip_credentials(u) for u in settings.index.extra_index_urls),
+    )
+
+
+def _remember(
+    out: Path, settings: MirrorSettings, states: Mapping[NormalizedName, _ProjectState]
+) -> tuple[MirrorSettings, _Pending]:
+    """The settings this run applies (the remembered projects, requirement files and filters,
+    with this run's), and what the mirror will remember; a usage error for a filter that
+    differs without --replace-filters, or a --remove of something it does not keep."""
+    from wheelhouse._base.targets import parse_target
+
+    previous = read_selection(out)
+    adopted: tuple[NormalizedName, ...] = ()
+    if previous is None:
+        previous = adopt(out, states)
+        if previous is not None:
+            adopted = tuple(sorted({*states, *(name for name, _ in previous.projects)}))
+            logger.info(
+                "%s has no %s: remembering the %d projects mirrored there",
+                out,
+                selection_path(out).name,
+                len(adopted),
+            )
+    given = _given_filters(settings)
+    keys = frozenset(FILTER_KEYS) if settings.filters_given is None else settings.filters_given
+    filters = merge_filters(
+        out,
+        previous.filters if previous is not None else None,
+        given,
+        keys,
+        replace=settings.replace_filters,
+    )
+    named = _parse_projects(settings.projects)
+    files = [os.path.abspath(path) for path in settings.requirements]
+    projects = previous.names if previous is not None else {}
+    requirements = list(previous.requirements) if previous is not None else []
+    all_projects = previous.all_projects if previous is not None else False
+    removing: list[NormalizedName] = []
+    added_files: list[str] = []
+    removed_files: list[str] = []
+    if settings.remove:
+        for name in named:
+            if name not in projects:
+                raise UsageError(
+                    f"{name!r} is not one of the projects the mirror in {str(out)!r} keeps; "
+                    "nothing was removed",
+                    hint="a project that a -r file needs goes when the file no longer needs it "
+                    "(or with --remove -r FILE); the projects kept are listed in "
+                    f"{str(selection_path(out))!r}",
+                )
+            del projects[name]
+            removing.append(name)
+        for path in files:
+            if path not in requirements:
+                raise UsageError(
+                    f"{path!r} is not one of the requirement files the mirror in {str(out)!r} "
+                    "keeps; nothing was removed"
+                )
+            requirements.remove(path)
+            removed_files.append(path)
+        if settings.all_projects:
+            if not all_projects:
+                raise UsageError(f"the mirror in {str(out)!r} does not keep --all")
+            all_projects = False
+    else:
+        for name, want in named.items():
+            projects[name] = str(want.specifier)
+        for path in files:
+            if path not in requirements:
+                requirements.append(path)
+                added_files.append(path)
+        all_projects = all_projects or settings.all_projects
+    remembered = Remembered(
+        tuple(sorted(projects.items())), tuple(requirements), all_projects, filters
+    )
+    old_names = frozenset(previous.names) if previous is not None else frozenset()
+    index = settings.index
+    if "index" not in keys:
+        # Remembered without credentials: pip's configuration, netrc or -i supply them.
+        index = replace(
+            index, index_url=filters.index_url, extra_index_urls=filters.extra_index_urls
+        )
+    targets = (
+        settings.targets
+        if "targets" in keys or settings.replace_filters
+        else tuple(dict.fromkeys(parse_target(t) for t in filters.targets))
+    )
+    effective = replace(
+        settings,
+        projects=tuple(f"{name}{spec}" for name, spec in remembered.projects),
+        requirements=tuple(Path(p) for p in requirements),
+        all_projects=all_projects,
+        index=index,
+        targets=targets,
+        sdists=filters.sdists,
+        latest=filters.latest,
+        prereleases=filters.prereleases,
+        max_file_size=filters.max_file_size,
+        yanked=filters.yanked,
+    )
+    pending = _Pending(
+        remembered=remembered,
+        previous=old_names,
+        new=frozenset(n for n in named if n not in old_names)
+        if not settings.remove
+        else frozenset(),
+        removing=tuple(removing),
+        requirements_added=tuple(added_files),
+        requirements_removed=tuple(removed_files),
+        filters_replaced=previous is not None and filters != previous.filters,
+        adopted=adopted,
+    )
+    return effective, pending
+
+
+def _settle(pending: _Pending, projects: Iterable[_Project]) -> SelectionChange:
+    """What the mirror remembers after reading the pages: a name no index has is not
+    remembered (a typo), and a remembered one that the indexes no longer have is forgotten
+    (its files go, as upstream dropped it)."""
+    absent = {p.name for p in projects if not p.found and not p.page_failed}
+    unreadable = {p.name for p in projects if p.page_failed}
+    kept = tuple(
+        (name, spec)
+        for name, spec in pending.remembered.projects
+        if name not in absent and not (name in pending.new and name in unreadable)
+    )
+    remembered = replace(pending.remembered, projects=kept)
+    kept_names = {name for name, _ in kept}
+    return SelectionChange(
+        added=tuple(sorted(n for n in pending.new if n in kept_names)),
+        not_added=tuple(sorted(n for n in pending.new if n not in kept_names)),
+        removed=tuple(sorted({*pending.removing, *(pending.previous - kept_names)})),
+        requirements_added=pending.requirements_added,
+        requirements_removed=pending.requirements_removed,
+        filters_replaced=pending.filters_replaced,
+        adopted=pending.adopted,
+        remembered=remembered,
     )
 
 
@@ -798,10 +1048,6 @@ def _wanted(
         for url in urls:
             for name in _root_names(url, client, counter):
                 wanted.setdefault(name, _Want())
-    if not wanted and not settings.all_projects:
-        raise UsageError(
-            "nothing to mirror", hint="name projects, pass -r FILE, or --all for the whole index"
-        )
     return wanted, pins
 
 
@@ -1164,13 +1410,22 @@ def _dry_outcome(project: _Project) -> ProjectOutcome:
         status: ProjectStatus = "removed" if project.old.files else "failed"
         errors = () if project.old.files else (f"{project.name} is not on the index",)
         return ProjectOutcome(project.name, status, removed=len(project.old.files), errors=errors)
+    # Files the index dropped or the filters now exclude (a run that fails keeps them).
+    dropped = {m.record.filename for m in project.old.files} - {
+        c.file.filename for c in project.chosen
+    }
     return ProjectOutcome(
         project.name,
-        "unchanged" if not project.to_fetch else "updated" if project.old.files else "new",
+        "unchanged"
+        if not project.to_fetch and not dropped
+        else "updated"
+        if project.old.files
+        else "new",
         files=len(project.chosen),
         bytes=sum(c.file.size or 0 for c in project.chosen),
         fetched=len(project.to_fetch),
         fetched_bytes=sum(c.file.size or 0 for c in project.to_fetch),
+        removed=len(dropped),
     )
 
 
@@ -1184,8 +1439,14 @@ def _apply(
     report: Reporter,
     pins: _Pins,
     targets: tuple[Target, ...],
+    *,
+    removing: frozenset[NormalizedName] = frozenset(),
 ) -> list[ProjectOutcome]:
-    """Files first, then each project's pages, then the manifest and the root; deletions last."""
+    """Files first, then each project's pages, then the manifest and the root; deletions last.
+
+    A project no longer wanted goes only if ``removing`` names it or no project failed: a
+    run that fails removes nothing it was not told to.
+    """
     tmp = out / MIRROR_STATE_DIR / _TMP
     shutil.rmtree(tmp, ignore_errors=True)  # partial downloads of a killed run
     tmp.mkdir(parents=True, exist_ok=True)
@@ -1235,10 +1496,16 @@ def _apply(
             current[project.name] = state
         if doomed:
             deletions[project.name] = doomed
+    failed = any(outcome.status == "failed" for outcome in outcomes)
     for name, state in states.items():
         if name in wanted:
             continue
-        # Dropped by the selection (or gone from --all's listing): its pages go first.
+        if failed and name not in removing:
+            logger.info("%s is no longer wanted; kept until a run in which nothing fails", name)
+            current[name] = state
+            continue
+        # Removed, no longer needed by a -r file, or gone from --all's listing: its pages
+        # go first.
         _remove_pages(out, name)
         deletions[name] = set(state.owned)
         outcomes.append(ProjectOutcome(name, "removed", removed=len(state.files)))
@@ -1278,6 +1545,14 @@ def _commit(out: Path, project: _Project) -> tuple[ProjectOutcome, _ProjectState
         outcome = ProjectOutcome(project.name, status, removed=len(old.files), errors=errors)
         return outcome, None, set(old.owned)
     kept = {**project.reused, **project.fetched}
+    if project.errors:
+        # A project that failed keeps what it had: files the index dropped or the filters
+        # exclude go in the next run that mirrors it without an error.
+        for previous in old.files:
+            name = previous.record.filename
+            with contextlib.suppress(OSError):
+                if name not in kept and (out / name).stat().st_size == previous.record.size:
+                    kept[name] = previous
     mirrored = tuple(kept[f] for f in sorted(kept))
     entries = [IndexEntry(m.record, m.record.requires_python, m.metadata_sha256) for m in mirrored]
     if mirrored:
@@ -1285,7 +1560,7 @@ def _commit(out: Path, project: _Project) -> tuple[ProjectOutcome, _ProjectState
             write_if_changed(out / relative, data)
     else:
         _remove_pages(out, project.name)
-    doomed = set(old.owned) - set(kept)
+    doomed = set() if project.errors else set(old.owned) - set(kept)
     state = _ProjectState(
         project.name,
         # A file failed: no validators, so that the next run reads the page whole and

@@ -13,16 +13,22 @@ and the rerun completes it. The cost is disk for the working tree: the size of t
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from wheelhouse._base.files import write_atomic
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.storage import Store
+from wheelhouse.errors import WheelhouseError
 from wheelhouse.house.locations import cache_root
+from wheelhouse.house.manifest import MANIFEST_NAME, MIRROR_STATE_DIR, read_manifest
 from wheelhouse.house.publish import PublishResult, publish
 from wheelhouse.serve.mirror import MirrorSettings, MirrorSummary, mirror
 
 __all__ = ["StoreMirrorResult", "mirror_to_store", "working_tree"]
+
+logger = logging.getLogger(__name__)
 
 _WORK = "mirror-stores"
 
@@ -45,6 +51,28 @@ def working_tree(
     return cache_root(cache) / _WORK / key / "tree"
 
 
+def _recover_manifest(store: Store, work: Path) -> None:
+    """A working tree that is new or lost (a new machine, a cleared cache) starts from the
+    bucket's manifest, so that the mirror adopts the projects and filters the bucket holds:
+    otherwise its publish would delete every object the run did not name."""
+    if (work / MIRROR_STATE_DIR).is_dir() or (work / MANIFEST_NAME).exists():
+        return
+    data = store.get(MANIFEST_NAME)
+    if data is None:
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    write_atomic(work / MANIFEST_NAME, data)
+    try:
+        manifest = read_manifest(work)
+    except WheelhouseError as exc:
+        logger.warning("%s/%s cannot be read (%s); not adopted", store.url, MANIFEST_NAME, exc)
+        manifest = None
+    if manifest is None or manifest.kind != "mirror":
+        (work / MANIFEST_NAME).unlink()
+        return
+    logger.info("%s: a new working tree adopts the bucket's manifest", store.url)
+
+
 def mirror_to_store(
     settings: MirrorSettings,
     store: Store,
@@ -61,6 +89,8 @@ def mirror_to_store(
     report = reporter or NullReporter()
     work = working_tree(store, endpoint_url=endpoint_url, cache=cache)
     work.parent.mkdir(parents=True, exist_ok=True)
+    if not settings.dry_run:
+        _recover_manifest(store, work)
     summary = mirror(replace(settings, output=work), report)
     if settings.dry_run:
         return StoreMirrorResult(summary, work, None)

@@ -40,7 +40,7 @@ from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.errors import InvalidWheelhouseError, UsageError
 from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
 from wheelhouse.serve import _render
-from wheelhouse.serve._asgi import AsgiServer, bind, index_url, uvicorn_options
+from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind, index_url, uvicorn_options
 from wheelhouse.serve._render import Listed
 from wheelhouse.serve._store import DownloadFailed, PageRecord, PageStamp, Stats, Store
 from wheelhouse.serve._upstream import (
@@ -846,6 +846,7 @@ def serve_proxy(
     port: int = 8000,
     *,
     workers: int = 1,
+    limits: ServeLimits | None = None,
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Run the proxy until SIGINT or SIGTERM; ``ready`` gets the index URL once listening."""
@@ -854,7 +855,7 @@ def serve_proxy(
     app = create_app(settings)  # checks the settings before we listen, in every mode
     sock = bind(host, port)
     url = index_url(sock, INDEX_DIR)
-    common: dict[str, Any] = {"log_config": LOG_CONFIG}
+    common: dict[str, Any] = {"log_config": LOG_CONFIG, "limits": limits}
     with sock:
         logger.info(
             "proxying %s at %s (store %s)",

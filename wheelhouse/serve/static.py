@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -18,7 +19,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from wheelhouse.errors import InvalidWheelhouseError
 from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
-from wheelhouse.serve._asgi import AsgiServer, bind
+from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind
 
 __all__ = ["make_server", "negotiate", "serve"]
 
@@ -176,15 +177,26 @@ class _StaticApp:
         return _file(target, _CONTENT_TYPES[chosen], headers, vary=True, tag=_TAGS[chosen])
 
     def _exists_dir(self, parts: list[str]) -> bool:
-        real = Path(os.path.realpath(self.root.joinpath(*parts)))
-        return real.is_relative_to(self.real_root) and real.is_dir()
+        found = self._lookup(parts)
+        return found is not None and stat.S_ISDIR(found[1].st_mode)
 
     def _resolve(self, parts: list[str]) -> Path | None:
         """The real path of a regular file under the root, or None (symlinks out included)."""
-        real = Path(os.path.realpath(self.root.joinpath(*parts)))
-        if not real.is_relative_to(self.real_root) or not real.is_file():
+        found = self._lookup(parts)
+        return found[0] if found is not None and stat.S_ISREG(found[1].st_mode) else None
+
+    def _lookup(self, parts: list[str]) -> tuple[Path, os.stat_result] | None:
+        """The real path under the root that ``parts`` name, and its status; None when there
+        is none. The parts come from a URL: a name too long for the file system, a file
+        taken for a directory, a symlink loop or a directory we may not read are "not found",
+        not a failure of the server."""
+        try:
+            real = Path(os.path.realpath(self.root.joinpath(*parts)))
+            if not real.is_relative_to(self.real_root):
+                return None
+            return real, real.stat()
+        except (OSError, ValueError):
             return None
-        return real
 
 
 def _access(scope: Scope, status: int) -> None:
@@ -202,10 +214,16 @@ def _target(scope: Scope) -> str:
 
 
 def _file(path: Path, content_type: str, request: Headers, *, vary: bool, tag: str) -> Response:
+    # Opened here, not only by FileResponse: it sends the status line before it opens the
+    # file, so a file we may not read (or no descriptor left) would be a 200 cut short.
     try:
-        info = path.stat()
-    except OSError:
-        return _text(HTTPStatus.NOT_FOUND, "not found", vary=vary)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return _unopenable(exc, vary=vary)
+    try:
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
     if not stat.S_ISREG(info.st_mode):
         return _text(HTTPStatus.NOT_FOUND, "not found", vary=vary)
     # The variant is part of the tag: the HTML and JSON of one URL must never match.
@@ -220,6 +238,17 @@ def _file(path: Path, content_type: str, request: Headers, *, vary: bool, tag: s
     if _not_modified(request, etag, info.st_mtime):
         return Response(status_code=HTTPStatus.NOT_MODIFIED, headers=headers)
     return FileResponse(path, headers=headers, media_type=content_type, stat_result=info)
+
+
+def _unopenable(exc: OSError, *, vary: bool) -> Response:
+    """The answer for a file of the wheelhouse that cannot be opened."""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        logger.warning("cannot read %s: %s", exc.filename, exc.strerror)
+        return _text(HTTPStatus.FORBIDDEN, "forbidden", vary=vary)
+    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+        logger.warning("cannot open %s: %s", exc.filename, exc.strerror)
+        return _text(HTTPStatus.SERVICE_UNAVAILABLE, "busy", vary=vary, extra={"Retry-After": "1"})
+    return _text(HTTPStatus.NOT_FOUND, "not found", vary=vary)
 
 
 def _not_modified(request: Headers, etag: str, mtime: float) -> bool:
@@ -281,7 +310,13 @@ def _file_type(filename: str) -> str:
     return _FILE_TYPES.get(Path(filename).suffix, "application/octet-stream")
 
 
-def make_server(root: Path, host: str = "127.0.0.1", port: int = 8000) -> AsgiServer:
+def make_server(
+    root: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    limits: ServeLimits | None = None,
+) -> AsgiServer:
     """A server for the wheelhouse in ``root``, bound but not yet serving.
 
     Run ``serve_forever()`` (in a thread, for tests) and stop it with ``shutdown()``;
@@ -295,7 +330,12 @@ def make_server(root: Path, host: str = "127.0.0.1", port: int = 8000) -> AsgiSe
     sock = bind(host, port)
     # uvicorn's access log is replaced by the app's own line per request.
     return AsgiServer(
-        _StaticApp(root), sock, access_log=False, log_config=None, log_level="warning"
+        _StaticApp(root),
+        sock,
+        limits=limits,
+        access_log=False,
+        log_config=None,
+        log_level="warning",
     )
 
 
@@ -304,6 +344,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     *,
+    limits: ServeLimits | None = None,
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the wheelhouse in ``root`` until SIGINT or SIGTERM (or ``shutdown()``).
@@ -311,7 +352,7 @@ def serve(
     ``ready`` is called with the index URL once the socket is listening. Signal handlers are
     installed only in the main thread, and restored on return.
     """
-    server = make_server(root, host, port)
+    server = make_server(root, host, port, limits=limits)
     try:
         logger.info("serving %s at %s", root, server.url)
         if ready is not None:
