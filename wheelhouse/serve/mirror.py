@@ -82,6 +82,7 @@ from wheelhouse.serve._upstream import (
     parse_html_page,
     parse_json_page,
     project_page_url,
+    read_page,
 )
 
 __all__ = [
@@ -778,7 +779,7 @@ def _remote_page(
         response = client.get(url, headers=headers)
         try:
             status = response.status
-            body = response.read() if status == 200 else b""
+            body = read_page(client, response, url) if status == 200 else b""
             if status != 200:
                 response.drain_conn()
         finally:
