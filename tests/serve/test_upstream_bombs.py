@@ -137,3 +137,19 @@ def test_the_mirror_refuses_a_gzip_bomb_page_with_bounded_memory(
     assert rss - base_rss < EXTRA, f"the mirror peaked at {rss} bytes ({base_rss} at rest)"
     assert done.returncode != 0, done.stderr
     assert f"{index_server.url}gz/ sent more than {32 * MiB} bytes" in done.stderr
+
+
+def test_a_whole_wheel_past_the_size_its_page_gives_is_cut_off(
+    tmp_path: Path, index_server: IndexServer
+) -> None:
+    # Upstream ignores ranges and sends more than the page promised (an endless answer
+    # would fill the disk before any hash could fail): reading stops at the promised size.
+    wheel = bomb_wheel(tmp_path, inflated=MiB)
+    serve(index_server, {}, {wheel.name: wheel.read_bytes()})
+    promised = wheel.stat().st_size // 2
+    file = UpstreamFile(wheel.name, index_server.files_url + wheel.name, size=promised)
+    with pytest.raises(UpstreamError) as caught:
+        fetch_wheel_metadata(HttpClient({}), file)
+    assert caught.value.message == (
+        f"{index_server.files_url}{wheel.name} sent more than the {promised} bytes its page gives"
+    )
