@@ -27,6 +27,7 @@ from tests.serve._hostile import (
     peak_rss,
     run_measured,
     serve,
+    within,
 )
 from tests.serve.conftest import StartProxy
 from wheelhouse._base._http import HttpClient
@@ -152,4 +153,40 @@ def test_a_whole_wheel_past_the_size_its_page_gives_is_cut_off(
         fetch_wheel_metadata(HttpClient({}), file)
     assert caught.value.message == (
         f"{index_server.files_url}{wheel.name} sent more than the {promised} bytes its page gives"
+    )
+
+
+def many_files_page(kind: str, count: int) -> tuple[dict[str, str], bytes]:
+    """A page of ``count`` tiny file entries: a few MiB, under the byte cap."""
+    if kind == "json":
+        items = ",".join('{"filename":"a","url":"b"}' for _ in range(count))
+        return {"Content-Type": JSON}, b'{"name":"x","files":[%s]}' % items.encode()
+    return {"Content-Type": "text/html"}, b'<a href="b">a</a>' * count
+
+
+@pytest.mark.parametrize("kind", ["json", "html"])
+def test_a_page_of_a_million_tiny_entries_is_refused_with_bounded_memory(
+    index_server: IndexServer, kind: str
+) -> None:
+    headers, page = many_files_page(kind, 1_200_000)
+    assert len(page) < 32 * MiB
+    serve(index_server, {"many": (headers, page)})
+    client = HttpClient({})
+    peaks: list[int] = []
+
+    def fetch() -> None:
+        tracemalloc.start()
+        try:
+            fetch_project_page(client, index_server.url, "many", timeout=60)
+        finally:
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+
+    raised, _ = within(180, fetch)
+    # Parsing them all cost 550 MB and minutes of CPU; the page is refused instead.
+    assert peaks[0] < EXTRA, peaks
+    assert isinstance(raised, UpstreamError), raised
+    assert raised.message == (
+        f"{index_server.url}many/ sent a page of more than 100000 files,"
+        " more than any real project has"
     )

@@ -64,6 +64,13 @@ _MAX_PAGE = 32 * 1024 * 1024
 # make us read (or leak the hash of) a local file, so only a file: index may link file: URLs.
 _REMOTE_SCHEMES = frozenset({"http", "https"})
 _LOCAL_SCHEMES = _REMOTE_SCHEMES | {"file"}
+# The most files a page may list. A real page of _MAX_PAGE bytes lists about 78,000 (430 bytes
+# a file; pydantic-core's 15,000 files make 6.5 MB); a hostile one of tiny entries would list
+# millions, and parsing a million cost 550 MB and minutes of CPU.
+_MAX_FILES = 100_000
+# JSON separators per file in a real page (about a dozen): a bound, known before parsing, on
+# how many values json.loads would build.
+_COMMAS_PER_FILE = 16
 _TAIL = 64 * 1024  # the zip end records and, for most wheels, the whole central directory
 _CHUNK = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
@@ -247,8 +254,12 @@ def parse_json_page(data: bytes, url: str, name: str) -> ProjectPage:
     page itself is a ``file:`` URL).
     """
     links = _Links(url)
+    if data.count(b",") > _MAX_FILES * _COMMAS_PER_FILE:
+        raise _too_many(url)
     try:
         document = json.loads(data)
+        if len(document["files"]) > _MAX_FILES:
+            raise _too_many(url)
         meta = document.get("meta") or {}
         files = []
         for item in document["files"]:
@@ -271,7 +282,7 @@ def parse_json_page(data: bytes, url: str, name: str) -> ProjectPage:
                 )
             )
         versions = document.get("versions")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise UpstreamError(
             f"{strip_credentials(url)} sent a malformed PEP 691 page: {exc!r}",
             url=strip_credentials(url),
@@ -293,6 +304,8 @@ def parse_html_page(data: bytes, url: str, name: str) -> ProjectPage:
     try:
         parser.feed(data.decode("utf-8", errors="replace"))
         parser.close()
+    except _TooManyLinks:
+        raise _too_many(url) from None
     except Exception as exc:  # HTMLParser raises little, but a page is untrusted input
         raise UpstreamError(
             f"{strip_credentials(url)} sent an unreadable HTML page: {exc!r}",
@@ -331,6 +344,18 @@ def parse_html_page(data: bytes, url: str, name: str) -> ProjectPage:
     )
 
 
+class _TooManyLinks(Exception):
+    pass
+
+
+def _too_many(url: str) -> UpstreamError:
+    shown = strip_credentials(url)
+    return UpstreamError(
+        f"{shown} sent a page of more than {_MAX_FILES} files, more than any real project has",
+        url=shown,
+    )
+
+
 class _LinkParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -355,6 +380,8 @@ class _LinkParser(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "a" and self._current is not None:
+            if len(self.links) >= _MAX_FILES:
+                raise _TooManyLinks
             self.links.append((self._current, "".join(self._text)))
             self._current = None
 
