@@ -258,7 +258,7 @@ class HttpClient:
         caps connecting and each read in seconds, instead of pip's configured timeout.
         Redirects are followed and failures retried by ``retries`` (default: ``self.retries``);
         exhausted retries raise ``urllib3.exceptions.MaxRetryError`` with the last failure as
-        its ``reason``. Credentials are dropped on a redirect to another host. ``False`` asks
+        its ``reason``. Credentials are dropped on a redirect to another origin. ``False`` asks
         once and raises what failed as it is (a probe). ``redirect=False`` hands a redirect
         back as it is (to a client behind a forwarder, which follows it itself).
         ``method="HEAD"`` asks for the status and headers alone (a probe).
