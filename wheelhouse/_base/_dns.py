@@ -1,16 +1,24 @@
-"""One DNS lookup per host per run, for the command line's parallel downloads."""
+"""One DNS lookup per host per minute, for the command line's parallel downloads."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Any
 
 __all__ = ["share_dns_lookups"]
 
-_lookups: dict[tuple[object, ...], list[Any]] = {}
+# How long an answer is reused: long enough that a burst of parallel downloads asks once,
+# short enough that a long-running proxy sees an upstream move to another address. A failed
+# lookup is never kept: the next connection asks again.
+TTL = 60.0
+_MAX_ENTRIES = 1024
+
+_lookups: dict[tuple[object, ...], tuple[float, list[Any]]] = {}
 _lookup_lock = threading.Lock()
 _system_getaddrinfo = socket.getaddrinfo
+_clock = time.monotonic
 
 
 def _getaddrinfo_once(
@@ -18,15 +26,20 @@ def _getaddrinfo_once(
 ) -> list[Any]:
     key = (host, port, family, type, proto, flags)
     with _lookup_lock:
-        found = _lookups.get(key)
-        if found is None:
+        now = _clock()
+        entry = _lookups.get(key)
+        if entry is None or entry[0] <= now:
             found = _system_getaddrinfo(host, port, family, type, proto, flags)
-            _lookups[key] = found
-    return list(found)
+            _lookups.pop(key, None)
+            while len(_lookups) >= _MAX_ENTRIES:
+                del _lookups[next(iter(_lookups))]
+            entry = (now + TTL, found)
+            _lookups[key] = entry
+    return list(entry[1])
 
 
 def share_dns_lookups() -> None:
-    """Look each host up once per process, one lookup at a time.
+    """Look each host up once per ``TTL`` seconds per process, one lookup at a time.
 
     Parallel downloads open a connection per worker, and each would ask the resolver again;
     resolvers that drop concurrent queries (seen on these machines, and in some container

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import heapq
+import itertools
 import netrc
 import os
+import socket
 import ssl
+import threading
+import time
 import urllib.request
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import urllib3
+import urllib3.connection
 from urllib3.util import Retry
 
 from wheelhouse._base._pip import config_flag
 from wheelhouse._base.urls import strip_credentials
 
-__all__ = ["HttpClient", "retry_policy", "strip_credentials"]
+__all__ = ["Deadline", "HttpClient", "origin_of", "retry_policy", "strip_credentials"]
 
 # What a busy index or a CDN answers when it wants the client to come back later.
 _RETRY_STATUSES = frozenset({429, *range(500, 600)})
@@ -32,7 +39,161 @@ class _Retry(Retry):
 
     def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
         after = super().get_retry_after(response)
-        return None if after is None else min(after, _MAX_RETRY_AFTER)
+        return None if after is None else min(after, _MAX_RETRY_AFTER, _time_left())
+
+    def get_backoff_time(self) -> float:
+        return min(super().get_backoff_time(), _time_left())
+
+
+# -- deadlines ----------------------------------------------------------------------------
+
+
+class Deadline:
+    """An overall time limit on the requests a thread makes inside ``HttpClient.deadline``.
+
+    urllib3's timeouts bound each connect and each read, so a server dripping a byte a second
+    (or a retry after a retry) can hold a call for ever. At the deadline the sockets of the
+    connections used meanwhile are shut down (a blocked read returns at once), no new request
+    starts, and retries stop waiting.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._connections: list[urllib3.connection.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        return max(self.at - time.monotonic(), 0.0)
+
+    def watch(self, connection: urllib3.connection.HTTPConnection) -> None:
+        with self._lock:
+            expired = self.expired
+            if not expired:
+                self._connections.append(connection)
+        if expired:
+            raise TimeoutError(f"the deadline of {self.seconds:g} s has passed")
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            sock = connection.sock
+            if sock is not None:
+                # socket.socket's own shutdown, also for a TLS socket: SSLSocket.shutdown
+                # drops its TLS state, which the reading thread is still using.
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def forget(self, connection: urllib3.connection.HTTPConnection) -> None:
+        """``connection`` went back to its pool: another call may take it, leave it alone."""
+        with self._lock, contextlib.suppress(ValueError):
+            self._connections.remove(connection)
+
+    def release(self) -> None:
+        with self._lock:
+            self._connections = []
+
+
+_current = threading.local()
+
+
+def _active_deadline() -> Deadline | None:
+    return getattr(_current, "deadline", None)
+
+
+def _time_left() -> float:
+    deadline = _active_deadline()
+    return float("inf") if deadline is None else deadline.remaining()
+
+
+class _Reaper:
+    """One thread that expires deadlines when they pass (started with the first one)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: Deadline) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="wheelhouse-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            # Nothing may end this thread: every later deadline would then never pass.
+            with contextlib.suppress(Exception):
+                self._expire_next()
+
+    def _expire_next(self) -> None:
+        with self._wake:
+            while not self._heap or self._heap[0][0] > time.monotonic():
+                wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                self._wake.wait(wait)
+            _, _, deadline = heapq.heappop(self._heap)
+        deadline.expire()
+
+
+_reaper = _Reaper()
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        deadline = _active_deadline()
+        if deadline is not None:
+            deadline.watch(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def connect(self) -> None:
+        deadline = _active_deadline()
+        if deadline is not None:
+            deadline.watch(self)  # the TLS handshake reads too
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        deadline = _active_deadline()
+        if deadline is not None:
+            deadline.watch(self)
+        super().request(*args, **kwargs)
+
+
+def _returned(connection: Any) -> None:
+    deadline = _active_deadline()
+    if deadline is not None and isinstance(connection, urllib3.connection.HTTPConnection):
+        deadline.forget(connection)
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+    def _put_conn(self, conn: Any) -> None:
+        _returned(conn)
+        super()._put_conn(conn)
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+    def _put_conn(self, conn: Any) -> None:
+        _returned(conn)
+        super()._put_conn(conn)
+
+
+_WATCHED_POOLS: dict[str, type[urllib3.HTTPConnectionPool]] = {
+    "http": _HTTPPool,
+    "https": _HTTPSPool,
+}
 
 
 def retry_policy(pip_config: Mapping[str, str]) -> Retry:
@@ -76,6 +237,7 @@ class HttpClient:
         self._direct = urllib3.PoolManager(
             num_pools=16, maxsize=pool_size, ssl_context=self._context, retries=self.retries
         )
+        self._direct.pool_classes_by_scheme = _WATCHED_POOLS
         self._proxies: dict[str, urllib3.ProxyManager] = {}
         self._proxy_option = pip_config.get("proxy")
         self._no_proxy_env = config_flag(pip_config, "no-proxy-env")
@@ -96,7 +258,7 @@ class HttpClient:
         caps connecting and each read in seconds, instead of pip's configured timeout.
         Redirects are followed and failures retried by ``retries`` (default: ``self.retries``);
         exhausted retries raise ``urllib3.exceptions.MaxRetryError`` with the last failure as
-        its ``reason``. Credentials are dropped on a redirect to another host. ``False`` asks
+        its ``reason``. Credentials are dropped on a redirect to another origin. ``False`` asks
         once and raises what failed as it is (a probe). ``redirect=False`` hands a redirect
         back as it is (to a client behind a forwarder, which follows it itself).
         ``method="HEAD"`` asks for the status and headers alone (a probe).
@@ -144,17 +306,41 @@ class HttpClient:
                 ssl_context=self._context,
                 retries=self.retries,
             )
+            self._proxies[proxy].pool_classes_by_scheme = _WATCHED_POOLS
         return self._proxies[proxy]
 
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[Deadline]:
+        """Bound every request this thread makes inside the block to ``seconds`` in all:
+        connecting, redirects, retries and their waits, headers and the body read inside
+        the block. Past it a blocked read fails at once (urllib3 raises its ``HTTPError``);
+        ``Deadline.expired`` tells that apart from other failures. Nested blocks keep the
+        outer, earlier deadline when it is the sooner one."""
+        outer = _active_deadline()
+        deadline = Deadline(seconds)
+        if outer is not None and outer.at <= deadline.at:
+            yield outer
+            return
+        _reaper.add(deadline)
+        _current.deadline = deadline
+        try:
+            yield deadline
+        finally:
+            _current.deadline = outer
+            deadline.release()
+
     def _auth_for(self, url: str) -> str | None:
-        # pip's order: credentials in the URL, then the index URL's for its host, then netrc.
+        # pip's order: credentials in the URL, then the index URL's for its origin, then netrc
+        # (by host name, as pip's requests reads it). An index's credentials go to its own
+        # scheme, host and port only: never to another port of the host, nor over plain http
+        # when the index is https.
         parts = urlsplit(url)
         if parts.username is not None:
             return _userinfo(parts.username, parts.password)
-        host = parts.hostname or ""
-        if host in self._credentials:
-            return self._credentials[host]
-        return _netrc_auth(host)
+        found = self._credentials.get(origin_of(url))
+        if found is not None:
+            return found
+        return _netrc_auth(parts.hostname or "")
 
 
 def _userinfo(username: str, password: str | None) -> str:
@@ -197,12 +383,28 @@ def _shared_context(cafile: str | None, client_cert: str | None) -> ssl.SSLConte
     return context
 
 
-def _index_credentials(pip_config: Mapping[str, str]) -> dict[str, str]:
-    # Index URLs may carry user:password; files hosted on the same host need them too.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+Origin = tuple[str, str, int | None]
+
+
+def origin_of(url: str) -> Origin:
+    """The scheme, host and port of ``url`` (the default port spelled out): where the index's
+    credentials may go."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number matches nothing
+        return (scheme, "", -1)
+    return (scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme))
+
+
+def _index_credentials(pip_config: Mapping[str, str]) -> dict[Origin, str]:
+    # Index URLs may carry user:password; files hosted on the same origin need them too.
     urls = " ".join(pip_config.get(k, "") for k in ("index-url", "extra-index-url")).split()
-    creds: dict[str, str] = {}
+    creds: dict[Origin, str] = {}
     for url in urls:
         parts = urlsplit(url)
         if parts.username is not None and parts.hostname:
-            creds[parts.hostname] = _userinfo(parts.username, parts.password)
+            creds[origin_of(url)] = _userinfo(parts.username, parts.password)
     return creds

@@ -20,14 +20,41 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from wheelhouse.errors import WheelhouseError
+
 __all__ = [
+    "MAX_METADATA",
+    "MetadataTooLargeError",
     "RangeFile",
     "distribution_of",
     "metadata_member",
     "project_of",
+    "read_member_limited",
     "read_wheel_metadata",
     "read_wheel_metadata_from",
 ]
+
+# The most METADATA bytes read from a wheel (or a PEP 658 file). The longest real ones are a
+# README of about 1 MiB plus headers; past this a wheel is a decompression bomb, not a project.
+MAX_METADATA = 8 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+class MetadataTooLargeError(WheelhouseError, zipfile.BadZipFile):
+    """A wheel's METADATA is larger than any real one (a decompression bomb).
+
+    A ``zipfile.BadZipFile`` too: every reader of METADATA already words an unreadable wheel
+    for its own context, and this is one.
+    """
+
+    def __init__(self, member: str, limit: int) -> None:
+        super().__init__(
+            f"its {member!r} inflates to more than {limit} bytes, far beyond any real METADATA"
+            " (a decompression bomb?)",
+            hint="remove that wheel, or ask its index why it is so",
+        )
+        self.member = member
+        self.limit = limit
 
 
 def distribution_of(filename: str) -> tuple[NormalizedName, Version] | None:
@@ -77,7 +104,8 @@ def read_wheel_metadata(
     Given the file's ``sha256`` (checked by the caller), the answer is remembered by it: the
     same bytes hold the same METADATA, and a build reads each wheel's twice (to check the
     pins, then for the index), where opening a zip means parsing its whole directory.
-    Raises ``OSError`` or ``zipfile.BadZipFile`` for a file that is not a readable zip: callers
+    Raises ``OSError`` or ``zipfile.BadZipFile`` for a file that is not a readable zip, and
+    ``MetadataTooLargeError`` (a ``BadZipFile``) for a METADATA past ``MAX_METADATA``: callers
     word that for their own context.
     """
     if sha256 is not None:
@@ -107,11 +135,30 @@ def read_wheel_metadata_from(
     """The METADATA of the wheel ``stream`` holds (any seekable binary file), or None.
 
     With a ``RangeFile`` only the zip's end records, its central directory and the one
-    member are read: tens of KB of a wheel of any size.
+    member are read: tens of KB of a wheel of any size. At most ``MAX_METADATA`` bytes are
+    inflated: more raises ``MetadataTooLargeError``.
     """
     with zipfile.ZipFile(stream) as archive:
         member = metadata_member(archive.namelist(), name, version)
-        return None if member is None else archive.read(member)
+        return None if member is None else read_member_limited(archive, member, MAX_METADATA)
+
+
+def read_member_limited(archive: zipfile.ZipFile, member: str, limit: int) -> bytes:
+    """The bytes of ``member``, inflating at most ``limit`` of them (``MetadataTooLargeError``
+    past it): the size the zip declares is checked first, and the bytes that actually come
+    out too, since a hostile zip can declare any size."""
+    info = archive.getinfo(member)
+    if info.file_size > limit:
+        raise MetadataTooLargeError(member, limit)
+    chunks: list[bytes] = []
+    size = 0
+    with archive.open(info) as stream:
+        while chunk := stream.read(min(_CHUNK, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise MetadataTooLargeError(member, limit)
+    return b"".join(chunks)
 
 
 class RangeFile(io.RawIOBase):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import re
 import tempfile
 import zipfile
@@ -20,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import quote, urldefrag, urljoin, urlsplit
 
 import urllib3
+import urllib3.connection
 from packaging.utils import (
     InvalidWheelFilename,
     NormalizedName,
@@ -27,8 +29,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from wheelhouse._base._http import HttpClient, strip_credentials
-from wheelhouse._base.wheels import RangeFile, read_wheel_metadata_from
+from wheelhouse._base._http import Deadline, HttpClient, origin_of, strip_credentials
+from wheelhouse._base.wheels import MAX_METADATA, RangeFile, read_wheel_metadata_from
 from wheelhouse.errors import NetworkError
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "parse_html_page",
     "parse_json_page",
     "project_page_url",
+    "read_page",
 ]
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -54,12 +57,27 @@ HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 ACCEPT = f"{JSON_TYPE}, {HTML_TYPE};q=0.2, text/html;q=0.01"
 DEFAULT_TIMEOUT = 15.0
 _MAX_REDIRECTS = 5
-_MAX_PAGE = 64 * 1024 * 1024  # PyPI's largest project pages are a few MB
+# PyPI's largest project pages are a few MB (tens of thousands of files); the cap holds for
+# the bytes inflated from a compressed answer too, so a gzip bomb costs at most this.
+_MAX_PAGE = 32 * 1024 * 1024
+# The schemes a page fetched over HTTP may link files by; a file: URL on a remote page would
+# make us read (or leak the hash of) a local file, so only a file: index may link file: URLs.
+_REMOTE_SCHEMES = frozenset({"http", "https"})
+_LOCAL_SCHEMES = _REMOTE_SCHEMES | {"file"}
+# The most files a page may list. A real page of _MAX_PAGE bytes lists about 78,000 (430 bytes
+# a file; pydantic-core's 15,000 files make 6.5 MB); a hostile one of tiny entries would list
+# millions, and parsing a million cost 550 MB and minutes of CPU.
+_MAX_FILES = 100_000
+# JSON separators per file in a real page (about a dozen): a bound, known before parsing, on
+# how many values json.loads would build.
+_COMMAS_PER_FILE = 16
 _TAIL = 64 * 1024  # the zip end records and, for most wheels, the whole central directory
 _CHUNK = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 CoreMetadata = bool | dict[str, str]  # False: none; True: available, no hash; else its hashes
+
+logger = logging.getLogger(__name__)
 
 
 class UpstreamError(NetworkError):
@@ -170,7 +188,23 @@ def fetch_project_page(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> PageResult:
     """Ask ``index_url`` for the page of ``name``, JSON preferred, revalidating if validators
-    are given. Raises ``UpstreamError`` for a timeout, a refused connection or a 5xx."""
+    are given. Raises ``UpstreamError`` for a timeout, a refused connection or a 5xx.
+
+    ``timeout`` bounds the whole call (redirects, retries, a page dripping in); the page is
+    read up to ``_MAX_PAGE`` bytes, inflated if upstream compressed it.
+    """
+    with client.deadline(timeout) as deadline:
+        return _fetch_project_page(client, index_url, name, etag, last_modified, deadline)
+
+
+def _fetch_project_page(
+    client: HttpClient,
+    index_url: str,
+    name: str,
+    etag: str | None,
+    last_modified: str | None,
+    deadline: Deadline,
+) -> PageResult:
     project = canonicalize_name(name)
     headers = {"Accept": ACCEPT}
     if etag:
@@ -178,7 +212,7 @@ def fetch_project_page(
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     url = project_page_url(index_url, project)
-    response, url = _get_following(client, url, headers, timeout)
+    response, url = _get_following(client, url, headers, deadline)
     try:
         status = response.status
         new_etag = response.headers.get("ETag")
@@ -191,7 +225,7 @@ def fetch_project_page(
             raise UpstreamError(
                 f"{strip_credentials(url)} answered HTTP {status}", url=strip_credentials(url)
             )
-        body = _read_limited(response, url, _MAX_PAGE)
+        body = _read_limited(response, url, _MAX_PAGE, deadline)
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
     finally:
         response.release_conn()
@@ -214,13 +248,25 @@ def fetch_project_page(
 
 
 def parse_json_page(data: bytes, url: str, name: str) -> ProjectPage:
-    """A PEP 691 JSON project page; relative file URLs are resolved against ``url``."""
+    """A PEP 691 JSON project page; relative file URLs are resolved against ``url``.
+
+    Files linked by a URL that is not http(s) are left out (``file:`` ones too, unless the
+    page itself is a ``file:`` URL).
+    """
+    links = _Links(url)
+    if data.count(b",") > _MAX_FILES * _COMMAS_PER_FILE:
+        raise _too_many(url)
     try:
         document = json.loads(data)
+        if len(document["files"]) > _MAX_FILES:
+            raise _too_many(url)
         meta = document.get("meta") or {}
         files = []
         for item in document["files"]:
-            file_url, fragment_hashes = _split_url(urljoin(url, item["url"]))
+            resolved = links.resolve(url, item["url"])
+            if resolved is None:
+                continue
+            file_url, fragment_hashes = _split_url(resolved)
             hashes = {str(k).lower(): str(v) for k, v in (item.get("hashes") or {}).items()}
             core = item.get("core-metadata", item.get("dist-info-metadata", False))
             files.append(
@@ -236,11 +282,12 @@ def parse_json_page(data: bytes, url: str, name: str) -> ProjectPage:
                 )
             )
         versions = document.get("versions")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise UpstreamError(
             f"{strip_credentials(url)} sent a malformed PEP 691 page: {exc!r}",
             url=strip_credentials(url),
         ) from exc
+    links.warn()
     return ProjectPage(
         name=canonicalize_name(str(document.get("name") or name)),
         url=url,
@@ -251,23 +298,30 @@ def parse_json_page(data: bytes, url: str, name: str) -> ProjectPage:
 
 
 def parse_html_page(data: bytes, url: str, name: str) -> ProjectPage:
-    """A PEP 503 HTML project page (with PEP 592/658/714 attributes)."""
+    """A PEP 503 HTML project page (with PEP 592/658/714 attributes); files linked by a URL
+    that is not http(s) are left out (``file:`` ones too, unless the page is a ``file:`` URL)."""
     parser = _LinkParser()
     try:
         parser.feed(data.decode("utf-8", errors="replace"))
         parser.close()
+    except _TooManyLinks:
+        raise _too_many(url) from None
     except Exception as exc:  # HTMLParser raises little, but a page is untrusted input
         raise UpstreamError(
             f"{strip_credentials(url)} sent an unreadable HTML page: {exc!r}",
             url=strip_credentials(url),
         ) from exc
     base = urljoin(url, parser.base) if parser.base else url
+    links = _Links(url)
     files = []
     for attrs, text in parser.links:
         href = attrs.get("href")
         if not href:
             continue
-        file_url, hashes = _split_url(urljoin(base, href))
+        resolved = links.resolve(base, href)
+        if resolved is None:
+            continue
+        file_url, hashes = _split_url(resolved)
         filename = text.strip() or file_url.rsplit("/", 1)[-1]
         yanked_attr = attrs.get("data-yanked")
         core = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
@@ -281,11 +335,24 @@ def parse_html_page(data: bytes, url: str, name: str) -> ProjectPage:
                 core_metadata=_core_metadata_html(core),
             )
         )
+    links.warn()
     return ProjectPage(
         name=canonicalize_name(name),
         url=url,
         files=tuple(files),
         api_version=parser.api_version or "1.0",
+    )
+
+
+class _TooManyLinks(Exception):
+    pass
+
+
+def _too_many(url: str) -> UpstreamError:
+    shown = strip_credentials(url)
+    return UpstreamError(
+        f"{shown} sent a page of more than {_MAX_FILES} files, more than any real project has",
+        url=shown,
     )
 
 
@@ -313,8 +380,38 @@ class _LinkParser(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "a" and self._current is not None:
+            if len(self.links) >= _MAX_FILES:
+                raise _TooManyLinks
             self.links.append((self._current, "".join(self._text)))
             self._current = None
+
+
+class _Links:
+    """Resolves a page's links, leaving out those whose scheme the page may not link."""
+
+    def __init__(self, page_url: str) -> None:
+        self._page = page_url
+        local = urlsplit(page_url).scheme.lower() == "file"
+        self._allowed = _LOCAL_SCHEMES if local else _REMOTE_SCHEMES
+        self._dropped: dict[str, int] = {}
+
+    def resolve(self, base: str, href: str) -> str | None:
+        resolved = urljoin(base, href)
+        scheme = urlsplit(resolved).scheme.lower()
+        if scheme in self._allowed:
+            return resolved
+        self._dropped[scheme] = self._dropped.get(scheme, 0) + 1
+        return None
+
+    def warn(self) -> None:
+        # Once per page: a hostile page may link thousands.
+        if self._dropped:
+            logger.warning(
+                "%s links %s; only http(s) links are followed%s: they are ignored",
+                strip_credentials(self._page),
+                ", ".join(f"{n} {s or 'scheme-less'}: URL(s)" for s, n in self._dropped.items()),
+                "" if self._allowed is _REMOTE_SCHEMES else " (and file: ones on a local index)",
+            )
 
 
 def _split_url(url: str) -> tuple[str, dict[str, str]]:
@@ -362,11 +459,25 @@ def fetch_wheel_metadata(
     (checked against its hash), else read with HTTP range requests (the zip's end and one
     member), else from the whole wheel (checked against the file's sha256).
 
-    Raises ``UpstreamError`` when none of these works, ``RangesUnsupported`` instead of
-    reading the whole wheel when ``allow_whole`` is false. A caller that stores wheels passes
-    ``on_whole``: it gets upstream's 200 answer to the range request (the whole wheel, so one
-    request fetches it) and returns the METADATA it read from what it stored.
+    Raises ``UpstreamError`` when none of these works (or the METADATA is larger than
+    ``MAX_METADATA``), ``RangesUnsupported`` instead of reading the whole wheel when
+    ``allow_whole`` is false. A caller that stores wheels passes ``on_whole``: it gets
+    upstream's 200 answer to the range request (the whole wheel, so one request fetches it)
+    and returns the METADATA it read from what it stored. ``timeout`` bounds the requests
+    made here, the PEP 658 file and the ranges read, not the whole wheel read (that is a
+    download: the stream's reads are bounded one by one).
     """
+    with client.deadline(timeout) as deadline:
+        return _fetch_wheel_metadata(client, file, deadline, allow_whole, on_whole)
+
+
+def _fetch_wheel_metadata(
+    client: HttpClient,
+    file: UpstreamFile,
+    deadline: Deadline,
+    allow_whole: bool,
+    on_whole: Callable[[urllib3.BaseHTTPResponse], bytes] | None,
+) -> WheelMetadata:
     try:
         name, version, _, _ = parse_wheel_filename(file.filename)
     except InvalidWheelFilename as exc:
@@ -374,27 +485,29 @@ def fetch_wheel_metadata(
     requests = 0
     if file.core_metadata:
         requests += 1
-        data = _get_metadata_file(client, file, timeout)
+        data = _get_metadata_file(client, file, deadline)
         if data is not None:
             return WheelMetadata(
                 data, hashlib.sha256(data).hexdigest(), "pep658", requests, len(data)
             )
     shown = strip_credentials(file.url)
-    response, _ = _get_following(client, file.url, {"Range": f"bytes=-{_TAIL}"}, timeout)
+    response, _ = _get_following(client, file.url, {"Range": f"bytes=-{_TAIL}"}, deadline)
     requests += 1
     try:
         if response.status == 206:
-            tail = _read_limited(response, file.url, _TAIL + 1)
+            tail = _read_limited(response, file.url, _TAIL + 1, deadline)
             total = _total_size(response.headers.get("Content-Range"), shown)
         elif response.status == 200:
             if on_whole is not None:
                 size = int(response.headers.get("Content-Length") or 0)
+                deadline.release()  # a download: its reads are bounded one by one
                 data = on_whole(response)
                 digest = hashlib.sha256(data).hexdigest()
                 return WheelMetadata(data, digest, "whole", requests, size)
             if not allow_whole:
                 raise RangesUnsupported(f"{shown} does not answer range requests", url=shown)
-            return _metadata_from_whole(response, file, name, version, requests, timeout)
+            deadline.release()  # a download: its reads are bounded one by one
+            return _metadata_from_whole(response, file, name, version, requests)
         else:
             raise UpstreamError(f"{shown} answered HTTP {response.status}", url=shown)
     finally:
@@ -406,12 +519,13 @@ def fetch_wheel_metadata(
         if stop > total - len(tail) and start >= total - len(tail):
             offset = total - len(tail)
             return tail[start - offset : stop - offset]
-        got, _ = _get_following(client, file.url, {"Range": f"bytes={start}-{stop - 1}"}, timeout)
+        headers = {"Range": f"bytes={start}-{stop - 1}"}
+        got, _ = _get_following(client, file.url, headers, deadline)
         requests += 1
         try:
             if got.status != 206:
                 raise UpstreamError(f"{shown} answered a range with HTTP {got.status}", url=shown)
-            data = _read_limited(got, file.url, stop - start + 1)
+            data = _read_limited(got, file.url, stop - start + 1, deadline)
         finally:
             got.release_conn()
         read += len(data)
@@ -427,13 +541,13 @@ def fetch_wheel_metadata(
     return WheelMetadata(data, hashlib.sha256(data).hexdigest(), "range", requests, read)
 
 
-def _get_metadata_file(client: HttpClient, file: UpstreamFile, timeout: float) -> bytes | None:
+def _get_metadata_file(client: HttpClient, file: UpstreamFile, deadline: Deadline) -> bytes | None:
     shown = strip_credentials(file.url) + ".metadata"
-    response, _ = _get_following(client, file.url + ".metadata", {}, timeout)
+    response, _ = _get_following(client, file.url + ".metadata", {}, deadline)
     try:
         if response.status != 200:
             return None
-        data = _read_limited(response, file.url, _MAX_PAGE)
+        data = _read_limited(response, file.url + ".metadata", MAX_METADATA, deadline)
     finally:
         response.release_conn()
     expected = file.core_metadata.get("sha256") if isinstance(file.core_metadata, dict) else None
@@ -448,7 +562,6 @@ def _metadata_from_whole(
     name: NormalizedName,
     version: Any,
     requests: int,
-    timeout: float,
 ) -> WheelMetadata:
     # Upstream ignores ranges: read the wheel (spooled to disk past 16 MB) and check its hash.
     shown = strip_credentials(file.url)
@@ -460,6 +573,11 @@ def _metadata_from_whole(
                 digest.update(chunk)
                 spool.write(chunk)
                 size += len(chunk)
+                if file.size is not None and size > file.size:
+                    # An endless answer would fill the disk before any hash could fail.
+                    raise UpstreamError(
+                        f"{shown} sent more than the {file.size} bytes its page gives", url=shown
+                    )
         except urllib3.exceptions.HTTPError as exc:
             raise UpstreamError(f"reading {shown} failed: {exc}", url=shown) from exc
         if file.sha256 is not None and digest.hexdigest() != file.sha256:
@@ -487,8 +605,13 @@ def _total_size(content_range: str | None, shown: str) -> int:
 def open_file(
     client: HttpClient, url: str, *, timeout: float = DEFAULT_TIMEOUT
 ) -> urllib3.BaseHTTPResponse:
-    """A streamed 200 response for ``url`` (redirects followed); the caller releases it."""
-    response, answered = _get_following(client, url, {}, timeout)
+    """A streamed 200 response for ``url`` (redirects followed); the caller releases it.
+
+    ``timeout`` bounds the whole call up to the response's headers (connecting, redirects,
+    retries); the caller's reads of the body are bounded one by one by the same number.
+    """
+    with client.deadline(timeout) as deadline:
+        response, answered = _get_following(client, url, {}, deadline)
     if response.status != 200:
         response.release_conn()
         shown = strip_credentials(answered)
@@ -497,46 +620,100 @@ def open_file(
 
 
 def _get_following(
-    client: HttpClient, url: str, headers: Mapping[str, str], timeout: float
+    client: HttpClient, url: str, headers: Mapping[str, str], deadline: Deadline
 ) -> tuple[urllib3.BaseHTTPResponse, str]:
     """GET ``url``, following redirects ourselves; the response and the URL that answered."""
     for _ in range(_MAX_REDIRECTS + 1):
         shown = strip_credentials(url)
+        if deadline.expired:
+            raise _late(shown, deadline)
         try:
             # Redirects are ours to follow (the URL that answers resolves relative links);
             # refused connections and 5xx answers are still retried by the client's policy.
             retries = client.retries.new(redirect=0, raise_on_redirect=False)
+            timeout = max(deadline.remaining(), 0.001)
             response = client.get(url, headers=headers, timeout=timeout, retries=retries)
         except urllib3.exceptions.SSLError as exc:  # a subclass of HTTPError: first
             raise UpstreamError(f"TLS to {shown} failed: {exc}", url=shown) from exc
         except urllib3.exceptions.HTTPError as exc:
+            if deadline.expired:
+                raise _late(shown, deadline) from exc
             raise UpstreamError(f"{shown} cannot be reached: {_reason(exc)}", url=shown) from exc
         location = response.headers.get("Location")
         if response.status in (301, 302, 303, 307, 308) and location:
             response.drain_conn()
             response.release_conn()
             target = urljoin(url, location)
-            # Credentials from the index URL follow a redirect to the same host only.
-            if urlsplit(target).hostname == urlsplit(url).hostname and "@" in urlsplit(url).netloc:
-                parts = urlsplit(target)
-                if "@" not in parts.netloc:
-                    userinfo = urlsplit(url).netloc.rsplit("@", 1)[0]
-                    target = parts._replace(netloc=f"{userinfo}@{parts.netloc}").geturl()
+            if urlsplit(target).scheme.lower() not in _REMOTE_SCHEMES:
+                raise UpstreamError(
+                    f"{shown} redirects to a {urlsplit(target).scheme}: URL; only http(s) is"
+                    " followed",
+                    url=shown,
+                )
+            # Credentials in the index URL follow a redirect to the same origin only (scheme,
+            # host and port), as HttpClient matches the index's credentials.
+            parts, source = urlsplit(target), urlsplit(url)
+            same_origin = origin_of(target) == origin_of(url)
+            if same_origin and "@" in source.netloc and "@" not in parts.netloc:
+                userinfo = source.netloc.rsplit("@", 1)[0]
+                target = parts._replace(netloc=f"{userinfo}@{parts.netloc}").geturl()
             url = target
             continue
         return response, url
     raise UpstreamError(f"{strip_credentials(url)} redirects too often", url=strip_credentials(url))
 
 
-def _read_limited(response: urllib3.BaseHTTPResponse, url: str, limit: int) -> bytes:
+def _read_limited(
+    response: urllib3.BaseHTTPResponse, url: str, limit: int, deadline: Deadline
+) -> bytes:
+    """At most ``limit`` bytes of the body (inflated, when upstream compressed it), read
+    before ``deadline``; ``UpstreamError`` past either."""
     shown = strip_credentials(url)
+    declared = response.headers.get("Content-Length") or ""
+    plain = response.headers.get("Content-Encoding") is None
+    body = io.BytesIO()
+    size = 0
     try:
-        data = response.read(limit + 1)
+        if plain and declared.isdigit() and int(declared) > limit:
+            raise UpstreamError(f"{shown} sent more than {limit} bytes", url=shown)
+        # In slices: urllib3 inflates no more than it is asked for, so a bomb costs one slice
+        # beyond the limit, and the deadline's check comes between slices.
+        while chunk := response.read(min(_CHUNK, limit + 1 - size)):
+            body.write(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise UpstreamError(f"{shown} sent more than {limit} bytes", url=shown)
+            if deadline.expired:
+                raise _late(shown, deadline)
     except urllib3.exceptions.HTTPError as exc:
+        response.close()
+        if deadline.expired:
+            raise _late(shown, deadline) from exc
         raise UpstreamError(f"reading {shown} failed: {_reason(exc)}", url=shown) from exc
-    if len(data) > limit:
-        raise UpstreamError(f"{shown} sent more than {limit} bytes", url=shown)
-    return data
+    except UpstreamError:
+        response.close()  # the rest of the body is unread: the connection cannot be reused
+        raise
+    return body.getvalue()
+
+
+def read_page(
+    client: HttpClient,
+    response: urllib3.BaseHTTPResponse,
+    url: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> bytes:
+    """The body of a page answer ``client`` started, as ``fetch_project_page`` reads it: at
+    most ``_MAX_PAGE`` bytes (inflated, when compressed), within ``timeout`` seconds."""
+    with client.deadline(timeout) as deadline:
+        connection = getattr(response, "connection", None)
+        if isinstance(connection, urllib3.connection.HTTPConnection):
+            deadline.watch(connection)
+        return _read_limited(response, url, _MAX_PAGE, deadline)
+
+
+def _late(shown: str, deadline: Deadline) -> UpstreamError:
+    return UpstreamError(f"{shown} did not answer within {deadline.seconds:g} s", url=shown)
 
 
 def _reason(exc: urllib3.exceptions.HTTPError) -> str:

@@ -96,6 +96,7 @@ from wheelhouse.serve._upstream import (
     parse_html_page,
     parse_json_page,
     project_page_url,
+    read_page,
 )
 
 __all__ = [
@@ -1287,7 +1288,7 @@ def _remote_page(
         response = client.get(url, headers=headers)
         try:
             status = response.status
-            body = _read_body(response, url, _MAX_PAGE) if status == 200 else b""
+            body = read_page(client, response, url) if status == 200 else b""
             if status == 304:
                 response.drain_conn()  # nothing to read: the connection is reused
             elif status != 200:
