@@ -16,6 +16,7 @@ __all__ = [
     "InvalidWheelhouseError",
     "NetworkError",
     "NotFoundError",
+    "OsvSnapshotError",
     "OutputDirError",
     "RequirementsError",
     "ResolutionError",
@@ -40,6 +41,7 @@ class ExitCode:
     OUTPUT = 8  # the output directory cannot be used
     INCOMPATIBLE = 9  # the wheelhouse has nothing that fits the target interpreter
     PARTIAL = 10  # some projects failed; the others were done (mirror)
+    VULNERABLE = 11  # `audit`: a distribution has a known vulnerability (not an error)
 
 
 class WheelhouseError(Exception):
@@ -177,5 +179,11 @@ class InvalidBundleError(WheelhouseError):
 
 class BundleBaseError(WheelhouseError):
     """An update bundle was made against another wheelhouse than the one it is unpacked onto."""
+
+    exit_code = ExitCode.INPUT
+
+
+class OsvSnapshotError(WheelhouseError):
+    """An OSV snapshot is missing, is not a zip, or holds a malformed or oversized record."""
 
     exit_code = ExitCode.INPUT

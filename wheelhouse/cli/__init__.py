@@ -15,6 +15,7 @@ import typer
 # start, and evaluating them from strings cost 0.05 s a run.
 # isort: off
 from wheelhouse.cli import build, install, house, publish, serve, cache, bundle, mirror  # noqa: F401
+from wheelhouse.cli import audit  # noqa: F401
 
 # isort: on
 from wheelhouse.cli._app import app, state
