@@ -111,7 +111,6 @@ class Advisory:
     modified: str
     published: str | None
     severity: tuple[tuple[str, str], ...]
-    references: tuple[tuple[str, str], ...]
     affected: tuple[Affected, ...]
     # The zip member the record came from: a label, never a path.
     member: str
@@ -206,18 +205,18 @@ def load_snapshot(
                 record = json.loads(data)
             except (ValueError, RecursionError) as exc:
                 raise _malformed(path, info.filename, f"not JSON ({exc})") from exc
-            advisory = _advisory(record, path, info.filename)
+            found = _advisory(record, path, info.filename, wanted)
+            if found is None:
+                continue
+            ident, advisory = found
+            if ident in seen:
+                raise _malformed(path, info.filename, f"its id {ident!r} is also {seen[ident]!r}'s")
+            seen[ident] = info.filename
+            database.records += 1
             if advisory is None:
                 continue
-            if advisory.id in seen:
-                raise _malformed(
-                    path, info.filename, f"its id {advisory.id!r} is also {seen[advisory.id]!r}'s"
-                )
-            seen[advisory.id] = info.filename
-            database.records += 1
             for name in {a.name for a in advisory.affected}:
-                if wanted is None or name in wanted:
-                    database.by_name.setdefault(name, []).append(advisory)
+                database.by_name.setdefault(name, []).append(advisory)
     return database
 
 
@@ -289,112 +288,148 @@ class _Malformed(Exception):
     pass
 
 
-def _str(value: object, what: str, *, optional: bool = False) -> str:
-    if value is None and optional:
-        return ""
-    if not isinstance(value, str):
-        raise _Malformed(f"{what} is {type(value).__name__}, not a string")
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def _str(value: object, what: str) -> str:
+    if type(value) is not str:
+        raise _Malformed(f"{what} is {_kind(value)}, not a string")
     return value
+
+
+def _optional_str(record: dict[str, Any], key: str) -> str:
+    value = record.get(key)
+    if value is None:
+        return ""
+    return _str(value, f"'{key}'")
 
 
 def _list(value: object, what: str) -> list[Any]:
     if value is None:
         return []
-    if not isinstance(value, list):
-        raise _Malformed(f"{what} is {type(value).__name__}, not a list")
+    if type(value) is not list:
+        raise _Malformed(f"{what} is {_kind(value)}, not a list")
     return value
 
 
 def _dict(value: object, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _Malformed(f"{what} is {type(value).__name__}, not an object")
+    if type(value) is not dict:
+        raise _Malformed(f"{what} is {_kind(value)}, not an object")
     return value
 
 
-def _advisory(record: object, path: Path, member: str) -> Advisory | None:
-    """The record as an Advisory; None when withdrawn or about no PyPI project."""
+def _strings(value: object, what: str) -> list[str]:
+    items = _list(value, what)
+    for item in items:
+        if type(item) is not str:
+            raise _Malformed(f"{what} has a {_kind(item)}, not a string")
+    return items
+
+
+def _advisory(
+    record: object, path: Path, member: str, wanted: set[NormalizedName] | None
+) -> tuple[str, Advisory | None] | None:
+    """The record's id and Advisory (None when it is about none of ``wanted``); None when it
+    is withdrawn or about no PyPI project. Every field an audit reads is checked, whether
+    the record is kept or not."""
     try:
-        return _advisory_of(_dict(record, "the record"), member)
+        return _advisory_of(_dict(record, "the record"), member, wanted)
     except _Malformed as exc:
         raise _malformed(path, member, str(exc)) from None
 
 
-def _advisory_of(record: dict[str, Any], member: str) -> Advisory | None:
+def _advisory_of(
+    record: dict[str, Any], member: str, wanted: set[NormalizedName] | None
+) -> tuple[str, Advisory | None] | None:
     ident = _str(record.get("id"), "'id'")
     if not ident:
         raise _Malformed("'id' is empty")
-    aliases = tuple(_str(a, "an alias") for a in _list(record.get("aliases"), "'aliases'"))
-    affected = tuple(
-        found
-        for i, entry in enumerate(_list(record.get("affected"), "'affected'"))
-        if (found := _affected(_dict(entry, f"affected[{i}]"), i)) is not None
-    )
-    severity = _pairs(record.get("severity"), "severity", ("type", "score"))
-    references = _pairs(record.get("references"), "references", ("type", "url"))
-    summary = _str(record.get("summary"), "'summary'", optional=True)
-    details = _str(record.get("details"), "'details'", optional=True)
-    modified = _str(record.get("modified"), "'modified'", optional=True)
+    aliases = _strings(record.get("aliases"), "'aliases'")
+    summary = _optional_str(record, "summary")
+    details = _optional_str(record, "details")
+    modified = _optional_str(record, "modified")
     published = record.get("published")
     if published is not None:
-        published = _str(published, "'published'")
+        _str(published, "'published'")
+    severity = []
+    for i, item in enumerate(_list(record.get("severity"), "'severity'")):
+        item = _dict(item, f"severity[{i}]")
+        severity.append(
+            (
+                _str(item.get("type"), f"severity[{i}].type"),
+                _str(item.get("score"), f"severity[{i}].score"),
+            )
+        )
+    affected = []
+    pypi = False
+    for i, entry in enumerate(_list(record.get("affected"), "'affected'")):
+        about, found = _affected(_dict(entry, f"affected[{i}]"), f"affected[{i}]", wanted)
+        pypi = pypi or about
+        if found is not None:
+            affected.append(found)
     withdrawn = record.get("withdrawn")
     if withdrawn is not None:
         _str(withdrawn, "'withdrawn'")
         return None
-    if not affected:
+    if not pypi:
         return None
-    return Advisory(
+    if not affected:
+        return ident, None
+    return ident, Advisory(
         id=ident,
-        aliases=aliases,
+        aliases=tuple(aliases),
         summary=summary,
         details=details,
         modified=modified,
         published=published,
-        severity=severity,
-        references=references,
-        affected=affected,
+        severity=tuple(severity),
+        affected=tuple(affected),
         member=member,
     )
 
 
-def _pairs(value: object, what: str, keys: tuple[str, str]) -> tuple[tuple[str, str], ...]:
-    found = []
-    for i, item in enumerate(_list(value, f"'{what}'")):
-        item = _dict(item, f"{what}[{i}]")
-        first, second = (_str(item.get(k), f"{what}[{i}].{k}") for k in keys)
-        found.append((first, second))
-    return tuple(found)
-
-
-def _affected(entry: dict[str, Any], index: int) -> Affected | None:
-    where = f"affected[{index}]"
+def _affected(
+    entry: dict[str, Any], where: str, wanted: set[NormalizedName] | None
+) -> tuple[bool, Affected | None]:
+    """Whether the entry is about a PyPI project, and the entry when it is a wanted one."""
     package = _dict(entry.get("package"), f"{where}.package")
     ecosystem = _str(package.get("ecosystem"), f"{where}.package.ecosystem")
     name = _str(package.get("name"), f"{where}.package.name")
-    ranges = tuple(
+    versions = _strings(entry.get("versions"), f"{where}.versions")
+    ranges = [
         _range(_dict(r, f"{where}.ranges[{i}]"), f"{where}.ranges[{i}]")
         for i, r in enumerate(_list(entry.get("ranges"), f"{where}.ranges"))
-    )
-    versions = frozenset(
-        _str(v, f"{where}.versions[]") for v in _list(entry.get("versions"), f"{where}.versions")
-    )
+    ]
     if ecosystem != ECOSYSTEM:
-        return None
-    return Affected(name=canonicalize_name(name), ranges=ranges, versions=versions)
+        return False, None
+    canonical = canonicalize_name(name)
+    if wanted is not None and canonical not in wanted:
+        return True, None
+    return True, Affected(
+        name=canonical,
+        ranges=tuple(Range(kind, tuple(Event(*e) for e in events)) for kind, events in ranges),
+        versions=frozenset(versions),
+    )
 
 
-def _range(entry: dict[str, Any], where: str) -> Range:
+def _range(entry: dict[str, Any], where: str) -> tuple[str, list[tuple[EventKind, str]]]:
     kind = _str(entry.get("type"), f"{where}.type")
-    events = []
+    events: list[tuple[EventKind, str]] = []
     for i, event in enumerate(_list(entry.get("events"), f"{where}.events")):
-        event = _dict(event, f"{where}.events[{i}]")
-        keys = [k for k in _EVENT_KINDS if k in event]
-        if len(keys) != 1:
+        if type(event) is not dict or len(event) != 1:
+            # An event has exactly one key; fields other than the four are not allowed.
+            _dict(event, f"{where}.events[{i}]")
             raise _Malformed(
                 f"{where}.events[{i}] must have exactly one of {', '.join(_EVENT_KINDS)}"
             )
-        events.append(Event(keys[0], _str(event[keys[0]], f"{where}.events[{i}].{keys[0]}")))
-    return Range(type=kind, events=tuple(events))
+        ((key, value),) = event.items()
+        if key not in _EVENT_KINDS:
+            raise _Malformed(
+                f"{where}.events[{i}] must have exactly one of {', '.join(_EVENT_KINDS)}"
+            )
+        events.append((key, _str(value, f"{where}.events[{i}].{key}")))
+    return kind, events
 
 
 # -- matching ---------------------------------------------------------------------------------
