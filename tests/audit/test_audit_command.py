@@ -315,3 +315,19 @@ def test_fetch_into_a_directory_that_is_not_a_wheelhouse_is_refused(
     assert result.stderr.splitlines()[0] == (
         f"error: {str(tmp_path)!r} is not a wheelhouse (it has no wheelhouse.json)"
     )
+
+
+def test_audit_alone_audits_the_default_wheelhouse(
+    house: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    place_snapshot(house)
+    monkeypatch.setenv("WHEELHOUSE_DIR", str(house))
+    alone = cli("audit")
+    assert alone.exit_code == ExitCode.VULNERABLE
+    assert table_of(alone.stdout) == TABLE
+    options_first = cli("audit", "--ignore", "CVE-2024-35195", "--json")
+    assert options_first.exit_code == ExitCode.VULNERABLE
+    assert [v["name"] for v in json.loads(options_first.stdout)["vulnerabilities"]] == [
+        "jinja2",
+        "urllib3",
+    ]
