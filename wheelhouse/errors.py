@@ -16,6 +16,7 @@ __all__ = [
     "InvalidWheelhouseError",
     "NetworkError",
     "NotFoundError",
+    "OsvSnapshotError",
     "OutputDirError",
     "RequirementsError",
     "ResolutionError",
@@ -40,6 +41,9 @@ class ExitCode:
     OUTPUT = 8  # the output directory cannot be used
     INCOMPATIBLE = 9  # the wheelhouse has nothing that fits the target interpreter
     PARTIAL = 10  # some projects failed; the others were done (mirror)
+    VULNERABLE = 11  # `audit`: a distribution has a known vulnerability (not an error)
+    PROVENANCE = 12  # `provenance verify`: a file's provenance fails, or the policy refuses it
+    TRUST_ROOT = 13  # `provenance`: the Sigstore trust root is missing, malformed or expired
 
 
 class WheelhouseError(Exception):
@@ -181,19 +185,19 @@ class BundleBaseError(WheelhouseError):
     exit_code = ExitCode.INPUT
 
 
-# -- provenance (PEP 740), verified offline: exit codes 11 and 12 --------------------------
+# -- provenance (PEP 740), verified offline: exit codes 12 and 13 --------------------------
 
 
 class ProvenanceError(WheelhouseError):
-    """A file's provenance does not verify, or the policy refuses a file (exit 11)."""
+    """A file's provenance does not verify, or the policy refuses a file (exit 12)."""
 
-    exit_code = 11
+    exit_code = ExitCode.PROVENANCE
 
 
 class TrustRootError(WheelhouseError):
-    """The Sigstore trust root is missing, unreadable, malformed or expired (exit 12)."""
+    """The Sigstore trust root is missing, unreadable, malformed or expired (exit 13)."""
 
-    exit_code = 12
+    exit_code = ExitCode.TRUST_ROOT
 
     def __init__(self, message: str, *, path: Path, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
@@ -202,5 +206,11 @@ class TrustRootError(WheelhouseError):
 
 class ProvenancePolicyError(WheelhouseError):
     """A provenance policy file is unreadable or malformed (exit 3, as any bad input)."""
+
+    exit_code = ExitCode.INPUT
+
+
+class OsvSnapshotError(WheelhouseError):
+    """An OSV snapshot is missing, is not a zip, or holds a malformed or oversized record."""
 
     exit_code = ExitCode.INPUT

@@ -107,7 +107,7 @@ def test_subject_digest_differs_from_the_file(make_house: MakeHouse, cli: Cli) -
     actual = hashlib.sha256(bytes(data)).hexdigest()
     before = snapshot(house)
     result = cli("provenance", "verify", house)
-    assert result.exit_code == 11
+    assert result.exit_code == 12
     assert _problems(result.stderr) == [
         f"problem: {SDIST!r} has sha256 {actual}, but its attestation is for sha256 {SDIST_SHA256}"
     ]
@@ -120,7 +120,7 @@ def test_file_changed_after_the_manifest(make_house: MakeHouse, cli: Cli) -> Non
     data[-1] ^= 0xFF
     (house / SDIST).write_bytes(bytes(data))
     result = cli("provenance", "verify", house, "--json")
-    assert result.exit_code == 11
+    assert result.exit_code == 12
     report = json.loads(result.stdout)
     assert [p["kind"] for p in report["problems"]] == ["file-changed"]
     assert report["files"][0]["status"] == "failed"
@@ -137,7 +137,7 @@ def test_another_publisher_than_the_policy_pins(
     )
     before = snapshot(house)
     result = cli("provenance", "verify", house, "--policy", policy)
-    assert result.exit_code == 11
+    assert result.exit_code == 12
     assert _problems(result.stderr) == [
         f"problem: {SDIST!r} was published by github trailofbits/pypi-attestations, workflow "
         "release.yml, but the policy pins github pypa/pypi-attestations, workflow release.yml "
@@ -156,7 +156,7 @@ def test_another_workflow_than_the_policy_pins(
         'workflow = "publish.yml"\n',
     )
     result = cli("provenance", "verify", house, "--policy", policy, "--json")
-    assert result.exit_code == 11
+    assert result.exit_code == 12
     [problem] = json.loads(result.stdout)["problems"]
     assert problem["kind"] == "publisher-changed"
     assert "workflow publish.yml" in problem["message"]
@@ -175,7 +175,7 @@ def test_a_claimed_publisher_the_certificate_does_not_name(
         tmp_path, '[projects.pypi-attestations]\nrepository = "pypa/pypi-attestations"\n'
     )
     result = cli("provenance", "verify", house, "--policy", policy)
-    assert result.exit_code == 11
+    assert result.exit_code == 12
     [line] = _problems(result.stderr)
     assert line.startswith(
         f"problem: {SDIST!r}: its Sigstore bundle does not verify against the trust root "
@@ -224,7 +224,7 @@ def test_a_tampered_sigstore_bundle(
     path.write_text(json.dumps(provenance))
     before = snapshot(house)
     result = cli("provenance", "verify", house, "--json")
-    assert result.exit_code == 11, result.stderr
+    assert result.exit_code == 12, result.stderr
     report = json.loads(result.stdout)
     [problem] = report["problems"]
     assert (problem["kind"], problem["filename"]) == ("signature", SDIST)
@@ -241,7 +241,7 @@ def test_the_trust_root_is_missing(make_house: MakeHouse, cli: Cli) -> None:
     house = make_house(trust_root=False)
     before = snapshot(house)
     result = cli("provenance", "verify", house)
-    assert result.exit_code == 12
+    assert result.exit_code == 13
     assert result.stderr.splitlines()[0] == (
         f"error: the trust root {str(house / ROOT_FILE)!r} is missing: provenance cannot be "
         "verified without it"
@@ -271,7 +271,7 @@ def test_the_trust_root_has_expired(make_house: MakeHouse, cli: Cli) -> None:
     _edit_root(house, expire)
     before = snapshot(house)
     result = cli("provenance", "verify", house)
-    assert result.exit_code == 12
+    assert result.exit_code == 13
     assert result.stderr.splitlines()[0] == (
         f"error: the trust root {str(house / ROOT_FILE)!r} has expired: its last Fulcio "
         "certificate authority was valid until 2023-01-01T00:00:00+00:00"
@@ -293,7 +293,7 @@ def test_the_trust_root_was_not_valid_when_the_file_was_signed(
 
     _edit_root(house, later)
     result = cli("provenance", "verify", house)
-    assert result.exit_code == 11
+    assert result.exit_code == 12
     assert _problems(result.stderr) == [
         f"problem: {SDIST!r} was signed at 2024-12-04T23:14:01+00:00, when the trust root "
         f"{str(house / ROOT_FILE)!r} had no valid Fulcio certificate authority: it has "
@@ -311,7 +311,7 @@ def test_a_malformed_provenance(make_house: MakeHouse, cli: Cli, content: bytes)
     (house / f"{SDIST}.provenance").write_bytes(content)
     before = snapshot(house)
     result = cli("provenance", "verify", house)
-    assert result.exit_code == 11
+    assert result.exit_code == 12
     [line] = _problems(result.stderr)
     assert line.startswith(f"problem: {SDIST + '.provenance'!r} ")
     assert "PEP 740 provenance object" in line or "holds no attestation" in line
@@ -329,7 +329,7 @@ def test_files_without_provenance_are_listed_then_refused_by_policy(
     assert report["without-provenance"] == [GITLAB_SDIST]
     policy = _policy(tmp_path, "require = true\n")
     result = cli("provenance", "verify", house, "--policy", policy)
-    assert result.exit_code == 11
+    assert result.exit_code == 12
     assert _problems(result.stderr) == [
         f"problem: {GITLAB_SDIST!r} has no provenance, and the policy requires it for "
         "'gitlab-oidc-project'"
@@ -340,7 +340,7 @@ def test_provenance_of_a_file_the_manifest_does_not_record(make_house: MakeHouse
     house = make_house()
     (house / f"{GITLAB_SDIST}.provenance").write_bytes(b"{}")
     result = cli("provenance", "verify", house)
-    assert result.exit_code == 11
+    assert result.exit_code == 12
     assert _problems(result.stderr) == [
         f"problem: {GITLAB_SDIST + '.provenance'!r} is the provenance of {GITLAB_SDIST!r}, "
         "which the manifest does not record"
@@ -387,7 +387,7 @@ def test_trust_root_command_refuses_an_expired_root_and_writes_nothing(
     expired.write_text(json.dumps(root))
     before, beside = snapshot(house), sorted(tmp_path.iterdir())
     result = cli("provenance", "trust-root", house, "--from", expired)
-    assert result.exit_code == 12
+    assert result.exit_code == 13
     assert result.stderr.splitlines()[0] == (
         f"error: the trust root {str(expired)!r} has expired: its last Fulcio certificate "
         "authority was valid until 2022-12-31T00:00:00+00:00"
@@ -423,7 +423,7 @@ def test_a_fifo_for_provenance_does_not_block(make_house: MakeHouse, tmp_path: P
         timeout=120,
         check=False,
     )
-    assert proc.returncode == 11
+    assert proc.returncode == 12
     assert _problems(proc.stderr) == [f"problem: {SDIST + '.provenance'!r} is not a regular file"]
 
 
@@ -432,7 +432,7 @@ def test_an_oversized_provenance_is_not_read(make_house: MakeHouse, cli: Cli) ->
     with (house / f"{SDIST}.provenance").open("wb") as handle:
         handle.write(b'{"version": 1, "attestation_bundles": [' + b" " * (3 * 1024 * 1024))
     result = cli("provenance", "verify", house)
-    assert result.exit_code == 11
+    assert result.exit_code == 12
     assert _problems(result.stderr) == [
         f"problem: {SDIST + '.provenance'!r} is larger than {2 * 1024 * 1024} bytes"
     ]
@@ -448,7 +448,7 @@ def test_a_trust_root_named_on_the_command_line(
     broken = tmp_path / "root.json"
     broken.write_text('{"mediaType": "application/json"}')
     result = cli("provenance", "verify", house, "--trust-root", broken)
-    assert result.exit_code == 12
+    assert result.exit_code == 13
     assert result.stderr.splitlines()[0].startswith(
         f"error: the trust root {str(broken)!r} is not a Sigstore trusted root: "
     )

@@ -28,6 +28,7 @@ EXIT_CODES = " ".join(
         (ExitCode.OUTPUT, "output directory unusable"),
         (ExitCode.INCOMPATIBLE, "no wheel fits the target interpreter"),
         (ExitCode.PARTIAL, "some projects failed, the others were done"),
+        (ExitCode.VULNERABLE, "audit found known vulnerabilities"),
         (130, "interrupted"),
     ]
 ).join(["Exit codes: ", ""])

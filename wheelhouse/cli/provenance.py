@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 # wheelhouse.provenance): every other command starts without them.
 PROVENANCE_EXIT_CODES = (
     EXIT_CODES.rstrip(";")
-    + "; 11 a file's provenance does not verify, or the policy refuses a file;"
-    + " 12 the trust root is missing, malformed or expired;"
+    + "; 12 a file's provenance does not verify, or the policy refuses a file;"
+    + " 13 the trust root is missing, malformed or expired;"
 )
 
 provenance_app = typer.Typer(

@@ -1,0 +1,1 @@
+"""Offline vulnerability audit: an OSV snapshot fetched on the connected side, matched offline."""
