@@ -228,8 +228,27 @@ def test_sigkill_at_any_point_leaves_the_old_or_the_new_wheelhouse(
     assert wheels_in(out) == REBUILD_WHEELS
     assert_manifest_matches_files(out)
     assert (out / "NOTES.txt").read_text(encoding="utf-8") == "keep me\n"
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".wh.")) == [".wh.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".wh.")) == []
     assert outcomes[0] == "old", outcomes
+
+
+def test_nothing_is_left_beside_the_output_after_a_build_that_worked_or_failed(
+    tmp_path: Path, dists: DistFactory, index_server: IndexServer, cli: Cli
+) -> None:
+    dists.wheel("alpha", "1.0")
+    work = tmp_path / "work"
+    work.mkdir()
+    good = tmp_path / "good.in"
+    good.write_text("alpha\n", encoding="utf-8")
+    built = cli("build", "-r", good, "-o", work / "wh", "-i", index_server.url)
+    assert built.exit_code == 0, built.stderr
+    assert os.listdir(work) == ["wh"]
+
+    bad = tmp_path / "bad.in"
+    bad.write_text("no-such-project\n", encoding="utf-8")
+    failed = cli("build", "-r", bad, "-o", work / "never", "-i", index_server.url)
+    assert failed.exit_code == 4, failed.stderr
+    assert os.listdir(work) == ["wh"]
 
 
 # -- the real PyPI ---------------------------------------------------------------------------
