@@ -4,7 +4,17 @@ import sys
 import threading
 from typing import TextIO
 
-__all__ = ["PlainReporter", "RichReporter", "make_reporter"]
+__all__ = ["PlainReporter", "RichReporter", "count", "make_reporter", "mb"]
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """``n`` and the noun that fits it: "1 wheel", "2 wheels", "1 distribution"."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
+def mb(size: int) -> str:
+    """A size in megabytes, as the command line prints them: "12.3 MB"."""
+    return f"{size / 1e6:.1f} MB"
 
 
 class PlainReporter:
