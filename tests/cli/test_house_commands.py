@@ -20,7 +20,7 @@ from tests._dists import DistFactory
 from tests._server import IndexServer
 from tests.cli.conftest import ALPHA, BETA
 from tests.conftest import Cli
-from tests.house.test_verify import flip_byte
+from tests.house.test_verify import flip_byte, make_wheelhouse
 from wheelhouse.house.manifest import read_manifest
 
 NOT_A_WHEELHOUSE_HINT = "pass the directory that 'wheelhouse build' wrote, or build one with it"
@@ -119,7 +119,7 @@ def test_verify_a_tampered_wheelhouse_exits_6_and_names_the_file(cli: Cli, house
         f"{BETA!r} has sha256 {sha256_of(house / BETA)}, the manifest records {recorded}: "
         "the file was changed after the wheelhouse was built"
     )
-    assert human.stderr.splitlines() == [f"problem: {mismatch}", f"{house}: 2 files, 1 problem(s)"]
+    assert human.stderr.splitlines() == [f"problem: {mismatch}", f"{house}: 2 files, 1 problem"]
 
     as_json = cli("verify", house, "--json")
     assert as_json.exit_code == 6
@@ -189,6 +189,22 @@ def test_wheelhouse_dir_names_the_wheelhouse_of_every_reading_command(
     assert exported.stdout == (house / "requirements.txt").read_text(encoding="utf-8")
     indexed = cli("index")
     assert indexed.stderr == f"{house / 'simple'}: 2 projects indexed\n"
+
+
+def test_counts_of_one_read_in_the_singular(cli: Cli, tmp_path: Path, dists: DistFactory) -> None:
+    house = tmp_path / "one"
+    make_wheelhouse(house, [dists.wheel("solo", "1.0")])
+    verified = cli("verify", house)
+    assert (verified.exit_code, verified.stderr) == (0, f"{house}: 1 file, ok\n")
+    indexed = cli("index", house)
+    assert (indexed.exit_code, indexed.stderr) == (0, f"{house / 'simple'}: 1 project indexed\n")
+    merged = cli("merge", house, "-o", tmp_path / "merged")
+    assert merged.exit_code == 0, merged.stderr
+    assert merged.stderr.splitlines() == [
+        "wheelhouse: verifying 1 wheelhouse",
+        f"wheelhouse: writing {tmp_path / 'merged'}",
+        f"{tmp_path / 'merged'}: 1 file, targets host",
+    ]
 
 
 # -- index ----------------------------------------------------------------------------------------
@@ -331,7 +347,7 @@ def test_merge_refuses_a_tampered_source_with_exit_6(cli: Cli, house: Path, tmp_
     result = cli("merge", house, "-o", out)
     assert result.exit_code == 6
     assert result.stderr.splitlines() == [
-        "wheelhouse: verifying 1 wheelhouses",
+        "wheelhouse: verifying 1 wheelhouse",
         f"error: the wheelhouse {str(house)!r} does not match its manifest: {ALPHA!r} has sha256 "
         f"{sha256_of(house / ALPHA)}, the manifest records {recorded}: the file was changed "
         "after the wheelhouse was built",

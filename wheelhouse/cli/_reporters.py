@@ -4,12 +4,10 @@ import sys
 import threading
 from typing import TextIO
 
+# The one helper for counted nouns; the command line takes it from here.
+from wheelhouse._base.words import count
+
 __all__ = ["PlainReporter", "RichReporter", "count", "make_reporter", "mb"]
-
-
-def count(n: int, singular: str, plural: str | None = None) -> str:
-    """``n`` and the noun that fits it: "1 wheel", "2 wheels", "1 distribution"."""
-    return f"{n} {singular if n == 1 else plural or singular + 's'}"
 
 
 def mb(size: int) -> str:

@@ -15,6 +15,7 @@ from wheelhouse.cli._app import (
     setup_logging,
     wheelhouse_dir,
 )
+from wheelhouse.cli._reporters import count
 from wheelhouse.errors import ExitCode, UsageError
 
 
@@ -29,8 +30,8 @@ def verify(directory: WheelhouseDir = None, as_json: JsonFlag = False) -> None:
     else:
         for problem in report.problems:
             typer.echo(f"problem: {problem.message}", err=True)
-        verdict = "ok" if report.ok else f"{len(report.problems)} problem(s)"
-        typer.echo(f"{report.directory}: {len(report.files)} files, {verdict}", err=True)
+        verdict = "ok" if report.ok else count(len(report.problems), "problem")
+        typer.echo(f"{report.directory}: {count(len(report.files), 'file')}, {verdict}", err=True)
     if not report.ok:
         raise typer.Exit(ExitCode.INTEGRITY)
 
@@ -45,7 +46,7 @@ def index(directory: WheelhouseDir = None) -> None:
     with locked(where):
         manifest = index_directory(where)
     projects = len({f.name for f in manifest.files})
-    typer.echo(f"{where / 'simple'}: {projects} projects indexed", err=True)
+    typer.echo(f"{where / 'simple'}: {count(projects, 'project')} indexed", err=True)
 
 
 @app.command(epilog=EXIT_CODES)
@@ -99,7 +100,7 @@ def merge(
     setup_logging(0)
     manifest = run_merge(sources, output, reporter=PlainReporter(0))
     targets = ", ".join(lock.target for lock in manifest.locks)
-    typer.echo(f"{output}: {len(manifest.files)} files, targets {targets}", err=True)
+    typer.echo(f"{output}: {count(len(manifest.files), 'file')}, targets {targets}", err=True)
 
 
 @app.command("list", epilog=EXIT_CODES)

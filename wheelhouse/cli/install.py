@@ -15,6 +15,7 @@ from wheelhouse.cli._app import (
     state,
     wheelhouse_dir,
 )
+from wheelhouse.cli._reporters import count
 from wheelhouse.errors import UsageError
 
 
@@ -108,14 +109,15 @@ def install(
         print_json(summary)
     elif sync:
         typer.echo(
-            f"synced {plan.python} to the {len(plan.entries)} distributions of {plan.wheelhouse} "
+            f"synced {plan.python} to the {count(len(plan.entries), 'distribution')} of "
+            f"{plan.wheelhouse} "
             f"with {plan.installer}: {len(added)} installed, {len(removed)} removed "
             f"({seconds:.1f} s)",
             err=True,
         )
     else:
         typer.echo(
-            f"installed {len(plan.entries)} distributions from {plan.wheelhouse} into "
+            f"installed {count(len(plan.entries), 'distribution')} from {plan.wheelhouse} into "
             f"{plan.python} with {plan.installer} ({seconds:.1f} s)",
             err=True,
         )
