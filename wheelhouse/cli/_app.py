@@ -3,9 +3,10 @@
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, TextIO
 
 import typer
 
@@ -72,11 +73,51 @@ def _root(
     ] = False,
 ) -> None:
     state.debug = debug
+    setup_logging(0)
+
+
+class _UserFormatter(logging.Formatter):
+    """Log lines as a person reads them: ``warning: ...``, with no logger names (those, and
+    tracebacks, are for --debug)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            return f"error: {message}"
+        if record.levelno >= logging.WARNING:
+            return f"warning: {message}"
+        return f"wheelhouse: {message}"
 
 
 def setup_logging(verbosity: int) -> None:
+    """Where log lines go and how they read; every command gets it (see ``_root``), and the
+    commands with -v call it again with their verbosity."""
     level = logging.DEBUG if state.debug else logging.INFO if verbosity > 0 else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    handler = logging.StreamHandler()
+    if state.debug:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(_UserFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    # urllib3 says "Retrying (Retry(...)) after connection broken by ..." for every retried
+    # connection: the error after the last try says what failed; -v shows each try.
+    chatty = state.debug or verbosity > 0
+    logging.getLogger("urllib3").setLevel(logging.NOTSET if chatty else logging.ERROR)
+    # Python warnings (a library's FutureWarning) become log lines, shown only with --debug.
+    warnings.showwarning = _log_warning
+    logging.getLogger("py.warnings").setLevel(logging.NOTSET if state.debug else logging.CRITICAL)
+
+
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    text = warnings.formatwarning(message, category, filename, lineno, line="").strip()
+    logging.getLogger("py.warnings").warning("%s", text)
 
 
 RequirementFiles = Annotated[
