@@ -29,6 +29,8 @@ from wheelhouse.house.manifest import BuiltFrom, Downloaded, read_manifest
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[2]
+
 # What the graph installs, as import name -> __version__ (winonly's marker is false here).
 GRAPH_MODULES = {"app": "1.0", "lib": "2.0", "srconly": "1.0", "modern": "2.0", "speedup": "1.0"}
 
@@ -249,6 +251,58 @@ def test_nothing_is_left_beside_the_output_after_a_build_that_worked_or_failed(
     failed = cli("build", "-r", bad, "-o", work / "never", "-i", index_server.url)
     assert failed.exit_code == 4, failed.stderr
     assert os.listdir(work) == ["wh"]
+
+
+def console_block(document: Path, heading: str) -> str:
+    """The first ```console block after ``heading`` in ``document``, as a person copies it."""
+    text = document.read_text(encoding="utf-8")
+    after = text[text.index(heading) :]
+    start = after.index("```console\n") + len("```console\n")
+    return after[start : after.index("```", start)]
+
+
+def test_airgap_doc_install_without_wheelhouse_runs_as_written(
+    tmp_path: Path,
+    house: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+    cli: Cli,
+    offline: Offline,
+) -> None:
+    import ensurepip
+
+    package = ensurepip._get_packages()["pip"]  # type: ignore[attr-defined]
+    pip_wheel = Path(
+        package.wheel_path or Path(ensurepip.__file__).parent / "_bundled" / package.wheel_name
+    )
+    (dists.root / pip_wheel.name).write_bytes(pip_wheel.read_bytes())
+    far = tmp_path / "far"
+    far.mkdir()
+    bundle = far / "wheelhouse-2026-12-01.tar.gz"  # the name the document uses
+    packed = cli("pack", house, "-o", bundle, "--with-installer", "-i", index_server.url)
+    assert packed.exit_code == 0, packed.stderr
+
+    block = console_block(REPO / "docs" / "airgap.md", "### Without wheelhouse on the far side")
+    assert "installers/pip-*.whl" in block  # the case: the name is found before Python runs
+    # `python` is the interpreter running the tests, first on PATH, as a user's would be.
+    env = {
+        **scrubbed_env(),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    done = subprocess.run(
+        offline(["bash", "-euo", "pipefail", "-c", block]),
+        cwd=far,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    python = far / "venv" / "bin" / "python"
+    code = "import alpha, beta; print(alpha.__version__, beta.__version__)"
+    shown = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    assert shown.stdout == "1.0 2.0\n"
 
 
 # -- the real PyPI ---------------------------------------------------------------------------
