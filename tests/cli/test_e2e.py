@@ -305,6 +305,55 @@ def test_airgap_doc_install_without_wheelhouse_runs_as_written(
     assert shown.stdout == "1.0 2.0\n"
 
 
+def test_readme_build_then_plain_pip_install_work_as_written_in_the_checkout(
+    tmp_path: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+    cli: Cli,
+    offline: Offline,
+    make_venv: MakeVenv,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    first = console_block(REPO / "README.md", "# wheelhouse").splitlines()[0]
+    assert first == "python -m pip install . && wheelhouse build -r examples/requirements.txt"
+    install = console_block(REPO / "README.md", "Installs from it need no network")
+    assert install.startswith("pip install --no-index ")
+    assert readme.index("Installs from it need no network") < readme.index("## What a wheelhouse")
+
+    # A checkout: ./wheelhouse is the package's source, so the build writes elsewhere.
+    checkout = tmp_path / "checkout"
+    (checkout / "wheelhouse").mkdir(parents=True)
+    (checkout / "wheelhouse" / "__init__.py").write_text('"""the package"""\n', encoding="utf-8")
+    (checkout / "examples").mkdir()
+    (checkout / "examples" / "requirements.txt").write_text("alpha\n", encoding="utf-8")
+    dists.wheel("alpha", "1.0")
+    monkeypatch.chdir(checkout)
+    monkeypatch.setenv("PIP_INDEX_URL", index_server.url)  # the index, as pip's configuration
+    built = cli(*first.split(" && ")[1].split()[1:])
+    assert built.exit_code == 0, built.stderr
+
+    pip = make_venv("target")  # with the pip a fresh venv bundles
+    argv = install.split()
+    done = subprocess.run(
+        offline([str(pip.parent / argv[0]), *argv[1:]]),
+        cwd=checkout,
+        env=scrubbed_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = subprocess.run(
+        [pip, "-c", "import alpha; print(alpha.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout == "1.0\n"
+
+
 # -- the real PyPI ---------------------------------------------------------------------------
 
 # PyPI's published sha256 of docopt-0.6.2.tar.gz (the only file of that release).
