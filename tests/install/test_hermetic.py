@@ -389,6 +389,19 @@ def test_progress_reads_pips_log_and_keeps_it_out_of_the_error(house: Path) -> N
     )
 
 
+def test_progress_leaves_a_log_the_user_asked_for_alone(house: Path, tmp_path: Path) -> None:
+    plan = plan_install(InstallOptions(wheelhouse=house, python=Path(sys.executable)))
+    script = "import json, sys; print(json.dumps(sys.argv[1:]))"
+    mine = str(tmp_path / "pip.log")
+    seen: list[tuple[str, int, int]] = []
+    result = execute(
+        replace(plan, argv=(sys.executable, "-c", script, "--log", mine)),
+        lambda phase, done, total: seen.append((phase, done, total)),
+    )
+    assert json.loads(result.stdout) == ["--log", mine]
+    assert seen == [("starting", 0, 4), ("installing", 0, 4), ("installing", 4, 4)]
+
+
 # End to end: real installs into fresh venvs, offline, with a hostile environment.
 
 

@@ -144,7 +144,12 @@ def execute(plan: InstallPlan, progress: Progress | None = None) -> InstallResul
     on_stderr = None
     if progress is not None:
         progress("starting", 0, total)
-        if plan.installer == "pip" and os.path.exists(_PIP_LOG):
+        # A --log of the user's own (after --) is left alone: pip keeps only one.
+        if (
+            plan.installer == "pip"
+            and os.path.exists(_PIP_LOG)
+            and not any(a.split("=", 1)[0] in ("--log", "--log-file", "--local-log") for a in argv)
+        ):
             # pip prints its steps on stdout, which the runner hands over only at the end;
             # its log (every line timestamped) goes to standard error, which it reads live.
             argv = (*argv, "--log", _PIP_LOG)
