@@ -226,8 +226,8 @@ def test_build_ships_the_graph_with_hashes_and_a_full_manifest(project: Project,
     )
     assert isinstance(manifest.file("app-1.0-py3-none-any.whl").origin, Downloaded)
     assert_manifest_matches_files(out)
-    # No staging, lock or aside directory is left beside DIR except the lock file.
-    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".wh.")) == [".wh.lock"]
+    # No staging, lock or aside directory is left beside DIR, nor the lock file.
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".wh.")) == []
 
 
 def test_keep_sdists_ships_the_sdist_and_pins_its_hash(project: Project, cli: Cli) -> None:

@@ -29,6 +29,8 @@ from wheelhouse.house.manifest import BuiltFrom, Downloaded, read_manifest
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[2]
+
 # What the graph installs, as import name -> __version__ (winonly's marker is false here).
 GRAPH_MODULES = {"app": "1.0", "lib": "2.0", "srconly": "1.0", "modern": "2.0", "speedup": "1.0"}
 
@@ -228,8 +230,128 @@ def test_sigkill_at_any_point_leaves_the_old_or_the_new_wheelhouse(
     assert wheels_in(out) == REBUILD_WHEELS
     assert_manifest_matches_files(out)
     assert (out / "NOTES.txt").read_text(encoding="utf-8") == "keep me\n"
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".wh.")) == [".wh.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".wh.")) == []
     assert outcomes[0] == "old", outcomes
+
+
+def test_nothing_is_left_beside_the_output_after_a_build_that_worked_or_failed(
+    tmp_path: Path, dists: DistFactory, index_server: IndexServer, cli: Cli
+) -> None:
+    dists.wheel("alpha", "1.0")
+    work = tmp_path / "work"
+    work.mkdir()
+    good = tmp_path / "good.in"
+    good.write_text("alpha\n", encoding="utf-8")
+    built = cli("build", "-r", good, "-o", work / "wh", "-i", index_server.url)
+    assert built.exit_code == 0, built.stderr
+    assert os.listdir(work) == ["wh"]
+
+    bad = tmp_path / "bad.in"
+    bad.write_text("no-such-project\n", encoding="utf-8")
+    failed = cli("build", "-r", bad, "-o", work / "never", "-i", index_server.url)
+    assert failed.exit_code == 4, failed.stderr
+    assert os.listdir(work) == ["wh"]
+
+
+def console_block(document: Path, heading: str) -> str:
+    """The first ```console block after ``heading`` in ``document``, as a person copies it."""
+    text = document.read_text(encoding="utf-8")
+    after = text[text.index(heading) :]
+    start = after.index("```console\n") + len("```console\n")
+    return after[start : after.index("```", start)]
+
+
+def test_airgap_doc_install_without_wheelhouse_runs_as_written(
+    tmp_path: Path,
+    house: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+    cli: Cli,
+    offline: Offline,
+) -> None:
+    import ensurepip
+
+    package = ensurepip._get_packages()["pip"]  # type: ignore[attr-defined]
+    pip_wheel = Path(
+        package.wheel_path or Path(ensurepip.__file__).parent / "_bundled" / package.wheel_name
+    )
+    (dists.root / pip_wheel.name).write_bytes(pip_wheel.read_bytes())
+    far = tmp_path / "far"
+    far.mkdir()
+    bundle = far / "wheelhouse-2026-12-01.tar.gz"  # the name the document uses
+    packed = cli("pack", house, "-o", bundle, "--with-installer", "-i", index_server.url)
+    assert packed.exit_code == 0, packed.stderr
+
+    block = console_block(REPO / "docs" / "airgap.md", "### Without wheelhouse on the far side")
+    assert "installers/pip-*.whl" in block  # the case: the name is found before Python runs
+    # `python` is the interpreter running the tests, first on PATH, as a user's would be.
+    env = {
+        **scrubbed_env(),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    done = subprocess.run(
+        offline(["bash", "-euo", "pipefail", "-c", block]),
+        cwd=far,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    python = far / "venv" / "bin" / "python"
+    code = "import alpha, beta; print(alpha.__version__, beta.__version__)"
+    shown = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    assert shown.stdout == "1.0 2.0\n"
+
+
+def test_readme_build_then_plain_pip_install_work_as_written_in_the_checkout(
+    tmp_path: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+    cli: Cli,
+    offline: Offline,
+    make_venv: MakeVenv,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    first = console_block(REPO / "README.md", "# wheelhouse").splitlines()[0]
+    assert first == "python -m pip install . && wheelhouse build -r examples/requirements.txt"
+    install = console_block(REPO / "README.md", "Installs from it need no network")
+    assert install.startswith("pip install --no-index ")
+    assert readme.index("Installs from it need no network") < readme.index("## What a wheelhouse")
+
+    # A checkout: ./wheelhouse is the package's source, so the build writes elsewhere.
+    checkout = tmp_path / "checkout"
+    (checkout / "wheelhouse").mkdir(parents=True)
+    (checkout / "wheelhouse" / "__init__.py").write_text('"""the package"""\n', encoding="utf-8")
+    (checkout / "examples").mkdir()
+    (checkout / "examples" / "requirements.txt").write_text("alpha\n", encoding="utf-8")
+    dists.wheel("alpha", "1.0")
+    monkeypatch.chdir(checkout)
+    monkeypatch.setenv("PIP_INDEX_URL", index_server.url)  # the index, as pip's configuration
+    built = cli(*first.split(" && ")[1].split()[1:])
+    assert built.exit_code == 0, built.stderr
+
+    pip = make_venv("target")  # with the pip a fresh venv bundles
+    argv = install.split()
+    done = subprocess.run(
+        offline([str(pip.parent / argv[0]), *argv[1:]]),
+        cwd=checkout,
+        env=scrubbed_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = subprocess.run(
+        [pip, "-c", "import alpha; print(alpha.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout == "1.0\n"
 
 
 # -- the real PyPI ---------------------------------------------------------------------------

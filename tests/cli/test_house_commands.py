@@ -5,10 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pty
 import re
+import select
 import shutil
+import subprocess
 import sys
 import tarfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -18,7 +23,7 @@ from tests._dists import DistFactory
 from tests._server import IndexServer
 from tests.cli.conftest import ALPHA, BETA
 from tests.conftest import Cli
-from tests.house.test_verify import flip_byte
+from tests.house.test_verify import flip_byte, make_wheelhouse
 from wheelhouse.cli._app import app
 from wheelhouse.house.manifest import read_manifest
 
@@ -27,6 +32,48 @@ NOT_A_WHEELHOUSE_HINT = "pass the directory that 'wheelhouse build' wrote, or bu
 
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# The console script that `pip install` put beside the interpreter running the tests.
+WHEELHOUSE = Path(sys.executable).with_name("wheelhouse")
+
+
+def on_a_terminal(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    answer: str | None = None,
+    prompt: bytes = b"[y/N]: ",
+    timeout: float = 180,
+) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as stdin, stdout and stderr, as a person runs it;
+    type ``answer`` at ``prompt``. Returns the exit code and what the terminal showed."""
+    master, slave = pty.openpty()
+    with subprocess.Popen([str(a) for a in argv], stdin=slave, stdout=slave, stderr=slave) as proc:
+        os.close(slave)
+        shown = b""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([master], [], [], 0.5)
+                if not ready:
+                    continue
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: every holder of the terminal's other side has closed it
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+                if answer is not None and shown.endswith(prompt):
+                    os.write(master, answer.encode() + b"\n")
+                    answer = None
+            else:
+                pytest.fail(f"{argv} did not finish in {timeout} s; it showed {shown!r}")
+            code = proc.wait(timeout=timeout)
+        finally:
+            proc.kill()
+            os.close(master)
+    return code, shown.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -76,7 +123,7 @@ def test_verify_a_tampered_wheelhouse_exits_6_and_names_the_file(cli: Cli, house
         f"{BETA!r} has sha256 {sha256_of(house / BETA)}, the manifest records {recorded}: "
         "the file was changed after the wheelhouse was built"
     )
-    assert human.stderr.splitlines() == [f"problem: {mismatch}", f"{house}: 2 files, 1 problem(s)"]
+    assert human.stderr.splitlines() == [f"problem: {mismatch}", f"{house}: 2 files, 1 problem"]
 
     as_json = cli("verify", house, "--json")
     assert as_json.exit_code == 6
@@ -147,7 +194,7 @@ def test_a_wheel_nobody_recorded_fails_verify_pack_and_publish(
     assert checked.exit_code == 6
     assert checked.stderr.splitlines() == [
         "problem: 'stray-1.0-py3-none-any.whl' is in the wheelhouse but not in its manifest",
-        f"{house}: 2 files, 1 problem(s)",
+        f"{house}: 2 files, 1 problem",
     ]
     packed = cli("pack", house, "-o", tmp_path / "b.tar")
     assert packed.exit_code == 6
@@ -199,6 +246,22 @@ def test_wheelhouse_dir_names_the_wheelhouse_of_every_reading_command(
     assert exported.stdout == (house / "requirements.txt").read_text(encoding="utf-8")
     indexed = cli("index")
     assert indexed.stderr == f"{house / 'simple'}: 2 projects indexed\n"
+
+
+def test_counts_of_one_read_in_the_singular(cli: Cli, tmp_path: Path, dists: DistFactory) -> None:
+    house = tmp_path / "one"
+    make_wheelhouse(house, [dists.wheel("solo", "1.0")])
+    verified = cli("verify", house)
+    assert (verified.exit_code, verified.stderr) == (0, f"{house}: 1 file, ok\n")
+    indexed = cli("index", house)
+    assert (indexed.exit_code, indexed.stderr) == (0, f"{house / 'simple'}: 1 project indexed\n")
+    merged = cli("merge", house, "-o", tmp_path / "merged")
+    assert merged.exit_code == 0, merged.stderr
+    assert merged.stderr.splitlines() == [
+        "wheelhouse: verifying 1 wheelhouse",
+        f"wheelhouse: writing {tmp_path / 'merged'}",
+        f"{tmp_path / 'merged'}: 1 file, targets host",
+    ]
 
 
 # -- index ----------------------------------------------------------------------------------------
@@ -341,7 +404,7 @@ def test_merge_refuses_a_tampered_source_with_exit_6(cli: Cli, house: Path, tmp_
     result = cli("merge", house, "-o", out)
     assert result.exit_code == 6
     assert result.stderr.splitlines() == [
-        "wheelhouse: verifying 1 wheelhouses",
+        "wheelhouse: verifying 1 wheelhouse",
         f"error: the wheelhouse {str(house)!r} does not match its manifest: {ALPHA!r} has sha256 "
         f"{sha256_of(house / ALPHA)}, the manifest records {recorded}: the file was changed "
         "after the wheelhouse was built",
@@ -396,10 +459,18 @@ def test_cache_info_and_purge_after_a_build_with_cache_dir(
         f"  built wheels:     1 ({summary['built-bytes'] / 1e6:.1f} MB)",
     ]
 
-    purged = cli("cache", "purge", "--cache-dir", cache)
+    built_files = [p.stat().st_size for p in (cache / "built").rglob("*") if p.is_file()]
+    total = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+    purged = cli("cache", "purge", "--cache-dir", cache, "--yes")
     assert (purged.exit_code, purged.stdout) == (0, "")
-    total = summary["files-bytes"] + summary["built-bytes"]
-    assert purged.stderr == f"removed {total / 1e6:.1f} MB from the cache\n"
+    # What a purge counts and frees is every file of each part (a built wheel has its record).
+    lines = purged.stderr.splitlines()
+    assert lines[:3] == [
+        f"this removes from {cache}:",
+        f"  downloaded files  2 files, {summary['files-bytes'] / 1e6:.1f} MB",
+        f"  built wheels      {len(built_files)} files, {sum(built_files) / 1e6:.1f} MB",
+    ]
+    assert lines[-1] == f"removed {total / 1e6:.1f} MB from the cache"
     after = json.loads(cli("cache", "info", "--cache-dir", cache, "--json").stdout)
     assert (after["files"], after["files-bytes"], after["built"], after["built-bytes"]) == (
         0,
@@ -413,8 +484,9 @@ def test_cache_purge_removes_only_what_wheelhouse_cached(cli: Cli, tmp_path: Pat
     cache = tmp_path / "shared"
     cache.mkdir()
     (cache / "NOTES.txt").write_text("mine\n", encoding="utf-8")
-    result = cli("cache", "purge", "--cache-dir", cache)
+    result = cli("cache", "purge", "--cache-dir", cache, "--yes")
     assert result.exit_code == 0, result.stderr
+    assert result.stderr == f"nothing to remove in {cache}\n"
     assert (cache / "NOTES.txt").read_text(encoding="utf-8") == "mine\n"
     assert sorted(os.listdir(cache)) == ["NOTES.txt"]
     assert read_manifest(cache) is None
@@ -509,3 +581,66 @@ def test_the_readme_names_every_command_that_takes_json() -> None:
             if any("--json" in param.opts for param in sub.params):
                 found.add(full)
     assert listed == found
+
+
+def cache_with_a_proxy_store(root: Path) -> Path:
+    """A cache holding one downloaded file (3 bytes) and a proxy store (2,000,000 bytes)."""
+    (root / "files" / "aa").mkdir(parents=True)
+    (root / "files" / "aa" / "x.whl").write_bytes(b"abc")
+    (root / "proxy" / "files").mkdir(parents=True)
+    (root / "proxy" / "files" / "y.whl").write_bytes(b"p" * 2_000_000)
+    return root
+
+
+def test_cache_purge_without_a_terminal_or_yes_removes_nothing_and_exits_2(
+    cli: Cli, tmp_path: Path
+) -> None:
+    cache = cache_with_a_proxy_store(tmp_path / "cache")
+    before = tree(cache)
+    result = cli("cache", "purge", "--cache-dir", cache)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        f"this removes from {cache}:",
+        "  downloaded files  1 file, 0.0 MB",
+        "kept: the proxy's store (serve --upstream), 2.0 MB (add --proxy-store to remove it too)",
+        "error: cache purge asks before it removes anything, and there is no terminal to ask",
+        "hint: pass --yes to remove them",
+    ]
+    assert tree(cache) == before
+
+
+def test_cache_purge_keeps_the_proxy_store_unless_asked(cli: Cli, tmp_path: Path) -> None:
+    cache = cache_with_a_proxy_store(tmp_path / "cache")
+    result = cli("cache", "purge", "--cache-dir", cache, "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == "removed 0.0 MB from the cache"
+    assert sorted(tree(cache)) == ["proxy/files/y.whl"]
+
+    result = cli("cache", "purge", "--cache-dir", cache, "--yes", "--proxy-store")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"this removes from {cache}:",
+        "  the proxy's store (serve --upstream)  1 file, 2.0 MB",
+        "removed 2.0 MB from the cache",
+    ]
+    assert tree(cache) == {}
+
+
+@pytest.mark.parametrize(("answer", "code"), [("n", 1), ("y", 0)])
+def test_cache_purge_on_a_terminal_asks_first(tmp_path: Path, answer: str, code: int) -> None:
+    cache = cache_with_a_proxy_store(tmp_path / "cache")
+    exit_code, shown = on_a_terminal(
+        [WHEELHOUSE, "cache", "purge", "--cache-dir", cache], answer=answer
+    )
+    assert exit_code == code, shown
+    assert shown.splitlines() == [
+        f"this removes from {cache}:",
+        "  downloaded files  1 file, 0.0 MB",
+        "kept: the proxy's store (serve --upstream), 2.0 MB (add --proxy-store to remove it too)",
+        f"remove them? [y/N]: {answer}",
+        "nothing removed" if answer == "n" else "removed 0.0 MB from the cache",
+    ]
+    left = sorted(tree(cache))
+    assert left == (
+        ["files/aa/x.whl", "proxy/files/y.whl"] if answer == "n" else ["proxy/files/y.whl"]
+    )

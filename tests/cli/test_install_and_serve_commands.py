@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import ALPHA, BETA
+from tests.cli.test_house_commands import on_a_terminal
 from tests.conftest import Cli, MakeVenv
 from tests.house.test_verify import flip_byte, make_wheelhouse
 
@@ -61,10 +62,76 @@ def test_install_json_has_every_documented_field(cli: Cli, house: Path, python: 
 
 
 @pytest.mark.slow
+def test_install_without_a_terminal_says_one_line_and_with_v_the_command_once(
+    cli: Cli, house: Path, python: Path
+) -> None:
+    quiet = cli("install", "-w", house, "--python", python, "beta")
+    assert quiet.exit_code == 0, quiet.stderr
+    assert re.fullmatch(
+        rf"installed 1 distribution from {re.escape(str(house))} into "
+        rf"{re.escape(str(python))} with pip \(\d+\.\d s\)\n",
+        quiet.stderr,
+    ), quiet.stderr
+
+    verbose = cli("install", "-w", house, "--python", python, "-v")
+    assert verbose.exit_code == 0, verbose.stderr
+    ran = [line for line in verbose.stderr.splitlines() if " install --no-index " in line]
+    assert len(ran) == 1, verbose.stderr
+    assert ran[0].startswith("wheelhouse: running: ")
+    assert verbose.stderr.splitlines()[-1].startswith("installed 2 distributions from ")
+
+
+@pytest.mark.slow
+def test_install_on_a_terminal_shows_what_pip_is_doing(house: Path, python: Path) -> None:
+    code, shown = on_a_terminal([WHEELHOUSE, "install", "-w", house, "--python", python])
+    assert code == 0, shown
+    # pip takes a second or more to start: the display shows that, then goes away.
+    assert "pip: starting, 2 distributions to install" in shown
+    last = shown.rstrip("\n").rsplit("\n", 1)[-1]
+    assert re.fullmatch(
+        rf"(\x1b\[[0-9;?]*[A-Za-z]|\r)*installed 2 distributions from {re.escape(str(house))} "
+        rf"into {re.escape(str(python))} with pip \(\d+\.\d s\)",
+        last,
+    ), repr(last)
+    assert installed_in(python) == {"alpha": "1.0", "beta": "2.0"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["command", "version"])
+def test_python_is_looked_up_on_path_by_command_or_version(
+    cli: Cli, house: Path, python: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, form: str
+) -> None:
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    # The venv's bin first on PATH, as an activated venv has it; run from elsewhere.
+    monkeypatch.setenv("PATH", f"{python.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    spec = f"python{version}" if form == "command" else version
+    result = cli("install", "-w", house, "--python", spec, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["python"] == str(python.parent / f"python{version}")
+    assert installed_in(python) == {"alpha": "1.0", "beta": "2.0"}
+
+
+@pytest.mark.parametrize("spec", ["3.99", "python3.99"])
+def test_a_python_that_is_nowhere_is_one_clear_error(
+    cli: Cli, house: Path, spec: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    result = cli("install", "-w", house, "--python", spec)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        f"error: no Python interpreter {spec!r}: it is not a path, and no 'python3.99' is on "
+        f"PATH or in pyenv's versions ({str(tmp_path / 'pyenv' / 'versions')!r})",
+        "hint: pass the interpreter's path (e.g. --python .venv/bin/python), a command on PATH "
+        "(--python python3.12) or a version (--python 3.12)",
+    ]
+
+
+@pytest.mark.slow
 def test_arguments_after_a_double_dash_go_to_pip(cli: Cli, house: Path, python: Path) -> None:
     dry = cli("install", "-w", house, "--python", python, "-v", "--", "--dry-run")
     assert dry.exit_code == 0, dry.stderr
-    [ran] = [line for line in dry.stderr.splitlines() if line.startswith("wheelhouse: ran ")]
+    [ran] = [line for line in dry.stderr.splitlines() if line.startswith("wheelhouse: running: ")]
     assert ran.endswith(f"--require-hashes -r {house / 'requirements.txt'} --dry-run")
     assert installed_in(python) == {}  # pip was told --dry-run
 

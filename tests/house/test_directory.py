@@ -239,7 +239,7 @@ def test_taking_the_lock_recovers(old: tuple[Path, Manifest]) -> None:
 
     with locked(out):
         assert snapshot(out) == before
-    assert siblings(out) == [".wh.lock"]
+    assert siblings(out) == []
 
 
 def test_a_build_after_an_interrupted_swap_finds_the_old_wheelhouse(
@@ -263,7 +263,7 @@ def test_a_build_after_an_interrupted_swap_finds_the_old_wheelhouse(
     assert f"{out}: up to date (5 files)" in result.stderr.splitlines()
     assert len(index_server.requests) == requests
     assert snapshot(out) == before
-    assert siblings(out) == [".wh.lock"]
+    assert siblings(out) == []
 
 
 # -- the lock --------------------------------------------------------------------------------
@@ -329,6 +329,46 @@ def test_a_second_locker_waits_and_says_so(
         thread.join(timeout=30)
     assert acquired.is_set()
     assert messages == [f"waiting for another wheelhouse run on {str(out)!r} to finish"]
+
+
+_CHURN_LOCK = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from wheelhouse.house.directory import locked
+
+    out, inside = Path(sys.argv[1]), sys.argv[2]
+    for _ in range(int(sys.argv[3])):
+        with locked(out):
+            # Fails when another process holds the lock at the same time.
+            fd = os.open(inside, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.close(fd)
+            os.unlink(inside)
+    """
+)
+
+
+def test_the_lock_file_is_gone_after_each_run_and_still_excludes_under_churn(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "wh"
+    with locked(out):
+        assert siblings(out) == [".wh.lock"]
+    assert os.listdir(tmp_path) == []
+    # Each holder removes the file before letting go; a waiter that then gets the lock on the
+    # removed file must start again, or two processes would hold "the" lock at once.
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHURN_LOCK, str(out), str(tmp_path / "inside"), "200"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_free_lock_is_taken_without_a_word(tmp_path: Path) -> None:
@@ -564,6 +604,6 @@ def test_sigkill_at_each_step_of_publish(
 
     with locked(out):
         assert state() == after_recovery
-    assert siblings(out) == [".wh.lock"]
+    assert siblings(out) == []
     if after_recovery == "old":
         assert snapshot(out) == before

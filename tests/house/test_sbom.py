@@ -18,7 +18,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 from tests._dists import DistFactory, make_sdist, make_wheel
 from tests.conftest import Cli
-from tests.house.test_merge import lock_of, record_of
+from tests.house.test_merge import LINUX, lock_of, record_of
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.bundle import pack
 from wheelhouse.house.directory import publish
@@ -69,7 +69,7 @@ def sha256_of(path: Path) -> str:
 class House:
     """A wheelhouse with every case an SBOM must tell apart."""
 
-    def __init__(self, root: Path, dists: DistFactory) -> None:
+    def __init__(self, root: Path, dists: DistFactory, targets: Sequence[str] = ("host",)) -> None:
         d = dists.root
         self.app = wheel_with(
             d, "app", "1.0", ["License-Expression: mit OR apache-2.0", "Summary: The app"]
@@ -108,25 +108,29 @@ class House:
                 origin=record_of(self.built).origin,
             )
         )
-        lock = lock_of("host", runtime)
-        lock = TargetLock(
-            lock.target,
-            lock.tags,
-            lock.environment,
-            tuple(
-                LockEntry(e.name, e.version, (*e.filenames, self.sdist.name), e.requested)
-                if e.name == "built"
-                else e
-                for e in lock.entries
-            ),
-        )
+        locks = []
+        for target in targets:
+            lock = lock_of(target, runtime)
+            locks.append(
+                TargetLock(
+                    lock.target,
+                    lock.tags,
+                    lock.environment,
+                    tuple(
+                        LockEntry(e.name, e.version, (*e.filenames, self.sdist.name), e.requested)
+                        if e.name == "built"
+                        else e
+                        for e in lock.entries
+                    ),
+                )
+            )
         self.manifest = Manifest(
             generator="wheelhouse-tests",
             created="2026-11-30T12:34:56.789+00:00",
             inputs=Inputs(files=(), options={}, fingerprint="f" * 64),
             files=tuple(sorted(records, key=lambda r: r.filename)),
-            locks=(lock,),
-            build_locks=(lock_of("host", [self.backend]),),
+            locks=tuple(locks),
+            build_locks=tuple(lock_of(target, [self.backend]) for target in targets),
         )
         sources = {p.name: p for p in [*runtime, self.sdist, self.backend]}
         publish(root, self.manifest, sources, writers=[write_requirements, write_index])
@@ -182,7 +186,8 @@ def test_cyclonedx_validates_and_matches_the_files(house: House, cli: Cli) -> No
 
     backend = components[house.backend.name]
     assert backend["scope"] == "excluded"
-    assert properties(backend)["wheelhouse:build-dependency-of"] == ["host"]
+    # The sdist it builds, not the target whose sdists those are.
+    assert properties(backend)["wheelhouse:build-dependency-of"] == [house.sdist.name]
     assert app["scope"] == "required"
 
     carried = components[house.carrier.name]["externalReferences"]
@@ -238,6 +243,30 @@ def test_spdx_validates_against_the_schema_and_matches_the_files(
         "bom.cdx.json sha256 " + hashlib.sha256(EMBEDDED).hexdigest()
         in (packages[house.carrier.name]["comment"])
     )
+
+
+def test_a_build_dependency_of_two_targets_names_the_sdist_once_in_both_formats(
+    tmp_path: Path, dists: DistFactory, cli: Cli
+) -> None:
+    house = House(tmp_path / "house", dists, targets=("host", LINUX))
+    cyclonedx = cli("sbom", house.root, "--format", "cyclonedx-json")
+    assert cyclonedx.exit_code == 0, cyclonedx.stderr
+    backend = by_ref(json.loads(cyclonedx.stdout))[house.backend.name]
+    assert properties(backend)["wheelhouse:build-dependency-of"] == [house.sdist.name]
+    assert properties(backend)["wheelhouse:kind"] == ["wheel"]
+
+    spdx = cli("sbom", house.root, "--format", "spdx-json")
+    assert spdx.exit_code == 0, spdx.stderr
+    document = json.loads(spdx.stdout)
+    ids = {p["packageFileName"]: p["SPDXID"] for p in document["packages"]}
+    relations = [
+        (r["spdxElementId"], r["relationshipType"], r["relatedSpdxElement"])
+        for r in document["relationships"]
+    ]
+    assert [r for r in relations if r[1] == "BUILD_DEPENDENCY_OF"] == [
+        (ids[house.backend.name], "BUILD_DEPENDENCY_OF", ids[house.sdist.name])
+    ]
+    assert len(relations) == len(set(relations))
 
 
 def test_sbom_is_deterministic_and_rides_in_every_bundle(

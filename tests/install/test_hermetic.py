@@ -359,6 +359,49 @@ def test_installer_failure_carries_its_last_lines(house: Path) -> None:
     )
 
 
+def test_progress_reads_pips_log_and_keeps_it_out_of_the_error(house: Path) -> None:
+    plan = plan_install(InstallOptions(wheelhouse=house, python=Path(sys.executable)))
+    # A stand-in for pip that logs as pip's --log does (to the file it is given) and fails.
+    script = (
+        "import sys\n"
+        "log = open(sys.argv[sys.argv.index('--log') + 1], 'a')\n"
+        "for line in ['Processing ./alpha-1.0-py3-none-any.whl', 'Processing ./beta-2.0.whl',\n"
+        "             'Installing collected packages: beta, alpha']:\n"
+        "    log.write('2026-12-07T03:56:54,812 ' + line + '\\n'); log.flush()\n"
+        "print('ERROR: the last word', file=sys.stderr)\n"
+        "sys.exit(3)\n"
+    )
+    seen: list[tuple[str, int, int]] = []
+    with pytest.raises(WheelhouseError) as info:
+        execute(
+            replace(plan, argv=(sys.executable, "-c", script)),
+            lambda phase, done, total: seen.append((phase, done, total)),
+        )
+    assert seen == [
+        ("starting", 0, 4),
+        ("reading", 1, 4),
+        ("reading", 2, 4),
+        ("installing", 0, 4),
+    ]
+    assert info.value.message == (
+        f"pip could not install from {str(house)!r} into {str(Path(sys.executable))!r} "
+        "(exit 3):\nERROR: the last word"
+    )
+
+
+def test_progress_leaves_a_log_the_user_asked_for_alone(house: Path, tmp_path: Path) -> None:
+    plan = plan_install(InstallOptions(wheelhouse=house, python=Path(sys.executable)))
+    script = "import json, sys; print(json.dumps(sys.argv[1:]))"
+    mine = str(tmp_path / "pip.log")
+    seen: list[tuple[str, int, int]] = []
+    result = execute(
+        replace(plan, argv=(sys.executable, "-c", script, "--log", mine)),
+        lambda phase, done, total: seen.append((phase, done, total)),
+    )
+    assert json.loads(result.stdout) == ["--log", mine]
+    assert seen == [("starting", 0, 4), ("installing", 0, 4), ("installing", 4, 4)]
+
+
 # End to end: real installs into fresh venvs, offline, with a hostile environment.
 
 

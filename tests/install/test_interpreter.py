@@ -105,3 +105,27 @@ def test_an_interpreter_too_old_for_our_packaging_is_asked_with_its_own_pips() -
     assert info.tags[0].startswith(f"cp3{minor}-cp3{minor}-")
     assert info.environment["python_version"] == f"3.{minor}"
     assert info.has_pip
+
+
+def _executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def test_a_pyenv_shim_stands_for_the_newest_version_that_has_the_command(tmp_path: Path) -> None:
+    from wheelhouse.install._interpreter import find_python
+
+    pyenv = tmp_path / "pyenv"
+    _executable(pyenv / "shims" / "python3.12")
+    _executable(pyenv / "versions" / "3.12.1" / "bin" / "python3.12")
+    newest = _executable(pyenv / "versions" / "3.12.10" / "bin" / "python3.12")
+    _executable(pyenv / "versions" / "myenv" / "bin" / "python3.12")  # a pyenv virtualenv
+    env = {"PATH": str(pyenv / "shims"), "PYENV_ROOT": str(pyenv)}
+    assert find_python("3.12", env) == newest
+    assert find_python("python3.12", env) == newest
+    # Without pyenv on PATH, its versions are still looked in; PATH comes first.
+    assert find_python("3.12", {"PATH": "", "PYENV_ROOT": str(pyenv)}) == newest
+    first = _executable(tmp_path / "bin" / "python3.12")
+    assert find_python("3.12", {"PATH": str(first.parent), "PYENV_ROOT": str(pyenv)}) == first

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from wheelhouse.house.manifest import Sha256
 
-__all__ = ["Cache", "CacheInfo"]
+__all__ = ["Cache", "CacheInfo", "CachePart"]
 
 _STALE_SECONDS = 3600
 
@@ -25,6 +25,29 @@ class CacheInfo:
     files_bytes: int
     built: int
     built_bytes: int
+
+
+@dataclass(frozen=True)
+class CachePart:
+    """One part of the cache that a purge removes: what it is, where, and how much it holds."""
+
+    label: str
+    path: Path
+    files: int
+    size: int
+
+
+# What `cache purge` removes, in the order it says so; the proxy's store only when asked.
+_PURGED = (
+    ("files", "downloaded files"),
+    ("built", "built wheels"),
+    ("uv", "uv's cache"),
+    ("tmp", "partial downloads and builds"),
+)
+_PROXY_STORES = (
+    ("proxy", "the proxy's store (serve --upstream)"),
+    ("proxy-bucket", "the proxy's copies of bucket stores"),
+)
 
 
 @dataclass(frozen=True)
@@ -81,14 +104,30 @@ class Cache:
             built_bytes=sum(p.stat().st_size for p in built),
         )
 
-    def purge(self) -> int:
-        """Remove every entry wheelhouse wrote; returns the bytes freed."""
-        freed = 0
-        for part in ("files", "built", "uv", "tmp"):
-            path = self.root / part
+    def parts(self, *, proxy_store: bool = False) -> list[CachePart]:
+        """The parts a purge removes that exist now, with their counts and sizes."""
+        names = _PURGED + (_PROXY_STORES if proxy_store else ())
+        found = []
+        for name, label in names:
+            path = self.root / name
             if path.is_dir():
-                freed += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-                shutil.rmtree(path)
+                sizes = [p.stat().st_size for p in path.rglob("*") if p.is_file()]
+                found.append(CachePart(label, path, len(sizes), sum(sizes)))
+        return found
+
+    def proxy_stores(self) -> list[CachePart]:
+        """The proxy's stores under the cache, which a plain purge keeps."""
+        kept = {p.path for p in self.parts()}
+        return [p for p in self.parts(proxy_store=True) if p.path not in kept]
+
+    def purge(self, parts: list[CachePart] | None = None) -> int:
+        """Remove ``parts`` (by default every entry wheelhouse wrote but the proxy's store);
+        returns the bytes freed."""
+        freed = 0
+        for part in self.parts() if parts is None else parts:
+            if part.path.is_dir():
+                shutil.rmtree(part.path)
+                freed += part.size
         return freed
 
     def clean_stale(self) -> None:

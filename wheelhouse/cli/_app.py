@@ -3,9 +3,11 @@
 import json
 import logging
 import os
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, TextIO
 
 import typer
 
@@ -73,11 +75,85 @@ def _root(
     ] = False,
 ) -> None:
     state.debug = debug
+    setup_logging(0)
+
+
+class _UserFormatter(logging.Formatter):
+    """Log lines as a person reads them: ``warning: ...``, with no logger names (those, and
+    tracebacks, are for --debug)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            return f"error: {message}"
+        if record.levelno >= logging.WARNING:
+            return f"warning: {message}"
+        return f"wheelhouse: {message}"
+
+
+class _Chatter(logging.Filter):
+    """What a person does not need to see by default: urllib3's "Retrying (Retry(...)) after
+    connection broken by ..." for every retried connection (the error after the last try says
+    what failed; -v shows each try), and Python warnings from libraries (--debug shows them)."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "py.warnings":
+            return state.debug
+        if record.name == "urllib3" or record.name.startswith("urllib3."):
+            return self.verbose or state.debug or record.levelno >= logging.ERROR
+        return True
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged: under a live progress
+    display that is rich's proxy, which prints the line above the display, not into it."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
 
 
 def setup_logging(verbosity: int) -> None:
+    """Where log lines go and how they read; every command gets it (see ``_root``), and the
+    commands with -v call it again with their verbosity."""
     level = logging.DEBUG if state.debug else logging.INFO if verbosity > 0 else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    root = logging.getLogger()
+    # Only the handler this function added is replaced; others (a test's capture) stay.
+    for old in [
+        h for h in root.handlers if isinstance(h.filters[0] if h.filters else None, _Chatter)
+    ]:
+        root.removeHandler(old)
+    handler = _StderrHandler()
+    if state.debug:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(_UserFormatter())
+    handler.addFilter(_Chatter(verbose=verbosity > 0))
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Python warnings (a library's FutureWarning) become log lines (py.warnings), which the
+    # filter above shows only with --debug.
+    warnings.showwarning = _log_warning
+
+
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    text = warnings.formatwarning(message, category, filename, lineno, line="").strip()
+    logging.getLogger("py.warnings").warning("%s", text)
 
 
 RequirementFiles = Annotated[

@@ -4,7 +4,15 @@ import sys
 import threading
 from typing import TextIO
 
-__all__ = ["PlainReporter", "RichReporter", "make_reporter"]
+# The one helper for counted nouns; the command line takes it from here.
+from wheelhouse._base.words import count
+
+__all__ = ["InstallDisplay", "PlainReporter", "RichReporter", "count", "make_reporter", "mb"]
+
+
+def mb(size: int) -> str:
+    """A size in megabytes, as the command line prints them: "12.3 MB"."""
+    return f"{size / 1e6:.1f} MB"
 
 
 class PlainReporter:
@@ -95,3 +103,40 @@ def make_reporter(verbosity: int) -> PlainReporter | RichReporter:
     if verbosity >= 0 and sys.stderr.isatty():
         return RichReporter(verbosity)
     return PlainReporter(verbosity)
+
+
+class InstallDisplay:
+    """The installer's progress on a terminal: "pip: reading wheels 12/55", then "pip:
+    installing 55 distributions" with a bar and the time so far; gone when it ends."""
+
+    def __init__(self, installer: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.installer = installer
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=20),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self.progress.add_task(f"{installer}: starting", total=None)
+        self.progress.start()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase == "starting":
+            text = f"{self.installer}: starting, {count(total, 'distribution')} to install"
+            self.progress.update(self._task, description=text)
+        elif phase == "reading":
+            text = f"{self.installer}: reading wheels {done}/{total}"
+            self.progress.update(self._task, description=text, completed=done, total=total)
+        elif done < total:  # pip unpacks them all without a word per package: a pulsing bar
+            text = f"{self.installer}: installing {count(total, 'distribution')}"
+            self.progress.update(self._task, description=text, completed=0, total=None)
+        else:
+            self.progress.update(self._task, completed=total, total=total)
+
+    def close(self) -> None:
+        self.progress.stop()

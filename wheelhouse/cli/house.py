@@ -15,6 +15,7 @@ from wheelhouse.cli._app import (
     setup_logging,
     wheelhouse_dir,
 )
+from wheelhouse.cli._reporters import count
 from wheelhouse.errors import ExitCode, UsageError
 
 
@@ -39,9 +40,11 @@ def verify(
                 "(never packed nor published)",
                 err=True,
             )
-        verdict = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+        verdict = "ok" if report.ok else count(len(report.problems), "problem")
         if not quiet:
-            typer.echo(f"{report.directory}: {len(report.files)} files, {verdict}", err=True)
+            typer.echo(
+                f"{report.directory}: {count(len(report.files), 'file')}, {verdict}", err=True
+            )
     if not report.ok:
         raise typer.Exit(ExitCode.INTEGRITY)
 
@@ -71,7 +74,7 @@ def index(
             }
         )
     if not quiet:
-        typer.echo(f"{where / 'simple'}: {projects} projects indexed", err=True)
+        typer.echo(f"{where / 'simple'}: {count(projects, 'project')} indexed", err=True)
 
 
 @app.command(epilog=EXIT_CODES)
@@ -138,7 +141,7 @@ def merge(
         )
     targets = ", ".join(lock.target for lock in manifest.locks)
     if not quiet:
-        typer.echo(f"{output}: {len(manifest.files)} files, targets {targets}", err=True)
+        typer.echo(f"{output}: {count(len(manifest.files), 'file')}, targets {targets}", err=True)
 
 
 @app.command("list", epilog=EXIT_CODES)

@@ -1,6 +1,6 @@
 """`wheelhouse install`: an offline, hash-checked install from a wheelhouse."""
 
-import shlex
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,6 +15,7 @@ from wheelhouse.cli._app import (
     state,
     wheelhouse_dir,
 )
+from wheelhouse.cli._reporters import InstallDisplay, count
 from wheelhouse.errors import UsageError
 
 
@@ -38,11 +39,12 @@ def install(
         typer.Option("-r", "--requirement", metavar="FILE", help="Install what FILE asks."),
     ] = None,
     python: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[str],  # noqa: UP045
         typer.Option(
             "--python",
             metavar="PY",
-            help="Interpreter to install into [default: the active virtualenv, else this one].",
+            help="Interpreter to install into: a path, a command on PATH (python3.12) or a "
+            "version (3.12) [default: the active virtualenv, else this one].",
         ),
     ] = None,
     installer: Annotated[
@@ -63,34 +65,39 @@ def install(
     setup_logging(verbose)
     if installer not in ("pip", "uv"):
         raise UsageError(f"--installer must be 'pip' or 'uv', not {installer!r}")
+    from wheelhouse.install._interpreter import find_python
     from wheelhouse.install.hermetic import InstallOptions
 
     options = InstallOptions(
         wheelhouse=wheelhouse_dir(wheelhouse),
         requirements=tuple(requirement or ()),
         packages=tuple(packages or ()),
-        python=python,
+        python=find_python(python) if python is not None else None,
         installer="uv" if installer == "uv" else "pip",
         installer_args=state.passthrough,
     )
     added: list[dict[str, str | None]] = []
     removed: list[dict[str, str]] = []
-    if sync:
-        from wheelhouse.install.sync import sync as run_sync
+    # Progress on a terminal only; with -v the command run is logged once (by the runner).
+    display = InstallDisplay(options.installer) if sys.stderr.isatty() else None
+    try:
+        if sync:
+            from wheelhouse.install.sync import sync as run_sync
 
-        synced = run_sync(options)
-        plan, seconds, ran = synced.plan, synced.seconds, synced.install is not None
-        added = [
-            {"name": c.name, "version": c.version, "previous": c.previous} for c in synced.added
-        ]
-        removed = [{"name": c.name, "version": c.version} for c in synced.removed]
-    else:
-        from wheelhouse.install.hermetic import install as run_install
+            synced = run_sync(options, display)
+            plan, seconds = synced.plan, synced.seconds
+            added = [
+                {"name": c.name, "version": c.version, "previous": c.previous} for c in synced.added
+            ]
+            removed = [{"name": c.name, "version": c.version} for c in synced.removed]
+        else:
+            from wheelhouse.install.hermetic import install as run_install
 
-        result = run_install(options)
-        plan, seconds, ran = result.plan, result.seconds, True
-    if verbose and ran:
-        typer.echo(f"wheelhouse: ran {shlex.join(plan.argv)}", err=True)
+            result = run_install(options, display)
+            plan, seconds = result.plan, result.seconds
+    finally:
+        if display is not None:
+            display.close()
     if as_json:
         summary: dict[str, object] = {
             "schema-version": 1,
@@ -108,14 +115,15 @@ def install(
         print_json(summary)
     elif sync:
         typer.echo(
-            f"synced {plan.python} to the {len(plan.entries)} distributions of {plan.wheelhouse} "
+            f"synced {plan.python} to the {count(len(plan.entries), 'distribution')} of "
+            f"{plan.wheelhouse} "
             f"with {plan.installer}: {len(added)} installed, {len(removed)} removed "
             f"({seconds:.1f} s)",
             err=True,
         )
     else:
         typer.echo(
-            f"installed {len(plan.entries)} distributions from {plan.wheelhouse} into "
+            f"installed {count(len(plan.entries), 'distribution')} from {plan.wheelhouse} into "
             f"{plan.python} with {plan.installer} ({seconds:.1f} s)",
             err=True,
         )

@@ -9,6 +9,7 @@ import errno
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -72,29 +73,73 @@ def check_output_dir(out: Path) -> None:
 
 @contextlib.contextmanager
 def locked(out: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold the wheelhouse's lock: a second build into the same place waits, and says so."""
+    """Hold the wheelhouse's lock: a second build into the same place waits, and says so.
+
+    The lock file ``.<out>.lock`` beside ``out`` exists only while a run holds it: the holder
+    removes it before letting go, so nothing is left beside ``-o`` once the run ends.
+    """
     path = out.parent / f".{out.name}.lock"
-    try:
-        # filelock retries forever on a lock file it cannot create: find that out first.
-        path.touch(exist_ok=True)
-    except OSError as exc:
-        raise OutputDirError(
-            f"cannot write next to {str(out)!r}: {exc.strerror}",
-            path=out,
-            hint="choose a writable location with -o",
-        ) from exc
-    lock = filelock.FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        if on_wait:
-            on_wait(f"waiting for another wheelhouse run on {str(out)!r} to finish")
-        lock.acquire()
+    if sys.platform == "win32":  # filelock's Windows lock already removes its file on release
+        lock = filelock.FileLock(str(path))
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            if on_wait:
+                on_wait(f"waiting for another wheelhouse run on {str(out)!r} to finish")
+            lock.acquire()
+        try:
+            _recover(out)
+            yield
+        finally:
+            lock.release()
+        return
+    fd = _acquire(path, out, on_wait)
     try:
         _recover(out)
         yield
     finally:
-        lock.release()
+        # Removed while still held: a run waiting on this file finds it gone once it gets the
+        # lock, and starts again on a new one (see _acquire), so two runs never both hold it.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _acquire(path: Path, out: Path, on_wait: Callable[[str], None] | None) -> int:
+    """An open descriptor holding an exclusive flock on the file that ``path`` names now."""
+    import fcntl  # POSIX only, like this path
+
+    said = False
+    while True:
+        try:
+            # Not through a link someone else planted beside the output directory.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise OutputDirError(
+                f"cannot write next to {str(out)!r}: {exc.strerror}",
+                path=out,
+                hint="choose a writable location with -o",
+            ) from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait and not said:
+                    on_wait(f"waiting for another wheelhouse run on {str(out)!r} to finish")
+                    said = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                current = None
+            # The run before us removed the file on its way out: a lock on a name no longer
+            # there excludes nobody.
+            if current is not None and os.path.samestat(os.fstat(fd), current):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
 
 
 # Held inside a scratch directory while its run lives: the kernel lets go of it when the run

@@ -13,6 +13,7 @@ from typing import Any
 
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, is_native, native_name
+from wheelhouse._base.words import count
 from wheelhouse.errors import (
     ConflictError,
     HashMismatchError,
@@ -70,7 +71,7 @@ def merge(sources: Sequence[Path], out: Path, *, reporter: Reporter | None = Non
     check_output_dir(out)
     with locked(out, on_wait=report.note):
         # Verified under the lock, so a source that is also ``out`` cannot change meanwhile.
-        report.stage(f"verifying {len(paths)} wheelhouses")
+        report.stage(f"verifying {count(len(paths), 'wheelhouse')}")
         verified = _name_native_locks([_verified(path) for path in paths])
         files, copy_from = _union_files(verified)
         manifest = Manifest(

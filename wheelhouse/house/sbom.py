@@ -78,7 +78,8 @@ class Component:
     purl: str
     licence: Licence
     targets: tuple[str, ...]  # the targets whose lock installs it
-    build_dependency_of: tuple[str, ...]  # the targets whose shipped sdists need it to build
+    # The shipped sdists it is needed to build: those of each target whose build lock has it.
+    build_dependency_of: tuple[str, ...]
     embedded: tuple[EmbeddedSbom, ...]
     summary: str | None
 
@@ -105,11 +106,21 @@ def components(directory: Path, manifest: Manifest) -> list[Component]:
         for entry in lock.entries:
             for filename in entry.filenames:
                 targets.setdefault(filename, []).append(lock.target)
-    build_of: dict[str, list[str]] = {}
+    shipped_sdists = {r.filename for r in manifest.files if r.kind == "sdist"}
+    sdists_of: dict[str, set[str]] = {}
+    for lock in manifest.locks:
+        for entry in lock.entries:
+            sdists_of.setdefault(lock.target, set()).update(
+                f for f in entry.filenames if f in shipped_sdists
+            )
+    # A build lock says what a target's sdists need, not which sdist needs what: each of its
+    # files is a build dependency of every sdist that target ships, named once however many
+    # targets share them.
+    build_of: dict[str, set[str]] = {}
     for lock in manifest.build_locks:
         for entry in lock.entries:
             for filename in entry.filenames:
-                build_of.setdefault(filename, []).append(lock.target)
+                build_of.setdefault(filename, set()).update(sdists_of.get(lock.target, ()))
     found = []
     for record in sorted(manifest.files, key=lambda r: r.filename):
         metadata, embedded = _read_dist(directory / record.filename, record)
@@ -119,7 +130,7 @@ def components(directory: Path, manifest: Manifest) -> list[Component]:
                 purl=purl_of(record.name, record.version, record.filename),
                 licence=licence_of(metadata),
                 targets=tuple(sorted(set(targets.get(record.filename, ())))),
-                build_dependency_of=tuple(sorted(set(build_of.get(record.filename, ())))),
+                build_dependency_of=tuple(sorted(build_of.get(record.filename, ()))),
                 embedded=embedded,
                 summary=(metadata.get("Summary") or None) if metadata else None,
             )
@@ -278,8 +289,8 @@ def _cyclonedx(manifest: Manifest, found: list[Component]) -> bytes:
             properties.append(Property(name="wheelhouse:downloaded-from", value=record.origin.url))
         properties += [Property(name="wheelhouse:target", value=t) for t in component.targets]
         properties += [
-            Property(name="wheelhouse:build-dependency-of", value=t)
-            for t in component.build_dependency_of
+            Property(name="wheelhouse:build-dependency-of", value=sdist)
+            for sdist in component.build_dependency_of
         ]
         pedigree = None
         built = component.built_from
@@ -371,11 +382,6 @@ def _spdx(manifest: Manifest, found: list[Component]) -> bytes:
     packages: list[dict[str, Any]] = []
     relationships: list[dict[str, str]] = []
     extra: dict[str, dict[str, Any]] = {}  # sdists a wheel was built from that do not ship
-    sdist_of_target: dict[str, list[str]] = {}
-    for component in found:
-        if component.record.kind == "sdist":
-            for target in component.targets:
-                sdist_of_target.setdefault(target, []).append(ids[component.record.filename])
     for component in found:
         record = component.record
         spdx_id = ids[record.filename]
@@ -451,15 +457,14 @@ def _spdx(manifest: Manifest, found: list[Component]) -> bytes:
                     "comment": f"built here with {built.backend}",
                 }
             )
-        for target in component.build_dependency_of:
-            for sdist_id in sdist_of_target.get(target, []):
-                relationships.append(
-                    {
-                        "spdxElementId": spdx_id,
-                        "relationshipType": "BUILD_DEPENDENCY_OF",
-                        "relatedSpdxElement": sdist_id,
-                    }
-                )
+        for sdist in component.build_dependency_of:
+            relationships.append(
+                {
+                    "spdxElementId": spdx_id,
+                    "relationshipType": "BUILD_DEPENDENCY_OF",
+                    "relatedSpdxElement": ids[sdist],
+                }
+            )
     packages += [extra[name] for name in sorted(extra)]
     document = {
         "spdxVersion": "SPDX-2.3",

@@ -6,10 +6,14 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
 import platform
+import re
+import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +24,10 @@ from packaging.tags import sys_tags
 
 from wheelhouse._base._subprocess import run, tail
 from wheelhouse._base.files import write_atomic
-from wheelhouse.errors import WheelhouseError
+from wheelhouse.errors import UsageError, WheelhouseError
 from wheelhouse.house.locations import cache_root
 
-__all__ = ["InterpreterInfo", "describe"]
+__all__ = ["InterpreterInfo", "describe", "find_python"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,59 @@ json.dump(
 """
 
 _TIMEOUT = 60.0
+
+
+# A version as --python takes it: "3" or "3.12", meaning the command python3 or python3.12.
+_VERSION = re.compile(r"\d+(\.\d+)?")
+
+
+def find_python(spec: str, environ: Mapping[str, str] | None = None) -> Path:
+    """The interpreter ``--python`` names, as uv and pip-tools read it: a path (anything with
+    a slash, or a file that exists), a command on PATH (``python3.12``), or a version
+    (``3.12``: the command ``python3.12``). A pyenv shim on PATH stands for the newest pyenv
+    version that has the command; pyenv's versions are looked in when PATH has none.
+
+    A path is returned as given, not resolved: a venv's ``bin/python`` is a link out of the
+    venv, and the venv is the target.
+    """
+    env = os.environ if environ is None else environ
+    if "/" in spec or os.sep in spec or Path(spec).exists():
+        return Path(spec)
+    command = f"python{spec}" if _VERSION.fullmatch(spec) else spec
+    pyenv = Path(env.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    for directory in env.get("PATH", "").split(os.pathsep):
+        found = shutil.which(command, path=directory) if directory else None
+        if found is None:
+            continue
+        if Path(directory) == pyenv / "shims":
+            # A shim runs whichever version pyenv selects here, which may lack the command.
+            version = _pyenv_version(pyenv, command)
+            if version is not None:
+                return version
+            continue
+        return Path(found)
+    version = _pyenv_version(pyenv, command)
+    if version is not None:
+        return version
+    raise UsageError(
+        f"no Python interpreter {spec!r}: it is not a path, and no {command!r} is on PATH "
+        f"or in pyenv's versions ({str(pyenv / 'versions')!r})",
+        hint="pass the interpreter's path (e.g. --python .venv/bin/python), a command on PATH "
+        "(--python python3.12) or a version (--python 3.12)",
+    )
+
+
+def _pyenv_version(pyenv: Path, command: str) -> Path | None:
+    """``command`` in the newest pyenv version that has it."""
+    from packaging.version import InvalidVersion, Version
+
+    found: list[tuple[Version, Path]] = []
+    for candidate in (pyenv / "versions").glob(f"*/bin/{command}"):
+        try:
+            found.append((Version(candidate.parent.parent.name), candidate))
+        except InvalidVersion:
+            continue  # a virtualenv or another implementation kept by pyenv
+    return max(found)[1] if found else None
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +48,7 @@ __all__ = [
     "InstallPlan",
     "InstallResult",
     "Installer",
+    "Progress",
     "default_python",
     "execute",
     "find_uv",
@@ -59,6 +61,8 @@ logger = logging.getLogger(__name__)
 _UV_HINT = "reinstall wheelhouse (uv is one of its dependencies), or use --installer pip"
 
 Installer = Literal["pip", "uv"]
+# Told (phase, done, total) while the installer runs: see execute().
+Progress = Callable[[Literal["starting", "reading", "installing"], int, int], None]
 
 # The file of DIR that pins the host target, the one a hand-written pip command would use.
 _HOST_REQUIREMENTS = "requirements.txt"
@@ -119,24 +123,55 @@ def default_python(environ: Mapping[str, str] | None = None) -> Path:
     return Path(sys.executable)
 
 
-def install(options: InstallOptions) -> InstallResult:
+def install(options: InstallOptions, progress: Progress | None = None) -> InstallResult:
     """Verify the wheelhouse, check it fits the target interpreter, and install from it offline."""
     with tempfile.TemporaryDirectory(prefix="wheelhouse-install-") as workdir:
         plan = plan_install(options, workdir=Path(workdir))
-        return execute(plan)
+        return execute(plan, progress)
 
 
-def execute(plan: InstallPlan) -> InstallResult:
-    """Run a plan's command; an installer failure becomes a WheelhouseError with its output."""
+def execute(plan: InstallPlan, progress: Progress | None = None) -> InstallResult:
+    """Run a plan's command; an installer failure becomes a WheelhouseError with its output.
+
+    ``progress`` is told ``(phase, done, total)`` as the installer goes: ``"starting"`` first,
+    ``"reading"`` once per wheel pip has read (``done`` of ``total``), then ``"installing"``
+    while it unpacks them all (pip says nothing per package there), with ``done == total``
+    when it has finished.
+    """
     started = time.perf_counter()
+    argv = plan.argv
+    total = len(plan.entries)
+    on_stderr = None
+    if progress is not None:
+        progress("starting", 0, total)
+        # A --log of the user's own (after --) is left alone: pip keeps only one.
+        if (
+            plan.installer == "pip"
+            and os.path.exists(_PIP_LOG)
+            and not any(a.split("=", 1)[0] in ("--log", "--log-file", "--local-log") for a in argv)
+        ):
+            # pip prints its steps on stdout, which the runner hands over only at the end;
+            # its log (every line timestamped) goes to standard error, which it reads live.
+            argv = (*argv, "--log", _PIP_LOG)
+            on_stderr = _PipProgress(progress, total).line
+        else:
+            progress("installing", 0, total)
     try:
-        result = run(plan.argv, env=plan.env)
+        result = run(argv, env=plan.env, on_stderr=on_stderr)
     except FileNotFoundError as exc:
         raise WheelhouseError(
             f"cannot run {plan.argv[0]!r}: {exc.strerror}",
             hint="pass a working python executable with --python",
         ) from exc
     seconds = time.perf_counter() - started
+    if on_stderr is not None:
+        # pip's own standard error, without the log lines that were there for progress.
+        stderr = "".join(
+            line for line in result.stderr.splitlines(True) if not _PIP_LOG_LINE.match(line)
+        )
+        result = replace(result, stderr=stderr)
+    if progress is not None and result.ok:
+        progress("installing", total, total)
     if not result.ok:
         output = tail(result.stderr + "\n" + result.stdout, 15) or "no output"
         raise WheelhouseError(
@@ -146,6 +181,32 @@ def execute(plan: InstallPlan) -> InstallResult:
             f"{plan.installer}'s own",
         )
     return InstallResult(plan, result.returncode, result.stdout, result.stderr, seconds)
+
+
+# Where pip's --log goes for progress: the runner reads standard error line by line.
+_PIP_LOG = "/dev/stderr"
+# A line of pip's --log file: "2026-12-07T03:56:54,812 Processing ./x.whl (from -r ...)".
+_PIP_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d,\d{3} ?(.*)")
+
+
+class _PipProgress:
+    """Turns pip's log lines into (phase, done, total): one "Processing" line per wheel read."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.read = 0
+
+    def line(self, text: str) -> None:
+        match = _PIP_LOG_LINE.match(text)
+        if match is None:
+            return
+        message = match.group(1)
+        if message.startswith("Processing "):
+            self.read = min(self.read + 1, self.total)
+            self.progress("reading", self.read, self.total)
+        elif message.startswith("Installing collected packages:"):
+            self.progress("installing", 0, self.total)
 
 
 def plan_install(options: InstallOptions, *, workdir: Path | None = None) -> InstallPlan:

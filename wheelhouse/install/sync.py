@@ -25,6 +25,7 @@ from wheelhouse.install.hermetic import (
     InstallOptions,
     InstallPlan,
     InstallResult,
+    Progress,
     execute,
     plan_install,
 )
@@ -97,7 +98,7 @@ def installed_distributions(python: Path) -> dict[NormalizedName, tuple[str, tup
     return found
 
 
-def sync(options: InstallOptions) -> SyncResult:
+def sync(options: InstallOptions, progress: Progress | None = None) -> SyncResult:
     """Install what the lock lists and the environment lacks; uninstall what the lock does not list.
 
     pip-sync's rules decide (pip-tools' ``diff``): a distribution whose name the lock does not
@@ -124,7 +125,7 @@ def sync(options: InstallOptions) -> SyncResult:
             for name in diff.install
         )
         # Nothing missing: the installer would only confirm what the diff already saw.
-        install = execute(plan) if added else None
+        install = execute(plan, progress) if added else None
     return SyncResult(plan, install, added, removed, time.perf_counter() - started)
 
 

@@ -1,0 +1,79 @@
+"""What reaches a person from logging and Python warnings: ``warning: ...`` lines, no logger
+names, no urllib3 retry chatter without -v, no library warnings without --debug."""
+
+from __future__ import annotations
+
+import socket
+import warnings
+from pathlib import Path
+
+import platformdirs
+import pytest
+
+from tests.conftest import Cli, MakeVenv
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (it was free a moment ago)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_urllib3_retries_are_silent_without_v_and_plain_with_it(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIP_RETRIES", "1")  # pip's retries, honoured: one retry, then the error
+    url = f"http://127.0.0.1:{closed_port()}/simple/"
+    quiet = cli("mirror", "six", "-o", tmp_path / "m", "-i", url)
+    assert quiet.exit_code == 10, quiet.stderr
+    assert [line for line in quiet.stderr.splitlines() if "Retrying" in line] == []
+    assert "urllib3." not in quiet.stderr
+    assert f"error: six: {url}six/ cannot be reached: " in quiet.stderr
+
+    verbose = cli("mirror", "six", "-o", tmp_path / "m", "-i", url, "-v")
+    assert verbose.exit_code == 10, verbose.stderr
+    [retried] = [line for line in verbose.stderr.splitlines() if "Retrying" in line]
+    assert retried.startswith("warning: Retrying (_Retry(total=None, connect=0, read=1, ")
+    assert retried.endswith(": /simple/six/")
+
+
+@pytest.mark.filterwarnings("always::FutureWarning")
+def test_a_library_warning_is_shown_only_with_debug(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WHEELHOUSE_CACHE_DIR")
+    real = platformdirs.user_cache_dir
+
+    def deprecated(*args: str, **kwargs: bool) -> str:
+        warnings.warn("this call changes in the next major version", FutureWarning, stacklevel=2)
+        return str(tmp_path / "platform-cache")
+
+    monkeypatch.setattr(platformdirs, "user_cache_dir", deprecated)
+    result = cli("cache", "dir")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        f"{tmp_path / 'platform-cache'}\n",
+        "",
+    )
+    debug = cli("--debug", "cache", "dir")
+    assert debug.exit_code == 0
+    [line] = [line for line in debug.stderr.splitlines() if "FutureWarning" in line]
+    assert line.startswith("WARNING py.warnings: ")
+    assert line.endswith("FutureWarning: this call changes in the next major version")
+    assert real is not deprecated
+
+
+@pytest.mark.slow
+def test_a_library_warning_reads_warning_colon_without_a_logger_name(
+    cli: Cli, house: Path, make_venv: MakeVenv
+) -> None:
+    (house / "NOTES.txt").write_text("ours\n", encoding="utf-8")
+    python = make_venv(with_pip=False)
+    result = cli("install", "-w", house, "--python", python)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "warning: 'NOTES.txt' is in the wheelhouse but not in its manifest"
+    )
+    assert "wheelhouse.install" not in result.stderr
