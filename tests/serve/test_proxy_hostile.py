@@ -286,15 +286,17 @@ def test_a_stored_file_is_served_at_once_while_50_upstream_pages_hang(
         # Every one of them occupies upstream work (as many as the proxy lets run at once).
         assert wait_until(lambda: index_server.count("/simple/hang-", prefix=True) >= 30, 60)
         time.sleep(0.5)
-        timings = {}
-        for what, wanted in ((path, 200), (path + ".metadata", 200), ("/simple/gamma/", 200)):
-            status, body, elapsed = timed_get(proxy, what, JSON)
-            assert status == wanted, body
-            timings[what] = elapsed
+        timings: dict[str, list[float]] = {}
+        for _ in range(5):
+            for what in (path, path + ".metadata", "/simple/gamma/"):
+                status, body, elapsed = timed_get(proxy, what, JSON)
+                assert status == 200, body
+                timings.setdefault(what.rsplit("/", 1)[-1] or "page", []).append(elapsed)
         assert timed_get(proxy, path)[1] == wheel.read_bytes()
-        shown = {k: round(v * 1000, 1) for k, v in timings.items()}
-        print(f"while 50 upstream pages hang, in ms: {shown}")
-        assert max(timings.values()) < 2.0, timings  # 50 ms measured; generous on a loaded box
+        shown = {k: sorted(round(t * 1000, 1) for t in v) for k, v in timings.items()}
+        print(f"while 50 upstream pages hang, each of 5 requests in ms: {shown}")
+        slowest = max(max(v) for v in timings.values())
+        assert slowest < 2.0, shown  # about 5 ms here; generous for a loaded machine
         assert not any(f.done() for f in hanging)  # they were still hanging meanwhile
     finally:
         release.set()
