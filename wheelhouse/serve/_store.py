@@ -169,6 +169,10 @@ class Store:
 
     def read_page(self, project: str) -> PageRecord | None:
         path = self._pages / f"{project}.json"
+        if not path.exists():
+            # Asked for every name clients send: a lock per name that has no page would let
+            # a client grow this process's memory with names.
+            return None
         # One parse at a time per project: 20 clients asking for files of a page that was
         # dropped from memory must not parse 20 copies of it at once.
         with self._parse_locks.setdefault(project, threading.Lock()):
