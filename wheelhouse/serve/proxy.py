@@ -77,6 +77,7 @@ _LOCAL_THREADS = 16
 # names: 50 clients asking for a name nobody has must not make 50 upstream requests.
 _ABSENT_TTL = 60.0
 _ABSENT_NAMES = 10_000
+_GRACE = 1.0  # seconds an upstream call may outlast the deadline its clients were given
 _T = TypeVar("_T")
 _CONTENT_TYPES = {JSON_TYPE: JSON_TYPE, HTML_TYPE: HTML_TYPE, "text/html": "text/html"}
 _FORMS = {JSON_TYPE: "json", HTML_TYPE: "html", "text/html": "html"}  # rendered files
@@ -319,7 +320,9 @@ class _Proxy:
             self.stats.add(page_absent_hits=1)
             raise _Unavailable(404, _absent(project))
         self.stats.add(page_misses=1)
-        deadline = time.monotonic() + self.settings.timeout
+        # The clients' 504 comes at --timeout; the upstream call ends just after it, so what a
+        # client sees does not depend on which of the two clocks fired first.
+        deadline = time.monotonic() + self.settings.timeout + _GRACE
 
         async def fetch() -> PageRecord:
             try:
@@ -488,8 +491,10 @@ class _Proxy:
                 opened = self.store.open_rendered(project, form, stamp.version)
                 if opened is None:
                     body = await self.on_store(self._render_stored, project, form)
-                    if body is not None:
-                        self.store.write_rendered(project, form, stamp.version, body)
+                    if body is not None:  # megabytes for big projects: not on the event loop
+                        await self.on_store(
+                            self.store.write_rendered, project, form, stamp.version, body
+                        )
                         opened = self.store.open_rendered(project, form, stamp.version)
                     if opened is None:  # the page changed meanwhile: send what we rendered
                         if body is None:
