@@ -444,7 +444,7 @@ def test_an_unknown_project_is_asked_upstream_once_for_many_clients(
 ) -> None:
     dists.wheel("gamma", "1.0")
     index_server.delay("/simple/", 0.5)  # the clients arrive while upstream is asked
-    proxy = start_proxy("--upstream", index_server.url, "--ttl", "3")
+    proxy = start_proxy("--upstream", index_server.url, "--ttl", "10")
     with ThreadPoolExecutor(25) as pool:
         statuses = list(pool.map(lambda _: proxy.get("/simple/no-such/", JSON)[0], range(25)))
     statuses += [proxy.get("/simple/no-such/", JSON)[0] for _ in range(25)]
