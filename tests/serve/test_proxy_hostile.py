@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import http.client
 import json
+import re
 import signal
 import threading
 import time
@@ -257,6 +258,42 @@ def test_metadata_in_the_old_store_layout_is_never_served(
     assert item["core-metadata"] is True
     status, _, got = proxy.get(file_path_of(item, "beta") + ".metadata")
     assert (status, got) == (200, zipfile.ZipFile(genuine).read("beta-2.0.dist-info/METADATA"))
+
+
+def test_metadata_read_by_ranges_gives_way_to_the_wheels_own_once_the_wheel_is_stored(
+    dists: DistFactory, index_server: IndexServer, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    """Range reads cannot be checked against the wheel's sha256: an upstream answers them
+    from other bytes (METADATA asking for evil-dependency) and the whole file with the true
+    ones. Once the wheel is stored, verified, its own METADATA is served and advertised."""
+    genuine = dists.wheel("beta", "2.0")
+    own = zipfile.ZipFile(genuine).read("beta-2.0.dist-info/METADATA")
+    other = tmp_path / "other"
+    other.mkdir()
+    evil = make_wheel(other, "beta", "2.0", requires=["evil-dependency>=6.6.6"]).read_bytes()
+
+    def ranges_of_other_bytes(path: str, headers: Any) -> tuple[int, dict[str, str], bytes] | None:
+        wanted = re.fullmatch(r"bytes=(\d*)-(\d*)", headers.get("Range") or "")
+        if path != f"/files/{genuine.name}" or wanted is None:
+            return None
+        start, stop = wanted.groups()
+        first = len(evil) - int(stop) if not start else int(start)
+        last = len(evil) - 1 if not start or not stop else min(int(stop), len(evil) - 1)
+        content_range = f"bytes {max(first, 0)}-{last}/{len(evil)}"
+        return 206, {"Content-Range": content_range}, evil[max(first, 0) : last + 1]
+
+    index_server.json_pages = True
+    index_server.intercept(ranges_of_other_bytes)
+    proxy = start_proxy("--upstream", index_server.url)
+    (item,) = page(proxy, "beta")["files"]
+    path = file_path_of(item, "beta")
+    status, _, read = proxy.get(path + ".metadata")
+    assert (status, b"evil-dependency" in read) == (200, True)  # what ranges gave
+    assert proxy.get(path)[::2] == (200, genuine.read_bytes())  # stored, verified
+    assert wait_until(lambda: proxy.get(path + ".metadata")[::2] == (200, own))
+    assert "is not the wheel's own; serving the wheel's" in proxy.log
+    (item,) = page(proxy, "beta")["files"]
+    assert item["core-metadata"] == {"sha256": hashlib.sha256(own).hexdigest()}
 
 
 # -- row 10: upstream work never delays local answers; --timeout is a deadline ------------------

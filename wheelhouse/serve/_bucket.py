@@ -173,6 +173,7 @@ class BucketStore(Store):
             target.parent.mkdir(exist_ok=True)
             os.replace(partial, target)
             logger.info("read %s from the bucket (%d bytes)", sha256, size)
+            self.stored(file, sha256)
             return True
         except BaseException:
             partial.unlink(missing_ok=True)

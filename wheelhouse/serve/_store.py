@@ -32,7 +32,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -164,6 +164,8 @@ class Store:
         # metadata/<aa>/ listed once per change of the directory: a page of 15,000 wheels
         # asks for each wheel whether its METADATA is stored, and most are not.
         self._metadata_names: dict[str, tuple[int, frozenset[str]]] = {}
+        # Called (in the downloading thread) with each file once it is stored, verified.
+        self.on_stored: Callable[[UpstreamFile, str], None] | None = None
 
     # -- pages ----------------------------------------------------------------------------
 
@@ -459,11 +461,21 @@ class Store:
             target.parent.mkdir(exist_ok=True)
             os.replace(partial, target)
             logger.info("stored %s (%d bytes, sha256 %s)", file.filename, size, sha256)
+            self.stored(file, sha256)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
         finally:
             os.close(fd)
+
+    def stored(self, file: UpstreamFile, sha256: str) -> None:
+        """Tell ``on_stored`` that ``file`` is in the store; what it does cannot undo that."""
+        if self.on_stored is None:
+            return
+        try:
+            self.on_stored(file, sha256)
+        except Exception:  # a check after the fact must not fail the download
+            logger.exception("after storing %s", file.filename)
 
     def wait_for_file(self, file: UpstreamFile, *, stall: float) -> Path:
         """Download ``file`` (or wait for whoever does) and return its path in the store."""

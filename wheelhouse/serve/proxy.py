@@ -215,6 +215,7 @@ class _Proxy:
             config["extra-index-url"] = " ".join(settings.upstreams[1:])
         self.client = HttpClient(config, pool_size=16)
         self.store = _open_store(settings, self.client, self.stats)
+        self.store.on_stored = self._check_metadata
         self._render_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._revalidating: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -586,6 +587,28 @@ class _Proxy:
                 return data
         except TimeoutError as exc:
             raise _Unavailable(503, f"the metadata of {file.filename} is still being read") from exc
+
+    def _check_metadata(self, file: UpstreamFile, sha256: str) -> None:
+        """A wheel just stored (its sha256 checked) has the last word on its METADATA: one
+        read before with range requests, which nothing could check, or a PEP 658 file, is
+        replaced when it differs from the wheel's own."""
+        if not file.is_wheel:
+            return
+        stored = self.store.read_metadata(sha256)
+        if stored is None:
+            return
+        try:
+            own = self._metadata_from_stored(file, sha256)
+        except _Unavailable as exc:
+            logger.warning("cannot check the METADATA of %s: %s", file.filename, exc.reason)
+            return
+        if own != stored:
+            logger.warning(
+                "the METADATA upstream gave for %s is not the wheel's own; serving the wheel's",
+                file.filename,
+            )
+            self.store.write_metadata(sha256, own)
+            self._changed(file.filename)
 
     def _changed(self, filename: str) -> None:
         """A page listing ``filename`` now renders differently (its metadata hash is known)."""
