@@ -288,7 +288,9 @@ def test_wrong_upstream_bytes_abort_the_response_and_cache_nothing(
     proxy = start_proxy("--upstream", index_server.url)
     wheel = page(proxy, "gamma")["files"][0]
     status, body = fetch_raw(proxy, "gamma", wheel["url"])
-    assert status == "incomplete"
+    # Cut short once bytes were sent; a 502 before any header when the mismatch was known
+    # before the first byte (this wheel is one read chunk).
+    assert status in {"incomplete", "502"}
     assert len(body) < (upstream_dists.root / wheel["filename"]).stat().st_size
     proc = pip_download(proxy, tmp_path / "bad", "gamma")
     assert proc.returncode != 0

@@ -64,3 +64,11 @@ def test_parsed_pages_in_memory_are_bounded_by_their_files(
     assert sorted(store._parsed) == ["three", "two"]  # the oldest went first
     assert store.read_page("one") is not None  # read again from disk
     assert sorted(store._parsed) == ["one", "three"]
+
+
+def test_names_without_a_page_leave_nothing_in_memory(tmp_path: Path) -> None:
+    """Every name a client sends is looked up: one that has no page must not leave a lock (or
+    anything else) behind, or a client could grow the proxy's memory name by name."""
+    store = _store_at(tmp_path)
+    assert all(store.read_page(f"no-such-{i}") is None for i in range(1000))
+    assert store._parse_locks == {} and store._parsed == {}

@@ -91,7 +91,7 @@ def serve(
     ] = False,
     timeout: Annotated[
         float,
-        typer.Option("--timeout", min=0.1, help="Proxy: seconds to wait on upstream per call."),
+        typer.Option("--timeout", min=0.1, help="Proxy: seconds upstream has to answer a request."),
     ] = 15.0,
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Proxy: worker processes sharing the store.")

@@ -6,9 +6,12 @@ from the bucket once per instance and streamed to clients from disk. Layout unde
 
     pages/<key>/<project>.json      what upstream said about a project (+ validators, time)
     files/<aa>/<sha256>             a file, verified against its sha256 before it got here
-    metadata/<aa>/<sha256>          the METADATA of the wheel <sha256>; ``.sha256`` beside it
+    upstream-metadata/<key>/<aa>/<sha256>
+                                    the METADATA of the wheel <sha256> as the upstreams <key>
+                                    gave it (never shared with others); ``.sha256`` beside it
     leases/files/<sha256>           held by the one instance downloading <sha256>
     leases/pages/<key>/<project>    held by the one instance asking upstream for a page
+    leases/metadata/<key>/<sha256>  held by the one instance reading a wheel's METADATA
 
 Single flight across instances: a lease object is created with a conditional write (S3's
 ``If-None-Match: *``); only its holder asks upstream, verifies the sha256, uploads the file
@@ -68,7 +71,6 @@ class BucketStore(Store):
     ) -> None:
         super().__init__(root, key, client, stats, timeout)
         self.objects = objects
-        self.key = key
         self.lease_timeout = lease_timeout
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._bucket_pages: dict[str, tuple[str, PageRecord]] = {}
@@ -146,8 +148,7 @@ class BucketStore(Store):
             return False
         chunks = streamed.chunks
         partial = self.partial_path(sha256)
-        partial.unlink(missing_ok=True)
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = self.create_partial(sha256)
         try:
             digest = hashlib.sha256()
             size = 0
@@ -172,6 +173,7 @@ class BucketStore(Store):
             target.parent.mkdir(exist_ok=True)
             os.replace(partial, target)
             logger.info("read %s from the bucket (%d bytes)", sha256, size)
+            self.stored(file, sha256)
             return True
         except BaseException:
             partial.unlink(missing_ok=True)
@@ -283,9 +285,9 @@ class BucketStore(Store):
 
     # -- metadata -------------------------------------------------------------------------
 
-    @staticmethod
-    def _metadata_key(sha256: str) -> str:
-        return f"metadata/{sha256[:2]}/{sha256}"
+    def _metadata_key(self, sha256: str) -> str:
+        # Not "metadata/": that folder of older proxies mixed the METADATA of all upstreams.
+        return f"upstream-metadata/{self.key}/{sha256[:2]}/{sha256}"
 
     def read_metadata(self, sha256: str) -> bytes | None:
         data = super().read_metadata(sha256)
@@ -317,7 +319,7 @@ class BucketStore(Store):
         # This machine's lock, then the bucket's lease: one instance reads it upstream.
         with (
             super().metadata_lease(sha256, timeout=timeout),
-            self._lease(f"leases/metadata/{sha256}", wait=True),
+            self._lease(f"leases/metadata/{self.key}/{sha256}", wait=True),
         ):
             yield
 

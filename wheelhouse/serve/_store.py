@@ -7,26 +7,35 @@ Layout under the store root::
     rendered/<key>/<project>/<form>.<version>.<etag>
                                     that page as served (``json``/``html``), per page version
     files/<aa>/<sha256>             a file, verified against its sha256 before it got here
-    metadata/<aa>/<sha256>          the METADATA of the wheel <sha256>; ``.sha256`` beside it
-    partial/<sha256>                a download in progress (readers follow it as it grows)
+    upstream-metadata/<key>/<aa>/<sha256>
+                                    the METADATA of the wheel <sha256> as these upstreams gave
+                                    it; ``.sha256`` beside it
+    partial/<sha256>                a download in progress (readers follow it as it grows),
+                                    flock()ed by its writer for as long as it writes
     locks/<sha256>.lock             held by the one process downloading <sha256>
 
-``<key>`` names the list of upstreams, so a store never mixes answers of other indexes.
+``<key>`` names the list of upstreams, so a store never mixes answers of other indexes. Files
+are shared: their bytes are checked against the sha256 they are stored under. METADATA is not:
+read with range requests or taken from upstream's PEP 658 file, it is only as good as the
+upstream that gave it, so another upstream list never sees it. (Stores written before kept it
+in ``metadata/<aa>/<sha256>`` for every upstream; that folder is never read.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import filelock
 import urllib3
@@ -59,6 +68,8 @@ class Stats:
     page_stale: int = 0
     page_revalidations: int = 0
     page_not_modified: int = 0
+    page_absent_hits: int = 0  # answered 404 from the memory of upstream's recent 404
+    upstream_deadlines: int = 0  # clients answered 504: upstream did not answer in time
     file_hits: int = 0
     file_misses: int = 0
     metadata_hits: int = 0
@@ -134,7 +145,8 @@ class Store:
         self.root = root
         self._pages = root / "pages" / key
         self._files = root / "files"
-        self._metadata = root / "metadata"
+        self.key = key
+        self._metadata = root / "upstream-metadata" / key
         self._partial = root / "partial"
         self._locks = root / "locks"
         self._rendered = root / "rendered" / key
@@ -152,11 +164,17 @@ class Store:
         # metadata/<aa>/ listed once per change of the directory: a page of 15,000 wheels
         # asks for each wheel whether its METADATA is stored, and most are not.
         self._metadata_names: dict[str, tuple[int, frozenset[str]]] = {}
+        # Called (in the downloading thread) with each file once it is stored, verified.
+        self.on_stored: Callable[[UpstreamFile, str], None] | None = None
 
     # -- pages ----------------------------------------------------------------------------
 
     def read_page(self, project: str) -> PageRecord | None:
         path = self._pages / f"{project}.json"
+        if not path.exists():
+            # Asked for every name clients send: a lock per name that has no page would let
+            # a client grow this process's memory with names.
+            return None
         # One parse at a time per project: 20 clients asking for files of a page that was
         # dropped from memory must not parse 20 copies of it at once.
         with self._parse_locks.setdefault(project, threading.Lock()):
@@ -278,6 +296,63 @@ class Store:
     def has_file(self, sha256: str) -> bool:
         return self.file_path(sha256).is_file()
 
+    def create_partial(self, sha256: str) -> int:
+        """A new, empty partial file for ``sha256`` in place of any older one, open for writing
+        and flock()ed for as long as it stays open. Readers follow only a partial file whose
+        writer holds that lock: one left by a process that died is never taken for a download
+        under way (its bytes would be served as the file's)."""
+        partial = self.partial_path(sha256)
+        temporary = partial.with_name(f".{sha256}.{uuid.uuid4().hex}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # before anyone can see it under its name
+            os.replace(temporary, partial)
+        except BaseException:
+            os.close(fd)
+            temporary.unlink(missing_ok=True)
+            raise
+        return fd
+
+    def open_source(self, sha256: str) -> tuple[int, bool] | None:
+        """A descriptor to read file ``sha256`` from, and whether it is complete: the stored
+        file, or the partial file of a download under way. None when there is neither (a
+        partial file nobody writes is a dead process's leftover: never read)."""
+        with contextlib.suppress(FileNotFoundError):
+            return os.open(self.file_path(sha256), os.O_RDONLY), True
+        try:
+            fd = os.open(self.partial_path(sha256), os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        state = self.partial_state(fd, sha256)
+        if state == "abandoned":
+            os.close(fd)
+            return None
+        return fd, state == "complete"
+
+    def partial_state(self, fd: int, sha256: str) -> Literal["writing", "complete", "abandoned"]:
+        """What became of the partial file open at ``fd``: still being written; renamed into
+        place once its sha256 matched; or abandoned (thrown away after a mismatch or a failed
+        read, or its writer died): its bytes must not complete any response."""
+        info = os.fstat(fd)
+        if self._is_stored(info, sha256):
+            return "complete"
+        if info.st_nlink == 0:
+            return "abandoned"
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return "writing"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        # Nobody writes it: its writer renamed it into place since we looked, or died.
+        return "complete" if self._is_stored(info, sha256) else "abandoned"
+
+    def _is_stored(self, info: os.stat_result, sha256: str) -> bool:
+        try:
+            stored = os.stat(self.file_path(sha256))
+        except FileNotFoundError:
+            return False
+        return (stored.st_ino, stored.st_dev) == (info.st_ino, info.st_dev)
+
     def start_download(self, file: UpstreamFile) -> None:
         """Make sure ``file`` is being downloaded into the store, unless it is there already.
 
@@ -351,10 +426,9 @@ class Store:
         self, file: UpstreamFile, sha256: str, response: urllib3.BaseHTTPResponse | None = None
     ) -> None:
         partial = self.partial_path(sha256)
-        # A partial file left by a process that died: its readers see it unlinked and fail.
-        partial.unlink(missing_ok=True)
         shown = strip_credentials(file.url)
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        # Replaces a partial file left by a process that died: its readers see it abandoned.
+        fd = self.create_partial(sha256)
         try:
             if response is None:
                 self.stats.add(upstream_requests=1)
@@ -387,11 +461,21 @@ class Store:
             target.parent.mkdir(exist_ok=True)
             os.replace(partial, target)
             logger.info("stored %s (%d bytes, sha256 %s)", file.filename, size, sha256)
+            self.stored(file, sha256)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
         finally:
             os.close(fd)
+
+    def stored(self, file: UpstreamFile, sha256: str) -> None:
+        """Tell ``on_stored`` that ``file`` is in the store; what it does cannot undo that."""
+        if self.on_stored is None:
+            return
+        try:
+            self.on_stored(file, sha256)
+        except Exception:  # a check after the fact must not fail the download
+            logger.exception("after storing %s", file.filename)
 
     def wait_for_file(self, file: UpstreamFile, *, stall: float) -> Path:
         """Download ``file`` (or wait for whoever does) and return its path in the store."""
@@ -467,9 +551,11 @@ class Store:
 
     @contextlib.contextmanager
     def metadata_lease(self, sha256: str, *, timeout: float) -> Iterator[None]:
-        """Held by the one process reading the METADATA of wheel ``sha256``; TimeoutError
-        when another holds it longer than ``timeout``."""
-        lock = filelock.FileLock(self._locks / f"{sha256}.metadata.lock", is_singleton=False)
+        """Held by the one process reading the METADATA of wheel ``sha256`` for these
+        upstreams; TimeoutError when another holds it longer than ``timeout``."""
+        lock = filelock.FileLock(
+            self._locks / f"{self.key}.{sha256}.metadata.lock", is_singleton=False
+        )
         try:
             lock.acquire(timeout=timeout)
         except filelock.Timeout as exc:

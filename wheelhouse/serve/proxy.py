@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -17,12 +18,13 @@ import resource
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
+import anyio
 import anyio.to_thread
 import urllib3
 import uvicorn
@@ -61,6 +63,22 @@ _CHUNK = 256 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RENDERED_PAGES = 256  # rendered pages kept per process (both forms of a project count two)
 _PROJECT = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", re.IGNORECASE)
+# Far beyond any real project name (PyPI's longest are under 100), and short enough that every
+# name the store derives from it (<name>.json, rendered/<key>/<name>/) fits NAME_MAX (255).
+_MAX_NAME = 200
+_MAX_FILENAME = 255  # a file name is only compared with the page's, but has no business longer
+# Threads for work that waits on upstream (pages, METADATA, revalidation) and for work on the
+# store (parsing and rendering pages). Each kind has its own bound, and neither takes threads
+# from anyio's default pool, which sends stored files: 50 hanging upstream pages once held all
+# of its threads and a stored wheel waited 23 s behind them.
+_UPSTREAM_THREADS = 32
+_LOCAL_THREADS = 16
+# How long upstream's "no such project" is believed (at most the page TTL), and for how many
+# names: 50 clients asking for a name nobody has must not make 50 upstream requests.
+_ABSENT_TTL = 60.0
+_ABSENT_NAMES = 10_000
+_GRACE = 1.0  # seconds an upstream call may outlast the deadline its clients were given
+_T = TypeVar("_T")
 _CONTENT_TYPES = {JSON_TYPE: JSON_TYPE, HTML_TYPE: HTML_TYPE, "text/html": "text/html"}
 _FORMS = {JSON_TYPE: "json", HTML_TYPE: "html", "text/html": "html"}  # rendered files
 # One line per request (uvicorn.access) and per event, in every worker process.
@@ -197,10 +215,15 @@ class _Proxy:
             config["extra-index-url"] = " ".join(settings.upstreams[1:])
         self.client = HttpClient(config, pool_size=16)
         self.store = _open_store(settings, self.client, self.stats)
-        self._page_locks: dict[str, asyncio.Lock] = {}
+        self.store.on_stored = self._check_metadata
         self._render_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._revalidating: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # One upstream request at a time per page or METADATA (single flight): its task, which
+        # every client that asks meanwhile awaits (each with its own deadline).
+        self._flights: dict[str, asyncio.Task[Any]] = {}
+        self._absent: dict[str, float] = {}  # project -> until when upstream's 404 holds
+        self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._rerender: set[str] = set()  # projects whose page gained a METADATA hash
         self.started = time.time()
         # Rendered upstream pages, reused while the stored record and what this process has
@@ -224,11 +247,67 @@ class _Proxy:
         )
         return _Listing(project, page.files, page.versions, directory)
 
+    # -- threads, deadlines, single flight ------------------------------------------------
+
+    def _limiter(self, kind: str) -> anyio.CapacityLimiter:
+        # Made on first use: a limiter belongs to the event loop that runs the app.
+        if kind not in self._limiters:
+            total = _UPSTREAM_THREADS if kind == "upstream" else _LOCAL_THREADS
+            self._limiters[kind] = anyio.CapacityLimiter(total)
+        return self._limiters[kind]
+
+    async def on_store(self, func: Callable[..., _T], *args: Any) -> _T:
+        """``func(*args)`` on a thread for work on the store (never waits on upstream)."""
+        return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter("local"))
+
+    async def on_upstream(self, func: Callable[..., _T], *args: Any) -> _T:
+        """``func(*args)`` on a thread for work that waits on upstream."""
+        return await anyio.to_thread.run_sync(func, *args, limiter=self._limiter("upstream"))
+
+    def spawn(self, coroutine: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._settled)
+        return task
+
+    def _settled(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved here: every client awaiting it may have given up
+
+    def flight(self, key: str, start: Callable[[], Coroutine[Any, Any, _T]]) -> asyncio.Task[_T]:
+        """The task under way for ``key``, or a new one made by ``start``."""
+        task = self._flights.get(key)
+        if task is None:
+            task = self.spawn(start())
+            self._flights[key] = task
+            task.add_done_callback(functools.partial(self._landed, key))
+        return task
+
+    def _landed(self, key: str, task: asyncio.Task[Any]) -> None:
+        if self._flights.get(key) is task:
+            del self._flights[key]
+
+    async def within_deadline(self, task: asyncio.Task[_T], what: str) -> _T:
+        """What ``task`` gives, if it gives it within ``--timeout``; else a 504. The task goes
+        on (shielded): its thread cannot be stopped, and what it stores serves the next client."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.settings.timeout)
+        except TimeoutError:
+            self.stats.add(upstream_deadlines=1)
+            timeout = self.settings.timeout
+            logger.warning("no answer from upstream for %s within %g s", what, timeout)
+            raise _Unavailable(
+                504, f"upstream did not answer for {what} within --timeout {timeout:g} s"
+            ) from None
+
+    # -- who answers, continued -----------------------------------------------------------
+
     async def listing(self, project: str) -> _Listing:
         local = self._local_dir(project)
         if local is not None:
-            return await anyio.to_thread.run_sync(self._local_listing, local, project)
-        record = await anyio.to_thread.run_sync(self.store.read_page, project)
+            return await self.on_store(self._local_listing, local, project)
+        record = await self.on_store(self.store.read_page, project)
         if record is not None:
             if self.settings.offline or time.time() - record.fetched < self.settings.ttl:
                 self.stats.add(page_hits=1)
@@ -238,19 +317,49 @@ class _Proxy:
             return self._from_record(record)
         if self.settings.offline:
             raise _Unavailable(503, f"offline: {project} is not in the store")
+        if self._known_absent(project):
+            self.stats.add(page_absent_hits=1)
+            raise _Unavailable(404, _absent(project))
         self.stats.add(page_misses=1)
-        lock = self._page_locks.setdefault(project, asyncio.Lock())
-        async with lock:  # concurrent first requests for a project ask upstream once
-            record = await anyio.to_thread.run_sync(self.store.read_page, project)
-            if record is None:
-                record = await anyio.to_thread.run_sync(self._fetch_leased, project)
+        # The clients' 504 comes at --timeout; the upstream call ends just after it, so what a
+        # client sees does not depend on which of the two clocks fired first.
+        deadline = time.monotonic() + self.settings.timeout + _GRACE
+
+        async def fetch() -> PageRecord:
+            try:
+                return await self.on_upstream(self._fetch_leased, project, deadline)
+            except _Unavailable as exc:
+                if exc.status == 404:
+                    self._remember_absent(project)
+                raise
+
+        # Concurrent first requests for a project ask upstream once.
+        record = await self.within_deadline(self.flight(f"page {project}", fetch), project)
         return self._from_record(record)
 
-    def _fetch_leased(self, project: str) -> PageRecord:
+    def _known_absent(self, project: str) -> bool:
+        until = self._absent.get(project)
+        if until is None:
+            return False
+        if until > time.monotonic():
+            return True
+        del self._absent[project]
+        return False
+
+    def _remember_absent(self, project: str) -> None:
+        lasting = min(self.settings.ttl, _ABSENT_TTL)
+        if lasting <= 0:
+            return
+        self._absent.pop(project, None)
+        self._absent[project] = time.monotonic() + lasting  # the most recent last
+        while len(self._absent) > _ABSENT_NAMES:
+            self._absent.pop(next(iter(self._absent)))
+
+    def _fetch_leased(self, project: str, deadline: float) -> PageRecord:
         """The first fetch of a page, once across the proxies sharing a store."""
         with self.store.page_lease(project, wait=True):
             record = self.store.read_page(project)  # another proxy may have fetched it
-            return record if record is not None else self._fetch_first(project)
+            return record if record is not None else self._fetch_first(project, deadline)
 
     @staticmethod
     def _from_record(record: PageRecord) -> _Listing:
@@ -258,15 +367,19 @@ class _Proxy:
             record.project, record.page.files, record.page.versions, None, record.fetched
         )
 
-    def _fetch_first(self, project: str) -> PageRecord:
-        """The page of the first upstream that has ``project`` ("first index wins")."""
+    def _fetch_first(self, project: str, deadline: float | None = None) -> PageRecord:
+        """The page of the first upstream that has ``project`` ("first index wins"), asked
+        within ``deadline`` (``time.monotonic()``) when one is given."""
         for number, upstream in enumerate(self.settings.upstreams):
             shown = strip_credentials(upstream)
+            timeout = self.settings.timeout
+            if deadline is not None:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    raise _Unavailable(504, f"upstream did not answer for {project} in time")
             self.stats.add(upstream_requests=1)
             try:
-                result = fetch_project_page(
-                    self.client, upstream, project, timeout=self.settings.timeout
-                )
+                result = fetch_project_page(self.client, upstream, project, timeout=timeout)
             except UpstreamError as exc:
                 # A later index must not answer while an earlier one is down: that is how
                 # dependency confusion gets in. Say why, and let the client retry.
@@ -277,7 +390,7 @@ class _Proxy:
                 record = PageRecord(project, number, time.time(), result.page)
                 self.store.write_page(record)
                 return record
-        raise _Unavailable(404, f"{project} is on none of the upstream indexes")
+        raise _Unavailable(404, _absent(project))
 
     def _revalidate_soon(self, project: str) -> None:
         if project in self._revalidating:
@@ -286,13 +399,11 @@ class _Proxy:
 
         async def run() -> None:
             try:
-                await anyio.to_thread.run_sync(self._revalidate, project)
+                await self.on_upstream(self._revalidate, project)
             finally:
                 self._revalidating.discard(project)
 
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.spawn(run())
 
     def _revalidate(self, project: str) -> None:
         with self.store.page_lease(project, wait=False) as ours:
@@ -361,7 +472,7 @@ class _Proxy:
                 return await self._rendered_page(project, _FORMS[chosen], stamp)
         else:
             listing = await self.listing(project)
-        body = await anyio.to_thread.run_sync(self.render_page, listing, chosen)
+        body = await self.on_store(self.render_page, listing, chosen)
         return _Page.of(body)
 
     def _count_page(self, project: str, stamp: PageStamp) -> None:
@@ -380,9 +491,11 @@ class _Proxy:
             async with lock:
                 opened = self.store.open_rendered(project, form, stamp.version)
                 if opened is None:
-                    body = await anyio.to_thread.run_sync(self._render_stored, project, form)
-                    if body is not None:
-                        self.store.write_rendered(project, form, stamp.version, body)
+                    body = await self.on_store(self._render_stored, project, form)
+                    if body is not None:  # megabytes for big projects: not on the event loop
+                        await self.on_store(
+                            self.store.write_rendered, project, form, stamp.version, body
+                        )
                         opened = self.store.open_rendered(project, form, stamp.version)
                     if opened is None:  # the page changed meanwhile: send what we rendered
                         if body is None:
@@ -410,9 +523,7 @@ class _Proxy:
                 if page.fd is not None:
                     os.close(page.fd)
 
-            task = asyncio.get_running_loop().create_task(run())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(run())
 
     def _render_stored(self, project: str, form: str) -> bytes | None:
         record = self.store.read_page(project)
@@ -476,6 +587,28 @@ class _Proxy:
                 return data
         except TimeoutError as exc:
             raise _Unavailable(503, f"the metadata of {file.filename} is still being read") from exc
+
+    def _check_metadata(self, file: UpstreamFile, sha256: str) -> None:
+        """A wheel just stored (its sha256 checked) has the last word on its METADATA: one
+        read before with range requests, which nothing could check, or a PEP 658 file, is
+        replaced when it differs from the wheel's own."""
+        if not file.is_wheel:
+            return
+        stored = self.store.read_metadata(sha256)
+        if stored is None:
+            return
+        try:
+            own = self._metadata_from_stored(file, sha256)
+        except _Unavailable as exc:
+            logger.warning("cannot check the METADATA of %s: %s", file.filename, exc.reason)
+            return
+        if own != stored:
+            logger.warning(
+                "the METADATA upstream gave for %s is not the wheel's own; serving the wheel's",
+                file.filename,
+            )
+            self.store.write_metadata(sha256, own)
+            self._changed(file.filename)
 
     def _changed(self, filename: str) -> None:
         """A page listing ``filename`` now renders differently (its metadata hash is known)."""
@@ -544,30 +677,42 @@ class _Proxy:
 
     # -- files ----------------------------------------------------------------------------
 
-    def open_download(self, file: UpstreamFile, sha256: str) -> tuple[int, bool]:
-        """A descriptor of the stored file, or of the partial one being written, and whether
-        it is complete. Starts the download when nobody has."""
+    async def open_download(self, file: UpstreamFile, sha256: str) -> tuple[int, bool]:
+        """A descriptor of the stored file, or of the partial one a live download writes once
+        it has bytes, and whether it is complete. Starts the download when nobody has.
+
+        Waits on the event loop, not on a thread: a client waiting for a download costs no
+        thread. Until the first bytes arrive a failure is still a 502 (``DownloadFailed``)
+        before any header; after ``--timeout`` without them, a 504 (``_Unavailable``).
+        """
         self.store.start_download(file)
         last_start = time.monotonic()
         # With a shared bucket, another proxy may hold the download's lease until it expires.
         waiting = self.settings.lease_timeout if self.settings.bucket else 0.0
-        deadline = time.monotonic() + self.settings.timeout * 2 + waiting
+        deadline = time.monotonic() + self.settings.timeout + waiting
         while True:
-            with contextlib.suppress(FileNotFoundError):
-                return os.open(self.store.file_path(sha256), os.O_RDONLY), True
-            with contextlib.suppress(FileNotFoundError):
-                return os.open(self.store.partial_path(sha256), os.O_RDONLY), False
-            if not self.store.download_active(sha256):
+            opened = self.store.open_source(sha256)
+            if opened is not None:
+                fd, complete = opened
+                if complete or os.fstat(fd).st_size > 0:
+                    return fd, complete
+                os.close(fd)  # nothing to send yet
+            elif not self.store.download_active(sha256):
                 reason = self.store.failure(sha256)
                 if reason is not None:
                     raise DownloadFailed(reason)
                 if time.monotonic() - last_start > 0.5:
-                    # Another process held the lock and gave up before writing anything.
+                    # Another process held the lock and gave up (or died) before writing.
                     self.store.start_download(file)
                     last_start = time.monotonic()
             if time.monotonic() > deadline:
-                raise DownloadFailed(f"the download of {file.filename} did not start")
-            time.sleep(0.01)
+                self.stats.add(upstream_deadlines=1)
+                timeout = self.settings.timeout
+                raise _Unavailable(
+                    504,
+                    f"upstream did not answer for {file.filename} within --timeout {timeout:g} s",
+                )
+            await asyncio.sleep(0.01)
 
 
 class _Follow:
@@ -575,7 +720,10 @@ class _Follow:
 
     The last chunk is held back until the download is verified and in the store, so a
     client never receives a complete body whose hash did not match: it sees the connection
-    close early instead.
+    close early instead. That is a broken transfer only where the client knows the length:
+    with a Content-Length (upstream gave the size, or the file is stored), or chunked
+    framing (HTTP/1.1). An HTTP/1.0 client without a Content-Length takes the end of the
+    connection for the end of the body, so it gets the file only once it is verified.
     """
 
     def __init__(self, proxy: _Proxy, file: UpstreamFile, sha256: str) -> None:
@@ -586,19 +734,28 @@ class _Follow:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         proxy, sha256 = self.proxy, self.sha256
         try:
-            fd, complete = await anyio.to_thread.run_sync(proxy.open_download, self.file, sha256)
+            fd, complete = await proxy.open_download(self.file, sha256)
         except DownloadFailed as exc:
             await PlainTextResponse(f"{exc}\n", status_code=502)(scope, receive, send)
             return
+        except _Unavailable as exc:
+            await PlainTextResponse(f"{exc.reason}\n", exc.status)(scope, receive, send)
+            return
         try:
+            if not complete and self.file.size is None and scope.get("http_version") == "1.0":
+                try:
+                    complete = await self._verified(fd)
+                except DownloadFailed as exc:
+                    await PlainTextResponse(f"{exc}\n", status_code=502)(scope, receive, send)
+                    return
+            size = os.fstat(fd).st_size if complete else self.file.size
             headers = [(b"content-type", b"application/octet-stream")]
-            if self.file.size is not None:
-                headers.append((b"content-length", str(self.file.size).encode()))
+            if size is not None:
+                headers.append((b"content-length", str(size).encode()))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             held = b""
             stall = proxy.settings.timeout * 2
             progress = time.monotonic()
-            final = proxy.store.file_path(sha256)
             while True:
                 chunk = os.read(fd, _CHUNK)
                 if chunk:
@@ -608,15 +765,13 @@ class _Follow:
                     continue
                 if complete:
                     break
-                info = os.fstat(fd)
-                if info.st_nlink == 0:  # the downloader threw it away: a bad download
-                    reason = proxy.store.failure(sha256) or "the upstream download failed"
+                state = proxy.store.partial_state(fd, sha256)
+                if state == "abandoned":  # thrown away after a mismatch, or its writer died
+                    reason = proxy.store.failure(sha256) or "the download was abandoned"
                     logger.error("aborting %s: %s", self.file.filename, reason)
                     return  # without the last chunk and without ending the body
-                with contextlib.suppress(FileNotFoundError):
-                    stored = os.stat(final)
-                    complete = (stored.st_ino, stored.st_dev) == (info.st_ino, info.st_dev)
-                if complete:
+                if state == "complete":
+                    complete = True
                     continue  # read what was written between our last read and the rename
                 if time.monotonic() - progress > stall:
                     logger.error("aborting %s: the download stalled", self.file.filename)
@@ -626,6 +781,23 @@ class _Follow:
             await send({"type": "http.response.body", "body": body, "more_body": False})
         finally:
             os.close(fd)
+
+    async def _verified(self, fd: int) -> bool:
+        """Wait until the partial file open at ``fd`` is stored (its sha256 matched)."""
+        progress = (os.fstat(fd).st_size, time.monotonic())
+        while True:
+            state = self.proxy.store.partial_state(fd, self.sha256)
+            if state == "complete":
+                return True
+            if state == "abandoned":
+                reason = self.proxy.store.failure(self.sha256) or "the download was abandoned"
+                raise DownloadFailed(reason)
+            size = os.fstat(fd).st_size
+            if size != progress[0]:
+                progress = (size, time.monotonic())
+            elif time.monotonic() - progress[1] > self.proxy.settings.timeout * 2:
+                raise DownloadFailed(f"the download of {self.file.filename} stalled")
+            await asyncio.sleep(0.02)
 
 
 def create_app(settings: ProxySettings) -> Starlette:
@@ -645,7 +817,7 @@ def create_app(settings: ProxySettings) -> Starlette:
         chosen = negotiate(request.headers.get("accept"))
         if chosen is None:
             return PlainTextResponse(_ACCEPTABLE, 406, {"Vary": "Accept"})
-        names: set[str] = set(proxy.store.stored_projects())
+        names: set[str] = set(await proxy.on_store(proxy.store.stored_projects))
         for directory in settings.local:
             names.update(p.parent.name for p in (directory / INDEX_DIR).glob(f"*/{JSON_PAGE}"))
         ordered = sorted(names)
@@ -654,7 +826,7 @@ def create_app(settings: ProxySettings) -> Starlette:
 
     async def project_page(request: Request) -> Response:
         raw = request.path_params["project"]
-        if not _PROJECT.fullmatch(raw):
+        if not _valid_name(raw):
             return PlainTextResponse("not a valid project name\n", 404)
         project = canonicalize_name(raw)
         if project != raw or not request.url.path.endswith("/"):
@@ -675,7 +847,9 @@ def create_app(settings: ProxySettings) -> Starlette:
         raw = request.path_params["project"]
         sha256 = request.path_params["sha256"]
         filename = request.path_params["filename"]
-        if not _PROJECT.fullmatch(raw) or not _SHA256.fullmatch(sha256):
+        if not _valid_name(raw) or not _SHA256.fullmatch(sha256):
+            return PlainTextResponse("not found\n", 404)
+        if len(filename) > _MAX_FILENAME:
             return PlainTextResponse("not found\n", 404)
         project = canonicalize_name(raw)
         metadata = filename.endswith(".metadata")
@@ -705,7 +879,10 @@ def create_app(settings: ProxySettings) -> Starlette:
             return _stored(path, filename)
         if metadata:
             try:
-                data = await anyio.to_thread.run_sync(proxy.metadata, found, sha256)
+                task = proxy.flight(
+                    f"metadata {sha256}", lambda: proxy.on_upstream(proxy.metadata, found, sha256)
+                )
+                data = await proxy.within_deadline(task, f"the metadata of {wanted}")
             except _Unavailable as exc:
                 proxy.stats.add(errors=1)
                 return PlainTextResponse(f"{exc.reason}\n", exc.status)
@@ -751,6 +928,15 @@ class _FollowResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._follow(scope, receive, send)
+
+
+def _valid_name(name: str) -> bool:
+    """Whether ``name`` may be a project name: checked before it reaches the file system."""
+    return len(name) <= _MAX_NAME and _PROJECT.fullmatch(name) is not None
+
+
+def _absent(project: str) -> str:
+    return f"{project} is on none of the upstream indexes"
 
 
 def _stored(path: Path, filename: str) -> Response:
