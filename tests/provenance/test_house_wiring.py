@@ -341,3 +341,18 @@ def test_an_update_carries_what_changed_and_keeps_the_rest(
     assert applied.exit_code == ExitCode.OK, applied.stderr
     assert carried(inside) == carried(house)
     assert cli("verify", inside, "--provenance").exit_code == ExitCode.OK
+
+    # Only the snapshot's info changed (fetched again, same bytes): the update brings only it,
+    # and the snapshot itself is taken from the wheelhouse it updates.
+    info = json.loads((house / "osv" / "PyPI.zip.json").read_text(encoding="utf-8"))
+    info["fetched"] = "2026-12-08T00:00:00+00:00"
+    (house / "osv" / "PyPI.zip.json").write_text(json.dumps(info), encoding="utf-8")
+    again = tmp_path / "again.tar.gz"
+    assert cli("pack", house, "--since", inside, "-o", again).exit_code == ExitCode.OK
+    assert [n for n in members_of(again) if n.removeprefix("wheelhouse/") in CARRIED] == [
+        "wheelhouse/osv/PyPI.zip.json"
+    ]
+    applied = cli("unpack", again, "-o", inside)
+    assert applied.exit_code == ExitCode.OK, applied.stderr
+    assert carried(inside) == carried(house)
+    assert cli("verify", inside).exit_code == ExitCode.OK

@@ -177,7 +177,8 @@ def verify(
 
     With ``generated``, the files written from the manifest are checked too: each wheel's PEP
     658 ``.metadata`` file, and (for a wheelhouse this version wrote) the index pages, the
-    requirements files and pylock.toml, which clients trust for hashes and dependencies.
+    requirements files and pylock.toml, which clients trust for hashes and dependencies; and
+    the OSV snapshot the wheelhouse carries, against the sha256 recorded when it was fetched.
 
     ``known`` maps file names to the sha256 the caller has just computed while writing those
     very files (``unpack`` hashes every member as it extracts it): they are compared with the
@@ -210,7 +211,8 @@ def verify(
         unrecorded=added.all,
         generated_problems=_generated_problems(directory, manifest) if rendered else (),
         carried=added.carried,
-        carried_problems=carried_problems(directory, added.carried),
+        # An install reads neither the index nor the snapshot: it does not pay for hashing it.
+        carried_problems=carried_problems(directory, added.carried) if generated else (),
     )
 
 
