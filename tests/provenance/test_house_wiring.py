@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -156,7 +157,8 @@ def test_verify_reports_a_snapshot_changed_after_it_was_fetched(
         "'osv/PyPI.zip' is missing"
     )
     # Nor does a tampered snapshot leave as a bundle.
-    write_zip(house / "osv" / "PyPI.zip", members)
+    # (Written again: a zip's bytes carry the time it was written.)
+    actual = hashlib.sha256(write_zip(house / "osv" / "PyPI.zip", members).read_bytes()).hexdigest()
     packed = cli("pack", house, "-o", tmp_path / "out.tar.gz")
     assert packed.exit_code == ExitCode.INTEGRITY
     assert packed.stderr.splitlines()[0] == (
@@ -356,3 +358,54 @@ def test_an_update_carries_what_changed_and_keeps_the_rest(
     assert applied.exit_code == ExitCode.OK, applied.stderr
     assert carried(inside) == carried(house)
     assert cli("verify", inside).exit_code == ExitCode.OK
+
+
+def rewritten(bundle: Path, out: Path, replace: dict[str, bytes]) -> Path:
+    """``bundle`` with members replaced, and a SHA256SUMS that agrees: what an attacker who
+    can write the bundle (but not the far side's wheelhouse) makes."""
+    with tarfile.open(bundle) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]  # type: ignore[union-attr]
+    data = {m.name: replace.get(m.name, body) for m, body in members}
+    data["SHA256SUMS"] = "".join(
+        f"{hashlib.sha256(body).hexdigest()}  {name}\n"
+        for name, body in data.items()
+        if name not in ("SHA256SUMS",)
+    ).encode()
+    with tarfile.open(out, "w:gz") as tar:
+        for member, _ in members:
+            body = data[member.name]
+            member.size = len(body)
+            tar.addfile(member, io.BytesIO(body))
+    return out
+
+
+def test_an_update_whose_snapshot_info_lies_is_refused_and_writes_nothing(
+    tmp_path: Path, dists: DistFactory, cli: Cli
+) -> None:
+    house = carrying_house(tmp_path, dists)
+    inside = tmp_path / "inside"
+    full = tmp_path / "full.tar.gz"
+    assert cli("pack", house, "-o", full).exit_code == ExitCode.OK
+    assert cli("unpack", full, "-o", inside).exit_code == ExitCode.OK
+    info = json.loads((house / "osv" / "PyPI.zip.json").read_text(encoding="utf-8"))
+    info["fetched"] = "2026-12-08T00:00:00+00:00"
+    (house / "osv" / "PyPI.zip.json").write_text(json.dumps(info), encoding="utf-8")
+    update = tmp_path / "update.tar.gz"
+    assert cli("pack", house, "--since", full, "-o", update).exit_code == ExitCode.OK
+    # The info now vouches for another snapshot than the one the far side has.
+    forged = dict(info, sha256="0" * 64)
+    hostile = rewritten(
+        update,
+        tmp_path / "hostile.tar.gz",
+        {"wheelhouse/osv/PyPI.zip.json": json.dumps(forged).encode()},
+    )
+    before = files_under(inside)
+    result = cli("unpack", hostile, "-o", inside)
+    assert result.exit_code == ExitCode.INTEGRITY, result.stderr
+    actual = hashlib.sha256((inside / "osv" / "PyPI.zip").read_bytes()).hexdigest()
+    assert result.stderr.splitlines()[0] == (
+        f"error: the bundle {str(hostile)!r} with the wheelhouse it updates does not verify: "
+        f"'osv/PyPI.zip' has sha256 {actual}, 'osv/PyPI.zip.json' records {'0' * 64}: the "
+        "snapshot was changed after it was fetched; nothing was written"
+    )
+    assert files_under(inside) == before
