@@ -1,7 +1,7 @@
 """The commands that read or rewrite a wheelhouse: verify, index, export, merge, list."""
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -16,21 +16,61 @@ from wheelhouse.cli._app import (
     wheelhouse_dir,
 )
 from wheelhouse.cli._reporters import count
+from wheelhouse.cli.provenance import PROVENANCE_EXIT_CODES
 from wheelhouse.errors import ExitCode, UsageError
 
+if TYPE_CHECKING:
+    from wheelhouse.house.verify import VerifyReport
+    from wheelhouse.provenance import ProvenancePolicy, ProvenanceReport
 
-@app.command(epilog=EXIT_CODES)
+
+@app.command(epilog=PROVENANCE_EXIT_CODES)
 def verify(
     directory: WheelhouseDir = None,
     as_json: JsonFlag = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only the problems.")] = False,
+    provenance: Annotated[
+        bool,
+        typer.Option(
+            "--provenance",
+            help="Then verify each file's PEP 740 provenance offline (docs/provenance.md).",
+        ),
+    ] = False,
+    policy: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--policy", metavar="FILE", help="With --provenance: the publisher policy (TOML)."
+        ),
+    ] = None,
+    trust_root: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--trust-root",
+            metavar="FILE",
+            help="With --provenance: the Sigstore trusted_root.json "
+            "[default: DIR/sigstore/trusted_root.json].",
+        ),
+    ] = None,
 ) -> None:
     """Check every file of a wheelhouse against its manifest; exit 0 only if all holds."""
     from wheelhouse.house.verify import verify as run_verify
 
+    if not provenance and (policy is not None or trust_root is not None):
+        raise UsageError("--policy and --trust-root go with --provenance")
+    rules = None
+    if policy is not None:
+        from wheelhouse.provenance import read_policy
+
+        rules = read_policy(policy)  # a malformed policy is refused before any work
     report = run_verify(wheelhouse_dir(directory))
+    checked = None
     if as_json:
-        print_json(report.to_json())
+        # The provenance is checked only once the files are the ones the manifest records.
+        checked = _provenance(report, rules, trust_root) if provenance and report.ok else None
+        data = report.to_json()
+        if provenance:
+            data["provenance"] = checked.to_json() if checked is not None else None
+        print_json(data)
     else:
         for problem in report.problems:
             typer.echo(f"problem: {problem.message}", err=True)
@@ -45,8 +85,52 @@ def verify(
             typer.echo(
                 f"{report.directory}: {count(len(report.files), 'file')}, {verdict}", err=True
             )
+        if provenance and report.ok:
+            checked = _provenance(report, rules, trust_root)
+            _print_provenance(report.directory, checked, quiet)
     if not report.ok:
         raise typer.Exit(ExitCode.INTEGRITY)
+    if checked is not None and not checked.ok:
+        raise typer.Exit(ExitCode.PROVENANCE)
+
+
+def _provenance(
+    report: "VerifyReport", policy: "ProvenancePolicy | None", trust_root: Path | None
+) -> "ProvenanceReport | None":
+    """The provenance check of a verified wheelhouse; None when there is nothing to check."""
+    from wheelhouse.house.manifest import PROVENANCE_SUFFIX
+
+    carries = any(
+        name.endswith(PROVENANCE_SUFFIX) and "/" not in name
+        for name in (*report.carried, *report.unrecorded)
+    )
+    required = policy is not None and any(policy.requires(r.name) for r in report.manifest.files)
+    if not carries and not required:
+        # Nothing to verify, and nothing refused: no trust root is needed either.
+        return None
+    from wheelhouse.provenance import verify_provenance
+
+    return verify_provenance(report.directory, policy=policy, trust_root=trust_root)
+
+
+def _print_provenance(directory: Path, checked: "ProvenanceReport | None", quiet: bool) -> None:
+    if checked is None:
+        if not quiet:
+            typer.echo(f"{directory}: no file carries provenance", err=True)
+        return
+    from wheelhouse.cli.provenance import _table
+
+    if not quiet:
+        _table(checked)
+    for problem in checked.problems:
+        typer.echo(f"problem: {problem.message}", err=True)
+    verdict = "ok" if checked.ok else count(len(checked.problems), "problem")
+    if not quiet:
+        typer.echo(
+            f"{directory}: {count(len(checked.verified), 'file')} with verified provenance, "
+            f"{len(checked.without_provenance)} without, {verdict}",
+            err=True,
+        )
 
 
 @app.command(epilog=EXIT_CODES)

@@ -41,12 +41,20 @@ from wheelhouse.errors import (
 from wheelhouse.house.directory import (
     check_output_dir,
     generated_names,
+    kept_carried,
     locked,
     publish,
     scratch_beside,
 )
 from wheelhouse.house.export import requirements_filename
-from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, added_files, read_manifest
+from wheelhouse.house.manifest import (
+    MANIFEST_NAME,
+    AddedFiles,
+    Manifest,
+    added_files,
+    is_carried,
+    read_manifest,
+)
 
 if TYPE_CHECKING:
     # Imported where pack renders the SBOMs: unpack needs none of it.
@@ -192,8 +200,11 @@ def pack(
     """Write the wheelhouse in ``directory`` into the bundle ``output``.
 
     Every recorded file is hashed as it is streamed and compared with the manifest, so a
-    tampered wheelhouse never leaves as a bundle. ``since`` (an older bundle, manifest or
-    wheelhouse) makes an update holding only the files that one lacks. ``extra`` adds files
+    tampered wheelhouse never leaves as a bundle. What the wheelhouse carries (its OSV
+    snapshot, checked against its recorded sha256, the files' provenance and the trust root)
+    travels with the files. ``since`` (an older bundle, manifest or wheelhouse) makes an
+    update holding only the files that one lacks (and the carried files that differ from its
+    own, or all of them when ``since`` is a bare manifest). ``extra`` adds files
     under ``installers/`` (name in the bundle, path). Every bundle carries the SBOMs of the
     whole wheelhouse (CycloneDX and SPDX).
     The output appears whole (written to a temporary name, then renamed) or not at all.
@@ -205,10 +216,13 @@ def pack(
             f"the bundle {str(output)!r} would be written into the wheelhouse it packs",
             hint="write it beside the wheelhouse, e.g. -o wheelhouse.tar.gz",
         )
-    _refuse_added_distributions(directory, manifest)
+    added = _refuse_added_distributions(directory, manifest)
+    _refuse_changed_snapshot(directory, added)
     base: Manifest | None = None
+    base_carried: dict[str, str] = {}
     if since is not None:
         base = base_of(since)
+        base_carried = _carried_of(since, base)
     base_files = {r.filename: r.sha256 for r in base.files} if base else {}
     shipped = [r for r in manifest.files if base_files.get(r.filename) != r.sha256]
 
@@ -221,6 +235,11 @@ def pack(
     for relative in _generated_files(directory, manifest, recorded):
         data = (directory / relative).read_bytes()
         members.append(_Member(f"{HOUSE_DIR}/{relative}", data, len(data), None))
+    for relative in added.carried:
+        path = directory / relative
+        digest, size = sha256_file(path)  # then checked again as it is streamed
+        if base_carried.get(relative) != digest:
+            members.append(_Member(f"{HOUSE_DIR}/{relative}", path, size, digest))
     # The manifest as wheelhouse writes it: the id an update names is of these bytes.
     data = manifest.to_json().encode("utf-8")
     members.append(_Member(f"{HOUSE_DIR}/{MANIFEST_NAME}", data, len(data), None))
@@ -290,10 +309,11 @@ def _read_house(directory: Path) -> Manifest:
     return manifest
 
 
-def _refuse_added_distributions(directory: Path, manifest: Manifest) -> None:
+def _refuse_added_distributions(directory: Path, manifest: Manifest) -> AddedFiles:
     """The rule verify and publish follow too: a user's notes stay behind, unpacked and no
     problem; a wheel or sdist nobody recorded is one (shipped or not, it is a surprise)."""
-    stray = added_files(directory, manifest).distributions
+    added = added_files(directory, manifest)
+    stray = added.distributions
     if stray:
         more = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
         raise TamperedError(
@@ -301,6 +321,45 @@ def _refuse_added_distributions(directory: Path, manifest: Manifest) -> None:
             "nothing was packed",
             hint=f"remove it, or build it into the wheelhouse; see 'wheelhouse verify {directory}'",
         )
+    return added
+
+
+def _refuse_changed_snapshot(directory: Path, added: AddedFiles) -> None:
+    """An OSV snapshot that differs from its recorded sha256 would not unpack: it stays."""
+    from wheelhouse.house.verify import carried_problems
+
+    problems = carried_problems(directory, added.carried)
+    if problems:
+        raise TamperedError(
+            f"{problems[0].message}; nothing was packed",
+            hint=f"fetch it again with 'wheelhouse audit fetch {directory}'",
+        )
+
+
+def _carried_of(since: Path, base: Manifest) -> dict[str, str]:
+    """The sha256 of what the base of an update carries (relative path -> digest): read from
+    an older wheelhouse or an older bundle's SHA256SUMS; a bare manifest tells nothing."""
+    if since.is_dir():
+        return {path: sha256_file(since / path)[0] for path in added_files(since, base).carried}
+    if since.name.endswith(".json"):
+        return {}
+    prefix = f"{HOUSE_DIR}/"
+    try:
+        with _open_tar(since) as (tar, _):
+            for member in tar:
+                if member.name == SUMS_NAME and member.isfile() and member.size <= _MAX_HEADER:
+                    handle = tar.extractfile(member)
+                    assert handle is not None
+                    sums = _parse_sums(since, handle.read())
+                    recorded = {r.filename for r in base.files}
+                    return {
+                        name[len(prefix) :]: digest
+                        for name, digest in sums.items()
+                        if name.startswith(prefix) and is_carried(name[len(prefix) :], recorded)
+                    }
+    except _read_errors() as exc:
+        raise _damaged(since, [since], exc) from exc
+    return {}
 
 
 def _check_recorded(path: Path, size: int) -> None:
@@ -1239,6 +1298,14 @@ def _apply(
                 with contextlib.suppress(OSError):
                     _link_or_copy(out / record.filename, target)
                 reused += 1
+        # What the base carries and the bundle does not bring (an update brings only what
+        # changed): taken from the base as it would be by a rebuild, then verified with the rest.
+        for path in kept_carried(out, base, manifest)[0]:
+            target = house / path
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(OSError):
+                    _link_or_copy(out / path, target)
         kept = {r.filename for r in manifest.files}
         removed = tuple(sorted(r.filename for r in base.files if r.filename not in kept))
         # Files linked from the base are not in ``known``: verify reads those.

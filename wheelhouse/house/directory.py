@@ -20,9 +20,24 @@ import filelock
 from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import OutputDirError
 from wheelhouse.house.index import index_files
-from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
+from wheelhouse.house.manifest import (
+    CARRIED_FILES,
+    MANIFEST_NAME,
+    PROVENANCE_SUFFIX,
+    Manifest,
+    added_files,
+    read_manifest,
+)
 
-__all__ = ["Writer", "check_output_dir", "generated_names", "locked", "publish", "scratch_beside"]
+__all__ = [
+    "Writer",
+    "check_output_dir",
+    "generated_names",
+    "kept_carried",
+    "locked",
+    "publish",
+    "scratch_beside",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -202,8 +217,10 @@ def publish(
 
     The new wheelhouse is assembled in a sibling directory and exchanged with ``out`` in one
     rename, so readers see the old or the new one, never a mix. Files in ``out`` that an
-    earlier build did not write are carried over untouched. With ``link``, ``sources`` are
-    hard-linked where the file system allows (a caller's own scratch copies, already checked).
+    earlier build did not write are carried over untouched, and so is what the wheelhouse
+    carries (see :func:`kept_carried`) where the new one does not bring its own. With ``link``,
+    ``sources`` are hard-linked where the file system allows (a caller's own scratch copies,
+    already checked).
     """
     staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
@@ -215,7 +232,7 @@ def publish(
                 shutil.copyfile(sources[record.filename], staging / record.filename)
         for writer in writers:
             writer(staging, manifest)
-        _carry_over_foreign(out, staging)
+        _carry_over_foreign(out, staging, manifest)
         write_atomic(staging / MANIFEST_NAME, manifest.to_json().encode("utf-8"), fsync=True)
         _fsync_dir(staging)
         _swap_in(staging, out)
@@ -224,19 +241,65 @@ def publish(
         raise
 
 
-def _carry_over_foreign(out: Path, staging: Path) -> None:
+def kept_carried(directory: Path, old: Manifest, new: Manifest) -> tuple[tuple[str, ...], ...]:
+    """What the wheelhouse in ``directory`` (of manifest ``old``) carries that a wheelhouse of
+    manifest ``new`` keeps, and what it drops: ``(kept, dropped)``, relative POSIX paths.
+
+    The OSV snapshot and the trust root are kept. A file's provenance is kept while ``new``
+    records the same file (name and sha256): the provenance of a file the new wheelhouse no
+    longer has, or has other bytes of, would prove nothing, and is dropped.
+    """
+    was = {r.filename: r.sha256 for r in old.files}
+    now = {r.filename: r.sha256 for r in new.files}
+    kept: list[str] = []
+    dropped: list[str] = []
+    for path in added_files(directory, old).carried:
+        stem = path.removesuffix(PROVENANCE_SUFFIX)
+        if path in CARRIED_FILES or (stem in now and now[stem] == was.get(stem)):
+            kept.append(path)
+        else:
+            dropped.append(path)
+    return tuple(kept), tuple(dropped)
+
+
+def _carry_over_foreign(out: Path, staging: Path, manifest: Manifest) -> None:
     old = read_manifest(out) if out.is_dir() else None
     if old is None:
         return
     ours = generated_names(old)
+    kept, dropped = kept_carried(out, old, manifest)
+    for path in dropped:
+        logger.info("dropping %s: the new wheelhouse does not have the file it is about", path)
+    ours.update(dropped)
+    for path in kept:
+        # File by file: a bundle or a build that brings osv/ or sigstore/ of its own may
+        # bring only some of it.
+        if (staging / path).exists():
+            continue
+        (staging / path).parent.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(str(out / path), str(staging / path))
+    carried_trees = {path.split("/", 1)[0] for path in kept if "/" in path}
     for entry in out.iterdir():
         if entry.name in ours or (staging / entry.name).exists():
+            if entry.name in carried_trees and entry.is_dir() and not entry.is_symlink():
+                _carry_notes(entry, staging / entry.name)
             continue
         logger.info("keeping %s, which wheelhouse did not write", entry.name)
         if entry.is_dir() and not entry.is_symlink():
             shutil.copytree(entry, staging / entry.name, symlinks=True, copy_function=_link_or_copy)
         else:
             _link_or_copy(str(entry), str(staging / entry.name))
+
+
+def _carry_notes(tree: Path, into: Path) -> None:
+    """A user's own files in a carried tree (``osv/``) are kept, like any other note."""
+    for root, _, files in os.walk(tree):
+        for name in files:
+            source = Path(root) / name
+            target = into / source.relative_to(tree)
+            if not target.exists() and not target.is_symlink():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _link_or_copy(str(source), str(target))
 
 
 def _link_or_copy(src: str, dst: str) -> str:

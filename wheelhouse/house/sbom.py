@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from email.message import Message
 from email.parser import BytesHeaderParser
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
@@ -21,6 +21,9 @@ from wheelhouse import __version__
 from wheelhouse._base.wheels import metadata_member
 from wheelhouse.errors import UsageError
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, FileRecord, Manifest
+
+if TYPE_CHECKING:
+    from cyclonedx.model.vulnerability import Vulnerability
 
 __all__ = ["FORMATS", "Component", "SbomFormat", "components", "render_sbom"]
 
@@ -231,9 +234,15 @@ def render_sbom(
     """The SBOM of the wheelhouse in ``directory``, as JSON bytes (the same for the same house).
 
     ``found`` is ``components(directory, manifest)`` when the caller renders several formats.
+    When the wheelhouse carries an OSV snapshot, the CycloneDX SBOM lists the known
+    vulnerabilities of its files (the findings of ``wheelhouse audit``, none ignored).
     """
     if fmt == "cyclonedx-json":
-        return _cyclonedx(manifest, found or components(directory, manifest))
+        return _cyclonedx(
+            manifest,
+            found or components(directory, manifest),
+            _vulnerabilities(directory, manifest),
+        )
     if fmt == "spdx-json":
         return _spdx(manifest, found or components(directory, manifest))
     raise UsageError(
@@ -245,7 +254,27 @@ def render_sbom(
 # -- CycloneDX -----------------------------------------------------------------------------
 
 
-def _cyclonedx(manifest: Manifest, found: list[Component]) -> bytes:
+def _vulnerabilities(directory: Path, manifest: Manifest) -> list[Vulnerability]:
+    """The CycloneDX vulnerabilities of the wheelhouse's files, from the OSV snapshot it
+    carries (checked against its recorded sha256); none without a snapshot."""
+    from wheelhouse.house.manifest import OSV_SNAPSHOT
+
+    snapshot = directory / OSV_SNAPSHOT
+    if snapshot.is_symlink() or not snapshot.is_file():
+        return []  # a link is a note of the user's (see added_files), not a carried snapshot
+    from wheelhouse.audit.fetch import read_info
+    from wheelhouse.audit.scan import audit_wheelhouse, cyclonedx_vulnerabilities
+
+    info = read_info(snapshot)
+    report = audit_wheelhouse(
+        manifest, snapshot, expected_sha256=info.sha256 if info is not None else None
+    )
+    return cyclonedx_vulnerabilities(report.findings)
+
+
+def _cyclonedx(
+    manifest: Manifest, found: list[Component], vulnerabilities: list[Vulnerability]
+) -> bytes:
     from cyclonedx.model import (
         ExternalReference,
         ExternalReferenceType,
@@ -365,6 +394,7 @@ def _cyclonedx(manifest: Manifest, found: list[Component]) -> bytes:
     )
     # The wheelhouse ships every component; which ones a target installs is in the properties.
     bom.register_dependency(root, items)
+    bom.vulnerabilities.update(vulnerabilities)
     return (JsonV1Dot6(bom).output_as_string(indent=2) + "\n").encode("utf-8")
 
 

@@ -1,5 +1,6 @@
 """Check a wheelhouse against its manifest: every file's size and sha256, every lock entry's files,
-and any distribution that nobody recorded (a user's own notes are named, and are no problem)."""
+the OSV snapshot it carries against its recorded sha256, and any distribution that nobody
+recorded (a user's own notes are named, and are no problem)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from wheelhouse.errors import InvalidWheelhouseError, WheelhouseError
 from wheelhouse.house.manifest import (
     GENERATOR,
     MANIFEST_NAME,
+    OSV_SNAPSHOT,
+    OSV_SNAPSHOT_INFO,
     FileRecord,
     Manifest,
     Sha256,
@@ -30,6 +33,7 @@ __all__ = [
     "Problem",
     "ProblemKind",
     "VerifyReport",
+    "carried_problems",
     "verify",
 ]
 
@@ -43,6 +47,7 @@ ProblemKind = Literal[
     "lock-entry-without-file",
     "unrecorded-file",
     "generated-file-mismatch",
+    "osv-snapshot-mismatch",
 ]
 
 _PROBLEM_OF_STATUS: dict[FileStatus, ProblemKind] = {
@@ -95,6 +100,9 @@ class VerifyReport:
     lock_problems: tuple[Problem, ...]
     unrecorded: tuple[str, ...]  # everything the manifest does not account for
     generated_problems: tuple[Problem, ...] = ()
+    # What the wheelhouse carries beside its files (the OSV snapshot, provenance, trust root).
+    carried: tuple[str, ...] = ()
+    carried_problems: tuple[Problem, ...] = ()
 
     @property
     def user_files(self) -> tuple[str, ...]:
@@ -110,6 +118,7 @@ class VerifyReport:
         found = [_file_problem(check) for check in self.files if not check.ok]
         found += self.lock_problems
         found += self.generated_problems
+        found += self.carried_problems
         found += [
             Problem(
                 kind="unrecorded-file",
@@ -125,6 +134,8 @@ class VerifyReport:
         """A versioned, JSON-ready dict (``wheelhouse verify --json``)."""
         # "user-files" only when there are some: the report of a plain wheelhouse reads as before.
         user = {"user-files": list(self.user_files)} if self.user_files else {}
+        if self.carried:
+            user["carried-files"] = list(self.carried)
         return {
             "schema-version": REPORT_SCHEMA_VERSION,
             "directory": str(self.directory),
@@ -166,7 +177,8 @@ def verify(
 
     With ``generated``, the files written from the manifest are checked too: each wheel's PEP
     658 ``.metadata`` file, and (for a wheelhouse this version wrote) the index pages, the
-    requirements files and pylock.toml, which clients trust for hashes and dependencies.
+    requirements files and pylock.toml, which clients trust for hashes and dependencies; and
+    the OSV snapshot the wheelhouse carries, against the sha256 recorded when it was fetched.
 
     ``known`` maps file names to the sha256 the caller has just computed while writing those
     very files (``unpack`` hashes every member as it extracts it): they are compared with the
@@ -190,14 +202,54 @@ def verify(
     lock_problems = _lock_problems(manifest)
     # The generated files are rendered from the recorded files and locks: only once those hold.
     rendered = generated and not lock_problems and all(check.ok for check in checks)
+    added = added_files(directory, manifest)
     return VerifyReport(
         directory=directory,
         manifest=manifest,
         files=tuple(checks),
         lock_problems=lock_problems,
-        unrecorded=added_files(directory, manifest).all,
+        unrecorded=added.all,
         generated_problems=_generated_problems(directory, manifest) if rendered else (),
+        carried=added.carried,
+        # An install reads neither the index nor the snapshot: it does not pay for hashing it.
+        carried_problems=carried_problems(directory, added.carried) if generated else (),
     )
+
+
+def carried_problems(directory: Path, carried: tuple[str, ...]) -> tuple[Problem, ...]:
+    """What is wrong with what ``directory`` carries (``carried``, from ``added_files``): the
+    OSV snapshot against the sha256 its info recorded when it was fetched."""
+    if OSV_SNAPSHOT_INFO not in carried:
+        return ()  # no info (or no snapshot): `audit` has nothing to compare either
+    # Imported here: only a wheelhouse that carries a snapshot pays for it.
+    from wheelhouse.audit.fetch import read_info
+
+    def problem(message: str) -> tuple[Problem, ...]:
+        return (Problem("osv-snapshot-mismatch", OSV_SNAPSHOT, message),)
+
+    try:
+        info = read_info(directory / OSV_SNAPSHOT)
+    except WheelhouseError as exc:
+        return problem(exc.message)
+    if info is None:  # removed since the walk
+        return ()
+    if OSV_SNAPSHOT not in carried:
+        return problem(
+            f"{OSV_SNAPSHOT_INFO!r} records an OSV snapshot of sha256 {info.sha256}, but "
+            f"{OSV_SNAPSHOT!r} is missing"
+        )
+    path = directory / OSV_SNAPSHOT
+    try:
+        with path.open("rb") as handle:
+            actual = sha256_stream(handle)[0]
+    except OSError as exc:
+        return problem(f"cannot read {OSV_SNAPSHOT!r} to check it: {exc.strerror or exc}")
+    if actual != info.sha256.lower():
+        return problem(
+            f"{OSV_SNAPSHOT!r} has sha256 {actual}, {OSV_SNAPSHOT_INFO!r} records "
+            f"{info.sha256}: the snapshot was changed after it was fetched"
+        )
+    return ()
 
 
 def _generated_problems(directory: Path, manifest: Manifest) -> tuple[Problem, ...]:
