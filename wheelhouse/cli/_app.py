@@ -31,6 +31,8 @@ EXIT_CODES = " ".join(
         (ExitCode.INCOMPATIBLE, "no wheel fits the target interpreter"),
         (ExitCode.PARTIAL, "some projects failed, the others were done"),
         (ExitCode.VULNERABLE, "audit found known vulnerabilities"),
+        (ExitCode.PROVENANCE, "a file's provenance does not verify"),
+        (ExitCode.TRUST_ROOT, "the Sigstore trust root is missing or expired"),
         (130, "interrupted"),
     ]
 ).join(["Exit codes: ", ""])

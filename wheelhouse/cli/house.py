@@ -16,7 +16,6 @@ from wheelhouse.cli._app import (
     wheelhouse_dir,
 )
 from wheelhouse.cli._reporters import count
-from wheelhouse.cli.provenance import PROVENANCE_EXIT_CODES
 from wheelhouse.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from wheelhouse.provenance import ProvenancePolicy, ProvenanceReport
 
 
-@app.command(epilog=PROVENANCE_EXIT_CODES)
+@app.command(epilog=EXIT_CODES)
 def verify(
     directory: WheelhouseDir = None,
     as_json: JsonFlag = False,

@@ -12,11 +12,6 @@ if TYPE_CHECKING:
 
 # sigstore and pypi-attestations are imported by the commands' bodies only (through
 # wheelhouse.provenance): every other command starts without them.
-PROVENANCE_EXIT_CODES = (
-    EXIT_CODES.rstrip(";")
-    + "; 12 a file's provenance does not verify, or the policy refuses a file;"
-    + " 13 the trust root is missing, malformed or expired;"
-)
 
 provenance_app = typer.Typer(
     help="Verify the PEP 740 provenance a wheelhouse carries, offline.",
@@ -25,7 +20,7 @@ provenance_app = typer.Typer(
 app.add_typer(provenance_app, name="provenance")
 
 
-@provenance_app.command("verify", epilog=PROVENANCE_EXIT_CODES)
+@provenance_app.command("verify", epilog=EXIT_CODES)
 def verify_(
     directory: WheelhouseDir = None,
     policy: Annotated[
@@ -68,7 +63,7 @@ def verify_(
         raise typer.Exit(ProvenanceError.exit_code)
 
 
-@provenance_app.command("trust-root", epilog=PROVENANCE_EXIT_CODES)
+@provenance_app.command("trust-root", epilog=EXIT_CODES)
 def trust_root_(
     directory: WheelhouseDir = None,
     source: Annotated[
