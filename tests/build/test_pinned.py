@@ -513,7 +513,7 @@ def test_files_from_a_page_without_hashes_are_taken_with_one_warning(
 
     assert result.exit_code == 0, result.stderr
     files = f"{alpha.name}, {beta.name}"
-    warning = "WARNING wheelhouse.build.pinned: " + UNHASHED.format(files=files)
+    warning = "warning: " + UNHASHED.format(files=files)
     assert [line for line in result.stderr.splitlines() if "sha256" in line] == [warning]
     # The lock holds the hashes of the bytes that arrived, which are the index's files.
     lock = (out / "requirements.txt").read_text(encoding="utf-8")

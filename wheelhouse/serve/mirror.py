@@ -120,9 +120,6 @@ _OWNED = ".owned"
 _TMP = "tmp"
 _CHUNK = 1024 * 1024
 _ATTEMPTS = 3
-# A project page, inflated: PyPI's largest (ddtrace's, JSON) is 21 MB; a bigger one is a bomb
-# or junk. A bomb costs this much memory per page in flight (-j of them at most).
-_MAX_PAGE = 64 * 1024 * 1024
 # The root listing of --all, inflated: PyPI's lists about 930,000 names in about 46 MB.
 _MAX_ROOT = 96 * 1024 * 1024
 # A name and its ".metadata" must fit in one path component (255 bytes on most systems).
