@@ -951,6 +951,12 @@ def _remember(
         if "targets" in keys or settings.replace_filters
         else tuple(dict.fromkeys(parse_target(t) for t in filters.targets))
     )
+    cooldown = Cooldown.from_options(
+        filters.exclude_newer, filters.exclude_newer_packages, filters.no_upload_time
+    )
+    # -r files are resolved under the same cooldown (pip and uv are given it), so that the
+    # closure is made of files the mirror will take.
+    index = replace(index, cooldown=cooldown)
     effective = replace(
         settings,
         projects=tuple(f"{name}{spec}" for name, spec in remembered.projects),
@@ -966,9 +972,7 @@ def _remember(
         exclude_newer=filters.exclude_newer,
         exclude_newer_packages=filters.exclude_newer_packages,
         no_upload_time=filters.no_upload_time,
-        cooldown=Cooldown.from_options(
-            filters.exclude_newer, filters.exclude_newer_packages, filters.no_upload_time
-        ),
+        cooldown=cooldown,
     )
     pending = _Pending(
         remembered=remembered,
