@@ -233,16 +233,24 @@ def test_a_malformed_upload_time_is_one_line_naming_the_file(
     assert not out.exists()
 
 
-@pytest.mark.parametrize("html", [False, True], ids=["json", "html"])
+@pytest.mark.parametrize(
+    ("html", "requirement"),
+    [(False, "lib==1.0"), (True, "lib==1.0"), (False, "lib"), (False, "uv")],
+    ids=["json-pinned", "html-pinned", "json-loose-pip", "json-loose-uv"],
+)
 def test_a_quarantined_project_is_refused_with_one_line(
-    cli: Cli, served: IndexServer, tmp_path: Path, html: bool
+    cli: Cli, served: IndexServer, tmp_path: Path, html: bool, requirement: str
 ) -> None:
+    args: tuple[str, ...] = ()
+    if requirement == "uv":
+        need_uv()
+        requirement, args = "lib", ("--resolver", "uv")
     served.json_pages = not html
     served.project_status["lib"] = ("quarantined", "malware")
-    requirements = _requirements(tmp_path, "lib==1.0")
+    requirements = _requirements(tmp_path, requirement)
     out = tmp_path / "wh"
 
-    result = cli("build", "-r", requirements, "-o", out, "-i", served.url)
+    result = cli("build", "-r", requirements, "-o", out, "-i", served.url, *args)
 
     assert result.exit_code == ExitCode.RESOLUTION, result.stderr
     assert _errors(result.stderr) == [
