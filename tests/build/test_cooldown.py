@@ -155,6 +155,63 @@ def test_a_lock_pinning_a_file_newer_than_the_cutoff_is_refused(
     assert plain.exit_code == 0, plain.stderr
 
 
+def test_a_uv_lock_pinning_a_file_newer_than_the_cutoff_is_refused(
+    cli: Cli, served: IndexServer, dists: DistFactory, tmp_path: Path
+) -> None:
+    digest = hashlib.sha256((dists.root / NEW).read_bytes()).hexdigest()
+    lock = tmp_path / "uv.lock"
+    lock.write_text(
+        'version = 1\nrevision = 3\nrequires-python = ">=3.11"\n\n'
+        '[[package]]\nname = "app"\nversion = "0.1.0"\nsource = { virtual = "." }\n'
+        'dependencies = [{ name = "lib" }]\n\n'
+        '[[package]]\nname = "lib"\nversion = "2.0"\n'
+        f'source = {{ registry = "{served.url}" }}\n'
+        f'wheels = [{{ url = "{served.files_url}{NEW}", hash = "sha256:{digest}", '
+        f'upload-time = "{AFTER}" }}]\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "wh"
+
+    result = cli("build", "-r", lock, "-o", out, "-i", served.url, "--exclude-newer", CUTOFF)
+
+    assert result.exit_code == ExitCode.RESOLUTION, result.stderr
+    assert _errors(result.stderr) == [
+        f"error: {str(lock)!r} pins {NEW} (lib==2.0), uploaded at {AFTER}, after the "
+        f"cooldown's cutoff {CUTOFF}"
+    ]
+    assert not out.exists()
+    # The time the lock records is used: the index's page was not asked.
+    assert not [p for p in served.requests if p.startswith("/simple/")]
+
+
+def test_a_per_project_cutoff_with_the_pip_resolver_is_a_usage_error(
+    cli: Cli, served: IndexServer, tmp_path: Path
+) -> None:
+    requirements = _requirements(tmp_path, "lib")
+    out = tmp_path / "wh"
+
+    result = cli(
+        "build",
+        "-r",
+        requirements,
+        "-o",
+        out,
+        "-i",
+        served.url,
+        "--exclude-newer",
+        "7d",
+        "--exclude-newer-package",
+        "lib=1d",
+    )
+
+    assert result.exit_code == ExitCode.USAGE, result.stderr
+    assert _errors(result.stderr) == [
+        "error: --exclude-newer-package needs --resolver uv here: pip's --uploaded-prior-to "
+        "has no per-project form"
+    ]
+    assert not out.exists()
+
+
 def test_a_file_without_upload_time_is_refused_unless_the_setting_keeps_it(
     cli: Cli, served: IndexServer, tmp_path: Path
 ) -> None:
