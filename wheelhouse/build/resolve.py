@@ -530,9 +530,7 @@ def _quarantined(
     from wheelhouse.build.pinned import IndexFiles
 
     try:
-        IndexFiles(index, pip_config() if config is None else config, HOST, jobs=1).files(
-            name, "0"
-        )
+        IndexFiles(index, pip_config() if config is None else config, HOST, jobs=1).files(name, "0")
     except QuarantinedError as exc:
         return exc
     except WheelhouseError:
