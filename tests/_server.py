@@ -34,6 +34,9 @@ from packaging.version import InvalidVersion
 
 __all__ = ["Answer", "IndexServer", "Intercept", "ServedDist"]
 
+# The upload-time JSON pages give a file that ``IndexServer.upload_times`` does not name.
+DEFAULT_UPLOAD_TIME = "2026-01-01T00:00:00.000000Z"
+
 # (status, headers, body), as IndexServer._route answers.
 Answer = tuple[int, dict[str, str], bytes]
 # A test's own answer to a request (path, request headers), or None to let the index answer.
@@ -181,6 +184,11 @@ class IndexServer:
         self.metadata_files = False  # PEP 658: serve and advertise each wheel's METADATA
         self.absolute_links = False  # file links as absolute URLs (PyPI's), not relative
         self.yanked: dict[str, str] = {}  # PEP 592: filename -> reason ("" for none)
+        # PEP 700 upload-time in JSON pages: filename -> value (None: left out); the default
+        # for a file not named is DEFAULT_UPLOAD_TIME.
+        self.upload_times: dict[str, object] = {}
+        # PEP 792: project -> (status, reason or None); a quarantined project lists no files.
+        self.project_status: dict[str, tuple[str, str | None]] = {}
         # (path, If-None-Match or None) of every page or file request: who asked conditionally.
         self.conditional: list[tuple[str, str | None]] = []
 
@@ -402,16 +410,23 @@ class IndexServer:
                 return HTTPStatus.PARTIAL_CONTENT, out, body[start:stop]
         return status, out, body
 
+    def _listed(self, project: str) -> list[ServedDist]:
+        if self.project_status.get(project, ("active", None))[0] == "quarantined":
+            return []  # PEP 792: the index offers no file of a quarantined project
+        return self.dists().get(project, [])
+
     def _project_json(self, project: str) -> bytes:
         files = []
-        for dist in self.dists().get(project, []):
+        for dist in self._listed(project):
             item: dict[str, object] = {
                 "filename": dist.filename,
                 "url": self._file_link(dist.filename),
                 "hashes": {"sha256": dist.sha256},
                 "size": (self.root / dist.filename).stat().st_size,
-                "upload-time": "2026-01-01T00:00:00.000000Z",
             }
+            uploaded = self.upload_times.get(dist.filename, DEFAULT_UPLOAD_TIME)
+            if uploaded is not None:
+                item["upload-time"] = uploaded
             if dist.requires_python:
                 item["requires-python"] = dist.requires_python
             if dist.filename in self.yanked:
@@ -419,7 +434,18 @@ class IndexServer:
             if self.metadata_files and dist.filename.endswith(".whl"):
                 item["core-metadata"] = {"sha256": self._metadata_sha256(dist)}
             files.append(item)
-        document = {"meta": {"api-version": "1.1"}, "name": project, "files": files}
+        document: dict[str, object] = {
+            "meta": {"api-version": "1.1"},
+            "name": project,
+            "files": files,
+        }
+        if project in self.project_status:
+            status, reason = self.project_status[project]
+            document["meta"] = {"api-version": "1.4"}
+            document["project-status"] = {
+                "status": status,
+                **({"reason": reason} if reason else {}),
+            }
         return json.dumps(document).encode()
 
     def _file_link(self, filename: str) -> str:
@@ -437,6 +463,7 @@ class IndexServer:
         files = self.dists().get(project)
         if not files:
             return self._not_found()
+        files = self._listed(project)
         links = []
         for dist in files:
             href = self._file_link(dist.filename) + f"#sha256={dist.sha256}"
@@ -445,7 +472,15 @@ class IndexServer:
                 attrs += f' data-requires-python="{html.escape(dist.requires_python)}"'
             attrs += self._extra_attributes(dist)
             links.append(f"<a {attrs}>{html.escape(dist.filename)}</a><br>\n")
-        return self._page(f"Links for {project}", "".join(links))
+        head = ""
+        if project in self.project_status:
+            status, reason = self.project_status[project]
+            head = f'<meta name="pypi:project-status" content="{html.escape(status)}">\n'
+            if reason:
+                head += (
+                    f'<meta name="pypi:project-status-reason" content="{html.escape(reason)}">\n'
+                )
+        return self._page(f"Links for {project}", "".join(links), head)
 
     def _extra_attributes(self, dist: ServedDist) -> str:
         attrs = ""
@@ -460,11 +495,11 @@ class IndexServer:
         return hashlib.sha256(text.encode()).hexdigest()
 
     @staticmethod
-    def _page(title: str, body: str) -> tuple[int, dict[str, str], bytes]:
+    def _page(title: str, body: str, head: str = "") -> tuple[int, dict[str, str], bytes]:
         text = (
             "<!DOCTYPE html>\n<html>\n<head>\n"
             '<meta name="pypi:repository-version" content="1.0">\n'
-            f"<title>{html.escape(title)}</title>\n</head>\n<body>\n"
+            f"{head}<title>{html.escape(title)}</title>\n</head>\n<body>\n"
             f"<h1>{html.escape(title)}</h1>\n{body}</body>\n</html>\n"
         )
         return HTTPStatus.OK, {"Content-Type": "text/html; charset=utf-8"}, text.encode()

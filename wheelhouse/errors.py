@@ -214,3 +214,15 @@ class OsvSnapshotError(WheelhouseError):
     """An OSV snapshot is missing, is not a zip, or holds a malformed or oversized record."""
 
     exit_code = ExitCode.INPUT
+
+
+# -- guards on what is taken from an index: the release cooldown and PEP 792 status ---------
+
+
+class CooldownError(ResolutionError):
+    """A pinned file is newer than the release cooldown's cutoff, or its age is unknown and
+    the cooldown refuses such files (exit 4: nothing the cooldown allows satisfies the pin)."""
+
+
+class QuarantinedError(ResolutionError):
+    """The index marks a project quarantined (PEP 792): it offers no files (exit 4)."""

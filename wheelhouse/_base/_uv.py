@@ -13,6 +13,7 @@ from pathlib import Path
 
 from wheelhouse._base._pip import config_flag, format_control
 from wheelhouse._base._subprocess import Completed, run
+from wheelhouse._base.cooldown import CONFIG_PACKAGES, CONFIG_PRIOR_TO, Cooldown
 from wheelhouse.errors import WheelhouseError
 
 __all__ = ["find_uv", "pip_config_as_uv_args", "pip_config_as_uv_toml", "run_uv", "uv_env"]
@@ -97,6 +98,14 @@ def pip_config_as_uv_args(pip_config: Mapping[str, str]) -> list[str]:
         args += ["--prerelease", "allow"]
     for option, value in format_control(pip_config).as_options():
         args += [f"--{option}", value]
+    cooldown = Cooldown.from_config(pip_config)
+    if cooldown is not None:
+        # Absolute times (RFC 3339), the same instants pip and the pinned path use.
+        config = cooldown.as_config()
+        if CONFIG_PRIOR_TO in config:
+            args.append(f"--exclude-newer={config[CONFIG_PRIOR_TO]}")
+        for item in config.get(CONFIG_PACKAGES, "").split():
+            args.append(f"--exclude-newer-package={item}")
     return args
 
 
@@ -116,6 +125,15 @@ def pip_config_as_uv_toml(pip_config: Mapping[str, str]) -> str:
         table["no-binary"] = sorted(formats.no_binary)
     if formats.only_binary:
         table["only-binary"] = sorted(formats.only_binary)
+    cooldown = Cooldown.from_config(pip_config)
+    if cooldown is not None:
+        # A build's own dependencies come under the same cooldown.
+        config = cooldown.as_config()
+        if CONFIG_PRIOR_TO in config:
+            table["exclude-newer"] = config[CONFIG_PRIOR_TO]
+        packages = dict(item.split("=", 1) for item in config.get(CONFIG_PACKAGES, "").split())
+        if packages:
+            table["exclude-newer-package"] = packages
     return tomli_w.dumps({"pip": table})
 
 

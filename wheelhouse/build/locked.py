@@ -24,15 +24,22 @@ from packaging.utils import (
 )
 
 from wheelhouse._base._http import strip_credentials
+from wheelhouse._base.cooldown import Cooldown
 from wheelhouse._base.targets import Target
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.fetch import Fetched, Fetcher, Progress
 from wheelhouse.build.inputs import Lock, LockedFile, LockedPackage, Selection
 from wheelhouse.build.inputs.lock import capped
-from wheelhouse.build.pinned import IndexFiles, PinnedResult
+from wheelhouse.build.pinned import IndexFiles, PinnedResult, cooldown_of
 from wheelhouse.build.resolve import Pin, Resolution
 from wheelhouse.build.settings import IndexOptions
-from wheelhouse.errors import FetchError, HashMismatchError, IncompatibleError, RequirementsError
+from wheelhouse.errors import (
+    CooldownError,
+    FetchError,
+    HashMismatchError,
+    IncompatibleError,
+    RequirementsError,
+)
 from wheelhouse.house.manifest import FileKind, Sha256
 
 __all__ = ["resolve_locked"]
@@ -88,6 +95,9 @@ def resolve_locked(
             "'pip lock' on such a machine), check --index-url, or drop the target",
         )
     pins = [pin for pin in found if isinstance(pin, Pin)]
+    cooldown = cooldown_of(index, pip_config)
+    if cooldown is not None:
+        _check_cooldown(cooldown, pins, packages, index_files, lock.path)
     allowed = {p.name: frozenset(d for f in p.files for d in f.sha256) for p in packages}
     fetcher = Fetcher(
         cache,
@@ -210,6 +220,50 @@ def _raise_unreachable(
         error = _unreachable(options, first.name, pip_config)
         if error is not None:
             raise error
+
+
+def _check_cooldown(
+    cooldown: Cooldown,
+    pins: Sequence[Pin],
+    packages: Sequence[LockedPackage],
+    index_files: Callable[[], IndexFiles],
+    lock_path: Path,
+) -> None:
+    """Refuse a lock that pins a file newer than the cooldown's cutoff (or one whose age
+    nobody gives, unless --no-upload-time keep): judged by the upload time the lock records,
+    else by the one the index gives."""
+    by_name = {package.name: package for package in packages}
+    for pin in pins:
+        package = by_name.get(pin.name)
+        if package is None or package.source != "index":
+            continue  # a local path or VCS checkout: not something an index released
+        recorded = next((f.upload_time for f in package.files if f.filename == pin.filename), None)
+        uploaded = recorded or index_files().upload_time(
+            pin.name, pin.version, pin.filename, index_url=package.index_url
+        )
+        try:
+            verdict = cooldown.verdict(pin.name, uploaded)
+        except ValueError:
+            raise RequirementsError(
+                f"{str(lock_path)!r} records the upload-time {uploaded!r} for {pin.filename}, "
+                "which is not an ISO 8601 time",
+                path=lock_path,
+            ) from None
+        cutoff = cooldown.describe(pin.name)
+        if verdict == "too-new":
+            raise CooldownError(
+                f"{str(lock_path)!r} pins {pin.filename} ({pin.name}=={pin.version}), uploaded "
+                f"at {uploaded}, after the cooldown's cutoff {cutoff}",
+                hint="lock again with the same cooldown (uv lock --exclude-newer), or set "
+                f"this project's cutoff with --exclude-newer-package {pin.name}=DATE",
+            )
+        if verdict == "unknown" and cooldown.no_upload_time == "refuse":
+            raise CooldownError(
+                f"{str(lock_path)!r} pins {pin.filename} ({pin.name}=={pin.version}), whose "
+                f"upload time neither the lock nor the index gives, so the cooldown (cutoff "
+                f"{cutoff}) cannot tell its age (--no-upload-time refuse)",
+                hint="--no-upload-time keep takes files whose age is unknown",
+            )
 
 
 def _pin(

@@ -17,6 +17,7 @@ import os
 import posixpath
 import re
 import tarfile
+import threading
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +49,7 @@ from wheelhouse._base._pip import (
     format_control,
     index_urls,
 )
+from wheelhouse._base.cooldown import Cooldown, parse_upload_time
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.targets import Target
 from wheelhouse._base.urls import file_url_path
@@ -66,7 +68,7 @@ from wheelhouse.build.pins import (
 from wheelhouse.build.requirements import InputSet
 from wheelhouse.build.resolve import Pin, Resolution
 from wheelhouse.build.settings import IndexOptions
-from wheelhouse.errors import FetchError
+from wheelhouse.errors import CooldownError, FetchError, NetworkError, QuarantinedError
 from wheelhouse.house.manifest import FileKind, Sha256
 
 if TYPE_CHECKING:
@@ -80,6 +82,7 @@ __all__ = [
     "PinnedResult",
     "Unguessable",
     "Wish",
+    "cooldown_of",
     "fetch_resolved",
     "known_metadata",
     "resolve_pinned",
@@ -180,12 +183,16 @@ def _resolve(
     options, wanted = found.options, found.wanted
     sources = _sources(index, pip_config)
     python = python_version(environment)
-    client = _PageClient(pip_config, pool_size=max(jobs, 1), pages=pages)
+    cooldown = cooldown_of(index, pip_config)
+    client = _PageClient(
+        pip_config, pool_size=max(jobs, 1), pages=pages, upload_times=cooldown is not None
+    )
     chooser = _Chooser(
         tags={tag: i for i, tag in enumerate(target.tags)},
         python=python,
         prefer_binary=options.prefer_binary,
         formats=format_control(pip_config),
+        cooldown=cooldown,
     )
 
     fetcher = Fetcher(
@@ -354,6 +361,10 @@ class _Candidate:
     sha256: Sha256 | None
     requires_python: str | None
     yanked: bool
+    # PEP 700, from a JSON page; None from HTML pages and find-links directories.
+    upload_time: str | None = None
+    # From an index page (not the user's own find-links directory): a cooldown needs its age.
+    dated: bool = False
 
 
 Keep = Callable[[str], bool]
@@ -412,6 +423,13 @@ class _FlatDirectory(_Source):
                 digest, _ = sha256_file(entry)
                 found.append(_Candidate(entry.name, entry.as_uri(), Sha256(digest), None, False))
         return found
+
+
+def cooldown_of(index: IndexOptions, pip_config: Mapping[str, str]) -> Cooldown | None:
+    """The release cooldown the command line (``index``) or pip's configuration sets."""
+    if index.cooldown is not None:
+        return index.cooldown
+    return Cooldown.from_config(pip_config)
 
 
 def _sources(index: IndexOptions, pip_config: Mapping[str, str]) -> list[_Source]:
@@ -483,6 +501,11 @@ def _parse_page(body: bytes, content_type: str, url: str, keep: Keep) -> list[_C
 def _parse_json(body: bytes, url: str, keep: Keep) -> list[_Candidate]:
     try:
         data: dict[str, Any] = json.loads(body)
+        status = data.get("project-status")
+        if status is not None:
+            if not isinstance(status, dict):
+                raise TypeError(f"project-status {status!r} is not an object")
+            _check_status(status.get("status"), status.get("reason"), url)
         files = [item for item in data["files"] if keep(item["filename"])]
         return [
             _candidate(
@@ -491,6 +514,7 @@ def _parse_json(body: bytes, url: str, keep: Keep) -> list[_Candidate]:
                 (item.get("hashes") or {}).get("sha256"),
                 item.get("requires-python"),
                 item.get("yanked", False) not in (False, None),
+                _upload_time(item.get("upload-time"), item["filename"], url),
             )
             for item in files
         ]
@@ -498,11 +522,61 @@ def _parse_json(body: bytes, url: str, keep: Keep) -> list[_Candidate]:
         raise Ineligible(f"{strip_credentials(url)} is not a valid PEP 691 page: {exc}") from exc
 
 
+def _upload_time(value: object, filename: str, url: str) -> str | None:
+    """A file's PEP 700 upload time, checked: one that is not a time makes the page unusable
+    (a cooldown could not judge it), which is said in one line naming the file."""
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        parse_upload_time(value)
+    except ValueError:
+        raise NetworkError(
+            f"{strip_credentials(url)} gives {filename!r} the upload-time {value!r}, which is "
+            "not an ISO 8601 time; the page is not used",
+            hint="the index is broken or hostile; ask its operator, or use another index",
+        ) from None
+    return value
+
+
+# A warning for an archived or deprecated project is given once per page, however often the
+# page is parsed (guesses, the pinned path and lock lookups may each read it).
+_WARNED: set[tuple[str, str]] = set()
+_WARNED_LOCK = threading.Lock()
+
+
+def _check_status(status: object, reason: object, url: str) -> None:
+    """PEP 792: a quarantined project is refused (the index offers none of its files); an
+    archived or deprecated one is used, with a warning."""
+    if status is None or status == "active":
+        return
+    shown = strip_credentials(url)
+    why = f" ({str(reason)[:200]})" if isinstance(reason, str) and reason else ""
+    if status == "quarantined":
+        raise QuarantinedError(
+            f"{shown} marks the project quarantined{why}: the index offers none of its files, "
+            "and wheelhouse does not take them",
+            hint="remove the project from the requirements, or ask the index why",
+        )
+    if status in ("archived", "deprecated"):
+        with _WARNED_LOCK:
+            if (shown, str(status)) in _WARNED:
+                return
+            _WARNED.add((shown, str(status)))
+        logger.warning("%s marks the project %s%s", shown, status, why)
+
+
 def _candidate(
-    filename: str, url: str, sha256: str | None, requires_python: str | None, yanked: bool
+    filename: str,
+    url: str,
+    sha256: str | None,
+    requires_python: str | None,
+    yanked: bool,
+    upload_time: str | None = None,
 ) -> _Candidate:
     digest = Sha256(sha256.lower()) if sha256 else None
-    return _Candidate(filename, url, digest, requires_python or None, yanked)
+    return _Candidate(filename, url, digest, requires_python or None, yanked, upload_time, True)
 
 
 class _Anchors(HTMLParser):
@@ -511,9 +585,15 @@ class _Anchors(HTMLParser):
         self.base = url
         self.keep = keep
         self.found: list[_Candidate] = []
+        self.status: str | None = None
+        self.reason: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
+        if tag == "meta" and values.get("name") == "pypi:project-status":
+            self.status = values.get("content")
+        if tag == "meta" and values.get("name") == "pypi:project-status-reason":
+            self.reason = values.get("content")
         if tag == "base" and values.get("href"):
             self.base = urljoin(self.base, values["href"] or "")
         if tag != "a" or not values.get("href"):
@@ -537,7 +617,7 @@ class _Anchors(HTMLParser):
 
 
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_TAG = re.compile(r"<(?:a|base)\b[^>]*>", re.IGNORECASE)
+_TAG = re.compile(r"<(?:a|base|meta)\b[^>]*>", re.IGNORECASE)
 _HREF = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 
 
@@ -548,6 +628,10 @@ def _parse_html(text: str, url: str, keep: Keep) -> list[_Candidate]:
     wanted: list[str] = []
     for match in _TAG.finditer(_COMMENT.sub("", text)):
         tag = match.group(0)
+        if tag[1:5].lower() == "meta":
+            if "pypi:project-status" in tag:  # PEP 792's two tags: nothing else is read
+                wanted.append(tag)
+            continue
         if tag[1:5].lower() != "base":
             href = _HREF.search(tag)
             if href is not None:
@@ -558,6 +642,7 @@ def _parse_html(text: str, url: str, keep: Keep) -> list[_Candidate]:
     parser = _Anchors(url, keep)
     parser.feed("\n".join(wanted))
     parser.close()
+    _check_status(parser.status, parser.reason, url)
     return parser.found
 
 
@@ -575,8 +660,11 @@ class _PageClient(HttpClient):
         pool_size: int = 8,
         pages: Mapping[str, Page] | None = None,
         kept_only: bool = False,
+        upload_times: bool = False,
     ) -> None:
         super().__init__(pip_config, pool_size=pool_size)
+        # Upload times are in JSON pages only (PEP 700): a cooldown asks for those first.
+        self._accept = _ACCEPT if upload_times else _ACCEPT_SMALL
         # Not "or {}": an empty mapping given may be filled later (the tap's, while pip runs).
         self._pages = pages if pages is not None else {}
         self._kept_only = kept_only
@@ -588,7 +676,7 @@ class _PageClient(HttpClient):
             return kept.status, kept.url, kept.content_type, kept.body
         if self._kept_only:
             raise Ineligible(f"{strip_credentials(url)} was not read")
-        accept = _ACCEPT_SMALL
+        accept = self._accept
         for _ in range(_MAX_REDIRECTS):
             headers = urllib3.make_headers(accept_encoding=True)
             headers["Accept"] = accept
@@ -623,6 +711,7 @@ class _Chooser:
     python: Version
     prefer_binary: bool
     formats: FormatControl = field(default_factory=FormatControl)
+    cooldown: Cooldown | None = None
 
     def choose(
         self, item: Wanted, candidates: Sequence[_Candidate], hashes: frozenset[Sha256]
@@ -637,6 +726,8 @@ class _Chooser:
         if hashes and any(c.sha256 in hashes for _, c, _ in applicable):
             # pip drops files whose hash is known and not among the pinned ones.
             applicable = [a for a in applicable if a[1].sha256 is None or a[1].sha256 in hashes]
+        if self.cooldown is not None and applicable:
+            applicable = self._cooled(item, applicable)
         if not applicable:
             raise Ineligible(
                 f"no file of {item.name}=={item.version} fits this target on the indexes"
@@ -668,6 +759,43 @@ class _Chooser:
             sha256=chosen.sha256,
             requires_python=chosen.requires_python,
             requested=True,
+        )
+
+    def _cooled(
+        self, item: Wanted, applicable: list[tuple[tuple[Any, ...], _Candidate, FileKind]]
+    ) -> list[tuple[tuple[Any, ...], _Candidate, FileKind]]:
+        """The files the cooldown allows (as pip's --uploaded-prior-to would leave them); a
+        ``CooldownError`` naming a file when it allows none of the pinned version's."""
+        cooldown = self.cooldown
+        assert cooldown is not None
+        allowed, too_new, unknown = [], [], []
+        for entry in applicable:
+            candidate = entry[1]
+            verdict = cooldown.verdict(item.name, candidate.upload_time)
+            if not candidate.dated or verdict == "ok":
+                allowed.append(entry)
+            elif verdict == "too-new":
+                too_new.append(candidate)
+            elif cooldown.no_upload_time == "keep":
+                allowed.append(entry)
+            else:
+                unknown.append(candidate)
+        if allowed:
+            return allowed
+        cutoff = cooldown.describe(item.name)
+        if too_new:
+            newest = too_new[0]
+            raise CooldownError(
+                f"{item.name}=={item.version}: {newest.filename} was uploaded at "
+                f"{newest.upload_time}, after the cooldown's cutoff {cutoff}",
+                hint="pin an older version, or set this project's cutoff with "
+                f"--exclude-newer-package {item.name}=DATE",
+            )
+        raise CooldownError(
+            f"{item.name}=={item.version}: the index gives no upload-time for "
+            f"{unknown[0].filename}, so the cooldown (cutoff {cutoff}) cannot tell its age "
+            "(--no-upload-time refuse)",
+            hint="--no-upload-time keep takes files whose age the index does not give",
         )
 
     def _evaluate(
@@ -875,11 +1003,15 @@ class IndexFiles:
                 f"cannot look files up on the configured indexes: {exc}",
                 hint="give the indexes as http(s) URLs and find-links as directories",
             ) from exc
-        self._client = _PageClient(pip_config, pool_size=max(jobs, 1))
+        cooldown = cooldown_of(index, pip_config)
+        self._client = _PageClient(
+            pip_config, pool_size=max(jobs, 1), upload_times=cooldown is not None
+        )
         self._chooser = _Chooser(
             tags={tag: i for i, tag in enumerate(target.tags)},
             python=python_version(target.environment),
             prefer_binary=False,
+            cooldown=cooldown,
         )
 
     def files(
@@ -891,6 +1023,15 @@ class IndexFiles:
         for candidate in self._candidates(name, version, index_url):
             found.setdefault(candidate.filename, (candidate.url, candidate.sha256))
         return found
+
+    def upload_time(
+        self, name: NormalizedName, version: str, filename: str, *, index_url: str | None = None
+    ) -> str | None:
+        """The upload time the indexes give ``filename`` of ``name==version``, or None."""
+        for candidate in self._candidates(name, version, index_url):
+            if candidate.filename == filename and candidate.upload_time is not None:
+                return candidate.upload_time
+        return None
 
     def choose(
         self,
@@ -980,6 +1121,7 @@ class Guesses:
             python=python_version(self.environment),
             prefer_binary=config_flag(merged, "prefer-binary"),
             formats=format_control(merged),
+            cooldown=cooldown_of(index, pip_config),
         )
 
     def requested(self, inputs: InputSet) -> list[Wish]:
@@ -1044,14 +1186,21 @@ class Guesses:
                 wanted = Wanted(name, version, Requirement(f"{name}=={version}"))
                 try:
                     pin = self._chooser.choose(wanted, found, self._hashes.get(name, frozenset()))
-                except Ineligible:
-                    continue
+                except (Ineligible, CooldownError):
+                    continue  # the cooldown holds this version back: pip takes an older one
                 # Yanked files were left out above: with one file of the version not yanked,
                 # pip's choice among all of them is among those (PEP 592), as here.
                 self.chosen[(name, version)] = pin
                 return pin
             logger.debug("no guess for %s%s: no file fits", name, specifier)
-        except (Ineligible, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (
+            Ineligible,
+            urllib3.exceptions.HTTPError,
+            OSError,
+            QuarantinedError,
+            NetworkError,
+        ) as exc:
+            # pip's resolver reads the same page and says what is wrong with it.
             logger.debug("no guess for %s: %s", name, exc)
         return None
 

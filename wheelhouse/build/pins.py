@@ -65,6 +65,10 @@ _HARMLESS_CONFIG = frozenset(
         "no-binary",
         "only-binary",
         "require-hashes",
+        # The release cooldown: the pinned path applies it itself (pinned.cooldown_of).
+        "uploaded-prior-to",
+        "wheelhouse.exclude-newer-package",
+        "wheelhouse.no-upload-time",
         "no-input",
         "disable-pip-version-check",
         "progress-bar",

@@ -51,6 +51,7 @@ from wheelhouse.errors import (
     HashMismatchError,
     NetworkError,
     NotFoundError,
+    QuarantinedError,
     RequirementsError,
     ResolutionError,
     WheelhouseError,
@@ -468,10 +469,19 @@ def explain_pip_failure(
         req = not_found["req"]
         versions = not_found["versions"].strip()
         if versions == "none":
-            return _sdists_forbidden(req, index) or NotFoundError(
-                f"no distribution found for {req!r} on the configured indexes",
-                requirement=req,
-                hint="check the project name, and --index-url/--extra-index-url/--find-links",
+            return (
+                _quarantined(req, index)
+                or _sdists_forbidden(req, index)
+                or NotFoundError(
+                    f"no distribution found for {req!r} on the configured indexes",
+                    requirement=req,
+                    hint="check the project name, and --index-url/--extra-index-url/--find-links"
+                    + (
+                        "; the release cooldown (--exclude-newer) may hold back every release"
+                        if index.cooldown is not None
+                        else ""
+                    ),
+                )
             )
         found = versions.split(", ")
         if len(found) > _SHOWN_VERSIONS:
@@ -501,6 +511,31 @@ def explain_pip_failure(
     errors = [ln.removeprefix("ERROR: ").strip() for ln in lines if ln.startswith("ERROR:")]
     message = errors[-1] if errors else (tail(output, 1) or "pip failed without a message")
     return ResolutionError(f"pip could not resolve the requirements: {message}")
+
+
+# uv's words for a project whose page lists no file: "there are no versions of NAME".
+_NO_VERSIONS = re.compile(r"there (?:are|is) no versions of (?P<name>[A-Za-z0-9._-]+)")
+
+
+def _quarantined(
+    req: str, index: IndexOptions, config: Mapping[str, str] | None = None
+) -> WheelhouseError | None:
+    """pip found no file of ``req`` because the index quarantines the project (PEP 792: it
+    lists none), as the one line the pinned path gives for it; else None."""
+    try:
+        name = canonicalize_name(Requirement(req).name)
+    except InvalidRequirement:
+        return None
+    from wheelhouse._base.targets import HOST
+    from wheelhouse.build.pinned import IndexFiles
+
+    try:
+        IndexFiles(index, pip_config() if config is None else config, HOST, jobs=1).files(name, "0")
+    except QuarantinedError as exc:
+        return exc
+    except WheelhouseError:
+        return None
+    return None
 
 
 def _sdists_forbidden(req: str, index: IndexOptions) -> NotFoundError | None:
@@ -728,7 +763,7 @@ def _uv_compile(
         said = "".join(
             line for line in result.stderr.splitlines(keepends=True) if not _UV_DEBUG.match(line)
         )
-        raise _explain_uv_failure(said or result.stdout, target)
+        raise _explain_uv_failure(said or result.stdout, target, pip_config)
 
 
 # uv's HTTP cache client at debug level: "DEBUG Sending fresh HEAD request for: URL" (GET for
@@ -825,7 +860,9 @@ def _lock_filename(entry: dict[str, Any]) -> str:
     return unquote(urlsplit(location).path.rsplit("/", 1)[-1])
 
 
-def _explain_uv_failure(output: str, target: Target) -> WheelhouseError:
+def _explain_uv_failure(
+    output: str, target: Target, pip_config: Mapping[str, str] | None = None
+) -> WheelhouseError:
     causes = [
         line.strip().removeprefix("cause:").strip()
         for line in output.splitlines()
@@ -833,6 +870,11 @@ def _explain_uv_failure(output: str, target: Target) -> WheelhouseError:
     ]
     detail = " ".join(causes) or output.strip() or "uv failed without a message"
     where = f"for target {target.name!r}"
+    if pip_config is not None and (empty := _NO_VERSIONS.search(detail)) is not None:
+        # A project whose page lists no file at all: one the index quarantines (PEP 792)?
+        quarantined = _quarantined(empty["name"], IndexOptions(), pip_config)
+        if quarantined is not None:
+            return quarantined
     if "was not found in the package registry" in detail:
         name = detail.split("Because ", 1)[-1].split(" was not found", 1)[0]
         return NotFoundError(

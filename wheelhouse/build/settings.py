@@ -11,6 +11,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from wheelhouse._base._pip import format_control
+from wheelhouse._base.cooldown import CONFIG_PACKAGES, CONFIG_PRIOR_TO, Cooldown
 from wheelhouse._base.targets import HOST, Target
 from wheelhouse.errors import UsageError
 
@@ -40,6 +41,9 @@ class IndexOptions:
     # pip's format control from the command line, in the order given, and --prefer-binary.
     binary: tuple[BinaryOption, ...] = ()
     prefer_binary: bool = False
+    # The release cooldown (--exclude-newer): carried to every stage inside pip's settings
+    # (``over``) with its times made absolute once, so pip, uv and our own checks agree.
+    cooldown: Cooldown | None = None
 
     def __post_init__(self) -> None:
         # pip takes a URL without a scheme for a path that does not exist, and crashes on it
@@ -75,6 +79,11 @@ class IndexOptions:
             merged.pop("no-binary", None)
             merged.pop("only-binary", None)
             merged.update(state.as_options())
+        if self.cooldown is not None:
+            # The command line's cooldown replaces one in pip's configuration.
+            for key in (CONFIG_PRIOR_TO, CONFIG_PACKAGES):
+                merged.pop(key, None)
+            merged.update(self.cooldown.as_config())
         return merged
 
     def over_env(self, env: Mapping[str, str]) -> dict[str, str]:
@@ -101,6 +110,17 @@ class IndexOptions:
             args.append(f"--{option}={value}")
         if self.prefer_binary:
             args.append("--prefer-binary")
+        if self.cooldown is not None:
+            if self.cooldown.packages:
+                raise UsageError(
+                    "--exclude-newer-package needs --resolver uv here: pip's "
+                    "--uploaded-prior-to has no per-project form",
+                    hint="add --resolver uv, or pin the requirements (the pinned path applies "
+                    "per-project cooldowns itself)",
+                )
+            config = self.cooldown.as_config()
+            if CONFIG_PRIOR_TO in config:
+                args.append(f"--uploaded-prior-to={config[CONFIG_PRIOR_TO]}")
         return args
 
 

@@ -26,6 +26,35 @@ if TYPE_CHECKING:
 
 _BINARY_KEY = "wheelhouse.binary-options"
 
+# The release cooldown, as pip (--uploaded-prior-to) and uv (--exclude-newer) spell it;
+# shared with `mirror`. See docs/cooldown.md.
+ExcludeNewer = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--exclude-newer",
+        metavar="DATE|DURATION",
+        help="Release cooldown: use only files uploaded before DATE (ISO 8601: 2026-11-30, "
+        "2026-11-30T12:00:00Z) or more than DURATION ago (7d, 12h, 2w, P7D).",
+    ),
+]
+ExcludeNewerPackage = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        "--exclude-newer-package",
+        metavar="NAME=DATE|DURATION",
+        help="The cooldown for project NAME instead of --exclude-newer's; repeatable.",
+    ),
+]
+NoUploadTime = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--no-upload-time",
+        metavar="refuse|keep",
+        help="With a cooldown, what to do with a file whose upload time the index does not "
+        "give: refuse it (its age cannot be proven) or keep it [default: refuse].",
+    ),
+]
+
 
 def _binary_option(
     option: Literal["no-binary", "only-binary"],
@@ -146,6 +175,9 @@ def build(
             "cp311-win_amd64) or host [default: host]; repeatable.",
         ),
     ] = None,
+    exclude_newer: ExcludeNewer = None,
+    exclude_newer_package: ExcludeNewerPackage = None,
+    no_upload_time: NoUploadTime = None,
     resolver: Annotated[
         str,
         typer.Option(
@@ -172,6 +204,7 @@ def build(
     ] = False,
 ) -> None:
     """Resolve, download and build everything the requirements need into a wheelhouse."""
+    from wheelhouse._base.cooldown import Cooldown
     from wheelhouse._base.targets import parse_target
     from wheelhouse.build.pipeline import build_wheelhouse
     from wheelhouse.build.settings import BuildSettings, IndexOptions, default_jobs
@@ -179,6 +212,11 @@ def build(
 
     if resolver not in ("pip", "uv"):
         raise UsageError(f"--resolver must be 'pip' or 'uv', not {resolver!r}")
+    cooldown = Cooldown.from_options(
+        exclude_newer, exclude_newer_package or (), no_upload_time or "refuse"
+    )
+    if cooldown is None and no_upload_time is not None:
+        raise UsageError("--no-upload-time applies to a cooldown: give --exclude-newer too")
     verbosity = -1 if quiet else verbose
     setup_logging(verbosity)
     settings = BuildSettings(
@@ -192,6 +230,7 @@ def build(
             pre=pre,
             binary=tuple(ctx.meta.get(_BINARY_KEY, ())),
             prefer_binary=prefer_binary,
+            cooldown=cooldown,
         ),
         cache_dir=cache_dir,
         keep_sdists=keep_sdists,

@@ -15,6 +15,7 @@ from wheelhouse.cli._app import (
     print_json,
     setup_logging,
 )
+from wheelhouse.cli.build import ExcludeNewer, ExcludeNewerPackage, NoUploadTime
 from wheelhouse.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -95,9 +96,9 @@ def mirror(
         typer.Option(
             "--replace-filters",
             help="Make this run's filters (--target, --sdists, --latest, --prereleases, "
-            "--max-file-size, --yanked: defaults for those not given; the indexes if given) "
-            "the mirror's, for every project. Without it, a filter that differs from the "
-            "remembered one is refused.",
+            "--max-file-size, --yanked, --exclude-newer: defaults for those not given; the "
+            "indexes if given) the mirror's, for every project. Without it, a filter that "
+            "differs from the remembered one is refused.",
         ),
     ] = False,
     index_url: IndexUrl = None,
@@ -153,6 +154,9 @@ def mirror(
             show_default=False,
         ),
     ] = None,
+    exclude_newer: ExcludeNewer = None,
+    exclude_newer_package: ExcludeNewerPackage = None,
+    no_upload_time: NoUploadTime = None,
     jobs: Annotated[
         int, typer.Option("-j", "--jobs", min=1, max=64, help="Parallel downloads.")
     ] = 8,
@@ -183,6 +187,7 @@ def mirror(
     requirement files and filters: naming projects adds to them, a run without any refreshes
     them all, --remove takes some away. Exit code 10 when some projects failed (the others
     are mirrored; a failed run deletes nothing)."""
+    from wheelhouse._base.cooldown import Cooldown
     from wheelhouse._base.targets import parse_target
     from wheelhouse.build.settings import IndexOptions
     from wheelhouse.cli._reporters import make_reporter
@@ -200,7 +205,12 @@ def mirror(
         "max-file-size": max_file_size is not None,
         "yanked": yanked is not None,
         "index": index_url is not None or bool(extra_index_url),
+        "exclude-newer": exclude_newer is not None
+        or bool(exclude_newer_package)
+        or no_upload_time is not None,
     }
+    # Checked before anything is read or written (the values are remembered as given).
+    Cooldown.from_options(exclude_newer, exclude_newer_package or (), no_upload_time or "refuse")
     store = None
     if "://" in output:
         from wheelhouse._base.storage import open_store
@@ -223,6 +233,9 @@ def mirror(
         prereleases=prereleases is not False,
         max_file_size=parse_size(max_file_size) if max_file_size is not None else None,
         yanked=yanked is not False,
+        exclude_newer=exclude_newer,
+        exclude_newer_packages=tuple(exclude_newer_package or ()),
+        no_upload_time=no_upload_time or "refuse",
         jobs=jobs,
         dry_run=dry_run,
         refresh=refresh,

@@ -33,6 +33,7 @@ __all__ = [
     "INDEX_DIR",
     "JSON_TYPE",
     "METADATA_SUFFIX",
+    "STATUS_API_VERSION",
     "IndexEntry",
     "index_directory",
     "index_files",
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 INDEX_DIR = "simple"
 API_VERSION = "1.1"  # PEP 700: `versions` and `size` in the JSON form
+STATUS_API_VERSION = "1.4"  # PEP 792: a page that carries a project status
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 HTML_PAGE = "index.html"
@@ -149,12 +151,32 @@ def project_pages(name: str) -> tuple[str, str]:
     return f"{INDEX_DIR}/{name}/{HTML_PAGE}", f"{INDEX_DIR}/{name}/{JSON_PAGE}"
 
 
-def render_project(name: NormalizedName, entries: list[IndexEntry]) -> dict[str, bytes]:
-    """A project's two pages (path relative to the wheelhouse -> bytes), entries in order."""
+def render_project(
+    name: NormalizedName,
+    entries: list[IndexEntry],
+    *,
+    status: str | None = None,
+    status_reason: str | None = None,
+) -> dict[str, bytes]:
+    """A project's two pages (path relative to the wheelhouse -> bytes), entries in order.
+
+    ``status`` (PEP 792: "archived", "quarantined", "deprecated"; None for "active") is
+    written as the pages' ``project-status`` and ``pypi:project-status`` meta tag.
+    """
     html_path, json_path = project_pages(name)
+    data = _project_json(name, entries)
+    head = ""
+    if status is not None:
+        data["meta"]["api-version"] = STATUS_API_VERSION
+        data["project-status"] = {"status": status}
+        head = f'    <meta name="pypi:project-status" content="{html.escape(status)}">\n'
+        if status_reason:
+            data["project-status"]["reason"] = status_reason
+            reason = html.escape(status_reason)
+            head += f'    <meta name="pypi:project-status-reason" content="{reason}">\n'
     return {
-        html_path: _project_html(name, entries).encode(),
-        json_path: _json_bytes(_project_json(name, entries)),
+        html_path: _project_html(name, entries, head).encode(),
+        json_path: _json_bytes(data),
     }
 
 
@@ -235,7 +257,7 @@ def _root_html(names: Iterable[str]) -> str:
     return _page("Simple index", links)
 
 
-def _project_html(name: str, entries: Iterable[IndexEntry]) -> str:
+def _project_html(name: str, entries: Iterable[IndexEntry], head: str = "") -> str:
     links = []
     for entry in entries:
         record = entry.record
@@ -251,16 +273,18 @@ def _project_html(name: str, entries: Iterable[IndexEntry]) -> str:
         if record.yanked is not None:
             attrs.append(f'data-yanked="{html.escape(record.yanked)}"')
         links.append(f"    <a {' '.join(attrs)}>{html.escape(record.filename)}</a><br>\n")
-    return _page(f"Links for {name}", "".join(links))
+    return _page(f"Links for {name}", "".join(links), head)
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, body: str, head: str = "") -> str:
     title = html.escape(title)
+    version = STATUS_API_VERSION if head else API_VERSION
     return (
         "<!DOCTYPE html>\n"
         "<html>\n"
         "  <head>\n"
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f'    <meta name="pypi:repository-version" content="{version}">\n'
+        f"{head}"
         f"    <title>{title}</title>\n"
         "  </head>\n"
         "  <body>\n"

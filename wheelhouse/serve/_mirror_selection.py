@@ -46,7 +46,14 @@ SELECTION_VERSION = 1
 SELECTION_NAME = "selection.json"
 
 FilterKey = Literal[
-    "targets", "sdists", "latest", "prereleases", "max-file-size", "yanked", "index"
+    "targets",
+    "sdists",
+    "latest",
+    "prereleases",
+    "max-file-size",
+    "yanked",
+    "index",
+    "exclude-newer",
 ]
 FILTER_KEYS: tuple[FilterKey, ...] = (
     "targets",
@@ -56,6 +63,7 @@ FILTER_KEYS: tuple[FilterKey, ...] = (
     "max-file-size",
     "yanked",
     "index",
+    "exclude-newer",
 )
 
 
@@ -72,6 +80,11 @@ class Filters:
     # Without credentials (they live in the user's configuration, or on the command line).
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
+    # The release cooldown as given: a duration stays a duration (the cutoff moves with each
+    # run), a date stays that date. Per-project exceptions as NAME=VALUE.
+    exclude_newer: str | None = None
+    exclude_newer_packages: tuple[str, ...] = ()
+    no_upload_time: str = "refuse"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +96,9 @@ class Filters:
             "yanked": self.yanked,
             "index-url": self.index_url,
             "extra-index-urls": list(self.extra_index_urls),
+            "exclude-newer": self.exclude_newer,
+            "exclude-newer-packages": list(self.exclude_newer_packages),
+            "no-upload-time": self.no_upload_time,
         }
 
     def value(self, key: FilterKey) -> object:
@@ -90,6 +106,8 @@ class Filters:
             return frozenset(self.targets)  # the order given does not choose other files
         if key == "index":
             return (self.index_url, self.extra_index_urls)
+        if key == "exclude-newer":
+            return (self.exclude_newer, self.exclude_newer_packages, self.no_upload_time)
         return self.to_dict()[key]
 
 
@@ -186,6 +204,13 @@ def _filters(data: Mapping[str, Any]) -> Filters:
             raise TypeError(f"{value!r} is not a number")
         return value
 
+    def optional_str(value: object) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise TypeError(f"{value!r} is not a string")
+        return value
+
     index_url = data.get("index-url")
     return Filters(
         targets=tuple(str(t) for t in data["targets"]),
@@ -196,6 +221,10 @@ def _filters(data: Mapping[str, Any]) -> Filters:
         yanked=bool(data["yanked"]),
         index_url=strip_credentials(str(index_url)) if index_url is not None else None,
         extra_index_urls=tuple(strip_credentials(str(u)) for u in data["extra-index-urls"]),
+        # Absent from selections written before the cooldown existed: none.
+        exclude_newer=optional_str(data.get("exclude-newer")),
+        exclude_newer_packages=tuple(str(p) for p in data.get("exclude-newer-packages") or ()),
+        no_upload_time="keep" if data.get("no-upload-time") == "keep" else "refuse",
     )
 
 
@@ -220,6 +249,11 @@ def describe_filters(filters: Filters, keys: Iterable[FilterKey]) -> str:
         elif key == "max-file-size":
             size = filters.max_file_size
             parts.append(f"--max-file-size {size}" if size is not None else "no --max-file-size")
+        elif key == "exclude-newer":
+            words = [f"--exclude-newer {filters.exclude_newer}"] if filters.exclude_newer else []
+            words += [f"--exclude-newer-package {p}" for p in filters.exclude_newer_packages]
+            words.append(f"--no-upload-time {filters.no_upload_time}")
+            parts.append(" ".join(words) if len(words) > 1 else "no --exclude-newer")
         else:
             index = (
                 f"--index-url {filters.index_url}"
@@ -280,6 +314,9 @@ def merge_filters(
         yanked=values["yanked"].yanked,
         index_url=values["index"].index_url,
         extra_index_urls=values["index"].extra_index_urls,
+        exclude_newer=values["exclude-newer"].exclude_newer,
+        exclude_newer_packages=values["exclude-newer"].exclude_newer_packages,
+        no_upload_time=values["exclude-newer"].no_upload_time,
     )
 
 

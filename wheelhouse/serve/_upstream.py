@@ -30,13 +30,17 @@ from packaging.utils import (
 )
 
 from wheelhouse._base._http import Deadline, HttpClient, origin_of, strip_credentials
+from wheelhouse._base.cooldown import parse_upload_time
 from wheelhouse._base.wheels import MAX_METADATA, RangeFile, read_wheel_metadata_from
 from wheelhouse.errors import NetworkError
 
 __all__ = [
     "ACCEPT",
+    "PROJECT_STATUSES",
+    "MalformedUploadTime",
     "PageResult",
     "ProjectPage",
+    "ProjectStatus",
     "RangesUnsupported",
     "UpstreamError",
     "UpstreamFile",
@@ -76,6 +80,10 @@ _CHUNK = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 CoreMetadata = bool | dict[str, str]  # False: none; True: available, no hash; else its hashes
+# PEP 792: a project has exactly one status, "active" when the page names none.
+ProjectStatus = Literal["active", "archived", "quarantined", "deprecated"]
+PROJECT_STATUSES: tuple[ProjectStatus, ...] = ("active", "archived", "quarantined", "deprecated")
+_MAX_REASON = 1024  # a status reason is a line for people, never a payload
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +155,9 @@ class ProjectPage:
     api_version: str = "1.0"
     etag: str | None = None
     last_modified: str | None = None
+    # PEP 792: "quarantined" means the index offers no file of the project.
+    status: ProjectStatus = "active"
+    status_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +254,8 @@ def _fetch_project_page(
         api_version=page.api_version,
         etag=new_etag,
         last_modified=new_modified,
+        status=page.status,
+        status_reason=page.status_reason,
     )
     return PageResult("ok", page, etag=new_etag, last_modified=new_modified)
 
@@ -277,11 +290,12 @@ def parse_json_page(data: bytes, url: str, name: str) -> ProjectPage:
                     requires_python=item.get("requires-python") or None,
                     yanked=_yanked_json(item.get("yanked", False)),
                     size=int(item["size"]) if item.get("size") is not None else None,
-                    upload_time=item.get("upload-time"),
+                    upload_time=_upload_time(item.get("upload-time"), url, name, item),
                     core_metadata=_core_metadata_json(core),
                 )
             )
         versions = document.get("versions")
+        status, reason = _project_status(document.get("project-status"), url)
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise UpstreamError(
             f"{strip_credentials(url)} sent a malformed PEP 691 page: {exc!r}",
@@ -294,6 +308,8 @@ def parse_json_page(data: bytes, url: str, name: str) -> ProjectPage:
         files=tuple(files),
         versions=tuple(str(v) for v in versions) if isinstance(versions, list) else None,
         api_version=str(meta.get("api-version") or "1.0"),
+        status=status,
+        status_reason=reason,
     )
 
 
@@ -336,12 +352,66 @@ def parse_html_page(data: bytes, url: str, name: str) -> ProjectPage:
             )
         )
     links.warn()
+    status, reason = _project_status(
+        {"status": parser.status, "reason": parser.status_reason}
+        if parser.status is not None
+        else None,
+        url,
+    )
     return ProjectPage(
         name=canonicalize_name(name),
         url=url,
         files=tuple(files),
         api_version=parser.api_version or "1.0",
+        status=status,
+        status_reason=reason,
     )
+
+
+class MalformedUploadTime(UpstreamError):
+    """A page gives a file an ``upload-time`` that is not a time (PEP 700)."""
+
+
+def _upload_time(value: object, url: str, name: str, item: Mapping[str, Any]) -> str | None:
+    """The file's PEP 700 upload time, checked: a cooldown compares it, and a value that is
+    not a time would let a file through (or hold every file back) without a word."""
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise ValueError(f"{value!r} is not a string")
+        parse_upload_time(value)
+    except ValueError:
+        shown = strip_credentials(url)
+        raise MalformedUploadTime(
+            f"{shown} gives {canonicalize_name(name)} file {str(item.get('filename'))!r} the "
+            f"upload-time {value!r}, which is not an ISO 8601 time; the page is not used",
+            url=shown,
+        ) from None
+    return value
+
+
+def _project_status(value: object, url: str) -> tuple[ProjectStatus, str | None]:
+    """PEP 792's ``project-status`` (``{"status": ..., "reason": ...}``): a status this does
+    not know is read as "active" (the PEP's default), with a warning."""
+    if value is None:
+        return "active", None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"project-status {value!r} is not an object")
+    status = value.get("status")
+    reason = value.get("reason")
+    reason = str(reason)[:_MAX_REASON] if isinstance(reason, str) and reason else None
+    if status is None:
+        return "active", reason
+    for known in PROJECT_STATUSES:
+        if status == known:
+            return known, reason
+    logger.warning(
+        "%s gives the unknown project status %r; read as 'active'",
+        strip_credentials(url),
+        str(status)[:64],
+    )
+    return "active", reason
 
 
 class _TooManyLinks(Exception):
@@ -362,6 +432,8 @@ class _LinkParser(HTMLParser):
         self.links: list[tuple[dict[str, str], str]] = []
         self.base: str | None = None
         self.api_version: str | None = None
+        self.status: str | None = None
+        self.status_reason: str | None = None
         self._current: dict[str, str] | None = None
         self._text: list[str] = []
 
@@ -373,6 +445,10 @@ class _LinkParser(HTMLParser):
             self.base = values["href"]
         elif tag == "meta" and values.get("name") == "pypi:repository-version":
             self.api_version = values.get("content")
+        elif tag == "meta" and values.get("name") == "pypi:project-status":
+            self.status = values.get("content")
+        elif tag == "meta" and values.get("name") == "pypi:project-status-reason":
+            self.status_reason = values.get("content")
 
     def handle_data(self, data: str) -> None:
         if self._current is not None:

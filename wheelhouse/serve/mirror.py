@@ -38,6 +38,7 @@ from packaging.version import InvalidVersion, Version
 
 from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base._pip import index_urls, pip_config
+from wheelhouse._base.cooldown import Cooldown
 from wheelhouse._base.files import sha256_file, write_atomic
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target
@@ -98,6 +99,9 @@ from wheelhouse.serve._upstream import (
     project_page_url,
     read_page,
 )
+from wheelhouse.serve._upstream import (
+    ProjectStatus as UpstreamStatus,
+)
 
 __all__ = [
     "STATE_VERSION",
@@ -148,6 +152,13 @@ class MirrorSettings:
     prereleases: bool = True
     max_file_size: int | None = None
     yanked: bool = True
+    # The release cooldown (see docs/cooldown.md): files uploaded after the cutoff are not
+    # mirrored yet; a file whose upload time the index does not give is kept or refused.
+    exclude_newer: str | None = None
+    exclude_newer_packages: tuple[str, ...] = ()
+    no_upload_time: str = "refuse"
+    # The above, read once per run (durations count back from the run's start).
+    cooldown: Cooldown | None = None
     jobs: int = 8
     dry_run: bool = False
     # Resolve -r again even when the requirements, targets and indexes have not changed.
@@ -558,6 +569,8 @@ def _candidate(file: UpstreamFile, local: bool) -> _Candidate:
 @dataclass
 class _Selection:
     chosen: list[_Candidate] = field(default_factory=list)
+    # Files the cooldown holds back this run (mirrored by a later one, once old enough).
+    held: int = 0
     # Why files that would have been chosen were not (logged at INFO).
     skipped: list[str] = field(default_factory=list)
     # Files whose names are refused: paths, another project's files (warnings).
@@ -579,6 +592,7 @@ def _select(
     """
     selection = _Selection()
     kept: dict[str, _Candidate] = {}
+    cooldown = settings.cooldown
     for file, local in files:
         reason = _refusal(file.filename, project)
         if reason == _NOT_A_DIST:
@@ -609,6 +623,22 @@ def _select(
             # Nothing to verify the bytes against: such a file is never mirrored.
             selection.skipped.append(f"{file.filename} has no sha256 on the index; not mirrored")
             continue
+        if cooldown is not None:
+            verdict = cooldown.verdict(project, file.upload_time)
+            if verdict == "too-new":
+                selection.held += 1
+                selection.skipped.append(
+                    f"{file.filename} was uploaded at {file.upload_time}, after the cooldown's "
+                    f"cutoff {cooldown.describe(project)}; mirrored once it is older"
+                )
+                continue
+            if verdict == "unknown" and cooldown.no_upload_time == "refuse":
+                selection.held += 1
+                selection.refused.append(
+                    f"{file.filename!r} has no upload-time on the index, so the cooldown cannot "
+                    "tell its age (--no-upload-time refuse)"
+                )
+                continue
         kept[file.filename] = candidate
     chosen = list(kept.values())
     if settings.latest is not None:
@@ -679,6 +709,11 @@ class _Project:
     to_fetch: list[_Candidate] = field(default_factory=list)
     # Names claimed in the ownership journal this run.
     claimed: set[str] = field(default_factory=set)
+    # PEP 792, from the pages: a quarantined project offers no files.
+    status: UpstreamStatus = "active"
+    status_reason: str | None = None
+    # Files the cooldown held back: the next run reads the pages again to take them.
+    held: int = 0
 
 
 def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> MirrorSummary:
@@ -819,6 +854,9 @@ def _given_filters(settings: MirrorSettings) -> Filters:
         prereleases=settings.prereleases,
         max_file_size=settings.max_file_size,
         yanked=settings.yanked,
+        exclude_newer=settings.exclude_newer,
+        exclude_newer_packages=settings.exclude_newer_packages,
+        no_upload_time=settings.no_upload_time,
         index_url=strip_credentials(settings.index.index_url)
         if settings.index.index_url is not None
         else None,
@@ -910,6 +948,12 @@ def _remember(
         if "targets" in keys or settings.replace_filters
         else tuple(dict.fromkeys(parse_target(t) for t in filters.targets))
     )
+    cooldown = Cooldown.from_options(
+        filters.exclude_newer, filters.exclude_newer_packages, filters.no_upload_time
+    )
+    # -r files are resolved under the same cooldown (pip and uv are given it), so that the
+    # closure is made of files the mirror will take.
+    index = replace(index, cooldown=cooldown)
     effective = replace(
         settings,
         projects=tuple(f"{name}{spec}" for name, spec in remembered.projects),
@@ -922,6 +966,10 @@ def _remember(
         prereleases=filters.prereleases,
         max_file_size=filters.max_file_size,
         yanked=filters.yanked,
+        exclude_newer=filters.exclude_newer,
+        exclude_newer_packages=filters.exclude_newer_packages,
+        no_upload_time=filters.no_upload_time,
+        cooldown=cooldown,
     )
     pending = _Pending(
         remembered=remembered,
@@ -966,7 +1014,17 @@ def _settle(pending: _Pending, projects: Iterable[_Project]) -> SelectionChange:
 def _choose(project: _Project, settings: MirrorSettings, targets: tuple[Target, ...]) -> None:
     """Choose the project's files from its pages; a page whose every file is refused fails
     the project (its mirrored files stay), other refusals are warnings."""
+    if project.status == "quarantined":
+        # PEP 792: the index offers none of its files, and the mirror keeps none.
+        logger.warning(
+            "%s: the index has quarantined the project%s; the mirror keeps none of its files",
+            project.name,
+            f" ({project.status_reason})" if project.status_reason else "",
+        )
+        project.chosen = []
+        return
     selection = _select(project.files, project.name, project.want, settings, targets)
+    project.held = selection.held
     for why in selection.skipped:
         logger.info("%s: %s", project.name, why)
     refused = project.refused + selection.refused
@@ -1218,7 +1276,12 @@ def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter:
             digest = digests.get(base)
             shown = strip_credentials(base)
             listings.append(_Listing(shown, result.etag, result.last_modified, digest))
-            project.files += _usable(project, base, result.page.files)
+            page = result.page
+            if page.status == "quarantined" or (
+                page.status != "active" and project.status == "active"
+            ):
+                project.status, project.status_reason = page.status, page.status_reason
+            project.files += _usable(project, base, page.files)
     project.listings = tuple(listings)
     found = [s for s in statuses.values() if s != "not-found"]
     project.found = bool(found)
@@ -1328,6 +1391,11 @@ def _selection(want: _Want, settings: MirrorSettings, targets: tuple[Target, ...
             "prereleases": settings.prereleases,
             "max-file-size": settings.max_file_size,
             "yanked": settings.yanked,
+            "exclude-newer": [
+                settings.exclude_newer,
+                list(settings.exclude_newer_packages),
+                settings.no_upload_time,
+            ],
         },
         sort_keys=True,
     )
@@ -1553,34 +1621,41 @@ def _commit(out: Path, project: _Project) -> tuple[ProjectOutcome, _ProjectState
                     kept[name] = previous
     mirrored = tuple(kept[f] for f in sorted(kept))
     entries = [IndexEntry(m.record, m.record.requires_python, m.metadata_sha256) for m in mirrored]
-    if mirrored:
-        for relative, data in render_project(project.name, entries).items():
+    page_status = None if project.status == "active" else project.status
+    if mirrored or page_status == "quarantined":
+        # A quarantined project keeps its (empty) pages: they say why it has no files.
+        pages = render_project(
+            project.name, entries, status=page_status, status_reason=project.status_reason
+        )
+        for relative, data in pages.items():
             write_if_changed(out / relative, data)
     else:
         _remove_pages(out, project.name)
     doomed = set() if project.errors else set(old.owned) - set(kept)
     state = _ProjectState(
         project.name,
-        # A file failed: no validators, so that the next run reads the page whole and
-        # tries the file again instead of hearing "304" and keeping the project as it is.
-        () if project.errors else project.listings,
+        # A file failed, or the cooldown held one back, or the project's status is not
+        # "active": no validators, so that the next run reads the page whole (and tries the
+        # file again, takes it once old enough, writes the status) instead of hearing "304".
+        () if project.errors or project.held or project.status != "active" else project.listings,
         mirrored,
         project.selection,
         frozenset(old.owned | set(kept) | project.claimed),
     )
     if state != old or project.claimed:
         _write_state(out, state)
+    outcome_status: ProjectStatus
     if project.errors:
-        status = "failed"
+        outcome_status = "failed"
     elif not old.files and mirrored:
-        status = "new"
+        outcome_status = "new"
     elif project.fetched or doomed or state.files != old.files:
-        status = "updated"
+        outcome_status = "updated"
     else:
-        status = "unchanged"
+        outcome_status = "unchanged"
     outcome = ProjectOutcome(
         project.name,
-        status,
+        outcome_status,
         files=len(mirrored),
         bytes=sum(m.record.size for m in mirrored),
         fetched=len(project.fetched),
@@ -1931,6 +2006,9 @@ def _options(settings: MirrorSettings, targets: tuple[Target, ...]) -> dict[str,
             "prereleases": settings.prereleases,
             "max-file-size": settings.max_file_size,
             "yanked": settings.yanked,
+            "exclude-newer": settings.exclude_newer,
+            "exclude-newer-packages": list(settings.exclude_newer_packages),
+            "no-upload-time": settings.no_upload_time,
             "index": _index_options(settings),
             "resolved-for": [t.name for t in settings.targets or (HOST,)]
             if settings.requirements

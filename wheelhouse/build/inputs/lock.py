@@ -49,6 +49,9 @@ class LockedFile:
     filename: str | None
     url: str | None
     sha256: frozenset[Sha256]
+    # When the index received it (RFC 3339), where the lock records it (uv.lock, pylock):
+    # the release cooldown judges the file by it without asking the index.
+    upload_time: str | None = None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,12 +108,12 @@ class PylockFile:
             source = "url" if dist.url else "path"
             where = dist.url or (self.path.parent / (dist.path or "")).absolute().as_uri()
             filename = where.split("#", 1)[0].rsplit("/", 1)[-1]
-            files = (LockedFile(filename, where, _sha256(dist.hashes)),)
+            files = (LockedFile(filename, where, _sha256(dist.hashes), _uploaded(dist)),)
         else:
             url = dist.url or (
                 (self.path.parent / dist.path).absolute().as_uri() if dist.path else None
             )
-            files = (LockedFile(dist.filename, url, _sha256(dist.hashes)),)
+            files = (LockedFile(dist.filename, url, _sha256(dist.hashes), _uploaded(dist)),)
             if not dist.url and dist.path:
                 source = "path"
         return LockedPackage(
@@ -131,3 +132,9 @@ class PylockFile:
 def _sha256(hashes: Mapping[str, str]) -> frozenset[Sha256]:
     digest = hashes.get("sha256")
     return frozenset({Sha256(digest.lower())}) if digest else frozenset()
+
+
+def _uploaded(dist: object) -> str | None:
+    """The ``upload-time`` a pylock records for a file (PEP 751), as RFC 3339 text."""
+    moment = getattr(dist, "upload_time", None)
+    return moment.isoformat() if isinstance(moment, datetime) else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -281,8 +282,12 @@ class UvLock:
             url = ""
         filename = str(entry.get("filename") or unquote(urlsplit(url).path.rsplit("/", 1)[-1]))
         digest = parse_hash(str(entry["hash"]), self.path) if "hash" in entry else None
+        uploaded = entry.get("upload-time")
+        if isinstance(uploaded, datetime):  # an unquoted TOML date-time
+            uploaded = uploaded.isoformat()
         return LockedFile(
             filename or None,
             url or None,
             frozenset({Sha256(digest)}) if digest else frozenset(),
+            str(uploaded) if uploaded is not None else None,
         )
