@@ -568,3 +568,23 @@ def test_access_denied_is_one_line_with_a_hint(
         "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and that they may "
         f"read and write the bucket '{bucket}-nope'"
     )
+
+
+def test_a_symbolic_link_in_the_target_is_not_followed(
+    cli: Cli, house: Path, tmp_path: Path
+) -> None:
+    """A link planted in the target (``simple`` to another directory) made publish write the
+    pages there: links are not files, so the target looked empty."""
+    target = tmp_path / "published"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target.mkdir()
+    (target / "simple").symlink_to(elsewhere)
+
+    result = cli("publish", house, target.as_uri())
+
+    assert result.exit_code == ExitCode.OUTPUT, result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"error: {str(target / 'simple')!r} is a symbolic link, which "), first
+    assert first.endswith(f" out of {str(target)!r}; refusing to write through it"), first
+    assert list(elsewhere.iterdir()) == []

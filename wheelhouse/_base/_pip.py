@@ -12,9 +12,10 @@ import io
 import logging
 import os
 import re
+import shutil
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +32,7 @@ __all__ = [
     "config_fingerprint",
     "config_flag",
     "format_control",
+    "hide_credentials",
     "index_urls",
     "offline_env",
     "online_env",
@@ -38,6 +40,7 @@ __all__ = [
     "pip_config",
     "read_requirement_file",
     "read_requirement_options",
+    "remove_netrc_files",
     "run_pip",
 ]
 
@@ -56,11 +59,139 @@ def pip_command(python: str | Path | None = None) -> list[str]:
     return [str(python), "-m", "pip"]
 
 
-def online_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for pip runs that reach the index: the user's configuration is kept."""
+def online_env(
+    base: Mapping[str, str] | None = None, *, urls: Sequence[str] = (), indexes: bool = True
+) -> dict[str, str]:
+    """The environment for pip runs that reach the index: the user's configuration is kept,
+    but no URL pip is given carries credentials.
+
+    pip writes its index URLs on the command line of the pip it starts to install an sdist's
+    build requirements (``-i URL``), where every local user reads them (``ps``). So the index
+    and find-links URLs of pip's configuration (``PIP_*`` variables and pip.conf), and
+    ``urls`` (those the caller gives pip itself, which it must give without credentials:
+    ``hide_credentials``), lose their ``user:password`` here, and pip (and uv) read them from
+    a netrc file of our own that ``NETRC`` names, in a directory only this user can enter,
+    holding the user's own netrc entries too. With ``indexes=False`` the caller replaces the
+    configuration's indexes itself (with URLs that need no credentials).
+    """
     env = dict(os.environ if base is None else base)
     env.update(_QUIET)
+    keys = ("index-url", "extra-index-url", "find-links") if indexes else ("find-links",)
+    config = pip_config()
+    found: list[tuple[str, str, str]] = []
+    for key in keys:
+        values = config.get(key, "").split()
+        if any(_credentials(v) for v in values):
+            env["PIP_" + key.upper().replace("-", "_")] = " ".join(
+                _hidden(v, found) for v in values
+            )
+    for url in urls:
+        _hidden(url, found)
+    if found:
+        env["NETRC"] = str(_netrc_file(found, env))
     return env
+
+
+def hide_credentials(url: str) -> str:
+    """``url`` without ``user:password``: pip is given it so, and finds them in
+    ``online_env(urls=[url])``'s netrc file."""
+    return _hidden(url, [])
+
+
+def _credentials(url: str) -> tuple[str, str, str] | None:
+    """(host, login, password) of ``url``'s userinfo, decoded; None without one."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or "@" not in parts.netloc or not host:
+        return None
+    return host, unquote(parts.username or ""), unquote(parts.password or "")
+
+
+def _hidden(url: str, found: list[tuple[str, str, str]]) -> str:
+    """``url`` without its credentials, which are added to ``found`` when netrc can hold
+    them (one login per host; a value netrc cannot write keeps them in the URL)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    creds = _credentials(url)
+    if creds is None:
+        return url
+    host, login, password = creds
+    known = {h: (lg, pw) for h, lg, pw in found}
+    if (host in known and known[host] != (login, password)) or not all(
+        _NETRC_TOKEN.fullmatch(v) for v in (host, login, password)
+    ):
+        # netrc holds one login per host, with a password, and plain tokens only.
+        return url
+    if host not in known:
+        found.append(creds)
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+_NETRC_TOKEN = re.compile(r"[^\s\"'\\#]+")
+_NETRC_FILES: dict[str, Path] = {}
+_NETRC_LOCK = threading.Lock()
+
+
+def _netrc_file(found: Sequence[tuple[str, str, str]], env: Mapping[str, str]) -> Path:
+    """A 0600 netrc file in a 0700 directory, removed when we exit: ``found``'s logins, then
+    the machines of the user's own netrc (``$NETRC`` or ``~/.netrc``) that ``found`` lacks."""
+    import atexit
+    import netrc
+    import tempfile
+
+    lines = [f"machine {h} login {lg} password {pw}" for h, lg, pw in found]
+    ours = {h for h, _, _ in found}
+    named = env.get("NETRC")
+    for candidate in (named,) if named else ("~/.netrc", "~/_netrc"):
+        try:
+            theirs = netrc.netrc(os.path.expanduser(candidate))
+        except (OSError, netrc.NetrcParseError):
+            continue
+        default = None
+        for host, (login, account, password) in theirs.hosts.items():
+            entry = [("login", login), ("account", account), ("password", password)]
+            words = " ".join(f"{k} {_netrc_quoted(v)}" for k, v in entry if v)
+            if host == "default":
+                default = f"default {words}"
+            elif host not in ours:
+                lines.append(f"machine {_netrc_quoted(host)} {words}")
+        if default:
+            lines.append(default)  # last: every reader takes it as the fallback
+        break
+    text = "\n".join(lines) + "\n"
+    with _NETRC_LOCK:
+        path = _NETRC_FILES.get(text)
+        if path is not None and path.exists():
+            return path
+        directory = Path(tempfile.mkdtemp(prefix="wheelhouse-netrc-"))  # 0700
+        atexit.register(remove_netrc_files)
+        path = directory / "netrc"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        _NETRC_FILES[text] = path
+        return path
+
+
+def remove_netrc_files() -> None:
+    """Remove the netrc files ``online_env`` made (at exit: the CLI's ``os._exit`` skips
+    ``atexit``, so it calls this itself)."""
+    with _NETRC_LOCK:
+        for path in _NETRC_FILES.values():
+            shutil.rmtree(path.parent, ignore_errors=True)
+        _NETRC_FILES.clear()
+
+
+def _netrc_quoted(value: str) -> str:
+    if _NETRC_TOKEN.fullmatch(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def offline_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -260,7 +391,8 @@ def _config_items() -> list[tuple[str, object]]:
         return [(k, v) for _, values in configuration.items() for k, v in values.items()]
     except Exception:  # pip internals moved, or pip.conf is malformed: ask pip itself
         logger.debug("reading pip's configuration in-process failed", exc_info=True)
-    result = run_pip(["config", "list"], env=online_env())
+    # Not online_env(), which reads this configuration.
+    result = run_pip(["config", "list"], env={**os.environ, **_QUIET})
     if not result.ok:
         return []
     items: list[tuple[str, object]] = []

@@ -24,7 +24,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from wheelhouse._base.files import atomic_writer, write_atomic
-from wheelhouse.errors import NetworkError, UsageError
+from wheelhouse.errors import NetworkError, OutputDirError, UsageError
 
 __all__ = [
     "Fetched",
@@ -243,6 +243,16 @@ class LocalStore:
         path = self.root / key
         if ".." in Path(key).parts or Path(key).is_absolute():
             raise UsageError(f"refusing the object key {key!r}: it leaves the store")
+        # A directory of the tree that is a symbolic link would lead the write out of it (the
+        # file itself is replaced by a rename, which never follows a link).
+        for parent in reversed(path.parents):
+            if parent != self.root and self.root in parent.parents and parent.is_symlink():
+                raise OutputDirError(
+                    f"{str(parent)!r} is a symbolic link, which would lead {key!r} out of "
+                    f"{str(self.root)!r}; refusing to write through it",
+                    path=parent,
+                    hint="remove the link, or publish to another place",
+                )
         return path
 
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from packaging.utils import InvalidSdistFilename, parse_sdist_filename
 
-from wheelhouse._base._pip import online_env
+from wheelhouse._base._pip import hide_credentials, online_env
 from wheelhouse._base._subprocess import run, tail
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.urls import file_url_path
@@ -60,7 +60,7 @@ def _sdist(pin: Pin, directory: Path, cache: Cache, index: IndexOptions) -> Fetc
     try:
         result = run(
             [sys.executable, "-P", "-m", "build", "--sdist", "--outdir", work, directory],
-            env=index.over_env(online_env()),
+            env=_hidden(index).over_env(online_env(urls=_urls(index))),
         )
         found = [p for p in work.iterdir() if p.name.endswith((".tar.gz", ".zip"))]
         if not result.ok or len(found) != 1:
@@ -87,3 +87,18 @@ def _sdist(pin: Pin, directory: Path, cache: Cache, index: IndexOptions) -> Fetc
         pin, filename=sdist.name, kind="sdist", sha256=digest, version=pin.version or version
     )
     return Fetched(final, stored, digest, size, downloaded=False)
+
+
+def _urls(index: IndexOptions) -> list[str]:
+    return [u for u in (index.index_url, *index.extra_index_urls, *index.find_links) if u]
+
+
+def _hidden(index: IndexOptions) -> IndexOptions:
+    """``index`` without credentials in its URLs (``online_env`` gives them to pip): pip writes
+    its index URLs on a child's command line."""
+    return dataclasses.replace(
+        index,
+        index_url=index.index_url and hide_credentials(index.index_url),
+        extra_index_urls=tuple(hide_credentials(u) for u in index.extra_index_urls),
+        find_links=tuple(hide_credentials(u) for u in index.find_links),
+    )

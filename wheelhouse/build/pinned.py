@@ -444,7 +444,7 @@ def _sources(index: IndexOptions, pip_config: Mapping[str, str]) -> list[_Source
         path = Path(os.path.expanduser(path))
         if not path.is_dir():
             raise Ineligible(f"find-links {link!r} is not a directory")
-        sources.append(_FlatDirectory(path))
+        sources.append(_FlatDirectory(path.absolute()))  # its files become file: URLs
     for url in index_urls(index.over(pip_config)):
         if urlsplit(url).scheme not in ("http", "https", "file"):
             raise Ineligible(f"index {strip_credentials(url)!r} is not an http(s) URL")

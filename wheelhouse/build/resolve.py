@@ -33,6 +33,7 @@ from wheelhouse._base._pip import (
     PYPI_SIMPLE,
     FormatControl,
     format_control,
+    hide_credentials,
     index_urls,
     online_env,
     pip_config,
@@ -200,12 +201,21 @@ def _run_resolver(
     tap: Tap | None = None,
 ) -> str:
     """Run pip's resolver (``command`` and the inputs): its output, or the error it explains."""
-    env = online_env()
-    given = index
+    # The URLs pip is given carry no credentials: pip writes them on a child's command line.
+    given = dataclasses.replace(
+        index,
+        index_url=index.index_url and hide_credentials(index.index_url),
+        extra_index_urls=tuple(hide_credentials(u) for u in index.extra_index_urls),
+        find_links=tuple(hide_credentials(u) for u in index.find_links),
+    )
+    # With the tap, pip reads no index itself: the tap holds the indexes' credentials.
+    indexes = (index.index_url, *index.extra_index_urls) if tap is None else ()
+    own = [u for u in (*indexes, *index.find_links) if u]
+    env = online_env(urls=own, indexes=tap is None)
     if tap is not None:
         # pip's configuration and command line extend each other's extra indexes; the
         # environment replaces both (PIP_* variables come last in pip's configuration).
-        given = dataclasses.replace(index, index_url=None, extra_index_urls=())
+        given = dataclasses.replace(given, index_url=None, extra_index_urls=())
         urls = list(tap.index_urls)
         env["PIP_INDEX_URL"] = urls[0]
         env["PIP_EXTRA_INDEX_URL"] = " ".join(urls[1:])

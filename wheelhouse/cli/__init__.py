@@ -79,6 +79,9 @@ def run() -> None:
     the logging handlers are left to flush (mypy ends its runs the same way).
     """
     code = main()
+    pip = sys.modules.get("wheelhouse._base._pip")
+    if pip is not None:  # the netrc files holding credentials for pip do not outlive us
+        pip.remove_netrc_files()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         # A reader that stopped early (`| head`) is not a failure of ours.
