@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import shlex
+import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Completed", "masked", "run", "tail"]
+__all__ = ["Completed", "masked", "run", "stop_all", "tail"]
 
 logger = logging.getLogger(__name__)
+
+# The commands running now, each the leader of a process group of its own (pip's build
+# backends and their compilers are in it too): what stop_all() stops.
+_running: set[subprocess.Popen[str]] = set()
+_running_lock = threading.Lock()
 
 # The user-information part of any URL in a text ("scheme://user:password@"): up to the last
 # "@" before the host's end, as urllib.parse splits a netloc.
@@ -63,7 +71,7 @@ def run(
     logger.info("running: %s", masked(shlex.join(argv)))
     if on_stderr is not None:
         return _run_watched(argv, env, cwd, on_stderr)
-    with _popen(argv, env, cwd) as proc:
+    with _popen(argv, env, cwd) as proc, _stopped_on_interrupt(proc):
         deadline = None if timeout is None else time.monotonic() + timeout
         poll = None if abort is None and timeout is None else 0.1
         while True:
@@ -74,20 +82,22 @@ def run(
             except subprocess.TimeoutExpired:
                 if abort is not None and abort.is_set():
                     logger.info("stopped: %s", argv[0])
-                    proc.kill()
+                    _signal_group(proc, signal.SIGKILL)
                 elif deadline is not None and time.monotonic() > deadline:
-                    proc.kill()
+                    _signal_group(proc, signal.SIGKILL)
                     proc.communicate()
                     raise
     logger.debug("exit %d: %s", proc.returncode, argv[0])
     return Completed(argv, proc.returncode, stdout, stderr)
 
 
+@contextlib.contextmanager
 def _popen(
     argv: tuple[str, ...], env: Mapping[str, str] | None, cwd: Path | None
-) -> subprocess.Popen[str]:
-    """The command with its output as text on pipes and no input."""
-    return subprocess.Popen(
+) -> Iterator[subprocess.Popen[str]]:
+    """The command with its output as text on pipes and no input, in a process group of its
+    own (so that it, and what it starts, can be stopped as one), known to stop_all()."""
+    with subprocess.Popen(
         argv,
         env=dict(env) if env is not None else None,
         cwd=cwd,
@@ -97,7 +107,58 @@ def _popen(
         encoding="utf-8",
         errors="replace",
         stdin=subprocess.DEVNULL,
-    )
+        process_group=0,
+    ) as proc:
+        with _running_lock:
+            _running.add(proc)
+        try:
+            yield proc
+        finally:
+            with _running_lock:
+                _running.discard(proc)
+
+
+@contextlib.contextmanager
+def _stopped_on_interrupt(proc: subprocess.Popen[str]) -> Iterator[None]:
+    """Stop the command (its process group) if this thread is interrupted while it runs:
+    Ctrl-C reaches only our process group, not the command's."""
+    try:
+        yield
+    except BaseException:
+        if proc.poll() is None:
+            _stop([proc], signal.SIGTERM, grace=2.0)
+        raise
+
+
+def stop_all(signum: int = signal.SIGTERM, grace: float = 2.0) -> None:
+    """Stop every command still running, and what each started: ``signum`` to each one's
+    process group, then SIGKILL to the groups still there after ``grace`` seconds.
+
+    For an interrupted command line: its commands may run in other threads, which an
+    interrupt does not reach, and an exit does not wait for them.
+    """
+    with _running_lock:
+        running = [proc for proc in _running if proc.poll() is None]
+    if running:
+        _stop(running, signum, grace)
+
+
+def _stop(procs: list[subprocess.Popen[str]], signum: int, grace: float) -> None:
+    for proc in procs:
+        logger.info("stopping process group %d", proc.pid)
+        _signal_group(proc, signum)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        # The group may outlive its leader (a backend's compiler): end what is left of it.
+        _signal_group(proc, signal.SIGKILL)
+
+
+def _signal_group(proc: subprocess.Popen[str], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)
 
 
 def _run_watched(
@@ -106,7 +167,7 @@ def _run_watched(
     cwd: Path | None,
     on_stderr: Callable[[str], None],
 ) -> Completed:
-    with _popen(argv, env, cwd) as proc:
+    with _popen(argv, env, cwd) as proc, _stopped_on_interrupt(proc):
         assert proc.stdout is not None and proc.stderr is not None
         lines: list[str] = []
         stderr = proc.stderr
