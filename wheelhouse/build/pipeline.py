@@ -31,6 +31,7 @@ from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target, surely_foreign
 from wheelhouse._base.urls import file_url_path, strip_credentials
 from wheelhouse._base.wheels import distribution_of
+from wheelhouse._base.words import count
 from wheelhouse.build._ahead import AheadOfUv
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.inputs import Selection
@@ -140,7 +141,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         sdists = [f for f in fetched.values() if f.pin.kind == "sdist"]
         # Checking the pins may have built them already (then they come from the cache).
         if pending := [f for f in sdists if f.sha256 not in fresh]:
-            report.stage(f"building {len(pending)} wheels from sdists")
+            report.stage(f"building {count(len(pending), 'wheel')} from sdists")
         built = _build(sdists, settings, config, cache, report, fresh)
         build_resolutions: list[Resolution] = []
         if settings.keep_sdists and built:
@@ -335,7 +336,7 @@ def _resolve_and_fetch(
         pins = tuple(local[p.filename].pin if p.filename in local else p for p in resolution.pins)
         resolution = dataclasses.replace(resolution, pins=pins)
     built_here = {item.pin.filename for item in local.values()}
-    report.stage(f"fetching {len(resolution.pins)} files{label}")
+    report.stage(f"fetching {count(len(resolution.pins), 'file')}{label}")
     files = fetch_all(
         [pin for pin in resolution.pins if pin.filename not in built_here],
         cache,
@@ -387,7 +388,7 @@ def _resolve_loose(
         from wheelhouse.build.pinned import fetch_resolved  # loaded while uv ran (AheadOfUv)
 
         staged |= early.downloaded
-        report.stage(f"fetching {len(by_uv.pins)} files{label}")
+        report.stage(f"fetching {count(len(by_uv.pins), 'file')}{label}")
         result = fetch_resolved(
             by_uv.pins,
             inputs,
