@@ -304,3 +304,14 @@ def test_a_signal_to_the_build_alone_stops_the_pip_it_runs(
     assert stdout == ""
     assert stderr.splitlines()[-1] == "error: interrupted"
     assert not out.exists()
+
+
+def test_each_stage_of_a_loose_build_is_said_once(
+    cli: Cli, project: Path, tmp_path: Path, index_server: IndexServer
+) -> None:
+    # Loose requirements: pip resolves, then the pins it chose are checked, once.
+    out = tmp_path / "wh"
+    result = cli("build", "-v", "-r", project, "-o", out, "-i", index_server.url)
+    assert result.exit_code == 0, result.stderr
+    stages = [line for line in result.stderr.splitlines() if line.startswith("wheelhouse: ")]
+    assert stages.count("wheelhouse: checking the pins") == 1, stages

@@ -292,9 +292,10 @@ def _resolve_and_fetch(
         )
         return locked.resolution, list(locked.fetched)
     if not settings.refresh:
-        report.stage(f"checking the pins{label}")
         fast: PinSet | PinnedResult | Fallback = pin_set(inputs, config, target)
         if isinstance(fast, PinSet):
+            # Said only for a set of pins: loose requirements are checked after pip's resolve.
+            report.stage(f"checking the pins{label}")
             from wheelhouse.build.pinned import resolve_pinned
 
             fast = resolve_pinned(
