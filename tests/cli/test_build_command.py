@@ -315,3 +315,6 @@ def test_each_stage_of_a_loose_build_is_said_once(
     assert result.exit_code == 0, result.stderr
     stages = [line for line in result.stderr.splitlines() if line.startswith("wheelhouse: ")]
     assert stages.count("wheelhouse: checking the pins") == 1, stages
+    # While pip builds the sdist to read its metadata, the step says so (issue 24: 22).
+    resolving = next(line for line in stages if line.startswith("wheelhouse: resolving with pip "))
+    assert f"{resolving}: reading the metadata of srconly-1.0.tar.gz" in stages, stages

@@ -6,6 +6,7 @@ import io
 
 from rich.console import Console
 
+from wheelhouse._base.progress import PipWatcher
 from wheelhouse.cli._reporters import RichReporter
 
 # A multi-target build's stage, as the pipeline says it.
@@ -42,14 +43,36 @@ def test_a_long_stage_fits_one_line_of_80_columns() -> None:
 
 def test_bytes_are_shown_only_when_some_are_known() -> None:
     reporter = reporter_at(80)
-    reporter.stage("resolving with pip 26.3")  # pip downloads: we count none of its bytes
+    reporter.stage("resolving with pip 26.3")
     (line,) = shown(reporter)
     assert "bytes" not in line and "?" not in line, line
-    reporter.stage("fetching 12 files")
     reporter.downloaded("alpha-1.0-py3-none-any.whl", 2_500_000)
+    reporter.stage("fetching 12 files")
     (line,) = shown(reporter)
     assert "fetching 12 files" in line and "2.5 MB" in line, line
-    # A new step counts its own bytes from none.
-    reporter.stage("building 1 wheel from sdists")
+
+
+def test_pip_resolving_shows_its_bytes_and_the_sdist_it_builds() -> None:
+    # pip's own output while it resolves (pip download, --progress-bar off).
+    reporter = reporter_at(120)
+    watcher = PipWatcher(reporter, "resolving with pip 26.3")
+    reporter.stage("resolving with pip 26.3")
+    for line in [
+        "Collecting six==1.17.0",
+        "  Downloading six-1.17.0-py2.py3-none-any.whl (11 kB)",
+        "Collecting docopt==0.6.2",
+        "  Downloading docopt-0.6.2.tar.gz (2.5 MB)",
+        "  Installing build dependencies: started",
+    ]:
+        watcher(line)
     (line,) = shown(reporter)
-    assert "MB" not in line and "bytes" not in line, line
+    assert "resolving with pip 26.3: reading the metadata of docopt-0.6.2.tar.gz" in line
+    assert "2.5 MB" in line, line  # 11 kB + 2.5 MB
+    for line in [
+        "  Installing build dependencies: finished with status 'done'",
+        "  Preparing metadata (pyproject.toml): started",
+        "Collecting attrs",
+    ]:
+        watcher(line)
+    (line,) = shown(reporter)
+    assert line.startswith("⠋ resolving with pip 26.3 "), line

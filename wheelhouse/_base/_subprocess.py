@@ -57,13 +57,15 @@ def run(
     timeout: float | None = None,
     abort: threading.Event | None = None,
     on_stderr: Callable[[str], None] | None = None,
+    on_stdout: Callable[[str], None] | None = None,
 ) -> Completed:
     """Run ``args`` without a shell, capturing text output; never raises for a non-zero exit.
 
     A missing program is the one failure raised (``FileNotFoundError``), because callers
     turn it into an error naming the program. Setting ``abort`` kills the command (a result
     that is already known to be useless need not be waited for). ``on_stderr`` is given each
-    line of the command's standard error as it comes (without ``timeout`` or ``abort``).
+    line of the command's standard error as it comes (without ``timeout`` or ``abort``);
+    ``on_stdout`` each line of its standard output (with ``abort`` too).
     """
     argv = tuple(str(a) for a in args)
     # The command line, never the environment (where credentials are passed), and no URL's
@@ -71,6 +73,8 @@ def run(
     logger.info("running: %s", masked(shlex.join(argv)))
     if on_stderr is not None:
         return _run_watched(argv, env, cwd, on_stderr)
+    if on_stdout is not None and timeout is None:
+        return _run_reading(argv, env, cwd, on_stdout, abort)
     with _popen(argv, env, cwd) as proc, _stopped_on_interrupt(proc):
         deadline = None if timeout is None else time.monotonic() + timeout
         poll = None if abort is None and timeout is None else 0.1
@@ -185,6 +189,47 @@ def _run_watched(
         watcher.join()
     logger.debug("exit %d: %s", proc.returncode, argv[0])
     return Completed(argv, proc.returncode, stdout, "".join(lines))
+
+
+def _run_reading(
+    argv: tuple[str, ...],
+    env: Mapping[str, str] | None,
+    cwd: Path | None,
+    on_stdout: Callable[[str], None],
+    abort: threading.Event | None,
+) -> Completed:
+    with _popen(argv, env, cwd) as proc, _stopped_on_interrupt(proc):
+        assert proc.stdout is not None and proc.stderr is not None
+        lines: list[str] = []
+        errors: list[str] = []
+        stdout, stderr = proc.stdout, proc.stderr
+
+        def watch() -> None:
+            for line in stdout:
+                lines.append(line)
+                on_stdout(line.rstrip("\n"))
+
+        def drain() -> None:
+            errors.append(stderr.read())
+
+        threads = [
+            threading.Thread(target=watch, name=f"stdout of {argv[0]}", daemon=True),
+            threading.Thread(target=drain, name=f"stderr of {argv[0]}", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        while True:
+            try:
+                proc.wait(timeout=None if abort is None else 0.1)
+                break
+            except subprocess.TimeoutExpired:
+                if abort is not None and abort.is_set():
+                    logger.info("stopped: %s", argv[0])
+                    _signal_group(proc, signal.SIGKILL)
+        for thread in threads:
+            thread.join()
+    logger.debug("exit %d: %s", proc.returncode, argv[0])
+    return Completed(argv, proc.returncode, "".join(lines), "".join(errors))
 
 
 def tail(text: str, lines: int = 15) -> str:

@@ -27,7 +27,7 @@ from packaging.utils import (
 from wheelhouse import __version__
 from wheelhouse._base._pip import config_fingerprint, index_urls, pip_config
 from wheelhouse._base.files import commit_soon, sha256_file
-from wheelhouse._base.progress import NullReporter, Reporter
+from wheelhouse._base.progress import NullReporter, PipWatcher, Reporter
 from wheelhouse._base.targets import HOST, Target, surely_foreign
 from wheelhouse._base.urls import file_url_path, strip_credentials
 from wheelhouse._base.wheels import distribution_of
@@ -405,14 +405,16 @@ def _resolve_loose(
         work = cache.new_tmp_dir("resolve-")
         try:
             pins = work / "pins.txt"
-            report.stage(f"resolving with pip {pip_version()}{label}")
+            resolving = f"resolving with pip {pip_version()}{label}"
+            report.stage(resolving)
             staging = work / "files"
             staging.mkdir()
             with _page_tap(settings, config, inputs, target, cache) as (tap, ahead):
                 try:
                     found = download(
-                        inputs, settings.index, target, staging, config=config, reuse=reuse, tap=tap
-                    )
+                        inputs, settings.index, target, staging, config=config, reuse=reuse,
+                        tap=tap, on_output=PipWatcher(report, resolving),
+                    )  # fmt: skip
                 except WheelhouseError:
                     if tap is None or not (tap.failures or not tap.forwarded):
                         raise

@@ -52,9 +52,9 @@ class PlainReporter:
 
 
 class RichReporter:
-    """A live progress display on one line: the current step, then the bytes it downloaded
-    and their speed (only once some are known: pip's own downloads are not counted), and
-    the step's time so far; the step is cut short (…) rather than the line wrapped."""
+    """A live progress display on one line: the current step, the bytes downloaded and their
+    speed (once some are known), and the time so far; the step is cut short (…) rather
+    than the line wrapped."""
 
     def __init__(self, verbosity: int, console: "Console | None" = None) -> None:
         # rich costs 20 ms to import: only a terminal gets it.
@@ -72,7 +72,7 @@ class RichReporter:
         from rich.text import Text
 
         class Transferred(ProgressColumn):
-            """ "12.3 MB 4.5 MB/s" for the bytes of the current step; nothing before the first."""
+            """ "12.3 MB 4.5 MB/s" for the bytes so far; nothing before the first byte."""
 
             def render(self, task: RichTask) -> Text:
                 if not task.completed:
@@ -102,8 +102,7 @@ class RichReporter:
 
     def stage(self, text: str) -> None:
         with self._lock:
-            # Bytes and speed are the step's own: a new step starts from none.
-            self.progress.reset(self._task, description=text, total=None)
+            self.progress.update(self._task, description=text)
         if self.verbosity > 0:
             self.console.print(f"wheelhouse: {text}")
 
