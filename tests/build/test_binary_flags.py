@@ -163,7 +163,7 @@ def test_changing_a_flag_ends_the_noop(
 ) -> None:
     first, _ = build(cli, tmp_path, index_server, "both==1.0\n")
     _, again = build(cli, tmp_path, index_server, "both==1.0\n")
-    assert first is not None and again.endswith("up to date (1 files)\n")
+    assert first is not None and again.endswith("up to date (1 file)\n")
     for flags in (("--no-binary", "both"), ("--only-binary", "both"), ("--prefer-binary",)):
         _, stderr = build(cli, tmp_path, index_server, "both==1.0\n", *flags)
         assert "up to date" not in stderr, flags

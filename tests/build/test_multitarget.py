@@ -327,7 +327,7 @@ def test_the_pure_sdist_is_built_once_and_serves_every_target(house: Built) -> N
     assert [line for line in lines if line.startswith("wheelhouse: built")] == [
         "wheelhouse: built srcpure-1.0.tar.gz"
     ]
-    assert "wheelhouse: building 1 wheels from sdists" in lines
+    assert "wheelhouse: building 1 wheel from sdists" in lines
 
 
 def test_the_manifest_records_every_target(house: Built) -> None:

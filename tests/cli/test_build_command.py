@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -211,3 +213,108 @@ def test_sigint_to_a_running_build_exits_130_and_leaves_no_output(
     assert not out.exists()
     # Nothing half-written beside DIR (the lock file may stay).
     assert {p.name for p in tmp_path.iterdir() if p.name.startswith(".")} <= {".wh.lock"}
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """The processes below ``root`` now, each pid with its start time (a pid may be reused)."""
+    parents: dict[int, int] = {}
+    started: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[int(entry.name)], started[int(entry.name)] = int(fields[1]), fields[19]
+    found: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in found:
+                found[child] = started[child]
+                frontier.append(child)
+    return found
+
+
+def _runs_pip(processes: dict[int, str]) -> bool:
+    for pid in processes:
+        with contextlib.suppress(OSError):
+            if b"pip" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                return True
+    return False
+
+
+def _still_running(processes: dict[int, str]) -> list[int]:
+    alive = []
+    for pid, started in processes.items():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[19] == started and fields[0] != "Z":
+            alive.append(pid)
+    return alive
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_build_alone_stops_the_pip_it_runs(
+    tmp_path: Path, stalled_index: socket.socket, signum: signal.Signals
+) -> None:
+    # Sent to the build's process only (kill PID, a supervisor's stop), not to its group as
+    # a terminal's Ctrl-C is: pip, which waits on an index that never answers, must not
+    # outlive the build.
+    reqs = tmp_path / "requirements.in"
+    reqs.write_text("alpha\n", encoding="utf-8")
+    out = tmp_path / "wh"
+    url = f"http://127.0.0.1:{stalled_index.getsockname()[1]}/simple/"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wheelhouse", "build", "-r", reqs, "-o", out, "-i", url],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    children: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while not _runs_pip(children := _descendants(proc.pid)):
+            assert proc.poll() is None and time.monotonic() < deadline, "pip never started"
+            time.sleep(0.1)
+        os.kill(proc.pid, signum)
+        stdout, stderr = proc.communicate(timeout=60)
+        # Within a second of the build's exit, nothing it started is left.
+        deadline = time.monotonic() + 1.0
+        while _still_running(children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = _still_running(children)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        for pid in _still_running(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert left == [], f"still running after the build exited: {left}"
+    assert proc.returncode == 130, stderr
+    assert stdout == ""
+    assert stderr.splitlines()[-1] == "error: interrupted"
+    assert not out.exists()
+
+
+def test_each_stage_of_a_loose_build_is_said_once(
+    cli: Cli, project: Path, tmp_path: Path, index_server: IndexServer
+) -> None:
+    # Loose requirements: pip resolves, then the pins it chose are checked, once.
+    out = tmp_path / "wh"
+    result = cli("build", "-v", "-r", project, "-o", out, "-i", index_server.url)
+    assert result.exit_code == 0, result.stderr
+    stages = [line for line in result.stderr.splitlines() if line.startswith("wheelhouse: ")]
+    assert stages.count("wheelhouse: checking the pins") == 1, stages
+    # While pip builds the sdist to read its metadata, the step says so (issue 24: 22).
+    resolving = next(line for line in stages if line.startswith("wheelhouse: resolving with pip "))
+    assert f"{resolving}: reading the metadata of srconly-1.0.tar.gz" in stages, stages

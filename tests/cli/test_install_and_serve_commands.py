@@ -222,8 +222,10 @@ def test_the_console_script_installs_with_wheelhouse_dir(
 
 # -- serve ----------------------------------------------------------------------------------------
 
-# The first line on stderr is the server's log line; the CLI's own (Ctrl-C to stop) follows.
-READY = re.compile(r"serving (?P<dir>.+) at (?P<url>http://127\.0\.0\.1:\d+/simple/)")
+# The one line saying where the server listens (issue 24: it was printed twice).
+READY = re.compile(
+    r"serving (?P<dir>.+) at (?P<url>http://127\.0\.0\.1:\d+/simple/) \(Ctrl-C to stop\)"
+)
 
 
 def get(url: str, accept: str) -> tuple[int, str, bytes]:
@@ -253,7 +255,6 @@ def test_serve_answers_pages_and_files_then_stops_on_a_signal(
         assert ready, line
         assert ready["dir"] == str(house)
         url = ready["url"]
-        assert proc.stderr.readline() == f"serving {house} at {url} (Ctrl-C to stop)\n"
 
         status, kind, body = get(f"{url}alpha/", "application/vnd.pypi.simple.v1+json")
         assert (status, kind) == (200, "application/vnd.pypi.simple.v1+json")
@@ -276,4 +277,146 @@ def test_serve_answers_pages_and_files_then_stops_on_a_signal(
             proc.communicate()
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
-    assert stderr.splitlines()[-1] == f"stopped serving {house}"
+    lines = stderr.splitlines()
+    assert lines[-1] == f"stopped serving {house}"
+    # The request log, one line per request, as written: no prefix before each line.
+    assert re.fullmatch(r'127\.0\.0\.1 "GET /simple/alpha/ HTTP/1\.1" 200 -', lines[0])
+    assert not [line for line in lines if line.startswith("serving ")]
+
+
+def test_serve_a_directory_that_does_not_exist_says_so(cli: Cli, tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    result = cli("serve", missing)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"error: {str(missing)!r} does not exist",
+        "hint: name the wheelhouse to serve, or build one with "
+        "'wheelhouse build -r requirements.txt -o DIR'",
+    ]
+    assert not missing.exists()
+
+
+def test_serve_a_plain_directory_of_wheels_gives_a_hint_that_works_as_written(
+    cli: Cli, house: Path, tmp_path: Path
+) -> None:
+    plain = tmp_path / "plainwheels"
+    plain.mkdir()
+    for name in (ALPHA, BETA):
+        (plain / name).write_bytes((house / name).read_bytes())
+    result = cli("serve", plain)
+    assert result.exit_code == 3
+    error, hint = result.stderr.splitlines()
+    assert error == (
+        f"error: {str(plain)!r} is not a wheelhouse (it has no wheelhouse.json): "
+        "it holds 2 wheels and no package index"
+    )
+    assert hint == (
+        f"hint: install from it with 'pip install --no-index --find-links {plain} NAME', "
+        f"or make a wheelhouse of it with 'wheelhouse build -r requirements.txt "
+        f"--find-links {plain} -o DIR'"
+    )
+    # The hint's pip command, as written (NAME given, into a target directory).
+    command = re.search(r"'(pip install [^']+)'", hint)
+    assert command is not None
+    target = tmp_path / "target"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    proc = subprocess.run(
+        [sys.executable, "-m", *command[1].replace("NAME", "alpha").split(), "-t", str(target)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in target.glob("*.dist-info")) == [
+        "alpha-1.0.dist-info",
+        "beta-2.0.dist-info",
+    ]
+
+
+def test_serve_a_wheelhouse_without_its_index_hints_the_index_command(
+    cli: Cli, house: Path
+) -> None:
+    for page in (house / "simple").rglob("*"):
+        if page.is_file():
+            page.unlink()
+    result = cli("serve", house)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"error: {str(house)!r} has no package index (simple/index.html)",
+        f"hint: write it with 'wheelhouse index {house}'",
+    ]
+    assert cli("index", house).exit_code == 0  # the hint works as written
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--ttl", "5"], "--ttl applies"),
+        (["--timeout", "3", "--lease-timeout", "9"], "--lease-timeout and --timeout apply"),
+        # A proxy-only option set to its default value is still refused: it does nothing.
+        (
+            ["--workers", "1", "--store", "s", "--ttl", "600", "--offline"],
+            "--offline, --store, --ttl and --workers apply",
+        ),
+    ],
+)
+def test_serve_refuses_every_proxy_only_option_without_upstream(
+    house: Path, options: list[str], named: str
+) -> None:
+    # A subprocess: a server that accepts the options would run until the timeout.
+    proc = subprocess.run(
+        [str(WHEELHOUSE), "serve", str(house), "--port", "0", *options],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"error: {named} to the proxy only",
+        "hint: add --upstream (with a URL, or alone for pip's index)",
+    ]
+
+
+def test_serve_warnings_use_the_cli_prefix(house: Path) -> None:
+    # More connections than a 128-file limit allows: the server warns at start, on the
+    # CLI's handler (``warning: ...``), then says once where it listens.
+    def lower_limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    proc = subprocess.Popen(
+        [str(WHEELHOUSE), "serve", str(house), "--port", "0", "--max-connections", "500"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lower_limit,
+    )
+    try:
+        assert proc.stderr is not None
+        first, second = proc.stderr.readline(), proc.stderr.readline()
+        ready = READY.fullmatch(second.rstrip("\n"))
+        assert ready, second
+        assert get(ready["url"], "text/html")[0] == 200  # serving, its signal handlers set
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert first == (
+        "warning: 500 connections may need more files than the open-file limit (128) allows, "
+        "which leaves room for 32; raise it (ulimit -n) or lower --max-connections\n"
+    )
+    assert proc.returncode == 0, rest
+    assert rest.splitlines() == [
+        '127.0.0.1 "GET /simple/ HTTP/1.1" 200 -',
+        "stopped on SIGINT",
+        f"stopped serving {house}",
+    ]

@@ -239,7 +239,7 @@ def test_a_page_whose_every_file_is_refused_fails_the_project_and_keeps_its_file
     result = cli("mirror", "x", "-o", out, "-i", index_server.url, "--json")
     assert result.exit_code == ExitCode.PARTIAL
     assert (
-        "error: x: the index lists 1 files for x and every one was refused (see the "
+        "error: x: the index lists 1 file for x and every one was refused (see the "
         "warnings); the mirror keeps what it had of the project"
     ) in result.stderr.splitlines()
     assert set(linked_files(out)) == {WHEEL}

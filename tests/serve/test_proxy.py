@@ -387,9 +387,8 @@ def test_metadata_by_range_requests_reads_a_fraction_of_the_wheel(
 def test_cli_usage_errors(cli: Any, tmp_path: Path) -> None:
     result = cli("serve", "--offline", str(tmp_path))
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[0] == (
-        "error: --offline, --store, --endpoint-url and --workers apply to the proxy only"
-    )
+    # The proxy-only options given, and only those (issue 24: 13).
+    assert result.stderr.splitlines()[0] == "error: --offline applies to the proxy only"
     result = cli("serve", "--upstream", "ftp://user:pw@example.org/simple/")
     assert result.exit_code == 2
     assert result.stderr.splitlines()[0] == (

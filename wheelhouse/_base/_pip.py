@@ -15,7 +15,7 @@ import re
 import shutil
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -216,9 +216,11 @@ def run_pip(
     python: str | Path | None = None,
     cwd: Path | None = None,
     abort: threading.Event | None = None,
+    on_stdout: Callable[[str], None] | None = None,
 ) -> Completed:
-    """Run pip with ``args``; the caller decides what a failure means."""
-    return run([*pip_command(python), *args], env=env, cwd=cwd, abort=abort)
+    """Run pip with ``args``; the caller decides what a failure means. ``on_stdout`` gets
+    each line pip prints as it prints it (its progress)."""
+    return run([*pip_command(python), *args], env=env, cwd=cwd, abort=abort, on_stdout=on_stdout)
 
 
 PYPI_SIMPLE = "https://pypi.org/simple/"

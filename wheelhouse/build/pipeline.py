@@ -27,10 +27,11 @@ from packaging.utils import (
 from wheelhouse import __version__
 from wheelhouse._base._pip import config_fingerprint, index_urls, pip_config
 from wheelhouse._base.files import commit_soon, sha256_file
-from wheelhouse._base.progress import NullReporter, Reporter
+from wheelhouse._base.progress import NullReporter, PipWatcher, Reporter
 from wheelhouse._base.targets import HOST, Target, surely_foreign
 from wheelhouse._base.urls import file_url_path, strip_credentials
 from wheelhouse._base.wheels import distribution_of
+from wheelhouse._base.words import count
 from wheelhouse.build._ahead import AheadOfUv
 from wheelhouse.build.cache import Cache
 from wheelhouse.build.inputs import Selection
@@ -140,7 +141,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         sdists = [f for f in fetched.values() if f.pin.kind == "sdist"]
         # Checking the pins may have built them already (then they come from the cache).
         if pending := [f for f in sdists if f.sha256 not in fresh]:
-            report.stage(f"building {len(pending)} wheels from sdists")
+            report.stage(f"building {count(len(pending), 'wheel')} from sdists")
         built = _build(sdists, settings, config, cache, report, fresh)
         build_resolutions: list[Resolution] = []
         if settings.keep_sdists and built:
@@ -291,9 +292,10 @@ def _resolve_and_fetch(
         )
         return locked.resolution, list(locked.fetched)
     if not settings.refresh:
-        report.stage(f"checking the pins{label}")
         fast: PinSet | PinnedResult | Fallback = pin_set(inputs, config, target)
         if isinstance(fast, PinSet):
+            # Said only for a set of pins: loose requirements are checked after pip's resolve.
+            report.stage(f"checking the pins{label}")
             from wheelhouse.build.pinned import resolve_pinned
 
             fast = resolve_pinned(
@@ -335,7 +337,7 @@ def _resolve_and_fetch(
         pins = tuple(local[p.filename].pin if p.filename in local else p for p in resolution.pins)
         resolution = dataclasses.replace(resolution, pins=pins)
     built_here = {item.pin.filename for item in local.values()}
-    report.stage(f"fetching {len(resolution.pins)} files{label}")
+    report.stage(f"fetching {count(len(resolution.pins), 'file')}{label}")
     files = fetch_all(
         [pin for pin in resolution.pins if pin.filename not in built_here],
         cache,
@@ -387,7 +389,7 @@ def _resolve_loose(
         from wheelhouse.build.pinned import fetch_resolved  # loaded while uv ran (AheadOfUv)
 
         staged |= early.downloaded
-        report.stage(f"fetching {len(by_uv.pins)} files{label}")
+        report.stage(f"fetching {count(len(by_uv.pins), 'file')}{label}")
         result = fetch_resolved(
             by_uv.pins,
             inputs,
@@ -403,14 +405,16 @@ def _resolve_loose(
         work = cache.new_tmp_dir("resolve-")
         try:
             pins = work / "pins.txt"
-            report.stage(f"resolving with pip {pip_version()}{label}")
+            resolving = f"resolving with pip {pip_version()}{label}"
+            report.stage(resolving)
             staging = work / "files"
             staging.mkdir()
             with _page_tap(settings, config, inputs, target, cache) as (tap, ahead):
                 try:
                     found = download(
-                        inputs, settings.index, target, staging, config=config, reuse=reuse, tap=tap
-                    )
+                        inputs, settings.index, target, staging, config=config, reuse=reuse,
+                        tap=tap, on_output=PipWatcher(report, resolving),
+                    )  # fmt: skip
                 except WheelhouseError:
                     if tap is None or not (tap.failures or not tap.forwarded):
                         raise

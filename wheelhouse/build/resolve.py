@@ -135,6 +135,7 @@ def download(
     config: Mapping[str, str] | None = None,
     reuse: Sequence[Path] = (),
     tap: Tap | None = None,
+    on_output: Callable[[str], None] | None = None,
 ) -> tuple[tuple[Path, ...], frozenset[Path]] | None:
     """Let pip resolve ``inputs`` and save the file of each distribution it chose in ``staging``.
 
@@ -165,7 +166,9 @@ def download(
             continue  # another filesystem: pip downloads it
         linked[staging / path.name] = project
     args = ["download", "--dest", str(staging)]
-    output = _run_resolver(args, inputs, index, target, config, produced=staging, tap=tap)
+    output = _run_resolver(
+        args, inputs, index, target, config, produced=staging, tap=tap, on_output=on_output
+    )
     present = sorted(p for p in staging.iterdir() if p.is_file())
     if not linked:
         return tuple(present), frozenset()
@@ -199,6 +202,7 @@ def _run_resolver(
     *,
     produced: Path,
     tap: Tap | None = None,
+    on_output: Callable[[str], None] | None = None,
 ) -> str:
     """Run pip's resolver (``command`` and the inputs): its output, or the error it explains."""
     # The URLs pip is given carry no credentials: pip writes them on a child's command line.
@@ -242,7 +246,7 @@ def _run_resolver(
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         probed = pool.submit(probe)
-        result = run_pip(args, env=env, python=target.python, abort=abort)
+        result = run_pip(args, env=env, python=target.python, abort=abort, on_stdout=on_output)
         unreachable = probed.result()
     if unreachable is not None:
         raise unreachable

@@ -3,8 +3,11 @@
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 
 import typer
 
@@ -19,6 +22,7 @@ from wheelhouse.cli import provenance  # noqa: F401
 from wheelhouse.cli import audit  # noqa: F401
 
 # isort: on
+from wheelhouse._base._subprocess import stop_all
 from wheelhouse.cli._app import app, state
 from wheelhouse.errors import WheelhouseError
 
@@ -39,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     share_dns_lookups()
     try:
         # Standalone mode: typer reports usage errors itself (exit 2) and exits via SystemExit.
-        app(args=args, prog_name="wheelhouse")
+        with _terminate_as_interrupt():
+            app(args=args, prog_name="wheelhouse")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if code == 130 and _interrupted(exc):
@@ -58,7 +63,28 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         return 130
+    finally:
+        # Commands that other threads started (pip downloading): the exit waits for none.
+        stop_all()
     return 0
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds the command as Ctrl-C does (temporary files removed, the commands it
+    runs stopped) instead of ending the process where it stands."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _interrupted(exc: BaseException) -> bool:

@@ -2,10 +2,13 @@
 
 import sys
 import threading
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 # The one helper for counted nouns; the command line takes it from here.
 from wheelhouse._base.words import count
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["InstallDisplay", "PlainReporter", "RichReporter", "count", "make_reporter", "mb"]
 
@@ -49,30 +52,49 @@ class PlainReporter:
 
 
 class RichReporter:
-    """A live progress display: the current step, bytes downloaded and speed, one line a build."""
+    """A live progress display on one line: the current step, the bytes downloaded and their
+    speed (once some are known), and the time so far; the step is cut short (…) rather
+    than the line wrapped."""
 
-    def __init__(self, verbosity: int) -> None:
+    def __init__(self, verbosity: int, console: "Console | None" = None) -> None:
         # rich costs 20 ms to import: only a terminal gets it.
         from rich.console import Console
+        from rich.filesize import decimal
         from rich.progress import (
-            FileSizeColumn,
             Progress,
+            ProgressColumn,
             SpinnerColumn,
             TextColumn,
             TimeElapsedColumn,
-            TransferSpeedColumn,
         )
+        from rich.progress import Task as RichTask
+        from rich.table import Column
+        from rich.text import Text
+
+        class Transferred(ProgressColumn):
+            """ "12.3 MB 4.5 MB/s" for the bytes so far; nothing before the first byte."""
+
+            def render(self, task: RichTask) -> Text:
+                if not task.completed:
+                    return Text("")
+                speed = task.finished_speed or task.speed
+                rate = f" {decimal(int(speed))}/s" if speed else ""
+                return Text(f"{decimal(int(task.completed))}{rate}", style="progress.download")
 
         self.verbosity = verbosity
-        self.console = Console(stderr=True)
+        self.console = console if console is not None else Console(stderr=True)
         self.progress = Progress(
             SpinnerColumn(),
-            TextColumn("{task.description}"),
-            FileSizeColumn(),
-            TransferSpeedColumn(),
+            # The one column that gives way when the line is too long for the terminal.
+            TextColumn(
+                "{task.description}",
+                table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1),
+            ),
+            Transferred(table_column=Column(no_wrap=True, justify="right")),
             TimeElapsedColumn(),
             console=self.console,
             transient=True,
+            expand=True,
         )
         self._lock = threading.Lock()
         self._task = self.progress.add_task("starting", total=None)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
 import typer
 
+from wheelhouse._base.words import count
 from wheelhouse.cli._app import (
     EXIT_CODES,
     ExtraIndexUrls,
@@ -287,10 +288,10 @@ def _print_summary(summary: "BuildSummary", verbosity: int) -> None:
     files = summary.manifest.files
     size = sum(f.size for f in files)
     if summary.noop:
-        typer.echo(f"{summary.output}: up to date ({len(files)} files)", err=True)
+        typer.echo(f"{summary.output}: up to date ({count(len(files), 'file')})", err=True)
         return
     typer.echo(
-        f"{summary.output}: {len(files)} files, {size / 1e6:.1f} MB "
+        f"{summary.output}: {count(len(files), 'file')}, {size / 1e6:.1f} MB "
         f"({summary.downloaded} downloaded, {summary.reused} from cache, "
         f"{summary.built} built from sdists)",
         err=True,

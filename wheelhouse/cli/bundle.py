@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from wheelhouse._base.words import count
 from wheelhouse.cli._app import (
     EXIT_CODES,
     JsonFlag,
@@ -134,8 +135,9 @@ def pack(
     if quiet:
         return
     typer.echo(
-        f"{output}: {result.kind} bundle, {result.files} files, {result.size} bytes"
-        + (f" in {len(result.volumes)} volumes" if size is not None else ""),
+        f"{output}: {result.kind} bundle, {count(result.files, 'file')}, "
+        f"{count(result.size, 'byte')}"
+        + (f" in {count(len(result.volumes), 'volume')}" if size is not None else ""),
         err=True,
     )
 
@@ -181,7 +183,8 @@ def unpack(
     if quiet:
         return
     typer.echo(
-        f"{out}: {result.kind} bundle unpacked and verified, {len(result.manifest.files)} files"
+        f"{out}: {result.kind} bundle unpacked and verified, "
+        f"{count(len(result.manifest.files), 'file')}"
         + (f" ({result.files} new, {result.reused} kept)" if result.kind == "update" else ""),
         err=True,
     )

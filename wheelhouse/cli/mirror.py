@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from wheelhouse._base.words import count
 from wheelhouse.cli._app import (
     EXIT_CODES,
     ExtraIndexUrls,
@@ -266,7 +267,7 @@ def mirror(
     if store is not None and published is not None and verbosity >= 0:
         plan = published.plan
         typer.echo(
-            f"{plan.store_url}: uploaded {len(published.uploaded)} objects "
+            f"{plan.store_url}: uploaded {count(len(published.uploaded), 'object')} "
             f"({plan.upload_bytes / 1e6:.1f} MB), {plan.unchanged} unchanged, "
             f"{len(published.deleted)} deleted",
             err=True,
@@ -354,7 +355,7 @@ def _print_summary(summary: "MirrorSummary", verbosity: int, *, listing: bool) -
     if summary.dry_run:
         for project in projects if listing else ():
             typer.echo(
-                f"{project.name}: {project.status}, {project.files} files "
+                f"{project.name}: {project.status}, {count(project.files, 'file')} "
                 f"({project.bytes} bytes), would fetch {project.fetched} "
                 f"({project.fetched_bytes} bytes)"
                 + (f", would remove {project.removed}" if project.removed else "")
@@ -367,9 +368,13 @@ def _print_summary(summary: "MirrorSummary", verbosity: int, *, listing: bool) -
         size = sum(p.fetched_bytes for p in projects)
         unknown = sum(1 for f in summary.planned if f.fetch and f.size is None)
         typer.echo(
-            f"{summary.output}: would fetch {fetch} files, {size / 1e6:.1f} MB "
-            f"({size} bytes) for {len(projects)} projects"
-            + (f"; {unknown} files of unknown size (the index gives none)" if unknown else ""),
+            f"{summary.output}: would fetch {count(fetch, 'file')}, {size / 1e6:.1f} MB "
+            f"({size} bytes) for {count(len(projects), 'project')}"
+            + (
+                f"; {count(unknown, 'file')} of unknown size (the index gives none)"
+                if unknown
+                else ""
+            ),
             err=True,
         )
         return
@@ -378,9 +383,10 @@ def _print_summary(summary: "MirrorSummary", verbosity: int, *, listing: bool) -
     fetched = sum(p.fetched for p in projects)
     fetched_size = sum(p.fetched_bytes for p in projects)
     removed = sum(p.removed for p in projects)
-    failed = f", {len(summary.failed)} projects failed" if summary.failed else ""
+    failed = f", {count(len(summary.failed), 'project')} failed" if summary.failed else ""
     typer.echo(
-        f"{summary.output}: {len(projects)} projects, {files} files, {size / 1e6:.1f} MB "
+        f"{summary.output}: {count(len(projects), 'project')}, {count(files, 'file')}, "
+        f"{size / 1e6:.1f} MB "
         f"({fetched} fetched, {fetched_size / 1e6:.1f} MB; {removed} removed{failed}) "
         f"in {summary.seconds:.2f} s",
         err=True,
@@ -397,7 +403,7 @@ def _print_selection(summary: "MirrorSummary") -> None:
         typer.echo(
             f"note: {summary.output} has no {selection_path(summary.output).name} (an older "
             f"mirror): {'it would remember' if dry else 'it now remembers'} the "
-            f"{len(selection.adopted)} projects mirrored there; nothing is removed",
+            f"{count(len(selection.adopted), 'project')} mirrored there; nothing is removed",
             err=True,
         )
     lines = [

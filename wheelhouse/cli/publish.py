@@ -5,6 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from wheelhouse._base.words import count
 from wheelhouse.cli._app import EXIT_CODES, JsonFlag, app, print_json, setup_logging
 
 
@@ -89,7 +90,8 @@ def publish(
         return
     verb = "would upload" if dry_run else "uploaded"
     typer.echo(
-        f"{plan.store_url}: {verb} {len(uploaded)} objects ({plan.upload_bytes / 1e6:.1f} MB), "
+        f"{plan.store_url}: {verb} {count(len(uploaded), 'object')} "
+        f"({plan.upload_bytes / 1e6:.1f} MB), "
         f"{plan.unchanged} unchanged, {len(deleted)} {'to delete' if dry_run else 'deleted'}",
         err=True,
     )

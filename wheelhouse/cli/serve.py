@@ -2,13 +2,24 @@
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from wheelhouse.cli._app import EXIT_CODES, app, wheelhouse_dir
-from wheelhouse.errors import UsageError
+from wheelhouse._base.words import count
+from wheelhouse.cli._app import (
+    EXIT_CODES,
+    _StderrHandler,
+    _UserFormatter,
+    app,
+    setup_logging,
+    state,
+    wheelhouse_dir,
+)
+from wheelhouse.errors import InvalidWheelhouseError, UsageError
 
 if TYPE_CHECKING:
     from wheelhouse.serve._asgi import ServeLimits
@@ -33,6 +44,7 @@ def bare_upstream(args: list[str]) -> list[str]:
 
 @app.command(epilog=EXIT_CODES)
 def serve(
+    ctx: typer.Context,
     directories: Annotated[
         Optional[list[Path]],  # noqa: UP045
         typer.Argument(
@@ -120,15 +132,16 @@ def serve(
 ) -> None:
     """Serve a wheelhouse's index and files over HTTP (PEP 503/691) until Ctrl-C, or with
     --upstream a caching proxy of package indexes (PEP 503/691/658) for a team or CI fleet."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
     from wheelhouse.serve._asgi import ServeLimits
 
     limits = ServeLimits(header_timeout=header_timeout, max_connections=max_connections)
     given = list(directories or [])
     if upstream is None:
-        if offline or workers != 1 or store is not None or endpoint_url is not None:
+        proxy_only = _given(ctx, _PROXY_ONLY)
+        if proxy_only:
             raise UsageError(
-                "--offline, --store, --endpoint-url and --workers apply to the proxy only",
+                f"{_and(proxy_only)} {'applies' if len(proxy_only) == 1 else 'apply'} "
+                "to the proxy only",
                 hint="add --upstream (with a URL, or alone for pip's index)",
             )
         if len(given) > 1:
@@ -139,18 +152,112 @@ def serve(
         from wheelhouse.serve.static import serve as run_serve
 
         where = wheelhouse_dir(given[0] if given else None)
-        run_serve(
-            where,
-            host,
-            port,
-            limits=limits,
-            ready=lambda url: typer.echo(f"serving {where} at {url} (Ctrl-C to stop)", err=True),
-        )
+        _check_servable(where)
+        with _log_as_a_server():
+            run_serve(
+                where,
+                host,
+                port,
+                limits=limits,
+                ready=lambda url: typer.echo(
+                    f"serving {where} at {url} (Ctrl-C to stop)", err=True
+                ),
+            )
         return
-    _serve_proxy(
-        given, upstream, store, endpoint_url, lease_timeout, ttl, offline, timeout, workers,
-        host, port, limits,
-    )  # fmt: skip
+    with _log_as_a_server():
+        _serve_proxy(
+            given, upstream, store, endpoint_url, lease_timeout, ttl, offline, timeout,
+            workers, host, port, limits,
+        )  # fmt: skip
+
+
+# The options that only the proxy reads, by parameter name, as a user spells them.
+_PROXY_ONLY = {
+    "offline": "--offline",
+    "store": "--store",
+    "endpoint_url": "--endpoint-url",
+    "lease_timeout": "--lease-timeout",
+    "ttl": "--ttl",
+    "timeout": "--timeout",
+    "workers": "--workers",
+}
+
+
+def _given(context: typer.Context, options: dict[str, str]) -> list[str]:
+    """The ``options`` the command line set (even to their default), as a user spells them."""
+    given = []
+    for name, spelled in options.items():
+        source = context.get_parameter_source(name)
+        if source is not None and source.name != "DEFAULT":
+            given.append(spelled)
+    return given
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _check_servable(where: Path) -> None:
+    """Refuse, with the line that fits, a directory that the static server cannot serve."""
+    from wheelhouse.house.index import HTML_PAGE, INDEX_DIR
+    from wheelhouse.house.manifest import MANIFEST_NAME
+
+    if not where.exists():
+        raise InvalidWheelhouseError(
+            f"{str(where)!r} does not exist",
+            hint="name the wheelhouse to serve, or build one with "
+            "'wheelhouse build -r requirements.txt -o DIR'",
+        )
+    if not where.is_dir():
+        raise InvalidWheelhouseError(
+            f"{str(where)!r} is not a directory",
+            hint="name the wheelhouse directory to serve",
+        )
+    if (where / INDEX_DIR / HTML_PAGE).is_file() or (where / MANIFEST_NAME).is_file():
+        return  # served as is, or the server says its index is missing and how to write it
+    wheels = sum(1 for p in where.glob("*.whl") if p.is_file())
+    if wheels:
+        raise InvalidWheelhouseError(
+            f"{str(where)!r} is not a wheelhouse (it has no {MANIFEST_NAME}): it holds "
+            f"{count(wheels, 'wheel')} and no package index",
+            hint=f"install from it with 'pip install --no-index --find-links {where} NAME', "
+            f"or make a wheelhouse of it with 'wheelhouse build -r requirements.txt "
+            f"--find-links {where} -o DIR'",
+        )
+    raise InvalidWheelhouseError(
+        f"{str(where)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
+        hint="build one with 'wheelhouse build -r requirements.txt -o DIR'",
+    )
+
+
+class _ServerFormatter(_UserFormatter):
+    """The CLI's lines (``warning: ...``), but a server's own lines (one per request, its
+    start and stop) as they are: a request log a person reads, not ``wheelhouse: ``
+    before each line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno < logging.WARNING and not state.debug:
+            return record.getMessage()
+        return super().format(record)
+
+
+@contextmanager
+def _log_as_a_server() -> Iterator[None]:
+    """Show wheelhouse's INFO lines (the request log) on the CLI's handler, not on another:
+    warnings keep their ``warning:`` prefix and urllib3's retries stay hidden."""
+    setup_logging(state.verbosity)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _StderrHandler) and isinstance(handler.formatter, _UserFormatter):
+            handler.setFormatter(_ServerFormatter())
+    ours = logging.getLogger("wheelhouse")
+    level = ours.level
+    if not state.debug:
+        ours.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        ours.setLevel(level)
+        setup_logging(state.verbosity)
 
 
 def _serve_proxy(

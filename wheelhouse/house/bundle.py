@@ -30,6 +30,7 @@ from packaging.utils import (
 
 from wheelhouse import __version__
 from wheelhouse._base.files import sha256_file
+from wheelhouse._base.words import count
 from wheelhouse.errors import (
     BundleBaseError,
     InvalidBundleError,
@@ -816,7 +817,7 @@ def _volumes_of(path: Path) -> list[Path]:
             missing = path.with_name(f"{stem}.{expected:03d}")
             raise InvalidBundleError(
                 f"volume {str(missing)!r} of the bundle is missing "
-                f"(found {len(numbers)} volumes up to {stem}.{numbers[-1]:03d})",
+                f"(found {count(len(numbers), 'volume')} up to {stem}.{numbers[-1]:03d})",
                 hint="copy every volume of the bundle into one directory",
             )
     return [path.with_name(f"{stem}.{n:03d}") for n in numbers]

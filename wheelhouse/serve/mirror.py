@@ -44,6 +44,7 @@ from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target
 from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import read_wheel_metadata
+from wheelhouse._base.words import count
 from wheelhouse.build.settings import IndexOptions
 from wheelhouse.errors import (
     FetchError,
@@ -768,7 +769,7 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
             )
             for name, want in sorted(wanted.items())
         ]
-        report.stage(f"reading {len(projects)} project pages")
+        report.stage(f"reading {count(len(projects), 'project page')}")
         with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
             list(pool.map(lambda p: _read_pages(p, urls, client, counter), projects))
         for project in projects:
@@ -1033,7 +1034,7 @@ def _choose(project: _Project, settings: MirrorSettings, targets: tuple[Target, 
     project.refused = refused
     if refused and not selection.named:
         project.errors.append(
-            f"the index lists {len(refused)} files for {project.name} and every one was "
+            f"the index lists {count(len(refused), 'file')} for {project.name} and every one was "
             "refused (see the warnings); the mirror keeps what it had of the project"
         )
         project.page_failed = True
@@ -1526,7 +1527,7 @@ def _apply(
     jobs = [(p, c) for p in projects for c in p.to_fetch]
     if jobs:
         total = sum(c.file.size or 0 for _, c in jobs)
-        report.stage(f"fetching {len(jobs)} files ({total / 1e6:.1f} MB)")
+        report.stage(f"fetching {count(len(jobs), 'file')} ({total / 1e6:.1f} MB)")
 
     def fetch(job: tuple[_Project, _Candidate]) -> None:
         project, candidate = job

@@ -354,9 +354,10 @@ def serve(
     """
     server = make_server(root, host, port, limits=limits)
     try:
-        logger.info("serving %s at %s", root, server.url)
-        if ready is not None:
+        if ready is not None:  # the caller says where it serves, once
             ready(server.url)
+        else:
+            logger.info("serving %s at %s", root, server.url)
         server.serve_forever()
     finally:
         server.server_close()

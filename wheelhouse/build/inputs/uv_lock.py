@@ -17,6 +17,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse._base.targets import Target
+from wheelhouse._base.words import count
 from wheelhouse.build.inputs.lock import (
     LockedFile,
     LockedPackage,
@@ -182,7 +183,7 @@ class UvLock:
         if len(candidates) != 1:
             raise RequirementsError(
                 f"{str(self.path)!r}: a dependency on {edge['name']!r} matches "
-                f"{len(candidates)} packages of the lock",
+                f"{count(len(candidates), 'package')} of the lock",
                 path=self.path,
                 hint=_HINT,
             )
@@ -225,7 +226,7 @@ class UvLock:
         if len(candidates) != 1:
             raise RequirementsError(
                 f"{str(self.path)!r}: the dependency group requirement on "
-                f"{requirement['name']!r} matches {len(candidates)} packages of the lock",
+                f"{requirement['name']!r} matches {count(len(candidates), 'package')} of the lock",
                 path=self.path,
                 hint=_HINT,
             )
