@@ -10,7 +10,7 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from tests.conftest import Cli, MakeVenv
+from tests.conftest import Cli
 
 
 def closed_port() -> int:
@@ -63,17 +63,3 @@ def test_a_library_warning_is_shown_only_with_debug(
     assert line.startswith("WARNING py.warnings: ")
     assert line.endswith("FutureWarning: this call changes in the next major version")
     assert real is not deprecated
-
-
-@pytest.mark.slow
-def test_a_library_warning_reads_warning_colon_without_a_logger_name(
-    cli: Cli, house: Path, make_venv: MakeVenv
-) -> None:
-    (house / "NOTES.txt").write_text("ours\n", encoding="utf-8")
-    python = make_venv(with_pip=False)
-    result = cli("install", "-w", house, "--python", python)
-    assert result.exit_code == 0, result.stderr
-    assert result.stderr.splitlines()[0] == (
-        "warning: 'NOTES.txt' is in the wheelhouse but not in its manifest"
-    )
-    assert "wheelhouse.install" not in result.stderr

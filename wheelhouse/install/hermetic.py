@@ -276,13 +276,9 @@ def plan_install(options: InstallOptions, *, workdir: Path | None = None) -> Ins
 
 
 def _refuse_tampered(report: VerifyReport) -> None:
-    problems = []
-    for problem in report.problems:
-        # A stray README cannot be installed; a stray wheel could be picked from --find-links.
-        if problem.kind == "unrecorded-file" and not problem.is_distribution:
-            logger.warning("%s", problem.message)
-            continue
-        problems.append(problem)
+    # A user's own files (a README) are no problem (house/manifest.py's one rule); a stray
+    # wheel is, since pip could pick it from --find-links.
+    problems = list(report.problems)
     if not problems:
         return
     names = ", ".join(repr(p.filename) for p in problems if p.filename)
