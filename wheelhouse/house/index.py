@@ -128,8 +128,14 @@ def write_index(
     logger.info("wrote the index of %d projects in %s", len(names), root / INDEX_DIR)
 
 
-def render_index(root: Path, manifest: Manifest, *, verify: bool = True) -> dict[str, bytes]:
-    """Every file of the index (POSIX path relative to ``root`` -> bytes), in writing order."""
+def render_index(
+    root: Path, manifest: Manifest, *, verify: bool = True, provenance: bool = True
+) -> dict[str, bytes]:
+    """Every file of the index (POSIX path relative to ``root`` -> bytes), in writing order.
+
+    With ``provenance`` (the default) a file's page links the ``<filename>.provenance`` kept
+    beside it (PEP 740); without, no page links any (as pages written before it was placed).
+    """
     rendered: dict[str, bytes] = {}
     by_project: dict[NormalizedName, list[IndexEntry]] = {}
     for record in sorted(manifest.files, key=lambda r: r.filename):
@@ -144,9 +150,9 @@ def render_index(root: Path, manifest: Manifest, *, verify: bool = True) -> dict
             rendered[record.filename + METADATA_SUFFIX] = metadata
             if requires_python is None:
                 requires_python = _requires_python(metadata)
-        provenance = (root / (record.filename + PROVENANCE_SUFFIX)).is_file()
+        linked = provenance and (root / (record.filename + PROVENANCE_SUFFIX)).is_file()
         by_project.setdefault(record.name, []).append(
-            IndexEntry(record, requires_python, metadata_sha256, provenance)
+            IndexEntry(record, requires_python, metadata_sha256, linked)
         )
     names = sorted(by_project)
     for name in names:
