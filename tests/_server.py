@@ -189,6 +189,11 @@ class IndexServer:
         self.upload_times: dict[str, object] = {}
         # PEP 792: project -> (status, reason or None); a quarantined project lists no files.
         self.project_status: dict[str, tuple[str, str | None]] = {}
+        # PEP 740: filename -> its provenance object, served by the integrity API
+        # (/integrity/<project>/<version>/<filename>/provenance) and named by the pages.
+        self.provenance: dict[str, bytes] = {}
+        # filename -> the provenance URL the pages name instead (a hostile page's).
+        self.provenance_urls: dict[str, str] = {}
         # (path, If-None-Match or None) of every page or file request: who asked conditionally.
         self.conditional: list[tuple[str, str | None]] = []
 
@@ -353,6 +358,16 @@ class IndexServer:
                 # PyPI redirects every non-normalized project URL to the normalized one.
                 return self._redirect(f"/simple/{quote(normalized)}/")
             return self._project_page(normalized)
+        if path.startswith("/integrity/") and path.endswith("/provenance"):
+            filename = unquote(path.split("/")[-2])
+            data = self.provenance.get(filename)
+            if data is not None and path == self._provenance_path(filename):
+                return (
+                    HTTPStatus.OK,
+                    {"Content-Type": "application/vnd.pypi.integrity.v1+json"},
+                    data,
+                )
+            return self._not_found()
         if path.startswith("/files/"):
             filename = unquote(path[len("/files/") :])
             if "/" in filename or filename in ("", ".", ".."):
@@ -433,6 +448,8 @@ class IndexServer:
                 item["yanked"] = self.yanked[dist.filename] or True
             if self.metadata_files and dist.filename.endswith(".whl"):
                 item["core-metadata"] = {"sha256": self._metadata_sha256(dist)}
+            if (provenance := self._provenance_link(dist.filename)) is not None:
+                item["provenance"] = provenance
             files.append(item)
         document: dict[str, object] = {
             "meta": {"api-version": "1.1"},
@@ -452,6 +469,21 @@ class IndexServer:
         if self.absolute_links:
             return self.files_url + quote(filename)
         return posixpath.join("../../files", quote(filename))
+
+    def _provenance_path(self, filename: str) -> str:
+        project = _project_of(filename) or ""
+        if filename.endswith(".whl"):
+            version = str(parse_wheel_filename(filename)[1])
+        else:
+            version = str(parse_sdist_filename(filename)[1])
+        return f"/integrity/{quote(project)}/{quote(version)}/{quote(filename)}/provenance"
+
+    def _provenance_link(self, filename: str) -> str | None:
+        if filename in self.provenance_urls:
+            return self.provenance_urls[filename]
+        if filename in self.provenance:
+            return self.base_url.rstrip("/") + self._provenance_path(filename)
+        return None
 
     def _root_page(self) -> tuple[int, dict[str, str], bytes]:
         links = "".join(
@@ -488,6 +520,8 @@ class IndexServer:
             attrs += f' data-yanked="{html.escape(self.yanked[dist.filename])}"'
         if self.metadata_files and dist.filename.endswith(".whl"):
             attrs += f' data-core-metadata="sha256={self._metadata_sha256(dist)}"'
+        if (provenance := self._provenance_link(dist.filename)) is not None:
+            attrs += f' data-provenance="{html.escape(provenance)}"'
         return attrs
 
     def _metadata_sha256(self, dist: ServedDist) -> str:

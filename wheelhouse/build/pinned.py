@@ -42,7 +42,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from wheelhouse._base._http import HttpClient, strip_credentials
+from wheelhouse._base._http import HttpClient, origin_of, strip_credentials
 from wheelhouse._base._pip import (
     FormatControl,
     config_flag,
@@ -265,6 +265,7 @@ def _checked(
             sha256=item.sha256,
             requires_python=metadata[item.pin.name].requires_python,
             requested=True,
+            provenance=item.pin.provenance,
         )
         for item in fetched
     )
@@ -365,6 +366,8 @@ class _Candidate:
     upload_time: str | None = None
     # From an index page (not the user's own find-links directory): a cooldown needs its age.
     dated: bool = False
+    # PEP 740: the provenance URL the page names (http(s), on the page's own origin).
+    provenance: str | None = None
 
 
 Keep = Callable[[str], bool]
@@ -515,6 +518,7 @@ def _parse_json(body: bytes, url: str, keep: Keep) -> list[_Candidate]:
                 item.get("requires-python"),
                 item.get("yanked", False) not in (False, None),
                 _upload_time(item.get("upload-time"), item["filename"], url),
+                _provenance_url(url, item.get("provenance")),
             )
             for item in files
         ]
@@ -574,15 +578,31 @@ def _candidate(
     requires_python: str | None,
     yanked: bool,
     upload_time: str | None = None,
+    provenance: str | None = None,
 ) -> _Candidate:
     digest = Sha256(sha256.lower()) if sha256 else None
-    return _Candidate(filename, url, digest, requires_python or None, yanked, upload_time, True)
+    return _Candidate(
+        filename, url, digest, requires_python or None, yanked, upload_time, True, provenance
+    )
+
+
+def _provenance_url(base: str, value: object, page: str | None = None) -> str | None:
+    """A page's PEP 740 provenance link, resolved: only http(s), and only on the page's own
+    origin (the index's integrity API), so the index's credentials never go elsewhere."""
+    if not isinstance(value, str) or not value:
+        return None
+    resolved = urlsplit(urljoin(base, value))
+    if resolved.scheme.lower() not in ("http", "https"):
+        return None
+    if origin_of(resolved.geturl()) != origin_of(page or base):
+        return None
+    return urlunsplit(resolved._replace(fragment=""))
 
 
 class _Anchors(HTMLParser):
     def __init__(self, url: str, keep: Keep) -> None:
         super().__init__(convert_charrefs=True)
-        self.base = url
+        self.base = self.page = url
         self.keep = keep
         self.found: list[_Candidate] = []
         self.status: str | None = None
@@ -612,6 +632,7 @@ class _Anchors(HTMLParser):
                 fragment.get("sha256"),
                 values.get("data-requires-python"),
                 "data-yanked" in values,
+                provenance=_provenance_url(self.base, values.get("data-provenance"), self.page),
             )
         )
 
@@ -759,6 +780,7 @@ class _Chooser:
             sha256=chosen.sha256,
             requires_python=chosen.requires_python,
             requested=True,
+            provenance=chosen.provenance,
         )
 
     def _cooled(

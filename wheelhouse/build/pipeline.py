@@ -9,7 +9,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,6 +56,7 @@ from wheelhouse.house.index import write_index
 from wheelhouse.house.locations import cache_root
 from wheelhouse.house.manifest import (
     GENERATOR,
+    PROVENANCE_SUFFIX,
     BuiltFrom,
     Downloaded,
     FileRecord,
@@ -162,8 +163,13 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
             build_resolutions=build_resolutions,
         )
         manifest = _with_sources(manifest, inputs)
+        carried = (
+            _fetch_provenance(manifest, fetched, config, Path(tmp), _network_jobs(settings))
+            if settings.provenance
+            else {}
+        )
         report.stage(f"writing {out}")
-        publish(out, manifest, sources, writers=_writers())
+        publish(out, manifest, sources, writers=_writers(), carried=carried)
         downloaded = sum(1 for f in fetched.values() if f.downloaded)
         return BuildSummary(
             out,
@@ -173,6 +179,51 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
             built=len(fresh & {b.sdist.sha256 for b in built}),
             reused=len(fetched) - downloaded,
         )
+
+
+def _fetch_provenance(
+    manifest: Manifest,
+    fetched: Mapping[str, Fetched],
+    config: Mapping[str, str],
+    scratch: Path,
+    jobs: int,
+) -> dict[str, Path]:
+    """The PEP 740 provenance of each downloaded file whose index page named one, fetched
+    and checked against the file's name and sha256 (``<filename>.provenance`` -> a scratch
+    copy); one that cannot be had is a warning, and the file goes in without it."""
+    wanted = [
+        (record, fetched[record.filename].pin.provenance)
+        for record in manifest.files
+        if record.filename in fetched and fetched[record.filename].pin.provenance is not None
+    ]
+    if not wanted:
+        return {}
+    from wheelhouse._base._http import HttpClient
+    from wheelhouse.serve._upstream import UpstreamError, UpstreamFile, fetch_provenance
+
+    client = HttpClient(config, pool_size=max(1, min(jobs, len(wanted))))
+    directory = scratch / "provenance"
+    directory.mkdir(exist_ok=True)
+
+    def one(item: tuple[FileRecord, str | None]) -> tuple[str, Path] | None:
+        record, url = item
+        file = UpstreamFile(
+            filename=record.filename,
+            url=fetched[record.filename].pin.url,
+            hashes={"sha256": record.sha256},
+            provenance=url,
+        )
+        try:
+            data = fetch_provenance(client, file)
+        except UpstreamError as exc:
+            logger.warning("%s: its provenance is not kept: %s", record.filename, exc.message)
+            return None
+        name = record.filename + PROVENANCE_SUFFIX
+        (directory / name).write_bytes(data)
+        return name, directory / name
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(wanted)))) as pool:
+        return dict(found for found in pool.map(one, wanted) if found is not None)
 
 
 def _build(

@@ -95,6 +95,8 @@ class Pin:
     sha256: Sha256 | None
     requires_python: str | None
     requested: bool
+    # PEP 740: the URL of the file's provenance, when the index page read for it names one.
+    provenance: str | None = None
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,8 @@ class BuildSettings:
     index: IndexOptions = field(default_factory=IndexOptions)
     cache_dir: Path | None = None
     keep_sdists: bool = False
+    # PEP 740: keep each downloaded file's provenance where its index page names one.
+    provenance: bool = True
     jobs: int = field(default_factory=default_jobs)
     refresh: bool = False
     targets: tuple[Target, ...] = (HOST,)

@@ -154,6 +154,14 @@ def build(
         bool,
         typer.Option("--keep-sdists", help="Ship the sdists beside the wheels built from them."),
     ] = False,
+    no_provenance: Annotated[
+        bool,
+        typer.Option(
+            "--no-provenance",
+            help="Do not fetch the PEP 740 provenance an index page names for a file "
+            "(kept as FILE.provenance otherwise).",
+        ),
+    ] = False,
     cache_dir: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
@@ -235,6 +243,7 @@ def build(
         ),
         cache_dir=cache_dir,
         keep_sdists=keep_sdists,
+        provenance=not no_provenance,
         jobs=jobs or default_jobs(),
         refresh=refresh,
         targets=tuple(dict.fromkeys(parse_target(t) for t in target or ["host"])),

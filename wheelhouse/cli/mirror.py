@@ -158,6 +158,15 @@ def mirror(
     exclude_newer: ExcludeNewer = None,
     exclude_newer_package: ExcludeNewerPackage = None,
     no_upload_time: NoUploadTime = None,
+    require_provenance: Annotated[
+        bool,
+        typer.Option(
+            "--require-provenance",
+            help="Mirror only files whose PEP 740 provenance the index names and serves "
+            "(kept beside each file); without it, a file whose provenance cannot be had is "
+            "mirrored with a warning.",
+        ),
+    ] = False,
     jobs: Annotated[
         int, typer.Option("-j", "--jobs", min=1, max=64, help="Parallel downloads.")
     ] = 8,
@@ -243,6 +252,7 @@ def mirror(
         filters_given=frozenset(key for key, value in given.items() if value),
         replace_filters=replace_filters,
         remove=remove,
+        require_provenance=require_provenance,
     )
     reporter = make_reporter(verbosity)
     published: PublishResult | None = None

@@ -212,6 +212,7 @@ def publish(
     writers: Sequence[Writer] = (),
     *,
     link: bool = False,
+    carried: Mapping[str, Path] | None = None,
 ) -> None:
     """Make ``out`` hold exactly ``manifest``'s files, atomically.
 
@@ -220,7 +221,9 @@ def publish(
     earlier build did not write are carried over untouched, and so is what the wheelhouse
     carries (see :func:`kept_carried`) where the new one does not bring its own. With ``link``,
     ``sources`` are hard-linked where the file system allows (a caller's own scratch copies,
-    already checked).
+    already checked). ``carried`` (relative path -> file) is what the new wheelhouse brings
+    of its own beside its files (a file's fetched ``.provenance``); it and what is kept are in
+    place before the ``writers`` run, so the index links a file's provenance.
     """
     staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
@@ -230,9 +233,17 @@ def publish(
                 _link_or_copy(str(sources[record.filename]), str(staging / record.filename))
             else:
                 shutil.copyfile(sources[record.filename], staging / record.filename)
+        for relative, source in (carried or {}).items():
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, staging / relative)
+        old = read_manifest(out) if out.is_dir() else None
+        # The files' kept provenance before the writers, so that the index links it; the
+        # carried trees (osv/, sigstore/) after, as a writer (unpack's) may bring its own.
+        _carry_kept(out, staging, old, manifest, beside_files=True)
         for writer in writers:
             writer(staging, manifest)
-        _carry_over_foreign(out, staging, manifest)
+        dropped = _carry_kept(out, staging, old, manifest, beside_files=False)
+        _carry_over_foreign(out, staging, old, manifest, dropped)
         write_atomic(staging / MANIFEST_NAME, manifest.to_json().encode("utf-8"), fsync=True)
         _fsync_dir(staging)
         _swap_in(staging, out)
@@ -262,15 +273,20 @@ def kept_carried(directory: Path, old: Manifest, new: Manifest) -> tuple[tuple[s
     return tuple(kept), tuple(dropped)
 
 
-def _carry_over_foreign(out: Path, staging: Path, manifest: Manifest) -> None:
-    old = read_manifest(out) if out.is_dir() else None
+def _carry_kept(
+    out: Path, staging: Path, old: Manifest | None, manifest: Manifest, *, beside_files: bool
+) -> tuple[str, ...]:
+    """Put what the wheelhouse carries and keeps (see :func:`kept_carried`) in ``staging``,
+    where the new one does not bring its own: with ``beside_files`` only what lies beside the
+    files (their provenance), else the rest too. What it drops is returned."""
     if old is None:
-        return
-    ours = generated_names(old)
+        return ()
     kept, dropped = kept_carried(out, old, manifest)
-    for path in dropped:
-        logger.info("dropping %s: the new wheelhouse does not have the file it is about", path)
-    ours.update(dropped)
+    if beside_files:
+        kept = tuple(path for path in kept if "/" not in path)
+    else:
+        for path in dropped:
+            logger.info("dropping %s: the new wheelhouse does not have the file it is about", path)
     for path in kept:
         # File by file: a bundle or a build that brings osv/ or sigstore/ of its own may
         # bring only some of it.
@@ -278,6 +294,17 @@ def _carry_over_foreign(out: Path, staging: Path, manifest: Manifest) -> None:
             continue
         (staging / path).parent.mkdir(parents=True, exist_ok=True)
         _link_or_copy(str(out / path), str(staging / path))
+    return dropped
+
+
+def _carry_over_foreign(
+    out: Path, staging: Path, old: Manifest | None, manifest: Manifest, dropped: Sequence[str]
+) -> None:
+    if old is None:
+        return
+    ours = generated_names(old)
+    ours.update(dropped)
+    kept, _ = kept_carried(out, old, manifest)
     carried_trees = {path.split("/", 1)[0] for path in kept if "/" in path}
     for entry in out.iterdir():
         if entry.name in ours or (staging / entry.name).exists():

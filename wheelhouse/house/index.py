@@ -25,7 +25,13 @@ from packaging.version import InvalidVersion, Version
 from wheelhouse._base.files import sha256_file, write_atomic, write_new
 from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.errors import InvalidWheelhouseError, TamperedError
-from wheelhouse.house.manifest import MANIFEST_NAME, FileRecord, Manifest, read_manifest
+from wheelhouse.house.manifest import (
+    MANIFEST_NAME,
+    PROVENANCE_SUFFIX,
+    FileRecord,
+    Manifest,
+    read_manifest,
+)
 
 __all__ = [
     "API_VERSION",
@@ -65,6 +71,8 @@ class IndexEntry:
     record: FileRecord
     requires_python: str | None
     metadata_sha256: str | None  # None for sdists: no PEP 658 file
+    # PEP 740: the wheelhouse keeps the file's provenance beside it (<filename>.provenance).
+    provenance: bool = False
 
 
 def index_files(manifest: Manifest) -> list[str]:
@@ -120,8 +128,14 @@ def write_index(
     logger.info("wrote the index of %d projects in %s", len(names), root / INDEX_DIR)
 
 
-def render_index(root: Path, manifest: Manifest, *, verify: bool = True) -> dict[str, bytes]:
-    """Every file of the index (POSIX path relative to ``root`` -> bytes), in writing order."""
+def render_index(
+    root: Path, manifest: Manifest, *, verify: bool = True, provenance: bool = True
+) -> dict[str, bytes]:
+    """Every file of the index (POSIX path relative to ``root`` -> bytes), in writing order.
+
+    With ``provenance`` (the default) a file's page links the ``<filename>.provenance`` kept
+    beside it (PEP 740); without, no page links any (as pages written before it was placed).
+    """
     rendered: dict[str, bytes] = {}
     by_project: dict[NormalizedName, list[IndexEntry]] = {}
     for record in sorted(manifest.files, key=lambda r: r.filename):
@@ -136,8 +150,9 @@ def render_index(root: Path, manifest: Manifest, *, verify: bool = True) -> dict
             rendered[record.filename + METADATA_SUFFIX] = metadata
             if requires_python is None:
                 requires_python = _requires_python(metadata)
+        linked = provenance and (root / (record.filename + PROVENANCE_SUFFIX)).is_file()
         by_project.setdefault(record.name, []).append(
-            IndexEntry(record, requires_python, metadata_sha256)
+            IndexEntry(record, requires_python, metadata_sha256, linked)
         )
     names = sorted(by_project)
     for name in names:
@@ -249,6 +264,11 @@ def _file_url(filename: str) -> str:
     return "../../" + quote(filename)
 
 
+def _provenance_url(filename: str) -> str:
+    """The URL of a file's kept provenance from a project page (PEP 740)."""
+    return _file_url(filename + PROVENANCE_SUFFIX)
+
+
 def _root_html(names: Iterable[str]) -> str:
     links = "".join(
         f'    <a href="{html.escape(quote(name) + "/")}">{html.escape(name)}</a><br>\n'
@@ -272,6 +292,8 @@ def _project_html(name: str, entries: Iterable[IndexEntry], head: str = "") -> s
             attrs.append(f'data-dist-info-metadata="{value}"')
         if record.yanked is not None:
             attrs.append(f'data-yanked="{html.escape(record.yanked)}"')
+        if entry.provenance:
+            attrs.append(f'data-provenance="{html.escape(_provenance_url(record.filename))}"')
         links.append(f"    <a {' '.join(attrs)}>{html.escape(record.filename)}</a><br>\n")
     return _page(f"Links for {name}", "".join(links), head)
 
@@ -318,6 +340,8 @@ def _project_json(name: str, entries: list[IndexEntry]) -> dict[str, Any]:
         if record.yanked is not None:
             # PEP 592/691: the reason, or true when the index gave none.
             item["yanked"] = record.yanked or True
+        if entry.provenance:
+            item["provenance"] = _provenance_url(record.filename)
         files.append(item)
     return {
         "meta": {"api-version": API_VERSION},

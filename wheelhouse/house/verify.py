@@ -256,7 +256,7 @@ def _generated_problems(directory: Path, manifest: Manifest) -> tuple[Problem, .
     # Imported here: `wheelhouse install` verifies without them, and pays for no import.
     from wheelhouse.errors import WheelhouseError
     from wheelhouse.house.export import render_requirements, requirements_filename
-    from wheelhouse.house.index import METADATA_SUFFIX, render_index
+    from wheelhouse.house.index import INDEX_DIR, METADATA_SUFFIX, render_index
     from wheelhouse.house.pylock import PYLOCK_NAME, render_pylock
 
     try:
@@ -273,12 +273,19 @@ def _generated_problems(directory: Path, manifest: Manifest) -> tuple[Problem, .
             ).encode()
         expected[PYLOCK_NAME] = render_pylock(manifest).encode()
     found: list[Problem] = []
+    # Pages written before a file's provenance was placed beside it do not link it: as good.
+    unlinked: dict[str, bytes] | None = None
     for relative, data in expected.items():
         try:
-            same = (directory / relative).read_bytes() == data
+            present = (directory / relative).read_bytes()
+            same = present == data
             why = "does not match what the manifest and the wheels give"
         except OSError:
             same, why = False, "is missing"
+        if not same and why != "is missing" and relative.startswith(f"{INDEX_DIR}/"):
+            if unlinked is None:
+                unlinked = render_index(directory, manifest, verify=False, provenance=False)
+            same = unlinked.get(relative) == present
         if same:
             continue
         in_index = relative.endswith(METADATA_SUFFIX) or "/" in relative

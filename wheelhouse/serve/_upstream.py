@@ -36,7 +36,9 @@ from wheelhouse.errors import NetworkError
 
 __all__ = [
     "ACCEPT",
+    "MAX_PROVENANCE",
     "PROJECT_STATUSES",
+    "PROVENANCE_TYPE",
     "MalformedUploadTime",
     "PageResult",
     "ProjectPage",
@@ -45,7 +47,9 @@ __all__ = [
     "UpstreamError",
     "UpstreamFile",
     "WheelMetadata",
+    "check_provenance",
     "fetch_project_page",
+    "fetch_provenance",
     "fetch_wheel_metadata",
     "open_file",
     "parse_html_page",
@@ -84,6 +88,11 @@ CoreMetadata = bool | dict[str, str]  # False: none; True: available, no hash; e
 ProjectStatus = Literal["active", "archived", "quarantined", "deprecated"]
 PROJECT_STATUSES: tuple[ProjectStatus, ...] = ("active", "archived", "quarantined", "deprecated")
 _MAX_REASON = 1024  # a status reason is a line for people, never a payload
+# PEP 740's integrity API: a provenance object is a few KiB an attestation; `verify
+# --provenance` reads at most this much of one, and so do we.
+PROVENANCE_TYPE = "application/vnd.pypi.integrity.v1+json"
+MAX_PROVENANCE = 2 * 1024 * 1024
+_MAX_ATTESTATIONS = 16
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +117,9 @@ class UpstreamFile:
     size: int | None = None
     upload_time: str | None = None
     core_metadata: CoreMetadata = False
+    # PEP 740: the URL of the file's provenance object (absolute, http(s)), when the page
+    # names one; it may carry credentials like ``url``.
+    provenance: str | None = None
 
     @property
     def sha256(self) -> str | None:
@@ -128,6 +140,7 @@ class UpstreamFile:
             "size": self.size,
             "upload_time": self.upload_time,
             "core_metadata": self.core_metadata,
+            "provenance": self.provenance,
         }
 
     @classmethod
@@ -141,6 +154,7 @@ class UpstreamFile:
             size=data.get("size"),
             upload_time=data.get("upload_time"),
             core_metadata=data.get("core_metadata", False),
+            provenance=data.get("provenance"),
         )
 
 
@@ -292,6 +306,7 @@ def parse_json_page(data: bytes, url: str, name: str) -> ProjectPage:
                     size=int(item["size"]) if item.get("size") is not None else None,
                     upload_time=_upload_time(item.get("upload-time"), url, name, item),
                     core_metadata=_core_metadata_json(core),
+                    provenance=links.provenance(url, item.get("provenance")),
                 )
             )
         versions = document.get("versions")
@@ -349,6 +364,7 @@ def parse_html_page(data: bytes, url: str, name: str) -> ProjectPage:
                 requires_python=attrs.get("data-requires-python") or None,
                 yanked=False if yanked_attr is None else (yanked_attr or True),
                 core_metadata=_core_metadata_html(core),
+                provenance=links.provenance(base, attrs.get("data-provenance")),
             )
         )
     links.warn()
@@ -470,6 +486,7 @@ class _Links:
         local = urlsplit(page_url).scheme.lower() == "file"
         self._allowed = _LOCAL_SCHEMES if local else _REMOTE_SCHEMES
         self._dropped: dict[str, int] = {}
+        self._foreign = 0
 
     def resolve(self, base: str, href: str) -> str | None:
         resolved = urljoin(base, href)
@@ -479,6 +496,21 @@ class _Links:
         self._dropped[scheme] = self._dropped.get(scheme, 0) + 1
         return None
 
+    def provenance(self, base: str, value: object) -> str | None:
+        """A file's PEP 740 provenance URL, resolved; None when there is none or it is
+        not http(s) (a file: one only on a file: page). Fragments are not part of it."""
+        if not isinstance(value, str) or not value:
+            return None
+        resolved = self.resolve(base, value)
+        if resolved is None:
+            return None
+        if origin_of(resolved) != origin_of(self._page):
+            # The integrity API is the index's own: a page naming provenance elsewhere would
+            # have us fetch (and vouch for) whatever that host says.
+            self._foreign += 1
+            return None
+        return urldefrag(resolved)[0]
+
     def warn(self) -> None:
         # Once per page: a hostile page may link thousands.
         if self._dropped:
@@ -487,6 +519,12 @@ class _Links:
                 strip_credentials(self._page),
                 ", ".join(f"{n} {s or 'scheme-less'}: URL(s)" for s, n in self._dropped.items()),
                 "" if self._allowed is _REMOTE_SCHEMES else " (and file: ones on a local index)",
+            )
+        if self._foreign:
+            logger.warning(
+                "%s names %d provenance URL(s) on another origin than its own; they are ignored",
+                strip_credentials(self._page),
+                self._foreign,
             )
 
 
@@ -518,6 +556,73 @@ def _core_metadata_html(value: str | None) -> CoreMetadata:
     if eq and algo and digest:
         return {algo.lower(): digest.lower()}
     return value.strip().lower() == "true"
+
+
+# -- provenance (PEP 740) -----------------------------------------------------------------
+
+
+def fetch_provenance(
+    client: HttpClient, file: UpstreamFile, *, timeout: float = DEFAULT_TIMEOUT
+) -> bytes:
+    """The PEP 740 provenance object the page names for ``file``, checked by
+    ``check_provenance`` against the file's name and sha256.
+
+    At most ``MAX_PROVENANCE`` bytes, read within ``timeout`` seconds (redirects included),
+    through ``client`` (so with the credentials of its origin only). Raises ``UpstreamError``.
+    """
+    if file.provenance is None:
+        raise ValueError(f"the page names no provenance for {file.filename!r}")
+    with client.deadline(timeout) as deadline:
+        response, answered = _get_following(
+            client, file.provenance, {"Accept": PROVENANCE_TYPE}, deadline
+        )
+        try:
+            if response.status != 200:
+                shown = strip_credentials(answered)
+                raise UpstreamError(f"{shown} answered HTTP {response.status}", url=shown)
+            data = _read_limited(response, answered, MAX_PROVENANCE, deadline)
+        finally:
+            response.release_conn()
+    check_provenance(data, file.filename, file.sha256, strip_credentials(file.provenance))
+    return data
+
+
+def check_provenance(data: bytes, filename: str, sha256: str | None, source: str) -> None:
+    """Raise ``UpstreamError`` unless ``data`` is a PEP 740 provenance object whose every
+    attestation's statement names ``filename`` (parsed, as PyPI compares names) and
+    ``sha256``. Structure only: the signatures are ``verify --provenance``'s to check."""
+    import base64
+
+    from wheelhouse.provenance.verify import _parsed
+
+    def fail(why: str) -> UpstreamError:
+        return UpstreamError(f"{source} is not the provenance of {filename!r}: {why}", url=source)
+
+    try:
+        document = json.loads(data)
+        if not isinstance(document, dict) or document.get("version") != 1:
+            raise ValueError("it is not a version 1 provenance object")
+        statements = [
+            json.loads(base64.b64decode(attestation["envelope"]["statement"], validate=True))
+            for bundle in document["attestation_bundles"][: _MAX_ATTESTATIONS + 1]
+            for attestation in bundle["attestations"][: _MAX_ATTESTATIONS + 1]
+        ]
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise fail(f"it is malformed ({exc})") from None
+    if not statements:
+        raise fail("it holds no attestation")
+    if len(statements) > _MAX_ATTESTATIONS:
+        raise fail(f"it holds more than {_MAX_ATTESTATIONS} attestations")
+    for statement in statements:
+        try:
+            (subject,) = statement["subject"]
+            name, digest = subject["name"], subject["digest"]["sha256"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise fail(f"a statement names no single subject ({exc!r})") from None
+        if not isinstance(name, str) or _parsed(name) is None or _parsed(name) != _parsed(filename):
+            raise fail(f"an attestation is for another file, {str(name)[:200]!r}")
+        if sha256 is None or not isinstance(digest, str) or digest.lower() != sha256.lower():
+            raise fail(f"an attestation is for sha256 {str(digest)[:80]}, not {sha256}")
 
 
 # -- wheel metadata -----------------------------------------------------------------------

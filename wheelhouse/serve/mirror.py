@@ -67,6 +67,7 @@ from wheelhouse.house.manifest import (
     GENERATOR,
     MANIFEST_NAME,
     MIRROR_STATE_DIR,
+    PROVENANCE_SUFFIX,
     Downloaded,
     FileKind,
     FileRecord,
@@ -95,6 +96,7 @@ from wheelhouse.serve._upstream import (
     UpstreamError,
     UpstreamFile,
     fetch_project_page,
+    fetch_provenance,
     parse_html_page,
     parse_json_page,
     project_page_url,
@@ -171,6 +173,9 @@ class MirrorSettings:
     replace_filters: bool = False
     # Forget the projects, requirement files and --all given, and delete what they brought.
     remove: bool = False
+    # PEP 740: a file whose provenance the index does not name, or that cannot be fetched
+    # and checked, is not mirrored (without it: a warning, and the file is).
+    require_provenance: bool = False
 
 
 @dataclass(frozen=True)
@@ -708,6 +713,8 @@ class _Project:
     reused: dict[str, _Mirrored] = field(default_factory=dict)
     fetched: dict[str, _Mirrored] = field(default_factory=dict)
     to_fetch: list[_Candidate] = field(default_factory=list)
+    # Files in the mirror already whose provenance the page names and the mirror lacks.
+    to_attest: list[_Candidate] = field(default_factory=list)
     # Names claimed in the ownership journal this run.
     claimed: set[str] = field(default_factory=set)
     # PEP 792, from the pages: a quarantined project offers no files.
@@ -1453,6 +1460,10 @@ def _plan(project: _Project, out: Path) -> None:
             with contextlib.suppress(OSError):
                 if path.stat().st_size == mirrored.record.size:
                     project.reused[file.filename] = _refreshed(mirrored, candidate)
+                    # Mirrored before its index named provenance, or before this did.
+                    kept = (out / (file.filename + PROVENANCE_SUFFIX)).exists()
+                    if file.provenance is not None and not candidate.local and not kept:
+                        project.to_attest.append(candidate)
                     continue
         project.to_fetch.append(candidate)
 
@@ -1537,7 +1548,9 @@ def _apply(
             project.claimed.add(candidate.file.filename)
 
         try:
-            mirrored = _obtain(out, tmp, candidate, project.old, client, settings, report, claim)
+            mirrored = _obtain(
+                out, tmp, candidate, project.old, client, settings, report, claim, project.refused
+            )
         except WheelhouseError as exc:
             project.errors.append(exc.message)
             return
@@ -1549,8 +1562,19 @@ def _apply(
             return
         project.fetched[candidate.file.filename] = mirrored
 
+    def attest(job: tuple[_Project, _Candidate]) -> None:
+        project, candidate = job
+        try:
+            _keep_provenance(out, candidate, client, settings, project.refused)
+        except WheelhouseError as exc:
+            project.errors.append(exc.message)
+        except OSError as exc:
+            project.errors.append(f"cannot write {exc.filename!r}: {exc.strerror or exc}")
+
+    attesting = [(p, c) for p in projects for c in p.to_attest]
     with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
         list(pool.map(fetch, jobs))
+        list(pool.map(attest, attesting))
 
     report.stage("writing the pages")
     outcomes: list[ProjectOutcome] = []
@@ -1582,8 +1606,8 @@ def _apply(
         write_if_changed(out / relative, data)
     for name, doomed in deletions.items():
         for filename in sorted(doomed):
-            for path in (out / filename, out / (filename + METADATA_SUFFIX)):
-                path.unlink(missing_ok=True)
+            for suffix in ("", METADATA_SUFFIX, PROVENANCE_SUFFIX):
+                (out / (filename + suffix)).unlink(missing_ok=True)
         if name in current:
             state = current[name]
             _write_state(out, replace(state, owned=state.owned - doomed))
@@ -1621,7 +1645,15 @@ def _commit(out: Path, project: _Project) -> tuple[ProjectOutcome, _ProjectState
                 if name not in kept and (out / name).stat().st_size == previous.record.size:
                     kept[name] = previous
     mirrored = tuple(kept[f] for f in sorted(kept))
-    entries = [IndexEntry(m.record, m.record.requires_python, m.metadata_sha256) for m in mirrored]
+    entries = [
+        IndexEntry(
+            m.record,
+            m.record.requires_python,
+            m.metadata_sha256,
+            (out / (m.record.filename + PROVENANCE_SUFFIX)).is_file(),
+        )
+        for m in mirrored
+    ]
     page_status = None if project.status == "active" else project.status
     if mirrored or page_status == "quarantined":
         # A quarantined project keeps its (empty) pages: they say why it has no files.
@@ -1638,7 +1670,9 @@ def _commit(out: Path, project: _Project) -> tuple[ProjectOutcome, _ProjectState
         # A file failed, or the cooldown held one back, or the project's status is not
         # "active": no validators, so that the next run reads the page whole (and tries the
         # file again, takes it once old enough, writes the status) instead of hearing "304".
-        () if project.errors or project.held or project.status != "active" else project.listings,
+        ()
+        if project.errors or project.held or project.status != "active" or _unattested(out, project)
+        else project.listings,
         mirrored,
         project.selection,
         frozenset(old.owned | set(kept) | project.claimed),
@@ -1667,6 +1701,16 @@ def _commit(out: Path, project: _Project) -> tuple[ProjectOutcome, _ProjectState
     return outcome, state, doomed
 
 
+def _unattested(out: Path, project: _Project) -> bool:
+    """Whether a file's provenance, named by the page, could not be kept (to try again)."""
+    return any(
+        c.file.provenance is not None
+        and not c.local
+        and not (out / (c.file.filename + PROVENANCE_SUFFIX)).is_file()
+        for c in project.chosen
+    )
+
+
 def _remove_pages(out: Path, name: str) -> None:
     for relative in project_pages(name):
         (out / relative).unlink(missing_ok=True)
@@ -1686,6 +1730,7 @@ def _obtain(
     settings: MirrorSettings,
     report: Reporter,
     claim: Callable[[], None],
+    warnings: list[str],
 ) -> _Mirrored:
     """The file verified in place: found there already (a killed run's), or downloaded.
 
@@ -1700,6 +1745,8 @@ def _obtain(
     if path.exists():
         digest, size = sha256_file(path)
         if digest == file.sha256:
+            if not (out / (file.filename + PROVENANCE_SUFFIX)).exists():
+                _keep_provenance(out, candidate, client, settings, warnings)
             return _place_metadata(out, path, candidate, size)
         if file.filename not in old.owned:
             raise WheelhouseError(
@@ -1724,13 +1771,65 @@ def _obtain(
             )
         partial.chmod(0o644)
         metadata = _metadata(partial, candidate)
+        provenance = _provenance(candidate, client, settings, warnings)
         claim()
         if metadata is not None:
             write_atomic(out / (file.filename + METADATA_SUFFIX), metadata)
+        # What proved other bytes of this name (a file the index replaced) proves nothing now.
+        _write_provenance(out, file.filename, provenance)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
     return _mirrored(candidate, size, metadata)
+
+
+def _provenance(
+    candidate: _Candidate, client: HttpClient, settings: MirrorSettings, warnings: list[str]
+) -> bytes | None:
+    """The file's PEP 740 provenance from the index, checked against its name and sha256;
+    None (with a warning) when the page names none or it cannot be had, unless the settings
+    require it (then ``WheelhouseError``: the file is not mirrored)."""
+    file = candidate.file
+    if file.provenance is None or candidate.local:
+        if settings.require_provenance:
+            raise WheelhouseError(
+                f"{file.filename}: the index names no provenance for it, and "
+                "--require-provenance is given; not mirrored"
+            )
+        return None
+    try:
+        return fetch_provenance(client, file)
+    except UpstreamError as exc:
+        if settings.require_provenance:
+            raise WheelhouseError(
+                f"{file.filename}: its provenance cannot be had ({exc.message}), and "
+                "--require-provenance is given; not mirrored"
+            ) from exc
+        warning = f"{file.filename}: its provenance is not kept: {exc.message}"
+        logger.warning("%s: %s", candidate.name, warning)
+        warnings.append(warning)
+        return None
+
+
+def _keep_provenance(
+    out: Path,
+    candidate: _Candidate,
+    client: HttpClient,
+    settings: MirrorSettings,
+    warnings: list[str],
+) -> None:
+    """Fetch the provenance of a file the mirror has (verified) and keep it beside it."""
+    provenance = _provenance(candidate, client, settings, warnings)
+    if provenance is not None:
+        _write_provenance(out, candidate.file.filename, provenance)
+
+
+def _write_provenance(out: Path, filename: str, provenance: bytes | None) -> None:
+    path = out / (filename + PROVENANCE_SUFFIX)
+    if provenance is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_if_changed(path, provenance)
 
 
 def _place_metadata(out: Path, path: Path, candidate: _Candidate, size: int) -> _Mirrored:

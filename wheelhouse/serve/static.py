@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import json
 import logging
 import os
 import stat
@@ -10,6 +12,7 @@ from collections.abc import Callable
 from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from packaging.utils import canonicalize_name
@@ -17,7 +20,8 @@ from starlette.datastructures import Headers
 from starlette.responses import FileResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from wheelhouse.errors import InvalidWheelhouseError
+from wheelhouse.audit.query import MAX_QUERY_BYTES, QUERY_PATH, answer_query
+from wheelhouse.errors import InvalidWheelhouseError, WheelhouseError
 from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
 from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind
 
@@ -51,7 +55,10 @@ _FILE_TYPES = {
     ".toml": "application/toml",
     ".json": "application/json",
     ".html": "text/html; charset=utf-8",
+    # PEP 740: a file's provenance object, as the index's integrity API serves it.
+    ".provenance": "application/vnd.pypi.integrity.v1+json",
 }
+_JSON = "application/json"
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -117,6 +124,9 @@ class _StaticApp:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.real_root = Path(os.path.realpath(root))
+        # The OSV snapshot, loaded on the first query (most servers are never asked one).
+        self._osv: Any = None
+        self._osv_lock = asyncio.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan is off; websockets are not ours
@@ -128,8 +138,43 @@ class _StaticApp:
                 _access(scope, message["status"])
             await send(message)
 
-        response = self._respond(scope)
+        if scope["method"] == "POST" and scope["path"] == QUERY_PATH:
+            response = await self._osv_query(scope, receive)
+        else:
+            response = self._respond(scope)
         await response(scope, receive, sending)
+
+    async def _osv_query(self, scope: Scope, receive: Receive) -> Response:
+        """The OSV API's ``POST /v1/query``, answered from the wheelhouse's snapshot."""
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and not declared.isdigit():
+            return _json_error(HTTPStatus.BAD_REQUEST, "the Content-Length is not a number")
+        if declared is not None and int(declared) > MAX_QUERY_BYTES:
+            return _json_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _too_large())
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return _json_error(HTTPStatus.BAD_REQUEST, "the query was cut short")
+            body += message.get("body", b"")
+            if len(body) > MAX_QUERY_BYTES:
+                return _json_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _too_large())
+            if not message.get("more_body", False):
+                break
+        async with self._osv_lock:
+            if self._osv is None:
+                try:
+                    self._osv = await asyncio.to_thread(_load_osv, self.root)
+                except WheelhouseError as exc:
+                    logger.warning("cannot answer OSV queries: %s", exc)
+                    self._osv = exc  # not read again for every query
+            database = self._osv
+        if database is _NO_SNAPSHOT:
+            return _json_error(HTTPStatus.NOT_FOUND, "this wheelhouse carries no OSV snapshot")
+        if isinstance(database, WheelhouseError):
+            return _json_error(HTTPStatus.SERVICE_UNAVAILABLE, str(database))
+        status, answer = answer_query(database, bytes(body))
+        return Response(answer, status_code=status, media_type=_JSON)
 
     def _respond(self, scope: Scope) -> Response:
         method = scope["method"]
@@ -197,6 +242,33 @@ class _StaticApp:
             return real, real.stat()
         except (OSError, ValueError):
             return None
+
+
+_NO_SNAPSHOT = object()
+
+
+def _load_osv(root: Path) -> Any:
+    """The wheelhouse's OSV snapshot with every record, checked against the sha256 recorded
+    when it was fetched; ``_NO_SNAPSHOT`` when it carries none."""
+    from wheelhouse.audit.fetch import read_info, snapshot_in
+    from wheelhouse.audit.osv import load_snapshot
+
+    snapshot = snapshot_in(root)
+    if not snapshot.is_file():
+        return _NO_SNAPSHOT
+    info = read_info(snapshot)
+    return load_snapshot(snapshot, expected_sha256=info.sha256 if info is not None else None)
+
+
+def _too_large() -> str:
+    return f"the query is larger than {MAX_QUERY_BYTES} bytes"
+
+
+def _json_error(status: HTTPStatus, message: str) -> Response:
+    # The OSV API's error shape; 3 is gRPC's INVALID_ARGUMENT, 5 NOT_FOUND, 14 UNAVAILABLE.
+    code = {HTTPStatus.NOT_FOUND: 5, HTTPStatus.SERVICE_UNAVAILABLE: 14}.get(status, 3)
+    body = json.dumps({"code": code, "message": message}).encode("utf-8")
+    return Response(body, status_code=status, media_type=_JSON)
 
 
 def _access(scope: Scope, status: int) -> None:
