@@ -214,3 +214,12 @@ class OsvSnapshotError(WheelhouseError):
     """An OSV snapshot is missing, is not a zip, or holds a malformed or oversized record."""
 
     exit_code = ExitCode.INPUT
+
+
+class UploadRefusedError(WheelhouseError):
+    """An upload to a private index is refused: ``status`` is the HTTP answer (400, 401, 403,
+    409, 413), the message its one line of body."""
+
+    def __init__(self, status: int, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status

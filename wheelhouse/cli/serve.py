@@ -107,6 +107,35 @@ def serve(
             "before its connection is closed.",
         ),
     ] = 10.0,
+    upload: Annotated[
+        bool,
+        typer.Option(
+            "--upload",
+            help="The (first) DIR is a private index that accepts uploads from twine and "
+            "'uv publish' by the users of --users; it is created when it does not exist. "
+            "With --upstream, its projects are never served from upstream.",
+        ),
+    ] = False,
+    users: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--users",
+            metavar="FILE",
+            help="With --upload: the htpasswd file (bcrypt entries) of the users who may "
+            "upload; manage it with 'wheelhouse users'.",
+            show_default=False,
+        ),
+    ] = None,
+    max_upload_size: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--max-upload-size",
+            min=1,
+            metavar="BYTES",
+            help="With --upload: the largest file accepted (413 past it) [default: 1 GiB].",
+            show_default=False,
+        ),
+    ] = None,
     max_connections: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(
@@ -125,6 +154,15 @@ def serve(
 
     limits = ServeLimits(header_timeout=header_timeout, max_connections=max_connections)
     given = list(directories or [])
+    if upload != (users is not None):
+        raise UsageError(
+            "--upload and --users go together",
+            hint="serve DIR --upload --users FILE (create FILE with 'wheelhouse users add')",
+        )
+    if upload and not given:
+        raise UsageError(
+            "--upload needs the private index's directory", hint="serve DIR --upload ..."
+        )
     if upstream is None:
         if offline or workers != 1 or store is not None or endpoint_url is not None:
             raise UsageError(
@@ -144,12 +182,14 @@ def serve(
             host,
             port,
             limits=limits,
+            upload_users=users.absolute() if users is not None else None,
+            upload_max_bytes=max_upload_size,
             ready=lambda url: typer.echo(f"serving {where} at {url} (Ctrl-C to stop)", err=True),
         )
         return
     _serve_proxy(
         given, upstream, store, endpoint_url, lease_timeout, ttl, offline, timeout, workers,
-        host, port, limits,
+        host, port, limits, users if upload else None, max_upload_size,
     )  # fmt: skip
 
 
@@ -166,6 +206,8 @@ def _serve_proxy(
     host: str,
     port: int,
     limits: "ServeLimits",
+    users: Path | None = None,
+    max_upload_size: int | None = None,
 ) -> None:
     from wheelhouse._base._http import strip_credentials
     from wheelhouse._base._pip import index_urls, pip_config
@@ -204,6 +246,10 @@ def _serve_proxy(
         local = cache_root() / "proxy-bucket" / hashlib.sha256(store.encode()).hexdigest()[:16]
     else:
         local = Path(store) if store is not None else cache_root() / "proxy"
+    if users is not None:
+        from wheelhouse.upload.store import PrivateIndex
+
+        PrivateIndex(directories[0])  # created before the proxy checks its wheelhouses
     settings = ProxySettings(
         store=local.absolute(),
         bucket=bucket,
@@ -215,6 +261,9 @@ def _serve_proxy(
         offline=offline,
         timeout=timeout,
         pip_config=config,
+        upload=directories[0].absolute() if users is not None else None,
+        users=users.absolute() if users is not None else None,
+        upload_max_bytes=max_upload_size,
     )
     serve_proxy(
         settings,

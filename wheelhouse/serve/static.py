@@ -15,7 +15,7 @@ from urllib.parse import quote, unquote, urlsplit
 from packaging.utils import canonicalize_name
 from starlette.datastructures import Headers
 from starlette.responses import FileResponse, Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wheelhouse.errors import InvalidWheelhouseError
 from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
@@ -316,12 +316,20 @@ def make_server(
     port: int = 8000,
     *,
     limits: ServeLimits | None = None,
+    upload_users: Path | None = None,
+    upload_max_bytes: int | None = None,
 ) -> AsgiServer:
     """A server for the wheelhouse in ``root``, bound but not yet serving.
 
     Run ``serve_forever()`` (in a thread, for tests) and stop it with ``shutdown()``;
-    port 0 picks a free port (see ``.url``).
+    port 0 picks a free port (see ``.url``). With ``upload_users`` (an htpasswd file),
+    ``root`` is a private index those users upload to (created when it does not exist).
     """
+    app: ASGIApp = _StaticApp(root)
+    if upload_users is not None:
+        from wheelhouse.upload.app import with_uploads
+
+        app = with_uploads(app, root, upload_users, upload_max_bytes)
     if not (root / INDEX_DIR / HTML_PAGE).is_file():
         raise InvalidWheelhouseError(
             f"{str(root)!r} has no package index ({INDEX_DIR}/{HTML_PAGE})",
@@ -330,7 +338,7 @@ def make_server(
     sock = bind(host, port)
     # uvicorn's access log is replaced by the app's own line per request.
     return AsgiServer(
-        _StaticApp(root),
+        app,
         sock,
         limits=limits,
         access_log=False,
@@ -346,13 +354,22 @@ def serve(
     *,
     limits: ServeLimits | None = None,
     ready: Callable[[str], None] | None = None,
+    upload_users: Path | None = None,
+    upload_max_bytes: int | None = None,
 ) -> None:
     """Serve the wheelhouse in ``root`` until SIGINT or SIGTERM (or ``shutdown()``).
 
     ``ready`` is called with the index URL once the socket is listening. Signal handlers are
     installed only in the main thread, and restored on return.
     """
-    server = make_server(root, host, port, limits=limits)
+    server = make_server(
+        root,
+        host,
+        port,
+        limits=limits,
+        upload_users=upload_users,
+        upload_max_bytes=upload_max_bytes,
+    )
     try:
         logger.info("serving %s at %s", root, server.url)
         if ready is not None:

@@ -1,0 +1,152 @@
+"""A private index on disk: a wheelhouse directory that uploads are added to, one at a time.
+
+The directory is an ordinary wheelhouse (a ``wheelhouse.json`` manifest, the files, a
+``simple/`` index with PEP 658 metadata), so ``wheelhouse serve DIR`` and the proxy's local
+wheelhouses serve it as they serve any other. An upload takes the index's lock, refuses a
+file name that exists, hard-links the checked file into place (which fails if the name was
+taken meanwhile), and rewrites the manifest and the index pages, each atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import filelock
+from packaging.utils import NormalizedName, canonicalize_name
+
+from wheelhouse._base.files import write_atomic
+from wheelhouse.errors import UploadRefusedError
+from wheelhouse.house.index import INDEX_DIR, JSON_PAGE, write_index
+from wheelhouse.house.manifest import (
+    GENERATOR,
+    MANIFEST_NAME,
+    Downloaded,
+    FileRecord,
+    Inputs,
+    Manifest,
+    Sha256,
+    read_manifest,
+)
+from wheelhouse.upload.checks import CheckedUpload
+
+__all__ = ["UPLOAD_SOURCE", "PrivateIndex"]
+
+logger = logging.getLogger(__name__)
+
+# The origin's "source" of an uploaded file in the manifest.
+UPLOAD_SOURCE = "upload"
+_LOCK_NAME = ".upload.lock"
+_TEMP_DIR = ".upload-tmp"
+_LOCK_TIMEOUT = 60.0  # seconds an upload waits for another to be written
+
+
+class PrivateIndex:
+    """The private index in ``root``; created (empty) when it does not exist."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.temp_dir = root / _TEMP_DIR
+        root.mkdir(parents=True, exist_ok=True)
+        self.temp_dir.mkdir(exist_ok=True)
+        with self._lock():
+            if read_manifest(root) is None:
+                self._publish(_empty_manifest())
+
+    def _lock(self) -> filelock.BaseFileLock:
+        # Not a singleton: each upload in each worker takes the lock for itself.
+        return filelock.FileLock(self.root / _LOCK_NAME, timeout=_LOCK_TIMEOUT, is_singleton=False)
+
+    def has_project(self, name: str) -> bool:
+        """Whether the private index has (or had) files of the project ``name``."""
+        return (self.root / INDEX_DIR / canonicalize_name(name) / JSON_PAGE).is_file()
+
+    def add(self, upload: CheckedUpload, temp: Path) -> None:
+        """Link the checked file at ``temp`` into the index as ``upload.filename``.
+
+        409 when a file of that name exists (files are immutable); ``temp`` is left to the
+        caller either way.
+        """
+        target = self.root / upload.filename
+        try:
+            lock = self._lock()
+            lock.acquire()
+        except filelock.Timeout as exc:
+            raise UploadRefusedError(503, "the index is busy; try again") from exc
+        try:
+            manifest = self._manifest()
+            if any(r.filename == upload.filename for r in manifest.files):
+                raise UploadRefusedError(409, f"file {upload.filename!r} already exists")
+            os.chmod(temp, 0o644)
+            try:
+                os.link(temp, target)  # fails if the name is taken: never replaces a file
+            except FileExistsError as exc:
+                raise UploadRefusedError(409, f"file {upload.filename!r} already exists") from exc
+            record = FileRecord(
+                name=upload.name,
+                version=upload.version,
+                filename=upload.filename,
+                sha256=Sha256(upload.sha256),
+                size=upload.size,
+                kind=upload.kind,
+                origin=Downloaded(url="", source=UPLOAD_SOURCE),
+                requires_python=upload.requires_python,
+            )
+            try:
+                self._publish(dataclasses.replace(manifest, files=(*manifest.files, record)))
+            except BaseException:
+                target.unlink(missing_ok=True)
+                raise
+        finally:
+            lock.release()
+        logger.info(
+            "uploaded %s (%d bytes, sha256 %s)", upload.filename, upload.size, upload.sha256
+        )
+
+    def set_yanked(self, filename: str, reason: str | None) -> FileRecord:
+        """Yank (``reason`` a string, maybe empty) or un-yank (None) one file (PEP 592)."""
+        with self._lock():
+            manifest = self._manifest()
+            for record in manifest.files:
+                if record.filename == filename:
+                    break
+            else:
+                raise UploadRefusedError(404, f"no file {filename!r} on this index")
+            changed = dataclasses.replace(record, yanked=reason)
+            files = tuple(changed if r.filename == filename else r for r in manifest.files)
+            self._publish(dataclasses.replace(manifest, files=files))
+        return changed
+
+    def files_of(self, name: str) -> list[FileRecord]:
+        """The files of project ``name`` on this index."""
+        wanted: NormalizedName = canonicalize_name(name)
+        return [r for r in self._manifest().files if r.name == wanted]
+
+    def _manifest(self) -> Manifest:
+        manifest = read_manifest(self.root)
+        return manifest if manifest is not None else _empty_manifest()
+
+    def _publish(self, manifest: Manifest) -> None:
+        # The pages (and PEP 658 files) first, then the manifest that vouches for them: a
+        # client never follows a link to a file that is not there. The files were checked
+        # when they were uploaded, so they are not hashed again here.
+        files = tuple(sorted(manifest.files, key=lambda r: r.filename))
+        manifest = dataclasses.replace(
+            manifest, files=files, created=datetime.now(UTC).isoformat(timespec="seconds")
+        )
+        write_index(self.root, manifest, verify=False)
+        write_atomic(self.root / MANIFEST_NAME, manifest.to_json().encode(), fsync=True)
+
+
+def _empty_manifest() -> Manifest:
+    return Manifest(
+        generator=GENERATOR,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        inputs=Inputs(files=()),
+        files=(),
+        locks=(),
+        kind="mirror",
+    )
