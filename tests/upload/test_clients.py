@@ -134,7 +134,8 @@ def test_uv_publish_uploads_and_a_second_publish_is_a_conflict(
 
     again = uv_publish(private, wheel)
     assert again.returncode != 0
-    assert f"409 Conflict. Server says: file {wheel.name!r} already exists" in again.stderr
+    said = " ".join(again.stderr.split())  # uv wraps its lines to the terminal's width
+    assert f"409 Conflict. Server says: file {wheel.name!r} already exists" in said
     result_twine = twine_upload(private, wheel)
     assert result_twine.returncode != 0
     assert "409 Conflict" in result_twine.stdout + result_twine.stderr

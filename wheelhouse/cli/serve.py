@@ -12,6 +12,7 @@ from wheelhouse.errors import UsageError
 
 if TYPE_CHECKING:
     from wheelhouse.serve._asgi import ServeLimits
+    from wheelhouse.upload.settings import UploadSettings
 
 # `--upstream` given without a URL: the indexes pip is configured with.
 _PIP_INDEXES = ":pip:"
@@ -136,6 +137,24 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    anonymous_read: Annotated[
+        bool,
+        typer.Option(
+            "--anonymous-read/--no-anonymous-read",
+            help="With --upload: whether reading the server needs no account.",
+        ),
+    ] = True,
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="A TOML file naming the private index, its users and rights, and the "
+            "upstreams (instead of DIR, --upload, --users and --upstream); see "
+            "docs/team-index.md.",
+            show_default=False,
+        ),
+    ] = None,
     max_connections: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(
@@ -154,14 +173,41 @@ def serve(
 
     limits = ServeLimits(header_timeout=header_timeout, max_connections=max_connections)
     given = list(directories or [])
-    if upload != (users is not None):
+    private: UploadSettings | None = None
+    if config is not None:
+        if given or upstream is not None or upload or users is not None:
+            raise UsageError(
+                "--config names the indexes: give no DIR, --upstream, --upload or --users",
+                hint="put them in the configuration file",
+            )
+        from wheelhouse.upload.config import read_config
+
+        configured = read_config(config)
+        private = configured.private
+        if private is None:
+            raise UsageError(f"the configuration {str(config)!r} names no private index")
+        given = [private.directory]
+        upstream = list(configured.upstreams) or None
+    elif upload != (users is not None):
         raise UsageError(
             "--upload and --users go together",
             hint="serve DIR --upload --users FILE (create FILE with 'wheelhouse users add')",
         )
-    if upload and not given:
+    elif upload and not given:
         raise UsageError(
             "--upload needs the private index's directory", hint="serve DIR --upload ..."
+        )
+    elif upload and users is not None:
+        from wheelhouse.upload import settings
+        from wheelhouse.upload.config import tokens_path
+
+        users = users.absolute()
+        private = settings.UploadSettings(
+            directory=given[0].absolute(),
+            users=users,
+            tokens=tokens_path(users),
+            anonymous_read=anonymous_read,
+            max_file=max_upload_size,
         )
     if upstream is None:
         if offline or workers != 1 or store is not None or endpoint_url is not None:
@@ -182,14 +228,13 @@ def serve(
             host,
             port,
             limits=limits,
-            upload_users=users.absolute() if users is not None else None,
-            upload_max_bytes=max_upload_size,
+            upload=private,
             ready=lambda url: typer.echo(f"serving {where} at {url} (Ctrl-C to stop)", err=True),
         )
         return
     _serve_proxy(
         given, upstream, store, endpoint_url, lease_timeout, ttl, offline, timeout, workers,
-        host, port, limits, users if upload else None, max_upload_size,
+        host, port, limits, private,
     )  # fmt: skip
 
 
@@ -206,8 +251,7 @@ def _serve_proxy(
     host: str,
     port: int,
     limits: "ServeLimits",
-    users: Path | None = None,
-    max_upload_size: int | None = None,
+    private: "UploadSettings | None" = None,
 ) -> None:
     from wheelhouse._base._http import strip_credentials
     from wheelhouse._base._pip import index_urls, pip_config
@@ -246,10 +290,10 @@ def _serve_proxy(
         local = cache_root() / "proxy-bucket" / hashlib.sha256(store.encode()).hexdigest()[:16]
     else:
         local = Path(store) if store is not None else cache_root() / "proxy"
-    if users is not None:
+    if private is not None:
         from wheelhouse.upload.store import PrivateIndex
 
-        PrivateIndex(directories[0])  # created before the proxy checks its wheelhouses
+        PrivateIndex(private.directory)  # created before the proxy checks its wheelhouses
     settings = ProxySettings(
         store=local.absolute(),
         bucket=bucket,
@@ -261,9 +305,7 @@ def _serve_proxy(
         offline=offline,
         timeout=timeout,
         pip_config=config,
-        upload=directories[0].absolute() if users is not None else None,
-        users=users.absolute() if users is not None else None,
-        upload_max_bytes=max_upload_size,
+        upload=private.to_json() if private is not None else None,
     )
     serve_proxy(
         settings,

@@ -63,3 +63,30 @@ def users_list(users: UsersFile) -> None:
 
     for name in Accounts(users).names():
         typer.echo(name)
+
+
+@users_app.command("token")
+def users_token(
+    name: Annotated[str, typer.Argument(help="The user the token acts for.")],
+    users: UsersFile,
+    index: Annotated[
+        str,
+        typer.Option(
+            "--index",
+            help="The index the token is for: the name in the --config file, or 'private' "
+            "for 'serve DIR --upload'.",
+        ),
+    ] = "private",
+) -> None:
+    """Make an API token (printed once, stored hashed next to FILE as FILE.tokens).
+
+    Upload with it as the user __token__: twine upload -u __token__ -p TOKEN.
+    """
+    from wheelhouse.upload.accounts import Accounts, new_token
+    from wheelhouse.upload.config import tokens_path
+
+    if name not in Accounts(users).names():
+        raise UsageError(f"no user {name!r} in {str(users)!r}", hint="add it with 'users add'")
+    token = new_token(tokens_path(users), name, index)
+    typer.echo(token)
+    typer.echo(f"made a token of {name} for the index {index!r} (shown only now)", err=True)

@@ -99,10 +99,8 @@ class ProxySettings:
     bucket: str | None = None
     endpoint_url: str | None = None
     lease_timeout: float = 60.0
-    # A private index taking uploads (also the first of ``local``), and its users' file.
-    upload: Path | None = None
-    users: Path | None = None
-    upload_max_bytes: int | None = None
+    # A private index taking uploads (also the first of ``local``): UploadSettings' JSON.
+    upload: str | None = None
 
     @property
     def key(self) -> str:
@@ -115,8 +113,6 @@ class ProxySettings:
         data["store"] = str(self.store)
         data["local"] = [str(p) for p in self.local]
         data["pip_config"] = dict(self.pip_config)
-        data["upload"] = None if self.upload is None else str(self.upload)
-        data["users"] = None if self.users is None else str(self.users)
         return json.dumps(data)
 
     @classmethod
@@ -133,9 +129,7 @@ class ProxySettings:
             bucket=data.get("bucket"),
             endpoint_url=data.get("endpoint_url"),
             lease_timeout=float(data.get("lease_timeout", 60.0)),
-            upload=Path(data["upload"]) if data.get("upload") else None,
-            users=Path(data["users"]) if data.get("users") else None,
-            upload_max_bytes=data.get("upload_max_bytes"),
+            upload=data.get("upload"),
         )
 
 
@@ -750,11 +744,11 @@ def create_app(settings: ProxySettings) -> Starlette:
     ]
     app = Starlette(routes=routes)
     app.state.proxy = proxy
-    if settings.upload is not None and settings.users is not None:
-        from wheelhouse.upload.app import UploadApp, upload_options
+    if settings.upload is not None:
+        from wheelhouse.upload.app import UploadApp
+        from wheelhouse.upload.settings import UploadSettings
 
-        options = upload_options(settings.upload, settings.users, settings.upload_max_bytes)
-        app.add_middleware(UploadApp, **options)
+        app.add_middleware(UploadApp, settings=UploadSettings.from_json(settings.upload))
     return app
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 from packaging.utils import canonicalize_name
@@ -20,6 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wheelhouse.errors import InvalidWheelhouseError
 from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
 from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind
+
+if TYPE_CHECKING:
+    from wheelhouse.upload.settings import UploadSettings
 
 __all__ = ["make_server", "negotiate", "serve"]
 
@@ -316,20 +320,19 @@ def make_server(
     port: int = 8000,
     *,
     limits: ServeLimits | None = None,
-    upload_users: Path | None = None,
-    upload_max_bytes: int | None = None,
+    upload: UploadSettings | None = None,
 ) -> AsgiServer:
     """A server for the wheelhouse in ``root``, bound but not yet serving.
 
     Run ``serve_forever()`` (in a thread, for tests) and stop it with ``shutdown()``;
-    port 0 picks a free port (see ``.url``). With ``upload_users`` (an htpasswd file),
-    ``root`` is a private index those users upload to (created when it does not exist).
+    port 0 picks a free port (see ``.url``). With ``upload``, ``root`` is a private index
+    that takes uploads (created when it does not exist).
     """
     app: ASGIApp = _StaticApp(root)
-    if upload_users is not None:
+    if upload is not None:
         from wheelhouse.upload.app import with_uploads
 
-        app = with_uploads(app, root, upload_users, upload_max_bytes)
+        app = with_uploads(app, upload)
     if not (root / INDEX_DIR / HTML_PAGE).is_file():
         raise InvalidWheelhouseError(
             f"{str(root)!r} has no package index ({INDEX_DIR}/{HTML_PAGE})",
@@ -354,8 +357,7 @@ def serve(
     *,
     limits: ServeLimits | None = None,
     ready: Callable[[str], None] | None = None,
-    upload_users: Path | None = None,
-    upload_max_bytes: int | None = None,
+    upload: UploadSettings | None = None,
 ) -> None:
     """Serve the wheelhouse in ``root`` until SIGINT or SIGTERM (or ``shutdown()``).
 
@@ -367,8 +369,7 @@ def serve(
         host,
         port,
         limits=limits,
-        upload_users=upload_users,
-        upload_max_bytes=upload_max_bytes,
+        upload=upload,
     )
     try:
         logger.info("serving %s at %s", root, server.url)

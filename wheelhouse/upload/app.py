@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from http import HTTPStatus
-from pathlib import Path
-from typing import Any
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,9 +14,10 @@ from wheelhouse.errors import UploadRefusedError
 from wheelhouse.upload.accounts import REALM, Accounts
 from wheelhouse.upload.checks import check_upload
 from wheelhouse.upload.form import FormLimits, read_form
+from wheelhouse.upload.settings import UploadSettings
 from wheelhouse.upload.store import PrivateIndex
 
-__all__ = ["UPLOAD_PATHS", "UploadApp", "upload_options", "with_uploads"]
+__all__ = ["UPLOAD_PATHS", "UploadApp", "with_uploads"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,51 +26,48 @@ UPLOAD_PATHS = frozenset({"/", "/legacy/"})
 
 
 class UploadApp:
-    """``app`` with uploads to ``index`` by the users of ``accounts``."""
+    """``app`` with uploads to the private index of ``settings``, and its read rights."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        index: PrivateIndex,
-        accounts: Accounts,
-        limits: FormLimits | None = None,
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, settings: UploadSettings) -> None:
         self.app = app
-        self.index = index
-        self.accounts = accounts
-        self.limits = limits or FormLimits()
+        self.settings = settings
+        self.index = PrivateIndex(settings.directory)
+        self.accounts = Accounts(settings.users, settings.tokens)
+        max_file = settings.max_file
+        self.limits = FormLimits() if max_file is None else FormLimits(max_file=max_file)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or scope["path"] not in UPLOAD_PATHS
-        ):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if scope["method"] != "POST" or scope["path"] not in UPLOAD_PATHS:
+            if not self.settings.anonymous_read and scope["path"] != "/-/health":
+                try:
+                    await self._authenticate(headers)
+                except UploadRefusedError as exc:
+                    await _answer(scope, send, HTTPStatus(exc.status), exc.message, "-")
+                    return
+            await self.app(scope, receive, send)
+            return
         user = "-"
         try:
-            user = await anyio.to_thread.run_sync(
-                self.accounts.authenticate, headers.get("authorization")
-            )
+            user = await self._authenticate(headers)
+            uploaders = self.settings.uploaders
+            if uploaders is not None and user not in uploaders:
+                raise UploadRefusedError(
+                    403, f"user {user!r} may not upload to the index {self.settings.name!r}"
+                )
             await self._upload(headers, receive)
             status, line = HTTPStatus.OK, "OK"
         except UploadRefusedError as exc:
             status, line = HTTPStatus(exc.status), exc.message
-        answer = [(b"content-type", b"text/plain; charset=utf-8")]
-        if status == HTTPStatus.UNAUTHORIZED:
-            answer.append((b"www-authenticate", f'Basic realm="{REALM}"'.encode()))
-        if status != HTTPStatus.OK:
-            # The body may not have been read: the connection is not reused.
-            answer.append((b"connection", b"close"))
-        body = (line.replace("\n", " ") + "\n").encode()
-        client = (scope.get("client") or ("-",))[0]
-        # The user's name only: never the Authorization header.
-        logger.info('%s "POST %s" %d %s: %s', client, scope["path"], status, user, line)
-        await send({"type": "http.response.start", "status": status, "headers": answer})
-        await send({"type": "http.response.body", "body": body})
+        await _answer(scope, send, status, line, user)
+
+    async def _authenticate(self, headers: dict[str, str]) -> str:
+        return await anyio.to_thread.run_sync(
+            self.accounts.authenticate, headers.get("authorization"), self.settings.name
+        )
 
     async def _upload(self, headers: dict[str, str], receive: Receive) -> None:
         length = headers.get("content-length")
@@ -89,6 +85,23 @@ class UploadApp:
             form.path.unlink(missing_ok=True)
 
 
+async def _answer(scope: Scope, send: Send, status: HTTPStatus, line: str, user: str) -> None:
+    """One line of text as the answer; the request logged with the user's name (never the
+    Authorization header)."""
+    answer = [(b"content-type", b"text/plain; charset=utf-8")]
+    if status == HTTPStatus.UNAUTHORIZED:
+        answer.append((b"www-authenticate", f'Basic realm="{REALM}"'.encode()))
+    if status != HTTPStatus.OK:
+        # The body may not have been read: the connection is not reused.
+        answer.append((b"connection", b"close"))
+    body = (line.replace("\n", " ") + "\n").encode()
+    client = (scope.get("client") or ("-",))[0]
+    method = scope["method"]
+    logger.info('%s "%s %s" %d %s: %s', client, method, scope["path"], status, user, line)
+    await send({"type": "http.response.start", "status": status, "headers": answer})
+    await send({"type": "http.response.body", "body": body if method != "HEAD" else b""})
+
+
 async def _body(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message: Message = await receive()
@@ -99,15 +112,6 @@ async def _body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-def upload_options(directory: Path, users: Path, max_bytes: int | None = None) -> dict[str, Any]:
-    """``UploadApp``'s keyword arguments for the private index in ``directory``; uploaded
-    files may be ``max_bytes`` long (default: ``FormLimits.max_file``)."""
-    limits = FormLimits() if max_bytes is None else FormLimits(max_file=max_bytes)
-    return {"index": PrivateIndex(directory), "accounts": Accounts(users), "limits": limits}
-
-
-def with_uploads(
-    app: ASGIApp, directory: Path, users: Path, max_bytes: int | None = None
-) -> ASGIApp:
-    """``app`` taking uploads into the private index in ``directory`` from ``users``."""
-    return UploadApp(app, **upload_options(directory, users, max_bytes))
+def with_uploads(app: ASGIApp, settings: UploadSettings) -> ASGIApp:
+    """``app`` taking uploads into the private index of ``settings``."""
+    return UploadApp(app, settings=settings)
