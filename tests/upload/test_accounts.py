@@ -4,9 +4,7 @@ user without the upload right, reads that need an account, the configuration fil
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -26,20 +24,10 @@ from tests.upload.conftest import (
     post,
     snapshot,
     upload_fields,
+    users_cli,
 )
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
-
-
-def users_cli(*args: str | os.PathLike[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wheelhouse", "users", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def make_token(users_file: Path, user: str, index: str) -> str:

@@ -3,6 +3,7 @@ server's own app: a POST to the upload path is answered here, anything else pass
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from http import HTTPStatus
@@ -12,17 +13,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wheelhouse.errors import UploadRefusedError
 from wheelhouse.upload.accounts import REALM, Accounts
-from wheelhouse.upload.checks import check_upload
+from wheelhouse.upload.checks import check_upload, safe_filename
 from wheelhouse.upload.form import FormLimits, read_form
 from wheelhouse.upload.settings import UploadSettings
 from wheelhouse.upload.store import PrivateIndex
 
-__all__ = ["UPLOAD_PATHS", "UploadApp", "with_uploads"]
+__all__ = ["UPLOAD_PATHS", "YANK_PATH", "UploadApp", "with_uploads"]
 
 logger = logging.getLogger(__name__)
 
 # Where clients post: "/" (twine's --repository-url of the server) and "/legacy/" (PyPI's).
-UPLOAD_PATHS = frozenset({"/", "/legacy/"})
+YANK_PATH = "/-/yank"
+UPLOAD_PATHS = frozenset({"/", "/legacy/", YANK_PATH})
+_MAX_YANK_BODY = 64 * 1024
 
 
 class UploadApp:
@@ -58,8 +61,12 @@ class UploadApp:
                 raise UploadRefusedError(
                     403, f"user {user!r} may not upload to the index {self.settings.name!r}"
                 )
-            await self._upload(headers, receive)
-            status, line = HTTPStatus.OK, "OK"
+            if scope["path"] == YANK_PATH:
+                line = await self._yank(headers, receive, user)
+            else:
+                await self._upload(headers, receive, user)
+                line = "OK"
+            status = HTTPStatus.OK
         except UploadRefusedError as exc:
             status, line = HTTPStatus(exc.status), exc.message
         await _answer(scope, send, status, line, user)
@@ -69,7 +76,33 @@ class UploadApp:
             self.accounts.authenticate, headers.get("authorization"), self.settings.name
         )
 
-    async def _upload(self, headers: dict[str, str], receive: Receive) -> None:
+    async def _yank(self, headers: dict[str, str], receive: Receive, user: str) -> str:
+        """``POST /-/yank`` with a JSON body ``{"filename": F, "yanked": true|false,
+        "reason": R}``: PEP 592, of the user's own upload."""
+        body = bytearray()
+        async for chunk in _body(receive):
+            body += chunk
+            if len(body) > _MAX_YANK_BODY:
+                raise UploadRefusedError(413, f"a yank request is at most {_MAX_YANK_BODY} bytes")
+        try:
+            data = json.loads(body)
+            filename, yanked = data["filename"], data["yanked"]
+            reason = data.get("reason", "")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UploadRefusedError(
+                400, 'the body must be JSON {"filename": ..., "yanked": true|false, "reason": ...}'
+            ) from exc
+        if not isinstance(filename, str) or not isinstance(yanked, bool):
+            raise UploadRefusedError(400, "'filename' must be a string, 'yanked' true or false")
+        if not isinstance(reason, str) or len(reason) > 1000:
+            raise UploadRefusedError(400, "'reason' must be a string of at most 1000 characters")
+        safe_filename(filename)
+        await anyio.to_thread.run_sync(
+            self.index.set_yanked, filename, reason if yanked else None, user
+        )
+        return f"{'yanked' if yanked else 'un-yanked'} {filename}"
+
+    async def _upload(self, headers: dict[str, str], receive: Receive, user: str) -> None:
         length = headers.get("content-length")
         most = self.limits.max_file + self.limits.max_fields
         if length is not None and length.isdigit() and int(length) > most:
@@ -80,7 +113,7 @@ class UploadApp:
         assert form.path is not None
         try:
             checked = await anyio.to_thread.run_sync(check_upload, form)
-            await anyio.to_thread.run_sync(self.index.add, checked, form.path)
+            await anyio.to_thread.run_sync(self.index.add, checked, form.path, user)
         finally:
             form.path.unlink(missing_ok=True)
 

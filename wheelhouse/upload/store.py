@@ -10,6 +10,7 @@ taken meanwhile), and rewrites the manifest and the index pages, each atomically
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 # The origin's "source" of an uploaded file in the manifest.
 UPLOAD_SOURCE = "upload"
 _LOCK_NAME = ".upload.lock"
+_OWNERS_NAME = ".uploaders.json"  # filename -> the user who uploaded it (yanks are theirs)
 _TEMP_DIR = ".upload-tmp"
 _LOCK_TIMEOUT = 60.0  # seconds an upload waits for another to be written
 
@@ -64,7 +66,7 @@ class PrivateIndex:
         """Whether the private index has (or had) files of the project ``name``."""
         return (self.root / INDEX_DIR / canonicalize_name(name) / JSON_PAGE).is_file()
 
-    def add(self, upload: CheckedUpload, temp: Path) -> None:
+    def add(self, upload: CheckedUpload, temp: Path, user: str | None = None) -> None:
         """Link the checked file at ``temp`` into the index as ``upload.filename``.
 
         409 when a file of that name exists (files are immutable); ``temp`` is left to the
@@ -96,6 +98,10 @@ class PrivateIndex:
                 requires_python=upload.requires_python,
             )
             try:
+                if user is not None:
+                    owners = self._owners()
+                    owners[upload.filename] = user
+                    write_atomic(self.root / _OWNERS_NAME, _json(owners), fsync=True)
                 self._publish(dataclasses.replace(manifest, files=(*manifest.files, record)))
             except BaseException:
                 target.unlink(missing_ok=True)
@@ -106,8 +112,12 @@ class PrivateIndex:
             "uploaded %s (%d bytes, sha256 %s)", upload.filename, upload.size, upload.sha256
         )
 
-    def set_yanked(self, filename: str, reason: str | None) -> FileRecord:
-        """Yank (``reason`` a string, maybe empty) or un-yank (None) one file (PEP 592)."""
+    def set_yanked(self, filename: str, reason: str | None, user: str | None = None) -> FileRecord:
+        """Yank (``reason`` a string, maybe empty) or un-yank (None) one file (PEP 592).
+
+        Given ``user``, only a file that user uploaded (403 otherwise); without, any file
+        (the server's owner, at its directory).
+        """
         with self._lock():
             manifest = self._manifest()
             for record in manifest.files:
@@ -115,6 +125,11 @@ class PrivateIndex:
                     break
             else:
                 raise UploadRefusedError(404, f"no file {filename!r} on this index")
+            owner = self._owners().get(filename)
+            if user is not None and owner != user:
+                raise UploadRefusedError(
+                    403, f"{filename!r} was not uploaded by {user!r}: only its uploader yanks it"
+                )
             changed = dataclasses.replace(record, yanked=reason)
             files = tuple(changed if r.filename == filename else r for r in manifest.files)
             self._publish(dataclasses.replace(manifest, files=files))
@@ -124,6 +139,13 @@ class PrivateIndex:
         """The files of project ``name`` on this index."""
         wanted: NormalizedName = canonicalize_name(name)
         return [r for r in self._manifest().files if r.name == wanted]
+
+    def _owners(self) -> dict[str, str]:
+        try:
+            data = json.loads((self.root / _OWNERS_NAME).read_bytes())
+        except FileNotFoundError:
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
     def _manifest(self) -> Manifest:
         manifest = read_manifest(self.root)
@@ -139,6 +161,10 @@ class PrivateIndex:
         )
         write_index(self.root, manifest, verify=False)
         write_atomic(self.root / MANIFEST_NAME, manifest.to_json().encode(), fsync=True)
+
+
+def _json(data: dict[str, str]) -> bytes:
+    return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
 
 
 def _empty_manifest() -> Manifest:
