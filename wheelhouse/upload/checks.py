@@ -7,7 +7,8 @@ import hmac
 import tarfile
 import zipfile
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
+from email.message import Message
+from email.parser import BytesParser
 from pathlib import Path
 
 from packaging.utils import (
@@ -48,6 +49,8 @@ class CheckedUpload:
     size: int
     requires_python: str | None
     summary: str | None
+    description: str | None = None  # the readme, as the uploader gave it (never trusted)
+    description_type: str | None = None  # its Description-Content-Type
 
 
 def _bad(line: str) -> UploadRefusedError:
@@ -101,7 +104,7 @@ def check_upload(form: UploadForm) -> CheckedUpload:
         if kind == "wheel"
         else _sdist_metadata(form.path, filename, form.size)
     )
-    headers = BytesHeaderParser().parsebytes(metadata)
+    headers = BytesParser().parsebytes(metadata)
     meta_name, meta_version = str(headers.get("Name", "")), str(headers.get("Version", ""))
     if canonicalize_name(meta_name) != name or _version(meta_version) != version:
         raise _bad(
@@ -119,7 +122,18 @@ def check_upload(form: UploadForm) -> CheckedUpload:
         size=form.size,
         requires_python=requires_python,
         summary=summary,
+        description=_description(headers),
+        description_type=str(headers.get("Description-Content-Type", "")).strip() or None,
     )
+
+
+def _description(headers: Message) -> str | None:
+    """The readme: METADATA's body (2.1 and later), else its Description header."""
+    body = headers.get_payload()
+    if isinstance(body, str) and body.strip():
+        return body
+    value = headers.get("Description")
+    return str(value) if value else None
 
 
 def _version(text: str) -> Version | None:

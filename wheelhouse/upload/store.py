@@ -13,15 +13,18 @@ import dataclasses
 import json
 import logging
 import os
+import sqlite3
 from datetime import UTC, datetime
+from email.parser import BytesParser
 from pathlib import Path
 
 import filelock
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import UploadRefusedError
-from wheelhouse.house.index import INDEX_DIR, JSON_PAGE, write_index
+from wheelhouse.house.index import INDEX_DIR, JSON_PAGE, METADATA_SUFFIX, write_index
 from wheelhouse.house.manifest import (
     GENERATOR,
     MANIFEST_NAME,
@@ -32,6 +35,7 @@ from wheelhouse.house.manifest import (
     Sha256,
     read_manifest,
 )
+from wheelhouse.upload.catalog import Catalog
 from wheelhouse.upload.checks import CheckedUpload
 
 __all__ = ["UPLOAD_SOURCE", "PrivateIndex"]
@@ -43,7 +47,8 @@ UPLOAD_SOURCE = "upload"
 _LOCK_NAME = ".upload.lock"
 _OWNERS_NAME = ".uploaders.json"  # filename -> the user who uploaded it (yanks are theirs)
 _TEMP_DIR = ".upload-tmp"
-_LOCK_TIMEOUT = 60.0  # seconds an upload waits for another to be written
+_LOCK_TIMEOUT = 60.0
+_MAX_METADATA = 4 * 1024 * 1024  # seconds an upload waits for another to be written
 
 
 class PrivateIndex:
@@ -52,11 +57,36 @@ class PrivateIndex:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.temp_dir = root / _TEMP_DIR
+        self.catalog = Catalog(root)
         root.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(exist_ok=True)
         with self._lock():
             if read_manifest(root) is None:
                 self._publish(_empty_manifest())
+            if not self.catalog.path.exists():
+                self._fill_catalog()
+
+    def _fill_catalog(self) -> None:
+        """The catalog of an index that has none (made before it, or removed): each project's
+        summary and readme from the METADATA of its newest wheel."""
+        newest: dict[str, FileRecord] = {}
+        for record in self._manifest().files:
+            if record.kind != "wheel":
+                continue
+            known = newest.get(record.name)
+            if known is None or _version_key(record.version) > _version_key(known.version):
+                newest[record.name] = record
+        for name, record in sorted(newest.items()):
+            try:
+                metadata = (self.root / (record.filename + METADATA_SUFFIX)).read_bytes()
+            except OSError:
+                continue
+            headers = BytesParser().parsebytes(metadata[:_MAX_METADATA])
+            summary = str(headers.get("Summary", "")).strip() or None
+            kind = str(headers.get("Description-Content-Type", "")).strip() or None
+            body = headers.get_payload()
+            description = body if isinstance(body, str) and body.strip() else None
+            self.catalog.put(name, summary, description, kind)
 
     def _lock(self) -> filelock.BaseFileLock:
         # Not a singleton: each upload in each worker takes the lock for itself.
@@ -106,6 +136,12 @@ class PrivateIndex:
             except BaseException:
                 target.unlink(missing_ok=True)
                 raise
+            try:
+                self.catalog.put(
+                    upload.name, upload.summary, upload.description, upload.description_type
+                )
+            except sqlite3.Error as exc:  # the index has the file; only the browse page lags
+                logger.warning("cannot update the catalog of %s: %s", self.root, exc)
         finally:
             lock.release()
         logger.info(
@@ -135,6 +171,10 @@ class PrivateIndex:
             self._publish(dataclasses.replace(manifest, files=files))
         return changed
 
+    def records(self) -> tuple[FileRecord, ...]:
+        """Every file of the index."""
+        return self._manifest().files
+
     def files_of(self, name: str) -> list[FileRecord]:
         """The files of project ``name`` on this index."""
         wanted: NormalizedName = canonicalize_name(name)
@@ -161,6 +201,13 @@ class PrivateIndex:
         )
         write_index(self.root, manifest, verify=False)
         write_atomic(self.root / MANIFEST_NAME, manifest.to_json().encode(), fsync=True)
+
+
+def _version_key(version: str) -> tuple[int, Version]:
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, Version("0"))
 
 
 def _json(data: dict[str, str]) -> bytes:
