@@ -193,4 +193,33 @@ def test_a_private_name_is_never_served_from_upstream(
         result_pip = run([*argv, "--index-url", proxy.url, "team-pkg"], env=offline_env())
         assert result_pip.ok, result_pip.stdout + result_pip.stderr
         assert _installed(python)["team-pkg"] == "1.0"
-        assert upstream.count("/team_pkg-9.0-py3-none-any.whl", prefix=True) == 0
+        assert upstream.count("/files/team_pkg-9.0-py3-none-any.whl") == 0
+        assert upstream.count("/files/other_pkg-1.0-py3-none-any.whl") == 0  # not installed
+
+
+def test_a_reserved_name_is_never_served_from_upstream_even_before_an_upload(
+    tmp_path: Path, users_file: Path, start_serve: StartServe, cli: Any
+) -> None:
+    public = tmp_path / "public"
+    make_wheel(public, "secret-pkg", "9.0")  # the name, taken upstream by someone else
+    make_wheel(public, "other-pkg", "1.0")
+    result = cli("reserve", "Secret_Pkg", "--dir", tmp_path / "private")
+    assert (result.exit_code, result.stderr) == (
+        0,
+        f"reserved secret-pkg on {tmp_path / 'private'}\n",
+    )
+    with IndexServer(public) as upstream:
+        upstream.json_pages = True
+        proxy = start_serve(
+            tmp_path / "private", "--upload", "--users", users_file,
+            "--upstream", upstream.url, "--store", tmp_path / "store",
+        )  # fmt: skip
+        page = _page(proxy, "secret-pkg")
+        assert (page["files"], page["versions"]) == ([], [])
+        assert _page(proxy, "other-pkg")["files"][0]["filename"] == "other_pkg-1.0-py3-none-any.whl"
+        wheel = make_wheel(tmp_path / "dists", "secret-pkg", "1.0")
+        result_twine = twine_upload(proxy, wheel)
+        assert result_twine.returncode == 0, result_twine.stdout + result_twine.stderr
+        assert [f["filename"] for f in _page(proxy, "secret-pkg")["files"]] == [wheel.name]
+        assert upstream.count("/simple/secret-pkg/") == 0
+        assert upstream.count("/simple/other-pkg/") >= 1  # the counter sees the proxy's asks

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sqlite3
 from datetime import UTC, datetime
 from email.parser import BytesParser
@@ -23,8 +24,16 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from wheelhouse._base.files import write_atomic
-from wheelhouse.errors import UploadRefusedError
-from wheelhouse.house.index import INDEX_DIR, JSON_PAGE, METADATA_SUFFIX, write_index
+from wheelhouse.errors import UploadRefusedError, UsageError
+from wheelhouse.house.index import (
+    INDEX_DIR,
+    JSON_PAGE,
+    METADATA_SUFFIX,
+    render_index,
+    render_project,
+    render_root,
+    write_if_changed,
+)
 from wheelhouse.house.manifest import (
     GENERATOR,
     MANIFEST_NAME,
@@ -46,6 +55,9 @@ logger = logging.getLogger(__name__)
 UPLOAD_SOURCE = "upload"
 _LOCK_NAME = ".upload.lock"
 _OWNERS_NAME = ".uploaders.json"  # filename -> the user who uploaded it (yanks are theirs)
+_RESERVED_NAME = ".reserved.json"  # names reserved before any upload
+# PEP 508's name, as the Simple API's project pages accept it.
+_PROJECT = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,198}[A-Za-z0-9])?")
 _TEMP_DIR = ".upload-tmp"
 _LOCK_TIMEOUT = 60.0
 _MAX_METADATA = 4 * 1024 * 1024  # seconds an upload waits for another to be written
@@ -171,6 +183,25 @@ class PrivateIndex:
             self._publish(dataclasses.replace(manifest, files=files))
         return changed
 
+    def reserved(self) -> set[NormalizedName]:
+        """The names reserved on this index (kept from upstream before any upload)."""
+        try:
+            data = json.loads((self.root / _RESERVED_NAME).read_bytes())
+        except FileNotFoundError:
+            return set()
+        return {canonicalize_name(str(n)) for n in data} if isinstance(data, list) else set()
+
+    def reserve(self, name: str) -> NormalizedName:
+        """Reserve ``name``: from now on it is this index's, with or without files."""
+        if not _PROJECT.fullmatch(name):
+            raise UsageError(f"{name!r} is not a valid project name")
+        wanted = canonicalize_name(name)
+        with self._lock():
+            names = sorted(self.reserved() | {wanted})
+            write_atomic(self.root / _RESERVED_NAME, _json_list(names), fsync=True)
+            self._publish(self._manifest())
+        return wanted
+
     def records(self) -> tuple[FileRecord, ...]:
         """Every file of the index."""
         return self._manifest().files
@@ -199,7 +230,17 @@ class PrivateIndex:
         manifest = dataclasses.replace(
             manifest, files=files, created=datetime.now(UTC).isoformat(timespec="seconds")
         )
-        write_index(self.root, manifest, verify=False)
+        # Not write_index: it prunes the pages of projects without files, and a reserved name's
+        # empty page must never be missing, not even for a moment (upstream would answer).
+        # Nothing is pruned here: files of a private index are never removed.
+        rendered = render_index(self.root, manifest, verify=False)
+        names = {r.name for r in manifest.files}
+        reserved = self.reserved() - names
+        for name in sorted(reserved):
+            rendered.update(render_project(name, []))
+        rendered.update(render_root(sorted(names | reserved)))  # the root last
+        for relative, data in rendered.items():
+            write_if_changed(self.root / relative, data)
         write_atomic(self.root / MANIFEST_NAME, manifest.to_json().encode(), fsync=True)
 
 
@@ -208,6 +249,10 @@ def _version_key(version: str) -> tuple[int, Version]:
         return (1, Version(version))
     except InvalidVersion:
         return (0, Version("0"))
+
+
+def _json_list(data: list[NormalizedName]) -> bytes:
+    return (json.dumps(data, indent=1) + "\n").encode()
 
 
 def _json(data: dict[str, str]) -> bytes:
