@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,16 @@ class ServeProcess:
     @property
     def log(self) -> str:
         return "".join(self.lines)
+
+    def logged(self, text: str, timeout: float = 30.0) -> bool:
+        """Whether ``text`` reaches the log within ``timeout`` seconds (it is read by a
+        thread, so a line the server wrote may not be here yet)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     @property
     def base(self) -> str:

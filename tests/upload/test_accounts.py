@@ -73,7 +73,7 @@ def test_an_api_token_uploads_as_its_user(
     )
     assert (status, text) == (200, "OK\n")
     assert (tmp_path / "private" / wheel.name).read_bytes() == wheel.read_bytes()
-    assert f'"POST /" 200 {USER}: OK' in server.log
+    assert server.logged(f'"POST /" 200 {USER}: OK'), server.log
     assert token not in server.log
 
 

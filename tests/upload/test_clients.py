@@ -99,7 +99,7 @@ def test_twine_uploads_then_pip_and_uv_install_through_the_server(
         assert (root / path.name).read_bytes() == path.read_bytes()
     promised = linked_files(root)  # pages, hashes and PEP 658 files agree with the bytes
     assert sorted(promised) == sorted(p.name for p in (wheel, sdist, dep))
-    assert f'POST /" 200 {USER}: OK' in private.log
+    assert private.logged(f'POST /" 200 {USER}: OK'), private.log
     assert PASSWORD not in private.log
 
     python = make_venv("pip", with_pip=False)
@@ -108,7 +108,7 @@ def test_twine_uploads_then_pip_and_uv_install_through_the_server(
     assert result_pip.ok, result_pip.stdout + result_pip.stderr
     installed = _installed(python)
     assert (installed["team-pkg"], installed["team-dep"]) == ("1.0", "0.3")
-    assert 'GET /team_pkg-1.0-py3-none-any.whl.metadata HTTP/1.1" 200' in private.log
+    assert private.logged('GET /team_pkg-1.0-py3-none-any.whl.metadata HTTP/1.1" 200'), private.log
 
     uv_python = make_venv("uv", with_pip=False)
     uv_argv = [*find_uv(), "pip", "install", "--no-config", "--cache-dir", tmp_path / "uvc"]
@@ -151,7 +151,7 @@ def test_twine_with_a_wrong_password_is_refused_and_nothing_is_stored(
     assert "401 Unauthorized" in result.stdout + result.stderr
     assert not (tmp_path / "private" / wheel.name).exists()
     assert not (tmp_path / "private" / "simple" / "team-pkg").exists()
-    assert '"POST /" 401 -: wrong user name or password' in private.log
+    assert private.logged('"POST /" 401 -: wrong user name or password'), private.log
     assert "not the password" not in private.log
 
 
