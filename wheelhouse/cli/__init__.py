@@ -20,6 +20,7 @@ import typer
 from wheelhouse.cli import build, install, house, publish, serve, cache, bundle, mirror  # noqa: F401
 from wheelhouse.cli import provenance  # noqa: F401
 from wheelhouse.cli import audit  # noqa: F401
+from wheelhouse.cli import reserve, users, yank  # noqa: F401
 
 # isort: on
 from wheelhouse._base._subprocess import stop_all

@@ -23,6 +23,7 @@ from wheelhouse.errors import InvalidWheelhouseError, UsageError
 
 if TYPE_CHECKING:
     from wheelhouse.serve._asgi import ServeLimits
+    from wheelhouse.upload.settings import UploadSettings
 
 # `--upstream` given without a URL: the indexes pip is configured with.
 _PIP_INDEXES = ":pip:"
@@ -119,6 +120,53 @@ def serve(
             "before its connection is closed.",
         ),
     ] = 10.0,
+    upload: Annotated[
+        bool,
+        typer.Option(
+            "--upload",
+            help="The (first) DIR is a private index that accepts uploads from twine and "
+            "'uv publish' by the users of --users; it is created when it does not exist. "
+            "With --upstream, its projects are never served from upstream.",
+        ),
+    ] = False,
+    users: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--users",
+            metavar="FILE",
+            help="With --upload: the htpasswd file (bcrypt entries) of the users who may "
+            "upload; manage it with 'wheelhouse users'.",
+            show_default=False,
+        ),
+    ] = None,
+    max_upload_size: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--max-upload-size",
+            min=1,
+            metavar="BYTES",
+            help="With --upload: the largest file accepted (413 past it) [default: 1 GiB].",
+            show_default=False,
+        ),
+    ] = None,
+    anonymous_read: Annotated[
+        bool,
+        typer.Option(
+            "--anonymous-read/--no-anonymous-read",
+            help="With --upload: whether reading the server needs no account.",
+        ),
+    ] = True,
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="A TOML file naming the private index, its users and rights, and the "
+            "upstreams (instead of DIR, --upload, --users and --upstream); see "
+            "docs/team-index.md.",
+            show_default=False,
+        ),
+    ] = None,
     max_connections: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(
@@ -136,6 +184,42 @@ def serve(
 
     limits = ServeLimits(header_timeout=header_timeout, max_connections=max_connections)
     given = list(directories or [])
+    private: UploadSettings | None = None
+    if config is not None:
+        if given or upstream is not None or upload or users is not None:
+            raise UsageError(
+                "--config names the indexes: give no DIR, --upstream, --upload or --users",
+                hint="put them in the configuration file",
+            )
+        from wheelhouse.upload.config import read_config
+
+        configured = read_config(config)
+        private = configured.private
+        if private is None:
+            raise UsageError(f"the configuration {str(config)!r} names no private index")
+        given = [private.directory]
+        upstream = list(configured.upstreams) or None
+    elif upload != (users is not None):
+        raise UsageError(
+            "--upload and --users go together",
+            hint="serve DIR --upload --users FILE (create FILE with 'wheelhouse users add')",
+        )
+    elif upload and not given:
+        raise UsageError(
+            "--upload needs the private index's directory", hint="serve DIR --upload ..."
+        )
+    elif upload and users is not None:
+        from wheelhouse.upload import settings
+        from wheelhouse.upload.config import tokens_path
+
+        users = users.absolute()
+        private = settings.UploadSettings(
+            directory=given[0].absolute(),
+            users=users,
+            tokens=tokens_path(users),
+            anonymous_read=anonymous_read,
+            max_file=max_upload_size,
+        )
     if upstream is None:
         proxy_only = _given(ctx, _PROXY_ONLY)
         if proxy_only:
@@ -152,13 +236,15 @@ def serve(
         from wheelhouse.serve.static import serve as run_serve
 
         where = wheelhouse_dir(given[0] if given else None)
-        _check_servable(where)
+        if private is None:  # a private index's directory is made by its first upload
+            _check_servable(where)
         with _log_as_a_server():
             run_serve(
                 where,
                 host,
                 port,
                 limits=limits,
+                upload=private,
                 ready=lambda url: typer.echo(
                     f"serving {where} at {url} (Ctrl-C to stop)", err=True
                 ),
@@ -167,7 +253,7 @@ def serve(
     with _log_as_a_server():
         _serve_proxy(
             given, upstream, store, endpoint_url, lease_timeout, ttl, offline, timeout,
-            workers, host, port, limits,
+            workers, host, port, limits, private,
         )  # fmt: skip
 
 
@@ -273,6 +359,7 @@ def _serve_proxy(
     host: str,
     port: int,
     limits: "ServeLimits",
+    private: "UploadSettings | None" = None,
 ) -> None:
     from wheelhouse._base._http import strip_credentials
     from wheelhouse._base._pip import index_urls, pip_config
@@ -311,6 +398,10 @@ def _serve_proxy(
         local = cache_root() / "proxy-bucket" / hashlib.sha256(store.encode()).hexdigest()[:16]
     else:
         local = Path(store) if store is not None else cache_root() / "proxy"
+    if private is not None:
+        from wheelhouse.upload.store import PrivateIndex
+
+        PrivateIndex(private.directory)  # created before the proxy checks its wheelhouses
     settings = ProxySettings(
         store=local.absolute(),
         bucket=bucket,
@@ -322,6 +413,7 @@ def _serve_proxy(
         offline=offline,
         timeout=timeout,
         pip_config=config,
+        upload=private.to_json() if private is not None else None,
     )
     serve_proxy(
         settings,

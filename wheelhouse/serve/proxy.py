@@ -117,6 +117,8 @@ class ProxySettings:
     bucket: str | None = None
     endpoint_url: str | None = None
     lease_timeout: float = 60.0
+    # A private index taking uploads (also the first of ``local``): UploadSettings' JSON.
+    upload: str | None = None
 
     @property
     def key(self) -> str:
@@ -145,6 +147,7 @@ class ProxySettings:
             bucket=data.get("bucket"),
             endpoint_url=data.get("endpoint_url"),
             lease_timeout=float(data.get("lease_timeout", 60.0)),
+            upload=data.get("upload"),
         )
 
 
@@ -918,6 +921,11 @@ def create_app(settings: ProxySettings) -> Starlette:
     ]
     app = Starlette(routes=routes)
     app.state.proxy = proxy
+    if settings.upload is not None:
+        from wheelhouse.upload.app import UploadApp
+        from wheelhouse.upload.settings import UploadSettings
+
+        app.add_middleware(UploadApp, settings=UploadSettings.from_json(settings.upload))
     return app
 
 

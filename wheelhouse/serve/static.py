@@ -12,18 +12,21 @@ from collections.abc import Callable
 from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 from starlette.datastructures import Headers
 from starlette.responses import FileResponse, Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wheelhouse.audit.query import MAX_QUERY_BYTES, QUERY_PATH, answer_query
 from wheelhouse.errors import InvalidWheelhouseError, WheelhouseError
 from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
 from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind
+
+if TYPE_CHECKING:
+    from wheelhouse.upload.settings import UploadSettings
 
 __all__ = ["make_server", "negotiate", "serve"]
 
@@ -388,12 +391,19 @@ def make_server(
     port: int = 8000,
     *,
     limits: ServeLimits | None = None,
+    upload: UploadSettings | None = None,
 ) -> AsgiServer:
     """A server for the wheelhouse in ``root``, bound but not yet serving.
 
     Run ``serve_forever()`` (in a thread, for tests) and stop it with ``shutdown()``;
-    port 0 picks a free port (see ``.url``).
+    port 0 picks a free port (see ``.url``). With ``upload``, ``root`` is a private index
+    that takes uploads (created when it does not exist).
     """
+    app: ASGIApp = _StaticApp(root)
+    if upload is not None:
+        from wheelhouse.upload.app import with_uploads
+
+        app = with_uploads(app, upload)
     if not (root / INDEX_DIR / HTML_PAGE).is_file():
         raise InvalidWheelhouseError(
             f"{str(root)!r} has no package index ({INDEX_DIR}/{HTML_PAGE})",
@@ -402,7 +412,7 @@ def make_server(
     sock = bind(host, port)
     # uvicorn's access log is replaced by the app's own line per request.
     return AsgiServer(
-        _StaticApp(root),
+        app,
         sock,
         limits=limits,
         access_log=False,
@@ -418,13 +428,20 @@ def serve(
     *,
     limits: ServeLimits | None = None,
     ready: Callable[[str], None] | None = None,
+    upload: UploadSettings | None = None,
 ) -> None:
     """Serve the wheelhouse in ``root`` until SIGINT or SIGTERM (or ``shutdown()``).
 
     ``ready`` is called with the index URL once the socket is listening. Signal handlers are
     installed only in the main thread, and restored on return.
     """
-    server = make_server(root, host, port, limits=limits)
+    server = make_server(
+        root,
+        host,
+        port,
+        limits=limits,
+        upload=upload,
+    )
     try:
         if ready is not None:  # the caller says where it serves, once
             ready(server.url)
