@@ -7,11 +7,9 @@ import hashlib
 import html
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 import zlib
@@ -122,33 +120,36 @@ class Run:
     peak_rss: int  # bytes
 
 
+# The run is measured from a small parent of its own: a child forked from the test's worker
+# would start with the worker's resident pages, and ru_maxrss would count them.
+_MEASURED = """
+import resource, subprocess, sys
+limit = int(sys.argv[2])
+def cap():
+    if limit:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+code = subprocess.run(sys.argv[3:], stdin=subprocess.DEVNULL, preexec_fn=cap).returncode
+open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
+
+
 def run_measured(argv: list[str], tmp_path: Path, *, max_file_bytes: int | None = None) -> Run:
-    """``argv`` in a child process, with its own peak RSS (os.wait4) and optionally a cap on
-    the size of any file it writes (so that old code copying an endless file fails early
-    instead of filling the disk)."""
-
-    def limits() -> None:
-        if max_file_bytes is not None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
-
-    stdout, stderr = tmp_path / "run.stdout", tmp_path / "run.stderr"
+    """``argv`` in a child process, with its own peak RSS and optionally a cap on the size of
+    any file it writes (so that old code copying an endless file fails early instead of
+    filling the disk)."""
+    stdout, stderr, report = tmp_path / "run.stdout", tmp_path / "run.stderr", tmp_path / "rss"
     env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    measured = [sys.executable, "-c", _MEASURED, str(report), str(max_file_bytes or 0), *argv]
     with stdout.open("wb") as out, stderr.open("wb") as err:
-        process = subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, preexec_fn=limits
+        process = subprocess.run(
+            measured, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=300
         )
-        killer = threading.Timer(300, process.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            killer.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)
     return Run(
         process.returncode,
         stdout.read_text(errors="replace"),
         stderr.read_text(errors="replace"),
-        usage.ru_maxrss * 1024,
+        int(report.read_text()) * 1024,
     )
 
 
