@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,11 @@ from packaging.version import InvalidVersion, Version
 
 from wheelhouse.house.index import API_VERSION
 from wheelhouse.serve._upstream import UpstreamFile
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
+# json.dumps with arguments makes a new encoder per call: one made once encodes 15,000 files
+# a page without that cost. Same output as json.dumps(separators=..., ensure_ascii=False).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 __all__ = ["Listed", "file_path", "render_html", "render_json", "root_html", "root_json"]
 
@@ -37,7 +43,12 @@ class Listed:
 
 def file_path(project: str, sha256: str, filename: str) -> str:
     """The proxy path of a file: content-addressed, the filename last for clients' sake."""
-    return f"/files/{quote(project)}/{sha256}/{quote(filename)}"
+    return f"/files/{_quoted(project)}/{sha256}/{_quoted(filename)}"
+
+
+def _quoted(name: str) -> str:
+    # quote() leaves these characters alone; most names have no other (15,000 calls a page).
+    return name if _UNRESERVED.fullmatch(name) else quote(name)
 
 
 def _href(project: str, listed: Listed) -> str:
@@ -81,7 +92,7 @@ def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] |
 
 
 def _dumps(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def render_html(project: str, files: Sequence[Listed]) -> bytes:

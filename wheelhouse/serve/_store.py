@@ -32,7 +32,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -111,8 +111,12 @@ class PageRecord:
             "versions": list(page.versions) if page.versions is not None else None,
             "etag": page.etag,
             "last_modified": page.last_modified,
-            # Credentials are added back per host by the HTTP client: none on disk.
-            "files": [{**f.to_json(), "url": strip_credentials(f.url)} for f in self.page.files],
+            # Credentials are added back per host by the HTTP client: none on disk. (A URL
+            # without "@" has none: most of 15,000 URLs need no urlsplit.)
+            "files": [
+                {**f.to_json(), "url": strip_credentials(f.url)} if "@" in f.url else f.to_json()
+                for f in self.page.files
+            ],
         }
 
     @classmethod
@@ -525,6 +529,25 @@ class Store:
             return None
         self._metadata_hashes[sha256] = value
         return value
+
+    def metadata_sha256s(self, sha256s: Iterable[str]) -> dict[str, str]:
+        """``metadata_sha256`` of many wheels at once (those with METADATA stored): each of
+        the folders is looked at once, not once per wheel (15,000 stat calls a page)."""
+        listed: dict[str, frozenset[str]] = {}
+        found: dict[str, str] = {}
+        for sha256 in sha256s:
+            known = self._metadata_hashes.get(sha256)
+            if known is None:
+                prefix = sha256[:2]
+                names = listed.get(prefix)
+                if names is None:
+                    names = listed[prefix] = self._listed_metadata(prefix)
+                if f"{sha256}.sha256" not in names:
+                    continue
+                known = self.metadata_sha256(sha256)
+            if known is not None:
+                found[sha256] = known
+        return found
 
     def _listed_metadata(self, prefix: str) -> frozenset[str]:
         directory = self._metadata / prefix

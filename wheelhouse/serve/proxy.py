@@ -10,6 +10,7 @@ import ctypes
 import dataclasses
 import functools
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -73,6 +74,11 @@ _MAX_FILENAME = 255  # a file name is only compared with the page's, but has no 
 # of its threads and a stored wheel waited 23 s behind them.
 _UPSTREAM_THREADS = 32
 _LOCAL_THREADS = 16
+# Connections kept open per upstream host: one per upstream thread, and as many again for the
+# downloads (a thread each, outside that bound). With 16, uv's burst of concurrent pages made
+# the pool discard a connection 20-30 times a run ("Connection pool is full"), and every
+# discarded one cost the next request a new TCP and TLS handshake.
+_UPSTREAM_CONNECTIONS = 2 * _UPSTREAM_THREADS
 # How long upstream's "no such project" is believed (at most the page TTL), and for how many
 # names: 50 clients asking for a name nobody has must not make 50 upstream requests.
 _ABSENT_TTL = 60.0
@@ -99,6 +105,15 @@ LOG_CONFIG: dict[str, Any] = {
     },
 }
 _ACCEPTABLE = f"acceptable types: {JSON_TYPE}, {HTML_TYPE}, text/html\n"
+# Where pages point clients: file URLs are absolute, built from the request's Host (and from
+# X-Forwarded-Proto, -Host and -Prefix when a trusted front sends them), because pip joins
+# every relative link of a page (0.6-0.8 s of its CPU for 37 wheels). A Host that is not a
+# plain name, address or [IPv6] with an optional port makes the page relative again: it is
+# never written into a page as given.
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+_PREFIX = re.compile(r"(?:/[A-Za-z0-9._~-]+)*")
+_RELATIVE = {"json": b'"url":"../../files/', "html": b'href="../../files/'}  # as _render writes
+_MARKER_COUNTS = 1024  # renderings whose number of file links this process remembers
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,9 @@ class ProxySettings:
     bucket: str | None = None
     endpoint_url: str | None = None
     lease_timeout: float = 60.0
+    # Peers whose X-Forwarded-Proto/-Host/-Prefix say how clients reach the proxy (uvicorn's
+    # --forwarded-allow-ips): comma-separated addresses or networks, or "*".
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @property
     def key(self) -> str:
@@ -145,6 +163,7 @@ class ProxySettings:
             bucket=data.get("bucket"),
             endpoint_url=data.get("endpoint_url"),
             lease_timeout=float(data.get("lease_timeout", 60.0)),
+            forwarded_allow_ips=str(data.get("forwarded_allow_ips", "127.0.0.1")),
         )
 
 
@@ -166,6 +185,69 @@ def _open_store(settings: ProxySettings, client: HttpClient, stats: Stats) -> St
         objects=objects,
         lease_timeout=settings.lease_timeout,
     )
+
+
+@dataclass(frozen=True)
+class Fronts:
+    """The peers trusted to say how clients reach the proxy (a TLS front, a path prefix)."""
+
+    everyone: bool
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Fronts:
+        """``text`` as ``--forwarded-allow-ips`` takes it: addresses or networks, or ``*``."""
+        networks = []
+        for item in (part.strip() for part in text.split(",")):
+            if not item:
+                continue
+            if item == "*":
+                return cls(True, ())
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise UsageError(
+                    f"--forwarded-allow-ips: {item!r} is not an IP address or network",
+                    hint="give addresses or networks separated by commas (127.0.0.1,10.0.0.0/8), "
+                    "or * to trust every peer",
+                ) from None
+        return cls(False, tuple(networks))
+
+    def trust(self, peer: str | None) -> bool:
+        if self.everyone:
+            return True
+        if peer is None:
+            return False
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:  # a Unix socket's peer, or no address at all
+            return False
+        return any(address in network for network in self.networks)
+
+
+def base_url(request: Request, fronts: Fronts) -> str | None:
+    """The URL clients reach the proxy's root by, without a trailing slash, from the request's
+    Host (and a trusted front's X-Forwarded-Proto, -Host and -Prefix); None when what they
+    say is not a plain scheme, host and path, so pages stay relative."""
+    headers = request.headers
+    scheme: str = request.scope.get("scheme", "http")
+    host = headers.get("host")
+    prefix = ""
+    if fronts.trust(request.client.host if request.client else None):
+        scheme = _first(headers.get("x-forwarded-proto")) or scheme
+        host = _first(headers.get("x-forwarded-host")) or host
+        prefix = (_first(headers.get("x-forwarded-prefix")) or "").rstrip("/")
+    scheme = scheme.lower()
+    if scheme not in ("http", "https") or not host or not _HOST.fullmatch(host):
+        return None
+    if not _PREFIX.fullmatch(prefix):
+        return None
+    return f"{scheme}://{host}{prefix}"
+
+
+def _first(value: str | None) -> str | None:
+    """The first of a header's comma-separated values (the front nearest the client)."""
+    return value.split(",", 1)[0].strip() if value else None
 
 
 class _Unavailable(Exception):
@@ -213,7 +295,7 @@ class _Proxy:
         if settings.upstreams:
             config["index-url"] = settings.upstreams[0]
             config["extra-index-url"] = " ".join(settings.upstreams[1:])
-        self.client = HttpClient(config, pool_size=16)
+        self.client = HttpClient(config, pool_size=_UPSTREAM_CONNECTIONS)
         self.store = _open_store(settings, self.client, self.stats)
         self.store.on_stored = self._check_metadata
         self._render_locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -231,6 +313,10 @@ class _Proxy:
         # took 0.2 s of CPU a request, and 20 cold clients asked it at once.
         self._rendered: dict[tuple[str, str], tuple[tuple[float, int], bytes]] = {}
         self._generation: dict[str, int] = {}
+        self.fronts = Fronts.parse(settings.forwarded_allow_ips)
+        # How many file links each rendering on disk holds (by its identity), so a page sent
+        # with absolute links has its Content-Length without reading it twice.
+        self._markers: dict[tuple[int, int, int, int], int] = {}
 
     # -- who answers --------------------------------------------------------------------
 
@@ -456,6 +542,11 @@ class _Proxy:
 
     # -- pages as served ----------------------------------------------------------------
 
+    def rebase(self, request: Request, chosen: str) -> _Rebase | None:
+        """How the page this request gets makes its file links absolute; None: relative."""
+        base = base_url(request, self.fronts)
+        return None if base is None else _Rebase(_FORMS[chosen], base, self._markers)
+
     async def page(self, project: str, chosen: str) -> _Page:
         """``project``'s page as ``chosen``. An upstream's page is rendered once per version
         of its stored record (and again when a METADATA hash becomes known) into the store,
@@ -536,6 +627,10 @@ class _Proxy:
 
     def listed(self, listing: _Listing) -> list[Listed]:
         files = []
+        stored_metadata: dict[str, str] = {}
+        if listing.local is None:
+            wheels = (f.sha256 for f in listing.files if f.sha256 and f.is_wheel)
+            stored_metadata = self.store.metadata_sha256s(wheels)
         for file in listing.files:
             sha256 = file.sha256
             if sha256 is None or not _SHA256.fullmatch(sha256):
@@ -548,8 +643,7 @@ class _Proxy:
                 # (we serve its file then), else "true" (PEP 658 allows a bare true).
                 given = file.core_metadata
                 upstream = given.get("sha256") if isinstance(given, dict) else None
-                stored = None if listing.local else self.store.metadata_sha256(sha256)
-                metadata = stored or upstream or True
+                metadata = stored_metadata.get(sha256) or upstream or True
             if file.size is None and listing.local is None and self.store.has_file(sha256):
                 file = dataclasses.replace(file, size=self.store.file_path(sha256).stat().st_size)
             files.append(Listed(file, sha256, metadata))
@@ -841,7 +935,7 @@ def create_app(settings: ProxySettings) -> Starlette:
             if exc.status >= 500:
                 proxy.stats.add(errors=1)
             return PlainTextResponse(f"{exc.reason}\n", exc.status)
-        return _served_page(request, served, chosen)
+        return _served_page(request, served, chosen, proxy.rebase(request, chosen))
 
     async def file(request: Request) -> Response:
         raw = request.path_params["project"]
@@ -944,8 +1038,10 @@ def _stored(path: Path, filename: str) -> Response:
     return FileResponse(path, media_type=media or "application/octet-stream")
 
 
-def _served_page(request: Request, page: _Page, chosen: str) -> Response:
-    etag = f'"{page.etag}"'
+def _served_page(
+    request: Request, page: _Page, chosen: str, rebase: _Rebase | None = None
+) -> Response:
+    etag = f'"{page.etag}"' if rebase is None else f'"{page.etag}-{rebase.tag}"'
     headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": "max-age=0, must-revalidate"}
     content_type = _CONTENT_TYPES[chosen]
     if chosen == "text/html":
@@ -956,22 +1052,90 @@ def _served_page(request: Request, page: _Page, chosen: str) -> Response:
             os.close(page.fd)
         return Response(status_code=304, headers=headers)
     if page.fd is not None:
-        return _SendFile(page.fd, headers, content_type)
-    return Response(page.body, headers=headers, media_type=content_type)
+        return _SendFile(page.fd, headers, content_type, rebase)
+    assert page.body is not None
+    body = page.body if rebase is None else rebase.whole(page.body)
+    return Response(body, headers=headers, media_type=content_type)
+
+
+class _Rebase:
+    """Makes a page's relative file links (``../../files/``) absolute as it is sent, so the
+    rendering on disk (and the one in memory) serves every host name and front."""
+
+    def __init__(self, form: str, base: str, counts: dict[tuple[int, int, int, int], int]):
+        self.old = _RELATIVE[form]
+        self.new = self.old.replace(b"../..", base.encode("ascii"), 1)
+        self.tag = hashlib.sha256(base.encode()).hexdigest()[:12]  # the ETag differs per base
+        self._counts = counts
+
+    def whole(self, body: bytes) -> bytes:
+        return body.replace(self.old, self.new)
+
+    def chunks(self) -> _Rebaser:
+        return _Rebaser(self.old, self.new)
+
+    def size(self, fd: int, size: int) -> int:
+        """The size of the rendering open at ``fd`` once rebased (its links counted once per
+        rendering and process)."""
+        info = os.fstat(fd)
+        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        count = self._counts.get(identity)
+        if count is None:
+            rebaser = _Rebaser(self.old, self.old)  # counts, changes nothing
+            for offset in range(0, size, _CHUNK):
+                rebaser.feed(os.pread(fd, _CHUNK, offset))
+            count = rebaser.found
+            if len(self._counts) >= _MARKER_COUNTS:
+                self._counts.pop(next(iter(self._counts)))
+            self._counts[identity] = count
+        return size + count * (len(self.new) - len(self.old))
+
+
+class _Rebaser:
+    """Replaces ``old`` with ``new`` in a stream of chunks, also where ``old`` straddles two
+    (``old`` overlaps no copy of itself, so what could begin one is all it holds back)."""
+
+    def __init__(self, old: bytes, new: bytes) -> None:
+        self.old, self.new = old, new
+        self.found = 0
+        self._held = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._held + chunk
+        keep = 0
+        for length in range(min(len(self.old) - 1, len(data)), 0, -1):
+            if self.old.startswith(data[-length:]):
+                keep = length
+                break
+        ready, self._held = data[: len(data) - keep], data[len(data) - keep :]
+        self.found += ready.count(self.old)
+        return ready.replace(self.old, self.new)
+
+    def end(self) -> bytes:
+        held, self._held = self._held, b""
+        return held  # shorter than ``old``: holds none
 
 
 class _SendFile(Response):
     """Sends an open file in chunks, waiting for the client between them, and closes it:
     memory per response stays at one chunk, however big the page and however many clients."""
 
-    def __init__(self, fd: int, headers: Mapping[str, str], media_type: str) -> None:
+    def __init__(
+        self, fd: int, headers: Mapping[str, str], media_type: str, rebase: _Rebase | None = None
+    ) -> None:
         super().__init__(headers=headers, media_type=media_type)
         self._fd = fd
+        self._rebase = rebase
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             size = os.fstat(self._fd).st_size
-            self.headers["content-length"] = str(size)
+            rebaser = None
+            length = size
+            if self._rebase is not None:
+                length = self._rebase.size(self._fd, size)
+                rebaser = self._rebase.chunks()
+            self.headers["content-length"] = str(length)
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             if scope["method"] == "HEAD":
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -982,8 +1146,11 @@ class _SendFile(Response):
                 if not chunk:
                     break  # cannot happen: renderings are never written in place
                 sent += len(chunk)
+                if rebaser is not None:
+                    chunk = rebaser.feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            last = rebaser.end() if rebaser is not None else b""
+            await send({"type": "http.response.body", "body": last, "more_body": False})
         finally:
             os.close(self._fd)
 
@@ -1041,7 +1208,9 @@ def serve_proxy(
     app = create_app(settings)  # checks the settings before we listen, in every mode
     sock = bind(host, port)
     url = index_url(sock, INDEX_DIR)
-    common: dict[str, Any] = {"log_config": LOG_CONFIG, "limits": limits}
+    # uvicorn's own X-Forwarded-* handling is off: the app reads them itself, from the peers
+    # --forwarded-allow-ips names, and needs to see who the peer is (uvicorn replaces it).
+    common: dict[str, Any] = {"log_config": LOG_CONFIG, "limits": limits, "proxy_headers": False}
     with sock:
         logger.info(
             "proxying %s at %s (store %s)",
