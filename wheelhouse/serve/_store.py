@@ -78,6 +78,7 @@ class Stats:
     upstream_bytes: int = 0
     upstream_errors: int = 0
     hash_mismatches: int = 0
+    pages_rendered: int = 0  # renderings made: one per stored page version and form
     errors: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

@@ -111,7 +111,7 @@ _ACCEPTABLE = f"acceptable types: {JSON_TYPE}, {HTML_TYPE}, text/html\n"
 # plain name, address or [IPv6] with an optional port makes the page relative again: it is
 # never written into a page as given.
 _HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
-_PREFIX = re.compile(r"(?:/[A-Za-z0-9._~-]+)*")
+_PREFIX = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+)*")  # no "." or ".." segment
 _RELATIVE = {"json": b'"url":"../../files/', "html": b'href="../../files/'}  # as _render writes
 _MARKER_COUNTS = 1024  # renderings whose number of file links this process remembers
 
@@ -621,6 +621,7 @@ class _Proxy:
         if record is None:
             return None
         chosen = JSON_TYPE if form == "json" else HTML_TYPE
+        self.stats.add(pages_rendered=1)
         return self._render(self._from_record(record), chosen)  # kept on disk, not here
 
     # -- what the pages list --------------------------------------------------------------
