@@ -26,6 +26,7 @@ _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
 # json.dumps with arguments makes a new encoder per call: one made once encodes 15,000 files
 # a page without that cost. Same output as json.dumps(separators=..., ensure_ascii=False).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_string = json.encoder.encode_basestring  # how that encoder writes a str (C, when available)
 
 __all__ = ["Listed", "file_path", "render_html", "render_json", "root_html", "root_json"]
 
@@ -67,6 +68,10 @@ def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] |
         }
     )[:-1]]  # fmt: skip
     for number, listed in enumerate(files):
+        fast = _item_json(project, listed)
+        if fast is not None:
+            pieces.append(b"," + fast if number else fast)
+            continue
         file = listed.file
         item: dict[str, Any] = {
             "filename": file.filename,
@@ -89,6 +94,43 @@ def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] |
         pieces.append(b"," + _dumps(item) if number else _dumps(item))
     pieces.append(b"]}")
     return b"".join(pieces)
+
+
+def _item_json(project: str, listed: Listed) -> bytes | None:
+    """One file's JSON as ``_dumps`` of its dict would give it, written directly (a third of
+    the time, for pages of 15,000 files); None when a value is not of the usual type."""
+    file = listed.file
+    requires, yanked, size, uploaded = (
+        file.requires_python,
+        file.yanked,
+        file.size,
+        file.upload_time,
+    )
+    metadata = listed.metadata
+    if not (
+        type(file.filename) is str
+        and (not requires or type(requires) is str)
+        and (yanked is False or yanked is True or type(yanked) is str)
+        and (size is None or type(size) is int)
+        and (not uploaded or type(uploaded) is str)
+        and (type(metadata) is bool or type(metadata) is str)
+    ):
+        return None
+    text = f'{{"filename":{_string(file.filename)},"url":{_string(_href(project, listed))}'
+    text += f',"hashes":{{"sha256":{_string(listed.sha256)}}}'
+    if requires:
+        text += f',"requires-python":{_string(requires)}'
+    if yanked:
+        text += ',"yanked":' + ("true" if yanked is True else _string(yanked))
+    if size is not None:
+        text += f',"size":{int.__repr__(size)}'
+    if uploaded:
+        text += f',"upload-time":{_string(uploaded)}'
+    if isinstance(metadata, str):
+        text += f',"core-metadata":{{"sha256":{_string(metadata)}}}}}'
+    else:
+        text += ',"core-metadata":' + ("true" if metadata else "false") + "}"
+    return text.encode()
 
 
 def _dumps(value: object) -> bytes:
