@@ -7,8 +7,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from packaging.utils import (
@@ -31,9 +30,9 @@ _string = json.encoder.encode_basestring  # how that encoder writes a str (C, wh
 __all__ = ["Listed", "file_path", "render_html", "render_json", "root_html", "root_json"]
 
 
-@dataclass(frozen=True)
-class Listed:
-    """One file as the proxy lists it: upstream's description plus what the proxy knows."""
+class Listed(NamedTuple):
+    """One file as the proxy lists it: upstream's description plus what the proxy knows.
+    (A tuple: made 15,000 times a page, a frozen dataclass cost three times as much.)"""
 
     file: UpstreamFile
     sha256: str
@@ -53,8 +52,13 @@ def _quoted(name: str) -> str:
 
 
 def _href(project: str, listed: Listed) -> str:
-    # Relative to /simple/<project>/, so the pages work behind any host name or TLS front.
+    # Relative to /simple/<project>/; made absolute, by the host the client asked, as sent.
     return ".." + "/.." + file_path(project, listed.sha256, listed.file.filename)
+
+
+def _hrefs(project: str) -> str:
+    """What every file link of ``project``'s page starts with (``_href`` without the file)."""
+    return f"../../files/{_quoted(project)}/"
 
 
 def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] | None) -> bytes:
@@ -67,8 +71,9 @@ def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] |
             "versions": list(versions) if versions is not None else _versions(files),
         }
     )[:-1]]  # fmt: skip
+    links = _hrefs(project)
     for number, listed in enumerate(files):
-        fast = _item_json(project, listed)
+        fast = _item_json(links, listed)
         if fast is not None:
             pieces.append(b"," + fast if number else fast)
             continue
@@ -96,7 +101,7 @@ def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] |
     return b"".join(pieces)
 
 
-def _item_json(project: str, listed: Listed) -> bytes | None:
+def _item_json(links: str, listed: Listed) -> bytes | None:
     """One file's JSON as ``_dumps`` of its dict would give it, written directly (a third of
     the time, for pages of 15,000 files); None when a value is not of the usual type."""
     file = listed.file
@@ -116,7 +121,8 @@ def _item_json(project: str, listed: Listed) -> bytes | None:
         and (type(metadata) is bool or type(metadata) is str)
     ):
         return None
-    text = f'{{"filename":{_string(file.filename)},"url":{_string(_href(project, listed))}'
+    url = f"{links}{listed.sha256}/{_quoted(file.filename)}"
+    text = f'{{"filename":{_string(file.filename)},"url":{_string(url)}'
     text += f',"hashes":{{"sha256":{_string(listed.sha256)}}}'
     if requires:
         text += f',"requires-python":{_string(requires)}'
