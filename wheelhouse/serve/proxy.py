@@ -188,14 +188,14 @@ def _open_store(settings: ProxySettings, client: HttpClient, stats: Stats) -> St
 
 
 @dataclass(frozen=True)
-class Fronts:
+class _Fronts:
     """The peers trusted to say how clients reach the proxy (a TLS front, a path prefix)."""
 
     everyone: bool
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
     @classmethod
-    def parse(cls, text: str) -> Fronts:
+    def parse(cls, text: str) -> _Fronts:
         """``text`` as ``--forwarded-allow-ips`` takes it: addresses or networks, or ``*``."""
         networks = []
         for item in (part.strip() for part in text.split(",")):
@@ -225,7 +225,7 @@ class Fronts:
         return any(address in network for network in self.networks)
 
 
-def base_url(request: Request, fronts: Fronts) -> str | None:
+def _base_url(request: Request, fronts: _Fronts) -> str | None:
     """The URL clients reach the proxy's root by, without a trailing slash, from the request's
     Host (and a trusted front's X-Forwarded-Proto, -Host and -Prefix); None when what they
     say is not a plain scheme, host and path, so pages stay relative."""
@@ -313,7 +313,7 @@ class _Proxy:
         # took 0.2 s of CPU a request, and 20 cold clients asked it at once.
         self._rendered: dict[tuple[str, str], tuple[tuple[float, int], bytes]] = {}
         self._generation: dict[str, int] = {}
-        self.fronts = Fronts.parse(settings.forwarded_allow_ips)
+        self.fronts = _Fronts.parse(settings.forwarded_allow_ips)
         # How many file links each rendering on disk holds (by its identity), so a page sent
         # with absolute links has its Content-Length without reading it twice.
         self._markers: dict[tuple[int, int, int, int], int] = {}
@@ -544,7 +544,7 @@ class _Proxy:
 
     def rebase(self, request: Request, chosen: str) -> _Rebase | None:
         """How the page this request gets makes its file links absolute; None: relative."""
-        base = base_url(request, self.fronts)
+        base = _base_url(request, self.fronts)
         return None if base is None else _Rebase(_FORMS[chosen], base, self._markers)
 
     async def page(self, project: str, chosen: str) -> _Page:
