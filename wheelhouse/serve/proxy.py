@@ -84,6 +84,10 @@ _UPSTREAM_CONNECTIONS = 2 * _UPSTREAM_THREADS
 _ABSENT_TTL = 60.0
 _ABSENT_NAMES = 10_000
 _GRACE = 1.0  # seconds an upstream call may outlast the deadline its clients were given
+# Seconds a page that gained a METADATA hash waits before it is rendered again: a cold uv run
+# asks the METADATA of one wheel of every project within a second, and rendering its pages
+# again at once (pydantic-core's 15,000 files among them) took the CPU its next pages needed.
+_RERENDER_DELAY = 2.0
 _T = TypeVar("_T")
 _CONTENT_TYPES = {JSON_TYPE: JSON_TYPE, HTML_TYPE: HTML_TYPE, "text/html": "text/html"}
 _FORMS = {JSON_TYPE: "json", HTML_TYPE: "html", "text/html": "html"}  # rendered files
@@ -603,6 +607,7 @@ class _Proxy:
             project = self._rerender.pop()
 
             async def run(project: str = project) -> None:
+                await asyncio.sleep(_RERENDER_DELAY)
                 stamp = self.store.page_stamp(project)
                 if stamp is None:
                     return
