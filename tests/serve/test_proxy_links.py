@@ -255,3 +255,23 @@ def test_links_are_made_absolute_also_where_a_chunk_ends_inside_one() -> None:
         sent = b"".join(parts) + rebaser.end()
         assert sent == page.replace(old, new), size
         assert rebaser.found == 5
+
+
+def test_a_restarted_proxy_finds_a_file_of_a_stored_page_without_asking_upstream(
+    beta: DistFactory, upstream: IndexServer, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    store = tmp_path / "shared"
+    first = start_proxy("--upstream", upstream.url, "--store", store)
+    listed = urls(first, "beta", "x")
+    assert first.stop() == 0
+    second = start_proxy("--upstream", upstream.url, "--store", store)  # nothing parsed yet
+    wheel = next(u for u in listed if u.endswith("beta-1.0-py3-none-any.whl"))
+    path = urlsplit(wheel).path
+    # The sha256 of one file under the name of another is no file of the page.
+    other = path.replace("beta-1.0-py3-none-any.whl", "beta-2.0-py3-none-any.whl")
+    assert ask(second, other, {"Host": "x"})[0] == 404
+    status, _, body = ask(second, path, {"Host": "x"})
+    assert (status, body) == (200, (beta.root / "beta-1.0-py3-none-any.whl").read_bytes())
+    status, _, body = ask(second, path + ".metadata", {"Host": "x"})
+    assert status == 200 and body.startswith(b"Metadata-Version:")
+    assert upstream.count("/simple/beta/") == 1

@@ -289,6 +289,13 @@ class _Listing:
     stamp: float | None = None
 
 
+@dataclass(frozen=True)
+class _Found:
+    """A lookup in a stored page: its file, or None when the page does not list it."""
+
+    file: UpstreamFile | None
+
+
 class _Proxy:
     def __init__(self, settings: ProxySettings) -> None:
         self.settings = settings
@@ -558,13 +565,18 @@ class _Proxy:
         restart."""
         if self._local_dir(project) is None:
             stamp = self.store.page_stamp(project)
+            fresh = None
             if stamp is None:
                 listing = await self.listing(project)  # upstream's answer, now stored
                 stamp = self.store.page_stamp(project)
+                # Rendered from the answer in hand: read back from the store, it was parsed
+                # again whenever other pages had pushed it out of the parsed pages meanwhile
+                # (a cold uv run stores 43,000 files of pages at once; 16,000 are kept).
+                fresh = listing
             else:
                 self._count_page(project, stamp)
             if stamp is not None:
-                return await self._rendered_page(project, _FORMS[chosen], stamp)
+                return await self._rendered_page(project, _FORMS[chosen], stamp, fresh)
         else:
             listing = await self.listing(project)
         body = await self.on_store(self.render_page, listing, chosen)
@@ -577,7 +589,9 @@ class _Proxy:
             self.stats.add(page_stale=1)
             self._revalidate_soon(project)
 
-    async def _rendered_page(self, project: str, form: str, stamp: PageStamp) -> _Page:
+    async def _rendered_page(
+        self, project: str, form: str, stamp: PageStamp, fresh: _Listing | None = None
+    ) -> _Page:
         opened = self.store.open_rendered(project, form, stamp.version)
         if opened is None:
             # One rendering per page and form at a time: 20 clients asking for a new page
@@ -586,7 +600,7 @@ class _Proxy:
             async with lock:
                 opened = self.store.open_rendered(project, form, stamp.version)
                 if opened is None:
-                    body = await self.on_store(self._render_stored, project, form)
+                    body = await self.on_store(self._render_stored, project, form, fresh)
                     if body is not None:  # megabytes for big projects: not on the event loop
                         await self.on_store(
                             self.store.write_rendered, project, form, stamp.version, body
@@ -621,13 +635,18 @@ class _Proxy:
 
             self.spawn(run())
 
-    def _render_stored(self, project: str, form: str) -> bytes | None:
-        record = self.store.read_page(project)
-        if record is None:
-            return None
+    def _render_stored(
+        self, project: str, form: str, fresh: _Listing | None = None
+    ) -> bytes | None:
+        listing = fresh
+        if listing is None:
+            record = self.store.read_page(project)
+            if record is None:
+                return None
+            listing = self._from_record(record)
         chosen = JSON_TYPE if form == "json" else HTML_TYPE
         self.stats.add(pages_rendered=1)
-        return self._render(self._from_record(record), chosen)  # kept on disk, not here
+        return self._render(listing, chosen)  # kept on disk, not here
 
     # -- what the pages list --------------------------------------------------------------
 
@@ -654,6 +673,20 @@ class _Proxy:
                 file = dataclasses.replace(file, size=self.store.file_path(sha256).stat().st_size)
             files.append(Listed(file, sha256, metadata))
         return files
+
+    async def stored_file(self, project: str, sha256: str, filename: str) -> _Found | None:
+        """File ``sha256`` named ``filename`` of ``project``'s page in the store, looked up
+        without parsing the page whole when it is not parsed (a cold uv run asks for the
+        METADATA of a wheel of 40 pages at once, more files than the parsed pages keep);
+        None when no page of ``project`` is stored here or a local wheelhouse answers."""
+        if self._local_dir(project) is not None:
+            return None
+        stamp = self.store.page_stamp(project)
+        if stamp is None:
+            return None
+        self._count_page(project, stamp)
+        found = await self.on_store(self.store.find_file, project, sha256, filename)
+        return _Found(found)
 
     def find(self, listing: _Listing, sha256: str, filename: str) -> UpstreamFile | None:
         for file in listing.files:
@@ -963,14 +996,19 @@ def create_app(settings: ProxySettings) -> Starlette:
             if metadata and proxy.store.metadata_path(sha256).is_file():
                 proxy.stats.add(metadata_hits=1)
                 return _stored(proxy.store.metadata_path(sha256), filename)
-        try:
-            listing = await proxy.listing(project)
-        except _Unavailable as exc:
-            return PlainTextResponse(f"{exc.reason}\n", exc.status)
-        found = proxy.find(listing, sha256, wanted)
+        listing = None
+        stored = await proxy.stored_file(project, sha256, wanted)
+        if stored is not None:
+            found = stored.file
+        else:
+            try:
+                listing = await proxy.listing(project)
+            except _Unavailable as exc:
+                return PlainTextResponse(f"{exc.reason}\n", exc.status)
+            found = proxy.find(listing, sha256, wanted)
         if found is None or (metadata and not found.is_wheel):
             return PlainTextResponse("not found\n", 404)
-        if listing.local is not None:
+        if listing is not None and listing.local is not None:
             path = proxy.local_path(listing, found)
             if path is not None and metadata:
                 path = path.with_name(path.name + ".metadata")
