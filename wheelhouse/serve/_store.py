@@ -562,10 +562,16 @@ class Store:
         the folders is looked at once, not once per wheel (15,000 stat calls a page)."""
         listed: dict[str, frozenset[str]] = {}
         found: dict[str, str] = {}
+        try:  # the folders that exist: asking for each of 256 that does not costs an exception
+            present = frozenset(os.listdir(self._metadata))
+        except FileNotFoundError:
+            present = frozenset()
         for sha256 in sha256s:
             known = self._metadata_hashes.get(sha256)
             if known is None:
                 prefix = sha256[:2]
+                if prefix not in present:
+                    continue
                 names = listed.get(prefix)
                 if names is None:
                     names = listed[prefix] = self._listed_metadata(prefix)
