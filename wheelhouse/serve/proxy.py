@@ -1229,6 +1229,12 @@ def _tame_malloc() -> None:
 def app_from_environment() -> Starlette:
     """The app for a worker process: settings come from ``$WHEELHOUSE_PROXY_SETTINGS``."""
     _tame_malloc()
+    # A worker is a new interpreter (uvicorn spawns them): it shares its DNS lookups as the
+    # command line does, or the burst of connections of a cold start stalls 5 s on lookups
+    # this machine's resolver drops.
+    from wheelhouse._base._dns import share_dns_lookups
+
+    share_dns_lookups()
     text = os.environ.get(SETTINGS_ENV)
     if not text:
         raise UsageError(
