@@ -1077,9 +1077,22 @@ def _absent(project: str) -> str:
     return f"{project} is on none of the upstream indexes"
 
 
+class _StoredFile(FileResponse):
+    # Read on anyio's threads a MiB at a time, not 64 KiB: a warm install of the web-service
+    # set's 15 MB of wheels made 240 thread hops, and took 8x nginx's time on loopback.
+    chunk_size = 1024 * 1024
+
+
 def _stored(path: Path, filename: str) -> Response:
-    media = "text/plain; charset=utf-8" if filename.endswith(".metadata") else None
-    return FileResponse(path, media_type=media or "application/octet-stream")
+    if filename.endswith(".metadata"):
+        # Tens of KB (at most MAX_METADATA, checked when stored), read here in one call:
+        # FileResponse's stat, open, read and close were four thread hops, 2-4 ms a file.
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return PlainTextResponse("not found\n", 404)
+        return Response(data, media_type="text/plain; charset=utf-8")
+    return _StoredFile(path, media_type="application/octet-stream")
 
 
 def _served_page(
