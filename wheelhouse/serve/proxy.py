@@ -1198,8 +1198,11 @@ class _SendFile(Response):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
             sent = 0
+            # A rebased chunk is a new object, not the bytes read: in smaller pieces, so a
+            # client that stops reading holds no more than it did with the page as stored.
+            step = _CHUNK if rebaser is None else _CHUNK // 4
             while sent < size:
-                chunk = os.pread(self._fd, min(_CHUNK, size - sent), sent)
+                chunk = os.pread(self._fd, min(step, size - sent), sent)
                 if not chunk:
                     break  # cannot happen: renderings are never written in place
                 sent += len(chunk)
