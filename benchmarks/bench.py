@@ -649,6 +649,10 @@ def _tail(run: Run, count: int = 20) -> str:
 TARGET_PROXY_COLD = 1.5
 TARGET_PROXY_WARM = 0.75
 TARGET_PROXY_DRY_RUN = 1.0
+# Issue 24: a cold proxy costs uv at most 1.5x going direct; a warm one is no slower than
+# nginx serving the same pages and files from disk (the physical floor), for pip and uv.
+TARGET_PROXY_COLD_UV = 1.5
+TARGET_PROXY_FLOOR = 1.05
 PROXY_CLIENTS = 20
 PROXY_RSS_LIMIT = 100 * 2**20
 PYPI_SIMPLE = "https://pypi.org/simple/"
@@ -839,9 +843,199 @@ def bench_proxy(
     finally:
         server.stop()
 
+    cold_uv = bench_proxy_cold_uv(requirements, rounds, scratch, log)
+    nginx_cases = bench_proxy_floor(requirements, rounds, scratch, log)
     log(f"{label}: {PROXY_CLIENTS} concurrent clients into an empty store")
     concurrent = _concurrent_clients(requirements, scratch, online, log)
-    return [cold, warm, dry_run], concurrent
+    return [cold, warm, dry_run, cold_uv, *nginx_cases], concurrent
+
+
+def _direct_uv_env(work: Path) -> dict[str, str]:
+    """uv straight from the index: no configuration, the CA bundle the index's TLS proxy needs."""
+    env = _direct_env(work)
+    if env.get("PIP_CERT"):
+        env["SSL_CERT_FILE"] = env["PIP_CERT"]
+    return env
+
+
+def _uv_venv(work: Path) -> Path:
+    uv = str(find_uv())
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(work / "venv")], check=True)
+    return work / "venv" / "bin" / "python"
+
+
+def _uv_install(python: Path, requirements: Path, index: str) -> list[str]:
+    return [str(find_uv()), "pip", "install", "--no-cache", "--python", str(python),
+            "-r", str(requirements), "--index-url", index]  # fmt: skip
+
+
+def _requirement_names(requirements: Path) -> list[str]:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    names = []
+    for line in requirements.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.append(str(canonicalize_name(Requirement(line.split(";")[0]).name)))
+    return names
+
+
+def bench_proxy_cold_uv(requirements: Path, rounds: int, scratch: Scratch, log: Any) -> Case:
+    """uv through a cold proxy (a new store each round) vs uv straight from the index."""
+    label = requirements.name
+    online = online_env(scratch.new("proxy-uv-env"), scratch.new("proxy-uv-pip-cache"))
+    case = Case(
+        "proxy cold uv",
+        label,
+        f"uv pip install --no-cache -r {label} --index-url PROXY (empty store)",
+        f"uv pip install --no-cache -r {label} (index {PYPI_SIMPLE}, no uv config)",
+        TARGET_PROXY_COLD_UV,
+    )
+
+    def direct(r: int) -> None:
+        work = scratch.new("proxy-uv-direct")
+        python = _uv_venv(work)
+        run = timed(_uv_install(python, requirements, PYPI_SIMPLE), _direct_uv_env(work))
+        case.baseline.append(run.seconds)
+        log(f"  round {r + 1}: uv straight from the index {run.seconds:6.2f} s")
+
+    def through(r: int) -> None:
+        work = scratch.new("proxy-uv-client")
+        python = _uv_venv(work)
+        server = ProxyServer(PYPI_SIMPLE, scratch.new("proxy-uv-cold-store"), online)
+        try:
+            run = timed(_uv_install(python, requirements, server.url), scrubbed_env(work))
+        finally:
+            server.stop()
+        full = sum(1 for line in server.lines if "Connection pool is full" in line)
+        case.wheelhouse.append(run.seconds)
+        log(f"  round {r + 1}: uv through a cold proxy {run.seconds:6.2f} s "
+            f"({full} upstream connections discarded)")  # fmt: skip
+
+    log(f"{label}: uv through a cold proxy vs uv from the index")
+    alternate(rounds, through, direct)
+    return case
+
+
+NGINX_FLOOR = """
+server {
+  listen 127.0.0.1:8080;
+  types { }
+  default_type application/octet-stream;
+  location /simple/ {
+    root TREE;
+    index index.json;
+    default_type application/vnd.pypi.simple.v1+json;
+  }
+  location ~ "^/files/[^/]+/(([0-9a-f]{2})[0-9a-f]{62})/[^/]+[.]metadata$" {
+    alias METADATA/$2/$1;
+    default_type "text/plain; charset=utf-8";
+  }
+  location ~ "^/files/[^/]+/(([0-9a-f]{2})[0-9a-f]{62})/[^/]+$" {
+    alias FILES/$2/$1;
+  }
+}
+"""
+
+
+def bench_proxy_floor(requirements: Path, rounds: int, scratch: Scratch, log: Any) -> list[Case]:
+    """The warm proxy vs its physical floor: nginx serving the same pages (the proxy's own,
+    file links absolute to nginx) and the same files and METADATA from the same store on
+    disk. pip and uv clients, alternating, in one run."""
+    import urllib.request
+
+    from tests._nginx import Nginx, find_nginx
+
+    binary = find_nginx()
+    if binary is None:
+        raise BenchError("nginx is not installed (Debian: apt-get install nginx-light)")
+    label = requirements.name
+    online = online_env(scratch.new("proxy-floor-env"), scratch.new("proxy-floor-pip-cache"))
+    store = scratch.new("proxy-floor-store")
+    install = ["install", "--no-cache-dir", "--disable-pip-version-check", "-r", str(requirements)]
+    pip_case = Case(
+        "proxy warm / nginx",
+        label + " pip",
+        f"PY -m pip install --no-cache-dir -r {label} --index-url PROXY (warm store)",
+        "the same through nginx serving the proxy's pages and store from disk",
+        TARGET_PROXY_FLOOR,
+    )
+    uv_case = Case(
+        "proxy warm / nginx",
+        label + " uv",
+        f"uv pip install --no-cache -r {label} --index-url PROXY (warm store)",
+        "the same through nginx serving the proxy's pages and store from disk",
+        TARGET_PROXY_FLOOR,
+    )
+
+    def venv(work: Path) -> Path:
+        subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
+        return work / "venv" / "bin" / "python"
+
+    server = ProxyServer(PYPI_SIMPLE, store, online)
+    nginx = None
+    try:
+        log(f"{label}: warming the proxy (pip, then uv)")
+        work = scratch.new("proxy-floor-warm")
+        timed([str(venv(work)), "-m", "pip", *install, "--index-url", server.url],
+              scrubbed_env(work))  # fmt: skip
+        work = scratch.new("proxy-floor-warm-uv")
+        timed(_uv_install(_uv_venv(work), requirements, server.url), scrubbed_env(work))
+        time.sleep(2)  # pages that gained METADATA hashes are rendered again behind
+        (metadata,) = (store / "upstream-metadata").iterdir()  # one upstream list
+        tree = scratch.new("proxy-floor-tree")
+        nginx = Nginx(binary, scratch.new("proxy-floor-nginx"), "")
+        nginx.http_block = (
+            NGINX_FLOOR.replace("TREE", str(tree))
+            .replace("METADATA", str(metadata))
+            .replace("FILES", str(store / "files"))
+        )
+        for name in _requirement_names(requirements):
+            request = urllib.request.Request(
+                f"{server.url}{name}/",
+                headers={"Accept": "application/vnd.pypi.simple.v1+json",
+                         "Host": f"127.0.0.1:{nginx.port}"},
+            )  # fmt: skip
+            with urllib.request.urlopen(request) as response:
+                page = response.read()
+            (tree / "simple" / name).mkdir(parents=True)
+            (tree / "simple" / name / "index.json").write_bytes(page)
+        nginx.start()
+        floor_url = f"{nginx.url}/simple/"
+
+        def pip_run(r: int, index: str, into: list[float], what: str) -> None:
+            work = scratch.new("proxy-floor-pip")
+            python = venv(work)
+            argv = [str(python), "-m", "pip", *install, "--index-url", index]
+            run = timed(argv, scrubbed_env(work), cwd=work)
+            into.append(run.seconds)
+            log(f"  round {r + 1}: pip through {what} {run.seconds:6.2f} s")
+
+        def uv_run(r: int, index: str, into: list[float], what: str) -> None:
+            work = scratch.new("proxy-floor-uv")
+            python = _uv_venv(work)
+            run = timed(_uv_install(python, requirements, index), scrubbed_env(work), cwd=work)
+            into.append(run.seconds)
+            log(f"  round {r + 1}: uv through {what} {run.seconds:6.2f} s")
+
+        log(f"{label}: pip, warm proxy vs nginx")
+        alternate(
+            rounds,
+            lambda r: pip_run(r, server.url, pip_case.wheelhouse, "the warm proxy"),
+            lambda r: pip_run(r, floor_url, pip_case.baseline, "nginx"),
+        )
+        log(f"{label}: uv, warm proxy vs nginx")
+        alternate(
+            rounds,
+            lambda r: uv_run(r, server.url, uv_case.wheelhouse, "the warm proxy"),
+            lambda r: uv_run(r, floor_url, uv_case.baseline, "nginx"),
+        )
+    finally:
+        if nginx is not None:
+            nginx.stop()
+        server.stop()
+    return [pip_case, uv_case]
 
 
 def _concurrent_clients(
@@ -1642,6 +1836,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only the proxy cases: `serve --upstream` vs pip from the index (first --input)",
     )
     parser.add_argument(
+        "--proxy-floor",
+        action="store_true",
+        help="only uv through a cold proxy vs uv from the index, and the warm proxy vs nginx "
+        "serving its pages and store from disk, pip and uv (first --input)",
+    )
+    parser.add_argument(
         "--mirror",
         action="store_true",
         help="only the mirror case: the web-service closure for host + "
@@ -1695,6 +1895,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 result["cases"] = [c.as_json() for c in cases]
                 result["update_size"] = sizes
+            elif args.proxy_floor:
+                requirements = (args.input or DEFAULT_INPUTS)[0].resolve()
+                cases = [bench_proxy_cold_uv(requirements, args.rounds, scratch, log)]
+                cases += bench_proxy_floor(requirements, args.rounds, scratch, log)
+                result["cases"] = [c.as_json() for c in cases]
+                print_cases(cases)
             elif args.proxy:
                 requirements = (args.input or DEFAULT_INPUTS)[0].resolve()
                 cases, concurrent = bench_proxy(requirements, args.rounds, scratch, log)

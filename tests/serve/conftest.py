@@ -64,7 +64,9 @@ class ProxyProcess:
         return self.url.removesuffix("simple/")
 
     def get(self, path: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(self.base + path.lstrip("/"))
+        # A page's file URLs are absolute (by the Host asked): taken as they are.
+        absolute = path.startswith(("http://", "https://"))
+        request = urllib.request.Request(path if absolute else self.base + path.lstrip("/"))
         if accept is not None:
             request.add_header("Accept", accept)
         try:

@@ -15,7 +15,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
@@ -57,7 +57,8 @@ def page(proxy: ProxyProcess, project: str) -> dict[str, Any]:
 
 
 def fetch(proxy: ProxyProcess, project: str, url: str) -> tuple[int, bytes]:
-    status, _, body = proxy.get(urljoin(f"/simple/{project}/", url))
+    # Pages link files absolutely (by the Host asked): the proxy's own URLs either way.
+    status, _, body = proxy.get(urlsplit(urljoin(f"/simple/{project}/", url)).path)
     return status, body
 
 
@@ -100,7 +101,7 @@ def test_pages_are_pep_691_and_503_with_metadata_whose_hash_matches(
     assert wheel["hashes"] == {"sha256": hashlib.sha256(local.read_bytes()).hexdigest()}
     assert wheel["size"] == local.stat().st_size
     assert wheel["upload-time"] == "2026-01-01T00:00:00.000000Z"
-    assert wheel["url"].startswith("../../files/beta/")
+    assert wheel["url"].startswith(f"{proxy.base}files/beta/")  # by the Host asked
     assert wheel["core-metadata"] is True  # served, hash not known before first read
     assert by_name["beta-2.0.tar.gz"]["core-metadata"] is False
     status, metadata = fetch(proxy, "beta", wheel["url"] + ".metadata")
@@ -305,11 +306,10 @@ def test_wrong_upstream_bytes_abort_the_response_and_cache_nothing(
 
 def fetch_raw(proxy: ProxyProcess, project: str, url: str) -> tuple[str, bytes]:
     import http.client
-    from urllib.parse import urlsplit
 
     parts = urlsplit(proxy.base)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
-    path = urljoin(f"/simple/{project}/", url)
+    path = urlsplit(urljoin(f"/simple/{project}/", url)).path
     conn.request("GET", path)
     response = conn.getresponse()
     try:
@@ -479,7 +479,9 @@ def test_clients_reading_a_big_page_slowly_do_not_hold_copies_of_it(
         client = socket.socket()
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         client.connect((host, int(port)))
-        client.sendall(f"GET /simple/huge/ HTTP/1.1\r\nHost: x\r\nAccept: {JSON}\r\n\r\n".encode())
+        # The Host urllib sent: the same page, links and all.
+        request = f"GET /simple/huge/ HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: {JSON}\r\n\r\n"
+        client.sendall(request.encode())
         clients.append(client)
     try:
         assert wait_until(lambda: proxy.log.count('"GET /simple/huge/ HTTP/1.1" 200') == 21)

@@ -109,6 +109,16 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Proxy: worker processes sharing the store.")
     ] = 1,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            "--forwarded-allow-ips",
+            metavar="IPS",
+            help="Proxy: peers (comma-separated addresses or networks, or *) whose "
+            "X-Forwarded-Proto, -Host and -Prefix say how clients reach the proxy; pages "
+            "link files by that URL, else by the request's Host.",
+        ),
+    ] = "127.0.0.1",
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8000,
     header_timeout: Annotated[
@@ -253,7 +263,7 @@ def serve(
     with _log_as_a_server():
         _serve_proxy(
             given, upstream, store, endpoint_url, lease_timeout, ttl, offline, timeout,
-            workers, host, port, limits, private,
+            workers, host, port, limits, private, forwarded_allow_ips,
         )  # fmt: skip
 
 
@@ -266,6 +276,7 @@ _PROXY_ONLY = {
     "ttl": "--ttl",
     "timeout": "--timeout",
     "workers": "--workers",
+    "forwarded_allow_ips": "--forwarded-allow-ips",
 }
 
 
@@ -360,6 +371,7 @@ def _serve_proxy(
     port: int,
     limits: "ServeLimits",
     private: "UploadSettings | None" = None,
+    forwarded_allow_ips: str = "127.0.0.1",
 ) -> None:
     from wheelhouse._base._http import strip_credentials
     from wheelhouse._base._pip import index_urls, pip_config
@@ -414,6 +426,7 @@ def _serve_proxy(
         timeout=timeout,
         pip_config=config,
         upload=private.to_json() if private is not None else None,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
     serve_proxy(
         settings,

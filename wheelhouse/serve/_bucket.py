@@ -109,6 +109,13 @@ class BucketStore(Store):
     def forget_page(self, project: str) -> None:
         self.objects.delete(self._page_key(project))
 
+    def find_file(self, project: str, sha256: str, filename: str) -> UpstreamFile | None:
+        record = self.read_page(project)  # the bucket's page, not this instance's copy
+        if record is None:
+            return None
+        files = record.page.files
+        return next((f for f in files if f.sha256 == sha256 and f.filename == filename), None)
+
     def stored_projects(self) -> list[str]:
         base = f"pages/{self.key}/"
         return sorted(

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from packaging.utils import (
@@ -21,12 +21,18 @@ from packaging.version import InvalidVersion, Version
 from wheelhouse.house.index import API_VERSION
 from wheelhouse.serve._upstream import UpstreamFile
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
+# json.dumps with arguments makes a new encoder per call: one made once encodes 15,000 files
+# a page without that cost. Same output as json.dumps(separators=..., ensure_ascii=False).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_string = json.encoder.encode_basestring  # how that encoder writes a str (C, when available)
+
 __all__ = ["Listed", "file_path", "render_html", "render_json", "root_html", "root_json"]
 
 
-@dataclass(frozen=True)
-class Listed:
-    """One file as the proxy lists it: upstream's description plus what the proxy knows."""
+class Listed(NamedTuple):
+    """One file as the proxy lists it: upstream's description plus what the proxy knows.
+    (A tuple: made 15,000 times a page, a frozen dataclass cost three times as much.)"""
 
     file: UpstreamFile
     sha256: str
@@ -37,12 +43,22 @@ class Listed:
 
 def file_path(project: str, sha256: str, filename: str) -> str:
     """The proxy path of a file: content-addressed, the filename last for clients' sake."""
-    return f"/files/{quote(project)}/{sha256}/{quote(filename)}"
+    return f"/files/{_quoted(project)}/{sha256}/{_quoted(filename)}"
+
+
+def _quoted(name: str) -> str:
+    # quote() leaves these characters alone; most names have no other (15,000 calls a page).
+    return name if _UNRESERVED.fullmatch(name) else quote(name)
 
 
 def _href(project: str, listed: Listed) -> str:
-    # Relative to /simple/<project>/, so the pages work behind any host name or TLS front.
+    # Relative to /simple/<project>/; made absolute, by the host the client asked, as sent.
     return ".." + "/.." + file_path(project, listed.sha256, listed.file.filename)
+
+
+def _hrefs(project: str) -> str:
+    """What every file link of ``project``'s page starts with (``_href`` without the file)."""
+    return f"../../files/{_quoted(project)}/"
 
 
 def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] | None) -> bytes:
@@ -55,7 +71,12 @@ def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] |
             "versions": list(versions) if versions is not None else _versions(files),
         }
     )[:-1]]  # fmt: skip
+    links = _hrefs(project)
     for number, listed in enumerate(files):
+        fast = _item_json(links, listed)
+        if fast is not None:
+            pieces.append(b"," + fast if number else fast)
+            continue
         file = listed.file
         item: dict[str, Any] = {
             "filename": file.filename,
@@ -80,8 +101,46 @@ def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] |
     return b"".join(pieces)
 
 
+def _item_json(links: str, listed: Listed) -> bytes | None:
+    """One file's JSON as ``_dumps`` of its dict would give it, written directly (a third of
+    the time, for pages of 15,000 files); None when a value is not of the usual type."""
+    file = listed.file
+    requires, yanked, size, uploaded = (
+        file.requires_python,
+        file.yanked,
+        file.size,
+        file.upload_time,
+    )
+    metadata = listed.metadata
+    if not (
+        type(file.filename) is str
+        and (not requires or type(requires) is str)
+        and (yanked is False or yanked is True or type(yanked) is str)
+        and (size is None or type(size) is int)
+        and (not uploaded or type(uploaded) is str)
+        and (type(metadata) is bool or type(metadata) is str)
+    ):
+        return None
+    url = f"{links}{listed.sha256}/{_quoted(file.filename)}"
+    text = f'{{"filename":{_string(file.filename)},"url":{_string(url)}'
+    text += f',"hashes":{{"sha256":{_string(listed.sha256)}}}'
+    if requires:
+        text += f',"requires-python":{_string(requires)}'
+    if yanked:
+        text += ',"yanked":' + ("true" if yanked is True else _string(yanked))
+    if size is not None:
+        text += f',"size":{int.__repr__(size)}'
+    if uploaded:
+        text += f',"upload-time":{_string(uploaded)}'
+    if isinstance(metadata, str):
+        text += f',"core-metadata":{{"sha256":{_string(metadata)}}}}}'
+    else:
+        text += ',"core-metadata":' + ("true" if metadata else "false") + "}"
+    return text.encode()
+
+
 def _dumps(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def render_html(project: str, files: Sequence[Listed]) -> bytes:

@@ -82,6 +82,13 @@ _COMMAS_PER_FILE = 16
 _TAIL = 64 * 1024  # the zip end records and, for most wheels, the whole central directory
 _CHUNK = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+# An absolute http(s) URL that urljoin and urldefrag would give back unchanged (no userinfo,
+# params or query): most links of a real page. Taken as it is, it skips three urlsplit calls,
+# which were two thirds of the CPU of parsing pydantic-core's page of 15,000 files.
+_PLAIN_URL = re.compile(
+    r"(?P<url>https?://[A-Za-z0-9.-]+(?::[0-9]+)?/[A-Za-z0-9._~%!$&'()*+,=:@/-]*)"
+    r"(?:#(?P<fragment>[A-Za-z0-9_=-]*))?"
+)
 
 CoreMetadata = bool | dict[str, str]  # False: none; True: available, no hash; else its hashes
 # PEP 792: a project has exactly one status, "active" when the page names none.
@@ -489,6 +496,8 @@ class _Links:
         self._foreign = 0
 
     def resolve(self, base: str, href: str) -> str | None:
+        if _PLAIN_URL.fullmatch(href):
+            return href  # what urljoin would give, http(s) by construction
         resolved = urljoin(base, href)
         scheme = urlsplit(resolved).scheme.lower()
         if scheme in self._allowed:
@@ -530,7 +539,11 @@ class _Links:
 
 def _split_url(url: str) -> tuple[str, dict[str, str]]:
     """The URL without its fragment, and the hash a ``#<algo>=<hex>`` fragment names."""
-    bare, fragment = urldefrag(url)
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain is not None:  # what urldefrag would give
+        bare, fragment = plain["url"], plain["fragment"] or ""
+    else:
+        bare, fragment = urldefrag(url)
     algo, eq, value = fragment.partition("=")
     if eq and algo and value:
         return bare, {algo.lower(): value.lower()}

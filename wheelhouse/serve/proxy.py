@@ -10,6 +10,7 @@ import ctypes
 import dataclasses
 import functools
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -73,11 +74,20 @@ _MAX_FILENAME = 255  # a file name is only compared with the page's, but has no 
 # of its threads and a stored wheel waited 23 s behind them.
 _UPSTREAM_THREADS = 32
 _LOCAL_THREADS = 16
+# Connections kept open per upstream host: one per upstream thread, and as many again for the
+# downloads (a thread each, outside that bound). With 16, uv's burst of concurrent pages made
+# the pool discard a connection 20-30 times a run ("Connection pool is full"), and every
+# discarded one cost the next request a new TCP and TLS handshake.
+_UPSTREAM_CONNECTIONS = 2 * _UPSTREAM_THREADS
 # How long upstream's "no such project" is believed (at most the page TTL), and for how many
 # names: 50 clients asking for a name nobody has must not make 50 upstream requests.
 _ABSENT_TTL = 60.0
 _ABSENT_NAMES = 10_000
 _GRACE = 1.0  # seconds an upstream call may outlast the deadline its clients were given
+# Seconds a page that gained a METADATA hash waits before it is rendered again: a cold uv run
+# asks the METADATA of one wheel of every project within a second, and rendering its pages
+# again at once (pydantic-core's 15,000 files among them) took the CPU its next pages needed.
+_RERENDER_DELAY = 2.0
 _T = TypeVar("_T")
 _CONTENT_TYPES = {JSON_TYPE: JSON_TYPE, HTML_TYPE: HTML_TYPE, "text/html": "text/html"}
 _FORMS = {JSON_TYPE: "json", HTML_TYPE: "html", "text/html": "html"}  # rendered files
@@ -99,6 +109,15 @@ LOG_CONFIG: dict[str, Any] = {
     },
 }
 _ACCEPTABLE = f"acceptable types: {JSON_TYPE}, {HTML_TYPE}, text/html\n"
+# Where pages point clients: file URLs are absolute, built from the request's Host (and from
+# X-Forwarded-Proto, -Host and -Prefix when a trusted front sends them), because pip joins
+# every relative link of a page (0.6-0.8 s of its CPU for 37 wheels). A Host that is not a
+# plain name, address or [IPv6] with an optional port makes the page relative again: it is
+# never written into a page as given.
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+_PREFIX = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+)*")  # no "." or ".." segment
+_RELATIVE = {"json": b'"url":"../../files/', "html": b'href="../../files/'}  # as _render writes
+_MARKER_COUNTS = 1024  # renderings whose number of file links this process remembers
 
 
 @dataclass(frozen=True)
@@ -119,6 +138,9 @@ class ProxySettings:
     lease_timeout: float = 60.0
     # A private index taking uploads (also the first of ``local``): UploadSettings' JSON.
     upload: str | None = None
+    # Peers whose X-Forwarded-Proto/-Host/-Prefix say how clients reach the proxy (uvicorn's
+    # --forwarded-allow-ips): comma-separated addresses or networks, or "*".
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @property
     def key(self) -> str:
@@ -148,6 +170,7 @@ class ProxySettings:
             endpoint_url=data.get("endpoint_url"),
             lease_timeout=float(data.get("lease_timeout", 60.0)),
             upload=data.get("upload"),
+            forwarded_allow_ips=str(data.get("forwarded_allow_ips", "127.0.0.1")),
         )
 
 
@@ -169,6 +192,69 @@ def _open_store(settings: ProxySettings, client: HttpClient, stats: Stats) -> St
         objects=objects,
         lease_timeout=settings.lease_timeout,
     )
+
+
+@dataclass(frozen=True)
+class _Fronts:
+    """The peers trusted to say how clients reach the proxy (a TLS front, a path prefix)."""
+
+    everyone: bool
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> _Fronts:
+        """``text`` as ``--forwarded-allow-ips`` takes it: addresses or networks, or ``*``."""
+        networks = []
+        for item in (part.strip() for part in text.split(",")):
+            if not item:
+                continue
+            if item == "*":
+                return cls(True, ())
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise UsageError(
+                    f"--forwarded-allow-ips: {item!r} is not an IP address or network",
+                    hint="give addresses or networks separated by commas (127.0.0.1,10.0.0.0/8), "
+                    "or * to trust every peer",
+                ) from None
+        return cls(False, tuple(networks))
+
+    def trust(self, peer: str | None) -> bool:
+        if self.everyone:
+            return True
+        if peer is None:
+            return False
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:  # a Unix socket's peer, or no address at all
+            return False
+        return any(address in network for network in self.networks)
+
+
+def _base_url(request: Request, fronts: _Fronts) -> str | None:
+    """The URL clients reach the proxy's root by, without a trailing slash, from the request's
+    Host (and a trusted front's X-Forwarded-Proto, -Host and -Prefix); None when what they
+    say is not a plain scheme, host and path, so pages stay relative."""
+    headers = request.headers
+    scheme: str = request.scope.get("scheme", "http")
+    host = headers.get("host")
+    prefix = ""
+    if fronts.trust(request.client.host if request.client else None):
+        scheme = _first(headers.get("x-forwarded-proto")) or scheme
+        host = _first(headers.get("x-forwarded-host")) or host
+        prefix = (_first(headers.get("x-forwarded-prefix")) or "").rstrip("/")
+    scheme = scheme.lower()
+    if scheme not in ("http", "https") or not host or not _HOST.fullmatch(host):
+        return None
+    if not _PREFIX.fullmatch(prefix):
+        return None
+    return f"{scheme}://{host}{prefix}"
+
+
+def _first(value: str | None) -> str | None:
+    """The first of a header's comma-separated values (the front nearest the client)."""
+    return value.split(",", 1)[0].strip() if value else None
 
 
 class _Unavailable(Exception):
@@ -206,6 +292,13 @@ class _Listing:
     stamp: float | None = None
 
 
+@dataclass(frozen=True)
+class _Found:
+    """A lookup in a stored page: its file, or None when the page does not list it."""
+
+    file: UpstreamFile | None
+
+
 class _Proxy:
     def __init__(self, settings: ProxySettings) -> None:
         self.settings = settings
@@ -216,7 +309,7 @@ class _Proxy:
         if settings.upstreams:
             config["index-url"] = settings.upstreams[0]
             config["extra-index-url"] = " ".join(settings.upstreams[1:])
-        self.client = HttpClient(config, pool_size=16)
+        self.client = HttpClient(config, pool_size=_UPSTREAM_CONNECTIONS)
         self.store = _open_store(settings, self.client, self.stats)
         self.store.on_stored = self._check_metadata
         self._render_locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -234,6 +327,10 @@ class _Proxy:
         # took 0.2 s of CPU a request, and 20 cold clients asked it at once.
         self._rendered: dict[tuple[str, str], tuple[tuple[float, int], bytes]] = {}
         self._generation: dict[str, int] = {}
+        self.fronts = _Fronts.parse(settings.forwarded_allow_ips)
+        # How many file links each rendering on disk holds (by its identity), so a page sent
+        # with absolute links has its Content-Length without reading it twice.
+        self._markers: dict[tuple[int, int, int, int], int] = {}
 
     # -- who answers --------------------------------------------------------------------
 
@@ -459,6 +556,11 @@ class _Proxy:
 
     # -- pages as served ----------------------------------------------------------------
 
+    def rebase(self, request: Request, chosen: str) -> _Rebase | None:
+        """How the page this request gets makes its file links absolute; None: relative."""
+        base = _base_url(request, self.fronts)
+        return None if base is None else _Rebase(_FORMS[chosen], base, self._markers)
+
     async def page(self, project: str, chosen: str) -> _Page:
         """``project``'s page as ``chosen``. An upstream's page is rendered once per version
         of its stored record (and again when a METADATA hash becomes known) into the store,
@@ -466,13 +568,18 @@ class _Proxy:
         restart."""
         if self._local_dir(project) is None:
             stamp = self.store.page_stamp(project)
+            fresh = None
             if stamp is None:
                 listing = await self.listing(project)  # upstream's answer, now stored
                 stamp = self.store.page_stamp(project)
+                # Rendered from the answer in hand: read back from the store, it was parsed
+                # again whenever other pages had pushed it out of the parsed pages meanwhile
+                # (a cold uv run stores 43,000 files of pages at once; 16,000 are kept).
+                fresh = listing
             else:
                 self._count_page(project, stamp)
             if stamp is not None:
-                return await self._rendered_page(project, _FORMS[chosen], stamp)
+                return await self._rendered_page(project, _FORMS[chosen], stamp, fresh)
         else:
             listing = await self.listing(project)
         body = await self.on_store(self.render_page, listing, chosen)
@@ -485,7 +592,9 @@ class _Proxy:
             self.stats.add(page_stale=1)
             self._revalidate_soon(project)
 
-    async def _rendered_page(self, project: str, form: str, stamp: PageStamp) -> _Page:
+    async def _rendered_page(
+        self, project: str, form: str, stamp: PageStamp, fresh: _Listing | None = None
+    ) -> _Page:
         opened = self.store.open_rendered(project, form, stamp.version)
         if opened is None:
             # One rendering per page and form at a time: 20 clients asking for a new page
@@ -494,7 +603,7 @@ class _Proxy:
             async with lock:
                 opened = self.store.open_rendered(project, form, stamp.version)
                 if opened is None:
-                    body = await self.on_store(self._render_stored, project, form)
+                    body = await self.on_store(self._render_stored, project, form, fresh)
                     if body is not None:  # megabytes for big projects: not on the event loop
                         await self.on_store(
                             self.store.write_rendered, project, form, stamp.version, body
@@ -515,6 +624,7 @@ class _Proxy:
             project = self._rerender.pop()
 
             async def run(project: str = project) -> None:
+                await asyncio.sleep(_RERENDER_DELAY)
                 stamp = self.store.page_stamp(project)
                 if stamp is None:
                     return
@@ -528,17 +638,27 @@ class _Proxy:
 
             self.spawn(run())
 
-    def _render_stored(self, project: str, form: str) -> bytes | None:
-        record = self.store.read_page(project)
-        if record is None:
-            return None
+    def _render_stored(
+        self, project: str, form: str, fresh: _Listing | None = None
+    ) -> bytes | None:
+        listing = fresh
+        if listing is None:
+            record = self.store.read_page(project)
+            if record is None:
+                return None
+            listing = self._from_record(record)
         chosen = JSON_TYPE if form == "json" else HTML_TYPE
-        return self._render(self._from_record(record), chosen)  # kept on disk, not here
+        self.stats.add(pages_rendered=1)
+        return self._render(listing, chosen)  # kept on disk, not here
 
     # -- what the pages list --------------------------------------------------------------
 
     def listed(self, listing: _Listing) -> list[Listed]:
         files = []
+        stored_metadata: dict[str, str] = {}
+        if listing.local is None:
+            wheels = (f.sha256 for f in listing.files if f.sha256 and f.is_wheel)
+            stored_metadata = self.store.metadata_sha256s(wheels)
         for file in listing.files:
             sha256 = file.sha256
             if sha256 is None or not _SHA256.fullmatch(sha256):
@@ -551,12 +671,25 @@ class _Proxy:
                 # (we serve its file then), else "true" (PEP 658 allows a bare true).
                 given = file.core_metadata
                 upstream = given.get("sha256") if isinstance(given, dict) else None
-                stored = None if listing.local else self.store.metadata_sha256(sha256)
-                metadata = stored or upstream or True
+                metadata = stored_metadata.get(sha256) or upstream or True
             if file.size is None and listing.local is None and self.store.has_file(sha256):
                 file = dataclasses.replace(file, size=self.store.file_path(sha256).stat().st_size)
             files.append(Listed(file, sha256, metadata))
         return files
+
+    async def stored_file(self, project: str, sha256: str, filename: str) -> _Found | None:
+        """File ``sha256`` named ``filename`` of ``project``'s page in the store, looked up
+        without parsing the page whole when it is not parsed (a cold uv run asks for the
+        METADATA of a wheel of 40 pages at once, more files than the parsed pages keep);
+        None when no page of ``project`` is stored here or a local wheelhouse answers."""
+        if self._local_dir(project) is not None:
+            return None
+        stamp = self.store.page_stamp(project)
+        if stamp is None:
+            return None
+        self._count_page(project, stamp)
+        found = await self.on_store(self.store.find_file, project, sha256, filename)
+        return _Found(found)
 
     def find(self, listing: _Listing, sha256: str, filename: str) -> UpstreamFile | None:
         for file in listing.files:
@@ -844,7 +977,7 @@ def create_app(settings: ProxySettings) -> Starlette:
             if exc.status >= 500:
                 proxy.stats.add(errors=1)
             return PlainTextResponse(f"{exc.reason}\n", exc.status)
-        return _served_page(request, served, chosen)
+        return _served_page(request, served, chosen, proxy.rebase(request, chosen))
 
     async def file(request: Request) -> Response:
         raw = request.path_params["project"]
@@ -866,14 +999,19 @@ def create_app(settings: ProxySettings) -> Starlette:
             if metadata and proxy.store.metadata_path(sha256).is_file():
                 proxy.stats.add(metadata_hits=1)
                 return _stored(proxy.store.metadata_path(sha256), filename)
-        try:
-            listing = await proxy.listing(project)
-        except _Unavailable as exc:
-            return PlainTextResponse(f"{exc.reason}\n", exc.status)
-        found = proxy.find(listing, sha256, wanted)
+        listing = None
+        stored = await proxy.stored_file(project, sha256, wanted)
+        if stored is not None:
+            found = stored.file
+        else:
+            try:
+                listing = await proxy.listing(project)
+            except _Unavailable as exc:
+                return PlainTextResponse(f"{exc.reason}\n", exc.status)
+            found = proxy.find(listing, sha256, wanted)
         if found is None or (metadata and not found.is_wheel):
             return PlainTextResponse("not found\n", 404)
-        if listing.local is not None:
+        if listing is not None and listing.local is not None:
             path = proxy.local_path(listing, found)
             if path is not None and metadata:
                 path = path.with_name(path.name + ".metadata")
@@ -947,13 +1085,28 @@ def _absent(project: str) -> str:
     return f"{project} is on none of the upstream indexes"
 
 
+class _StoredFile(FileResponse):
+    # Read on anyio's threads a MiB at a time, not 64 KiB: a warm install of the web-service
+    # set's 15 MB of wheels made 240 thread hops, and took 8x nginx's time on loopback.
+    chunk_size = 1024 * 1024
+
+
 def _stored(path: Path, filename: str) -> Response:
-    media = "text/plain; charset=utf-8" if filename.endswith(".metadata") else None
-    return FileResponse(path, media_type=media or "application/octet-stream")
+    if filename.endswith(".metadata"):
+        # Tens of KB (at most MAX_METADATA, checked when stored), read here in one call:
+        # FileResponse's stat, open, read and close were four thread hops, 2-4 ms a file.
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return PlainTextResponse("not found\n", 404)
+        return Response(data, media_type="text/plain; charset=utf-8")
+    return _StoredFile(path, media_type="application/octet-stream")
 
 
-def _served_page(request: Request, page: _Page, chosen: str) -> Response:
-    etag = f'"{page.etag}"'
+def _served_page(
+    request: Request, page: _Page, chosen: str, rebase: _Rebase | None = None
+) -> Response:
+    etag = f'"{page.etag}"' if rebase is None else f'"{page.etag}-{rebase.tag}"'
     headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": "max-age=0, must-revalidate"}
     content_type = _CONTENT_TYPES[chosen]
     if chosen == "text/html":
@@ -964,34 +1117,108 @@ def _served_page(request: Request, page: _Page, chosen: str) -> Response:
             os.close(page.fd)
         return Response(status_code=304, headers=headers)
     if page.fd is not None:
-        return _SendFile(page.fd, headers, content_type)
-    return Response(page.body, headers=headers, media_type=content_type)
+        return _SendFile(page.fd, headers, content_type, rebase)
+    assert page.body is not None
+    body = page.body if rebase is None else rebase.whole(page.body)
+    return Response(body, headers=headers, media_type=content_type)
+
+
+class _Rebase:
+    """Makes a page's relative file links (``../../files/``) absolute as it is sent, so the
+    rendering on disk (and the one in memory) serves every host name and front."""
+
+    def __init__(self, form: str, base: str, counts: dict[tuple[int, int, int, int], int]):
+        self.old = _RELATIVE[form]
+        self.new = self.old.replace(b"../..", base.encode("ascii"), 1)
+        self.tag = hashlib.sha256(base.encode()).hexdigest()[:12]  # the ETag differs per base
+        self._counts = counts
+
+    def whole(self, body: bytes) -> bytes:
+        return body.replace(self.old, self.new)
+
+    def chunks(self) -> _Rebaser:
+        return _Rebaser(self.old, self.new)
+
+    def size(self, fd: int, size: int) -> int:
+        """The size of the rendering open at ``fd`` once rebased (its links counted once per
+        rendering and process)."""
+        info = os.fstat(fd)
+        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        count = self._counts.get(identity)
+        if count is None:
+            rebaser = _Rebaser(self.old, self.old)  # counts, changes nothing
+            for offset in range(0, size, _CHUNK):
+                rebaser.feed(os.pread(fd, _CHUNK, offset))
+            count = rebaser.found
+            if len(self._counts) >= _MARKER_COUNTS:
+                self._counts.pop(next(iter(self._counts)))
+            self._counts[identity] = count
+        return size + count * (len(self.new) - len(self.old))
+
+
+class _Rebaser:
+    """Replaces ``old`` with ``new`` in a stream of chunks, also where ``old`` straddles two
+    (``old`` overlaps no copy of itself, so what could begin one is all it holds back)."""
+
+    def __init__(self, old: bytes, new: bytes) -> None:
+        self.old, self.new = old, new
+        self.found = 0
+        self._held = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._held + chunk
+        keep = 0
+        for length in range(min(len(self.old) - 1, len(data)), 0, -1):
+            if self.old.startswith(data[-length:]):
+                keep = length
+                break
+        ready, self._held = data[: len(data) - keep], data[len(data) - keep :]
+        self.found += ready.count(self.old)
+        return ready.replace(self.old, self.new)
+
+    def end(self) -> bytes:
+        held, self._held = self._held, b""
+        return held  # shorter than ``old``: holds none
 
 
 class _SendFile(Response):
     """Sends an open file in chunks, waiting for the client between them, and closes it:
     memory per response stays at one chunk, however big the page and however many clients."""
 
-    def __init__(self, fd: int, headers: Mapping[str, str], media_type: str) -> None:
+    def __init__(
+        self, fd: int, headers: Mapping[str, str], media_type: str, rebase: _Rebase | None = None
+    ) -> None:
         super().__init__(headers=headers, media_type=media_type)
         self._fd = fd
+        self._rebase = rebase
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             size = os.fstat(self._fd).st_size
-            self.headers["content-length"] = str(size)
+            rebaser = None
+            length = size
+            if self._rebase is not None:
+                length = self._rebase.size(self._fd, size)
+                rebaser = self._rebase.chunks()
+            self.headers["content-length"] = str(length)
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             if scope["method"] == "HEAD":
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
             sent = 0
+            # A rebased chunk is a new object, not the bytes read: in smaller pieces, so a
+            # client that stops reading holds no more than it did with the page as stored.
+            step = _CHUNK if rebaser is None else _CHUNK // 4
             while sent < size:
-                chunk = os.pread(self._fd, min(_CHUNK, size - sent), sent)
+                chunk = os.pread(self._fd, min(step, size - sent), sent)
                 if not chunk:
                     break  # cannot happen: renderings are never written in place
                 sent += len(chunk)
+                if rebaser is not None:
+                    chunk = rebaser.feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            last = rebaser.end() if rebaser is not None else b""
+            await send({"type": "http.response.body", "body": last, "more_body": False})
         finally:
             os.close(self._fd)
 
@@ -1026,6 +1253,12 @@ def _tame_malloc() -> None:
 def app_from_environment() -> Starlette:
     """The app for a worker process: settings come from ``$WHEELHOUSE_PROXY_SETTINGS``."""
     _tame_malloc()
+    # A worker is a new interpreter (uvicorn spawns them): it shares its DNS lookups as the
+    # command line does, or the burst of connections of a cold start stalls 5 s on lookups
+    # this machine's resolver drops.
+    from wheelhouse._base._dns import share_dns_lookups
+
+    share_dns_lookups()
     text = os.environ.get(SETTINGS_ENV)
     if not text:
         raise UsageError(
@@ -1049,7 +1282,9 @@ def serve_proxy(
     app = create_app(settings)  # checks the settings before we listen, in every mode
     sock = bind(host, port)
     url = index_url(sock, INDEX_DIR)
-    common: dict[str, Any] = {"log_config": LOG_CONFIG, "limits": limits}
+    # uvicorn's own X-Forwarded-* handling is off: the app reads them itself, from the peers
+    # --forwarded-allow-ips names, and needs to see who the peer is (uvicorn replaces it).
+    common: dict[str, Any] = {"log_config": LOG_CONFIG, "limits": limits, "proxy_headers": False}
     with sock:
         logger.info(
             "proxying %s at %s (store %s)",
