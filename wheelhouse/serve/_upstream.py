@@ -896,14 +896,15 @@ def read_page(
     url: str,
     *,
     timeout: float = DEFAULT_TIMEOUT,
+    limit: int = _MAX_PAGE,
 ) -> bytes:
     """The body of a page answer ``client`` started, as ``fetch_project_page`` reads it: at
-    most ``_MAX_PAGE`` bytes (inflated, when compressed), within ``timeout`` seconds."""
+    most ``limit`` bytes (inflated, when compressed), within ``timeout`` seconds."""
     with client.deadline(timeout) as deadline:
         connection = getattr(response, "connection", None)
         if isinstance(connection, urllib3.connection.HTTPConnection):
             deadline.watch(connection)
-        return _read_limited(response, url, _MAX_PAGE, deadline)
+        return _read_limited(response, url, limit, deadline)
 
 
 def _late(shown: str, deadline: Deadline) -> UpstreamError:

@@ -129,6 +129,8 @@ _CHUNK = 1024 * 1024
 _ATTEMPTS = 3
 # The root listing of --all, inflated: PyPI's lists about 930,000 names in about 46 MB.
 _MAX_ROOT = 96 * 1024 * 1024
+# ...and the time it may take to arrive (it is read once per run).
+_ROOT_TIMEOUT = 300.0
 # A name and its ".metadata" must fit in one path component (255 bytes on most systems).
 _MAX_FILENAME = 255 - len(METADATA_SUFFIX)
 
@@ -1172,7 +1174,7 @@ def _root_names(url: str, client: HttpClient, counter: _Counter) -> list[Normali
                     f"the index {shown} answered HTTP {response.status} for its list of projects",
                     url=shown,
                 )
-            body = _read_body(response, url, _MAX_ROOT)
+            body = read_page(client, response, url, limit=_MAX_ROOT, timeout=_ROOT_TIMEOUT)
         finally:
             response.release_conn()
     except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -1223,26 +1225,6 @@ def _valid_names(listed: Iterable[str], shown: str) -> list[NormalizedName]:
         else:
             names.append(name)
     return names
-
-
-def _read_body(response: urllib3.BaseHTTPResponse, url: str, limit: int) -> bytes:
-    """The body, inflated, if it is at most ``limit`` bytes; else an ``UpstreamError`` naming
-    the URL, and the connection is closed rather than read to its end.
-
-    Read a chunk at a time: urllib3 inflates no more than a read asks for, so a gzip bomb
-    costs ``limit`` bytes (one ``read(limit + 1)`` would cost twice that while it joins).
-    """
-    shown = strip_credentials(url)
-    body = bytearray()
-    try:
-        while chunk := response.read(_CHUNK):
-            body += chunk
-            if len(body) > limit:
-                response.close()
-                raise UpstreamError(f"{shown} sent more than {limit} bytes", url=shown)
-    except urllib3.exceptions.HTTPError as exc:
-        raise UpstreamError(f"reading {shown} failed: {exc}", url=shown) from exc
-    return bytes(body)
 
 
 def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter: _Counter) -> None:
