@@ -23,11 +23,11 @@ from tests._base.conftest import CertAuthority, Proxy, basic
 from tests._dists import DistFactory
 from tests._server import Answer, IndexServer
 from tests.conftest import Cli
-from wheelhouse.build.cache import Cache
-from wheelhouse.build.fetch import Fetched, fetch_all
-from wheelhouse.build.resolve import Pin
+from wheelhouse.download.cache import Cache
+from wheelhouse.download.fetch import Fetched, fetch_all
 from wheelhouse.errors import ExitCode, FetchError, HashMismatchError
 from wheelhouse.house.manifest import Sha256
+from wheelhouse.resolve.by_pip import Pin
 
 
 def _sha256(path: Path) -> Sha256:
@@ -136,7 +136,7 @@ def test_tls_failure_of_our_client_is_handed_to_pip(
     assert fetched.sha256 == _sha256(wheel)
     assert fetched.path.read_bytes() == wheel.read_bytes()
     assert _agents(tls_index) == ["pip"]  # ours never got past the handshake
-    [warning] = [r.getMessage() for r in caplog.records if r.name == "wheelhouse.build.fetch"]
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "wheelhouse.download.fetch"]
     assert warning.startswith(f"fetching {wheel.name} directly failed ([SSL: CERTIFICATE_VERIFY")
     assert warning.endswith("; asking pip")
 

@@ -13,8 +13,8 @@ import pytest
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from tests.conftest import isolate_environment
-from wheelhouse.build.pipeline import build_wheelhouse
-from wheelhouse.build.settings import BuildSettings, IndexOptions
+from wheelhouse.pipeline.run import build_wheelhouse
+from wheelhouse.pipeline.settings import BuildSettings, IndexOptions
 
 DATA = Path(__file__).parent / "data"
 # Real advisories (the GitHub advisory database's and the PyPI advisory database's records,

@@ -19,10 +19,10 @@ from tests._dists import BUILD_FAILURE_LINE, DistFactory
 from tests._server import IndexServer, _corrupted
 from tests.conftest import Cli, Result, isolate_environment
 from wheelhouse import __version__
-from wheelhouse.build.pipeline import build_wheelhouse
-from wheelhouse.build.settings import BuildSettings, IndexOptions
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.manifest import MANIFEST_NAME
+from wheelhouse.pipeline.run import build_wheelhouse
+from wheelhouse.pipeline.settings import BuildSettings, IndexOptions
 
 REQUIREMENTS_HINT = "fix the line: requirements use pip's syntax (PEP 508, e.g. 'requests>=2.31')"
 NETWORK_HINT = "check the network, the index URL and pip's proxy and cert settings"
@@ -658,13 +658,13 @@ def test_debug_shows_the_traceback_too(cli: Cli, req: Path, tmp_path: Path) -> N
 def test_an_interrupt_is_one_error_line_and_exit_130(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import wheelhouse.build.pipeline
+    import wheelhouse.pipeline.run
     from wheelhouse.cli import main
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(wheelhouse.build.pipeline, "build_wheelhouse", interrupted)
+    monkeypatch.setattr(wheelhouse.pipeline.run, "build_wheelhouse", interrupted)
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("alpha==1.0\n", encoding="utf-8")
     assert main(["build", "-r", str(reqs), "-o", str(tmp_path / "out")]) == 130

@@ -14,7 +14,8 @@ import pytest
 
 from tests._dists import DistFactory
 from tests._server import IndexServer
-from tests.build.test_build import (
+from tests.conftest import Cli, MakeVenv, Offline
+from tests.pipeline.test_build import (
     GRAPH_REQUIREMENTS,
     GRAPH_WHEELS,
     assert_manifest_matches_files,
@@ -24,7 +25,6 @@ from tests.build.test_build import (
     sha256_of,
     wheels_in,
 )
-from tests.conftest import Cli, MakeVenv, Offline
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, read_manifest
 
 pytestmark = pytest.mark.slow

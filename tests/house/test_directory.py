@@ -18,9 +18,9 @@ import wheelhouse.house.directory as wheelhouse_dir
 from tests._capabilities import missing
 from tests._dists import DistFactory
 from tests._server import IndexServer
-from tests.build.test_build import GRAPH_REQUIREMENTS, contents, make_graph, snapshot, wheels_in
 from tests.conftest import Cli
 from tests.house.test_verify import make_wheelhouse
+from tests.pipeline.test_build import GRAPH_REQUIREMENTS, contents, make_graph, snapshot, wheels_in
 from wheelhouse.errors import OutputDirError
 from wheelhouse.house.directory import (
     _recover,

@@ -17,8 +17,8 @@ from packaging.tags import sys_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from tests._dists import DistFactory, make_wheel
-from tests.build.test_build import snapshot
 from tests.conftest import MakeVenv, Offline
+from tests.pipeline.test_build import snapshot
 from wheelhouse._base._pip import offline_env
 from wheelhouse.errors import (
     ConflictError,

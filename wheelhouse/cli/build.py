@@ -22,7 +22,7 @@ from wheelhouse.errors import UsageError
 from wheelhouse.house.locations import default_wheelhouse_dir
 
 if TYPE_CHECKING:
-    from wheelhouse.build.pipeline import BuildSummary
+    from wheelhouse.pipeline.run import BuildSummary
 
 
 _BINARY_KEY = "wheelhouse.binary-options"
@@ -215,9 +215,9 @@ def build(
     """Resolve, download and build everything the requirements need into a wheelhouse."""
     from wheelhouse._base.cooldown import Cooldown
     from wheelhouse._base.targets import parse_target
-    from wheelhouse.build.pipeline import build_wheelhouse
-    from wheelhouse.build.settings import BuildSettings, IndexOptions, default_jobs
     from wheelhouse.cli._reporters import make_reporter
+    from wheelhouse.pipeline.run import build_wheelhouse
+    from wheelhouse.pipeline.settings import BuildSettings, IndexOptions, default_jobs
 
     if resolver not in ("pip", "uv"):
         raise UsageError(f"--resolver must be 'pip' or 'uv', not {resolver!r}")

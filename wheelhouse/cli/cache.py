@@ -29,7 +29,7 @@ def cache_dir_(cache_dir: CacheDir = None) -> None:
 @cache_app.command("info")
 def cache_info(cache_dir: CacheDir = None, as_json: JsonFlag = False) -> None:
     """Show how many files the cache holds and their size."""
-    from wheelhouse.build.cache import Cache
+    from wheelhouse.download.cache import Cache
 
     info = Cache(cache_root(cache_dir)).info()
     if as_json:
@@ -64,7 +64,7 @@ def cache_purge(
     ] = False,
 ) -> None:
     """Remove what wheelhouse cached (downloads, built wheels); asks first."""
-    from wheelhouse.build.cache import Cache
+    from wheelhouse.download.cache import Cache
 
     cache = Cache(cache_root(cache_dir))
     parts = cache.parts(proxy_store=proxy_store)

@@ -21,7 +21,7 @@ from wheelhouse.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from wheelhouse.house.publish import PublishResult
-    from wheelhouse.serve.mirror import MirrorSummary
+    from wheelhouse.mirror.run import MirrorSummary
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -199,11 +199,11 @@ def mirror(
     are mirrored; a failed run deletes nothing)."""
     from wheelhouse._base.cooldown import Cooldown
     from wheelhouse._base.targets import parse_target
-    from wheelhouse.build.settings import IndexOptions
     from wheelhouse.cli._reporters import make_reporter
-    from wheelhouse.serve._mirror_selection import FilterKey
-    from wheelhouse.serve.mirror import MirrorSettings
-    from wheelhouse.serve.mirror import mirror as run_mirror
+    from wheelhouse.mirror.run import MirrorSettings
+    from wheelhouse.mirror.run import mirror as run_mirror
+    from wheelhouse.mirror.selection import FilterKey
+    from wheelhouse.pipeline.settings import IndexOptions
 
     verbosity = -1 if quiet else verbose
     setup_logging(verbosity)
@@ -260,7 +260,7 @@ def mirror(
         if store is None:
             summary = run_mirror(settings, reporter)
         else:
-            from wheelhouse.serve.mirror_store import mirror_to_store
+            from wheelhouse.mirror.store import mirror_to_store
 
             result = mirror_to_store(settings, store, endpoint_url=endpoint_url, reporter=reporter)
             summary, published = result.summary, result.published
@@ -405,7 +405,7 @@ def _print_summary(summary: "MirrorSummary", verbosity: int, *, listing: bool) -
 
 def _print_selection(summary: "MirrorSummary") -> None:
     """What the run changed in what the mirror remembers (or would, with --dry-run)."""
-    from wheelhouse.serve._mirror_selection import FILTER_KEYS, describe_filters, selection_path
+    from wheelhouse.mirror.selection import FILTER_KEYS, describe_filters, selection_path
 
     selection = summary.selection
     dry = summary.dry_run

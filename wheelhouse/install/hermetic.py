@@ -335,7 +335,7 @@ def _asked(options: InstallOptions) -> list[Requirement]:
         asked.append(_parse(text, where=None))
     if options.requirements:
         # The project's reader of requirement files (pip's own syntax, nested -r included).
-        from wheelhouse.build.requirements import read_inputs
+        from wheelhouse.inputs.requirements import read_inputs
 
         inputs = read_inputs(tuple(options.requirements), ())
         for line in inputs.lines:

@@ -1,1 +1,0 @@
-"""Requirements in, resolved, fetched and built: the build pipeline."""

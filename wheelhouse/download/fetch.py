@@ -1,0 +1,260 @@
+"""Parallel, hash-verified downloads of the resolved files into the content-addressed cache."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import urllib3
+from packaging.utils import NormalizedName
+
+from wheelhouse._base._http import HttpClient, strip_credentials
+from wheelhouse._base._pip import online_env, run_pip
+from wheelhouse._base._subprocess import tail
+from wheelhouse._base.urls import file_url_path
+from wheelhouse.download.cache import Cache
+from wheelhouse.errors import FetchError, HashMismatchError
+from wheelhouse.house.manifest import Sha256
+from wheelhouse.resolve.by_pip import Pin
+
+__all__ = ["Fetched", "Fetcher", "fetch_all"]
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1 << 16
+
+Progress = Callable[[Pin, int], None]
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A resolved file, verified and stored in the cache."""
+
+    pin: Pin
+    path: Path
+    sha256: Sha256
+    size: int
+    downloaded: bool = False  # False when the cache already had it
+
+
+def fetch_all(
+    pins: Sequence[Pin],
+    cache: Cache,
+    *,
+    pip_config: Mapping[str, str],
+    allowed: Mapping[NormalizedName, frozenset[Sha256]],
+    jobs: int,
+    progress: Progress | None = None,
+) -> list[Fetched]:
+    """Fetch every pin (cached ones are not downloaded again), in parallel, in ``pins`` order."""
+    fetcher = Fetcher(cache, pip_config=pip_config, allowed=allowed, jobs=jobs, progress=progress)
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(pins)))) as pool:
+        return list(pool.map(fetcher.fetch, pins))
+
+
+class Fetcher:
+    """Fetches one pin at a time from any thread, over one shared connection pool."""
+
+    def __init__(
+        self,
+        cache: Cache,
+        *,
+        pip_config: Mapping[str, str],
+        allowed: Mapping[NormalizedName, frozenset[Sha256]],
+        jobs: int,
+        progress: Progress | None = None,
+    ) -> None:
+        self._cache = cache
+        self._allowed = allowed
+        self._pip_config = pip_config
+        self._jobs = jobs
+        self._progress = progress
+        self._download: _Fetcher | None = None
+        self._lock = threading.Lock()
+
+    def fetch(self, pin: Pin) -> Fetched:
+        """The cached file if the cache has it, else a verified download."""
+        cached = self._cache.lookup(pin.sha256, pin.filename) if pin.sha256 else None
+        if cached is not None:
+            _check_allowed(pin, pin.sha256 or Sha256(""), self._allowed)
+            return Fetched(pin, cached, Sha256(pin.sha256 or ""), cached.stat().st_size)
+        return self._downloader()(pin)
+
+    def _downloader(self) -> _Fetcher:
+        # The HTTP client (and its SSL context) is made only when something is not cached.
+        with self._lock:
+            if self._download is None:
+                client = HttpClient(self._pip_config, pool_size=max(self._jobs, 1))
+                self._download = _Fetcher(client, self._cache, self._allowed, self._progress)
+            return self._download
+
+
+@dataclass
+class _Fetcher:
+    client: HttpClient
+    cache: Cache
+    allowed: Mapping[NormalizedName, frozenset[Sha256]]
+    progress: Progress | None
+
+    def __call__(self, pin: Pin) -> Fetched:
+        partial = self.cache.new_tmp_file()
+        try:
+            digest, size = self._download(pin, partial)
+            if pin.sha256 and digest != pin.sha256:
+                raise _mismatch(pin, digest)
+            _check_allowed(pin, digest, self.allowed)
+            path = self.cache.store(partial, digest, pin.filename)
+        finally:
+            partial.unlink(missing_ok=True)
+        logger.info("fetched %s (%d bytes)", pin.filename, size)
+        return Fetched(pin, path, digest, size, downloaded=True)
+
+    def _download(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
+        scheme = urlsplit(pin.url).scheme
+        if scheme == "file":
+            return self._copy_local(pin, partial)
+        failure: Exception
+        try:
+            return self._http_get(pin, partial)
+        except urllib3.exceptions.MaxRetryError as exc:
+            if isinstance(exc.reason, urllib3.exceptions.SSLError):
+                return self._via_pip(pin, partial, why=str(exc.reason))
+            failure = exc.reason or exc
+        except urllib3.exceptions.SSLError as exc:
+            # Before HTTPError, of which urllib3's SSLError is a subclass: pip may trust
+            # what our client does not (its own store, truststore).
+            return self._via_pip(pin, partial, why=str(exc))
+        except _FinalStatus as exc:
+            if exc.status in _PIP_MAY_DO_BETTER:
+                return self._via_pip(pin, partial, why=f"HTTP {exc.status}")
+            failure = exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            failure = exc
+        raise FetchError(
+            f"cannot download {strip_credentials(pin.url)}: {failure}",
+            url=strip_credentials(pin.url),
+            hint="check the network and the index's credentials, proxy and certificates",
+        ) from failure
+
+    def _http_get(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
+        """GET ``pin.url`` into ``partial``; redirects and retries follow the client's policy.
+
+        urllib3 retries a request, not a body it has already handed over: a body cut short
+        is counted against the same policy and asked for again.
+        """
+        retries = self.client.retries
+        while True:
+            response = self.client.get(pin.url, retries=retries)
+            try:
+                if response.status != 200:
+                    response.drain_conn()  # or its socket is never closed
+                    raise _FinalStatus(response.status)
+                try:
+                    return _write(response.stream(_CHUNK), partial, pin, self.progress)
+                except (
+                    urllib3.exceptions.ProtocolError,
+                    urllib3.exceptions.ReadTimeoutError,
+                ) as exc:
+                    used = response.retries or retries
+                    retries = used.increment("GET", strip_credentials(pin.url), error=exc)
+                    logger.warning("fetching %s was cut short (%s); again", pin.filename, exc)
+            finally:
+                response.release_conn()
+            retries.sleep()
+
+    def _via_pip(self, pin: Pin, partial: Path, *, why: str) -> tuple[Sha256, int]:
+        """Let pip fetch what our client could not: pip may know an authentication (keyring)
+        or a trust store that we do not. The file is hash-checked here all the same."""
+        logger.warning("fetching %s directly failed (%s); asking pip", pin.filename, why)
+        # Without credentials: every local user reads pip's command line. pip finds them where
+        # its configuration gives them (an index URL of the same host), as for any download.
+        url = strip_credentials(pin.url.split("#", 1)[0])
+        url += f"#sha256={pin.sha256}" if pin.sha256 else ""
+        work = self.cache.new_tmp_dir("pip-download-")
+        try:
+            args = ["download", "--no-deps", "--progress-bar", "off", "--dest", str(work), url]
+            result = run_pip(args, env=online_env())
+            found = [p for p in work.iterdir() if p.name == pin.filename]
+            got = re.search(r"^\s*Got\s+([0-9a-f]{64})\s*$", result.stderr, re.MULTILINE)
+            if got is not None and pin.sha256:
+                raise _mismatch(pin, Sha256(got[1]))
+            if not result.ok or not found:
+                raise FetchError(
+                    f"cannot download {strip_credentials(pin.url)} ({why}), nor could pip: "
+                    f"{tail(result.stderr or result.stdout, 2) or 'no output'}",
+                    url=strip_credentials(pin.url),
+                    hint="check the index's credentials, proxy and certificates",
+                )
+            with found[0].open("rb") as handle:
+                return _write(iter(lambda: handle.read(_CHUNK), b""), partial, pin, self.progress)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _copy_local(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
+        source = file_url_path(pin.url)
+        try:
+            with source.open("rb") as handle:
+                return _write(iter(lambda: handle.read(_CHUNK), b""), partial, pin, self.progress)
+        except OSError as exc:
+            raise FetchError(f"cannot read {str(source)!r}: {exc.strerror}", url=pin.url) from exc
+
+
+def _mismatch(pin: Pin, digest: Sha256) -> HashMismatchError:
+    return HashMismatchError(
+        f"{pin.filename} from {strip_credentials(pin.url)} has sha256 {digest}, "
+        f"but the index promised {pin.sha256}",
+        filename=pin.filename,
+        expected=pin.sha256 or "",
+        actual=digest,
+        hint="the file or the index is corrupt or was tampered with; nothing was "
+        "written: retry later or report it to the index's operator",
+    )
+
+
+class _FinalStatus(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+# Refusals that pip, with its keyring support and its own trust store, may get past.
+_PIP_MAY_DO_BETTER = frozenset({401, 403, 407})
+
+
+def _write(
+    chunks: Iterable[bytes], partial: Path, pin: Pin, progress: Progress | None
+) -> tuple[Sha256, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with partial.open("wb") as out:
+        for chunk in chunks:
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+            if progress:
+                progress(pin, len(chunk))
+    return Sha256(digest.hexdigest()), size
+
+
+def _check_allowed(
+    pin: Pin, digest: Sha256, allowed: Mapping[NormalizedName, frozenset[Sha256]]
+) -> None:
+    expected = allowed.get(pin.name)
+    if expected and digest not in expected:
+        raise HashMismatchError(
+            f"{pin.filename} ({pin.name}=={pin.version}) has sha256 {digest}, which is not among "
+            f"the hashes the requirements pin: {', '.join(sorted(expected))}",
+            filename=pin.filename,
+            expected=", ".join(sorted(expected)),
+            actual=digest,
+            hint="the pinned hash is for another file or release; regenerate the pins "
+            "(e.g. pip-compile --generate-hashes) if the change is expected",
+        )
