@@ -6,7 +6,7 @@ import fnmatch
 import json
 import os
 import stat
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NewType
@@ -45,6 +45,8 @@ __all__ = [
     "is_carried",
     "looks_like_distribution",
     "read_manifest",
+    "record_from_dict",
+    "record_to_dict",
 ]
 
 MANIFEST_NAME = "wheelhouse.json"
@@ -224,7 +226,7 @@ def _origin_to_dict(origin: Origin) -> dict[str, Any]:
     }
 
 
-def _origin_from_dict(data: dict[str, Any]) -> Origin:
+def _origin_from_dict(data: Mapping[str, Any]) -> Origin:
     if "built-from" in data:
         built = data["built-from"]
         return BuiltFrom(
@@ -285,7 +287,7 @@ def _manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
         },
         "targets": [_lock_to_dict(lock) for lock in manifest.locks],
         "build-requirements": [_lock_to_dict(lock) for lock in manifest.build_locks],
-        "files": [_record_to_dict(r) for r in manifest.files],
+        "files": [record_to_dict(r) for r in manifest.files],
     }
     # Written only when they say something, so a wheelhouse's manifest reads as before.
     if manifest.kind != "wheelhouse":
@@ -293,7 +295,8 @@ def _manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
     return data
 
 
-def _record_to_dict(record: FileRecord) -> dict[str, Any]:
+def record_to_dict(record: FileRecord) -> dict[str, Any]:
+    """``record`` as the manifest writes it (and the mirror's state, the one codec of both)."""
     data = {
         "name": record.name,
         "version": record.version,
@@ -309,7 +312,8 @@ def _record_to_dict(record: FileRecord) -> dict[str, Any]:
     return data
 
 
-def _record_from_dict(r: dict[str, Any]) -> FileRecord:
+def record_from_dict(r: Mapping[str, Any]) -> FileRecord:
+    """The record :func:`record_to_dict` wrote."""
     yanked = r.get("yanked")
     return FileRecord(
         name=canonicalize_name(r["name"]),
@@ -319,7 +323,8 @@ def _record_from_dict(r: dict[str, Any]) -> FileRecord:
         sha256=Sha256(r["sha256"]),
         size=int(r["size"]),
         requires_python=r.get("requires-python"),
-        origin=_origin_from_dict(r["origin"]),
+        # A mirror state written before the mirror used this codec holds the URL flat.
+        origin=_origin_from_dict(r.get("origin", r)),
         yanked=None if yanked is None else str(yanked),
     )
 
@@ -343,7 +348,7 @@ def _manifest_from_dict(data: dict[str, Any]) -> Manifest:
         ),
         locks=tuple(_lock_from_dict(t) for t in data["targets"]),
         build_locks=tuple(_lock_from_dict(t) for t in data.get("build-requirements", [])),
-        files=tuple(_record_from_dict(r) for r in data["files"]),
+        files=tuple(record_from_dict(r) for r in data["files"]),
         kind=_kind(data.get("kind", "wheelhouse")),
     )
 

@@ -77,6 +77,8 @@ from wheelhouse.house.manifest import (
     Sha256,
     TargetLock,
     read_manifest,
+    record_from_dict,
+    record_to_dict,
 )
 from wheelhouse.mirror.selection import (
     FILTER_KEYS,
@@ -341,7 +343,11 @@ def _write_state(out: Path, state: _ProjectState) -> None:
         ],
         "selection": state.selection,
         "files": [
-            {**_record_dict(m.record), "metadata-sha256": m.metadata_sha256} for m in state.files
+            {
+                **record_to_dict(replace(m.record, origin=_stripped(m.record.origin))),
+                "metadata-sha256": m.metadata_sha256,
+            }
+            for m in state.files
         ],
         "owned": sorted(state.owned),
     }
@@ -448,7 +454,7 @@ def _read_states(out: Path) -> dict[NormalizedName, _ProjectState]:
                 ),
                 selection=str(data.get("selection", "")),
                 files=tuple(
-                    _Mirrored(_record_from(item), item.get("metadata-sha256"))
+                    _Mirrored(record_from_dict(item), item.get("metadata-sha256"))
                     for item in data["files"]
                 ),
                 owned=frozenset(str(item) for item in data["owned"]),
@@ -512,36 +518,6 @@ def _checked_state(path: Path, state: _ProjectState) -> _ProjectState:
 def _stripped(origin: object) -> Downloaded:
     assert isinstance(origin, Downloaded)
     return replace(origin, url=strip_credentials(origin.url))
-
-
-def _record_dict(record: FileRecord) -> dict[str, Any]:
-    assert isinstance(record.origin, Downloaded)
-    return {
-        "name": record.name,
-        "version": record.version,
-        "filename": record.filename,
-        "kind": record.kind,
-        "sha256": record.sha256,
-        "size": record.size,
-        "requires-python": record.requires_python,
-        "url": strip_credentials(record.origin.url),
-        "yanked": record.yanked,
-    }
-
-
-def _record_from(item: Mapping[str, Any]) -> FileRecord:
-    kind: FileKind = "wheel" if item["kind"] == "wheel" else "sdist"
-    return FileRecord(
-        name=canonicalize_name(item["name"]),
-        version=str(item["version"]),
-        filename=str(item["filename"]),
-        sha256=Sha256(str(item["sha256"])),
-        size=int(item["size"]),
-        kind=kind,
-        origin=Downloaded(str(item["url"])),
-        requires_python=item.get("requires-python"),
-        yanked=item.get("yanked"),
-    )
 
 
 # -- selection -------------------------------------------------------------------------------
