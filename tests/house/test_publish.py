@@ -221,6 +221,24 @@ def test_dry_run_changes_nothing(cli: Cli, house: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "published").exists()
 
 
+STRAYS = ("requirements.dev.txt", "pylock.old.toml")
+
+
+def test_a_stray_requirements_file_is_not_published_as_a_lock(
+    cli: Cli, house: Path, tmp_path: Path
+) -> None:
+    # Old code took any requirements.*.txt (and pylock.*.toml) beside the wheelhouse for one
+    # of its locks, and uploaded a user's note with them.
+    (house / "requirements.dev.txt").write_text("pytest\n")
+    (house / "pylock.old.toml").write_text("lock-version = '1.0'\n")
+    store = tmp_path / "store"
+    data = _publish(cli, house, store.as_uri())
+    published = {k: v for k, v in _tree(house).items() if k not in STRAYS}
+    assert sorted(data["uploaded"]) == sorted(published)
+    assert {"requirements.txt", "pylock.toml"} <= set(data["uploaded"])
+    assert _tree(store) == published
+
+
 def test_tampered_wheelhouse_is_not_published(cli: Cli, house: Path, tmp_path: Path) -> None:
     wheel = house / "beta-1.0-py3-none-any.whl"
     wheel.write_bytes(wheel.read_bytes() + b"\0")

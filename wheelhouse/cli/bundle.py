@@ -12,7 +12,6 @@ from wheelhouse.cli._app import (
     JsonFlag,
     WheelhouseDir,
     app,
-    manifest_of,
     print_json,
     setup_logging,
     wheelhouse_dir,
@@ -90,6 +89,7 @@ def pack(
     """Write a wheelhouse into one verifiable file (or volumes) to carry across an air gap."""
     from wheelhouse.house.bundle import compression_of, parse_size
     from wheelhouse.house.bundle import pack as run_pack
+    from wheelhouse.house.contents import open_wheelhouse
 
     setup_logging(0)
     compression_of(output)  # a bad name is a usage error before any work
@@ -101,10 +101,10 @@ def pack(
         if name not in ("pip", "uv"):
             raise UsageError(f"--installer must be 'pip' or 'uv', not {name!r}")
     where = wheelhouse_dir(directory)
-    manifest = manifest_of(where) if where.is_dir() else None
+    manifest = open_wheelhouse(where)
     with tempfile.TemporaryDirectory(prefix="wheelhouse-installers-") as tmp:
         extra: list[tuple[str, Path]] = []
-        if with_installer and manifest is not None:
+        if with_installer:
             from wheelhouse.pipeline.installers import fetch_installers
             from wheelhouse.pipeline.settings import IndexOptions
 
@@ -206,10 +206,11 @@ def sbom(
 ) -> None:
     """Write the software bill of materials of a wheelhouse: every file it ships."""
     from wheelhouse._base.files import write_atomic
+    from wheelhouse.house.contents import open_wheelhouse
     from wheelhouse.house.sbom import render_sbom
 
     where = wheelhouse_dir(directory)
-    document = render_sbom(where, manifest_of(where), fmt)
+    document = render_sbom(where, open_wheelhouse(where), fmt)
     if output is None:
         typer.echo(document.decode("utf-8"), nl=False)
         return

@@ -39,15 +39,14 @@ from wheelhouse.errors import (
     UnsafeBundleError,
     UsageError,
 )
+from wheelhouse.house.contents import generated_names, open_wheelhouse, requirements_filename
 from wheelhouse.house.directory import (
     check_output_dir,
-    generated_names,
     kept_carried,
     locked,
     publish,
     scratch_beside,
 )
-from wheelhouse.house.export import requirements_filename
 from wheelhouse.house.manifest import (
     MANIFEST_NAME,
     AddedFiles,
@@ -289,14 +288,7 @@ def pack(
 
 
 def _read_house(directory: Path) -> Manifest:
-    manifest = read_manifest(directory) if directory.is_dir() else None
-    if manifest is None:
-        from wheelhouse.errors import InvalidWheelhouseError
-
-        raise InvalidWheelhouseError(
-            f"{str(directory)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
-            hint="build one with 'wheelhouse build -r requirements.txt -o DIR'",
-        )
+    manifest = open_wheelhouse(directory)
     bad = _unsafe_name(manifest)
     if bad is not None:
         from wheelhouse.errors import InvalidWheelhouseError

@@ -19,7 +19,7 @@ import filelock
 
 from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import OutputDirError
-from wheelhouse.house.index import index_files
+from wheelhouse.house.contents import generated_names
 from wheelhouse.house.manifest import (
     CARRIED_FILES,
     MANIFEST_NAME,
@@ -32,7 +32,6 @@ from wheelhouse.house.manifest import (
 __all__ = [
     "Writer",
     "check_output_dir",
-    "generated_names",
     "kept_carried",
     "locked",
     "publish",
@@ -194,15 +193,6 @@ def _remove_if_unused(scratch: Path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     finally:
         in_use.release()
-
-
-def generated_names(manifest: Manifest) -> set[str]:
-    """Top-level entries of a wheelhouse that wheelhouse itself writes."""
-    names = {MANIFEST_NAME, "requirements.txt", "pylock.toml"}
-    names.update(f"requirements.{lock.target}.txt" for lock in manifest.locks)
-    names.update(record.filename for record in manifest.files)
-    names.update(path.split("/", 1)[0] for path in index_files(manifest))
-    return names
 
 
 def publish(

@@ -6,14 +6,10 @@ from pathlib import Path
 
 from wheelhouse import __version__
 from wheelhouse._base.targets import is_native, parse_target
+from wheelhouse.house.contents import requirements_filename
 from wheelhouse.house.manifest import Manifest, TargetLock
 
 __all__ = ["render_requirements", "requirements_filename", "write_requirements"]
-
-
-def requirements_filename(lock: TargetLock, manifest: Manifest) -> str:
-    """``requirements.txt`` for a single-target wheelhouse, else ``requirements.<TAG>.txt``."""
-    return "requirements.txt" if len(manifest.locks) == 1 else f"requirements.{lock.target}.txt"
 
 
 def render_requirements(manifest: Manifest, lock: TargetLock) -> str:

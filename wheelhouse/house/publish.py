@@ -25,8 +25,9 @@ from typing import Literal
 from wheelhouse._base.files import write_atomic
 from wheelhouse._base.storage import TEMP_SUFFIX, LocalStore, ObjectInfo, Store
 from wheelhouse.errors import InvalidWheelhouseError, OutputDirError, TamperedError
+from wheelhouse.house.contents import lock_names, open_wheelhouse
 from wheelhouse.house.index import HTML_PAGE, INDEX_DIR, JSON_PAGE, JSON_TYPE, index_files
-from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
+from wheelhouse.house.manifest import MANIFEST_NAME, Manifest
 
 __all__ = ["PublishPlan", "PublishResult", "plan_publish", "publish"]
 
@@ -231,12 +232,7 @@ def _publish(
 def _verified_manifest(directory: Path, hashes: _HashMemory | None = None) -> Manifest:
     from wheelhouse.house.verify import verify
 
-    manifest = read_manifest(directory)
-    if manifest is None:
-        raise InvalidWheelhouseError(
-            f"{str(directory)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
-            hint="build one with 'wheelhouse build', or name the right directory",
-        )
+    manifest = open_wheelhouse(directory)
     known = None
     if hashes is not None:
         known = {r.filename: d for r in manifest.files if (d := hashes.sha256(r.filename))}
@@ -266,13 +262,10 @@ def _local_objects(
             keys[relative] = "root"
         else:
             keys[relative] = "page"
-    for path in directory.iterdir():
-        if path.is_file() and (
-            path.name in ("requirements.txt", "pylock.toml")
-            or (path.name.startswith("requirements.") and path.name.endswith(".txt"))
-            or (path.name.startswith("pylock.") and path.name.endswith(".toml"))
-        ):
-            keys[path.name] = "lock"
+    for name in lock_names(manifest):
+        # Only the locks the manifest's targets name: a user's requirements.foo.txt is a note.
+        if (directory / name).is_file():
+            keys[name] = "lock"
     keys[MANIFEST_NAME] = "root"
     return [_upload(directory / key, key, rank, hashes) for key, rank in sorted(keys.items())]
 
@@ -331,9 +324,7 @@ def _written_by(manifest_bytes: bytes | None) -> set[str]:
         return set()
     keys = {record.filename for record in manifest.files}
     keys.update(index_files(manifest))
-    keys.add("requirements.txt")
-    keys.update(f"requirements.{lock.target}.txt" for lock in manifest.locks)
-    keys.add("pylock.toml")
+    keys.update(lock_names(manifest, both_forms=True))
     keys.add(MANIFEST_NAME)
     return keys
 

@@ -21,11 +21,11 @@ from packaging.version import InvalidVersion, Version
 
 from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import InvalidWheelhouseError, OutputDirError
+from wheelhouse.house.contents import PYLOCK_NAME
 from wheelhouse.house.manifest import MANIFEST_NAME, BuiltFrom, FileRecord, Manifest, TargetLock
 
 __all__ = ["LOCK_VERSION", "PYLOCK_NAME", "render_pylock", "write_pylock"]
 
-PYLOCK_NAME = "pylock.toml"
 LOCK_VERSION = "1.0"
 _CREATED_BY = "wheelhouse"  # the normalized name of the distribution, as the spec asks
 

@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from wheelhouse._base.files import sha256_stream
 from wheelhouse.errors import InvalidWheelhouseError, WheelhouseError
+from wheelhouse.house.contents import open_wheelhouse
 from wheelhouse.house.manifest import (
     GENERATOR,
-    MANIFEST_NAME,
     OSV_SNAPSHOT,
     OSV_SNAPSHOT_INFO,
     FileRecord,
@@ -23,7 +23,6 @@ from wheelhouse.house.manifest import (
     Sha256,
     added_files,
     looks_like_distribution,
-    read_manifest,
 )
 
 __all__ = [
@@ -184,7 +183,7 @@ def verify(
     very files (``unpack`` hashes every member as it extracts it): they are compared with the
     manifest without being read again; their sizes are still checked on disk.
     """
-    manifest = _read(directory)
+    manifest = open_wheelhouse(directory)
     for record in manifest.files:
         _check_filename(directory, record.filename)
     workers = jobs or min(8, (os.cpu_count() or 1) + 2)
@@ -295,21 +294,6 @@ def _generated_problems(directory: Path, manifest: Manifest) -> tuple[Problem, .
             message = f"{relative!r} {why}: it was changed after the wheelhouse was built"
         found.append(Problem("generated-file-mismatch", relative, message))
     return tuple(found)
-
-
-def _read(directory: Path) -> Manifest:
-    if not directory.is_dir():
-        raise InvalidWheelhouseError(
-            f"the wheelhouse {str(directory)!r} does not exist or is not a directory",
-            hint="pass the directory 'wheelhouse build' wrote, or set WHEELHOUSE_DIR",
-        )
-    manifest = read_manifest(directory)
-    if manifest is None:
-        raise InvalidWheelhouseError(
-            f"{str(directory)!r} is not a wheelhouse: it has no {MANIFEST_NAME}",
-            hint="pass the directory that 'wheelhouse build' wrote, or build one with it",
-        )
-    return manifest
 
 
 def _check_filename(directory: Path, filename: str) -> None:

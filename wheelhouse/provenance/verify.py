@@ -18,8 +18,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from wheelhouse.errors import InvalidWheelhouseError
-from wheelhouse.house.manifest import MANIFEST_NAME, FileRecord, read_manifest
+from wheelhouse.house.contents import open_wheelhouse
+from wheelhouse.house.manifest import FileRecord
 from wheelhouse.provenance.policy import ProjectPin, ProvenancePolicy
 from wheelhouse.provenance.trustroot import TRUST_ROOT_PATH, TrustRoot, read_trust_root
 
@@ -205,15 +205,7 @@ def verify_provenance(
     before looking at any file; every file's verdict is in the report. Writes nothing.
     """
     policy = policy or ProvenancePolicy()
-    if not directory.is_dir():
-        raise InvalidWheelhouseError(
-            f"the wheelhouse {str(directory)!r} does not exist or is not a directory"
-        )
-    manifest = read_manifest(directory)
-    if manifest is None:
-        raise InvalidWheelhouseError(
-            f"{str(directory)!r} is not a wheelhouse: it has no {MANIFEST_NAME}"
-        )
+    manifest = open_wheelhouse(directory)
     root_path = trust_root if trust_root is not None else directory / TRUST_ROOT_PATH
     root = read_trust_root(root_path)
     checker = _Checker(root)
