@@ -10,6 +10,8 @@ pack and publish ask this module which names are which.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from wheelhouse.errors import InvalidWheelhouseError
@@ -19,14 +21,19 @@ from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, TargetLock, read_
 __all__ = [
     "PYLOCK_NAME",
     "REQUIREMENTS_NAME",
+    "Writer",
     "generated_names",
     "lock_names",
     "open_wheelhouse",
     "requirements_filename",
+    "writers",
 ]
 
 REQUIREMENTS_NAME = "requirements.txt"
 PYLOCK_NAME = "pylock.toml"
+
+# Writes files of a wheelhouse from its manifest into a (staging) wheelhouse directory.
+Writer = Callable[[Path, Manifest], object]
 
 
 def requirements_filename(lock: TargetLock, manifest: Manifest) -> str:
@@ -57,6 +64,22 @@ def generated_names(manifest: Manifest) -> set[str]:
     names.update(record.filename for record in manifest.files)
     names.update(path.split("/", 1)[0] for path in index_files(manifest))
     return names
+
+
+def writers(*, verify_index: bool) -> list[Writer]:
+    """What writes the files a wheelhouse holds beside its distributions and manifest: the
+    requirements files, the index (``verify_index``: hash the staged copies again) and
+    ``pylock.toml``. Build and merge stage a wheelhouse with these."""
+    # Imported here: export and pylock import this module for the names.
+    from wheelhouse.house.export import write_requirements
+    from wheelhouse.house.index import write_index
+    from wheelhouse.house.pylock import write_pylock
+
+    return [
+        write_requirements,
+        partial(write_index, verify=verify_index, staged=True),
+        write_pylock,
+    ]
 
 
 def open_wheelhouse(directory: Path) -> Manifest:

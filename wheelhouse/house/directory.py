@@ -19,7 +19,7 @@ import filelock
 
 from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import OutputDirError
-from wheelhouse.house.contents import generated_names
+from wheelhouse.house.contents import Writer, generated_names
 from wheelhouse.house.manifest import (
     CARRIED_FILES,
     MANIFEST_NAME,
@@ -39,8 +39,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Writer = Callable[[Path, Manifest], None]
 
 
 def check_output_dir(out: Path) -> None:

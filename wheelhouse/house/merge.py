@@ -7,7 +7,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,8 @@ from wheelhouse.errors import (
     TamperedError,
     UsageError,
 )
-from wheelhouse.house.directory import Writer, check_output_dir, locked, publish
-from wheelhouse.house.export import write_requirements
-from wheelhouse.house.index import write_index
+from wheelhouse.house.contents import writers
+from wheelhouse.house.directory import check_output_dir, locked, publish
 from wheelhouse.house.manifest import (
     GENERATOR,
     BuiltFrom,
@@ -34,7 +32,6 @@ from wheelhouse.house.manifest import (
     Manifest,
     TargetLock,
 )
-from wheelhouse.house.pylock import write_pylock
 from wheelhouse.house.verify import verify
 
 __all__ = ["MERGED_FROM", "merge"]
@@ -84,19 +81,11 @@ def merge(sources: Sequence[Path], out: Path, *, reporter: Reporter | None = Non
             build_locks=_union_build_locks(verified),
         )
         report.stage(f"writing {out}")
-        publish(out, manifest, copy_from, writers=_writers())
+        # The index re-hashes the staged copies: the sources were verified, but a build
+        # publishing into a source between that check and the copy would go unnoticed.
+        publish(out, manifest, copy_from, writers=writers(verify_index=True))
     logger.info("merged %d wheelhouses into %s", len(verified), out)
     return manifest
-
-
-def _writers() -> list[Writer]:
-    # write_index re-hashes the staged copies (verify=True): the sources were verified, but a
-    # build publishing into a source between that check and the copy would go unnoticed.
-    return [write_requirements, partial(write_index, staged=True), _write_pylock]
-
-
-def _write_pylock(root: Path, manifest: Manifest) -> None:
-    write_pylock(root, manifest)
 
 
 def _check_arguments(sources: Sequence[Path], out: Path) -> list[Path]:

@@ -13,7 +13,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -34,9 +33,8 @@ from wheelhouse._base.wheels import distribution_of
 from wheelhouse._base.words import count
 from wheelhouse.download.cache import Cache
 from wheelhouse.errors import IncompatibleError, WheelhouseError
-from wheelhouse.house.directory import Writer, check_output_dir, locked, publish
-from wheelhouse.house.export import write_requirements
-from wheelhouse.house.index import write_index
+from wheelhouse.house.contents import writers
+from wheelhouse.house.directory import check_output_dir, locked, publish
 from wheelhouse.house.locations import cache_root
 from wheelhouse.house.manifest import (
     GENERATOR,
@@ -52,7 +50,6 @@ from wheelhouse.house.manifest import (
     TargetLock,
     read_manifest,
 )
-from wheelhouse.house.pylock import write_pylock
 from wheelhouse.inputs import Selection
 from wheelhouse.inputs.requirements import InputSet, read_inputs
 from wheelhouse.pipeline.settings import BuildSettings
@@ -169,7 +166,8 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
             else {}
         )
         report.stage(f"writing {out}")
-        publish(out, manifest, sources, writers=_writers(), carried=carried)
+        # Every file was just copied from the hash-checked cache: the index need not hash it.
+        publish(out, manifest, sources, writers=writers(verify_index=False), carried=carried)
         downloaded = sum(1 for f in fetched.values() if f.downloaded)
         return BuildSummary(
             out,
@@ -594,15 +592,6 @@ def _page_tap(
 def _name_version(filename: str) -> tuple[str, str] | None:
     found = distribution_of(filename)
     return None if found is None else (str(found[0]), str(found[1]))
-
-
-def _writers() -> list[Writer]:
-    # Every file was just copied from the hash-checked cache: the index need not hash it again.
-    return [write_requirements, partial(write_index, verify=False, staged=True), _write_pylock]
-
-
-def _write_pylock(root: Path, manifest: Manifest) -> None:
-    write_pylock(root, manifest)
 
 
 def _assemble(
