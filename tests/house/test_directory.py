@@ -27,7 +27,7 @@ from wheelhouse.house.directory import (
     check_output_dir,
     generated_names,
     locked,
-    publish,
+    put_in_place,
 )
 from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
 
@@ -52,7 +52,7 @@ def old(tmp_path: Path, dists: DistFactory) -> tuple[Path, Manifest]:
     """A published wheelhouse ``tmp_path / "wh"`` holding alpha 1.0, plus a user's note."""
     out = tmp_path / "wh"
     manifest = staged(tmp_path, dists, ("alpha", "1.0"))
-    publish(out, manifest, sources(tmp_path, manifest))
+    put_in_place(out, manifest, sources(tmp_path, manifest))
     (out / "NOTES.txt").write_text("ours, not wheelhouse's\n", encoding="utf-8")
     return out, manifest
 
@@ -70,7 +70,7 @@ def test_publish_into_a_new_dir(tmp_path: Path, dists: DistFactory) -> None:
         seen.append(root)
         (root / "extra.txt").write_text("written by a writer\n", encoding="utf-8")
 
-    publish(out, manifest, sources(tmp_path, manifest), writers=[writer])
+    put_in_place(out, manifest, sources(tmp_path, manifest), writers=[writer])
 
     assert sorted(p.name for p in out.iterdir()) == [
         "alpha-1.0-py3-none-any.whl",
@@ -121,7 +121,7 @@ def test_old_wheelhouse_is_visible_until_the_swap(
         assert snapshot(out) == before
         checked.append(True)
 
-    publish(out, new, sources(tmp_path, new), writers=[writer])
+    put_in_place(out, new, sources(tmp_path, new), writers=[writer])
 
     assert checked == [True]
     # With renameat2, DIR is exchanged in one step and never missing; without it, it is
@@ -158,7 +158,7 @@ def test_a_failing_writer_leaves_the_old_dir_byte_identical(
         raise error
 
     with pytest.raises(type(error)):
-        publish(out, new, sources(tmp_path, new), writers=[writer])
+        put_in_place(out, new, sources(tmp_path, new), writers=[writer])
 
     assert snapshot(out) == before
     assert siblings(out) == []
@@ -170,7 +170,7 @@ def test_a_missing_source_leaves_no_dir_and_no_staging(tmp_path: Path, dists: Di
     out = tmp_path / "wh"
 
     with pytest.raises(FileNotFoundError):
-        publish(out, manifest, sources(tmp_path, manifest))
+        put_in_place(out, manifest, sources(tmp_path, manifest))
 
     assert not out.exists()
     assert siblings(out) == []
@@ -505,7 +505,7 @@ def test_the_cli_refuses_a_foreign_dir_and_leaves_it_alone(
 
 # -- SIGKILL at each step of a publish -------------------------------------------------------
 
-# Runs publish() in a child that SIGKILLs itself at one chosen step.
+# Runs put_in_place() in a child that SIGKILLs itself at one chosen step.
 _PUBLISH_AND_DIE = textwrap.dedent(
     """
     import os, shutil, signal, sys
@@ -548,7 +548,7 @@ _PUBLISH_AND_DIE = textwrap.dedent(
         w._exchange = lambda a, b: False
         w.shutil.rmtree = die
     with w.locked(out):
-        w.publish(out, manifest, sources, writers)
+        w.put_in_place(out, manifest, sources, writers)
     """
 )
 

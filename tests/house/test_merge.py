@@ -28,7 +28,7 @@ from wheelhouse.errors import (
     TamperedError,
     UsageError,
 )
-from wheelhouse.house.directory import publish
+from wheelhouse.house.directory import put_in_place
 from wheelhouse.house.export import write_requirements
 from wheelhouse.house.index import write_index
 from wheelhouse.house.manifest import (
@@ -131,7 +131,7 @@ def make_source(
         ),
         locks=tuple(lock for lock, _ in locks),
     )
-    publish(
+    put_in_place(
         directory,
         manifest,
         sources,
@@ -726,7 +726,9 @@ def test_build_requirements_of_each_source_are_joined_per_target(
             locks=(lock,),
             build_locks=(build_lock,),
         )
-        publish(directory, manifest, {app.name: app, helper.name: helper}, [write_requirements])
+        put_in_place(
+            directory, manifest, {app.name: app, helper.name: helper}, [write_requirements]
+        )
         sources.append(directory)
 
     merged = merge(sources, tmp_path / "out")

@@ -21,7 +21,7 @@ from tests.conftest import Cli
 from tests.house.test_merge import LINUX, lock_of, record_of
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.bundle import pack
-from wheelhouse.house.directory import publish
+from wheelhouse.house.directory import put_in_place
 from wheelhouse.house.export import write_requirements
 from wheelhouse.house.index import write_index
 from wheelhouse.house.manifest import (
@@ -133,7 +133,7 @@ class House:
             build_locks=tuple(lock_of(target, [self.backend]) for target in targets),
         )
         sources = {p.name: p for p in [*runtime, self.sdist, self.backend]}
-        publish(root, self.manifest, sources, writers=[write_requirements, write_index])
+        put_in_place(root, self.manifest, sources, writers=[write_requirements, write_index])
         self.root = root
 
 

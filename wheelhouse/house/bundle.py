@@ -44,7 +44,7 @@ from wheelhouse.house.directory import (
     check_output_dir,
     kept_carried,
     locked,
-    publish,
+    put_in_place,
     scratch_beside,
 )
 from wheelhouse.house.manifest import (
@@ -1320,7 +1320,7 @@ def _apply(
                     shutil.copyfile(entry, staging / entry.name)
 
     sources = {r.filename: house / r.filename for r in manifest.files}
-    publish(out, manifest, sources, writers=[move_generated], link=True)
+    put_in_place(out, manifest, sources, writers=[move_generated], link=True)
     return UnpackResult(
         directory=out,
         manifest=manifest,

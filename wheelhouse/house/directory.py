@@ -34,7 +34,7 @@ __all__ = [
     "check_output_dir",
     "kept_carried",
     "locked",
-    "publish",
+    "put_in_place",
     "scratch_beside",
 ]
 
@@ -193,7 +193,7 @@ def _remove_if_unused(scratch: Path) -> None:
         in_use.release()
 
 
-def publish(
+def put_in_place(
     out: Path,
     manifest: Manifest,
     sources: Mapping[str, Path],

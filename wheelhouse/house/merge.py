@@ -22,7 +22,7 @@ from wheelhouse.errors import (
     UsageError,
 )
 from wheelhouse.house.contents import writers
-from wheelhouse.house.directory import check_output_dir, locked, publish
+from wheelhouse.house.directory import check_output_dir, locked, put_in_place
 from wheelhouse.house.manifest import (
     GENERATOR,
     BuiltFrom,
@@ -83,7 +83,7 @@ def merge(sources: Sequence[Path], out: Path, *, reporter: Reporter | None = Non
         report.stage(f"writing {out}")
         # The index re-hashes the staged copies: the sources were verified, but a build
         # publishing into a source between that check and the copy would go unnoticed.
-        publish(out, manifest, copy_from, writers=writers(verify_index=True))
+        put_in_place(out, manifest, copy_from, writers=writers(verify_index=True))
     logger.info("merged %d wheelhouses into %s", len(verified), out)
     return manifest
 

@@ -34,7 +34,7 @@ from wheelhouse._base.words import count
 from wheelhouse.download.cache import Cache
 from wheelhouse.errors import IncompatibleError, WheelhouseError
 from wheelhouse.house.contents import writers
-from wheelhouse.house.directory import check_output_dir, locked, publish
+from wheelhouse.house.directory import check_output_dir, locked, put_in_place
 from wheelhouse.house.locations import cache_root
 from wheelhouse.house.manifest import (
     GENERATOR,
@@ -167,7 +167,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         )
         report.stage(f"writing {out}")
         # Every file was just copied from the hash-checked cache: the index need not hash it.
-        publish(out, manifest, sources, writers=writers(verify_index=False), carried=carried)
+        put_in_place(out, manifest, sources, writers=writers(verify_index=False), carried=carried)
         downloaded = sum(1 for f in fetched.values() if f.downloaded)
         return BuildSummary(
             out,
