@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 __all__ = [
     "BuildError",
     "BundleBaseError",
     "ConflictError",
+    "CooldownError",
     "ExitCode",
     "FetchError",
     "HashMismatchError",
     "IncompatibleError",
     "InvalidBundleError",
     "InvalidWheelhouseError",
+    "MalformedUploadTime",
+    "MetadataTooLargeError",
     "NetworkError",
     "NotFoundError",
     "OsvSnapshotError",
     "OutputDirError",
+    "ProvenanceError",
+    "ProvenancePolicyError",
+    "QuarantinedError",
+    "RangesUnsupported",
     "RequirementsError",
     "ResolutionError",
     "TamperedError",
+    "TrustRootError",
     "UnsafeBundleError",
+    "UploadRefusedError",
+    "UpstreamError",
     "UsageError",
     "WheelhouseError",
 ]
@@ -113,6 +124,18 @@ class FetchError(NetworkError):
     """A file could not be downloaded."""
 
 
+class UpstreamError(NetworkError):
+    """Upstream could not be reached or answered with something unusable."""
+
+
+class RangesUnsupported(UpstreamError):
+    """Upstream answers range requests with the whole file (only with ``allow_whole=False``)."""
+
+
+class MalformedUploadTime(UpstreamError):
+    """A page gives a file an ``upload-time`` that is not a time (PEP 700)."""
+
+
 class HashMismatchError(WheelhouseError):
     """A file's sha256 is not the one we were promised."""
 
@@ -161,6 +184,23 @@ class InvalidWheelhouseError(WheelhouseError):
     """A directory is not a wheelhouse, or its manifest cannot be read."""
 
     exit_code = ExitCode.INPUT
+
+
+class MetadataTooLargeError(WheelhouseError, zipfile.BadZipFile):
+    """A wheel's METADATA is larger than any real one (a decompression bomb).
+
+    A ``zipfile.BadZipFile`` too: every reader of METADATA already words an unreadable wheel
+    for its own context, and this is one.
+    """
+
+    def __init__(self, member: str, limit: int) -> None:
+        super().__init__(
+            f"its {member!r} inflates to more than {limit} bytes, far beyond any real METADATA"
+            " (a decompression bomb?)",
+            hint="remove that wheel, or ask its index why it is so",
+        )
+        self.member = member
+        self.limit = limit
 
 
 class IncompatibleError(WheelhouseError):

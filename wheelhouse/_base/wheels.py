@@ -20,7 +20,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from wheelhouse.errors import WheelhouseError
+from wheelhouse.errors import MetadataTooLargeError
 
 __all__ = [
     "MAX_METADATA",
@@ -38,23 +38,6 @@ __all__ = [
 # README of about 1 MiB plus headers; past this a wheel is a decompression bomb, not a project.
 MAX_METADATA = 8 * 1024 * 1024
 _CHUNK = 64 * 1024
-
-
-class MetadataTooLargeError(WheelhouseError, zipfile.BadZipFile):
-    """A wheel's METADATA is larger than any real one (a decompression bomb).
-
-    A ``zipfile.BadZipFile`` too: every reader of METADATA already words an unreadable wheel
-    for its own context, and this is one.
-    """
-
-    def __init__(self, member: str, limit: int) -> None:
-        super().__init__(
-            f"its {member!r} inflates to more than {limit} bytes, far beyond any real METADATA"
-            " (a decompression bomb?)",
-            hint="remove that wheel, or ask its index why it is so",
-        )
-        self.member = member
-        self.limit = limit
 
 
 def distribution_of(filename: str) -> tuple[NormalizedName, Version] | None:

@@ -32,7 +32,7 @@ from packaging.utils import (
 from wheelhouse._base._http import Deadline, HttpClient, origin_of, strip_credentials
 from wheelhouse._base.cooldown import parse_upload_time
 from wheelhouse._base.wheels import MAX_METADATA, RangeFile, read_wheel_metadata_from
-from wheelhouse.errors import NetworkError
+from wheelhouse.errors import MalformedUploadTime, RangesUnsupported, UpstreamError
 
 __all__ = [
     "ACCEPT",
@@ -102,14 +102,6 @@ MAX_PROVENANCE = 2 * 1024 * 1024
 _MAX_ATTESTATIONS = 16
 
 logger = logging.getLogger(__name__)
-
-
-class UpstreamError(NetworkError):
-    """Upstream could not be reached or answered with something unusable."""
-
-
-class RangesUnsupported(UpstreamError):
-    """Upstream answers range requests with the whole file (only with ``allow_whole=False``)."""
 
 
 @dataclass(frozen=True, slots=True)  # slots: a proxy keeps tens of thousands in memory
@@ -389,10 +381,6 @@ def parse_html_page(data: bytes, url: str, name: str) -> ProjectPage:
         status=status,
         status_reason=reason,
     )
-
-
-class MalformedUploadTime(UpstreamError):
-    """A page gives a file an ``upload-time`` that is not a time (PEP 700)."""
 
 
 def _upload_time(value: object, url: str, name: str, item: Mapping[str, Any]) -> str | None:
