@@ -13,6 +13,7 @@ __all__ = [
     "ExitCode",
     "FetchError",
     "HashMismatchError",
+    "Hint",
     "IncompatibleError",
     "InvalidBundleError",
     "InvalidWheelhouseError",
@@ -223,6 +224,20 @@ class BundleBaseError(WheelhouseError):
     """An update bundle was made against another wheelhouse than the one it is unpacked onto."""
 
     exit_code = ExitCode.INPUT
+
+
+class Hint:
+    """Hint lines that several errors give, written once."""
+
+    REBUILD = "rebuild the wheelhouse with 'wheelhouse build'"
+    RECOPY_BUNDLE = "copy the bundle again and compare its sha256 with the one pack printed"
+    WRITABLE_OUTPUT = "choose a writable location with -o"
+    ANOTHER_OUTPUT = "choose another path with -o"
+    PYTHON = "pass a working python executable with --python"
+    PACK = "make bundles with 'wheelhouse pack'"
+    NOT_PACKED = "a bundle that wheelhouse packed has none: do not use this file"
+    ALL_VOLUMES = "copy every volume of the bundle into one directory"
+    REFETCH_OSV = "fetch the snapshot again with 'wheelhouse audit fetch'"
 
 
 # -- provenance (PEP 740), verified offline: exit codes 12 and 13 --------------------------

@@ -19,7 +19,7 @@ from wheelhouse._base._http import HttpClient
 from wheelhouse._base.files import write_atomic
 from wheelhouse._base.urls import strip_credentials
 from wheelhouse.audit.osv import MAX_SNAPSHOT_BYTES, load_snapshot
-from wheelhouse.errors import FetchError, OsvSnapshotError
+from wheelhouse.errors import FetchError, Hint, OsvSnapshotError
 
 __all__ = [
     "DEFAULT_URL",
@@ -199,6 +199,6 @@ def read_info(snapshot: Path) -> SnapshotInfo | None:
     except (ValueError, KeyError, TypeError) as exc:
         raise OsvSnapshotError(
             f"the OSV snapshot's info {str(path)!r} cannot be read: {exc}",
-            hint="fetch the snapshot again with 'wheelhouse audit fetch'",
+            hint=Hint.REFETCH_OSV,
         ) from exc
     return info

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from wheelhouse.errors import OsvSnapshotError, TamperedError
+from wheelhouse.errors import Hint, OsvSnapshotError, TamperedError
 
 __all__ = [
     "ECOSYSTEM",
@@ -280,7 +280,7 @@ def _too_big(path: Path, member: str) -> OsvSnapshotError:
 def _malformed(path: Path, member: str, why: str) -> OsvSnapshotError:
     return OsvSnapshotError(
         f"the OSV snapshot {str(path)!r} has a malformed record {member!r}: {why}",
-        hint="fetch the snapshot again with 'wheelhouse audit fetch'",
+        hint=Hint.REFETCH_OSV,
     )
 
 

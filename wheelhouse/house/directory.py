@@ -18,7 +18,7 @@ from pathlib import Path
 import filelock
 
 from wheelhouse._base.files import write_atomic
-from wheelhouse.errors import OutputDirError
+from wheelhouse.errors import Hint, OutputDirError
 from wheelhouse.house.contents import Writer, generated_names
 from wheelhouse.house.manifest import (
     CARRIED_FILES,
@@ -47,7 +47,7 @@ def check_output_dir(out: Path) -> None:
         raise OutputDirError(
             f"output {str(out)!r} exists and is not a directory",
             path=out,
-            hint="choose another path with -o",
+            hint=Hint.ANOTHER_OUTPUT,
         )
     if out.is_dir() and not (out / MANIFEST_NAME).is_file() and any(out.iterdir()):
         raise OutputDirError(
@@ -63,7 +63,7 @@ def check_output_dir(out: Path) -> None:
         raise OutputDirError(
             f"cannot create {str(out)!r}: {str(blocking)!r} is a file, not a directory",
             path=out,
-            hint="choose another path with -o",
+            hint=Hint.ANOTHER_OUTPUT,
         )
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +71,7 @@ def check_output_dir(out: Path) -> None:
         raise OutputDirError(
             f"cannot create {str(parent)!r}: {exc.strerror}",
             path=out,
-            hint="choose a writable location with -o",
+            hint=Hint.WRITABLE_OUTPUT,
         ) from exc
     if not os.access(parent, os.W_OK | os.X_OK) or (
         out.is_dir() and not os.access(out, os.W_OK | os.X_OK)
@@ -79,7 +79,7 @@ def check_output_dir(out: Path) -> None:
         raise OutputDirError(
             f"cannot write to {str(out)!r} (permission denied)",
             path=out,
-            hint="choose a writable location with -o",
+            hint=Hint.WRITABLE_OUTPUT,
         )
 
 
@@ -130,7 +130,7 @@ def _acquire(path: Path, out: Path, on_wait: Callable[[str], None] | None) -> in
             raise OutputDirError(
                 f"cannot write next to {str(out)!r}: {exc.strerror}",
                 path=out,
-                hint="choose a writable location with -o",
+                hint=Hint.WRITABLE_OUTPUT,
             ) from exc
         try:
             try:

@@ -14,7 +14,7 @@ from typing import Any, Literal, NewType
 from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse import __version__
-from wheelhouse.errors import InvalidWheelhouseError
+from wheelhouse.errors import Hint, InvalidWheelhouseError
 
 __all__ = [
     "CARRIED_FILES",
@@ -195,7 +195,7 @@ class Manifest:
             where = f" {str(source)!r}" if source else ""
             raise InvalidWheelhouseError(
                 f"the manifest{where} cannot be read: {exc}",
-                hint="rebuild the wheelhouse with 'wheelhouse build'",
+                hint=Hint.REBUILD,
             ) from exc
 
 

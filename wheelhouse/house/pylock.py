@@ -20,7 +20,7 @@ from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
 from wheelhouse._base.files import write_atomic
-from wheelhouse.errors import InvalidWheelhouseError, OutputDirError
+from wheelhouse.errors import Hint, InvalidWheelhouseError, OutputDirError
 from wheelhouse.house.contents import PYLOCK_NAME
 from wheelhouse.house.manifest import MANIFEST_NAME, BuiltFrom, FileRecord, Manifest, TargetLock
 
@@ -86,7 +86,7 @@ def render_pylock(manifest: Manifest, *, files_dir: str = ".") -> str:
     except (PylockValidationError, InvalidSpecifier, InvalidVersion) as exc:
         raise InvalidWheelhouseError(
             f"the manifest does not make a valid PEP 751 lock file: {exc}",
-            hint="rebuild the wheelhouse with 'wheelhouse build'",
+            hint=Hint.REBUILD,
         ) from exc
     return tomli_w.dumps(dict(table))
 
@@ -115,13 +115,13 @@ def _record(by_filename: dict[str, FileRecord], key: _PackageKey, filename: str)
         raise InvalidWheelhouseError(
             f"the manifest locks {key[0]}=={key[1]} to {filename!r}, which it does not list"
             " among its files",
-            hint="rebuild the wheelhouse with 'wheelhouse build'",
+            hint=Hint.REBUILD,
         )
     if (record.name, record.version) != key:
         raise InvalidWheelhouseError(
             f"the manifest locks {key[0]}=={key[1]} to {filename!r}, which is a file of"
             f" {record.name}=={record.version}",
-            hint="rebuild the wheelhouse with 'wheelhouse build'",
+            hint=Hint.REBUILD,
         )
     return record
 
@@ -144,13 +144,13 @@ def _package(
     if not sdists and not wheels:
         raise InvalidWheelhouseError(
             f"the manifest locks {name}=={version} but ships no file that installs it",
-            hint="rebuild the wheelhouse with 'wheelhouse build'",
+            hint=Hint.REBUILD,
         )
     if len(sdists) > 1:
         raise InvalidWheelhouseError(
             f"the manifest ships more than one sdist of {name}=={version}:"
             f" {', '.join(repr(r.filename) for r in sdists)}; a lock file holds one",
-            hint="rebuild the wheelhouse with 'wheelhouse build'",
+            hint=Hint.REBUILD,
         )
     return Package(
         name=name,
@@ -241,7 +241,7 @@ def _target_marker(lock: TargetLock) -> str:
         raise InvalidWheelhouseError(
             f"target {lock.target!r} records no environment, so the lock file cannot say"
             " which of its packages belong to it",
-            hint="rebuild the wheelhouse with 'wheelhouse build'",
+            hint=Hint.REBUILD,
         )
     text = " and ".join(clauses)
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from wheelhouse._base.files import sha256_stream
-from wheelhouse.errors import InvalidWheelhouseError, WheelhouseError
+from wheelhouse.errors import Hint, InvalidWheelhouseError, WheelhouseError
 from wheelhouse.house.contents import open_wheelhouse
 from wheelhouse.house.manifest import (
     GENERATOR,
@@ -306,7 +306,7 @@ def _check_filename(directory: Path, filename: str) -> None:
     ):
         raise InvalidWheelhouseError(
             f"the manifest of {str(directory)!r} records an unsafe file name {filename!r}",
-            hint="rebuild the wheelhouse with 'wheelhouse build'",
+            hint=Hint.REBUILD,
         )
 
 

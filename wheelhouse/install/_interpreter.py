@@ -24,7 +24,7 @@ from packaging.tags import sys_tags
 
 from wheelhouse._base._subprocess import run, tail
 from wheelhouse._base.files import write_atomic
-from wheelhouse.errors import UsageError, WheelhouseError
+from wheelhouse.errors import Hint, UsageError, WheelhouseError
 from wheelhouse.house.locations import cache_root
 
 __all__ = ["InterpreterInfo", "describe", "find_python"]
@@ -287,14 +287,14 @@ def _ask(path: Path) -> InterpreterInfo:
     except (OSError, subprocess.SubprocessError) as exc:
         raise WheelhouseError(
             f"the Python interpreter {str(path)!r} does not run: {exc}",
-            hint="pass a working python executable with --python",
+            hint=Hint.PYTHON,
         ) from exc
     if not result.ok:
         detail = tail(result.stderr or result.stdout, 5) or "no output"
         raise WheelhouseError(
             f"the Python interpreter {str(path)!r} failed (exit {result.returncode}) when asked "
             f"for its tags:\n{detail}",
-            hint="pass a working python executable with --python",
+            hint=Hint.PYTHON,
         )
     try:
         data: dict[str, Any] = json.loads(result.stdout)

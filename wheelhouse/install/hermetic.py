@@ -32,6 +32,7 @@ from wheelhouse._base._uv import find_uv
 from wheelhouse._base.files import write_atomic
 from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.errors import (
+    Hint,
     IncompatibleError,
     InvalidWheelhouseError,
     NotFoundError,
@@ -161,7 +162,7 @@ def execute(plan: InstallPlan, progress: Progress | None = None) -> InstallResul
     except FileNotFoundError as exc:
         raise WheelhouseError(
             f"cannot run {plan.argv[0]!r}: {exc.strerror}",
-            hint="pass a working python executable with --python",
+            hint=Hint.PYTHON,
         ) from exc
     seconds = time.perf_counter() - started
     if on_stderr is not None:
@@ -445,13 +446,13 @@ def _requires(
     except (OSError, zipfile.BadZipFile, InvalidVersion) as exc:
         raise InvalidWheelhouseError(
             f"cannot read the metadata of {wheels[0]!r} in {str(directory)!r}: {exc}",
-            hint="rebuild the wheelhouse with 'wheelhouse build'",
+            hint=Hint.REBUILD,
         ) from exc
     if metadata is None:
         raise InvalidWheelhouseError(
             f"{wheels[0]!r} in {str(directory)!r} has no "
             f"{entry.name}-{entry.version}.dist-info/METADATA",
-            hint="rebuild the wheelhouse with 'wheelhouse build'",
+            hint=Hint.REBUILD,
         )
     message = email.parser.BytesParser().parsebytes(metadata)
     try:

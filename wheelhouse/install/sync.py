@@ -20,7 +20,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelhouse._base._pip import offline_env, pip_command
 from wheelhouse._base._subprocess import run, tail
-from wheelhouse.errors import WheelhouseError
+from wheelhouse.errors import Hint, WheelhouseError
 from wheelhouse.install.hermetic import (
     InstallOptions,
     InstallPlan,
@@ -78,7 +78,7 @@ def installed_distributions(python: Path) -> dict[NormalizedName, tuple[str, tup
     except FileNotFoundError as exc:
         raise WheelhouseError(
             f"cannot run {str(python)!r}: {exc.strerror}",
-            hint="pass a working python executable with --python",
+            hint=Hint.PYTHON,
         ) from exc
     try:
         if not result.ok:
@@ -93,7 +93,7 @@ def installed_distributions(python: Path) -> dict[NormalizedName, tuple[str, tup
         output = tail(result.stderr + "\n" + result.stdout, 5) or "no output"
         raise WheelhouseError(
             f"cannot list what {str(python)!r} has installed ({exc}):\n{output}",
-            hint="pass a working python executable with --python",
+            hint=Hint.PYTHON,
         ) from exc
     return found
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from wheelhouse._base.words import count
-from wheelhouse.errors import InvalidBundleError, TamperedError
+from wheelhouse.errors import Hint, InvalidBundleError, TamperedError
 from wheelhouse.house.bundle.layout import (
     _CHUNK,
     _MAGIC_GZIP,
@@ -42,7 +42,7 @@ def _read_house(directory: Path) -> Manifest:
         raise InvalidWheelhouseError(
             f"the manifest of {str(directory)!r} names the file {bad!r}, which is not a "
             "wheel or sdist file name",
-            hint="rebuild the wheelhouse with 'wheelhouse build'",
+            hint=Hint.REBUILD,
         )
     return manifest
 
@@ -83,7 +83,7 @@ def _volumes_of(path: Path) -> list[Path]:
             raise InvalidBundleError(
                 f"volume {str(missing)!r} of the bundle is missing "
                 f"(found {count(len(numbers), 'volume')} up to {stem}.{numbers[-1]:03d})",
-                hint="copy every volume of the bundle into one directory",
+                hint=Hint.ALL_VOLUMES,
             )
     return [path.with_name(f"{stem}.{n:03d}") for n in numbers]
 
@@ -193,15 +193,15 @@ def _damaged(path: Path, paths: list[Path], exc: BaseException) -> WheelhouseErr
                 f"the bundle {str(path)!r} ends early after {paths[-1].name}: "
                 f"its next volume ({following.name}) "
                 "is missing or a volume is cut short",
-                hint="copy every volume of the bundle into one directory",
+                hint=Hint.ALL_VOLUMES,
             )
         return TamperedError(
             f"the bundle {str(path)!r} is cut short ({why}); nothing was written",
-            hint="copy the bundle again and compare its sha256 with the one pack printed",
+            hint=Hint.RECOPY_BUNDLE,
         )
     return TamperedError(
         f"the bundle {str(path)!r} is damaged ({why}); nothing was written",
-        hint="copy the bundle again and compare its sha256 with the one pack printed",
+        hint=Hint.RECOPY_BUNDLE,
     )
 
 
@@ -258,7 +258,7 @@ def _parse_sums(bundle: Path, data: bytes) -> dict[str, str]:
             raise TamperedError(
                 f"line {number} of {SUMS_NAME} in the bundle {str(bundle)!r} is not a unique "
                 "'SHA256  NAME' line; nothing was written",
-                hint="copy the bundle again and compare its sha256 with the one pack printed",
+                hint=Hint.RECOPY_BUNDLE,
             )
         sums[match.group(2)] = match.group(1)
     return sums

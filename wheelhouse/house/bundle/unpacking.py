@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from wheelhouse.errors import (
     BundleBaseError,
+    Hint,
     InvalidBundleError,
     OutputDirError,
     TamperedError,
@@ -68,7 +69,7 @@ def unpack(
             raise OutputDirError(
                 f"cannot write beside {str(out)!r}: {exc.strerror}",
                 path=out,
-                hint="choose a writable location with -o",
+                hint=Hint.WRITABLE_OUTPUT,
             ) from exc
         try:
             info, written = _extract(bundle, scratch)
@@ -102,7 +103,7 @@ def unpack(
 def _unsafe(bundle: Path, member: tarfile.TarInfo, why: str) -> UnsafeBundleError:
     return UnsafeBundleError(
         f"the bundle {str(bundle)!r} holds {member.name!r}, {why}; nothing was written",
-        hint="a bundle that wheelhouse packed has none: do not use this file",
+        hint=Hint.NOT_PACKED,
     )
 
 
@@ -151,7 +152,7 @@ def _extract(bundle: Path, scratch: Path) -> tuple[dict[str, Any], dict[str, str
                     raise InvalidBundleError(
                         f"{str(bundle)!r} is not a wheelhouse bundle: it starts with "
                         f"{member.name!r}, not {INFO_NAME} and {SUMS_NAME}",
-                        hint="make bundles with 'wheelhouse pack'",
+                        hint=Hint.PACK,
                     )
                 _check_member(bundle, member, scratch, seen)
                 position = len(seen)
@@ -161,7 +162,7 @@ def _extract(bundle: Path, scratch: Path) -> tuple[dict[str, Any], dict[str, str
                     raise InvalidBundleError(
                         f"{str(bundle)!r} is not a wheelhouse bundle: it starts with "
                         f"{member.name!r}, not {INFO_NAME} and {SUMS_NAME}",
-                        hint="make bundles with 'wheelhouse pack'",
+                        hint=Hint.PACK,
                     )
                 handle = tar.extractfile(member)
                 assert handle is not None
@@ -199,7 +200,7 @@ def _extract(bundle: Path, scratch: Path) -> tuple[dict[str, Any], dict[str, str
     if sums is None:
         raise InvalidBundleError(
             f"{str(bundle)!r} is not a wheelhouse bundle (it has no {SUMS_NAME})",
-            hint="make bundles with 'wheelhouse pack'",
+            hint=Hint.PACK,
         )
     missing = sorted(set(sums) - seen)
     if missing:
@@ -207,7 +208,7 @@ def _extract(bundle: Path, scratch: Path) -> tuple[dict[str, Any], dict[str, str
             f"the bundle {str(bundle)!r} lacks {missing[0]!r}, which {SUMS_NAME} lists"
             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
             + "; nothing was written",
-            hint="copy the bundle again and compare its sha256 with the one pack printed",
+            hint=Hint.RECOPY_BUNDLE,
         )
     try:
         info = json.loads(info_bytes)
@@ -223,7 +224,7 @@ def _extract(bundle: Path, scratch: Path) -> tuple[dict[str, Any], dict[str, str
     if not (scratch / HOUSE_DIR / MANIFEST_NAME).is_file():
         raise InvalidBundleError(
             f"the bundle {str(bundle)!r} holds no {HOUSE_DIR}/{MANIFEST_NAME}",
-            hint="make bundles with 'wheelhouse pack'",
+            hint=Hint.PACK,
         )
     return dict(info), written
 
@@ -250,7 +251,7 @@ def _check_digest(bundle: Path, name: str, digest: Any, sums: dict[str, str]) ->
         raise TamperedError(
             f"{name!r} in the bundle {str(bundle)!r} has sha256 {actual}, {SUMS_NAME} records "
             f"{expected}; nothing was written",
-            hint="copy the bundle again and compare its sha256 with the one pack printed",
+            hint=Hint.RECOPY_BUNDLE,
         )
 
 
@@ -262,7 +263,7 @@ def _bundled_manifest(bundle: Path, info: dict[str, Any], house: Path) -> Manife
         raise TamperedError(
             f"the manifest in the bundle {str(bundle)!r} is not the one its {INFO_NAME} names; "
             "nothing was written",
-            hint="copy the bundle again and compare its sha256 with the one pack printed",
+            hint=Hint.RECOPY_BUNDLE,
         )
     # Before anything reads, links or writes a file by these names (an update links the
     # files it keeps from the old wheelhouse).
@@ -271,7 +272,7 @@ def _bundled_manifest(bundle: Path, info: dict[str, Any], house: Path) -> Manife
         raise UnsafeBundleError(
             f"the manifest in the bundle {str(bundle)!r} names the file {bad!r}, which is not "
             "a wheel or sdist file name; nothing was written",
-            hint="a bundle that wheelhouse packed has none: do not use this file",
+            hint=Hint.NOT_PACKED,
         )
     return manifest
 
@@ -300,7 +301,7 @@ def _verified(bundle: Path, house: Path, kind: BundleKind, known: dict[str, str]
         raise TamperedError(
             f"the bundle {str(bundle)!r} {where}does not verify: {problems[0].message}{more}; "
             "nothing was written",
-            hint="copy the bundle again and compare its sha256 with the one pack printed",
+            hint=Hint.RECOPY_BUNDLE,
         )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from wheelhouse.errors import OutputDirError, TamperedError, UsageError
+from wheelhouse.errors import Hint, OutputDirError, TamperedError, UsageError
 from wheelhouse.house.bundle.layout import _MTIME, Compression, Volume, _Member
 
 logger = logging.getLogger(__name__)
@@ -213,13 +213,13 @@ def _check_bundle_output(output: Path) -> None:
         raise OutputDirError(
             f"cannot create {str(parent)!r}: {exc.strerror}",
             path=output,
-            hint="choose a writable location with -o",
+            hint=Hint.WRITABLE_OUTPUT,
         ) from exc
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputDirError(
             f"cannot write to {str(parent)!r} (permission denied)",
             path=output,
-            hint="choose a writable location with -o",
+            hint=Hint.WRITABLE_OUTPUT,
         )
 
 
