@@ -15,7 +15,7 @@ from wheelhouse.house.contents import requirements_filename
 from wheelhouse.house.manifest import Manifest
 
 
-def _install_text(manifest: Manifest, installers: Sequence[tuple[str, Path]], update: bool) -> str:
+def render_install(manifest: Manifest, installers: Sequence[tuple[str, Path]], update: bool) -> str:
     """INSTALL.txt: the commands for what the bundle ships, each runnable as written from the
     directory the bundle was extracted in (the tests run them offline)."""
     names = sorted(name for name, _ in installers)

@@ -50,23 +50,23 @@ SBOM_NAMES: dict[SbomFormat, str] = {
 
 # Every member carries the same time and owner, so the same wheelhouse gives the same bytes;
 # 1980-01-01 is the earliest time a wheel's zip entries can carry.
-_MTIME = 315532800
+MTIME = 315532800
 
 
-_CHUNK = 1 << 20
+CHUNK = 1 << 20
 
 
 # bundle.json and SHA256SUMS are read into memory: a bundle with larger ones is not ours.
-_MAX_HEADER = 64 << 20
+MAX_HEADER = 64 << 20
 
 
-_MAGIC_GZIP = b"\x1f\x8b"
+MAGIC_GZIP = b"\x1f\x8b"
 
 
-_MAGIC_ZSTD = b"\x28\xb5\x2f\xfd"
+MAGIC_ZSTD = b"\x28\xb5\x2f\xfd"
 
 
-_VOLUME = re.compile(r"\.(\d{3})$")
+VOLUME_SUFFIX = re.compile(r"\.(\d{3})$")
 
 
 Compression = Literal["none", "gzip", "zstd"]
@@ -149,14 +149,14 @@ def manifest_id(manifest: Manifest) -> str:
 
 
 @dataclass(frozen=True)
-class _Member:
+class Member:
     name: str
     source: _Source
     size: int
     sha256: str | None  # known beforehand: checked while the file is streamed
 
 
-def _unsafe_name(manifest: Manifest) -> str | None:
+def unsafe_name(manifest: Manifest) -> str | None:
     """The first file name of ``manifest`` that is not one plain wheel or sdist file name (a
     single path component), else None: the manifest's names are data, never paths."""
     for record in manifest.files:

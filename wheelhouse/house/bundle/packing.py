@@ -11,9 +11,8 @@ from pathlib import Path
 from wheelhouse import __version__
 from wheelhouse._base.files import sha256_file
 from wheelhouse.errors import TamperedError, UsageError
-from wheelhouse.house.bundle.install_notes import _install_text
+from wheelhouse.house.bundle.install_notes import render_install
 from wheelhouse.house.bundle.layout import (
-    _MAX_HEADER,
     BUNDLE_FORMAT,
     HOUSE_DIR,
     INFO_NAME,
@@ -22,20 +21,18 @@ from wheelhouse.house.bundle.layout import (
     SBOM_NAMES,
     SUMS_NAME,
     BundleKind,
+    Member,
     PackResult,
-    _Member,
     compression_of,
     manifest_id,
 )
 from wheelhouse.house.bundle.reader import (
-    _damaged,
-    _open_tar,
-    _parse_sums,
-    _read_errors,
-    _read_house,
     base_of,
+    parse_sums,
+    read_header,
+    read_house,
 )
-from wheelhouse.house.bundle.writer import _write_bundle
+from wheelhouse.house.bundle.writer import write_bundle
 from wheelhouse.house.contents import generated_names
 from wheelhouse.house.manifest import MANIFEST_NAME, AddedFiles, Manifest, added_files, is_carried
 
@@ -61,7 +58,7 @@ def pack(
     The output appears whole (written to a temporary name, then renamed) or not at all.
     """
     compression = compression_of(output)
-    manifest = _read_house(directory)
+    manifest = read_house(directory)
     if output.absolute().parent == directory.absolute():
         raise UsageError(
             f"the bundle {str(output)!r} would be written into the wheelhouse it packs",
@@ -77,35 +74,35 @@ def pack(
     base_files = {r.filename: r.sha256 for r in base.files} if base else {}
     shipped = [r for r in manifest.files if base_files.get(r.filename) != r.sha256]
 
-    members: list[_Member] = []
+    members: list[Member] = []
     for record in shipped:
         path = directory / record.filename
         _check_recorded(path, record.size)
-        members.append(_Member(f"{HOUSE_DIR}/{record.filename}", path, record.size, record.sha256))
+        members.append(Member(f"{HOUSE_DIR}/{record.filename}", path, record.size, record.sha256))
     recorded = {r.filename for r in manifest.files}
     for relative in _generated_files(directory, manifest, recorded):
         data = (directory / relative).read_bytes()
-        members.append(_Member(f"{HOUSE_DIR}/{relative}", data, len(data), None))
+        members.append(Member(f"{HOUSE_DIR}/{relative}", data, len(data), None))
     for relative in added.carried:
         path = directory / relative
         digest, size = sha256_file(path)  # then checked again as it is streamed
         if base_carried.get(relative) != digest:
-            members.append(_Member(f"{HOUSE_DIR}/{relative}", path, size, digest))
+            members.append(Member(f"{HOUSE_DIR}/{relative}", path, size, digest))
     # The manifest as wheelhouse writes it: the id an update names is of these bytes.
     data = manifest.to_json().encode("utf-8")
-    members.append(_Member(f"{HOUSE_DIR}/{MANIFEST_NAME}", data, len(data), None))
+    members.append(Member(f"{HOUSE_DIR}/{MANIFEST_NAME}", data, len(data), None))
     for name, path in extra:
         digest, size = sha256_file(path)  # then checked again as it is streamed
-        members.append(_Member(f"{INSTALLERS_DIR}/{name}", path, size, digest))
+        members.append(Member(f"{INSTALLERS_DIR}/{name}", path, size, digest))
     from wheelhouse.house.sbom import FORMATS, components, render_sbom
 
     found = components(directory, manifest)
     for fmt in FORMATS:
         document = render_sbom(directory, manifest, fmt, found)
-        members.append(_Member(SBOM_NAMES[fmt], document, len(document), None))
+        members.append(Member(SBOM_NAMES[fmt], document, len(document), None))
     installers = sorted(name for name, _ in extra)
-    install_text = _install_text(manifest, extra, base is not None).encode("utf-8")
-    members.append(_Member(INSTALL_NAME, install_text, len(install_text), None))
+    install_text = render_install(manifest, extra, base is not None).encode("utf-8")
+    members.append(Member(INSTALL_NAME, install_text, len(install_text), None))
 
     kind: BundleKind = "update" if base is not None else "full"
     info = {
@@ -121,13 +118,13 @@ def pack(
     }
     info_bytes = (json.dumps(info, indent=2) + "\n").encode("utf-8")
     members.sort(key=lambda m: m.name)
-    sums = _sums_text([_Member(INFO_NAME, info_bytes, len(info_bytes), None), *members])
+    sums = _sums_text([Member(INFO_NAME, info_bytes, len(info_bytes), None), *members])
     ordered = [
-        _Member(INFO_NAME, info_bytes, len(info_bytes), None),
-        _Member(SUMS_NAME, sums, len(sums), None),
+        Member(INFO_NAME, info_bytes, len(info_bytes), None),
+        Member(SUMS_NAME, sums, len(sums), None),
         *members,
     ]
-    volumes = _write_bundle(output, ordered, compression, split)
+    volumes = write_bundle(output, ordered, compression, split)
     return PackResult(
         volumes=volumes,
         kind=kind,
@@ -172,23 +169,16 @@ def _carried_of(since: Path, base: Manifest) -> dict[str, str]:
         return {path: sha256_file(since / path)[0] for path in added_files(since, base).carried}
     if since.name.endswith(".json"):
         return {}
+    data = read_header(since, SUMS_NAME)
+    if data is None:
+        return {}
     prefix = f"{HOUSE_DIR}/"
-    try:
-        with _open_tar(since) as (tar, _):
-            for member in tar:
-                if member.name == SUMS_NAME and member.isfile() and member.size <= _MAX_HEADER:
-                    handle = tar.extractfile(member)
-                    assert handle is not None
-                    sums = _parse_sums(since, handle.read())
-                    recorded = {r.filename for r in base.files}
-                    return {
-                        name[len(prefix) :]: digest
-                        for name, digest in sums.items()
-                        if name.startswith(prefix) and is_carried(name[len(prefix) :], recorded)
-                    }
-    except _read_errors() as exc:
-        raise _damaged(since, [since], exc) from exc
-    return {}
+    recorded = {r.filename for r in base.files}
+    return {
+        name[len(prefix) :]: digest
+        for name, digest in parse_sums(since, data).items()
+        if name.startswith(prefix) and is_carried(name[len(prefix) :], recorded)
+    }
 
 
 def _check_recorded(path: Path, size: int) -> None:
@@ -225,7 +215,7 @@ def _generated_files(directory: Path, manifest: Manifest, recorded: set[str]) ->
     return found
 
 
-def _sums_text(members: Sequence[_Member]) -> bytes:
+def _sums_text(members: Sequence[Member]) -> bytes:
     lines = []
     for member in members:
         digest = member.sha256

@@ -14,30 +14,28 @@ from pathlib import Path
 from typing import IO, Any
 
 from wheelhouse._base.words import count
-from wheelhouse.errors import Hint, InvalidBundleError, TamperedError
+from wheelhouse.errors import Hint, InvalidBundleError, InvalidWheelhouseError, TamperedError
 from wheelhouse.house.bundle.layout import (
-    _CHUNK,
-    _MAGIC_GZIP,
-    _MAGIC_ZSTD,
-    _MAX_HEADER,
-    _VOLUME,
+    CHUNK,
     HOUSE_DIR,
     INFO_NAME,
+    MAGIC_GZIP,
+    MAGIC_ZSTD,
+    MAX_HEADER,
     SUMS_NAME,
+    VOLUME_SUFFIX,
     Compression,
-    _unsafe_name,
+    unsafe_name,
 )
-from wheelhouse.house.bundle.writer import _volume_path, _zstandard
+from wheelhouse.house.bundle.writer import load_zstandard, volume_path
 from wheelhouse.house.contents import open_wheelhouse
 from wheelhouse.house.manifest import MANIFEST_NAME, Manifest
 
 
-def _read_house(directory: Path) -> Manifest:
+def read_house(directory: Path) -> Manifest:
     manifest = open_wheelhouse(directory)
-    bad = _unsafe_name(manifest)
+    bad = unsafe_name(manifest)
     if bad is not None:
-        from wheelhouse.errors import InvalidWheelhouseError
-
         # Each name is read as a file of the wheelhouse: never one outside it.
         raise InvalidWheelhouseError(
             f"the manifest of {str(directory)!r} names the file {bad!r}, which is not a "
@@ -47,17 +45,17 @@ def _read_house(directory: Path) -> Manifest:
     return manifest
 
 
-def _volumes_of(path: Path) -> list[Path]:
+def volumes_of(path: Path) -> list[Path]:
     """The files of the bundle ``path``: itself, or ``X.001`` and every volume after it."""
-    match = _VOLUME.search(path.name)
+    match = VOLUME_SUFFIX.search(path.name)
     if path.is_dir():
         raise InvalidBundleError(
             f"{str(path)!r} is a directory, not a bundle file",
             hint="pass the file 'wheelhouse pack' wrote (or its first volume, FILE.001)",
         )
     if not path.is_file():
-        if _volume_path(path, 1).is_file():
-            return _volumes_of(_volume_path(path, 1))
+        if volume_path(path, 1).is_file():
+            return volumes_of(volume_path(path, 1))
         raise InvalidBundleError(
             f"the bundle {str(path)!r} does not exist",
             hint="pass the bundle file (or its first volume, FILE.001)",
@@ -74,7 +72,7 @@ def _volumes_of(path: Path) -> list[Path]:
         int(m.group(1))
         for sibling in path.parent.iterdir()
         if sibling.name.startswith(stem + ".")
-        and (m := _VOLUME.search(sibling.name))
+        and (m := VOLUME_SUFFIX.search(sibling.name))
         and sibling.name == f"{stem}{m.group(0)}"
     )
     for expected, number in enumerate(numbers, start=1):
@@ -140,17 +138,17 @@ _FIRST_HEADER = INFO_NAME.encode() + b"\0"
 
 
 @contextlib.contextmanager
-def _open_tar(path: Path) -> Iterator[tuple[tarfile.TarFile, list[Path]]]:
-    paths = _volumes_of(path)
-    raw = io.BufferedReader(_Volumes(paths), buffer_size=_CHUNK)
+def open_tar(path: Path) -> Iterator[tuple[tarfile.TarFile, list[Path]]]:
+    paths = volumes_of(path)
+    raw = io.BufferedReader(_Volumes(paths), buffer_size=CHUNK)
     with raw:
         magic = raw.peek(4)[:4]
         stream: IO[bytes]
         compression: Compression = "none"
-        if magic.startswith(_MAGIC_GZIP):
+        if magic.startswith(MAGIC_GZIP):
             stream, compression = gzip.GzipFile(fileobj=raw, mode="rb"), "gzip"  # type: ignore[assignment]
-        elif magic == _MAGIC_ZSTD:
-            stream = _zstandard().ZstdDecompressor().stream_reader(raw, closefd=False)
+        elif magic == MAGIC_ZSTD:
+            stream = load_zstandard().ZstdDecompressor().stream_reader(raw, closefd=False)
             compression = "zstd"
         else:
             stream = raw
@@ -158,8 +156,8 @@ def _open_tar(path: Path) -> Iterator[tuple[tarfile.TarFile, list[Path]]]:
         try:
             with tarfile.open(fileobj=head, mode="r|") as tar:
                 yield tar, paths
-        except _read_errors() as exc:
-            error = _not_a_bundle(path, head.head, compression) or _damaged(path, paths, exc)
+        except read_errors() as exc:
+            error = _not_a_bundle(path, head.head, compression) or damaged(path, paths, exc)
             raise error from exc
         finally:
             stream.close()
@@ -184,11 +182,11 @@ def _not_a_bundle(path: Path, head: bytes, compression: Compression) -> InvalidB
     )
 
 
-def _damaged(path: Path, paths: list[Path], exc: BaseException) -> WheelhouseErrorType:
+def damaged(path: Path, paths: list[Path], exc: BaseException) -> WheelhouseErrorType:
     why = str(exc) or type(exc).__name__
     if isinstance(exc, EOFError) or "unexpected end" in why:
-        if len(paths) > 1 or _VOLUME.search(paths[0].name):
-            following = _volume_path(paths[0].with_suffix(""), len(paths) + 1)
+        if len(paths) > 1 or VOLUME_SUFFIX.search(paths[0].name):
+            following = volume_path(paths[0].with_suffix(""), len(paths) + 1)
             return InvalidBundleError(
                 f"the bundle {str(path)!r} ends early after {paths[-1].name}: "
                 f"its next volume ({following.name}) "
@@ -216,7 +214,7 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _read_errors() -> tuple[type[BaseException], ...]:
+def read_errors() -> tuple[type[BaseException], ...]:
     with contextlib.suppress(ImportError):
         import zstandard
 
@@ -224,10 +222,25 @@ def _read_errors() -> tuple[type[BaseException], ...]:
     return _READ_ERRORS
 
 
+def read_header(bundle: Path, name: str) -> bytes | None:
+    """The bytes of the member ``name`` of ``bundle``, a regular file no larger than a header
+    may be, or None when the bundle holds no such member."""
+    try:
+        with open_tar(bundle) as (tar, _):
+            for member in tar:
+                if member.name == name and member.isfile() and member.size <= MAX_HEADER:
+                    handle = tar.extractfile(member)
+                    assert handle is not None
+                    return handle.read()
+    except read_errors() as exc:
+        raise damaged(bundle, [bundle], exc) from exc
+    return None
+
+
 def base_of(since: Path) -> Manifest:
     """The manifest an update is made against: of a bundle, a manifest file or a wheelhouse."""
     if since.is_dir():
-        return _read_house(since)
+        return read_house(since)
     if since.name.endswith(".json") and since.is_file():
         try:
             text = since.read_text(encoding="utf-8")
@@ -235,22 +248,16 @@ def base_of(since: Path) -> Manifest:
             raise InvalidBundleError(f"cannot read {str(since)!r}: {exc.strerror}") from exc
         return Manifest.from_json(text, source=since)
     wanted = f"{HOUSE_DIR}/{MANIFEST_NAME}"
-    try:
-        with _open_tar(since) as (tar, _):
-            for member in tar:
-                if member.name == wanted and member.isfile() and member.size <= _MAX_HEADER:
-                    handle = tar.extractfile(member)
-                    assert handle is not None
-                    return Manifest.from_json(handle.read().decode("utf-8"), source=since)
-    except _read_errors() as exc:
-        raise _damaged(since, [since], exc) from exc
+    data = read_header(since, wanted)
+    if data is not None:
+        return Manifest.from_json(data.decode("utf-8"), source=since)
     raise InvalidBundleError(
         f"{str(since)!r} holds no {wanted}: it is not a wheelhouse bundle",
         hint="give --since an older bundle, its wheelhouse.json, or the old wheelhouse directory",
     )
 
 
-def _parse_sums(bundle: Path, data: bytes) -> dict[str, str]:
+def parse_sums(bundle: Path, data: bytes) -> dict[str, str]:
     sums: dict[str, str] = {}
     for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
         match = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line)

@@ -21,23 +21,23 @@ from wheelhouse.errors import (
     UnsafeBundleError,
 )
 from wheelhouse.house.bundle.layout import (
-    _CHUNK,
-    _MAX_HEADER,
     BUNDLE_FORMAT,
+    CHUNK,
     HOUSE_DIR,
     INFO_NAME,
+    MAX_HEADER,
     SUMS_NAME,
     BundleKind,
     UnpackResult,
-    _unsafe_name,
     manifest_id,
+    unsafe_name,
 )
 from wheelhouse.house.bundle.reader import (
-    _damaged,
-    _open_tar,
-    _parse_sums,
-    _read_errors,
-    _volumes_of,
+    damaged,
+    open_tar,
+    parse_sums,
+    read_errors,
+    volumes_of,
 )
 from wheelhouse.house.directory import (
     check_output_dir,
@@ -145,7 +145,7 @@ def _extract(bundle: Path, scratch: Path) -> tuple[dict[str, Any], dict[str, str
     sums: dict[str, str] | None = None
     info_bytes = b""
     try:
-        with _open_tar(bundle) as (tar, _):
+        with open_tar(bundle) as (tar, _):
             for member in tar:
                 # Not ours at all (a tarball of a directory) says so before the member's checks.
                 if not seen and member.name != INFO_NAME:
@@ -167,13 +167,13 @@ def _extract(bundle: Path, scratch: Path) -> tuple[dict[str, Any], dict[str, str
                 handle = tar.extractfile(member)
                 assert handle is not None
                 if position <= 2:
-                    if member.size > _MAX_HEADER:
+                    if member.size > MAX_HEADER:
                         raise _unsafe(bundle, member, f"of {member.size} bytes")
                     data = handle.read()
                     if position == 1:
                         info_bytes = data
                     else:
-                        sums = _parse_sums(bundle, data)
+                        sums = parse_sums(bundle, data)
                         _check_digest(bundle, INFO_NAME, hashlib.sha256(info_bytes), sums)
                     continue
                 assert sums is not None
@@ -186,7 +186,7 @@ def _extract(bundle: Path, scratch: Path) -> tuple[dict[str, Any], dict[str, str
                 digest = hashlib.sha256()
                 sink = _open_scratch(target)
                 with sink:
-                    while chunk := handle.read(_CHUNK):
+                    while chunk := handle.read(CHUNK):
                         digest.update(chunk)
                         _write_scratch(sink, chunk, target)
                 _check_digest(bundle, member.name, digest, sums)
@@ -195,8 +195,8 @@ def _extract(bundle: Path, scratch: Path) -> tuple[dict[str, Any], dict[str, str
             # tarfile stops quietly, so ask whether that block was there.
             if tar.fileobj.tell() < tar.offset + tarfile.BLOCKSIZE:
                 raise EOFError("unexpected end of data")
-    except _read_errors() as exc:
-        raise _damaged(bundle, _volumes_of(bundle), exc) from exc
+    except read_errors() as exc:
+        raise damaged(bundle, volumes_of(bundle), exc) from exc
     if sums is None:
         raise InvalidBundleError(
             f"{str(bundle)!r} is not a wheelhouse bundle (it has no {SUMS_NAME})",
@@ -267,7 +267,7 @@ def _bundled_manifest(bundle: Path, info: dict[str, Any], house: Path) -> Manife
         )
     # Before anything reads, links or writes a file by these names (an update links the
     # files it keeps from the old wheelhouse).
-    bad = _unsafe_name(manifest)
+    bad = unsafe_name(manifest)
     if bad is not None:
         raise UnsafeBundleError(
             f"the manifest in the bundle {str(bundle)!r} names the file {bad!r}, which is not "

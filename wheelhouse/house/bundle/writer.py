@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from wheelhouse.errors import Hint, OutputDirError, TamperedError, UsageError
-from wheelhouse.house.bundle.layout import _MTIME, Compression, Volume, _Member
+from wheelhouse.house.bundle.layout import MTIME, Compression, Member, Volume
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class _Sink(io.RawIOBase):
     def _open_next(self) -> None:
         self._finish_volume()
         number = len(self.temps) + 1
-        final = self._output if self._split is None else _volume_path(self._output, number)
+        final = self._output if self._split is None else volume_path(self._output, number)
         temp = final.with_name(f".{final.name}.{self._tag}{_TEMP_SUFFIX}")
         self.temps.append((temp, final))
         self._handle = temp.open("xb")
@@ -164,12 +164,12 @@ def _remove_leftovers(output: Path) -> None:
             os.close(fd)
 
 
-def _volume_path(output: Path, number: int) -> Path:
+def volume_path(output: Path, number: int) -> Path:
     return output.with_name(f"{output.name}.{number:03d}")
 
 
-def _write_bundle(
-    output: Path, members: Sequence[_Member], compression: Compression, split: int | None
+def write_bundle(
+    output: Path, members: Sequence[Member], compression: Compression, split: int | None
 ) -> tuple[Volume, ...]:
     _check_bundle_output(output)
     _remove_leftovers(output)
@@ -192,7 +192,7 @@ def _write_bundle(
     if split is not None:
         # Volumes of an earlier, longer bundle of the same name would be read as part of this one.
         number = len(sink.temps) + 1
-        while (stale := _volume_path(output, number)).exists():
+        while (stale := volume_path(output, number)).exists():
             logger.info("removing %s, a volume of an earlier bundle of that name", stale)
             stale.unlink()
             number += 1
@@ -232,7 +232,7 @@ def _compressor(sink: _Sink, compression: Compression) -> Iterator[IO[bytes]]:
         with gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=6) as gz:
             yield gz  # type: ignore[misc]
     else:
-        zstandard = _zstandard()
+        zstandard = load_zstandard()
         # Single-threaded: zstd's output differs between its one- and multi-threaded modes.
         # With the frame checksum, as the zstd tool writes it, so `zstd -t` can check a copy.
         compressor = zstandard.ZstdCompressor(level=3, write_checksum=True)
@@ -240,7 +240,7 @@ def _compressor(sink: _Sink, compression: Compression) -> Iterator[IO[bytes]]:
             yield writer
 
 
-def _zstandard() -> Any:
+def load_zstandard() -> Any:
     try:
         import zstandard
     except ImportError as exc:  # pragma: no cover - a dependency
@@ -251,10 +251,10 @@ def _zstandard() -> Any:
     return zstandard
 
 
-def _add(tar: tarfile.TarFile, member: _Member) -> None:
+def _add(tar: tarfile.TarFile, member: Member) -> None:
     info = tarfile.TarInfo(member.name)
     info.size = member.size
-    info.mtime = _MTIME
+    info.mtime = MTIME
     info.mode = 0o644
     info.uid = info.gid = 0
     info.uname = info.gname = ""
