@@ -1,1 +1,2 @@
-"""The artifact: manifest, directory, static index, locks, verify and merge."""
+"""The artifact: its contents and manifest, the directory put in place, static index, locks,
+verify, merge, bundles (pack and unpack) and publishing to object storage."""
