@@ -98,18 +98,9 @@ def test_a_record_survives_the_codec_exactly() -> None:
 
 
 def test_a_mirror_state_record_with_its_url_flat_still_reads() -> None:
-    # What the mirror's own codec wrote before it used the manifest's.
-    old = {
-        "name": "Alpha",
-        "version": "1.0",
-        "filename": WHEEL,
-        "kind": "wheel",
-        "sha256": SHA,
-        "size": 12,
-        "requires-python": ">=3.9",
-        "url": "https://files.example/alpha-1.0-py3-none-any.whl",
-        "yanked": "broken",
-    }
+    # What the mirror's own codec wrote before it used the manifest's: the URL beside the rest.
+    old = {k: v for k, v in record_to_dict(RECORD).items() if k != "origin"}
+    old["url"] = "https://files.example/alpha-1.0-py3-none-any.whl"
     assert record_from_dict(old) == RECORD
 
 
