@@ -6,19 +6,18 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlsplit
-
-import urllib3
 
 from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base.files import sha256_file, write_atomic
 from wheelhouse._base.progress import Reporter
 from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import read_wheel_metadata
+from wheelhouse.download.stream import CHUNK, Received, download
 from wheelhouse.errors import (
     FetchError,
     HashMismatchError,
@@ -45,10 +44,6 @@ from wheelhouse.serve._upstream import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-_CHUNK = 1024 * 1024
-_ATTEMPTS = 3
 
 
 # -- one file --------------------------------------------------------------------------------
@@ -86,23 +81,10 @@ def _obtain(
                 f"{str(path)!r} exists, was not written by the mirror, and is not the file "
                 f"the index lists (sha256 {file.sha256}); left alone"
             )
-    partial = tmp / f"{uuid.uuid4().hex}.part"
-    try:
-        digest, size = _download(client, candidate, partial, settings, report)
-        if digest != file.sha256:
-            shown = strip_credentials(file.url)
-            raise HashMismatchError(
-                # A local file's own hash is not for the index's page to learn by listing it.
-                f"{file.filename} from {shown} does not have the sha256 the index promised "
-                f"({file.sha256}); not mirrored"
-                if candidate.local
-                else f"{file.filename} from {shown} has sha256 {digest}, "
-                f"but the index promised {file.sha256}; not mirrored",
-                filename=file.filename,
-                expected=file.sha256,
-                actual=digest,
-            )
-        partial.chmod(0o644)
+    placed: list[bytes | None] = []
+
+    def place(partial: Path, received: Received) -> None:
+        # Verified, not yet in place: what the mirror serves beside it, then the claim.
         metadata = _metadata(partial, candidate)
         provenance = _provenance(candidate, client, settings, warnings)
         claim()
@@ -110,10 +92,25 @@ def _obtain(
             write_atomic(out / (file.filename + METADATA_SUFFIX), metadata)
         # What proved other bytes of this name (a file the index replaced) proves nothing now.
         _write_provenance(out, file.filename, provenance)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return _mirrored(candidate, size, metadata)
+        placed.append(metadata)
+
+    partial = tmp / f"{uuid.uuid4().hex}.part"
+    try:
+        received = _download(client, candidate, partial, path, settings, report, place)
+    except HashMismatchError as exc:
+        shown = strip_credentials(file.url)
+        raise HashMismatchError(
+            # A local file's own hash is not for the index's page to learn by listing it.
+            f"{file.filename} from {shown} does not have the sha256 the index promised "
+            f"({file.sha256}); not mirrored"
+            if candidate.local
+            else f"{file.filename} from {shown} has sha256 {exc.actual}, "
+            f"but the index promised {file.sha256}; not mirrored",
+            filename=file.filename,
+            expected=file.sha256,
+            actual=exc.actual,
+        ) from None
+    return _mirrored(candidate, received.size, placed[0])
 
 
 def _provenance(
@@ -231,12 +228,23 @@ def _download(
     client: HttpClient,
     candidate: _Candidate,
     partial: Path,
+    path: Path,
     settings: MirrorSettings,
     report: Reporter,
-) -> tuple[str, int]:
+    place: Callable[[Path, Received], None],
+) -> Received:
+    """The file downloaded (or copied) through ``partial`` to ``path``: verified, bounded
+    by --max-file-size and the page's size, ``place`` called before the rename."""
     file = candidate.file
+    options = _Options(
+        sha256=file.sha256,
+        name=file.filename,
+        too_big=lambda size: _too_big(file, settings, size),
+        progress=lambda size: report.downloaded(file.filename, size),
+        before=place,
+    )
     if file.url.startswith("file:"):
-        return _copy_local(candidate, partial, settings, report)
+        return _copy_local(client, candidate, partial, path, options)
     if urlsplit(file.url).scheme.lower() not in ("http", "https"):
         # _usable keeps only http(s) URLs of remote pages; a state file could hold others.
         raise FetchError(
@@ -244,33 +252,22 @@ def _download(
             f"{strip_credentials(file.url)!r}; not mirrored",
             url=strip_credentials(file.url),
         )
-    last: Exception | None = None
-    for attempt in range(_ATTEMPTS):
-        try:
-            return _get(client, file, partial, settings, report)
-        except (urllib3.exceptions.HTTPError, OSError, _Retry) as exc:
-            last = exc
-            logger.warning("fetching %s failed (%s); attempt %d", file.filename, exc, attempt + 1)
-            if attempt + 1 < _ATTEMPTS:
-                time.sleep(0.2 * 2**attempt)
-    raise FetchError(
-        f"cannot download {strip_credentials(file.url)}: {last}",
-        url=strip_credentials(file.url),
-        hint="check the network and the index's credentials, proxy and certificates",
-    ) from last
+    return download(client, file.url, partial, path, **options)[1]
 
 
-class _Retry(Exception):
-    pass
+class _Options(TypedDict):
+    sha256: str | None
+    name: str
+    too_big: Callable[[int], str | None]
+    progress: Callable[[int], None]
+    before: Callable[[Path, Received], None]
 
 
 def _copy_local(
-    candidate: _Candidate, partial: Path, settings: MirrorSettings, report: Reporter
-) -> tuple[str, int]:
+    client: HttpClient, candidate: _Candidate, partial: Path, path: Path, options: _Options
+) -> Received:
     """A file a file:// index lists, copied and hashed; at most --max-file-size bytes are
     copied, and only from a regular file (not a device, a FIFO or a directory)."""
-    import hashlib
-
     file = candidate.file
     if not candidate.local:
         # _usable drops them from remote pages; a state file could hold one.
@@ -294,17 +291,8 @@ def _copy_local(
                 "not mirrored",
                 url=file.url,
             )
-        digest = hashlib.sha256()
-        size = 0
-        with partial.open("wb") as copy:
-            while chunk := handle.read(_CHUNK):
-                size += len(chunk)
-                if too_big := _too_big(file, settings, size):
-                    raise FetchError(too_big, url=file.url)
-                copy.write(chunk)
-                digest.update(chunk)
-    report.downloaded(file.filename, size)
-    return digest.hexdigest(), size
+        chunks = iter(lambda: handle.read(CHUNK), b"")
+        return download(client, file.url, partial, path, source=chunks, **options)[1]
 
 
 def _too_big(file: UpstreamFile, settings: MirrorSettings, size: int) -> str | None:
@@ -319,39 +307,3 @@ def _too_big(file: UpstreamFile, settings: MirrorSettings, size: int) -> str | N
             "not mirrored"
         )
     return None
-
-
-def _get(
-    client: HttpClient,
-    file: UpstreamFile,
-    partial: Path,
-    settings: MirrorSettings,
-    report: Reporter,
-) -> tuple[str, int]:
-    import hashlib
-
-    response = client.get(file.url)
-    try:
-        if response.status >= 500 or response.status == 429:
-            response.close()
-            raise _Retry(f"HTTP {response.status}")
-        if response.status != 200:
-            response.close()
-            raise FetchError(
-                f"cannot download {strip_credentials(file.url)}: HTTP {response.status}",
-                url=strip_credentials(file.url),
-            )
-        digest = hashlib.sha256()
-        size = 0
-        with partial.open("wb") as handle:
-            for chunk in response.stream(_CHUNK):
-                size += len(chunk)
-                if too_big := _too_big(file, settings, size):
-                    response.close()
-                    raise FetchError(too_big, url=strip_credentials(file.url))
-                handle.write(chunk)
-                digest.update(chunk)
-                report.downloaded(file.filename, len(chunk))
-        return digest.hexdigest(), size
-    finally:
-        response.release_conn()
