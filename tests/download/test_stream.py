@@ -5,107 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-import urllib3
 
+from tests.download._loopback import BODY, NAME, SHA, Behaviour, Server, cut, ranged, whole
 from wheelhouse._base._http import HttpClient
 from wheelhouse.download.stream import CHUNK, Received, download, receive
 from wheelhouse.errors import DownloadError, ExitCode, HashMismatchError
-
-BODY = bytes(range(256)) * 4096  # 1 MiB
-SHA = hashlib.sha256(BODY).hexdigest()
-NAME = "alpha-1.0-py3-none-any.whl"
-
-# How the server answers the n-th request (0-based) and its Range header: it writes to the
-# handler itself.
-Behaviour = Callable[[BaseHTTPRequestHandler, int, str | None], None]
-
-
-def whole(handler: BaseHTTPRequestHandler, body: bytes = BODY, status: int = 200) -> None:
-    handler.send_response(status)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
-def cut(handler: BaseHTTPRequestHandler, at: int = len(BODY) // 2) -> None:
-    """Promise the whole body, send ``at`` bytes of it, and drop the connection."""
-    handler.send_response(200)
-    handler.send_header("Content-Length", str(len(BODY)))
-    handler.end_headers()
-    handler.wfile.write(BODY[:at])
-    handler.wfile.flush()
-    handler.connection.shutdown(socket.SHUT_RDWR)
-    handler.close_connection = True
-
-
-def ranged(handler: BaseHTTPRequestHandler, asked: str) -> None:
-    start = int(asked.removeprefix("bytes=").rstrip("-"))
-    handler.send_response(206)
-    handler.send_header("Content-Range", f"bytes {start}-{len(BODY) - 1}/{len(BODY)}")
-    handler.send_header("Content-Length", str(len(BODY) - start))
-    handler.end_headers()
-    handler.wfile.write(BODY[start:])
-
-
-class Server:
-    """A loopback file server whose answers a test scripts; it records each Range asked."""
-
-    def __init__(self, behaviour: Behaviour) -> None:
-        self.behaviour = behaviour
-        self.asked: list[str | None] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                n = len(server.asked)
-                server.asked.append(self.headers.get("Range"))
-                server.behaviour(self, n, self.headers.get("Range"))
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        # A client that drops a connection (a test's timeout) is no error of the server's.
-        self.httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/files/{NAME}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[Behaviour], Server]]:
-    started: list[Server] = []
-
-    def start(behaviour: Behaviour) -> Server:
-        started.append(Server(behaviour))
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The retry policy's back-off sleeps (urllib3's Retry), recorded instead of slept."""
-    recorded: list[float] = []
-    monkeypatch.setattr(urllib3.util.retry.time, "sleep", recorded.append)
-    return recorded
 
 
 def fetch(tmp_path: Path, url: str, client: HttpClient | None = None, **options: object):  # type: ignore[no-untyped-def]

@@ -469,7 +469,7 @@ class Store:
 
         def too_big(size: int) -> str | None:
             if file.size is not None and size > file.size:
-                return f"{shown} sent more than the {file.size} bytes its page gives"
+                return f"it sent more than the {file.size} bytes its page gives"
             return None
 
         # Replaces a partial file left by a process that died: its readers see it abandoned.
