@@ -9,19 +9,11 @@ from dataclasses import dataclass, field
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
-from packaging.utils import (
-    NormalizedName,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import NormalizedName, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
 from wheelhouse._base.targets import Target
-from wheelhouse.house.manifest import (
-    Downloaded,
-    FileKind,
-    FileRecord,
-)
+from wheelhouse.house.manifest import Downloaded, FileKind, FileRecord
 from wheelhouse.mirror.settings import MirrorSettings, _Want
 from wheelhouse.mirror.state import _NOT_A_DIST, _refusal
 from wheelhouse.serve._upstream import UpstreamFile

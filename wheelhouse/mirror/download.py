@@ -18,30 +18,13 @@ from wheelhouse._base.progress import Reporter
 from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.download.stream import CHUNK, Received, download
-from wheelhouse.errors import (
-    FetchError,
-    HashMismatchError,
-    WheelhouseError,
-)
-from wheelhouse.house.index import (
-    METADATA_SUFFIX,
-    requires_python_of,
-    write_if_changed,
-)
-from wheelhouse.house.manifest import (
-    PROVENANCE_SUFFIX,
-    Downloaded,
-    FileRecord,
-    Sha256,
-)
+from wheelhouse.errors import FetchError, HashMismatchError, WheelhouseError
+from wheelhouse.house.index import METADATA_SUFFIX, requires_python_of, write_if_changed
+from wheelhouse.house.manifest import PROVENANCE_SUFFIX, Downloaded, FileRecord, Sha256
 from wheelhouse.mirror.candidates import _Candidate, _yank_reason
 from wheelhouse.mirror.settings import MirrorSettings
 from wheelhouse.mirror.state import _Mirrored, _ProjectState, _refusal
-from wheelhouse.serve._upstream import (
-    UpstreamError,
-    UpstreamFile,
-    fetch_provenance,
-)
+from wheelhouse.serve._upstream import UpstreamError, UpstreamFile, fetch_provenance
 
 logger = logging.getLogger(__name__)
 

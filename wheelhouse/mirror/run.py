@@ -21,16 +21,8 @@ from wheelhouse._base.cooldown import Cooldown
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target
 from wheelhouse._base.words import count
-from wheelhouse.errors import (
-    OutputDirError,
-    UsageError,
-)
-from wheelhouse.house.manifest import (
-    MANIFEST_NAME,
-    MIRROR_STATE_DIR,
-    InputFile,
-    read_manifest,
-)
+from wheelhouse.errors import OutputDirError, UsageError
+from wheelhouse.house.manifest import MANIFEST_NAME, MIRROR_STATE_DIR, InputFile, read_manifest
 from wheelhouse.mirror.candidates import _from_record, _select, _selection
 from wheelhouse.mirror.pages import _read_pages, _root_names
 from wheelhouse.mirror.project import _Counter, _dry_outcome, _plan, _planned, _Project

@@ -10,20 +10,14 @@ from typing import Any, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import (
-    NormalizedName,
-    canonicalize_name,
-)
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from wheelhouse._base._http import strip_credentials
 from wheelhouse._base.cooldown import Cooldown
 from wheelhouse._base.targets import Target
 from wheelhouse.errors import UsageError
-from wheelhouse.mirror.selection import (
-    FilterKey,
-    Remembered,
-)
+from wheelhouse.mirror.selection import FilterKey, Remembered
 from wheelhouse.pipeline.settings import IndexOptions
 
 __all__ = [

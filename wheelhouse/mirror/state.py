@@ -28,13 +28,7 @@ from wheelhouse._base._http import strip_credentials
 from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import OutputDirError
 from wheelhouse.house.index import METADATA_SUFFIX
-from wheelhouse.house.manifest import (
-    MIRROR_STATE_DIR,
-    Downloaded,
-    FileKind,
-    FileRecord,
-    Sha256,
-)
+from wheelhouse.house.manifest import MIRROR_STATE_DIR, Downloaded, FileKind, FileRecord, Sha256
 
 logger = logging.getLogger(__name__)
 

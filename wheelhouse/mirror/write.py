@@ -13,10 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import (
-    NormalizedName,
-    parse_wheel_filename,
-)
+from packaging.utils import NormalizedName, parse_wheel_filename
 from packaging.version import Version
 
 from wheelhouse._base._http import HttpClient
