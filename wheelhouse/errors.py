@@ -290,3 +290,21 @@ class UploadRefusedError(WheelhouseError):
     def __init__(self, status: int, message: str, *, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.status = status
+
+
+class DownloadError(FetchError):
+    """A download ended without the file. ``status`` is the HTTP answer that refused it (None
+    when the connection or the body failed); ``reason`` says what failed, without the URL."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        reason: str,
+        status: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, url=url, hint=hint)
+        self.reason = reason
+        self.status = status

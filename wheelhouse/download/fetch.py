@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 import urllib3
@@ -21,7 +21,8 @@ from wheelhouse._base._pip import online_env, run_pip
 from wheelhouse._base._subprocess import tail
 from wheelhouse._base.urls import file_url_path
 from wheelhouse.download.cache import Cache
-from wheelhouse.errors import FetchError, HashMismatchError
+from wheelhouse.download.stream import CHUNK, Received, download
+from wheelhouse.errors import DownloadError, FetchError, HashMismatchError
 from wheelhouse.house.manifest import Sha256
 from wheelhouse.resolve.by_pip import Pin
 
@@ -29,7 +30,6 @@ __all__ = ["Fetched", "Fetcher", "fetch_all"]
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 1 << 16
 
 Progress = Callable[[Pin, int], None]
 
@@ -105,72 +105,39 @@ class _Fetcher:
     progress: Progress | None
 
     def __call__(self, pin: Pin) -> Fetched:
+        def place(received: Received) -> Path:
+            return self.cache.file_path(received.sha256, pin.filename)
+
+        def allowed(_: Path, received: Received) -> None:
+            _check_allowed(pin, received.sha256, self.allowed)
+
+        progress = self.progress
+        options = _Options(
+            sha256=pin.sha256,
+            name=pin.filename,
+            progress=(lambda n: progress(pin, n)) if progress is not None else None,
+            before=allowed,
+        )
         partial = self.cache.new_tmp_file()
         try:
-            digest, size = self._download(pin, partial)
-            if pin.sha256 and digest != pin.sha256:
-                raise _mismatch(pin, digest)
-            _check_allowed(pin, digest, self.allowed)
-            path = self.cache.store(partial, digest, pin.filename)
-        finally:
-            partial.unlink(missing_ok=True)
-        logger.info("fetched %s (%d bytes)", pin.filename, size)
-        return Fetched(pin, path, digest, size, downloaded=True)
-
-    def _download(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
-        scheme = urlsplit(pin.url).scheme
-        if scheme == "file":
-            return self._copy_local(pin, partial)
-        failure: Exception
-        try:
-            return self._http_get(pin, partial)
-        except urllib3.exceptions.MaxRetryError as exc:
-            if isinstance(exc.reason, urllib3.exceptions.SSLError):
-                return self._via_pip(pin, partial, why=str(exc.reason))
-            failure = exc.reason or exc
-        except urllib3.exceptions.SSLError as exc:
-            # Before HTTPError, of which urllib3's SSLError is a subclass: pip may trust
-            # what our client does not (its own store, truststore).
-            return self._via_pip(pin, partial, why=str(exc))
-        except _FinalStatus as exc:
-            if exc.status in _PIP_MAY_DO_BETTER:
-                return self._via_pip(pin, partial, why=f"HTTP {exc.status}")
-            failure = exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            failure = exc
-        raise FetchError(
-            f"cannot download {strip_credentials(pin.url)}: {failure}",
-            url=strip_credentials(pin.url),
-            hint="check the network and the index's credentials, proxy and certificates",
-        ) from failure
-
-    def _http_get(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
-        """GET ``pin.url`` into ``partial``; redirects and retries follow the client's policy.
-
-        urllib3 retries a request, not a body it has already handed over: a body cut short
-        is counted against the same policy and asked for again.
-        """
-        retries = self.client.retries
-        while True:
-            response = self.client.get(pin.url, retries=retries)
-            try:
-                if response.status != 200:
-                    response.drain_conn()  # or its socket is never closed
-                    raise _FinalStatus(response.status)
+            if urlsplit(pin.url).scheme == "file":
+                path, received = self._copy_local(pin, partial, place, options)
+            else:
                 try:
-                    return _write(response.stream(_CHUNK), partial, pin, self.progress)
-                except (
-                    urllib3.exceptions.ProtocolError,
-                    urllib3.exceptions.ReadTimeoutError,
-                ) as exc:
-                    used = response.retries or retries
-                    retries = used.increment("GET", strip_credentials(pin.url), error=exc)
-                    logger.warning("fetching %s was cut short (%s); again", pin.filename, exc)
-            finally:
-                response.release_conn()
-            retries.sleep()
+                    path, received = download(self.client, pin.url, partial, place, **options)
+                except DownloadError as exc:
+                    why = _pip_may_do_better(exc)
+                    if why is None:
+                        raise
+                    path, received = self._via_pip(pin, partial, place, options, why=why)
+        finally:
+            partial.unlink(missing_ok=True)  # a source that could not be opened
+        logger.info("fetched %s (%d bytes)", pin.filename, received.size)
+        return Fetched(pin, path, received.sha256, received.size, downloaded=True)
 
-    def _via_pip(self, pin: Pin, partial: Path, *, why: str) -> tuple[Sha256, int]:
+    def _via_pip(
+        self, pin: Pin, partial: Path, place: _Place, options: _Options, *, why: str
+    ) -> tuple[Path, Received]:
         """Let pip fetch what our client could not: pip may know an authentication (keyring)
         or a trust store that we do not. The file is hash-checked here all the same."""
         logger.warning("fetching %s directly failed (%s); asking pip", pin.filename, why)
@@ -194,17 +161,44 @@ class _Fetcher:
                     hint="check the index's credentials, proxy and certificates",
                 )
             with found[0].open("rb") as handle:
-                return _write(iter(lambda: handle.read(_CHUNK), b""), partial, pin, self.progress)
+                chunks = iter(lambda: handle.read(CHUNK), b"")
+                return download(self.client, pin.url, partial, place, source=chunks, **options)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _copy_local(self, pin: Pin, partial: Path) -> tuple[Sha256, int]:
+    def _copy_local(
+        self, pin: Pin, partial: Path, place: _Place, options: _Options
+    ) -> tuple[Path, Received]:
         source = file_url_path(pin.url)
         try:
             with source.open("rb") as handle:
-                return _write(iter(lambda: handle.read(_CHUNK), b""), partial, pin, self.progress)
+                chunks = iter(lambda: handle.read(CHUNK), b"")
+                return download(self.client, pin.url, partial, place, source=chunks, **options)
         except OSError as exc:
             raise FetchError(f"cannot read {str(source)!r}: {exc.strerror}", url=pin.url) from exc
+
+
+_Place = Callable[[Received], Path]
+
+
+class _Options(TypedDict):
+    sha256: str | None
+    name: str
+    progress: Callable[[int], None] | None
+    before: Callable[[Path, Received], None]
+
+
+def _pip_may_do_better(exc: DownloadError) -> str | None:
+    """Why pip, with its keyring support and its own trust store, may get what our client
+    could not (a TLS failure, a 401/403/407), or None."""
+    cause = exc.__cause__
+    if isinstance(cause, urllib3.exceptions.MaxRetryError):
+        cause = cause.reason
+    if isinstance(cause, urllib3.exceptions.SSLError):
+        return str(cause)
+    if exc.status in _PIP_MAY_DO_BETTER:
+        return f"HTTP {exc.status}"
+    return None
 
 
 def _mismatch(pin: Pin, digest: Sha256) -> HashMismatchError:
@@ -219,29 +213,8 @@ def _mismatch(pin: Pin, digest: Sha256) -> HashMismatchError:
     )
 
 
-class _FinalStatus(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-
-
 # Refusals that pip, with its keyring support and its own trust store, may get past.
 _PIP_MAY_DO_BETTER = frozenset({401, 403, 407})
-
-
-def _write(
-    chunks: Iterable[bytes], partial: Path, pin: Pin, progress: Progress | None
-) -> tuple[Sha256, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with partial.open("wb") as out:
-        for chunk in chunks:
-            digest.update(chunk)
-            out.write(chunk)
-            size += len(chunk)
-            if progress:
-                progress(pin, len(chunk))
-    return Sha256(digest.hexdigest()), size
 
 
 def _check_allowed(

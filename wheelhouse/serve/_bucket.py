@@ -42,7 +42,8 @@ import urllib3
 
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.storage import Store as ObjectStore
-from wheelhouse.errors import NetworkError
+from wheelhouse.download.stream import CHUNK, copy_into
+from wheelhouse.errors import HashMismatchError, NetworkError
 from wheelhouse.serve._store import DownloadFailed, PageRecord, Stats, Store
 from wheelhouse.serve._upstream import UpstreamFile
 
@@ -153,33 +154,31 @@ class BucketStore(Store):
             self.stats.add(hash_mismatches=1)
             logger.error("the bucket's %s has other bytes; not serving it", key)
             return False
-        chunks = streamed.chunks
         partial = self.partial_path(sha256)
         fd = self.create_partial(sha256)
         try:
-            digest = hashlib.sha256()
-            size = 0
-            try:
-                for chunk in chunks:
-                    digest.update(chunk)
-                    size += len(chunk)
-                    os.write(fd, chunk)
-            except NetworkError as exc:
-                logger.warning("reading %s from the bucket failed: %s", sha256, exc.message)
-                partial.unlink(missing_ok=True)
-                return False
-            if digest.hexdigest() != sha256:
-                # Never served: the object is not what its key promises (written by something
-                # else). Its readers here see the partial file unlinked and end early.
-                self.stats.add(hash_mismatches=1)
-                logger.error("the bucket's %s has other bytes; not serving it", key)
-                partial.unlink(missing_ok=True)
-                return False
+            # Unbuffered: this instance's readers follow the partial file as it grows.
+            with open(fd, "wb", buffering=0, closefd=False) as out:
+                try:
+                    received = copy_into(
+                        streamed.chunks, out, url=self.objects.url + key, sha256=sha256
+                    )
+                except NetworkError as exc:
+                    logger.warning("reading %s from the bucket failed: %s", sha256, exc.message)
+                    partial.unlink(missing_ok=True)
+                    return False
+                except HashMismatchError:
+                    # Never served: the object is not what its key promises (written by
+                    # something else). Its readers here see the partial file unlinked.
+                    self.stats.add(hash_mismatches=1)
+                    logger.error("the bucket's %s has other bytes; not serving it", key)
+                    partial.unlink(missing_ok=True)
+                    return False
             os.fsync(fd)
             target = self.file_path(sha256)
             target.parent.mkdir(exist_ok=True)
             os.replace(partial, target)
-            logger.info("read %s from the bucket (%d bytes)", sha256, size)
+            logger.info("read %s from the bucket (%d bytes)", sha256, received.size)
             self.stored(file, sha256)
             return True
         except BaseException:
@@ -269,7 +268,7 @@ class BucketStore(Store):
             time.sleep(0.01)
         try:
             while True:
-                chunk = os.read(fd, _CHUNK)
+                chunk = os.read(fd, CHUNK)
                 if chunk:
                     write(chunk)
                     continue
@@ -409,7 +408,6 @@ class BucketStore(Store):
 
 
 _JSON = "application/json"
-_CHUNK = 256 * 1024
 
 
 class _NotStored(Exception):

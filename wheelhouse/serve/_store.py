@@ -32,23 +32,25 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import filelock
 import urllib3
+from urllib3.util import Retry
 
 from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base.files import write_atomic
+from wheelhouse.download.stream import receive
+from wheelhouse.errors import DownloadError, HashMismatchError
 from wheelhouse.serve._upstream import ProjectPage, UpstreamError, UpstreamFile, open_file
 
 __all__ = ["DownloadFailed", "PageRecord", "PageStamp", "Stats", "Store"]
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 256 * 1024
 # Parsed stored pages kept per process, counted in files: a parsed file costs ~0.8 KB, and
 # one project (pydantic-core) lists 15,000. Clients read pages from ``rendered/``; a parsed
 # page is needed to render one and to find a file that is not stored yet.
@@ -458,40 +460,49 @@ class Store:
     ) -> None:
         partial = self.partial_path(sha256)
         shown = strip_credentials(file.url)
+
+        def opener(headers: Mapping[str, str], retries: Retry) -> urllib3.BaseHTTPResponse:
+            # The whole file again on a retry (readers follow the partial file: what they
+            # read must not change); redirects followed by the shared page client's policy.
+            self.stats.add(upstream_requests=1)
+            return open_file(self.client, file.url, timeout=self.timeout)
+
+        def too_big(size: int) -> str | None:
+            if file.size is not None and size > file.size:
+                return f"it sent more than the {file.size} bytes its page gives"
+            return None
+
         # Replaces a partial file left by a process that died: its readers see it abandoned.
         fd = self.create_partial(sha256)
         try:
-            if response is None:
-                self.stats.add(upstream_requests=1)
-                response = open_file(self.client, file.url, timeout=self.timeout)
-            digest = hashlib.sha256()
-            size = 0
-            try:
-                while True:
-                    try:
-                        chunk = response.read(_CHUNK)
-                    except urllib3.exceptions.HTTPError as exc:
-                        self.stats.add(upstream_errors=1)
-                        raise DownloadFailed(f"reading {shown} failed: {exc}") from exc
-                    if not chunk:
-                        break
-                    digest.update(chunk)
-                    size += len(chunk)
-                    os.write(fd, chunk)
-                    self.stats.add(upstream_bytes=len(chunk))
-            finally:
-                response.release_conn()
-            if digest.hexdigest() != sha256 or (file.size is not None and size != file.size):
+            # Unbuffered: readers follow the partial file as each chunk is written.
+            with open(fd, "wb", buffering=0, closefd=False) as out:
+                try:
+                    received = receive(
+                        self.client, file.url, out, sha256=sha256, name=file.filename,
+                        too_big=too_big, opener=opener, response=response,
+                        progress=lambda size: self.stats.add(upstream_bytes=size),
+                    )  # fmt: skip
+                except HashMismatchError as exc:
+                    self.stats.add(hash_mismatches=1)
+                    raise DownloadFailed(
+                        f"{shown} sent {out.tell()} bytes with sha256 {exc.actual}, "
+                        f"not the {sha256} its page promises; nothing was stored"
+                    ) from None
+                except DownloadError as exc:
+                    self.stats.add(upstream_errors=1)
+                    raise DownloadFailed(f"reading {shown} failed: {exc.reason}") from exc
+            if file.size is not None and received.size != file.size:
                 self.stats.add(hash_mismatches=1)
                 raise DownloadFailed(
-                    f"{shown} sent {size} bytes with sha256 {digest.hexdigest()}, "
-                    f"not the {sha256} its page promises; nothing was stored"
+                    f"{shown} sent {received.size} bytes with sha256 {sha256}, not the "
+                    f"{file.size} bytes its page gives; nothing was stored"
                 )
             os.fsync(fd)
             target = self.file_path(sha256)
             target.parent.mkdir(exist_ok=True)
             os.replace(partial, target)
-            logger.info("stored %s (%d bytes, sha256 %s)", file.filename, size, sha256)
+            logger.info("stored %s (%d bytes, sha256 %s)", file.filename, received.size, sha256)
             self.stored(file, sha256)
         except BaseException:
             partial.unlink(missing_ok=True)
