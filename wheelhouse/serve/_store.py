@@ -42,7 +42,13 @@ import urllib3
 
 from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base.files import write_atomic
-from wheelhouse.serve._upstream import ProjectPage, UpstreamError, UpstreamFile, open_file
+from wheelhouse.serve._upstream import (
+    PROJECT_STATUSES,
+    ProjectPage,
+    UpstreamError,
+    UpstreamFile,
+    open_file,
+)
 
 __all__ = ["DownloadFailed", "PageRecord", "PageStamp", "Stats", "Store"]
 
@@ -112,6 +118,9 @@ class PageRecord:
             "versions": list(page.versions) if page.versions is not None else None,
             "etag": page.etag,
             "last_modified": page.last_modified,
+            # PEP 792: kept, so the proxy goes on refusing a quarantined project's files.
+            "status": page.status,
+            "status_reason": page.status_reason,
             # Credentials are added back per host by the HTTP client: none on disk. (A URL
             # without "@" has none: most of 15,000 URLs need no urlsplit.)
             "files": [
@@ -123,6 +132,9 @@ class PageRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PageRecord:
         versions = data.get("versions")
+        status = data.get("status", "active")
+        if status not in PROJECT_STATUSES:
+            raise ValueError(f"unknown project status {str(status)[:40]!r}")
         page = ProjectPage(
             name=data["project"],
             url=data["url"],
@@ -131,6 +143,8 @@ class PageRecord:
             api_version=data.get("api_version", "1.0"),
             etag=data.get("etag"),
             last_modified=data.get("last_modified"),
+            status=status,
+            status_reason=data.get("status_reason"),
         )
         return cls(data["project"], int(data["upstream"]), float(data["fetched"]), page)
 
