@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 # seconds (a file shows up at most this late), so a warm page is still read from the rendering
 # on disk instead of being filtered again per request.
 BUCKET_SECONDS = 60.0
-_STATUSES = 10_000  # projects whose stored status this process remembers
+_KNOWN = 10_000  # projects whose stored page's verdicts this process remembers
 # A store whose pages live in a bucket has no cheap version of a page to compare: what it
 # said of a project's status is believed this long, not asked again per file.
 _BUCKET_STATUS_SECONDS = 60.0
@@ -46,11 +46,14 @@ class Refused(Exception):
 
 
 @dataclass(frozen=True)
-class _Status:
+class _Known:
+    """What the guards said of the files of one stored page, as of one cutoff moment."""
+
     version: str | None  # of the stored page it was read from; None: a bucket's page
-    status: str
-    reason: str | None
-    until: float = 0.0  # a bucket's page: believed until then (time.monotonic())
+    moment: float | None
+    until: float  # a bucket's page: believed until then (time.monotonic())
+    quarantine: str | None  # the refusal of every file, or None
+    refused: dict[str, str]  # sha256 -> the cooldown's refusal
 
 
 class Guards:
@@ -63,7 +66,7 @@ class Guards:
             (cooldown.default is not None and cooldown.default.age is not None)
             or any(c.age is not None for _, c in cooldown.packages)
         )
-        self._statuses: dict[str, _Status] = {}
+        self._known: dict[str, _Known] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -121,12 +124,19 @@ class Guards:
 
     # -- one file -------------------------------------------------------------------------
 
-    def check(self, project: str, file: UpstreamFile, status: str, reason: str | None) -> None:
+    def check(
+        self,
+        project: str,
+        file: UpstreamFile,
+        status: str,
+        reason: str | None,
+        moment: float | None = None,
+    ) -> None:
         """Raise ``Refused`` when the proxy must not serve ``file`` (nor its METADATA or
         provenance), even asked by URL and already stored."""
         if status == "quarantined":
             raise Refused(404, _quarantined(project, reason))
-        moment = self.moment()
+        moment = self.moment() if moment is None else moment
         if moment is None:
             return
         cooldown = self._at(moment)
@@ -144,42 +154,57 @@ class Guards:
             f"cutoff {cooldown.describe(project)} (--exclude-newer)",
         )
 
-    def quarantined_now(self, store: Store, project: str) -> str | None:
-        """Without a cooldown, the check a warm file needs, answered from what this process
-        remembers (a stat of the stored page): the refusal, "" when the file may go, or
-        None when the page must be read first (``check_stored`` on a thread)."""
+    def known_refusal(self, store: Store, project: str, sha256: str) -> str | None:
+        """The check a warm file needs, from what this process remembers of ``project``'s
+        stored page (a stat, no thread): the refusal, "" when the file may go, or None when
+        the page must be read first (``check_stored``, on a thread)."""
+        known = self._known.get(project)
+        if known is None or known.moment != self.moment():
+            return None
         stamp = store.page_stamp(project)
-        known = self._statuses.get(project)
-        if known is None:
+        if stamp is None:
+            if known.version is not None or known.until < time.monotonic():
+                return None
+        elif known.version != stamp.version:
             return None
-        if stamp is None and (known.version is not None or known.until < time.monotonic()):
-            return None
-        if stamp is not None and known.version != stamp.version:
-            return None
-        return _quarantined(project, known.reason) if known.status == "quarantined" else ""
+        return known.quarantine or known.refused.get(sha256, "")
 
-    def check_stored(self, store: Store, project: str, sha256: str, filename: str) -> None:
-        """``check`` for a file of ``project``'s stored page (nothing when none is stored:
-        the page is fetched first, and checked then). Reads the page: not on the loop."""
+    def check_stored(self, store: Store, project: str, sha256: str) -> None:
+        """``check`` for the file ``sha256`` of ``project``'s stored page, remembered for the
+        whole page (nothing when no page is stored: it is fetched first, and checked then).
+        Reads the page: not on the event loop."""
         stamp = store.page_stamp(project)
+        moment = self.moment()
         record = store.read_page(project)
         if record is None:
             return
         page = record.page
-        version = stamp.version if stamp is not None else None
-        until = time.monotonic() + _BUCKET_STATUS_SECONDS
-        with self._lock:
-            self._statuses.pop(project, None)  # the most recent last
-            self._statuses[project] = _Status(version, page.status, page.status_reason, until)
-            while len(self._statuses) > _STATUSES:
-                self._statuses.pop(next(iter(self._statuses)))
+        quarantine = None
+        refused: dict[str, str] = {}
         if page.status == "quarantined":
-            raise Refused(404, _quarantined(project, page.status_reason))
-        if self.cooldown is None:
-            return
-        found = store.find_file(project, sha256, filename)
-        if found is not None:
-            self.check(project, found, page.status, page.status_reason)
+            quarantine = _quarantined(project, page.status_reason)
+        elif moment is not None:
+            for file in page.files:
+                try:
+                    self.check(project, file, page.status, page.status_reason, moment)
+                except Refused as exc:
+                    if file.sha256 is not None:
+                        refused[file.sha256] = exc.reason
+        known = _Known(
+            stamp.version if stamp is not None else None,
+            moment,
+            time.monotonic() + _BUCKET_STATUS_SECONDS,
+            quarantine,
+            refused,
+        )
+        with self._lock:
+            self._known.pop(project, None)  # the most recent last
+            self._known[project] = known
+            while len(self._known) > _KNOWN:
+                self._known.pop(next(iter(self._known)))
+        reason = quarantine or refused.get(sha256)
+        if reason:
+            raise Refused(404, reason)
 
     # -- provenance -----------------------------------------------------------------------
 

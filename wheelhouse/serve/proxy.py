@@ -713,16 +713,14 @@ class _Proxy:
         found = await self.on_store(self.store.find_file, project, sha256, filename)
         return _Found(found)
 
-    async def check_stored(self, project: str, sha256: str, filename: str) -> None:
+    async def check_stored(self, project: str, sha256: str) -> None:
         """Raise ``Refused`` for a file the guards keep back (``_guards``); a warm file of a
         project whose status this process knows costs a stat, not a thread."""
-        if self.guards.cooldown is None:
-            known = self.guards.quarantined_now(self.store, project)
-            if known is not None:
-                if known:
-                    raise Refused(404, known)
-                return
-        await self.on_store(self.guards.check_stored, self.store, project, sha256, filename)
+        known = self.guards.known_refusal(self.store, project, sha256)
+        if known is None:
+            await self.on_store(self.guards.check_stored, self.store, project, sha256)
+        elif known:
+            raise Refused(404, known)
 
     async def provenance(self, file: UpstreamFile, sha256: str) -> Response:
         """The PEP 740 provenance of ``file`` (once from upstream, then from the store)."""
@@ -1056,7 +1054,7 @@ def create_app(settings: ProxySettings) -> Starlette:
         wanted = filename.removesuffix(".metadata" if metadata else PROVENANCE_SUFFIX)
         if proxy._local_dir(project) is None:
             try:  # the cooldown and a quarantine hold for stored files too
-                await proxy.check_stored(project, sha256, wanted)
+                await proxy.check_stored(project, sha256)
             except Refused as exc:
                 return PlainTextResponse(f"{exc.reason}\n", exc.status)
             # Stored by content hash and checked before they were stored: a warm file or
