@@ -5,7 +5,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -19,6 +19,7 @@ from wheelhouse.cli._app import (
     state,
     wheelhouse_dir,
 )
+from wheelhouse.cli.build import ExcludeNewer, ExcludeNewerPackage, NoUploadTime
 from wheelhouse.errors import InvalidWheelhouseError, UsageError
 
 if TYPE_CHECKING:
@@ -187,6 +188,19 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    exclude_newer: ExcludeNewer = None,
+    exclude_newer_package: ExcludeNewerPackage = None,
+    no_upload_time: NoUploadTime = None,
+    osv: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--osv",
+            metavar="FILE",
+            help="Proxy: answer the OSV API's POST /v1/query (pip-audit -s osv --osv-url) "
+            "from this OSV snapshot (see 'wheelhouse audit fetch').",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve a wheelhouse's index and files over HTTP (PEP 503/691) until Ctrl-C, or with
     --upstream a caching proxy of package indexes (PEP 503/691/658) for a team or CI fleet."""
@@ -260,10 +274,11 @@ def serve(
                 ),
             )
         return
+    guards = _proxy_guards(exclude_newer, exclude_newer_package or [], no_upload_time, osv)
     with _log_as_a_server():
         _serve_proxy(
             given, upstream, store, endpoint_url, lease_timeout, ttl, offline, timeout,
-            workers, host, port, limits, private, forwarded_allow_ips,
+            workers, host, port, limits, private, forwarded_allow_ips, guards,
         )  # fmt: skip
 
 
@@ -277,7 +292,34 @@ _PROXY_ONLY = {
     "timeout": "--timeout",
     "workers": "--workers",
     "forwarded_allow_ips": "--forwarded-allow-ips",
+    "exclude_newer": "--exclude-newer",
+    "exclude_newer_package": "--exclude-newer-package",
+    "no_upload_time": "--no-upload-time",
+    "osv": "--osv",
 }
+
+
+def _proxy_guards(
+    exclude_newer: str | None, packages: list[str], no_upload_time: str | None, osv: Path | None
+) -> dict[str, Any]:
+    """The proxy's guards (docs/proxy.md), checked here so a bad value is a usage error, as
+    ProxySettings fields."""
+    from wheelhouse._base.cooldown import Cooldown
+
+    cooldown = Cooldown.from_options(exclude_newer, packages, no_upload_time or "refuse")
+    if cooldown is None and no_upload_time is not None:
+        raise UsageError("--no-upload-time applies to a cooldown: give --exclude-newer too")
+    if osv is not None and not osv.is_file():
+        raise UsageError(
+            f"--osv {str(osv)!r} is not a file",
+            hint="fetch the snapshot with 'wheelhouse audit fetch -o FILE'",
+        )
+    return {
+        "exclude_newer": exclude_newer,
+        "exclude_newer_packages": tuple(packages),
+        "no_upload_time": no_upload_time or "refuse",
+        "osv": str(osv.absolute()) if osv is not None else None,
+    }
 
 
 def _given(context: typer.Context, options: dict[str, str]) -> list[str]:
@@ -372,6 +414,7 @@ def _serve_proxy(
     limits: "ServeLimits",
     private: "UploadSettings | None" = None,
     forwarded_allow_ips: str = "127.0.0.1",
+    guards: dict[str, Any] | None = None,
 ) -> None:
     from wheelhouse._base._http import strip_credentials
     from wheelhouse._base._pip import index_urls, pip_config
@@ -427,6 +470,7 @@ def _serve_proxy(
         pip_config=config,
         upload=private.to_json() if private is not None else None,
         forwarded_allow_ips=forwarded_allow_ips,
+        **(guards or {}),
     )
     serve_proxy(
         settings,

@@ -18,7 +18,8 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from wheelhouse.house.index import API_VERSION
+from wheelhouse.house.index import API_VERSION, STATUS_API_VERSION
+from wheelhouse.house.manifest import PROVENANCE_SUFFIX
 from wheelhouse.serve._upstream import UpstreamFile
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
@@ -61,16 +62,28 @@ def _hrefs(project: str) -> str:
     return f"../../files/{_quoted(project)}/"
 
 
-def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] | None) -> bytes:
+# PEP 792: a status other than "active", and its reason (None when upstream gives none).
+Status = tuple[str, str | None]
+
+
+def render_json(
+    project: str,
+    files: Sequence[Listed],
+    versions: Sequence[str] | None,
+    status: Status | None = None,
+) -> bytes:
     # Encoded one file at a time: a dict per file for pydantic-core's 15,000 files, then its
     # 6.5 MB dump and encoding, held 25 MB at once, and 20 cold clients asked for it together.
-    pieces = [b"%s,\"files\":[" % _dumps(
-        {
-            "meta": {"api-version": API_VERSION},
-            "name": project,
-            "versions": list(versions) if versions is not None else _versions(files),
-        }
-    )[:-1]]  # fmt: skip
+    head: dict[str, Any] = {
+        "meta": {"api-version": API_VERSION if status is None else STATUS_API_VERSION},
+        "name": project,
+        "versions": list(versions) if versions is not None else _versions(files),
+    }
+    if status is not None:
+        head["project-status"] = {"status": status[0]}
+        if status[1]:
+            head["project-status"]["reason"] = status[1]
+    pieces = [b'%s,"files":[' % _dumps(head)[:-1]]
     links = _hrefs(project)
     for number, listed in enumerate(files):
         fast = _item_json(links, listed)
@@ -91,6 +104,8 @@ def render_json(project: str, files: Sequence[Listed], versions: Sequence[str] |
             item["size"] = file.size
         if file.upload_time:
             item["upload-time"] = file.upload_time
+        if file.provenance:  # PEP 740: the proxy's copy, beside the file
+            item["provenance"] = _href(project, listed) + PROVENANCE_SUFFIX
         # Only the PEP 714 key: pip 22.3 to 23.1 crash on a JSON "dist-info-metadata" key.
         if isinstance(listed.metadata, str):
             item["core-metadata"] = {"sha256": listed.metadata}
@@ -132,6 +147,8 @@ def _item_json(links: str, listed: Listed) -> bytes | None:
         text += f',"size":{int.__repr__(size)}'
     if uploaded:
         text += f',"upload-time":{_string(uploaded)}'
+    if file.provenance:
+        text += f',"provenance":{_string(url + PROVENANCE_SUFFIX)}'
     if isinstance(metadata, str):
         text += f',"core-metadata":{{"sha256":{_string(metadata)}}}}}'
     else:
@@ -143,7 +160,7 @@ def _dumps(value: object) -> bytes:
     return _ENCODER.encode(value).encode()
 
 
-def render_html(project: str, files: Sequence[Listed]) -> bytes:
+def render_html(project: str, files: Sequence[Listed], status: Status | None = None) -> bytes:
     links = []
     for listed in files:
         file = listed.file
@@ -159,8 +176,17 @@ def render_html(project: str, files: Sequence[Listed]) -> bytes:
             # PEP 714 renamed the attribute; the old name is kept for pip < 23.2.
             attrs.append(f'data-core-metadata="{value}"')
             attrs.append(f'data-dist-info-metadata="{value}"')
+        if file.provenance:
+            href = html.escape(_href(project, listed) + PROVENANCE_SUFFIX)
+            attrs.append(f'data-provenance="{href}"')
         links.append(f"    <a {' '.join(attrs)}>{html.escape(file.filename)}</a><br>\n")
-    return _page(f"Links for {project}", "".join(links))
+    head = ""
+    if status is not None:
+        head = f'    <meta name="pypi:project-status" content="{html.escape(status[0])}">\n'
+        if status[1]:
+            reason = html.escape(status[1])
+            head += f'    <meta name="pypi:project-status-reason" content="{reason}">\n'
+    return _page(f"Links for {project}", "".join(links), head)
 
 
 def root_html(names: Iterable[str]) -> bytes:
@@ -175,11 +201,12 @@ def root_json(names: Iterable[str]) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-def _page(title: str, body: str) -> bytes:
+def _page(title: str, body: str, head: str = "") -> bytes:
     title = html.escape(title)
+    version = STATUS_API_VERSION if head else API_VERSION
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f'    <meta name="pypi:repository-version" content="{version}">\n{head}'
         f"    <title>{title}</title>\n  </head>\n  <body>\n    <h1>{title}</h1>\n"
         f"{body}  </body>\n</html>\n"
     ).encode()

@@ -45,7 +45,13 @@ from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base.files import write_atomic
 from wheelhouse.download.stream import receive
 from wheelhouse.errors import DownloadError, HashMismatchError
-from wheelhouse.serve._upstream import ProjectPage, UpstreamError, UpstreamFile, open_file
+from wheelhouse.serve._upstream import (
+    PROJECT_STATUSES,
+    ProjectPage,
+    UpstreamError,
+    UpstreamFile,
+    open_file,
+)
 
 __all__ = ["DownloadFailed", "PageRecord", "PageStamp", "Stats", "Store"]
 
@@ -114,6 +120,9 @@ class PageRecord:
             "versions": list(page.versions) if page.versions is not None else None,
             "etag": page.etag,
             "last_modified": page.last_modified,
+            # PEP 792: kept, so the proxy goes on refusing a quarantined project's files.
+            "status": page.status,
+            "status_reason": page.status_reason,
             # Credentials are added back per host by the HTTP client: none on disk. (A URL
             # without "@" has none: most of 15,000 URLs need no urlsplit.)
             "files": [
@@ -125,6 +134,9 @@ class PageRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PageRecord:
         versions = data.get("versions")
+        status = data.get("status", "active")
+        if status not in PROJECT_STATUSES:
+            raise ValueError(f"unknown project status {str(status)[:40]!r}")
         page = ProjectPage(
             name=data["project"],
             url=data["url"],
@@ -133,6 +145,8 @@ class PageRecord:
             api_version=data.get("api_version", "1.0"),
             etag=data.get("etag"),
             last_modified=data.get("last_modified"),
+            status=status,
+            status_reason=data.get("status_reason"),
         )
         return cls(data["project"], int(data["upstream"]), float(data["fetched"]), page)
 
@@ -533,8 +547,10 @@ class Store:
                 size = self.partial_path(sha256).stat().st_size
             except FileNotFoundError:
                 size = -1
-                if not self.download_active(sha256):
-                    self.start_download(file)  # the other process's download ended badly
+                # The other process's download ended badly. Ours may have just failed too:
+                # its reason is recorded before it stops being active.
+                if not self.download_active(sha256) and self.failure(sha256) is None:
+                    self.start_download(file)
             if size != last[0]:
                 last = (size, time.monotonic())
             elif time.monotonic() - last[1] > stall:

@@ -40,13 +40,18 @@ from wheelhouse import __version__
 from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import read_wheel_metadata
+from wheelhouse.audit.query import QUERY_PATH
 from wheelhouse.errors import InvalidWheelhouseError, UsageError
 from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
+from wheelhouse.house.manifest import PROVENANCE_SUFFIX
 from wheelhouse.serve import _render
 from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind, index_url, uvicorn_options
+from wheelhouse.serve._guards import Guards, Refused
+from wheelhouse.serve._osv import OsvEndpoint, load_checked
 from wheelhouse.serve._render import Listed
 from wheelhouse.serve._store import DownloadFailed, PageRecord, PageStamp, Stats, Store
 from wheelhouse.serve._upstream import (
+    PROVENANCE_TYPE,
     UpstreamError,
     UpstreamFile,
     fetch_project_page,
@@ -141,6 +146,12 @@ class ProxySettings:
     # Peers whose X-Forwarded-Proto/-Host/-Prefix say how clients reach the proxy (uvicorn's
     # --forwarded-allow-ips): comma-separated addresses or networks, or "*".
     forwarded_allow_ips: str = "127.0.0.1"
+    # Issue 26: the release cooldown, as `build` and `mirror` take it (docs/cooldown.md),
+    # and the OSV snapshot that answers POST /v1/query.
+    exclude_newer: str | None = None
+    exclude_newer_packages: tuple[str, ...] = ()
+    no_upload_time: str = "refuse"
+    osv: str | None = None
 
     @property
     def key(self) -> str:
@@ -171,6 +182,10 @@ class ProxySettings:
             lease_timeout=float(data.get("lease_timeout", 60.0)),
             upload=data.get("upload"),
             forwarded_allow_ips=str(data.get("forwarded_allow_ips", "127.0.0.1")),
+            exclude_newer=data.get("exclude_newer"),
+            exclude_newer_packages=tuple(data.get("exclude_newer_packages", ())),
+            no_upload_time=str(data.get("no_upload_time", "refuse")),
+            osv=data.get("osv"),
         )
 
 
@@ -290,6 +305,8 @@ class _Listing:
     # For an upstream's page: when upstream last answered for it (the stored record's
     # ``fetched``), so a rendered page can be reused until the record changes.
     stamp: float | None = None
+    status: str = "active"  # PEP 792, and its reason
+    status_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -325,12 +342,15 @@ class _Proxy:
         # Rendered upstream pages, reused while the stored record and what this process has
         # stored of the project's metadata are unchanged: rendering botocore's 5,000 files
         # took 0.2 s of CPU a request, and 20 cold clients asked it at once.
-        self._rendered: dict[tuple[str, str], tuple[tuple[float, int], bytes]] = {}
+        self._rendered: dict[tuple[str, str], tuple[tuple[float, int, float | None], bytes]] = {}
         self._generation: dict[str, int] = {}
         self.fronts = _Fronts.parse(settings.forwarded_allow_ips)
         # How many file links each rendering on disk holds (by its identity), so a page sent
         # with absolute links has its Content-Length without reading it twice.
         self._markers: dict[tuple[int, int, int, int], int] = {}
+        self.guards = Guards.from_options(
+            settings.exclude_newer, settings.exclude_newer_packages, settings.no_upload_time
+        )
 
     # -- who answers --------------------------------------------------------------------
 
@@ -463,9 +483,11 @@ class _Proxy:
 
     @staticmethod
     def _from_record(record: PageRecord) -> _Listing:
+        page = record.page
         return _Listing(
-            record.project, record.page.files, record.page.versions, None, record.fetched
-        )
+            record.project, page.files, page.versions, None, record.fetched, page.status,
+            page.status_reason,
+        )  # fmt: skip
 
     def _fetch_first(self, project: str, deadline: float | None = None) -> PageRecord:
         """The page of the first upstream that has ``project`` ("first index wins"), asked
@@ -595,20 +617,20 @@ class _Proxy:
     async def _rendered_page(
         self, project: str, form: str, stamp: PageStamp, fresh: _Listing | None = None
     ) -> _Page:
-        opened = self.store.open_rendered(project, form, stamp.version)
+        moment = self.guards.moment()
+        version = self.guards.version(stamp.version, moment)  # one rendering per cutoff
+        opened = self.store.open_rendered(project, form, version)
         if opened is None:
             # One rendering per page and form at a time: 20 clients asking for a new page
             # at once must not make 20 copies of it in memory.
             lock = self._render_locks.setdefault((project, form), asyncio.Lock())
             async with lock:
-                opened = self.store.open_rendered(project, form, stamp.version)
+                opened = self.store.open_rendered(project, form, version)
                 if opened is None:
-                    body = await self.on_store(self._render_stored, project, form, fresh)
+                    body = await self.on_store(self._render_stored, project, form, fresh, moment)
                     if body is not None:  # megabytes for big projects: not on the event loop
-                        await self.on_store(
-                            self.store.write_rendered, project, form, stamp.version, body
-                        )
-                        opened = self.store.open_rendered(project, form, stamp.version)
+                        await self.on_store(self.store.write_rendered, project, form, version, body)
+                        opened = self.store.open_rendered(project, form, version)
                     if opened is None:  # the page changed meanwhile: send what we rendered
                         if body is None:
                             raise _Unavailable(503, f"the page of {project} changed; retry")
@@ -639,7 +661,7 @@ class _Proxy:
             self.spawn(run())
 
     def _render_stored(
-        self, project: str, form: str, fresh: _Listing | None = None
+        self, project: str, form: str, fresh: _Listing | None = None, moment: float | None = None
     ) -> bytes | None:
         listing = fresh
         if listing is None:
@@ -649,7 +671,7 @@ class _Proxy:
             listing = self._from_record(record)
         chosen = JSON_TYPE if form == "json" else HTML_TYPE
         self.stats.add(pages_rendered=1)
-        return self._render(listing, chosen)  # kept on disk, not here
+        return self._render(listing, chosen, moment)  # kept on disk, not here
 
     # -- what the pages list --------------------------------------------------------------
 
@@ -690,6 +712,36 @@ class _Proxy:
         self._count_page(project, stamp)
         found = await self.on_store(self.store.find_file, project, sha256, filename)
         return _Found(found)
+
+    async def check_stored(self, project: str, sha256: str) -> None:
+        """Raise ``Refused`` for a file the guards keep back (``_guards``); a warm file of a
+        project whose status this process knows costs a stat, not a thread."""
+        known = self.guards.known_refusal(self.store, project, sha256)
+        if known is None:
+            await self.on_store(self.guards.check_stored, self.store, project, sha256)
+        elif known:
+            raise Refused(404, known)
+
+    async def provenance(self, file: UpstreamFile, sha256: str) -> Response:
+        """The PEP 740 provenance of ``file`` (once from upstream, then from the store)."""
+        if file.provenance is None:
+            return PlainTextResponse("not found\n", 404)
+        try:
+            task = self.flight(
+                f"provenance {sha256}",
+                lambda: self.on_upstream(
+                    self.guards.provenance, self.store, self.client, file, self.settings.timeout,
+                    self.settings.offline,
+                ),
+            )  # fmt: skip
+            data = await self.within_deadline(task, f"the provenance of {file.filename}")
+        except (Refused, _Unavailable) as exc:
+            return PlainTextResponse(f"{exc.reason}\n", exc.status)
+        except (UpstreamError, OSError) as exc:
+            self.stats.add(upstream_errors=1)
+            reason = exc.message if isinstance(exc, UpstreamError) else str(exc)
+            return PlainTextResponse(f"{reason}\n", 502)
+        return Response(data, media_type=PROVENANCE_TYPE)
 
     def find(self, listing: _Listing, sha256: str, filename: str) -> UpstreamFile | None:
         for file in listing.files:
@@ -757,23 +809,32 @@ class _Proxy:
     def render_page(self, listing: _Listing, chosen: str) -> bytes:
         """The page of ``listing`` as ``chosen``, rendered once per version of what it shows."""
         stamp = None
+        moment = self.guards.moment()
         if listing.local is None and listing.stamp is not None:
-            stamp = (listing.stamp, self._generation.get(listing.project, 0))
+            stamp = (listing.stamp, self._generation.get(listing.project, 0), moment)
             cached = self._rendered.get((listing.project, chosen))
             if cached is not None and cached[0] == stamp:
                 return cached[1]
-        body = self._render(listing, chosen)
+        body = self._render(listing, chosen, moment)
         if stamp is not None:
             if len(self._rendered) >= _RENDERED_PAGES:
                 self._rendered.pop(next(iter(self._rendered)), None)
             self._rendered[(listing.project, chosen)] = (stamp, body)
         return body
 
-    def _render(self, listing: _Listing, chosen: str) -> bytes:
+    def _render(self, listing: _Listing, chosen: str, moment: float | None = None) -> bytes:
+        status = None
+        if listing.local is None:  # the guards are on what comes from upstream
+            shown, versions = self.guards.shown(
+                listing.project, listing.files, listing.versions, listing.status, moment
+            )
+            listing = dataclasses.replace(listing, files=shown, versions=versions)
+            if listing.status != "active":
+                status = (listing.status, listing.status_reason)
         files = self.listed(listing)
         if chosen == JSON_TYPE:
-            return _render.render_json(listing.project, files, listing.versions)
-        return _render.render_html(listing.project, files)
+            return _render.render_json(listing.project, files, listing.versions, status)
+        return _render.render_html(listing.project, files, status)
 
     def _obtain_metadata(self, file: UpstreamFile, sha256: str) -> bytes:
         if self.store.has_file(sha256):
@@ -989,11 +1050,16 @@ def create_app(settings: ProxySettings) -> Starlette:
             return PlainTextResponse("not found\n", 404)
         project = canonicalize_name(raw)
         metadata = filename.endswith(".metadata")
-        wanted = filename.removesuffix(".metadata")
+        provenance = filename.endswith(PROVENANCE_SUFFIX)
+        wanted = filename.removesuffix(".metadata" if metadata else PROVENANCE_SUFFIX)
         if proxy._local_dir(project) is None:
+            try:  # the cooldown and a quarantine hold for stored files too
+                await proxy.check_stored(project, sha256)
+            except Refused as exc:
+                return PlainTextResponse(f"{exc.reason}\n", exc.status)
             # Stored by content hash and checked before they were stored: a warm file or
             # METADATA needs no page (pip asks for both of every wheel it installs).
-            if not metadata and proxy.store.has_file(sha256):
+            if not metadata and not provenance and proxy.store.has_file(sha256):
                 proxy.stats.add(file_hits=1)
                 return _stored(proxy.store.file_path(sha256), filename)
             if metadata and proxy.store.metadata_path(sha256).is_file():
@@ -1011,13 +1077,20 @@ def create_app(settings: ProxySettings) -> Starlette:
             found = proxy.find(listing, sha256, wanted)
         if found is None or (metadata and not found.is_wheel):
             return PlainTextResponse("not found\n", 404)
+        if listing is not None and listing.local is None:  # a page fetched just now
+            try:
+                proxy.guards.check(project, found, listing.status, listing.status_reason)
+            except Refused as exc:
+                return PlainTextResponse(f"{exc.reason}\n", exc.status)
         if listing is not None and listing.local is not None:
             path = proxy.local_path(listing, found)
-            if path is not None and metadata:
-                path = path.with_name(path.name + ".metadata")
+            if path is not None and (metadata or provenance):
+                path = path.with_name(path.name + (".metadata" if metadata else PROVENANCE_SUFFIX))
             if path is None or not path.is_file():
                 return PlainTextResponse("not found\n", 404)
             return _stored(path, filename)
+        if provenance:
+            return await proxy.provenance(found, sha256)
         if metadata:
             try:
                 task = proxy.flight(
@@ -1033,6 +1106,14 @@ def create_app(settings: ProxySettings) -> Starlette:
             return PlainTextResponse(f"offline: {wanted} is not in the store\n", 503)
         proxy.stats.add(file_misses=1)
         return _FollowResponse(_Follow(proxy, found, sha256))
+
+    osv = OsvEndpoint(
+        lambda: load_checked(Path(settings.osv)) if settings.osv is not None else None,
+        "this proxy answers no OSV query: it was given no snapshot (--osv)",
+    )
+
+    async def osv_query(request: Request) -> Response:
+        return await osv(request.scope, request.receive)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
@@ -1054,6 +1135,7 @@ def create_app(settings: ProxySettings) -> Starlette:
         Route(f"/{INDEX_DIR}/{{project}}/", project_page),
         Route(f"/{INDEX_DIR}/{{project}}", project_page),
         Route("/files/{project}/{sha256}/{filename}", file),
+        Route(QUERY_PATH, osv_query, methods=["POST"]),
         Route("/-/health", health),
         Route("/-/stats", stats),
     ]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
-import json
 import logging
 import os
 import stat
@@ -12,7 +10,7 @@ from collections.abc import Callable
 from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 from packaging.utils import canonicalize_name
@@ -20,12 +18,14 @@ from starlette.datastructures import Headers
 from starlette.responses import FileResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wheelhouse.audit.query import MAX_QUERY_BYTES, QUERY_PATH, answer_query
-from wheelhouse.errors import InvalidWheelhouseError, WheelhouseError
+from wheelhouse.audit.query import QUERY_PATH
+from wheelhouse.errors import InvalidWheelhouseError
 from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
 from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind
+from wheelhouse.serve._osv import OsvEndpoint, load_checked
 
 if TYPE_CHECKING:
+    from wheelhouse.audit.osv import OsvDatabase
     from wheelhouse.upload.settings import UploadSettings
 
 __all__ = ["make_server", "negotiate", "serve"]
@@ -127,9 +127,7 @@ class _StaticApp:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.real_root = Path(os.path.realpath(root))
-        # The OSV snapshot, loaded on the first query (most servers are never asked one).
-        self._osv: Any = None
-        self._osv_lock = asyncio.Lock()
+        self._osv = OsvEndpoint(lambda: _snapshot(root), "this wheelhouse carries no OSV snapshot")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan is off; websockets are not ours
@@ -142,42 +140,10 @@ class _StaticApp:
             await send(message)
 
         if scope["method"] == "POST" and scope["path"] == QUERY_PATH:
-            response = await self._osv_query(scope, receive)
+            response = await self._osv(scope, receive)
         else:
             response = self._respond(scope)
         await response(scope, receive, sending)
-
-    async def _osv_query(self, scope: Scope, receive: Receive) -> Response:
-        """The OSV API's ``POST /v1/query``, answered from the wheelhouse's snapshot."""
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and not declared.isdigit():
-            return _json_error(HTTPStatus.BAD_REQUEST, "the Content-Length is not a number")
-        if declared is not None and int(declared) > MAX_QUERY_BYTES:
-            return _json_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _too_large())
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return _json_error(HTTPStatus.BAD_REQUEST, "the query was cut short")
-            body += message.get("body", b"")
-            if len(body) > MAX_QUERY_BYTES:
-                return _json_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _too_large())
-            if not message.get("more_body", False):
-                break
-        async with self._osv_lock:
-            if self._osv is None:
-                try:
-                    self._osv = await asyncio.to_thread(_load_osv, self.root)
-                except WheelhouseError as exc:
-                    logger.warning("cannot answer OSV queries: %s", exc)
-                    self._osv = exc  # not read again for every query
-            database = self._osv
-        if database is _NO_SNAPSHOT:
-            return _json_error(HTTPStatus.NOT_FOUND, "this wheelhouse carries no OSV snapshot")
-        if isinstance(database, WheelhouseError):
-            return _json_error(HTTPStatus.SERVICE_UNAVAILABLE, str(database))
-        status, answer = answer_query(database, bytes(body))
-        return Response(answer, status_code=status, media_type=_JSON)
 
     def _respond(self, scope: Scope) -> Response:
         method = scope["method"]
@@ -247,31 +213,10 @@ class _StaticApp:
             return None
 
 
-_NO_SNAPSHOT = object()
+def _snapshot(root: Path) -> OsvDatabase | None:
+    from wheelhouse.audit.fetch import snapshot_in
 
-
-def _load_osv(root: Path) -> Any:
-    """The wheelhouse's OSV snapshot with every record, checked against the sha256 recorded
-    when it was fetched; ``_NO_SNAPSHOT`` when it carries none."""
-    from wheelhouse.audit.fetch import read_info, snapshot_in
-    from wheelhouse.audit.osv import load_snapshot
-
-    snapshot = snapshot_in(root)
-    if not snapshot.is_file():
-        return _NO_SNAPSHOT
-    info = read_info(snapshot)
-    return load_snapshot(snapshot, expected_sha256=info.sha256 if info is not None else None)
-
-
-def _too_large() -> str:
-    return f"the query is larger than {MAX_QUERY_BYTES} bytes"
-
-
-def _json_error(status: HTTPStatus, message: str) -> Response:
-    # The OSV API's error shape; 3 is gRPC's INVALID_ARGUMENT, 5 NOT_FOUND, 14 UNAVAILABLE.
-    code = {HTTPStatus.NOT_FOUND: 5, HTTPStatus.SERVICE_UNAVAILABLE: 14}.get(status, 3)
-    body = json.dumps({"code": code, "message": message}).encode("utf-8")
-    return Response(body, status_code=status, media_type=_JSON)
+    return load_checked(snapshot_in(root))
 
 
 def _access(scope: Scope, status: int) -> None:
