@@ -10,6 +10,7 @@ __all__ = [
     "BundleBaseError",
     "ConflictError",
     "CooldownError",
+    "DownloadError",
     "ExitCode",
     "FetchError",
     "HashMismatchError",
