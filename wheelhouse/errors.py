@@ -127,7 +127,8 @@ class FetchError(NetworkError):
 
 
 class UpstreamError(NetworkError):
-    """Upstream could not be reached or answered with something unusable."""
+    """An index could not be reached, or answered with something unusable (a page too large,
+    malformed, or dripping past its deadline)."""
 
 
 class RangesUnsupported(UpstreamError):
@@ -136,6 +137,11 @@ class RangesUnsupported(UpstreamError):
 
 class MalformedUploadTime(UpstreamError):
     """A page gives a file an ``upload-time`` that is not a time (PEP 700)."""
+
+    def __init__(self, message: str, *, url: str, filename: str, value: object) -> None:
+        super().__init__(message, url=url)
+        self.filename = filename
+        self.value = value
 
 
 class HashMismatchError(WheelhouseError):

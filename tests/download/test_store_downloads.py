@@ -12,15 +12,15 @@ import pytest
 from tests.download._loopback import BODY, NAME, SHA, Behaviour, Server, cut, whole
 from wheelhouse._base._http import HttpClient
 from wheelhouse.serve._store import DownloadFailed, Stats, Store
-from wheelhouse.serve._upstream import UpstreamFile
+from wheelhouse.simple import PageFile
 
 
 def _store(tmp_path: Path) -> Store:
     return Store(tmp_path / "store", "key", HttpClient({}), Stats(), 60.0)
 
 
-def _file(url: str, size: int | None = len(BODY)) -> UpstreamFile:
-    return UpstreamFile(NAME, url, {"sha256": SHA}, size=size)
+def _file(url: str, size: int | None = len(BODY)) -> PageFile:
+    return PageFile(NAME, url, {"sha256": SHA}, size=size)
 
 
 def _partials(store: Store) -> list[str]:

@@ -19,7 +19,7 @@ from tests.conftest import Cli
 from tests.pipeline.test_build import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph, sha256_of
 from wheelhouse._base._uv import find_uv
 from wheelhouse.errors import ExitCode, WheelhouseError
-from wheelhouse.resolve._pagetap import PIP_ACCEPT
+from wheelhouse.simple.media import PIP_ACCEPT
 
 # Every file of the graph that is on the index and in the lock (srconly as its sdist).
 INDEX_FILES = {"srconly-1.0.tar.gz"} | (GRAPH_WHEELS - {"srconly-1.0-py3-none-any.whl"})

@@ -10,7 +10,7 @@ from packaging.version import Version
 from tests._dists import DistFactory
 from tests._server import Answer, IndexServer
 from tests.pipeline.test_pinned import chosen, run
-from wheelhouse.resolve.from_pins import _Anchors, _parse_html, _same_version
+from wheelhouse.resolve.from_pins import _parse_page, _same_version
 
 
 def accepts(index: IndexServer, project: str) -> list[str]:
@@ -67,13 +67,9 @@ PAGE = """<!DOCTYPE html><html><head><base href="https://files.example/pkgs/">
 
 def test_html_pages_parse_as_the_full_parser_does() -> None:
     keep = _same_version(Version("1.0"))
-    full = _Anchors("https://index.example/simple/lib/", keep)
-    full.feed(PAGE)
-    full.close()
 
-    fast = _parse_html(PAGE, "https://index.example/simple/lib/", keep)
+    fast = _parse_page(PAGE.encode(), "text/html", "https://index.example/simple/lib/", "lib", keep)
 
-    assert fast == full.found
     assert [(c.filename, c.url, c.sha256, c.requires_python, c.yanked) for c in fast] == [
         (
             "lib-1.0-py3-none-any.whl",

@@ -11,7 +11,8 @@ import urllib3
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from wheelhouse._base._http import HttpClient
-from wheelhouse.resolve._pagetap import PIP_ACCEPT, PageTap
+from wheelhouse.resolve._pagetap import PageTap
+from wheelhouse.simple.media import PIP_ACCEPT
 
 
 def get(url: str, **headers: str) -> urllib3.BaseHTTPResponse:

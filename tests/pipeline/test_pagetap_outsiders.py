@@ -29,7 +29,8 @@ from tests.conftest import Cli
 from tests.pipeline.test_build import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph
 from wheelhouse._base._http import HttpClient
 from wheelhouse.resolve import _pagetap
-from wheelhouse.resolve._pagetap import PIP_ACCEPT, REFUSED, PageTap
+from wheelhouse.resolve._pagetap import REFUSED, PageTap
+from wheelhouse.simple.media import PIP_ACCEPT
 
 WANTED = "Basic " + base64.b64encode(b"alice:s3cret").decode()
 # Bounds for what another process does: generous, a loaded 2-core machine is slow.

@@ -26,7 +26,8 @@ from tests.serve.conftest import ProxyProcess, StartProxy, wait_until
 from tests.serve.test_proxy import HTML, page, pip_download
 from wheelhouse._base.cooldown import Cooldown
 from wheelhouse.serve._guards import BUCKET_SECONDS, Guards, Refused
-from wheelhouse.serve._upstream import PROVENANCE_TYPE, UpstreamFile
+from wheelhouse.serve._upstream import PROVENANCE_TYPE
+from wheelhouse.simple import PageFile
 
 OLD = "alpha-1.0-py3-none-any.whl"
 NEW = "alpha-2.0-py3-none-any.whl"
@@ -170,8 +171,8 @@ def test_the_filtered_page_is_rendered_once_per_cutoff_bucket() -> None:
     assert fixed.moment(now) == fixed.moment(now + 86400) == 0.0  # never re-rendered
     assert Guards(None).moment(now) is None and Guards(None).version("v1", None) == "v1"
 
-    def file(name: str, uploaded: str | None) -> UpstreamFile:
-        return UpstreamFile(name, f"https://x/{name}", {"sha256": "0" * 64}, upload_time=uploaded)
+    def file(name: str, uploaded: str | None) -> PageFile:
+        return PageFile(name, f"https://x/{name}", {"sha256": "0" * 64}, upload_time=uploaded)
 
     files = (
         file("a-1.0.tar.gz", "2026-01-01T00:00:00Z"),

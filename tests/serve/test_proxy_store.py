@@ -11,12 +11,12 @@ import pytest
 from wheelhouse._base._http import HttpClient
 from wheelhouse.serve import _store
 from wheelhouse.serve._store import PageRecord, Stats, Store
-from wheelhouse.serve._upstream import ProjectPage, UpstreamFile
+from wheelhouse.simple import PageFile, ProjectPage
 
 
 def _record(project: str, files: int) -> PageRecord:
     listed = tuple(
-        UpstreamFile(f"{project}-1.{i}-py3-none-any.whl", f"https://files.example/{i}.whl",
+        PageFile(f"{project}-1.{i}-py3-none-any.whl", f"https://files.example/{i}.whl",
                      {"sha256": f"{i:064x}"})
         for i in range(files)
     )  # fmt: skip

@@ -28,7 +28,8 @@ from wheelhouse._base._subprocess import run
 from wheelhouse.errors import InvalidWheelhouseError, NetworkError
 from wheelhouse.house.index import write_index
 from wheelhouse.serve._asgi import AsgiServer
-from wheelhouse.serve.static import make_server, negotiate
+from wheelhouse.serve.static import make_server
+from wheelhouse.simple.media import negotiate
 
 JSON = "application/vnd.pypi.simple.v1+json"
 HTML = "application/vnd.pypi.simple.v1+html"

@@ -16,14 +16,9 @@ from tests._dists import DistFactory
 from tests._server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.wheels import RangeFile, read_wheel_metadata, read_wheel_metadata_from
-from wheelhouse.serve._upstream import (
-    UpstreamError,
-    UpstreamFile,
-    fetch_project_page,
-    fetch_wheel_metadata,
-    parse_html_page,
-    parse_json_page,
-)
+from wheelhouse.errors import UpstreamError
+from wheelhouse.serve._upstream import fetch_wheel_metadata
+from wheelhouse.simple import PageFile, fetch_project_page, parse_html_page, parse_json_page
 
 PAGE = "https://user:secret@example.org/simple/demo/"
 
@@ -52,7 +47,7 @@ def test_parse_json_page_reads_pep_691_700_592_658_fields() -> None:
     page = parse_json_page(data, PAGE, "demo")
     assert page.name == "demo" and page.api_version == "1.1" and page.versions == ("1.0",)
     wheel, sdist = page.files
-    assert wheel == UpstreamFile(
+    assert wheel == PageFile(
         filename="demo-1.0-py3-none-any.whl",
         url="https://user:secret@example.org/f/demo-1.0-py3-none-any.whl",
         hashes={"sha256": "AB"},
@@ -148,7 +143,7 @@ def test_fetch_wheel_metadata_by_range_then_whole(
 ) -> None:
     wheel = _big_wheel(index_server.root)
     sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    file = UpstreamFile(wheel.name, index_server.files_url + wheel.name, {"sha256": sha})
+    file = PageFile(wheel.name, index_server.files_url + wheel.name, {"sha256": sha})
     expected = b"Metadata-Version: 2.1\nName: big\n"
     client = HttpClient({})
     index_server.ranges = True

@@ -32,12 +32,9 @@ from tests.serve._hostile import (
 from tests.serve.conftest import StartProxy
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.wheels import MAX_METADATA, MetadataTooLargeError, read_wheel_metadata
-from wheelhouse.serve._upstream import (
-    UpstreamError,
-    UpstreamFile,
-    fetch_project_page,
-    fetch_wheel_metadata,
-)
+from wheelhouse.errors import UpstreamError
+from wheelhouse.serve._upstream import fetch_wheel_metadata
+from wheelhouse.simple import PageFile, fetch_project_page
 
 
 def test_a_metadata_bomb_is_refused_after_inflating_a_bounded_amount(tmp_path: Path) -> None:
@@ -95,7 +92,7 @@ def test_a_pep_658_file_past_the_metadata_limit_is_refused(index_server: IndexSe
     served = b"Metadata-Version: 2.1\nName: big\nVersion: 1.0\n\n" + b"x" * MAX_METADATA
     filename = "big-1.0-py3-none-any.whl"
     serve(index_server, {}, {f"{filename}.metadata": served})
-    file = UpstreamFile(filename, index_server.files_url + filename, core_metadata=True)
+    file = PageFile(filename, index_server.files_url + filename, core_metadata=True)
     with pytest.raises(UpstreamError) as caught:
         fetch_wheel_metadata(HttpClient({}), file, allow_whole=False)
     assert caught.value.message == (
@@ -148,7 +145,7 @@ def test_a_whole_wheel_past_the_size_its_page_gives_is_cut_off(
     wheel = bomb_wheel(tmp_path, inflated=MiB)
     serve(index_server, {}, {wheel.name: wheel.read_bytes()})
     promised = wheel.stat().st_size // 2
-    file = UpstreamFile(wheel.name, index_server.files_url + wheel.name, size=promised)
+    file = PageFile(wheel.name, index_server.files_url + wheel.name, size=promised)
     with pytest.raises(UpstreamError) as caught:
         fetch_wheel_metadata(HttpClient({}), file)
     assert caught.value.message == (

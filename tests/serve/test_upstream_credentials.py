@@ -16,10 +16,8 @@ from tests.serve._hostile import (
     serve,
 )
 from wheelhouse._base._http import HttpClient
-from wheelhouse.serve._upstream import (
-    fetch_project_page,
-    open_file,
-)
+from wheelhouse.serve._upstream import open_file
+from wheelhouse.simple import fetch_project_page
 
 
 @pytest.fixture

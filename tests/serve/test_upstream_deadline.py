@@ -14,13 +14,9 @@ from tests.serve._hostile import (
 )
 from tests.serve.conftest import StartProxy
 from wheelhouse._base._http import HttpClient
-from wheelhouse.serve._upstream import (
-    UpstreamError,
-    UpstreamFile,
-    fetch_project_page,
-    fetch_wheel_metadata,
-    open_file,
-)
+from wheelhouse.errors import UpstreamError
+from wheelhouse.serve._upstream import fetch_wheel_metadata, open_file
+from wheelhouse.simple import PageFile, fetch_project_page
 
 
 @pytest.fixture
@@ -43,7 +39,7 @@ def test_a_dripping_page_fails_at_the_deadline(dripper: Dripper) -> None:
 def test_a_dripping_metadata_file_fails_at_the_deadline(dripper: Dripper) -> None:
     client = HttpClient({})
     url = dripper.url + "drip-1.0-py3-none-any.whl"
-    file = UpstreamFile("drip-1.0-py3-none-any.whl", url, core_metadata=True)
+    file = PageFile("drip-1.0-py3-none-any.whl", url, core_metadata=True)
     raised, took = within(30, lambda: fetch_wheel_metadata(client, file, timeout=2))
     assert isinstance(raised, UpstreamError), raised
     assert raised.message.endswith("did not answer within 2 s"), raised.message

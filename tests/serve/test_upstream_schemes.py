@@ -16,10 +16,7 @@ from tests.serve._hostile import (
     serve,
 )
 from wheelhouse._base._http import HttpClient
-from wheelhouse.serve._upstream import (
-    fetch_project_page,
-    parse_html_page,
-)
+from wheelhouse.simple import fetch_project_page, parse_html_page
 
 PASSWD_PAGE = b"""<!DOCTYPE html><html><body>
 <a href="file:///etc/passwd#sha256=%s">evil-1.0.tar.gz</a>
@@ -35,7 +32,7 @@ def test_a_remote_page_links_http_files_only(
 ) -> None:
     passwd = hashlib.sha256(Path("/etc/passwd").read_bytes()).hexdigest().encode()
     serve(index_server, {"evil": ({"Content-Type": "text/html"}, PASSWD_PAGE % passwd)})
-    caplog.set_level(logging.WARNING, logger="wheelhouse.serve._upstream")
+    caplog.set_level(logging.WARNING, logger="wheelhouse.simple.parse")
 
     result = fetch_project_page(HttpClient({}), index_server.url, "evil")
 

@@ -10,14 +10,8 @@ import pytest
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from wheelhouse._base._http import HttpClient
-from wheelhouse.errors import ExitCode
-from wheelhouse.serve._upstream import (
-    MalformedUploadTime,
-    UpstreamError,
-    fetch_project_page,
-    parse_html_page,
-    parse_json_page,
-)
+from wheelhouse.errors import ExitCode, MalformedUploadTime, UpstreamError
+from wheelhouse.simple import fetch_project_page, parse_html_page, parse_json_page
 
 WHEEL = "demo-1.0-py3-none-any.whl"
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import html
-import json
 import logging
 import os
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from packaging.utils import (
@@ -32,14 +29,12 @@ from wheelhouse.house.manifest import (
     Manifest,
     read_manifest,
 )
+from wheelhouse.simple import PageFile, ProjectPage, ProjectStatus
+from wheelhouse.simple.render import render_html, render_json, root_html, root_json
 
 __all__ = [
-    "API_VERSION",
-    "HTML_TYPE",
     "INDEX_DIR",
-    "JSON_TYPE",
     "METADATA_SUFFIX",
-    "STATUS_API_VERSION",
     "IndexEntry",
     "index_directory",
     "index_files",
@@ -55,10 +50,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 INDEX_DIR = "simple"
-API_VERSION = "1.1"  # PEP 700: `versions` and `size` in the JSON form
-STATUS_API_VERSION = "1.4"  # PEP 792: a page that carries a project status
-JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 HTML_PAGE = "index.html"
 JSON_PAGE = "index.json"
 METADATA_SUFFIX = ".metadata"
@@ -170,7 +161,7 @@ def render_project(
     name: NormalizedName,
     entries: list[IndexEntry],
     *,
-    status: str | None = None,
+    status: ProjectStatus | None = None,
     status_reason: str | None = None,
 ) -> dict[str, bytes]:
     """A project's two pages (path relative to the wheelhouse -> bytes), entries in order.
@@ -179,27 +170,22 @@ def render_project(
     written as the pages' ``project-status`` and ``pypi:project-status`` meta tag.
     """
     html_path, json_path = project_pages(name)
-    data = _project_json(name, entries)
-    head = ""
-    if status is not None:
-        data["meta"]["api-version"] = STATUS_API_VERSION
-        data["project-status"] = {"status": status}
-        head = f'    <meta name="pypi:project-status" content="{html.escape(status)}">\n'
-        if status_reason:
-            data["project-status"]["reason"] = status_reason
-            reason = html.escape(status_reason)
-            head += f'    <meta name="pypi:project-status-reason" content="{reason}">\n'
-    return {
-        html_path: _project_html(name, entries, head).encode(),
-        json_path: _json_bytes(data),
-    }
+    page = ProjectPage(
+        name,
+        f"{INDEX_DIR}/{name}/",
+        tuple(_page_file(entry) for entry in entries),
+        tuple(_sorted_versions({entry.record.version for entry in entries})),
+        status=status or "active",
+        status_reason=status_reason if status is not None else None,
+    )
+    return {html_path: render_html(page), json_path: render_json(page, indent=2)}
 
 
 def render_root(names: Iterable[str]) -> dict[str, bytes]:
     """The root listing in both forms (path relative to the wheelhouse -> bytes)."""
     return {
-        f"{INDEX_DIR}/{HTML_PAGE}": _root_html(names).encode(),
-        f"{INDEX_DIR}/{JSON_PAGE}": _json_bytes(_root_json(names)),
+        f"{INDEX_DIR}/{HTML_PAGE}": root_html(names),
+        f"{INDEX_DIR}/{JSON_PAGE}": root_json(names, indent=2),
     }
 
 
@@ -269,86 +255,21 @@ def _provenance_url(filename: str) -> str:
     return _file_url(filename + PROVENANCE_SUFFIX)
 
 
-def _root_html(names: Iterable[str]) -> str:
-    links = "".join(
-        f'    <a href="{html.escape(quote(name) + "/")}">{html.escape(name)}</a><br>\n'
-        for name in names
-    )
-    return _page("Simple index", links)
-
-
-def _project_html(name: str, entries: Iterable[IndexEntry], head: str = "") -> str:
-    links = []
-    for entry in entries:
-        record = entry.record
-        href = f"{_file_url(record.filename)}#sha256={record.sha256}"
-        attrs = [f'href="{html.escape(href)}"']
-        if entry.requires_python:
-            attrs.append(f'data-requires-python="{html.escape(entry.requires_python)}"')
-        if entry.metadata_sha256 is not None:
-            value = html.escape(f"sha256={entry.metadata_sha256}")
-            # PEP 714 renamed the attribute; the old name is kept for pip < 23.2 and friends.
-            attrs.append(f'data-core-metadata="{value}"')
-            attrs.append(f'data-dist-info-metadata="{value}"')
-        if record.yanked is not None:
-            attrs.append(f'data-yanked="{html.escape(record.yanked)}"')
-        if entry.provenance:
-            attrs.append(f'data-provenance="{html.escape(_provenance_url(record.filename))}"')
-        links.append(f"    <a {' '.join(attrs)}>{html.escape(record.filename)}</a><br>\n")
-    return _page(f"Links for {name}", "".join(links), head)
-
-
-def _page(title: str, body: str, head: str = "") -> str:
-    title = html.escape(title)
-    version = STATUS_API_VERSION if head else API_VERSION
-    return (
-        "<!DOCTYPE html>\n"
-        "<html>\n"
-        "  <head>\n"
-        f'    <meta name="pypi:repository-version" content="{version}">\n'
-        f"{head}"
-        f"    <title>{title}</title>\n"
-        "  </head>\n"
-        "  <body>\n"
-        f"    <h1>{title}</h1>\n"
-        f"{body}"
-        "  </body>\n"
-        "</html>\n"
-    )
-
-
-def _root_json(names: Iterable[str]) -> dict[str, Any]:
-    return {"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in names]}
-
-
-def _project_json(name: str, entries: list[IndexEntry]) -> dict[str, Any]:
-    files = []
-    for entry in entries:
-        record = entry.record
-        item: dict[str, Any] = {
-            "filename": record.filename,
-            "url": _file_url(record.filename),
-            "hashes": {"sha256": record.sha256},
-        }
-        if entry.requires_python:
-            item["requires-python"] = entry.requires_python
-        # Only the PEP 714 key: pip 22.3 to 23.1 crash on a JSON "dist-info-metadata" key.
-        item["core-metadata"] = (
+def _page_file(entry: IndexEntry) -> PageFile:
+    record = entry.record
+    return PageFile(
+        filename=record.filename,
+        url=_file_url(record.filename),
+        hashes={"sha256": record.sha256},
+        requires_python=entry.requires_python,
+        # PEP 592/691: the reason, or true when the index gave none.
+        yanked=False if record.yanked is None else (record.yanked or True),
+        size=record.size,
+        core_metadata=(
             {"sha256": entry.metadata_sha256} if entry.metadata_sha256 is not None else False
-        )
-        item["size"] = record.size
-        if record.yanked is not None:
-            # PEP 592/691: the reason, or true when the index gave none.
-            item["yanked"] = record.yanked or True
-        if entry.provenance:
-            item["provenance"] = _provenance_url(record.filename)
-        files.append(item)
-    return {
-        "meta": {"api-version": API_VERSION},
-        "name": name,
-        "versions": _sorted_versions({entry.record.version for entry in entries}),
-        "files": files,
-    }
+        ),
+        provenance=_provenance_url(record.filename) if entry.provenance else None,
+    )
 
 
 def _sorted_versions(versions: Iterable[str]) -> list[str]:
@@ -362,10 +283,6 @@ def _sorted_versions(versions: Iterable[str]) -> list[str]:
     valid = sorted((k for k in parsed if k[0] == 0), key=lambda k: k[1])
     legacy = sorted(str(k[1]) for k in parsed if k[0] == 1)
     return [str(k[1]) for k in valid] + legacy
-
-
-def _json_bytes(data: dict[str, Any]) -> bytes:
-    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:

@@ -26,8 +26,9 @@ from wheelhouse._base.files import write_atomic
 from wheelhouse._base.storage import TEMP_SUFFIX, LocalStore, ObjectInfo, Store
 from wheelhouse.errors import InvalidWheelhouseError, OutputDirError, TamperedError
 from wheelhouse.house.contents import lock_names, open_wheelhouse
-from wheelhouse.house.index import HTML_PAGE, INDEX_DIR, JSON_PAGE, JSON_TYPE, index_files
+from wheelhouse.house.index import HTML_PAGE, INDEX_DIR, JSON_PAGE, index_files
 from wheelhouse.house.manifest import MANIFEST_NAME, Manifest
+from wheelhouse.simple.media import JSON_TYPE
 
 __all__ = ["PublishPlan", "PublishResult", "plan_publish", "publish"]
 

@@ -16,14 +16,14 @@ from wheelhouse._base.targets import Target
 from wheelhouse.house.manifest import Downloaded, FileKind, FileRecord
 from wheelhouse.mirror.settings import MirrorSettings, _Want
 from wheelhouse.mirror.state import _NOT_A_DIST, _refusal
-from wheelhouse.serve._upstream import UpstreamFile
+from wheelhouse.simple import PageFile
 
 # -- selection -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Candidate:
-    file: UpstreamFile
+    file: PageFile
     name: NormalizedName
     version: Version
     kind: FileKind
@@ -32,14 +32,14 @@ class _Candidate:
     local: bool = False
 
 
-def _yank_reason(file: UpstreamFile) -> str | None:
+def _yank_reason(file: PageFile) -> str | None:
     """PEP 592 as the manifest records it: None, or the reason ("" when none was given)."""
     if file.yanked is False:
         return None
     return file.yanked if isinstance(file.yanked, str) else ""
 
 
-def _candidate(file: UpstreamFile, local: bool) -> _Candidate:
+def _candidate(file: PageFile, local: bool) -> _Candidate:
     """A file whose name ``_refusal`` accepted, as a candidate."""
     if file.filename.endswith(".whl"):
         name, version, _, tags = parse_wheel_filename(file.filename)
@@ -62,7 +62,7 @@ class _Selection:
 
 
 def _select(
-    files: Iterable[tuple[UpstreamFile, bool]],
+    files: Iterable[tuple[PageFile, bool]],
     project: NormalizedName,
     want: _Want,
     settings: MirrorSettings,
@@ -181,7 +181,7 @@ def _from_record(record: FileRecord, local: bool) -> _Candidate:
     """A file mirrored last time, as a candidate again (its index page has not changed);
     ``local`` when a file:// index lists the project."""
     assert isinstance(record.origin, Downloaded)
-    file = UpstreamFile(
+    file = PageFile(
         filename=record.filename,
         url=record.origin.url,
         hashes={"sha256": record.sha256},

@@ -18,13 +18,14 @@ from wheelhouse._base.progress import Reporter
 from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.download.stream import CHUNK, Received, download
-from wheelhouse.errors import FetchError, HashMismatchError, WheelhouseError
+from wheelhouse.errors import FetchError, HashMismatchError, UpstreamError, WheelhouseError
 from wheelhouse.house.index import METADATA_SUFFIX, requires_python_of, write_if_changed
 from wheelhouse.house.manifest import PROVENANCE_SUFFIX, Downloaded, FileRecord, Sha256
 from wheelhouse.mirror.candidates import _Candidate, _yank_reason
 from wheelhouse.mirror.settings import MirrorSettings
 from wheelhouse.mirror.state import _Mirrored, _ProjectState, _refusal
-from wheelhouse.serve._upstream import UpstreamError, UpstreamFile, fetch_provenance
+from wheelhouse.serve._upstream import fetch_provenance
+from wheelhouse.simple import PageFile
 
 logger = logging.getLogger(__name__)
 
@@ -278,7 +279,7 @@ def _copy_local(
         return download(client, file.url, partial, path, source=chunks, **options)[1]
 
 
-def _too_big(file: UpstreamFile, settings: MirrorSettings, size: int) -> str | None:
+def _too_big(file: PageFile, settings: MirrorSettings, size: int) -> str | None:
     """Why a transfer that reached ``size`` bytes stops, checked as it goes: past
     --max-file-size, or past the size the page gives (the bytes cannot be the listed file)."""
     limit = settings.max_file_size

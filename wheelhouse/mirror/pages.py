@@ -3,7 +3,6 @@ asked conditionally so that an unchanged project costs a 304."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
@@ -14,17 +13,17 @@ from packaging.utils import NormalizedName
 
 from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base.urls import file_url_path
-from wheelhouse.errors import NetworkError
+from wheelhouse.errors import NetworkError, UpstreamError
 from wheelhouse.mirror.project import _Counter, _Project
 from wheelhouse.mirror.state import _Listing, _project_name
-from wheelhouse.serve._upstream import (
+from wheelhouse.simple import (
     ACCEPT,
+    PageFile,
     PageResult,
-    UpstreamError,
-    UpstreamFile,
     fetch_project_page,
     parse_html_page,
-    parse_json_page,
+    parse_page,
+    parse_root,
     project_page_url,
     read_page,
 )
@@ -40,8 +39,6 @@ _ROOT_TIMEOUT = 300.0
 
 def _root_names(url: str, client: HttpClient, counter: _Counter) -> list[NormalizedName]:
     """Every project the index lists at its root (PEP 691 JSON, else PEP 503 HTML)."""
-    from html.parser import HTMLParser
-
     shown = strip_credentials(url)
     if url.startswith("file:"):
         root = file_url_path(url)
@@ -69,36 +66,8 @@ def _root_names(url: str, client: HttpClient, counter: _Counter) -> list[Normali
             url=shown,
             hint="check the network, the index URL and pip's proxy and cert settings",
         ) from exc
-    if "json" in response.headers.get("Content-Type", ""):
-        try:
-            listed = [str(p["name"]) for p in json.loads(body)["projects"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise NetworkError(f"{shown} sent a malformed PEP 691 root page: {exc}") from exc
-        return _valid_names(listed, shown)
-    names: list[str] = []
-
-    class Anchors(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__(convert_charrefs=True)
-            self.inside = False
-            self.text: list[str] = []
-
-        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-            if tag == "a":
-                self.inside, self.text = True, []
-
-        def handle_data(self, data: str) -> None:
-            if self.inside:
-                self.text.append(data)
-
-        def handle_endtag(self, tag: str) -> None:
-            if tag == "a" and self.inside:
-                self.inside = False
-                if text := "".join(self.text).strip():
-                    names.append(text)
-
-    Anchors().feed(body.decode("utf-8", errors="replace"))
-    return _valid_names(names, shown)
+    listed = parse_root(body, response.headers.get("Content-Type", ""), url)
+    return _valid_names(listed, shown)
 
 
 def _valid_names(listed: Iterable[str], shown: str) -> list[NormalizedName]:
@@ -164,14 +133,12 @@ def _read_pages(project: _Project, urls: list[str], client: HttpClient, counter:
     project.unchanged = bool(found) and all(s == "not-modified" for s in found)
 
 
-def _usable(
-    project: _Project, base: str, files: Iterable[UpstreamFile]
-) -> list[tuple[UpstreamFile, bool]]:
+def _usable(project: _Project, base: str, files: Iterable[PageFile]) -> list[tuple[PageFile, bool]]:
     """The page's files that may be fetched, each with whether it is local: a file:// index
     (the user's own) may link anything, a remote one its http(s) URLs only."""
     if base.startswith("file:"):
         return [(file, True) for file in files]
-    usable: list[tuple[UpstreamFile, bool]] = []
+    usable: list[tuple[PageFile, bool]] = []
     for file in files:
         scheme = urlsplit(file.url).scheme.lower()
         if scheme in ("http", "https"):
@@ -246,11 +213,7 @@ def _remote_page(
     digest = hashlib.sha256(body).hexdigest()
     if previous is not None and previous.digest == digest:
         return PageResult("not-modified", etag=etag, last_modified=modified), digest
-    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if content_type.endswith("json"):
-        page = parse_json_page(body, url, name)
-    else:
-        page = parse_html_page(body, url, name)
+    page = parse_page(body, response.headers.get("Content-Type", ""), url, name)
     return PageResult("ok", page, etag=etag, last_modified=modified), digest
 
 

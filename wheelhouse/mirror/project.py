@@ -13,8 +13,8 @@ from wheelhouse.house.manifest import PROVENANCE_SUFFIX
 from wheelhouse.mirror.candidates import _Candidate, _yank_reason
 from wheelhouse.mirror.settings import PlannedFile, ProjectOutcome, ProjectStatus, _Want
 from wheelhouse.mirror.state import _Listing, _Mirrored, _ProjectState
-from wheelhouse.serve._upstream import ProjectStatus as UpstreamStatus
-from wheelhouse.serve._upstream import UpstreamFile
+from wheelhouse.simple import PageFile
+from wheelhouse.simple import ProjectStatus as UpstreamStatus
 
 
 @dataclass
@@ -37,7 +37,7 @@ class _Project:
     selection: str = ""
     listings: tuple[_Listing, ...] = ()
     # Each file, and whether a file:// index listed it.
-    files: list[tuple[UpstreamFile, bool]] = field(default_factory=list)
+    files: list[tuple[PageFile, bool]] = field(default_factory=list)
     # Files of the pages that are not mirrored, and why (logged as warnings).
     refused: list[str] = field(default_factory=list)
     # Every index answered 304 to the same selection: the files chosen last time stand.

@@ -197,7 +197,9 @@ def _fetch_provenance(
     if not wanted:
         return {}
     from wheelhouse._base._http import HttpClient
-    from wheelhouse.serve._upstream import UpstreamError, UpstreamFile, fetch_provenance
+    from wheelhouse.errors import UpstreamError
+    from wheelhouse.serve._upstream import fetch_provenance
+    from wheelhouse.simple.model import PageFile
 
     client = HttpClient(config, pool_size=max(1, min(jobs, len(wanted))))
     directory = scratch / "provenance"
@@ -205,7 +207,7 @@ def _fetch_provenance(
 
     def one(item: tuple[FileRecord, str | None]) -> tuple[str, Path] | None:
         record, url = item
-        file = UpstreamFile(
+        file = PageFile(
             filename=record.filename,
             url=fetched[record.filename].pin.url,
             hashes={"sha256": record.sha256},

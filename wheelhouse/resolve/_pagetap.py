@@ -48,12 +48,13 @@ from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
 import urllib3
 
 from wheelhouse._base._http import HttpClient, strip_credentials
+from wheelhouse.simple.media import JSON_TYPE, PIP_ACCEPT, TEXT_HTML
 
-__all__ = ["PIP_ACCEPT", "REFUSED", "Page", "PageTap"]
+__all__ = ["REFUSED", "Page", "PageTap"]
 
 logger = logging.getLogger(__name__)
 
-_PAGE_TYPES = ("text/html", "application/vnd.pypi.simple.")
+_PAGE_TYPES = (TEXT_HTML, "application/vnd.pypi.simple.")  # any version of PEP 691's types
 _CHUNK = 1 << 16
 # The most of a page read (inflated): PyPI's largest project pages are a few MB.
 _MAX_PAGE = 64 * 1024 * 1024
@@ -61,12 +62,6 @@ _MAX_PAGE = 64 * 1024 * 1024
 _STRANGER_TIMEOUT = 10.0
 # Request headers pip sends that the index needs to answer as it would answer pip.
 _FORWARDED = ("Accept", "Cache-Control", "User-Agent")
-# pip's Accept header for index pages (pip 22.2 to 26.x): the one a prefetcher asks with, so
-# its answer is pip's too.
-PIP_ACCEPT = (
-    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
-    "text/html; q=0.01"
-)
 # An absolute link in a page (a JSON string or a quoted href): scheme and host.
 _ABSOLUTE = re.compile(rb"""(["'])(https?)://([^/"'\s]+)/""")
 # A PEP 503 anchor and its text, the file's name.
@@ -469,7 +464,7 @@ class PageTap:
         if self._hide is None:
             return body
         hide = self._hide
-        if content_type.lower().startswith("application/vnd.pypi.simple.v1+json"):
+        if content_type.lower().startswith(JSON_TYPE):
             try:
                 data = json.loads(body)
                 files = data["files"]

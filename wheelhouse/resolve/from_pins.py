@@ -10,22 +10,18 @@ answer the way pip would gives a :class:`Fallback` with the reason, and the call
 from __future__ import annotations
 
 import dataclasses
-import html
-import json
 import logging
 import os
 import posixpath
-import re
 import tarfile
 import threading
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import urllib3
 from packaging.metadata import parse_email
@@ -42,21 +38,28 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from wheelhouse._base._http import HttpClient, origin_of, strip_credentials
+from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base._pip import (
     FormatControl,
     config_flag,
     format_control,
     index_urls,
 )
-from wheelhouse._base.cooldown import Cooldown, parse_upload_time
+from wheelhouse._base.cooldown import Cooldown
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.targets import Target
 from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import project_of, read_wheel_metadata
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched, Fetcher, Progress
-from wheelhouse.errors import CooldownError, FetchError, NetworkError, QuarantinedError
+from wheelhouse.errors import (
+    CooldownError,
+    FetchError,
+    MalformedUploadTime,
+    NetworkError,
+    QuarantinedError,
+    UpstreamError,
+)
 from wheelhouse.house.manifest import FileKind, Sha256
 from wheelhouse.inputs.requirements import InputSet
 from wheelhouse.pipeline.settings import IndexOptions
@@ -70,6 +73,10 @@ from wheelhouse.resolve.fully_pinned import (
     pinned_set,
     python_version,
 )
+from wheelhouse.simple.client import DEFAULT_TIMEOUT, PageAnswer, fetch_page
+from wheelhouse.simple.media import HTML_ONLY, JSON_TYPE, PIP_ACCEPT, TEXT_HTML, Form, form_of
+from wheelhouse.simple.model import PageFile
+from wheelhouse.simple.parse import parse_page
 
 if TYPE_CHECKING:
     from wheelhouse.resolve._pagetap import Page
@@ -89,21 +96,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-# Plain PEP 503 HTML first: it carries everything read here (file, URL, sha256,
-# data-requires-python, data-yanked) and is the smallest answer of indexes that compress
-# nothing: 1.19 MB for boto3's page on this machine's index, against 1.39 MB for the PEP 691
-# HTML form and 1.69 MB for JSON (an index answers JSON as soon as the header names it, q
-# values aside). An index that refuses it (406) is asked again with pip's own preference.
-_ACCEPT_SMALL = "text/html"
-_ACCEPT = (
-    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
-    "text/html; q=0.01"
-)
-_JSON_TYPES = ("application/vnd.pypi.simple.v1+json",)
-_HTML_TYPES = ("text/html", "application/vnd.pypi.simple.v1+html")
-
-_MAX_REDIRECTS = 10
 
 
 @dataclass(frozen=True)
@@ -389,26 +381,28 @@ class _Index(_Source):
     def candidates(self, client: _PageClient, name: NormalizedName, keep: Keep) -> list[_Candidate]:
         page = posixpath.join(self.url, quote(name)) + "/"
         if urlsplit(page).scheme == "file":
-            return self._local(page, keep)
+            return self._local(page, name, keep)
         try:
-            status, final_url, content_type, body = client.get_page(page)
+            answer = client.get_page(page)
+        except UpstreamError as exc:
+            raise Ineligible(f"cannot read {strip_credentials(page)}: {exc.message}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise Ineligible(f"cannot read {strip_credentials(page)}: {exc}") from exc
-        if status == 404:
+        if answer.status == 404:
             return []
-        if status != 200:
-            raise Ineligible(f"{strip_credentials(page)} answered HTTP {status}")
-        return _parse_page(body, content_type, final_url or page, keep)
+        if answer.status != 200:
+            raise Ineligible(f"{strip_credentials(page)} answered HTTP {answer.status}")
+        return _parse_page(answer.body, answer.content_type, answer.url or page, name, keep)
 
     @staticmethod
-    def _local(page: str, keep: Keep) -> list[_Candidate]:
+    def _local(page: str, name: NormalizedName, keep: Keep) -> list[_Candidate]:
         directory = file_url_path(page)
         # pip reads index.html from a file:// index; index.json, when written beside it, holds
         # the same files.
-        for filename, content_type in (("index.json", _JSON_TYPES[0]), ("index.html", "text/html")):
+        for filename, content_type in (("index.json", JSON_TYPE), ("index.html", TEXT_HTML)):
             path = directory / filename
             if path.is_file():
-                return _parse_page(path.read_bytes(), content_type, page + filename, keep)
+                return _parse_page(path.read_bytes(), content_type, page + filename, name, keep)
         return []
 
 
@@ -492,56 +486,27 @@ def _raw_version(filename: str) -> str | None:
     return None
 
 
-def _parse_page(body: bytes, content_type: str, url: str, keep: Keep) -> list[_Candidate]:
-    kind = content_type.split(";", 1)[0].strip().lower()
-    if kind in _JSON_TYPES:
-        return _parse_json(body, url, keep)
-    if kind in _HTML_TYPES:
-        return _parse_html(body.decode("utf-8", errors="replace"), url, keep)
-    raise Ineligible(f"{strip_credentials(url)} answered with {content_type!r}, not an index page")
-
-
-def _parse_json(body: bytes, url: str, keep: Keep) -> list[_Candidate]:
+def _parse_page(
+    body: bytes, content_type: str, url: str, name: NormalizedName, keep: Keep
+) -> list[_Candidate]:
+    """The files ``keep`` keeps of the page at ``url``, as the pinned path ranks them."""
+    shown = strip_credentials(url)
+    form = form_of(content_type)
+    if form is None:
+        raise Ineligible(f"{shown} answered with {content_type!r}, not an index page")
     try:
-        data: dict[str, Any] = json.loads(body)
-        status = data.get("project-status")
-        if status is not None:
-            if not isinstance(status, dict):
-                raise TypeError(f"project-status {status!r} is not an object")
-            _check_status(status.get("status"), status.get("reason"), url)
-        files = [item for item in data["files"] if keep(item["filename"])]
-        return [
-            _candidate(
-                item["filename"],
-                urljoin(url, item["url"]),
-                (item.get("hashes") or {}).get("sha256"),
-                item.get("requires-python"),
-                item.get("yanked", False) not in (False, None),
-                _upload_time(item.get("upload-time"), item["filename"], url),
-                _provenance_url(url, item.get("provenance")),
-            )
-            for item in files
-        ]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise Ineligible(f"{strip_credentials(url)} is not a valid PEP 691 page: {exc}") from exc
-
-
-def _upload_time(value: object, filename: str, url: str) -> str | None:
-    """A file's PEP 700 upload time, checked: one that is not a time makes the page unusable
-    (a cooldown could not judge it), which is said in one line naming the file."""
-    if value is None:
-        return None
-    try:
-        if not isinstance(value, str):
-            raise ValueError(value)
-        parse_upload_time(value)
-    except ValueError:
+        page = parse_page(body, content_type, url, name, keep)
+    except MalformedUploadTime as exc:
+        # One line naming the file: a cooldown could not judge it.
         raise NetworkError(
-            f"{strip_credentials(url)} gives {filename!r} the upload-time {value!r}, which is "
+            f"{shown} gives {exc.filename!r} the upload-time {exc.value!r}, which is "
             "not an ISO 8601 time; the page is not used",
             hint="the index is broken or hostile; ask its operator, or use another index",
         ) from None
-    return value
+    except UpstreamError as exc:
+        raise Ineligible(f"{shown} is not a valid index page: {exc.message}") from exc
+    _check_status(page.status, page.status_reason, url)
+    return [_candidate(file, form) for file in page.files]
 
 
 # A warning for an archived or deprecated project is given once per page, however often the
@@ -571,107 +536,30 @@ def _check_status(status: object, reason: object, url: str) -> None:
         logger.warning("%s marks the project %s%s", shown, status, why)
 
 
-def _candidate(
-    filename: str,
-    url: str,
-    sha256: str | None,
-    requires_python: str | None,
-    yanked: bool,
-    upload_time: str | None = None,
-    provenance: str | None = None,
-) -> _Candidate:
-    digest = Sha256(sha256.lower()) if sha256 else None
+def _candidate(file: PageFile, form: Form) -> _Candidate:
+    # pip names a file of an HTML page by its URL's last segment, not by the anchor's text.
+    filename = file.filename
+    if form == "html":
+        filename = unquote(urlsplit(file.url).path.rsplit("/", 1)[-1])
+    sha256 = file.sha256
     return _Candidate(
-        filename, url, digest, requires_python or None, yanked, upload_time, True, provenance
+        filename,
+        file.url,
+        Sha256(sha256.lower()) if sha256 else None,
+        file.requires_python,
+        file.yanked is not False,
+        file.upload_time,
+        True,
+        file.provenance,
     )
-
-
-def _provenance_url(base: str, value: object, page: str | None = None) -> str | None:
-    """A page's PEP 740 provenance link, resolved: only http(s), and only on the page's own
-    origin (the index's integrity API), so the index's credentials never go elsewhere."""
-    if not isinstance(value, str) or not value:
-        return None
-    resolved = urlsplit(urljoin(base, value))
-    if resolved.scheme.lower() not in ("http", "https"):
-        return None
-    if origin_of(resolved.geturl()) != origin_of(page or base):
-        return None
-    return urlunsplit(resolved._replace(fragment=""))
-
-
-class _Anchors(HTMLParser):
-    def __init__(self, url: str, keep: Keep) -> None:
-        super().__init__(convert_charrefs=True)
-        self.base = self.page = url
-        self.keep = keep
-        self.found: list[_Candidate] = []
-        self.status: str | None = None
-        self.reason: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "meta" and values.get("name") == "pypi:project-status":
-            self.status = values.get("content")
-        if tag == "meta" and values.get("name") == "pypi:project-status-reason":
-            self.reason = values.get("content")
-        if tag == "base" and values.get("href"):
-            self.base = urljoin(self.base, values["href"] or "")
-        if tag != "a" or not values.get("href"):
-            return
-        href = values["href"] or ""
-        if not self.keep(unquote(href.split("#", 1)[0].rsplit("/", 1)[-1])):
-            return
-        absolute = urljoin(self.base, href)
-        parts = urlsplit(absolute)
-        filename = unquote(parts.path.rsplit("/", 1)[-1])
-        fragment = dict(pair.split("=", 1) for pair in parts.fragment.split("&") if "=" in pair)
-        self.found.append(
-            _candidate(
-                filename,
-                urlunsplit(parts._replace(fragment="")),
-                fragment.get("sha256"),
-                values.get("data-requires-python"),
-                "data-yanked" in values,
-                provenance=_provenance_url(self.base, values.get("data-provenance"), self.page),
-            )
-        )
-
-
-_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_TAG = re.compile(r"<(?:a|base|meta)\b[^>]*>", re.IGNORECASE)
-_HREF = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
-
-
-def _parse_html(text: str, url: str, keep: Keep) -> list[_Candidate]:
-    # HTMLParser is pure Python (0.5 s for a 1.2 MB page here); only the <base> tags and the
-    # anchors whose file name ``keep`` may want are given to it, in page order. An anchor whose
-    # href this cannot read is given to it too, so the result is the full parse's.
-    wanted: list[str] = []
-    for match in _TAG.finditer(_COMMENT.sub("", text)):
-        tag = match.group(0)
-        if tag[1:5].lower() == "meta":
-            if "pypi:project-status" in tag:  # PEP 792's two tags: nothing else is read
-                wanted.append(tag)
-            continue
-        if tag[1:5].lower() != "base":
-            href = _HREF.search(tag)
-            if href is not None:
-                link = html.unescape(href.group(1) if href.group(1) is not None else href.group(2))
-                if not keep(unquote(link.split("#", 1)[0].rsplit("/", 1)[-1])):
-                    continue
-        wanted.append(tag + "</a>" if tag[1:2].lower() == "a" else tag)
-    parser = _Anchors(url, keep)
-    parser.feed("\n".join(wanted))
-    parser.close()
-    _check_status(parser.status, parser.reason, url)
-    return parser.found
 
 
 class _PageClient(HttpClient):
     """HttpClient that asks for index pages as plain PEP 503 HTML (else with pip's Accept header).
 
-    ``HttpClient.get`` takes no headers; this uses its own credential and proxy choices.
-    ``pages`` already read (pip's, through a ``PageTap``) are answered without asking again.
+    Pages are read by ``wheelhouse.simple``'s page client (its redirects and credential
+    policy). ``pages`` already read (pip's, through a ``PageTap``) are answered without
+    asking again.
     """
 
     def __init__(
@@ -685,42 +573,23 @@ class _PageClient(HttpClient):
     ) -> None:
         super().__init__(pip_config, pool_size=pool_size)
         # Upload times are in JSON pages only (PEP 700): a cooldown asks for those first.
-        self._accept = _ACCEPT if upload_times else _ACCEPT_SMALL
+        self._accept = PIP_ACCEPT if upload_times else HTML_ONLY
         # Not "or {}": an empty mapping given may be filled later (the tap's, while pip runs).
         self._pages = pages if pages is not None else {}
         self._kept_only = kept_only
 
-    def get_page(self, url: str) -> tuple[int, str, str, bytes]:
-        """GET a project page: (status, final URL after redirects, content type, body)."""
+    def get_page(self, url: str) -> PageAnswer:
+        """A project page's answer (redirects followed, the body read and bounded)."""
         kept = self._pages.get(strip_credentials(url))
         if kept is not None:
-            return kept.status, kept.url, kept.content_type, kept.body
+            return PageAnswer(kept.status, kept.url, kept.content_type, kept.body)
         if self._kept_only:
             raise Ineligible(f"{strip_credentials(url)} was not read")
-        accept = self._accept
-        for _ in range(_MAX_REDIRECTS):
-            headers = urllib3.make_headers(accept_encoding=True)
-            headers["Accept"] = accept
-            auth = self._auth_for(url)
-            if auth:
-                headers.update(urllib3.make_headers(basic_auth=auth))
-            response = self._manager_for(url).request(
-                "GET",
-                strip_credentials(url),
-                headers=headers,
-                timeout=self._timeout,
-                redirect=False,
-            )
-            location = response.headers.get("Location")
-            if response.status in (301, 302, 303, 307, 308) and location:
-                # Followed here, not by urllib3, to know the URL relative links resolve against.
-                url = urljoin(url, location)
-                continue
-            if response.status == 406 and accept != _ACCEPT:
-                accept = _ACCEPT
-                continue
-            return response.status, url, response.headers.get("Content-Type", ""), response.data
-        raise Ineligible(f"too many redirects from {strip_credentials(url)}")
+        # pip's timeout bounds each read; a whole page, redirects and retries included, gets
+        # a few times that.
+        read = self._timeout.read_timeout
+        deadline = 4 * (read if isinstance(read, int | float) else DEFAULT_TIMEOUT)
+        return fetch_page(self, url, accept=self._accept, if_refused=PIP_ACCEPT, timeout=deadline)
 
 
 # -- which file pip picks ----------------------------------------------------------------------

@@ -45,7 +45,7 @@ from wheelhouse._base.storage import Store as ObjectStore
 from wheelhouse.download.stream import CHUNK, copy_into
 from wheelhouse.errors import HashMismatchError, NetworkError
 from wheelhouse.serve._store import DownloadFailed, PageRecord, Stats, Store
-from wheelhouse.serve._upstream import UpstreamFile
+from wheelhouse.simple.model import PageFile
 
 __all__ = ["BucketStore"]
 
@@ -110,7 +110,7 @@ class BucketStore(Store):
     def forget_page(self, project: str) -> None:
         self.objects.delete(self._page_key(project))
 
-    def find_file(self, project: str, sha256: str, filename: str) -> UpstreamFile | None:
+    def find_file(self, project: str, sha256: str, filename: str) -> PageFile | None:
         record = self.read_page(project)  # the bucket's page, not this instance's copy
         if record is None:
             return None
@@ -136,7 +136,7 @@ class BucketStore(Store):
     def _file_key(sha256: str) -> str:
         return f"files/{sha256[:2]}/{sha256}"
 
-    def _pull(self, file: UpstreamFile, sha256: str) -> bool:
+    def _pull(self, file: PageFile, sha256: str) -> bool:
         """Stream the bucket's file ``sha256`` into this machine's store, if it is there and
         its bytes match. Called under the machine's file lock: the bytes go through the
         partial file, which this instance's clients follow as it grows (and see unlinked,
@@ -188,7 +188,7 @@ class BucketStore(Store):
             os.close(fd)
 
     def _download_locked(
-        self, file: UpstreamFile, sha256: str, response: urllib3.BaseHTTPResponse | None = None
+        self, file: PageFile, sha256: str, response: urllib3.BaseHTTPResponse | None = None
     ) -> None:
         # Called under this machine's file lock; the lease keeps the other machines out.
         lease = f"leases/files/{sha256}"
@@ -216,7 +216,7 @@ class BucketStore(Store):
                 response.release_conn()
 
     def _download_uploading(
-        self, file: UpstreamFile, sha256: str, response: urllib3.BaseHTTPResponse | None
+        self, file: PageFile, sha256: str, response: urllib3.BaseHTTPResponse | None
     ) -> None:
         """Download ``file`` from upstream into this machine's store (verified, as on disk)
         while a second thread uploads the bytes already written, so the other instances wait

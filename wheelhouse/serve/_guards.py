@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from wheelhouse._base.cooldown import Cooldown
 from wheelhouse._base.files import write_atomic
-from wheelhouse.serve._upstream import UpstreamFile, fetch_provenance
+from wheelhouse.serve._upstream import fetch_provenance
+from wheelhouse.simple import PageFile
 
 if TYPE_CHECKING:
     from wheelhouse._base._http import HttpClient
@@ -96,7 +97,7 @@ class Guards:
         return dataclasses.replace(self.cooldown, now=datetime.fromtimestamp(moment, UTC))
 
     @staticmethod
-    def _passes(cooldown: Cooldown, project: str, file: UpstreamFile) -> bool:
+    def _passes(cooldown: Cooldown, project: str, file: PageFile) -> bool:
         try:
             verdict = cooldown.verdict(project, file.upload_time)
         except ValueError:  # the page reader refuses such pages; a stored one is not trusted
@@ -106,11 +107,11 @@ class Guards:
     def shown(
         self,
         project: str,
-        files: tuple[UpstreamFile, ...],
+        files: tuple[PageFile, ...],
         versions: tuple[str, ...] | None,
         status: str,
         moment: float | None,
-    ) -> tuple[tuple[UpstreamFile, ...], tuple[str, ...] | None]:
+    ) -> tuple[tuple[PageFile, ...], tuple[str, ...] | None]:
         """The files and PEP 700 versions an upstream page shows through the proxy: none of a
         quarantined project; none newer than the cutoff, the versions then recomputed from
         the files kept (None: the renderer computes them)."""
@@ -127,7 +128,7 @@ class Guards:
     def check(
         self,
         project: str,
-        file: UpstreamFile,
+        file: PageFile,
         status: str,
         reason: str | None,
         moment: float | None = None,
@@ -209,7 +210,7 @@ class Guards:
     # -- provenance -----------------------------------------------------------------------
 
     def provenance(
-        self, store: Store, client: HttpClient, file: UpstreamFile, timeout: float, offline: bool
+        self, store: Store, client: HttpClient, file: PageFile, timeout: float, offline: bool
     ) -> bytes:
         """``file``'s PEP 740 provenance object: from the store, else fetched once from the
         URL its page gives, checked against its name and sha256, and kept by its sha256."""

@@ -44,14 +44,9 @@ from urllib3.util import Retry
 from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base.files import write_atomic
 from wheelhouse.download.stream import receive
-from wheelhouse.errors import DownloadError, HashMismatchError
-from wheelhouse.serve._upstream import (
-    PROJECT_STATUSES,
-    ProjectPage,
-    UpstreamError,
-    UpstreamFile,
-    open_file,
-)
+from wheelhouse.errors import DownloadError, HashMismatchError, UpstreamError
+from wheelhouse.serve._upstream import open_file
+from wheelhouse.simple.model import PROJECT_STATUSES, PageFile, ProjectPage
 
 __all__ = ["DownloadFailed", "PageRecord", "PageStamp", "Stats", "Store"]
 
@@ -140,7 +135,7 @@ class PageRecord:
         page = ProjectPage(
             name=data["project"],
             url=data["url"],
-            files=tuple(UpstreamFile.from_json(f) for f in data["files"]),
+            files=tuple(PageFile.from_json(f) for f in data["files"]),
             versions=tuple(versions) if versions is not None else None,
             api_version=data.get("api_version", "1.0"),
             etag=data.get("etag"),
@@ -186,7 +181,7 @@ class Store:
         # asks for each wheel whether its METADATA is stored, and most are not.
         self._metadata_names: dict[str, tuple[int, frozenset[str]]] = {}
         # Called (in the downloading thread) with each file once it is stored, verified.
-        self.on_stored: Callable[[UpstreamFile, str], None] | None = None
+        self.on_stored: Callable[[PageFile, str], None] | None = None
 
     # -- pages ----------------------------------------------------------------------------
 
@@ -225,7 +220,7 @@ class Store:
                 oldest = next(iter(self._parsed))
                 total -= len(self._parsed.pop(oldest)[1].page.files)
 
-    def find_file(self, project: str, sha256: str, filename: str) -> UpstreamFile | None:
+    def find_file(self, project: str, sha256: str, filename: str) -> PageFile | None:
         """File ``sha256`` named ``filename`` of ``project``'s stored page, or None. A page
         not parsed here is searched as JSON, and only the file found is made an object:
         parsing pydantic-core's page whole for one of its wheels took 0.5 s."""
@@ -244,7 +239,7 @@ class Store:
                     item["filename"] == filename
                     and (item.get("hashes") or {}).get("sha256") == sha256
                 ):
-                    return UpstreamFile.from_json(item)
+                    return PageFile.from_json(item)
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -400,7 +395,7 @@ class Store:
             return False
         return (stored.st_ino, stored.st_dev) == (info.st_ino, info.st_dev)
 
-    def start_download(self, file: UpstreamFile) -> None:
+    def start_download(self, file: PageFile) -> None:
         """Make sure ``file`` is being downloaded into the store, unless it is there already.
 
         One thread per file per process; across processes the file lock lets one download
@@ -429,7 +424,7 @@ class Store:
         with self._lock:
             return self._failures.get(sha256)
 
-    def _download(self, file: UpstreamFile, sha256: str) -> None:
+    def _download(self, file: PageFile, sha256: str) -> None:
         lock = filelock.FileLock(self._locks / f"{sha256}.lock", is_singleton=False)
         try:
             lock.acquire(blocking=False)
@@ -451,7 +446,7 @@ class Store:
                 if self._inflight.get(sha256) is threading.current_thread():
                     del self._inflight[sha256]
 
-    def download_from(self, file: UpstreamFile, response: urllib3.BaseHTTPResponse) -> Path:
+    def download_from(self, file: PageFile, response: urllib3.BaseHTTPResponse) -> Path:
         """Store ``file`` from an upstream ``response`` already under way (a 200 answer to a
         range request); if another process downloads it, wait for that one instead."""
         sha256 = file.sha256
@@ -470,7 +465,7 @@ class Store:
         return self.file_path(sha256)
 
     def _download_locked(
-        self, file: UpstreamFile, sha256: str, response: urllib3.BaseHTTPResponse | None = None
+        self, file: PageFile, sha256: str, response: urllib3.BaseHTTPResponse | None = None
     ) -> None:
         partial = self.partial_path(sha256)
         shown = strip_credentials(file.url)
@@ -524,7 +519,7 @@ class Store:
         finally:
             os.close(fd)
 
-    def stored(self, file: UpstreamFile, sha256: str) -> None:
+    def stored(self, file: PageFile, sha256: str) -> None:
         """Tell ``on_stored`` that ``file`` is in the store; what it does cannot undo that."""
         if self.on_stored is None:
             return
@@ -533,7 +528,7 @@ class Store:
         except Exception:  # a check after the fact must not fail the download
             logger.exception("after storing %s", file.filename)
 
-    def wait_for_file(self, file: UpstreamFile, *, stall: float) -> Path:
+    def wait_for_file(self, file: PageFile, *, stall: float) -> Path:
         """Download ``file`` (or wait for whoever does) and return its path in the store."""
         sha256 = file.sha256
         assert sha256 is not None

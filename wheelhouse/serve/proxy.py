@@ -41,24 +41,29 @@ from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.audit.query import QUERY_PATH
-from wheelhouse.errors import InvalidWheelhouseError, UsageError
-from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
+from wheelhouse.errors import InvalidWheelhouseError, UpstreamError, UsageError
+from wheelhouse.house.index import HTML_PAGE, INDEX_DIR, JSON_PAGE
 from wheelhouse.house.manifest import PROVENANCE_SUFFIX
-from wheelhouse.serve import _render
 from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind, index_url, uvicorn_options
 from wheelhouse.serve._guards import Guards, Refused
 from wheelhouse.serve._osv import OsvEndpoint, load_checked
-from wheelhouse.serve._render import Listed
 from wheelhouse.serve._store import DownloadFailed, PageRecord, PageStamp, Stats, Store
-from wheelhouse.serve._upstream import (
-    PROVENANCE_TYPE,
-    UpstreamError,
-    UpstreamFile,
+from wheelhouse.serve._upstream import PROVENANCE_TYPE, fetch_wheel_metadata
+from wheelhouse.simple import (
+    HTML_TYPE,
+    JSON_TYPE,
+    NOT_ACCEPTABLE,
+    PageFile,
+    ProjectPage,
+    ProjectStatus,
     fetch_project_page,
-    fetch_wheel_metadata,
+    negotiate,
     parse_json_page,
+    render_html,
+    render_json,
+    root_html,
+    root_json,
 )
-from wheelhouse.serve.static import negotiate
 
 __all__ = ["ProxySettings", "app_from_environment", "create_app", "serve_proxy"]
 
@@ -113,7 +118,7 @@ LOG_CONFIG: dict[str, Any] = {
         "wheelhouse": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
     },
 }
-_ACCEPTABLE = f"acceptable types: {JSON_TYPE}, {HTML_TYPE}, text/html\n"
+_ACCEPTABLE = NOT_ACCEPTABLE + "\n"
 # Where pages point clients: file URLs are absolute, built from the request's Host (and from
 # X-Forwarded-Proto, -Host and -Prefix when a trusted front sends them), because pip joins
 # every relative link of a page (0.6-0.8 s of its CPU for 37 wheels). A Host that is not a
@@ -121,7 +126,8 @@ _ACCEPTABLE = f"acceptable types: {JSON_TYPE}, {HTML_TYPE}, text/html\n"
 # never written into a page as given.
 _HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 _PREFIX = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+)*")  # no "." or ".." segment
-_RELATIVE = {"json": b'"url":"../../files/', "html": b'href="../../files/'}  # as _render writes
+_RELATIVE = {"json": b'"url":"../../files/', "html": b'href="../../files/'}  # as _link writes
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
 _MARKER_COUNTS = 1024  # renderings whose number of file links this process remembers
 
 
@@ -299,13 +305,13 @@ class _Listing:
     """Who answers for a project and with which files."""
 
     project: str
-    files: tuple[UpstreamFile, ...]
+    files: tuple[PageFile, ...]
     versions: tuple[str, ...] | None
     local: Path | None  # the wheelhouse that answers alone, or None for an upstream
     # For an upstream's page: when upstream last answered for it (the stored record's
     # ``fetched``), so a rendered page can be reused until the record changes.
     stamp: float | None = None
-    status: str = "active"  # PEP 792, and its reason
+    status: ProjectStatus = "active"  # PEP 792, and its reason
     status_reason: str | None = None
 
 
@@ -313,7 +319,7 @@ class _Listing:
 class _Found:
     """A lookup in a stored page: its file, or None when the page does not list it."""
 
-    file: UpstreamFile | None
+    file: PageFile | None
 
 
 class _Proxy:
@@ -675,7 +681,9 @@ class _Proxy:
 
     # -- what the pages list --------------------------------------------------------------
 
-    def listed(self, listing: _Listing) -> list[Listed]:
+    def listed(self, listing: _Listing) -> list[PageFile]:
+        """The files of ``listing`` as the proxy lists them: each linked to the proxy by its
+        sha256, with the METADATA hash the proxy serves."""
         files = []
         stored_metadata: dict[str, str] = {}
         if listing.local is None:
@@ -687,16 +695,32 @@ class _Proxy:
                 # Every file we hand out is checked against a sha256: without one, we cannot.
                 logger.debug("not listing %s: upstream gives no sha256", file.filename)
                 continue
-            metadata: str | bool = False
+            metadata: dict[str, str] | bool = False
             if file.is_wheel:
                 # The hash of the bytes we will serve: ours once stored, else upstream's
                 # (we serve its file then), else "true" (PEP 658 allows a bare true).
                 given = file.core_metadata
                 upstream = given.get("sha256") if isinstance(given, dict) else None
-                metadata = stored_metadata.get(sha256) or upstream or True
-            if file.size is None and listing.local is None and self.store.has_file(sha256):
-                file = dataclasses.replace(file, size=self.store.file_path(sha256).stat().st_size)
-            files.append(Listed(file, sha256, metadata))
+                served = stored_metadata.get(sha256) or upstream
+                metadata = {"sha256": served} if served else True
+            size = file.size
+            if size is None and listing.local is None and self.store.has_file(sha256):
+                size = self.store.file_path(sha256).stat().st_size
+            link = _link(listing.project, sha256, file.filename)
+            files.append(
+                PageFile(
+                    file.filename,
+                    link,
+                    {"sha256": sha256},
+                    file.requires_python,
+                    file.yanked,
+                    size,
+                    file.upload_time,
+                    metadata,
+                    # PEP 740: the proxy's copy, beside the file (fetched on first request).
+                    link + PROVENANCE_SUFFIX if file.provenance else None,
+                )
+            )
         return files
 
     async def stored_file(self, project: str, sha256: str, filename: str) -> _Found | None:
@@ -722,7 +746,7 @@ class _Proxy:
         elif known:
             raise Refused(404, known)
 
-    async def provenance(self, file: UpstreamFile, sha256: str) -> Response:
+    async def provenance(self, file: PageFile, sha256: str) -> Response:
         """The PEP 740 provenance of ``file`` (once from upstream, then from the store)."""
         if file.provenance is None:
             return PlainTextResponse("not found\n", 404)
@@ -743,13 +767,13 @@ class _Proxy:
             return PlainTextResponse(f"{reason}\n", 502)
         return Response(data, media_type=PROVENANCE_TYPE)
 
-    def find(self, listing: _Listing, sha256: str, filename: str) -> UpstreamFile | None:
+    def find(self, listing: _Listing, sha256: str, filename: str) -> PageFile | None:
         for file in listing.files:
             if file.sha256 == sha256 and file.filename == filename:
                 return file
         return None
 
-    def local_path(self, listing: _Listing, file: UpstreamFile) -> Path | None:
+    def local_path(self, listing: _Listing, file: PageFile) -> Path | None:
         assert listing.local is not None
         path = file_url_path(file.url)
         real, root = os.path.realpath(path), os.path.realpath(listing.local)
@@ -757,7 +781,7 @@ class _Proxy:
 
     # -- metadata -----------------------------------------------------------------------
 
-    def metadata(self, file: UpstreamFile, sha256: str) -> bytes:
+    def metadata(self, file: PageFile, sha256: str) -> bytes:
         data = self.store.read_metadata(sha256)
         if data is not None:
             self.stats.add(metadata_hits=1)
@@ -776,7 +800,7 @@ class _Proxy:
         except TimeoutError as exc:
             raise _Unavailable(503, f"the metadata of {file.filename} is still being read") from exc
 
-    def _check_metadata(self, file: UpstreamFile, sha256: str) -> None:
+    def _check_metadata(self, file: PageFile, sha256: str) -> None:
         """A wheel just stored (its sha256 checked) has the last word on its METADATA: one
         read before with range requests, which nothing could check, or a PEP 658 file, is
         replaced when it differs from the wheel's own."""
@@ -823,20 +847,27 @@ class _Proxy:
         return body
 
     def _render(self, listing: _Listing, chosen: str, moment: float | None = None) -> bytes:
-        status = None
+        status: ProjectStatus = "active"
+        reason = None
         if listing.local is None:  # the guards are on what comes from upstream
             shown, versions = self.guards.shown(
                 listing.project, listing.files, listing.versions, listing.status, moment
             )
             listing = dataclasses.replace(listing, files=shown, versions=versions)
-            if listing.status != "active":
-                status = (listing.status, listing.status_reason)
-        files = self.listed(listing)
-        if chosen == JSON_TYPE:
-            return _render.render_json(listing.project, files, listing.versions, status)
-        return _render.render_html(listing.project, files, status)
+            status, reason = listing.status, listing.status_reason
+        project = canonicalize_name(listing.project)
+        url = f"/{INDEX_DIR}/{project}/"
+        page = ProjectPage(
+            project,
+            url,
+            tuple(self.listed(listing)),
+            listing.versions,
+            status=status,
+            status_reason=reason,
+        )
+        return render_json(page) if chosen == JSON_TYPE else render_html(page)
 
-    def _obtain_metadata(self, file: UpstreamFile, sha256: str) -> bytes:
+    def _obtain_metadata(self, file: PageFile, sha256: str) -> bytes:
         if self.store.has_file(sha256):
             return self._metadata_from_stored(file, sha256)
         if self.settings.offline:
@@ -862,7 +893,7 @@ class _Proxy:
         logger.info("read the metadata of %s (%s)", file.filename, got.source)
         return got.data
 
-    def _metadata_from_stored(self, file: UpstreamFile, sha256: str) -> bytes:
+    def _metadata_from_stored(self, file: PageFile, sha256: str) -> bytes:
         try:
             name, version, _, _ = parse_wheel_filename(file.filename)
             data = read_wheel_metadata(self.store.file_path(sha256), name, version)
@@ -874,7 +905,7 @@ class _Proxy:
 
     # -- files ----------------------------------------------------------------------------
 
-    async def open_download(self, file: UpstreamFile, sha256: str) -> tuple[int, bool]:
+    async def open_download(self, file: PageFile, sha256: str) -> tuple[int, bool]:
         """A descriptor of the stored file, or of the partial one a live download writes once
         it has bytes, and whether it is complete. Starts the download when nobody has.
 
@@ -923,7 +954,7 @@ class _Follow:
     connection for the end of the body, so it gets the file only once it is verified.
     """
 
-    def __init__(self, proxy: _Proxy, file: UpstreamFile, sha256: str) -> None:
+    def __init__(self, proxy: _Proxy, file: PageFile, sha256: str) -> None:
         self.proxy = proxy
         self.file = file
         self.sha256 = sha256
@@ -1018,7 +1049,7 @@ def create_app(settings: ProxySettings) -> Starlette:
         for directory in settings.local:
             names.update(p.parent.name for p in (directory / INDEX_DIR).glob(f"*/{JSON_PAGE}"))
         ordered = sorted(names)
-        body = _render.root_json(ordered) if chosen == JSON_TYPE else _render.root_html(ordered)
+        body = root_json(ordered) if chosen == JSON_TYPE else root_html(ordered)
         return _served_page(request, _Page.of(body), chosen)
 
     async def project_page(request: Request) -> Response:
@@ -1183,6 +1214,18 @@ def _stored(path: Path, filename: str) -> Response:
             return PlainTextResponse("not found\n", 404)
         return Response(data, media_type="text/plain; charset=utf-8")
     return _StoredFile(path, media_type="application/octet-stream")
+
+
+def _link(project: str, sha256: str, filename: str) -> str:
+    """A file's link on a page of the proxy: content-addressed, the filename last for clients'
+    sake, relative to /simple/<project>/ (made absolute, by the host the client asked, as
+    sent)."""
+    return f"../../files/{_quoted(project)}/{sha256}/{_quoted(filename)}"
+
+
+def _quoted(name: str) -> str:
+    # quote() leaves these characters alone; most names have no other (15,000 calls a page).
+    return name if _UNRESERVED.fullmatch(name) else quote(name)
 
 
 def _served_page(

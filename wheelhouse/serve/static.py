@@ -20,26 +20,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wheelhouse.audit.query import QUERY_PATH
 from wheelhouse.errors import InvalidWheelhouseError
-from wheelhouse.house.index import HTML_PAGE, HTML_TYPE, INDEX_DIR, JSON_PAGE, JSON_TYPE
+from wheelhouse.house.index import HTML_PAGE, INDEX_DIR, JSON_PAGE
 from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind
 from wheelhouse.serve._osv import OsvEndpoint, load_checked
+from wheelhouse.simple.media import HTML_TYPE, JSON_TYPE, NOT_ACCEPTABLE, TEXT_HTML, negotiate
 
 if TYPE_CHECKING:
     from wheelhouse.audit.osv import OsvDatabase
     from wheelhouse.upload.settings import UploadSettings
 
-__all__ = ["make_server", "negotiate", "serve"]
+__all__ = ["make_server", "serve"]
 
 logger = logging.getLogger(__name__)
 
-TEXT_HTML = "text/html"
-# What /simple/ pages can be served as, in the order we prefer them when the client does not
-# say otherwise: JSON is the most expressive, text/html the legacy alias (PEP 691).
-_OFFERS = (JSON_TYPE, HTML_TYPE, TEXT_HTML)
-_LATEST = {
-    "application/vnd.pypi.simple.latest+json": JSON_TYPE,
-    "application/vnd.pypi.simple.latest+html": HTML_TYPE,
-}
 _CONTENT_TYPES = {
     JSON_TYPE: JSON_TYPE,
     HTML_TYPE: HTML_TYPE,
@@ -62,60 +55,6 @@ _FILE_TYPES = {
     ".provenance": "application/vnd.pypi.integrity.v1+json",
 }
 _JSON = "application/json"
-
-
-def negotiate(accept: str | None) -> str | None:
-    """The content type to answer a /simple/ request with ``accept``, or None for a 406.
-
-    Each offer takes the quality of the most specific range that matches it; the highest
-    quality wins, then the more specific match, then our preference. No header means ``*/*``.
-    """
-    ranges: list[tuple[str, float]] = []
-    for item in (accept or "*/*").split(","):
-        media, _, params = item.partition(";")
-        media = media.strip().lower()
-        if not media:
-            continue
-        quality = 1.0
-        for param in params.split(";"):
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value.strip())
-                except ValueError:
-                    quality = 0.0  # a malformed range accepts nothing
-        ranges.append((_LATEST.get(media, media), min(max(quality, 0.0), 1.0)))
-
-    best: tuple[float, int, int] | None = None
-    chosen = None
-    for preference, offer in enumerate(_OFFERS):
-        quality, specificity = _quality(offer, ranges)
-        if quality <= 0:
-            continue
-        rank = (quality, specificity, -preference)
-        if best is None or rank > best:
-            best, chosen = rank, offer
-    return chosen
-
-
-def _quality(offer: str, ranges: list[tuple[str, float]]) -> tuple[float, int]:
-    kind = offer.split("/", 1)[0]
-    best_specificity = -1
-    quality = 0.0
-    for media, q in ranges:
-        if media == offer:
-            specificity = 2
-        elif media == f"{kind}/*":
-            specificity = 1
-        elif media == "*/*":
-            specificity = 0
-        else:
-            continue
-        if specificity > best_specificity:
-            best_specificity, quality = specificity, q
-        elif specificity == best_specificity:
-            quality = max(quality, q)
-    return quality, best_specificity
 
 
 class _StaticApp:
@@ -183,8 +122,7 @@ class _StaticApp:
             return _redirect(f"/{INDEX_DIR}/", HTTPStatus.MOVED_PERMANENTLY)
         chosen = negotiate(headers.get("accept"))
         if chosen is None:
-            acceptable = "acceptable types: " + ", ".join(_OFFERS)
-            return _text(HTTPStatus.NOT_ACCEPTABLE, acceptable, vary=True)
+            return _text(HTTPStatus.NOT_ACCEPTABLE, NOT_ACCEPTABLE, vary=True)
         target = self._resolve([*parts, _PAGES[chosen]])
         if target is None:
             return _text(HTTPStatus.NOT_FOUND, "not found", vary=True)
