@@ -244,13 +244,13 @@ def test_64_concurrent_cold_pages_reuse_the_upstream_connections(
 
 
 def test_links_are_made_absolute_also_where_a_chunk_ends_inside_one() -> None:
-    from wheelhouse.serve.proxy import _Rebaser
+    from wheelhouse.serve._links import Rebaser
 
     old, new = b'"url":"../../files/', b'"url":"http://h.example:8/files/'
     page = b'{"files":[' + b",".join(b'{"url":"../../files/p/%d","x":"../"}' % i for i in range(5))
     page += b'],"tail":"\\"url\\":\\"../../files/"}'  # inside a string: never a link
     for size in range(1, len(old) + 3):
-        rebaser = _Rebaser(old, new)
+        rebaser = Rebaser(old, new)
         parts = [rebaser.feed(page[i : i + size]) for i in range(0, len(page), size)]
         sent = b"".join(parts) + rebaser.end()
         assert sent == page.replace(old, new), size

@@ -1,22 +1,25 @@
 """A caching index proxy (``wheelhouse serve --upstream``): a Starlette app on uvicorn that
 answers PEP 503/691 pages for local wheelhouses and upstream indexes, adds PEP 658 metadata to
-every wheel, and keeps pages and files in a store that several workers can share."""
+every wheel, and keeps pages and files in a store that several workers can share.
+
+Its parts: the store of pages and files (``_store``, ``_bucket``), upstream's METADATA and
+provenance (``_upstream``), the guards (``_guards``), the OSV API (``_osv``), where pages point
+clients (``_links``), how answers are sent (``_sending``), the process's memory (``_memory``).
+What stays here is the app and ``_Proxy``, whose methods share one state: requests in flight,
+names known absent, renderings, the store and the guards."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import functools
 import hashlib
-import ipaddress
 import json
 import logging
 import os
 import re
 import resource
-import sys
 import time
 import zipfile
 from collections.abc import Callable, Coroutine, Mapping
@@ -32,7 +35,7 @@ import uvicorn
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -46,7 +49,10 @@ from wheelhouse.house.index import HTML_PAGE, INDEX_DIR, JSON_PAGE
 from wheelhouse.house.manifest import PROVENANCE_SUFFIX
 from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind, index_url, uvicorn_options
 from wheelhouse.serve._guards import Guards, Refused
+from wheelhouse.serve._links import CHUNK, Fronts, Rebase, base_url, file_link
+from wheelhouse.serve._memory import rss_bytes, tame_malloc
 from wheelhouse.serve._osv import OsvEndpoint, load_checked
+from wheelhouse.serve._sending import Page, served_page, stored_response
 from wheelhouse.serve._store import DownloadFailed, PageRecord, PageStamp, Stats, Store
 from wheelhouse.serve._upstream import PROVENANCE_TYPE, fetch_wheel_metadata
 from wheelhouse.simple import (
@@ -70,7 +76,6 @@ __all__ = ["ProxySettings", "app_from_environment", "create_app", "serve_proxy"]
 logger = logging.getLogger(__name__)
 
 SETTINGS_ENV = "WHEELHOUSE_PROXY_SETTINGS"
-_CHUNK = 256 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RENDERED_PAGES = 256  # rendered pages kept per process (both forms of a project count two)
 _PROJECT = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", re.IGNORECASE)
@@ -99,7 +104,6 @@ _GRACE = 1.0  # seconds an upstream call may outlast the deadline its clients we
 # again at once (pydantic-core's 15,000 files among them) took the CPU its next pages needed.
 _RERENDER_DELAY = 2.0
 _T = TypeVar("_T")
-_CONTENT_TYPES = {JSON_TYPE: JSON_TYPE, HTML_TYPE: HTML_TYPE, "text/html": "text/html"}
 _FORMS = {JSON_TYPE: "json", HTML_TYPE: "html", "text/html": "html"}  # rendered files
 # One line per request (uvicorn.access) and per event, in every worker process.
 LOG_CONFIG: dict[str, Any] = {
@@ -119,16 +123,6 @@ LOG_CONFIG: dict[str, Any] = {
     },
 }
 _ACCEPTABLE = NOT_ACCEPTABLE + "\n"
-# Where pages point clients: file URLs are absolute, built from the request's Host (and from
-# X-Forwarded-Proto, -Host and -Prefix when a trusted front sends them), because pip joins
-# every relative link of a page (0.6-0.8 s of its CPU for 37 wheels). A Host that is not a
-# plain name, address or [IPv6] with an optional port makes the page relative again: it is
-# never written into a page as given.
-_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
-_PREFIX = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+)*")  # no "." or ".." segment
-_RELATIVE = {"json": b'"url":"../../files/', "html": b'href="../../files/'}  # as _link writes
-_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
-_MARKER_COUNTS = 1024  # renderings whose number of file links this process remembers
 
 
 @dataclass(frozen=True)
@@ -215,69 +209,6 @@ def _open_store(settings: ProxySettings, client: HttpClient, stats: Stats) -> St
     )
 
 
-@dataclass(frozen=True)
-class _Fronts:
-    """The peers trusted to say how clients reach the proxy (a TLS front, a path prefix)."""
-
-    everyone: bool
-    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
-
-    @classmethod
-    def parse(cls, text: str) -> _Fronts:
-        """``text`` as ``--forwarded-allow-ips`` takes it: addresses or networks, or ``*``."""
-        networks = []
-        for item in (part.strip() for part in text.split(",")):
-            if not item:
-                continue
-            if item == "*":
-                return cls(True, ())
-            try:
-                networks.append(ipaddress.ip_network(item, strict=False))
-            except ValueError:
-                raise UsageError(
-                    f"--forwarded-allow-ips: {item!r} is not an IP address or network",
-                    hint="give addresses or networks separated by commas (127.0.0.1,10.0.0.0/8), "
-                    "or * to trust every peer",
-                ) from None
-        return cls(False, tuple(networks))
-
-    def trust(self, peer: str | None) -> bool:
-        if self.everyone:
-            return True
-        if peer is None:
-            return False
-        try:
-            address = ipaddress.ip_address(peer)
-        except ValueError:  # a Unix socket's peer, or no address at all
-            return False
-        return any(address in network for network in self.networks)
-
-
-def _base_url(request: Request, fronts: _Fronts) -> str | None:
-    """The URL clients reach the proxy's root by, without a trailing slash, from the request's
-    Host (and a trusted front's X-Forwarded-Proto, -Host and -Prefix); None when what they
-    say is not a plain scheme, host and path, so pages stay relative."""
-    headers = request.headers
-    scheme: str = request.scope.get("scheme", "http")
-    host = headers.get("host")
-    prefix = ""
-    if fronts.trust(request.client.host if request.client else None):
-        scheme = _first(headers.get("x-forwarded-proto")) or scheme
-        host = _first(headers.get("x-forwarded-host")) or host
-        prefix = (_first(headers.get("x-forwarded-prefix")) or "").rstrip("/")
-    scheme = scheme.lower()
-    if scheme not in ("http", "https") or not host or not _HOST.fullmatch(host):
-        return None
-    if not _PREFIX.fullmatch(prefix):
-        return None
-    return f"{scheme}://{host}{prefix}"
-
-
-def _first(value: str | None) -> str | None:
-    """The first of a header's comma-separated values (the front nearest the client)."""
-    return value.split(",", 1)[0].strip() if value else None
-
-
 class _Unavailable(Exception):
     """Answer with ``status`` and a one-line ``reason`` (502/503 upstream trouble, 404...)."""
 
@@ -285,19 +216,6 @@ class _Unavailable(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class _Page:
-    """A page to send: its bytes, or a descriptor of its rendering in the store."""
-
-    etag: str
-    body: bytes | None = None
-    fd: int | None = None
-
-    @classmethod
-    def of(cls, body: bytes) -> _Page:
-        return cls(hashlib.sha256(body).hexdigest()[:32], body=body)
 
 
 @dataclass(frozen=True)
@@ -350,7 +268,7 @@ class _Proxy:
         # took 0.2 s of CPU a request, and 20 cold clients asked it at once.
         self._rendered: dict[tuple[str, str], tuple[tuple[float, int, float | None], bytes]] = {}
         self._generation: dict[str, int] = {}
-        self.fronts = _Fronts.parse(settings.forwarded_allow_ips)
+        self.fronts = Fronts.parse(settings.forwarded_allow_ips)
         # How many file links each rendering on disk holds (by its identity), so a page sent
         # with absolute links has its Content-Length without reading it twice.
         self._markers: dict[tuple[int, int, int, int], int] = {}
@@ -584,12 +502,12 @@ class _Proxy:
 
     # -- pages as served ----------------------------------------------------------------
 
-    def rebase(self, request: Request, chosen: str) -> _Rebase | None:
+    def rebase(self, request: Request, chosen: str) -> Rebase | None:
         """How the page this request gets makes its file links absolute; None: relative."""
-        base = _base_url(request, self.fronts)
-        return None if base is None else _Rebase(_FORMS[chosen], base, self._markers)
+        base = base_url(request, self.fronts)
+        return None if base is None else Rebase(_FORMS[chosen], base, self._markers)
 
-    async def page(self, project: str, chosen: str) -> _Page:
+    async def page(self, project: str, chosen: str) -> Page:
         """``project``'s page as ``chosen``. An upstream's page is rendered once per version
         of its stored record (and again when a METADATA hash becomes known) into the store,
         and sent from there: no parsing and no page in memory per request, also after a
@@ -611,7 +529,7 @@ class _Proxy:
         else:
             listing = await self.listing(project)
         body = await self.on_store(self.render_page, listing, chosen)
-        return _Page.of(body)
+        return Page.of(body)
 
     def _count_page(self, project: str, stamp: PageStamp) -> None:
         if self.settings.offline or time.time() - stamp.fetched < self.settings.ttl:
@@ -622,7 +540,7 @@ class _Proxy:
 
     async def _rendered_page(
         self, project: str, form: str, stamp: PageStamp, fresh: _Listing | None = None
-    ) -> _Page:
+    ) -> Page:
         moment = self.guards.moment()
         version = self.guards.version(stamp.version, moment)  # one rendering per cutoff
         opened = self.store.open_rendered(project, form, version)
@@ -640,9 +558,9 @@ class _Proxy:
                     if opened is None:  # the page changed meanwhile: send what we rendered
                         if body is None:
                             raise _Unavailable(503, f"the page of {project} changed; retry")
-                        return _Page.of(body)
+                        return Page.of(body)
         fd, etag = opened
-        return _Page(etag, fd=fd)
+        return Page(etag, fd=fd)
 
     def rerender_soon(self) -> None:
         """Render again, in the background, the JSON pages that gained a METADATA hash: the
@@ -706,7 +624,7 @@ class _Proxy:
             size = file.size
             if size is None and listing.local is None and self.store.has_file(sha256):
                 size = self.store.file_path(sha256).stat().st_size
-            link = _link(listing.project, sha256, file.filename)
+            link = file_link(listing.project, sha256, file.filename)
             files.append(
                 PageFile(
                     file.filename,
@@ -985,7 +903,7 @@ class _Follow:
             stall = proxy.settings.timeout * 2
             progress = time.monotonic()
             while True:
-                chunk = os.read(fd, _CHUNK)
+                chunk = os.read(fd, CHUNK)
                 if chunk:
                     if held and scope["method"] != "HEAD":
                         await send({"type": "http.response.body", "body": held, "more_body": True})
@@ -1050,7 +968,7 @@ def create_app(settings: ProxySettings) -> Starlette:
             names.update(p.parent.name for p in (directory / INDEX_DIR).glob(f"*/{JSON_PAGE}"))
         ordered = sorted(names)
         body = root_json(ordered) if chosen == JSON_TYPE else root_html(ordered)
-        return _served_page(request, _Page.of(body), chosen)
+        return served_page(request, Page.of(body), chosen)
 
     async def project_page(request: Request) -> Response:
         raw = request.path_params["project"]
@@ -1069,7 +987,7 @@ def create_app(settings: ProxySettings) -> Starlette:
             if exc.status >= 500:
                 proxy.stats.add(errors=1)
             return PlainTextResponse(f"{exc.reason}\n", exc.status)
-        return _served_page(request, served, chosen, proxy.rebase(request, chosen))
+        return served_page(request, served, chosen, proxy.rebase(request, chosen))
 
     async def file(request: Request) -> Response:
         raw = request.path_params["project"]
@@ -1092,10 +1010,10 @@ def create_app(settings: ProxySettings) -> Starlette:
             # METADATA needs no page (pip asks for both of every wheel it installs).
             if not metadata and not provenance and proxy.store.has_file(sha256):
                 proxy.stats.add(file_hits=1)
-                return _stored(proxy.store.file_path(sha256), filename)
+                return stored_response(proxy.store.file_path(sha256), filename)
             if metadata and proxy.store.metadata_path(sha256).is_file():
                 proxy.stats.add(metadata_hits=1)
-                return _stored(proxy.store.metadata_path(sha256), filename)
+                return stored_response(proxy.store.metadata_path(sha256), filename)
         listing = None
         stored = await proxy.stored_file(project, sha256, wanted)
         if stored is not None:
@@ -1119,7 +1037,7 @@ def create_app(settings: ProxySettings) -> Starlette:
                 path = path.with_name(path.name + (".metadata" if metadata else PROVENANCE_SUFFIX))
             if path is None or not path.is_file():
                 return PlainTextResponse("not found\n", 404)
-            return _stored(path, filename)
+            return stored_response(path, filename)
         if provenance:
             return await proxy.provenance(found, sha256)
         if metadata:
@@ -1155,7 +1073,7 @@ def create_app(settings: ProxySettings) -> Starlette:
                 **proxy.stats.to_json(),
                 "pid": os.getpid(),
                 "uptime_seconds": round(time.time() - proxy.started, 3),
-                "rss_bytes": _rss_bytes(),
+                "rss_bytes": rss_bytes(),
                 "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             }
         )
@@ -1198,186 +1116,9 @@ def _absent(project: str) -> str:
     return f"{project} is on none of the upstream indexes"
 
 
-class _StoredFile(FileResponse):
-    # Read on anyio's threads a MiB at a time, not 64 KiB: a warm install of the web-service
-    # set's 15 MB of wheels made 240 thread hops, and took 8x nginx's time on loopback.
-    chunk_size = 1024 * 1024
-
-
-def _stored(path: Path, filename: str) -> Response:
-    if filename.endswith(".metadata"):
-        # Tens of KB (at most MAX_METADATA, checked when stored), read here in one call:
-        # FileResponse's stat, open, read and close were four thread hops, 2-4 ms a file.
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return PlainTextResponse("not found\n", 404)
-        return Response(data, media_type="text/plain; charset=utf-8")
-    return _StoredFile(path, media_type="application/octet-stream")
-
-
-def _link(project: str, sha256: str, filename: str) -> str:
-    """A file's link on a page of the proxy: content-addressed, the filename last for clients'
-    sake, relative to /simple/<project>/ (made absolute, by the host the client asked, as
-    sent)."""
-    return f"../../files/{_quoted(project)}/{sha256}/{_quoted(filename)}"
-
-
-def _quoted(name: str) -> str:
-    # quote() leaves these characters alone; most names have no other (15,000 calls a page).
-    return name if _UNRESERVED.fullmatch(name) else quote(name)
-
-
-def _served_page(
-    request: Request, page: _Page, chosen: str, rebase: _Rebase | None = None
-) -> Response:
-    etag = f'"{page.etag}"' if rebase is None else f'"{page.etag}-{rebase.tag}"'
-    headers = {"ETag": etag, "Vary": "Accept", "Cache-Control": "max-age=0, must-revalidate"}
-    content_type = _CONTENT_TYPES[chosen]
-    if chosen == "text/html":
-        content_type = "text/html; charset=utf-8"
-    if_none_match = request.headers.get("if-none-match") or ""
-    if etag in {t.strip().removeprefix("W/") for t in if_none_match.split(",")}:
-        if page.fd is not None:
-            os.close(page.fd)
-        return Response(status_code=304, headers=headers)
-    if page.fd is not None:
-        return _SendFile(page.fd, headers, content_type, rebase)
-    assert page.body is not None
-    body = page.body if rebase is None else rebase.whole(page.body)
-    return Response(body, headers=headers, media_type=content_type)
-
-
-class _Rebase:
-    """Makes a page's relative file links (``../../files/``) absolute as it is sent, so the
-    rendering on disk (and the one in memory) serves every host name and front."""
-
-    def __init__(self, form: str, base: str, counts: dict[tuple[int, int, int, int], int]):
-        self.old = _RELATIVE[form]
-        self.new = self.old.replace(b"../..", base.encode("ascii"), 1)
-        self.tag = hashlib.sha256(base.encode()).hexdigest()[:12]  # the ETag differs per base
-        self._counts = counts
-
-    def whole(self, body: bytes) -> bytes:
-        return body.replace(self.old, self.new)
-
-    def chunks(self) -> _Rebaser:
-        return _Rebaser(self.old, self.new)
-
-    def size(self, fd: int, size: int) -> int:
-        """The size of the rendering open at ``fd`` once rebased (its links counted once per
-        rendering and process)."""
-        info = os.fstat(fd)
-        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-        count = self._counts.get(identity)
-        if count is None:
-            rebaser = _Rebaser(self.old, self.old)  # counts, changes nothing
-            for offset in range(0, size, _CHUNK):
-                rebaser.feed(os.pread(fd, _CHUNK, offset))
-            count = rebaser.found
-            if len(self._counts) >= _MARKER_COUNTS:
-                self._counts.pop(next(iter(self._counts)))
-            self._counts[identity] = count
-        return size + count * (len(self.new) - len(self.old))
-
-
-class _Rebaser:
-    """Replaces ``old`` with ``new`` in a stream of chunks, also where ``old`` straddles two
-    (``old`` overlaps no copy of itself, so what could begin one is all it holds back)."""
-
-    def __init__(self, old: bytes, new: bytes) -> None:
-        self.old, self.new = old, new
-        self.found = 0
-        self._held = b""
-
-    def feed(self, chunk: bytes) -> bytes:
-        data = self._held + chunk
-        keep = 0
-        for length in range(min(len(self.old) - 1, len(data)), 0, -1):
-            if self.old.startswith(data[-length:]):
-                keep = length
-                break
-        ready, self._held = data[: len(data) - keep], data[len(data) - keep :]
-        self.found += ready.count(self.old)
-        return ready.replace(self.old, self.new)
-
-    def end(self) -> bytes:
-        held, self._held = self._held, b""
-        return held  # shorter than ``old``: holds none
-
-
-class _SendFile(Response):
-    """Sends an open file in chunks, waiting for the client between them, and closes it:
-    memory per response stays at one chunk, however big the page and however many clients."""
-
-    def __init__(
-        self, fd: int, headers: Mapping[str, str], media_type: str, rebase: _Rebase | None = None
-    ) -> None:
-        super().__init__(headers=headers, media_type=media_type)
-        self._fd = fd
-        self._rebase = rebase
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            size = os.fstat(self._fd).st_size
-            rebaser = None
-            length = size
-            if self._rebase is not None:
-                length = self._rebase.size(self._fd, size)
-                rebaser = self._rebase.chunks()
-            self.headers["content-length"] = str(length)
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            if scope["method"] == "HEAD":
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                return
-            sent = 0
-            # A rebased chunk is a new object, not the bytes read: in smaller pieces, so a
-            # client that stops reading holds no more than it did with the page as stored.
-            step = _CHUNK if rebaser is None else _CHUNK // 4
-            while sent < size:
-                chunk = os.pread(self._fd, min(step, size - sent), sent)
-                if not chunk:
-                    break  # cannot happen: renderings are never written in place
-                sent += len(chunk)
-                if rebaser is not None:
-                    chunk = rebaser.feed(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            last = rebaser.end() if rebaser is not None else b""
-            await send({"type": "http.response.body", "body": last, "more_body": False})
-        finally:
-            os.close(self._fd)
-
-
-def _rss_bytes() -> int:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE")
-    return 0
-
-
-def _tame_malloc() -> None:
-    """Keep glibc from holding freed memory per thread.
-
-    glibc gives each thread that allocates its own arena (up to 8 per core) and, after a big
-    block is freed, raises the size below which blocks come from those arenas instead of
-    mmap: the proxy's worker threads (page parsing, downloads, file reads) then each kept
-    megabytes they had freed. 20 cold clients peaked at 174 MiB RSS; with two arenas and
-    the default threshold fixed, at 95 MiB (and no slower). Like MALLOC_ARENA_MAX=2
-    MALLOC_MMAP_THRESHOLD_=131072 in the environment, for this process only.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no arenas to tame)
-        return
-    mallopt(-8, 2)  # M_ARENA_MAX
-    mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD (fixed: no longer raised after big frees)
-
-
 def app_from_environment() -> Starlette:
     """The app for a worker process: settings come from ``$WHEELHOUSE_PROXY_SETTINGS``."""
-    _tame_malloc()
+    tame_malloc()
     # A worker is a new interpreter (uvicorn spawns them): it shares its DNS lookups as the
     # command line does, or the burst of connections of a cold start stalls 5 s on lookups
     # this machine's resolver drops.
@@ -1402,7 +1143,7 @@ def serve_proxy(
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Run the proxy until SIGINT or SIGTERM; ``ready`` gets the index URL once listening."""
-    _tame_malloc()  # before the first thread starts
+    tame_malloc()  # before the first thread starts
     settings.store.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)  # checks the settings before we listen, in every mode
     sock = bind(host, port)
