@@ -25,8 +25,8 @@ from tests.provenance.conftest import DATA, SDIST, SDIST_SHA256
 from tests.serve.conftest import ProxyProcess, StartProxy, wait_until
 from tests.serve.test_proxy import HTML, page, pip_download
 from wheelhouse._base.cooldown import Cooldown
+from wheelhouse.provenance.fetch import PROVENANCE_TYPE
 from wheelhouse.serve._guards import BUCKET_SECONDS, Guards, Refused
-from wheelhouse.serve._upstream import PROVENANCE_TYPE
 from wheelhouse.simple import PageFile
 
 OLD = "alpha-1.0-py3-none-any.whl"

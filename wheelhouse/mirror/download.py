@@ -24,7 +24,7 @@ from wheelhouse.house.manifest import PROVENANCE_SUFFIX, Downloaded, FileRecord,
 from wheelhouse.mirror.candidates import _Candidate, _yank_reason
 from wheelhouse.mirror.settings import MirrorSettings
 from wheelhouse.mirror.state import _Mirrored, _ProjectState, _refusal
-from wheelhouse.serve._upstream import fetch_provenance
+from wheelhouse.provenance.fetch import fetch_provenance
 from wheelhouse.simple import PageFile
 
 logger = logging.getLogger(__name__)

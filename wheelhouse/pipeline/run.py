@@ -198,7 +198,7 @@ def _fetch_provenance(
         return {}
     from wheelhouse._base._http import HttpClient
     from wheelhouse.errors import UpstreamError
-    from wheelhouse.serve._upstream import fetch_provenance
+    from wheelhouse.provenance.fetch import fetch_provenance
     from wheelhouse.simple.model import PageFile
 
     client = HttpClient(config, pool_size=max(1, min(jobs, len(wanted))))

@@ -38,6 +38,7 @@ __all__ = [
     "ProvenanceProblem",
     "ProvenanceReport",
     "Publisher",
+    "file_identity",
     "verify_provenance",
 ]
 
@@ -445,7 +446,11 @@ def _check_statement(filename: str, sha256: str, payload_type: str, payload: byt
         ) from exc
     if predicate not in _PREDICATE_TYPES:
         raise _Failed("subject-mismatch", f"{filename!r}: unknown attestation type {predicate!r}")
-    if not isinstance(name, str) or _parsed(name) is None or _parsed(name) != _parsed(filename):
+    if (
+        not isinstance(name, str)
+        or file_identity(name) is None
+        or file_identity(name) != file_identity(filename)
+    ):
         raise _Failed(
             "subject-mismatch", f"{filename!r}: the attestation is for another file, {name!r}"
         )
@@ -456,8 +461,9 @@ def _check_statement(filename: str, sha256: str, payload_type: str, payload: byt
         )
 
 
-def _parsed(filename: str) -> object:
-    # As pypi-attestations compares them: the parsed name, version (and tags), not the spelling.
+def file_identity(filename: str) -> object:
+    """What an attestation's subject must match: the parsed name, version (and tags), as
+    pypi-attestations compares them, not the spelling; None for a name that is no file's."""
     try:
         if filename.endswith(".whl"):
             return parse_wheel_filename(filename)

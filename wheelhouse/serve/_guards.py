@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from wheelhouse._base.cooldown import Cooldown
 from wheelhouse._base.files import write_atomic
-from wheelhouse.serve._upstream import fetch_provenance
+from wheelhouse.provenance.fetch import fetch_provenance
 from wheelhouse.simple import PageFile
 
 if TYPE_CHECKING:

@@ -1,6 +1,7 @@
 """What the proxy and the mirror read from an upstream index besides its pages (those are
 ``wheelhouse.simple``'s): a wheel's METADATA (its PEP 658 file, else HTTP range requests,
-else the whole wheel), a file's PEP 740 provenance, and a file's streamed download.
+else the whole wheel) and a file's streamed download (a file's PEP 740 provenance is
+``wheelhouse.provenance.fetch``'s).
 
 Every call takes a timeout; every failure to reach upstream is an ``UpstreamError`` whose
 message names the URL without its credentials.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import re
 import tempfile
 import zipfile
@@ -28,12 +28,8 @@ from wheelhouse.simple.client import DEFAULT_TIMEOUT, get_following, read_limite
 from wheelhouse.simple.model import PageFile
 
 __all__ = [
-    "MAX_PROVENANCE",
-    "PROVENANCE_TYPE",
     "RangesUnsupported",
     "WheelMetadata",
-    "check_provenance",
-    "fetch_provenance",
     "fetch_wheel_metadata",
     "open_file",
 ]
@@ -41,11 +37,6 @@ __all__ = [
 _TAIL = 64 * 1024  # the zip end records and, for most wheels, the whole central directory
 _CHUNK = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
-# PEP 740's integrity API: a provenance object is a few KiB an attestation; `verify
-# --provenance` reads at most this much of one, and so do we.
-PROVENANCE_TYPE = "application/vnd.pypi.integrity.v1+json"
-MAX_PROVENANCE = 2 * 1024 * 1024
-_MAX_ATTESTATIONS = 16
 
 
 @dataclass(frozen=True)
@@ -57,73 +48,6 @@ class WheelMetadata:
     source: Literal["pep658", "range", "whole"]
     requests: int
     bytes_read: int
-
-
-# -- provenance (PEP 740) -----------------------------------------------------------------
-
-
-def fetch_provenance(
-    client: HttpClient, file: PageFile, *, timeout: float = DEFAULT_TIMEOUT
-) -> bytes:
-    """The PEP 740 provenance object the page names for ``file``, checked by
-    ``check_provenance`` against the file's name and sha256.
-
-    At most ``MAX_PROVENANCE`` bytes, read within ``timeout`` seconds (redirects included),
-    through ``client`` (so with the credentials of its origin only). Raises ``UpstreamError``.
-    """
-    if file.provenance is None:
-        raise ValueError(f"the page names no provenance for {file.filename!r}")
-    with client.deadline(timeout) as deadline:
-        response, answered = get_following(
-            client, file.provenance, {"Accept": PROVENANCE_TYPE}, deadline
-        )
-        try:
-            if response.status != 200:
-                shown = strip_credentials(answered)
-                raise UpstreamError(f"{shown} answered HTTP {response.status}", url=shown)
-            data = read_limited(response, answered, MAX_PROVENANCE, deadline)
-        finally:
-            response.release_conn()
-    check_provenance(data, file.filename, file.sha256, strip_credentials(file.provenance))
-    return data
-
-
-def check_provenance(data: bytes, filename: str, sha256: str | None, source: str) -> None:
-    """Raise ``UpstreamError`` unless ``data`` is a PEP 740 provenance object whose every
-    attestation's statement names ``filename`` (parsed, as PyPI compares names) and
-    ``sha256``. Structure only: the signatures are ``verify --provenance``'s to check."""
-    import base64
-
-    from wheelhouse.provenance.verify import _parsed
-
-    def fail(why: str) -> UpstreamError:
-        return UpstreamError(f"{source} is not the provenance of {filename!r}: {why}", url=source)
-
-    try:
-        document = json.loads(data)
-        if not isinstance(document, dict) or document.get("version") != 1:
-            raise ValueError("it is not a version 1 provenance object")
-        statements = [
-            json.loads(base64.b64decode(attestation["envelope"]["statement"], validate=True))
-            for bundle in document["attestation_bundles"][: _MAX_ATTESTATIONS + 1]
-            for attestation in bundle["attestations"][: _MAX_ATTESTATIONS + 1]
-        ]
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise fail(f"it is malformed ({exc})") from None
-    if not statements:
-        raise fail("it holds no attestation")
-    if len(statements) > _MAX_ATTESTATIONS:
-        raise fail(f"it holds more than {_MAX_ATTESTATIONS} attestations")
-    for statement in statements:
-        try:
-            (subject,) = statement["subject"]
-            name, digest = subject["name"], subject["digest"]["sha256"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise fail(f"a statement names no single subject ({exc!r})") from None
-        if not isinstance(name, str) or _parsed(name) is None or _parsed(name) != _parsed(filename):
-            raise fail(f"an attestation is for another file, {str(name)[:200]!r}")
-        if sha256 is None or not isinstance(digest, str) or digest.lower() != sha256.lower():
-            raise fail(f"an attestation is for sha256 {str(digest)[:80]}, not {sha256}")
 
 
 # -- wheel metadata -----------------------------------------------------------------------

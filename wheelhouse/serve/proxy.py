@@ -47,6 +47,7 @@ from wheelhouse.audit.query import QUERY_PATH
 from wheelhouse.errors import InvalidWheelhouseError, UpstreamError, UsageError
 from wheelhouse.house.index import HTML_PAGE, INDEX_DIR, JSON_PAGE
 from wheelhouse.house.manifest import PROVENANCE_SUFFIX
+from wheelhouse.provenance.fetch import PROVENANCE_TYPE
 from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind, index_url, uvicorn_options
 from wheelhouse.serve._guards import Guards, Refused
 from wheelhouse.serve._links import CHUNK, Fronts, Rebase, base_url, file_link
@@ -54,7 +55,7 @@ from wheelhouse.serve._memory import rss_bytes, tame_malloc
 from wheelhouse.serve._osv import OsvEndpoint, load_checked
 from wheelhouse.serve._sending import Page, served_page, stored_response
 from wheelhouse.serve._store import DownloadFailed, PageRecord, PageStamp, Stats, Store
-from wheelhouse.serve._upstream import PROVENANCE_TYPE, fetch_wheel_metadata
+from wheelhouse.serve._upstream import fetch_wheel_metadata
 from wheelhouse.simple import (
     HTML_TYPE,
     JSON_TYPE,
