@@ -12,10 +12,12 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from wheelhouse.audit.osv import Advisory, OsvDatabase, load_snapshot
-from wheelhouse.house.manifest import Manifest
 
 if TYPE_CHECKING:
     from cyclonedx.model.vulnerability import Vulnerability
+
+    # A type only: the audit sits below the wheelhouse, whose verify and SBOM read it.
+    from wheelhouse.house.manifest import Manifest
 
 __all__ = [
     "REPORT_SCHEMA_VERSION",
