@@ -194,11 +194,13 @@ def test_unrecorded_files_are_flagged_and_generated_ones_are_not(house: Path) ->
         "simple/alpha/index.html",
         "alpha-1.0-py3-none-any.whl.metadata",
         "pylock.toml",
-        "requirements-dev.txt",
+        "requirements.txt",
     ]:
         (house / generated).parent.mkdir(parents=True, exist_ok=True)
         (house / generated).write_text("generated\n")
-    for stray in ["evil-9.0-py3-none-any.whl", "notes.txt", "gamma-1.0.whl.metadata", "sub/x.whl"]:
+    # requirements-dev.txt: a lock is known by its exact name, not by a pattern.
+    strays = ["evil-9.0-py3-none-any.whl", "notes.txt", "gamma-1.0.whl.metadata", "sub/x.whl"]
+    for stray in [*strays, "requirements-dev.txt"]:
         (house / stray).parent.mkdir(parents=True, exist_ok=True)
         (house / stray).write_text("stray\n")
     (house / "empty").mkdir()
@@ -208,6 +210,7 @@ def test_unrecorded_files_are_flagged_and_generated_ones_are_not(house: Path) ->
         "evil-9.0-py3-none-any.whl",
         "gamma-1.0.whl.metadata",
         "notes.txt",
+        "requirements-dev.txt",
         "sub/x.whl",
     )
     # Generated files are not unrecorded; overwritten, they no longer match what they render.
@@ -217,6 +220,7 @@ def test_unrecorded_files_are_flagged_and_generated_ones_are_not(house: Path) ->
         "simple/alpha/index.html",
         "alpha-1.0-py3-none-any.whl.metadata",
         "pylock.toml",
+        "requirements.txt",
     }
     assert {p.kind for p in report.problems} == {"unrecorded-file", "generated-file-mismatch"}
     assert not report.ok

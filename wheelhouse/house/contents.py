@@ -4,25 +4,40 @@ Beside its distributions a wheelhouse holds files written from its manifest: the
 itself, the locks (:func:`lock_names`), the PEP 503/691 index under ``simple/`` with each
 wheel's ``.metadata``; what it carries for use across the gap (the OSV snapshot, the trust
 root, each file's provenance: :data:`~wheelhouse.house.manifest.CARRIED_FILES`); and what a
-user put there (:func:`~wheelhouse.house.manifest.added_files`). Build, merge, mirror, verify,
+user put there (:func:`added_files`). Build, merge, mirror, verify,
 pack and publish ask this module which names are which.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import stat
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from wheelhouse.errors import InvalidWheelhouseError
 from wheelhouse.house.index import index_files
-from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, TargetLock, read_manifest
+from wheelhouse.house.manifest import (
+    CARRIED_FILES,
+    MANIFEST_NAME,
+    MIRROR_STATE_DIR,
+    PROVENANCE_SUFFIX,
+    Manifest,
+    TargetLock,
+    looks_like_distribution,
+    read_manifest,
+)
 
 __all__ = [
     "PYLOCK_NAME",
     "REQUIREMENTS_NAME",
+    "AddedFiles",
     "Writer",
+    "added_files",
     "generated_names",
+    "is_carried",
     "lock_names",
     "open_wheelhouse",
     "requirements_filename",
@@ -97,3 +112,74 @@ def open_wheelhouse(directory: Path) -> Manifest:
             hint="pass the directory that 'wheelhouse build' wrote, or build one with it",
         )
     return manifest
+
+
+@dataclass(frozen=True)
+class AddedFiles:
+    """What is in a wheelhouse directory that neither its manifest records nor wheelhouse
+    writes from it, relative and POSIX-style (an empty directory ends with ``/``).
+
+    The one rule for files a user added, which verify, pack and publish all follow: notes of
+    the user's own (a README, an empty directory) are kept where they are, never packed nor
+    published, and are no problem; a file that looks like a distribution is one, since pip
+    or uv could install it from ``--find-links`` while no manifest vouches for it. What the
+    wheelhouse carries (``carried``: see :data:`CARRIED_FILES`, and the provenance of a
+    recorded file) is no user's file: it is packed and kept like the files. A carried name
+    that is a link or not a regular file is a note, never carried.
+    """
+
+    notes: tuple[str, ...]
+    distributions: tuple[str, ...]
+    carried: tuple[str, ...] = ()
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Everything a user added (the carried files are not)."""
+        return tuple(sorted((*self.notes, *self.distributions)))
+
+
+def is_carried(path: str, recorded: Collection[str]) -> bool:
+    """Whether ``path`` (relative, POSIX-style) names what a wheelhouse carries: a file of
+    :data:`CARRIED_FILES`, or ``<filename>.provenance`` of a file in ``recorded``."""
+    if path in CARRIED_FILES:
+        return True
+    stem = path.removesuffix(PROVENANCE_SUFFIX)
+    return stem != path and "/" not in path and stem in recorded
+
+
+def added_files(directory: Path, manifest: Manifest) -> AddedFiles:
+    """The files a user added to the wheelhouse in ``directory``; see :class:`AddedFiles`."""
+    recorded = {r.filename for r in manifest.files}
+    # Exact names, not patterns: a stray requirements.foo.txt is the user's, not a lock.
+    ours = generated_names(manifest)
+    found: list[str] = []
+    carried: list[str] = []
+    for root, dirs, files in os.walk(directory):
+        relative = Path(root).relative_to(directory)
+        if relative == Path():
+            dirs[:] = [d for d in dirs if d not in ours and d != MIRROR_STATE_DIR]
+        for name in files:
+            path = (relative / name).as_posix()
+            if relative == Path() and name in ours:
+                continue
+            if is_carried(path, recorded) and _regular(Path(root) / name):
+                carried.append(path)
+                continue
+            found.append(path)
+        # A directory that is not ours, even an empty one, is still worth naming.
+        if not files and not dirs and relative != Path():
+            found.append(relative.as_posix() + "/")
+    found.sort()
+    return AddedFiles(
+        notes=tuple(f for f in found if not looks_like_distribution(f)),
+        distributions=tuple(f for f in found if looks_like_distribution(f)),
+        carried=tuple(sorted(carried)),
+    )
+
+
+def _regular(path: Path) -> bool:
+    # Carried files are read and packed: never through a link, never a FIFO or a device.
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False

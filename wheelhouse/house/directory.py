@@ -19,13 +19,12 @@ import filelock
 
 from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import Hint, OutputDirError
-from wheelhouse.house.contents import Writer, generated_names
+from wheelhouse.house.contents import Writer, added_files, generated_names
 from wheelhouse.house.manifest import (
     CARRIED_FILES,
     MANIFEST_NAME,
     PROVENANCE_SUFFIX,
     Manifest,
-    added_files,
     read_manifest,
 )
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import os
-import stat
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NewType
@@ -27,7 +24,6 @@ __all__ = [
     "PROVENANCE_SUFFIX",
     "SCHEMA_VERSION",
     "TRUST_ROOT",
-    "AddedFiles",
     "BuiltFrom",
     "Downloaded",
     "FileKind",
@@ -41,8 +37,6 @@ __all__ = [
     "Sha256",
     "Source",
     "TargetLock",
-    "added_files",
-    "is_carried",
     "looks_like_distribution",
     "read_manifest",
     "record_from_dict",
@@ -60,8 +54,6 @@ SCHEMA_VERSION = 1
 # What an installer could pick up from a --find-links directory.
 DISTRIBUTION_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".egg")
 # Files the wheelhouse writers generate from the manifest, so the manifest does not list them.
-_GENERATED = ("requirements*.txt", "pylock.toml", "pylock.*.toml", MANIFEST_NAME)
-_GENERATED_TREES = ("simple", MIRROR_STATE_DIR)
 # What a wheelhouse carries beside its files, for use across the gap: written by the commands
 # that fetch them, unrecorded in the manifest (each describes or proves recorded files), and
 # packed, unpacked and kept by a rebuild like the files. The OSV snapshot and its info
@@ -365,77 +357,3 @@ def looks_like_distribution(name: str) -> bool:
     """Whether a file of that name is something an installer could pick up from
     ``--find-links``: a wheel or an sdist, whatever the manifest says."""
     return name.endswith(DISTRIBUTION_SUFFIXES)
-
-
-@dataclass(frozen=True)
-class AddedFiles:
-    """What is in a wheelhouse directory that neither its manifest records nor wheelhouse
-    writes from it, relative and POSIX-style (an empty directory ends with ``/``).
-
-    The one rule for files a user added, which verify, pack and publish all follow: notes of
-    the user's own (a README, an empty directory) are kept where they are, never packed nor
-    published, and are no problem; a file that looks like a distribution is one, since pip
-    or uv could install it from ``--find-links`` while no manifest vouches for it. What the
-    wheelhouse carries (``carried``: see :data:`CARRIED_FILES`, and the provenance of a
-    recorded file) is no user's file: it is packed and kept like the files. A carried name
-    that is a link or not a regular file is a note, never carried.
-    """
-
-    notes: tuple[str, ...]
-    distributions: tuple[str, ...]
-    carried: tuple[str, ...] = ()
-
-    @property
-    def all(self) -> tuple[str, ...]:
-        """Everything a user added (the carried files are not)."""
-        return tuple(sorted((*self.notes, *self.distributions)))
-
-
-def is_carried(path: str, recorded: Collection[str]) -> bool:
-    """Whether ``path`` (relative, POSIX-style) names what a wheelhouse carries: a file of
-    :data:`CARRIED_FILES`, or ``<filename>.provenance`` of a file in ``recorded``."""
-    if path in CARRIED_FILES:
-        return True
-    stem = path.removesuffix(PROVENANCE_SUFFIX)
-    return stem != path and "/" not in path and stem in recorded
-
-
-def added_files(directory: Path, manifest: Manifest) -> AddedFiles:
-    """The files a user added to the wheelhouse in ``directory``; see :class:`AddedFiles`."""
-    recorded = {r.filename for r in manifest.files}
-    metadata = {f"{r.filename}.metadata" for r in manifest.files if r.kind == "wheel"}
-    found: list[str] = []
-    carried: list[str] = []
-    for root, dirs, files in os.walk(directory):
-        relative = Path(root).relative_to(directory)
-        if relative == Path():
-            dirs[:] = [d for d in dirs if d not in _GENERATED_TREES]
-        for name in files:
-            path = (relative / name).as_posix()
-            if relative == Path() and (
-                name in recorded
-                or name in metadata
-                or any(fnmatch.fnmatchcase(name, pattern) for pattern in _GENERATED)
-            ):
-                continue
-            if is_carried(path, recorded) and _regular(Path(root) / name):
-                carried.append(path)
-                continue
-            found.append(path)
-        # A directory that is not ours, even an empty one, is still worth naming.
-        if not files and not dirs and relative != Path():
-            found.append(relative.as_posix() + "/")
-    found.sort()
-    return AddedFiles(
-        notes=tuple(f for f in found if not looks_like_distribution(f)),
-        distributions=tuple(f for f in found if looks_like_distribution(f)),
-        carried=tuple(sorted(carried)),
-    )
-
-
-def _regular(path: Path) -> bool:
-    # Carried files are read and packed: never through a link, never a FIFO or a device.
-    try:
-        return stat.S_ISREG(path.lstat().st_mode)
-    except OSError:
-        return False

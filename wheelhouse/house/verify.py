@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from wheelhouse._base.files import sha256_stream
 from wheelhouse.errors import Hint, InvalidWheelhouseError, WheelhouseError
-from wheelhouse.house.contents import open_wheelhouse
+from wheelhouse.house.contents import added_files, open_wheelhouse
 from wheelhouse.house.manifest import (
     GENERATOR,
     OSV_SNAPSHOT,
@@ -21,7 +21,6 @@ from wheelhouse.house.manifest import (
     FileRecord,
     Manifest,
     Sha256,
-    added_files,
     looks_like_distribution,
 )
 

@@ -33,8 +33,8 @@ from wheelhouse.house.bundle.reader import (
     read_house,
 )
 from wheelhouse.house.bundle.writer import write_bundle
-from wheelhouse.house.contents import generated_names
-from wheelhouse.house.manifest import MANIFEST_NAME, AddedFiles, Manifest, added_files, is_carried
+from wheelhouse.house.contents import AddedFiles, added_files, generated_names, is_carried
+from wheelhouse.house.manifest import MANIFEST_NAME, Manifest
 
 
 def pack(
