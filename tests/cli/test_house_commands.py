@@ -27,7 +27,10 @@ from tests.house.test_verify import flip_byte, make_wheelhouse
 from wheelhouse.cli._app import app
 from wheelhouse.house.manifest import read_manifest
 
-NOT_A_WHEELHOUSE_HINT = "pass the directory that 'wheelhouse build' wrote, or build one with it"
+NOT_A_WHEELHOUSE_HINT = (
+    "pass the directory that 'wheelhouse build' wrote, or build one with "
+    "'wheelhouse build -r requirements.txt -o DIR'"
+)
 
 
 def sha256_of(path: Path) -> str:
@@ -219,7 +222,7 @@ def test_verify_of_a_directory_that_is_not_a_wheelhouse_exits_3(cli: Cli, tmp_pa
     result = cli("verify", plain)
     assert result.exit_code == 3
     assert result.stderr.splitlines() == [
-        f"error: {str(plain)!r} is not a wheelhouse: it has no wheelhouse.json",
+        f"error: {str(plain)!r} is not a wheelhouse (it has no wheelhouse.json)",
         f"hint: {NOT_A_WHEELHOUSE_HINT}",
     ]
 
@@ -361,7 +364,7 @@ def test_list_of_a_directory_that_is_not_a_wheelhouse_exits_3(cli: Cli, tmp_path
     assert result.exit_code == 3
     assert result.stderr.splitlines() == [
         f"error: {str(tmp_path)!r} is not a wheelhouse (it has no wheelhouse.json)",
-        "hint: build one with 'wheelhouse build -r requirements.txt -o DIR'",
+        f"hint: {NOT_A_WHEELHOUSE_HINT}",
     ]
 
 

@@ -172,8 +172,9 @@ def test_install_from_a_directory_that_is_not_a_wheelhouse_exits_3(
     result = cli("install", "-w", plain, "--python", python)
     assert result.exit_code == 3
     assert result.stderr.splitlines() == [
-        f"error: {str(plain)!r} is not a wheelhouse: it has no wheelhouse.json",
-        "hint: pass the directory that 'wheelhouse build' wrote, or build one with it",
+        f"error: {str(plain)!r} is not a wheelhouse (it has no wheelhouse.json)",
+        "hint: pass the directory that 'wheelhouse build' wrote, or build one with "
+        "'wheelhouse build -r requirements.txt -o DIR'",
     ]
 
 

@@ -115,7 +115,7 @@ def test_open_wheelhouse_refuses_a_missing_directory_and_one_without_a_manifest(
     with pytest.raises(InvalidWheelhouseError) as plain:
         open_wheelhouse(tmp_path)
     assert plain.value.message == (
-        f"{str(tmp_path)!r} is not a wheelhouse: it has no wheelhouse.json"
+        f"{str(tmp_path)!r} is not a wheelhouse (it has no wheelhouse.json)"
     )
     assert plain.value.exit_code == ExitCode.INPUT
 
@@ -141,8 +141,9 @@ def test_every_command_says_not_a_wheelhouse_in_one_line(
     result = cli(*args)
     assert result.exit_code == ExitCode.INPUT
     assert result.stderr.splitlines() == [
-        f"error: {str(plain)!r} is not a wheelhouse: it has no wheelhouse.json",
-        "hint: pass the directory that 'wheelhouse build' wrote, or build one with it",
+        f"error: {str(plain)!r} is not a wheelhouse (it has no wheelhouse.json)",
+        "hint: pass the directory that 'wheelhouse build' wrote, or build one with "
+        "'wheelhouse build -r requirements.txt -o DIR'",
     ]
     assert not out.exists()
     assert not tmp_path.joinpath("out.tar").exists()

@@ -292,7 +292,9 @@ def test_another_versions_pages_are_not_judged_but_its_metadata_is(house: Path) 
 def test_directory_without_manifest(tmp_path: Path) -> None:
     with pytest.raises(InvalidWheelhouseError) as info:
         verify(tmp_path)
-    assert info.value.message == f"{str(tmp_path)!r} is not a wheelhouse: it has no wheelhouse.json"
+    assert (
+        info.value.message == f"{str(tmp_path)!r} is not a wheelhouse (it has no wheelhouse.json)"
+    )
     assert info.value.hint is not None and "wheelhouse build" in info.value.hint
 
 

@@ -12,9 +12,8 @@ from typing import Annotated, Optional, TextIO
 import typer
 
 from wheelhouse import __version__
-from wheelhouse.errors import ExitCode, InvalidWheelhouseError
+from wheelhouse.errors import ExitCode
 from wheelhouse.house.locations import default_wheelhouse_dir
-from wheelhouse.house.manifest import MANIFEST_NAME, Manifest, read_manifest
 
 EXIT_CODES = " ".join(
     f"{code} {meaning};"
@@ -209,13 +208,3 @@ def wheelhouse_dir(given: Path | None) -> Path:
 
 def print_json(data: object) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=False))
-
-
-def manifest_of(directory: Path) -> Manifest:
-    manifest = read_manifest(directory)
-    if manifest is None:
-        raise InvalidWheelhouseError(
-            f"{str(directory)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
-            hint="build one with 'wheelhouse build -r requirements.txt -o DIR'",
-        )
-    return manifest

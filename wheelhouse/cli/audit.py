@@ -11,7 +11,6 @@ from wheelhouse.cli._app import (
     JsonFlag,
     WheelhouseDir,
     app,
-    manifest_of,
     print_json,
     setup_logging,
     wheelhouse_dir,
@@ -81,7 +80,9 @@ def check(
 
     setup_logging(0)
     where = wheelhouse_dir(directory)
-    manifest = manifest_of(where)
+    from wheelhouse.house.contents import open_wheelhouse
+
+    manifest = open_wheelhouse(where)
     snapshot = osv if osv is not None else snapshot_in(where)
     info = read_info(snapshot)
     report = audit_wheelhouse(
@@ -171,7 +172,9 @@ def fetch(
         from wheelhouse.house.directory import locked
 
         where = wheelhouse_dir(directory)
-        manifest_of(where)
+        from wheelhouse.house.contents import open_wheelhouse
+
+        open_wheelhouse(where)
         dest = snapshot_in(where)
         with locked(where):
             info = fetch_snapshot(source, dest, pip_config=pip_config())

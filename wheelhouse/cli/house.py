@@ -10,7 +10,6 @@ from wheelhouse.cli._app import (
     JsonFlag,
     WheelhouseDir,
     app,
-    manifest_of,
     print_json,
     setup_logging,
     wheelhouse_dir,
@@ -172,9 +171,10 @@ def export(
     ] = None,
 ) -> None:
     """Print the wheelhouse's lock as a requirements file or a PEP 751 pylock.toml."""
+    from wheelhouse.house.contents import open_wheelhouse
     from wheelhouse.house.export import render_requirements
 
-    manifest = manifest_of(wheelhouse_dir(directory))
+    manifest = open_wheelhouse(wheelhouse_dir(directory))
     if fmt == "pylock":
         from wheelhouse.house.pylock import render_pylock
 
@@ -230,7 +230,9 @@ def merge(
 @app.command("list", epilog=EXIT_CODES)
 def list_(directory: WheelhouseDir = None, as_json: JsonFlag = False) -> None:
     """List what a wheelhouse holds, per target."""
-    manifest = manifest_of(wheelhouse_dir(directory))
+    from wheelhouse.house.contents import open_wheelhouse
+
+    manifest = open_wheelhouse(wheelhouse_dir(directory))
     if as_json:
         print_json(
             {

@@ -77,12 +77,12 @@ def trust_root_(
     ] = None,
 ) -> None:
     """Write the Sigstore trust root into the wheelhouse (DIR/sigstore/trusted_root.json)."""
-    from wheelhouse.cli._app import manifest_of
+    from wheelhouse.house.contents import open_wheelhouse
     from wheelhouse.house.directory import locked
     from wheelhouse.provenance.trustroot import install_trust_root, source_trust_root
 
     where = wheelhouse_dir(directory)
-    manifest_of(where)
+    open_wheelhouse(where)
     # Checked before the lock is taken: a bad root writes nothing, not even the lock file.
     checked = source_trust_root(source)
     with locked(where.absolute()):

@@ -108,8 +108,9 @@ def open_wheelhouse(directory: Path) -> Manifest:
     manifest = read_manifest(directory)
     if manifest is None:
         raise InvalidWheelhouseError(
-            f"{str(directory)!r} is not a wheelhouse: it has no {MANIFEST_NAME}",
-            hint="pass the directory that 'wheelhouse build' wrote, or build one with it",
+            f"{str(directory)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
+            hint="pass the directory that 'wheelhouse build' wrote, or build one with "
+            "'wheelhouse build -r requirements.txt -o DIR'",
         )
     return manifest
 

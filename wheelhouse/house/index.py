@@ -23,11 +23,9 @@ from wheelhouse._base.files import sha256_file, write_atomic, write_new
 from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.errors import InvalidWheelhouseError, TamperedError
 from wheelhouse.house.manifest import (
-    MANIFEST_NAME,
     PROVENANCE_SUFFIX,
     FileRecord,
     Manifest,
-    read_manifest,
 )
 from wheelhouse.simple import PageFile, ProjectPage, ProjectStatus
 from wheelhouse.simple.render import render_html, render_json, root_html, root_json
@@ -82,12 +80,9 @@ def index_directory(directory: Path) -> Manifest:
 
     Every file is checked against the manifest first; the manifest is returned for reporting.
     """
-    manifest = read_manifest(directory)
-    if manifest is None:
-        raise InvalidWheelhouseError(
-            f"{str(directory)!r} is not a wheelhouse (it has no {MANIFEST_NAME})",
-            hint="build one with 'wheelhouse build', or name the right directory",
-        )
+    from wheelhouse.house.contents import open_wheelhouse  # it imports this module's names
+
+    manifest = open_wheelhouse(directory)
     write_index(directory, manifest)
     return manifest
 
