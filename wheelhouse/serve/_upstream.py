@@ -16,14 +16,15 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 import urllib3
 from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
 
 from wheelhouse._base._http import Deadline, HttpClient, strip_credentials
 from wheelhouse._base.wheels import MAX_METADATA, RangeFile, read_wheel_metadata_from
-from wheelhouse.errors import RangesUnsupported, UpstreamError
+from wheelhouse.download.stream import copy_into
+from wheelhouse.errors import DownloadError, HashMismatchError, RangesUnsupported, UpstreamError
 from wheelhouse.simple.client import DEFAULT_TIMEOUT, get_following, read_limited
 from wheelhouse.simple.model import PageFile
 
@@ -171,23 +172,27 @@ def _metadata_from_whole(
 ) -> WheelMetadata:
     # Upstream ignores ranges: read the wheel (spooled to disk past 16 MB) and check its hash.
     shown = strip_credentials(file.url)
-    digest = hashlib.sha256()
-    size = 0
+
+    def too_big(size: int) -> str | None:
+        # An endless answer would fill the disk before any hash could fail.
+        if file.size is not None and size > file.size:
+            return f"{shown} sent more than the {file.size} bytes its page gives"
+        return None
+
     with tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024) as spool:
         try:
-            while chunk := response.read(_CHUNK):
-                digest.update(chunk)
-                spool.write(chunk)
-                size += len(chunk)
-                if file.size is not None and size > file.size:
-                    # An endless answer would fill the disk before any hash could fail.
-                    raise UpstreamError(
-                        f"{shown} sent more than the {file.size} bytes its page gives", url=shown
-                    )
+            received = copy_into(
+                response.stream(_CHUNK), cast(BinaryIO, spool), url=file.url, sha256=file.sha256,
+                too_big=too_big,
+            )  # fmt: skip
         except urllib3.exceptions.HTTPError as exc:
             raise UpstreamError(f"reading {shown} failed: {exc}", url=shown) from exc
-        if file.sha256 is not None and digest.hexdigest() != file.sha256:
-            raise UpstreamError(f"{shown} does not match the sha256 its page gives", url=shown)
+        except DownloadError as exc:
+            raise UpstreamError(exc.message, url=shown) from exc
+        except HashMismatchError as exc:
+            raise UpstreamError(
+                f"{shown} does not match the sha256 its page gives", url=shown
+            ) from exc
         spool.seek(0)
         try:
             data = read_wheel_metadata_from(spool, name, version)
@@ -195,7 +200,7 @@ def _metadata_from_whole(
             raise UpstreamError(f"cannot read the wheel at {shown}: {exc}", url=shown) from exc
     if data is None:
         raise UpstreamError(f"the wheel at {shown} has no {name}-{version}.dist-info/METADATA")
-    return WheelMetadata(data, hashlib.sha256(data).hexdigest(), "whole", requests, size)
+    return WheelMetadata(data, hashlib.sha256(data).hexdigest(), "whole", requests, received.size)
 
 
 def _total_size(content_range: str | None, shown: str) -> int:
