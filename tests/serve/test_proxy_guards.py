@@ -108,6 +108,34 @@ def test_a_fresh_file_is_left_out_and_refused_even_when_stored(
     assert "alpha==1.0" in installed.stderr
 
 
+@pytest.mark.network
+def test_the_real_index_upload_times_hold_back_a_later_release(
+    start_proxy: StartProxy, make_venv: Any, tmp_path: Path
+) -> None:
+    # packaging 24.2 was uploaded on 2024-11-08 and 25.0 on 2025-04-19.
+    upstream = "https://pypi.org/simple/"
+    proxy = start_proxy("--upstream", upstream, "--exclude-newer", "2025-01-01")
+    assert "25.0" not in page(proxy, "packaging")["versions"]
+    held = pip_download(proxy, tmp_path / "pip", "packaging>=24,<26", extra=("--no-deps",))
+    assert held.returncode == 0, held.stderr
+    assert sorted(p.name for p in (tmp_path / "pip").iterdir()) == [
+        "packaging-24.2-py3-none-any.whl"
+    ]
+    python = make_venv("uv-venv", with_pip=False)
+    installed = uv_install(proxy, python, "packaging>=24,<26")
+    assert installed.returncode == 0, installed.stderr
+    assert "packaging==24.2" in installed.stderr
+    proxy.stop()
+
+    # Without the cooldown, the same store and clients get the later release.
+    plain = start_proxy("--upstream", upstream)
+    newest = pip_download(plain, tmp_path / "plain", "packaging>=24,<26", extra=("--no-deps",))
+    assert newest.returncode == 0, newest.stderr
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == [
+        "packaging-25.0-py3-none-any.whl"
+    ]
+
+
 def test_an_exception_per_project_and_an_absolute_date(
     alpha: IndexServer, start_proxy: StartProxy
 ) -> None:
