@@ -24,14 +24,16 @@ from packaging.utils import (
 )
 
 from wheelhouse import __version__
-from wheelhouse._base._pip import config_fingerprint, index_urls, pip_config
+from wheelhouse._base._pip import config_fingerprint, pip_config
 from wheelhouse._base.files import commit_soon, sha256_file
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.progress import NullReporter, PipWatcher, Reporter
 from wheelhouse._base.targets import HOST, Target, surely_foreign
 from wheelhouse._base.urls import file_url_path, strip_credentials
 from wheelhouse._base.wheels import distribution_of
 from wheelhouse._base.words import count
 from wheelhouse.download.cache import Cache
+from wheelhouse.download.pins import Pin
 from wheelhouse.errors import IncompatibleError, WheelhouseError
 from wheelhouse.house.contents import writers
 from wheelhouse.house.directory import check_output_dir, locked, put_in_place
@@ -55,7 +57,6 @@ from wheelhouse.inputs.requirements import InputSet, read_inputs
 from wheelhouse.pipeline.settings import BuildSettings
 from wheelhouse.resolve._uv_ahead import AheadOfUv
 from wheelhouse.resolve.by_pip import (
-    Pin,
     Resolution,
     download,
     pip_version,
@@ -119,7 +120,8 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
                 inputs.check_python(target)
             cache = Cache(cache_root(settings.cache_dir))
             cache.clean_stale()
-            config = settings.index.over(pending_config.result())
+            # pip's settings, parsed once: every stage below takes this value.
+            pip = PipSettings.parse(pending_config.result(), settings.index)
 
         resolutions: list[Resolution] = []
         fetched: dict[str, Fetched] = {}
@@ -130,7 +132,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         reuse = _reusable(previous, cache)
         for target in settings.targets:
             resolution, files = _resolve_and_fetch(
-                inputs, settings, target, config, cache, report, fresh, reuse
+                inputs, settings, target, pip, cache, report, fresh, reuse
             )
             resolutions.append(resolution)
             for item in files:
@@ -140,11 +142,11 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         # Checking the pins may have built them already (then they come from the cache).
         if pending := [f for f in sdists if f.sha256 not in fresh]:
             report.stage(f"building {count(len(pending), 'wheel')} from sdists")
-        built = _build(sdists, settings, config, cache, report, fresh)
+        built = _build(sdists, settings, pip, cache, report, fresh)
         build_resolutions: list[Resolution] = []
         if settings.keep_sdists and built:
             build_resolutions = _build_requirements(
-                resolutions, fetched, built, settings, config, cache, report, fresh
+                resolutions, fetched, built, settings, pip, cache, report, fresh
             )
 
         manifest, sources = _assemble(
@@ -161,7 +163,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         )
         manifest = _with_sources(manifest, inputs)
         carried = (
-            _fetch_provenance(manifest, fetched, config, Path(tmp), _network_jobs(settings))
+            _fetch_provenance(manifest, fetched, pip, Path(tmp), _network_jobs(settings))
             if settings.provenance
             else {}
         )
@@ -182,7 +184,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
 def _fetch_provenance(
     manifest: Manifest,
     fetched: Mapping[str, Fetched],
-    config: Mapping[str, str],
+    pip: PipSettings,
     scratch: Path,
     jobs: int,
 ) -> dict[str, Path]:
@@ -201,7 +203,7 @@ def _fetch_provenance(
     from wheelhouse.serve._upstream import fetch_provenance
     from wheelhouse.simple.model import PageFile
 
-    client = HttpClient(config, pool_size=max(1, min(jobs, len(wanted))))
+    client = HttpClient(pip, pool_size=max(1, min(jobs, len(wanted))))
     directory = scratch / "provenance"
     directory.mkdir(exist_ok=True)
 
@@ -229,7 +231,7 @@ def _fetch_provenance(
 def _build(
     sdists: Sequence[Fetched],
     settings: BuildSettings,
-    config: dict[str, str],
+    pip: PipSettings,
     cache: Cache,
     report: Reporter,
     fresh: set[Sha256],
@@ -246,7 +248,7 @@ def _build(
         HOST,
         jobs=settings.jobs,
         notify=lambda f, status: report.build_event(f.pin.filename, status),
-        config=config,  # the command line's index options are merged in
+        pip=pip,
     )
     fresh.update(b.sdist.sha256 for b in built if not b.cached)
     return built
@@ -262,7 +264,7 @@ def _build_requirements(
     fetched: dict[str, Fetched],
     built: list[Built],
     settings: BuildSettings,
-    config: dict[str, str],
+    pip: PipSettings,
     cache: Cache,
     report: Reporter,
     fresh: set[Sha256],
@@ -292,7 +294,7 @@ def _build_requirements(
             inputs = read_inputs((listing,), ())
             report.stage(f"resolving build requirements for {target.name}: {', '.join(wanted)}")
             build_resolution, files = _resolve_and_fetch(
-                inputs, settings, target, config, cache, report, fresh
+                inputs, settings, target, pip, cache, report, fresh
             )
         finally:
             listing.unlink(missing_ok=True)
@@ -318,7 +320,7 @@ def _resolve_and_fetch(
     inputs: InputSet,
     settings: BuildSettings,
     target: Target,
-    config: dict[str, str],
+    pip: PipSettings,
     cache: Cache,
     report: Reporter,
     fresh: set[Sha256],
@@ -334,8 +336,7 @@ def _resolve_and_fetch(
         locked = resolve_locked(
             inputs.lock,
             inputs.selection,
-            settings.index,
-            config,
+            pip,
             target,
             cache,
             jobs=jobs,
@@ -343,7 +344,7 @@ def _resolve_and_fetch(
         )
         return locked.resolution, list(locked.fetched)
     if not settings.refresh:
-        fast: PinSet | PinnedResult | Fallback = pin_set(inputs, config, target)
+        fast: PinSet | PinnedResult | Fallback = pin_set(inputs, pip, target)
         if isinstance(fast, PinSet):
             # Said only for a set of pins: loose requirements are checked after pip's resolve.
             report.stage(f"checking the pins{label}")
@@ -351,13 +352,12 @@ def _resolve_and_fetch(
 
             fast = resolve_pinned(
                 inputs,
-                settings.index,
-                config,
+                pip,
                 target,
                 cache,
                 jobs=jobs,
                 build=lambda sdists: [
-                    b.path for b in _build(sdists, settings, config, cache, report, fresh)
+                    b.path for b in _build(sdists, settings, pip, cache, report, fresh)
                 ],
                 progress=lambda pin, n: report.downloaded(pin.filename, n),
                 pins=fast,
@@ -366,24 +366,24 @@ def _resolve_and_fetch(
             return fast.resolution, list(fast.fetched)
         logger.info("not a complete set of pins%s: %s", label, fast.reason)
     if target.is_host:
-        reason = unpinnable(inputs, config)
+        reason = unpinnable(inputs, pip)
         if reason is None:
-            pinned = _resolve_loose(inputs, settings, target, config, cache, report, fresh, reuse)
+            pinned = _resolve_loose(inputs, settings, target, pip, cache, report, fresh, reuse)
             if isinstance(pinned, tuple):
                 return pinned
             reason = pinned.reason
         logger.info("pip resolves%s and its report names the files: %s", label, reason)
         report.stage(f"resolving with pip {pip_version()}{label}")
-        resolution = resolve(inputs, settings.index, target, config=config)
+        resolution = resolve(inputs, pip, target)
     else:
         report.stage(f"resolving with uv{label}")
-        resolution = resolve_foreign(inputs, target, config)
+        resolution = resolve_foreign(inputs, target, pip)
     from wheelhouse.builder.local import build_local_sdists, local_directory
     from wheelhouse.download.fetch import fetch_all
 
     if any(local_directory(pin) for pin in resolution.pins):
         report.stage(f"building sdists of local projects{label}")
-    local = build_local_sdists(resolution.pins, cache, settings.index)
+    local = build_local_sdists(resolution.pins, cache, pip)
     if local:
         pins = tuple(local[p.filename].pin if p.filename in local else p for p in resolution.pins)
         resolution = dataclasses.replace(resolution, pins=pins)
@@ -392,7 +392,7 @@ def _resolve_and_fetch(
     files = fetch_all(
         [pin for pin in resolution.pins if pin.filename not in built_here],
         cache,
-        pip_config=config,
+        pip=pip,
         allowed=inputs.hashes,
         jobs=jobs,
         progress=lambda pin, n: report.downloaded(pin.filename, n),
@@ -404,7 +404,7 @@ def _resolve_loose(
     inputs: InputSet,
     settings: BuildSettings,
     target: Target,
-    config: dict[str, str],
+    pip: PipSettings,
     cache: Cache,
     report: Reporter,
     fresh: set[Sha256],
@@ -422,7 +422,7 @@ def _resolve_loose(
     label = "" if len(settings.targets) == 1 else f" for {target.name}"
 
     def build(sdists: Sequence[Fetched]) -> list[Path]:
-        return [b.path for b in _build(sdists, settings, config, cache, report, fresh)]
+        return [b.path for b in _build(sdists, settings, pip, cache, report, fresh)]
 
     def progress(pin: Pin, n: int) -> None:
         report.downloaded(pin.filename, n)
@@ -431,9 +431,9 @@ def _resolve_loose(
     staged: set[Sha256] = set()
     result: PinnedResult | Fallback
     if settings.resolver == "uv":
-        report.stage(f"resolving with uv {uv_version(config)}{label}")
-        with AheadOfUv(cache, pip_config=settings.index.over(config), jobs=jobs) as early:
-            by_uv = resolve_host_uv(inputs, target, config, on_file=early)
+        report.stage(f"resolving with uv {uv_version(pip)}{label}")
+        with AheadOfUv(cache, pip=pip, jobs=jobs) as early:
+            by_uv = resolve_host_uv(inputs, target, pip, on_file=early)
         # What was downloaded while uv ran (the cache's scratch directory saw every file)
         # reaches the disk while the files are checked, not at the manifest's fsync.
         commit_soon(cache.tmp)
@@ -444,7 +444,7 @@ def _resolve_loose(
         result = fetch_resolved(
             by_uv.pins,
             inputs,
-            config,
+            pip,
             target,
             cache,
             jobs=jobs,
@@ -460,10 +460,10 @@ def _resolve_loose(
             report.stage(resolving)
             staging = work / "files"
             staging.mkdir()
-            with _page_tap(settings, config, inputs, target, cache) as (tap, ahead):
+            with _page_tap(settings, pip, inputs, target, cache) as (tap, ahead):
                 try:
                     found = download(
-                        inputs, settings.index, target, staging, config=config, reuse=reuse,
+                        inputs, pip, target, staging, reuse=reuse,
                         tap=tap, on_output=PipWatcher(report, resolving),
                     )  # fmt: skip
                 except WheelhouseError:
@@ -502,8 +502,7 @@ def _resolve_loose(
 
             result = resolve_pinned(
                 pinned_inputs,
-                settings.index,
-                config,
+                pip,
                 target,
                 cache,
                 jobs=jobs,
@@ -539,7 +538,7 @@ def _resolve_loose(
 @contextlib.contextmanager
 def _page_tap(
     settings: BuildSettings,
-    config: dict[str, str],
+    pip: PipSettings,
     inputs: InputSet,
     target: Target,
     cache: Cache,
@@ -553,27 +552,25 @@ def _page_tap(
     from wheelhouse.resolve._prefetch import Prefetcher
     from wheelhouse.resolve.from_pins import Guesses, Unguessable
 
-    merged = settings.index.over(config)
-    urls = index_urls(merged)
+    urls = pip.index_urls
     remote = [u for u in urls if urlsplit(u).scheme in ("http", "https")]
     # pip sends every request to its configured proxy, which cannot reach our loopback.
-    if config.get("proxy") or not remote:
+    if pip.proxy or not remote:
         yield None, None
         return
     jobs = _network_jobs(settings)
-    client = HttpClient(config, pool_size=jobs)
+    client = HttpClient(pip, pool_size=jobs)
     # Guessed files come from the one index whose pages the tap reads for the guesses.
     ahead = len(remote) == 1
     # Files linked on other origins are asked without the indexes' credentials (pip sends
     # them to an index's own scheme, host and port only).
-    bare = {k: v for k, v in config.items() if k not in ("index-url", "extra-index-url")}
-    elsewhere = HttpClient(bare, pool_size=jobs)
+    elsewhere = HttpClient(pip.without_indexes(), pool_size=jobs)
     with PageTap(urls, client, ahead=ahead, hide=surely_foreign, elsewhere=elsewhere) as tap:
         if not ahead:
             yield tap, None
             return
         try:
-            guesses = Guesses(inputs, settings.index, config, target, tap.pages)
+            guesses = Guesses(inputs, pip, target, tap.pages)
         except Unguessable as exc:
             logger.info("nothing is fetched ahead of pip: %s", exc)
             yield tap, None
@@ -583,7 +580,7 @@ def _page_tap(
             guesses,
             remote[0],
             cache,
-            pip_config=merged,
+            pip=pip,
             allowed=inputs.hashes,
             jobs=jobs,
         ) as prefetcher:
