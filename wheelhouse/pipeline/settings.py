@@ -41,3 +41,7 @@ class BuildSettings:
     # Optional dependencies and PEP 735 groups taken from a pyproject.toml or lock input.
     extras: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    # The speed-ups of resolution (page tap, prefetch, guesses, reading ahead of uv): they
+    # change how fast a build is, not what it gives. WHEELHOUSE_NO_SPEEDUPS=1 also turns
+    # them off (resolve/speedups.py).
+    speedups: bool = True
