@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pip._internal.models.format_control import FormatControl as PipFormatControl
 
-from wheelhouse._base._pip import FormatControl, format_control
+from wheelhouse._base.pip_settings import FormatControl, format_control
 
 SEQUENCES: list[list[tuple[str, str]]] = [
     [],

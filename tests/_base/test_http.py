@@ -23,11 +23,12 @@ from tests._base.conftest import CertAuthority, Proxy, basic
 from tests._dists import DistFactory
 from tests._server import Answer, IndexServer
 from tests.conftest import Cli
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched, fetch_all
+from wheelhouse.download.pins import Pin
 from wheelhouse.errors import ExitCode, FetchError, HashMismatchError
 from wheelhouse.house.manifest import Sha256
-from wheelhouse.resolve.by_pip import Pin
 
 
 def _sha256(path: Path) -> Sha256:
@@ -49,7 +50,7 @@ def _pin(wheel: Path, url: str) -> Pin:
 
 
 def _fetch(pin: Pin, cache: Cache, config: Mapping[str, str]) -> Fetched:
-    [fetched] = fetch_all([pin], cache, pip_config=config, allowed={}, jobs=1)
+    [fetched] = fetch_all([pin], cache, pip=PipSettings.parse(config), allowed={}, jobs=1)
     return fetched
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from wheelhouse._base import _pip, _pip_ahead
-from wheelhouse._base._pip import config_flag, index_urls, pip_config
+from wheelhouse._base._pip import pip_config
+from wheelhouse._base.pip_settings import PYPI_SIMPLE, config_flag, index_urls
 
 
 def _pip_parses(command: str, option: str) -> object:
@@ -76,7 +77,7 @@ def test_booleans_are_read_by_pips_rule(
 
     assert config_flag(pip_config(), "no-index") is expected
     assert bool(_pip_parses("install", "no_index")) is expected
-    assert index_urls(pip_config()) == ([] if expected else [_pip.PYPI_SIMPLE])
+    assert index_urls(pip_config()) == ([] if expected else [PYPI_SIMPLE])
 
 
 def test_a_value_pip_would_refuse_is_not_true() -> None:

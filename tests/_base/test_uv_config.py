@@ -5,24 +5,27 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from wheelhouse._base._uv import pip_config_as_uv_args, pip_config_as_uv_toml, uv_env
+from wheelhouse._base._uv import pip_settings_as_uv_args, pip_settings_as_uv_toml, uv_env
+from wheelhouse._base.pip_settings import PipSettings
 
-CONFIG = {
-    "index-url": "https://mirror.example/simple",
-    "extra-index-url": "file:///opt/a file:///opt/b",
-    "find-links": "/srv/wheels",
-    "pre": "yes",
-    "no-binary": ":all:",
-    "only-binary": "numpy",
-    "cert": "/etc/ca.pem",
-    "proxy": "http://proxy.example:3128",
-    "trusted-host": "mirror.example",
-}
+CONFIG = PipSettings.parse(
+    {
+        "index-url": "https://mirror.example/simple",
+        "extra-index-url": "file:///opt/a file:///opt/b",
+        "find-links": "/srv/wheels",
+        "pre": "yes",
+        "no-binary": ":all:",
+        "only-binary": "numpy",
+        "cert": "/etc/ca.pem",
+        "proxy": "http://proxy.example:3128",
+        "trusted-host": "mirror.example",
+    }
+)
 
 
 def test_uv_toml_carries_the_format_settings_and_no_url() -> None:
     # The index URLs may hold credentials, which no file gets: uv_env passes them.
-    assert tomllib.loads(pip_config_as_uv_toml(CONFIG)) == {
+    assert tomllib.loads(pip_settings_as_uv_toml(CONFIG)) == {
         "pip": {
             "index-strategy": "unsafe-best-match",
             "prerelease": "allow",
@@ -30,25 +33,27 @@ def test_uv_toml_carries_the_format_settings_and_no_url() -> None:
             "only-binary": ["numpy"],
         }
     }
-    assert tomllib.loads(pip_config_as_uv_toml({})) == {
+    assert tomllib.loads(pip_settings_as_uv_toml(PipSettings())) == {
         "pip": {"index-strategy": "unsafe-best-match"}
     }
 
 
 def test_uv_flags_carry_the_format_control() -> None:
-    args = pip_config_as_uv_args(CONFIG)
+    args = pip_settings_as_uv_args(CONFIG)
     assert args[-4:] == ["--no-binary", ":all:", "--only-binary", "numpy"]
 
 
 def test_uv_flags_name_no_index_and_no_find_links() -> None:
     """Every local user reads a command line: the URLs, which may carry a password, are
     passed in uv's environment (uv_env)."""
-    secret = {
-        "index-url": "https://u:pw@mirror.example/simple",
-        "extra-index-url": "https://u:pw@extra.example/simple",
-        "find-links": "https://u:pw@links.example/",
-    }
-    args = pip_config_as_uv_args(secret)
+    secret = PipSettings.parse(
+        {
+            "index-url": "https://u:pw@mirror.example/simple",
+            "extra-index-url": "https://u:pw@extra.example/simple",
+            "find-links": "https://u:pw@links.example/",
+        }
+    )
+    args = pip_settings_as_uv_args(secret)
     assert args == ["--index-strategy", "unsafe-best-match"]
     env = uv_env(secret, {})
     assert env["UV_INDEX_URL"] == "https://u:pw@mirror.example/simple"
@@ -58,7 +63,7 @@ def test_uv_flags_name_no_index_and_no_find_links() -> None:
 
 def test_find_links_with_a_comma_survive_uvs_comma_separated_variable(tmp_path: Path) -> None:
     odd = tmp_path / "a,b"
-    config = {"find-links": f"{odd} http://h/x,y/ /srv/plain"}
+    config = PipSettings.parse({"find-links": f"{odd} http://h/x,y/ /srv/plain"})
     assert uv_env(config, {})["UV_FIND_LINKS"] == (f"{odd.as_uri()},http://h/x%2Cy/,/srv/plain")
     assert "," not in odd.as_uri()
 

@@ -13,8 +13,9 @@ import pytest
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from tests.conftest import isolate_environment
+from wheelhouse._base.pip_settings import IndexOptions
 from wheelhouse.pipeline.run import build_wheelhouse
-from wheelhouse.pipeline.settings import BuildSettings, IndexOptions
+from wheelhouse.pipeline.settings import BuildSettings
 
 DATA = Path(__file__).parent / "data"
 # Real advisories (the GitHub advisory database's and the PyPI advisory database's records,

@@ -16,6 +16,7 @@ import pytest
 from tests._server import IndexServer
 from tests.audit.conftest import real_members, write_zip
 from tests.conftest import Cli, Offline
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.audit.fetch import fetch_snapshot
 from wheelhouse.errors import ExitCode, FetchError
 
@@ -300,7 +301,7 @@ def test_fetch_stops_at_the_size_limit(index_server: IndexServer, tmp_path: Path
     url = serve(index_server, "/big.zip", b"\0" * (2 * 2**20))
     dest = tmp_path / "out" / "PyPI.zip"
     with pytest.raises(FetchError) as caught:
-        fetch_snapshot(url, dest, pip_config={}, max_bytes=2**20)
+        fetch_snapshot(url, dest, pip=PipSettings(), max_bytes=2**20)
     assert caught.value.message == (
         f"the OSV snapshot from {url} is larger than 1 MiB; it is not the OSV export"
     )

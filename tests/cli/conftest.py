@@ -10,8 +10,9 @@ import pytest
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from tests.conftest import isolate_environment
+from wheelhouse._base.pip_settings import IndexOptions
 from wheelhouse.pipeline.run import build_wheelhouse
-from wheelhouse.pipeline.settings import BuildSettings, IndexOptions
+from wheelhouse.pipeline.settings import BuildSettings
 
 # alpha needs beta: two projects, two wheels, one host lock.
 ALPHA = "alpha-1.0-py3-none-any.whl"

@@ -19,10 +19,11 @@ from tests._dists import BUILD_FAILURE_LINE, DistFactory
 from tests._server import IndexServer, _corrupted
 from tests.conftest import Cli, Result, isolate_environment
 from wheelhouse import __version__
+from wheelhouse._base.pip_settings import IndexOptions
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.manifest import MANIFEST_NAME
 from wheelhouse.pipeline.run import build_wheelhouse
-from wheelhouse.pipeline.settings import BuildSettings, IndexOptions
+from wheelhouse.pipeline.settings import BuildSettings
 
 REQUIREMENTS_HINT = "fix the line: requirements use pip's syntax (PEP 508, e.g. 'requests>=2.31')"
 NETWORK_HINT = "check the network, the index URL and pip's proxy and cert settings"

@@ -11,12 +11,13 @@ import pytest
 
 from tests.download._loopback import BODY, NAME, SHA, Behaviour, Server, cut, whole
 from wheelhouse._base._http import HttpClient
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.serve._store import DownloadFailed, Stats, Store
 from wheelhouse.simple import PageFile
 
 
 def _store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "store", "key", HttpClient({}), Stats(), 60.0)
+    return Store(tmp_path / "store", "key", HttpClient(PipSettings()), Stats(), 60.0)
 
 
 def _file(url: str, size: int | None = len(BODY)) -> PageFile:

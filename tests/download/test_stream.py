@@ -15,6 +15,7 @@ import pytest
 
 from tests.download._loopback import BODY, NAME, SHA, Behaviour, Server, cut, ranged, whole
 from wheelhouse._base._http import HttpClient
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.stream import CHUNK, Received, download, receive
 from wheelhouse.errors import DownloadError, ExitCode, HashMismatchError
 
@@ -22,7 +23,7 @@ from wheelhouse.errors import DownloadError, ExitCode, HashMismatchError
 def fetch(tmp_path: Path, url: str, client: HttpClient | None = None, **options: object):  # type: ignore[no-untyped-def]
     """``download`` into ``tmp_path/partial`` -> ``tmp_path/out/NAME``."""
     return download(
-        client or HttpClient({}),
+        client or HttpClient(PipSettings()),
         url,
         tmp_path / "partial",
         tmp_path / "out" / NAME,
@@ -141,7 +142,9 @@ def test_a_stalled_body_is_asked_again(
     server = serve(behaviour)
     started = time.monotonic()
     try:
-        path, _ = fetch(tmp_path, server.url, HttpClient({"timeout": "0.3"}), sha256=SHA)
+        path, _ = fetch(
+            tmp_path, server.url, HttpClient(PipSettings.parse({"timeout": "0.3"})), sha256=SHA
+        )
     finally:
         release.set()
 
@@ -242,7 +245,7 @@ def test_receive_appends_to_a_file_that_readers_follow(
     partial = tmp_path / "partial"
     with partial.open("wb", buffering=0) as out:
         received = receive(
-            HttpClient({}), server.url, out, sha256=SHA,
+            HttpClient(PipSettings()), server.url, out, sha256=SHA,
             progress=lambda _: sizes.append(partial.stat().st_size),
         )  # fmt: skip
     assert received == Received(SHA, len(BODY))

@@ -9,6 +9,7 @@ from packaging.requirements import Requirement
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from tests.pipeline.test_build import sha256_of
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.cache import Cache
 from wheelhouse.resolve._uv_ahead import AheadOfUv
 from wheelhouse.resolve.from_pins import Metadata
@@ -20,7 +21,7 @@ def test_uvs_files_are_stored_by_sha256_with_their_metadata_read(
     app = dists.wheel("app", "1.0", requires=["lib>=1"], requires_python=">=3.8")
     cache = Cache(tmp_path / "cache")
 
-    with AheadOfUv(cache, pip_config={}, jobs=2) as early:
+    with AheadOfUv(cache, pip=PipSettings(), jobs=2) as early:
         early(index_server.files_url + app.name)
         early(index_server.files_url + app.name)  # uv may name a file twice
 

@@ -20,9 +20,9 @@ from wheelhouse._base.targets import HOST
 from wheelhouse.builder.from_sdist import build_all
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched
+from wheelhouse.download.pins import Pin
 from wheelhouse.errors import BuildError, ExitCode
 from wheelhouse.house.manifest import Sha256
-from wheelhouse.resolve.by_pip import Pin
 
 
 def _sha256(path: Path) -> Sha256:
@@ -242,7 +242,7 @@ def test_build_environments_come_from_uv_with_pips_index_and_its_cache_under_our
     """Each sdist needs buildhelper: uv installs it from pip's index (the loopback one, given as
     pip's own index_url: there is no other), and keeps its wheel in a cache under ours."""
     from tests._server import IndexServer
-    from wheelhouse.pipeline.settings import IndexOptions
+    from wheelhouse._base.pip_settings import IndexOptions, PipSettings
 
     helper_dir = tmp_path / "helpers"
     helpers = DistFactory(helper_dir)
@@ -254,8 +254,10 @@ def test_build_environments_come_from_uv_with_pips_index_and_its_cache_under_our
     later = _fetched(dists.sdist("gamma", "1.0", build_requires=["buildhelper>=2"]), "gamma", "1.0")
     with IndexServer(helper_dir) as index:
         config = {"index-url": index.url}
-        built = build_all(sdists, cache, HOST, jobs=2, config=config)
-        build_all([later], cache, HOST, jobs=1, index=IndexOptions(index_url=index.url))
+        built = build_all(sdists, cache, HOST, jobs=2, pip=PipSettings.parse(config))
+        build_all(
+            [later], cache, HOST, jobs=1, pip=PipSettings.read(IndexOptions(index_url=index.url))
+        )
         asked = set(index.requests)
     assert [b.filename for b in built] == [
         "alpha-1.0-py3-none-any.whl",

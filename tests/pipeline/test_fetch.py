@@ -22,11 +22,12 @@ import wheelhouse.download.fetch as fetch_module
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from wheelhouse._base._http import HttpClient
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import fetch_all
+from wheelhouse.download.pins import Pin
 from wheelhouse.errors import ExitCode, FetchError, HashMismatchError
 from wheelhouse.house.manifest import Sha256
-from wheelhouse.resolve.by_pip import Pin
 
 
 def _sha256(path: Path) -> Sha256:
@@ -91,7 +92,7 @@ def test_fetches_every_pin_in_parallel_into_the_cache(
     fetched = fetch_all(
         pins,
         cache,
-        pip_config={},
+        pip=PipSettings(),
         allowed={},
         jobs=4,
         progress=lambda pin, n: progress.update({pin.filename: n}),
@@ -112,10 +113,10 @@ def test_cache_hit_makes_no_request(
 ) -> None:
     wheel = dists.wheel("alpha", "1.0")
     pins = [_pin(wheel, index_server.files_url + wheel.name)]
-    (first,) = fetch_all(pins, cache, pip_config={}, allowed={}, jobs=2)
+    (first,) = fetch_all(pins, cache, pip=PipSettings(), allowed={}, jobs=2)
     index_server.requests.clear()
 
-    (again,) = fetch_all(pins, cache, pip_config={}, allowed={}, jobs=2)
+    (again,) = fetch_all(pins, cache, pip=PipSettings(), allowed={}, jobs=2)
 
     assert index_server.requests == []
     assert (again.pin, again.path, again.sha256, again.size) == (
@@ -134,7 +135,7 @@ def test_file_without_a_promised_hash_is_hashed_on_the_way_in(
     (item,) = fetch_all(
         [_pin(wheel, index_server.files_url + wheel.name, sha256=None)],
         cache,
-        pip_config={},
+        pip=PipSettings(),
         allowed={},
         jobs=1,
     )
@@ -151,7 +152,7 @@ def test_wrong_promised_hash_raises_and_caches_nothing(
     pins = [_pin(good, index_server.files_url + good.name), _pin(bad, url, sha256="0" * 64)]
 
     with pytest.raises(HashMismatchError) as info:
-        fetch_all(pins, cache, pip_config={}, allowed={}, jobs=1)
+        fetch_all(pins, cache, pip=PipSettings(), allowed={}, jobs=1)
 
     err = info.value
     assert err.exit_code == ExitCode.INTEGRITY
@@ -174,7 +175,7 @@ def test_corrupted_download_is_caught(
         fetch_all(
             [_pin(wheel, index_server.files_url + wheel.name)],
             cache,
-            pip_config={},
+            pip=PipSettings(),
             allowed={},
             jobs=1,
         )
@@ -192,7 +193,7 @@ def test_file_outside_the_hashes_the_requirements_pin_is_refused(
     allowed = {canonicalize_name("alpha"): frozenset({Sha256("1" * 64), Sha256("2" * 64)})}
 
     with pytest.raises(HashMismatchError) as info:
-        fetch_all([pin], cache, pip_config={}, allowed=allowed, jobs=1)
+        fetch_all([pin], cache, pip=PipSettings(), allowed=allowed, jobs=1)
 
     assert info.value.message == (
         f"{wheel.name} (alpha==1.0) has sha256 {_sha256(wheel)}, which is not among the hashes "
@@ -206,12 +207,16 @@ def test_cached_file_is_still_checked_against_the_pinned_hashes(
 ) -> None:
     wheel = dists.wheel("alpha", "1.0")
     pin = _pin(wheel, index_server.files_url + wheel.name)
-    fetch_all([pin], cache, pip_config={}, allowed={}, jobs=1)
+    fetch_all([pin], cache, pip=PipSettings(), allowed={}, jobs=1)
     index_server.requests.clear()
 
     with pytest.raises(HashMismatchError):
         fetch_all(
-            [pin], cache, pip_config={}, allowed={pin.name: frozenset({Sha256("1" * 64)})}, jobs=1
+            [pin],
+            cache,
+            pip=PipSettings(),
+            allowed={pin.name: frozenset({Sha256("1" * 64)})},
+            jobs=1,
         )
     assert index_server.requests == []
 
@@ -221,7 +226,7 @@ def test_file_urls_are_copied(dists: DistFactory, cache: Cache) -> None:
     sdist = dists.sdist("with space", "1.0")
     pins = [_pin(wheel, wheel.as_uri()), _pin(sdist, sdist.as_uri())]
 
-    fetched = fetch_all(pins, cache, pip_config={}, allowed={}, jobs=2)
+    fetched = fetch_all(pins, cache, pip=PipSettings(), allowed={}, jobs=2)
 
     assert [f.path.read_bytes() for f in fetched] == [wheel.read_bytes(), sdist.read_bytes()]
     assert [f.sha256 for f in fetched] == [_sha256(wheel), _sha256(sdist)]
@@ -240,7 +245,7 @@ def test_missing_local_file_is_a_fetch_error(tmp_path: Path, cache: Cache) -> No
         requested=True,
     )
     with pytest.raises(FetchError) as info:
-        fetch_all([pin], cache, pip_config={}, allowed={}, jobs=1)
+        fetch_all([pin], cache, pip=PipSettings(), allowed={}, jobs=1)
     assert info.value.exit_code == ExitCode.NETWORK
     assert info.value.message == f"cannot read {str(ghost)!r}: No such file or directory"
     assert _cached_files(cache) == []
@@ -267,7 +272,7 @@ def test_server_error_is_retried(
     (item,) = fetch_all(
         [_pin(wheel, index_server.files_url + wheel.name)],
         cache,
-        pip_config={},
+        pip=PipSettings(),
         allowed={},
         jobs=1,
     )
@@ -292,7 +297,7 @@ def test_server_error_that_persists_is_a_fetch_error(
     index_server.fail("/files/", 503)
 
     with pytest.raises(FetchError) as info:
-        fetch_all([_pin(wheel, url)], cache, pip_config={}, allowed={}, jobs=1)
+        fetch_all([_pin(wheel, url)], cache, pip=PipSettings(), allowed={}, jobs=1)
 
     assert info.value.message == f"cannot download {url}: HTTP 503"
     assert info.value.url == url
@@ -309,7 +314,7 @@ def test_no_back_off_after_the_last_attempt(
         fetch_all(
             [_pin(wheel, index_server.files_url + wheel.name)],
             cache,
-            pip_config={},
+            pip=PipSettings(),
             allowed={},
             jobs=1,
         )
@@ -326,7 +331,7 @@ def test_not_found_is_not_retried(
     pin = _pin(wheel, url)
 
     with pytest.raises(FetchError) as info:
-        fetch_all([pin], cache, pip_config={}, allowed={}, jobs=1)
+        fetch_all([pin], cache, pip=PipSettings(), allowed={}, jobs=1)
 
     assert info.value.message == f"cannot download {url}: HTTP 404"
     assert _file_requests(index_server) == ["/files/alpha-9.9-py3-none-any.whl"]
@@ -341,7 +346,7 @@ def test_error_response_does_not_leak_its_socket(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with contextlib.suppress(FetchError):
-            fetch_all([pin], cache, pip_config={}, allowed={}, jobs=1)
+            fetch_all([pin], cache, pip=PipSettings(), allowed={}, jobs=1)
         gc.collect()
     leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert leaks == []
@@ -387,7 +392,7 @@ def test_proxy_credentials_in_the_proxy_url_are_sent(
         port = proxy.server_address[1]
         # pip's form: credentials percent-encoded in the URL given to --proxy.
         config = {"proxy": f"http://user:p%40ss@127.0.0.1:{port}"}
-        [fetched] = fetch_all([pin], cache, pip_config=config, allowed={}, jobs=1)
+        [fetched] = fetch_all([pin], cache, pip=PipSettings.parse(config), allowed={}, jobs=1)
     finally:
         proxy.shutdown()
         proxy.server_close()

@@ -17,10 +17,11 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from tests._base.conftest import basic
 from tests._dists import DistFactory
 from tests._server import Answer, IndexServer
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import fetch_all
+from wheelhouse.download.pins import Pin
 from wheelhouse.house.manifest import Sha256
-from wheelhouse.resolve.by_pip import Pin
 
 PASSWORD = "pw-Zq81-secret"
 
@@ -64,7 +65,7 @@ def test_pip_asked_for_a_file_gets_no_password_on_its_command_line(
         requested=True,
     )
 
-    [fetched] = fetch_all([pin], Cache(tmp_path / "cache"), pip_config={}, allowed={}, jobs=1)
+    [fetched] = fetch_all([pin], Cache(tmp_path / "cache"), pip=PipSettings(), allowed={}, jobs=1)
 
     assert fetched.path.read_bytes() == wheel.read_bytes()
     pip_runs = [line for line in record.read_bytes().splitlines() if b"download" in line]

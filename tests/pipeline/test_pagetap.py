@@ -11,6 +11,7 @@ import urllib3
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from wheelhouse._base._http import HttpClient
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.resolve._pagetap import PageTap
 from wheelhouse.simple.media import PIP_ACCEPT
 
@@ -24,7 +25,7 @@ def test_keeps_pages_rewrites_redirects_and_passes_files_on(
 ) -> None:
     wheel = dists.wheel("app", "1.0")
     url = index_server.url.replace("http://", "http://alice:s3cret@")
-    with PageTap([url, "file:///somewhere/simple/"], HttpClient({})) as tap:
+    with PageTap([url, "file:///somewhere/simple/"], HttpClient(PipSettings())) as tap:
         tapped, local = tap.index_urls
         assert local == "file:///somewhere/simple/"
         assert tapped.startswith("http://127.0.0.1:") and tapped.endswith("/simple/")
@@ -61,7 +62,8 @@ def test_refusals_and_unreachable_indexes_are_failures(
 ) -> None:
     index_server.fail("/simple/locked/", 403)
     with PageTap(
-        [index_server.url, "http://127.0.0.1:9/simple/"], HttpClient({"retries": "0"})
+        [index_server.url, "http://127.0.0.1:9/simple/"],
+        HttpClient(PipSettings.parse({"retries": "0"})),
     ) as tap:
         refused = get(tap.index_urls[0] + "locked/")
         dead = get(tap.index_urls[1] + "anything/")
@@ -80,7 +82,7 @@ def test_ahead_the_tap_answers_for_linked_hosts_only_and_reads_a_page_once(
     wheel = dists.wheel("app", "1.0")
     index_server.absolute_links = True
     index_server.json_pages = True
-    with PageTap([index_server.url], HttpClient({}), ahead=True) as tap:
+    with PageTap([index_server.url], HttpClient(PipSettings()), ahead=True) as tap:
         [tapped] = tap.index_urls
         loopback = tapped.removesuffix("simple/")
         # Nothing was linked from any host yet: the tap forwards to none.
@@ -110,7 +112,7 @@ def test_ahead_pip_is_answered_with_the_download_offered_for_a_file(
     index_server.absolute_links = True
     made_here = tmp_path / "downloaded.whl"
     made_here.write_bytes(b"the prefetcher's copy")
-    with PageTap([index_server.url], HttpClient({}), ahead=True) as tap:
+    with PageTap([index_server.url], HttpClient(PipSettings()), ahead=True) as tap:
         [tapped] = tap.index_urls
         get(tapped + "app/", Accept=PIP_ACCEPT)
         offered: Future[Path] = Future()
@@ -137,13 +139,13 @@ def test_ahead_pip_is_not_shown_the_files_hide_names(
     def hide(filename: str) -> bool:
         return "win_amd64" in filename
 
-    with PageTap([index_server.url], HttpClient({}), ahead=True, hide=hide) as tap:
+    with PageTap([index_server.url], HttpClient(PipSettings()), ahead=True, hide=hide) as tap:
         [tapped] = tap.index_urls
         index_server.json_pages = True
         as_json = get(tapped + "app/", Accept=PIP_ACCEPT)
         kept_json = tap.pages[index_server.url + "app/"]
     index_server.json_pages = False
-    with PageTap([index_server.url], HttpClient({}), ahead=True, hide=hide) as tap:
+    with PageTap([index_server.url], HttpClient(PipSettings()), ahead=True, hide=hide) as tap:
         [tapped] = tap.index_urls
         as_html = get(tapped + "app/", Accept=PIP_ACCEPT)
         kept_html = tap.pages[index_server.url + "app/"]

@@ -28,6 +28,7 @@ from tests._server import Answer, IndexServer
 from tests.conftest import Cli
 from tests.pipeline.test_build import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph
 from wheelhouse._base._http import HttpClient
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.resolve import _pagetap
 from wheelhouse.resolve._pagetap import REFUSED, PageTap
 from wheelhouse.simple.media import PIP_ACCEPT
@@ -126,7 +127,7 @@ def test_a_request_without_the_secret_is_refused_and_the_index_asked_nothing(
 ) -> None:
     wheel = dists.wheel("app", "1.0")
     url = guard(index_server)
-    with PageTap([url], HttpClient({}), ahead=ahead) as tap:
+    with PageTap([url], HttpClient(PipSettings()), ahead=ahead) as tap:
         [tapped] = tap.index_urls
         port = urlsplit(tapped).port
         assert port is not None
@@ -166,7 +167,7 @@ def test_another_local_user_cannot_read_a_page_even_with_the_tap_url(
     dists.wheel("app", "1.0")
     url = guard(index_server)
     read = [sys.executable, "-I", "-c", _READER]
-    with PageTap([url], HttpClient({})) as tap:
+    with PageTap([url], HttpClient(PipSettings())) as tap:
         page = tap.index_urls[0] + "app/"
         theirs = subprocess.run(
             [*NOBODY, *read, page], capture_output=True, text=True, timeout=WAIT, check=False
@@ -205,7 +206,7 @@ def test_targets_that_name_another_host_or_climb_out_reach_nothing(
     index_server.absolute_links = True  # the page links the index's own host and port
     url = guard(index_server)
     other = f"127.0.0.1:{listener.port}"
-    with PageTap([url], HttpClient({}), ahead=ahead) as tap:
+    with PageTap([url], HttpClient(PipSettings()), ahead=ahead) as tap:
         [tapped] = tap.index_urls
         port = urlsplit(tapped).port
         assert port is not None
@@ -269,8 +270,8 @@ def test_the_index_credentials_go_to_its_own_origin_only(
 
         index_server.intercept(page)  # after the guard: asked with the credentials only
         # As the build makes them: the index's credentials may be in pip's configuration.
-        client = HttpClient({"index-url": url})
-        bare = HttpClient({})
+        client = HttpClient(PipSettings.parse({"index-url": url}))
+        bare = HttpClient(PipSettings())
         with PageTap([url], client, ahead=True, elsewhere=bare) as tap:
             [tapped] = tap.index_urls
             sent = get(tapped + "app/", Accept=PIP_ACCEPT).data.decode()
@@ -392,7 +393,7 @@ def test_root_relative_links_are_followed_under_the_secret(
     wheel = dists.wheel("app", "1.0")
     index_server.json_pages = json_pages
     root_relative(index_server)
-    with PageTap([index_server.url], HttpClient({}), ahead=ahead) as tap:
+    with PageTap([index_server.url], HttpClient(PipSettings()), ahead=ahead) as tap:
         [tapped] = tap.index_urls
         page = get(tapped + "app/", Accept=PIP_ACCEPT)
         links = re.findall(rb'(?:href="|"url": ")([^"#]+)', page.data)
@@ -445,7 +446,9 @@ def test_a_page_larger_than_the_tap_reads_is_a_failure_not_a_page(
         return None
 
     index_server.intercept(answer)
-    with PageTap([index_server.url], HttpClient({"retries": "0"}), ahead=ahead) as tap:
+    with PageTap(
+        [index_server.url], HttpClient(PipSettings.parse({"retries": "0"})), ahead=ahead
+    ) as tap:
         [tapped] = tap.index_urls
         try:
             status: int | None = get(tapped + "app/", Accept=PIP_ACCEPT).status
@@ -472,7 +475,7 @@ def test_another_users_silent_connection_is_dropped(
 ) -> None:
     if shutil.which("setpriv") is None or os.geteuid() != 0:
         missing("setpriv as root", "another local user is played by uid 65534")
-    with PageTap([index_server.url], HttpClient({})) as tap:
+    with PageTap([index_server.url], HttpClient(PipSettings())) as tap:
         port = urlsplit(tap.index_urls[0]).port
         silent = subprocess.run(
             [*NOBODY, sys.executable, "-I", "-c", _SILENT, str(port)],

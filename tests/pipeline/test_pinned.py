@@ -19,10 +19,10 @@ from packaging.utils import canonicalize_name
 from tests._dists import DistFactory, vendor_dist_info
 from tests._server import Answer, IndexServer, Intercept, _requires_python
 from tests.conftest import Cli
+from wheelhouse._base.pip_settings import IndexOptions, PipSettings
 from wheelhouse._base.targets import HOST
 from wheelhouse.download.cache import Cache
 from wheelhouse.inputs.requirements import read_inputs
-from wheelhouse.pipeline.settings import IndexOptions
 from wheelhouse.resolve.by_pip import resolve
 from wheelhouse.resolve.from_pins import PinnedResult, resolve_pinned
 from wheelhouse.resolve.fully_pinned import Fallback
@@ -50,8 +50,7 @@ def run(
     inputs = read_inputs((req,), cons)
     return resolve_pinned(
         inputs,
-        IndexOptions(index_url=index_url),
-        config or {},
+        PipSettings.parse(config or {}, IndexOptions(index_url=index_url)),
         HOST,
         Cache(tmp_path / "cache"),
         jobs=4,
@@ -97,7 +96,7 @@ def test_complete_pins_give_what_pips_resolver_gives(
     (tmp_path / "pip" / "r.txt").write_text(requirements)
     pip = resolve(
         read_inputs((tmp_path / "pip" / "r.txt",), ()),
-        IndexOptions(index_url=index_server.url),
+        PipSettings.read(IndexOptions(index_url=index_server.url)),
         HOST,
     )
 

@@ -15,6 +15,7 @@ import pytest
 
 from tests._dists import DistFactory
 from tests._server import IndexServer
+from wheelhouse._base.pip_settings import IndexOptions, PipSettings
 from wheelhouse._base.targets import HOST
 from wheelhouse.errors import (
     BuildError,
@@ -27,7 +28,6 @@ from wheelhouse.errors import (
     ResolutionError,
 )
 from wheelhouse.inputs.requirements import read_inputs
-from wheelhouse.pipeline.settings import IndexOptions
 from wheelhouse.resolve.by_pip import _from_report, explain_pip_failure, resolve
 
 # -- pip's output, recorded -------------------------------------------------------------------
@@ -40,7 +40,7 @@ from wheelhouse.resolve.by_pip import _from_report, explain_pip_failure, resolve
 # (shared==1.0), right 1.0 (shared==2.0), needs-shared 1.0 (shared), and badmeta 1.0, an sdist
 # whose prepare_metadata_for_build_wheel fails. Port 9 is closed; 8443 serves a self-signed cert.
 
-INDEX = IndexOptions(index_url="http://127.0.0.1:8765/simple/")
+INDEX = PipSettings.parse({}, IndexOptions(index_url="http://127.0.0.1:8765/simple/"))
 REQS = "/home/user/project/requirements.txt"
 ALPHA_1_SHA = "ff88897f37112ded1ba46735ee0de6917be144db2b8b11712c26f858ccaf59bd"
 CORRUPT_SHA = "c09766f20e3b4a46db6028e508256a50d58b55c6fda61e2145978c1f6cafe99e"
@@ -418,7 +418,7 @@ def test_unpinned_dependency_in_hash_checking_mode_is_named(output: str) -> None
 
 @pips("NETWORK_RETRY")
 def test_unreachable_index_is_a_network_error(output: str) -> None:
-    index = IndexOptions(index_url="http://127.0.0.1:9/simple/")
+    index = PipSettings.parse({}, IndexOptions(index_url="http://127.0.0.1:9/simple/"))
     err = explain_pip_failure(output, index)
     assert isinstance(err, NetworkError)
     assert err.exit_code == ExitCode.NETWORK
@@ -430,7 +430,7 @@ def test_unreachable_index_is_a_network_error(output: str) -> None:
 
 
 def test_unreachable_index_message_pip_26() -> None:
-    index = IndexOptions(index_url="http://127.0.0.1:9/simple/")
+    index = PipSettings.parse({}, IndexOptions(index_url="http://127.0.0.1:9/simple/"))
     err = explain_pip_failure(PIP_263_NETWORK_RETRY, index)
     assert err.message == (
         "cannot reach http://127.0.0.1:9/simple (while fetching /simple/alpha/): "
@@ -440,14 +440,16 @@ def test_unreachable_index_message_pip_26() -> None:
 
 
 def test_unreachable_index_message_pip_23_keeps_the_reason() -> None:
-    index = IndexOptions(index_url="http://127.0.0.1:9/simple/")
+    index = PipSettings.parse({}, IndexOptions(index_url="http://127.0.0.1:9/simple/"))
     err = explain_pip_failure(PIP_232_NETWORK_RETRY, index)
     assert "Connection refused" in err.message
 
 
 @pips("SSL")
 def test_certificate_failure_names_the_url(output: str) -> None:
-    err = explain_pip_failure(output, IndexOptions(index_url="https://127.0.0.1:8443/simple/"))
+    err = explain_pip_failure(
+        output, PipSettings.parse({}, IndexOptions(index_url="https://127.0.0.1:8443/simple/"))
+    )
     assert isinstance(err, NetworkError)
     assert err.exit_code == ExitCode.NETWORK
     assert err.url == "https://127.0.0.1:8443/simple/alpha/"
@@ -670,7 +672,9 @@ def test_resolve_pins_wheels_and_sdists_with_the_index_hashes(
     req = tmp_path / "requirements.txt"
     req.write_text("alpha<2\n", encoding="utf-8")
 
-    resolution = resolve(read_inputs((req,), ()), IndexOptions(index_url=index_server.url), HOST)
+    resolution = resolve(
+        read_inputs((req,), ()), PipSettings.read(IndexOptions(index_url=index_server.url)), HOST
+    )
 
     assert [(p.name, p.version, p.kind, p.filename, p.requested) for p in resolution.pins] == [
         ("alpha", "1.0", "wheel", wheel.name, True),
@@ -695,11 +699,8 @@ def test_sdist_metadata_failure_of_a_local_file_names_it() -> None:
     assert err.message == "pip could not prepare the metadata of badmeta 1.0 while resolving"
 
 
-def test_unreachable_default_index_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    import wheelhouse.resolve.by_pip
-
-    monkeypatch.setattr(wheelhouse.resolve.by_pip, "pip_config", lambda: {})
-    err = explain_pip_failure(PIP_263_NETWORK_RETRY, IndexOptions())
+def test_unreachable_default_index_is_named() -> None:
+    err = explain_pip_failure(PIP_263_NETWORK_RETRY, PipSettings())
     assert isinstance(err, NetworkError)
     assert err.message.startswith("cannot reach https://pypi.org/simple (while fetching")
 
@@ -712,11 +713,16 @@ def test_the_index_probe_fails_only_a_host_that_cannot_be_reached(
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         closed = int(sock.getsockname()[1])
-    dead = _unreachable(IndexOptions(index_url=f"http://127.0.0.1:{closed}/simple/"), "alpha")
+    dead = _unreachable(
+        PipSettings.read(IndexOptions(index_url=f"http://127.0.0.1:{closed}/simple/")), "alpha"
+    )
     assert isinstance(dead, NetworkError)
     assert dead.message.startswith(f"cannot reach http://127.0.0.1:{closed}/simple/: ")
     # An HTTP answer of any status is an index that is there.
-    assert _unreachable(IndexOptions(index_url=index_server.url), "no-such-project") is None
+    assert (
+        _unreachable(PipSettings.read(IndexOptions(index_url=index_server.url)), "no-such-project")
+        is None
+    )
     # So is a TLS refusal: pip may trust a certificate store that we do not, and decides.
     https = f"https://127.0.0.1:{index_server.port}/simple/"
-    assert _unreachable(IndexOptions(index_url=https), "alpha") is None
+    assert _unreachable(PipSettings.read(IndexOptions(index_url=https)), "alpha") is None

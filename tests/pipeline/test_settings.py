@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wheelhouse.pipeline.settings import IndexOptions
+from wheelhouse._base.pip_settings import IndexOptions
 
 
 def test_index_url_replaces_and_extra_urls_extend_without_repeats() -> None:

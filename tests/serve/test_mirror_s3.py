@@ -21,12 +21,12 @@ from tests.conftest import Cli, MakeVenv
 from tests.serve.test_nginx import require_nginx
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
+from wheelhouse._base.pip_settings import IndexOptions
 from wheelhouse._base.storage import ObjectInfo, S3Store, Store
 from wheelhouse.house.manifest import read_manifest
 from wheelhouse.house.publish import content_type
 from wheelhouse.mirror.run import MirrorSettings
 from wheelhouse.mirror.store import mirror_to_store, working_tree
-from wheelhouse.pipeline.settings import IndexOptions
 
 PREFIX = "mirror"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from wheelhouse._base._http import HttpClient
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.serve import _store
 from wheelhouse.serve._store import PageRecord, Stats, Store
 from wheelhouse.simple import PageFile, ProjectPage
@@ -24,7 +25,7 @@ def _record(project: str, files: int) -> PageRecord:
 
 
 def _store_at(root: Path) -> Store:
-    return Store(root, "key", HttpClient({}), Stats(), 5.0)
+    return Store(root, "key", HttpClient(PipSettings()), Stats(), 5.0)
 
 
 def test_a_page_read_by_many_threads_at_once_is_parsed_once(

@@ -15,6 +15,7 @@ from packaging.version import Version
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from wheelhouse._base._http import HttpClient
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.wheels import RangeFile, read_wheel_metadata, read_wheel_metadata_from
 from wheelhouse.errors import UpstreamError
 from wheelhouse.serve._upstream import fetch_wheel_metadata
@@ -90,7 +91,7 @@ def test_fetch_project_page_negotiates_json_and_revalidates(
     dists: DistFactory, index_server: IndexServer
 ) -> None:
     wheel = dists.wheel("demo", "1.0", requires_python=">=3.8")
-    client = HttpClient({})
+    client = HttpClient(PipSettings())
     index_server.json_pages = True
     index_server.etags = True
     first = fetch_project_page(client, index_server.url, "Demo")
@@ -110,7 +111,7 @@ def test_fetch_project_page_negotiates_json_and_revalidates(
 
 
 def test_fetch_project_page_fails_with_one_line_reason(index_server: IndexServer) -> None:
-    client = HttpClient({})
+    client = HttpClient(PipSettings())
     index_server.fail("/simple/", 503)
     with pytest.raises(UpstreamError, match=r"answered HTTP 503$"):
         fetch_project_page(client, index_server.url, "demo")
@@ -145,7 +146,7 @@ def test_fetch_wheel_metadata_by_range_then_whole(
     sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
     file = PageFile(wheel.name, index_server.files_url + wheel.name, {"sha256": sha})
     expected = b"Metadata-Version: 2.1\nName: big\n"
-    client = HttpClient({})
+    client = HttpClient(PipSettings())
     index_server.ranges = True
     ranged = fetch_wheel_metadata(client, file)
     assert (ranged.data, ranged.source) == (expected, "range")

@@ -31,6 +31,7 @@ from tests.serve._hostile import (
 )
 from tests.serve.conftest import StartProxy
 from wheelhouse._base._http import HttpClient
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.wheels import MAX_METADATA, MetadataTooLargeError, read_wheel_metadata
 from wheelhouse.errors import UpstreamError
 from wheelhouse.serve._upstream import fetch_wheel_metadata
@@ -94,7 +95,7 @@ def test_a_pep_658_file_past_the_metadata_limit_is_refused(index_server: IndexSe
     serve(index_server, {}, {f"{filename}.metadata": served})
     file = PageFile(filename, index_server.files_url + filename, core_metadata=True)
     with pytest.raises(UpstreamError) as caught:
-        fetch_wheel_metadata(HttpClient({}), file, allow_whole=False)
+        fetch_wheel_metadata(HttpClient(PipSettings()), file, allow_whole=False)
     assert caught.value.message == (
         f"{index_server.files_url}{filename}.metadata sent more than {MAX_METADATA} bytes"
     )
@@ -104,7 +105,7 @@ def test_a_gzip_bomb_page_is_refused_with_bounded_memory(index_server: IndexServ
     bomb = gzip_bomb(512 * MiB)
     assert len(bomb) < MiB
     serve(index_server, {"gz": ({"Content-Type": JSON, "Content-Encoding": "gzip"}, bomb)})
-    client = HttpClient({})
+    client = HttpClient(PipSettings())
     tracemalloc.start()
     started = time.monotonic()
     try:
@@ -147,7 +148,7 @@ def test_a_whole_wheel_past_the_size_its_page_gives_is_cut_off(
     promised = wheel.stat().st_size // 2
     file = PageFile(wheel.name, index_server.files_url + wheel.name, size=promised)
     with pytest.raises(UpstreamError) as caught:
-        fetch_wheel_metadata(HttpClient({}), file)
+        fetch_wheel_metadata(HttpClient(PipSettings()), file)
     assert caught.value.message == (
         f"{index_server.files_url}{wheel.name} sent more than the {promised} bytes its page gives"
     )
@@ -168,7 +169,7 @@ def test_a_page_of_a_million_tiny_entries_is_refused_with_bounded_memory(
     headers, page = many_files_page(kind, 1_200_000)
     assert len(page) < 32 * MiB
     serve(index_server, {"many": (headers, page)})
-    client = HttpClient({})
+    client = HttpClient(PipSettings())
     peaks: list[int] = []
 
     def fetch() -> None:

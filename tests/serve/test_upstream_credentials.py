@@ -16,6 +16,7 @@ from tests.serve._hostile import (
     serve,
 )
 from wheelhouse._base._http import HttpClient
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.serve._upstream import open_file
 from wheelhouse.simple import fetch_project_page
 
@@ -55,7 +56,7 @@ def test_index_credentials_reach_its_own_origin_only(
         )
     )
     index_url = index_server.url.replace("//", "//u:s3cret@", 1)
-    client = HttpClient({"index-url": index_url})
+    client = HttpClient(PipSettings.parse({"index-url": index_url}))
 
     result = fetch_project_page(client, index_url, "demo")
     assert result.page is not None
@@ -78,7 +79,7 @@ def test_credentials_from_pip_configuration_match_scheme_host_and_port(
     serve(other_port, {}, {"b.whl": b"b"})
     # The index given with its default port spelled out still matches its URLs without it.
     config = {"index-url": f"http://u:p@127.0.0.1:{index_server.port}/simple/"}
-    client = HttpClient(config)
+    client = HttpClient(PipSettings.parse(config))
     for url in (index_server.files_url + "a.whl", other_port.files_url + "b.whl"):
         open_file(client, url).release_conn()
     assert files_auth(index_server) == [("/files/a.whl", basic("u", "p"))]

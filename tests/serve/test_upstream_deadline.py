@@ -14,6 +14,7 @@ from tests.serve._hostile import (
 )
 from tests.serve.conftest import StartProxy
 from wheelhouse._base._http import HttpClient
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.errors import UpstreamError
 from wheelhouse.serve._upstream import fetch_wheel_metadata, open_file
 from wheelhouse.simple import PageFile, fetch_project_page
@@ -28,7 +29,7 @@ def dripper(request: pytest.FixtureRequest) -> Iterator[Dripper]:
 
 @pytest.mark.parametrize("dripper", ["headers", "body"], indirect=True)
 def test_a_dripping_page_fails_at_the_deadline(dripper: Dripper) -> None:
-    client = HttpClient({})
+    client = HttpClient(PipSettings())
     raised, took = within(30, lambda: fetch_project_page(client, dripper.url, "drip", timeout=2))
     assert isinstance(raised, UpstreamError), raised
     assert raised.message == f"{dripper.url}drip/ did not answer within 2 s"
@@ -37,7 +38,7 @@ def test_a_dripping_page_fails_at_the_deadline(dripper: Dripper) -> None:
 
 @pytest.mark.parametrize("dripper", ["headers", "body"], indirect=True)
 def test_a_dripping_metadata_file_fails_at_the_deadline(dripper: Dripper) -> None:
-    client = HttpClient({})
+    client = HttpClient(PipSettings())
     url = dripper.url + "drip-1.0-py3-none-any.whl"
     file = PageFile("drip-1.0-py3-none-any.whl", url, core_metadata=True)
     raised, took = within(30, lambda: fetch_wheel_metadata(client, file, timeout=2))
@@ -48,7 +49,7 @@ def test_a_dripping_metadata_file_fails_at_the_deadline(dripper: Dripper) -> Non
 
 @pytest.mark.parametrize("dripper", ["headers"], indirect=True)
 def test_open_file_fails_at_the_deadline_when_headers_drip(dripper: Dripper) -> None:
-    client = HttpClient({})
+    client = HttpClient(PipSettings())
     raised, took = within(30, lambda: open_file(client, dripper.url + "f.whl", timeout=2))
     assert isinstance(raised, UpstreamError), raised
     assert took < 10, took

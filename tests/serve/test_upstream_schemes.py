@@ -16,6 +16,7 @@ from tests.serve._hostile import (
     serve,
 )
 from wheelhouse._base._http import HttpClient
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.simple import fetch_project_page, parse_html_page
 
 PASSWD_PAGE = b"""<!DOCTYPE html><html><body>
@@ -34,7 +35,7 @@ def test_a_remote_page_links_http_files_only(
     serve(index_server, {"evil": ({"Content-Type": "text/html"}, PASSWD_PAGE % passwd)})
     caplog.set_level(logging.WARNING, logger="wheelhouse.simple.parse")
 
-    result = fetch_project_page(HttpClient({}), index_server.url, "evil")
+    result = fetch_project_page(HttpClient(PipSettings()), index_server.url, "evil")
 
     assert result.page is not None
     assert [(f.filename, f.url) for f in result.page.files] == [

@@ -10,6 +10,7 @@ import pytest
 from tests._dists import DistFactory
 from tests._server import IndexServer
 from wheelhouse._base._http import HttpClient
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.errors import ExitCode, MalformedUploadTime, UpstreamError
 from wheelhouse.simple import fetch_project_page, parse_html_page, parse_json_page
 
@@ -29,7 +30,7 @@ def test_project_status_and_reason_are_read_from_either_form(
     demo.json_pages = json_pages
     demo.project_status["demo"] = ("quarantined", "malware <script>")
 
-    result = fetch_project_page(HttpClient({}), demo.url, "demo")
+    result = fetch_project_page(HttpClient(PipSettings()), demo.url, "demo")
 
     assert result.page is not None
     assert result.page.status == "quarantined"
@@ -39,7 +40,7 @@ def test_project_status_and_reason_are_read_from_either_form(
 
 def test_a_page_without_status_is_active(demo: IndexServer) -> None:
     demo.json_pages = True
-    result = fetch_project_page(HttpClient({}), demo.url, "demo")
+    result = fetch_project_page(HttpClient(PipSettings()), demo.url, "demo")
     assert result.page is not None
     assert (result.page.status, result.page.status_reason) == ("active", None)
     assert result.page.files[0].upload_time == "2026-01-01T00:00:00.000000Z"
@@ -88,7 +89,7 @@ def test_a_malformed_upload_time_is_one_line_naming_project_and_file(
     demo.upload_times[WHEEL] = value
 
     with pytest.raises(MalformedUploadTime) as caught:
-        fetch_project_page(HttpClient({}), demo.url, "demo")
+        fetch_project_page(HttpClient(PipSettings()), demo.url, "demo")
 
     assert caught.value.exit_code == ExitCode.NETWORK
     assert caught.value.message == (

@@ -11,6 +11,7 @@ import pytest
 from tests._base.conftest import basic
 from tests._server import Answer, IndexServer
 from wheelhouse._base._http import HttpClient
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.errors import UpstreamError
 from wheelhouse.simple import fetch_page, fetch_project_page
 from wheelhouse.simple.media import HTML_ONLY, PIP_ACCEPT
@@ -51,7 +52,7 @@ def test_credentials_follow_a_redirect_on_the_same_origin_only(
     other_port.intercept(answer({"/simple/demo/": (200, {"Content-Type": "text/html"}, PAGE)}))
     index_url = index_server.url.replace("//", "//u:s3cret@", 1)
 
-    result = fetch_project_page(HttpClient({}), index_url, "demo")
+    result = fetch_project_page(HttpClient(PipSettings()), index_url, "demo")
 
     assert result.status == "ok" and result.page is not None
     assert result.page.url == f"{other_port.url}demo/"
@@ -69,7 +70,9 @@ def test_configured_credentials_of_another_index_go_to_that_index_only(
     )
     other_port.intercept(answer({"/simple/demo/": (200, {"Content-Type": "text/html"}, PAGE)}))
     other_index = other_port.url.replace("//", "//o:th3rs@", 1)
-    client = HttpClient({"index-url": index_server.url, "extra-index-url": other_index})
+    client = HttpClient(
+        PipSettings.parse({"index-url": index_server.url, "extra-index-url": other_index})
+    )
 
     answered = fetch_page(client, index_server.project_url("demo"))
 
@@ -87,7 +90,7 @@ def test_a_redirect_to_a_file_url_is_refused_naming_the_url_without_credentials(
     url = index_server.project_url("demo").replace("//", "//u:s3cret@", 1)
 
     with pytest.raises(UpstreamError) as caught:
-        fetch_page(HttpClient({}), url)
+        fetch_page(HttpClient(PipSettings()), url)
 
     assert caught.value.message == (
         f"{index_server.project_url('demo')} redirects to a file: URL; only http(s) is followed"
@@ -107,7 +110,10 @@ def test_an_index_refusing_the_accept_header_is_asked_once_more_with_the_other(
     index_server.intercept(refuse_html)
 
     answered = fetch_page(
-        HttpClient({}), index_server.project_url("demo"), accept=HTML_ONLY, if_refused=PIP_ACCEPT
+        HttpClient(PipSettings()),
+        index_server.project_url("demo"),
+        accept=HTML_ONLY,
+        if_refused=PIP_ACCEPT,
     )
 
     assert (answered.status, answered.body) == (200, PAGE)
@@ -122,7 +128,7 @@ def test_validators_are_sent_and_a_304_reads_no_body(index_server: IndexServer) 
         return 200, {"Content-Type": "text/html", "ETag": '"v1"'}, PAGE
 
     index_server.intercept(revalidate)
-    client = HttpClient({})
+    client = HttpClient(PipSettings())
 
     first = fetch_project_page(client, index_server.url, "demo")
     again = fetch_project_page(client, index_server.url, "demo", etag=first.etag)
@@ -134,7 +140,7 @@ def test_validators_are_sent_and_a_304_reads_no_body(index_server: IndexServer) 
 def test_a_page_past_the_limit_is_refused(index_server: IndexServer) -> None:
     index_server.intercept(answer({"/simple/demo/": (200, {"Content-Type": "text/html"}, PAGE)}))
     with pytest.raises(UpstreamError) as caught:
-        fetch_page(HttpClient({}), index_server.project_url("demo"), limit=len(PAGE) - 1)
+        fetch_page(HttpClient(PipSettings()), index_server.project_url("demo"), limit=len(PAGE) - 1)
     assert caught.value.message == (
         f"{index_server.project_url('demo')} sent more than {len(PAGE) - 1} bytes"
     )

@@ -21,7 +21,7 @@ import urllib3
 import urllib3.connection
 from urllib3.util import Retry
 
-from wheelhouse._base._pip import config_flag
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.urls import strip_credentials
 
 __all__ = ["Deadline", "HttpClient", "origin_of", "retry_policy", "strip_credentials"]
@@ -196,7 +196,7 @@ _WATCHED_POOLS: dict[str, type[urllib3.HTTPConnectionPool]] = {
 }
 
 
-def retry_policy(pip_config: Mapping[str, str]) -> Retry:
+def retry_policy(pip: PipSettings) -> Retry:
     """How a GET is retried: pip's ``retries`` count (ours by default) for refused or dropped
     connections, cut-off responses and 429/5xx answers (honouring Retry-After, bounded), with
     a bounded exponential back-off; redirects followed (at most ten); never a TLS failure.
@@ -204,10 +204,7 @@ def retry_policy(pip_config: Mapping[str, str]) -> Retry:
     After the last attempt the last 429/5xx response is returned, not raised, so callers word
     the status themselves.
     """
-    try:
-        count = max(0, int(pip_config.get("retries") or _DEFAULT_RETRIES))
-    except ValueError:
-        count = _DEFAULT_RETRIES
+    count = _DEFAULT_RETRIES if pip.retries is None else pip.retries
     return _Retry(
         total=None,
         connect=count,
@@ -225,22 +222,22 @@ def retry_policy(pip_config: Mapping[str, str]) -> Retry:
 
 
 class HttpClient:
-    """Pooled, thread-safe GETs configured from pip's effective configuration."""
+    """Pooled, thread-safe GETs configured from pip's settings (timeout, retries, cert,
+    client certificate, proxy, and the index URLs' credentials)."""
 
-    def __init__(self, pip_config: Mapping[str, str], *, pool_size: int = 8) -> None:
-        timeout = float(pip_config.get("timeout") or pip_config.get("default-timeout") or 15)
-        self._timeout = urllib3.Timeout(connect=min(timeout, 15.0), read=timeout)
-        self._context = _ssl_context(pip_config)
-        self._credentials = _index_credentials(pip_config)
+    def __init__(self, pip: PipSettings, *, pool_size: int = 8) -> None:
+        self._timeout = urllib3.Timeout(connect=min(pip.timeout, 15.0), read=pip.timeout)
+        self._context = _ssl_context(pip)
+        self._credentials = _index_credentials(pip)
         self._pool_size = pool_size
-        self.retries = retry_policy(pip_config)
+        self.retries = retry_policy(pip)
         self._direct = urllib3.PoolManager(
             num_pools=16, maxsize=pool_size, ssl_context=self._context, retries=self.retries
         )
         self._direct.pool_classes_by_scheme = _WATCHED_POOLS
         self._proxies: dict[str, urllib3.ProxyManager] = {}
-        self._proxy_option = pip_config.get("proxy")
-        self._no_proxy_env = config_flag(pip_config, "no-proxy-env")
+        self._proxy_option = pip.proxy
+        self._no_proxy_env = pip.no_proxy_env
 
     def get(
         self,
@@ -363,14 +360,10 @@ def _netrc_auth(host: str) -> str | None:
     return None
 
 
-def _ssl_context(pip_config: Mapping[str, str]) -> ssl.SSLContext:
+def _ssl_context(pip: PipSettings) -> ssl.SSLContext:
     # pip's own order: its `cert` option, then the environment's bundle, then the system store.
-    cafile = (
-        pip_config.get("cert")
-        or os.environ.get("REQUESTS_CA_BUNDLE")
-        or os.environ.get("SSL_CERT_FILE")
-    )
-    return _shared_context(cafile or None, pip_config.get("client-cert") or None)
+    cafile = pip.cert or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    return _shared_context(cafile or None, pip.client_cert)
 
 
 @functools.cache
@@ -399,9 +392,9 @@ def origin_of(url: str) -> Origin:
     return (scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme))
 
 
-def _index_credentials(pip_config: Mapping[str, str]) -> dict[Origin, str]:
+def _index_credentials(pip: PipSettings) -> dict[Origin, str]:
     # Index URLs may carry user:password; files hosted on the same origin need them too.
-    urls = " ".join(pip_config.get(k, "") for k in ("index-url", "extra-index-url")).split()
+    urls = [u for u in (pip.index_url, *pip.extra_index_urls) if u]
     creds: dict[Origin, str] = {}
     for url in urls:
         parts = urlsplit(url)

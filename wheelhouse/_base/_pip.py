@@ -1,6 +1,7 @@
-"""The single fence around pip: its command line, its environment, and its configuration.
+"""The fence around pip's command line, its environment, and reading its configuration.
 
-pip has no stable Python API, so everything that depends on how pip behaves lives here.
+pip has no stable Python API, so what depends on how pip runs lives here; what its settings
+mean once read (``pip_config()``'s strings) is ``pip_settings``'s, which parses them once.
 """
 
 from __future__ import annotations
@@ -18,22 +19,16 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from wheelhouse._base import _pip_ahead
 from wheelhouse._base._subprocess import Completed, run
 
 __all__ = [
-    "PYPI_SIMPLE",
-    "FormatControl",
     "OptionLine",
     "RequirementFileError",
     "RequirementLine",
     "config_fingerprint",
-    "config_flag",
-    "format_control",
     "hide_credentials",
-    "index_urls",
     "offline_env",
     "online_env",
     "pip_command",
@@ -223,136 +218,9 @@ def run_pip(
     return run([*pip_command(python), *args], env=env, cwd=cwd, abort=abort, on_stdout=on_stdout)
 
 
-PYPI_SIMPLE = "https://pypi.org/simple/"
-
 # The pip command whose configuration section applies: the resolver runs `pip install
 # --dry-run --report`, so `[install]` is what pip itself reads for a build.
 RESOLVING_COMMAND = "install"
-
-
-def config_flag(config: Mapping[str, str], option: str) -> bool:
-    """A boolean option of ``pip_config()``, true by pip's rule (its ``strtobool``: y, yes, t,
-    true, on, 1, in any case); a value pip would refuse counts as false."""
-    value = config.get(option, "")
-    if not value:
-        return False
-    try:
-        return bool(_strtobool(value))
-    except ValueError:
-        return False
-
-
-def _strtobool(value: str) -> int:
-    try:
-        from pip._internal.utils.misc import strtobool
-    except ImportError:  # pip moved it: its rule, as of pip 26
-        lowered = value.lower()
-        if lowered in ("y", "yes", "t", "true", "on", "1"):
-            return 1
-        if lowered in ("n", "no", "f", "false", "off", "0"):
-            return 0
-        raise ValueError(f"invalid truth value {value!r}") from None
-    return strtobool(value)
-
-
-def index_urls(config: Mapping[str, str]) -> list[str]:
-    """The indexes pip reads, in its order: index-url (PyPI by default), then each extra
-    index; none with no-index. ``config`` is ``pip_config()``, command-line options merged."""
-    if config_flag(config, "no-index"):
-        return []
-    urls = [config.get("index-url") or PYPI_SIMPLE, *config.get("extra-index-url", "").split()]
-    return list(dict.fromkeys(urls))
-
-
-Format = Literal["binary", "source"]
-
-
-@dataclass(frozen=True)
-class FormatControl:
-    """pip's ``--no-binary``/``--only-binary`` state: which projects may come from a wheel and
-    which from an sdist. It follows pip's ``FormatControl`` (``models/format_control.py``)
-    rule for rule; pip's own class is not imported because its module loads pip's rich-based
-    exceptions (the pinned path runs without pip)."""
-
-    no_binary: frozenset[str] = frozenset()
-    only_binary: frozenset[str] = frozenset()
-
-    def apply(self, option: Literal["no-binary", "only-binary"], value: str) -> FormatControl:
-        """The state after one ``--no-binary VALUE`` or ``--only-binary VALUE`` (comma-separated
-        names, ``:all:``, ``:none:``), as pip's ``handle_mutual_excludes`` changes it."""
-        target = set(self.no_binary if option == "no-binary" else self.only_binary)
-        other = set(self.only_binary if option == "no-binary" else self.no_binary)
-        new = value.split(",")
-        done = False
-        while ":all:" in new:
-            other.clear()
-            target.clear()
-            target.add(":all:")
-            del new[: new.index(":all:") + 1]
-            # Without a :none:, everything after :all: is covered by it.
-            if ":none:" not in new:
-                done = True
-                break
-        if not done:
-            for name in new:
-                if name == ":none:":
-                    target.clear()
-                    continue
-                canonical = _canonical(name)
-                other.discard(canonical)
-                target.add(canonical)
-        if option == "no-binary":
-            return FormatControl(frozenset(target), frozenset(other))
-        return FormatControl(frozenset(other), frozenset(target))
-
-    def allowed(self, name: str) -> frozenset[Format]:
-        """The formats pip may install ``name`` (a canonical name) from."""
-        result: set[Format] = {"binary", "source"}
-        if name in self.only_binary:
-            result.discard("source")
-        elif name in self.no_binary:
-            result.discard("binary")
-        elif ":all:" in self.only_binary:
-            result.discard("source")
-        elif ":all:" in self.no_binary:
-            result.discard("binary")
-        return frozenset(result)
-
-    def __bool__(self) -> bool:
-        return bool(self.no_binary or self.only_binary)
-
-    def as_options(self) -> list[tuple[Literal["no-binary", "only-binary"], str]]:
-        """Options that give this state from an empty one: the set holding ``:all:`` first, as
-        pip would clear the other set when it comes later."""
-        options: list[tuple[Literal["no-binary", "only-binary"], str]] = []
-        for option, names in (("no-binary", self.no_binary), ("only-binary", self.only_binary)):
-            if names:
-                value = ",".join(sorted(names, key=lambda n: (n != ":all:", n)))
-                options.append((option, value))  # type: ignore[arg-type]
-        options.sort(key=lambda item: ":all:" not in item[1].split(","))
-        return options
-
-
-def _canonical(name: str) -> str:
-    from packaging.utils import canonicalize_name
-
-    return str(canonicalize_name(name))
-
-
-def format_control(config: Mapping[str, str]) -> FormatControl:
-    """The format control that ``config`` (``pip_config()``, command-line options merged with
-    ``IndexOptions.over``) sets. Of ``no-binary`` and ``only-binary``, the one holding
-    ``:all:`` is applied first: applied second, it would clear the other, making it moot."""
-    state = FormatControl()
-    options: list[tuple[Literal["no-binary", "only-binary"], str]] = [
-        ("no-binary", config.get("no-binary", "")),
-        ("only-binary", config.get("only-binary", "")),
-    ]
-    options.sort(key=lambda item: ":all:" not in item[1].split(","))
-    for option, value in options:
-        if value:
-            state = state.apply(option, value)
-    return state
 
 
 def pip_config(command: str = RESOLVING_COMMAND) -> dict[str, str]:

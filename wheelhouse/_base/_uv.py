@@ -11,12 +11,12 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from wheelhouse._base._pip import config_flag, format_control
 from wheelhouse._base._subprocess import Completed, run
-from wheelhouse._base.cooldown import CONFIG_PACKAGES, CONFIG_PRIOR_TO, Cooldown
+from wheelhouse._base.cooldown import CONFIG_PACKAGES, CONFIG_PRIOR_TO
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.errors import WheelhouseError
 
-__all__ = ["find_uv", "pip_config_as_uv_args", "pip_config_as_uv_toml", "run_uv", "uv_env"]
+__all__ = ["find_uv", "pip_settings_as_uv_args", "pip_settings_as_uv_toml", "run_uv", "uv_env"]
 
 
 _UV_HINT = "reinstall wheelhouse (uv is one of its dependencies: 'pip install wheelhouse')"
@@ -41,38 +41,34 @@ def find_uv(purpose: str = "uv is needed here", hint: str = _UV_HINT) -> Path:
         ) from exc
 
 
-def uv_env(pip_config: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
+def uv_env(pip: PipSettings, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """uv's environment: no ``UV_*`` settings of its own; pip's indexes, find-links,
     certificate bundle, proxy and trusted hosts."""
     source = os.environ if base is None else base
     env = {k: v for k, v in source.items() if not k.startswith("UV_")}
     env["UV_NO_CONFIG"] = "1"
-    env.update(_uv_locations(pip_config))
+    env.update(_uv_locations(pip))
     env["UV_PYTHON_DOWNLOADS"] = "never"
-    cert = pip_config.get("cert")
-    if cert:
-        env["SSL_CERT_FILE"] = cert
-    proxy = pip_config.get("proxy")
-    if proxy:
+    if pip.cert:
+        env["SSL_CERT_FILE"] = pip.cert
+    if pip.proxy:
         # pip's --proxy serves both schemes; uv reads the standard variables.
-        env["HTTP_PROXY"] = env["HTTPS_PROXY"] = proxy
-    hosts = pip_config.get("trusted-host", "").split()
-    if hosts:
-        env["UV_INSECURE_HOST"] = " ".join(hosts)
+        env["HTTP_PROXY"] = env["HTTPS_PROXY"] = pip.proxy
+    if pip.trusted_hosts:
+        env["UV_INSECURE_HOST"] = " ".join(pip.trusted_hosts)
     return env
 
 
-def _uv_locations(pip_config: Mapping[str, str]) -> dict[str, str]:
+def _uv_locations(pip: PipSettings) -> dict[str, str]:
     """pip's index URLs and find-links as uv's variables (which it reads as its flags)."""
     env: dict[str, str] = {}
-    if pip_config.get("index-url"):
-        env["UV_INDEX_URL"] = pip_config["index-url"]
-    extra = pip_config.get("extra-index-url", "").split()
-    if extra:
-        env["UV_EXTRA_INDEX_URL"] = " ".join(extra)  # uv splits it at spaces, as pip does
-    links = pip_config.get("find-links", "").split()
-    if links:
-        env["UV_FIND_LINKS"] = ",".join(_without_commas(link) for link in links)
+    if pip.index_url:
+        env["UV_INDEX_URL"] = pip.index_url
+    if pip.extra_index_urls:
+        # uv splits it at spaces, as pip does
+        env["UV_EXTRA_INDEX_URL"] = " ".join(pip.extra_index_urls)
+    if pip.find_links:
+        env["UV_FIND_LINKS"] = ",".join(_without_commas(link) for link in pip.find_links)
     return env
 
 
@@ -86,22 +82,21 @@ def _without_commas(link: str) -> str:
     return Path(link).absolute().as_uri()
 
 
-def pip_config_as_uv_args(pip_config: Mapping[str, str]) -> list[str]:
+def pip_settings_as_uv_args(pip: PipSettings) -> list[str]:
     """pip's resolution settings as uv flags, so uv chooses as pip would; where to look
     (indexes, find-links) is in ``uv_env``."""
     # pip considers every index's files together; uv's default stops at the first index that
     # knows a project, which would make it choose differently from pip.
     args: list[str] = ["--index-strategy", "unsafe-best-match"]
-    for constraint in pip_config.get("constraint", "").split():
+    for constraint in pip.constraints:
         args += ["--constraint", constraint]
-    if config_flag(pip_config, "pre"):
+    if pip.pre:
         args += ["--prerelease", "allow"]
-    for option, value in format_control(pip_config).as_options():
+    for option, value in pip.formats.as_options():
         args += [f"--{option}", value]
-    cooldown = Cooldown.from_config(pip_config)
-    if cooldown is not None:
+    if pip.cooldown is not None:
         # Absolute times (RFC 3339), the same instants pip and the pinned path use.
-        config = cooldown.as_config()
+        config = pip.cooldown.as_config()
         if CONFIG_PRIOR_TO in config:
             args.append(f"--exclude-newer={config[CONFIG_PRIOR_TO]}")
         for item in config.get(CONFIG_PACKAGES, "").split():
@@ -109,26 +104,24 @@ def pip_config_as_uv_args(pip_config: Mapping[str, str]) -> list[str]:
     return args
 
 
-def pip_config_as_uv_toml(pip_config: Mapping[str, str]) -> str:
+def pip_settings_as_uv_toml(pip: PipSettings) -> str:
     """pip's format settings as a ``uv.toml`` (its ``[pip]`` table), for uv runs whose
     command line is not ours: pypa/build's isolated environments. The index URLs, which may
     hold credentials, are not in it (no file gets them): ``uv_env`` passes them."""
     import tomli_w
 
     table: dict[str, object] = {"index-strategy": "unsafe-best-match"}
-    if config_flag(pip_config, "no-index"):
+    if pip.no_index:
         table["no-index"] = True
-    if config_flag(pip_config, "pre"):
+    if pip.pre:
         table["prerelease"] = "allow"
-    formats = format_control(pip_config)
-    if formats.no_binary:
-        table["no-binary"] = sorted(formats.no_binary)
-    if formats.only_binary:
-        table["only-binary"] = sorted(formats.only_binary)
-    cooldown = Cooldown.from_config(pip_config)
-    if cooldown is not None:
+    if pip.formats.no_binary:
+        table["no-binary"] = sorted(pip.formats.no_binary)
+    if pip.formats.only_binary:
+        table["only-binary"] = sorted(pip.formats.only_binary)
+    if pip.cooldown is not None:
         # A build's own dependencies come under the same cooldown.
-        config = cooldown.as_config()
+        config = pip.cooldown.as_config()
         if CONFIG_PRIOR_TO in config:
             table["exclude-newer"] = config[CONFIG_PRIOR_TO]
         packages = dict(item.split("=", 1) for item in config.get(CONFIG_PACKAGES, "").split())

@@ -32,8 +32,8 @@ NoUploadTime = Literal["keep", "refuse"]
 NO_UPLOAD_TIME: tuple[NoUploadTime, ...] = ("refuse", "keep")
 Verdict = Literal["ok", "too-new", "unknown"]
 
-# Keys of a pip configuration mapping (``_pip.pip_config()``) that carry the cooldown to
-# every stage: pip's own option name for the cutoff, and ours (a dot: never a pip option).
+# Keys of a pip configuration mapping (``_pip.pip_config()``) that carry a cooldown: pip's
+# own option name for the cutoff, and ours (a dot: never a pip option).
 CONFIG_PRIOR_TO = "uploaded-prior-to"
 CONFIG_PACKAGES = "wheelhouse.exclude-newer-package"
 CONFIG_NO_UPLOAD_TIME = "wheelhouse.no-upload-time"

@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ import urllib3
 
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.files import write_atomic
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.urls import strip_credentials
 from wheelhouse.audit.osv import MAX_SNAPSHOT_BYTES, load_snapshot
 from wheelhouse.errors import FetchError, Hint, OsvSnapshotError
@@ -79,7 +79,7 @@ def fetch_snapshot(
     url: str,
     dest: Path,
     *,
-    pip_config: Mapping[str, str],
+    pip: PipSettings,
     max_bytes: int = MAX_SNAPSHOT_BYTES,
     deadline: float = FETCH_DEADLINE,
 ) -> SnapshotInfo:
@@ -88,7 +88,7 @@ def fetch_snapshot(
     The download is bounded in size and time, and checked to be an OSV export (every record
     read) before it replaces anything: on any failure, nothing is written.
     """
-    client = HttpClient(pip_config)
+    client = HttpClient(pip)
     shown = strip_credentials(url)
     made = not dest.parent.exists()
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import shutil
 import tarfile
 import tomllib
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,16 +18,16 @@ from pathlib import Path
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
-from wheelhouse._base._pip import online_env, pip_config
+from wheelhouse._base._pip import online_env
 from wheelhouse._base._subprocess import run, tail
-from wheelhouse._base._uv import pip_config_as_uv_toml, uv_env
+from wheelhouse._base._uv import pip_settings_as_uv_toml, uv_env
 from wheelhouse._base.files import sha256_file, write_atomic
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.targets import Target
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched
 from wheelhouse.errors import BuildError
 from wheelhouse.house.manifest import Sha256
-from wheelhouse.pipeline.settings import IndexOptions
 
 __all__ = ["Built", "build_all"]
 
@@ -65,41 +65,39 @@ def build_all(
     *,
     jobs: int,
     notify: Notify | None = None,
-    index: IndexOptions | None = None,
-    config: Mapping[str, str] | None = None,
+    pip: PipSettings | None = None,
 ) -> list[Built]:
     """Build a wheel from every sdist (cached builds are reused), ``jobs`` at a time.
 
     Build environments are made by uv (pypa/build's ``installer="uv"``) with pip's index and
-    format settings: ``config`` is ``pip_config()`` with the command line's options merged
-    (``IndexOptions.over``), read here when not given. uv keeps its cache under ours, so the
-    wheels of setuptools and the like are downloaded once, not once per sdist.
+    format settings (``pip``; pip's configuration here when not given). uv keeps its cache
+    under ours, so the wheels of setuptools and the like are downloaded once, not once per
+    sdist.
     """
     if not sdists:
         return []
-    merged = (index or IndexOptions()).over(pip_config() if config is None else config)
     settings = cache.new_tmp_dir("uv-config-")
     try:
-        builder = _Builder(cache, target, notify, _build_env(merged, cache, settings))
+        env = _build_env(pip if pip is not None else PipSettings.read(), cache, settings)
+        builder = _Builder(cache, target, notify, env)
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(sdists)))) as pool:
             return list(pool.map(builder, sdists))
     finally:
         shutil.rmtree(settings, ignore_errors=True)
 
 
-def _build_env(config: Mapping[str, str], cache: Cache, settings: Path) -> dict[str, str]:
+def _build_env(pip: PipSettings, cache: Cache, settings: Path) -> dict[str, str]:
     """The environment of the build processes: uv configured from pip's settings alone."""
     uv_toml = settings / "uv.toml"
-    write_atomic(uv_toml, pip_config_as_uv_toml(config).encode())
-    env = uv_env(config, online_env())
+    write_atomic(uv_toml, pip_settings_as_uv_toml(pip).encode())
+    env = uv_env(pip, online_env())
     # uv_env shuts uv's own configuration out; this file is ours, made from pip's.
     env.pop("UV_NO_CONFIG", None)
     env["UV_CONFIG_FILE"] = str(uv_toml)
     env["UV_CACHE_DIR"] = str(cache.uv_dir)
-    constraints = config.get("constraint", "").split()
-    if constraints:
+    if pip.constraints:
         # A pip run in a build environment reads pip's constraints too.
-        env["UV_CONSTRAINT"] = " ".join(constraints)
+        env["UV_CONSTRAINT"] = " ".join(pip.constraints)
     return env
 
 

@@ -21,13 +21,13 @@ from packaging.utils import InvalidSdistFilename, parse_sdist_filename
 from wheelhouse._base._pip import hide_credentials, online_env
 from wheelhouse._base._subprocess import run, tail
 from wheelhouse._base.files import sha256_file
+from wheelhouse._base.pip_settings import IndexOptions, PipSettings
 from wheelhouse._base.urls import file_url_path
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched
+from wheelhouse.download.pins import Pin
 from wheelhouse.errors import BuildError
 from wheelhouse.house.manifest import Sha256
-from wheelhouse.pipeline.settings import IndexOptions
-from wheelhouse.resolve.by_pip import Pin
 
 __all__ = ["build_local_sdists", "local_directory"]
 
@@ -43,15 +43,14 @@ def local_directory(pin: Pin) -> Path | None:
     return path if path.is_dir() else None
 
 
-def build_local_sdists(
-    pins: Sequence[Pin], cache: Cache, index: IndexOptions
-) -> dict[str, Fetched]:
-    """An sdist for every pin that is a local directory, by the pin's filename."""
+def build_local_sdists(pins: Sequence[Pin], cache: Cache, pip: PipSettings) -> dict[str, Fetched]:
+    """An sdist for every pin that is a local directory, by the pin's filename. ``build``
+    runs pip itself, which reads pip's configuration: it is given the command line's options."""
     built: dict[str, Fetched] = {}
     for pin in pins:
         directory = local_directory(pin)
         if directory is not None:
-            built[pin.filename] = _sdist(pin, directory, cache, index)
+            built[pin.filename] = _sdist(pin, directory, cache, pip.command_line)
     return built
 
 

@@ -160,13 +160,13 @@ def fetch(
     Uses pip's configuration (certificate, proxy); the snapshot's sha256, source and date
     are kept beside it (FILE.json), and checked by every audit.
     """
-    from wheelhouse._base._pip import pip_config
+    from wheelhouse._base.pip_settings import PipSettings
     from wheelhouse.audit.fetch import DEFAULT_URL, fetch_snapshot, snapshot_in
 
     setup_logging(0)
     source = url or DEFAULT_URL
     if output is not None:
-        info = fetch_snapshot(source, output, pip_config=pip_config())
+        info = fetch_snapshot(source, output, pip=PipSettings.read())
         dest = output
     else:
         from wheelhouse.house.directory import locked
@@ -177,7 +177,7 @@ def fetch(
         open_wheelhouse(where)
         dest = snapshot_in(where)
         with locked(where):
-            info = fetch_snapshot(source, dest, pip_config=pip_config())
+            info = fetch_snapshot(source, dest, pip=PipSettings.read())
     if as_json:
         print_json(
             {

@@ -214,10 +214,11 @@ def build(
 ) -> None:
     """Resolve, download and build everything the requirements need into a wheelhouse."""
     from wheelhouse._base.cooldown import Cooldown
+    from wheelhouse._base.pip_settings import IndexOptions
     from wheelhouse._base.targets import parse_target
     from wheelhouse.cli._reporters import make_reporter
     from wheelhouse.pipeline.run import build_wheelhouse
-    from wheelhouse.pipeline.settings import BuildSettings, IndexOptions, default_jobs
+    from wheelhouse.pipeline.settings import BuildSettings, default_jobs
 
     if resolver not in ("pip", "uv"):
         raise UsageError(f"--resolver must be 'pip' or 'uv', not {resolver!r}")

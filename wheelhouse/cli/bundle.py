@@ -105,8 +105,8 @@ def pack(
     with tempfile.TemporaryDirectory(prefix="wheelhouse-installers-") as tmp:
         extra: list[tuple[str, Path]] = []
         if with_installer:
+            from wheelhouse._base.pip_settings import IndexOptions
             from wheelhouse.pipeline.installers import fetch_installers
-            from wheelhouse.pipeline.settings import IndexOptions
 
             index = IndexOptions(index_url=index_url, find_links=tuple(find_links or ()))
             extra = fetch_installers(

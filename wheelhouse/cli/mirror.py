@@ -198,12 +198,12 @@ def mirror(
     them all, --remove takes some away. Exit code 10 when some projects failed (the others
     are mirrored; a failed run deletes nothing)."""
     from wheelhouse._base.cooldown import Cooldown
+    from wheelhouse._base.pip_settings import IndexOptions
     from wheelhouse._base.targets import parse_target
     from wheelhouse.cli._reporters import make_reporter
     from wheelhouse.mirror.run import MirrorSettings
     from wheelhouse.mirror.run import mirror as run_mirror
     from wheelhouse.mirror.selection import FilterKey
-    from wheelhouse.pipeline.settings import IndexOptions
 
     verbosity = -1 if quiet else verbose
     setup_logging(verbosity)

@@ -417,7 +417,8 @@ def _serve_proxy(
     guards: dict[str, Any] | None = None,
 ) -> None:
     from wheelhouse._base._http import strip_credentials
-    from wheelhouse._base._pip import index_urls, pip_config
+    from wheelhouse._base._pip import pip_config
+    from wheelhouse._base.pip_settings import PipSettings
     from wheelhouse.house.locations import cache_root
     from wheelhouse.serve.proxy import ProxySettings, serve_proxy
 
@@ -425,7 +426,7 @@ def _serve_proxy(
     urls: list[str] = []
     for url in upstream:
         if url == _PIP_INDEXES:
-            for index in index_urls(config):
+            for index in PipSettings.parse(config).index_urls:
                 if index.startswith(("http://", "https://")):
                     urls.append(index)
                 else:  # pip reads file:// indexes itself; a proxy has nothing to add there

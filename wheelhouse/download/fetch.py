@@ -19,12 +19,13 @@ from packaging.utils import NormalizedName
 from wheelhouse._base._http import HttpClient, strip_credentials
 from wheelhouse._base._pip import online_env, run_pip
 from wheelhouse._base._subprocess import tail
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.urls import file_url_path
 from wheelhouse.download.cache import Cache
+from wheelhouse.download.pins import Pin
 from wheelhouse.download.stream import CHUNK, Received, download
 from wheelhouse.errors import DownloadError, FetchError, HashMismatchError
 from wheelhouse.house.manifest import Sha256
-from wheelhouse.resolve.by_pip import Pin
 
 __all__ = ["Fetched", "Fetcher", "fetch_all"]
 
@@ -49,13 +50,13 @@ def fetch_all(
     pins: Sequence[Pin],
     cache: Cache,
     *,
-    pip_config: Mapping[str, str],
+    pip: PipSettings,
     allowed: Mapping[NormalizedName, frozenset[Sha256]],
     jobs: int,
     progress: Progress | None = None,
 ) -> list[Fetched]:
     """Fetch every pin (cached ones are not downloaded again), in parallel, in ``pins`` order."""
-    fetcher = Fetcher(cache, pip_config=pip_config, allowed=allowed, jobs=jobs, progress=progress)
+    fetcher = Fetcher(cache, pip=pip, allowed=allowed, jobs=jobs, progress=progress)
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(pins)))) as pool:
         return list(pool.map(fetcher.fetch, pins))
 
@@ -67,14 +68,14 @@ class Fetcher:
         self,
         cache: Cache,
         *,
-        pip_config: Mapping[str, str],
+        pip: PipSettings,
         allowed: Mapping[NormalizedName, frozenset[Sha256]],
         jobs: int,
         progress: Progress | None = None,
     ) -> None:
         self._cache = cache
         self._allowed = allowed
-        self._pip_config = pip_config
+        self._pip = pip
         self._jobs = jobs
         self._progress = progress
         self._download: _Fetcher | None = None
@@ -92,7 +93,7 @@ class Fetcher:
         # The HTTP client (and its SSL context) is made only when something is not cached.
         with self._lock:
             if self._download is None:
-                client = HttpClient(self._pip_config, pool_size=max(self._jobs, 1))
+                client = HttpClient(self._pip, pool_size=max(self._jobs, 1))
                 self._download = _Fetcher(client, self._cache, self._allowed, self._progress)
             return self._download
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,22 @@ class InputSet:
                 f"Python {version}",
                 hint=f"{instead + ', or ' if instead else ''}{what} to include Python {minor}",
             )
+
+    @classmethod
+    def of_pins(
+        cls,
+        pins: Sequence[tuple[str, str]],
+        *,
+        source: Path,
+        hashes: Mapping[NormalizedName, frozenset[Sha256]],
+    ) -> InputSet:
+        """A resolver's answer (name, version pairs) as input: one ``name==version`` line
+        each, as if read from ``source`` (which need not exist), bound by ``hashes``."""
+        lines = tuple(
+            RequirementLine(f"{name}=={version}", source, number, False, False, {})
+            for number, (name, version) in enumerate(pins, start=1)
+        )
+        return cls((), (), lines, (), dict(hashes))
 
     def requested(self) -> list[Requirement]:
         """The requirements (not constraints) that parse as PEP 508 (paths and bare URLs

@@ -16,8 +16,8 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from wheelhouse._base._http import HttpClient, strip_credentials
-from wheelhouse._base._pip import index_urls, pip_config
 from wheelhouse._base.cooldown import Cooldown
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.progress import NullReporter, Reporter
 from wheelhouse._base.targets import HOST, Target
 from wheelhouse._base.words import count
@@ -88,7 +88,7 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
             "nothing to mirror", hint="name projects, pass -r FILE, or --all for the whole index"
         )
     _check_output(out)
-    if not index_urls(settings.index.over(pip_config())):
+    if not PipSettings.read(settings.index).index_urls:
         raise UsageError(
             "there is no index to mirror (pip's configuration sets no-index)",
             hint="name one with --index-url",
@@ -106,10 +106,10 @@ def mirror(settings: MirrorSettings, reporter: Reporter | None = None) -> Mirror
         states = _read_states(out)
         # What the mirror remembers, with this run's additions, removals and filters.
         settings, pending = _remember(out, settings, states)
-        config = settings.index.over(pip_config())
-        urls = [url.rstrip("/") + "/" for url in index_urls(config)]
-        client = HttpClient(config, pool_size=settings.jobs)
-        wanted, pins = _wanted(out, settings, urls, client, counter, config, report)
+        pip = PipSettings.read(settings.index)
+        urls = [url.rstrip("/") + "/" for url in pip.index_urls]
+        client = HttpClient(pip, pool_size=settings.jobs)
+        wanted, pins = _wanted(out, settings, urls, client, counter, pip, report)
         targets = settings.targets or ((HOST,) if settings.requirements else ())
         projects = [
             _Project(
@@ -418,7 +418,7 @@ def _wanted(
     urls: list[str],
     client: HttpClient,
     counter: _Counter,
-    config: dict[str, str],
+    pip: PipSettings,
     report: Reporter,
 ) -> tuple[dict[NormalizedName, _Want], _Pins]:
     wanted = _parse_projects(settings.projects)
@@ -437,10 +437,10 @@ def _wanted(
         for target in settings.targets or (HOST,) if previous is None else ():
             if target.is_host:
                 report.stage(f"resolving with pip for {target.name}")
-                resolution = resolve(inputs, settings.index, target, config=config)
+                resolution = resolve(inputs, pip, target)
             else:
                 report.stage(f"resolving with uv for {target.name}")
-                resolution = resolve_foreign(inputs, target, config)
+                resolution = resolve_foreign(inputs, target, pip)
             pins.append((target, [(p.name, p.version, p.requested) for p in resolution.pins]))
         for _, entries in pins:
             for name, version, _ in entries:

@@ -15,10 +15,10 @@ from packaging.version import Version
 
 from wheelhouse._base._http import strip_credentials
 from wheelhouse._base.cooldown import Cooldown
+from wheelhouse._base.pip_settings import IndexOptions
 from wheelhouse._base.targets import Target
 from wheelhouse.errors import UsageError
 from wheelhouse.mirror.selection import FilterKey, Remembered
-from wheelhouse.pipeline.settings import IndexOptions
 
 __all__ = [
     "MirrorSettings",

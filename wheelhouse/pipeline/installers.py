@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from wheelhouse._base._pip import pip_config
+from wheelhouse._base.pip_settings import IndexOptions, PipSettings
 from wheelhouse._base.targets import HOST, Target, is_native, parse_target
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import fetch_all
@@ -16,7 +16,6 @@ from wheelhouse.errors import UsageError
 from wheelhouse.house.locations import cache_root
 from wheelhouse.house.manifest import Manifest
 from wheelhouse.inputs.requirements import read_inputs
-from wheelhouse.pipeline.settings import IndexOptions
 from wheelhouse.resolve.by_pip import resolve, resolve_foreign
 
 __all__ = ["fetch_installers"]
@@ -56,15 +55,15 @@ def fetch_installers(
     requirements = directory / "installers.txt"
     requirements.write_text("".join(f"{name}\n" for name in installers), encoding="utf-8")
     inputs = read_inputs((requirements,), ())
-    config = index.over(pip_config())
+    pip = PipSettings.read(index)
     cache = Cache(cache_root(cache_dir))
     found: dict[str, Path] = {}
     for lock in manifest.locks:
         target = _target_of(lock.target)
         if target.is_host:
-            resolution = resolve(inputs, index, target, config=config)
+            resolution = resolve(inputs, pip, target)
         else:
-            resolution = resolve_foreign(inputs, target, config)
+            resolution = resolve_foreign(inputs, target, pip)
         pins = [pin for pin in resolution.pins if pin.name in installers]
         for pin in pins:
             if pin.kind != "wheel":
@@ -73,7 +72,7 @@ def fetch_installers(
                     f"{lock.target!r}, only {pin.filename!r}",
                     hint="pack without --with-installer, or give an index that has the wheel",
                 )
-        for fetched in fetch_all(pins, cache, pip_config=config, allowed={}, jobs=2):
+        for fetched in fetch_all(pins, cache, pip=pip, allowed={}, jobs=2):
             if fetched.pin.filename not in found:
                 copy = directory / fetched.pin.filename
                 shutil.copyfile(fetched.path, copy)

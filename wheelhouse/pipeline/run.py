@@ -1,4 +1,8 @@
-"""``wheelhouse build``: requirements -> lock -> fetch -> build -> wheelhouse, in one direction."""
+"""``wheelhouse build``: requirements -> pins and files -> wheels -> wheelhouse.
+
+pip's settings are parsed once here (``PipSettings``); each target's pins and files come from
+the strategy ``pipeline.resolving`` chooses; sdists are built here, the one place builds start.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,8 @@ import dataclasses
 import hashlib
 import json
 import logging
-import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,15 +27,15 @@ from packaging.utils import (
 )
 
 from wheelhouse import __version__
-from wheelhouse._base._pip import config_fingerprint, index_urls, pip_config
-from wheelhouse._base.files import commit_soon, sha256_file
-from wheelhouse._base.progress import NullReporter, PipWatcher, Reporter
-from wheelhouse._base.targets import HOST, Target, surely_foreign
+from wheelhouse._base._pip import config_fingerprint, pip_config
+from wheelhouse._base.files import sha256_file
+from wheelhouse._base.pip_settings import PipSettings
+from wheelhouse._base.progress import NullReporter, Reporter
+from wheelhouse._base.targets import HOST
 from wheelhouse._base.urls import file_url_path, strip_credentials
-from wheelhouse._base.wheels import distribution_of
 from wheelhouse._base.words import count
 from wheelhouse.download.cache import Cache
-from wheelhouse.errors import IncompatibleError, WheelhouseError
+from wheelhouse.errors import IncompatibleError
 from wheelhouse.house.contents import writers
 from wheelhouse.house.directory import check_output_dir, locked, put_in_place
 from wheelhouse.house.locations import cache_root
@@ -52,20 +55,10 @@ from wheelhouse.house.manifest import (
 )
 from wheelhouse.inputs import Selection
 from wheelhouse.inputs.requirements import InputSet, read_inputs
+from wheelhouse.pipeline.resolving import Run, resolve_target
 from wheelhouse.pipeline.settings import BuildSettings
-from wheelhouse.resolve._uv_ahead import AheadOfUv
-from wheelhouse.resolve.by_pip import (
-    Pin,
-    Resolution,
-    download,
-    pip_version,
-    requested_names,
-    resolve,
-    resolve_foreign,
-    resolve_host_uv,
-    uv_version,
-)
-from wheelhouse.resolve.fully_pinned import Fallback, PinSet, pin_set, unpinnable
+from wheelhouse.resolve.by_pip import Resolution
+from wheelhouse.resolve.speedups import Speedups
 
 # The modules each step needs are imported by the step: a build that starts a resolver
 # (uv above all, which takes a second) must not first wait on loading the HTTP client and the
@@ -73,9 +66,6 @@ from wheelhouse.resolve.fully_pinned import Fallback, PinSet, pin_set, unpinnabl
 if TYPE_CHECKING:
     from wheelhouse.builder.from_sdist import Built
     from wheelhouse.download.fetch import Fetched
-    from wheelhouse.resolve._pagetap import PageTap
-    from wheelhouse.resolve._prefetch import Prefetcher
-    from wheelhouse.resolve.from_pins import PinnedResult
 
 __all__ = ["BuildSummary", "build_wheelhouse"]
 
@@ -119,33 +109,44 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
                 inputs.check_python(target)
             cache = Cache(cache_root(settings.cache_dir))
             cache.clean_stale()
-            config = settings.index.over(pending_config.result())
+            # pip's settings, parsed once: every stage below takes this value.
+            pip = PipSettings.parse(pending_config.result(), settings.index)
 
+        run = Run(
+            settings,
+            pip,
+            cache,
+            report,
+            build=lambda sdists: _build(sdists, settings, pip, cache, report),
+            speedups=Speedups.from_environment(settings.speedups),
+            # The files of the wheelhouse being rebuilt: pip may take them instead of
+            # downloading.
+            reuse=_reusable(previous, cache),
+        )
         resolutions: list[Resolution] = []
         fetched: dict[str, Fetched] = {}
         # sdists built by this run: checking the pins may build some before the build stage,
         # which then finds them in the cache.
         fresh: set[Sha256] = set()
-        # The files of the wheelhouse being rebuilt: pip may take them instead of downloading.
-        reuse = _reusable(previous, cache)
         for target in settings.targets:
-            resolution, files = _resolve_and_fetch(
-                inputs, settings, target, config, cache, report, fresh, reuse
-            )
-            resolutions.append(resolution)
-            for item in files:
+            resolved = resolve_target(inputs, target, run)
+            resolutions.append(resolved.resolution)
+            fresh |= _fresh(resolved.built)
+            for item in resolved.fetched:
                 fetched.setdefault(item.pin.filename, item)
 
         sdists = [f for f in fetched.values() if f.pin.kind == "sdist"]
         # Checking the pins may have built them already (then they come from the cache).
         if pending := [f for f in sdists if f.sha256 not in fresh]:
             report.stage(f"building {count(len(pending), 'wheel')} from sdists")
-        built = _build(sdists, settings, config, cache, report, fresh)
+        built = _build(sdists, settings, pip, cache, report)
+        fresh |= _fresh(built)
         build_resolutions: list[Resolution] = []
         if settings.keep_sdists and built:
-            build_resolutions = _build_requirements(
-                resolutions, fetched, built, settings, config, cache, report, fresh
-            )
+            build_resolutions, files, more = _build_requirements(resolutions, fetched, built, run)
+            fresh |= more
+            for item in files:
+                fetched.setdefault(item.pin.filename, item)
 
         manifest, sources = _assemble(
             resolutions,
@@ -161,7 +162,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
         )
         manifest = _with_sources(manifest, inputs)
         carried = (
-            _fetch_provenance(manifest, fetched, config, Path(tmp), _network_jobs(settings))
+            _fetch_provenance(manifest, fetched, pip, Path(tmp), run.jobs)
             if settings.provenance
             else {}
         )
@@ -182,7 +183,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
 def _fetch_provenance(
     manifest: Manifest,
     fetched: Mapping[str, Fetched],
-    config: Mapping[str, str],
+    pip: PipSettings,
     scratch: Path,
     jobs: int,
 ) -> dict[str, Path]:
@@ -201,7 +202,7 @@ def _fetch_provenance(
     from wheelhouse.provenance.fetch import fetch_provenance
     from wheelhouse.simple.model import PageFile
 
-    client = HttpClient(config, pool_size=max(1, min(jobs, len(wanted))))
+    client = HttpClient(pip, pool_size=max(1, min(jobs, len(wanted))))
     directory = scratch / "provenance"
     directory.mkdir(exist_ok=True)
 
@@ -229,10 +230,9 @@ def _fetch_provenance(
 def _build(
     sdists: Sequence[Fetched],
     settings: BuildSettings,
-    config: dict[str, str],
+    pip: PipSettings,
     cache: Cache,
     report: Reporter,
-    fresh: set[Sha256],
 ) -> list[Built]:
     """Build wheels from sdists here (cached by sdist sha256): the one place builds start."""
     if not sdists:
@@ -240,40 +240,38 @@ def _build(
     # Imported here: a build of wheels alone never needs the builder.
     from wheelhouse.builder.from_sdist import build_all
 
-    built = build_all(
+    return build_all(
         sdists,
         cache,
         HOST,
         jobs=settings.jobs,
         notify=lambda f, status: report.build_event(f.pin.filename, status),
-        config=config,  # the command line's index options are merged in
+        pip=pip,
     )
-    fresh.update(b.sdist.sha256 for b in built if not b.cached)
-    return built
 
 
-def _network_jobs(settings: BuildSettings) -> int:
-    # Index pages and downloads wait on the network, not the CPU: more of them than cores.
-    return max(settings.jobs * 4, 16)
+def _fresh(built: Sequence[Built]) -> set[Sha256]:
+    """The sdists of ``built`` whose wheel this run built (not taken from the cache)."""
+    return {b.sdist.sha256 for b in built if not b.cached}
 
 
 def _build_requirements(
     resolutions: list[Resolution],
-    fetched: dict[str, Fetched],
+    fetched: Mapping[str, Fetched],
     built: list[Built],
-    settings: BuildSettings,
-    config: dict[str, str],
-    cache: Cache,
-    report: Reporter,
-    fresh: set[Sha256],
-) -> list[Resolution]:
-    """Resolve and fetch, per target, what the shipped sdists need to be built again offline.
+    run: Run,
+) -> tuple[list[Resolution], list[Fetched], set[Sha256]]:
+    """Resolve and fetch, per target, what the shipped sdists need to be built again offline:
+    the resolutions, their files, and the sdists built on the way.
 
     No installer resolves build requirements ahead of time (pip#7863); they are known here
     because each sdist was built with ``build``, which asked its backend.
     """
     requires = {b.sdist.sha256: b.requires for b in built}
     found: list[Resolution] = []
+    files: list[Fetched] = []
+    fresh: set[Sha256] = set()
+    cache, report = run.cache, run.report
     for resolution in resolutions:
         wanted = sorted(
             {
@@ -291,15 +289,13 @@ def _build_requirements(
             listing.write_text("\n".join(wanted) + "\n", encoding="utf-8")
             inputs = read_inputs((listing,), ())
             report.stage(f"resolving build requirements for {target.name}: {', '.join(wanted)}")
-            build_resolution, files = _resolve_and_fetch(
-                inputs, settings, target, config, cache, report, fresh
-            )
+            resolved = resolve_target(inputs, target, dataclasses.replace(run, reuse=()))
         finally:
             listing.unlink(missing_ok=True)
-        for item in files:
-            fetched.setdefault(item.pin.filename, item)
-        found.append(build_resolution)
-    return found
+        files += resolved.fetched
+        fresh |= _fresh(resolved.built)
+        found.append(resolved.resolution)
+    return found, files, fresh
 
 
 def _reusable(previous: Manifest | None, cache: Cache) -> tuple[Path, ...]:
@@ -312,288 +308,6 @@ def _reusable(previous: Manifest | None, cache: Cache) -> tuple[Path, ...]:
         for record in previous.files
     ]
     return tuple(dict.fromkeys(path for path in found if path is not None))
-
-
-def _resolve_and_fetch(
-    inputs: InputSet,
-    settings: BuildSettings,
-    target: Target,
-    config: dict[str, str],
-    cache: Cache,
-    report: Reporter,
-    fresh: set[Sha256],
-    reuse: Sequence[Path] = (),
-) -> tuple[Resolution, list[Fetched]]:
-    """Pins and files for one target: without a resolver when the input pins everything."""
-    jobs = _network_jobs(settings)
-    label = "" if len(settings.targets) == 1 else f" for {target.name}"
-    if inputs.lock is not None:
-        from wheelhouse.resolve.from_lock import resolve_locked
-
-        report.stage(f"taking the pins of {inputs.lock.path.name}{label}")
-        locked = resolve_locked(
-            inputs.lock,
-            inputs.selection,
-            settings.index,
-            config,
-            target,
-            cache,
-            jobs=jobs,
-            progress=lambda pin, n: report.downloaded(pin.filename, n),
-        )
-        return locked.resolution, list(locked.fetched)
-    if not settings.refresh:
-        fast: PinSet | PinnedResult | Fallback = pin_set(inputs, config, target)
-        if isinstance(fast, PinSet):
-            # Said only for a set of pins: loose requirements are checked after pip's resolve.
-            report.stage(f"checking the pins{label}")
-            from wheelhouse.resolve.from_pins import resolve_pinned
-
-            fast = resolve_pinned(
-                inputs,
-                settings.index,
-                config,
-                target,
-                cache,
-                jobs=jobs,
-                build=lambda sdists: [
-                    b.path for b in _build(sdists, settings, config, cache, report, fresh)
-                ],
-                progress=lambda pin, n: report.downloaded(pin.filename, n),
-                pins=fast,
-            )
-        if not isinstance(fast, Fallback):
-            return fast.resolution, list(fast.fetched)
-        logger.info("not a complete set of pins%s: %s", label, fast.reason)
-    if target.is_host:
-        reason = unpinnable(inputs, config)
-        if reason is None:
-            pinned = _resolve_loose(inputs, settings, target, config, cache, report, fresh, reuse)
-            if isinstance(pinned, tuple):
-                return pinned
-            reason = pinned.reason
-        logger.info("pip resolves%s and its report names the files: %s", label, reason)
-        report.stage(f"resolving with pip {pip_version()}{label}")
-        resolution = resolve(inputs, settings.index, target, config=config)
-    else:
-        report.stage(f"resolving with uv{label}")
-        resolution = resolve_foreign(inputs, target, config)
-    from wheelhouse.builder.local import build_local_sdists, local_directory
-    from wheelhouse.download.fetch import fetch_all
-
-    if any(local_directory(pin) for pin in resolution.pins):
-        report.stage(f"building sdists of local projects{label}")
-    local = build_local_sdists(resolution.pins, cache, settings.index)
-    if local:
-        pins = tuple(local[p.filename].pin if p.filename in local else p for p in resolution.pins)
-        resolution = dataclasses.replace(resolution, pins=pins)
-    built_here = {item.pin.filename for item in local.values()}
-    report.stage(f"fetching {count(len(resolution.pins), 'file')}{label}")
-    files = fetch_all(
-        [pin for pin in resolution.pins if pin.filename not in built_here],
-        cache,
-        pip_config=config,
-        allowed=inputs.hashes,
-        jobs=jobs,
-        progress=lambda pin, n: report.downloaded(pin.filename, n),
-    )
-    return resolution, [*local.values(), *files]
-
-
-def _resolve_loose(
-    inputs: InputSet,
-    settings: BuildSettings,
-    target: Target,
-    config: dict[str, str],
-    cache: Cache,
-    report: Reporter,
-    fresh: set[Sha256],
-    reuse: Sequence[Path],
-) -> tuple[Resolution, list[Fetched]] | Fallback:
-    """Resolve for the host with ``settings.resolver``, then take its answer as pins.
-
-    pip (``pip download``) keeps every file it downloaded to read metadata; they are put in
-    the cache under their sha256, and the pinned path finds them there when the index names
-    the same sha256 (so each file is downloaded once, and checked against the index); the
-    pinned path learns each file's URL and hash from the index pages. uv (``uv pip compile``
-    to a PEP 751 lock) gives each file's URL and sha256 itself, so no page is read again.
-    Either way the graph is checked against the metadata of the files fetched.
-    """
-    label = "" if len(settings.targets) == 1 else f" for {target.name}"
-
-    def build(sdists: Sequence[Fetched]) -> list[Path]:
-        return [b.path for b in _build(sdists, settings, config, cache, report, fresh)]
-
-    def progress(pin: Pin, n: int) -> None:
-        report.downloaded(pin.filename, n)
-
-    jobs = _network_jobs(settings)
-    staged: set[Sha256] = set()
-    result: PinnedResult | Fallback
-    if settings.resolver == "uv":
-        report.stage(f"resolving with uv {uv_version(config)}{label}")
-        with AheadOfUv(cache, pip_config=settings.index.over(config), jobs=jobs) as early:
-            by_uv = resolve_host_uv(inputs, target, config, on_file=early)
-        # What was downloaded while uv ran (the cache's scratch directory saw every file)
-        # reaches the disk while the files are checked, not at the manifest's fsync.
-        commit_soon(cache.tmp)
-        from wheelhouse.resolve.from_pins import fetch_resolved  # loaded while uv ran (AheadOfUv)
-
-        staged |= early.downloaded
-        report.stage(f"fetching {count(len(by_uv.pins), 'file')}{label}")
-        result = fetch_resolved(
-            by_uv.pins,
-            inputs,
-            config,
-            target,
-            cache,
-            jobs=jobs,
-            build=build,
-            progress=progress,
-            read=early.read,
-        )
-    else:
-        work = cache.new_tmp_dir("resolve-")
-        try:
-            pins = work / "pins.txt"
-            resolving = f"resolving with pip {pip_version()}{label}"
-            report.stage(resolving)
-            staging = work / "files"
-            staging.mkdir()
-            with _page_tap(settings, config, inputs, target, cache) as (tap, ahead):
-                try:
-                    found = download(
-                        inputs, settings.index, target, staging, config=config, reuse=reuse,
-                        tap=tap, on_output=PipWatcher(report, resolving),
-                    )  # fmt: skip
-                except WheelhouseError:
-                    if tap is None or not (tap.failures or not tap.forwarded):
-                        raise
-                    # pip may reach what our client cannot (its trust store, keyring), or
-                    # may not reach the tap at all: pip resolves again, reading the indexes
-                    # itself, and explains any failure.
-                    why = tap.failures[0] if tap.failures else "anything: pip asked nothing"
-                    return Fallback(f"the page tap could not forward {why}")
-            if found is None:
-                return Fallback("pip's output does not say which files it kept")
-            pages = tap.pages if tap is not None else {}
-            files, reused = found
-            lines = []
-            for path in files:
-                name_version = _name_version(path.name)
-                if name_version is None:
-                    return Fallback(f"pip chose {path.name!r}, which is not a standard file name")
-                lines.append("{}=={}\n".format(*name_version))
-                given = ahead.given.get(path.name) if ahead is not None else None
-                if given is not None and given.path.stat().st_size == path.stat().st_size:
-                    # pip's copy of a file the prefetcher gave it (pip checked it against the
-                    # page's hash, as the prefetcher did): the cache holds it already.
-                    digest = given.sha256
-                else:
-                    digest = Sha256(sha256_file(path)[0])
-                    cache.store(path, digest, path.name)
-                if path not in reused and (given is None or given.downloaded):
-                    staged.add(digest)
-            pins.write_text("".join(sorted(lines)), encoding="utf-8")
-            # The user's --hash pins still bind the files chosen.
-            pinned_inputs = dataclasses.replace(read_inputs((pins,), ()), hashes=inputs.hashes)
-            report.stage(f"checking the pins{label}")
-            from wheelhouse.resolve.from_pins import resolve_pinned
-
-            result = resolve_pinned(
-                pinned_inputs,
-                settings.index,
-                config,
-                target,
-                cache,
-                jobs=jobs,
-                build=build,
-                progress=progress,
-                pages=pages,
-                guesses=ahead.guesses if ahead is not None else None,
-            )
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    if isinstance(result, Fallback):
-        logger.warning(
-            "the pins %s resolved%s could not be checked (%s); pip resolves again",
-            settings.resolver,
-            label,
-            result.reason,
-        )
-        return result
-    requested = requested_names(inputs, target)
-    chosen = [dataclasses.replace(p, requested=p.name in requested) for p in result.resolution.pins]
-    fetched = [
-        dataclasses.replace(item, pin=pin, downloaded=item.downloaded or item.sha256 in staged)
-        for item, pin in zip(result.fetched, chosen, strict=True)
-    ]
-    resolution = dataclasses.replace(
-        result.resolution,
-        pins=tuple(chosen),
-        pip_version=pip_version() if settings.resolver == "pip" else "",
-    )
-    return resolution, fetched
-
-
-@contextlib.contextmanager
-def _page_tap(
-    settings: BuildSettings,
-    config: dict[str, str],
-    inputs: InputSet,
-    target: Target,
-    cache: Cache,
-) -> Iterator[tuple[PageTap | None, Prefetcher | None]]:
-    """A tap that keeps the index pages pip reads (None when pip reads no http(s) index), so
-    the pins are checked against them instead of reading them again; with one http(s) index,
-    a prefetcher downloads through it what pip will most likely ask for next (yielded too).
-    For the host (``target``): pip is not shown the wheels it could never install here."""
-    from wheelhouse._base._http import HttpClient
-    from wheelhouse.resolve._pagetap import PageTap
-    from wheelhouse.resolve._prefetch import Prefetcher
-    from wheelhouse.resolve.from_pins import Guesses, Unguessable
-
-    merged = settings.index.over(config)
-    urls = index_urls(merged)
-    remote = [u for u in urls if urlsplit(u).scheme in ("http", "https")]
-    # pip sends every request to its configured proxy, which cannot reach our loopback.
-    if config.get("proxy") or not remote:
-        yield None, None
-        return
-    jobs = _network_jobs(settings)
-    client = HttpClient(config, pool_size=jobs)
-    # Guessed files come from the one index whose pages the tap reads for the guesses.
-    ahead = len(remote) == 1
-    # Files linked on other origins are asked without the indexes' credentials (pip sends
-    # them to an index's own scheme, host and port only).
-    bare = {k: v for k, v in config.items() if k not in ("index-url", "extra-index-url")}
-    elsewhere = HttpClient(bare, pool_size=jobs)
-    with PageTap(urls, client, ahead=ahead, hide=surely_foreign, elsewhere=elsewhere) as tap:
-        if not ahead:
-            yield tap, None
-            return
-        try:
-            guesses = Guesses(inputs, settings.index, config, target, tap.pages)
-        except Unguessable as exc:
-            logger.info("nothing is fetched ahead of pip: %s", exc)
-            yield tap, None
-            return
-        with Prefetcher(
-            tap,
-            guesses,
-            remote[0],
-            cache,
-            pip_config=merged,
-            allowed=inputs.hashes,
-            jobs=jobs,
-        ) as prefetcher:
-            prefetcher.start(inputs)
-            yield tap, prefetcher
-
-
-def _name_version(filename: str) -> tuple[str, str] | None:
-    found = distribution_of(filename)
-    return None if found is None else (str(found[0]), str(found[1]))
 
 
 def _assemble(

@@ -27,13 +27,14 @@ from packaging.utils import (
 )
 
 from wheelhouse._base._http import strip_credentials
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.urls import file_url_path
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched, Fetcher
+from wheelhouse.download.pins import Pin
 from wheelhouse.house.manifest import Sha256
 from wheelhouse.inputs.requirements import InputSet
 from wheelhouse.resolve._pagetap import PageTap
-from wheelhouse.resolve.by_pip import Pin
 from wheelhouse.resolve.from_pins import Guesses, Wish
 
 __all__ = ["Prefetcher"]
@@ -71,14 +72,14 @@ class Prefetcher:
         index_url: str,
         cache: Cache,
         *,
-        pip_config: Mapping[str, str],
+        pip: PipSettings,
         allowed: Mapping[NormalizedName, frozenset[Sha256]],
         jobs: int,
     ) -> None:
         self._tap = tap
         self.guesses = guesses
         self._fetcher = Fetcher(
-            cache, pip_config=pip_config, allowed=allowed, jobs=jobs, progress=self._stop_if_done
+            cache, pip=pip, allowed=allowed, jobs=jobs, progress=self._stop_if_done
         )
         self._index_url = strip_credentials(index_url).rstrip("/")
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="prefetch")

@@ -5,15 +5,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.wheels import distribution_of
 from wheelhouse.download.cache import Cache
+from wheelhouse.download.pins import Pin
 from wheelhouse.house.manifest import FileKind, Sha256
-from wheelhouse.resolve.by_pip import Pin
 
 if TYPE_CHECKING:
     from wheelhouse.download.fetch import Fetched, Fetcher
@@ -37,12 +38,12 @@ class AheadOfUv:
     downloads under way (they are the lock's files, which would be downloaded next anyway).
     """
 
-    def __init__(self, cache: Cache, *, pip_config: Mapping[str, str], jobs: int) -> None:
+    def __init__(self, cache: Cache, *, pip: PipSettings, jobs: int) -> None:
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ahead-of-uv")
         # The pool's first job loads the downloader and the metadata reader (urllib3, TLS,
         # the pinned path's modules: 0.1 s) and lists the cache, while uv starts, instead of
         # before it does.
-        self._loaded = self._pool.submit(_load, cache, pip_config, jobs)
+        self._loaded = self._pool.submit(_load, cache, pip, jobs)
         self._seen: set[str] = set()  # file names asked for, once each
         self._lock = threading.Lock()
         # What was downloaded (not found in the cache), by sha256.
@@ -83,7 +84,7 @@ class AheadOfUv:
 
 
 def _load(
-    cache: Cache, pip_config: Mapping[str, str], jobs: int
+    cache: Cache, pip: PipSettings, jobs: int
 ) -> tuple[Fetcher, Callable[[Fetched], Metadata | None], frozenset[str]]:
     """The fetcher, the metadata reader, and the names of the files the cache holds."""
     # Imported here: see AheadOfUv.__init__.
@@ -92,7 +93,7 @@ def _load(
 
     files = cache.root / "files"
     cached = frozenset(p.name for p in files.glob("*/*/*")) if files.is_dir() else frozenset()
-    fetcher = Fetcher(cache, pip_config=pip_config, allowed={}, jobs=jobs)
+    fetcher = Fetcher(cache, pip=pip, allowed={}, jobs=jobs)
     return fetcher, known_metadata, cached
 
 

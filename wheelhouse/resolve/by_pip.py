@@ -29,21 +29,14 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from wheelhouse._base._pip import (
-    PYPI_SIMPLE,
-    FormatControl,
-    format_control,
-    hide_credentials,
-    index_urls,
-    online_env,
-    pip_config,
-    run_pip,
-)
+from wheelhouse._base._pip import hide_credentials, online_env, run_pip
 from wheelhouse._base._subprocess import tail
-from wheelhouse._base._uv import pip_config_as_uv_args, run_uv, uv_env
+from wheelhouse._base._uv import pip_settings_as_uv_args, run_uv, uv_env
+from wheelhouse._base.pip_settings import PYPI_SIMPLE, FormatControl, PipSettings
 from wheelhouse._base.targets import Target
 from wheelhouse._base.urls import strip_credentials
 from wheelhouse._base.wheels import project_of
+from wheelhouse.download.pins import Pin
 from wheelhouse.errors import (
     BuildError,
     ConflictError,
@@ -57,10 +50,8 @@ from wheelhouse.errors import (
 )
 from wheelhouse.house.manifest import FileKind, Sha256
 from wheelhouse.inputs.requirements import InputSet
-from wheelhouse.pipeline.settings import IndexOptions
 
 __all__ = [
-    "Pin",
     "Resolution",
     "download",
     "pip_version",
@@ -84,22 +75,6 @@ class Tap(Protocol):
 
 
 @dataclass(frozen=True)
-class Pin:
-    """One distribution pip chose, and the file it would install it from."""
-
-    name: NormalizedName
-    version: str
-    url: str
-    filename: str
-    kind: FileKind
-    sha256: Sha256 | None
-    requires_python: str | None
-    requested: bool
-    # PEP 740: the URL of the file's provenance, when the index page read for it names one.
-    provenance: str | None = None
-
-
-@dataclass(frozen=True)
 class Resolution:
     """pip's answer for one target."""
 
@@ -109,32 +84,23 @@ class Resolution:
     pip_version: str
 
 
-def resolve(
-    inputs: InputSet,
-    index: IndexOptions,
-    target: Target,
-    *,
-    config: Mapping[str, str] | None = None,
-) -> Resolution:
-    """Ask pip which distributions and files ``inputs`` need on ``target``.
-
-    ``config`` is ``pip_config()`` when the caller has it (it is read when not).
-    """
+def resolve(inputs: InputSet, pip: PipSettings, target: Target) -> Resolution:
+    """Ask pip which distributions and files ``inputs`` need on ``target``; pip reads its
+    configuration itself and is given the command line's options (``pip.command_line``)."""
     with tempfile.TemporaryDirectory(prefix="wheelhouse-resolve-") as tmp:
         report_path = Path(tmp) / "report.json"
         args = ["install", "--dry-run", "--ignore-installed", "--report", str(report_path)]
-        _run_resolver(args, inputs, index, target, config, produced=report_path)
+        _run_resolver(args, inputs, pip, target, produced=report_path)
         report = json.loads(report_path.read_text(encoding="utf-8"))
     return _from_report(report, target)
 
 
 def download(
     inputs: InputSet,
-    index: IndexOptions,
+    pip: PipSettings,
     target: Target,
     staging: Path,
     *,
-    config: Mapping[str, str] | None = None,
     reuse: Sequence[Path] = (),
     tap: Tap | None = None,
     on_output: Callable[[str], None] | None = None,
@@ -169,7 +135,7 @@ def download(
         linked[staging / path.name] = project
     args = ["download", "--dest", str(staging)]
     output = _run_resolver(
-        args, inputs, index, target, config, produced=staging, tap=tap, on_output=on_output
+        args, inputs, pip, target, produced=staging, tap=tap, on_output=on_output
     )
     present = sorted(p for p in staging.iterdir() if p.is_file())
     if not linked:
@@ -198,15 +164,15 @@ _SAVED = re.compile(r"^Saved .*?(?P<filename>[^/\\\n]+)$", re.MULTILINE)
 def _run_resolver(
     command: list[str],
     inputs: InputSet,
-    index: IndexOptions,
+    pip: PipSettings,
     target: Target,
-    config: Mapping[str, str] | None,
     *,
     produced: Path,
     tap: Tap | None = None,
     on_output: Callable[[str], None] | None = None,
 ) -> str:
     """Run pip's resolver (``command`` and the inputs): its output, or the error it explains."""
+    index = pip.command_line
     # The URLs pip is given carry no credentials: pip writes them on a child's command line.
     given = dataclasses.replace(
         index,
@@ -241,7 +207,7 @@ def _run_resolver(
     abort = threading.Event()
 
     def probe() -> NetworkError | None:
-        error = _unreachable(index, _first_project(inputs), config)
+        error = _unreachable(pip, _first_project(inputs))
         if error is not None:
             abort.set()
         return error
@@ -254,13 +220,13 @@ def _run_resolver(
         raise unreachable
     untap = tap.untap if tap is not None else str
     if not result.ok or not produced.exists():
-        raise explain_pip_failure(untap(result.stdout + "\n" + result.stderr), index, inputs)
+        raise explain_pip_failure(untap(result.stdout + "\n" + result.stderr), pip, inputs)
     return untap(result.stdout)
 
 
-def uv_version(pip_config: Mapping[str, str]) -> str:
+def uv_version(pip: PipSettings) -> str:
     """The version of the uv that resolves (``uv --version``'s number), for messages."""
-    result = run_uv(["--version"], env=uv_env(pip_config), purpose="--resolver uv needs uv")
+    result = run_uv(["--version"], env=uv_env(pip), purpose="--resolver uv needs uv")
     words = result.stdout.split()
     return words[1] if result.ok and len(words) > 1 else "?"
 
@@ -282,9 +248,7 @@ def _first_project(inputs: InputSet) -> str:
     return ""
 
 
-def _unreachable(
-    index: IndexOptions, project: str = "", config: Mapping[str, str] | None = None
-) -> NetworkError | None:
+def _unreachable(pip: PipSettings, project: str = "") -> NetworkError | None:
     """The first http(s) index pip would read that does not answer at all, as an error.
 
     Any HTTP answer counts as reachable (a private index may want credentials that pip has
@@ -297,9 +261,8 @@ def _unreachable(
 
     from wheelhouse._base._http import HttpClient
 
-    merged = index.over(pip_config() if config is None else config)
-    client = HttpClient(merged)
-    for url in [u for u in index_urls(merged) if u.startswith(("http://", "https://"))]:
+    client = HttpClient(pip)
+    for url in [u for u in pip.index_urls if u.startswith(("http://", "https://"))]:
         try:
             # Asked once: a probe that retried would only delay the error it exists to give.
             page = f"{url.rstrip('/')}/{project}/" if project else url
@@ -426,7 +389,7 @@ _UNPINNED_HEAD = "all requirements must have their versions pinned with =="
 
 
 def explain_pip_failure(
-    output: str, index: IndexOptions, inputs: InputSet | None = None
+    output: str, pip: PipSettings, inputs: InputSet | None = None
 ) -> WheelhouseError:
     """Turn pip's failed output into one error a user can act on."""
     lines = output.splitlines()
@@ -437,7 +400,7 @@ def explain_pip_failure(
             hint="check the network, the index URL and pip's proxy and cert settings",
         )
     if (retry := _RETRY.search(output)) is not None and _NOT_FOUND.search(output):
-        url = strip_credentials(index.index_url or pip_config().get("index-url") or PYPI_SIMPLE)
+        url = strip_credentials(pip.index_url or PYPI_SIMPLE)
         where = url.rstrip("/")
         why = re.sub(r"<[^<>]* object at 0x[0-9a-f]+>: ", "", retry["why"])
         return NetworkError(
@@ -486,15 +449,15 @@ def explain_pip_failure(
         versions = not_found["versions"].strip()
         if versions == "none":
             return (
-                _quarantined(req, index)
-                or _sdists_forbidden(req, index)
+                _quarantined(req, pip)
+                or _sdists_forbidden(req, pip)
                 or NotFoundError(
                     f"no distribution found for {req!r} on the configured indexes",
                     requirement=req,
                     hint="check the project name, and --index-url/--extra-index-url/--find-links"
                     + (
                         "; the release cooldown (--exclude-newer) may hold back every release"
-                        if index.cooldown is not None
+                        if pip.command_line.cooldown is not None
                         else ""
                     ),
                 )
@@ -533,9 +496,7 @@ def explain_pip_failure(
 _NO_VERSIONS = re.compile(r"there (?:are|is) no versions of (?P<name>[A-Za-z0-9._-]+)")
 
 
-def _quarantined(
-    req: str, index: IndexOptions, config: Mapping[str, str] | None = None
-) -> WheelhouseError | None:
+def _quarantined(req: str, pip: PipSettings) -> WheelhouseError | None:
     """pip found no file of ``req`` because the index quarantines the project (PEP 792: it
     lists none), as the one line the pinned path gives for it; else None."""
     try:
@@ -546,7 +507,7 @@ def _quarantined(
     from wheelhouse.resolve.from_pins import IndexFiles
 
     try:
-        IndexFiles(index, pip_config() if config is None else config, HOST, jobs=1).files(name, "0")
+        IndexFiles(pip, HOST, jobs=1).files(name, "0")
     except QuarantinedError as exc:
         return exc
     except WheelhouseError:
@@ -554,7 +515,7 @@ def _quarantined(
     return None
 
 
-def _sdists_forbidden(req: str, index: IndexOptions) -> NotFoundError | None:
+def _sdists_forbidden(req: str, pip: PipSettings) -> NotFoundError | None:
     """pip found no version of ``req`` because ``--only-binary`` rules out the sdists the
     index has (pip says only "versions: none"), as an error saying so; else None."""
     try:
@@ -562,8 +523,7 @@ def _sdists_forbidden(req: str, index: IndexOptions) -> NotFoundError | None:
     except InvalidRequirement:
         return None
     name = canonicalize_name(requirement.name)
-    config = pip_config()
-    formats = format_control(index.over(config))
+    formats = pip.formats
     if "source" in formats.allowed(name):
         return None
     flag = f"--only-binary {name if name in formats.only_binary else ':all:'}"
@@ -583,7 +543,7 @@ def _sdists_forbidden(req: str, index: IndexOptions) -> NotFoundError | None:
     from wheelhouse.resolve.from_pins import IndexFiles
 
     try:
-        files = IndexFiles(index, config, HOST, jobs=1).files(name, pinned[0])
+        files = IndexFiles(pip, HOST, jobs=1).files(name, pinned[0])
     except WheelhouseError:
         return None
     sdists = sorted(f for f in files if not f.endswith(".whl"))
@@ -669,11 +629,8 @@ def _last_collected(lines: list[str]) -> str | None:
     return None
 
 
-def resolve_foreign(inputs: InputSet, target: Target, pip_config: Mapping[str, str]) -> Resolution:
-    """Resolve for a target that is not this machine, with uv.
-
-    ``pip_config`` is pip's configuration with the command line's index options applied
-    (``IndexOptions.over``).
+def resolve_foreign(inputs: InputSet, target: Target, pip: PipSettings) -> Resolution:
+    """Resolve for a target that is not this machine, with uv, under pip's settings ``pip``.
 
     pip cannot: under ``--platform`` and ``--python-version`` it still evaluates environment
     markers for the host (pip#4304, pip#11010), so a dependency behind
@@ -689,13 +646,13 @@ def resolve_foreign(inputs: InputSet, target: Target, pip_config: Mapping[str, s
         "{}.{}".format(*target.python_version),
     ]
     purpose = f"resolving for target {target.name!r} needs uv (pip evaluates markers for the host)"
-    return _uv_lock(inputs, target, pip_config, on_target, purpose, extra_env)
+    return _uv_lock(inputs, target, pip, on_target, purpose, extra_env)
 
 
 def resolve_host_uv(
     inputs: InputSet,
     target: Target,
-    pip_config: Mapping[str, str],
+    pip: PipSettings,
     *,
     on_file: Callable[[str], None] | None = None,
 ) -> Resolution:
@@ -703,16 +660,15 @@ def resolve_host_uv(
 
     uv writes a PEP 751 lock whose files carry their URLs and sha256, so the pins are taken
     from it as they are for foreign targets: the index pages are not read a second time.
-    ``pip_config`` is pip's configuration with the command line's index options applied.
     ``on_file`` is given the URL of each file uv reads metadata from, as uv reads it.
     """
-    return _uv_lock(inputs, target, pip_config, [], "--resolver uv needs uv", {}, on_file)
+    return _uv_lock(inputs, target, pip, [], "--resolver uv needs uv", {}, on_file)
 
 
 def _uv_lock(
     inputs: InputSet,
     target: Target,
-    pip_config: Mapping[str, str],
+    pip: PipSettings,
     on_target: list[str],
     purpose: str,
     extra_env: Mapping[str, str],
@@ -720,10 +676,10 @@ def _uv_lock(
 ) -> Resolution:
     with tempfile.TemporaryDirectory(prefix="wheelhouse-resolve-") as tmp:
         lock_path = Path(tmp) / "pylock.toml"
-        _uv_compile(inputs, target, pip_config, on_target, lock_path, purpose, extra_env, on_file)
+        _uv_compile(inputs, target, pip, on_target, lock_path, purpose, extra_env, on_file)
         lock = tomllib.loads(lock_path.read_text(encoding="utf-8"))
         requested = requested_names(inputs, target)
-        formats = format_control(pip_config)
+        formats = pip.formats
         lock_dir = lock_path.parent  # uv writes a local project's path relative to the lock
         pins = [
             pin
@@ -739,7 +695,7 @@ def _uv_lock(
 def _uv_compile(
     inputs: InputSet,
     target: Target,
-    pip_config: Mapping[str, str],
+    pip: PipSettings,
     on_target: list[str],
     output: Path,
     purpose: str,
@@ -755,12 +711,12 @@ def _uv_compile(
         *on_target,
         "--output-file",
         output,
-        *pip_config_as_uv_args(pip_config),
+        *pip_settings_as_uv_args(pip),
     ]
     for path in inputs.constraints:
         args += ["--constraint", path.absolute()]
     args += [path.absolute() for path in inputs.requirements]
-    env = uv_env(pip_config)
+    env = uv_env(pip)
     env.update(extra_env)
     watch = None
     if on_file is not None:
@@ -779,7 +735,7 @@ def _uv_compile(
         said = "".join(
             line for line in result.stderr.splitlines(keepends=True) if not _UV_DEBUG.match(line)
         )
-        raise _explain_uv_failure(said or result.stdout, target, pip_config)
+        raise _explain_uv_failure(said or result.stdout, target, pip)
 
 
 # uv's HTTP cache client at debug level: "DEBUG Sending fresh HEAD request for: URL" (GET for
@@ -877,7 +833,7 @@ def _lock_filename(entry: dict[str, Any]) -> str:
 
 
 def _explain_uv_failure(
-    output: str, target: Target, pip_config: Mapping[str, str] | None = None
+    output: str, target: Target, pip: PipSettings | None = None
 ) -> WheelhouseError:
     causes = [
         line.strip().removeprefix("cause:").strip()
@@ -886,9 +842,9 @@ def _explain_uv_failure(
     ]
     detail = " ".join(causes) or output.strip() or "uv failed without a message"
     where = f"for target {target.name!r}"
-    if pip_config is not None and (empty := _NO_VERSIONS.search(detail)) is not None:
+    if pip is not None and (empty := _NO_VERSIONS.search(detail)) is not None:
         # A project whose page lists no file at all: one the index quarantines (PEP 792)?
-        quarantined = _quarantined(empty["name"], IndexOptions(), pip_config)
+        quarantined = _quarantined(empty["name"], pip)
         if quarantined is not None:
             return quarantined
     if "was not found in the package registry" in detail:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +25,11 @@ from packaging.utils import (
 
 from wheelhouse._base._http import strip_credentials
 from wheelhouse._base.cooldown import Cooldown
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.targets import Target
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched, Fetcher, Progress
+from wheelhouse.download.pins import Pin
 from wheelhouse.errors import (
     CooldownError,
     FetchError,
@@ -38,9 +40,8 @@ from wheelhouse.errors import (
 from wheelhouse.house.manifest import FileKind, Sha256
 from wheelhouse.inputs import Lock, LockedFile, LockedPackage, Selection
 from wheelhouse.inputs.lock import capped
-from wheelhouse.pipeline.settings import IndexOptions
-from wheelhouse.resolve.by_pip import Pin, Resolution
-from wheelhouse.resolve.from_pins import IndexFiles, PinnedResult, cooldown_of
+from wheelhouse.resolve.by_pip import Resolution
+from wheelhouse.resolve.from_pins import IndexFiles, PinnedResult
 
 __all__ = ["resolve_locked"]
 
@@ -50,8 +51,7 @@ logger = logging.getLogger(__name__)
 def resolve_locked(
     lock: Lock,
     selection: Selection,
-    index: IndexOptions,
-    pip_config: Mapping[str, str],
+    pip: PipSettings,
     target: Target,
     cache: Cache,
     *,
@@ -73,7 +73,7 @@ def resolve_locked(
         # Made on first need (a lock with URLs never reads an index page), once for all threads.
         with guard:
             if not lookup:
-                lookup.append(IndexFiles(index, pip_config, target, jobs=jobs))
+                lookup.append(IndexFiles(pip, target, jobs=jobs))
             return lookup[0]
 
     def pin_of(package: LockedPackage) -> Pin | _Missing:
@@ -87,7 +87,7 @@ def resolve_locked(
         if looked_up:
             # Files not found on an index that does not answer at all: the network is the
             # cause, not the lock or the target.
-            _raise_unreachable(index, pip_config, looked_up)
+            _raise_unreachable(pip, looked_up)
         raise IncompatibleError(
             f"{str(lock.path)!r} cannot be installed on target {target.name!r}: "
             + capped([why.text for why in missing], sep="; "),
@@ -95,13 +95,13 @@ def resolve_locked(
             "'pip lock' on such a machine), check --index-url, or drop the target",
         )
     pins = [pin for pin in found if isinstance(pin, Pin)]
-    cooldown = cooldown_of(index, pip_config)
+    cooldown = pip.cooldown
     if cooldown is not None:
         _check_cooldown(cooldown, pins, packages, index_files, lock.path)
     allowed = {p.name: frozenset(d for f in p.files for d in f.sha256) for p in packages}
     fetcher = Fetcher(
         cache,
-        pip_config=pip_config,
+        pip=pip,
         allowed={name: digests for name, digests in allowed.items() if digests},
         jobs=jobs,
         progress=progress,
@@ -199,9 +199,7 @@ class _Missing:
     looked_up: LockedPackage | None = None
 
 
-def _raise_unreachable(
-    index: IndexOptions, pip_config: Mapping[str, str], missing: Sequence[_Missing]
-) -> None:
+def _raise_unreachable(pip: PipSettings, missing: Sequence[_Missing]) -> None:
     """Raise the :class:`NetworkError` of the first index that the files were looked for on
     and that does not answer: the lock's own index for a package, else the configured ones."""
     from wheelhouse.resolve.by_pip import _unreachable
@@ -215,9 +213,9 @@ def _raise_unreachable(
         and why.looked_up.index_url
         and urlsplit(why.looked_up.index_url).scheme in ("http", "https")
     )
-    probes = [IndexOptions(index_url=url) for url in own if url]
-    for options in [*probes, index]:
-        error = _unreachable(options, first.name, pip_config)
+    probes = [dataclasses.replace(pip, index_url=url) for url in own if url]
+    for settings in [*probes, pip]:
+        error = _unreachable(settings, first.name)
         if error is not None:
             raise error
 

@@ -39,19 +39,15 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from wheelhouse._base._http import HttpClient, strip_credentials
-from wheelhouse._base._pip import (
-    FormatControl,
-    config_flag,
-    format_control,
-    index_urls,
-)
 from wheelhouse._base.cooldown import Cooldown
 from wheelhouse._base.files import sha256_file
+from wheelhouse._base.pip_settings import FormatControl, PipSettings
 from wheelhouse._base.targets import Target
 from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import project_of, read_wheel_metadata
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched, Fetcher, Progress
+from wheelhouse.download.pins import Pin
 from wheelhouse.errors import (
     CooldownError,
     FetchError,
@@ -62,8 +58,7 @@ from wheelhouse.errors import (
 )
 from wheelhouse.house.manifest import FileKind, Sha256
 from wheelhouse.inputs.requirements import InputSet
-from wheelhouse.pipeline.settings import IndexOptions
-from wheelhouse.resolve.by_pip import Pin, Resolution
+from wheelhouse.resolve.by_pip import Resolution
 from wheelhouse.resolve.fully_pinned import (
     Fallback,
     Ineligible,
@@ -89,7 +84,6 @@ __all__ = [
     "PinnedResult",
     "Unguessable",
     "Wish",
-    "cooldown_of",
     "fetch_resolved",
     "known_metadata",
     "resolve_pinned",
@@ -108,8 +102,7 @@ class PinnedResult:
 
 def resolve_pinned(
     inputs: InputSet,
-    index: IndexOptions,
-    pip_config: Mapping[str, str],
+    pip: PipSettings,
     target: Target,
     cache: Cache,
     *,
@@ -122,8 +115,7 @@ def resolve_pinned(
 ) -> PinnedResult | Fallback:
     """Resolve a fully pinned ``inputs`` without pip, or say why pip must resolve it.
 
-    ``pip_config`` is pip's effective configuration (``_pip.pip_config()``), with or without
-    ``index``'s URLs merged in as the pipeline does for ``fetch_all``. The chosen files are
+    ``pip`` is pip's settings with the command line's on top. The chosen files are
     fetched into ``cache`` (hash-verified) and returned, so the caller need not fetch them again.
     ``build`` turns sdists whose dependencies are not static into wheels (in order), whose
     metadata then stands in; without it such an sdist sends the input to pip.
@@ -135,8 +127,7 @@ def resolve_pinned(
     try:
         result = _resolve(
             inputs,
-            index,
-            pip_config,
+            pip,
             target,
             cache,
             jobs=jobs,
@@ -158,8 +149,7 @@ def resolve_pinned(
 
 def _resolve(
     inputs: InputSet,
-    index: IndexOptions,
-    pip_config: Mapping[str, str],
+    pip: PipSettings,
     target: Target,
     cache: Cache,
     *,
@@ -171,25 +161,23 @@ def _resolve(
     pins: PinSet | None,
 ) -> PinnedResult:
     environment = target.environment
-    found = pins if pins is not None else pinned_set(inputs, pip_config, environment)
+    found = pins if pins is not None else pinned_set(inputs, pip, environment)
     options, wanted = found.options, found.wanted
-    sources = _sources(index, pip_config)
+    sources = _sources(pip)
     python = python_version(environment)
-    cooldown = cooldown_of(index, pip_config)
+    cooldown = pip.cooldown
     client = _PageClient(
-        pip_config, pool_size=max(jobs, 1), pages=pages, upload_times=cooldown is not None
+        pip, pool_size=max(jobs, 1), pages=pages, upload_times=cooldown is not None
     )
     chooser = _Chooser(
         tags={tag: i for i, tag in enumerate(target.tags)},
         python=python,
         prefer_binary=options.prefer_binary,
-        formats=format_control(pip_config),
+        formats=pip.formats,
         cooldown=cooldown,
     )
 
-    fetcher = Fetcher(
-        cache, pip_config=pip_config, allowed=inputs.hashes, jobs=jobs, progress=progress
-    )
+    fetcher = Fetcher(cache, pip=pip, allowed=inputs.hashes, jobs=jobs, progress=progress)
 
     def choose_and_fetch(item: Wanted) -> tuple[Fetched, Metadata | None]:
         # One worker takes a project from its index page to its verified file and metadata,
@@ -271,7 +259,7 @@ def _checked(
 def fetch_resolved(
     pins: Sequence[Pin],
     inputs: InputSet,
-    pip_config: Mapping[str, str],
+    pip: PipSettings,
     target: Target,
     cache: Cache,
     *,
@@ -316,9 +304,7 @@ def fetch_resolved(
                 Requirement(f"{pin.name}=={pin.version}"),
                 extras.get(pin.name, set()),
             )
-        fetcher = Fetcher(
-            cache, pip_config=pip_config, allowed=inputs.hashes, jobs=jobs, progress=progress
-        )
+        fetcher = Fetcher(cache, pip=pip, allowed=inputs.hashes, jobs=jobs, progress=progress)
 
         def fetch_and_read(pin: Pin) -> tuple[Fetched, Metadata | None]:
             fetched = fetcher.fetch(pin)  # a FetchError (hash mismatch: exit 6) is the user's
@@ -422,18 +408,10 @@ class _FlatDirectory(_Source):
         return found
 
 
-def cooldown_of(index: IndexOptions, pip_config: Mapping[str, str]) -> Cooldown | None:
-    """The release cooldown the command line (``index``) or pip's configuration sets."""
-    if index.cooldown is not None:
-        return index.cooldown
-    return Cooldown.from_config(pip_config)
-
-
-def _sources(index: IndexOptions, pip_config: Mapping[str, str]) -> list[_Source]:
+def _sources(pip: PipSettings) -> list[_Source]:
     """pip's order: find-links files first, then the index, then each extra index."""
-    links = [*pip_config.get("find-links", "").split(), *index.find_links]
     sources: list[_Source] = []
-    for link in dict.fromkeys(links):
+    for link in pip.find_links:
         parts = urlsplit(link)
         if parts.scheme not in ("", "file"):
             raise Ineligible(f"find-links {strip_credentials(link)!r} is a URL, which pip reads")
@@ -442,7 +420,7 @@ def _sources(index: IndexOptions, pip_config: Mapping[str, str]) -> list[_Source
         if not path.is_dir():
             raise Ineligible(f"find-links {link!r} is not a directory")
         sources.append(_FlatDirectory(path.absolute()))  # its files become file: URLs
-    for url in index_urls(index.over(pip_config)):
+    for url in pip.index_urls:
         if urlsplit(url).scheme not in ("http", "https", "file"):
             raise Ineligible(f"index {strip_credentials(url)!r} is not an http(s) URL")
         sources.append(_Index(url))
@@ -564,14 +542,14 @@ class _PageClient(HttpClient):
 
     def __init__(
         self,
-        pip_config: Mapping[str, str],
+        pip: PipSettings,
         *,
         pool_size: int = 8,
         pages: Mapping[str, Page] | None = None,
         kept_only: bool = False,
         upload_times: bool = False,
     ) -> None:
-        super().__init__(pip_config, pool_size=pool_size)
+        super().__init__(pip, pool_size=pool_size)
         # Upload times are in JSON pages only (PEP 700): a cooldown asks for those first.
         self._accept = PIP_ACCEPT if upload_times else HTML_ONLY
         # Not "or {}": an empty mapping given may be filled later (the tap's, while pip runs).
@@ -884,20 +862,16 @@ class IndexFiles:
     the pinned path sees them: for lock files that name a file (or only its hashes) but not
     where it is."""
 
-    def __init__(
-        self, index: IndexOptions, pip_config: Mapping[str, str], target: Target, *, jobs: int
-    ) -> None:
+    def __init__(self, pip: PipSettings, target: Target, *, jobs: int) -> None:
         try:
-            self._sources = _sources(index, pip_config)
+            self._sources = _sources(pip)
         except Ineligible as exc:
             raise FetchError(
                 f"cannot look files up on the configured indexes: {exc}",
                 hint="give the indexes as http(s) URLs and find-links as directories",
             ) from exc
-        cooldown = cooldown_of(index, pip_config)
-        self._client = _PageClient(
-            pip_config, pool_size=max(jobs, 1), upload_times=cooldown is not None
-        )
+        cooldown = pip.cooldown
+        self._client = _PageClient(pip, pool_size=max(jobs, 1), upload_times=cooldown is not None)
         self._chooser = _Chooser(
             tags={tag: i for i, tag in enumerate(target.tags)},
             python=python_version(target.environment),
@@ -984,24 +958,22 @@ class Guesses:
     def __init__(
         self,
         inputs: InputSet,
-        index: IndexOptions,
-        pip_config: Mapping[str, str],
+        pip: PipSettings,
         target: Target,
         pages: Mapping[str, Page],
     ) -> None:
-        merged = index.over(pip_config)
         self.environment = target.environment
         try:
-            self._sources = _sources(index, pip_config)
-            constraints = constraint_specifiers(inputs, pip_config, self.environment)
+            self._sources = _sources(pip)
+            constraints = constraint_specifiers(inputs, pip, self.environment)
         except Ineligible as exc:
             raise Unguessable(str(exc)) from exc
         self._constraints: dict[NormalizedName, SpecifierSet] = {}
         for name, spec, _ in constraints:
             self._constraints[name] = self._constraints.get(name, SpecifierSet()) & spec
         # Only pages the tap read: a guess never costs a page request of its own.
-        self._client = _PageClient(pip_config, pages=pages, kept_only=True)
-        self._pre = config_flag(merged, "pre")
+        self._client = _PageClient(pip, pages=pages, kept_only=True)
+        self._pre = pip.pre
         # What the guesses chose and read, for the pinned path to take as its own: the file
         # of a version is chosen the same way there, and metadata is the file's.
         self.chosen: dict[tuple[NormalizedName, Version], Pin] = {}
@@ -1010,9 +982,9 @@ class Guesses:
         self._chooser = _Chooser(
             tags={tag: i for i, tag in enumerate(target.tags)},
             python=python_version(self.environment),
-            prefer_binary=config_flag(merged, "prefer-binary"),
-            formats=format_control(merged),
-            cooldown=cooldown_of(index, pip_config),
+            prefer_binary=pip.prefer_binary,
+            formats=pip.formats,
+            cooldown=pip.cooldown,
         )
 
     def requested(self, inputs: InputSet) -> list[Wish]:

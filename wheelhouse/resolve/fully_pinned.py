@@ -19,10 +19,10 @@ from packaging.version import InvalidVersion, Version
 
 from wheelhouse._base._pip import (
     RequirementFileError,
-    config_flag,
     read_requirement_file,
     read_requirement_options,
 )
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.targets import Target
 from wheelhouse.inputs.requirements import InputSet
 
@@ -131,9 +131,9 @@ class Options:
     require_hashes: bool
 
 
-def check_options(inputs: InputSet, pip_config: Mapping[str, str]) -> Options:
+def check_options(inputs: InputSet, pip: PipSettings) -> Options:
     """The options that choose files; raises :class:`Ineligible` for one only pip honours."""
-    for key in sorted(pip_config):
+    for key in sorted(pip.configured):
         if key not in _HARMLESS_CONFIG:
             raise Ineligible(f"pip's configuration sets {key!r}, which only pip can honour")
     found: set[str] = set()
@@ -142,8 +142,8 @@ def check_options(inputs: InputSet, pip_config: Mapping[str, str]) -> Options:
     for path in inputs.constraints:
         found |= _file_options(path, constraint=True)
     return Options(
-        prefer_binary="--prefer-binary" in found or config_flag(pip_config, "prefer-binary"),
-        require_hashes="--require-hashes" in found or config_flag(pip_config, "require-hashes"),
+        prefer_binary="--prefer-binary" in found or pip.prefer_binary,
+        require_hashes="--require-hashes" in found or pip.require_hashes,
     )
 
 
@@ -203,12 +203,12 @@ def _pins(inputs: InputSet, environment: Mapping[str, str]) -> dict[NormalizedNa
 
 
 def constraint_specifiers(
-    inputs: InputSet, pip_config: Mapping[str, str], environment: Mapping[str, str]
+    inputs: InputSet, pip: PipSettings, environment: Mapping[str, str]
 ) -> list[tuple[NormalizedName, SpecifierSet, str]]:
     """Every constraint that applies in ``environment`` (the input's and those of pip's
     configuration): the project, its specifier and where it was written."""
     lines = [line for line in inputs.lines if line.constraint]
-    for value in pip_config.get("constraint", "").split():
+    for value in pip.constraints:
         if "://" in value:
             raise Ineligible(f"pip's configuration names constraints by URL ({value!r})")
         path = Path(os.path.expanduser(value))
@@ -246,7 +246,7 @@ def python_version(environment: Mapping[str, str]) -> Version:
         return Version(".".join(full.split("+")[0].split(".")[:3]) or environment["python_version"])
 
 
-def unpinnable(inputs: InputSet, pip_config: Mapping[str, str]) -> str | None:
+def unpinnable(inputs: InputSet, pip: PipSettings) -> str | None:
     """Why pins made from ``inputs``' resolution could not stand for it here, or None.
 
     A resolver's answer (``pip download``'s files, ``uv pip compile``'s pins) goes through
@@ -254,7 +254,7 @@ def unpinnable(inputs: InputSet, pip_config: Mapping[str, str]) -> str | None:
     understands (in the files or pip's configuration), editables, paths and URLs.
     """
     try:
-        check_options(inputs, pip_config)
+        check_options(inputs, pip)
     except Ineligible as exc:
         return str(exc)
     for line in inputs.lines:
@@ -277,14 +277,12 @@ class PinSet:
     wanted: dict[NormalizedName, Wanted]
 
 
-def pinned_set(
-    inputs: InputSet, pip_config: Mapping[str, str], environment: Mapping[str, str]
-) -> PinSet:
+def pinned_set(inputs: InputSet, pip: PipSettings, environment: Mapping[str, str]) -> PinSet:
     """The options and the pins of ``inputs`` for ``environment``; raises :class:`Ineligible`
     unless they are a complete, consistent set of ``==`` pins that constraints allow."""
-    options = check_options(inputs, pip_config)
+    options = check_options(inputs, pip)
     wanted = _pins(inputs, environment)
-    for name, spec, where in constraint_specifiers(inputs, pip_config, environment):
+    for name, spec, where in constraint_specifiers(inputs, pip, environment):
         if name in wanted and not spec.contains(wanted[name].version, prereleases=True):
             raise Ineligible(
                 f"{where} {name}{spec} excludes the pin {name}=={wanted[name].version}"
@@ -296,10 +294,10 @@ def pinned_set(
     return PinSet(options, wanted)
 
 
-def pin_set(inputs: InputSet, pip_config: Mapping[str, str], target: Target) -> PinSet | Fallback:
+def pin_set(inputs: InputSet, pip: PipSettings, target: Target) -> PinSet | Fallback:
     """The set of pins ``inputs`` are for ``target``, or why they need a resolver."""
     try:
-        return pinned_set(inputs, pip_config, target.environment)
+        return pinned_set(inputs, pip, target.environment)
     except Ineligible as exc:
         logger.info("resolving with pip: %s", exc)
         return Fallback(str(exc))

@@ -41,6 +41,7 @@ from starlette.types import Receive, Scope, Send
 
 from wheelhouse import __version__
 from wheelhouse._base._http import HttpClient, strip_credentials
+from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import read_wheel_metadata
 from wheelhouse.audit.query import QUERY_PATH
@@ -251,7 +252,7 @@ class _Proxy:
         if settings.upstreams:
             config["index-url"] = settings.upstreams[0]
             config["extra-index-url"] = " ".join(settings.upstreams[1:])
-        self.client = HttpClient(config, pool_size=_UPSTREAM_CONNECTIONS)
+        self.client = HttpClient(PipSettings.parse(config), pool_size=_UPSTREAM_CONNECTIONS)
         self.store = _open_store(settings, self.client, self.stats)
         self.store.on_stored = self._check_metadata
         self._render_locks: dict[tuple[str, str], asyncio.Lock] = {}
