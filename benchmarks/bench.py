@@ -51,7 +51,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))  # tests._dists and tests._server make the scale graph
+sys.path.insert(0, str(ROOT))  # tests.support.dists and tests.support.server make the scale graph
 
 from wheelhouse.house.manifest import BuiltFrom, FileRecord, read_manifest  # noqa: E402
 from wheelhouse.install.hermetic import find_uv  # noqa: E402
@@ -945,7 +945,7 @@ def bench_proxy_floor(requirements: Path, rounds: int, scratch: Scratch, log: An
     disk. pip and uv clients, alternating, in one run."""
     import urllib.request
 
-    from tests._nginx import Nginx, find_nginx
+    from tests.support.nginx import Nginx, find_nginx
 
     binary = find_nginx()
     if binary is None:
@@ -1161,7 +1161,7 @@ def _cpu_seconds(pid: int) -> float:
 def bench_scale_out(requirements: Path, scratch: Scratch, log: Any) -> dict[str, Any]:
     """Issue 15's figure against the real index: three `serve --upstream` instances over one
     SeaweedFS bucket, 30 cold concurrent clients spread over them (uv, and one pip each)."""
-    from tests._s3 import S3Server, find_weed
+    from tests.support.s3 import S3Server, find_weed
 
     weed = find_weed()
     if weed is None:
@@ -1310,7 +1310,7 @@ def scale_sizes(limit: int) -> list[int]:
 
 def make_graph(root: Path, count: int) -> None:
     """``count`` tiny wheels: a binary tree with an extra chain edge, so many share dependents."""
-    from tests._dists import make_wheel
+    from tests.support.dists import make_wheel
 
     for i in range(count):
         children = sorted({c for c in (2 * i + 1, 2 * i + 2, i + 1) if c < count})
@@ -1433,7 +1433,7 @@ def growth_exponent(sizes: Sequence[int], values: Sequence[float]) -> float:
 
 
 def bench_scale(limit: int, rounds: int, scratch: Scratch, log: Any) -> dict[str, Any]:
-    from tests._server import IndexServer
+    from tests.support.server import IndexServer
 
     rows: list[dict[str, Any]] = []
     for count in scale_sizes(limit):

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests._capabilities import missing
-from tests._dists import DistFactory
-from tests._s3 import S3Server, find_weed
-from tests._server import IndexServer
+from tests.support.capabilities import missing
+from tests.support.dists import DistFactory
+from tests.support.s3 import S3Server, find_weed
+from tests.support.server import IndexServer
 
 # Captured before any test scrubs os.environ: the network check needs the machine's CA bundle.
 _HOST_ENV: Mapping[str, str] = dict(os.environ)

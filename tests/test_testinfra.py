@@ -23,8 +23,6 @@ from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 from pytest_socket import SocketConnectBlockedError
 
-from tests._dists import BUILD_FAILURE_LINE, DistFactory, make_sdist, make_wheel
-from tests._server import IndexServer
 from tests.conftest import (
     PYPI_PROBE_URL,
     Cli,
@@ -34,6 +32,8 @@ from tests.conftest import (
     _host_ca_bundle,
     isolate_environment,
 )
+from tests.support.dists import BUILD_FAILURE_LINE, DistFactory, make_sdist, make_wheel
+from tests.support.server import IndexServer
 
 
 def _sha256(path: Path) -> str:

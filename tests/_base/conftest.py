@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests._server import IndexServer
 from tests.audit.conftest import real_members, write_zip
 from tests.conftest import Cli, Offline
+from tests.support.server import IndexServer
 from wheelhouse.audit.fetch import fetch_snapshot
 from wheelhouse.errors import ExitCode, FetchError
 

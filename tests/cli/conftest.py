@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
 from tests.conftest import isolate_environment
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse.pipeline.run import build_wheelhouse
 from wheelhouse.pipeline.settings import BuildSettings, IndexOptions
 

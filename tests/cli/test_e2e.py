@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
 from tests.conftest import Cli, MakeVenv, Offline
 from tests.pipeline.test_build import (
     GRAPH_REQUIREMENTS,
@@ -25,6 +23,8 @@ from tests.pipeline.test_build import (
     sha256_of,
     wheels_in,
 )
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, read_manifest
 
 pytestmark = pytest.mark.slow

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
 from tests.cli.conftest import ALPHA, BETA
 from tests.conftest import Cli
 from tests.house.test_verify import flip_byte, make_wheelhouse
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse.cli._app import app
 from wheelhouse.house.manifest import read_manifest
 

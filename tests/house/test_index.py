@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from tests._capabilities import find_uv
+from tests.support.capabilities import find_uv
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 from wheelhouse.errors import InvalidWheelhouseError, TamperedError

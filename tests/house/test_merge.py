@@ -16,9 +16,9 @@ from packaging.markers import Marker, default_environment
 from packaging.tags import sys_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from tests._dists import DistFactory, make_wheel
 from tests.conftest import MakeVenv, Offline
 from tests.pipeline.test_build import snapshot
+from tests.support.dists import DistFactory, make_wheel
 from wheelhouse._base._pip import offline_env
 from wheelhouse.errors import (
     ConflictError,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
 from tests.conftest import Cli
 from tests.pipeline import test_multitarget
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, Manifest, read_manifest
 
 WHEEL = "both-1.0-py3-none-any.whl"

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
 from tests.conftest import Cli
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse import __version__
 from wheelhouse.house.manifest import SCHEMA_VERSION, BuiltFrom, Downloaded, read_manifest
 

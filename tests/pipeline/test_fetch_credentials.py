@@ -15,8 +15,8 @@ import pytest
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from tests._base.conftest import basic
-from tests._dists import DistFactory
-from tests._server import Answer, IndexServer
+from tests.support.dists import DistFactory
+from tests.support.server import Answer, IndexServer
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import fetch_all
 from wheelhouse.house.manifest import Sha256

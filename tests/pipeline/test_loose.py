@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import Answer, IndexServer
 from tests.conftest import Cli
 from tests.pipeline.test_build import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph, sha256_of
+from tests.support.dists import DistFactory
+from tests.support.server import Answer, IndexServer
 from wheelhouse._base._uv import find_uv
 from wheelhouse.errors import ExitCode, WheelhouseError
 from wheelhouse.simple.media import PIP_ACCEPT

@@ -27,10 +27,10 @@ import pytest
 from packaging.markers import Marker
 from packaging.tags import sys_tags
 
-from tests._capabilities import missing
-from tests._dists import DistFactory
-from tests._server import IndexServer
 from tests.conftest import Cli, MakeVenv, Offline
+from tests.support.capabilities import missing
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse.errors import WheelhouseError
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, Manifest, read_manifest
 

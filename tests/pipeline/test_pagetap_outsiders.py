@@ -22,11 +22,11 @@ from urllib.parse import quote, urlsplit
 import pytest
 import urllib3
 
-from tests._capabilities import missing
-from tests._dists import DistFactory
-from tests._server import Answer, IndexServer
 from tests.conftest import Cli
 from tests.pipeline.test_build import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph
+from tests.support.capabilities import missing
+from tests.support.dists import DistFactory
+from tests.support.server import Answer, IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse.resolve import _pagetap
 from wheelhouse.resolve._pagetap import REFUSED, PageTap

@@ -16,9 +16,9 @@ from urllib.parse import unquote
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests._dists import DistFactory, vendor_dist_info
-from tests._server import Answer, IndexServer, Intercept, _requires_python
 from tests.conftest import Cli
+from tests.support.dists import DistFactory, vendor_dist_info
+from tests.support.server import Answer, IndexServer, Intercept, _requires_python
 from wheelhouse._base.targets import HOST
 from wheelhouse.download.cache import Cache
 from wheelhouse.inputs.requirements import read_inputs

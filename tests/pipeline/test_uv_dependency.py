@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
 from tests.pipeline.test_multitarget import (
     AARCH64,
     EXPECTED,
@@ -22,6 +20,8 @@ from tests.pipeline.test_multitarget import (
     lock_files,
     make_project,
 )
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse.house.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,8 +19,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 
 
 class ProxyProcess:

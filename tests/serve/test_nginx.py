@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests._capabilities import find_uv, missing
-from tests._nginx import Nginx, docs_block, find_nginx
 from tests.house.test_index import build_wheelhouse
+from tests.support.capabilities import find_uv, missing
+from tests.support.nginx import Nginx, docs_block, find_nginx
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 from wheelhouse.house.index import write_index

@@ -19,10 +19,10 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
 from tests.house.test_index import manifest_of, record_for
 from tests.serve.conftest import ProxyProcess, StartProxy, wait_until
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse.house.index import write_index
 
 JSON = "application/vnd.pypi.simple.v1+json"

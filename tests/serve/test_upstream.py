@@ -12,8 +12,8 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.wheels import RangeFile, read_wheel_metadata, read_wheel_metadata_from
 from wheelhouse.errors import UpstreamError

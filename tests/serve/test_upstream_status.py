@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse.errors import ExitCode, MalformedUploadTime, UpstreamError
 from wheelhouse.simple import fetch_project_page, parse_html_page, parse_json_page

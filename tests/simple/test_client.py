@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests._base.conftest import basic
-from tests._server import Answer, IndexServer
+from tests.support.server import Answer, IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse.errors import UpstreamError
 from wheelhouse.simple import fetch_page, fetch_project_page

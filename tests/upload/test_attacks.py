@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import make_wheel
+from tests.support.dists import make_wheel
 from tests.upload.conftest import (
     BOUNDARY,
     ServeProcess,

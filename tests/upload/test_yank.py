@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests._dists import make_wheel
+from tests.support.dists import make_wheel
 from tests.upload.conftest import (
     PASSWORD,
     USER,

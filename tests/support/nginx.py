@@ -15,7 +15,7 @@ from pathlib import Path
 
 __all__ = ["Nginx", "docs_block", "find_nginx"]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def find_nginx() -> str | None:
