@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.audit.conftest import real_members, write_zip
-from tests.conftest import Cli, Offline
+from tests.support.fixtures import Cli, Offline
+from tests.support.osv import real_members, write_zip
 from tests.support.server import IndexServer
 from wheelhouse.audit.fetch import fetch_snapshot
 from wheelhouse.errors import ExitCode, FetchError

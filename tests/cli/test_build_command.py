@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
 from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli
 from tests.support.server import IndexServer
 from wheelhouse.house.manifest import read_manifest
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import InvalidRequirement, Requirement
 
-from tests.conftest import Cli, Result, isolate_environment
 from tests.support.dists import BUILD_FAILURE_LINE, DistFactory
+from tests.support.fixtures import Cli, Result, isolate_environment
 from tests.support.server import IndexServer, _corrupted
 from wheelhouse import __version__
 from wheelhouse.errors import ExitCode

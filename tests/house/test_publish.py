@@ -16,11 +16,10 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
-from tests.conftest import Cli, MakeVenv, Offline
-from tests.serve.test_nginx import require_nginx
 from tests.support.capabilities import find_uv
 from tests.support.dists import DistFactory
-from tests.support.nginx import Nginx, docs_block
+from tests.support.fixtures import Cli, MakeVenv, Offline
+from tests.support.nginx import Nginx, docs_block, require_nginx
 from tests.support.s3 import S3Server
 from tests.support.server import IndexServer
 from wheelhouse._base._pip import offline_env

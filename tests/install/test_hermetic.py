@@ -18,9 +18,9 @@ from packaging.tags import sys_tags
 
 import wheelhouse._base._uv
 import wheelhouse.install.hermetic as install_module
-from tests.house.test_verify import flip_byte, make_wheelhouse
 from tests.support.capabilities import missing
 from tests.support.dists import vendor_dist_info
+from tests.support.wheelhouses import flip_byte, make_wheelhouse
 from wheelhouse._base.targets import parse_target
 from wheelhouse.errors import (
     IncompatibleError,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from packaging.markers import default_environment
 
-from tests.conftest import MakeVenv, Offline
-from tests.house.test_verify import make_wheelhouse
 from tests.support.dists import DistFactory
+from tests.support.fixtures import MakeVenv, Offline
+from tests.support.wheelhouses import make_wheelhouse
 from wheelhouse.install._piptools import Installed, sync_diff
 
 LOCK = {"alpha": "1.0", "beta": "2.0", "delta": "4.0"}

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from tests.pipeline.test_build import sha256_of
 from tests.support.dists import DistFactory
+from tests.support.graph import sha256_of
 from tests.support.server import IndexServer
 from wheelhouse.download.cache import Cache
 from wheelhouse.resolve._uv_ahead import AheadOfUv

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
-from tests.pipeline.test_loose import need_uv
 from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli
+from tests.support.locktools import need_uv
 from tests.support.server import IndexServer
 from wheelhouse.errors import ExitCode
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, MakeVenv, Offline
 from tests.support.dists import DistFactory, make_sdist
+from tests.support.fixtures import Cli, MakeVenv, Offline
 from tests.support.server import IndexServer
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, Manifest, read_manifest
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, Offline
 from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli, Offline
 from tests.support.server import IndexServer
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -13,25 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
-from tests.pipeline.test_build import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph, sha256_of
 from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli
+from tests.support.graph import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph, sha256_of
+from tests.support.locktools import need_uv
 from tests.support.server import Answer, IndexServer
 from wheelhouse._base._uv import find_uv
-from wheelhouse.errors import ExitCode, WheelhouseError
+from wheelhouse.errors import ExitCode
 from wheelhouse.simple.media import PIP_ACCEPT
 
 # Every file of the graph that is on the index and in the lock (srconly as its sdist).
 INDEX_FILES = {"srconly-1.0.tar.gz"} | (GRAPH_WHEELS - {"srconly-1.0-py3-none-any.whl"})
-
-
-def need_uv() -> None:
-    try:
-        find_uv()
-    except WheelhouseError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"--resolver uv needs uv: {exc.message}")
-        pytest.skip(f"--resolver uv needs uv: {exc.message}")
 
 
 def build(cli: Cli, index: IndexServer, requirements: Path, out: Path, *args: str) -> str:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.test_pagetap_outsiders import NOBODY, WAIT, guard
 from tests.support.capabilities import missing
+from tests.support.credentials import NOBODY, WAIT, guard
 from tests.support.dists import DistFactory
 from tests.support.server import IndexServer
 

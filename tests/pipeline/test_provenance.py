@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.provenance.conftest import DATA, SDIST
 from tests.support.dists import DistFactory
+from tests.support.provenance import DATA, SDIST
 from tests.support.server import IndexServer
 
 REAL = json.loads((DATA / f"{SDIST}.provenance").read_bytes())

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests.pipeline.test_multitarget import (
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
+from tests.support.targets import (
     AARCH64,
     EXPECTED,
     LOOSE,
@@ -20,8 +22,6 @@ from tests.pipeline.test_multitarget import (
     lock_files,
     make_project,
 )
-from tests.support.dists import DistFactory
-from tests.support.server import IndexServer
 from wheelhouse.house.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.serve.conftest import linked_files
 from tests.support.dists import DistFactory
+from tests.support.proxy import linked_files
 from tests.support.server import IndexServer
 from wheelhouse._base import cooldown as cooldown_module
 from wheelhouse.errors import ExitCode

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.serve.conftest import linked_files
 from tests.support.dists import DistFactory
+from tests.support.proxy import linked_files
 from tests.support.server import Answer, IndexServer
 from wheelhouse.errors import ExitCode
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.provenance.conftest import DATA, SDIST, SDIST_SHA256, TRUST_ROOT
+from tests.support.provenance import DATA, SDIST, SDIST_SHA256, TRUST_ROOT
 from tests.support.server import IndexServer
 from wheelhouse.errors import ExitCode
 

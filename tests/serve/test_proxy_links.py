@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.serve.conftest import ProxyProcess, StartProxy
 from tests.support.dists import DistFactory
+from tests.support.proxy import ProxyProcess, StartProxy
 from tests.support.server import IndexServer
 
 JSON = "application/vnd.pypi.simple.v1+json"

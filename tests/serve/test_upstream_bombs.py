@@ -16,7 +16,6 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests.serve.conftest import StartProxy
 from tests.support.hostile import (
     EXTRA,
     JSON,
@@ -29,6 +28,7 @@ from tests.support.hostile import (
     serve,
     within,
 )
+from tests.support.proxy import StartProxy
 from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.wheels import MAX_METADATA, MetadataTooLargeError, read_wheel_metadata

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests._base.conftest import basic
 from tests.support.hostile import (
     JSON,
     json_page,
     serve,
 )
 from tests.support.server import IndexServer
+from tests.support.tls import basic
 from wheelhouse._base._http import HttpClient
 from wheelhouse.serve._upstream import open_file
 from wheelhouse.simple import fetch_project_page

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.serve.conftest import StartProxy
 from tests.support.hostile import (
     Dripper,
     within,
 )
+from tests.support.proxy import StartProxy
 from wheelhouse._base._http import HttpClient
 from wheelhouse.errors import UpstreamError
 from wheelhouse.serve._upstream import fetch_wheel_metadata, open_file

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests._base.conftest import basic
 from tests.support.server import Answer, IndexServer
+from tests.support.tls import basic
 from wheelhouse._base._http import HttpClient
 from wheelhouse.errors import UpstreamError
 from wheelhouse.simple import fetch_page, fetch_project_page

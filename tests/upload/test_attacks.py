@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.dists import make_wheel
-from tests.upload.conftest import (
+from tests.support.upload import (
     BOUNDARY,
     ServeProcess,
     basic,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.capabilities import missing
-from tests.upload.conftest import ServeProcess, basic, encode_form, post, upload_fields
+from tests.support.upload import ServeProcess, basic, encode_form, post, upload_fields
 
 README = """# Team package
 

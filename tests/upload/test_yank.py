@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support.dists import make_wheel
-from tests.upload.conftest import (
+from tests.support.upload import (
     PASSWORD,
     USER,
     ServeProcess,
