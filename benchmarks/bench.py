@@ -41,6 +41,7 @@ from benchmarks.cases.installs import bench_installs, install_command_available
 from benchmarks.cases.locks import bench_locks
 from benchmarks.cases.loose import CountingTunnel, bench_loose
 from benchmarks.cases.mirror import bench_mirror, print_mirror
+from benchmarks.cases.pinned_uv import bench_pinned_uv
 from benchmarks.cases.proxy import (
     bench_proxy,
     bench_proxy_cold_uv,
@@ -146,6 +147,20 @@ def main(argv: list[str] | None = None) -> int:
         f"SeaweedFS bucket, {SCALE_OUT_CLIENTS} cold concurrent clients (first --input, "
         "default webservice.txt)",
     )
+    parser.add_argument(
+        "--pinned-uv",
+        action="store_true",
+        help="only the issue 23 figure: a cold wheelhouse build of pinned wheels vs uv's cold "
+        "`uv pip install` of the same pins into a fresh venv (first --input, default "
+        "webservice.txt; the real index)",
+    )
+    parser.add_argument(
+        "--pinned-uv-wheels",
+        type=Path,
+        metavar="DIR",
+        help="with --pinned-uv: serve the wheels in DIR on loopback as the index of both sides "
+        "(needed when the real index does not answer)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -195,6 +210,13 @@ def main(argv: list[str] | None = None) -> int:
                 result["proxy_concurrent"] = concurrent
                 print_cases(cases)
                 print_concurrent(concurrent)
+            elif args.pinned_uv:
+                requirements = (args.input or DEFAULT_INPUTS)[0].resolve()
+                log(f"{requirements.name}: cold pinned build vs uv ({args.rounds} rounds)")
+                wheels = args.pinned_uv_wheels.resolve() if args.pinned_uv_wheels else None
+                cases = bench_pinned_uv(requirements, args.rounds, scratch, log, wheels)
+                result["cases"] = [c.as_json() for c in cases]
+                print_cases(cases)
             elif args.locks:
                 result["cases"] = run_lock_cases(args, scratch, log)
             else:
