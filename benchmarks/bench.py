@@ -14,6 +14,8 @@ Cases (each run ``--rounds`` times, wheelhouse and the baseline alternating whic
   can install (recomputed here with ``packaging.tags``), ``--dry-run`` bytes against the run's,
   and the time and requests of a rerun with nothing changed. No baseline runs: bandersnatch, the
   tool people use, cannot mirror this index (it needs XML-RPC or PyPI's serial header).
+- ``--pinned-uv``: a cold ``wheelhouse build`` of pinned wheels vs uv's cold ``uv pip install``
+  of the same pins into a fresh venv, both with empty caches and the same index (issue 23).
 - ``--scale-out``: three ``serve --upstream`` instances over one SeaweedFS bucket (started here,
   on loopback) in front of the real index, 30 cold clients at once spread over them (3 pip, 27
   uv) on the web-service set: successes, identical bytes, upstream fetches per file, time. No

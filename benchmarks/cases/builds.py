@@ -19,7 +19,7 @@ from benchmarks.harness import (
 )
 from benchmarks.report import Case
 
-# Targets from issue 7 (builds) and issue 4 (install overhead), as wheelhouse / baseline.
+# Targets from issue 7 (builds), as wheelhouse / baseline.
 TARGET_COLD_PINNED = 0.33
 
 
