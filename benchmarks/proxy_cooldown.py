@@ -3,7 +3,7 @@ stored file asked in loops from a proxy without and one with ``--exclude-newer``
 alternating rounds. The cutoff keeps every file (``12h``; files are 1 to 30 days old), so both
 pages are the same size and only the guard's cost differs.
 
-    python benchmarks/proxy_cooldown.py [--rounds 20] [--requests 200] [--cutoff 12h]
+    python -m benchmarks.proxy_cooldown [--rounds 20] [--requests 200] [--cutoff 12h]
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""tests/_capabilities: a missing capability skips on a laptop and fails the run under CI=true."""
+"""tests/support/capabilities: a missing capability skips locally and fails under CI=true."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests._capabilities import missing, require
+from tests.support.capabilities import missing, require
 
 
 @pytest.mark.parametrize("ci", ["", "false", "1"])

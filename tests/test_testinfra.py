@@ -23,9 +23,8 @@ from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 from pytest_socket import SocketConnectBlockedError
 
-from tests._dists import BUILD_FAILURE_LINE, DistFactory, make_sdist, make_wheel
-from tests._server import IndexServer
-from tests.conftest import (
+from tests.support.dists import BUILD_FAILURE_LINE, DistFactory, make_sdist, make_wheel
+from tests.support.fixtures import (
     PYPI_PROBE_URL,
     Cli,
     MakeVenv,
@@ -34,6 +33,7 @@ from tests.conftest import (
     _host_ca_bundle,
     isolate_environment,
 )
+from tests.support.server import IndexServer
 
 
 def _sha256(path: Path) -> str:

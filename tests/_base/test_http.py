@@ -19,10 +19,10 @@ import pytest
 import urllib3
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from tests._base.conftest import CertAuthority, Proxy, basic
-from tests._dists import DistFactory
-from tests._server import Answer, IndexServer
-from tests.conftest import Cli
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli
+from tests.support.server import Answer, IndexServer
+from tests.support.tls import CertAuthority, Proxy, basic
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched, fetch_all

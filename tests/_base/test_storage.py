@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._s3 import S3Server
+from tests.support.s3 import S3Server
 from wheelhouse._base.storage import LocalStore, S3Store, Store
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)  # several chunks and a short last one

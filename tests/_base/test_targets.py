@@ -11,7 +11,7 @@ from packaging.markers import Marker
 from packaging.tags import Tag, parse_tag, sys_tags
 from packaging.utils import parse_wheel_filename
 
-from tests.conftest import Cli
+from tests.support.fixtures import Cli
 from wheelhouse._base.targets import HOST, TARGET_FORMS, Target, parse_target, surely_foreign
 from wheelhouse.errors import UsageError
 

@@ -9,7 +9,7 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests._dists import DistFactory
+from tests.support.dists import DistFactory
 from wheelhouse._base.wheels import read_wheel_metadata
 
 

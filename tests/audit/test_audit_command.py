@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests._server import IndexServer
-from tests.audit.conftest import real_members, write_zip
-from tests.conftest import Cli, Offline
+from tests.support.fixtures import Cli, Offline
+from tests.support.osv import real_members, write_zip
+from tests.support.server import IndexServer
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.audit.fetch import fetch_snapshot
 from wheelhouse.errors import ExitCode, FetchError

@@ -16,7 +16,7 @@ from pathlib import Path
 from packaging.markers import default_environment
 from packaging.tags import sys_tags
 
-from tests.audit.conftest import REAL_RECORDS, real_record
+from tests.support.osv import REAL_RECORDS, real_record
 from wheelhouse import __version__
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.manifest import (

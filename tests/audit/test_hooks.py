@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.audit.conftest import real_record
+from tests.support.osv import real_record
 from wheelhouse.audit.osv import load_snapshot
 from wheelhouse.audit.query import MAX_QUERY_BYTES, answer_query
 from wheelhouse.audit.scan import audit_wheelhouse, cyclonedx_vulnerabilities

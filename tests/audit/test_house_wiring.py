@@ -11,10 +11,10 @@ from pathlib import Path
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.audit.conftest import real_members, write_zip
-from tests.conftest import Cli
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli
+from tests.support.osv import real_members, write_zip
+from tests.support.server import IndexServer
 from wheelhouse.audit.fetch import SnapshotInfo
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.manifest import read_manifest

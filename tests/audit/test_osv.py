@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.audit.conftest import real_members, real_record, write_zip
+from tests.support.osv import real_members, real_record, write_zip
 from wheelhouse.audit import osv
 from wheelhouse.audit.osv import load_snapshot
 from wheelhouse.errors import ExitCode, OsvSnapshotError, TamperedError

@@ -7,16 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.conftest import isolate_environment
+from tests.support.dists import DistFactory
+from tests.support.fixtures import isolate_environment
+from tests.support.server import IndexServer
 from wheelhouse._base.pip_settings import IndexOptions
 from wheelhouse.pipeline.run import build_wheelhouse
 from wheelhouse.pipeline.settings import BuildSettings
-
-# alpha needs beta: two projects, two wheels, one host lock.
-ALPHA = "alpha-1.0-py3-none-any.whl"
-BETA = "beta-2.0-py3-none-any.whl"
 
 
 @pytest.fixture(scope="module")

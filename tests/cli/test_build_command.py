@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.conftest import Cli
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli
+from tests.support.server import IndexServer
 from wheelhouse.house.manifest import read_manifest
 
 ALPHA = "alpha-1.0-py3-none-any.whl"

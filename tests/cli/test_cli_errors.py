@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from packaging.requirements import InvalidRequirement, Requirement
 
-from tests._dists import BUILD_FAILURE_LINE, DistFactory
-from tests._server import IndexServer, _corrupted
-from tests.conftest import Cli, Result, isolate_environment
+from tests.support.dists import BUILD_FAILURE_LINE, DistFactory
+from tests.support.fixtures import Cli, Result, isolate_environment
+from tests.support.server import IndexServer, _corrupted
 from wheelhouse import __version__
 from wheelhouse._base.pip_settings import IndexOptions
 from wheelhouse.errors import ExitCode

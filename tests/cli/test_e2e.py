@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.conftest import Cli, MakeVenv, Offline
-from tests.pipeline.test_build import (
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli, MakeVenv, Offline
+from tests.support.graph import (
     GRAPH_REQUIREMENTS,
     GRAPH_WHEELS,
     assert_manifest_matches_files,
@@ -25,6 +24,7 @@ from tests.pipeline.test_build import (
     sha256_of,
     wheels_in,
 )
+from tests.support.server import IndexServer
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, read_manifest
 
 pytestmark = pytest.mark.slow

@@ -5,25 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pty
 import re
-import select
 import shutil
-import subprocess
 import sys
 import tarfile
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import typer.main
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.cli.conftest import ALPHA, BETA
-from tests.conftest import Cli
-from tests.house.test_verify import flip_byte, make_wheelhouse
+from tests.support.cli import ALPHA, BETA, on_a_terminal
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli
+from tests.support.server import IndexServer
+from tests.support.wheelhouses import flip_byte, make_wheelhouse
 from wheelhouse.cli._app import app
 from wheelhouse.house.manifest import read_manifest
 
@@ -39,44 +34,6 @@ def sha256_of(path: Path) -> str:
 
 # The console script that `pip install` put beside the interpreter running the tests.
 WHEELHOUSE = Path(sys.executable).with_name("wheelhouse")
-
-
-def on_a_terminal(
-    argv: Sequence[str | os.PathLike[str]],
-    *,
-    answer: str | None = None,
-    prompt: bytes = b"[y/N]: ",
-    timeout: float = 180,
-) -> tuple[int, str]:
-    """Run ``argv`` with a pseudo-terminal as stdin, stdout and stderr, as a person runs it;
-    type ``answer`` at ``prompt``. Returns the exit code and what the terminal showed."""
-    master, slave = pty.openpty()
-    with subprocess.Popen([str(a) for a in argv], stdin=slave, stdout=slave, stderr=slave) as proc:
-        os.close(slave)
-        shown = b""
-        deadline = time.monotonic() + timeout
-        try:
-            while time.monotonic() < deadline:
-                ready, _, _ = select.select([master], [], [], 0.5)
-                if not ready:
-                    continue
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # EIO: every holder of the terminal's other side has closed it
-                    break
-                if not chunk:
-                    break
-                shown += chunk
-                if answer is not None and shown.endswith(prompt):
-                    os.write(master, answer.encode() + b"\n")
-                    answer = None
-            else:
-                pytest.fail(f"{argv} did not finish in {timeout} s; it showed {shown!r}")
-            code = proc.wait(timeout=timeout)
-        finally:
-            proc.kill()
-            os.close(master)
-    return code, shown.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 def tree(root: Path) -> dict[str, bytes]:

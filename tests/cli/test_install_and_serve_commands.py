@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import ALPHA, BETA
-from tests.cli.test_house_commands import on_a_terminal
-from tests.conftest import Cli, MakeVenv
-from tests.house.test_verify import flip_byte, make_wheelhouse
+from tests.support.cli import ALPHA, BETA, on_a_terminal
+from tests.support.fixtures import Cli, MakeVenv
+from tests.support.wheelhouses import flip_byte, make_wheelhouse
 
 # The console script that `pip install` put beside the interpreter running the tests.
 WHEELHOUSE = Path(sys.executable).with_name("wheelhouse")

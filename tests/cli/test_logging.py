@@ -10,7 +10,7 @@ from pathlib import Path
 import platformdirs
 import pytest
 
-from tests.conftest import Cli
+from tests.support.fixtures import Cli
 
 
 def closed_port() -> int:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import urllib3
 
-from tests.download._loopback import Behaviour, Server
+from tests.support.loopback import Behaviour, Server
 
 
 @pytest.fixture

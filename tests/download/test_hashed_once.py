@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import wheelhouse.download.stream as stream
-from tests._dists import DistFactory
-from tests._server import IndexServer
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 
 
 def test_a_cold_pinned_build_hashes_each_file_once(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.download._loopback import BODY, NAME, SHA, Behaviour, Server, cut, whole
+from tests.support.loopback import BODY, NAME, SHA, Behaviour, Server, cut, whole
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.serve._store import DownloadFailed, Stats, Store

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.download._loopback import BODY, NAME, SHA, Behaviour, Server, cut, ranged, whole
+from tests.support.loopback import BODY, NAME, SHA, Behaviour, Server, cut, ranged, whole
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.stream import CHUNK, Received, download, receive

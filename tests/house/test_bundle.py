@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from packaging.tags import sys_tags
 
-from tests._dists import DistFactory, make_wheel
-from tests._server import IndexServer
-from tests.conftest import Cli, MakeVenv, Offline
-from tests.house.test_merge import lock_of, make_source
+from tests.support.dists import DistFactory, make_wheel
+from tests.support.fixtures import Cli, MakeVenv, Offline
+from tests.support.server import IndexServer
+from tests.support.wheelhouses import lock_of, make_source
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.bundle import (
     INFO_NAME,

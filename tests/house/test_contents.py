@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
+from tests.support.fixtures import Cli
 from wheelhouse.errors import ExitCode, InvalidWheelhouseError
 from wheelhouse.house.contents import generated_names, lock_names, open_wheelhouse
 from wheelhouse.house.manifest import (

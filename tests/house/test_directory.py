@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 import wheelhouse.house.directory as wheelhouse_dir
-from tests._capabilities import missing
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.conftest import Cli
-from tests.house.test_verify import make_wheelhouse
-from tests.pipeline.test_build import GRAPH_REQUIREMENTS, contents, make_graph, snapshot, wheels_in
+from tests.support.capabilities import missing
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli
+from tests.support.graph import GRAPH_REQUIREMENTS, contents, make_graph, snapshot, wheels_in
+from tests.support.server import IndexServer
+from tests.support.wheelhouses import make_wheelhouse
 from wheelhouse.errors import OutputDirError
 from wheelhouse.house.directory import (
     _recover,

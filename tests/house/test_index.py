@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,67 +14,17 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+from packaging.utils import canonicalize_name
 
-from tests._capabilities import find_uv
+from tests.support.capabilities import find_uv
+from tests.support.wheelhouses import build_wheelhouse, manifest_of, record_for, sha256
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 from wheelhouse.errors import InvalidWheelhouseError, TamperedError
 from wheelhouse.house.index import index_directory, index_files, write_index
-from wheelhouse.house.manifest import Downloaded, FileRecord, Inputs, Manifest, Sha256
+from wheelhouse.house.manifest import Manifest
 
 JSON_KEYS_WHEEL = {"filename", "url", "hashes", "requires-python", "core-metadata", "size"}
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def record_for(path: Path, *, requires_python: str | None = None) -> FileRecord:
-    """A manifest record for ``path``, computed independently of the code under test."""
-    data = path.read_bytes()
-    if path.name.endswith(".whl"):
-        name, version, _, _ = parse_wheel_filename(path.name)
-        kind: Any = "wheel"
-    else:
-        name, version = parse_sdist_filename(path.name)
-        kind = "sdist"
-    return FileRecord(
-        name=name,
-        version=str(version),
-        filename=path.name,
-        sha256=Sha256(sha256(data)),
-        size=len(data),
-        kind=kind,
-        origin=Downloaded(url=f"https://files.example.invalid/{path.name}"),
-        requires_python=requires_python,
-    )
-
-
-def manifest_of(records: list[FileRecord]) -> Manifest:
-    return Manifest(
-        generator="tests",
-        created="2026-01-01T00:00:00Z",
-        inputs=Inputs(files=()),
-        files=tuple(records),
-        locks=(),
-    )
-
-
-def build_wheelhouse(root: Path, dists: Any) -> Manifest:
-    """foo-bar 1.0 (needs dep-two>=1, Python >=3.8,<4), dep-two 1.5 and 2.0 + its sdist."""
-    made = [
-        (dists.wheel("Foo.Bar", "1.0", requires=["dep-two>=1"], requires_python=">=3.8,<4"), None),
-        (dists.wheel("dep-two", "1.5"), None),
-        (dists.wheel("dep-two", "2.0"), None),
-        (dists.sdist("dep-two", "2.0"), ">=3.7"),
-    ]
-    root.mkdir(parents=True, exist_ok=True)
-    records = []
-    for path, requires_python in made:
-        shutil.copy2(path, root / path.name)
-        records.append(record_for(root / path.name, requires_python=requires_python))
-    return manifest_of(records)
 
 
 class Anchors(HTMLParser):

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from packaging.markers import Marker, default_environment
 from packaging.tags import sys_tags
-from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from tests._dists import DistFactory, make_wheel
-from tests.conftest import MakeVenv, Offline
-from tests.pipeline.test_build import snapshot
+from tests.support.dists import DistFactory, make_wheel
+from tests.support.fixtures import MakeVenv, Offline
+from tests.support.graph import snapshot
+from tests.support.wheelhouses import (
+    LINUX,
+    LINUX_ENV,
+    LINUX_TAG,
+    OLD,
+    WINDOWS,
+    WINDOWS_ENV,
+    WINDOWS_TAG,
+    lock_of,
+    make_source,
+    record_of,
+    sha256_of,
+)
 from wheelhouse._base._pip import offline_env
 from wheelhouse.errors import (
     ConflictError,
@@ -30,118 +40,16 @@ from wheelhouse.errors import (
 )
 from wheelhouse.house.directory import put_in_place
 from wheelhouse.house.export import write_requirements
-from wheelhouse.house.index import write_index
 from wheelhouse.house.manifest import (
     MANIFEST_NAME,
     BuiltFrom,
-    Downloaded,
-    FileRecord,
     Inputs,
-    LockEntry,
     Manifest,
-    Origin,
     Sha256,
-    TargetLock,
     read_manifest,
 )
 from wheelhouse.house.merge import MERGED_FROM, merge
-from wheelhouse.house.pylock import write_pylock
 from wheelhouse.house.verify import verify
-
-LINUX = "cp311-manylinux_2_28_x86_64"
-WINDOWS = "cp311-win_amd64"
-LINUX_TAG = "cp311-cp311-manylinux_2_28_x86_64"
-WINDOWS_TAG = "cp311-cp311-win_amd64"
-LINUX_ENV = {
-    "implementation_name": "cpython",
-    "sys_platform": "linux",
-    "platform_machine": "x86_64",
-    "python_version": "3.11",
-    "python_full_version": "3.11.7",
-    "platform_release": "6.1.0-runner-one",
-}
-WINDOWS_ENV = {
-    "implementation_name": "cpython",
-    "sys_platform": "win32",
-    "platform_machine": "AMD64",
-    "python_version": "3.11",
-    "python_full_version": "3.11.9",
-}
-KNOWN = {LINUX: ((LINUX_TAG,), LINUX_ENV), WINDOWS: ((WINDOWS_TAG,), WINDOWS_ENV)}
-OLD = "2020-01-01T00:00:00+00:00"
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def record_of(wheel: Path, origin: Origin | None = None) -> FileRecord:
-    name, version, _, _ = parse_wheel_filename(wheel.name)
-    return FileRecord(
-        name=name,
-        version=str(version),
-        filename=wheel.name,
-        sha256=Sha256(sha256_of(wheel)),
-        size=wheel.stat().st_size,
-        kind="wheel",
-        origin=origin or Downloaded(f"https://files.example.invalid/{wheel.name}"),
-    )
-
-
-def lock_of(
-    target: str,
-    wheels: Sequence[Path],
-    *,
-    tags: tuple[str, ...] | None = None,
-    environment: dict[str, str] | None = None,
-) -> TargetLock:
-    known_tags, known_env = KNOWN.get(target, ((), {}))
-    pins: dict[tuple[str, str], list[str]] = {}
-    for wheel in wheels:
-        name, version, _, _ = parse_wheel_filename(wheel.name)
-        pins.setdefault((name, str(version)), []).append(wheel.name)
-    return TargetLock(
-        target=target,
-        tags=tags if tags is not None else known_tags,
-        environment=environment if environment is not None else known_env,
-        entries=tuple(
-            LockEntry(canonicalize_name(n), v, tuple(files), requested=n == "app")
-            for (n, v), files in pins.items()
-        ),
-    )
-
-
-def make_source(
-    directory: Path,
-    *locks: tuple[TargetLock, Sequence[Path]],
-    origins: dict[str, Origin] | None = None,
-) -> Manifest:
-    """A wheelhouse published the way a build publishes one, holding ``locks``."""
-    sources = {wheel.name: wheel for _, wheels in locks for wheel in wheels}
-    manifest = Manifest(
-        generator="wheelhouse-tests",
-        created=OLD,
-        inputs=Inputs(
-            files=(),
-            options={"targets": [lock.target for lock, _ in locks]},
-            fingerprint="f" * 64,
-        ),
-        files=tuple(
-            record_of(path, (origins or {}).get(name)) for name, path in sorted(sources.items())
-        ),
-        locks=tuple(lock for lock, _ in locks),
-    )
-    put_in_place(
-        directory,
-        manifest,
-        sources,
-        writers=[write_requirements, write_index, _write_pylock],
-    )
-    return manifest
-
-
-def _write_pylock(root: Path, manifest: Manifest) -> None:
-    write_pylock(root, manifest)
 
 
 def requirement_pins(path: Path) -> dict[str, set[str]]:

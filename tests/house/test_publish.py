@@ -16,13 +16,12 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
-from tests._capabilities import find_uv
-from tests._dists import DistFactory
-from tests._nginx import Nginx, docs_block
-from tests._s3 import S3Server
-from tests._server import IndexServer
-from tests.conftest import Cli, MakeVenv, Offline
-from tests.serve.test_nginx import require_nginx
+from tests.support.capabilities import find_uv
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli, MakeVenv, Offline
+from tests.support.nginx import Nginx, docs_block, require_nginx
+from tests.support.s3 import S3Server
+from tests.support.server import IndexServer
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 from wheelhouse._base.storage import LocalStore, ObjectInfo, S3Store, Store

@@ -19,8 +19,8 @@ from packaging.tags import Tag
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
-from tests._capabilities import find_uv, missing
-from tests._dists import DistFactory
+from tests.support.capabilities import find_uv, missing
+from tests.support.dists import DistFactory
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import Completed, run
 from wheelhouse.errors import InvalidWheelhouseError, OutputDirError

@@ -16,9 +16,9 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from tests._dists import DistFactory, make_sdist, make_wheel
-from tests.conftest import Cli
-from tests.house.test_merge import LINUX, lock_of, record_of
+from tests.support.dists import DistFactory, make_sdist, make_wheel
+from tests.support.fixtures import Cli
+from tests.support.wheelhouses import LINUX, lock_of, record_of
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.bundle import pack
 from wheelhouse.house.directory import put_in_place

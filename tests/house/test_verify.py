@@ -5,101 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
-from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from packaging.markers import default_environment
-from packaging.tags import sys_tags
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name
 
-from wheelhouse import __version__
+from tests.support.wheelhouses import flip_byte, make_wheelhouse
 from wheelhouse.errors import InvalidWheelhouseError
-from wheelhouse.house.export import write_requirements
-from wheelhouse.house.index import write_index
 from wheelhouse.house.manifest import (
     MANIFEST_NAME,
-    Downloaded,
-    FileRecord,
-    Inputs,
     LockEntry,
-    Manifest,
-    Sha256,
-    TargetLock,
     read_manifest,
 )
-from wheelhouse.house.pylock import write_pylock
 from wheelhouse.house.verify import REPORT_SCHEMA_VERSION, verify
-
-
-def make_wheelhouse(
-    directory: Path,
-    wheels: Iterable[Path],
-    *,
-    requested: Sequence[str] = (),
-    requires_python: dict[str, str] | None = None,
-) -> Manifest:
-    """A wheelhouse made by hand: wheels copied flat, a manifest, and the host requirements.txt."""
-    directory.mkdir(parents=True, exist_ok=True)
-    records: list[FileRecord] = []
-    for wheel in wheels:
-        shutil.copy2(wheel, directory / wheel.name)
-        data = wheel.read_bytes()
-        name, version, _, _ = parse_wheel_filename(wheel.name)
-        records.append(
-            FileRecord(
-                name=name,
-                version=str(version),
-                filename=wheel.name,
-                sha256=Sha256(hashlib.sha256(data).hexdigest()),
-                size=len(data),
-                kind="wheel",
-                origin=Downloaded(url=f"https://files.example.invalid/{wheel.name}"),
-                requires_python=(requires_python or {}).get(wheel.name),
-            )
-        )
-    pins: dict[tuple[str, str], list[str]] = {}
-    for record in records:
-        pins.setdefault((record.name, record.version), []).append(record.filename)
-    wanted = {canonicalize_name(n) for n in requested}
-    entries = tuple(
-        LockEntry(
-            name=canonicalize_name(name),
-            version=version,
-            filenames=tuple(files),
-            requested=name in wanted,
-        )
-        for (name, version), files in pins.items()
-    )
-    manifest = Manifest(
-        generator=f"wheelhouse {__version__}",
-        created="2026-11-25T00:00:00Z",
-        inputs=Inputs(files=()),
-        files=tuple(records),
-        locks=(
-            TargetLock(
-                target="host",
-                tags=tuple(str(t) for t in sys_tags()),
-                environment=dict(default_environment()),
-                entries=entries,
-            ),
-        ),
-    )
-    (directory / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
-    # What a build writes from the manifest, which verify checks too.
-    write_requirements(directory, manifest)
-    write_index(directory, manifest)
-    write_pylock(directory, manifest)
-    return manifest
-
-
-def flip_byte(path: Path, offset: int = 40) -> None:
-    """Change one byte in place: same size, different sha256."""
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from packaging.tags import sys_tags
 
 import wheelhouse._base._uv
 import wheelhouse.install.hermetic as install_module
-from tests._capabilities import missing
-from tests._dists import vendor_dist_info
-from tests.house.test_verify import flip_byte, make_wheelhouse
+from tests.support.capabilities import missing
+from tests.support.dists import vendor_dist_info
+from tests.support.wheelhouses import flip_byte, make_wheelhouse
 from wheelhouse._base.targets import parse_target
 from wheelhouse.errors import (
     IncompatibleError,
@@ -61,7 +61,7 @@ def hostile_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dists) 
     """Every way pip or uv could be told to look elsewhere or to pin something else."""
     evil = tmp_path / "evil"
     evil.mkdir()
-    from tests._dists import make_wheel
+    from tests.support.dists import make_wheel
 
     make_wheel(evil, "alpha", "9.0")
     constraint = tmp_path / "evil-constraints.txt"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import wheelhouse.install._interpreter as interpreter
-from tests._capabilities import missing
-from tests.conftest import MakeVenv
+from tests.support.capabilities import missing
+from tests.support.fixtures import MakeVenv
 
 
 def _forget_in_process_answers(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from packaging.markers import default_environment
 
-from tests._dists import DistFactory
-from tests.conftest import MakeVenv, Offline
-from tests.house.test_verify import make_wheelhouse
+from tests.support.dists import DistFactory
+from tests.support.fixtures import MakeVenv, Offline
+from tests.support.wheelhouses import make_wheelhouse
 from wheelhouse.install._piptools import Installed, sync_diff
 
 LOCK = {"alpha": "1.0", "beta": "2.0", "delta": "4.0"}
@@ -129,7 +129,7 @@ def test_sync_makes_another_venv_hold_exactly_the_lock_offline(
 def test_sync_with_uv_into_a_venv_without_pip(
     house: Path, tmp_path: Path, dists: DistFactory, make_venv: MakeVenv, offline: Offline
 ) -> None:
-    from tests._capabilities import find_uv
+    from tests.support.capabilities import find_uv
 
     find_uv()
     python = make_venv(with_pip=False)

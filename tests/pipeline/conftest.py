@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-LockTool = Callable[..., "subprocess.CompletedProcess[str]"]
-
-
-def _tool_env(home: Path) -> dict[str, str]:
-    """An environment for a lock tool with no configuration of the machine's: caches and
-    config under ``home``, no PIP_/UV_/POETRY_/PDM_/PIPENV_ variables."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PIP_", "UV_", "POETRY_", "PDM_", "PIPENV_", "VIRTUAL_ENV"))
-    }
-    env.update(
-        HOME=str(home),
-        XDG_CACHE_HOME=str(home / "cache"),
-        XDG_CONFIG_HOME=str(home / "config"),
-        XDG_DATA_HOME=str(home / "data"),
-        PIP_CONFIG_FILE=os.devnull,
-        UV_NO_CONFIG="1",
-        UV_CACHE_DIR=str(home / "uv-cache"),
-        UV_PYTHON_DOWNLOADS="never",
-        NO_COLOR="1",
-    )
-    return env
+from tests.support.dists import DistFactory
+from tests.support.graph import GRAPH_REQUIREMENTS, make_graph
+from tests.support.locktools import LockTool, _tool_env
 
 
 @pytest.fixture
@@ -59,19 +37,24 @@ def lock_tool(tmp_path: Path) -> LockTool:
     return run
 
 
-def uv_binary() -> str:
-    from wheelhouse._base._uv import find_uv
-
-    return str(find_uv())
-
-
-def newest_pip() -> list[str]:
-    """The test environment's pip (``pip lock`` needs pip >= 25.1)."""
-    return [sys.executable, "-m", "pip"]
+# The loopback graph of tests.support.graph as requirements (test_loose, test_speedups).
+@pytest.fixture
+def graph(dists: DistFactory, tmp_path: Path) -> Path:
+    make_graph(dists)
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text(GRAPH_REQUIREMENTS, encoding="utf-8")
+    return requirements
 
 
-def which_or_fail(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed")
-    return found
+@pytest.fixture
+def uv_graph(dists: DistFactory, tmp_path: Path) -> Path:
+    """The graph without ``modern``, whose 3.0 wants Python < 3: uv ignores upper bounds of
+    Requires-Python, picks it, and the metadata check then sends the build to pip."""
+    dists.wheel("app", "1.0", requires=["lib>=1", "srconly"], extras={"fast": ["speedup"]})
+    dists.wheel("lib", "1.0")
+    dists.wheel("lib", "2.0")
+    dists.sdist("srconly", "1.0")
+    dists.wheel("speedup", "1.0")
+    requirements = tmp_path / "requirements.in"
+    requirements.write_text(GRAPH_REQUIREMENTS, encoding="utf-8")
+    return requirements

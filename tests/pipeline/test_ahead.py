@@ -6,9 +6,9 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.pipeline.test_build import sha256_of
+from tests.support.dists import DistFactory
+from tests.support.graph import sha256_of
+from tests.support.server import IndexServer
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.cache import Cache
 from wheelhouse.resolve._uv_ahead import AheadOfUv

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.conftest import Cli
-from tests.pipeline import test_multitarget
+from tests.support import targets
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli
+from tests.support.server import IndexServer
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, Manifest, read_manifest
 
 WHEEL = "both-1.0-py3-none-any.whl"
@@ -178,7 +178,7 @@ def test_a_value_that_looks_like_an_option_is_a_usage_error(
 
 # -- foreign targets: the pinned path and uv ------------------------------------------------------
 
-AARCH64 = test_multitarget.AARCH64
+AARCH64 = targets.AARCH64
 
 
 @pytest.mark.parametrize(
@@ -202,14 +202,12 @@ def test_a_foreign_target_honours_them(
 def test_no_binary_all_with_a_compiled_sdist_for_a_foreign_target_is_exit_9(
     cli: Cli, tmp_path: Path, dists: DistFactory, index_server: IndexServer, text: str
 ) -> None:
-    test_multitarget.rewrite_sdist(
-        dists.sdist(test_multitarget.CSRC, "1.0"), tag=test_multitarget.CSRC_TAG
-    )
-    other, arch = test_multitarget.OTHER_CP, test_multitarget.ARCH
+    targets.rewrite_sdist(dists.sdist(targets.CSRC, "1.0"), tag=targets.CSRC_TAG)
+    other, arch = targets.OTHER_CP, targets.ARCH
     dists.wheel("csrc", "1.0", tag=f"{other}-{other}-manylinux_2_17_{arch}")
     manifest, _ = build(cli, tmp_path, index_server, text, "--target", AARCH64)
     assert manifest is not None  # the aarch64 wheel serves without the flag
     _, stderr = build(
         cli, tmp_path, index_server, text, "--target", AARCH64, "--no-binary", ":all:", code=9
     )
-    assert stderr.splitlines()[-2:] == test_multitarget.INCOMPATIBLE_LINES
+    assert stderr.splitlines()[-2:] == targets.INCOMPATIBLE_LINES

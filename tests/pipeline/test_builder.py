@@ -15,7 +15,7 @@ from packaging.utils import canonicalize_name
 
 import wheelhouse.builder._pep517_build as _pep517_build
 import wheelhouse.builder.from_sdist as builder_module
-from tests._dists import BUILD_FAILURE_LINE, DistFactory
+from tests.support.dists import BUILD_FAILURE_LINE, DistFactory
 from wheelhouse._base.targets import HOST
 from wheelhouse.builder.from_sdist import build_all
 from wheelhouse.download.cache import Cache
@@ -241,7 +241,7 @@ def test_build_environments_come_from_uv_with_pips_index_and_its_cache_under_our
 ) -> None:
     """Each sdist needs buildhelper: uv installs it from pip's index (the loopback one, given as
     pip's own index_url: there is no other), and keeps its wheel in a cache under ours."""
-    from tests._server import IndexServer
+    from tests.support.server import IndexServer
     from wheelhouse._base.pip_settings import IndexOptions, PipSettings
 
     helper_dir = tmp_path / "helpers"

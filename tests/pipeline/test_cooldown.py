@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.conftest import Cli
-from tests.pipeline.test_loose import need_uv
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli
+from tests.support.locktools import need_uv
+from tests.support.server import IndexServer
 from wheelhouse.errors import ExitCode
 
 OLD = "lib-1.0-py3-none-any.whl"

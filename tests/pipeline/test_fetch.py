@@ -19,8 +19,8 @@ import urllib3
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 import wheelhouse.download.fetch as fetch_module
-from tests._dists import DistFactory
-from tests._server import IndexServer
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.cache import Cache

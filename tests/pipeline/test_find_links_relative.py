@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import make_wheel
-from tests.conftest import Cli
+from tests.support.dists import make_wheel
+from tests.support.fixtures import Cli
 
 
 def test_a_relative_find_links_directory_builds(

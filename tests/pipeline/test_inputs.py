@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import DistFactory, make_sdist
-from tests._server import IndexServer
-from tests.conftest import Cli, MakeVenv, Offline
+from tests.support.dists import DistFactory, make_sdist
+from tests.support.fixtures import Cli, MakeVenv, Offline
+from tests.support.server import IndexServer
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, Manifest, read_manifest
 
 PYPROJECT = """\

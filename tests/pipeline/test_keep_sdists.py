@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.conftest import Cli, Offline
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli, Offline
+from tests.support.server import IndexServer
 
 
 def _build(cli: Cli, tmp_path: Path, index: IndexServer, *extra: str) -> Path:

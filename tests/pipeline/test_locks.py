@@ -24,10 +24,10 @@ import pytest
 from packaging.markers import Marker
 from packaging.utils import parse_wheel_filename
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.conftest import Cli, MakeVenv, Offline
-from tests.pipeline.conftest import LockTool, newest_pip, uv_binary
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli, MakeVenv, Offline
+from tests.support.locktools import LockTool, newest_pip, uv_binary
+from tests.support.server import IndexServer
 from wheelhouse._base.targets import HOST
 from wheelhouse.house.manifest import Manifest, read_manifest
 

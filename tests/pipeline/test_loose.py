@@ -4,40 +4,23 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-import pytest
-
-from tests._dists import DistFactory
-from tests._server import Answer, IndexServer
-from tests.conftest import Cli
-from tests.pipeline.test_build import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph, sha256_of
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli
+from tests.support.graph import GRAPH_REQUIREMENTS, GRAPH_WHEELS, build, sha256_of
+from tests.support.locktools import need_uv
+from tests.support.server import Answer, IndexServer
 from wheelhouse._base._uv import find_uv
-from wheelhouse.errors import ExitCode, WheelhouseError
+from wheelhouse.errors import ExitCode
 from wheelhouse.simple.media import PIP_ACCEPT
 
 # Every file of the graph that is on the index and in the lock (srconly as its sdist).
 INDEX_FILES = {"srconly-1.0.tar.gz"} | (GRAPH_WHEELS - {"srconly-1.0-py3-none-any.whl"})
-
-
-def need_uv() -> None:
-    try:
-        find_uv()
-    except WheelhouseError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"--resolver uv needs uv: {exc.message}")
-        pytest.skip(f"--resolver uv needs uv: {exc.message}")
-
-
-def build(cli: Cli, index: IndexServer, requirements: Path, out: Path, *args: str) -> str:
-    result = cli("build", "-r", requirements, "-o", out, "--index-url", index.url, *args)
-    assert result.exit_code == 0, result.stderr
-    return result.stderr
 
 
 def file_requests(index: IndexServer, start: int = 0) -> Counter[str]:
@@ -53,14 +36,6 @@ def locks(out: Path) -> list[dict[str, object]]:
 
 def pylock_lines(out: Path) -> set[str]:
     return set((out / "pylock.toml").read_text(encoding="utf-8").splitlines())
-
-
-@pytest.fixture
-def graph(dists: DistFactory, tmp_path: Path) -> Path:
-    make_graph(dists)
-    requirements = tmp_path / "requirements.in"
-    requirements.write_text(GRAPH_REQUIREMENTS, encoding="utf-8")
-    return requirements
 
 
 def test_files_pip_downloads_while_resolving_are_not_fetched_again(
@@ -318,20 +293,6 @@ def test_no_more_file_bytes_than_pip_wheel(
 
 def page_requests(index: IndexServer, start: int = 0) -> Counter[str]:
     return Counter(p for p in index.requests[start:] if p.startswith("/simple/"))
-
-
-@pytest.fixture
-def uv_graph(dists: DistFactory, tmp_path: Path) -> Path:
-    """The graph without ``modern``, whose 3.0 wants Python < 3: uv ignores upper bounds of
-    Requires-Python, picks it, and the metadata check then sends the build to pip."""
-    dists.wheel("app", "1.0", requires=["lib>=1", "srconly"], extras={"fast": ["speedup"]})
-    dists.wheel("lib", "1.0")
-    dists.wheel("lib", "2.0")
-    dists.sdist("srconly", "1.0")
-    dists.wheel("speedup", "1.0")
-    requirements = tmp_path / "requirements.in"
-    requirements.write_text(GRAPH_REQUIREMENTS, encoding="utf-8")
-    return requirements
 
 
 UV_FILES = {

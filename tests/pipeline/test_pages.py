@@ -7,9 +7,9 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from tests._dists import DistFactory
-from tests._server import Answer, IndexServer
-from tests.pipeline.test_pinned import chosen, run
+from tests.support.dists import DistFactory
+from tests.support.pinned import chosen, run
+from tests.support.server import Answer, IndexServer
 from wheelhouse.resolve.from_pins import _parse_page, _same_version
 
 

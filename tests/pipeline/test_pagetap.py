@@ -8,8 +8,8 @@ from pathlib import Path
 
 import urllib3
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.resolve._pagetap import PageTap

@@ -22,11 +22,12 @@ from urllib.parse import quote, urlsplit
 import pytest
 import urllib3
 
-from tests._capabilities import missing
-from tests._dists import DistFactory
-from tests._server import Answer, IndexServer
-from tests.conftest import Cli
-from tests.pipeline.test_build import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph
+from tests.support.capabilities import missing
+from tests.support.credentials import NOBODY, WAIT, guard
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli
+from tests.support.graph import GRAPH_REQUIREMENTS, GRAPH_WHEELS, make_graph
+from tests.support.server import Answer, IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.resolve import _pagetap
@@ -34,10 +35,6 @@ from wheelhouse.resolve._pagetap import REFUSED, PageTap
 from wheelhouse.simple.media import PIP_ACCEPT
 
 WANTED = "Basic " + base64.b64encode(b"alice:s3cret").decode()
-# Bounds for what another process does: generous, a loaded 2-core machine is slow.
-WAIT = 60.0
-# Another local user.
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 class Listener:
@@ -84,19 +81,6 @@ def listener() -> Iterator[Listener]:
     other = Listener()
     yield other
     other.close()
-
-
-def guard(index: IndexServer, password: str = "s3cret") -> str:
-    """Let ``index`` answer only requests with alice's credentials; its URL with them."""
-    wanted = "Basic " + base64.b64encode(f"alice:{password}".encode()).decode()
-
-    def check(path: str, headers: Mapping[str, str]) -> Answer | None:
-        if headers.get("Authorization") != wanted:
-            return 401, {"WWW-Authenticate": 'Basic realm="index"'}, b"who are you?"
-        return None
-
-    index.intercept(check)
-    return index.url.replace("http://", f"http://alice:{password}@")
 
 
 def raw_status(port: int, target: str) -> int:

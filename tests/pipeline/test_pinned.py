@@ -16,15 +16,15 @@ from urllib.parse import unquote
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests._dists import DistFactory, vendor_dist_info
-from tests._server import Answer, IndexServer, Intercept, _requires_python
-from tests.conftest import Cli
+from tests.support.dists import DistFactory, vendor_dist_info
+from tests.support.fixtures import Cli
+from tests.support.pinned import chosen, ok, run
+from tests.support.server import Answer, IndexServer, Intercept, _requires_python
 from wheelhouse._base.pip_settings import IndexOptions, PipSettings
 from wheelhouse._base.targets import HOST
-from wheelhouse.download.cache import Cache
 from wheelhouse.inputs.requirements import read_inputs
 from wheelhouse.resolve.by_pip import resolve
-from wheelhouse.resolve.from_pins import PinnedResult, resolve_pinned
+from wheelhouse.resolve.from_pins import PinnedResult
 from wheelhouse.resolve.fully_pinned import Fallback
 
 BEST = str(
@@ -33,42 +33,9 @@ BEST = str(
 WINDOWS = "cp311-cp311-win_amd64" if "win" not in BEST else "cp311-cp311-manylinux_2_17_x86_64"
 
 
-def run(
-    tmp_path: Path,
-    requirements: str,
-    index_url: str,
-    *,
-    constraints: str | None = None,
-    config: dict[str, str] | None = None,
-) -> PinnedResult | Fallback:
-    req = tmp_path / "requirements.txt"
-    req.write_text(requirements)
-    cons: tuple[Path, ...] = ()
-    if constraints is not None:
-        (tmp_path / "constraints.txt").write_text(constraints)
-        cons = (tmp_path / "constraints.txt",)
-    inputs = read_inputs((req,), cons)
-    return resolve_pinned(
-        inputs,
-        PipSettings.parse(config or {}, IndexOptions(index_url=index_url)),
-        HOST,
-        Cache(tmp_path / "cache"),
-        jobs=4,
-    )
-
-
-def ok(result: PinnedResult | Fallback) -> PinnedResult:
-    assert isinstance(result, PinnedResult), result
-    return result
-
-
 def fallback(result: PinnedResult | Fallback) -> str:
     assert isinstance(result, Fallback), result
     return result.reason
-
-
-def chosen(result: PinnedResult | Fallback) -> dict[str, str]:
-    return {pin.name: pin.filename for pin in ok(result).resolution.pins}
 
 
 def sha256(path: Path) -> str:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from tests._capabilities import missing
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.pipeline.test_pagetap_outsiders import NOBODY, WAIT, guard
+from tests.support.capabilities import missing
+from tests.support.credentials import NOBODY, WAIT, guard
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 
 _SAMPLER = """
 import os, select, sys

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.provenance.conftest import DATA, SDIST
+from tests.support.dists import DistFactory
+from tests.support.provenance import DATA, SDIST
+from tests.support.server import IndexServer
 
 REAL = json.loads((DATA / f"{SDIST}.provenance").read_bytes())
 WHEEL = "lib-1.0-py3-none-any.whl"

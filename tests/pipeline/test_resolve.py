@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse._base.pip_settings import IndexOptions, PipSettings
 from wheelhouse._base.targets import HOST
 from wheelhouse.errors import (

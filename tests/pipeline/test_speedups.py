@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests._server import IndexServer
-from tests.conftest import Cli
-from tests.pipeline.test_build import GRAPH_WHEELS
-from tests.pipeline.test_loose import build as build_with
-from tests.pipeline.test_loose import graph, need_uv, uv_graph
+from tests.support.fixtures import Cli
+from tests.support.graph import GRAPH_WHEELS
+from tests.support.graph import build as build_with
+from tests.support.locktools import need_uv
+from tests.support.server import IndexServer
 from wheelhouse.resolve.speedups import NO_SPEEDUPS_ENV, Speedups
-
-__all__ = ["graph", "uv_graph"]  # the fixtures, used here by name
 
 
 def _contents(out: Path) -> tuple[dict[str, str], list[object]]:

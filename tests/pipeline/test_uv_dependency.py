@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.pipeline.test_multitarget import (
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
+from tests.support.targets import (
     AARCH64,
     EXPECTED,
     LOOSE,

@@ -13,10 +13,10 @@ import sys
 import tarfile
 from pathlib import Path
 
-from tests._dists import DistFactory
-from tests.audit.conftest import real_members, write_zip
-from tests.conftest import Cli, Offline
-from tests.provenance.conftest import DATA, SDIST, TRUST_ROOT, write_wheelhouse
+from tests.support.dists import DistFactory
+from tests.support.fixtures import Cli, Offline
+from tests.support.osv import real_members, write_zip
+from tests.support.provenance import DATA, SDIST, TRUST_ROOT, write_wheelhouse
 from wheelhouse.audit.fetch import OSV_DIR, SNAPSHOT_NAME, SnapshotInfo
 from wheelhouse.errors import ExitCode
 from wheelhouse.house import manifest as layout

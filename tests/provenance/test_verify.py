@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, Offline
-from tests.provenance.conftest import (
+from tests.support.fixtures import Cli, Offline
+from tests.support.provenance import (
     DATA,
     GITLAB_SDIST,
     SDIST,

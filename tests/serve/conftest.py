@@ -3,99 +3,16 @@ upstream index that behaves like a real one."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-
-
-class ProxyProcess:
-    """`wheelhouse serve ...` running in a subprocess; its stderr is collected in ``log``."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.args = args
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wheelhouse", "serve", "--port", "0", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        self.url = ""
-        ready = threading.Event()
-
-        def read() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.lines.append(line)
-                if line.startswith("proxying at ") and not ready.is_set():
-                    self.url = line.split()[2]
-                    ready.set()
-            ready.set()
-
-        self._reader = threading.Thread(target=read, daemon=True)
-        self._reader.start()
-        if not ready.wait(60) or not self.url:
-            self.stop()
-            pytest.fail(f"the proxy did not start:\n{self.log}", pytrace=False)
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    @property
-    def base(self) -> str:
-        return self.url.removesuffix("simple/")
-
-    def get(self, path: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
-        # A page's file URLs are absolute (by the Host asked): taken as they are.
-        absolute = path.startswith(("http://", "https://"))
-        request = urllib.request.Request(path if absolute else self.base + path.lstrip("/"))
-        if accept is not None:
-            request.add_header("Accept", accept)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
-
-    def stats(self) -> dict[str, Any]:
-        status, _, body = self.get("/-/stats")
-        assert status == 200
-        data: dict[str, Any] = json.loads(body)
-        return data
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._reader.join(5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        return self.proc.returncode
-
-
-StartProxy = Callable[..., ProxyProcess]
+from tests.support.dists import DistFactory
+from tests.support.proxy import ProxyProcess, StartProxy
+from tests.support.server import IndexServer
 
 
 @pytest.fixture
@@ -117,15 +34,6 @@ def start_proxy(tmp_path: Path) -> Iterator[StartProxy]:
         proxy.stop(signal.SIGKILL)
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
-
-
 @pytest.fixture
 def upstream(dists: DistFactory) -> Iterator[IndexServer]:
     """An index on 127.0.0.1 with PEP 691 JSON, ETags (304) and yank support, serving
@@ -134,30 +42,3 @@ def upstream(dists: DistFactory) -> Iterator[IndexServer]:
         server.json_pages = True
         server.etags = True
         yield server
-
-
-def linked_files(root: Path) -> dict[str, str]:
-    """Every file the static index under ``root/simple`` links, filename -> sha256 it
-    promises, read from the JSON and HTML pages without the code under test; fails the test
-    when a page links a file that is missing or whose bytes do not match."""
-    promised: dict[str, str] = {}
-    simple = root / "simple"
-    for page in sorted(simple.glob("*/index.json")):
-        data = json.loads(page.read_text(encoding="utf-8"))
-        assert data["meta"]["api-version"] == "1.1"
-        for item in data["files"]:
-            target = Path(unquote(urlsplit(urljoin(page.as_uri(), item["url"])).path))
-            assert target.is_file(), f"{page} links {item['filename']}, which is missing"
-            digest = hashlib.sha256(target.read_bytes()).hexdigest()
-            assert digest == item["hashes"]["sha256"], f"{page} promises other bytes"
-            assert item["size"] == target.stat().st_size
-            core = item["core-metadata"]
-            if item["filename"].endswith(".whl"):
-                metadata = Path(str(target) + ".metadata").read_bytes()
-                assert core == {"sha256": hashlib.sha256(metadata).hexdigest()}
-            promised[item["filename"]] = digest
-        html_text = (page.parent / "index.html").read_text(encoding="utf-8")
-        for filename, digest in promised.items():
-            if filename in {i["filename"] for i in data["files"]}:
-                assert f"#sha256={digest}" in html_text
-    return promised

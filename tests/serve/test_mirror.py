@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.serve.conftest import linked_files
+from tests.support.dists import DistFactory
+from tests.support.proxy import linked_files
+from tests.support.server import IndexServer
 from wheelhouse._base._pip import offline_env
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.manifest import Inputs, Manifest, read_manifest

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import Answer, IndexServer
-from tests.serve.conftest import linked_files
+from tests.support.dists import DistFactory
+from tests.support.proxy import linked_files
+from tests.support.server import Answer, IndexServer
 from wheelhouse.errors import ExitCode
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"

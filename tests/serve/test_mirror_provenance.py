@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests._server import IndexServer
-from tests.provenance.conftest import DATA, SDIST, SDIST_SHA256, TRUST_ROOT
+from tests.support.provenance import DATA, SDIST, SDIST_SHA256, TRUST_ROOT
+from tests.support.server import IndexServer
 from wheelhouse.errors import ExitCode
 
 PROVENANCE = (DATA / f"{SDIST}.provenance").read_bytes()

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests._capabilities import find_uv, missing
-from tests._nginx import Nginx, docs_block, find_nginx
-from tests.house.test_index import build_wheelhouse
+from tests.support.capabilities import find_uv
+from tests.support.nginx import Nginx, docs_block, require_nginx
+from tests.support.wheelhouses import build_wheelhouse
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 from wheelhouse.house.index import write_index
@@ -22,13 +22,6 @@ JSON = "application/vnd.pypi.simple.v1+json"
 HTML = "application/vnd.pypi.simple.v1+html"
 CLIENT_ACCEPT = f"{JSON}, {HTML};q=0.2, text/html;q=0.01"  # what pip and uv send
 WHEEL = "dep_two-2.0-py3-none-any.whl"
-
-
-def require_nginx() -> str:
-    binary = find_nginx()
-    if binary is None:
-        missing("nginx", "not installed (Debian: apt-get install nginx; .ci/run installs it)")
-    return binary
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,41 +18,20 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.house.test_index import manifest_of, record_for
-from tests.serve.conftest import ProxyProcess, StartProxy, wait_until
+from tests.support.dists import DistFactory
+from tests.support.proxy import (
+    HTML,
+    JSON,
+    ProxyProcess,
+    StartProxy,
+    page,
+    pip_download,
+    stored_files,
+    wait_until,
+)
+from tests.support.server import IndexServer
+from tests.support.wheelhouses import manifest_of, record_for
 from wheelhouse.house.index import write_index
-
-JSON = "application/vnd.pypi.simple.v1+json"
-HTML = "application/vnd.pypi.simple.v1+html"
-CLIENT_ACCEPT = f"{JSON}, {HTML};q=0.2, text/html;q=0.01"
-
-
-def pip_download(
-    proxy: ProxyProcess, dest: Path, *requirements: str, extra: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess[str]:
-    """The test environment's pip downloading through the proxy (a real client, no venv)."""
-    argv = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-cache-dir",
-        "--disable-pip-version-check",
-    ]
-    argv += ["--index-url", proxy.url, "-d", str(dest), *extra, *requirements]
-    return subprocess.run(
-        argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, check=False
-    )
-
-
-def page(proxy: ProxyProcess, project: str) -> dict[str, Any]:
-    status, headers, body = proxy.get(f"/simple/{project}/", CLIENT_ACCEPT)
-    assert status == 200, body
-    assert headers["content-type"] == JSON
-    data: dict[str, Any] = json.loads(body)
-    return data
 
 
 def fetch(proxy: ProxyProcess, project: str, url: str) -> tuple[int, bytes]:
@@ -75,10 +53,6 @@ def upstream_dists(dists: DistFactory) -> DistFactory:
 
 def upstream_files(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_file())
-
-
-def stored_files(store: Path) -> list[Path]:
-    return sorted(p for p in (store / "files").rglob("*") if p.is_file())
 
 
 # -- pages ------------------------------------------------------------------------------------
@@ -370,7 +344,7 @@ def test_private_project_in_a_local_wheelhouse_wins_over_a_higher_upstream_versi
 def test_metadata_by_range_requests_reads_a_fraction_of_the_wheel(
     index_server: IndexServer, start_proxy: StartProxy
 ) -> None:
-    from tests.serve.test_upstream import _big_wheel
+    from tests.support.proxy import _big_wheel
 
     wheel = _big_wheel(index_server.root)
     index_server.ranges = True

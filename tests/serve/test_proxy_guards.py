@@ -17,13 +17,12 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from tests._capabilities import missing
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.audit.conftest import real_members, write_zip
-from tests.provenance.conftest import DATA, SDIST, SDIST_SHA256
-from tests.serve.conftest import ProxyProcess, StartProxy, wait_until
-from tests.serve.test_proxy import HTML, page, pip_download
+from tests.support.capabilities import missing
+from tests.support.dists import DistFactory
+from tests.support.osv import real_members, write_zip
+from tests.support.provenance import DATA, SDIST, SDIST_SHA256
+from tests.support.proxy import HTML, ProxyProcess, StartProxy, page, pip_download, wait_until
+from tests.support.server import IndexServer
 from wheelhouse._base.cooldown import Cooldown
 from wheelhouse.provenance.fetch import PROVENANCE_TYPE
 from wheelhouse.serve._guards import BUCKET_SECONDS, Guards, Refused

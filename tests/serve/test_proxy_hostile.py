@@ -24,11 +24,18 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from tests._dists import DistFactory, make_wheel
-from tests._server import IndexServer
-from tests.serve.conftest import ProxyProcess, StartProxy, wait_until
-from tests.serve.test_proxy import JSON, page, pip_download, stored_files
-from tests.serve.test_upstream import _big_wheel
+from tests.support.dists import DistFactory, make_wheel
+from tests.support.proxy import (
+    JSON,
+    ProxyProcess,
+    StartProxy,
+    _big_wheel,
+    page,
+    pip_download,
+    stored_files,
+    wait_until,
+)
+from tests.support.server import IndexServer
 
 # -- a scripted upstream ------------------------------------------------------------------------
 

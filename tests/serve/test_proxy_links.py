@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.serve.conftest import ProxyProcess, StartProxy
+from tests.support.dists import DistFactory
+from tests.support.proxy import ProxyProcess, StartProxy
+from tests.support.server import IndexServer
 
 JSON = "application/vnd.pypi.simple.v1+json"
 HTML = "application/vnd.pypi.simple.v1+html"

@@ -21,12 +21,11 @@ from typing import Any
 
 import pytest
 
-from tests._capabilities import find_uv
-from tests._dists import DistFactory
-from tests._s3 import S3Server
-from tests._server import IndexServer
-from tests.serve.conftest import ProxyProcess, wait_until
-from tests.serve.test_proxy import JSON, pip_download
+from tests.support.capabilities import find_uv
+from tests.support.dists import DistFactory
+from tests.support.proxy import JSON, ProxyProcess, pip_download, wait_until
+from tests.support.s3 import S3Server
+from tests.support.server import IndexServer
 from wheelhouse._base.storage import S3Store
 
 WHEELS = ["alpha-1.0-py3-none-any.whl", "beta-2.0-py3-none-any.whl", "gamma-1.0-py3-none-any.whl"]

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
-from tests.house.test_index import build_wheelhouse
-from tests.serve.conftest import wait_until
+from tests.support.dists import DistFactory
+from tests.support.proxy import wait_until
+from tests.support.server import IndexServer
+from tests.support.wheelhouses import build_wheelhouse
 from wheelhouse.house.index import write_index
 
 READY = re.compile(r"(?:serving .+ at |proxying at )(http://127\.0\.0\.1:(\d+)/simple/)")

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests._capabilities import find_uv, require
-from tests.house.test_index import build_wheelhouse
+from tests.support.capabilities import find_uv, require
+from tests.support.wheelhouses import build_wheelhouse
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 from wheelhouse.errors import InvalidWheelhouseError, NetworkError

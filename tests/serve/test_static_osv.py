@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests._capabilities import missing
-from tests.audit.conftest import real_members, real_record, write_zip
+from tests.support.capabilities import missing
+from tests.support.osv import real_members, real_record, write_zip
 
 QUERY = {"package": {"name": "requests", "ecosystem": "PyPI"}, "version": "2.30.0"}
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import zipfile
 from pathlib import Path
 
 import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
+from tests.support.dists import DistFactory
+from tests.support.proxy import _big_wheel
+from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.wheels import RangeFile, read_wheel_metadata, read_wheel_metadata_from
@@ -22,18 +21,6 @@ from wheelhouse.serve._upstream import fetch_wheel_metadata
 from wheelhouse.simple import PageFile, fetch_project_page, parse_html_page, parse_json_page
 
 PAGE = "https://user:secret@example.org/simple/demo/"
-
-
-def _big_wheel(dest: Path, name: str = "big", version: str = "1.0") -> Path:
-    """A valid wheel with 1 MB of incompressible data before its METADATA."""
-    path = dest / f"{name}-{version}-py3-none-any.whl"
-    dist_info = f"{name}-{version}.dist-info"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(f"{name}/blob.bin", os.urandom(1024 * 1024))
-        archive.writestr(f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\n")
-        archive.writestr(f"{dist_info}/WHEEL", "Wheel-Version: 1.0\n")
-        archive.writestr(f"{dist_info}/RECORD", "")
-    return path
 
 
 def test_parse_json_page_reads_pep_691_700_592_658_fields() -> None:

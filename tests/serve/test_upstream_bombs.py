@@ -16,8 +16,7 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests._server import IndexServer
-from tests.serve._hostile import (
+from tests.support.hostile import (
     EXTRA,
     JSON,
     MiB,
@@ -29,7 +28,8 @@ from tests.serve._hostile import (
     serve,
     within,
 )
-from tests.serve.conftest import StartProxy
+from tests.support.proxy import StartProxy
+from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.wheels import MAX_METADATA, MetadataTooLargeError, read_wheel_metadata

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests._base.conftest import basic
-from tests._server import IndexServer
-from tests.serve._hostile import (
+from tests.support.hostile import (
     JSON,
     json_page,
     serve,
 )
+from tests.support.server import IndexServer
+from tests.support.tls import basic
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.serve._upstream import open_file

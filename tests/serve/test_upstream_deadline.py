@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.serve._hostile import (
+from tests.support.hostile import (
     Dripper,
     within,
 )
-from tests.serve.conftest import StartProxy
+from tests.support.proxy import StartProxy
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.errors import UpstreamError

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests._server import IndexServer
-from tests.serve._hostile import (
+from tests.support.hostile import (
     serve,
 )
+from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.simple import fetch_project_page, parse_html_page

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from tests._dists import DistFactory
-from tests._server import IndexServer
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.errors import ExitCode, MalformedUploadTime, UpstreamError

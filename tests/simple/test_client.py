@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests._base.conftest import basic
-from tests._server import Answer, IndexServer
+from tests.support.server import Answer, IndexServer
+from tests.support.tls import basic
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.errors import UpstreamError

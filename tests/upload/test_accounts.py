@@ -14,8 +14,8 @@ from typing import Any
 import bcrypt
 import pytest
 
-from tests._dists import make_wheel
-from tests.upload.conftest import (
+from tests.support.dists import make_wheel
+from tests.support.upload import (
     PASSWORD,
     USER,
     StartServe,

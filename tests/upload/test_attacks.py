@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests._dists import make_wheel
-from tests.upload.conftest import (
+from tests.support.dists import make_wheel
+from tests.support.upload import (
     BOUNDARY,
     ServeProcess,
     basic,

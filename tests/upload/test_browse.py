@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests._capabilities import missing
-from tests.upload.conftest import ServeProcess, basic, encode_form, post, upload_fields
+from tests.support.capabilities import missing
+from tests.support.upload import ServeProcess, basic, encode_form, post, upload_fields
 
 README = """# Team package
 

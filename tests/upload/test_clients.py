@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests._capabilities import find_uv, missing
-from tests._dists import make_sdist, make_wheel
-from tests._server import IndexServer
-from tests.serve.conftest import linked_files
-from tests.upload.conftest import PASSWORD, USER, ServeProcess, StartServe
+from tests.support.capabilities import find_uv, missing
+from tests.support.dists import make_sdist, make_wheel
+from tests.support.proxy import linked_files
+from tests.support.server import IndexServer
+from tests.support.upload import PASSWORD, USER, ServeProcess, StartServe
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tests._server import Answer, IndexServer
+from tests.support.server import Answer, IndexServer
 
 JSON = "application/vnd.pypi.simple.v1+json"
 MiB = 1024 * 1024

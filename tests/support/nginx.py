@@ -13,9 +13,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.support.capabilities import missing
+
 __all__ = ["Nginx", "docs_block", "find_nginx"]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def find_nginx() -> str | None:
@@ -124,3 +126,10 @@ class Nginx:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
+
+
+def require_nginx() -> str:
+    binary = find_nginx()
+    if binary is None:
+        missing("nginx", "not installed (Debian: apt-get install nginx; .ci/run installs it)")
+    return binary

@@ -1,0 +1,1 @@
+"""The benchmark cases, one module per case or group; each times wheelhouse and a baseline."""

@@ -1,0 +1,182 @@
+"""A `wheelhouse serve --upstream` process run as users run it, and what tests ask of it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+
+import pytest
+
+
+class ProxyProcess:
+    """`wheelhouse serve ...` running in a subprocess; its stderr is collected in ``log``."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.args = args
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wheelhouse", "serve", "--port", "0", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.lines: list[str] = []
+        self.url = ""
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                if line.startswith("proxying at ") and not ready.is_set():
+                    self.url = line.split()[2]
+                    ready.set()
+            ready.set()
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+        if not ready.wait(60) or not self.url:
+            self.stop()
+            pytest.fail(f"the proxy did not start:\n{self.log}", pytrace=False)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def base(self) -> str:
+        return self.url.removesuffix("simple/")
+
+    def get(self, path: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
+        # A page's file URLs are absolute (by the Host asked): taken as they are.
+        absolute = path.startswith(("http://", "https://"))
+        request = urllib.request.Request(path if absolute else self.base + path.lstrip("/"))
+        if accept is not None:
+            request.add_header("Accept", accept)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+    def stats(self) -> dict[str, Any]:
+        status, _, body = self.get("/-/stats")
+        assert status == 200
+        data: dict[str, Any] = json.loads(body)
+        return data
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._reader.join(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return self.proc.returncode
+
+
+StartProxy = Callable[..., ProxyProcess]
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def linked_files(root: Path) -> dict[str, str]:
+    """Every file the static index under ``root/simple`` links, filename -> sha256 it
+    promises, read from the JSON and HTML pages without the code under test; fails the test
+    when a page links a file that is missing or whose bytes do not match."""
+    promised: dict[str, str] = {}
+    simple = root / "simple"
+    for page in sorted(simple.glob("*/index.json")):
+        data = json.loads(page.read_text(encoding="utf-8"))
+        assert data["meta"]["api-version"] == "1.1"
+        for item in data["files"]:
+            target = Path(unquote(urlsplit(urljoin(page.as_uri(), item["url"])).path))
+            assert target.is_file(), f"{page} links {item['filename']}, which is missing"
+            digest = hashlib.sha256(target.read_bytes()).hexdigest()
+            assert digest == item["hashes"]["sha256"], f"{page} promises other bytes"
+            assert item["size"] == target.stat().st_size
+            core = item["core-metadata"]
+            if item["filename"].endswith(".whl"):
+                metadata = Path(str(target) + ".metadata").read_bytes()
+                assert core == {"sha256": hashlib.sha256(metadata).hexdigest()}
+            promised[item["filename"]] = digest
+        html_text = (page.parent / "index.html").read_text(encoding="utf-8")
+        for filename, digest in promised.items():
+            if filename in {i["filename"] for i in data["files"]}:
+                assert f"#sha256={digest}" in html_text
+    return promised
+
+
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+HTML = "application/vnd.pypi.simple.v1+html"
+
+
+CLIENT_ACCEPT = f"{JSON}, {HTML};q=0.2, text/html;q=0.01"
+
+
+def pip_download(
+    proxy: ProxyProcess, dest: Path, *requirements: str, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """The test environment's pip downloading through the proxy (a real client, no venv)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+    ]
+    argv += ["--index-url", proxy.url, "-d", str(dest), *extra, *requirements]
+    return subprocess.run(
+        argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, check=False
+    )
+
+
+def page(proxy: ProxyProcess, project: str) -> dict[str, Any]:
+    status, headers, body = proxy.get(f"/simple/{project}/", CLIENT_ACCEPT)
+    assert status == 200, body
+    assert headers["content-type"] == JSON
+    data: dict[str, Any] = json.loads(body)
+    return data
+
+
+def stored_files(store: Path) -> list[Path]:
+    return sorted(p for p in (store / "files").rglob("*") if p.is_file())
+
+
+def _big_wheel(dest: Path, name: str = "big", version: str = "1.0") -> Path:
+    """A valid wheel with 1 MB of incompressible data before its METADATA."""
+    path = dest / f"{name}-{version}-py3-none-any.whl"
+    dist_info = f"{name}-{version}.dist-info"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{name}/blob.bin", os.urandom(1024 * 1024))
+        archive.writestr(f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\n")
+        archive.writestr(f"{dist_info}/WHEEL", "Wheel-Version: 1.0\n")
+        archive.writestr(f"{dist_info}/RECORD", "")
+    return path

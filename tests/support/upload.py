@@ -1,0 +1,193 @@
+"""A `wheelhouse serve` process that takes uploads, its users, and the forms clients post."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+USER, PASSWORD = "alice", "correct horse battery staple"
+
+
+class ServeProcess:
+    """`wheelhouse serve ...` in a subprocess; its stderr is collected in ``log``."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wheelhouse", "serve", "--port", "0", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
+        self.lines: list[str] = []
+        self.url = ""
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                if line.endswith("(Ctrl-C to stop)\n") and not ready.is_set():
+                    self.url = line.split(" at ")[-1].split()[0]
+                    ready.set()
+            ready.set()
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+        if not ready.wait(60) or not self.url:
+            self.stop()
+            pytest.fail(f"the server did not start:\n{self.log}", pytrace=False)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def logged(self, text: str, timeout: float = 30.0) -> bool:
+        """Whether ``text`` reaches the log within ``timeout`` seconds (it is read by a
+        thread, so a line the server wrote may not be here yet)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    @property
+    def base(self) -> str:
+        """The server's root URL, where clients upload."""
+        return self.url.removesuffix("simple/")
+
+    @property
+    def port(self) -> int:
+        return int(self.url.split(":")[2].split("/")[0])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._reader.join(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+StartServe = Callable[..., ServeProcess]
+
+
+def basic(user: str = USER, password: str = PASSWORD) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@dataclass
+class Field:
+    name: str
+    value: bytes
+    filename: str | None = None
+
+
+def upload_fields(path: Path, **override: str | None) -> list[Field]:
+    """The form twine sends for the dist at ``path``; ``override`` replaces (None drops)."""
+    from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
+    data = path.read_bytes()
+    if path.name.endswith(".whl"):
+        name, version, _, _ = parse_wheel_filename(path.name)
+        filetype = "bdist_wheel"
+    else:
+        name, version = parse_sdist_filename(path.name)
+        filetype = "sdist"
+    values: dict[str, str | None] = {
+        ":action": "file_upload",
+        "protocol_version": "1",
+        "metadata_version": "2.1",
+        "name": str(name),
+        "version": str(version),
+        "filetype": filetype,
+        "pyversion": "py3" if filetype == "bdist_wheel" else "source",
+        "sha256_digest": hashlib.sha256(data).hexdigest(),
+        "filename": path.name,
+    }
+    values.update(override)
+    filename = values.pop("filename")
+    fields = [Field(k, v.encode()) for k, v in values.items() if v is not None]
+    fields.append(Field("content", data, filename))
+    return fields
+
+
+BOUNDARY = "wheelhouse-test-boundary-7d1f"
+
+
+def encode_form(fields: list[Field]) -> bytes:
+    out = bytearray()
+    for field in fields:
+        out += f"--{BOUNDARY}\r\n".encode()
+        disposition = f'form-data; name="{field.name}"'
+        if field.filename is not None:
+            disposition += f'; filename="{field.filename}"'
+        out += f"Content-Disposition: {disposition}\r\n".encode()
+        if field.filename is not None:
+            out += b"Content-Type: application/octet-stream\r\n"
+        out += b"\r\n" + field.value + b"\r\n"
+    out += f"--{BOUNDARY}--\r\n".encode()
+    return bytes(out)
+
+
+def post(
+    server: ServeProcess,
+    body: bytes,
+    *,
+    auth: str | None = None,
+    content_type: str = f"multipart/form-data; boundary={BOUNDARY}",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], str]:
+    """POST ``body`` to the server's root; (status, headers, body text)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        sent = {"Content-Type": content_type, **(headers or {})}
+        if auth is not None:
+            sent["Authorization"] = auth
+        conn.request("POST", "/", body=body, headers=sent)
+        response = conn.getresponse()
+        return (
+            response.status,
+            {k.lower(): v for k, v in response.headers.items()},
+            response.read().decode(),
+        )
+    finally:
+        conn.close()
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every regular file under ``root`` (relative POSIX path -> bytes), but the lock."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".upload.lock"
+    }
+
+
+def users_cli(*args: str | os.PathLike[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wheelhouse", "users", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
