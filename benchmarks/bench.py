@@ -1859,6 +1859,12 @@ def main(argv: list[str] | None = None) -> int:
         f"SeaweedFS bucket, {SCALE_OUT_CLIENTS} cold concurrent clients (first --input, "
         "default webservice.txt)",
     )
+    parser.add_argument(
+        "--team-index",
+        action="store_true",
+        help="only the private index's figures (issue 25): 20 concurrent twine uploads, a "
+        "50 MB upload by twine vs curl, pages over 5,000 projects (benchmarks/team_index.py)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -1872,7 +1878,13 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_root(args.keep) as root:
         scratch = Scratch(root)
         try:
-            if args.scale_out:
+            if args.team_index:
+                import team_index  # beside this file: on sys.path when run as a script
+
+                result["team_index"] = team_index.run(
+                    args.rounds, projects=5000, requests=200, size=50 * team_index.MB, log=log
+                )
+            elif args.scale_out:
                 requirements = (args.input or DEFAULT_INPUTS)[0].resolve()
                 result["scale_out"] = bench_scale_out(requirements, scratch, log)
                 print_scale_out(result["scale_out"])

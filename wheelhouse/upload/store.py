@@ -70,6 +70,7 @@ class PrivateIndex:
         self.root = root
         self.temp_dir = root / _TEMP_DIR
         self.catalog = Catalog(root)
+        self._cached: tuple[tuple[int, int, int], Manifest] | None = None
         root.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(exist_ok=True)
         with self._lock():
@@ -204,12 +205,28 @@ class PrivateIndex:
 
     def records(self) -> tuple[FileRecord, ...]:
         """Every file of the index."""
-        return self._manifest().files
+        return self._read_manifest().files
 
     def files_of(self, name: str) -> list[FileRecord]:
         """The files of project ``name`` on this index."""
         wanted: NormalizedName = canonicalize_name(name)
-        return [r for r in self._manifest().files if r.name == wanted]
+        return [r for r in self._read_manifest().files if r.name == wanted]
+
+    def _read_manifest(self) -> Manifest:
+        """The manifest for the pages, parsed again only when it was replaced (it always is
+        replaced, never written in place): parsing 5,000 projects' manifest took 40 ms, a
+        page's whole budget. Writers under the lock read it afresh (``_manifest``)."""
+        try:
+            found = os.stat(self.root / MANIFEST_NAME)
+        except FileNotFoundError:
+            return _empty_manifest()
+        key = (found.st_ino, found.st_size, found.st_mtime_ns)
+        cached = self._cached
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        manifest = self._manifest()
+        self._cached = (key, manifest)
+        return manifest
 
     def _owners(self) -> dict[str, str]:
         try:
