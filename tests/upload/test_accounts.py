@@ -204,6 +204,25 @@ def test_an_htpasswd_y_entry_as_htpasswd_B_writes_it_is_accepted(
             '[[index]]\nname = "a"\nkind = "private"\npath = "p"\n',
             "'users' must be a non-empty string",
         ),
+        (
+            'users = "u"\n[[index]]\nname = "simple"\nkind = "private"\npath = "p"\n',
+            "the private index's name 'simple' is not a plain URL segment (lower-case letters, "
+            "digits, '.', '_', '-'), or is one of ['files', 'legacy', 'simple', 'v1']",
+        ),
+        (
+            'users = "u"\n[[index]]\nname = "Team/x"\nkind = "private"\npath = "p"\n',
+            "the private index's name 'Team/x' is not a plain URL segment",
+        ),
+        (
+            'users = "u"\n[[index]]\nname = "a"\nkind = "private"\npath = "p"\n'
+            '[[index]]\nname = "b"\nkind = "private"\npath = "./p"\n',
+            "the index 'b' has the path of another private index",
+        ),
+        (
+            'users = "u"\n[[index]]\nname = "a"\nkind = "private"\npath = "p"\n'
+            'anonymous-read = "no"\n',
+            "'anonymous-read' must be true or false",
+        ),
     ],
 )
 def test_a_wrong_configuration_is_a_usage_error(

@@ -85,7 +85,7 @@ class UploadApp:
         status = HTTPStatus.OK
         if path == "/":
             query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("q", [""])[0]
-            body = await anyio.to_thread.run_sync(self._root, query[:200])
+            body = await anyio.to_thread.run_sync(self._root, query[:200], _prefix(scope))
         else:
             name = project_name(path)
             found = (
@@ -98,7 +98,7 @@ class UploadApp:
                 return
             body = found
         client = (scope.get("client") or ("-",))[0]
-        logger.info('%s "%s %s" %d', client, scope["method"], path, status)
+        logger.info('%s "%s %s" %d', client, scope["method"], _prefix(scope) + path, status)
         answer = [
             (b"content-type", b"text/html; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
@@ -112,16 +112,17 @@ class UploadApp:
             {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
         )
 
-    def _root(self, query: str) -> bytes:
+    def _root(self, query: str, prefix: str) -> bytes:
         names = {r.name for r in self.index.records()}
-        return root_page(self.settings.name, names, self.index.catalog, query)
+        return root_page(self.settings.name, names, self.index.catalog, query, prefix)
 
     def _project(self, name: str, headers: dict[str, str], scope: Scope) -> bytes | None:
         files = self.index.files_of(name)
         if not files:
             return None
         base = f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}"
-        return project_page(self.settings.name, base, name, files, self.index.catalog)
+        catalog = self.index.catalog
+        return project_page(self.settings.name, base, name, files, catalog, _prefix(scope))
 
     async def _authenticate(self, headers: dict[str, str]) -> str:
         return await anyio.to_thread.run_sync(
@@ -170,6 +171,11 @@ class UploadApp:
             form.path.unlink(missing_ok=True)
 
 
+def _prefix(scope: Scope) -> str:
+    """Where the index is mounted on its server (``/<name>``, serve/_mounts.py), or ""."""
+    return str(scope.get("root_path", ""))
+
+
 async def _answer(scope: Scope, send: Send, status: HTTPStatus, line: str, user: str) -> None:
     """One line of text as the answer; the request logged with the user's name (never the
     Authorization header)."""
@@ -182,7 +188,8 @@ async def _answer(scope: Scope, send: Send, status: HTTPStatus, line: str, user:
     body = (line.replace("\n", " ") + "\n").encode()
     client = (scope.get("client") or ("-",))[0]
     method = scope["method"]
-    logger.info('%s "%s %s" %d %s: %s', client, method, scope["path"], status, user, line)
+    path = _prefix(scope) + scope["path"]
+    logger.info('%s "%s %s" %d %s: %s', client, method, path, status, user, line)
     await send({"type": "http.response.start", "status": status, "headers": answer})
     await send({"type": "http.response.body", "body": body if method != "HEAD" else b""})
 
