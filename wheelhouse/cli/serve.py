@@ -172,7 +172,7 @@ def serve(
         typer.Option(
             "--config",
             metavar="FILE",
-            help="A TOML file naming the private index, its users and rights, and the "
+            help="A TOML file naming the private indexes, their users and rights, and the "
             "upstreams (instead of DIR, --upload, --users and --upstream); see "
             "docs/team-index.md.",
             show_default=False,
