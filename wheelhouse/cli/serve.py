@@ -456,6 +456,16 @@ def _serve_proxy(
         local = cache_root() / "proxy-bucket" / hashlib.sha256(store.encode()).hexdigest()[:16]
     else:
         local = Path(store) if store is not None else cache_root() / "proxy"
+    if private is not None and bucket is not None:
+        # The private indexes live in the bucket too: every proxy on it takes uploads and
+        # shows each at once; their directories are each proxy's copy.
+        import dataclasses
+
+        def shared(settings: "UploadSettings") -> "UploadSettings":
+            where = f"{bucket.rstrip('/')}/private/{settings.name}"
+            return dataclasses.replace(settings, bucket=where, endpoint_url=endpoint_url)
+
+        private, indexes = shared(private), tuple(shared(i) for i in indexes)
     if private is not None:
         from wheelhouse.upload.store import PrivateIndex
 
