@@ -60,7 +60,7 @@ def test_two_proxies_over_one_bucket_share_their_private_index(
         assert result.returncode == 0, result.stdout + result.stderr
 
         status, _, record = s3_server.get(
-            f"{bucket}/team/private/private/uploads/{wheel.name}.json"
+            f"{bucket}/team/private/private/index/uploads/{wheel.name}.json"
         )
         assert status == 200 and json.loads(record)["user"] == "alice"
         # The other proxy shows it on its next page, and never upstream's team-pkg again.

@@ -49,8 +49,12 @@ class UploadApp:
             from wheelhouse._base.storage import open_store
             from wheelhouse.upload.bucket import SharedIndex
 
-            objects = open_store(settings.bucket, endpoint_url=settings.endpoint_url)
-            self.shared = SharedIndex(self.index, objects)
+            where, endpoint = settings.bucket.rstrip("/"), settings.endpoint_url
+            self.shared = SharedIndex(
+                self.index,
+                open_store(f"{where}/index", endpoint_url=endpoint),
+                open_store(f"{where}/files", endpoint_url=endpoint),
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

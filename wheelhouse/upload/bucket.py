@@ -1,11 +1,12 @@
 """A private index shared by several servers through a bucket (``serve --store s3://``).
 
 The bucket holds the truth; each server's directory is its own copy, which it brings up to
-date before it answers a read. An upload is checked as ever, its bytes go up under their
-sha256 (so a loser of a race never overwrites the winner's file), and then it claims its
-name with a conditional write (``uploads/<filename>.json``, if absent): exactly one of two
-uploads of one name, on any servers, wins; the other gets 409. A yank is an object of its own
-(``yanks/<filename>.json``), overwritten by each change.
+date before it answers a page. An upload is checked as ever; its bytes go up under their
+sha256 (``files/<sha256>/<filename>``, so the loser of a race never overwrites the winner's
+file); then it claims its name with a conditional write (``index/uploads/<filename>.json``,
+if absent): of two uploads of one name, on any servers, exactly one wins and the other gets
+409. A yank is an object of its own (``index/yanks/<filename>.json``), rewritten by each
+change.
 """
 
 from __future__ import annotations
@@ -48,15 +49,17 @@ def _unavailable() -> Iterator[None]:
 
 
 def _file_key(sha256: str, filename: str) -> str:
-    return f"files/{sha256}/{filename}"
+    return f"{sha256}/{filename}"
 
 
 class SharedIndex:
-    """``index`` (this server's copy) kept in step with the bucket ``objects``."""
+    """``index`` (this server's copy) kept in step with the bucket: ``objects`` holds the
+    records and yanks (listed at each sync), ``files`` the files (never listed)."""
 
-    def __init__(self, index: PrivateIndex, objects: Store) -> None:
+    def __init__(self, index: PrivateIndex, objects: Store, files: Store) -> None:
         self.index = index
         self.objects = objects
+        self.files = files
         self._lock = threading.Lock()
         self._synced_at = 0.0  # monotonic time a finished sync started
         self._yank_tags: dict[str, str | None] = {}  # yank object -> the version applied
@@ -66,7 +69,7 @@ class SharedIndex:
         another upload has it), then into this server's copy."""
         record = json.dumps({**dataclasses.asdict(checked), "user": user}).encode()
         with _unavailable():
-            self.objects.put_file(
+            self.files.put_file(
                 _file_key(checked.sha256, checked.filename), path, "application/octet-stream"
             )
             claimed = self.objects.put_bytes(
@@ -122,7 +125,7 @@ class SharedIndex:
         except (ValueError, TypeError, AttributeError) as exc:
             logger.warning("the bucket's record %s is not one: %s", key, exc)
             return
-        streamed = self.objects.stream(_file_key(checked.sha256, checked.filename))
+        streamed = self.files.stream(_file_key(checked.sha256, checked.filename))
         if streamed is None:
             logger.warning("the bucket has the record of %s but not its file", checked.filename)
             return
