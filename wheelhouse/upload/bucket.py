@@ -39,13 +39,14 @@ _MAX_RECORD = 4 * 1024 * 1024  # a record holds the readme: bounded like METADAT
 
 @contextlib.contextmanager
 def _unavailable() -> Iterator[None]:
-    """A bucket that cannot be written: 503 with the store's line, not a server error."""
+    """A bucket that cannot be read or written: 503 with the store's line, not a server
+    error."""
     try:
         yield
     except UploadRefusedError:
         raise
     except WheelhouseError as exc:
-        raise UploadRefusedError(503, f"the index's bucket cannot be written: {exc}") from exc
+        raise UploadRefusedError(503, f"the index's bucket cannot be used: {exc}") from exc
 
 
 def _file_key(sha256: str, filename: str) -> str:
@@ -81,7 +82,8 @@ class SharedIndex:
 
     def yank(self, filename: str, reason: str | None, user: str) -> None:
         """Yank (or with ``reason`` None un-yank) on this copy, then for every server."""
-        self.sync()
+        with _unavailable():
+            self.sync()
         self.index.set_yanked(filename, reason, user)  # 404, 403 for another's file
         body = json.dumps({"yanked": reason}).encode()
         with _unavailable():
