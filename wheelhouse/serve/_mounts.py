@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,8 +32,15 @@ class Mounts:
                 child["path"] = "/" + rest
                 child["root_path"] = f"{scope.get('root_path', '')}/{first}"
                 raw = scope.get("raw_path")
-                if raw:  # the prefix as sent (maybe percent-encoded): the first segment
-                    child["raw_path"] = b"/" + raw[1:].partition(b"/")[2]
+                if raw:
+                    # The prefix as sent (maybe percent-encoded) is the first raw segment, unless
+                    # it hid a slash ("/team%2Fsimple/"): then the raw target is dropped and the
+                    # app reads the decoded path, so both name the same place.
+                    head, _, tail = raw[1:].partition(b"/")
+                    if unquote_to_bytes(head) == first.encode():
+                        child["raw_path"] = b"/" + tail
+                    else:
+                        del child["raw_path"]
                 await mounted(child, receive, send)
                 return
         await self.app(scope, receive, send)
