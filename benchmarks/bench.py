@@ -163,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         help="with --pinned-uv: serve the wheels in DIR on loopback as the index of both sides "
         "(needed when the real index does not answer)",
     )
+    parser.add_argument(
+        "--team-index",
+        action="store_true",
+        help="only the private index's figures (issue 25): 20 concurrent twine uploads, a "
+        "50 MB upload by twine vs curl, pages over 5,000 projects (benchmarks/team_index.py)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -176,7 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_root(args.keep) as root:
         scratch = Scratch(root)
         try:
-            if args.scale_out:
+            if args.team_index:
+                from benchmarks import team_index
+
+                result["team_index"] = team_index.run(
+                    args.rounds, projects=5000, requests=200, size=50 * team_index.MB, log=log
+                )
+            elif args.scale_out:
                 requirements = (args.input or DEFAULT_INPUTS)[0].resolve()
                 result["scale_out"] = bench_scale_out(requirements, scratch, log)
                 print_scale_out(result["scale_out"])

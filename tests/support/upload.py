@@ -5,17 +5,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import importlib.util
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from packaging.utils import canonicalize_name
+
+from tests.support.capabilities import missing
+from wheelhouse._base._pip import offline_env
+from wheelhouse._base._subprocess import run
 
 USER, PASSWORD = "alice", "correct horse battery staple"
 
@@ -191,3 +200,59 @@ def users_cli(*args: str | os.PathLike[str], stdin: str = "") -> subprocess.Comp
         timeout=60,
         check=False,
     )
+
+
+def twine_command() -> list[str]:
+    if importlib.util.find_spec("twine") is None:
+        missing("twine", "twine is not installed in the test environment (noxfile TEST_DEPS)")
+    return [sys.executable, "-m", "twine"]
+
+
+def twine_upload(
+    server: ServeProcess, *files: Path, password: str = PASSWORD
+) -> subprocess.CompletedProcess[str]:
+    """`twine upload --repository-url URL FILES` with the credentials in its environment."""
+    env = {
+        **os.environ,
+        "TWINE_USERNAME": USER,
+        "TWINE_PASSWORD": password,
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+    }
+    argv = [*twine_command(), "upload", "--non-interactive", "--disable-progress-bar", "--verbose"]
+    return subprocess.run(
+        [*argv, "--repository-url", server.base, *map(str, files)],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        check=False,
+    )
+
+
+def installed_versions(python: Path) -> dict[str, str]:
+    code = (
+        "import json, importlib.metadata as m; "
+        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+    )
+    result = run([python, "-c", code], env=offline_env())
+    assert result.ok, result.stderr
+    return {canonicalize_name(k): v for k, v in json.loads(result.stdout).items()}
+
+
+def json_page(server: ServeProcess, project: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{server.url}{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        data: dict[str, Any] = json.loads(response.read())
+    return data
+
+
+def make_token(users_file: Path, user: str, index: str) -> str:
+    result = users_cli("token", user, "--users", users_file, "--index", index)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert token.startswith("wht_") and len(token) > 40
+    assert token not in Path(str(users_file) + ".tokens").read_text()
+    return token

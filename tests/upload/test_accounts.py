@@ -21,6 +21,7 @@ from tests.support.upload import (
     StartServe,
     basic,
     encode_form,
+    make_token,
     post,
     snapshot,
     upload_fields,
@@ -28,15 +29,6 @@ from tests.support.upload import (
 )
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
-
-
-def make_token(users_file: Path, user: str, index: str) -> str:
-    result = users_cli("token", user, "--users", users_file, "--index", index)
-    assert result.returncode == 0, result.stderr
-    token = result.stdout.strip()
-    assert token.startswith("wht_") and len(token) > 40
-    assert token not in Path(str(users_file) + ".tokens").read_text()
-    return token
 
 
 def write_config(tmp_path: Path, users_file: Path, **extra: str) -> Path:
@@ -203,6 +195,25 @@ def test_an_htpasswd_y_entry_as_htpasswd_B_writes_it_is_accepted(
         (
             '[[index]]\nname = "a"\nkind = "private"\npath = "p"\n',
             "'users' must be a non-empty string",
+        ),
+        (
+            'users = "u"\n[[index]]\nname = "simple"\nkind = "private"\npath = "p"\n',
+            "the private index's name 'simple' is not a plain URL segment (lower-case letters, "
+            "digits, '.', '_', '-'), or is one of ['files', 'legacy', 'simple', 'v1']",
+        ),
+        (
+            'users = "u"\n[[index]]\nname = "Team/x"\nkind = "private"\npath = "p"\n',
+            "the private index's name 'Team/x' is not a plain URL segment",
+        ),
+        (
+            'users = "u"\n[[index]]\nname = "a"\nkind = "private"\npath = "p"\n'
+            '[[index]]\nname = "b"\nkind = "private"\npath = "./p"\n',
+            "the index 'b' has the path of another private index",
+        ),
+        (
+            'users = "u"\n[[index]]\nname = "a"\nkind = "private"\npath = "p"\n'
+            'anonymous-read = "no"\n',
+            "'anonymous-read' must be true or false",
         ),
     ],
 )

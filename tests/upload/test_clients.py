@@ -3,53 +3,28 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.utils import canonicalize_name
 
-from tests.support.capabilities import find_uv, missing
+from tests.support.capabilities import find_uv
 from tests.support.dists import make_sdist, make_wheel
 from tests.support.proxy import linked_files
 from tests.support.server import IndexServer
-from tests.support.upload import PASSWORD, USER, ServeProcess, StartServe
+from tests.support.upload import (
+    PASSWORD,
+    USER,
+    ServeProcess,
+    StartServe,
+    installed_versions,
+    json_page,
+    twine_upload,
+)
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
-
-
-def _twine() -> list[str]:
-    if importlib.util.find_spec("twine") is None:
-        missing("twine", "twine is not installed in the test environment (noxfile TEST_DEPS)")
-    return [sys.executable, "-m", "twine"]
-
-
-def twine_upload(
-    server: ServeProcess, *files: Path, password: str = PASSWORD
-) -> subprocess.CompletedProcess[str]:
-    """`twine upload --repository-url URL FILES` with the credentials in its environment."""
-    env = {
-        **os.environ,
-        "TWINE_USERNAME": USER,
-        "TWINE_PASSWORD": password,
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-    }
-    argv = [*_twine(), "upload", "--non-interactive", "--disable-progress-bar", "--verbose"]
-    return subprocess.run(
-        [*argv, "--repository-url", server.base, *map(str, files)],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
 
 
 def uv_publish(server: ServeProcess, *files: Path) -> subprocess.CompletedProcess[str]:
@@ -63,25 +38,6 @@ def uv_publish(server: ServeProcess, *files: Path) -> subprocess.CompletedProces
         timeout=300,
         check=False,
     )
-
-
-def _installed(python: Path) -> dict[str, str]:
-    code = (
-        "import json, importlib.metadata as m; "
-        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
-    )
-    result = run([python, "-c", code], env=offline_env())
-    assert result.ok, result.stderr
-    return {canonicalize_name(k): v for k, v in json.loads(result.stdout).items()}
-
-
-def _page(server: ServeProcess, project: str) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{server.url}{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        data: dict[str, Any] = json.loads(response.read())
-    return data
 
 
 @pytest.mark.slow
@@ -106,7 +62,7 @@ def test_twine_uploads_then_pip_and_uv_install_through_the_server(
     argv = [sys.executable, "-m", "pip", "--python", python, "install", "--no-cache-dir"]
     result_pip = run([*argv, "--index-url", private.url, "team-pkg"], env=offline_env())
     assert result_pip.ok, result_pip.stdout + result_pip.stderr
-    installed = _installed(python)
+    installed = installed_versions(python)
     assert (installed["team-pkg"], installed["team-dep"]) == ("1.0", "0.3")
     assert private.logged('GET /team_pkg-1.0-py3-none-any.whl.metadata HTTP/1.1" 200'), private.log
 
@@ -117,7 +73,7 @@ def test_twine_uploads_then_pip_and_uv_install_through_the_server(
         env=offline_env(),
     )
     assert result_uv.ok, result_uv.stdout + result_uv.stderr
-    installed = _installed(uv_python)
+    installed = installed_versions(uv_python)
     assert (installed["team-pkg"], installed["team-dep"]) == ("1.0", "0.3")
 
 
@@ -128,7 +84,7 @@ def test_uv_publish_uploads_and_a_second_publish_is_a_conflict(
     wheel = make_wheel(tmp_path / "dists", "uv-made", "2.0")
     result = uv_publish(private, wheel)
     assert result.returncode == 0, result.stdout + result.stderr
-    page = _page(private, "uv-made")
+    page = json_page(private, "uv-made")
     assert [f["filename"] for f in page["files"]] == [wheel.name]
     assert page["files"][0]["core-metadata"] is not False
 
@@ -175,24 +131,24 @@ def test_a_private_name_is_never_served_from_upstream(
             tmp_path / "store",
         )
         # Before the team uploads, the name is upstream's (as for any name).
-        assert [f["filename"] for f in _page(proxy, "team-pkg")["files"]] == [
+        assert [f["filename"] for f in json_page(proxy, "team-pkg")["files"]] == [
             "team_pkg-9.0-py3-none-any.whl"
         ]
         wheel = make_wheel(tmp_path / "dists", "team-pkg", "1.0")
         result = twine_upload(proxy, wheel)
         assert result.returncode == 0, result.stdout + result.stderr
 
-        page = _page(proxy, "team-pkg")
+        page = json_page(proxy, "team-pkg")
         assert [f["filename"] for f in page["files"]] == [wheel.name]
         assert page["versions"] == ["1.0"]
-        assert [f["filename"] for f in _page(proxy, "other-pkg")["files"]] == [
+        assert [f["filename"] for f in json_page(proxy, "other-pkg")["files"]] == [
             "other_pkg-1.0-py3-none-any.whl"
         ]
         python = make_venv("pip", with_pip=False)
         argv = [sys.executable, "-m", "pip", "--python", python, "install", "--no-cache-dir"]
         result_pip = run([*argv, "--index-url", proxy.url, "team-pkg"], env=offline_env())
         assert result_pip.ok, result_pip.stdout + result_pip.stderr
-        assert _installed(python)["team-pkg"] == "1.0"
+        assert installed_versions(python)["team-pkg"] == "1.0"
         assert upstream.count("/files/team_pkg-9.0-py3-none-any.whl") == 0
         assert upstream.count("/files/other_pkg-1.0-py3-none-any.whl") == 0  # not installed
 
@@ -214,12 +170,15 @@ def test_a_reserved_name_is_never_served_from_upstream_even_before_an_upload(
             tmp_path / "private", "--upload", "--users", users_file,
             "--upstream", upstream.url, "--store", tmp_path / "store",
         )  # fmt: skip
-        page = _page(proxy, "secret-pkg")
+        page = json_page(proxy, "secret-pkg")
         assert (page["files"], page["versions"]) == ([], [])
-        assert _page(proxy, "other-pkg")["files"][0]["filename"] == "other_pkg-1.0-py3-none-any.whl"
+        assert (
+            json_page(proxy, "other-pkg")["files"][0]["filename"]
+            == "other_pkg-1.0-py3-none-any.whl"
+        )
         wheel = make_wheel(tmp_path / "dists", "secret-pkg", "1.0")
         result_twine = twine_upload(proxy, wheel)
         assert result_twine.returncode == 0, result_twine.stdout + result_twine.stderr
-        assert [f["filename"] for f in _page(proxy, "secret-pkg")["files"]] == [wheel.name]
+        assert [f["filename"] for f in json_page(proxy, "secret-pkg")["files"]] == [wheel.name]
         assert upstream.count("/simple/secret-pkg/") == 0
         assert upstream.count("/simple/other-pkg/") >= 1  # the counter sees the proxy's asks

@@ -172,7 +172,7 @@ def serve(
         typer.Option(
             "--config",
             metavar="FILE",
-            help="A TOML file naming the private index, its users and rights, and the "
+            help="A TOML file naming the private indexes, their users and rights, and the "
             "upstreams (instead of DIR, --upload, --users and --upstream); see "
             "docs/team-index.md.",
             show_default=False,
@@ -209,6 +209,7 @@ def serve(
     limits = ServeLimits(header_timeout=header_timeout, max_connections=max_connections)
     given = list(directories or [])
     private: UploadSettings | None = None
+    indexes: tuple[UploadSettings, ...] = ()  # each under /<name>/ (a configuration file's)
     if config is not None:
         if given or upstream is not None or upload or users is not None:
             raise UsageError(
@@ -218,7 +219,7 @@ def serve(
         from wheelhouse.upload.config import read_config
 
         configured = read_config(config)
-        private = configured.private
+        private, indexes = configured.private, configured.privates
         if private is None:
             raise UsageError(f"the configuration {str(config)!r} names no private index")
         given = [private.directory]
@@ -269,6 +270,7 @@ def serve(
                 port,
                 limits=limits,
                 upload=private,
+                indexes=indexes,
                 ready=lambda url: typer.echo(
                     f"serving {where} at {url} (Ctrl-C to stop)", err=True
                 ),
@@ -278,7 +280,7 @@ def serve(
     with _log_as_a_server():
         _serve_proxy(
             given, upstream, store, endpoint_url, lease_timeout, ttl, offline, timeout,
-            workers, host, port, limits, private, forwarded_allow_ips, guards,
+            workers, host, port, limits, private, forwarded_allow_ips, guards, indexes,
         )  # fmt: skip
 
 
@@ -415,6 +417,7 @@ def _serve_proxy(
     private: "UploadSettings | None" = None,
     forwarded_allow_ips: str = "127.0.0.1",
     guards: dict[str, Any] | None = None,
+    indexes: "tuple[UploadSettings, ...]" = (),
 ) -> None:
     from wheelhouse._base._http import strip_credentials
     from wheelhouse._base._pip import pip_config
@@ -454,10 +457,21 @@ def _serve_proxy(
         local = cache_root() / "proxy-bucket" / hashlib.sha256(store.encode()).hexdigest()[:16]
     else:
         local = Path(store) if store is not None else cache_root() / "proxy"
+    if private is not None and bucket is not None:
+        # The private indexes live in the bucket too: every proxy on it takes uploads and
+        # shows each at once; their directories are each proxy's copy.
+        import dataclasses
+
+        def shared(settings: "UploadSettings") -> "UploadSettings":
+            where = f"{bucket.rstrip('/')}/private/{settings.name}"
+            return dataclasses.replace(settings, bucket=where, endpoint_url=endpoint_url)
+
+        private, indexes = shared(private), tuple(shared(i) for i in indexes)
     if private is not None:
         from wheelhouse.upload.store import PrivateIndex
 
-        PrivateIndex(private.directory)  # created before the proxy checks its wheelhouses
+        for each in (private, *indexes):  # created before the proxy checks its wheelhouses
+            PrivateIndex(each.directory)
     settings = ProxySettings(
         store=local.absolute(),
         bucket=bucket,
@@ -470,6 +484,7 @@ def _serve_proxy(
         timeout=timeout,
         pip_config=config,
         upload=private.to_json() if private is not None else None,
+        indexes=tuple(i.to_json() for i in indexes),
         forwarded_allow_ips=forwarded_allow_ips,
         **(guards or {}),
     )

@@ -145,6 +145,8 @@ class ProxySettings:
     lease_timeout: float = 60.0
     # A private index taking uploads (also the first of ``local``): UploadSettings' JSON.
     upload: str | None = None
+    # The private indexes served under /<name>/ each (``upload`` among them), alone: JSON.
+    indexes: tuple[str, ...] = ()
     # Peers whose X-Forwarded-Proto/-Host/-Prefix say how clients reach the proxy (uvicorn's
     # --forwarded-allow-ips): comma-separated addresses or networks, or "*".
     forwarded_allow_ips: str = "127.0.0.1"
@@ -183,6 +185,7 @@ class ProxySettings:
             endpoint_url=data.get("endpoint_url"),
             lease_timeout=float(data.get("lease_timeout", 60.0)),
             upload=data.get("upload"),
+            indexes=tuple(data.get("indexes", ())),
             forwarded_allow_ips=str(data.get("forwarded_allow_ips", "127.0.0.1")),
             exclude_newer=data.get("exclude_newer"),
             exclude_newer_packages=tuple(data.get("exclude_newer_packages", ())),
@@ -1097,6 +1100,14 @@ def create_app(settings: ProxySettings) -> Starlette:
         from wheelhouse.upload.settings import UploadSettings
 
         app.add_middleware(UploadApp, settings=UploadSettings.from_json(settings.upload))
+    if settings.indexes:
+        from wheelhouse.serve._mounts import Mounts
+        from wheelhouse.serve.static import index_apps
+        from wheelhouse.upload.settings import UploadSettings
+
+        indexes = [UploadSettings.from_json(i) for i in settings.indexes]
+        # Outermost: /<name>/... never reaches the proxy's routes or the root's rights.
+        app.add_middleware(Mounts, mounts=index_apps(indexes))
     return app
 
 

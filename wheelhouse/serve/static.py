@@ -6,7 +6,7 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from wheelhouse.audit.osv import OsvDatabase
     from wheelhouse.upload.settings import UploadSettings
 
-__all__ = ["make_server", "serve"]
+__all__ = ["index_apps", "make_server", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +100,11 @@ class _StaticApp:
         if parts is None:
             return _text(HTTPStatus.BAD_REQUEST, "bad path")
         directory = path.endswith("/")
+        prefix = scope.get("root_path", "")  # mounted under /<index>/ (serve/_mounts.py)
         if not parts:
-            return _redirect(f"/{INDEX_DIR}/", HTTPStatus.FOUND)
+            return _redirect(f"{prefix}/{INDEX_DIR}/", HTTPStatus.FOUND)
         if parts[0] == INDEX_DIR and len(parts) <= 2:
-            return self._page(parts, Headers(scope=scope), directory=directory)
+            return self._page(parts, Headers(scope=scope), directory=directory, prefix=prefix)
         if directory:  # no directory listings, and a file is never a directory
             return _text(HTTPStatus.NOT_FOUND, "not found")
         target = self._resolve(parts)
@@ -111,15 +112,19 @@ class _StaticApp:
             return _text(HTTPStatus.NOT_FOUND, "not found")
         return _file(target, _file_type(target.name), Headers(scope=scope), vary=False, tag="")
 
-    def _page(self, parts: list[str], headers: Headers, *, directory: bool) -> Response:
+    def _page(
+        self, parts: list[str], headers: Headers, *, directory: bool, prefix: str = ""
+    ) -> Response:
         if len(parts) == 2:
             name = canonicalize_name(parts[1])
             if not self._exists_dir([INDEX_DIR, name]):
                 return _text(HTTPStatus.NOT_FOUND, "no such project")
             if name != parts[1] or not directory:
-                return _redirect(f"/{INDEX_DIR}/{quote(name)}/", HTTPStatus.MOVED_PERMANENTLY)
+                return _redirect(
+                    f"{prefix}/{INDEX_DIR}/{quote(name)}/", HTTPStatus.MOVED_PERMANENTLY
+                )
         elif not directory:
-            return _redirect(f"/{INDEX_DIR}/", HTTPStatus.MOVED_PERMANENTLY)
+            return _redirect(f"{prefix}/{INDEX_DIR}/", HTTPStatus.MOVED_PERMANENTLY)
         chosen = negotiate(headers.get("accept"))
         if chosen is None:
             return _text(HTTPStatus.NOT_ACCEPTABLE, NOT_ACCEPTABLE, vary=True)
@@ -160,7 +165,8 @@ def _snapshot(root: Path) -> OsvDatabase | None:
 def _access(scope: Scope, status: int) -> None:
     client = (scope.get("client") or ("-",))[0]
     method, version = scope["method"], scope.get("http_version", "1.1")
-    logger.info('%s "%s %s HTTP/%s" %s -', client, method, _target(scope), version, status)
+    target = scope.get("root_path", "") + _target(scope)  # a mounted index's whole path
+    logger.info('%s "%s %s HTTP/%s" %s -', client, method, target, version, status)
 
 
 def _target(scope: Scope) -> str:
@@ -268,6 +274,14 @@ def _file_type(filename: str) -> str:
     return _FILE_TYPES.get(Path(filename).suffix, "application/octet-stream")
 
 
+def index_apps(indexes: Sequence[UploadSettings]) -> dict[str, ASGIApp]:
+    """The app of each private index of ``indexes``, by name, to mount under ``/<name>/``
+    (``serve/_mounts.py``): its pages, its files and its upload endpoint, with its rights."""
+    from wheelhouse.upload.app import with_uploads
+
+    return {i.name: with_uploads(_StaticApp(i.directory), i) for i in indexes}
+
+
 def make_server(
     root: Path,
     host: str = "127.0.0.1",
@@ -275,18 +289,24 @@ def make_server(
     *,
     limits: ServeLimits | None = None,
     upload: UploadSettings | None = None,
+    indexes: Sequence[UploadSettings] = (),
 ) -> AsgiServer:
     """A server for the wheelhouse in ``root``, bound but not yet serving.
 
     Run ``serve_forever()`` (in a thread, for tests) and stop it with ``shutdown()``;
     port 0 picks a free port (see ``.url``). With ``upload``, ``root`` is a private index
-    that takes uploads (created when it does not exist).
+    that takes uploads (created when it does not exist). Each of ``indexes`` (private
+    indexes, ``upload`` among them) is served under ``/<its name>/`` as well.
     """
     app: ASGIApp = _StaticApp(root)
     if upload is not None:
         from wheelhouse.upload.app import with_uploads
 
         app = with_uploads(app, upload)
+    if indexes:
+        from wheelhouse.serve._mounts import Mounts
+
+        app = Mounts(app, index_apps(indexes))
     if not (root / INDEX_DIR / HTML_PAGE).is_file():
         raise InvalidWheelhouseError(
             f"{str(root)!r} has no package index ({INDEX_DIR}/{HTML_PAGE})",
@@ -312,6 +332,7 @@ def serve(
     limits: ServeLimits | None = None,
     ready: Callable[[str], None] | None = None,
     upload: UploadSettings | None = None,
+    indexes: Sequence[UploadSettings] = (),
 ) -> None:
     """Serve the wheelhouse in ``root`` until SIGINT or SIGTERM (or ``shutdown()``).
 
@@ -324,6 +345,7 @@ def serve(
         port,
         limits=limits,
         upload=upload,
+        indexes=indexes,
     )
     try:
         if ready is not None:  # the caller says where it serves, once

@@ -7,18 +7,22 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wheelhouse.errors import UploadRefusedError
+from wheelhouse.errors import UploadRefusedError, WheelhouseError
 from wheelhouse.upload.accounts import REALM, Accounts
 from wheelhouse.upload.browse import PROJECT_PREFIX, project_name, project_page, root_page
 from wheelhouse.upload.checks import check_upload, safe_filename
 from wheelhouse.upload.form import FormLimits, read_form
 from wheelhouse.upload.settings import UploadSettings
 from wheelhouse.upload.store import PrivateIndex
+
+if TYPE_CHECKING:
+    from wheelhouse.upload.bucket import SharedIndex
 
 __all__ = ["UPLOAD_PATHS", "YANK_PATH", "UploadApp", "with_uploads"]
 
@@ -40,6 +44,17 @@ class UploadApp:
         self.accounts = Accounts(settings.users, settings.tokens)
         max_file = settings.max_file
         self.limits = FormLimits() if max_file is None else FormLimits(max_file=max_file)
+        self.shared: SharedIndex | None = None
+        if settings.bucket is not None:
+            from wheelhouse._base.storage import open_store
+            from wheelhouse.upload.bucket import SharedIndex
+
+            where, endpoint = settings.bucket.rstrip("/"), settings.endpoint_url
+            self.shared = SharedIndex(
+                self.index,
+                open_store(f"{where}/index", endpoint_url=endpoint),
+                open_store(f"{where}/files", endpoint_url=endpoint),
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,6 +69,15 @@ class UploadApp:
                     await _answer(scope, send, HTTPStatus(exc.status), exc.message, "-")
                     return
             path = scope["path"]
+            if self.shared is not None and _is_page(path):
+                # Pages list what every server sharing the bucket took; files follow pages.
+                try:
+                    await anyio.to_thread.run_sync(self.shared.sync)
+                except WheelhouseError as exc:
+                    logger.warning("cannot read the bucket of %s: %s", self.settings.name, exc)
+                    line = "the index's bucket cannot be read; try again"
+                    await _answer(scope, send, HTTPStatus.SERVICE_UNAVAILABLE, line, "-")
+                    return
             if scope["method"] in ("GET", "HEAD") and (
                 path == "/" or path.startswith(PROJECT_PREFIX)
             ):
@@ -85,7 +109,7 @@ class UploadApp:
         status = HTTPStatus.OK
         if path == "/":
             query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("q", [""])[0]
-            body = await anyio.to_thread.run_sync(self._root, query[:200])
+            body = await anyio.to_thread.run_sync(self._root, query[:200], _prefix(scope))
         else:
             name = project_name(path)
             found = (
@@ -98,7 +122,7 @@ class UploadApp:
                 return
             body = found
         client = (scope.get("client") or ("-",))[0]
-        logger.info('%s "%s %s" %d', client, scope["method"], path, status)
+        logger.info('%s "%s %s" %d', client, scope["method"], _prefix(scope) + path, status)
         answer = [
             (b"content-type", b"text/html; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
@@ -112,16 +136,17 @@ class UploadApp:
             {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
         )
 
-    def _root(self, query: str) -> bytes:
+    def _root(self, query: str, prefix: str) -> bytes:
         names = {r.name for r in self.index.records()}
-        return root_page(self.settings.name, names, self.index.catalog, query)
+        return root_page(self.settings.name, names, self.index.catalog, query, prefix)
 
     def _project(self, name: str, headers: dict[str, str], scope: Scope) -> bytes | None:
         files = self.index.files_of(name)
         if not files:
             return None
         base = f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}"
-        return project_page(self.settings.name, base, name, files, self.index.catalog)
+        catalog = self.index.catalog
+        return project_page(self.settings.name, base, name, files, catalog, _prefix(scope))
 
     async def _authenticate(self, headers: dict[str, str]) -> str:
         return await anyio.to_thread.run_sync(
@@ -149,9 +174,8 @@ class UploadApp:
         if not isinstance(reason, str) or len(reason) > 1000:
             raise UploadRefusedError(400, "'reason' must be a string of at most 1000 characters")
         safe_filename(filename)
-        await anyio.to_thread.run_sync(
-            self.index.set_yanked, filename, reason if yanked else None, user
-        )
+        set_yanked = self.index.set_yanked if self.shared is None else self.shared.yank
+        await anyio.to_thread.run_sync(set_yanked, filename, reason if yanked else None, user)
         return f"{'yanked' if yanked else 'un-yanked'} {filename}"
 
     async def _upload(self, headers: dict[str, str], receive: Receive, user: str) -> None:
@@ -165,9 +189,20 @@ class UploadApp:
         assert form.path is not None
         try:
             checked = await anyio.to_thread.run_sync(check_upload, form)
-            await anyio.to_thread.run_sync(self.index.add, checked, form.path, user)
+            add = self.index.add if self.shared is None else self.shared.upload
+            await anyio.to_thread.run_sync(add, checked, form.path, user)
         finally:
             form.path.unlink(missing_ok=True)
+
+
+def _is_page(path: str) -> bool:
+    """Whether ``path`` is a page (of pip's or of people's), not a file."""
+    return path == "/" or path.startswith(("/simple", PROJECT_PREFIX))
+
+
+def _prefix(scope: Scope) -> str:
+    """Where the index is mounted on its server (``/<name>``, serve/_mounts.py), or ""."""
+    return str(scope.get("root_path", ""))
 
 
 async def _answer(scope: Scope, send: Send, status: HTTPStatus, line: str, user: str) -> None:
@@ -182,7 +217,8 @@ async def _answer(scope: Scope, send: Send, status: HTTPStatus, line: str, user:
     body = (line.replace("\n", " ") + "\n").encode()
     client = (scope.get("client") or ("-",))[0]
     method = scope["method"]
-    logger.info('%s "%s %s" %d %s: %s', client, method, scope["path"], status, user, line)
+    path = _prefix(scope) + scope["path"]
+    logger.info('%s "%s %s" %d %s: %s', client, method, path, status, user, line)
     await send({"type": "http.response.start", "status": status, "headers": answer})
     await send({"type": "http.response.body", "body": body if method != "HEAD" else b""})
 

@@ -35,34 +35,40 @@ def _page(title: str, body: str) -> bytes:
     ).encode()
 
 
-def _search_form(query: str) -> str:
+def _search_form(query: str, prefix: str) -> str:
     return (
-        '<form method="get" action="/" role="search">'
+        f'<form method="get" action="{prefix}/" role="search">'
         f'<input type="search" name="q" value="{html.escape(query)}" '
         'placeholder="Search projects" aria-label="Search projects">'
         '<button type="submit">Search</button></form>\n'
     )
 
 
-def root_page(index_name: str, names: Iterable[str], catalog: Catalog, query: str) -> bytes:
-    """The root: the index, its projects (or those matching ``query``), a search box."""
-    summaries = catalog.summaries()
+def root_page(
+    index_name: str, names: Iterable[str], catalog: Catalog, query: str, prefix: str = ""
+) -> bytes:
+    """The root: the index, its projects (or those matching ``query``), a search box.
+
+    ``prefix`` is where the index is mounted (``/<name>`` on a server of several), or "".
+    """
     if query.strip():
         found = catalog.search(query)
         heading = f"{len(found)} project{'s' if len(found) != 1 else ''} matching"
         heading += f" “{html.escape(query)}”"
     else:
+        summaries = catalog.summaries()
         found = [(n, summaries.get(n, "")) for n in sorted(names)]
         heading = f"{len(found)} project{'s' if len(found) != 1 else ''}"
     rows = "".join(
-        f'<li><a href="{PROJECT_PREFIX}{quote(name)}/">{html.escape(name)}</a>'
+        f'<li><a href="{prefix}{PROJECT_PREFIX}{quote(name)}/">{html.escape(name)}</a>'
         + (f" — {html.escape(summary)}" if summary else "")
         + "</li>\n"
         for name, summary in found
     )
     body = (
-        f"<h1>Index {html.escape(index_name)}</h1>\n{_search_form(query)}"
-        f'<p>{heading}. pip and uv read it at <a href="/simple/">/simple/</a>.</p>\n'
+        f"<h1>Index {html.escape(index_name)}</h1>\n{_search_form(query, prefix)}"
+        f'<p>{heading}. pip and uv read it at <a href="{prefix}/simple/">{prefix}/simple/</a>.'
+        "</p>\n"
         f'<ul id="projects">\n{rows}</ul>\n'
     )
     return _page(f"Index {index_name}", body)
@@ -96,9 +102,15 @@ def _readme(entry: Entry | None) -> str:
 
 
 def project_page(
-    index_name: str, base_url: str, name: str, files: list[FileRecord], catalog: Catalog
+    index_name: str,
+    base_url: str,
+    name: str,
+    files: list[FileRecord],
+    catalog: Catalog,
+    prefix: str = "",
 ) -> bytes:
-    """A project's page; ``base_url`` is the server's root as the browser reached it."""
+    """A project's page; ``base_url`` is the server's root as the browser reached it, and
+    ``prefix`` where the index is mounted on it (``/<name>``, or "")."""
     entry = catalog.get(name)
     by_version: dict[str, list[FileRecord]] = {}
     for record in files:
@@ -123,17 +135,17 @@ def project_page(
             "<tr><th>File</th><th>Size</th><th>sha256</th><th>Requires-Python</th>"
             f"<th></th></tr>\n{''.join(rows)}</table>\n"
         )
-    simple = f"{base_url.rstrip('/')}/simple/"
+    simple = f"{base_url.rstrip('/')}{prefix}/simple/"
     summary = f"<p>{html.escape(entry.summary)}</p>\n" if entry and entry.summary else ""
     latest = versions[0] if versions else ""
     body = (
-        f'<p><a href="/">Index {html.escape(index_name)}</a></p>\n'
+        f'<p><a href="{prefix}/">Index {html.escape(index_name)}</a></p>\n'
         f"<h1>{html.escape(name)} {html.escape(latest)}</h1>\n{summary}"
         '<h2>Install</h2>\n<pre id="install">'
         f"pip install --index-url {html.escape(simple)} {html.escape(name)}\n"
         f"uv pip install --index-url {html.escape(simple)} {html.escape(name)}</pre>\n"
-        f'<p>The index page pip reads: <a id="simple-page" href="/simple/{quote(name)}/">'
-        f"/simple/{html.escape(name)}/</a></p>\n"
+        f'<p>The index page pip reads: <a id="simple-page" href="{prefix}/simple/{quote(name)}/">'
+        f"{prefix}/simple/{html.escape(name)}/</a></p>\n"
         f'<h2>Description</h2>\n<div id="description">\n{_readme(entry)}</div>\n'
         f"<h2>Versions and files</h2>\n{''.join(sections)}"
     )

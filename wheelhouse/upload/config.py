@@ -13,13 +13,25 @@ A small TOML file; paths in it are relative to the file::
     max-upload-size = 104857600    # bytes (default 1 GiB)
 
     [[index]]
+    name = "staging"               # a second private index, served under /staging/
+    kind = "private"
+    path = "staging-index"
+    upload = ["ci"]
+    anonymous-read = false         # this index's own read rule (default: the file's)
+
+    [[index]]
     name = "pypi"
-    kind = "upstream"              # proxied and cached, after the private index
+    kind = "upstream"              # proxied and cached, after the first private index
     url = "https://pypi.org/simple/"
+
+Every private index is served under ``/<name>/`` (``/<name>/simple/`` for pip, uploads at
+``/<name>/``); the first is also the server's root (``/simple/``, uploads at ``/``), the one
+in front of the upstreams.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,17 +44,27 @@ __all__ = ["ServeConfig", "read_config", "tokens_path"]
 
 _MAX_CONFIG = 1024 * 1024
 _INDEX_KEYS = {
-    "private": {"name", "kind", "path", "upload", "max-upload-size"},
+    "private": {"name", "kind", "path", "upload", "max-upload-size", "anonymous-read"},
     "upstream": {"name", "kind", "url"},
 }
+# A private index's name is the first segment of its URLs: one plain segment, never one of
+# the paths the server answers at its root.
+_INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+_RESERVED_NAMES = frozenset({"simple", "files", "legacy", "v1"})
 
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """What the file configures: the private index (if any) and the upstreams, in order."""
+    """What the file configures: the private indexes (the first is the server's root) and
+    the upstreams, in order."""
 
-    private: UploadSettings | None
+    privates: tuple[UploadSettings, ...]
     upstreams: tuple[str, ...]
+
+    @property
+    def private(self) -> UploadSettings | None:
+        """The first private index: the one at the server's root, in front of upstreams."""
+        return self.privates[0] if self.privates else None
 
 
 def tokens_path(users: Path) -> Path:
@@ -68,7 +90,7 @@ def read_config(path: Path) -> ServeConfig:
     indexes = data.get("index", [])
     if not isinstance(indexes, list) or not indexes:
         raise _bad(path, "it names no index ([[index]] tables)")
-    private: UploadSettings | None = None
+    privates: list[UploadSettings] = []
     upstreams: list[str] = []
     names: set[str] = set()
     for number, index in enumerate(indexes, 1):
@@ -82,8 +104,12 @@ def read_config(path: Path) -> ServeConfig:
                 raise _bad(path, f"the upstream {name!r} has no http(s) url")
             upstreams.append(url)
             continue
-        if private is not None:
-            raise _bad(path, "this version serves one private index (two are configured)")
+        if not _INDEX_NAME.fullmatch(name) or name in _RESERVED_NAMES:
+            raise _bad(
+                path,
+                f"the private index's name {name!r} is not a plain URL segment (lower-case "
+                f"letters, digits, '.', '_', '-'), or is one of {sorted(_RESERVED_NAMES)!r}",
+            )
         users = _string(path, data, "users")
         upload = index.get("upload")
         if upload is not None and (
@@ -93,12 +119,15 @@ def read_config(path: Path) -> ServeConfig:
         max_size = index.get("max-upload-size")
         if max_size is not None and (not isinstance(max_size, int) or max_size < 1):
             raise _bad(path, f"the index {name!r}: 'max-upload-size' must be a positive integer")
-        anonymous = data.get("anonymous-read", True)
+        anonymous = index.get("anonymous-read", data.get("anonymous-read", True))
         if not isinstance(anonymous, bool):
             raise _bad(path, "'anonymous-read' must be true or false")
         users_path = (where / users).absolute()
+        directory = (where / _string(path, index, "path")).absolute()
+        if any(p.directory == directory for p in privates):
+            raise _bad(path, f"the index {name!r} has the path of another private index")
         private = UploadSettings(
-            directory=(where / _string(path, index, "path")).absolute(),
+            directory=directory,
             users=users_path,
             tokens=tokens_path(users_path),
             name=name,
@@ -106,7 +135,8 @@ def read_config(path: Path) -> ServeConfig:
             anonymous_read=anonymous,
             max_file=max_size,
         )
-    return ServeConfig(private, tuple(upstreams))
+        privates.append(private)
+    return ServeConfig(tuple(privates), tuple(upstreams))
 
 
 def _index_fields(path: Path, number: int, index: Any) -> tuple[str, str]:

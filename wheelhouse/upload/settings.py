@@ -24,6 +24,10 @@ class UploadSettings:
     uploaders: tuple[str, ...] | None = None  # who may upload; None: every user
     anonymous_read: bool = True  # False: reading the server needs an account too
     max_file: int | None = None  # bytes; None: FormLimits' default
+    # Shared by several servers: the bucket holding the truth (``s3://bucket/prefix``), of
+    # which ``directory`` is this server's copy (upload/bucket.py).
+    bucket: str | None = None
+    endpoint_url: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -35,6 +39,8 @@ class UploadSettings:
                 "uploaders": None if self.uploaders is None else list(self.uploaders),
                 "anonymous_read": self.anonymous_read,
                 "max_file": self.max_file,
+                "bucket": self.bucket,
+                "endpoint_url": self.endpoint_url,
             }
         )
 
@@ -49,4 +55,6 @@ class UploadSettings:
             uploaders=tuple(data["uploaders"]) if data.get("uploaders") is not None else None,
             anonymous_read=bool(data.get("anonymous_read", True)),
             max_file=data.get("max_file"),
+            bucket=data.get("bucket"),
+            endpoint_url=data.get("endpoint_url"),
         )

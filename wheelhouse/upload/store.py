@@ -26,6 +26,7 @@ from packaging.version import InvalidVersion, Version
 from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import UploadRefusedError, UsageError
 from wheelhouse.house.index import (
+    HTML_PAGE,
     INDEX_DIR,
     JSON_PAGE,
     METADATA_SUFFIX,
@@ -70,6 +71,7 @@ class PrivateIndex:
         self.root = root
         self.temp_dir = root / _TEMP_DIR
         self.catalog = Catalog(root)
+        self._cached: tuple[tuple[int, int, int], Manifest] | None = None
         root.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(exist_ok=True)
         with self._lock():
@@ -144,7 +146,8 @@ class PrivateIndex:
                     owners = self._owners()
                     owners[upload.filename] = user
                     write_atomic(self.root / _OWNERS_NAME, _json(owners), fsync=True)
-                self._publish(dataclasses.replace(manifest, files=(*manifest.files, record)))
+                files = (*manifest.files, record)
+                self._publish(dataclasses.replace(manifest, files=files), {upload.name})
             except BaseException:
                 target.unlink(missing_ok=True)
                 raise
@@ -180,7 +183,7 @@ class PrivateIndex:
                 )
             changed = dataclasses.replace(record, yanked=reason)
             files = tuple(changed if r.filename == filename else r for r in manifest.files)
-            self._publish(dataclasses.replace(manifest, files=files))
+            self._publish(dataclasses.replace(manifest, files=files), {record.name})
         return changed
 
     def reserved(self) -> set[NormalizedName]:
@@ -199,17 +202,33 @@ class PrivateIndex:
         with self._lock():
             names = sorted(self.reserved() | {wanted})
             write_atomic(self.root / _RESERVED_NAME, _json_list(names), fsync=True)
-            self._publish(self._manifest())
+            self._publish(self._manifest(), {wanted})
         return wanted
 
     def records(self) -> tuple[FileRecord, ...]:
         """Every file of the index."""
-        return self._manifest().files
+        return self._read_manifest().files
 
     def files_of(self, name: str) -> list[FileRecord]:
         """The files of project ``name`` on this index."""
         wanted: NormalizedName = canonicalize_name(name)
-        return [r for r in self._manifest().files if r.name == wanted]
+        return [r for r in self._read_manifest().files if r.name == wanted]
+
+    def _read_manifest(self) -> Manifest:
+        """The manifest for the pages, parsed again only when it was replaced (it always is
+        replaced, never written in place): parsing 5,000 projects' manifest took 40 ms, a
+        page's whole budget. Writers under the lock read it afresh (``_manifest``)."""
+        try:
+            found = os.stat(self.root / MANIFEST_NAME)
+        except FileNotFoundError:
+            return _empty_manifest()
+        key = (found.st_ino, found.st_size, found.st_mtime_ns)
+        cached = self._cached
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        manifest = self._manifest()
+        self._cached = (key, manifest)
+        return manifest
 
     def _owners(self) -> dict[str, str]:
         try:
@@ -222,7 +241,9 @@ class PrivateIndex:
         manifest = read_manifest(self.root)
         return manifest if manifest is not None else _empty_manifest()
 
-    def _publish(self, manifest: Manifest) -> None:
+    def _publish(self, manifest: Manifest, changed: set[NormalizedName] | None = None) -> None:
+        """Write the pages of ``manifest`` (those of the ``changed`` projects and the root,
+        or all), then the manifest."""
         # The pages (and PEP 658 files) first, then the manifest that vouches for them: a
         # client never follows a link to a file that is not there. The files were checked
         # when they were uploaded, so they are not hashed again here.
@@ -232,8 +253,16 @@ class PrivateIndex:
         )
         # Not write_index: it prunes the pages of projects without files, and a reserved name's
         # empty page must never be missing, not even for a moment (upstream would answer).
-        # Nothing is pruned here: files of a private index are never removed.
-        rendered = render_index(self.root, manifest, verify=False)
+        # Nothing is pruned here: files of a private index are never removed. Only the changed
+        # projects are rendered: rendering all of 5,000 projects took 1.3 s an upload.
+        subset = manifest
+        if changed is not None:
+            subset = dataclasses.replace(
+                manifest, files=tuple(r for r in files if r.name in changed)
+            )
+        rendered = render_index(self.root, subset, verify=False)
+        for page in (f"{INDEX_DIR}/{HTML_PAGE}", f"{INDEX_DIR}/{JSON_PAGE}"):
+            rendered.pop(page, None)  # the root is rendered below, from every name
         names = {r.name for r in manifest.files}
         reserved = self.reserved() - names
         for name in sorted(reserved):
