@@ -28,7 +28,8 @@ from wheelhouse.errors import (
     ResolutionError,
 )
 from wheelhouse.inputs.requirements import read_inputs
-from wheelhouse.resolve.by_pip import _from_report, explain_pip_failure, resolve
+from wheelhouse.resolve.by_pip import _from_report, resolve
+from wheelhouse.resolve.pip_failures import explain_pip_failure
 
 # -- pip's output, recorded -------------------------------------------------------------------
 # Recorded by running `python -m pip install --dry-run --ignore-installed --progress-bar off
@@ -708,7 +709,7 @@ def test_unreachable_default_index_is_named() -> None:
 def test_the_index_probe_fails_only_a_host_that_cannot_be_reached(
     index_server: IndexServer,
 ) -> None:
-    from wheelhouse.resolve.by_pip import _unreachable
+    from wheelhouse.resolve.pip_failures import unreachable as _unreachable
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -425,7 +425,8 @@ def _wanted(
     pins: _Pins = []
     if settings.requirements:
         from wheelhouse.inputs.requirements import read_inputs
-        from wheelhouse.resolve.by_pip import resolve, resolve_foreign
+        from wheelhouse.resolve.by_pip import resolve
+        from wheelhouse.resolve.by_uv import resolve_foreign
 
         inputs = read_inputs(settings.requirements, ())
         versions: dict[NormalizedName, set[Version]] = {}

@@ -16,7 +16,8 @@ from wheelhouse.errors import UsageError
 from wheelhouse.house.locations import cache_root
 from wheelhouse.house.manifest import Manifest
 from wheelhouse.inputs.requirements import read_inputs
-from wheelhouse.resolve.by_pip import resolve, resolve_foreign
+from wheelhouse.resolve.by_pip import resolve
+from wheelhouse.resolve.by_uv import resolve_foreign
 
 __all__ = ["fetch_installers"]
 

@@ -45,10 +45,8 @@ from wheelhouse.resolve.by_pip import (
     pip_version,
     requested_names,
     resolve,
-    resolve_foreign,
-    resolve_host_uv,
-    uv_version,
 )
+from wheelhouse.resolve.by_uv import resolve_foreign, resolve_host_uv, uv_version
 from wheelhouse.resolve.fully_pinned import Fallback, pin_set, unpinnable
 from wheelhouse.resolve.speedups import Speedups
 

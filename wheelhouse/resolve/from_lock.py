@@ -202,7 +202,7 @@ class _Missing:
 def _raise_unreachable(pip: PipSettings, missing: Sequence[_Missing]) -> None:
     """Raise the :class:`NetworkError` of the first index that the files were looked for on
     and that does not answer: the lock's own index for a package, else the configured ones."""
-    from wheelhouse.resolve.by_pip import _unreachable
+    from wheelhouse.resolve.pip_failures import unreachable as _unreachable
 
     first = missing[0].looked_up
     assert first is not None
