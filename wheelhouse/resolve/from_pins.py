@@ -5,6 +5,12 @@ metadata, one at a time. When every requirement is pinned, the only questions le
 file pip would pick for each pin and whether the pins are complete and consistent; both are
 answered here from the index pages and the files' own metadata. Anything this module cannot
 answer the way pip would gives a :class:`Fallback` with the reason, and the caller runs pip.
+
+Why one module of about 1,100 lines: its sections (where pip looks, which file pip picks,
+what the files say, the files of a lock, guesses ahead of pip's resolver) are one model of
+pip's finder. The guesses and the lock readers reuse the sources, the page client and the
+chooser with their private state (which pages were read, the hashes and constraints in
+force); split apart, each would need that state made public or written a second time.
 """
 
 from __future__ import annotations

@@ -19,6 +19,11 @@ are shared: their bytes are checked against the sha256 they are stored under. ME
 read with range requests or taken from upstream's PEP 658 file, it is only as good as the
 upstream that gave it, so another upstream list never sees it. (Stores written before kept it
 in ``metadata/<aa>/<sha256>`` for every upstream; that folder is never read.)
+
+About 650 lines, most of them the one class ``Store``, whose methods all keep the same
+invariants of this layout (a file appears only verified and whole, a page and its renderings
+change together, one writer per download across processes); the bucket's store
+(``_bucket.py``) extends it.
 """
 
 from __future__ import annotations
