@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -56,7 +56,9 @@ from wheelhouse.resolve.speedups import Speedups
 if TYPE_CHECKING:
     from wheelhouse.builder.from_sdist import Built
     from wheelhouse.download.fetch import Fetched
-    from wheelhouse.resolve.from_pins import PinnedResult
+    from wheelhouse.resolve._pagetap import Page
+    from wheelhouse.resolve.from_pins import Guesses, PinnedResult
+    from wheelhouse.resolve.fully_pinned import PinSet
 
 __all__ = [
     "Build",
@@ -186,20 +188,7 @@ class Pinned(_Strategy):
             return pins
         # Said only for a set of pins: loose requirements are checked after pip's resolve.
         run.report.stage(f"checking the pins{run.label(target)}")
-        from wheelhouse.resolve.from_pins import resolve_pinned
-
-        builder = _Builder(run.build)
-        result = resolve_pinned(
-            inputs,
-            run.pip,
-            target,
-            run.cache,
-            jobs=run.jobs,
-            build=builder,
-            progress=run.progress,
-            pins=pins,
-        )
-        return builder.resolved(result)
+        return _check_pins(run, inputs, target, pins=pins)
 
     def cannot_take(self, why: CannotTake, label: str) -> None:
         logger.info("not a complete set of pins%s: %s", label, why.reason)
@@ -266,23 +255,11 @@ class LooseByPip(_Strategy):
                 hashes=inputs.hashes,
             )
             run.report.stage(f"checking the pins{label}")
-            from wheelhouse.resolve.from_pins import resolve_pinned
-
-            builder = _Builder(run.build)
-            result = resolve_pinned(
-                pinned_inputs,
-                run.pip,
-                target,
-                run.cache,
-                jobs=run.jobs,
-                build=builder,
-                progress=run.progress,
-                pages=aids.pages,
-                guesses=aids.guesses,
+            checked = _check_pins(
+                run, pinned_inputs, target, pages=aids.pages, guesses=aids.guesses
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        checked = builder.resolved(result)
         if isinstance(checked, CannotTake):
             _refuted("pip", checked, label)
             return checked
@@ -354,6 +331,26 @@ class ForeignByUv(_Strategy):
         run = self.run
         run.report.stage(f"resolving with uv{run.label(target)}")
         return _fetched(resolve_foreign(inputs, target, run.pip), inputs, target, run)
+
+
+def _check_pins(
+    run: Run,
+    inputs: InputSet,
+    target: Target,
+    *,
+    pins: PinSet | None = None,
+    pages: Mapping[str, Page] | None = None,
+    guesses: Guesses | None = None,
+) -> Resolved | CannotTake:
+    """The pinned path over complete pins (``inputs``), with the wheels it built kept."""
+    from wheelhouse.resolve.from_pins import resolve_pinned
+
+    builder = _Builder(run.build)
+    result = resolve_pinned(
+        inputs, run.pip, target, run.cache, jobs=run.jobs, build=builder,
+        progress=run.progress, pins=pins, pages=pages, guesses=guesses,
+    )  # fmt: skip
+    return builder.resolved(result)
 
 
 @dataclass
