@@ -11,21 +11,22 @@ from pathlib import Path
 import pytest
 
 from tests.support.dists import DistFactory
-from tests.support.proxy import ProxyProcess, StartProxy
+from tests.support.process import ServeProcess
+from tests.support.proxy import StartProxy
 from tests.support.server import IndexServer
 
 
 @pytest.fixture
 def start_proxy(tmp_path: Path) -> Iterator[StartProxy]:
-    """``start_proxy(*args) -> ProxyProcess``: `wheelhouse serve --port 0 *args`, stopped after
+    """``start_proxy(*args) -> ServeProcess``: `wheelhouse serve --port 0 *args`, stopped after
     the test. The store defaults to ``tmp_path / "store"`` unless ``--store`` is given."""
-    started: list[ProxyProcess] = []
+    started: list[ServeProcess] = []
 
-    def start(*args: str | os.PathLike[str]) -> ProxyProcess:
+    def start(*args: str | os.PathLike[str]) -> ServeProcess:
         argv = [os.fspath(a) for a in args]
         if "--store" not in argv:
             argv += ["--store", str(tmp_path / "store")]
-        proxy = ProxyProcess(argv, dict(os.environ))
+        proxy = ServeProcess(argv, dict(os.environ))
         started.append(proxy)
         return proxy
 

@@ -19,22 +19,14 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from tests.support.dists import DistFactory
-from tests.support.proxy import (
-    HTML,
-    JSON,
-    ProxyProcess,
-    StartProxy,
-    page,
-    pip_download,
-    stored_files,
-    wait_until,
-)
+from tests.support.process import ServeProcess
+from tests.support.proxy import HTML, JSON, StartProxy, page, pip_download, stored_files, wait_until
 from tests.support.server import IndexServer
 from tests.support.wheelhouses import manifest_of, record_for
 from wheelhouse.house.index import write_index
 
 
-def fetch(proxy: ProxyProcess, project: str, url: str) -> tuple[int, bytes]:
+def fetch(proxy: ServeProcess, project: str, url: str) -> tuple[int, bytes]:
     # Pages link files absolutely (by the Host asked): the proxy's own URLs either way.
     status, _, body = proxy.get(urlsplit(urljoin(f"/simple/{project}/", url)).path)
     return status, body
@@ -96,7 +88,7 @@ def test_pages_are_pep_691_and_503_with_metadata_whose_hash_matches(
     assert b"s3cret" not in b"".join(p.read_bytes() for p in (proxy_store(proxy)).rglob("*.json"))
 
 
-def proxy_store(proxy: ProxyProcess) -> Path:
+def proxy_store(proxy: ServeProcess) -> Path:
     return Path(proxy.args[proxy.args.index("--store") + 1])
 
 
@@ -123,7 +115,7 @@ def test_negotiation_redirects_and_endpoints(
     assert status == 304
 
 
-def proxy_get_with(proxy: ProxyProcess, path: str, headers: dict[str, str]) -> tuple[int, Any, Any]:
+def proxy_get_with(proxy: ServeProcess, path: str, headers: dict[str, str]) -> tuple[int, Any, Any]:
     import urllib.error
     import urllib.request
 
@@ -278,7 +270,7 @@ def test_wrong_upstream_bytes_abort_the_response_and_cache_nothing(
     assert [p.name for p in stored_files(proxy_store(proxy))] == [wheel["hashes"]["sha256"]]
 
 
-def fetch_raw(proxy: ProxyProcess, project: str, url: str) -> tuple[str, bytes]:
+def fetch_raw(proxy: ServeProcess, project: str, url: str) -> tuple[str, bytes]:
     import http.client
 
     parts = urlsplit(proxy.base)

@@ -20,8 +20,9 @@ import pytest
 from tests.support.capabilities import missing
 from tests.support.dists import DistFactory
 from tests.support.osv import real_members, write_zip
+from tests.support.process import ServeProcess
 from tests.support.provenance import DATA, SDIST, SDIST_SHA256
-from tests.support.proxy import HTML, ProxyProcess, StartProxy, page, pip_download, wait_until
+from tests.support.proxy import HTML, StartProxy, page, pip_download, wait_until
 from tests.support.server import IndexServer
 from wheelhouse._base.cooldown import Cooldown
 from wheelhouse.provenance.fetch import PROVENANCE_TYPE
@@ -54,7 +55,7 @@ def file_path(upstream: IndexServer, project: str, filename: str) -> str:
 
 
 def uv_install(
-    proxy: ProxyProcess, python: Path, requirement: str
+    proxy: ServeProcess, python: Path, requirement: str
 ) -> subprocess.CompletedProcess[str]:
     uv = shutil.which("uv")
     assert uv is not None, "uv is a test dependency"
@@ -334,7 +335,7 @@ def test_a_file_without_provenance_has_none(alpha: IndexServer, start_proxy: Sta
     assert proxy.get(file_path(alpha, "alpha", OLD) + ".provenance")[0] == 404
 
 
-def proxy_store(proxy: ProxyProcess) -> Path:
+def proxy_store(proxy: ServeProcess) -> Path:
     return Path(proxy.args[proxy.args.index("--store") + 1])
 
 
@@ -343,7 +344,7 @@ def proxy_store(proxy: ProxyProcess) -> Path:
 QUERY = {"package": {"name": "requests", "ecosystem": "PyPI"}, "version": "2.30.0"}
 
 
-def post(proxy: ProxyProcess, body: bytes) -> tuple[int, dict[str, Any]]:
+def post(proxy: ServeProcess, body: bytes) -> tuple[int, dict[str, Any]]:
     where = urlsplit(proxy.url)
     connection = http.client.HTTPConnection(where.hostname or "", where.port, timeout=30)
     try:

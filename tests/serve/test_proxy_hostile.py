@@ -25,9 +25,9 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from tests.support.dists import DistFactory, make_wheel
+from tests.support.process import ServeProcess
 from tests.support.proxy import (
     JSON,
-    ProxyProcess,
     StartProxy,
     _big_wheel,
     page,
@@ -150,7 +150,7 @@ class _Http10(http.client.HTTPConnection):
 
 
 def raw_get(
-    proxy: ProxyProcess, path: str, timeout: float = 60, *, http10: bool = False
+    proxy: ServeProcess, path: str, timeout: float = 60, *, http10: bool = False
 ) -> tuple[str, bytes]:
     """``(status, body)`` as a client that checks framing sees it: "incomplete" when the
     connection ended before the body did (Content-Length or chunked framing). An HTTP/1.0
@@ -174,7 +174,7 @@ def raw_get(
 
 
 def timed_get(
-    proxy: ProxyProcess, path: str, accept: str | None = None
+    proxy: ServeProcess, path: str, accept: str | None = None
 ) -> tuple[int, bytes, float]:
     started = time.monotonic()
     request = urllib.request.Request(proxy.base + path.lstrip("/"))

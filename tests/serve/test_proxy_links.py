@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support.dists import DistFactory
-from tests.support.proxy import ProxyProcess, StartProxy
+from tests.support.process import ServeProcess
+from tests.support.proxy import StartProxy
 from tests.support.server import IndexServer
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -28,7 +29,7 @@ HTML = "application/vnd.pypi.simple.v1+html"
 
 
 def ask(
-    proxy: ProxyProcess, path: str, headers: dict[str, str]
+    proxy: ServeProcess, path: str, headers: dict[str, str]
 ) -> tuple[int, dict[str, str], bytes]:
     """GET ``path`` with exactly these headers (Host included), Content-Length checked."""
     parts = urlsplit(proxy.base)
@@ -49,7 +50,7 @@ def ask(
 
 
 def urls(
-    proxy: ProxyProcess, project: str, host: str, forwarded: dict[str, str] | None = None
+    proxy: ServeProcess, project: str, host: str, forwarded: dict[str, str] | None = None
 ) -> list[str]:
     """The file URLs of ``project``'s JSON page asked with ``Host: host`` (and X-Forwarded-*
     headers: {"proto": ...} sends X-Forwarded-Proto)."""
@@ -60,7 +61,7 @@ def urls(
     return [f["url"] for f in json.loads(body)["files"]]
 
 
-def hrefs(proxy: ProxyProcess, project: str, host: str) -> list[str]:
+def hrefs(proxy: ServeProcess, project: str, host: str) -> list[str]:
     status, _, body = ask(proxy, f"/simple/{project}/", {"Host": host, "Accept": HTML})
     assert status == 200, body
     return [line.split('href="', 1)[1].split('"', 1)[0]

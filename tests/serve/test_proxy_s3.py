@@ -23,7 +23,8 @@ import pytest
 
 from tests.support.capabilities import find_uv
 from tests.support.dists import DistFactory
-from tests.support.proxy import JSON, ProxyProcess, pip_download, wait_until
+from tests.support.process import ServeProcess
+from tests.support.proxy import JSON, pip_download, wait_until
 from tests.support.s3 import S3Server
 from tests.support.server import IndexServer
 from wheelhouse._base.storage import S3Store
@@ -44,16 +45,16 @@ def upstream_dists(dists: DistFactory) -> DistFactory:
 @contextlib.contextmanager
 def running_proxies(
     count: int, bucket: str, s3_server: S3Server, upstream: str, tmp_path: Path, *extra: str
-) -> Iterator[list[ProxyProcess]]:
+) -> Iterator[list[ServeProcess]]:
     """``count`` proxies over one bucket, each with a cache (its local copy) of its own, as
     on separate machines; each is killed when the block ends (a stopped one stays stopped)."""
-    proxies: list[ProxyProcess] = []
+    proxies: list[ServeProcess] = []
     try:
         for number in range(count):
             env = {**os.environ, "WHEELHOUSE_CACHE_DIR": str(tmp_path / f"cache{number}")}
             argv = ["--upstream", upstream, "--store", f"s3://{bucket}/proxy"]
             argv += ["--endpoint-url", s3_server.endpoint, *extra]
-            proxies.append(ProxyProcess(argv, env))
+            proxies.append(ServeProcess(argv, env))
         yield proxies
     finally:
         for proxy in proxies:
@@ -77,7 +78,7 @@ PIP_CLIENTS = 3  # one pip per proxy; the rest are uv, which starts in milliseco
 
 
 def uv_install(
-    proxy: ProxyProcess, target: Path, requirements: Path
+    proxy: ServeProcess, target: Path, requirements: Path
 ) -> subprocess.CompletedProcess[str]:
     """uv installing hash-pinned ``requirements`` through the proxy into ``target``: uv
     checks every file it gets against the sha256 the file names."""

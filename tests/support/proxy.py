@@ -5,94 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-import pytest
+from tests.support.process import ServeProcess
 
-
-class ProxyProcess:
-    """`wheelhouse serve ...` running in a subprocess; its stderr is collected in ``log``."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.args = args
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wheelhouse", "serve", "--port", "0", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        self.url = ""
-        ready = threading.Event()
-
-        def read() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.lines.append(line)
-                if line.startswith("proxying at ") and not ready.is_set():
-                    self.url = line.split()[2]
-                    ready.set()
-            ready.set()
-
-        self._reader = threading.Thread(target=read, daemon=True)
-        self._reader.start()
-        if not ready.wait(60) or not self.url:
-            self.stop()
-            pytest.fail(f"the proxy did not start:\n{self.log}", pytrace=False)
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    @property
-    def base(self) -> str:
-        return self.url.removesuffix("simple/")
-
-    def get(self, path: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
-        # A page's file URLs are absolute (by the Host asked): taken as they are.
-        absolute = path.startswith(("http://", "https://"))
-        request = urllib.request.Request(path if absolute else self.base + path.lstrip("/"))
-        if accept is not None:
-            request.add_header("Accept", accept)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
-
-    def stats(self) -> dict[str, Any]:
-        status, _, body = self.get("/-/stats")
-        assert status == 200
-        data: dict[str, Any] = json.loads(body)
-        return data
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._reader.join(5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        return self.proc.returncode
-
-
-StartProxy = Callable[..., ProxyProcess]
+StartProxy = Callable[..., ServeProcess]
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -141,7 +65,7 @@ CLIENT_ACCEPT = f"{JSON}, {HTML};q=0.2, text/html;q=0.01"
 
 
 def pip_download(
-    proxy: ProxyProcess, dest: Path, *requirements: str, extra: tuple[str, ...] = ()
+    proxy: ServeProcess, dest: Path, *requirements: str, extra: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     """The test environment's pip downloading through the proxy (a real client, no venv)."""
     argv = [
@@ -158,7 +82,7 @@ def pip_download(
     )
 
 
-def page(proxy: ProxyProcess, project: str) -> dict[str, Any]:
+def page(proxy: ServeProcess, project: str) -> dict[str, Any]:
     status, headers, body = proxy.get(f"/simple/{project}/", CLIENT_ACCEPT)
     assert status == 200, body
     assert headers["content-type"] == JSON

@@ -8,92 +8,22 @@ import http.client
 import importlib.util
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from packaging.utils import canonicalize_name
 
 from tests.support.capabilities import missing
+from tests.support.process import ServeProcess
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 
 USER, PASSWORD = "alice", "correct horse battery staple"
-
-
-class ServeProcess:
-    """`wheelhouse serve ...` in a subprocess; its stderr is collected in ``log``."""
-
-    def __init__(self, args: list[str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wheelhouse", "serve", "--port", "0", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ),
-        )
-        self.lines: list[str] = []
-        self.url = ""
-        ready = threading.Event()
-
-        def read() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.lines.append(line)
-                if line.endswith("(Ctrl-C to stop)\n") and not ready.is_set():
-                    self.url = line.split(" at ")[-1].split()[0]
-                    ready.set()
-            ready.set()
-
-        self._reader = threading.Thread(target=read, daemon=True)
-        self._reader.start()
-        if not ready.wait(60) or not self.url:
-            self.stop()
-            pytest.fail(f"the server did not start:\n{self.log}", pytrace=False)
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def logged(self, text: str, timeout: float = 30.0) -> bool:
-        """Whether ``text`` reaches the log within ``timeout`` seconds (it is read by a
-        thread, so a line the server wrote may not be here yet)."""
-        deadline = time.monotonic() + timeout
-        while text not in self.log:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
-
-    @property
-    def base(self) -> str:
-        """The server's root URL, where clients upload."""
-        return self.url.removesuffix("simple/")
-
-    @property
-    def port(self) -> int:
-        return int(self.url.split(":")[2].split("/")[0])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._reader.join(5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
 
 
 StartServe = Callable[..., ServeProcess]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.upload import PASSWORD, USER, ServeProcess, StartServe
+from tests.support.process import ServeProcess
+from tests.support.upload import PASSWORD, USER, StartServe
 
 
 @pytest.fixture

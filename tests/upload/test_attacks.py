@@ -15,15 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.dists import make_wheel
-from tests.support.upload import (
-    BOUNDARY,
-    ServeProcess,
-    basic,
-    encode_form,
-    post,
-    snapshot,
-    upload_fields,
-)
+from tests.support.process import ServeProcess
+from tests.support.upload import BOUNDARY, basic, encode_form, post, snapshot, upload_fields
 
 WHEEL = "team_pkg-1.0-py3-none-any.whl"
 

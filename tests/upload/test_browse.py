@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.capabilities import missing
-from tests.support.upload import ServeProcess, basic, encode_form, post, upload_fields
+from tests.support.process import ServeProcess
+from tests.support.upload import basic, encode_form, post, upload_fields
 
 README = """# Team package
 

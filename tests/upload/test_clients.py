@@ -12,12 +12,12 @@ import pytest
 
 from tests.support.capabilities import find_uv
 from tests.support.dists import make_sdist, make_wheel
+from tests.support.process import ServeProcess
 from tests.support.proxy import linked_files
 from tests.support.server import IndexServer
 from tests.support.upload import (
     PASSWORD,
     USER,
-    ServeProcess,
     StartServe,
     installed_versions,
     json_page,

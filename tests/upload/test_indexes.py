@@ -16,11 +16,11 @@ from urllib.parse import quote
 import pytest
 
 from tests.support.dists import make_wheel
+from tests.support.process import ServeProcess
 from tests.support.server import IndexServer
 from tests.support.upload import (
     PASSWORD,
     USER,
-    ServeProcess,
     StartServe,
     installed_versions,
     make_token,

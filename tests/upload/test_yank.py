@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from tests.support.dists import make_wheel
+from tests.support.process import ServeProcess
 from tests.support.upload import (
     PASSWORD,
     USER,
-    ServeProcess,
     basic,
     encode_form,
     post,

@@ -1,0 +1,105 @@
+"""A `wheelhouse serve ...` process run as users run it (static, proxy or upload index), and
+what tests ask of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+
+class ServeProcess:
+    """`wheelhouse serve ...` in a subprocess; its stderr is collected in ``log``."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wheelhouse", "serve", "--port", "0", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ) if env is None else env,
+        )
+        self.lines: list[str] = []
+        self.url = ""
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                # "proxying at URL (Ctrl-C to stop)", "serving DIR at URL (Ctrl-C to stop)"
+                if line.endswith("(Ctrl-C to stop)\n") and not ready.is_set():
+                    self.url = line.split(" at ")[-1].split()[0]
+                    ready.set()
+            ready.set()
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+        if not ready.wait(60) or not self.url:
+            self.stop()
+            pytest.fail(f"the server did not start:\n{self.log}", pytrace=False)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def logged(self, text: str, timeout: float = 30.0) -> bool:
+        """Whether ``text`` reaches the log within ``timeout`` seconds (it is read by a
+        thread, so a line the server wrote may not be here yet)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    @property
+    def base(self) -> str:
+        """The server's root URL, where clients upload."""
+        return self.url.removesuffix("simple/")
+
+    @property
+    def port(self) -> int:
+        return int(self.url.split(":")[2].split("/")[0])
+
+    def get(self, path: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
+        # A page's file URLs are absolute (by the Host asked): taken as they are.
+        absolute = path.startswith(("http://", "https://"))
+        request = urllib.request.Request(path if absolute else self.base + path.lstrip("/"))
+        if accept is not None:
+            request.add_header("Accept", accept)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+    def stats(self) -> dict[str, Any]:
+        status, _, body = self.get("/-/stats")
+        assert status == 200
+        data: dict[str, Any] = json.loads(body)
+        return data
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._reader.join(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return self.proc.returncode
