@@ -44,7 +44,7 @@ from wheelhouse._base._http import HttpClient
 from wheelhouse._base.storage import Store as ObjectStore
 from wheelhouse.download.stream import CHUNK, copy_into
 from wheelhouse.errors import HashMismatchError, NetworkError
-from wheelhouse.serve._store import DownloadFailed, PageRecord, Stats, Store
+from wheelhouse.serve._store import DownloadFailed, PageHead, PageRecord, Stats, Store
 from wheelhouse.simple.model import PageFile
 
 __all__ = ["BucketStore"]
@@ -93,7 +93,7 @@ class BucketStore(Store):
         if fetched.data is None and cached is not None:
             return cached[1]
         try:
-            record = PageRecord.from_json(json.loads(fetched.data or b""))
+            record = PageRecord.from_bytes(fetched.data or b"")
         except (ValueError, KeyError, TypeError) as exc:
             logger.warning("ignoring the unreadable stored page of %s: %s", project, exc)
             return None
@@ -104,11 +104,15 @@ class BucketStore(Store):
         return record
 
     def write_page(self, record: PageRecord) -> None:
-        data = json.dumps(record.to_json(), separators=(",", ":")).encode()
+        data = record.to_bytes()
         self.objects.put_bytes(self._page_key(record.project), data, "application/json")
 
     def forget_page(self, project: str) -> None:
         self.objects.delete(self._page_key(project))
+
+    def page_head(self, project: str) -> PageHead | None:
+        record = self.read_page(project)  # the bucket's page (parsed once per version)
+        return None if record is None else PageHead(record.page.status, record.page.status_reason)
 
     def find_file(self, project: str, sha256: str, filename: str) -> PageFile | None:
         record = self.read_page(project)  # the bucket's page, not this instance's copy

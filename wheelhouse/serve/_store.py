@@ -51,9 +51,9 @@ from wheelhouse._base.files import write_atomic
 from wheelhouse.download.stream import receive
 from wheelhouse.errors import DownloadError, HashMismatchError, UpstreamError
 from wheelhouse.serve._upstream import open_file
-from wheelhouse.simple.model import PROJECT_STATUSES, PageFile, ProjectPage
+from wheelhouse.simple.model import PROJECT_STATUSES, PageFile, ProjectPage, ProjectStatus
 
-__all__ = ["DownloadFailed", "PageRecord", "PageStamp", "Stats", "Store"]
+__all__ = ["DownloadFailed", "PageHead", "PageRecord", "PageStamp", "Stats", "Store"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +109,12 @@ class PageRecord:
     fetched: float  # time.time() of the last answer (200 or 304)
     page: ProjectPage
 
-    def to_json(self) -> dict[str, Any]:
+    def to_bytes(self) -> bytes:
+        """Two lines of JSON: the head (everything but the files), then the files. A file of
+        a page, or the project's status, is read without parsing the whole page (``head``,
+        ``find_in``): pydantic-core's lists 15,000 files."""
         page = self.page
-        return {
+        head = {
             "project": self.project,
             "upstream": self.upstream,
             "fetched": self.fetched,
@@ -123,32 +126,95 @@ class PageRecord:
             # PEP 792: kept, so the proxy goes on refusing a quarantined project's files.
             "status": page.status,
             "status_reason": page.status_reason,
-            # Credentials are added back per host by the HTTP client: none on disk. (A URL
-            # without "@" has none: most of 15,000 URLs need no urlsplit.)
-            "files": [
-                {**f.to_json(), "url": strip_credentials(f.url)} if "@" in f.url else f.to_json()
-                for f in self.page.files
-            ],
         }
+        # Credentials are added back per host by the HTTP client: none on disk. (A URL
+        # without "@" has none: most of 15,000 URLs need no urlsplit.)
+        files = [
+            {**f.to_json(), "url": strip_credentials(f.url)} if "@" in f.url else f.to_json()
+            for f in page.files
+        ]
+        # Compact JSON holds no raw newline (json escapes them in strings): one per line.
+        return _COMPACT.encode(head).encode() + b"\n" + _COMPACT.encode(files).encode()
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PageRecord:
-        versions = data.get("versions")
-        status = data.get("status", "active")
-        if status not in PROJECT_STATUSES:
-            raise ValueError(f"unknown project status {str(status)[:40]!r}")
+    def from_bytes(cls, data: bytes) -> PageRecord:
+        """Reads ``to_bytes``, and the one-line form stores written before it."""
+        first, newline, rest = data.partition(b"\n")
+        head = json.loads(first)
+        files = json.loads(rest) if newline else head["files"]
+        versions = head.get("versions")
+        status = _status(head)
         page = ProjectPage(
-            name=data["project"],
-            url=data["url"],
-            files=tuple(PageFile.from_json(f) for f in data["files"]),
+            name=head["project"],
+            url=head["url"],
+            files=tuple(PageFile.from_json(f) for f in files),
             versions=tuple(versions) if versions is not None else None,
-            api_version=data.get("api_version", "1.0"),
-            etag=data.get("etag"),
-            last_modified=data.get("last_modified"),
+            api_version=head.get("api_version", "1.0"),
+            etag=head.get("etag"),
+            last_modified=head.get("last_modified"),
             status=status,
-            status_reason=data.get("status_reason"),
+            status_reason=head.get("status_reason"),
         )
-        return cls(data["project"], int(data["upstream"]), float(data["fetched"]), page)
+        return cls(head["project"], int(head["upstream"]), float(head["fetched"]), page)
+
+    @staticmethod
+    def head(data: bytes) -> PageHead:
+        """The status of the page ``data`` holds, from its first line alone."""
+        head = json.loads(data.partition(b"\n")[0])
+        return PageHead(_status(head), head.get("status_reason"))
+
+    @staticmethod
+    def find_in(data: bytes, sha256: str, filename: str) -> PageFile | None:
+        """File ``sha256`` named ``filename`` of the page ``data`` holds: only that file's
+        object is decoded (a hostile or odd page falls back to reading all of them)."""
+        first, newline, rest = data.partition(b"\n")
+        if newline:
+            text = rest.decode()
+            needle = f'"sha256":{json.dumps(sha256)}'
+            at = text.find(needle)
+            while at >= 0:
+                # Compact JSON has no '{"filename":' inside a string (its quote would be
+                # escaped): the nearest one before the hash opens this file's object.
+                start = text.rfind('{"filename":', 0, at)
+                if start >= 0:
+                    with contextlib.suppress(ValueError):
+                        item, _ = _DECODER.raw_decode(text, start)
+                        if _matches(item, sha256, filename):
+                            return PageFile.from_json(item)
+                at = text.find(needle, at + 1)
+            items = json.loads(rest)
+        else:
+            items = json.loads(first)["files"]
+        return next((PageFile.from_json(i) for i in items if _matches(i, sha256, filename)), None)
+
+
+@dataclass(frozen=True)
+class PageHead:
+    """What a stored page says of the project as a whole."""
+
+    status: ProjectStatus
+    status_reason: str | None
+
+
+def _status(head: Mapping[str, Any]) -> ProjectStatus:
+    status = head.get("status", "active")
+    for known in PROJECT_STATUSES:
+        if status == known:
+            return known
+    raise ValueError(f"unknown project status {str(status)[:40]!r}")
+
+
+def _matches(item: object, sha256: str, filename: str) -> bool:
+    return (
+        isinstance(item, dict)
+        and item.get("filename") == filename
+        and isinstance(item.get("hashes"), dict)
+        and item["hashes"].get("sha256") == sha256
+    )
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_DECODER = json.JSONDecoder()
 
 
 @dataclass(frozen=True)
@@ -207,7 +273,7 @@ class Store:
                 cached = self._parsed.get(project)
                 if cached is not None and cached[0] == seen:
                     return cached[1]
-                record = PageRecord.from_json(json.loads(path.read_bytes()))
+                record = PageRecord.from_bytes(path.read_bytes())
             except FileNotFoundError:
                 return None
             except (ValueError, KeyError, TypeError) as exc:
@@ -227,8 +293,8 @@ class Store:
 
     def find_file(self, project: str, sha256: str, filename: str) -> PageFile | None:
         """File ``sha256`` named ``filename`` of ``project``'s stored page, or None. A page
-        not parsed here is searched as JSON, and only the file found is made an object:
-        parsing pydantic-core's page whole for one of its wheels took 0.5 s."""
+        not parsed here is searched, and only the file found is made an object: parsing
+        pydantic-core's page whole for one of its wheels took 0.5 s."""
         path = self._pages / f"{project}.json"
         try:
             info = path.stat()
@@ -238,18 +304,31 @@ class Store:
                 return next(
                     (f for f in files if f.sha256 == sha256 and f.filename == filename), None
                 )
-            data = json.loads(path.read_bytes())
-            for item in data["files"]:
-                if (
-                    item["filename"] == filename
-                    and (item.get("hashes") or {}).get("sha256") == sha256
-                ):
-                    return PageFile.from_json(item)
+            return PageRecord.find_in(path.read_bytes(), sha256, filename)
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             logger.warning("ignoring the unreadable stored page of %s: %s", project, exc)
         return None
+
+    def page_head(self, project: str) -> PageHead | None:
+        """The status ``project``'s stored page gives, read from its first line; None when
+        no page (or no readable one) is stored."""
+        path = self._pages / f"{project}.json"
+        try:
+            cached = self._parsed.get(project)
+            if cached is not None:
+                info = path.stat()
+                if cached[0] == (info.st_mtime_ns, info.st_size, info.st_ino):
+                    page = cached[1].page
+                    return PageHead(page.status, page.status_reason)
+            with path.open("rb") as f:
+                return PageRecord.head(f.readline())
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            logger.warning("ignoring the unreadable stored page of %s: %s", project, exc)
+            return None
 
     def page_stamp(self, project: str) -> PageStamp | None:
         """The version of ``project``'s stored page, without reading it; None when there is
@@ -263,7 +342,7 @@ class Store:
         return PageStamp(version, info.st_mtime_ns / 1e9)
 
     def write_page(self, record: PageRecord) -> None:
-        data = json.dumps(record.to_json(), separators=(",", ":")).encode()
+        data = record.to_bytes()
         path = self._pages / f"{record.project}.json"
         write_atomic(path, data)
         with contextlib.suppress(FileNotFoundError):
