@@ -102,27 +102,43 @@ def parse_json_page(data: bytes, url: str, name: str, keep: Keep | None = None) 
             raise _too_many(url)
         meta = document.get("meta") or {}
         files = []
+        plain = _PLAIN_URL.fullmatch
         for item in document["files"]:
             filename = str(item["filename"])
             if keep is not None and not keep(filename):
                 continue
-            resolved = links.resolve(url, item["url"])
-            if resolved is None:
-                continue
-            file_url, fragment_hashes = _split_url(resolved)
-            hashes = {str(k).lower(): str(v) for k, v in (item.get("hashes") or {}).items()}
+            href = item["url"]
+            # Most links are absolute http(s) URLs: one match resolves and splits them.
+            match = plain(href) if type(href) is str else None
+            if match is not None:
+                file_url, fragment = match["url"], match["fragment"]
+            else:
+                resolved = links.resolve(url, href)
+                if resolved is None:
+                    continue
+                file_url, fragment = _defragment(resolved)
+            given = item.get("hashes")
+            if type(given) is dict and len(given) == 1 and type(given.get("sha256")) is str:
+                hashes = {"sha256": given["sha256"]}  # what nearly every page gives
+            else:
+                hashes = {str(k).lower(): str(v) for k, v in (given or {}).items()}
+            if not hashes and fragment:
+                hashes = _fragment_hashes(fragment)
             core = item.get("core-metadata", item.get("dist-info-metadata", False))
+            size = item.get("size")
+            uploaded = item.get("upload-time")
+            provenance = item.get("provenance")
             files.append(
                 PageFile(
-                    filename=filename,
-                    url=file_url,
-                    hashes=hashes or fragment_hashes,
-                    requires_python=item.get("requires-python") or None,
-                    yanked=_yanked_json(item.get("yanked", False)),
-                    size=int(item["size"]) if item.get("size") is not None else None,
-                    upload_time=_upload_time(item.get("upload-time"), url, name, filename),
-                    core_metadata=_core_metadata_json(core),
-                    provenance=links.provenance(url, item.get("provenance")),
+                    filename,
+                    file_url,
+                    hashes,
+                    item.get("requires-python") or None,
+                    _yanked_json(item.get("yanked", False)),
+                    int(size) if size is not None else None,
+                    None if uploaded is None else _upload_time(uploaded, url, name, filename),
+                    _core_metadata_json(core) if core is not False else False,
+                    None if provenance is None else links.provenance(url, provenance),
                 )
             )
         versions = document.get("versions")
@@ -404,13 +420,22 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
     if plain is not None:  # what urldefrag would give
         bare, fragment = plain["url"], plain["fragment"] or ""
     else:
-        bare, fragment = urldefrag(url)
+        bare, fragment = _defragment(url)
+    return bare, _fragment_hashes(fragment)
+
+
+def _defragment(url: str) -> tuple[str, str]:
+    bare, fragment = urldefrag(url)
+    return bare, fragment
+
+
+def _fragment_hashes(fragment: str | None) -> dict[str, str]:
     hashes = {}
-    for pair in fragment.split("&"):
+    for pair in (fragment or "").split("&"):
         algo, eq, value = pair.partition("=")
         if eq and algo and value:
             hashes[algo.lower()] = value.lower()
-    return bare, hashes
+    return hashes
 
 
 def _yanked_json(value: object) -> bool | str:
