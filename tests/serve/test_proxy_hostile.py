@@ -272,12 +272,13 @@ def test_metadata_read_by_ranges_gives_way_to_the_wheels_own_once_the_wheel_is_s
 ) -> None:
     """Range reads cannot be checked against the wheel's sha256: an upstream answers them
     from other bytes (METADATA asking for evil-dependency) and the whole file with the true
-    ones. Once the wheel is stored, verified, its own METADATA is served and advertised."""
-    genuine = dists.wheel("beta", "2.0")
+    ones. Once the wheel is stored, verified, its own METADATA is served and advertised.
+    (Wheels past 512 KiB are read by ranges; a smaller one is fetched whole: below.)"""
+    genuine = _big_wheel(dists.root, "beta", "2.0")
     own = zipfile.ZipFile(genuine).read("beta-2.0.dist-info/METADATA")
     other = tmp_path / "other"
     other.mkdir()
-    evil = make_wheel(other, "beta", "2.0", requires=["evil-dependency>=6.6.6"]).read_bytes()
+    evil = _big_wheel(other, "beta", "2.0", ("evil-dependency>=6.6.6",)).read_bytes()
 
     def ranges_of_other_bytes(path: str, headers: Any) -> tuple[int, dict[str, str], bytes] | None:
         wanted = re.fullmatch(r"bytes=(\d*)-(\d*)", headers.get("Range") or "")
@@ -301,6 +302,44 @@ def test_metadata_read_by_ranges_gives_way_to_the_wheels_own_once_the_wheel_is_s
     assert "is not the wheel's own; serving the wheel's" in proxy.log
     (item,) = page(proxy, "beta")["files"]
     assert item["core-metadata"] == {"sha256": hashlib.sha256(own).hexdigest()}
+
+
+def test_a_small_wheels_metadata_comes_from_the_wheel_checked_not_from_ranges(
+    dists: DistFactory, index_server: IndexServer, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    """A wheel up to 512 KiB without a PEP 658 file is fetched whole for its METADATA (one
+    round trip instead of two): no range is asked, the METADATA is the verified wheel's own,
+    and the wheel is stored for the client's next request. A wheel whose bytes upstream are
+    not the listed ones gives a 502 and leaves nothing stored."""
+    genuine = dists.wheel("beta", "2.0")
+    liar = dists.wheel("beta", "3.0")  # listed with its true hash; upstream sends other bytes
+    own = zipfile.ZipFile(genuine).read("beta-2.0.dist-info/METADATA")
+    other = tmp_path / "other"
+    other.mkdir()
+    evil = make_wheel(other, "beta", "3.0", requires=["evil-dependency>=6.6.6"]).read_bytes()
+    ranged: list[str] = []
+
+    def other_bytes(path: str, headers: Any) -> tuple[int, dict[str, str], bytes] | None:
+        if path.startswith("/files/") and headers.get("Range"):
+            ranged.append(path)
+            return 206, {"Content-Range": f"bytes 0-{len(evil) - 1}/{len(evil)}"}, evil
+        return (200, {}, evil) if path == f"/files/{liar.name}" else None
+
+    index_server.json_pages = True
+    index_server.intercept(other_bytes)
+    proxy = start_proxy("--upstream", index_server.url)
+    items = {f["filename"]: f for f in page(proxy, "beta")["files"]}
+    path = file_path_of(items[genuine.name], "beta")
+    assert proxy.get(path + ".metadata")[::2] == (200, own)
+    status, _, body = proxy.get(file_path_of(items[liar.name], "beta") + ".metadata")
+    assert (status, body.startswith(f"cannot store {liar.name}".encode())) == (502, True)
+    assert ranged == []
+    store = Path(proxy.args[proxy.args.index("--store") + 1])
+    sha256 = hashlib.sha256(genuine.read_bytes()).hexdigest()
+    assert stored_files(store) == [store / "files" / sha256[:2] / sha256]
+    assert proxy.stats()["file_misses"] == 0
+    assert proxy.get(path)[::2] == (200, genuine.read_bytes())  # from the store
+    assert proxy.stats()["file_hits"] == 1
 
 
 # -- row 10: upstream work never delays local answers; --timeout is a deadline ------------------

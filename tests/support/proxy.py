@@ -94,13 +94,18 @@ def stored_files(store: Path) -> list[Path]:
     return sorted(p for p in (store / "files").rglob("*") if p.is_file())
 
 
-def _big_wheel(dest: Path, name: str = "big", version: str = "1.0") -> Path:
-    """A valid wheel with 1 MB of incompressible data before its METADATA."""
+def _big_wheel(
+    dest: Path, name: str = "big", version: str = "1.0", requires: tuple[str, ...] = ()
+) -> Path:
+    """A valid wheel with 1 MB of incompressible data before its METADATA (past the size the
+    proxy fetches whole for METADATA, so it reads this one by range requests)."""
     path = dest / f"{name}-{version}-py3-none-any.whl"
     dist_info = f"{name}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\n"
+    metadata += "".join(f"Requires-Dist: {r}\n" for r in requires)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(f"{name}/blob.bin", os.urandom(1024 * 1024))
-        archive.writestr(f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\n")
+        archive.writestr(f"{dist_info}/METADATA", metadata)
         archive.writestr(f"{dist_info}/WHEEL", "Wheel-Version: 1.0\n")
         archive.writestr(f"{dist_info}/RECORD", "")
     return path

@@ -634,7 +634,11 @@ class Store:
                 last = (size, time.monotonic())
             elif time.monotonic() - last[1] > stall:
                 raise DownloadFailed(f"the download of {file.filename} stalled")
-            time.sleep(0.02)
+            thread = self._inflight.get(sha256)
+            if thread is not None and thread.is_alive():
+                thread.join(0.02)  # back as soon as this process's download ends
+            else:
+                time.sleep(0.02)
         return self.file_path(sha256)
 
     # -- metadata -------------------------------------------------------------------------

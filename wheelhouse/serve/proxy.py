@@ -96,6 +96,11 @@ _LOCAL_THREADS = 16
 # the pool discard a connection 20-30 times a run ("Connection pool is full"), and every
 # discarded one cost the next request a new TCP and TLS handshake.
 _UPSTREAM_CONNECTIONS = 2 * _UPSTREAM_THREADS
+# A wheel upstream gives no PEP 658 file for, up to this size, is fetched whole for its METADATA
+# instead of read by two range requests: one round trip, a METADATA checked by the wheel's
+# sha256 (ranges can be answered from other bytes), and the wheel stored for the client that
+# asks for it next (uv and pip do, for each wheel they install).
+_WHOLE_WHEEL = 512 * 1024
 # How long upstream's "no such project" is believed (at most the page TTL), and for how many
 # names: 50 clients asking for a name nobody has must not make 50 upstream requests.
 _ABSENT_TTL = 60.0
@@ -799,6 +804,14 @@ class _Proxy:
             return self._metadata_from_stored(file, sha256)
         if self.settings.offline:
             raise _Unavailable(503, f"offline: the metadata of {file.filename} is not stored")
+        if not file.core_metadata and file.size is not None and file.size <= _WHOLE_WHEEL:
+            try:
+                self.store.wait_for_file(file, stall=self.settings.timeout)
+            except (DownloadFailed, OSError) as exc:
+                self.stats.add(errors=1)
+                raise _Unavailable(502, f"cannot store {file.filename}: {exc}") from exc
+            logger.info("read the metadata of %s (whole, %d bytes)", file.filename, file.size)
+            return self._metadata_from_stored(file, sha256)
 
         def whole(response: urllib3.BaseHTTPResponse) -> bytes:
             # Upstream ignores ranges: this answer is the wheel, so store it (pip will want it
