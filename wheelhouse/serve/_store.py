@@ -169,19 +169,21 @@ class PageRecord:
         object is decoded (a hostile or odd page falls back to reading all of them)."""
         first, newline, rest = data.partition(b"\n")
         if newline:
-            text = rest.decode()
-            needle = f'"sha256":{json.dumps(sha256)}'
-            at = text.find(needle)
+            needle = b'"sha256":' + json.dumps(sha256).encode()
+            at = rest.find(needle)
             while at >= 0:
                 # Compact JSON has no '{"filename":' inside a string (its quote would be
-                # escaped): the nearest one before the hash opens this file's object.
-                start = text.rfind('{"filename":', 0, at)
+                # escaped): the nearest one before the hash opens this file's object, which
+                # is decoded alone (the line is ASCII: a slice cuts no character).
+                start = rest.rfind(b'{"filename":', 0, at)
                 if start >= 0:
-                    with contextlib.suppress(ValueError):
-                        item, _ = _DECODER.raw_decode(text, start)
-                        if _matches(item, sha256, filename):
-                            return PageFile.from_json(item)
-                at = text.find(needle, at + 1)
+                    for window in (rest[start : at + _OBJECT], rest[start:]):
+                        with contextlib.suppress(ValueError):
+                            item, _ = _DECODER.raw_decode(window.decode())
+                            if _matches(item, sha256, filename):
+                                return PageFile.from_json(item)
+                            break
+                at = rest.find(needle, at + 1)
             items = json.loads(rest)
         else:
             items = json.loads(first)["files"]
@@ -215,6 +217,7 @@ def _matches(item: object, sha256: str, filename: str) -> bool:
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 _DECODER = json.JSONDecoder()
+_OBJECT = 16 * 1024  # past a file's hash, more than the rest of its object takes
 
 
 @dataclass(frozen=True)
