@@ -1032,7 +1032,7 @@ def create_app(settings: ProxySettings) -> Starlette:
             # METADATA needs no page (pip asks for both of every wheel it installs).
             if not metadata and not provenance and proxy.store.has_file(sha256):
                 proxy.stats.add(file_hits=1)
-                return stored_response(proxy.store.file_path(sha256), filename)
+                return stored_response(proxy.store.file_path(sha256), filename, request)
             if metadata and proxy.store.metadata_path(sha256).is_file():
                 proxy.stats.add(metadata_hits=1)
                 return stored_response(proxy.store.metadata_path(sha256), filename)
@@ -1059,7 +1059,7 @@ def create_app(settings: ProxySettings) -> Starlette:
                 path = path.with_name(path.name + (".metadata" if metadata else PROVENANCE_SUFFIX))
             if path is None or not path.is_file():
                 return PlainTextResponse("not found\n", 404)
-            return stored_response(path, filename)
+            return stored_response(path, filename, request)
         if provenance:
             return await proxy.provenance(found, sha256)
         if metadata:
