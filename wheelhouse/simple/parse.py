@@ -116,7 +116,7 @@ def parse_json_page(data: bytes, url: str, name: str, keep: Keep | None = None) 
                 resolved = links.resolve(url, href)
                 if resolved is None:
                     continue
-                file_url, fragment = _defragment(resolved)
+                file_url, fragment = urldefrag(resolved)
             given = item.get("hashes")
             if type(given) is dict and len(given) == 1 and type(given.get("sha256")) is str:
                 hashes = {"sha256": given["sha256"]}  # what nearly every page gives
@@ -420,13 +420,8 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
     if plain is not None:  # what urldefrag would give
         bare, fragment = plain["url"], plain["fragment"] or ""
     else:
-        bare, fragment = _defragment(url)
+        bare, fragment = urldefrag(url)
     return bare, _fragment_hashes(fragment)
-
-
-def _defragment(url: str) -> tuple[str, str]:
-    bare, fragment = urldefrag(url)
-    return bare, fragment
 
 
 def _fragment_hashes(fragment: str | None) -> dict[str, str]:
