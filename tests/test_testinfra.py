@@ -24,6 +24,7 @@ from packaging.version import Version
 from pytest_socket import SocketConnectBlockedError
 
 from tests.support.dists import BUILD_FAILURE_LINE, DistFactory, make_sdist, make_wheel
+from tests.support.files import sha256_of as _sha256
 from tests.support.fixtures import (
     PYPI_PROBE_URL,
     Cli,
@@ -34,10 +35,6 @@ from tests.support.fixtures import (
     isolate_environment,
 )
 from tests.support.server import IndexServer
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _get(url: str) -> tuple[int, dict[str, str], bytes]:

@@ -8,7 +8,6 @@ connect; nothing of the client is patched.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 import stat
@@ -20,6 +19,7 @@ import urllib3
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from tests.support.dists import DistFactory
+from tests.support.files import sha256_of as _sha256
 from tests.support.fixtures import Cli
 from tests.support.server import Answer, IndexServer
 from tests.support.tls import CertAuthority, Proxy, basic
@@ -28,11 +28,6 @@ from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched, fetch_all
 from wheelhouse.download.pins import Pin
 from wheelhouse.errors import ExitCode, FetchError, HashMismatchError
-from wheelhouse.house.manifest import Sha256
-
-
-def _sha256(path: Path) -> Sha256:
-    return Sha256(hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def _pin(wheel: Path, url: str) -> Pin:

@@ -13,15 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.dists import DistFactory
+from tests.support.files import sha256_of, snapshot
 from tests.support.fixtures import Cli, MakeVenv, Offline
 from tests.support.graph import (
     GRAPH_REQUIREMENTS,
     GRAPH_WHEELS,
     assert_manifest_matches_files,
-    contents,
     make_graph,
     pinned_hashes,
-    sha256_of,
     wheels_in,
 )
 from tests.support.server import IndexServer
@@ -159,11 +158,11 @@ def kill(proc: subprocess.Popen[str]) -> None:
         proc.stderr.close()
 
 
-def assert_old_or_complete_new(out: Path, before: dict[str, str]) -> str:
+def assert_old_or_complete_new(out: Path, before: dict[str, bytes]) -> str:
     """DIR is the old wheelhouse byte for byte, or the whole new one; no partial file shows."""
     hidden = [p for p in out.rglob("*") if p.name.startswith(".") or p.suffix in (".tmp", ".part")]
     assert hidden == []
-    if contents(out) == before:
+    if snapshot(out, dirs=True) == before:
         return "old"
     assert wheels_in(out) == REBUILD_WHEELS
     assert_manifest_matches_files(out)
@@ -202,7 +201,7 @@ def test_sigkill_at_any_point_leaves_the_old_or_the_new_wheelhouse(
     out = tmp_path / "wh"
     assert cli("build", "--index-url", index_server.url, "-o", out, "-r", reqs).exit_code == 0
     (out / "NOTES.txt").write_text("keep me\n", encoding="utf-8")
-    before = contents(out)
+    before = snapshot(out, dirs=True)
     reqs.write_text(REBUILD_REQUIREMENTS, encoding="utf-8")
     outcomes: list[str] = []
 

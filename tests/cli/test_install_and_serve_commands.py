@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import ALPHA, BETA, on_a_terminal
+from tests.support.files import flip_byte
 from tests.support.fixtures import Cli, MakeVenv
-from tests.support.wheelhouses import flip_byte, make_wheelhouse
+from tests.support.wheelhouses import make_wheelhouse
 
 # The console script that `pip install` put beside the interpreter running the tests.
 WHEELHOUSE = Path(sys.executable).with_name("wheelhouse")

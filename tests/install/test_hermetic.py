@@ -20,7 +20,8 @@ import wheelhouse._base._uv
 import wheelhouse.install.hermetic as install_module
 from tests.support.capabilities import missing
 from tests.support.dists import vendor_dist_info
-from tests.support.wheelhouses import flip_byte, make_wheelhouse
+from tests.support.files import flip_byte
+from tests.support.wheelhouses import make_wheelhouse
 from wheelhouse._base.targets import parse_target
 from wheelhouse.errors import (
     IncompatibleError,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import gc
-import hashlib
 import threading
 import urllib.request
 import warnings
@@ -20,6 +19,7 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 
 import wheelhouse.download.fetch as fetch_module
 from tests.support.dists import DistFactory
+from tests.support.files import sha256_of as _sha256
 from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
@@ -28,10 +28,6 @@ from wheelhouse.download.fetch import fetch_all
 from wheelhouse.download.pins import Pin
 from wheelhouse.errors import ExitCode, FetchError, HashMismatchError
 from wheelhouse.house.manifest import Sha256
-
-
-def _sha256(path: Path) -> Sha256:
-    return Sha256(hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def _pin(path: Path, url: str, *, sha256: str | None = "from-file") -> Pin:

@@ -8,7 +8,6 @@ Every foreign target is derived from the host, so the tests hold on any host.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import shlex
@@ -23,6 +22,7 @@ from packaging.markers import Marker
 
 from tests.support.capabilities import missing
 from tests.support.dists import DistFactory
+from tests.support.files import sha256_of
 from tests.support.fixtures import Cli, MakeVenv, Offline
 from tests.support.server import IndexServer
 from tests.support.targets import (
@@ -76,10 +76,6 @@ PINNED = (
 
 
 # -- reading a wheelhouse ------------------------------------------------------------------------
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_pins(path: Path) -> dict[str, tuple[str, list[str]]]:

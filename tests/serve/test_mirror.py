@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.dists import DistFactory
+from tests.support.files import snapshot
 from tests.support.proxy import linked_files
 from tests.support.server import IndexServer
 from wheelhouse._base._pip import offline_env
@@ -587,13 +589,8 @@ def remembered(out: Path) -> dict[str, Any]:
     return data
 
 
-def tree(out: Path) -> dict[str, bytes]:
-    """Every file of the mirror outside its state and lock, with its bytes."""
-    return {
-        str(p.relative_to(out)): p.read_bytes()
-        for p in out.rglob("*")
-        if p.is_file() and ".mirror" not in p.relative_to(out).parts
-    }
+# Every file of a mirror outside its state and lock, with its bytes.
+tree = functools.partial(snapshot, leave_out=[".mirror"])
 
 
 def test_naming_a_project_adds_it_and_keeps_the_others(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import os
@@ -22,6 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support.dists import DistFactory
+from tests.support.files import sha256_of as sha256
+from tests.support.files import snapshot
 from tests.support.proxy import linked_files
 from tests.support.server import Answer, IndexServer
 from wheelhouse.errors import ExitCode
@@ -39,10 +40,6 @@ class Listed:
     filename: str
     url: str
     sha256: str
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def render(project: str, files: Iterable[Listed], kind: str) -> tuple[dict[str, str], bytes]:
@@ -93,19 +90,10 @@ def good_wheel(dists: DistFactory, index: IndexServer) -> Listed:
     return Listed(WHEEL, f"{index.files_url}{WHEEL}", sha256(path.read_bytes()))
 
 
-def snapshot(root: Path, *leave_out: Path) -> dict[str, bytes]:
-    """Every file under ``root`` but those under ``leave_out``: path -> bytes."""
-    return {
-        str(path.relative_to(root)): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and not any(path == p or p in path.parents for p in leave_out)
-    }
-
-
 def outside(tmp_path: Path, out: Path) -> dict[str, bytes]:
     """Every file of the test outside the mirror (but for its lock file and the caches)."""
     lock = out.parent / f".{out.name}.lock"
-    return snapshot(tmp_path, out, lock, tmp_path / "wh-cache", tmp_path / "xdg-cache")
+    return snapshot(tmp_path, leave_out=[out, lock, tmp_path / "wh-cache", tmp_path / "xdg-cache"])
 
 
 def mirror_argv(*args: str | os.PathLike[str]) -> list[str]:
@@ -500,7 +488,7 @@ def test_no_file_of_the_mirror_holds_the_index_password(
     # ...and are in no file of the tree, nor in the lock file next to it, nor in the output.
 
     def leaks() -> list[str]:
-        files = snapshot(out) | snapshot(out.parent, out, tmp_path / "dists")
+        files = snapshot(out) | snapshot(out.parent, leave_out=[out, tmp_path / "dists"])
         return sorted(name for name, data in files.items() if password.encode() in data)
 
     assert leaks() == []

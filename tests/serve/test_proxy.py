@@ -22,7 +22,7 @@ from tests.support.dists import DistFactory
 from tests.support.process import ServeProcess
 from tests.support.proxy import HTML, JSON, StartProxy, page, pip_download, stored_files, wait_until
 from tests.support.server import IndexServer
-from tests.support.wheelhouses import manifest_of, record_for
+from tests.support.wheelhouses import manifest_of, record_of
 from wheelhouse.house.index import write_index
 
 
@@ -316,7 +316,7 @@ def test_private_project_in_a_local_wheelhouse_wins_over_a_higher_upstream_versi
     house.mkdir()
     made = own.wheel("private", "1.0", requires=["beta"])
     shutil.copy2(made, house / made.name)
-    write_index(house, manifest_of([record_for(house / made.name)]))
+    write_index(house, manifest_of([record_of(house / made.name)]))
     proxy = start_proxy(house, "--upstream", index_server.url)
     data = page(proxy, "private")
     assert [f["filename"] for f in data["files"]] == ["private-1.0-py3-none-any.whl"]

@@ -26,7 +26,7 @@ import pytest
 from tests.support.dists import DistFactory
 from tests.support.proxy import wait_until
 from tests.support.server import IndexServer
-from tests.support.wheelhouses import build_wheelhouse
+from tests.support.wheelhouses import sample_wheelhouse
 from wheelhouse.house.index import write_index
 
 READY = re.compile(r"(?:serving .+ at |proxying at )(http://127\.0\.0\.1:(\d+)/simple/)")
@@ -96,7 +96,7 @@ StartServer = Callable[..., Server]
 @pytest.fixture
 def house(tmp_path: Path, dists: DistFactory) -> Path:
     root = tmp_path / "house"
-    write_index(root, build_wheelhouse(root, dists))
+    sample_wheelhouse(root, dists, writes=[write_index])
     return root
 
 

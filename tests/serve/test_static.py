@@ -22,7 +22,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from tests.support.capabilities import find_uv, require
-from tests.support.wheelhouses import build_wheelhouse
+from tests.support.wheelhouses import sample_wheelhouse
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 from wheelhouse.errors import InvalidWheelhouseError, NetworkError
@@ -41,7 +41,7 @@ WHEEL = "dep_two-2.0-py3-none-any.whl"
 @pytest.fixture
 def house(tmp_path: Path, dists: Any) -> Path:
     root = tmp_path / "house"
-    write_index(root, build_wheelhouse(root, dists))
+    sample_wheelhouse(root, dists, writes=[write_index])
     (tmp_path / "secret.txt").write_text("outside the wheelhouse\n")
     return root
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import http.client
 import importlib.util
@@ -18,12 +19,17 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from tests.support import files
 from tests.support.capabilities import missing
 from tests.support.process import ServeProcess
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 
 USER, PASSWORD = "alice", "correct horse battery staple"
+
+
+# Every file of an upload index's root but its lock, relative path -> bytes.
+snapshot = functools.partial(files.snapshot, leave_out=[".upload.lock"])
 
 
 StartServe = Callable[..., ServeProcess]
@@ -110,15 +116,6 @@ def post(
         )
     finally:
         conn.close()
-
-
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every regular file under ``root`` (relative POSIX path -> bytes), but the lock."""
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".upload.lock"
-    }
 
 
 def users_cli(*args: str | os.PathLike[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
