@@ -74,7 +74,7 @@ def house(tmp_path: Path, dists: DistFactory) -> Path:
         dists.wheel("common", "1.0"),
         dists.wheel("big", "1.0"),
     ]
-    make_wheelhouse(tmp_path / "house", wheels, requested=["app"])
+    make_wheelhouse(tmp_path / "house", wheels, locks=[lock_of(HOST, wheels)])
     return tmp_path / "house"
 
 
@@ -282,7 +282,8 @@ def test_unpack_replaces_an_older_wheelhouse_and_keeps_foreign_files(
     bundle = tmp_path / "b.tar.gz"
     pack(house, bundle)
     other = tmp_path / "other"
-    make_wheelhouse(other, [dists.wheel("zzz", "1.0")], requested=["app"])
+    zzz = [dists.wheel("zzz", "1.0")]
+    make_wheelhouse(other, zzz, locks=[lock_of(HOST, zzz)])
     (other / "NOTES.txt").write_text("mine\n")
     result = unpack(bundle, other)
     assert result.kind == "full"
@@ -332,7 +333,7 @@ def _heavy_house(tmp_path: Path, dists: DistFactory) -> Path:
         with zipfile.ZipFile(wheel, "a", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr(f"heavy{number}/blob.bin", os.urandom(8 << 20))
         wheels.append(wheel)
-    make_wheelhouse(tmp_path / "heavy", wheels, requested=["app"])
+    make_wheelhouse(tmp_path / "heavy", wheels, locks=[lock_of(HOST, wheels)])
     return tmp_path / "heavy"
 
 
@@ -602,7 +603,7 @@ def newer(tmp_path: Path, dists: DistFactory) -> Path:
         dists.wheel("common", "1.1"),
         dists.root / "big-1.0-py3-none-any.whl",
     ]
-    make_wheelhouse(tmp_path / "newer", wheels, requested=["app"])
+    make_wheelhouse(tmp_path / "newer", wheels, locks=[lock_of(HOST, wheels)])
     return tmp_path / "newer"
 
 
@@ -645,7 +646,8 @@ def test_update_onto_another_wheelhouse_is_refused(
     update = tmp_path / "update.tar.gz"
     pack(newer, update, since=house)
     other = tmp_path / "other"
-    make_wheelhouse(other, [dists.wheel("zzz", "1.0")], requested=["app"])
+    zzz = [dists.wheel("zzz", "1.0")]
+    make_wheelhouse(other, zzz, locks=[lock_of(HOST, zzz)])
     before = tree(tmp_path)
     result = cli("unpack", update, "-o", other)
     assert result.exit_code == ExitCode.INPUT

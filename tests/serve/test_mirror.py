@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 
 from tests.support.dists import DistFactory
 from tests.support.files import snapshot
+from tests.support.process import wait_until
 from tests.support.proxy import linked_files
 from tests.support.server import IndexServer
 from wheelhouse._base._pip import offline_env
@@ -397,9 +397,7 @@ def test_sigkill_mid_run_leaves_only_good_links_and_the_rerun_resumes(
     upstream.delay("/files/quick", 0.4)
     # Killed once some files are in place, at a moment the run does not choose.
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.glob("*.whl"))) < files_before_kill:
-        time.sleep(0.02)
+    wait_until(lambda: len(list(out.glob("*.whl"))) >= files_before_kill, 60)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     on_disk = {p.name for p in out.glob("*.whl")}

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 import zlib
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ import pytest
 from tests.support.dists import DistFactory
 from tests.support.files import sha256_of as sha256
 from tests.support.files import snapshot
+from tests.support.process import wait_until
 from tests.support.proxy import linked_files
 from tests.support.server import Answer, IndexServer
 from wheelhouse.errors import ExitCode
@@ -558,9 +558,7 @@ def test_files_a_killed_run_placed_are_claimed_and_go_when_the_page_drops_them(
     env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
     index_server.delay("/files/", 0.4)
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.glob("*.whl"))) < 2:
-        time.sleep(0.02)
+    wait_until(lambda: len(list(out.glob("*.whl"))) >= 2, 60)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     placed = {p.name for p in out.glob("*.whl")}

@@ -19,8 +19,16 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from tests.support.dists import DistFactory
-from tests.support.process import ServeProcess
-from tests.support.proxy import HTML, JSON, StartProxy, page, pip_download, stored_files, wait_until
+from tests.support.process import ServeProcess, wait_until
+from tests.support.proxy import (
+    HTML,
+    JSON,
+    StartProxy,
+    page,
+    pip_download,
+    proxy_store,
+    stored_files,
+)
 from tests.support.server import IndexServer
 from tests.support.wheelhouses import manifest_of, record_of
 from wheelhouse.house.index import write_index
@@ -86,10 +94,6 @@ def test_pages_are_pep_691_and_503_with_metadata_whose_hash_matches(
     assert b'data-requires-python="&gt;=3.8"' in html and b'data-core-metadata="true"' in html
     assert b"s3cret" not in html and "s3cret" not in proxy.log
     assert b"s3cret" not in b"".join(p.read_bytes() for p in (proxy_store(proxy)).rglob("*.json"))
-
-
-def proxy_store(proxy: ServeProcess) -> Path:
-    return Path(proxy.args[proxy.args.index("--store") + 1])
 
 
 def test_negotiation_redirects_and_endpoints(

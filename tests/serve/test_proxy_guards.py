@@ -20,9 +20,9 @@ import pytest
 from tests.support.capabilities import missing
 from tests.support.dists import DistFactory
 from tests.support.osv import real_members, write_zip
-from tests.support.process import ServeProcess
+from tests.support.process import ServeProcess, wait_until
 from tests.support.provenance import DATA, SDIST, SDIST_SHA256
-from tests.support.proxy import HTML, StartProxy, page, pip_download, wait_until
+from tests.support.proxy import HTML, StartProxy, page, pip_download, proxy_store
 from tests.support.server import IndexServer
 from wheelhouse._base.cooldown import Cooldown
 from wheelhouse.provenance.fetch import PROVENANCE_TYPE
@@ -333,10 +333,6 @@ def test_a_file_without_provenance_has_none(alpha: IndexServer, start_proxy: Sta
     # Never the file itself under the provenance's name, stored or not.
     assert proxy.get(file_path(alpha, "alpha", OLD))[0] == 200
     assert proxy.get(file_path(alpha, "alpha", OLD) + ".provenance")[0] == 404
-
-
-def proxy_store(proxy: ServeProcess) -> Path:
-    return Path(proxy.args[proxy.args.index("--store") + 1])
 
 
 # -- the OSV query API ----------------------------------------------------------------------

@@ -23,8 +23,8 @@ import pytest
 
 from tests.support.capabilities import find_uv
 from tests.support.dists import DistFactory
-from tests.support.process import ServeProcess
-from tests.support.proxy import JSON, pip_download, wait_until
+from tests.support.process import ServeProcess, wait_until
+from tests.support.proxy import JSON, pip_download
 from tests.support.s3 import S3Server
 from tests.support.server import IndexServer
 from wheelhouse._base.storage import S3Store

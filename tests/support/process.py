@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -12,15 +13,34 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 
-class ServeProcess:
-    """`wheelhouse serve ...` in a subprocess; its stderr is collected in ``log``."""
+def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether ``check()`` comes true within ``timeout`` seconds (asked every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+
+class ServeProcess:
+    """`wheelhouse serve ...` in a subprocess; its stderr is drained into ``log`` all along (a
+    server blocked on a full stderr pipe would prove nothing). ``nofile`` lowers its open-file
+    limit."""
+
+    def __init__(
+        self, args: list[str], env: dict[str, str] | None = None, *, nofile: int | None = None
+    ) -> None:
+        def lower_limit() -> None:
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.args = args
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wheelhouse", "serve", "--port", "0", *args],
@@ -29,6 +49,7 @@ class ServeProcess:
             stderr=subprocess.PIPE,
             text=True,
             env=dict(os.environ) if env is None else env,
+            preexec_fn=lower_limit if nofile is not None else None,
         )
         self.lines: list[str] = []
         self.url = ""
@@ -57,12 +78,7 @@ class ServeProcess:
     def logged(self, text: str, timeout: float = 30.0) -> bool:
         """Whether ``text`` reaches the log within ``timeout`` seconds (it is read by a
         thread, so a line the server wrote may not be here yet)."""
-        deadline = time.monotonic() + timeout
-        while text not in self.log:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
+        return wait_until(lambda: text in self.log, timeout)
 
     @property
     def base(self) -> str:
@@ -72,6 +88,9 @@ class ServeProcess:
     @property
     def port(self) -> int:
         return int(self.url.split(":")[2].split("/")[0])
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     def get(self, path: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
         # A page's file URLs are absolute (by the Host asked): taken as they are.

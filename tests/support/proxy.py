@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,13 +18,9 @@ from tests.support.process import ServeProcess
 StartProxy = Callable[..., ServeProcess]
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
+def proxy_store(proxy: ServeProcess) -> Path:
+    """The proxy's ``--store`` folder."""
+    return Path(proxy.args[proxy.args.index("--store") + 1])
 
 
 def linked_files(root: Path) -> dict[str, str]:

@@ -66,13 +66,8 @@ WINDOWS_ENV = {
 }
 
 
-# The tags and environment a target's lock gets unless a test gives its own; "host" is this
-# machine, as a build here would record it.
-KNOWN = {
-    LINUX: ((LINUX_TAG,), LINUX_ENV),
-    WINDOWS: ((WINDOWS_TAG,), WINDOWS_ENV),
-    "host": (tuple(str(t) for t in sys_tags()), dict(default_environment())),
-}
+# The tags and environment a target's lock gets unless a test gives its own (none for another).
+KNOWN = {LINUX: ((LINUX_TAG,), LINUX_ENV), WINDOWS: ((WINDOWS_TAG,), WINDOWS_ENV)}
 
 
 # When every hand-made wheelhouse was "built".
@@ -170,10 +165,11 @@ def make_wheelhouse(
 ) -> Manifest:
     """A wheelhouse made by hand: ``files`` copied flat into ``directory``, then ``writes``.
 
-    ``locks`` default to one "host" lock of every file (``requested`` names its projects
-    asked for by name); ``requires_python`` and ``origins`` give a file (by name) its record's
-    field. ``writes`` is what is written beside the files (by default what a build writes,
-    the manifest first; ``()`` for the files alone).
+    ``locks`` default to one "host" lock of every file with this machine's tags and
+    environment, as a build here records it (``requested``: the projects asked for by name).
+    ``requires_python`` and ``origins`` give a file (by name) its record's field. ``writes`` is
+    what is written beside the files: by default what a build writes, the manifest first;
+    ``()`` for the files alone.
     """
     directory.mkdir(parents=True, exist_ok=True)
     by_name = {path.name: path for path in files}
@@ -189,7 +185,15 @@ def make_wheelhouse(
         for name in sorted(by_name)
     ]
     if locks is None:
-        locks = (lock_of("host", by_name.values(), requested=requested),)
+        locks = (
+            lock_of(
+                "host",
+                by_name.values(),
+                tags=tuple(str(t) for t in sys_tags()),
+                environment=dict(default_environment()),
+                requested=requested,
+            ),
+        )
     manifest = manifest_of(records, locks)
     for write in writes:
         write(directory, manifest)
