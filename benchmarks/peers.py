@@ -22,8 +22,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.cases.proxy import ProxyServer
+from benchmarks.cases.proxy import start_proxy
 from benchmarks.harness import HERE, PIP, PYPI_SIMPLE, _direct_env, online_env, scrubbed_env
+from tests.support.process import ServeProcess
 
 
 def _free_port() -> int:
@@ -100,9 +101,9 @@ def main() -> int:
             for side in order:
                 work = root / f"{side}-{r}"
                 work.mkdir()
-                server: ProxyServer | Proxpi
+                server: ServeProcess | Proxpi
                 if side == "wheelhouse":
-                    server = ProxyServer(PYPI_SIMPLE, work / "store", env)
+                    server = start_proxy(PYPI_SIMPLE, work / "store", env)
                 else:
                     server = Proxpi(args.proxpi, work / "cache", args.clients, _direct_env(work))
                 try:

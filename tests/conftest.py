@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import urllib3
 
 from tests.support.capabilities import missing
 from tests.support.dists import DistFactory
@@ -79,6 +80,14 @@ def index_server(dists: DistFactory) -> Iterator[IndexServer]:
         yield server
 
 
+@pytest.fixture
+def other_port(tmp_path: Path) -> Iterator[IndexServer]:
+    """A second index on the same host (127.0.0.1), on another port: another origin."""
+    (tmp_path / "other").mkdir()
+    with IndexServer(tmp_path / "other") as server:
+        yield server
+
+
 # -- virtual environments and pip ------------------------------------------------------------
 
 
@@ -120,6 +129,14 @@ def run_newest_pip() -> RunPip:
         )
 
     return run
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The retry policy's back-off sleeps (urllib3's Retry), recorded instead of slept."""
+    recorded: list[float] = []
+    monkeypatch.setattr(urllib3.util.retry.time, "sleep", recorded.append)
+    return recorded
 
 
 # -- offline ---------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from typing import Any
 from benchmarks.harness import (
     PIP,
     PYPI_SIMPLE,
-    WHEELHOUSE,
     BenchError,
     Scratch,
     _direct_env,
@@ -29,6 +28,7 @@ from benchmarks.harness import (
     timed,
 )
 from benchmarks.report import Case
+from tests.support.process import ServeProcess
 
 # Targets from issue 11, as proxy / pip straight from the index.
 TARGET_PROXY_COLD = 1.5
@@ -54,59 +54,11 @@ PROXY_CLIENTS = 20
 PROXY_RSS_LIMIT = 100 * 2**20
 
 
-class ProxyServer:
-    """`wheelhouse serve --upstream INDEX --store STORE --port 0` in a subprocess."""
-
-    def __init__(
-        self, upstream: str, store: Path | str, env: Mapping[str, str], *extra: str
-    ) -> None:
-        argv = [*WHEELHOUSE, "serve", "--upstream", upstream, "--store", str(store), *extra]
-        self.proc = subprocess.Popen(
-            [*argv, "--port", "0"],
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-        )
-        self.lines: list[str] = []
-        self.url = ""
-        ready = threading.Event()
-
-        def read() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.lines.append(line.rstrip("\n"))
-                if line.startswith("proxying at "):
-                    self.url = line.split()[2]
-                    ready.set()
-            ready.set()
-
-        self._reader = threading.Thread(target=read, daemon=True)
-        self._reader.start()
-        if not ready.wait(60) or not self.url:
-            self.stop()
-            raise BenchError("the proxy did not start:\n" + "\n".join(self.lines[-20:]))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-
-    def stats(self) -> dict[str, Any]:
-        import urllib.request
-
-        with urllib.request.urlopen(self.url.removesuffix("simple/") + "-/stats") as response:
-            data: dict[str, Any] = json.loads(response.read())
-        return data
+def start_proxy(
+    upstream: str, store: Path | str, env: Mapping[str, str], *extra: str
+) -> ServeProcess:
+    """`wheelhouse serve --upstream UPSTREAM --store STORE` in a subprocess (tests' own)."""
+    return ServeProcess(["--upstream", upstream, "--store", str(store), *extra], env=dict(env))
 
 
 def _top_level(requirements: Path) -> list[str]:
@@ -161,7 +113,7 @@ def bench_proxy(
     def through(r: int, case: Case, store: Path) -> None:
         work = scratch.new("proxy-client")
         python = venv(work)
-        server = ProxyServer(PYPI_SIMPLE, store, online)
+        server = start_proxy(PYPI_SIMPLE, store, online)
         try:
             argv = [str(python), "-m", "pip", *install, "--index-url", server.url]
             run = timed(argv, scrubbed_env(work), cwd=work)
@@ -203,7 +155,7 @@ def bench_proxy(
         f"pip install --dry-run NAMES (index {PYPI_SIMPLE})",
         TARGET_PROXY_DRY_RUN,
     )
-    server = ProxyServer(PYPI_SIMPLE, warm_store, online)
+    server = start_proxy(PYPI_SIMPLE, warm_store, online)
     try:
         warm_up = scratch.new("proxy-dry-warm")
         timed([*PIP, *dry, "--index-url", server.url], scrubbed_env(warm_up), cwd=warm_up)
@@ -266,7 +218,7 @@ def bench_proxy_cold_uv(requirements: Path, rounds: int, scratch: Scratch, log: 
     def through(r: int) -> None:
         work = scratch.new("proxy-uv-client")
         python = _uv_venv(work)
-        server = ProxyServer(PYPI_SIMPLE, scratch.new("proxy-uv-cold-store"), online)
+        server = start_proxy(PYPI_SIMPLE, scratch.new("proxy-uv-cold-store"), online)
         try:
             run = timed(_uv_install(python, requirements, server.url), scrubbed_env(work))
         finally:
@@ -336,7 +288,7 @@ def bench_proxy_floor(requirements: Path, rounds: int, scratch: Scratch, log: An
         subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
         return work / "venv" / "bin" / "python"
 
-    server = ProxyServer(PYPI_SIMPLE, store, online)
+    server = start_proxy(PYPI_SIMPLE, store, online)
     nginx = None
     try:
         log(f"{label}: warming the proxy (pip, then uv)")
@@ -405,7 +357,7 @@ def _concurrent_clients(
     requirements: Path, scratch: Scratch, online: Mapping[str, str], log: Any
 ) -> dict[str, Any]:
     store = scratch.new("proxy-concurrent-store")
-    server = ProxyServer(PYPI_SIMPLE, store, online)
+    server = start_proxy(PYPI_SIMPLE, store, online)
     peak = 0
     done = threading.Event()
 

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-import urllib3
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from tests.support.dists import DistFactory
@@ -77,14 +76,6 @@ def _require(credentials: str, status: int = 401) -> object:
 @pytest.fixture
 def cache(tmp_path: Path) -> Cache:
     return Cache(tmp_path / "cache")
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the retry policy's waits (urllib3's Retry) instead of waiting."""
-    recorded: list[float] = []
-    monkeypatch.setattr(urllib3.util.retry.time, "sleep", recorded.append)
-    return recorded
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.dists import DistFactory
+from tests.support.fixtures import built_wheelhouse
 from tests.support.osv import PINS, real_members, write_zip
-from tests.support.wheelhouses import built_wheelhouse
 
 
 @pytest.fixture

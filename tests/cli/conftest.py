@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.dists import DistFactory
-from tests.support.wheelhouses import built_wheelhouse
+from tests.support.fixtures import built_wheelhouse
 
 
 @pytest.fixture(scope="module")

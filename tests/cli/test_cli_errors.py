@@ -17,9 +17,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from tests.support.dists import BUILD_FAILURE_LINE, DistFactory
 from tests.support.files import Entry
 from tests.support.files import entries as snapshot
-from tests.support.fixtures import Cli, Result
+from tests.support.fixtures import Cli, Result, built_wheelhouse
 from tests.support.server import IndexServer, _corrupted
-from tests.support.wheelhouses import built_wheelhouse
 from wheelhouse import __version__
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.manifest import MANIFEST_NAME

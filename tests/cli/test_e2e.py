@@ -23,6 +23,7 @@ from tests.support.graph import (
     pinned_hashes,
     wheels_in,
 )
+from tests.support.process import run_command
 from tests.support.server import IndexServer
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, read_manifest
 
@@ -43,15 +44,7 @@ def scrubbed_env() -> dict[str, str]:
 
 
 def run(argv: Sequence[str | os.PathLike[str]]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(a) for a in argv],
-        env=scrubbed_env(),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=600,
-        check=False,
-    )
+    return run_command(argv, env=scrubbed_env(), timeout=600)
 
 
 def plain_pip_install(wheelhouse: Path) -> list[str]:

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from packaging.tags import sys_tags
 
+from tests.support.cli import error_lines
 from tests.support.dists import DistFactory, make_wheel
 from tests.support.files import snapshot
 from tests.support.fixtures import Cli, MakeVenv, Offline
@@ -61,10 +62,6 @@ def members_of(bundle: Path) -> list[tarfile.TarInfo]:
 def hashed_requirements(house: Path) -> list[str | Path]:
     """How INSTALL.txt tells pip to install: hash-checked, from the wheelhouse's lock."""
     return ["--require-hashes", "-r", house / "requirements.txt"]
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from packaging.utils import canonicalize_name
 
 from tests.support.capabilities import find_uv
 from tests.support.files import sha256_of as sha256
+from tests.support.fixtures import installed_versions as _installed
 from tests.support.wheelhouses import manifest_of, record_of, sample_wheelhouse
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
@@ -367,20 +367,6 @@ def test_index_directory_needs_a_wheelhouse(tmp_path: Path) -> None:
 
 
 # --- real installers against the file:// index, offline, configuration scrubbed ---------------
-
-
-def _installed(python: Path) -> dict[str, str]:
-    result = run(
-        [
-            python,
-            "-c",
-            "import json, importlib.metadata as m; "
-            "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))",
-        ],
-        env=offline_env(),
-    )
-    assert result.ok, result.stderr
-    return {canonicalize_name(k): v for k, v in json.loads(result.stdout).items()}
 
 
 @pytest.mark.slow

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-import urllib3
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 import wheelhouse.download.fetch as fetch_module
@@ -275,14 +274,6 @@ def test_server_error_is_retried(
 
     assert _file_requests(index_server) == [f"/files/{wheel.name}"] * 2
     assert item.path.read_bytes() == wheel.read_bytes()
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the retry policy's back-off sleeps (urllib3's Retry) instead of sleeping."""
-    recorded: list[float] = []
-    monkeypatch.setattr(urllib3.util.retry.time, "sleep", recorded.append)
-    return recorded
 
 
 def test_server_error_that_persists_is_a_fetch_error(

@@ -9,13 +9,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 from tests.support.dists import DistFactory
 from tests.support.fixtures import Cli, Offline
 from tests.support.osv import real_members, write_zip
+from tests.support.process import run_command
+from tests.support.process import wheelhouse_argv as wheelhouse
 from tests.support.provenance import DATA, SDIST, TRUST_ROOT
 from tests.support.wheelhouses import make_wheelhouse
 from wheelhouse.audit.fetch import OSV_DIR, SNAPSHOT_NAME, SnapshotInfo
@@ -74,19 +75,7 @@ def carried(directory: Path) -> dict[str, bytes]:
 
 
 def run(argv: list[str], home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=180,
-        check=False,
-        env={**os.environ, "HOME": str(home)},
-    )
-
-
-def wheelhouse(*args: str | os.PathLike[str]) -> list[str]:
-    return [sys.executable, "-m", "wheelhouse", *map(str, args)]
+    return run_command(argv, env={**os.environ, "HOME": str(home)})
 
 
 def members_of(bundle: Path) -> list[str]:

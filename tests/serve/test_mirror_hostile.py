@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import zipfile
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from tests.support.dists import DistFactory
 from tests.support.files import sha256_of as sha256
 from tests.support.files import snapshot
+from tests.support.hostile import gzip_bomb
 from tests.support.process import wait_until
 from tests.support.proxy import linked_files
 from tests.support.server import Answer, IndexServer
@@ -139,18 +139,6 @@ def run_measured(argv: list[str], tmp_path: Path, *, max_file_bytes: int | None 
         stderr.read_text(errors="replace"),
         int(report.read_text()) * 1024,
     )
-
-
-def gzip_bomb(inflated: int) -> bytes:
-    """A gzip body that inflates to ``inflated`` zero bytes (concatenated gzip members, as
-    HTTP clients read them), about a thousandth of that on the wire."""
-    member_size = 64 * MiB
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    zeros = bytes(MiB)
-    member = b"".join(compressor.compress(zeros) for _ in range(member_size // MiB))
-    member += compressor.flush()
-    assert inflated % member_size == 0
-    return member * (inflated // member_size)
 
 
 # -- names from a page are data, never paths --------------------------------------------------
@@ -382,7 +370,7 @@ def test_a_wrong_hash_for_a_local_file_does_not_print_its_digest(cli: Any, tmp_p
 def test_a_gzip_bomb_page_costs_a_bounded_read(
     index_server: IndexServer, dists: DistFactory, tmp_path: Path, where: str
 ) -> None:
-    bomb = gzip_bomb(512 * MiB)
+    bomb = gzip_bomb(512 * MiB, member=64 * MiB)
     path = "/simple/x/" if where == "project" else "/simple/"
 
     def hook(asked: str, _: Any) -> Answer | None:

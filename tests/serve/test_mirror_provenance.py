@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.httpget import get
 from tests.support.provenance import DATA, SDIST, SDIST_SHA256, TRUST_ROOT
 from tests.support.server import IndexServer
 from wheelhouse.errors import ExitCode
@@ -219,17 +220,6 @@ def serve_static(root: Path) -> tuple[Any, threading.Thread]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, thread
-
-
-def get(url: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url)
-    if accept:
-        request.add_header("Accept", accept)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
 
 
 def test_serve_serves_the_provenance_its_page_names_and_a_mirror_of_it_keeps_it(

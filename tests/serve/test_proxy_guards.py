@@ -24,6 +24,7 @@ from tests.support.process import ServeProcess, wait_until
 from tests.support.provenance import DATA, SDIST, SDIST_SHA256
 from tests.support.proxy import HTML, StartProxy, page, pip_download, proxy_store
 from tests.support.server import IndexServer
+from tests.support.server import ago as _ago
 from wheelhouse._base.cooldown import Cooldown
 from wheelhouse.provenance.fetch import PROVENANCE_TYPE
 from wheelhouse.serve._guards import BUCKET_SECONDS, Guards, Refused
@@ -32,10 +33,6 @@ from wheelhouse.simple import PageFile
 OLD = "alpha-1.0-py3-none-any.whl"
 NEW = "alpha-2.0-py3-none-any.whl"
 PROVENANCE = (DATA / f"{SDIST}.provenance").read_bytes()
-
-
-def _ago(delta: timedelta) -> str:
-    return (datetime.now(UTC) - delta).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.utils import canonicalize_name
 
 from tests.support.capabilities import find_uv, require
+from tests.support.fixtures import installed_versions as _installed
 from tests.support.wheelhouses import sample_wheelhouse
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
@@ -492,20 +492,6 @@ def test_serve_process_holds_fifty_clients_small_and_stops_on_signal(
 
 
 # --- real installers against serve on loopback ------------------------------------------------
-
-
-def _installed(python: Path) -> dict[str, str]:
-    result = run(
-        [
-            python,
-            "-c",
-            "import json, importlib.metadata as m; "
-            "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))",
-        ],
-        env=offline_env(),
-    )
-    assert result.ok, result.stderr
-    return {canonicalize_name(k): v for k, v in json.loads(result.stdout).items()}
 
 
 @pytest.mark.slow

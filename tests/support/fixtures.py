@@ -1,9 +1,11 @@
-"""The types behind the root conftest's fixtures, and the environment isolation every test gets."""
+"""The types behind the root conftest's fixtures, the environment isolation every test gets,
+what a test asks of a venv, and a real wheelhouse built once for a module's fixtures."""
 
 from __future__ import annotations
 
 import functools
 import http.client
+import json
 import os
 import shutil
 import ssl
@@ -15,6 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
+
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
+from wheelhouse._base.pip_settings import IndexOptions
+from wheelhouse.pipeline.run import build_wheelhouse
+from wheelhouse.pipeline.settings import BuildSettings
 
 # Captured before any test scrubs os.environ: the network check needs the machine's CA bundle.
 _HOST_ENV: Mapping[str, str] = dict(os.environ)
@@ -68,6 +77,30 @@ def _host_ca_bundle() -> str | None:
 
 
 MakeVenv = Callable[..., Path]
+
+
+def installed_versions(python: Path) -> dict[str, str]:
+    """Every distribution in ``python``'s environment but the venv's own pip and setuptools,
+    normalized name -> version, read by that interpreter (isolated, offline)."""
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        "json.dump({d.metadata['Name']: d.version for d in m.distributions()}, sys.stdout)"
+    )
+    proc = subprocess.run(
+        [str(python), "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    found: dict[str, str] = json.loads(proc.stdout)
+    return {
+        canonicalize_name(name): version
+        for name, version in found.items()
+        if canonicalize_name(name) not in {"pip", "setuptools"}
+    }
 
 
 RunPip = Callable[..., "subprocess.CompletedProcess[str]"]
@@ -132,3 +165,26 @@ def _unshare_prefix() -> tuple[list[str] | None, str]:
             return prefix, ""
         reasons.append(f"`{' '.join(prefix[1:])}`: {proc.stderr.strip() or proc.returncode}")
     return None, "network namespaces unavailable (" + "; ".join(reasons) + ")"
+
+
+def built_wheelhouse(
+    root: Path, requirements: str, make_dists: Callable[[DistFactory], object]
+) -> Path:
+    """``root/wheelhouse`` as a real build leaves it, of ``requirements`` (a file's text) over
+    the dists ``make_dists`` makes, served from loopback; for fixtures that build once."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate_environment(monkeypatch, root)
+        factory = DistFactory(root / "dists")
+        make_dists(factory)
+        path = root / "requirements.txt"
+        path.write_text(requirements, encoding="utf-8")
+        with IndexServer(factory.root) as server:
+            build_wheelhouse(
+                BuildSettings(
+                    requirements=(path,),
+                    output=root / "wheelhouse",
+                    index=IndexOptions(index_url=server.url),
+                    jobs=1,
+                )
+            )
+    return root / "wheelhouse"

@@ -11,9 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from wheelhouse._base._uv import find_uv
-from wheelhouse.errors import WheelhouseError
-
 LockTool = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
@@ -39,12 +36,6 @@ def _tool_env(home: Path) -> dict[str, str]:
     return env
 
 
-def uv_binary() -> str:
-    from wheelhouse._base._uv import find_uv
-
-    return str(find_uv())
-
-
 def newest_pip() -> list[str]:
     """The test environment's pip (``pip lock`` needs pip >= 25.1)."""
     return [sys.executable, "-m", "pip"]
@@ -55,12 +46,3 @@ def which_or_fail(name: str) -> str:
     if found is None:
         pytest.fail(f"{name} is not installed")
     return found
-
-
-def need_uv() -> None:
-    try:
-        find_uv()
-    except WheelhouseError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"--resolver uv needs uv: {exc.message}")
-        pytest.skip(f"--resolver uv needs uv: {exc.message}")

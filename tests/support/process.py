@@ -1,5 +1,5 @@
-"""A `wheelhouse serve ...` process run as users run it (static, proxy or upload index), and
-what tests ask of it."""
+"""Processes a test starts: a command run to its end, `wheelhouse serve ...` run as users run
+it (static, proxy or upload index) and what tests ask of it, and waiting for what they do."""
 
 from __future__ import annotations
 
@@ -11,12 +11,36 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.support.httpget import Answer, get
+
+
+def wheelhouse_argv(*args: str | os.PathLike[str]) -> list[str]:
+    """The installed command, the way a user runs it: ``python -m wheelhouse ARGS``."""
+    return [sys.executable, "-m", "wheelhouse", *(str(arg) for arg in args)]
+
+
+def run_command(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` run to its end (no stdin, bounded): its exit code and output, to assert on."""
+    return subprocess.run(
+        [os.fspath(arg) for arg in argv],
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -48,6 +72,7 @@ class ServeProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            errors="replace",
             env=dict(os.environ) if env is None else env,
             preexec_fn=lower_limit if nofile is not None else None,
         )
@@ -69,7 +94,7 @@ class ServeProcess:
         self._reader.start()
         if not ready.wait(60) or not self.url:
             self.stop()
-            pytest.fail(f"the server did not start:\n{self.log}", pytrace=False)
+            raise AssertionError(f"the server did not start:\n{self.log}")
 
     @property
     def log(self) -> str:
@@ -92,17 +117,10 @@ class ServeProcess:
     def open_fds(self) -> int:
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
-    def get(self, path: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    def get(self, path: str, accept: str | None = None) -> Answer:
         # A page's file URLs are absolute (by the Host asked): taken as they are.
         absolute = path.startswith(("http://", "https://"))
-        request = urllib.request.Request(path if absolute else self.base + path.lstrip("/"))
-        if accept is not None:
-            request.add_header("Accept", accept)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
+        return get(path if absolute else self.base + path.lstrip("/"), accept)
 
     def stats(self) -> dict[str, Any]:
         status, _, body = self.get("/-/stats")

@@ -17,13 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
 from tests.support import files
 from tests.support.capabilities import missing
 from tests.support.process import ServeProcess
-from wheelhouse._base._pip import offline_env
-from wheelhouse._base._subprocess import run
 
 USER, PASSWORD = "alice", "correct horse battery staple"
 
@@ -155,16 +151,6 @@ def twine_upload(
         timeout=300,
         check=False,
     )
-
-
-def installed_versions(python: Path) -> dict[str, str]:
-    code = (
-        "import json, importlib.metadata as m; "
-        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
-    )
-    result = run([python, "-c", code], env=offline_env())
-    assert result.ok, result.stderr
-    return {canonicalize_name(k): v for k, v in json.loads(result.stdout).items()}
 
 
 def json_page(server: ServeProcess, project: str) -> dict[str, Any]:

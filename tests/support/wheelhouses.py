@@ -1,5 +1,5 @@
 """Wheelhouses written by hand for a test: their records, locks and manifest, and the one
-builder that lays them out (and a real build, for tests that want what `build` leaves)."""
+builder that lays them out. (A real build, once per module: ``fixtures.built_wheelhouse``.)"""
 
 from __future__ import annotations
 
@@ -7,16 +7,12 @@ import shutil
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
-import pytest
 from packaging.markers import default_environment
 from packaging.tags import sys_tags
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from tests.support.dists import DistFactory
 from tests.support.files import sha256_of
-from tests.support.fixtures import isolate_environment
-from tests.support.server import IndexServer
-from wheelhouse._base.pip_settings import IndexOptions
 from wheelhouse.house.export import write_requirements
 from wheelhouse.house.index import write_index
 from wheelhouse.house.manifest import (
@@ -32,8 +28,6 @@ from wheelhouse.house.manifest import (
     TargetLock,
 )
 from wheelhouse.house.pylock import write_pylock
-from wheelhouse.pipeline.run import build_wheelhouse
-from wheelhouse.pipeline.settings import BuildSettings
 
 LINUX = "cp311-manylinux_2_28_x86_64"
 
@@ -190,7 +184,7 @@ def make_wheelhouse(
                 "host",
                 by_name.values(),
                 tags=tuple(str(t) for t in sys_tags()),
-                environment=dict(default_environment()),
+                environment={k: str(v) for k, v in default_environment().items()},
                 requested=requested,
             ),
         )
@@ -213,26 +207,3 @@ def sample_wheelhouse(root: Path, dists: DistFactory, *, writes: Sequence[Writer
     return make_wheelhouse(
         root, made, locks=(), requires_python={sdist.name: ">=3.7"}, writes=writes
     )
-
-
-def built_wheelhouse(
-    root: Path, requirements: str, make_dists: Callable[[DistFactory], object]
-) -> Path:
-    """``root/wheelhouse`` as a real build leaves it, of ``requirements`` (a file's text) over
-    the dists ``make_dists`` makes, served from loopback; for fixtures that build once."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        isolate_environment(monkeypatch, root)
-        factory = DistFactory(root / "dists")
-        make_dists(factory)
-        path = root / "requirements.txt"
-        path.write_text(requirements, encoding="utf-8")
-        with IndexServer(factory.root) as server:
-            build_wheelhouse(
-                BuildSettings(
-                    requirements=(path,),
-                    output=root / "wheelhouse",
-                    index=IndexOptions(index_url=server.url),
-                    jobs=1,
-                )
-            )
-    return root / "wheelhouse"

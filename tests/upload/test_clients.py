@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.capabilities import find_uv
 from tests.support.dists import make_sdist, make_wheel
+from tests.support.fixtures import installed_versions
 from tests.support.process import ServeProcess
 from tests.support.proxy import linked_files
 from tests.support.server import IndexServer
@@ -19,7 +20,6 @@ from tests.support.upload import (
     PASSWORD,
     USER,
     StartServe,
-    installed_versions,
     json_page,
     twine_upload,
 )

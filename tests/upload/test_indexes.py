@@ -4,7 +4,6 @@ rights: real twine uploads to each, refusals per index, pip installing from each
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import os
 import subprocess
@@ -15,14 +14,16 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.support import httpget
 from tests.support.dists import make_wheel
+from tests.support.fixtures import installed_versions
+from tests.support.httpget import Answer
 from tests.support.process import ServeProcess
 from tests.support.server import IndexServer
 from tests.support.upload import (
     PASSWORD,
     USER,
     StartServe,
-    installed_versions,
     make_token,
     twine_command,
     users_cli,
@@ -82,20 +83,9 @@ def twine(url: str, user: str, password: str, wheel: Path) -> subprocess.Complet
     )
 
 
-def get(
-    server: ServeProcess, path: str, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        response = conn.getresponse()
-        return (
-            response.status,
-            {k.lower(): v for k, v in response.headers.items()},
-            response.read(),
-        )
-    finally:
-        conn.close()
+def get(server: ServeProcess, path: str, headers: dict[str, str] | None = None) -> Answer:
+    """``path`` on ``server``, as it answers (no redirect followed)."""
+    return httpget.get(server.base + path.lstrip("/"), redirects=False, **(headers or {}))
 
 
 def files_on(server: ServeProcess, path: str, auth: str | None = None) -> list[str]:
