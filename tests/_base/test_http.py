@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from tests.support.credentials import basic
 from tests.support.dists import DistFactory
 from tests.support.files import sha256_of as _sha256
 from tests.support.fixtures import Cli
 from tests.support.server import Answer, IndexServer
-from tests.support.tls import CertAuthority, Proxy, basic
+from tests.support.tls import CertAuthority, Proxy
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched, fetch_all

@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
+from tests.support.credentials import basic
 from tests.support.server import Answer, IndexServer
-from tests.support.tls import basic
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.errors import UpstreamError

@@ -18,7 +18,6 @@ from typing import Any
 
 from tests.support.server import Answer, IndexServer
 
-JSON = "application/vnd.pypi.simple.v1+json"
 MiB = 1024 * 1024
 BOMB = 256 * MiB  # inflated METADATA: far past the limit, and fast enough to build
 # The figure: a hostile upstream costs less than 100 MB of extra memory.

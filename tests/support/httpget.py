@@ -9,7 +9,7 @@ from typing import NamedTuple
 from urllib3 import HTTPHeaderDict
 
 
-class Answer(NamedTuple):
+class Response(NamedTuple):
     """What the server answered; header names are looked up in any case."""
 
     status: int
@@ -29,7 +29,7 @@ def get(
     redirects: bool = True,
     timeout: float = 30.0,
     **headers: str,
-) -> Answer:
+) -> Response:
     """GET ``url`` (with ``Accept: accept`` and ``headers``); an error status is an answer too.
     Without ``redirects``, a 3xx is answered as it is."""
     if accept is not None:
@@ -40,9 +40,9 @@ def get(
     opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(request, timeout=timeout) as response:
-            return Answer(
+            return Response(
                 response.status, HTTPHeaderDict(response.headers.items()), response.read()
             )
     except urllib.error.HTTPError as exc:
         status, found, data = exc.code, exc.headers, exc.read()
-    return Answer(status, HTTPHeaderDict(found.items()), data)
+    return Response(status, HTTPHeaderDict(found.items()), data)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from tests.support.capabilities import missing
-from tests.support.httpget import Answer, get
+from tests.support.httpget import Response, get
 
 __all__ = ["Nginx", "docs_block", "find_nginx"]
 
@@ -95,7 +95,7 @@ class Nginx:
         self.stop()
         raise RuntimeError(f"nginx did not listen on {self.port} within {timeout} s")
 
-    def get(self, path: str, accept: str | None = None) -> Answer:
+    def get(self, path: str, accept: str | None = None) -> Response:
         return get(self.url + path, accept, redirects=False, timeout=10)
 
     def access_log(self) -> list[str]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.support.httpget import Answer, get
+from tests.support.httpget import Response, get
 
 
 def wheelhouse_argv(*args: str | os.PathLike[str]) -> list[str]:
@@ -117,7 +117,7 @@ class ServeProcess:
     def open_fds(self) -> int:
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
-    def get(self, path: str, accept: str | None = None) -> Answer:
+    def get(self, path: str, accept: str | None = None) -> Response:
         # A page's file URLs are absolute (by the Host asked): taken as they are.
         absolute = path.startswith(("http://", "https://"))
         return get(path if absolute else self.base + path.lstrip("/"), accept)

@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import http.client
 import importlib.util
-import json
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tests.support import files
 from tests.support.capabilities import missing
-from tests.support.process import ServeProcess
-
-USER, PASSWORD = "alice", "correct horse battery staple"
-
+from tests.support.credentials import PASSWORD, USER
+from tests.support.process import ServeProcess, run_command
 
 # Every file of an upload index's root but its lock, relative path -> bytes.
 snapshot = functools.partial(files.snapshot, leave_out=[".upload.lock"])
 
 
 StartServe = Callable[..., ServeProcess]
-
-
-def basic(user: str = USER, password: str = PASSWORD) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 @dataclass
@@ -132,34 +122,19 @@ def twine_command() -> list[str]:
 
 
 def twine_upload(
-    server: ServeProcess, *files: Path, password: str = PASSWORD
+    server: ServeProcess | str, *files: Path, user: str = USER, password: str = PASSWORD
 ) -> subprocess.CompletedProcess[str]:
-    """`twine upload --repository-url URL FILES` with the credentials in its environment."""
+    """`twine upload --repository-url URL FILES` with the credentials in its environment;
+    ``server`` is the upload index, or the URL to upload to."""
     env = {
         **os.environ,
-        "TWINE_USERNAME": USER,
+        "TWINE_USERNAME": user,
         "TWINE_PASSWORD": password,
         "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
     }
+    url = server if isinstance(server, str) else server.base
     argv = [*twine_command(), "upload", "--non-interactive", "--disable-progress-bar", "--verbose"]
-    return subprocess.run(
-        [*argv, "--repository-url", server.base, *map(str, files)],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
-
-
-def json_page(server: ServeProcess, project: str) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{server.url}{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        data: dict[str, Any] = json.loads(response.read())
-    return data
+    return run_command([*argv, "--repository-url", url, *files], env=env)
 
 
 def make_token(users_file: Path, user: str, index: str) -> str:

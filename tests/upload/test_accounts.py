@@ -12,13 +12,11 @@ from typing import Any
 import bcrypt
 import pytest
 
+from tests.support.credentials import PASSWORD, USER, basic
 from tests.support.dists import make_wheel
-from tests.support.httpget import Answer, get
+from tests.support.httpget import Response, get
 from tests.support.upload import (
-    PASSWORD,
-    USER,
     StartServe,
-    basic,
     encode_form,
     make_token,
     post,
@@ -105,7 +103,7 @@ def test_a_user_without_the_upload_right_is_403(
     assert (status, text) == (200, "OK\n")
 
 
-def _get(url: str, auth: str | None = None) -> Answer:
+def _get(url: str, auth: str | None = None) -> Response:
     return get(url, **({} if auth is None else {"Authorization": auth}))
 
 

@@ -15,9 +15,10 @@ import pytest
 from urllib3 import HTTPHeaderDict
 
 from tests.support.capabilities import missing
+from tests.support.credentials import basic
 from tests.support.httpget import get
 from tests.support.process import ServeProcess
-from tests.support.upload import basic, encode_form, post, upload_fields
+from tests.support.upload import encode_form, post, upload_fields
 
 README = """# Team package
 
