@@ -197,12 +197,6 @@ def _direct_uv_env(work: Path) -> dict[str, str]:
     return env
 
 
-def _uv_venv(work: Path) -> Path:
-    uv = str(find_uv())
-    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(work / "venv")], check=True)
-    return work / "venv" / "bin" / "python"
-
-
 def _uv_install(python: Path, requirements: Path, index: str) -> list[str]:
     return [str(find_uv()), "pip", "install", "--no-cache", "--python", str(python),
             "-r", str(requirements), "--index-url", index]  # fmt: skip

@@ -24,18 +24,12 @@ from pathlib import Path
 
 from benchmarks.cases.proxy import start_proxy
 from benchmarks.harness import HERE, PIP, PYPI_SIMPLE, _direct_env, online_env, scrubbed_env
-from tests.support.process import ServeProcess
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.process import ServeProcess, free_ports
 
 
 class Proxpi:
     def __init__(self, venv: Path, cache: Path, clients: int, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        (self.port,) = free_ports()
         env = dict(env)
         env["PROXPI_INDEX_URL"] = PYPI_SIMPLE
         env["PROXPI_CACHE_DIR"] = str(cache)

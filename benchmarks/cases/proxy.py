@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -21,7 +20,6 @@ from benchmarks.harness import (
     _direct_uv_env,
     _tree_rss,
     _uv_install,
-    _uv_venv,
     alternate,
     online_env,
     scrubbed_env,
@@ -29,6 +27,7 @@ from benchmarks.harness import (
 )
 from benchmarks.report import Case
 from tests.support.process import ServeProcess
+from tests.support.venvs import make_venv
 
 # Targets from issue 11, as proxy / pip straight from the index.
 TARGET_PROXY_COLD = 1.5
@@ -90,16 +89,12 @@ def bench_proxy(
     cold = Case("proxy cold", label, proxy_cmd + " (empty store)", direct_cmd, TARGET_PROXY_COLD)
     warm = Case("proxy warm", label, proxy_cmd + " (warm store)", direct_cmd, TARGET_PROXY_WARM)
 
-    def venv(work: Path) -> Path:
-        subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
-        return work / "venv" / "bin" / "python"
-
     # pip's own CPU seconds per run, by side: what no index or proxy can take off its time.
     cpu: dict[str, list[float]] = {"proxy warm": [], "direct": []}
 
     def direct(r: int, case: Case) -> None:
         work = scratch.new("proxy-direct")
-        python = venv(work)
+        python = make_venv(work / "venv")
         argv = [str(python), "-m", "pip", *install, "--index-url", PYPI_SIMPLE]
         run = timed(argv, _direct_env(work), cwd=work)
         case.baseline.append(run.seconds)
@@ -112,7 +107,7 @@ def bench_proxy(
 
     def through(r: int, case: Case, store: Path) -> None:
         work = scratch.new("proxy-client")
-        python = venv(work)
+        python = make_venv(work / "venv")
         server = start_proxy(PYPI_SIMPLE, store, online)
         try:
             argv = [str(python), "-m", "pip", *install, "--index-url", server.url]
@@ -210,14 +205,14 @@ def bench_proxy_cold_uv(requirements: Path, rounds: int, scratch: Scratch, log: 
 
     def direct(r: int) -> None:
         work = scratch.new("proxy-uv-direct")
-        python = _uv_venv(work)
+        python = make_venv(work / "venv", uv=True)
         run = timed(_uv_install(python, requirements, PYPI_SIMPLE), _direct_uv_env(work))
         case.baseline.append(run.seconds)
         log(f"  round {r + 1}: uv straight from the index {run.seconds:6.2f} s")
 
     def through(r: int) -> None:
         work = scratch.new("proxy-uv-client")
-        python = _uv_venv(work)
+        python = make_venv(work / "venv", uv=True)
         server = start_proxy(PYPI_SIMPLE, scratch.new("proxy-uv-cold-store"), online)
         try:
             run = timed(_uv_install(python, requirements, server.url), scrubbed_env(work))
@@ -284,19 +279,18 @@ def bench_proxy_floor(requirements: Path, rounds: int, scratch: Scratch, log: An
         TARGET_PROXY_FLOOR,
     )
 
-    def venv(work: Path) -> Path:
-        subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
-        return work / "venv" / "bin" / "python"
-
     server = start_proxy(PYPI_SIMPLE, store, online)
     nginx = None
     try:
         log(f"{label}: warming the proxy (pip, then uv)")
         work = scratch.new("proxy-floor-warm")
-        timed([str(venv(work)), "-m", "pip", *install, "--index-url", server.url],
+        timed([str(make_venv(work / "venv")), "-m", "pip", *install, "--index-url", server.url],
               scrubbed_env(work))  # fmt: skip
         work = scratch.new("proxy-floor-warm-uv")
-        timed(_uv_install(_uv_venv(work), requirements, server.url), scrubbed_env(work))
+        timed(
+            _uv_install(make_venv(work / "venv", uv=True), requirements, server.url),
+            scrubbed_env(work),
+        )
         time.sleep(2)  # pages that gained METADATA hashes are rendered again behind
         (metadata,) = (store / "upstream-metadata").iterdir()  # one upstream list
         tree = scratch.new("proxy-floor-tree")
@@ -321,7 +315,7 @@ def bench_proxy_floor(requirements: Path, rounds: int, scratch: Scratch, log: An
 
         def pip_run(r: int, index: str, into: list[float], what: str) -> None:
             work = scratch.new("proxy-floor-pip")
-            python = venv(work)
+            python = make_venv(work / "venv")
             argv = [str(python), "-m", "pip", *install, "--index-url", index]
             run = timed(argv, scrubbed_env(work), cwd=work)
             into.append(run.seconds)
@@ -329,7 +323,7 @@ def bench_proxy_floor(requirements: Path, rounds: int, scratch: Scratch, log: An
 
         def uv_run(r: int, index: str, into: list[float], what: str) -> None:
             work = scratch.new("proxy-floor-uv")
-            python = _uv_venv(work)
+            python = make_venv(work / "venv", uv=True)
             run = timed(_uv_install(python, requirements, index), scrubbed_env(work), cwd=work)
             into.append(run.seconds)
             log(f"  round {r + 1}: uv through {what} {run.seconds:6.2f} s")

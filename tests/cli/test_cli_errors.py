@@ -6,7 +6,6 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from tests.support.dists import BUILD_FAILURE_LINE, DistFactory
 from tests.support.files import Entry
 from tests.support.files import entries as snapshot
 from tests.support.fixtures import Cli, Result, built_wheelhouse
+from tests.support.process import free_ports
 from tests.support.server import IndexServer, _corrupted
 from wheelhouse import __version__
 from wheelhouse.errors import ExitCode
@@ -463,9 +463,7 @@ def test_sdist_build_failure_shows_the_end_of_the_build_log(
 @pytest.fixture
 def closed_port() -> Iterator[int]:
     """A loopback port that nothing listens on (bound, then closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    (port,) = free_ports()
     yield port
 
 

@@ -16,7 +16,7 @@ from tests.support import httpget
 from tests.support.cli import ALPHA, BETA, on_a_terminal
 from tests.support.files import flip_byte
 from tests.support.fixtures import Cli, MakeVenv
-from tests.support.fixtures import installed_versions as installed_in
+from tests.support.venvs import installed_versions as installed_in
 from tests.support.wheelhouses import make_wheelhouse
 
 # The console script that `pip install` put beside the interpreter running the tests.

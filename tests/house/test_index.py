@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.capabilities import find_uv
 from tests.support.files import sha256_of as sha256
-from tests.support.fixtures import installed_versions as _installed
+from tests.support.venvs import installed_versions as _installed
 from tests.support.wheelhouses import manifest_of, record_of, sample_wheelhouse
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run

@@ -21,7 +21,7 @@ import wheelhouse.install.hermetic as install_module
 from tests.support.capabilities import missing
 from tests.support.dists import vendor_dist_info
 from tests.support.files import flip_byte
-from tests.support.fixtures import installed_versions as versions
+from tests.support.venvs import installed_versions as versions
 from tests.support.wheelhouses import make_wheelhouse
 from wheelhouse._base.targets import parse_target
 from wheelhouse.errors import (

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.support.capabilities import find_uv
-from tests.support.fixtures import installed_versions as _installed
 from tests.support.nginx import Nginx, docs_block, require_nginx
+from tests.support.venvs import installed_versions as _installed
 from tests.support.wheelhouses import sample_wheelhouse
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run

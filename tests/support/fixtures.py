@@ -1,11 +1,10 @@
 """The types behind the root conftest's fixtures, the environment isolation every test gets,
-what a test asks of a venv, and a real wheelhouse built once for a module's fixtures."""
+and a real wheelhouse built once for a module's fixtures."""
 
 from __future__ import annotations
 
 import functools
 import http.client
-import json
 import os
 import shutil
 import ssl
@@ -17,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from packaging.utils import canonicalize_name
 
 from tests.support.dists import DistFactory
 from tests.support.server import IndexServer
@@ -79,30 +77,6 @@ def _host_ca_bundle() -> str | None:
 MakeVenv = Callable[..., Path]
 
 
-def installed_versions(python: Path) -> dict[str, str]:
-    """Every distribution in ``python``'s environment but the venv's own pip and setuptools,
-    normalized name -> version, read by that interpreter (isolated, offline)."""
-    code = (
-        "import importlib.metadata as m, json, sys\n"
-        "json.dump({d.metadata['Name']: d.version for d in m.distributions()}, sys.stdout)"
-    )
-    proc = subprocess.run(
-        [str(python), "-I", "-c", code],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    found: dict[str, str] = json.loads(proc.stdout)
-    return {
-        canonicalize_name(name): version
-        for name, version in found.items()
-        if canonicalize_name(name) not in {"pip", "setuptools"}
-    }
-
-
 RunPip = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
@@ -136,12 +110,6 @@ def _pypi_unreachable() -> str | None:
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
         return f"{PYPI_PROBE_URL} not reachable within {PYPI_PROBE_TIMEOUT:g} s: {exc}"
     return None
-
-
-def _venv_python(venv: Path) -> Path:
-    if sys.platform == "win32":
-        return venv / "Scripts" / "python.exe"
-    return venv / "bin" / "python"
 
 
 @functools.cache

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tests.support.capabilities import missing
 from tests.support.httpget import Response, get
+from tests.support.process import free_ports
 
 __all__ = ["Nginx", "docs_block", "find_nginx"]
 
@@ -32,19 +33,13 @@ def docs_block(doc: str, index: int = 0) -> str:
     return blocks[index]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Nginx:
     """nginx in the foreground with its prefix (pid, logs, temp dirs) under ``prefix``."""
 
     def __init__(self, binary: str, prefix: Path, http_block: str) -> None:
         self.binary = binary
         self.prefix = prefix
-        self.port = _free_port()
+        (self.port,) = free_ports()
         self.http_block = http_block
         self.process: subprocess.Popen[bytes] | None = None
 

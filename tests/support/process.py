@@ -3,10 +3,12 @@ it (static, proxy or upload index) and what tests ask of it, and waiting for wha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.httpget import Response, get
+
+
+def free_ports(count: int = 1) -> list[int]:
+    """``count`` loopback ports free a moment ago (bound together, then closed): for a server
+    to take, or for a client to find nothing listening on."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def wheelhouse_argv(*args: str | os.PathLike[str]) -> list[str]:

@@ -13,12 +13,12 @@ import pytest
 from tests.support.capabilities import find_uv
 from tests.support.credentials import PASSWORD, USER
 from tests.support.dists import make_sdist, make_wheel
-from tests.support.fixtures import installed_versions
 from tests.support.process import ServeProcess, run_command
 from tests.support.proxy import linked_files
 from tests.support.proxy import page as json_page
 from tests.support.server import IndexServer
 from tests.support.upload import StartServe, twine_upload
+from tests.support.venvs import installed_versions
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 

@@ -16,11 +16,11 @@ import pytest
 from tests.support import httpget
 from tests.support.credentials import PASSWORD, USER
 from tests.support.dists import make_wheel
-from tests.support.fixtures import installed_versions
 from tests.support.httpget import Response
 from tests.support.process import ServeProcess
 from tests.support.server import IndexServer
 from tests.support.upload import StartServe, make_token, twine_upload, users_cli
+from tests.support.venvs import installed_versions
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 
