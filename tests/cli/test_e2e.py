@@ -23,6 +23,7 @@ from tests.support.graph import (
     pinned_hashes,
     wheels_in,
 )
+from tests.support.process import clean_env as scrubbed_env
 from tests.support.process import run_command
 from tests.support.server import IndexServer
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, read_manifest
@@ -33,14 +34,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 # What the graph installs, as import name -> __version__ (winonly's marker is false here).
 GRAPH_MODULES = {"app": "1.0", "lib": "2.0", "srconly": "1.0", "modern": "2.0", "speedup": "1.0"}
-
-
-def scrubbed_env() -> dict[str, str]:
-    """The environment with no pip or uv configuration at all (the network gate sets PIP_CERT)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    return env
 
 
 def run(argv: Sequence[str | os.PathLike[str]]) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,7 @@ import pytest
 from tests.support.capabilities import missing
 from tests.support.dists import DistFactory
 from tests.support.osv import real_members, write_zip
-from tests.support.process import ServeProcess, wait_until
+from tests.support.process import ServeProcess, run_command, wait_until
 from tests.support.provenance import DATA, SDIST, SDIST_SHA256
 from tests.support.proxy import HTML, StartProxy, page, pip_download, proxy_store
 from tests.support.server import IndexServer
@@ -56,11 +56,8 @@ def uv_install(
 ) -> subprocess.CompletedProcess[str]:
     uv = shutil.which("uv")
     assert uv is not None, "uv is a test dependency"
-    return subprocess.run(
-        [uv, "pip", "install", "--python", str(python), "--index-url", proxy.url, "--no-cache",
-         requirement],
-        capture_output=True, text=True, timeout=300, check=False, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    argv = [uv, "pip", "install", "--python", python, "--index-url", proxy.url, "--no-cache"]
+    return run_command([*argv, requirement])
 
 
 # -- the cooldown ---------------------------------------------------------------------------

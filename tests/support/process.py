@@ -30,6 +30,34 @@ def free_ports(count: int = 1) -> list[int]:
         return [int(sock.getsockname()[1]) for sock in sockets]
 
 
+def clean_env(home: Path | None = None, *, cache: Path | None = None) -> dict[str, str]:
+    """``os.environ`` with no pip, uv or other lock tool's configuration: a command run with it
+    reads only what it is given. ``cache`` moves the XDG cache; with ``home``, HOME, the XDG
+    folders and uv's cache are under it and no venv is active."""
+    tools = ("PIP_", "UV_", "POETRY_", "PDM_", "PIPENV_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(tools)}
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+        UV_NO_CONFIG="1",
+    )
+    if cache is not None:
+        env["XDG_CACHE_HOME"] = str(cache)
+    if home is not None:
+        env = {k: v for k, v in env.items() if not k.startswith("VIRTUAL_ENV")}
+        env.update(
+            HOME=str(home),
+            XDG_CACHE_HOME=str(home / "cache"),
+            XDG_CONFIG_HOME=str(home / "config"),
+            XDG_DATA_HOME=str(home / "data"),
+            UV_CACHE_DIR=str(home / "uv-cache"),
+            UV_PYTHON_DOWNLOADS="never",
+            NO_COLOR="1",
+        )
+    return env
+
+
 def wheelhouse_argv(*args: str | os.PathLike[str]) -> list[str]:
     """The installed command, the way a user runs it: ``python -m wheelhouse ARGS``."""
     return [sys.executable, "-m", "wheelhouse", *(str(arg) for arg in args)]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from tests.support.process import ServeProcess
+from tests.support.process import ServeProcess, run_command
 
 StartProxy = Callable[..., ServeProcess]
 
@@ -72,9 +72,7 @@ def pip_download(
         "--disable-pip-version-check",
     ]
     argv += ["--index-url", proxy.url, "-d", str(dest), *extra, *requirements]
-    return subprocess.run(
-        argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, check=False
-    )
+    return run_command(argv)
 
 
 def page(proxy: ServeProcess, project: str) -> dict[str, Any]:
