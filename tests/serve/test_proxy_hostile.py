@@ -26,7 +26,7 @@ import pytest
 from tests.support.dists import DistFactory, make_wheel
 from tests.support.hostile import json_page
 from tests.support.loopback import Script, ScriptedServer, serving, whole
-from tests.support.process import ServeProcess
+from tests.support.process import ServeProcess, wait_until
 from tests.support.proxy import (
     JSON,
     StartProxy,
@@ -34,7 +34,6 @@ from tests.support.proxy import (
     page,
     pip_download,
     stored_files,
-    wait_until,
 )
 from tests.support.server import IndexServer
 

@@ -4,11 +4,8 @@ never to another port of its host, by a link or by a redirect."""
 from __future__ import annotations
 
 from tests.support.credentials import basic
-from tests.support.hostile import (
-    JSON,
-    json_page,
-    serve,
-)
+from tests.support.hostile import json_page, serve
+from tests.support.proxy import JSON
 from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings

@@ -28,10 +28,11 @@ def get(
     *,
     redirects: bool = True,
     timeout: float = 30.0,
+    check: bool = False,
     **headers: str,
 ) -> Response:
-    """GET ``url`` (with ``Accept: accept`` and ``headers``); an error status is an answer too.
-    Without ``redirects``, a 3xx is answered as it is."""
+    """GET ``url`` (with ``Accept: accept`` and ``headers``); an error status is an answer too,
+    or with ``check`` raises urllib's HTTPError. Without ``redirects``, a 3xx is the answer."""
     if accept is not None:
         headers["Accept"] = accept
     request = urllib.request.Request(url, headers=headers)
@@ -44,5 +45,7 @@ def get(
                 response.status, HTTPHeaderDict(response.headers.items()), response.read()
             )
     except urllib.error.HTTPError as exc:
+        if check:
+            raise
         status, found, data = exc.code, exc.headers, exc.read()
     return Response(status, HTTPHeaderDict(found.items()), data)

@@ -1,4 +1,5 @@
-"""A `wheelhouse serve --upstream` process run as users run it, and what tests ask of it."""
+"""What tests ask of a `wheelhouse serve --upstream` proxy (a ServeProcess): its pages, its
+store, pip through it; and the Simple API's media types."""
 
 from __future__ import annotations
 

@@ -63,8 +63,8 @@ def published(tmp_path: Path, private: ServeProcess) -> ServeProcess:
 
 
 def _get(url: str) -> tuple[int, HTTPHeaderDict, str]:
-    """``url``'s status, headers and text."""
-    status, headers, body = get(url)
+    """``url``'s status, headers and text (an error status raises HTTPError)."""
+    status, headers, body = get(url, check=True)
     return status, headers, body.decode()
 
 
