@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -16,23 +15,24 @@ from typing import Any
 import pytest
 
 from tests.support.httpget import get
-from tests.support.provenance import DATA, SDIST, SDIST_SHA256, TRUST_ROOT
+from tests.support.provenance import (
+    DATA,
+    PROVENANCE,
+    SDIST,
+    SDIST_SHA256,
+    TRUST_ROOT,
+    attested_index,
+)
 from tests.support.server import IndexServer
 from wheelhouse.errors import ExitCode
 
-PROVENANCE = (DATA / f"{SDIST}.provenance").read_bytes()
 PROJECT = "pypi-attestations"
 
 
 @pytest.fixture
 def index(tmp_path: Path) -> Iterator[IndexServer]:
     """A JSON index listing the real sdist, its provenance at its integrity URL."""
-    root = tmp_path / "upstream"
-    root.mkdir()
-    shutil.copyfile(DATA / SDIST, root / SDIST)
-    with IndexServer(root) as server:
-        server.json_pages = True
-        server.provenance[SDIST] = PROVENANCE
+    with attested_index(tmp_path / "upstream") as server:
         yield server
 
 

@@ -27,6 +27,7 @@ from tests.support.proxy import (
     page,
     pip_download,
     proxy_store,
+    raw_get,
     stored_files,
 )
 from tests.support.server import IndexServer
@@ -120,15 +121,7 @@ def test_negotiation_redirects_and_endpoints(
 
 
 def proxy_get_with(proxy: ServeProcess, path: str, headers: dict[str, str]) -> tuple[int, Any, Any]:
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(proxy.base + path.lstrip("/"), headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers, exc.read()
+    return proxy.get(path, **headers)
 
 
 # -- real clients -----------------------------------------------------------------------------
@@ -275,20 +268,7 @@ def test_wrong_upstream_bytes_abort_the_response_and_cache_nothing(
 
 
 def fetch_raw(proxy: ServeProcess, project: str, url: str) -> tuple[str, bytes]:
-    import http.client
-
-    parts = urlsplit(proxy.base)
-    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
-    path = urlsplit(urljoin(f"/simple/{project}/", url)).path
-    conn.request("GET", path)
-    response = conn.getresponse()
-    try:
-        body = response.read()
-    except http.client.IncompleteRead as exc:
-        return "incomplete", exc.partial
-    finally:
-        conn.close()
-    return str(response.status), body
+    return raw_get(proxy, urlsplit(urljoin(f"/simple/{project}/", url)).path, 30)
 
 
 def test_restart_with_a_warm_store_and_offline(

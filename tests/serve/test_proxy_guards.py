@@ -21,7 +21,7 @@ from tests.support.capabilities import missing
 from tests.support.dists import DistFactory
 from tests.support.osv import real_members, write_zip
 from tests.support.process import ServeProcess, run_command, wait_until
-from tests.support.provenance import DATA, SDIST, SDIST_SHA256
+from tests.support.provenance import DATA, PROVENANCE, SDIST, SDIST_SHA256, attested_index
 from tests.support.proxy import HTML, StartProxy, page, pip_download, proxy_store
 from tests.support.server import IndexServer
 from tests.support.server import ago as _ago
@@ -32,7 +32,6 @@ from wheelhouse.simple import PageFile
 
 OLD = "alpha-1.0-py3-none-any.whl"
 NEW = "alpha-2.0-py3-none-any.whl"
-PROVENANCE = (DATA / f"{SDIST}.provenance").read_bytes()
 
 
 @pytest.fixture
@@ -267,13 +266,8 @@ def test_an_archived_status_is_passed_through_with_its_files(
 @pytest.fixture
 def attested(tmp_path: Path) -> Any:
     """A JSON index listing the real pypi-attestations sdist, its real provenance at its
-    integrity URL; and the sdist of another project without provenance."""
-    root = tmp_path / "attested"
-    root.mkdir()
-    shutil.copyfile(DATA / SDIST, root / SDIST)
-    with IndexServer(root) as server:
-        server.json_pages = True
-        server.provenance[SDIST] = PROVENANCE
+    integrity URL."""
+    with attested_index(tmp_path / "attested") as server:
         yield server
 
 

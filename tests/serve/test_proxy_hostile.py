@@ -6,7 +6,6 @@ loopback upstreams and looks only at what clients and upstreams see."""
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import re
 import signal
@@ -33,6 +32,7 @@ from tests.support.proxy import (
     _big_wheel,
     page,
     pip_download,
+    raw_get,
     stored_files,
 )
 from tests.support.server import IndexServer
@@ -64,35 +64,6 @@ def wheel_item(path: Path, **extra: Any) -> dict[str, Any]:
 
 
 # -- clients ------------------------------------------------------------------------------------
-
-
-class _Http10(http.client.HTTPConnection):
-    _http_vsn = 10
-    _http_vsn_str = "HTTP/1.0"
-
-
-def raw_get(
-    proxy: ServeProcess, path: str, timeout: float = 60, *, http10: bool = False
-) -> tuple[str, bytes]:
-    """``(status, body)`` as a client that checks framing sees it: "incomplete" when the
-    connection ended before the body did (Content-Length or chunked framing). An HTTP/1.0
-    client has no chunked framing: without a Content-Length, the end of the connection is the
-    end of the body, so a cut-off body looks complete to it."""
-    parts = urlsplit(proxy.base)
-    kind = _Http10 if http10 else http.client.HTTPConnection
-    conn = kind(parts.hostname or "", parts.port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        try:
-            body = response.read()
-        except http.client.IncompleteRead as exc:
-            return "incomplete", exc.partial
-        return str(response.status), body
-    except (ConnectionError, http.client.RemoteDisconnected) as exc:
-        return "broken", str(exc).encode()
-    finally:
-        conn.close()
 
 
 def timed_get(

@@ -157,10 +157,10 @@ class ServeProcess:
     def open_fds(self) -> int:
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
-    def get(self, path: str, accept: str | None = None) -> Response:
+    def get(self, path: str, accept: str | None = None, **headers: str) -> Response:
         # A page's file URLs are absolute (by the Host asked): taken as they are.
         absolute = path.startswith(("http://", "https://"))
-        return get(path if absolute else self.base + path.lstrip("/"), accept)
+        return get(path if absolute else self.base + path.lstrip("/"), accept, **headers)
 
     def stats(self) -> dict[str, Any]:
         status, _, body = self.get("/-/stats")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
+
+from tests.support.server import IndexServer
 
 DATA = Path(__file__).parents[1] / "provenance" / "data"
 
@@ -19,6 +22,21 @@ GITLAB_SDIST = "gitlab_oidc_project-0.0.3.tar.gz"
 
 
 TRUST_ROOT = DATA / "trusted_root.json"
+
+
+# The real provenance of SDIST, as PyPI's integrity API serves it.
+PROVENANCE = (DATA / f"{SDIST}.provenance").read_bytes()
+
+
+def attested_index(root: Path) -> IndexServer:
+    """A JSON index (not started) listing the real SDIST, its real provenance at its
+    integrity URL."""
+    root.mkdir()
+    shutil.copyfile(DATA / SDIST, root / SDIST)
+    server = IndexServer(root)
+    server.json_pages = True
+    server.provenance[SDIST] = PROVENANCE
+    return server
 
 
 def gitlab_provenance() -> bytes:

@@ -4,6 +4,7 @@ store, pip through it; and the Simple API's media types."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import subprocess
@@ -82,6 +83,35 @@ def page(proxy: ServeProcess, project: str) -> dict[str, Any]:
     assert headers["content-type"] == JSON
     data: dict[str, Any] = json.loads(body)
     return data
+
+
+class _Http10(http.client.HTTPConnection):
+    _http_vsn = 10
+    _http_vsn_str = "HTTP/1.0"
+
+
+def raw_get(
+    proxy: ServeProcess, path: str, timeout: float = 60, *, http10: bool = False
+) -> tuple[str, bytes]:
+    """``(status, body)`` as a client that checks framing sees it: "incomplete" when the
+    connection ended before the body did (Content-Length or chunked framing). An HTTP/1.0
+    client has no chunked framing: without a Content-Length, the end of the connection is the
+    end of the body, so a cut-off body looks complete to it."""
+    parts = urlsplit(proxy.base)
+    kind = _Http10 if http10 else http.client.HTTPConnection
+    conn = kind(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        try:
+            body = response.read()
+        except http.client.IncompleteRead as exc:
+            return "incomplete", exc.partial
+        return str(response.status), body
+    except (ConnectionError, http.client.RemoteDisconnected) as exc:
+        return "broken", str(exc).encode()
+    finally:
+        conn.close()
 
 
 def stored_files(store: Path) -> list[Path]:
