@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.process import clean_env
 from wheelhouse.house.manifest import BuiltFrom, FileRecord, read_manifest
 from wheelhouse.install.hermetic import find_uv
 
@@ -126,13 +127,7 @@ def online_env(scratch: Path, pip_cache: Path) -> dict[str, str]:
 
 def scrubbed_env(scratch: Path) -> dict[str, str]:
     """No pip or uv configuration at all: what an offline install (and the scale run) uses."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["UV_NO_CONFIG"] = "1"
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    env["PIP_NO_INPUT"] = "1"
-    env["XDG_CACHE_HOME"] = str(scratch / "xdg-cache")
-    return env
+    return clean_env(cache=scratch / "xdg-cache")
 
 
 class Scratch:
@@ -195,12 +190,6 @@ def _direct_uv_env(work: Path) -> dict[str, str]:
     if env.get("PIP_CERT"):
         env["SSL_CERT_FILE"] = env["PIP_CERT"]
     return env
-
-
-def _uv_venv(work: Path) -> Path:
-    uv = str(find_uv())
-    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(work / "venv")], check=True)
-    return work / "venv" / "bin" / "python"
 
 
 def _uv_install(python: Path, requirements: Path, index: str) -> list[str]:

@@ -22,19 +22,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.cases.proxy import ProxyServer
+from benchmarks.cases.proxy import start_proxy
 from benchmarks.harness import HERE, PIP, PYPI_SIMPLE, _direct_env, online_env, scrubbed_env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.process import ServeProcess, free_ports
 
 
 class Proxpi:
     def __init__(self, venv: Path, cache: Path, clients: int, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        (self.port,) = free_ports()
         env = dict(env)
         env["PROXPI_INDEX_URL"] = PYPI_SIMPLE
         env["PROXPI_CACHE_DIR"] = str(cache)
@@ -100,9 +95,9 @@ def main() -> int:
             for side in order:
                 work = root / f"{side}-{r}"
                 work.mkdir()
-                server: ProxyServer | Proxpi
+                server: ServeProcess | Proxpi
                 if side == "wheelhouse":
-                    server = ProxyServer(PYPI_SIMPLE, work / "store", env)
+                    server = start_proxy(PYPI_SIMPLE, work / "store", env)
                 else:
                     server = Proxpi(args.proxpi, work / "cache", args.clients, _direct_env(work))
                 try:

@@ -25,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.provenance import DATA, SDIST, TRUST_ROOT, write_wheelhouse
+from tests.support.provenance import DATA, SDIST, TRUST_ROOT
+from tests.support.wheelhouses import make_wheelhouse, write_manifest
 from wheelhouse.house.manifest import read_manifest
 from wheelhouse.provenance.policy import ProvenancePolicy
 from wheelhouse.provenance.trustroot import read_trust_root
@@ -37,7 +38,7 @@ N = 100
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         house = Path(tmp) / "house"
-        write_wheelhouse(house, [DATA / SDIST])
+        make_wheelhouse(house, [DATA / SDIST], writes=[write_manifest])
         shutil.copyfile(DATA / f"{SDIST}.provenance", house / f"{SDIST}.provenance")
         (house / "sigstore").mkdir()
         shutil.copyfile(TRUST_ROOT, house / "sigstore" / "trusted_root.json")

@@ -32,6 +32,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.support.process import ServeProcess
+from tests.support.upload import users_cli
+
 USER, PASSWORD = "bench", "bench-password-not-secret"
 MB = 1024 * 1024
 WORDS = [
@@ -90,51 +93,19 @@ def make_wheel(
     return path
 
 
-class Server:
-    """`wheelhouse serve DIR --upload --users FILE --port 0` in a subprocess."""
-
-    def __init__(self, directory: Path, users: Path) -> None:
-        argv = [sys.executable, "-m", "wheelhouse", "serve", str(directory), "--upload"]
-        self.proc = subprocess.Popen(
-            [*argv, "--users", str(users), "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            if line.endswith("(Ctrl-C to stop)\n"):
-                self.url = line.split(" at ")[-1].split()[0]  # .../simple/
-                break
-        else:
-            raise SystemExit(f"the server did not start (exit {self.proc.wait()})")
-        threading.Thread(target=self.proc.stderr.read, daemon=True).start()  # drained
-        self.base = self.url.removesuffix("simple/")
-        self.port = int(self.url.split(":")[2].split("/")[0])
-
-    @property
-    def rss(self) -> int:
-        return _rss(self.proc.pid)
-
-    def get(self, path: str, connection: http.client.HTTPConnection | None = None) -> bytes:
-        conn = connection or http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise SystemExit(f"GET {path}: {response.status} {body[:200]!r}")
-        if connection is None:
-            conn.close()
-        return body
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+def _fetch(
+    server: ServeProcess, path: str, connection: http.client.HTTPConnection | None = None
+) -> bytes:
+    """``path``'s body (on ``connection``, kept open, when given); anything but 200 ends the run."""
+    conn = connection or http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = response.read()
+    if response.status != 200:
+        raise SystemExit(f"GET {path}: {response.status} {body[:200]!r}")
+    if connection is None:
+        conn.close()
+    return body
 
 
 class Sink:
@@ -182,23 +153,9 @@ class Sink:
 
 def _users(directory: Path) -> Path:
     path = directory / "users.htpasswd"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wheelhouse",
-            "users",
-            "add",
-            USER,
-            "--users",
-            str(path),
-            "--password-stdin",
-        ],
-        input=PASSWORD + "\n",
-        text=True,
-        capture_output=True,
-        check=True,
-    )
+    users_cli(
+        "add", USER, "--users", path, "--password-stdin", stdin=PASSWORD + "\n"
+    ).check_returncode()
     return path
 
 
@@ -211,7 +168,7 @@ def _twine_env() -> dict[str, str]:
     }
 
 
-def twine_upload(server: Server | Sink, path: Path) -> tuple[int, float, str]:
+def twine_upload(server: ServeProcess | Sink, path: Path) -> tuple[int, float, str]:
     """(exit code, seconds, output) of one `twine upload` of ``path``."""
     argv = [sys.executable, "-m", "twine", "upload", "--non-interactive"]
     argv += ["--disable-progress-bar", "--verbose", "--repository-url", server.base, str(path)]
@@ -222,7 +179,7 @@ def twine_upload(server: Server | Sink, path: Path) -> tuple[int, float, str]:
     return result.returncode, time.perf_counter() - start, result.stdout + result.stderr
 
 
-def curl_upload(server: Server | Sink, path: Path) -> tuple[int, float]:
+def curl_upload(server: ServeProcess | Sink, path: Path) -> tuple[int, float]:
     """(HTTP status, seconds) of curl posting twine's form for ``path`` (file streamed)."""
     name, version = path.name.split("-")[:2]
     fields = {
@@ -244,7 +201,7 @@ def curl_upload(server: Server | Sink, path: Path) -> tuple[int, float]:
     return int(out[0]), float(out[1])
 
 
-def _names_on_page(server: Server, project: str) -> set[str]:
+def _names_on_page(server: ServeProcess, project: str) -> set[str]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     conn.request(
         "GET", f"/simple/{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
@@ -263,7 +220,7 @@ def bench_concurrent(scratch: Path, users: Path, log: Callable[[str], None]) -> 
     dists.mkdir()
     wheels = [make_wheel(dists, f"team-{i:02d}", "1.0", f"package {i}") for i in range(20)]
     twice = make_wheel(dists, "team-twice", "1.0", "uploaded twice at once")
-    server = Server(scratch / "index", users)
+    server = ServeProcess([str(scratch / "index"), "--upload", "--users", str(users)])
     try:
         start = time.perf_counter()
         with ThreadPoolExecutor(20) as pool:
@@ -273,7 +230,7 @@ def bench_concurrent(scratch: Path, users: Path, log: Callable[[str], None]) -> 
         shown = sum(
             1 for i, w in enumerate(wheels) if w.name in _names_on_page(server, f"team-{i:02d}")
         )
-        browse = server.get("/").decode()
+        browse = _fetch(server, "/").decode()
         browsed = sum(1 for i in range(20) if f"/-/project/team-{i:02d}/" in browse)
         with ThreadPoolExecutor(2) as pool:
             pair = list(pool.map(lambda w: twine_upload(server, w), [twice, twice]))
@@ -309,24 +266,24 @@ def bench_big_upload(
     that discards it, which is what the client alone costs."""
     dists = scratch / "big"
     dists.mkdir()
-    server = Server(scratch / "big-index", users)
+    server = ServeProcess([str(scratch / "big-index"), "--upload", "--users", str(users)])
     sink = Sink()
     seconds: dict[str, list[float]] = {"twine": [], "curl": [], "twine_sink": [], "curl_sink": []}
     growth: list[int] = []
     try:
-        server.get("/")  # the app and its imports are loaded before the baseline
+        _fetch(server, "/")  # the app and its imports are loaded before the baseline
         for number in range(rounds):
             for client in ("twine", "curl") if number % 2 == 0 else ("curl", "twine"):
                 payload = random.randbytes(size)
                 version = f"1.{number}.{client == 'curl':d}"
                 wheel = make_wheel(dists, "team-big", version, "", payload)
-                before = server.rss
+                before = _rss(server.proc.pid)
                 peak = [before]
                 done = threading.Event()
 
                 def sample(peak: list[int] = peak, done: threading.Event = done) -> None:
                     while not done.wait(0.01):
-                        peak[0] = max(peak[0], server.rss)
+                        peak[0] = max(peak[0], _rss(server.proc.pid))
 
                 sampler = threading.Thread(target=sample)
                 sampler.start()
@@ -335,7 +292,7 @@ def bench_big_upload(
                 finally:
                     done.set()
                     sampler.join()
-                growth.append(max(peak[0], server.rss) - before)
+                growth.append(max(peak[0], _rss(server.proc.pid)) - before)
                 seconds[f"{client}_sink"].append(_send(client, sink, wheel))
                 wheel.unlink()
     finally:
@@ -373,7 +330,7 @@ def bench_big_upload(
     return result
 
 
-def _send(client: str, server: Server | Sink, wheel: Path) -> float:
+def _send(client: str, server: ServeProcess | Sink, wheel: Path) -> float:
     if client == "twine":
         code, took, out = twine_upload(server, wheel)
         if code != 0:
@@ -445,14 +402,14 @@ def bench_pages(
     start = time.perf_counter()
     names = seed(root, projects)
     log(f"seeded {projects} projects in {time.perf_counter() - start:.1f} s")
-    server = Server(root, users)
+    server = ServeProcess([str(root), "--upload", "--users", str(users)])
     rng = random.Random(7)
     timings: dict[str, list[float]] = {"project": [], "search": [], "simple": []}
     try:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
         for _ in range(5):  # warm: imports, the first renderings
-            server.get(f"/-/project/{names[0]}/", conn)
-            server.get("/?q=http", conn)
+            _fetch(server, f"/-/project/{names[0]}/", conn)
+            _fetch(server, "/?q=http", conn)
         for _ in range(requests):
             name = rng.choice(names)
             for case, path in (
@@ -461,12 +418,12 @@ def bench_pages(
                 ("simple", f"/simple/{name}/"),
             ):
                 took = time.perf_counter()
-                body = server.get(path, conn)
+                body = _fetch(server, path, conn)
                 timings[case].append(time.perf_counter() - took)
                 if case == "project" and name.encode() not in body:
                     raise SystemExit(f"the page of {name} does not name it")
         conn.close()
-        rss = server.rss
+        rss = _rss(server.proc.pid)
         # One more upload into the big store: the pages of that project and the root only.
         wheel = make_wheel(scratch, "late-arrival", "1.0", "uploaded last")
         code, upload_s, out = twine_upload(server, wheel)

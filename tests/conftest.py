@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import urllib3
 
+from tests.support import venvs
 from tests.support.capabilities import missing
 from tests.support.dists import DistFactory
 from tests.support.fixtures import (
@@ -23,7 +25,6 @@ from tests.support.fixtures import (
     _host_ca_bundle,
     _pypi_unreachable,
     _unshare_prefix,
-    _venv_python,
     isolate_environment,
 )
 from tests.support.s3 import S3Server, find_weed
@@ -79,6 +80,14 @@ def index_server(dists: DistFactory) -> Iterator[IndexServer]:
         yield server
 
 
+@pytest.fixture
+def other_port(tmp_path: Path) -> Iterator[IndexServer]:
+    """A second index on the same host (127.0.0.1), on another port: another origin."""
+    (tmp_path / "other").mkdir()
+    with IndexServer(tmp_path / "other") as server:
+        yield server
+
+
 # -- virtual environments and pip ------------------------------------------------------------
 
 
@@ -91,13 +100,10 @@ def make_venv(tmp_path: Path) -> MakeVenv:
 
     def make(name: str = "venv", *, with_pip: bool = True) -> Path:
         venv = tmp_path / name
-        argv = [sys.executable, "-m", "venv", *([] if with_pip else ["--without-pip"]), str(venv)]
-        proc = subprocess.run(
-            argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, check=False
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"cannot create venv {venv}:\n{proc.stdout}{proc.stderr}", pytrace=False)
-        return _venv_python(venv)
+        try:
+            return venvs.make_venv(venv, with_pip=with_pip)
+        except subprocess.CalledProcessError as exc:
+            pytest.fail(f"cannot create venv {venv}:\n{exc.stdout}{exc.stderr}", pytrace=False)
 
     return make
 
@@ -120,6 +126,14 @@ def run_newest_pip() -> RunPip:
         )
 
     return run
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The retry policy's back-off sleeps (urllib3's Retry), recorded instead of slept."""
+    recorded: list[float] = []
+    monkeypatch.setattr(urllib3.util.retry.time, "sleep", recorded.append)
+    return recorded
 
 
 # -- offline ---------------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
+
+from tests.support.process import run_command
 
 REPO = Path(__file__).resolve().parents[1]
 SUPPORT = "tests.support"
@@ -71,3 +74,39 @@ def test_the_checker_sees_each_way_of_importing_a_test_module() -> None:
         ".conftest",
         "tests.house.test_merge",
     ]
+
+
+def _helpers(path: Path) -> list[str]:
+    """The functions and classes ``path`` defines at its top level."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
+
+
+def test_the_support_package_defines_each_helper_once() -> None:
+    where: dict[str, list[str]] = {}
+    for path in _python_files("tests/support"):
+        for name in _helpers(path):
+            if not name.startswith("_"):
+                where.setdefault(name, []).append(path.name)
+    assert {name: files for name, files in where.items() if len(files) > 1} == {}
+
+
+def test_benchmarks_import_the_support_package_without_pytest_or_a_path_edit() -> None:
+    """`nox -s bench` installs no pytest: what the benchmarks import of tests/support must not
+    need it; and they find the package as a package, not by editing ``sys.path``."""
+    modules = sorted(
+        ".".join(path.relative_to(REPO).with_suffix("").parts)
+        for path in _python_files("benchmarks")
+        if path.name != "__main__.py"
+    )
+    code = "import importlib, sys\nsys.modules['pytest'] = None\n" + "".join(
+        f"importlib.import_module({module!r})\n" for module in modules
+    )
+    proc = run_command([sys.executable, "-c", code], cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for path in _python_files("benchmarks"):
+        assert "sys.path" not in path.read_text(encoding="utf-8"), path

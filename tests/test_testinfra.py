@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
-import http.client
 import io
 import os
 import re
@@ -24,6 +24,7 @@ from packaging.version import Version
 from pytest_socket import SocketConnectBlockedError
 
 from tests.support.dists import BUILD_FAILURE_LINE, DistFactory, make_sdist, make_wheel
+from tests.support.files import sha256_of as _sha256
 from tests.support.fixtures import (
     PYPI_PROBE_URL,
     Cli,
@@ -33,23 +34,11 @@ from tests.support.fixtures import (
     _host_ca_bundle,
     isolate_environment,
 )
+from tests.support.httpget import get
 from tests.support.server import IndexServer
 
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _get(url: str) -> tuple[int, dict[str, str], bytes]:
-    """One raw request (no redirects followed), through http.client."""
-    parts = urllib.request.urlparse(url)
-    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
-    try:
-        conn.request("GET", parts.path)
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
+# One raw request: no redirect followed.
+_get = functools.partial(get, redirects=False)
 
 
 def _anchors(page: bytes) -> dict[str, tuple[str, str | None]]:

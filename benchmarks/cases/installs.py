@@ -16,6 +16,7 @@ from benchmarks.harness import (
     timed,
 )
 from benchmarks.report import Case
+from tests.support.venvs import make_venv
 from wheelhouse.install.hermetic import find_uv
 
 TARGET_INSTALL = 1.05
@@ -71,9 +72,7 @@ def bench_installs(
         )
 
         def venv(work: Path, installer: str = installer) -> Path:
-            flags = [] if installer == "pip" else ["--without-pip"]
-            subprocess.run([sys.executable, "-m", "venv", *flags, str(work / "venv")], check=True)
-            return work / "venv" / "bin" / "python"
+            return make_venv(work / "venv", with_pip=installer == "pip")
 
         def ours_run(r: int, case: Case = case, installer: str = installer) -> None:
             work = scratch.new(f"install-wh-{installer}")

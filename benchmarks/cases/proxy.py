@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -15,20 +14,20 @@ from typing import Any
 from benchmarks.harness import (
     PIP,
     PYPI_SIMPLE,
-    WHEELHOUSE,
     BenchError,
     Scratch,
     _direct_env,
     _direct_uv_env,
     _tree_rss,
     _uv_install,
-    _uv_venv,
     alternate,
     online_env,
     scrubbed_env,
     timed,
 )
 from benchmarks.report import Case
+from tests.support.process import ServeProcess
+from tests.support.venvs import make_venv
 
 # Targets from issue 11, as proxy / pip straight from the index.
 TARGET_PROXY_COLD = 1.5
@@ -54,59 +53,11 @@ PROXY_CLIENTS = 20
 PROXY_RSS_LIMIT = 100 * 2**20
 
 
-class ProxyServer:
-    """`wheelhouse serve --upstream INDEX --store STORE --port 0` in a subprocess."""
-
-    def __init__(
-        self, upstream: str, store: Path | str, env: Mapping[str, str], *extra: str
-    ) -> None:
-        argv = [*WHEELHOUSE, "serve", "--upstream", upstream, "--store", str(store), *extra]
-        self.proc = subprocess.Popen(
-            [*argv, "--port", "0"],
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-        )
-        self.lines: list[str] = []
-        self.url = ""
-        ready = threading.Event()
-
-        def read() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.lines.append(line.rstrip("\n"))
-                if line.startswith("proxying at "):
-                    self.url = line.split()[2]
-                    ready.set()
-            ready.set()
-
-        self._reader = threading.Thread(target=read, daemon=True)
-        self._reader.start()
-        if not ready.wait(60) or not self.url:
-            self.stop()
-            raise BenchError("the proxy did not start:\n" + "\n".join(self.lines[-20:]))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-
-    def stats(self) -> dict[str, Any]:
-        import urllib.request
-
-        with urllib.request.urlopen(self.url.removesuffix("simple/") + "-/stats") as response:
-            data: dict[str, Any] = json.loads(response.read())
-        return data
+def start_proxy(
+    upstream: str, store: Path | str, env: Mapping[str, str], *extra: str
+) -> ServeProcess:
+    """`wheelhouse serve --upstream UPSTREAM --store STORE` in a subprocess (tests' own)."""
+    return ServeProcess(["--upstream", upstream, "--store", str(store), *extra], env=dict(env))
 
 
 def _top_level(requirements: Path) -> list[str]:
@@ -138,16 +89,12 @@ def bench_proxy(
     cold = Case("proxy cold", label, proxy_cmd + " (empty store)", direct_cmd, TARGET_PROXY_COLD)
     warm = Case("proxy warm", label, proxy_cmd + " (warm store)", direct_cmd, TARGET_PROXY_WARM)
 
-    def venv(work: Path) -> Path:
-        subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
-        return work / "venv" / "bin" / "python"
-
     # pip's own CPU seconds per run, by side: what no index or proxy can take off its time.
     cpu: dict[str, list[float]] = {"proxy warm": [], "direct": []}
 
     def direct(r: int, case: Case) -> None:
         work = scratch.new("proxy-direct")
-        python = venv(work)
+        python = make_venv(work / "venv")
         argv = [str(python), "-m", "pip", *install, "--index-url", PYPI_SIMPLE]
         run = timed(argv, _direct_env(work), cwd=work)
         case.baseline.append(run.seconds)
@@ -160,8 +107,8 @@ def bench_proxy(
 
     def through(r: int, case: Case, store: Path) -> None:
         work = scratch.new("proxy-client")
-        python = venv(work)
-        server = ProxyServer(PYPI_SIMPLE, store, online)
+        python = make_venv(work / "venv")
+        server = start_proxy(PYPI_SIMPLE, store, online)
         try:
             argv = [str(python), "-m", "pip", *install, "--index-url", server.url]
             run = timed(argv, scrubbed_env(work), cwd=work)
@@ -203,7 +150,7 @@ def bench_proxy(
         f"pip install --dry-run NAMES (index {PYPI_SIMPLE})",
         TARGET_PROXY_DRY_RUN,
     )
-    server = ProxyServer(PYPI_SIMPLE, warm_store, online)
+    server = start_proxy(PYPI_SIMPLE, warm_store, online)
     try:
         warm_up = scratch.new("proxy-dry-warm")
         timed([*PIP, *dry, "--index-url", server.url], scrubbed_env(warm_up), cwd=warm_up)
@@ -258,15 +205,15 @@ def bench_proxy_cold_uv(requirements: Path, rounds: int, scratch: Scratch, log: 
 
     def direct(r: int) -> None:
         work = scratch.new("proxy-uv-direct")
-        python = _uv_venv(work)
+        python = make_venv(work / "venv", uv=True)
         run = timed(_uv_install(python, requirements, PYPI_SIMPLE), _direct_uv_env(work))
         case.baseline.append(run.seconds)
         log(f"  round {r + 1}: uv straight from the index {run.seconds:6.2f} s")
 
     def through(r: int) -> None:
         work = scratch.new("proxy-uv-client")
-        python = _uv_venv(work)
-        server = ProxyServer(PYPI_SIMPLE, scratch.new("proxy-uv-cold-store"), online)
+        python = make_venv(work / "venv", uv=True)
+        server = start_proxy(PYPI_SIMPLE, scratch.new("proxy-uv-cold-store"), online)
         try:
             run = timed(_uv_install(python, requirements, server.url), scrubbed_env(work))
         finally:
@@ -332,19 +279,18 @@ def bench_proxy_floor(requirements: Path, rounds: int, scratch: Scratch, log: An
         TARGET_PROXY_FLOOR,
     )
 
-    def venv(work: Path) -> Path:
-        subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
-        return work / "venv" / "bin" / "python"
-
-    server = ProxyServer(PYPI_SIMPLE, store, online)
+    server = start_proxy(PYPI_SIMPLE, store, online)
     nginx = None
     try:
         log(f"{label}: warming the proxy (pip, then uv)")
         work = scratch.new("proxy-floor-warm")
-        timed([str(venv(work)), "-m", "pip", *install, "--index-url", server.url],
+        timed([str(make_venv(work / "venv")), "-m", "pip", *install, "--index-url", server.url],
               scrubbed_env(work))  # fmt: skip
         work = scratch.new("proxy-floor-warm-uv")
-        timed(_uv_install(_uv_venv(work), requirements, server.url), scrubbed_env(work))
+        timed(
+            _uv_install(make_venv(work / "venv", uv=True), requirements, server.url),
+            scrubbed_env(work),
+        )
         time.sleep(2)  # pages that gained METADATA hashes are rendered again behind
         (metadata,) = (store / "upstream-metadata").iterdir()  # one upstream list
         tree = scratch.new("proxy-floor-tree")
@@ -369,7 +315,7 @@ def bench_proxy_floor(requirements: Path, rounds: int, scratch: Scratch, log: An
 
         def pip_run(r: int, index: str, into: list[float], what: str) -> None:
             work = scratch.new("proxy-floor-pip")
-            python = venv(work)
+            python = make_venv(work / "venv")
             argv = [str(python), "-m", "pip", *install, "--index-url", index]
             run = timed(argv, scrubbed_env(work), cwd=work)
             into.append(run.seconds)
@@ -377,7 +323,7 @@ def bench_proxy_floor(requirements: Path, rounds: int, scratch: Scratch, log: An
 
         def uv_run(r: int, index: str, into: list[float], what: str) -> None:
             work = scratch.new("proxy-floor-uv")
-            python = _uv_venv(work)
+            python = make_venv(work / "venv", uv=True)
             run = timed(_uv_install(python, requirements, index), scrubbed_env(work), cwd=work)
             into.append(run.seconds)
             log(f"  round {r + 1}: uv through {what} {run.seconds:6.2f} s")
@@ -405,7 +351,7 @@ def _concurrent_clients(
     requirements: Path, scratch: Scratch, online: Mapping[str, str], log: Any
 ) -> dict[str, Any]:
     store = scratch.new("proxy-concurrent-store")
-    server = ProxyServer(PYPI_SIMPLE, store, online)
+    server = start_proxy(PYPI_SIMPLE, store, online)
     peak = 0
     done = threading.Event()
 

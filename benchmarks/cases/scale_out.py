@@ -11,9 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cases.proxy import (
-    ProxyServer,
-)
+from benchmarks.cases.proxy import start_proxy
 from benchmarks.harness import (
     PIP,
     PYPI_SIMPLE,
@@ -23,6 +21,7 @@ from benchmarks.harness import (
     online_env,
     scrubbed_env,
 )
+from tests.support.process import ServeProcess
 from wheelhouse.install.hermetic import find_uv
 
 SCALE_OUT_PROXIES = 3
@@ -55,7 +54,7 @@ def bench_scale_out(requirements: Path, scratch: Scratch, log: Any) -> dict[str,
     uv = str(find_uv())
     log("scale-out: starting SeaweedFS")
     s3 = S3Server(weed, scratch.new("seaweedfs")).start()
-    proxies: list[ProxyServer] = []
+    proxies: list[ServeProcess] = []
     try:
         bucket = s3.create_bucket("scale-out")
         for number in range(SCALE_OUT_PROXIES):
@@ -63,7 +62,7 @@ def bench_scale_out(requirements: Path, scratch: Scratch, log: Any) -> dict[str,
             env["WHEELHOUSE_CACHE_DIR"] = str(scratch.new(f"scale-out-cache{number}"))
             env = {k: v for k, v in env.items() if not k.startswith("AWS_")}  # anonymous
             proxies.append(
-                ProxyServer(PYPI_SIMPLE, f"s3://{bucket}/proxy", env, "--endpoint-url", s3.endpoint)
+                start_proxy(PYPI_SIMPLE, f"s3://{bucket}/proxy", env, "--endpoint-url", s3.endpoint)
             )
         work = scratch.new("scale-out-clients")
 
@@ -120,7 +119,7 @@ def bench_scale_out(requirements: Path, scratch: Scratch, log: Any) -> dict[str,
         log("  a client failed:\n" + err)
     if failures:
         for number, proxy in enumerate(proxies):
-            log(f"  proxy {number}'s log ends:\n" + "\n".join(proxy.lines[-15:]))
+            log(f"  proxy {number}'s log ends:\n" + "".join(proxy.lines[-15:]).rstrip())
     identical = {
         kind: len({d for k, code, _, d, _ in results if k == kind and code == 0}) == 1
         for kind in ("pip", "uv")

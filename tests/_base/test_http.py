@@ -8,7 +8,6 @@ connect; nothing of the client is patched.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 import stat
@@ -16,23 +15,19 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-import urllib3
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from tests.support.credentials import basic
 from tests.support.dists import DistFactory
+from tests.support.files import sha256_of as _sha256
 from tests.support.fixtures import Cli
 from tests.support.server import Answer, IndexServer
-from tests.support.tls import CertAuthority, Proxy, basic
+from tests.support.tls import CertAuthority, Proxy
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched, fetch_all
 from wheelhouse.download.pins import Pin
 from wheelhouse.errors import ExitCode, FetchError, HashMismatchError
-from wheelhouse.house.manifest import Sha256
-
-
-def _sha256(path: Path) -> Sha256:
-    return Sha256(hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def _pin(wheel: Path, url: str) -> Pin:
@@ -82,14 +77,6 @@ def _require(credentials: str, status: int = 401) -> object:
 @pytest.fixture
 def cache(tmp_path: Path) -> Cache:
     return Cache(tmp_path / "cache")
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the retry policy's waits (urllib3's Retry) instead of waiting."""
-    recorded: list[float] = []
-    monkeypatch.setattr(urllib3.util.retry.time, "sleep", recorded.append)
-    return recorded
 
 
 @pytest.fixture(autouse=True)

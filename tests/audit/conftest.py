@@ -8,12 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.dists import DistFactory
-from tests.support.fixtures import isolate_environment
+from tests.support.fixtures import built_wheelhouse
 from tests.support.osv import PINS, real_members, write_zip
-from tests.support.server import IndexServer
-from wheelhouse._base.pip_settings import IndexOptions
-from wheelhouse.pipeline.run import build_wheelhouse
-from wheelhouse.pipeline.settings import BuildSettings
 
 
 @pytest.fixture
@@ -23,26 +19,12 @@ def real_snapshot(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def seeded_house(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("audit-house-seed")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        isolate_environment(monkeypatch, root)
-        factory = DistFactory(root / "dists")
+    def make(dists: DistFactory) -> None:
         for name, version in PINS.items():
-            factory.wheel(name, version)
-        requirements = root / "requirements.txt"
-        requirements.write_text(
-            "".join(f"{name}=={version}\n" for name, version in PINS.items()), encoding="utf-8"
-        )
-        with IndexServer(factory.root) as server:
-            build_wheelhouse(
-                BuildSettings(
-                    requirements=(requirements,),
-                    output=root / "wheelhouse",
-                    index=IndexOptions(index_url=server.url),
-                    jobs=1,
-                )
-            )
-    return root / "wheelhouse"
+            dists.wheel(name, version)
+
+    requirements = "".join(f"{name}=={version}\n" for name, version in PINS.items())
+    return built_wheelhouse(tmp_path_factory.mktemp("audit-house-seed"), requirements, make)
 
 
 @pytest.fixture

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,6 +12,8 @@ import pytest
 
 from tests.support.fixtures import Cli, Offline
 from tests.support.osv import real_members, write_zip
+from tests.support.process import run_command as run
+from tests.support.process import wheelhouse_argv as wheelhouse_cli
 from tests.support.server import IndexServer
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.audit.fetch import fetch_snapshot
@@ -64,16 +63,6 @@ def table_of(stdout: str) -> list[list[str]]:
 
 def place_snapshot(house: Path) -> Path:
     return write_zip(house / "osv" / "PyPI.zip", real_members())
-
-
-def wheelhouse_cli(*args: str | os.PathLike[str]) -> list[str]:
-    return [sys.executable, "-m", "wheelhouse", *map(str, args)]
-
-
-def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, check=False
-    )
 
 
 def test_audit_finds_the_real_advisories_with_no_network(house: Path, offline: Offline) -> None:

@@ -17,15 +17,13 @@ from packaging.markers import default_environment
 from packaging.tags import sys_tags
 
 from tests.support.osv import REAL_RECORDS, real_record
-from wheelhouse import __version__
+from tests.support.wheelhouses import manifest_of
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.manifest import (
     MANIFEST_NAME,
     Downloaded,
     FileRecord,
-    Inputs,
     LockEntry,
-    Manifest,
     Sha256,
     TargetLock,
 )
@@ -76,20 +74,13 @@ def big_wheelhouse(directory: Path) -> None:
         LockEntry(name=n, version=v, filenames=(f"{n}-{v}",))  # type: ignore[arg-type]
         for n, v in pins
     )
-    manifest = Manifest(
-        generator=f"wheelhouse {__version__}",
-        created="2026-12-07T00:00:00Z",
-        inputs=Inputs(files=()),
-        files=tuple(records),
-        locks=(
-            TargetLock(
-                target="host",
-                tags=tuple(str(t) for t in sys_tags())[:3],
-                environment=dict(default_environment()),
-                entries=entries,
-            ),
-        ),
+    lock = TargetLock(
+        target="host",
+        tags=tuple(str(t) for t in sys_tags())[:3],
+        environment=dict(default_environment()),
+        entries=entries,
     )
+    manifest = manifest_of(records, [lock])
     assert len(manifest.files) == FILES
     (directory / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
 

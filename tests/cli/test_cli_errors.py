@@ -6,8 +6,6 @@ import hashlib
 import os
 import re
 import shutil
-import socket
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,58 +14,29 @@ import pytest
 from packaging.requirements import InvalidRequirement, Requirement
 
 from tests.support.dists import BUILD_FAILURE_LINE, DistFactory
-from tests.support.fixtures import Cli, Result, isolate_environment
+from tests.support.files import Entry
+from tests.support.files import entries as snapshot
+from tests.support.fixtures import Cli, Result, built_wheelhouse
+from tests.support.process import free_ports
 from tests.support.server import IndexServer, _corrupted
 from wheelhouse import __version__
-from wheelhouse._base.pip_settings import IndexOptions
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.manifest import MANIFEST_NAME
-from wheelhouse.pipeline.run import build_wheelhouse
-from wheelhouse.pipeline.settings import BuildSettings
 
 REQUIREMENTS_HINT = "fix the line: requirements use pip's syntax (PEP 508, e.g. 'requests>=2.31')"
 NETWORK_HINT = "check the network, the index URL and pip's proxy and cert settings"
 
 # -- an existing wheelhouse, and proof that a failed run leaves it alone ----------------------
 
-Snapshot = dict[str, tuple[str, bytes, int, int]]
-
-
-def snapshot(root: Path) -> Snapshot:
-    """Every entry under ``root``: its type, bytes, inode and mtime (a rewrite changes them)."""
-    entries: Snapshot = {}
-    for path in sorted(root.rglob("*")):
-        info = path.lstat()
-        if stat.S_ISDIR(info.st_mode):
-            kind, data = "dir", b""
-        elif stat.S_ISLNK(info.st_mode):
-            kind, data = "link", os.readlink(path).encode()
-        else:
-            kind, data = "file", path.read_bytes()
-        entries[path.relative_to(root).as_posix()] = (kind, data, info.st_ino, info.st_mtime_ns)
-    return entries
+Snapshot = dict[str, Entry]
 
 
 @pytest.fixture(scope="module")
 def seeded_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real wheelhouse, built once per module; tests get a copy (see ``existing``)."""
-    root = tmp_path_factory.mktemp("seed")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        isolate_environment(monkeypatch, root)
-        factory = DistFactory(root / "dists")
-        factory.wheel("seeded", "1.0")
-        requirements = root / "requirements.txt"
-        requirements.write_text("seeded\n", encoding="utf-8")
-        with IndexServer(factory.root) as server:
-            build_wheelhouse(
-                BuildSettings(
-                    requirements=(requirements,),
-                    output=root / "wheelhouse",
-                    index=IndexOptions(index_url=server.url),
-                    jobs=1,
-                )
-            )
-    out = root / "wheelhouse"
+    out = built_wheelhouse(
+        tmp_path_factory.mktemp("seed"), "seeded\n", lambda dists: dists.wheel("seeded", "1.0")
+    )
     assert (out / MANIFEST_NAME).is_file()
     assert (out / "seeded-1.0-py3-none-any.whl").is_file()
     return out
@@ -494,9 +463,7 @@ def test_sdist_build_failure_shows_the_end_of_the_build_log(
 @pytest.fixture
 def closed_port() -> Iterator[int]:
     """A loopback port that nothing listens on (bound, then closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    (port,) = free_ports()
     yield port
 
 

@@ -13,17 +13,18 @@ from pathlib import Path
 import pytest
 
 from tests.support.dists import DistFactory
+from tests.support.files import sha256_of, snapshot
 from tests.support.fixtures import Cli, MakeVenv, Offline
 from tests.support.graph import (
     GRAPH_REQUIREMENTS,
     GRAPH_WHEELS,
     assert_manifest_matches_files,
-    contents,
     make_graph,
     pinned_hashes,
-    sha256_of,
     wheels_in,
 )
+from tests.support.process import clean_env as scrubbed_env
+from tests.support.process import run_command
 from tests.support.server import IndexServer
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, read_manifest
 
@@ -35,24 +36,8 @@ REPO = Path(__file__).resolve().parents[2]
 GRAPH_MODULES = {"app": "1.0", "lib": "2.0", "srconly": "1.0", "modern": "2.0", "speedup": "1.0"}
 
 
-def scrubbed_env() -> dict[str, str]:
-    """The environment with no pip or uv configuration at all (the network gate sets PIP_CERT)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    return env
-
-
 def run(argv: Sequence[str | os.PathLike[str]]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(a) for a in argv],
-        env=scrubbed_env(),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=600,
-        check=False,
-    )
+    return run_command(argv, env=scrubbed_env(), timeout=600)
 
 
 def plain_pip_install(wheelhouse: Path) -> list[str]:
@@ -159,11 +144,11 @@ def kill(proc: subprocess.Popen[str]) -> None:
         proc.stderr.close()
 
 
-def assert_old_or_complete_new(out: Path, before: dict[str, str]) -> str:
+def assert_old_or_complete_new(out: Path, before: dict[str, bytes]) -> str:
     """DIR is the old wheelhouse byte for byte, or the whole new one; no partial file shows."""
     hidden = [p for p in out.rglob("*") if p.name.startswith(".") or p.suffix in (".tmp", ".part")]
     assert hidden == []
-    if contents(out) == before:
+    if snapshot(out, dirs=True) == before:
         return "old"
     assert wheels_in(out) == REBUILD_WHEELS
     assert_manifest_matches_files(out)
@@ -202,7 +187,7 @@ def test_sigkill_at_any_point_leaves_the_old_or_the_new_wheelhouse(
     out = tmp_path / "wh"
     assert cli("build", "--index-url", index_server.url, "-o", out, "-r", reqs).exit_code == 0
     (out / "NOTES.txt").write_text("keep me\n", encoding="utf-8")
-    before = contents(out)
+    before = snapshot(out, dirs=True)
     reqs.write_text(REBUILD_REQUIREMENTS, encoding="utf-8")
     outcomes: list[str] = []
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -16,9 +15,11 @@ import typer.main
 
 from tests.support.cli import ALPHA, BETA, on_a_terminal
 from tests.support.dists import DistFactory
+from tests.support.files import flip_byte, sha256_of
+from tests.support.files import snapshot as tree
 from tests.support.fixtures import Cli
 from tests.support.server import IndexServer
-from tests.support.wheelhouses import flip_byte, make_wheelhouse
+from tests.support.wheelhouses import make_wheelhouse
 from wheelhouse.cli._app import app
 from wheelhouse.house.manifest import read_manifest
 
@@ -28,16 +29,8 @@ NOT_A_WHEELHOUSE_HINT = (
 )
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 # The console script that `pip install` put beside the interpreter running the tests.
 WHEELHOUSE = Path(sys.executable).with_name("wheelhouse")
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 # -- verify ---------------------------------------------------------------------------------------

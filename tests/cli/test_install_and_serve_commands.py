@@ -8,30 +8,19 @@ import re
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.support import httpget
 from tests.support.cli import ALPHA, BETA, on_a_terminal
+from tests.support.files import flip_byte
 from tests.support.fixtures import Cli, MakeVenv
-from tests.support.wheelhouses import flip_byte, make_wheelhouse
+from tests.support.venvs import installed_versions as installed_in
+from tests.support.wheelhouses import make_wheelhouse
 
 # The console script that `pip install` put beside the interpreter running the tests.
 WHEELHOUSE = Path(sys.executable).with_name("wheelhouse")
-
-
-def installed_in(python: Path) -> dict[str, str]:
-    code = (
-        "import importlib.metadata as m, json, sys\n"
-        "json.dump({d.metadata['Name']: d.version for d in m.distributions()}, sys.stdout)"
-    )
-    proc = subprocess.run(
-        [str(python), "-I", "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    found: dict[str, str] = json.loads(proc.stdout)
-    return {k: v for k, v in found.items() if k not in {"pip", "setuptools"}}
 
 
 @pytest.fixture
@@ -229,12 +218,9 @@ READY = re.compile(
 
 
 def get(url: str, accept: str) -> tuple[int, str, bytes]:
-    request = urllib.request.Request(url, headers={"Accept": accept})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.headers["Content-Type"], response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers["Content-Type"], exc.read()
+    """The status, Content-Type and body of ``url``."""
+    status, headers, body = httpget.get(url, accept)
+    return status, headers["Content-Type"], body
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

@@ -3,7 +3,6 @@ names, no urllib3 retry chatter without -v, no library warnings without --debug.
 
 from __future__ import annotations
 
-import socket
 import warnings
 from pathlib import Path
 
@@ -11,21 +10,14 @@ import platformdirs
 import pytest
 
 from tests.support.fixtures import Cli
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (it was free a moment ago)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+from tests.support.process import free_ports
 
 
 def test_urllib3_retries_are_silent_without_v_and_plain_with_it(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PIP_RETRIES", "1")  # pip's retries, honoured: one retry, then the error
-    url = f"http://127.0.0.1:{closed_port()}/simple/"
+    url = f"http://127.0.0.1:{free_ports()[0]}/simple/"  # nothing listens there
     quiet = cli("mirror", "six", "-o", tmp_path / "m", "-i", url)
     assert quiet.exit_code == 10, quiet.stderr
     assert [line for line in quiet.stderr.splitlines() if "Retrying" in line] == []

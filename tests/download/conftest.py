@@ -1,31 +1,23 @@
-"""Fixtures of the download tests: the scripted loopback server, and the retry policy's sleeps."""
+"""Fixtures of the download tests: a scripted loopback server serving one file."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
 import pytest
-import urllib3
 
-from tests.support.loopback import Behaviour, Server
+from tests.support.loopback import FILE, Script, ScriptedServer
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Behaviour], Server]]:
-    started: list[Server] = []
+def serve() -> Iterator[Callable[[Script], ScriptedServer]]:
+    """``serve(script) -> server``: ``server.url`` is the file ``FILE``, answered by ``script``."""
+    started: list[ScriptedServer] = []
 
-    def start(behaviour: Behaviour) -> Server:
-        started.append(Server(behaviour))
+    def start(script: Script) -> ScriptedServer:
+        started.append(ScriptedServer({FILE: script}, path=FILE))
         return started[-1]
 
     yield start
     for server in started:
         server.stop()
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The retry policy's back-off sleeps (urllib3's Retry), recorded instead of slept."""
-    recorded: list[float] = []
-    monkeypatch.setattr(urllib3.util.retry.time, "sleep", recorded.append)
-    return recorded

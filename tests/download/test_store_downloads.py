@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.loopback import BODY, NAME, SHA, Behaviour, Server, cut, whole
+from tests.support.loopback import BODY, NAME, SHA, Script, ScriptedServer, cut, whole
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.serve._store import DownloadFailed, Stats, Store
@@ -29,7 +29,7 @@ def _partials(store: Store) -> list[str]:
 
 
 def test_a_cut_body_is_asked_again_and_stored(
-    serve: Callable[[Behaviour], Server], tmp_path: Path, sleeps: list[float]
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path, sleeps: list[float]
 ) -> None:
     server = serve(lambda h, n, r: cut(h) if n == 0 else whole(h))
     store = _store(tmp_path)
@@ -45,7 +45,7 @@ def test_a_cut_body_is_asked_again_and_stored(
 
 
 def test_wrong_bytes_are_never_stored(
-    serve: Callable[[Behaviour], Server], tmp_path: Path, sleeps: list[float]
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path, sleeps: list[float]
 ) -> None:
     wrong = b"\0" * len(BODY)
     server = serve(lambda h, n, r: whole(h, wrong))
@@ -64,7 +64,7 @@ def test_wrong_bytes_are_never_stored(
 
 
 def test_a_body_past_the_page_s_size_stops_as_it_goes(
-    serve: Callable[[Behaviour], Server], tmp_path: Path, sleeps: list[float]
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path, sleeps: list[float]
 ) -> None:
     server = serve(lambda h, n, r: whole(h))
     store = _store(tmp_path)

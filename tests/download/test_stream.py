@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.loopback import BODY, NAME, SHA, Behaviour, Server, cut, ranged, whole
+from tests.support.loopback import BODY, NAME, SHA, Script, ScriptedServer, cut, ranged, whole
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.stream import CHUNK, Received, download, receive
@@ -36,7 +36,7 @@ def leftovers(tmp_path: Path) -> list[str]:
 
 
 def test_a_whole_answer_is_stored_verified_with_one_request(
-    serve: Callable[[Behaviour], Server], tmp_path: Path
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path
 ) -> None:
     server = serve(lambda h, n, r: whole(h))
     counted: list[int] = []
@@ -52,7 +52,7 @@ def test_a_whole_answer_is_stored_verified_with_one_request(
 
 
 def test_a_cut_body_is_asked_again_from_where_it_stopped(
-    serve: Callable[[Behaviour], Server],
+    serve: Callable[[Script], ScriptedServer],
     tmp_path: Path,
     sleeps: list[float],
     caplog: pytest.LogCaptureFixture,
@@ -76,7 +76,7 @@ def test_a_cut_body_is_asked_again_from_where_it_stopped(
 
 
 def test_a_whole_answer_to_the_retry_is_checked_against_the_bytes_written(
-    serve: Callable[[Behaviour], Server], tmp_path: Path, sleeps: list[float]
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path, sleeps: list[float]
 ) -> None:
     # A server that ignores Range: the partial file only grows (readers may follow it), so
     # the bytes already written are skipped, after a check that they are the same.
@@ -91,7 +91,7 @@ def test_a_whole_answer_to_the_retry_is_checked_against_the_bytes_written(
 
 
 def test_other_bytes_in_the_answer_to_a_retry_fail_the_download(
-    serve: Callable[[Behaviour], Server], tmp_path: Path, sleeps: list[float]
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path, sleeps: list[float]
 ) -> None:
     server = serve(lambda h, n, r: cut(h) if n == 0 else whole(h, b"\0" * len(BODY)))
 
@@ -104,7 +104,7 @@ def test_other_bytes_in_the_answer_to_a_retry_fail_the_download(
 
 
 def test_a_body_cut_every_time_fails_after_the_policy_s_retries(
-    serve: Callable[[Behaviour], Server], tmp_path: Path, sleeps: list[float]
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path, sleeps: list[float]
 ) -> None:
     server = serve(lambda h, n, r: cut(h, at=1000 * (n + 1)) if r is None else cut(h, at=1000))
 
@@ -123,7 +123,7 @@ def test_a_body_cut_every_time_fails_after_the_policy_s_retries(
 
 
 def test_a_stalled_body_is_asked_again(
-    serve: Callable[[Behaviour], Server], tmp_path: Path, sleeps: list[float]
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path, sleeps: list[float]
 ) -> None:
     release = threading.Event()
 
@@ -154,7 +154,7 @@ def test_a_stalled_body_is_asked_again(
 
 
 def test_wrong_bytes_are_a_hash_mismatch_and_leave_nothing(
-    serve: Callable[[Behaviour], Server], tmp_path: Path, sleeps: list[float]
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path, sleeps: list[float]
 ) -> None:
     wrong = b"x" * 1000
     server = serve(lambda h, n, r: whole(h, wrong))
@@ -174,7 +174,7 @@ def test_wrong_bytes_are_a_hash_mismatch_and_leave_nothing(
 
 
 def test_credentials_are_never_shown(
-    serve: Callable[[Behaviour], Server], tmp_path: Path, sleeps: list[float]
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path, sleeps: list[float]
 ) -> None:
     server = serve(lambda h, n, r: whole(h, b"other"))
     secret = server.url.replace("http://", "http://user:s3cret@")
@@ -187,7 +187,7 @@ def test_credentials_are_never_shown(
 
 
 def test_a_refusal_is_not_retried_and_names_its_status(
-    serve: Callable[[Behaviour], Server], tmp_path: Path, sleeps: list[float]
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path, sleeps: list[float]
 ) -> None:
     server = serve(lambda h, n, r: whole(h, b"gone\n", status=404))
 
@@ -203,7 +203,7 @@ def test_a_refusal_is_not_retried_and_names_its_status(
 
 
 def test_a_size_limit_stops_the_transfer_as_it_goes(
-    serve: Callable[[Behaviour], Server], tmp_path: Path, sleeps: list[float]
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path, sleeps: list[float]
 ) -> None:
     server = serve(lambda h, n, r: whole(h))
     seen: list[int] = []
@@ -221,7 +221,7 @@ def test_a_size_limit_stops_the_transfer_as_it_goes(
 
 
 def test_the_before_hook_may_still_refuse_the_verified_file(
-    serve: Callable[[Behaviour], Server], tmp_path: Path
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path
 ) -> None:
     server = serve(lambda h, n, r: whole(h))
     checked: list[bytes] = []
@@ -238,7 +238,7 @@ def test_the_before_hook_may_still_refuse_the_verified_file(
 
 
 def test_receive_appends_to_a_file_that_readers_follow(
-    serve: Callable[[Behaviour], Server], tmp_path: Path, sleeps: list[float]
+    serve: Callable[[Script], ScriptedServer], tmp_path: Path, sleeps: list[float]
 ) -> None:
     server = serve(lambda h, n, r: cut(h) if n == 0 else whole(h))
     sizes: list[int] = []

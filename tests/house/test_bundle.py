@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ensurepip
 import fcntl
+import functools
 import gzip
 import hashlib
 import io
@@ -22,10 +23,12 @@ from typing import Any
 import pytest
 from packaging.tags import sys_tags
 
+from tests.support.cli import error_lines
 from tests.support.dists import DistFactory, make_wheel
+from tests.support.files import snapshot
 from tests.support.fixtures import Cli, MakeVenv, Offline
 from tests.support.server import IndexServer
-from tests.support.wheelhouses import lock_of, make_source
+from tests.support.wheelhouses import lock_of, make_wheelhouse
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.bundle import (
     INFO_NAME,
@@ -42,21 +45,8 @@ from wheelhouse.house.manifest import Manifest, read_manifest
 HOST = "host"
 
 
-def make_house(directory: Path, wheels: Sequence[Path]) -> Path:
-    """A host wheelhouse of ``wheels``, published the way a build publishes one."""
-    make_source(directory, (lock_of(HOST, list(wheels)), list(wheels)))
-    return directory
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (hidden ones too), relative path -> bytes."""
-    found = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            found[path.relative_to(root).as_posix()] = path.read_bytes()
-        else:
-            found[path.relative_to(root).as_posix() + "/"] = b""
-    return found
+# Every file and folder under a root (hidden ones too), relative path -> bytes.
+tree = functools.partial(snapshot, dirs=True)
 
 
 def members_of(bundle: Path) -> list[tarfile.TarInfo]:
@@ -74,10 +64,6 @@ def hashed_requirements(house: Path) -> list[str | Path]:
     return ["--require-hashes", "-r", house / "requirements.txt"]
 
 
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
-
-
 @pytest.fixture
 def house(tmp_path: Path, dists: DistFactory) -> Path:
     wheels = [
@@ -85,7 +71,8 @@ def house(tmp_path: Path, dists: DistFactory) -> Path:
         dists.wheel("common", "1.0"),
         dists.wheel("big", "1.0"),
     ]
-    return make_house(tmp_path / "house", wheels)
+    make_wheelhouse(tmp_path / "house", wheels, locks=[lock_of(HOST, wheels)])
+    return tmp_path / "house"
 
 
 # -- pack ----------------------------------------------------------------------------------
@@ -291,7 +278,9 @@ def test_unpack_replaces_an_older_wheelhouse_and_keeps_foreign_files(
 ) -> None:
     bundle = tmp_path / "b.tar.gz"
     pack(house, bundle)
-    other = make_house(tmp_path / "other", [dists.wheel("zzz", "1.0")])
+    other = tmp_path / "other"
+    zzz = [dists.wheel("zzz", "1.0")]
+    make_wheelhouse(other, zzz, locks=[lock_of(HOST, zzz)])
     (other / "NOTES.txt").write_text("mine\n")
     result = unpack(bundle, other)
     assert result.kind == "full"
@@ -341,7 +330,8 @@ def _heavy_house(tmp_path: Path, dists: DistFactory) -> Path:
         with zipfile.ZipFile(wheel, "a", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr(f"heavy{number}/blob.bin", os.urandom(8 << 20))
         wheels.append(wheel)
-    return make_house(tmp_path / "heavy", wheels)
+    make_wheelhouse(tmp_path / "heavy", wheels, locks=[lock_of(HOST, wheels)])
+    return tmp_path / "heavy"
 
 
 def _pack_temps(directory: Path) -> list[Path]:
@@ -610,7 +600,8 @@ def newer(tmp_path: Path, dists: DistFactory) -> Path:
         dists.wheel("common", "1.1"),
         dists.root / "big-1.0-py3-none-any.whl",
     ]
-    return make_house(tmp_path / "newer", wheels)
+    make_wheelhouse(tmp_path / "newer", wheels, locks=[lock_of(HOST, wheels)])
+    return tmp_path / "newer"
 
 
 @pytest.mark.parametrize("since", ["bundle", "manifest", "directory"])
@@ -651,7 +642,9 @@ def test_update_onto_another_wheelhouse_is_refused(
 ) -> None:
     update = tmp_path / "update.tar.gz"
     pack(newer, update, since=house)
-    other = make_house(tmp_path / "other", [dists.wheel("zzz", "1.0")])
+    other = tmp_path / "other"
+    zzz = [dists.wheel("zzz", "1.0")]
+    make_wheelhouse(other, zzz, locks=[lock_of(HOST, zzz)])
     before = tree(tmp_path)
     result = cli("unpack", update, "-o", other)
     assert result.exit_code == ExitCode.INPUT
@@ -920,7 +913,7 @@ def test_install_txt_names_the_uv_wheel_of_each_target(tmp_path: Path, dists: Di
     windows = f"cp3{sys.version_info.minor}-win_amd64"
     app = dists.wheel("app", "1.0")
     house = tmp_path / "house"
-    make_source(house, (lock_of(HOST, [app]), [app]), (lock_of(windows, [app]), [app]))
+    make_wheelhouse(house, [app], locks=[lock_of(HOST, [app]), lock_of(windows, [app])])
     extra = []
     for platform, program in [("manylinux_2_17_x86_64", "uv"), ("win_amd64", "uv.exe")]:
         wheel = make_wheel(tmp_path / "uv", "uv", "0.9.0", tag=f"py3-none-{platform}")

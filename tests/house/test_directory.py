@@ -17,8 +17,10 @@ import pytest
 import wheelhouse.house.directory as wheelhouse_dir
 from tests.support.capabilities import missing
 from tests.support.dists import DistFactory
+from tests.support.files import entries as snapshot
 from tests.support.fixtures import Cli
-from tests.support.graph import GRAPH_REQUIREMENTS, contents, make_graph, snapshot, wheels_in
+from tests.support.graph import GRAPH_REQUIREMENTS, make_graph, wheels_in
+from tests.support.process import wait_until
 from tests.support.server import IndexServer
 from tests.support.wheelhouses import make_wheelhouse
 from wheelhouse.errors import OutputDirError
@@ -318,9 +320,7 @@ def test_a_second_locker_waits_and_says_so(
     thread = threading.Thread(target=take)
     thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while not messages and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: bool(messages), 10)
         assert messages == [f"waiting for another wheelhouse run on {str(out)!r} to finish"]
         time.sleep(0.3)
         assert not acquired.is_set()
@@ -587,7 +587,9 @@ def test_sigkill_at_each_step_of_publish(
     def state() -> str | None:
         if not out.exists():
             return None
-        if contents(out) == {path: digest for path, (digest, _, _) in before.items()}:
+        if {path: e[:2] for path, e in snapshot(out).items()} == {
+            path: e[:2] for path, e in before.items()
+        }:
             return "old"
         assert sorted(p.name for p in out.iterdir()) == [
             "NOTES.txt",

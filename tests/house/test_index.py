@@ -14,10 +14,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from packaging.utils import canonicalize_name
 
 from tests.support.capabilities import find_uv
-from tests.support.wheelhouses import build_wheelhouse, manifest_of, record_for, sha256
+from tests.support.files import sha256_of as sha256
+from tests.support.venvs import installed_versions as _installed
+from tests.support.wheelhouses import manifest_of, record_of, sample_wheelhouse
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 from wheelhouse.errors import InvalidWheelhouseError, TamperedError
@@ -70,7 +71,7 @@ def wheel_metadata(path: Path) -> bytes:
 @pytest.fixture
 def house(tmp_path: Path, dists: Any) -> tuple[Path, Manifest]:
     root = tmp_path / "house"
-    manifest = build_wheelhouse(root, dists)
+    manifest = sample_wheelhouse(root, dists)
     write_index(root, manifest)
     return root, manifest
 
@@ -215,7 +216,7 @@ def test_writing_twice_changes_nothing(house: tuple[Path, Manifest]) -> None:
 def two_copies(tmp_path: Path, dists: Any) -> tuple[Path, Path, Manifest]:
     """A wheelhouse without its index, and a copy of it elsewhere."""
     first = tmp_path / "one"
-    manifest = build_wheelhouse(first, dists)
+    manifest = sample_wheelhouse(first, dists)
     second = tmp_path / "two"
     shutil.copytree(first, second)
     return first, second, manifest
@@ -249,7 +250,7 @@ def test_index_is_rewritten_when_a_file_changes(house: tuple[Path, Manifest], di
     root, manifest = house
     path = dists.wheel("dep-two", "3.0", requires_python=">=3.9")
     shutil.copy2(path, root / path.name)
-    bigger = manifest_of([*manifest.files, record_for(root / path.name)])
+    bigger = manifest_of([*manifest.files, record_of(root / path.name)])
     write_index(root, bigger)
     data = json.loads((root / "simple" / "dep-two" / "index.json").read_bytes())
     assert data["versions"] == ["1.5", "2.0", "3.0"]
@@ -272,7 +273,7 @@ def test_file_names_are_url_quoted(tmp_path: Path, dists: Any) -> None:
     path = dists.wheel("local", "1.0+cpu.7")
     shutil.copy2(path, root / path.name)
     assert "+" in path.name
-    write_index(root, manifest_of([record_for(root / path.name)]))
+    write_index(root, manifest_of([record_of(root / path.name)]))
     data = json.loads((root / "simple" / "local" / "index.json").read_bytes())
     assert data["files"][0]["url"] == "../../" + quote(path.name)
     assert data["files"][0]["url"] == "../../local-1.0%2Bcpu.7-py3-none-any.whl"
@@ -300,7 +301,7 @@ def test_dist_info_found_by_meaning_not_spelling(tmp_path: Path) -> None:
             "Foo.Bar-1.0.0.dist-info/METADATA": wanted,
         },
     )
-    write_index(root, manifest_of([record_for(wheel)]))
+    write_index(root, manifest_of([record_of(wheel)]))
     assert (root / f"{wheel.name}.metadata").read_bytes() == wanted
 
 
@@ -310,7 +311,7 @@ def test_wheel_without_its_metadata_is_an_error(tmp_path: Path) -> None:
     wheel = root / "foo-1.0-py3-none-any.whl"
     make_raw_wheel(wheel, {"bar-1.0.dist-info/METADATA": b"Name: bar\n"})
     with pytest.raises(InvalidWheelhouseError) as info:
-        write_index(root, manifest_of([record_for(wheel)]))
+        write_index(root, manifest_of([record_of(wheel)]))
     assert info.value.message == (
         "the wheel 'foo-1.0-py3-none-any.whl' has no foo-1.0.dist-info/METADATA"
     )
@@ -349,7 +350,7 @@ def test_empty_manifest_gives_an_empty_index(tmp_path: Path) -> None:
 
 def test_index_directory_reads_the_manifest(tmp_path: Path, dists: Any) -> None:
     root = tmp_path / "house"
-    manifest = build_wheelhouse(root, dists)
+    manifest = sample_wheelhouse(root, dists)
     (root / "wheelhouse.json").write_text(manifest.to_json())
     assert index_directory(root) == manifest
     for name in index_files(manifest):
@@ -366,20 +367,6 @@ def test_index_directory_needs_a_wheelhouse(tmp_path: Path) -> None:
 
 
 # --- real installers against the file:// index, offline, configuration scrubbed ---------------
-
-
-def _installed(python: Path) -> dict[str, str]:
-    result = run(
-        [
-            python,
-            "-c",
-            "import json, importlib.metadata as m; "
-            "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))",
-        ],
-        env=offline_env(),
-    )
-    assert result.ok, result.stderr
-    return {canonicalize_name(k): v for k, v in json.loads(result.stdout).items()}
 
 
 @pytest.mark.slow

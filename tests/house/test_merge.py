@@ -14,8 +14,9 @@ from packaging.markers import Marker, default_environment
 from packaging.tags import sys_tags
 
 from tests.support.dists import DistFactory, make_wheel
+from tests.support.files import entries as snapshot
+from tests.support.files import sha256_of
 from tests.support.fixtures import MakeVenv, Offline
-from tests.support.graph import snapshot
 from tests.support.wheelhouses import (
     LINUX,
     LINUX_ENV,
@@ -25,9 +26,8 @@ from tests.support.wheelhouses import (
     WINDOWS_ENV,
     WINDOWS_TAG,
     lock_of,
-    make_source,
+    make_wheelhouse,
     record_of,
-    sha256_of,
 )
 from wheelhouse._base._pip import offline_env
 from wheelhouse.errors import (
@@ -96,13 +96,13 @@ def wheels(dists: DistFactory) -> Wheels:
 
 @pytest.fixture
 def linux(tmp_path: Path, wheels: Wheels) -> Path:
-    make_source(tmp_path / "linux", (lock_of(LINUX, wheels.linux), wheels.linux))
+    make_wheelhouse(tmp_path / "linux", wheels.linux, locks=[lock_of(LINUX, wheels.linux)])
     return tmp_path / "linux"
 
 
 @pytest.fixture
 def windows(tmp_path: Path, wheels: Wheels) -> Path:
-    make_source(tmp_path / "windows", (lock_of(WINDOWS, wheels.windows), wheels.windows))
+    make_wheelhouse(tmp_path / "windows", wheels.windows, locks=[lock_of(WINDOWS, wheels.windows)])
     return tmp_path / "windows"
 
 
@@ -226,7 +226,7 @@ def test_merge_of_a_merged_wheelhouse_and_one_more_target(
         tags=("cp311-cp311-macosx_11_0_arm64",),
         environment={**LINUX_ENV, "sys_platform": "darwin", "platform_machine": "arm64"},
     )
-    make_source(mac, (mac_lock, mac_wheels))
+    make_wheelhouse(mac, mac_wheels, locks=[mac_lock])
 
     manifest = merge([both, mac, linux], tmp_path / "out")
 
@@ -241,7 +241,7 @@ def test_the_same_target_locked_the_same_way_in_two_sources_is_kept_once(
     again = tmp_path / "linux-again"
     # Another runner, another kernel: the environment differs only in what describes the machine.
     lock = lock_of(LINUX, wheels.linux, environment={**LINUX_ENV, "platform_release": "6.8"})
-    make_source(again, (lock, wheels.linux))
+    make_wheelhouse(again, wheels.linux, locks=[lock])
 
     manifest = merge([linux, again], tmp_path / "out")
 
@@ -285,7 +285,7 @@ def test_one_filename_with_two_hashes_is_an_error_naming_both(
     assert other.name == wheels.common.name
     assert sha256_of(other) != sha256_of(wheels.common)
     second = tmp_path / "second"
-    make_source(second, (lock_of(WINDOWS, [wheels.app, other]), [wheels.app, other]))
+    make_wheelhouse(second, [wheels.app, other], locks=[lock_of(WINDOWS, [wheels.app, other])])
     out = tmp_path / "out"
 
     with pytest.raises(HashMismatchError) as caught:
@@ -310,10 +310,10 @@ def test_wheels_built_twice_from_one_sdist_get_a_hint_saying_so(
     other = make_wheel(tmp_path / "elsewhere", "common", "1.0", requires=["six"])
     built = BuiltFrom("common-1.0.tar.gz", Sha256("5" * 64), "https://x.invalid/c.tar.gz", "b")
     first, second = tmp_path / "first", tmp_path / "second"
-    make_source(
-        first, (lock_of(LINUX, [wheels.common]), [wheels.common]), origins={other.name: built}
+    make_wheelhouse(
+        first, [wheels.common], locks=[lock_of(LINUX, [wheels.common])], origins={other.name: built}
     )
-    make_source(second, (lock_of(WINDOWS, [other]), [other]), origins={other.name: built})
+    make_wheelhouse(second, [other], locks=[lock_of(WINDOWS, [other])], origins={other.name: built})
 
     with pytest.raises(HashMismatchError) as caught:
         merge([first, second], tmp_path / "out")
@@ -330,7 +330,7 @@ def test_one_target_locked_differently_is_an_error_naming_target_and_sources(
     newer = dists.wheel("common", "1.1")
     files = [wheels.app, newer, wheels.fastlib_linux]
     second = tmp_path / "second"
-    make_source(second, (lock_of(LINUX, files), files))
+    make_wheelhouse(second, files, locks=[lock_of(LINUX, files)])
     out = tmp_path / "out"
 
     with pytest.raises(ConflictError) as caught:
@@ -352,7 +352,7 @@ def test_one_target_with_other_files_for_the_same_pins_is_an_error(
     older_glibc = dists.wheel("fastlib", "2.0", tag="cp311-cp311-manylinux_2_17_x86_64")
     files = [wheels.app, wheels.common, older_glibc]
     second = tmp_path / "second"
-    make_source(second, (lock_of(LINUX, files), files))
+    make_wheelhouse(second, files, locks=[lock_of(LINUX, files)])
 
     with pytest.raises(ConflictError) as caught:
         merge([linux, second], tmp_path / "out")
@@ -372,8 +372,8 @@ def test_host_locks_of_different_platforms_are_kept_apart_by_platform(
     common = [wheels.common]
     x86 = ("cp312-cp312-manylinux_2_35_x86_64",)
     arm = ("cp312-cp312-manylinux_2_35_aarch64",)
-    make_source(first, (lock_of("host", common, tags=x86), common))
-    make_source(second, (lock_of("host", common, tags=arm), common))
+    make_wheelhouse(first, common, locks=[lock_of("host", common, tags=x86)])
+    make_wheelhouse(second, common, locks=[lock_of("host", common, tags=arm)])
 
     merged = merge([first, second], tmp_path / "out")
 
@@ -386,7 +386,7 @@ def test_host_locks_of_different_platforms_are_kept_apart_by_platform(
     assert not (tmp_path / "out" / "requirements.host.txt").exists()
 
     # Merging the result with another native build of one of those platforms joins its lock.
-    make_source(third, (lock_of("host", common, tags=x86), common))
+    make_wheelhouse(third, common, locks=[lock_of("host", common, tags=x86)])
     again = merge([tmp_path / "out", third], tmp_path / "out2")
     assert [lock.target for lock in again.locks] == names
 
@@ -394,9 +394,9 @@ def test_host_locks_of_different_platforms_are_kept_apart_by_platform(
 def test_a_named_target_with_other_tags_is_an_error(tmp_path: Path, wheels: Wheels) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     common = [wheels.common]
-    make_source(first, (lock_of(LINUX, common), common))
-    make_source(
-        second, (lock_of(LINUX, common, tags=("cp311-abi3-manylinux_2_28_x86_64",)), common)
+    make_wheelhouse(first, common, locks=[lock_of(LINUX, common)])
+    make_wheelhouse(
+        second, common, locks=[lock_of(LINUX, common, tags=("cp311-abi3-manylinux_2_28_x86_64",))]
     )
 
     with pytest.raises(ConflictError, match=f"the target {LINUX!r} has different tags"):
@@ -532,7 +532,7 @@ def test_a_failed_merge_leaves_the_previous_output_untouched(
     before = snapshot(out)
     files = [wheels.app, dists.wheel("common", "1.1"), wheels.fastlib_linux]
     conflicting = tmp_path / "conflicting"
-    make_source(conflicting, (lock_of(LINUX, files), files))
+    make_wheelhouse(conflicting, files, locks=[lock_of(LINUX, files)])
 
     with pytest.raises(ConflictError):
         merge([linux, windows, conflicting], out)
@@ -574,8 +574,10 @@ def test_plain_pip_installs_the_host_target_of_a_merge_offline(
     host_wheels = [wheels.app, wheels.common, fastlib_host]
     environment = {k: str(v) for k, v in default_environment().items()}
     here = tmp_path / "here"
-    make_source(
-        here, (lock_of("host", host_wheels, tags=(host_tag,), environment=environment), host_wheels)
+    make_wheelhouse(
+        here,
+        host_wheels,
+        locks=[lock_of("host", host_wheels, tags=(host_tag,), environment=environment)],
     )
     out = tmp_path / "out"
     merge([here, windows], out)

@@ -19,7 +19,7 @@ import pytest
 from tests.support.capabilities import find_uv
 from tests.support.dists import DistFactory
 from tests.support.fixtures import Cli, MakeVenv, Offline
-from tests.support.nginx import Nginx, docs_block, require_nginx
+from tests.support.nginx import Nginx, nginx_over_bucket
 from tests.support.s3 import S3Server
 from tests.support.server import IndexServer
 from wheelhouse._base._pip import offline_env
@@ -326,10 +326,7 @@ def test_pip_installs_offline_from_a_file_publish(
 
 @pytest.fixture
 def nginx_over_s3(tmp_path: Path, s3_server: S3Server, bucket: str) -> Iterator[Nginx]:
-    block = docs_block("scale.md")
-    block = block.replace("server 127.0.0.1:9000;", f"server 127.0.0.1:{s3_server.port};")
-    block = block.replace("/team-packages/wheelhouse", f"/{bucket}/{PREFIX}")
-    server = Nginx(require_nginx(), tmp_path / "nginx", block).start()
+    server = nginx_over_bucket(tmp_path / "nginx", s3_server.port, f"{bucket}/{PREFIX}")
     yield server
     server.stop()
 

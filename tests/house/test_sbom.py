@@ -17,6 +17,7 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
 from tests.support.dists import DistFactory, make_sdist, make_wheel
+from tests.support.files import sha256_of
 from tests.support.fixtures import Cli
 from tests.support.wheelhouses import LINUX, lock_of, record_of
 from wheelhouse.errors import ExitCode
@@ -62,10 +63,6 @@ def wheel_with(
     return path
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class House:
     """A wheelhouse with every case an SBOM must tell apart."""
 
@@ -96,7 +93,7 @@ class House:
         )
         runtime = [self.app, self.common, self.old, self.odd, self.carrier, self.built]
         records = [record_of(w) for w in runtime if w != self.built]
-        records += [record_of(self.built, built_from), record_of(self.backend)]
+        records += [record_of(self.built, origin=built_from), record_of(self.backend)]
         records.append(
             FileRecord(
                 name=record_of(self.built).name,

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests.support.wheelhouses import flip_byte, make_wheelhouse
+from tests.support.files import flip_byte
+from tests.support.wheelhouses import make_wheelhouse
 from wheelhouse.errors import InvalidWheelhouseError
 from wheelhouse.house.manifest import (
     MANIFEST_NAME,

@@ -20,7 +20,9 @@ import wheelhouse._base._uv
 import wheelhouse.install.hermetic as install_module
 from tests.support.capabilities import missing
 from tests.support.dists import vendor_dist_info
-from tests.support.wheelhouses import flip_byte, make_wheelhouse
+from tests.support.files import flip_byte
+from tests.support.venvs import installed_versions as versions
+from tests.support.wheelhouses import make_wheelhouse
 from wheelhouse._base.targets import parse_target
 from wheelhouse.errors import (
     IncompatibleError,
@@ -87,19 +89,6 @@ def hostile_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dists) 
         "UV_CONFIG_FILE": str(uv_toml),
     }.items():
         monkeypatch.setenv(key, value)
-
-
-def versions(python: Path) -> dict[str, str]:
-    """name -> version of every distribution installed in python's environment, pip aside."""
-    code = (
-        "import importlib.metadata as m, json, sys\n"
-        "json.dump({d.metadata['Name']: d.version for d in m.distributions()}, sys.stdout)"
-    )
-    out = subprocess.run(
-        [str(python), "-I", "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    found: dict[str, str] = json.loads(out)
-    return {k: v for k, v in found.items() if k not in {"pip", "setuptools"}}
 
 
 def run_offline(plan, offline: Callable[[list[str]], list[str]]):  # type: ignore[no-untyped-def]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from packaging.markers import default_environment
 
 from tests.support.dists import DistFactory
 from tests.support.fixtures import MakeVenv, Offline
+from tests.support.process import run_command as run
+from tests.support.process import wheelhouse_argv as wheelhouse
 from tests.support.wheelhouses import make_wheelhouse
 from wheelhouse.install._piptools import Installed, sync_diff
 
@@ -30,17 +31,6 @@ def house(tmp_path: Path, dists: DistFactory) -> Path:
     return tmp_path / "wh"
 
 
-def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(a) for a in argv],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
-
-
 def pip_list(python: Path) -> dict[str, str]:
     """What the environment's own pip lists, name -> version."""
     proc = run([str(python), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"])
@@ -56,11 +46,6 @@ def seed(python: Path, tmp_path: Path, dists: DistFactory, *wheels: tuple[str, s
     argv = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index"]
     proc = run([*argv, "--no-deps", *map(str, made)])
     assert proc.returncode == 0, proc.stderr
-
-
-def wheelhouse(*args: str | Path) -> list[str]:
-    """The installed command, the way a user runs it."""
-    return [sys.executable, "-m", "wheelhouse", *map(str, args)]
 
 
 # -- the decision: pip-tools' diff ---------------------------------------------------------------

@@ -11,7 +11,8 @@ import pytest
 
 from tests.support.dists import DistFactory
 from tests.support.graph import GRAPH_REQUIREMENTS, make_graph
-from tests.support.locktools import LockTool, _tool_env
+from tests.support.locktools import LockTool
+from tests.support.process import clean_env, run_command
 
 
 @pytest.fixture
@@ -23,16 +24,7 @@ def lock_tool(tmp_path: Path) -> LockTool:
     def run(
         argv: Sequence[str | os.PathLike[str]], *, cwd: Path
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(a) for a in argv],
-            cwd=cwd,
-            env=_tool_env(home),
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=300,
-            check=False,
-        )
+        return run_command(argv, cwd=cwd, env=clean_env(home))
 
     return run
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from tests.support.dists import DistFactory
-from tests.support.graph import sha256_of
+from tests.support.files import sha256_of
 from tests.support.server import IndexServer
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.cache import Cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import os
@@ -12,23 +13,26 @@ from typing import Any
 import pytest
 from packaging.utils import parse_wheel_filename
 
+from tests.support import files
 from tests.support.dists import DistFactory
+from tests.support.files import entries as snapshot
+from tests.support.files import sha256_of
 from tests.support.fixtures import Cli
 from tests.support.graph import (
     GRAPH_REQUIREMENTS,
     GRAPH_WHEELS,
     assert_manifest_matches_files,
-    contents,
     make_graph,
     pinned_hashes,
-    sha256_of,
     shipped_dists,
-    snapshot,
     wheels_in,
 )
 from tests.support.server import IndexServer
 from wheelhouse import __version__
 from wheelhouse.house.manifest import SCHEMA_VERSION, BuiltFrom, Downloaded, read_manifest
+
+# Every file and folder under a root with its bytes: what a reader can see.
+contents = functools.partial(files.snapshot, dirs=True)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
 import threading
@@ -16,17 +15,13 @@ from packaging.utils import canonicalize_name
 import wheelhouse.builder._pep517_build as _pep517_build
 import wheelhouse.builder.from_sdist as builder_module
 from tests.support.dists import BUILD_FAILURE_LINE, DistFactory
+from tests.support.files import sha256_of as _sha256
 from wheelhouse._base.targets import HOST
 from wheelhouse.builder.from_sdist import build_all
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched
 from wheelhouse.download.pins import Pin
 from wheelhouse.errors import BuildError, ExitCode
-from wheelhouse.house.manifest import Sha256
-
-
-def _sha256(path: Path) -> Sha256:
-    return Sha256(hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def _fetched(sdist: Path, name: str, version: str) -> Fetched:

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.support.capabilities import need_uv
+from tests.support.cli import error_lines as _errors
 from tests.support.dists import DistFactory
 from tests.support.fixtures import Cli
-from tests.support.locktools import need_uv
 from tests.support.server import IndexServer
+from tests.support.server import ago as _ago
 from wheelhouse.errors import ExitCode
 
 OLD = "lib-1.0-py3-none-any.whl"
@@ -40,10 +42,6 @@ def served(index: IndexServer) -> IndexServer:
         yield index
 
 
-def _ago(delta: timedelta) -> str:
-    return (datetime.now(UTC) - delta).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _requirements(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "requirements.txt"
     path.write_text(text + "\n", encoding="utf-8")
@@ -52,10 +50,6 @@ def _requirements(tmp_path: Path, text: str) -> Path:
 
 def _files(out: Path) -> set[str]:
     return {p.name for p in out.iterdir() if p.name.endswith(".whl")}
-
-
-def _errors(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
 @pytest.mark.parametrize("resolver", ["pip", "uv"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import gc
-import hashlib
 import threading
 import urllib.request
 import warnings
@@ -15,11 +14,11 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-import urllib3
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 import wheelhouse.download.fetch as fetch_module
 from tests.support.dists import DistFactory
+from tests.support.files import sha256_of as _sha256
 from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
@@ -28,10 +27,6 @@ from wheelhouse.download.fetch import fetch_all
 from wheelhouse.download.pins import Pin
 from wheelhouse.errors import ExitCode, FetchError, HashMismatchError
 from wheelhouse.house.manifest import Sha256
-
-
-def _sha256(path: Path) -> Sha256:
-    return Sha256(hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 def _pin(path: Path, url: str, *, sha256: str | None = "from-file") -> Pin:
@@ -279,14 +274,6 @@ def test_server_error_is_retried(
 
     assert _file_requests(index_server) == [f"/files/{wheel.name}"] * 2
     assert item.path.read_bytes() == wheel.read_bytes()
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the retry policy's back-off sleeps (urllib3's Retry) instead of sleeping."""
-    recorded: list[float] = []
-    monkeypatch.setattr(urllib3.util.retry.time, "sleep", recorded.append)
-    return recorded
 
 
 def test_server_error_that_persists_is_a_fetch_error(

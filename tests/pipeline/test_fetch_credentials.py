@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from tests.support.credentials import basic
 from tests.support.dists import DistFactory
 from tests.support.server import Answer, IndexServer
-from tests.support.tls import basic
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import fetch_all

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import error_line
 from tests.support.dists import DistFactory, make_sdist
 from tests.support.fixtures import Cli, MakeVenv, Offline
 from tests.support.server import IndexServer
@@ -37,11 +38,6 @@ def index(dists: DistFactory, index_server: IndexServer) -> IndexServer:
     for name in ("helper", "extrapkg", "devtool", "lintpkg"):
         dists.wheel(name, "1.0")
     return index_server
-
-
-def error_line(stderr: str) -> str:
-    (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
-    return line
 
 
 def names(manifest: Manifest | None) -> set[str]:

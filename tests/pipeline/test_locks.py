@@ -15,7 +15,6 @@ import hashlib
 import json
 import re
 import socket
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,12 @@ import pytest
 from packaging.markers import Marker
 from packaging.utils import parse_wheel_filename
 
+from tests.support.capabilities import find_uv
+from tests.support.cli import error_line
 from tests.support.dists import DistFactory
 from tests.support.fixtures import Cli, MakeVenv, Offline
-from tests.support.locktools import LockTool, newest_pip, uv_binary
+from tests.support.locktools import LockTool, newest_pip
+from tests.support.process import run_command as run
 from tests.support.server import IndexServer
 from wheelhouse._base.targets import HOST
 from wheelhouse.house.manifest import Manifest, read_manifest
@@ -111,12 +113,12 @@ class Project:
         """The project's lock of ``kind``, written by the real tool or filled in from its
         recorded output."""
         if kind == "uv.lock":
-            self._run([uv_binary(), "lock", "--index-url", self.index.url])
+            self._run([*find_uv(), "lock", "--index-url", self.index.url])
             return self.root / "uv.lock"
         if kind == "pylock-uv":
             self.lock("uv.lock")
             self._run(
-                [uv_binary(), "export", "--no-dev", "--format", "pylock.toml", "-o", "pylock.toml"]
+                [*find_uv(), "export", "--no-dev", "--format", "pylock.toml", "-o", "pylock.toml"]
             )
             return self.root / "pylock.toml"
         if kind == "pylock-pip":
@@ -153,34 +155,17 @@ def build(cli: Cli, out: Path, lock: Path, index: IndexServer, *args: str) -> Ma
     return read_manifest(out) or pytest.fail("no manifest")
 
 
-def error_line(stderr: str) -> str:
-    (line,) = [line for line in stderr.splitlines() if line.startswith("error: ")]
-    return line
-
-
 def lock_of(manifest: Manifest, target: str) -> dict[str, tuple[str, ...]]:
     (lock,) = [lock for lock in manifest.locks if lock.target == target]
     return {entry.name: entry.filenames for entry in lock.entries}
 
 
-def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(a) for a in argv],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
 def uv_install_offline(offline: Offline, house: Path, requirements: str, venv: Path) -> None:
-    made = run([uv_binary(), "venv", "-q", "--python", sys.executable, venv])
+    made = run([*find_uv(), "venv", "-q", "--python", sys.executable, venv])
     assert made.returncode == 0, made.stderr
     proc = run(
         offline(
-            [uv_binary(), "pip", "install", "--offline", "--no-index", "--find-links", house,
+            [*find_uv(), "pip", "install", "--offline", "--no-index", "--find-links", house,
              "--require-hashes", "-r", house / requirements, "--python", venv / "bin" / "python"]
         ),
         env={"UV_NO_CONFIG": "1", "UV_CACHE_DIR": str(venv.parent / "uv-cache")},

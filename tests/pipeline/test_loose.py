@@ -10,10 +10,11 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
+from tests.support.capabilities import need_uv
 from tests.support.dists import DistFactory
+from tests.support.files import sha256_of
 from tests.support.fixtures import Cli
-from tests.support.graph import GRAPH_REQUIREMENTS, GRAPH_WHEELS, build, sha256_of
-from tests.support.locktools import need_uv
+from tests.support.graph import GRAPH_REQUIREMENTS, GRAPH_WHEELS, build
 from tests.support.server import Answer, IndexServer
 from wheelhouse._base._uv import find_uv
 from wheelhouse.errors import ExitCode

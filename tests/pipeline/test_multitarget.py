@@ -8,11 +8,9 @@ Every foreign target is derived from the host, so the tests hold on any host.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import shlex
-import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -21,9 +19,11 @@ from pathlib import Path
 import pytest
 from packaging.markers import Marker
 
-from tests.support.capabilities import missing
+from tests.support.capabilities import need_uv
 from tests.support.dists import DistFactory
+from tests.support.files import sha256_of
 from tests.support.fixtures import Cli, MakeVenv, Offline
+from tests.support.process import run_command as run
 from tests.support.server import IndexServer
 from tests.support.targets import (
     AARCH64,
@@ -53,7 +53,6 @@ from tests.support.targets import (
     make_project,
     rewrite_sdist,
 )
-from wheelhouse.errors import WheelhouseError
 from wheelhouse.house.manifest import BuiltFrom, Downloaded, Manifest, read_manifest
 
 HOST_PY = f"3.{HOST_MINOR}"
@@ -76,10 +75,6 @@ PINNED = (
 
 
 # -- reading a wheelhouse ------------------------------------------------------------------------
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_pins(path: Path) -> dict[str, tuple[str, list[str]]]:
@@ -113,15 +108,6 @@ class Built:
     out: Path
     stderr: str
     manifest: Manifest
-
-
-def need_uv() -> None:
-    from wheelhouse._base._uv import find_uv
-
-    try:
-        find_uv()
-    except WheelhouseError as exc:
-        missing("uv", f"the loose path resolves foreign targets with uv: {exc.message}")
 
 
 def build(
@@ -162,7 +148,7 @@ def house(
     """The project built for the host and the two foreign targets, by either path."""
     make_project(dists)
     if request.param == "loose":
-        need_uv()
+        need_uv("the loose path resolves foreign targets with uv")
     built = build(
         cli, tmp_path, index_server, PINNED if request.param == "pinned" else LOOSE, *TARGETS
     )
@@ -290,18 +276,6 @@ def test_rebuild_is_a_noop_for_the_same_targets_and_dropping_one_drops_its_files
 # -- pip itself accepts each lock, offline ---------------------------------------------------------
 
 
-def run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
-
-
 def as_pip(argv: list[str], scratch: Path) -> list[str]:
     """The header's ``pip ...`` run by the test environment's pip, checking into ``scratch``."""
     assert argv[0] == "pip"
@@ -405,7 +379,7 @@ def test_a_compiled_sdist_for_a_foreign_target_is_one_clear_error(
     path: str, cli: Cli, tmp_path: Path, csrc: Path, index_server: IndexServer
 ) -> None:
     if path == "loose":
-        need_uv()
+        need_uv("the loose path resolves foreign targets with uv")
     requirements = tmp_path / "requirements.in"
     requirements.write_text("csrc==1.0\n" if path == "pinned" else "csrc\n")
     out = tmp_path / "house"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from concurrent.futures import Future
 from pathlib import Path
 
-import urllib3
-
+from tests.support import httpget
 from tests.support.dists import DistFactory
 from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
@@ -15,9 +15,8 @@ from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.resolve._pagetap import PageTap
 from wheelhouse.simple.media import PIP_ACCEPT
 
-
-def get(url: str, **headers: str) -> urllib3.BaseHTTPResponse:
-    return urllib3.request("GET", url, headers=headers, redirect=False, retries=False)
+# What the tap answers, as it answers it (no redirect followed).
+get = functools.partial(httpget.get, redirects=False)
 
 
 def test_keeps_pages_rewrites_redirects_and_passes_files_on(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import tarfile
@@ -17,6 +16,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from tests.support.dists import DistFactory, vendor_dist_info
+from tests.support.files import sha256_of as sha256
 from tests.support.fixtures import Cli
 from tests.support.pinned import chosen, ok, run
 from tests.support.server import Answer, IndexServer, Intercept, _requires_python
@@ -36,10 +36,6 @@ WINDOWS = "cp311-cp311-win_amd64" if "win" not in BEST else "cp311-cp311-manylin
 def fallback(result: PinnedResult | Fallback) -> str:
     assert isinstance(result, Fallback), result
     return result.reason
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # -- the same answer as pip --------------------------------------------------------------------

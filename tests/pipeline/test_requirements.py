@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 
+from tests.support.files import sha256_of as _sha256
 from wheelhouse.errors import ExitCode, RequirementsError
 from wheelhouse.inputs.requirements import read_inputs
 
@@ -21,10 +21,6 @@ def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_nested_requirements_and_constraints_keep_their_own_file_and_line(

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.capabilities import need_uv
 from tests.support.fixtures import Cli
 from tests.support.graph import GRAPH_WHEELS
 from tests.support.graph import build as build_with
-from tests.support.locktools import need_uv
 from tests.support.server import IndexServer
 from wheelhouse.resolve.speedups import NO_SPEEDUPS_ENV, Speedups
 

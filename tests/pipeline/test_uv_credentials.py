@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.capabilities import need_uv
+from tests.support.credentials import basic
 from tests.support.dists import DistFactory
 from tests.support.graph import GRAPH_REQUIREMENTS, make_graph
-from tests.support.locktools import need_uv
 from tests.support.server import Answer, IndexServer
 from tests.support.targets import AARCH64, make_project
-from tests.support.tls import basic
 from wheelhouse._base._uv import find_uv
 
 USER, PASSWORD = "alice-q7", "s3cret-Pa55-xyzzy"

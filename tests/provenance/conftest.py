@@ -14,8 +14,8 @@ from tests.support.provenance import (
     TRUST_ROOT,
     MakeHouse,
     gitlab_provenance,
-    write_wheelhouse,
 )
+from tests.support.wheelhouses import make_wheelhouse, write_manifest
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def make_house(tmp_path: Path) -> MakeHouse:
     def make(*, gitlab: bool = False, trust_root: bool = True, name: str = "house") -> Path:
         house = tmp_path / name
         files = [DATA / SDIST] + ([DATA / GITLAB_SDIST] if gitlab else [])
-        write_wheelhouse(house, files)
+        make_wheelhouse(house, files, writes=[write_manifest])
         shutil.copyfile(DATA / f"{SDIST}.provenance", house / f"{SDIST}.provenance")
         if gitlab:
             (house / f"{GITLAB_SDIST}.provenance").write_bytes(gitlab_provenance())

@@ -9,21 +9,19 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 from tests.support.dists import DistFactory
 from tests.support.fixtures import Cli, Offline
 from tests.support.osv import real_members, write_zip
-from tests.support.provenance import DATA, SDIST, TRUST_ROOT, write_wheelhouse
+from tests.support.process import run_command
+from tests.support.process import wheelhouse_argv as wheelhouse
+from tests.support.provenance import DATA, SDIST, TRUST_ROOT
+from tests.support.wheelhouses import make_wheelhouse
 from wheelhouse.audit.fetch import OSV_DIR, SNAPSHOT_NAME, SnapshotInfo
 from wheelhouse.errors import ExitCode
 from wheelhouse.house import manifest as layout
-from wheelhouse.house.export import write_requirements
-from wheelhouse.house.index import write_index
-from wheelhouse.house.manifest import Manifest
-from wheelhouse.house.pylock import write_pylock
 from wheelhouse.provenance import PROVENANCE_SUFFIX, TRUST_ROOT_PATH
 
 REQUESTS = "requests-2.31.0-py3-none-any.whl"
@@ -33,15 +31,6 @@ CARRIED = [
     f"{SDIST}.provenance",
     "sigstore/trusted_root.json",
 ]
-
-
-def complete(house: Path, files: list[Path]) -> Manifest:
-    """A whole wheelhouse as `build` leaves it: the files, the manifest, the index and locks."""
-    manifest = write_wheelhouse(house, files)
-    write_index(house, manifest)
-    write_requirements(house, manifest)
-    write_pylock(house, manifest)
-    return manifest
 
 
 def place_snapshot(house: Path, members: dict[str, bytes] | None = None) -> bytes:
@@ -64,7 +53,7 @@ def carrying_house(root: Path, dists: DistFactory, *, provenance: bool = True) -
     provenance and trust root."""
     house = root / "house"
     wheel = dists.wheel("requests", "2.31.0")
-    complete(house, [DATA / SDIST, wheel])
+    make_wheelhouse(house, [DATA / SDIST, wheel])
     place_snapshot(house)
     if provenance:
         shutil.copyfile(DATA / f"{SDIST}.provenance", house / f"{SDIST}.provenance")
@@ -86,19 +75,7 @@ def carried(directory: Path) -> dict[str, bytes]:
 
 
 def run(argv: list[str], home: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=180,
-        check=False,
-        env={**os.environ, "HOME": str(home)},
-    )
-
-
-def wheelhouse(*args: str | os.PathLike[str]) -> list[str]:
-    return [sys.executable, "-m", "wheelhouse", *map(str, args)]
+    return run_command(argv, env={**os.environ, "HOME": str(home)})
 
 
 def members_of(bundle: Path) -> list[str]:

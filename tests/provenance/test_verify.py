@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.files import snapshot
 from tests.support.fixtures import Cli, Offline
 from tests.support.provenance import (
     DATA,
@@ -19,9 +20,8 @@ from tests.support.provenance import (
     SDIST_SHA256,
     TRUST_ROOT,
     MakeHouse,
-    snapshot,
-    write_wheelhouse,
 )
+from tests.support.wheelhouses import make_wheelhouse, write_manifest
 
 ROOT_FILE = Path("sigstore") / "trusted_root.json"
 
@@ -101,7 +101,7 @@ def test_subject_digest_differs_from_the_file(make_house: MakeHouse, cli: Cli) -
     data = bytearray((DATA / SDIST).read_bytes())
     data[1000] ^= 0x01
     (house / SDIST).write_bytes(bytes(data))
-    write_wheelhouse(house, [house / SDIST])
+    make_wheelhouse(house, [house / SDIST], writes=[write_manifest])
     import hashlib
 
     actual = hashlib.sha256(bytes(data)).hexdigest()
@@ -322,7 +322,7 @@ def test_files_without_provenance_are_listed_then_refused_by_policy(
     make_house: MakeHouse, cli: Cli, tmp_path: Path
 ) -> None:
     house = make_house()
-    write_wheelhouse(house, [house / SDIST, DATA / GITLAB_SDIST])
+    make_wheelhouse(house, [house / SDIST, DATA / GITLAB_SDIST], writes=[write_manifest])
     result = cli("provenance", "verify", house, "--json")
     assert result.exit_code == 0
     report = json.loads(result.stdout)

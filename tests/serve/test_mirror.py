@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from tests.support.dists import DistFactory
+from tests.support.files import snapshot
+from tests.support.process import wait_until
 from tests.support.proxy import linked_files
 from tests.support.server import IndexServer
 from wheelhouse._base._pip import offline_env
@@ -395,9 +397,7 @@ def test_sigkill_mid_run_leaves_only_good_links_and_the_rerun_resumes(
     upstream.delay("/files/quick", 0.4)
     # Killed once some files are in place, at a moment the run does not choose.
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.glob("*.whl"))) < files_before_kill:
-        time.sleep(0.02)
+    wait_until(lambda: len(list(out.glob("*.whl"))) >= files_before_kill, 60)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     on_disk = {p.name for p in out.glob("*.whl")}
@@ -587,13 +587,8 @@ def remembered(out: Path) -> dict[str, Any]:
     return data
 
 
-def tree(out: Path) -> dict[str, bytes]:
-    """Every file of the mirror outside its state and lock, with its bytes."""
-    return {
-        str(p.relative_to(out)): p.read_bytes()
-        for p in out.rglob("*")
-        if p.is_file() and ".mirror" not in p.relative_to(out).parts
-    }
+# Every file of a mirror outside its state and lock, with its bytes.
+tree = functools.partial(snapshot, leave_out=[".mirror"])
 
 
 def test_naming_a_project_adds_it_and_keeps_the_others(

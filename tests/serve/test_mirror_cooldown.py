@@ -12,6 +12,7 @@ import pytest
 from tests.support.dists import DistFactory
 from tests.support.proxy import linked_files
 from tests.support.server import IndexServer
+from tests.support.server import ago as _ago
 from wheelhouse._base import cooldown as cooldown_module
 from wheelhouse.errors import ExitCode
 
@@ -26,10 +27,6 @@ def alpha(dists: DistFactory, upstream: IndexServer) -> IndexServer:
     dists.wheel("alpha", "2.0")
     upstream.upload_times[NEW] = _ago(timedelta(days=2))
     return upstream
-
-
-def _ago(delta: timedelta) -> str:
-    return (datetime.now(UTC) - delta).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _mirrored(out: Path) -> set[str]:

@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 import zipfile
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +19,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support.dists import DistFactory
+from tests.support.files import sha256_of as sha256
+from tests.support.files import snapshot
+from tests.support.hostile import gzip_bomb
+from tests.support.process import wait_until
 from tests.support.proxy import linked_files
 from tests.support.server import Answer, IndexServer
 from wheelhouse.errors import ExitCode
@@ -39,10 +40,6 @@ class Listed:
     filename: str
     url: str
     sha256: str
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def render(project: str, files: Iterable[Listed], kind: str) -> tuple[dict[str, str], bytes]:
@@ -93,19 +90,10 @@ def good_wheel(dists: DistFactory, index: IndexServer) -> Listed:
     return Listed(WHEEL, f"{index.files_url}{WHEEL}", sha256(path.read_bytes()))
 
 
-def snapshot(root: Path, *leave_out: Path) -> dict[str, bytes]:
-    """Every file under ``root`` but those under ``leave_out``: path -> bytes."""
-    return {
-        str(path.relative_to(root)): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and not any(path == p or p in path.parents for p in leave_out)
-    }
-
-
 def outside(tmp_path: Path, out: Path) -> dict[str, bytes]:
     """Every file of the test outside the mirror (but for its lock file and the caches)."""
     lock = out.parent / f".{out.name}.lock"
-    return snapshot(tmp_path, out, lock, tmp_path / "wh-cache", tmp_path / "xdg-cache")
+    return snapshot(tmp_path, leave_out=[out, lock, tmp_path / "wh-cache", tmp_path / "xdg-cache"])
 
 
 def mirror_argv(*args: str | os.PathLike[str]) -> list[str]:
@@ -151,18 +139,6 @@ def run_measured(argv: list[str], tmp_path: Path, *, max_file_bytes: int | None 
         stderr.read_text(errors="replace"),
         int(report.read_text()) * 1024,
     )
-
-
-def gzip_bomb(inflated: int) -> bytes:
-    """A gzip body that inflates to ``inflated`` zero bytes (concatenated gzip members, as
-    HTTP clients read them), about a thousandth of that on the wire."""
-    member_size = 64 * MiB
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    zeros = bytes(MiB)
-    member = b"".join(compressor.compress(zeros) for _ in range(member_size // MiB))
-    member += compressor.flush()
-    assert inflated % member_size == 0
-    return member * (inflated // member_size)
 
 
 # -- names from a page are data, never paths --------------------------------------------------
@@ -394,7 +370,7 @@ def test_a_wrong_hash_for_a_local_file_does_not_print_its_digest(cli: Any, tmp_p
 def test_a_gzip_bomb_page_costs_a_bounded_read(
     index_server: IndexServer, dists: DistFactory, tmp_path: Path, where: str
 ) -> None:
-    bomb = gzip_bomb(512 * MiB)
+    bomb = gzip_bomb(512 * MiB, member=64 * MiB)
     path = "/simple/x/" if where == "project" else "/simple/"
 
     def hook(asked: str, _: Any) -> Answer | None:
@@ -500,7 +476,7 @@ def test_no_file_of_the_mirror_holds_the_index_password(
     # ...and are in no file of the tree, nor in the lock file next to it, nor in the output.
 
     def leaks() -> list[str]:
-        files = snapshot(out) | snapshot(out.parent, out, tmp_path / "dists")
+        files = snapshot(out) | snapshot(out.parent, leave_out=[out, tmp_path / "dists"])
         return sorted(name for name, data in files.items() if password.encode() in data)
 
     assert leaks() == []
@@ -570,9 +546,7 @@ def test_files_a_killed_run_placed_are_claimed_and_go_when_the_page_drops_them(
     env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
     index_server.delay("/files/", 0.4)
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.glob("*.whl"))) < 2:
-        time.sleep(0.02)
+    wait_until(lambda: len(list(out.glob("*.whl"))) >= 2, 60)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     placed = {p.name for p in out.glob("*.whl")}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -15,23 +14,25 @@ from typing import Any
 
 import pytest
 
-from tests.support.provenance import DATA, SDIST, SDIST_SHA256, TRUST_ROOT
+from tests.support.httpget import get
+from tests.support.provenance import (
+    DATA,
+    PROVENANCE,
+    SDIST,
+    SDIST_SHA256,
+    TRUST_ROOT,
+    attested_index,
+)
 from tests.support.server import IndexServer
 from wheelhouse.errors import ExitCode
 
-PROVENANCE = (DATA / f"{SDIST}.provenance").read_bytes()
 PROJECT = "pypi-attestations"
 
 
 @pytest.fixture
 def index(tmp_path: Path) -> Iterator[IndexServer]:
     """A JSON index listing the real sdist, its provenance at its integrity URL."""
-    root = tmp_path / "upstream"
-    root.mkdir()
-    shutil.copyfile(DATA / SDIST, root / SDIST)
-    with IndexServer(root) as server:
-        server.json_pages = True
-        server.provenance[SDIST] = PROVENANCE
+    with attested_index(tmp_path / "upstream") as server:
         yield server
 
 
@@ -219,17 +220,6 @@ def serve_static(root: Path) -> tuple[Any, threading.Thread]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, thread
-
-
-def get(url: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url)
-    if accept:
-        request.add_header("Accept", accept)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
 
 
 def test_serve_serves_the_provenance_its_page_names_and_a_mirror_of_it_keeps_it(

@@ -15,7 +15,7 @@ import pytest
 from tests.support.capabilities import find_uv
 from tests.support.dists import DistFactory
 from tests.support.fixtures import Cli, MakeVenv
-from tests.support.nginx import Nginx, docs_block, require_nginx
+from tests.support.nginx import Nginx, nginx_over_bucket
 from tests.support.s3 import S3Server
 from tests.support.server import IndexServer
 from wheelhouse._base._pip import offline_env
@@ -256,10 +256,7 @@ def test_endpoint_url_without_a_bucket_is_a_usage_error(cli: Cli, tmp_path: Path
 @pytest.fixture
 def nginx_over_s3(tmp_path: Path, s3_server: S3Server, bucket: str) -> Iterator[Nginx]:
     """docs/scale.md's nginx configuration in front of the bucket's mirror prefix."""
-    block = docs_block("scale.md")
-    block = block.replace("server 127.0.0.1:9000;", f"server 127.0.0.1:{s3_server.port};")
-    block = block.replace("/team-packages/wheelhouse", f"/{bucket}/{PREFIX}")
-    server = Nginx(require_nginx(), tmp_path / "nginx", block).start()
+    server = nginx_over_bucket(tmp_path / "nginx", s3_server.port, f"{bucket}/{PREFIX}")
     yield server
     server.stop()
 

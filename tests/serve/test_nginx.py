@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.utils import canonicalize_name
 
 from tests.support.capabilities import find_uv
 from tests.support.nginx import Nginx, docs_block, require_nginx
-from tests.support.wheelhouses import build_wheelhouse
+from tests.support.venvs import installed_versions as _installed
+from tests.support.wheelhouses import sample_wheelhouse
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 from wheelhouse.house.index import write_index
@@ -27,7 +27,7 @@ WHEEL = "dep_two-2.0-py3-none-any.whl"
 @pytest.fixture
 def house(tmp_path: Path, dists: Any) -> Path:
     root = tmp_path / "house"
-    write_index(root, build_wheelhouse(root, dists))
+    sample_wheelhouse(root, dists, writes=[write_index])
     return root
 
 
@@ -95,16 +95,6 @@ def test_files_and_metadata_have_their_types(nginx: Nginx, house: Path) -> None:
     status, headers, _ = nginx.get("/dep_two-2.0.tar.gz")
     assert (status, headers["Content-Type"]) == (200, "application/gzip")
     assert "Content-Encoding" not in headers
-
-
-def _installed(python: Path) -> dict[str, str]:
-    code = (
-        "import json, importlib.metadata as m; "
-        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
-    )
-    result = run([python, "-c", code])
-    assert result.ok, result.stderr
-    return {canonicalize_name(k): v for k, v in json.loads(result.stdout).items()}
 
 
 @pytest.mark.slow

@@ -19,10 +19,19 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from tests.support.dists import DistFactory
-from tests.support.process import ServeProcess
-from tests.support.proxy import HTML, JSON, StartProxy, page, pip_download, stored_files, wait_until
+from tests.support.process import ServeProcess, wait_until
+from tests.support.proxy import (
+    HTML,
+    JSON,
+    StartProxy,
+    page,
+    pip_download,
+    proxy_store,
+    raw_get,
+    stored_files,
+)
 from tests.support.server import IndexServer
-from tests.support.wheelhouses import manifest_of, record_for
+from tests.support.wheelhouses import manifest_of, record_of
 from wheelhouse.house.index import write_index
 
 
@@ -88,10 +97,6 @@ def test_pages_are_pep_691_and_503_with_metadata_whose_hash_matches(
     assert b"s3cret" not in b"".join(p.read_bytes() for p in (proxy_store(proxy)).rglob("*.json"))
 
 
-def proxy_store(proxy: ServeProcess) -> Path:
-    return Path(proxy.args[proxy.args.index("--store") + 1])
-
-
 def test_negotiation_redirects_and_endpoints(
     upstream_dists: DistFactory, index_server: IndexServer, start_proxy: StartProxy
 ) -> None:
@@ -116,15 +121,7 @@ def test_negotiation_redirects_and_endpoints(
 
 
 def proxy_get_with(proxy: ServeProcess, path: str, headers: dict[str, str]) -> tuple[int, Any, Any]:
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(proxy.base + path.lstrip("/"), headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers, exc.read()
+    return proxy.get(path, **headers)
 
 
 # -- real clients -----------------------------------------------------------------------------
@@ -271,20 +268,7 @@ def test_wrong_upstream_bytes_abort_the_response_and_cache_nothing(
 
 
 def fetch_raw(proxy: ServeProcess, project: str, url: str) -> tuple[str, bytes]:
-    import http.client
-
-    parts = urlsplit(proxy.base)
-    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
-    path = urlsplit(urljoin(f"/simple/{project}/", url)).path
-    conn.request("GET", path)
-    response = conn.getresponse()
-    try:
-        body = response.read()
-    except http.client.IncompleteRead as exc:
-        return "incomplete", exc.partial
-    finally:
-        conn.close()
-    return str(response.status), body
+    return raw_get(proxy, urlsplit(urljoin(f"/simple/{project}/", url)).path, 30)
 
 
 def test_restart_with_a_warm_store_and_offline(
@@ -316,7 +300,7 @@ def test_private_project_in_a_local_wheelhouse_wins_over_a_higher_upstream_versi
     house.mkdir()
     made = own.wheel("private", "1.0", requires=["beta"])
     shutil.copy2(made, house / made.name)
-    write_index(house, manifest_of([record_for(house / made.name)]))
+    write_index(house, manifest_of([record_of(house / made.name)]))
     proxy = start_proxy(house, "--upstream", index_server.url)
     data = page(proxy, "private")
     assert [f["filename"] for f in data["files"]] == ["private-1.0-py3-none-any.whl"]

@@ -20,10 +20,11 @@ import pytest
 from tests.support.capabilities import missing
 from tests.support.dists import DistFactory
 from tests.support.osv import real_members, write_zip
-from tests.support.process import ServeProcess
-from tests.support.provenance import DATA, SDIST, SDIST_SHA256
-from tests.support.proxy import HTML, StartProxy, page, pip_download, wait_until
+from tests.support.process import ServeProcess, run_command, wait_until
+from tests.support.provenance import DATA, PROVENANCE, SDIST, SDIST_SHA256, attested_index
+from tests.support.proxy import HTML, StartProxy, page, pip_download, proxy_store
 from tests.support.server import IndexServer
+from tests.support.server import ago as _ago
 from wheelhouse._base.cooldown import Cooldown
 from wheelhouse.provenance.fetch import PROVENANCE_TYPE
 from wheelhouse.serve._guards import BUCKET_SECONDS, Guards, Refused
@@ -31,11 +32,6 @@ from wheelhouse.simple import PageFile
 
 OLD = "alpha-1.0-py3-none-any.whl"
 NEW = "alpha-2.0-py3-none-any.whl"
-PROVENANCE = (DATA / f"{SDIST}.provenance").read_bytes()
-
-
-def _ago(delta: timedelta) -> str:
-    return (datetime.now(UTC) - delta).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @pytest.fixture
@@ -59,11 +55,8 @@ def uv_install(
 ) -> subprocess.CompletedProcess[str]:
     uv = shutil.which("uv")
     assert uv is not None, "uv is a test dependency"
-    return subprocess.run(
-        [uv, "pip", "install", "--python", str(python), "--index-url", proxy.url, "--no-cache",
-         requirement],
-        capture_output=True, text=True, timeout=300, check=False, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    argv = [uv, "pip", "install", "--python", python, "--index-url", proxy.url, "--no-cache"]
+    return run_command([*argv, requirement])
 
 
 # -- the cooldown ---------------------------------------------------------------------------
@@ -273,13 +266,8 @@ def test_an_archived_status_is_passed_through_with_its_files(
 @pytest.fixture
 def attested(tmp_path: Path) -> Any:
     """A JSON index listing the real pypi-attestations sdist, its real provenance at its
-    integrity URL; and the sdist of another project without provenance."""
-    root = tmp_path / "attested"
-    root.mkdir()
-    shutil.copyfile(DATA / SDIST, root / SDIST)
-    with IndexServer(root) as server:
-        server.json_pages = True
-        server.provenance[SDIST] = PROVENANCE
+    integrity URL."""
+    with attested_index(tmp_path / "attested") as server:
         yield server
 
 
@@ -333,10 +321,6 @@ def test_a_file_without_provenance_has_none(alpha: IndexServer, start_proxy: Sta
     # Never the file itself under the provenance's name, stored or not.
     assert proxy.get(file_path(alpha, "alpha", OLD))[0] == 200
     assert proxy.get(file_path(alpha, "alpha", OLD) + ".provenance")[0] == 404
-
-
-def proxy_store(proxy: ServeProcess) -> Path:
-    return Path(proxy.args[proxy.args.index("--store") + 1])
 
 
 # -- the OSV query API ----------------------------------------------------------------------

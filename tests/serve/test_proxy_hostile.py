@@ -5,9 +5,7 @@ loopback upstreams and looks only at what clients and upstreams see."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import http.client
 import json
 import re
 import signal
@@ -17,7 +15,7 @@ import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -25,109 +23,33 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from tests.support.dists import DistFactory, make_wheel
-from tests.support.process import ServeProcess
+from tests.support.hostile import json_page
+from tests.support.loopback import Script, ScriptedServer, serving, whole
+from tests.support.process import ServeProcess, wait_until
 from tests.support.proxy import (
     JSON,
     StartProxy,
     _big_wheel,
     page,
     pip_download,
+    raw_get,
     stored_files,
-    wait_until,
 )
 from tests.support.server import IndexServer
 
-# -- a scripted upstream ------------------------------------------------------------------------
-
-# Answers one request by writing to the handler's socket as it pleases; gets how many
-# requests for the same path came before this one.
-Script = Callable[[BaseHTTPRequestHandler, int], None]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        upstream = self.server.upstream
-        with upstream.lock:
-            number = upstream.requests.count(path)
-            upstream.requests.append(path)
-        script = upstream.routes.get(path)
-        if script is None:
-            answer(self, 404, b"not found\n")
-            return
-        with contextlib.suppress(ConnectionError):
-            script(self, number)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    upstream: ScriptedUpstream
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # the proxy hanging up on a drip is what these tests do
-
-
-class ScriptedUpstream:
-    """An index on 127.0.0.1 whose answers are scripts: drips, hangs and cut-off bodies, which
-    :class:`IndexServer`'s whole answers cannot express. ``released`` ends every wait."""
-
-    def __init__(self, routes: dict[str, Script]) -> None:
-        self.routes = routes
-        self.requests: list[str] = []
-        self.lock = threading.Lock()
-        self.released = threading.Event()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.upstream = self
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/simple/"
-
-    def count(self, path: str) -> int:
-        with self.lock:
-            return self.requests.count(path)
-
-    def stop(self) -> None:
-        self.released.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
-
 
 @pytest.fixture
-def scripted() -> Iterator[Callable[[dict[str, Script]], ScriptedUpstream]]:
-    made: list[ScriptedUpstream] = []
+def scripted() -> Iterator[Callable[[dict[str, Script]], ScriptedServer]]:
+    """``scripted(routes) -> server``: an upstream index on loopback whose answers are scripts."""
+    made: list[ScriptedServer] = []
 
-    def make(routes: dict[str, Script]) -> ScriptedUpstream:
-        made.append(ScriptedUpstream(routes))
+    def make(routes: dict[str, Script]) -> ScriptedServer:
+        made.append(ScriptedServer(routes))
         return made[-1]
 
     yield make
     for upstream in made:
         upstream.stop()
-
-
-def answer(
-    handler: BaseHTTPRequestHandler, status: int, body: bytes, kind: str = "text/plain"
-) -> None:
-    handler.send_response(status)
-    handler.send_header("Content-Type", kind)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
-def json_page(project: str, files: list[dict[str, Any]]) -> Script:
-    body = json.dumps({"meta": {"api-version": "1.1"}, "name": project, "files": files}).encode()
-    return lambda handler, number: answer(handler, 200, body, JSON)
 
 
 def wheel_item(path: Path, **extra: Any) -> dict[str, Any]:
@@ -142,35 +64,6 @@ def wheel_item(path: Path, **extra: Any) -> dict[str, Any]:
 
 
 # -- clients ------------------------------------------------------------------------------------
-
-
-class _Http10(http.client.HTTPConnection):
-    _http_vsn = 10
-    _http_vsn_str = "HTTP/1.0"
-
-
-def raw_get(
-    proxy: ServeProcess, path: str, timeout: float = 60, *, http10: bool = False
-) -> tuple[str, bytes]:
-    """``(status, body)`` as a client that checks framing sees it: "incomplete" when the
-    connection ended before the body did (Content-Length or chunked framing). An HTTP/1.0
-    client has no chunked framing: without a Content-Length, the end of the connection is the
-    end of the body, so a cut-off body looks complete to it."""
-    parts = urlsplit(proxy.base)
-    kind = _Http10 if http10 else http.client.HTTPConnection
-    conn = kind(parts.hostname or "", parts.port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        try:
-            body = response.read()
-        except http.client.IncompleteRead as exc:
-            return "incomplete", exc.partial
-        return str(response.status), body
-    except (ConnectionError, http.client.RemoteDisconnected) as exc:
-        return "broken", str(exc).encode()
-    finally:
-        conn.close()
 
 
 def timed_get(
@@ -387,12 +280,12 @@ def test_a_stored_file_is_served_at_once_while_50_upstream_pages_hang(
 
 
 def test_timeout_is_a_deadline_for_a_page_that_drips(
-    scripted: Callable[[dict[str, Script]], ScriptedUpstream], start_proxy: StartProxy
+    scripted: Callable[[dict[str, Script]], ScriptedServer], start_proxy: StartProxy
 ) -> None:
     """Upstream sends a byte a second: no single read times out, but --timeout 2 is a deadline
     for the whole answer."""
 
-    def drip(handler: BaseHTTPRequestHandler, number: int) -> None:
+    def drip(handler: BaseHTTPRequestHandler, number: int, asked: str | None) -> None:
         handler.send_response(200)
         handler.send_header("Content-Type", JSON)
         handler.send_header("Content-Length", "1000000")
@@ -447,7 +340,7 @@ def test_flipped_bytes_never_make_a_complete_200(
 def test_a_dead_proxys_partial_file_is_never_served(
     json_pages: bool,
     dists: DistFactory,
-    scripted: Callable[[dict[str, Script]], ScriptedUpstream],
+    scripted: Callable[[dict[str, Script]], ScriptedServer],
     start_proxy: StartProxy,
 ) -> None:
     """A proxy is killed while it downloads a wheel (half of it in the store's partial file).
@@ -462,7 +355,7 @@ def test_a_dead_proxys_partial_file_is_never_served(
         del item["size"]  # as a PEP 503 page says it: clients get no Content-Length
     mended = threading.Event()
 
-    def file(handler: BaseHTTPRequestHandler, number: int) -> None:
+    def file(handler: BaseHTTPRequestHandler, number: int, asked: str | None) -> None:
         if number == 0:  # the first download stops half-way and never ends
             handler.send_response(200)
             handler.send_header("Content-Length", str(len(data)))
@@ -471,12 +364,12 @@ def test_a_dead_proxys_partial_file_is_never_served(
             handler.wfile.flush()
             upstream.released.wait(120)
         elif not mended.is_set():
-            answer(handler, 404, b"gone\n")
+            whole(handler, b"gone\n", 404, "text/plain")
         else:
-            answer(handler, 200, data, "application/octet-stream")
+            whole(handler, data, 200, "application/octet-stream")
 
     upstream = scripted(
-        {"/simple/gamma/": json_page("gamma", [item]), f"/files/{wheel.name}": file}
+        {"/simple/gamma/": serving(json_page("gamma", [item]), JSON), f"/files/{wheel.name}": file}
     )
     first = start_proxy("--upstream", upstream.url)
     (listed,) = page(first, "gamma")["files"]

@@ -23,8 +23,8 @@ import pytest
 
 from tests.support.capabilities import find_uv
 from tests.support.dists import DistFactory
-from tests.support.process import ServeProcess
-from tests.support.proxy import JSON, pip_download, wait_until
+from tests.support.process import ServeProcess, run_command, wait_until
+from tests.support.proxy import JSON, pip_download
 from tests.support.s3 import S3Server
 from tests.support.server import IndexServer
 from wheelhouse._base.storage import S3Store
@@ -85,9 +85,7 @@ def uv_install(
     argv = [*find_uv(), "pip", "install", "--no-config", "--no-cache", "--require-hashes"]
     argv += ["--python", sys.executable, "--target", str(target), "--index-url", proxy.url]
     argv += ["-r", str(requirements)]
-    return subprocess.run(
-        argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, check=False
-    )
+    return run_command(argv)
 
 
 def test_three_proxies_over_one_bucket_serve_30_cold_clients_fetching_each_file_once(

@@ -11,11 +11,8 @@ import contextlib
 import http.client
 import os
 import re
-import resource
 import select
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,79 +21,21 @@ from pathlib import Path
 import pytest
 
 from tests.support.dists import DistFactory
-from tests.support.proxy import wait_until
+from tests.support.process import ServeProcess, wait_until
 from tests.support.server import IndexServer
-from tests.support.wheelhouses import build_wheelhouse
+from tests.support.wheelhouses import sample_wheelhouse
 from wheelhouse.house.index import write_index
 
-READY = re.compile(r"(?:serving .+ at |proxying at )(http://127\.0\.0\.1:(\d+)/simple/)")
 PAGE = b"GET /simple/dep-two/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\n\r\n"
 
 
-class Server:
-    """`wheelhouse serve ...` in a subprocess with a given open-file limit; stderr is drained
-    into ``log`` all along (a server blocked on a full stderr pipe would prove nothing)."""
-
-    def __init__(self, args: list[str], nofile: int | None) -> None:
-        def lower_limit() -> None:
-            if nofile is not None:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wheelhouse", "serve", "--port", "0", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=lower_limit,
-        )
-        self.lines: list[str] = []
-        self.port = 0
-        ready = threading.Event()
-
-        def read() -> None:
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.lines.append(line)
-                found = READY.search(line)
-                if found and not ready.is_set():
-                    self.port = int(found[2])
-                    ready.set()
-            ready.set()
-
-        self._reader = threading.Thread(target=read, daemon=True)
-        self._reader.start()
-        if not ready.wait(60) or not self.port:
-            self.stop()
-            pytest.fail(f"the server did not start:\n{self.log}", pytrace=False)
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def open_fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._reader.join(5)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-
-
-StartServer = Callable[..., Server]
+StartServer = Callable[..., ServeProcess]
 
 
 @pytest.fixture
 def house(tmp_path: Path, dists: DistFactory) -> Path:
     root = tmp_path / "house"
-    write_index(root, build_wheelhouse(root, dists))
+    sample_wheelhouse(root, dists, writes=[write_index])
     return root
 
 
@@ -106,7 +45,7 @@ def start_server(
 ) -> Iterator[StartServer]:
     """``start_server(*args, nofile=None)``: `serve HOUSE` or `serve --upstream URL` (a
     loopback index with the same dists), stopped after the test."""
-    started: list[Server] = []
+    started: list[ServeProcess] = []
     with contextlib.ExitStack() as stack:
         if request.param == "static":
             base = [str(house)]
@@ -114,8 +53,8 @@ def start_server(
             upstream = stack.enter_context(IndexServer(dists.root))
             base = ["--upstream", upstream.url, "--store", str(tmp_path / "store")]
 
-        def start(*args: str, nofile: int | None = None) -> Server:
-            server = Server([*base, *args], nofile)
+        def start(*args: str, nofile: int | None = None) -> ServeProcess:
+            server = ServeProcess([*base, *args], nofile=nofile)
             started.append(server)
             return server
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.utils import canonicalize_name
 
 from tests.support.capabilities import find_uv, require
-from tests.support.wheelhouses import build_wheelhouse
+from tests.support.venvs import installed_versions as _installed
+from tests.support.wheelhouses import sample_wheelhouse
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 from wheelhouse.errors import InvalidWheelhouseError, NetworkError
@@ -41,7 +41,7 @@ WHEEL = "dep_two-2.0-py3-none-any.whl"
 @pytest.fixture
 def house(tmp_path: Path, dists: Any) -> Path:
     root = tmp_path / "house"
-    write_index(root, build_wheelhouse(root, dists))
+    sample_wheelhouse(root, dists, writes=[write_index])
     (tmp_path / "secret.txt").write_text("outside the wheelhouse\n")
     return root
 
@@ -492,20 +492,6 @@ def test_serve_process_holds_fifty_clients_small_and_stops_on_signal(
 
 
 # --- real installers against serve on loopback ------------------------------------------------
-
-
-def _installed(python: Path) -> dict[str, str]:
-    result = run(
-        [
-            python,
-            "-c",
-            "import json, importlib.metadata as m; "
-            "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))",
-        ],
-        env=offline_env(),
-    )
-    assert result.ok, result.stderr
-    return {canonicalize_name(k): v for k, v in json.loads(result.stdout).items()}
 
 
 @pytest.mark.slow

@@ -18,7 +18,6 @@ from packaging.version import Version
 
 from tests.support.hostile import (
     EXTRA,
-    JSON,
     MiB,
     bomb_wheel,
     gzip_bomb,
@@ -28,7 +27,7 @@ from tests.support.hostile import (
     serve,
     within,
 )
-from tests.support.proxy import StartProxy
+from tests.support.proxy import JSON, StartProxy
 from tests.support.server import IndexServer
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings

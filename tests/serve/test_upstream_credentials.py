@@ -3,30 +3,14 @@ never to another port of its host, by a link or by a redirect."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from tests.support.hostile import (
-    JSON,
-    json_page,
-    serve,
-)
+from tests.support.credentials import basic
+from tests.support.hostile import json_page, serve
+from tests.support.proxy import JSON
 from tests.support.server import IndexServer
-from tests.support.tls import basic
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.serve._upstream import open_file
 from wheelhouse.simple import fetch_project_page
-
-
-@pytest.fixture
-def other_port(tmp_path: Path) -> Iterator[IndexServer]:
-    """A second server on the same host (127.0.0.1), on another port."""
-    (tmp_path / "other").mkdir()
-    with IndexServer(tmp_path / "other") as server:
-        yield server
 
 
 def files_auth(server: IndexServer) -> list[tuple[str, str | None]]:

@@ -3,13 +3,12 @@ Accept is asked again, and a body past its limit is refused; against loopback se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 
 import pytest
 
+from tests.support.credentials import basic
 from tests.support.server import Answer, IndexServer
-from tests.support.tls import basic
 from wheelhouse._base._http import HttpClient
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.errors import UpstreamError
@@ -17,14 +16,6 @@ from wheelhouse.simple import fetch_page, fetch_project_page
 from wheelhouse.simple.media import HTML_ONLY, PIP_ACCEPT
 
 PAGE = b'<a href="/files/demo-1.0.tar.gz#sha256=' + b"a" * 64 + b'">demo-1.0.tar.gz</a>'
-
-
-@pytest.fixture
-def other_port(tmp_path: Path) -> Iterator[IndexServer]:
-    """A second server on the same host (127.0.0.1), on another port: another origin."""
-    (tmp_path / "other").mkdir()
-    with IndexServer(tmp_path / "other") as server:
-        yield server
 
 
 def pages_auth(server: IndexServer) -> list[tuple[str, str | None]]:

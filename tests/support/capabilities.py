@@ -13,9 +13,7 @@ import shutil
 import sys
 from typing import NoReturn
 
-import pytest
-
-__all__ = ["find_uv", "in_ci", "missing", "require"]
+__all__ = ["find_uv", "in_ci", "missing", "need_uv", "require"]
 
 
 def in_ci() -> bool:
@@ -25,6 +23,8 @@ def in_ci() -> bool:
 
 def missing(capability: str, reason: str) -> NoReturn:
     """The test cannot run here: skip it, or fail it under ``CI=true``."""
+    import pytest  # here: the benchmarks import this package without pytest installed
+
     message = f"needs {capability}: {reason}"
     if in_ci():
         pytest.fail(f"{message} (CI=true: a missing capability fails the run)", pytrace=False)
@@ -35,6 +35,17 @@ def require(capability: str, reason: str | None) -> None:
     """``missing(capability, reason)`` unless ``reason`` is None (the capability is there)."""
     if reason is not None:
         missing(capability, reason)
+
+
+def need_uv(why: str = "--resolver uv needs uv") -> None:
+    """``missing("uv", ...)`` where wheelhouse itself finds no uv; ``why`` says who needs it."""
+    from wheelhouse._base._uv import find_uv
+    from wheelhouse.errors import WheelhouseError
+
+    try:
+        find_uv()
+    except WheelhouseError as exc:
+        missing("uv", f"{why}: {exc.message}")
 
 
 def find_uv() -> list[str]:

@@ -1,4 +1,5 @@
-"""What the CLI tests share: the two wheels of the seeded wheelhouse, a terminal to run in."""
+"""What the CLI tests share: the two wheels of the seeded wheelhouse, a terminal to run in,
+the `error:` lines of a run."""
 
 from __future__ import annotations
 
@@ -16,6 +17,17 @@ ALPHA = "alpha-1.0-py3-none-any.whl"
 
 
 BETA = "beta-2.0-py3-none-any.whl"
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The `error:` lines a run printed, in order."""
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def error_line(stderr: str) -> str:
+    """The one `error:` line a run printed (the test fails when there are more or none)."""
+    (line,) = error_lines(stderr)
+    return line
 
 
 def on_a_terminal(

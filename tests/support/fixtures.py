@@ -1,4 +1,5 @@
-"""The types behind the root conftest's fixtures, and the environment isolation every test gets."""
+"""The types behind the root conftest's fixtures, the environment isolation every test gets,
+and a real wheelhouse built once for a module's fixtures."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.dists import DistFactory
+from tests.support.server import IndexServer
+from wheelhouse._base.pip_settings import IndexOptions
+from wheelhouse.pipeline.run import build_wheelhouse
+from wheelhouse.pipeline.settings import BuildSettings
 
 # Captured before any test scrubs os.environ: the network check needs the machine's CA bundle.
 _HOST_ENV: Mapping[str, str] = dict(os.environ)
@@ -105,12 +112,6 @@ def _pypi_unreachable() -> str | None:
     return None
 
 
-def _venv_python(venv: Path) -> Path:
-    if sys.platform == "win32":
-        return venv / "Scripts" / "python.exe"
-    return venv / "bin" / "python"
-
-
 @functools.cache
 def _unshare_prefix() -> tuple[list[str] | None, str]:
     """The argv prefix that runs a command without network, or None and why not."""
@@ -132,3 +133,26 @@ def _unshare_prefix() -> tuple[list[str] | None, str]:
             return prefix, ""
         reasons.append(f"`{' '.join(prefix[1:])}`: {proc.stderr.strip() or proc.returncode}")
     return None, "network namespaces unavailable (" + "; ".join(reasons) + ")"
+
+
+def built_wheelhouse(
+    root: Path, requirements: str, make_dists: Callable[[DistFactory], object]
+) -> Path:
+    """``root/wheelhouse`` as a real build leaves it, of ``requirements`` (a file's text) over
+    the dists ``make_dists`` makes, served from loopback; for fixtures that build once."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate_environment(monkeypatch, root)
+        factory = DistFactory(root / "dists")
+        make_dists(factory)
+        path = root / "requirements.txt"
+        path.write_text(requirements, encoding="utf-8")
+        with IndexServer(factory.root) as server:
+            build_wheelhouse(
+                BuildSettings(
+                    requirements=(path,),
+                    output=root / "wheelhouse",
+                    index=IndexOptions(index_url=server.url),
+                    jobs=1,
+                )
+            )
+    return root / "wheelhouse"

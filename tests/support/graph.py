@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from tests.support.dists import DistFactory
+from tests.support.files import sha256_of
 from tests.support.fixtures import Cli
 from tests.support.server import IndexServer
 from wheelhouse.house.manifest import read_manifest
@@ -54,10 +54,6 @@ def make_graph(dists: DistFactory) -> dict[str, Path]:
     return {path.name: path for path in made}
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def wheels_in(directory: Path) -> set[str]:
     return {p.name for p in directory.iterdir() if p.name.endswith(".whl")}
 
@@ -65,21 +61,6 @@ def wheels_in(directory: Path) -> set[str]:
 def shipped_dists(directory: Path) -> set[str]:
     """Every wheel and sdist flat in ``directory``."""
     return {p.name for p in directory.iterdir() if p.name.endswith((".whl", ".tar.gz"))}
-
-
-def snapshot(directory: Path) -> dict[str, tuple[str, int, int]]:
-    """Every entry under ``directory``: content digest (or "dir"), inode and mtime."""
-    result: dict[str, tuple[str, int, int]] = {}
-    for path in sorted(directory.rglob("*")):
-        stat = path.lstat()
-        digest = "dir" if path.is_dir() else sha256_of(path)
-        result[str(path.relative_to(directory))] = (digest, stat.st_ino, stat.st_mtime_ns)
-    return result
-
-
-def contents(directory: Path) -> dict[str, str]:
-    """Every file under ``directory`` and its digest (what a reader can see)."""
-    return {k: v[0] for k, v in snapshot(directory).items()}
 
 
 def pinned_hashes(requirements: Path) -> dict[str, set[str]]:

@@ -12,13 +12,12 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tests.support.server import Answer, IndexServer
 
-JSON = "application/vnd.pypi.simple.v1+json"
 MiB = 1024 * 1024
 BOMB = 256 * MiB  # inflated METADATA: far past the limit, and fast enough to build
 # The issue's figure: a hostile upstream costs less than 100 MB of extra memory.
@@ -43,9 +42,15 @@ def bomb_wheel(dest: Path, inflated: int = BOMB, name: str = "bomb") -> Path:
     return path
 
 
-def json_page(project: str, files: Mapping[str, str], **extra: Any) -> bytes:
-    """A PEP 691 page listing ``files`` (filename -> url) with the given extra keys each."""
-    listed = [{"filename": f, "url": u, "hashes": {}, **extra} for f, u in files.items()]
+def json_page(
+    project: str, files: Mapping[str, str] | Sequence[Mapping[str, Any]], **extra: Any
+) -> bytes:
+    """A PEP 691 page listing ``files``: filename -> url (with the given extra keys each), or
+    the file items as they are."""
+    if isinstance(files, Mapping):
+        listed = [{"filename": f, "url": u, "hashes": {}, **extra} for f, u in files.items()]
+    else:
+        listed = [dict(item) for item in files]
     return json.dumps({"meta": {"api-version": "1.1"}, "name": project, "files": listed}).encode()
 
 
@@ -85,12 +90,16 @@ def peak_rss(pid: int) -> int:
     return int(match.group(1)) * 1024
 
 
-def gzip_bomb(inflated: int) -> bytes:
-    """A gzip stream of ``inflated`` zero bytes (about a thousandth of that)."""
+def gzip_bomb(inflated: int, *, member: int | None = None) -> bytes:
+    """A gzip body of ``inflated`` zero bytes, about a thousandth of that on the wire: one
+    stream, or copies of one ``member`` (its inflated size) concatenated, as HTTP clients
+    read them (cheaper to make for a large ``inflated``)."""
+    size = inflated if member is None else member
+    assert inflated % size == 0
     compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
     zeros = bytes(MiB)
-    parts = [compressor.compress(zeros) for _ in range(inflated // MiB)]
-    return b"".join(parts) + compressor.flush()
+    one = b"".join(compressor.compress(zeros) for _ in range(size // MiB)) + compressor.flush()
+    return one * (inflated // size)
 
 
 # mirror's run, measured from a parent of its own: ru_maxrss of RUSAGE_CHILDREN is the peak

@@ -2,47 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from wheelhouse._base._uv import find_uv
-from wheelhouse.errors import WheelhouseError
-
 LockTool = Callable[..., "subprocess.CompletedProcess[str]"]
-
-
-def _tool_env(home: Path) -> dict[str, str]:
-    """An environment for a lock tool with no configuration of the machine's: caches and
-    config under ``home``, no PIP_/UV_/POETRY_/PDM_/PIPENV_ variables."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PIP_", "UV_", "POETRY_", "PDM_", "PIPENV_", "VIRTUAL_ENV"))
-    }
-    env.update(
-        HOME=str(home),
-        XDG_CACHE_HOME=str(home / "cache"),
-        XDG_CONFIG_HOME=str(home / "config"),
-        XDG_DATA_HOME=str(home / "data"),
-        PIP_CONFIG_FILE=os.devnull,
-        UV_NO_CONFIG="1",
-        UV_CACHE_DIR=str(home / "uv-cache"),
-        UV_PYTHON_DOWNLOADS="never",
-        NO_COLOR="1",
-    )
-    return env
-
-
-def uv_binary() -> str:
-    from wheelhouse._base._uv import find_uv
-
-    return str(find_uv())
 
 
 def newest_pip() -> list[str]:
@@ -55,12 +22,3 @@ def which_or_fail(name: str) -> str:
     if found is None:
         pytest.fail(f"{name} is not installed")
     return found
-
-
-def need_uv() -> None:
-    try:
-        find_uv()
-    except WheelhouseError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"--resolver uv needs uv: {exc.message}")
-        pytest.skip(f"--resolver uv needs uv: {exc.message}")

@@ -9,11 +9,11 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from tests.support.capabilities import missing
+from tests.support.httpget import Response, get
+from tests.support.process import free_ports
 
 __all__ = ["Nginx", "docs_block", "find_nginx"]
 
@@ -33,19 +33,13 @@ def docs_block(doc: str, index: int = 0) -> str:
     return blocks[index]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Nginx:
     """nginx in the foreground with its prefix (pid, logs, temp dirs) under ``prefix``."""
 
     def __init__(self, binary: str, prefix: Path, http_block: str) -> None:
         self.binary = binary
         self.prefix = prefix
-        self.port = _free_port()
+        (self.port,) = free_ports()
         self.http_block = http_block
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -96,15 +90,8 @@ class Nginx:
         self.stop()
         raise RuntimeError(f"nginx did not listen on {self.port} within {timeout} s")
 
-    def get(self, path: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:
-        headers = {"Accept": accept} if accept is not None else {}
-        request = urllib.request.Request(self.url + path, headers=headers)
-        opener = urllib.request.build_opener(_NoRedirect)
-        try:
-            with opener.open(request, timeout=10) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
+    def get(self, path: str, accept: str | None = None) -> Response:
+        return get(self.url + path, accept, redirects=False, timeout=10)
 
     def access_log(self) -> list[str]:
         path = self.prefix / "logs" / "access.log"
@@ -123,9 +110,13 @@ class Nginx:
             self.process.stderr.close()
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
+def nginx_over_bucket(directory: Path, s3_port: int, prefix: str) -> Nginx:
+    """docs/scale.md's nginx configuration in front of ``prefix`` ("bucket/path") of the S3
+    store on loopback port ``s3_port``, started; the caller stops it."""
+    block = docs_block("scale.md")
+    block = block.replace("server 127.0.0.1:9000;", f"server 127.0.0.1:{s3_port};")
+    block = block.replace("/team-packages/wheelhouse", f"/{prefix}")
+    return Nginx(require_nginx(), directory, block).start()
 
 
 def require_nginx() -> str:

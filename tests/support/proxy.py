@@ -1,31 +1,28 @@
-"""A `wheelhouse serve --upstream` process run as users run it, and what tests ask of it."""
+"""What tests ask of a `wheelhouse serve --upstream` proxy (a ServeProcess): its pages, its
+store, pip through it; and the Simple API's media types."""
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from tests.support.process import ServeProcess
+from tests.support.process import ServeProcess, run_command
 
 StartProxy = Callable[..., ServeProcess]
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
+def proxy_store(proxy: ServeProcess) -> Path:
+    """The proxy's ``--store`` folder."""
+    return Path(proxy.args[proxy.args.index("--store") + 1])
 
 
 def linked_files(root: Path) -> dict[str, str]:
@@ -77,9 +74,7 @@ def pip_download(
         "--disable-pip-version-check",
     ]
     argv += ["--index-url", proxy.url, "-d", str(dest), *extra, *requirements]
-    return subprocess.run(
-        argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, check=False
-    )
+    return run_command(argv)
 
 
 def page(proxy: ServeProcess, project: str) -> dict[str, Any]:
@@ -88,6 +83,35 @@ def page(proxy: ServeProcess, project: str) -> dict[str, Any]:
     assert headers["content-type"] == JSON
     data: dict[str, Any] = json.loads(body)
     return data
+
+
+class _Http10(http.client.HTTPConnection):
+    _http_vsn = 10
+    _http_vsn_str = "HTTP/1.0"
+
+
+def raw_get(
+    proxy: ServeProcess, path: str, timeout: float = 60, *, http10: bool = False
+) -> tuple[str, bytes]:
+    """``(status, body)`` as a client that checks framing sees it: "incomplete" when the
+    connection ended before the body did (Content-Length or chunked framing). An HTTP/1.0
+    client has no chunked framing: without a Content-Length, the end of the connection is the
+    end of the body, so a cut-off body looks complete to it."""
+    parts = urlsplit(proxy.base)
+    kind = _Http10 if http10 else http.client.HTTPConnection
+    conn = kind(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        try:
+            body = response.read()
+        except http.client.IncompleteRead as exc:
+            return "incomplete", exc.partial
+        return str(response.status), body
+    except (ConnectionError, http.client.RemoteDisconnected) as exc:
+        return "broken", str(exc).encode()
+    finally:
+        conn.close()
 
 
 def stored_files(store: Path) -> list[Path]:

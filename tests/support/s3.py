@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
-from contextlib import ExitStack
 from pathlib import Path
+
+from tests.support.process import free_ports
 
 __all__ = ["S3Server", "find_weed"]
 
@@ -24,14 +24,6 @@ def find_weed() -> str | None:
     if beside.is_file():
         return str(beside)
     return shutil.which("weed")
-
-
-def _free_ports(count: int) -> list[int]:
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 class S3Server:
@@ -50,7 +42,7 @@ class S3Server:
 
     def start(self, timeout: float = 60.0) -> S3Server:
         (self.root / "data").mkdir(parents=True, exist_ok=True)
-        ports = _free_ports(8)
+        ports = free_ports(8)
         self.port = ports[0]
         argv = [
             self.weed,

@@ -16,6 +16,7 @@ import time
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.parser import HeaderParser
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +52,11 @@ class ServedDist:
     project: str
     sha256: str
     requires_python: str | None
+
+
+def ago(delta: timedelta) -> str:
+    """The upload-time of a file uploaded ``delta`` ago, as an index writes it."""
+    return (datetime.now(UTC) - delta).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _project_of(filename: str) -> str | None:

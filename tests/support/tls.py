@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime
 import ipaddress
 import select
@@ -207,8 +206,3 @@ class Proxy:
 
     url: str
     log: ProxyLog
-
-
-def basic(user: str, password: str) -> str:
-    """The Authorization (or Proxy-Authorization) value for Basic ``user:password``."""
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()

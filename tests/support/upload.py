@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-import base64
+import functools
 import hashlib
 import http.client
 import importlib.util
-import json
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from packaging.utils import canonicalize_name
-
+from tests.support import files
 from tests.support.capabilities import missing
-from tests.support.process import ServeProcess
-from wheelhouse._base._pip import offline_env
-from wheelhouse._base._subprocess import run
+from tests.support.credentials import PASSWORD, USER
+from tests.support.process import ServeProcess, run_command
 
-USER, PASSWORD = "alice", "correct horse battery staple"
+# Every file of an upload index's root but its lock, relative path -> bytes.
+snapshot = functools.partial(files.snapshot, leave_out=[".upload.lock"])
 
 
 StartServe = Callable[..., ServeProcess]
-
-
-def basic(user: str = USER, password: str = PASSWORD) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 @dataclass
@@ -112,15 +104,6 @@ def post(
         conn.close()
 
 
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every regular file under ``root`` (relative POSIX path -> bytes), but the lock."""
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".upload.lock"
-    }
-
-
 def users_cli(*args: str | os.PathLike[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wheelhouse", "users", *map(str, args)],
@@ -139,44 +122,19 @@ def twine_command() -> list[str]:
 
 
 def twine_upload(
-    server: ServeProcess, *files: Path, password: str = PASSWORD
+    server: ServeProcess | str, *files: Path, user: str = USER, password: str = PASSWORD
 ) -> subprocess.CompletedProcess[str]:
-    """`twine upload --repository-url URL FILES` with the credentials in its environment."""
+    """`twine upload --repository-url URL FILES` with the credentials in its environment;
+    ``server`` is the upload index, or the URL to upload to."""
     env = {
         **os.environ,
-        "TWINE_USERNAME": USER,
+        "TWINE_USERNAME": user,
         "TWINE_PASSWORD": password,
         "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
     }
+    url = server if isinstance(server, str) else server.base
     argv = [*twine_command(), "upload", "--non-interactive", "--disable-progress-bar", "--verbose"]
-    return subprocess.run(
-        [*argv, "--repository-url", server.base, *map(str, files)],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
-
-
-def installed_versions(python: Path) -> dict[str, str]:
-    code = (
-        "import json, importlib.metadata as m; "
-        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
-    )
-    result = run([python, "-c", code], env=offline_env())
-    assert result.ok, result.stderr
-    return {canonicalize_name(k): v for k, v in json.loads(result.stdout).items()}
-
-
-def json_page(server: ServeProcess, project: str) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{server.url}{project}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        data: dict[str, Any] = json.loads(response.read())
-    return data
+    return run_command([*argv, "--repository-url", url, *files], env=env)
 
 
 def make_token(users_file: Path, user: str, index: str) -> str:

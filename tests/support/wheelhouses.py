@@ -1,153 +1,33 @@
-"""Wheelhouses written for a test: built from dists, their manifests, records and locks."""
+"""Wheelhouses written by hand for a test: their records, locks and manifest, and the one
+builder that lays them out. (A real build, once per module: ``fixtures.built_wheelhouse``.)"""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from packaging.markers import default_environment
 from packaging.tags import sys_tags
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from wheelhouse import __version__
-from wheelhouse.house.directory import put_in_place
+from tests.support.dists import DistFactory
+from tests.support.files import sha256_of
 from wheelhouse.house.export import write_requirements
 from wheelhouse.house.index import write_index
 from wheelhouse.house.manifest import (
+    GENERATOR,
     MANIFEST_NAME,
     Downloaded,
+    FileKind,
     FileRecord,
     Inputs,
     LockEntry,
     Manifest,
     Origin,
-    Sha256,
     TargetLock,
 )
 from wheelhouse.house.pylock import write_pylock
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def record_for(path: Path, *, requires_python: str | None = None) -> FileRecord:
-    """A manifest record for ``path``, computed independently of the code under test."""
-    data = path.read_bytes()
-    if path.name.endswith(".whl"):
-        name, version, _, _ = parse_wheel_filename(path.name)
-        kind: Any = "wheel"
-    else:
-        name, version = parse_sdist_filename(path.name)
-        kind = "sdist"
-    return FileRecord(
-        name=name,
-        version=str(version),
-        filename=path.name,
-        sha256=Sha256(sha256(data)),
-        size=len(data),
-        kind=kind,
-        origin=Downloaded(url=f"https://files.example.invalid/{path.name}"),
-        requires_python=requires_python,
-    )
-
-
-def manifest_of(records: list[FileRecord]) -> Manifest:
-    return Manifest(
-        generator="tests",
-        created="2026-01-01T00:00:00Z",
-        inputs=Inputs(files=()),
-        files=tuple(records),
-        locks=(),
-    )
-
-
-def build_wheelhouse(root: Path, dists: Any) -> Manifest:
-    """foo-bar 1.0 (needs dep-two>=1, Python >=3.8,<4), dep-two 1.5 and 2.0 + its sdist."""
-    made = [
-        (dists.wheel("Foo.Bar", "1.0", requires=["dep-two>=1"], requires_python=">=3.8,<4"), None),
-        (dists.wheel("dep-two", "1.5"), None),
-        (dists.wheel("dep-two", "2.0"), None),
-        (dists.sdist("dep-two", "2.0"), ">=3.7"),
-    ]
-    root.mkdir(parents=True, exist_ok=True)
-    records = []
-    for path, requires_python in made:
-        shutil.copy2(path, root / path.name)
-        records.append(record_for(root / path.name, requires_python=requires_python))
-    return manifest_of(records)
-
-
-def make_wheelhouse(
-    directory: Path,
-    wheels: Iterable[Path],
-    *,
-    requested: Sequence[str] = (),
-    requires_python: dict[str, str] | None = None,
-) -> Manifest:
-    """A wheelhouse made by hand: wheels copied flat, a manifest, and the host requirements.txt."""
-    directory.mkdir(parents=True, exist_ok=True)
-    records: list[FileRecord] = []
-    for wheel in wheels:
-        shutil.copy2(wheel, directory / wheel.name)
-        data = wheel.read_bytes()
-        name, version, _, _ = parse_wheel_filename(wheel.name)
-        records.append(
-            FileRecord(
-                name=name,
-                version=str(version),
-                filename=wheel.name,
-                sha256=Sha256(hashlib.sha256(data).hexdigest()),
-                size=len(data),
-                kind="wheel",
-                origin=Downloaded(url=f"https://files.example.invalid/{wheel.name}"),
-                requires_python=(requires_python or {}).get(wheel.name),
-            )
-        )
-    pins: dict[tuple[str, str], list[str]] = {}
-    for record in records:
-        pins.setdefault((record.name, record.version), []).append(record.filename)
-    wanted = {canonicalize_name(n) for n in requested}
-    entries = tuple(
-        LockEntry(
-            name=canonicalize_name(name),
-            version=version,
-            filenames=tuple(files),
-            requested=name in wanted,
-        )
-        for (name, version), files in pins.items()
-    )
-    manifest = Manifest(
-        generator=f"wheelhouse {__version__}",
-        created="2026-11-25T00:00:00Z",
-        inputs=Inputs(files=()),
-        files=tuple(records),
-        locks=(
-            TargetLock(
-                target="host",
-                tags=tuple(str(t) for t in sys_tags()),
-                environment=dict(default_environment()),
-                entries=entries,
-            ),
-        ),
-    )
-    (directory / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
-    # What a build writes from the manifest, which verify checks too.
-    write_requirements(directory, manifest)
-    write_index(directory, manifest)
-    write_pylock(directory, manifest)
-    return manifest
-
-
-def flip_byte(path: Path, offset: int = 40) -> None:
-    """Change one byte in place: same size, different sha256."""
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0xFF
-    path.write_bytes(bytes(data))
-
 
 LINUX = "cp311-manylinux_2_28_x86_64"
 
@@ -180,80 +60,150 @@ WINDOWS_ENV = {
 }
 
 
+# The tags and environment a target's lock gets unless a test gives its own (none for another).
 KNOWN = {LINUX: ((LINUX_TAG,), LINUX_ENV), WINDOWS: ((WINDOWS_TAG,), WINDOWS_ENV)}
 
 
+# When every hand-made wheelhouse was "built".
 OLD = "2020-01-01T00:00:00+00:00"
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+# What writes a wheelhouse's files from its manifest (the manifest itself first).
+Writer = Callable[[Path, Manifest], object]
 
 
-def record_of(wheel: Path, origin: Origin | None = None) -> FileRecord:
-    name, version, _, _ = parse_wheel_filename(wheel.name)
+def write_manifest(root: Path, manifest: Manifest) -> None:
+    (root / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+
+
+# All that a build writes beside the files, which verify checks too.
+EVERYTHING: tuple[Writer, ...] = (write_manifest, write_requirements, write_index, write_pylock)
+
+
+def _name_version(filename: str) -> tuple[str, str]:
+    if filename.endswith(".whl"):
+        name, version, _, _ = parse_wheel_filename(filename)
+    else:
+        name, version = parse_sdist_filename(filename)
+    return name, str(version)
+
+
+def record_of(
+    path: Path, *, origin: Origin | None = None, requires_python: str | None = None
+) -> FileRecord:
+    """A manifest record for the wheel or sdist ``path``, computed without the code under test."""
+    name, version = _name_version(path.name)
+    kind: FileKind = "wheel" if path.name.endswith(".whl") else "sdist"
     return FileRecord(
-        name=name,
-        version=str(version),
-        filename=wheel.name,
-        sha256=Sha256(sha256_of(wheel)),
-        size=wheel.stat().st_size,
-        kind="wheel",
-        origin=origin or Downloaded(f"https://files.example.invalid/{wheel.name}"),
+        name=canonicalize_name(name),
+        version=version,
+        filename=path.name,
+        sha256=sha256_of(path),
+        size=path.stat().st_size,
+        kind=kind,
+        origin=origin or Downloaded(url=f"https://files.example.invalid/{path.name}"),
+        requires_python=requires_python,
     )
 
 
 def lock_of(
     target: str,
-    wheels: Sequence[Path],
+    files: Iterable[Path],
     *,
     tags: tuple[str, ...] | None = None,
     environment: dict[str, str] | None = None,
+    requested: Collection[str] = ("app",),
 ) -> TargetLock:
+    """``target``'s lock of ``files`` (one entry a name and version); ``requested`` are the
+    projects asked for by name (a test graph's root is "app")."""
     known_tags, known_env = KNOWN.get(target, ((), {}))
     pins: dict[tuple[str, str], list[str]] = {}
-    for wheel in wheels:
-        name, version, _, _ = parse_wheel_filename(wheel.name)
-        pins.setdefault((name, str(version)), []).append(wheel.name)
+    for path in files:
+        pins.setdefault(_name_version(path.name), []).append(path.name)
+    wanted = {canonicalize_name(n) for n in requested}
     return TargetLock(
         target=target,
         tags=tags if tags is not None else known_tags,
-        environment=environment if environment is not None else known_env,
+        environment=environment if environment is not None else dict(known_env),
         entries=tuple(
-            LockEntry(canonicalize_name(n), v, tuple(files), requested=n == "app")
-            for (n, v), files in pins.items()
+            LockEntry(canonicalize_name(n), v, tuple(names), requested=n in wanted)
+            for (n, v), names in pins.items()
         ),
     )
 
 
-def make_source(
-    directory: Path,
-    *locks: tuple[TargetLock, Sequence[Path]],
-    origins: dict[str, Origin] | None = None,
-) -> Manifest:
-    """A wheelhouse published the way a build publishes one, holding ``locks``."""
-    sources = {wheel.name: wheel for _, wheels in locks for wheel in wheels}
-    manifest = Manifest(
-        generator="wheelhouse-tests",
+def manifest_of(records: Iterable[FileRecord], locks: Sequence[TargetLock] = ()) -> Manifest:
+    """The manifest of a hand-made wheelhouse holding ``records`` and ``locks``."""
+    return Manifest(
+        generator=GENERATOR,
         created=OLD,
         inputs=Inputs(
             files=(),
-            options={"targets": [lock.target for lock, _ in locks]},
+            options={"targets": [lock.target for lock in locks]},
             fingerprint="f" * 64,
         ),
-        files=tuple(
-            record_of(path, (origins or {}).get(name)) for name, path in sorted(sources.items())
-        ),
-        locks=tuple(lock for lock, _ in locks),
+        files=tuple(records),
+        locks=tuple(locks),
     )
-    put_in_place(
-        directory,
-        manifest,
-        sources,
-        writers=[write_requirements, write_index, _write_pylock],
-    )
+
+
+def make_wheelhouse(
+    directory: Path,
+    files: Iterable[Path],
+    *,
+    locks: Sequence[TargetLock] | None = None,
+    requested: Collection[str] = (),
+    requires_python: Mapping[str, str] | None = None,
+    origins: Mapping[str, Origin] | None = None,
+    writes: Sequence[Writer] = EVERYTHING,
+) -> Manifest:
+    """A wheelhouse made by hand: ``files`` copied flat into ``directory``, then ``writes``.
+
+    ``locks`` default to one "host" lock of every file with this machine's tags and
+    environment, as a build here records it (``requested``: the projects asked for by name).
+    ``requires_python`` and ``origins`` give a file (by name) its record's field. ``writes`` is
+    what is written beside the files: by default what a build writes, the manifest first;
+    ``()`` for the files alone.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    by_name = {path.name: path for path in files}
+    for name, source in by_name.items():
+        if source != directory / name:
+            shutil.copy2(source, directory / name)
+    records = [
+        record_of(
+            directory / name,
+            origin=(origins or {}).get(name),
+            requires_python=(requires_python or {}).get(name),
+        )
+        for name in sorted(by_name)
+    ]
+    if locks is None:
+        locks = (
+            lock_of(
+                "host",
+                by_name.values(),
+                tags=tuple(str(t) for t in sys_tags()),
+                environment={k: str(v) for k, v in default_environment().items()},
+                requested=requested,
+            ),
+        )
+    manifest = manifest_of(records, locks)
+    for write in writes:
+        write(directory, manifest)
     return manifest
 
 
-def _write_pylock(root: Path, manifest: Manifest) -> None:
-    write_pylock(root, manifest)
+def sample_wheelhouse(root: Path, dists: DistFactory, *, writes: Sequence[Writer] = ()) -> Manifest:
+    """foo-bar 1.0 (needs dep-two>=1, Python >=3.8,<4), dep-two 1.5 and 2.0 + its sdist
+    (recorded as needing Python >=3.7), with no lock."""
+    sdist = dists.sdist("dep-two", "2.0")
+    made = [
+        dists.wheel("Foo.Bar", "1.0", requires=["dep-two>=1"], requires_python=">=3.8,<4"),
+        dists.wheel("dep-two", "1.5"),
+        dists.wheel("dep-two", "2.0"),
+        sdist,
+    ]
+    return make_wheelhouse(
+        root, made, locks=(), requires_python={sdist.name: ">=3.7"}, writes=writes
+    )

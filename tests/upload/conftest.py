@@ -4,39 +4,21 @@ upstream) in a subprocess on loopback, its users file, and a raw client for host
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.credentials import PASSWORD, USER
 from tests.support.process import ServeProcess
-from tests.support.upload import PASSWORD, USER, StartServe
+from tests.support.upload import StartServe, users_cli
 
 
 @pytest.fixture
 def users_file(tmp_path: Path) -> Path:
     """An htpasswd file with ``USER`` and ``PASSWORD``, written by `wheelhouse users add`."""
     path = tmp_path / "users.htpasswd"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wheelhouse",
-            "users",
-            "add",
-            USER,
-            "--users",
-            str(path),
-            "--password-stdin",
-        ],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = users_cli("add", USER, "--users", path, "--password-stdin", stdin=PASSWORD + "\n")
     assert result.returncode == 0, result.stderr
     assert result.stderr == f"added {USER} in {path}\n"
     return path

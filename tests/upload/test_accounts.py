@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import stat
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import bcrypt
 import pytest
 
+from tests.support.credentials import PASSWORD, USER, basic
 from tests.support.dists import make_wheel
+from tests.support.httpget import Response, get
 from tests.support.upload import (
-    PASSWORD,
-    USER,
     StartServe,
-    basic,
     encode_form,
     make_token,
     post,
@@ -106,15 +103,8 @@ def test_a_user_without_the_upload_right_is_403(
     assert (status, text) == (200, "OK\n")
 
 
-def _get(url: str, auth: str | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url)
-    if auth is not None:
-        request.add_header("Authorization", auth)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+def _get(url: str, auth: str | None = None) -> Response:
+    return get(url, **({} if auth is None else {"Authorization": auth}))
 
 
 @pytest.mark.slow

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.credentials import basic
 from tests.support.dists import make_wheel
 from tests.support.process import ServeProcess
-from tests.support.upload import BOUNDARY, basic, encode_form, post, snapshot, upload_fields
+from tests.support.upload import BOUNDARY, encode_form, post, snapshot, upload_fields
 
 WHEEL = "team_pkg-1.0-py3-none-any.whl"
 

@@ -12,10 +12,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from urllib3 import HTTPHeaderDict
 
 from tests.support.capabilities import missing
+from tests.support.credentials import basic
+from tests.support.httpget import get
 from tests.support.process import ServeProcess
-from tests.support.upload import basic, encode_form, post, upload_fields
+from tests.support.upload import encode_form, post, upload_fields
 
 README = """# Team package
 
@@ -59,10 +62,10 @@ def published(tmp_path: Path, private: ServeProcess) -> ServeProcess:
     return private
 
 
-def _get(url: str) -> tuple[int, dict[str, str], str]:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        return response.status, headers, response.read().decode()
+def _get(url: str) -> tuple[int, HTTPHeaderDict, str]:
+    """``url``'s status, headers and text (an error status raises HTTPError)."""
+    status, headers, body = get(url, check=True)
+    return status, headers, body.decode()
 
 
 def test_search_finds_by_name_and_summary(published: ServeProcess) -> None:

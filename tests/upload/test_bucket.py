@@ -14,11 +14,14 @@ from typing import Any
 import pytest
 
 from tests.support.capabilities import missing
+from tests.support.credentials import basic
 from tests.support.dists import make_wheel
 from tests.support.process import ServeProcess
+from tests.support.proxy import page as json_page
 from tests.support.s3 import S3Server, find_weed
 from tests.support.server import IndexServer
-from tests.support.upload import StartServe, basic, installed_versions, json_page, twine_upload
+from tests.support.upload import StartServe, twine_upload
+from tests.support.venvs import installed_versions
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 

@@ -11,33 +11,21 @@ from typing import Any
 import pytest
 
 from tests.support.capabilities import find_uv
+from tests.support.credentials import PASSWORD, USER
 from tests.support.dists import make_sdist, make_wheel
-from tests.support.process import ServeProcess
+from tests.support.process import ServeProcess, run_command
 from tests.support.proxy import linked_files
+from tests.support.proxy import page as json_page
 from tests.support.server import IndexServer
-from tests.support.upload import (
-    PASSWORD,
-    USER,
-    StartServe,
-    installed_versions,
-    json_page,
-    twine_upload,
-)
+from tests.support.upload import StartServe, twine_upload
+from tests.support.venvs import installed_versions
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 
 
 def uv_publish(server: ServeProcess, *files: Path) -> subprocess.CompletedProcess[str]:
     env = {**offline_env(), "UV_PUBLISH_USERNAME": USER, "UV_PUBLISH_PASSWORD": PASSWORD}
-    return subprocess.run(
-        [*find_uv(), "publish", "--publish-url", server.base, *map(str, files)],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
+    return run_command([*find_uv(), "publish", "--publish-url", server.base, *files], env=env)
 
 
 @pytest.mark.slow

@@ -4,9 +4,7 @@ rights: real twine uploads to each, refusals per index, pip installing from each
 from __future__ import annotations
 
 import base64
-import http.client
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,18 +13,14 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.support import httpget
+from tests.support.credentials import PASSWORD, USER
 from tests.support.dists import make_wheel
+from tests.support.httpget import Response
 from tests.support.process import ServeProcess
 from tests.support.server import IndexServer
-from tests.support.upload import (
-    PASSWORD,
-    USER,
-    StartServe,
-    installed_versions,
-    make_token,
-    twine_command,
-    users_cli,
-)
+from tests.support.upload import StartServe, make_token, twine_upload, users_cli
+from tests.support.venvs import installed_versions
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 
@@ -64,38 +58,12 @@ anonymous-read = false
 
 
 def twine(url: str, user: str, password: str, wheel: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "TWINE_USERNAME": user,
-        "TWINE_PASSWORD": password,
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-    }
-    argv = [*twine_command(), "upload", "--non-interactive", "--disable-progress-bar", "--verbose"]
-    return subprocess.run(
-        [*argv, "--repository-url", url, str(wheel)],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
+    return twine_upload(url, wheel, user=user, password=password)
 
 
-def get(
-    server: ServeProcess, path: str, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        response = conn.getresponse()
-        return (
-            response.status,
-            {k.lower(): v for k, v in response.headers.items()},
-            response.read(),
-        )
-    finally:
-        conn.close()
+def get(server: ServeProcess, path: str, headers: dict[str, str] | None = None) -> Response:
+    """``path`` on ``server``, as it answers (no redirect followed)."""
+    return httpget.get(server.base + path.lstrip("/"), redirects=False, **(headers or {}))
 
 
 def files_on(server: ServeProcess, path: str, auth: str | None = None) -> list[str]:

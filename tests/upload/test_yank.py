@@ -14,18 +14,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.credentials import PASSWORD, USER, basic
 from tests.support.dists import make_wheel
 from tests.support.process import ServeProcess
-from tests.support.upload import (
-    PASSWORD,
-    USER,
-    basic,
-    encode_form,
-    post,
-    snapshot,
-    upload_fields,
-    users_cli,
-)
+from tests.support.upload import encode_form, post, snapshot, upload_fields, users_cli
 from wheelhouse._base._pip import offline_env
 from wheelhouse._base._subprocess import run
 
