@@ -1,6 +1,5 @@
 """`wheelhouse build`: requirements in, a wheelhouse out."""
 
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
 
 
 _BINARY_KEY = "wheelhouse.binary-options"
-# How long a thread may hold the GIL while another waits for it, during a build (seconds).
-_SWITCH_INTERVAL = 0.001
 
 # The release cooldown, as pip (--uploaded-prior-to) and uv (--exclude-newer) spell it;
 # shared with `mirror`. See docs/cooldown.md.
@@ -257,15 +254,9 @@ def build(
     )
     started = time.monotonic()
     reporter = make_reporter(verbosity)
-    # A build's threads mostly read sockets, and each TLS record read gives the GIL up: with
-    # the default 5 ms switch interval, one thread parsing a large index page held every
-    # download back (a 5 MB page took 1 s instead of 0.02 s beside one busy thread).
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, _SWITCH_INTERVAL))
     try:
         summary = build_wheelhouse(settings, reporter)
     finally:
-        sys.setswitchinterval(interval)
         reporter.close()
     seconds = time.monotonic() - started
     if as_json:
