@@ -5,12 +5,17 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from tests.support.dists import DistFactory
+from tests.support.pinned import ok, run
+from tests.support.server import IndexServer
+from wheelhouse._base._http import HttpClient
 from wheelhouse.download.fetch import Fetched
 from wheelhouse.download.pins import Pin
 from wheelhouse.house.manifest import Sha256
@@ -103,3 +108,27 @@ def test_the_calling_thread_does_its_own_work_while_pages_are_asked() -> None:
     )
     assert [item.pin.name for item, _ in results] == NAMES[:2]
     assert seen == [threading.current_thread().name]
+
+
+def test_files_are_downloaded_over_the_page_clients_pools(
+    tmp_path: Path,
+    dists: DistFactory,
+    index_server: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The loopback index serves pages and files from one host: one client, one pool.
+    dists.wheel("alpha", "1.0")
+    dists.wheel("beta", "2.0")
+    clients: list[HttpClient] = []
+    real_init = HttpClient.__init__
+
+    def counting_init(self: HttpClient, *args: Any, **kwargs: Any) -> None:
+        clients.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(HttpClient, "__init__", counting_init)
+    result = ok(run(tmp_path, "alpha==1.0\nbeta==2.0\n", index_server.url))
+
+    assert sorted(item.pin.name for item in result.fetched) == ["alpha", "beta"]
+    assert all(item.downloaded for item in result.fetched)
+    assert len(clients) == 1

@@ -181,7 +181,9 @@ def _resolve(
         cooldown=cooldown,
     )
 
-    fetcher = Fetcher(cache, pip=pip, allowed=inputs.hashes, jobs=jobs, progress=progress)
+    fetcher = Fetcher(
+        cache, pip=pip, allowed=inputs.hashes, jobs=jobs, progress=progress, client=client
+    )
 
     def choose(item: Wanted) -> Pin:
         pin = guesses.chosen.get((item.name, item.version)) if guesses is not None else None
