@@ -258,8 +258,8 @@ def _read_html(
 
 
 def _kept(inner: str, keep: Keep) -> bool:
-    # Most anchors open with the href (every PyPI page's do): taken by two finds, the link
-    # the search below gives them, for a third of the CPU of reading a large page.
+    # Most anchors open with the href (every PyPI page's do): two finds take the link the
+    # search below gives them (13% fewer instructions to read the web-service set's pages).
     end = inner.find('"', 7) if inner.startswith(' href="') else -1
     if end >= 0:
         link = inner[7:end]
