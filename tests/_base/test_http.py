@@ -23,6 +23,7 @@ from tests.support.files import sha256_of as _sha256
 from tests.support.fixtures import Cli
 from tests.support.server import Answer, IndexServer
 from tests.support.tls import CertAuthority, Proxy
+from wheelhouse._base._http import HttpClient, prepare_tls
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched, fetch_all
@@ -103,6 +104,23 @@ def test_cert_from_pip_configuration_is_trusted(
 
     assert fetched.path.read_bytes() == wheel.read_bytes()
     assert _agents(tls_index) == ["us"]
+
+
+def test_the_tls_context_loaded_ahead_is_the_one_every_client_takes(
+    tmp_path: Path, test_ca: CertAuthority
+) -> None:
+    pip = PipSettings.parse({"cert": str(test_ca.ca_cert), "index-url": "https://i.invalid/"})
+    prepare_tls(pip)  # loads in a thread; the client waits for that load, not a second one
+    context = HttpClient(pip)._context
+    assert HttpClient(pip)._context is context
+    assert context.cert_store_stats()["x509_ca"] >= 1
+
+    missing = tmp_path / "missing.pem"
+    broken = PipSettings.parse({"cert": str(missing), "index-url": "https://i.invalid/"})
+    prepare_tls(broken)
+    for _ in range(2):  # the failed load is not kept: each client meets the error itself
+        with pytest.raises(FileNotFoundError):
+            HttpClient(broken)
 
 
 def test_tls_failure_of_our_client_is_handed_to_pip(

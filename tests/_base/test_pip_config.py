@@ -125,3 +125,37 @@ def test_a_reading_started_ahead_is_taken_once_and_only_where_it_started(
     assert pip_config()["timeout"] == "30"
     assert child.returncode is not None
     assert _pip_ahead._started == []
+
+
+def test_with_config_file_devnull_only_pips_variables_count_as_pip_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pip._internal.configuration import Configuration
+
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_TIMEOUT", "30")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "http://127.0.0.1:9/simple/")
+    monkeypatch.setenv("PIP_NO_BINARY", ":all:")
+    monkeypatch.setenv("PIP_Prefer_Binary", "1")
+    monkeypatch.setenv("PIP_VERSION", "1")  # pip ignores these two
+    monkeypatch.setenv("PIP_HELP", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    pip = Configuration(isolated=False)
+    pip.load()
+
+    _pip_ahead.start(sys.executable)
+    assert _pip_ahead._started == []  # nothing to read ahead: no child started
+    assert _pip._config_items() == [(k, v) for _, kv in pip.items() for k, v in kv.items()]
+    assert pip_config()["timeout"] == "30"
+    assert pip_config()["no-binary"] == ":all:"
+    assert "find-links" not in pip_config()
+    assert _pip_parses("install", "timeout") == 30.0
+
+
+def test_files_are_read_unless_config_file_is_devnull(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file.write_text("[global]\ntimeout = 10\n")
+    assert pip_config()["timeout"] == "10"
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    assert "timeout" not in pip_config()

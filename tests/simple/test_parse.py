@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from html.parser import HTMLParser
+from urllib.parse import unquote
 
 import pytest
 
@@ -277,3 +278,22 @@ def test_html_anchors_read_as_html_parser_reads_them(page: str) -> None:
         (h.lower() if h else h, label or h.rsplit("/", 1)[-1], *rest)
         for h, label, *rest in expected
     ]
+
+
+@pytest.mark.parametrize(
+    "anchor",
+    [
+        '<a href="https://f.example/p/demo-1.0-py3-none-any.whl#sha256=ab">x</a>',
+        "<a href='../demo-1.0.tar.gz'>x</a>",
+        '<A HREF="demo-1.0.zip">x</A>',
+        '<a\thref="demo%2Bx-1.0.tar.gz">x</a>',
+        '<a href="demo-1.0.tar.gz?a=1&amp;b=2#md5=0">x</a>',
+        '<a data-requires-python="&gt;=3" href="demo-1.0.tar.gz">x</a>',
+        '<a href="demo-1.0.tar.gz>x</a>',
+    ],
+)
+def test_the_keep_filter_is_asked_the_name_a_full_read_gives(anchor: str) -> None:
+    asked: list[str] = []
+    parse_html_page(anchor.encode(), PAGE, "demo", lambda name: asked.append(name) or True)
+    full = parse_html_page(anchor.encode(), PAGE, "demo")
+    assert asked == [unquote(f.url.rsplit("/", 1)[-1]) for f in full.files]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import heapq
 import itertools
 import netrc
@@ -14,6 +13,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -24,7 +24,14 @@ from urllib3.util import Retry
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.urls import strip_credentials
 
-__all__ = ["Deadline", "HttpClient", "origin_of", "retry_policy", "strip_credentials"]
+__all__ = [
+    "Deadline",
+    "HttpClient",
+    "origin_of",
+    "prepare_tls",
+    "retry_policy",
+    "strip_credentials",
+]
 
 # What a busy index or a CDN answers when it wants the client to come back later.
 _RETRY_STATUSES = frozenset({429, *range(500, 600)})
@@ -366,14 +373,50 @@ def _ssl_context(pip: PipSettings) -> ssl.SSLContext:
     return _shared_context(cafile or None, pip.client_cert)
 
 
-@functools.cache
+def prepare_tls(pip: PipSettings) -> None:
+    """Start loading the TLS context ``HttpClient(pip)`` will use, in a background thread,
+    when an index is reached over https: the CA bundle's 20 ms of CPU then run beside the
+    work before the first request (OpenSSL loads it without the GIL). A failure is left for
+    the client to meet and report."""
+    if not any(urlsplit(url).scheme == "https" for url in pip.index_urls):
+        return
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            _ssl_context(pip)
+
+    threading.Thread(target=load, name="wheelhouse-tls", daemon=True).start()
+
+
+# Contexts by (CA file, client certificate), each loaded once: the first caller loads it and
+# any other waits for that load instead of loading the same bundle again.
+_contexts: dict[tuple[str | None, str | None], Future[ssl.SSLContext]] = {}
+_contexts_lock = threading.Lock()
+
+
 def _shared_context(cafile: str | None, client_cert: str | None) -> ssl.SSLContext:
     # Loading a CA bundle costs 15-30 ms of CPU; the page and the file clients share one
     # context (an SSLContext may be used by many connections and threads).
-    context = ssl.create_default_context(cafile=cafile)
-    if client_cert:
-        context.load_cert_chain(client_cert)
-    return context
+    key = (cafile, client_cert)
+    with _contexts_lock:
+        loading = _contexts.get(key)
+        if loading is None:
+            loading = _contexts[key] = Future()
+            mine = True
+        else:
+            mine = False
+    if mine:
+        try:
+            context = ssl.create_default_context(cafile=cafile)
+            if client_cert:
+                context.load_cert_chain(client_cert)
+        except BaseException as exc:
+            with _contexts_lock:
+                del _contexts[key]  # the next client tries again
+            loading.set_exception(exc)
+            raise
+        loading.set_result(context)
+    return loading.result()
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

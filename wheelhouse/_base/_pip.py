@@ -243,6 +243,26 @@ def pip_config(command: str = RESOLVING_COMMAND) -> dict[str, str]:
     return {option: value for option, (_, value) in found.items()}
 
 
+def _environment_only() -> list[tuple[str, object]] | None:
+    """pip's configuration when ``PIP_CONFIG_FILE`` is ``os.devnull``, else None.
+
+    pip then reads no configuration file at all (its documented way to ignore them), only its
+    ``PIP_*`` variables: pip's ``Configuration._load_environment_vars``, redone without
+    loading pip (0.1 s of CPU a build). A test holds it to pip's.
+    """
+    if not _pip_ahead.files_ignored():
+        return None
+    found: dict[str, object] = {}
+    for key, value in os.environ.items():
+        if not key.startswith("PIP_"):
+            continue
+        name = key[4:].lower()
+        if name in ("version", "help"):  # pip's ENV_NAMES_IGNORED
+            continue
+        found[":env:." + name.replace("_", "-").removeprefix("--")] = value
+    return list(found.items())
+
+
 def _config_items() -> list[tuple[str, object]]:
     """``section.option`` pairs in pip's load order, read by pip's own configuration loader.
 
@@ -250,6 +270,9 @@ def _config_items() -> list[tuple[str, object]]:
     at the start of every build; the subprocess remains the fallback. What a child started
     with the command read (``_pip_ahead``) is taken instead, once, when it can stand.
     """
+    environment = _environment_only()
+    if environment is not None:
+        return environment
     ahead = _pip_ahead.take()
     if ahead is not None:
         return ahead

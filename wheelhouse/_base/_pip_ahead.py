@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-__all__ = ["start", "take"]
+__all__ = ["files_ignored", "start", "take"]
 
 # pip's loader in the child: its ``section.option`` pairs, in load order, as JSON.
 _READ = (
@@ -33,6 +33,8 @@ _started: list[tuple[_Context, subprocess.Popen[str]]] = []
 def start(python: str) -> None:
     """Start reading pip's configuration with ``python`` (the interpreter running us)."""
     _forget()
+    if files_ignored():
+        return  # only pip's variables count: _pip reads them without pip
     # Popen itself, not _subprocess: this runs before anything else is imported, and the
     # logging and dataclasses that _subprocess brings would delay the child by 0.05 s.
     # -P: a "pip" folder in the current directory must not shadow pip.
@@ -89,3 +91,8 @@ def _forget() -> None:
 
 def _context() -> _Context:
     return os.getcwd(), tuple(sorted(os.environ.items()))
+
+
+def files_ignored() -> bool:
+    """True when ``PIP_CONFIG_FILE`` is ``os.devnull``: pip then reads no configuration file."""
+    return os.environ.get("PIP_CONFIG_FILE") == os.devnull

@@ -72,12 +72,16 @@ class Fetcher:
         allowed: Mapping[NormalizedName, frozenset[Sha256]],
         jobs: int,
         progress: Progress | None = None,
+        client: HttpClient | None = None,
     ) -> None:
         self._cache = cache
         self._allowed = allowed
         self._pip = pip
         self._jobs = jobs
         self._progress = progress
+        # A client made from the same ``pip`` (the pinned path's page client): files then
+        # share its connections, one pool per host, instead of opening their own.
+        self._client = client
         self._download: _Fetcher | None = None
         self._lock = threading.Lock()
 
@@ -93,7 +97,7 @@ class Fetcher:
         # The HTTP client (and its SSL context) is made only when something is not cached.
         with self._lock:
             if self._download is None:
-                client = HttpClient(self._pip, pool_size=max(self._jobs, 1))
+                client = self._client or HttpClient(self._pip, pool_size=max(self._jobs, 1))
                 self._download = _Fetcher(client, self._cache, self._allowed, self._progress)
             return self._download
 

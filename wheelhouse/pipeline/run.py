@@ -27,6 +27,7 @@ from packaging.utils import (
 )
 
 from wheelhouse import __version__
+from wheelhouse._base._http import prepare_tls
 from wheelhouse._base._pip import config_fingerprint, pip_config
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.pip_settings import PipSettings
@@ -111,6 +112,7 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
             cache.clean_stale()
             # pip's settings, parsed once: every stage below takes this value.
             pip = PipSettings.parse(pending_config.result(), settings.index)
+        prepare_tls(pip)
 
         run = Run(
             settings,

@@ -19,18 +19,16 @@ import dataclasses
 import logging
 import os
 import posixpath
-import tarfile
 import threading
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 import urllib3
-from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
@@ -183,16 +181,19 @@ def _resolve(
         cooldown=cooldown,
     )
 
-    fetcher = Fetcher(cache, pip=pip, allowed=inputs.hashes, jobs=jobs, progress=progress)
+    fetcher = Fetcher(
+        cache, pip=pip, allowed=inputs.hashes, jobs=jobs, progress=progress, client=client
+    )
 
-    def choose_and_fetch(item: Wanted) -> tuple[Fetched, Metadata | None]:
-        # One worker takes a project from its index page to its verified file and metadata,
-        # so page latency and downloads overlap instead of running as two phases.
+    def choose(item: Wanted) -> Pin:
         pin = guesses.chosen.get((item.name, item.version)) if guesses is not None else None
         if pin is None:
             keep = _same_version(item.version)
             found = [c for source in sources for c in source.candidates(client, item.name, keep)]
             pin = chooser.choose(item, found, inputs.hashes.get(item.name, frozenset()))
+        return pin
+
+    def fetch(pin: Pin) -> tuple[Fetched, Metadata | None]:
         try:
             fetched = fetcher.fetch(pin)
         except FetchError as exc:
@@ -208,8 +209,7 @@ def _resolve(
             return fetched, None
 
     ordered = [wanted[name] for name in sorted(wanted)]
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(ordered)))) as pool:
-        results = list(pool.map(choose_and_fetch, ordered))
+    results = _pipelined(ordered, choose, fetch, jobs=jobs, meanwhile=_load_metadata_reader)
     checked = _checked(results, wanted, target, python, build)
     # Pages of find-links servers and simple directory listings often give no hash: those
     # files are taken, and the lock holds the hash of the bytes that arrived. Said once.
@@ -221,6 +221,55 @@ def _resolve(
             ", ".join(unhashed),
         )
     return checked
+
+
+# A project's verified file and what its metadata says (None: an sdist only a build tells).
+_Outcome = tuple["Fetched", "Metadata | None"]
+
+
+def _pipelined(
+    items: Sequence[Wanted],
+    choose: Callable[[Wanted], Pin],
+    fetch: Callable[[Pin], _Outcome],
+    *,
+    jobs: int,
+    meanwhile: Callable[[], object] | None = None,
+) -> list[_Outcome]:
+    """``fetch(choose(item))`` for each of ``items``, in their order, on ``jobs`` threads.
+
+    Every page is asked for before any file: a page gates its project's download, and the
+    largest pages (thousands of files) take longest, so none waits behind another project's
+    download. Each file is queued as soon as its page named it. As with ``Executor.map``, the
+    first item in order that fails raises, and what has not started yet does not start.
+    ``meanwhile`` is work for the calling thread while the first pages are on their way.
+    """
+    stop = False
+    lock = threading.Lock()
+    queued: list[Future[_Outcome]] = []
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(items)))) as pool:
+
+        def choose_then_queue(item: Wanted) -> Future[_Outcome]:
+            pin = choose(item)
+            with lock:  # the pool shuts down only once ``stop`` is set
+                if stop:
+                    raise CancelledError
+                queued.append(pool.submit(fetch, pin))
+                return queued[-1]
+
+        choices = [pool.submit(choose_then_queue, item) for item in items]
+        try:
+            if meanwhile is not None:
+                meanwhile()
+            return [future.result().result() for future in choices]
+        except BaseException:
+            with lock:
+                stop = True
+                for future in choices:
+                    future.cancel()
+                for queue in queued:
+                    queue.cancel()
+            raise
 
 
 def _checked(
@@ -727,7 +776,17 @@ class _DynamicSdist(Ineligible):
     """An sdist whose dependencies only a build can tell."""
 
 
+def _load_metadata_reader() -> None:
+    import packaging.metadata  # noqa: F401
+
+
 def _read_metadata(item: Fetched) -> Metadata:
+    # Imported at the first file, not before the first page: parse_email brings the email
+    # package and packaging's licence tables (0.01 s), which may load while pages arrive.
+    import tarfile
+
+    from packaging.metadata import parse_email
+
     filename = item.pin.filename
     try:
         text = _metadata_text(item.path, item.pin, item.sha256)
@@ -783,6 +842,8 @@ def _metadata_text(path: Path, pin: Pin, sha256: Sha256) -> str | None:
     if pin.kind == "wheel":
         metadata = read_wheel_metadata(path, pin.name, Version(pin.version), sha256=sha256)
         return None if metadata is None else metadata.decode("utf-8")
+    import tarfile  # sdists are rare in a pinned set: see _read_metadata
+
     if path.name.endswith(".zip"):
         with zipfile.ZipFile(path) as archive:
             found = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")]
