@@ -22,7 +22,7 @@ import urllib3.connection
 from urllib3.util import Retry
 
 from wheelhouse._base.pip_settings import PipSettings
-from wheelhouse._base.urls import strip_credentials
+from wheelhouse._base.urls import Origin, origin_of, strip_credentials
 
 __all__ = [
     "Deadline",
@@ -417,22 +417,6 @@ def _shared_context(cafile: str | None, client_cert: str | None) -> ssl.SSLConte
             raise
         loading.set_result(context)
     return loading.result()
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-Origin = tuple[str, str, int | None]
-
-
-def origin_of(url: str) -> Origin:
-    """The scheme, host and port of ``url`` (the default port spelled out): where the index's
-    credentials may go."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:  # a port that is not a number matches nothing
-        return (scheme, "", -1)
-    return (scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme))
 
 
 def _index_credentials(pip: PipSettings) -> dict[Origin, str]:

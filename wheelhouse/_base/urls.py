@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-__all__ = ["file_url_path", "strip_credentials"]
+__all__ = ["Origin", "file_url_path", "origin_of", "strip_credentials"]
 
 # urllib.request's own choice, made without importing it: urllib.request brings http.client,
 # email and ssl (0.03 s), which a build that reads no index over HTTP never needs.
@@ -29,3 +29,19 @@ def strip_credentials(url: str) -> str:
 def file_url_path(url: str) -> Path:
     """The local path a ``file:`` URL names (as ``urllib.request.url2pathname`` reads it)."""
     return Path(url2pathname(urlsplit(url).path))
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+Origin = tuple[str, str, int | None]
+
+
+def origin_of(url: str) -> Origin:
+    """The scheme, host and port of ``url`` (the default port spelled out): where the index's
+    credentials may go."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number matches nothing
+        return (scheme, "", -1)
+    return (scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme))

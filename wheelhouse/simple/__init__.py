@@ -11,14 +11,8 @@ A new page field goes in ``model.PageFile``, then ``parse`` and ``render`` (both
 the round trip test in tests/simple/.
 """
 
-from wheelhouse.simple.client import (
-    PageAnswer,
-    PageResult,
-    fetch_page,
-    fetch_project_page,
-    project_page_url,
-    read_page,
-)
+from typing import TYPE_CHECKING, Any
+
 from wheelhouse.simple.media import (
     ACCEPT,
     HTML_TYPE,
@@ -31,6 +25,38 @@ from wheelhouse.simple.media import (
 from wheelhouse.simple.model import PageFile, ProjectPage, ProjectStatus
 from wheelhouse.simple.parse import parse_html_page, parse_json_page, parse_page, parse_root
 from wheelhouse.simple.render import render_html, render_json, root_html, root_json
+
+if TYPE_CHECKING:
+    from wheelhouse.simple.client import (
+        PageAnswer,
+        PageResult,
+        fetch_page,
+        fetch_project_page,
+        project_page_url,
+        read_page,
+    )
+
+# The page client brings urllib3 and ssl (about 50 ms): loaded when first asked for, so
+# what only reads or writes pages (an install, the static index, verify) does without it.
+_CLIENT = frozenset(
+    {
+        "PageAnswer",
+        "PageResult",
+        "fetch_page",
+        "fetch_project_page",
+        "project_page_url",
+        "read_page",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT:
+        from wheelhouse.simple import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ACCEPT",

@@ -14,7 +14,8 @@ import urllib3
 import urllib3.connection
 from packaging.utils import canonicalize_name
 
-from wheelhouse._base._http import Deadline, HttpClient, origin_of, strip_credentials
+from wheelhouse._base._http import Deadline, HttpClient
+from wheelhouse._base.urls import origin_of, strip_credentials
 from wheelhouse.errors import UpstreamError
 from wheelhouse.simple.media import ACCEPT
 from wheelhouse.simple.model import ProjectPage

@@ -16,8 +16,8 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from packaging.utils import canonicalize_name
 
-from wheelhouse._base._http import origin_of, strip_credentials
 from wheelhouse._base.cooldown import parse_upload_time
+from wheelhouse._base.urls import origin_of, strip_credentials
 from wheelhouse.errors import MalformedUploadTime, UpstreamError
 from wheelhouse.simple.media import form_of
 from wheelhouse.simple.model import (
