@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import stat
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from tests.support.files import sha256_of as _sha256
 from tests.support.fixtures import Cli
 from tests.support.server import Answer, IndexServer
 from tests.support.tls import CertAuthority, Proxy
-from wheelhouse._base._http import HttpClient, prepare_tls
+from wheelhouse._base._http import HttpClient, load_tls
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched, fetch_all
@@ -110,14 +111,14 @@ def test_the_tls_context_loaded_ahead_is_the_one_every_client_takes(
     tmp_path: Path, test_ca: CertAuthority
 ) -> None:
     pip = PipSettings.parse({"cert": str(test_ca.ca_cert), "index-url": "https://i.invalid/"})
-    prepare_tls(pip)  # loads in a thread; the client waits for that load, not a second one
+    threading.Thread(target=load_tls, args=(pip,)).start()  # the client waits for it
     context = HttpClient(pip)._context
     assert HttpClient(pip)._context is context
     assert context.cert_store_stats()["x509_ca"] >= 1
 
     missing = tmp_path / "missing.pem"
     broken = PipSettings.parse({"cert": str(missing), "index-url": "https://i.invalid/"})
-    prepare_tls(broken)
+    threading.Thread(target=load_tls, args=(broken,)).start()
     for _ in range(2):  # the failed load is not kept: each client meets the error itself
         with pytest.raises(FileNotFoundError):
             HttpClient(broken)

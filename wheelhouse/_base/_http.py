@@ -27,8 +27,8 @@ from wheelhouse._base.urls import Origin, origin_of, strip_credentials
 __all__ = [
     "Deadline",
     "HttpClient",
+    "load_tls",
     "origin_of",
-    "prepare_tls",
     "retry_policy",
     "strip_credentials",
 ]
@@ -373,19 +373,14 @@ def _ssl_context(pip: PipSettings) -> ssl.SSLContext:
     return _shared_context(cafile or None, pip.client_cert)
 
 
-def prepare_tls(pip: PipSettings) -> None:
-    """Start loading the TLS context ``HttpClient(pip)`` will use, in a background thread,
-    when an index is reached over https: the CA bundle's 20 ms of CPU then run beside the
-    work before the first request (OpenSSL loads it without the GIL). A failure is left for
-    the client to meet and report."""
-    if not any(urlsplit(url).scheme == "https" for url in pip.index_urls):
-        return
-
-    def load() -> None:
+def load_tls(pip: PipSettings) -> None:
+    """Load the TLS context ``HttpClient(pip)`` will use, when an index is reached over
+    https; called in a background thread, the CA bundle's 20 ms of CPU run beside the work
+    before the first request (OpenSSL loads it without the GIL), and the client takes that
+    context. A failure is left for the client to meet and report."""
+    if any(urlsplit(url).scheme == "https" for url in pip.index_urls):
         with contextlib.suppress(Exception):
             _ssl_context(pip)
-
-    threading.Thread(target=load, name="wheelhouse-tls", daemon=True).start()
 
 
 # Contexts by (CA file, client certificate), each loaded once: the first caller loads it and

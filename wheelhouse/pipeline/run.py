@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +28,6 @@ from packaging.utils import (
 )
 
 from wheelhouse import __version__
-from wheelhouse._base._http import prepare_tls
 from wheelhouse._base._pip import config_fingerprint, pip_config
 from wheelhouse._base.files import sha256_file
 from wheelhouse._base.pip_settings import PipSettings
@@ -112,7 +112,9 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
             cache.clean_stale()
             # pip's settings, parsed once: every stage below takes this value.
             pip = PipSettings.parse(pending_config.result(), settings.index)
-        prepare_tls(pip)
+        # The HTTP client's modules and TLS context load beside the work before the first
+        # request, not in front of it (a build that starts uv first needs neither yet).
+        threading.Thread(target=_load_tls, args=(pip,), name="wheelhouse-tls", daemon=True).start()
 
         run = Run(
             settings,
@@ -500,3 +502,9 @@ def _up_to_date(out: Path, previous: Manifest, settings: BuildSettings) -> bool:
         except OSError:
             return False
     return True
+
+
+def _load_tls(pip: PipSettings) -> None:
+    from wheelhouse._base._http import load_tls
+
+    load_tls(pip)
