@@ -197,6 +197,39 @@ def test_metadata_read_by_ranges_gives_way_to_the_wheels_own_once_the_wheel_is_s
     assert item["core-metadata"] == {"sha256": hashlib.sha256(own).hexdigest()}
 
 
+def test_a_filename_forging_another_files_entry_cannot_take_its_place_in_the_store(
+    dists: DistFactory, index_server: IndexServer, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    """Upstream names a file with the text of the genuine wheel's entry in the stored page
+    (its sha256 and a filename of its choice). A restarted proxy, which finds files in the
+    stored page without parsing it, still gives the genuine wheel under its own name only."""
+    genuine = dists.wheel("beta", "2.0")
+    sha256 = hashlib.sha256(genuine.read_bytes()).hexdigest()
+    forged = f'x","hashes":{{"sha256":"{sha256}"}}}},{{"filename":"evil-2.0-py3-none-any.whl'
+    listed = [
+        {"filename": forged, "url": "../../files/forged.whl", "hashes": {"sha256": "b" * 64}},
+        {"filename": genuine.name, "url": f"../../files/{genuine.name}",
+         "hashes": {"sha256": sha256}},
+    ]  # fmt: skip
+    body = json.dumps({"meta": {"api-version": "1.1"}, "name": "beta", "files": listed})
+
+    def hostile_page(path: str, headers: Any) -> tuple[int, dict[str, str], bytes] | None:
+        return (200, {"Content-Type": JSON}, body.encode()) if path == "/simple/beta/" else None
+
+    index_server.intercept(hostile_page)
+    store = tmp_path / "shared"
+    first = start_proxy("--upstream", index_server.url, "--store", str(store))
+    items = {f["filename"]: f for f in page(first, "beta")["files"]}
+    path = file_path_of(items[genuine.name], "beta")
+    assert first.stop() == 0
+    second = start_proxy("--upstream", index_server.url, "--store", str(store))  # unparsed
+    evil = path.replace(genuine.name, "evil-2.0-py3-none-any.whl")
+    assert second.get(evil)[0] == 404
+    assert second.get(evil + ".metadata")[0] == 404
+    assert second.get(path)[::2] == (200, genuine.read_bytes())
+    assert index_server.count("/simple/beta/") == 1
+
+
 def test_a_small_wheels_metadata_comes_from_the_wheel_checked_not_from_ranges(
     dists: DistFactory, index_server: IndexServer, start_proxy: StartProxy, tmp_path: Path
 ) -> None:
