@@ -425,7 +425,7 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
     """The URL without its fragment, and the hashes its ``#<algo>=<hex>[&...]`` names."""
     plain = _PLAIN_URL.fullmatch(url)
     if plain is not None:  # what urldefrag would give
-        bare, fragment = plain["url"], plain["fragment"] or ""
+        bare, fragment = plain["url"], plain["fragment"]
     else:
         bare, fragment = urldefrag(url)
     return bare, _fragment_hashes(fragment)
