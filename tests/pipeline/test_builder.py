@@ -17,7 +17,7 @@ import wheelhouse.builder.from_sdist as builder_module
 from tests.support.dists import BUILD_FAILURE_LINE, DistFactory
 from tests.support.files import sha256_of as _sha256
 from wheelhouse._base.targets import HOST
-from wheelhouse.builder.from_sdist import build_all
+from wheelhouse.builder.from_sdist import build_all, sdist_build_hint
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched
 from wheelhouse.download.pins import Pin
@@ -264,3 +264,21 @@ def test_build_environments_come_from_uv_with_pips_index_and_its_cache_under_our
     assert [p.name for p in cache.uv_dir.rglob("buildhelper-2.1*.dist-info")]
     # Nothing of uv's configuration is left in the cache's temporary directory.
     assert list(cache.tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("log", "compiler"),
+    [
+        ("x86_64-linux-gnu-gcc: error: unrecognized option", True),
+        ("error: command 'gcc' failed with exit code 1", True),
+        ("cc1: fatal error: Python.h: No such file or directory", True),
+        ("error: Microsoft C compiler not found", True),
+        # pip's temporary folders end in random letters: "gcc" or "cc1" among them is no
+        # compiler (a build that compiled nothing once got the compiler hint this way).
+        ("Preparing metadata in /tmp/pip-modern-metadata-k9gcc1_x failed", False),
+        ("ModuleNotFoundError: No module named 'nometa_backend'", False),
+    ],
+)
+def test_the_compiler_hint_is_given_for_compiler_words_only(log: str, compiler: bool) -> None:
+    hint = sdist_build_hint(log)
+    assert hint.startswith("the build needs a C compiler") is compiler, hint

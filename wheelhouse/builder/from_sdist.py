@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import re
 import shutil
 import tarfile
 import tomllib
@@ -277,14 +278,18 @@ def _the_wheel(out: Path, sdist: Fetched) -> Path:
     return wheel
 
 
+# What a failed compile says. Whole words: a log's temporary paths (pip-install-k9gcc1_x) hold
+# random letters, and "gcc" inside one gave the compiler hint to a build that compiled nothing.
+_COMPILER = re.compile(
+    r"(?<![A-Za-z0-9_])(?:gcc|cc1|cc1plus|compiler)(?![A-Za-z0-9_])"
+    r"|error: command|Python\.h|fatal error:"
+)
+
+
 def sdist_build_hint(output: str) -> str:
     """What to do about an sdist whose build failed, from the build's output: the one hint
     for every path that builds (here, and pip's while it resolves)."""
-    compiler = any(
-        word in output
-        for word in ("gcc", "cc1", "error: command", "Python.h", "fatal error:", "compiler")
-    )
-    if compiler:
+    if _COMPILER.search(output):
         return (
             "the build needs a C compiler or system headers: install them (e.g. build-essential "
             "and python3-dev) or require a version that ships a wheel for this platform"
