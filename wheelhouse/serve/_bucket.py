@@ -112,14 +112,13 @@ class BucketStore(Store):
 
     def page_head(self, project: str) -> PageHead | None:
         record = self.read_page(project)  # the bucket's page (parsed once per version)
-        return None if record is None else PageHead(record.page.status, record.page.status_reason)
+        return None if record is None else record.head_of
 
     def find_file(self, project: str, sha256: str, filename: str) -> PageFile | None:
         record = self.read_page(project)  # the bucket's page, not this instance's copy
         if record is None:
             return None
-        files = record.page.files
-        return next((f for f in files if f.sha256 == sha256 and f.filename == filename), None)
+        return record.find(sha256, filename)
 
     def stored_projects(self) -> list[str]:
         base = f"pages/{self.key}/"

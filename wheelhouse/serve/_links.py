@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from wheelhouse.errors import UsageError
 
-__all__ = ["CHUNK", "Fronts", "Rebase", "Rebaser", "base_url", "file_links"]
+__all__ = ["CHUNK", "VIA", "Fronts", "Rebase", "Rebaser", "base_url", "file_links", "relay_links"]
 
 CHUNK = 256 * 1024
 # File URLs are absolute, built from the request's Host (and from X-Forwarded-Proto, -Host
@@ -103,6 +103,16 @@ def file_links(project: str) -> Callable[[str, str], str]:
         return f"{prefix}{sha256}/{_quoted(filename)}"
 
     return link
+
+
+# A relayed page (``simple.relay``) links a file by its path on upstream's file host, under
+# /files/<project>/via/ (no sha256 is 3 letters long): the proxy finds it on the stored page.
+VIA = "via"
+
+
+def relay_links(project: str) -> str:
+    """What a relayed page of ``project`` links its files under (relative, as file_links)."""
+    return f"../../files/{_quoted(project)}/{VIA}/"
 
 
 def _quoted(name: str) -> str:

@@ -30,7 +30,9 @@ across processes); the bucket's store (``_bucket.py``) extends it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -53,8 +55,10 @@ from wheelhouse.download.stream import receive
 from wheelhouse.errors import DownloadError, HashMismatchError, UpstreamError
 from wheelhouse.serve._upstream import open_file
 from wheelhouse.simple.model import PROJECT_STATUSES, PageFile, ProjectPage, ProjectStatus
+from wheelhouse.simple.parse import parse_json_page
+from wheelhouse.simple.relay import Relay, find_relayed
 
-__all__ = ["DownloadFailed", "PageHead", "PageRecord", "PageStamp", "Stats", "Store"]
+__all__ = ["DownloadFailed", "PageHead", "PageRecord", "PageStamp", "Relayed", "Stats", "Store"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,18 +106,107 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class Relayed:
+    """An upstream's JSON page kept as it came, passed on relinked (``simple.relay``)."""
+
+    body: bytes
+    relay: Relay
+    url: str  # the page's URL, without credentials (its file links carry none either)
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
 class PageRecord:
-    """A project's page as one upstream gave it, and when we last heard from upstream."""
+    """A project's page as one upstream gave it, and when we last heard from upstream: parsed
+    (``parsed``), or kept as it came to be relayed (``relayed``) and parsed when asked."""
 
     project: str
     upstream: int  # index into the configured upstreams
     fetched: float  # time.time() of the last answer (200 or 304)
-    page: ProjectPage
+    parsed: ProjectPage | None
+    relayed: Relayed | None = None
+
+    @functools.cached_property
+    def page(self) -> ProjectPage:
+        if self.parsed is not None:
+            return self.parsed
+        assert self.relayed is not None
+        kept = self.relayed
+        page = parse_json_page(kept.body, kept.url, self.project)
+        return dataclasses.replace(page, etag=kept.etag, last_modified=kept.last_modified)
+
+    @property
+    def weight(self) -> int:
+        """How many files this record stands for in memory (a relayed one is not parsed)."""
+        if self.relayed is not None and "page" not in self.__dict__:
+            return self.relayed.relay.files
+        return len(self.page.files)
+
+    @property
+    def head_of(self) -> PageHead:
+        """The project's status (a relayed page has none: pages naming one are parsed)."""
+        if self.relayed is not None:
+            return PageHead("active", None)
+        return PageHead(self.page.status, self.page.status_reason)
+
+    @property
+    def etag(self) -> str | None:
+        return self.relayed.etag if self.relayed is not None else self.page.etag
+
+    @property
+    def last_modified(self) -> str | None:
+        return self.relayed.last_modified if self.relayed is not None else self.page.last_modified
+
+    def revalidated(self, etag: str | None, last_modified: str | None) -> PageRecord:
+        """This record, fetched now, upstream having said "not modified" with these
+        validators (None: the old ones hold)."""
+        etag, last_modified = etag or self.etag, last_modified or self.last_modified
+        if self.relayed is not None:
+            kept = dataclasses.replace(self.relayed, etag=etag, last_modified=last_modified)
+            return PageRecord(self.project, self.upstream, time.time(), None, kept)
+        page = dataclasses.replace(self.page, etag=etag, last_modified=last_modified)
+        return PageRecord(self.project, self.upstream, time.time(), page)
+
+    def find(self, sha256: str, filename: str) -> PageFile | None:
+        return next(
+            (f for f in self.page.files if f.sha256 == sha256 and f.filename == filename), None
+        )
+
+    def find_link(self, path: str) -> PageFile | None:
+        """The file a relayed page links as its origin + ``path``; None when none is (or
+        the page is not relayed)."""
+        kept = self.relayed
+        if kept is None:
+            return None
+        item = find_relayed(kept.body, kept.relay, path)
+        if item is None:
+            return None
+        # The one object read as a page of one file: the same checks as every page's.
+        files = parse_json_page(_COMPACT.encode({"files": [item]}).encode(), kept.url, self.project)
+        return files.files[0] if files.files else None
 
     def to_bytes(self) -> bytes:
-        """Two lines of JSON: the head (everything but the files), then the files. A file of
-        a page, or the project's status, is read without parsing the whole page (``head``,
-        ``find_in``): pydantic-core's lists 15,000 files."""
+        """Two lines of JSON: the head (everything but the files), then the files (or the
+        relayed page as it came). A file of a page, or the project's status, is read without
+        parsing the whole page (``head``, ``find_in``): pydantic-core's lists 15,000 files."""
+        if self.relayed is not None:
+            kept = self.relayed
+            relayed = {
+                "project": self.project,
+                "upstream": self.upstream,
+                "fetched": self.fetched,
+                "url": kept.url,
+                "etag": kept.etag,
+                "last_modified": kept.last_modified,
+                "relay": {
+                    "needle": kept.relay.needle.decode("ascii"),
+                    "origin": kept.relay.origin,
+                    "files": kept.relay.files,
+                    "offer_metadata": kept.relay.offer_metadata,
+                },
+            }
+            return _COMPACT.encode(relayed).encode() + b"\n" + kept.body
         page = self.page
         head = {
             "project": self.project,
@@ -142,6 +235,18 @@ class PageRecord:
         """Reads ``to_bytes``, and the one-line form stores written before it."""
         first, newline, rest = data.partition(b"\n")
         head = json.loads(first)
+        project, upstream, fetched = head["project"], int(head["upstream"]), float(head["fetched"])
+        relay = head.get("relay")
+        if relay is not None:
+            found = Relay(
+                str(relay["needle"]).encode("ascii"),
+                str(relay["origin"]),
+                int(relay["files"]),
+                relay.get("offer_metadata") is True,
+            )
+            url, etag, modified = str(head["url"]), head.get("etag"), head.get("last_modified")
+            kept = Relayed(rest, found, url, etag, modified)
+            return cls(project, upstream, fetched, None, kept)
         files = json.loads(rest) if newline else head["files"]
         versions = head.get("versions")
         status = _status(head)
@@ -156,11 +261,12 @@ class PageRecord:
             status=status,
             status_reason=head.get("status_reason"),
         )
-        return cls(head["project"], int(head["upstream"]), float(head["fetched"]), page)
+        return cls(project, upstream, fetched, page)
 
     @staticmethod
     def head(data: bytes) -> PageHead:
-        """The status of the page ``data`` holds, from its first line alone."""
+        """The status of the page ``data`` holds, from its first line alone (a relayed page
+        names none: pages with a status are parsed)."""
         head = json.loads(data.partition(b"\n")[0])
         return PageHead(_status(head), head.get("status_reason"))
 
@@ -169,6 +275,9 @@ class PageRecord:
         """File ``sha256`` named ``filename`` of the page ``data`` holds: only that file's
         object is decoded (a hostile or odd page falls back to reading all of them)."""
         first, newline, rest = data.partition(b"\n")
+        if b'"relay":' in first:
+            # Linked by its sha256 only by a rendering of the parsed page (HTML): parse it.
+            return PageRecord.from_bytes(data).find(sha256, filename)
         if newline:
             needle = b'"sha256":' + json.dumps(sha256).encode()
             at = rest.find(needle)
@@ -290,10 +399,10 @@ class Store:
         with self._lock:
             self._parsed.pop(project, None)
             self._parsed[project] = (seen, record)  # the most recent last
-            total = sum(len(r.page.files) for _, r in self._parsed.values())
+            total = sum(r.weight for _, r in self._parsed.values())
             while total > _PARSED_FILES and len(self._parsed) > 1:
                 oldest = next(iter(self._parsed))
-                total -= len(self._parsed.pop(oldest)[1].page.files)
+                total -= self._parsed.pop(oldest)[1].weight
 
     def find_file(self, project: str, sha256: str, filename: str) -> PageFile | None:
         """File ``sha256`` named ``filename`` of ``project``'s stored page, or None. A page
@@ -303,17 +412,29 @@ class Store:
         try:
             info = path.stat()
             cached = self._parsed.get(project)
-            if cached is not None and cached[0] == (info.st_mtime_ns, info.st_size, info.st_ino):
-                files = cached[1].page.files
-                return next(
-                    (f for f in files if f.sha256 == sha256 and f.filename == filename), None
-                )
+            seen = (info.st_mtime_ns, info.st_size, info.st_ino)
+            # A relayed page kept here is searched as bytes below unless already parsed.
+            parsed = cached is not None and (cached[1].relayed is None or "page" in vars(cached[1]))
+            if cached is not None and cached[0] == seen and parsed:
+                return cached[1].find(sha256, filename)
             return PageRecord.find_in(path.read_bytes(), sha256, filename)
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             logger.warning("ignoring the unreadable stored page of %s: %s", project, exc)
         return None
+
+    def find_link(self, project: str, path: str) -> PageFile | None:
+        """The file ``project``'s stored page, relayed, links as its origin + ``path``; None
+        when it links none (or is not relayed)."""
+        record = self.read_page(project)  # relayed: kept as bytes, never parsed for this
+        if record is None:
+            return None
+        try:
+            return record.find_link(path)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            logger.warning("ignoring the unreadable stored page of %s: %s", project, exc)
+            return None
 
     def page_head(self, project: str) -> PageHead | None:
         """The status ``project``'s stored page gives, read from its first line; None when
@@ -324,8 +445,7 @@ class Store:
             if cached is not None:
                 info = path.stat()
                 if cached[0] == (info.st_mtime_ns, info.st_size, info.st_ino):
-                    page = cached[1].page
-                    return PageHead(page.status, page.status_reason)
+                    return cached[1].head_of
             with path.open("rb") as f:
                 return PageRecord.head(f.readline())
         except FileNotFoundError:

@@ -51,11 +51,11 @@ from wheelhouse.house.manifest import PROVENANCE_SUFFIX
 from wheelhouse.provenance.fetch import PROVENANCE_TYPE
 from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind, index_url, uvicorn_options
 from wheelhouse.serve._guards import Guards, Refused
-from wheelhouse.serve._links import CHUNK, Fronts, Rebase, base_url, file_links
+from wheelhouse.serve._links import CHUNK, VIA, Fronts, Rebase, base_url, file_links, relay_links
 from wheelhouse.serve._memory import rss_bytes, tame_malloc
 from wheelhouse.serve._osv import OsvEndpoint, load_checked
 from wheelhouse.serve._sending import Page, served_page, stored_response
-from wheelhouse.serve._store import DownloadFailed, PageRecord, PageStamp, Stats, Store
+from wheelhouse.serve._store import DownloadFailed, PageRecord, PageStamp, Relayed, Stats, Store
 from wheelhouse.serve._upstream import fetch_wheel_metadata
 from wheelhouse.simple import (
     HTML_TYPE,
@@ -64,7 +64,6 @@ from wheelhouse.simple import (
     PageFile,
     ProjectPage,
     ProjectStatus,
-    fetch_project_page,
     negotiate,
     parse_json_page,
     render_html,
@@ -72,6 +71,8 @@ from wheelhouse.simple import (
     root_html,
     root_json,
 )
+from wheelhouse.simple.client import PageAnswer, ask_project_page, parse_answer
+from wheelhouse.simple.relay import relay_of, relink
 
 __all__ = ["ProxySettings", "app_from_environment", "create_app", "serve_proxy"]
 
@@ -85,6 +86,11 @@ _PROJECT = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?", re.IGNORECASE)
 # name the store derives from it (<name>.json, rendered/<key>/<name>/) fits NAME_MAX (255).
 _MAX_NAME = 200
 _MAX_FILENAME = 255  # a file name is only compared with the page's, but has no business longer
+# A relayed page's link path (``simple.relay``), only compared with the page's links: no
+# "." or ".." segment, no empty one.
+_MAX_LINK = 1024
+_LINK_PATH = re.compile(r"(?:[A-Za-z0-9_~+!$&'()*,;=:@-][A-Za-z0-9._~+!$&'()*,;=:@-]*/)*"
+                        r"[A-Za-z0-9_~+!$&'()*,;=:@-][A-Za-z0-9._~+!$&'()*,;=:@-]*")  # fmt: skip
 # Threads for work that waits on upstream (pages, METADATA, revalidation) and for work on the
 # store (parsing and rendering pages). Each kind has its own bound, and neither takes threads
 # from anyio's default pool, which sends stored files: 50 hanging upstream pages once held all
@@ -361,6 +367,10 @@ class _Proxy:
         local = self._local_dir(project)
         if local is not None:
             return await self.on_store(self._local_listing, local, project)
+        return self._from_record(await self.record(project))
+
+    async def record(self, project: str) -> PageRecord:
+        """``project``'s stored page, else the first upstream's answer (now stored)."""
         record = await self.on_store(self.store.read_page, project)
         if record is not None:
             if self.settings.offline or time.time() - record.fetched < self.settings.ttl:
@@ -368,7 +378,7 @@ class _Proxy:
             else:
                 self.stats.add(page_stale=1)
                 self._revalidate_soon(project)
-            return self._from_record(record)
+            return record
         if self.settings.offline:
             raise _Unavailable(503, f"offline: {project} is not in the store")
         if self._known_absent(project):
@@ -388,8 +398,7 @@ class _Proxy:
                 raise
 
         # Concurrent first requests for a project ask upstream once.
-        record = await self.within_deadline(self.flight(f"page {project}", fetch), project)
-        return self._from_record(record)
+        return await self.within_deadline(self.flight(f"page {project}", fetch), project)
 
     def _known_absent(self, project: str) -> bool:
         until = self._absent.get(project)
@@ -435,18 +444,32 @@ class _Proxy:
                     raise _Unavailable(504, f"upstream did not answer for {project} in time")
             self.stats.add(upstream_requests=1)
             try:
-                result = fetch_project_page(self.client, upstream, project, timeout=timeout)
+                asked = ask_project_page(self.client, upstream, project, timeout=timeout)
+                if isinstance(asked, PageAnswer):
+                    record = self._record_of(project, number, asked)
             except UpstreamError as exc:
                 # A later index must not answer while an earlier one is down: that is how
                 # dependency confusion gets in. Say why, and let the client retry.
                 self.stats.add(upstream_errors=1)
                 logger.warning("upstream %s failed for %s: %s", shown, project, exc.message)
                 raise _Unavailable(502, f"upstream {shown} failed: {exc.message}") from exc
-            if result.status == "ok" and result.page is not None:
-                record = PageRecord(project, number, time.time(), result.page)
+            if isinstance(asked, PageAnswer):
                 self.store.write_page(record)
                 return record
         raise _Unavailable(404, _absent(project))
+
+    def _record_of(self, project: str, number: int, answer: PageAnswer) -> PageRecord:
+        """The record of upstream ``number``'s page: kept as it came when it can be relayed
+        (``simple.relay``; a cooldown filters files, so it needs them parsed), else parsed.
+        Raises ``UpstreamError`` for a page unfit to use."""
+        relay = relay_of(answer.body, answer.content_type) if self.guards.cooldown is None else None
+        if relay is not None:
+            url = strip_credentials(answer.url)
+            kept = Relayed(answer.body, relay, url, answer.etag, answer.last_modified)
+            return PageRecord(project, number, time.time(), None, kept)
+        page = parse_answer(answer, project).page
+        assert page is not None
+        return PageRecord(project, number, time.time(), page)
 
     def _revalidate_soon(self, project: str) -> None:
         if project in self._revalidating:
@@ -474,34 +497,28 @@ class _Proxy:
         upstream = self.settings.upstreams[record.upstream]
         self.stats.add(upstream_requests=1, page_revalidations=1)
         try:
-            result = fetch_project_page(
+            asked = ask_project_page(
                 self.client,
                 upstream,
                 record.project,
-                etag=record.page.etag,
-                last_modified=record.page.last_modified,
+                etag=record.etag,
+                last_modified=record.last_modified,
                 timeout=self.settings.timeout,
             )
+            if isinstance(asked, PageAnswer):
+                self.store.write_page(self._record_of(record.project, record.upstream, asked))
+                return
         except UpstreamError as exc:
             self.stats.add(upstream_errors=1)
             logger.warning("serving the stale page of %s: %s", record.project, exc.message)
             return
-        if result.status == "not-modified":
+        if asked.status == "not-modified":
             self.stats.add(page_not_modified=1)
-            page = dataclasses.replace(
-                record.page,
-                etag=result.etag or record.page.etag,
-                last_modified=result.last_modified or record.page.last_modified,
-            )
             before = self.store.page_stamp(record.project)
-            self.store.write_page(dataclasses.replace(record, fetched=time.time(), page=page))
+            self.store.write_page(record.revalidated(asked.etag, asked.last_modified))
             after = self.store.page_stamp(record.project)
             if before is not None and after is not None:
                 self.store.keep_rendered(record.project, before, after)
-        elif result.status == "ok" and result.page is not None:
-            self.store.write_page(
-                PageRecord(record.project, record.upstream, time.time(), result.page)
-            )
         else:
             try:
                 self._fetch_first(record.project)
@@ -526,16 +543,19 @@ class _Proxy:
             stamp = self.store.page_stamp(project)
             fresh = None
             if stamp is None:
-                listing = await self.listing(project)  # upstream's answer, now stored
+                fresh = await self.record(project)  # upstream's answer, now stored
                 stamp = self.store.page_stamp(project)
                 # Rendered from the answer in hand: read back from the store, it was parsed
                 # again whenever other pages had pushed it out of the parsed pages meanwhile
                 # (a cold uv run stores 43,000 files of pages at once; 16,000 are kept).
-                fresh = listing
             else:
                 self._count_page(project, stamp)
             if stamp is not None:
                 return await self._rendered_page(project, _FORMS[chosen], stamp, fresh)
+            kept = fresh.relayed if fresh is not None else None
+            if kept is not None and chosen == JSON_TYPE and self.guards.moment() is None:
+                return Page.of(relink(kept.body, kept.relay, relay_links(project)))  # a bucket's
+            listing = self._from_record(fresh) if fresh is not None else await self.listing(project)
         else:
             listing = await self.listing(project)
         body = await self.on_store(self.render_page, listing, chosen)
@@ -549,7 +569,7 @@ class _Proxy:
             self._revalidate_soon(project)
 
     async def _rendered_page(
-        self, project: str, form: str, stamp: PageStamp, fresh: _Listing | None = None
+        self, project: str, form: str, stamp: PageStamp, fresh: PageRecord | None = None
     ) -> Page:
         moment = self.guards.moment()
         version = self.guards.version(stamp.version, moment)  # one rendering per cutoff
@@ -595,17 +615,17 @@ class _Proxy:
             self.spawn(run())
 
     def _render_stored(
-        self, project: str, form: str, fresh: _Listing | None = None, moment: float | None = None
+        self, project: str, form: str, fresh: PageRecord | None = None, moment: float | None = None
     ) -> bytes | None:
-        listing = fresh
-        if listing is None:
-            record = self.store.read_page(project)
-            if record is None:
-                return None
-            listing = self._from_record(record)
-        chosen = JSON_TYPE if form == "json" else HTML_TYPE
+        record = fresh if fresh is not None else self.store.read_page(project)
+        if record is None:
+            return None
         self.stats.add(pages_rendered=1)
-        return self._render(listing, chosen, moment)  # kept on disk, not here
+        kept = record.relayed
+        if kept is not None and form == "json" and moment is None:
+            return relink(kept.body, kept.relay, relay_links(project))  # not parsed
+        chosen = JSON_TYPE if form == "json" else HTML_TYPE
+        return self._render(self._from_record(record), chosen, moment)  # kept on disk
 
     # -- what the pages list --------------------------------------------------------------
 
@@ -1019,7 +1039,30 @@ def create_app(settings: ProxySettings) -> Starlette:
             return PlainTextResponse("not found\n", 404)
         if len(filename) > _MAX_FILENAME:
             return PlainTextResponse("not found\n", 404)
+        return await serve_file(request, canonicalize_name(raw), sha256, filename)
+
+    async def relayed_file(request: Request) -> Response:
+        """A file a relayed page links by its path on upstream's file host: the path is only
+        compared with the stored page's links, and the file found is served as by sha256."""
+        raw = request.path_params["project"]
+        path = request.path_params["path"]
+        if not _valid_name(raw) or len(path) > _MAX_LINK or not _LINK_PATH.fullmatch(path):
+            return PlainTextResponse("not found\n", 404)
         project = canonicalize_name(raw)
+        suffix = next((s for s in (".metadata", PROVENANCE_SUFFIX) if path.endswith(s)), "")
+        if proxy._local_dir(project) is not None:
+            return PlainTextResponse("not found\n", 404)
+        found = await proxy.on_store(proxy.store.find_link, project, path.removesuffix(suffix))
+        sha256 = found.sha256 if found is not None else None
+        if found is None or sha256 is None or not _SHA256.fullmatch(sha256):
+            return PlainTextResponse("not found\n", 404)
+        return await serve_file(request, project, sha256, found.filename + suffix, found)
+
+    async def serve_file(
+        request: Request, project: str, sha256: str, filename: str, known: PageFile | None = None
+    ) -> Response:
+        """File ``sha256`` of ``project``'s page named ``filename`` (or its METADATA or
+        provenance by their suffix); ``known``: its entry, already found on the page."""
         metadata = filename.endswith(".metadata")
         provenance = filename.endswith(PROVENANCE_SUFFIX)
         wanted = filename.removesuffix(".metadata" if metadata else PROVENANCE_SUFFIX)
@@ -1037,7 +1080,8 @@ def create_app(settings: ProxySettings) -> Starlette:
                 proxy.stats.add(metadata_hits=1)
                 return stored_response(proxy.store.metadata_path(sha256), filename)
         listing = None
-        stored = await proxy.stored_file(project, sha256, wanted)
+        stored = _Found(known) if known is not None else None
+        stored = stored or await proxy.stored_file(project, sha256, wanted)
         if stored is not None:
             found = stored.file
         else:
@@ -1105,6 +1149,7 @@ def create_app(settings: ProxySettings) -> Starlette:
         Route(f"/{INDEX_DIR}/", index),
         Route(f"/{INDEX_DIR}/{{project}}/", project_page),
         Route(f"/{INDEX_DIR}/{{project}}", project_page),
+        Route(f"/files/{{project}}/{VIA}/{{path:path}}", relayed_file),
         Route("/files/{project}/{sha256}/{filename}", file),
         Route(QUERY_PATH, osv_query, methods=["POST"]),
         Route("/-/health", health),

@@ -26,9 +26,11 @@ __all__ = [
     "MAX_PAGE",
     "PageAnswer",
     "PageResult",
+    "ask_project_page",
     "fetch_page",
     "fetch_project_page",
     "get_following",
+    "parse_answer",
     "project_page_url",
     "read_limited",
     "read_page",
@@ -133,10 +135,26 @@ def fetch_project_page(
     """Ask ``index_url`` for the page of ``name``, JSON preferred, revalidating if validators
     are given, and parse it (only the files ``keep`` keeps, when given). Raises
     ``UpstreamError`` for a timeout, a refused connection, a 5xx or a page unfit to use."""
-    project = canonicalize_name(name)
+    asked = ask_project_page(
+        client, index_url, name, etag=etag, last_modified=last_modified, timeout=timeout
+    )
+    return asked if isinstance(asked, PageResult) else parse_answer(asked, name, keep)
+
+
+def ask_project_page(
+    client: HttpClient,
+    index_url: str,
+    name: str,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> PageAnswer | PageResult:
+    """``fetch_project_page`` up to the parse: a page's answer (status 200, body read) for
+    the caller to parse (``parse_answer``) or pass on, else "not modified" or "not found"."""
     answer = fetch_page(
         client,
-        project_page_url(index_url, project),
+        project_page_url(index_url, name),
         etag=etag,
         last_modified=last_modified,
         timeout=timeout,
@@ -148,6 +166,12 @@ def fetch_project_page(
     if answer.status != 200:
         shown = strip_credentials(answer.url)
         raise UpstreamError(f"{shown} answered HTTP {answer.status}", url=shown)
+    return answer
+
+
+def parse_answer(answer: PageAnswer, name: str, keep: Keep | None = None) -> PageResult:
+    """The page of project ``name`` a 200 answer holds, with its validators."""
+    project = canonicalize_name(name)
     page = parse_page(answer.body, answer.content_type, answer.url, project, keep)
     page = ProjectPage(
         name=page.name,
