@@ -98,9 +98,9 @@ def run_offline(plan, offline: Callable[[list[str]], list[str]]):  # type: ignor
 # Planning: the exact command, no venv needed.
 
 
-def test_plan_whole_lock_uses_the_wheelhouse_requirements(house: Path) -> None:
+def test_plan_whole_lock_uses_the_wheelhouse_requirements(house: Path, tmp_path: Path) -> None:
     python = Path(sys.executable)
-    plan = plan_install(InstallOptions(wheelhouse=house, python=python))
+    plan = plan_install(InstallOptions(wheelhouse=house, python=python), workdir=tmp_path)
     assert plan.argv == (
         str(python),
         "-P",
@@ -123,7 +123,9 @@ def test_plan_env_is_scrubbed(
     house: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dists
 ) -> None:  # type: ignore[no-untyped-def]
     hostile_environment(monkeypatch, tmp_path, dists)
-    plan = plan_install(InstallOptions(wheelhouse=house, python=Path(sys.executable)))
+    plan = plan_install(
+        InstallOptions(wheelhouse=house, python=Path(sys.executable)), workdir=tmp_path
+    )
     assert plan.env["PIP_CONFIG_FILE"] == os.devnull
     assert plan.env["UV_NO_CONFIG"] == "1"
     leaked = {k for k in plan.env if k.startswith(("PIP_", "UV_"))} - {
@@ -144,7 +146,8 @@ def test_plan_uv_command(house: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "uv", types.SimpleNamespace(find_uv_bin=lambda: str(uv)))
     python = Path(sys.executable)
     plan = plan_install(
-        InstallOptions(wheelhouse=house, python=python, installer="uv", installer_args=("-q",))
+        InstallOptions(wheelhouse=house, python=python, installer="uv", installer_args=("-q",)),
+        workdir=tmp_path,
     )
     assert plan.argv == (
         str(uv),
@@ -226,12 +229,13 @@ def test_requirements_file_selects_packages(house: Path, tmp_path: Path) -> None
     assert [e.name for e in plan.entries] == ["delta"]
 
 
-def test_what_the_wheelhouse_cannot_satisfy_is_listed(house: Path) -> None:
+def test_what_the_wheelhouse_cannot_satisfy_is_listed(house: Path, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError) as info:
         plan_install(
             InstallOptions(
                 wheelhouse=house, packages=("alpha>=2", "zeta"), python=Path(sys.executable)
-            )
+            ),
+            workdir=tmp_path,
         )
     assert info.value.message == (
         f"the wheelhouse {str(house)!r} cannot satisfy what was asked for (target 'host'):\n"
@@ -240,14 +244,15 @@ def test_what_the_wheelhouse_cannot_satisfy_is_listed(house: Path) -> None:
     )
 
 
-def test_a_direct_reference_is_refused(house: Path) -> None:
+def test_a_direct_reference_is_refused(house: Path, tmp_path: Path) -> None:
     with pytest.raises(RequirementsError, match="is a direct reference"):
         plan_install(
             InstallOptions(
                 wheelhouse=house,
                 packages=("alpha @ https://example.invalid/a.whl",),
                 python=Path(sys.executable),
-            )
+            ),
+            workdir=tmp_path,
         )
 
 
@@ -256,7 +261,7 @@ def test_wheel_for_another_platform_gets_the_precheck_error(tmp_path: Path, dist
     make_wheelhouse(tmp_path / "wh", [windows, dists.wheel("beta", "2.0")])
     python = Path(sys.executable)
     with pytest.raises(IncompatibleError) as info:
-        plan_install(InstallOptions(wheelhouse=tmp_path / "wh", python=python))
+        plan_install(InstallOptions(wheelhouse=tmp_path / "wh", python=python), workdir=tmp_path)
     best = next(t for t in describe(python).tags if "-linux_" not in t)
     assert info.value.message == (
         f"the wheelhouse {str(tmp_path / 'wh')!r} has no wheel that {str(python)!r} "
@@ -276,15 +281,20 @@ def test_requires_python_that_excludes_the_target_fails_the_precheck(tmp_path: P
     with pytest.raises(
         IncompatibleError, match=re.escape("  future 1.0: the wheelhouse has future-1.0")
     ):
-        plan_install(InstallOptions(wheelhouse=tmp_path / "wh", python=Path(sys.executable)))
+        plan_install(
+            InstallOptions(wheelhouse=tmp_path / "wh", python=Path(sys.executable)),
+            workdir=tmp_path,
+        )
 
 
-def test_a_changed_requirements_txt_is_refused(house: Path) -> None:
+def test_a_changed_requirements_txt_is_refused(house: Path, tmp_path: Path) -> None:
     # The whole-lock install hands DIR/requirements.txt to pip, as a user would by hand.
     path = house / "requirements.txt"
     path.write_text(path.read_text().replace("gamma", "# gamma"))
     with pytest.raises(TamperedError) as info:
-        plan_install(InstallOptions(wheelhouse=house, python=Path(sys.executable)))
+        plan_install(
+            InstallOptions(wheelhouse=house, python=Path(sys.executable)), workdir=tmp_path
+        )
     assert info.value.message.startswith(
         "the wheelhouse's 'requirements.txt' does not match its manifest"
     )
@@ -301,17 +311,21 @@ def test_tampered_wheelhouse_is_refused_naming_the_file(house: Path) -> None:
     assert info.value.exit_code == 6
 
 
-def test_stray_wheel_is_refused_but_a_stray_note_is_not(house: Path) -> None:
+def test_stray_wheel_is_refused_but_a_stray_note_is_not(house: Path, tmp_path: Path) -> None:
     (house / "README.txt").write_text("notes\n")
-    plan_install(InstallOptions(wheelhouse=house, python=Path(sys.executable)))
+    plan_install(InstallOptions(wheelhouse=house, python=Path(sys.executable)), workdir=tmp_path)
     (house / "evil-9.0-py3-none-any.whl").write_bytes(b"PK")
     with pytest.raises(TamperedError, match=re.escape("'evil-9.0-py3-none-any.whl'")):
-        plan_install(InstallOptions(wheelhouse=house, python=Path(sys.executable)))
+        plan_install(
+            InstallOptions(wheelhouse=house, python=Path(sys.executable)), workdir=tmp_path
+        )
 
 
 def test_missing_interpreter(house: Path, tmp_path: Path) -> None:
     with pytest.raises(WheelhouseError) as info:
-        plan_install(InstallOptions(wheelhouse=house, python=tmp_path / "nope" / "python"))
+        plan_install(
+            InstallOptions(wheelhouse=house, python=tmp_path / "nope" / "python"), workdir=tmp_path
+        )
     assert info.value.message == (
         f"the Python interpreter {str(tmp_path / 'nope' / 'python')!r} does not exist"
     )
@@ -322,7 +336,7 @@ def test_interpreter_that_does_not_run(house: Path, tmp_path: Path) -> None:
     broken.write_text("#!/bin/sh\necho 'cannot start' >&2\nexit 3\n")
     broken.chmod(0o755)
     with pytest.raises(WheelhouseError) as info:
-        plan_install(InstallOptions(wheelhouse=house, python=broken))
+        plan_install(InstallOptions(wheelhouse=house, python=broken), workdir=tmp_path)
     assert info.value.message == (
         f"the Python interpreter {str(broken)!r} failed (exit 3) when asked for its tags:\n"
         "cannot start"
@@ -335,8 +349,10 @@ def test_default_python(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     assert default_python({"VIRTUAL_ENV": str(tmp_path)}) == tmp_path / "bin" / "python"
 
 
-def test_installer_failure_carries_its_last_lines(house: Path) -> None:
-    plan = plan_install(InstallOptions(wheelhouse=house, python=Path(sys.executable)))
+def test_installer_failure_carries_its_last_lines(house: Path, tmp_path: Path) -> None:
+    plan = plan_install(
+        InstallOptions(wheelhouse=house, python=Path(sys.executable)), workdir=tmp_path
+    )
     script = (
         "import sys; print('first'); print('ERROR: the last word', file=sys.stderr); sys.exit(3)"
     )
@@ -348,8 +364,10 @@ def test_installer_failure_carries_its_last_lines(house: Path) -> None:
     )
 
 
-def test_progress_reads_pips_log_and_keeps_it_out_of_the_error(house: Path) -> None:
-    plan = plan_install(InstallOptions(wheelhouse=house, python=Path(sys.executable)))
+def test_progress_reads_pips_log_and_keeps_it_out_of_the_error(house: Path, tmp_path: Path) -> None:
+    plan = plan_install(
+        InstallOptions(wheelhouse=house, python=Path(sys.executable)), workdir=tmp_path
+    )
     # A stand-in for pip that logs as pip's --log does (to the file it is given) and fails.
     script = (
         "import sys\n"
@@ -379,7 +397,9 @@ def test_progress_reads_pips_log_and_keeps_it_out_of_the_error(house: Path) -> N
 
 
 def test_progress_leaves_a_log_the_user_asked_for_alone(house: Path, tmp_path: Path) -> None:
-    plan = plan_install(InstallOptions(wheelhouse=house, python=Path(sys.executable)))
+    plan = plan_install(
+        InstallOptions(wheelhouse=house, python=Path(sys.executable)), workdir=tmp_path
+    )
     script = "import json, sys; print(json.dumps(sys.argv[1:]))"
     mine = str(tmp_path / "pip.log")
     seen: list[tuple[str, int, int]] = []
@@ -400,7 +420,7 @@ def test_bundled_pip_installs_everything_offline(  # type: ignore[no-untyped-def
 ) -> None:
     python = make_venv()
     hostile_environment(monkeypatch, tmp_path, dists)
-    plan = plan_install(InstallOptions(wheelhouse=house, python=python))
+    plan = plan_install(InstallOptions(wheelhouse=house, python=python), workdir=tmp_path)
     assert plan.argv[:3] == (str(python), "-m", "pip")  # the venv's own pip 23.2
     run_offline(plan, offline)
     assert versions(python) == {"alpha": "1.0", "beta": "2.0", "gamma": "3.0", "delta": "4.0"}
@@ -412,7 +432,9 @@ def test_newest_pip_installs_into_an_interpreter_without_pip(  # type: ignore[no
 ) -> None:
     python = make_venv(with_pip=False)
     hostile_environment(monkeypatch, tmp_path, dists)
-    plan = plan_install(InstallOptions(wheelhouse=house, python=python, packages=("alpha",)))
+    plan = plan_install(
+        InstallOptions(wheelhouse=house, python=python, packages=("alpha",)), workdir=tmp_path
+    )
     assert plan.argv[:6] == (sys.executable, "-P", "-m", "pip", "--python", str(python))
     run_offline(plan, offline)
     assert versions(python) == {"alpha": "1.0", "beta": "2.0"}
@@ -428,17 +450,21 @@ def test_uv_installs_offline(  # type: ignore[no-untyped-def]
         missing("uv", exc.message)
     python = make_venv(with_pip=False)
     hostile_environment(monkeypatch, tmp_path, dists)
-    plan = plan_install(InstallOptions(wheelhouse=house, python=python, installer="uv"))
+    plan = plan_install(
+        InstallOptions(wheelhouse=house, python=python, installer="uv"), workdir=tmp_path
+    )
     run_offline(plan, offline)
     assert versions(python) == {"alpha": "1.0", "beta": "2.0", "gamma": "3.0", "delta": "4.0"}
 
 
 @pytest.mark.slow
 def test_one_package_installs_it_and_its_dependencies_only(  # type: ignore[no-untyped-def]
-    house: Path, make_venv, offline
+    house: Path, make_venv, offline, tmp_path: Path
 ) -> None:
     python = make_venv()
-    plan = plan_install(InstallOptions(wheelhouse=house, python=python, packages=("delta",)))
+    plan = plan_install(
+        InstallOptions(wheelhouse=house, python=python, packages=("delta",)), workdir=tmp_path
+    )
     result = run_offline(plan, offline)
     assert result.returncode == 0
     assert versions(python) == {"delta": "4.0"}

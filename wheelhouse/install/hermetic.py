@@ -210,14 +210,14 @@ class _PipProgress:
             self.progress("installing", 0, self.total)
 
 
-def plan_install(options: InstallOptions, *, workdir: Path | None = None) -> InstallPlan:
+def plan_install(options: InstallOptions, *, workdir: Path) -> InstallPlan:
     """Check the wheelhouse and the target, and return the exact installer command to run.
 
     Refuses a wheelhouse that no longer matches its manifest (``TamperedError``) and one that
     has no wheel the target can install (``IncompatibleError``). When only some packages are
     asked for, a requirements file pinning them and their dependencies to the lock's versions
-    and hashes is written in ``workdir`` (a new temporary directory when None; the caller
-    removes it): pip 23.2 and uv refuse an unpinned name under ``--require-hashes``, even with
+    and hashes is written in ``workdir`` (the caller's, which it
+    removes): pip 23.2 and uv refuse an unpinned name under ``--require-hashes``, even with
     the lock as constraints.
     """
     directory = options.wheelhouse.absolute()
@@ -247,8 +247,6 @@ def plan_install(options: InstallOptions, *, workdir: Path | None = None) -> Ins
     if not asked and lock.target == _HOST_TARGET and _as_written(host_file, manifest, lock):
         requirements, generated = host_file, False
     else:
-        if workdir is None:
-            workdir = Path(tempfile.mkdtemp(prefix="wheelhouse-install-"))
         requirements, generated = _write_requirements(workdir, entries, extras, manifest), True
 
     hermetic = ["--no-index", "--find-links", str(directory)]
