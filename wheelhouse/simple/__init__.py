@@ -6,6 +6,7 @@ types and content negotiation, and the page client.
     render  model -> bytes (the static index and the proxy)
     media   media types, the Accept headers we send, negotiation for our servers
     client  GET a page: redirects, one credential policy, validators, size and time limits
+    relay   an upstream's JSON page a proxy can pass on by one byte replacement, unparsed
 
 A new page field goes in ``model.PageFile``, then ``parse`` and ``render`` (both forms), and
 the round trip test in tests/simple/.
