@@ -89,6 +89,7 @@ def test_a_page_with_its_own_metadata_keeps_it() -> None:
         # links that could be read two ways
         warehouse_page(item("alpha-1.0.tar.gz", SHA_B, url=f"{ORIGIN}a%2Fb/alpha-1.0.tar.gz")),
         warehouse_page(item("alpha-1.0.tar.gz", SHA_B, url=f"{ORIGIN}x/../alpha-1.0.tar.gz")),
+        warehouse_page(item("alpha-1.0.tar.gz", SHA_B, url=f"{ORIGIN}alpha-1.0.tar.gz/..")),
         warehouse_page(item("alpha-1.0.tar.gz", SHA_B, url=f"{ORIGIN}a-1.0.tar.gz#sha256={SHA_B}")),
         # what the proxy must act on: a provenance URL, a project status, the old metadata key
         warehouse_page(item("alpha-1.0.tar.gz", SHA_B, provenance="https://pypi.example.org/p")),
@@ -100,10 +101,16 @@ def test_a_page_with_its_own_metadata_keeps_it() -> None:
         warehouse_page(item("alpha-1.0.tar.gz", SHA_B, url="../../packages/alpha-1.0.tar.gz")),
     ],
     ids=["escaped-slash", "escaped-key", "two-hosts", "credentials", "percent", "dot-segment",
-         "fragment", "provenance", "status", "old-metadata-key", "url-value", "relative"],
+         "dot-segment-last", "fragment", "provenance", "status", "old-metadata-key", "url-value",
+         "relative"],
 )  # fmt: skip
 def test_pages_a_replacement_cannot_relink_with_certainty_are_not_relayed(page: bytes) -> None:
     assert relay_of(page, JSON) is None
+
+
+def test_a_reason_ending_in_a_dot_is_no_dot_segment() -> None:
+    page = warehouse_page(item("alpha-1.0.tar.gz", SHA_B, yanked="Claims Python 3.5."))
+    assert relay_of(page, JSON) is not None
 
 
 def test_html_pages_are_not_relayed() -> None:
