@@ -307,7 +307,7 @@ def bench_proxy_floor(requirements: Path, rounds: int, scratch: Scratch, log: An
                          "Host": f"127.0.0.1:{nginx.port}"},
             )  # fmt: skip
             with urllib.request.urlopen(request) as response:
-                page = response.read()
+                page = _by_sha256(response.read(), name)
             (tree / "simple" / name).mkdir(parents=True)
             (tree / "simple" / name / "index.json").write_bytes(page)
         nginx.start()
@@ -345,6 +345,17 @@ def bench_proxy_floor(requirements: Path, rounds: int, scratch: Scratch, log: An
             nginx.stop()
         server.stop()
     return [pip_case, uv_case]
+
+
+def _by_sha256(page: bytes, project: str) -> bytes:
+    """A proxy page with a relayed page's links (``/files/<project>/via/<upstream path>``)
+    made the sha256 links nginx's locations map onto the store: the same files, linked so."""
+    document = json.loads(page)
+    for file in document["files"]:
+        root, via, _ = file["url"].partition(f"/files/{project}/via/")
+        if via:
+            file["url"] = f"{root}/files/{project}/{file['hashes']['sha256']}/{file['filename']}"
+    return json.dumps(document).encode()
 
 
 def _concurrent_clients(
