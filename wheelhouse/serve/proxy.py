@@ -111,6 +111,9 @@ _WHOLE_WHEEL = 512 * 1024
 # names: 50 clients asking for a name nobody has must not make 50 upstream requests.
 _ABSENT_TTL = 60.0
 _ABSENT_NAMES = 10_000
+# Relayed links this process has found on their pages (a warm request then reads no page):
+# the files of a few installs' worth of pages.
+_LINKS = 8192
 _GRACE = 1.0  # seconds an upstream call may outlast the deadline its clients were given
 # Seconds a page that gained a METADATA hash waits before it is rendered again: a cold uv run
 # asks the METADATA of one wheel of every project within a second, and rendering its pages
@@ -276,6 +279,8 @@ class _Proxy:
         # every client that asks meanwhile awaits (each with its own deadline).
         self._flights: dict[str, asyncio.Task[Any]] = {}
         self._absent: dict[str, float] = {}  # project -> until when upstream's 404 holds
+        # (project, link path) -> (the stored page's version, the file it links)
+        self._links: dict[tuple[str, str], tuple[str, PageFile]] = {}
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._rerender: set[str] = set()  # projects whose page gained a METADATA hash
         self.started = time.time()
@@ -689,6 +694,22 @@ class _Proxy:
         found = await self.on_store(self.store.find_file, project, sha256, filename)
         return _Found(found)
 
+    async def linked(self, project: str, path: str) -> PageFile | None:
+        """The file ``project``'s relayed page links as ``path`` (``simple.relay``), found
+        once per version of the stored page: a warm request reads no page."""
+        stamp = self.store.page_stamp(project)
+        key = (project, path)
+        known = self._links.get(key)
+        if known is not None and stamp is not None and known[0] == stamp.version:
+            return known[1]
+        found = await self.on_store(self.store.find_link, project, path)
+        if found is not None and stamp is not None:  # made-up links are not remembered
+            self._links.pop(key, None)
+            self._links[key] = (stamp.version, found)  # the most recent last
+            while len(self._links) > _LINKS:
+                self._links.pop(next(iter(self._links)))
+        return found
+
     async def check_stored(self, project: str, sha256: str) -> None:
         """Raise ``Refused`` for a file the guards keep back (``_guards``); a warm file of a
         project whose status this process knows costs a stat, not a thread."""
@@ -1052,7 +1073,7 @@ def create_app(settings: ProxySettings) -> Starlette:
         suffix = next((s for s in (".metadata", PROVENANCE_SUFFIX) if path.endswith(s)), "")
         if proxy._local_dir(project) is not None:
             return PlainTextResponse("not found\n", 404)
-        found = await proxy.on_store(proxy.store.find_link, project, path.removesuffix(suffix))
+        found = await proxy.linked(project, path.removesuffix(suffix))
         sha256 = found.sha256 if found is not None else None
         if found is None or sha256 is None or not _SHA256.fullmatch(sha256):
             return PlainTextResponse("not found\n", 404)
