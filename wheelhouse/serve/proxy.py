@@ -459,9 +459,23 @@ class _Proxy:
                 logger.warning("upstream %s failed for %s: %s", shown, project, exc.message)
                 raise _Unavailable(502, f"upstream {shown} failed: {exc.message}") from exc
             if isinstance(asked, PageAnswer):
-                self.store.write_page(record)
+                self._keep(record)
                 return record
         raise _Unavailable(404, _absent(project))
+
+    def _keep(self, record: PageRecord) -> None:
+        """Store upstream's new answer; a relayed one is rendered here and now, in the thread
+        that fetched it (for a cold uv run, waiting for a store thread to render each page
+        took as long as rendering it)."""
+        self.store.write_page(record)
+        kept = record.relayed
+        if kept is None or self.guards.moment() is not None:
+            return
+        stamp = self.store.page_stamp(record.project)
+        if stamp is not None:
+            body = relink(kept.body, kept.relay, relay_links(record.project))
+            self.store.write_rendered(record.project, "json", stamp.version, body)
+            self.stats.add(pages_rendered=1)
 
     def _record_of(self, project: str, number: int, answer: PageAnswer) -> PageRecord:
         """The record of upstream ``number``'s page: kept as it came when it can be relayed
@@ -511,7 +525,7 @@ class _Proxy:
                 timeout=self.settings.timeout,
             )
             if isinstance(asked, PageAnswer):
-                self.store.write_page(self._record_of(record.project, record.upstream, asked))
+                self._keep(self._record_of(record.project, record.upstream, asked))
                 return
         except UpstreamError as exc:
             self.stats.add(upstream_errors=1)
