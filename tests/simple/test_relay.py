@@ -97,12 +97,16 @@ def test_a_page_with_its_own_metadata_keeps_it() -> None:
         warehouse_page(item("alpha-1.0-py3-none-any.whl", SHA_A, **{"dist-info-metadata": True})),
         # "url" as a value: a count of keys could not tell
         warehouse_page(item("alpha-1.0.tar.gz", SHA_B, yanked="url")),
+        # a link a client would send percent-encoded
+        warehouse_page(item("alpha-1.0.tar.gz", SHA_B, url=f"{ORIGIN}ä/a-1.0.tar.gz")).replace(
+            b"\\u00e4", "ä".encode()
+        ),
         # relative links
         warehouse_page(item("alpha-1.0.tar.gz", SHA_B, url="../../packages/alpha-1.0.tar.gz")),
     ],
     ids=["escaped-slash", "escaped-key", "two-hosts", "credentials", "percent", "dot-segment",
          "dot-segment-last", "fragment", "provenance", "status", "old-metadata-key", "url-value",
-         "relative"],
+         "non-ascii", "relative"],
 )  # fmt: skip
 def test_pages_a_replacement_cannot_relink_with_certainty_are_not_relayed(page: bytes) -> None:
     assert relay_of(page, JSON) is None

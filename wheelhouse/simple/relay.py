@@ -8,7 +8,7 @@ a page is passed on with that one prefix replaced by the proxy's (``relink``), a
 only if something needs its files as objects (``parse.parse_json_page``).
 
 Only a page whose every ``"url"`` key is certainly rewritten is relayed: one without a
-backslash (so no escaped key or quote: each ``"`` in it delimits a string), where every
+backslash (so no escaped key or quote: each ``"`` in it delimits a string), all ASCII, where every
 ``"url"`` is followed by the same prefix, which carries no credentials. Links whose path
 could be read two ways (``%``, ``?``, ``#``, a ``/.`` segment) and the fields the proxy must
 rewrite or act on (a provenance URL, a project status, the old metadata key that crashes
@@ -59,6 +59,8 @@ class Relay:
 def relay_of(body: bytes, content_type: str) -> Relay | None:
     """How ``body`` can be relayed, or None when it must be parsed (see the docstring)."""
     if form_of(content_type) != "json" or any(marker in body for marker in _REFUSED):
+        return None
+    if not body.isascii():  # a link a client would percent-encode, which is never compared
         return None
     if _DOT_SEGMENT.search(body):
         return None
