@@ -143,3 +143,18 @@ def test_a_relayed_link_whose_file_has_no_sha256_is_refused(
     status, _, _ = proxy.get("/files/alpha/via/files/alpha-1.0.tar.gz")
     assert status == 404
     assert pypi_like.count("/files/alpha-1.0.tar.gz") == 0
+
+
+def test_an_html_client_of_a_relayed_page_gets_it_parsed_and_linked_by_sha256(
+    pypi_like: IndexServer, start_proxy: StartProxy
+) -> None:
+    proxy = start_proxy("--upstream", pypi_like.url)
+    page(proxy, "alpha")  # stored relayed
+    status, _, html = proxy.get("/simple/alpha/", "text/html")
+    assert status == 200
+    wheel = (pypi_like.root / "alpha-1.0-py3-none-any.whl").read_bytes()
+    sha256 = hashlib.sha256(wheel).hexdigest()
+    link = f"/files/alpha/{sha256}/alpha-1.0-py3-none-any.whl"
+    assert link.encode() in html and b"/via/" not in html
+    status, _, body = proxy.get(link)
+    assert (status, body) == (200, wheel)

@@ -271,13 +271,17 @@ class PageRecord:
         return PageHead(_status(head), head.get("status_reason"))
 
     @staticmethod
+    def is_relayed(data: bytes) -> bool:
+        """Whether ``data`` holds a relayed page (its head says how it is relayed)."""
+        return b'"relay":' in data[: data.find(b"\n")]
+
+    @staticmethod
     def find_in(data: bytes, sha256: str, filename: str) -> PageFile | None:
         """File ``sha256`` named ``filename`` of the page ``data`` holds: only that file's
         object is decoded (a hostile or odd page falls back to reading all of them)."""
-        first, newline, rest = data.partition(b"\n")
-        if b'"relay":' in first:
-            # Linked by its sha256 only by a rendering of the parsed page (HTML): parse it.
+        if PageRecord.is_relayed(data):
             return PageRecord.from_bytes(data).find(sha256, filename)
+        first, newline, rest = data.partition(b"\n")
         if newline:
             needle = b'"sha256":' + json.dumps(sha256).encode()
             at = rest.find(needle)
@@ -412,12 +416,14 @@ class Store:
         try:
             info = path.stat()
             cached = self._parsed.get(project)
-            seen = (info.st_mtime_ns, info.st_size, info.st_ino)
-            # A relayed page kept here is searched as bytes below unless already parsed.
-            parsed = cached is not None and (cached[1].relayed is None or "page" in vars(cached[1]))
-            if cached is not None and cached[0] == seen and parsed:
-                return cached[1].find(sha256, filename)
-            return PageRecord.find_in(path.read_bytes(), sha256, filename)
+            if cached is not None and cached[0] == (info.st_mtime_ns, info.st_size, info.st_ino):
+                return cached[1].find(sha256, filename)  # a relayed page is parsed once
+            data = path.read_bytes()
+            if PageRecord.is_relayed(data):
+                # Linked by sha256 only by its HTML rendering: parsed once, and kept.
+                record = self.read_page(project)
+                return None if record is None else record.find(sha256, filename)
+            return PageRecord.find_in(data, sha256, filename)
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
