@@ -26,14 +26,35 @@ from tests.support.fixtures import (
     _pypi_unreachable,
     _unshare_prefix,
     isolate_environment,
+    private_tmpdir,
 )
 from tests.support.s3 import S3Server, find_weed
 from tests.support.server import IndexServer
+from tests.support.tmpguard import TmpGuard
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_tmpdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TmpGuard]:
+    # For the session's and modules' fixtures (set up before any test's own, below).
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        private_tmpdir(monkeypatch, tmp_path_factory.mktemp("tmp"))
+        yield TmpGuard.install(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    _session_tmpdir: TmpGuard,
+) -> Iterator[None]:
     isolate_environment(monkeypatch, tmp_path)
+    # Not in tmp_path: tests assert on its listing, and its long path leaves too little of a
+    # Unix socket's 107 bytes for a program's socket in TMPDIR (Chromium's needs 44).
+    private_tmpdir(monkeypatch, tmp_path_factory.mktemp("tmp"))
+    yield
+    if strays := _session_tmpdir.take():
+        pytest.fail("outside pytest's basetemp (in /tmp):\n" + "\n".join(strays), pytrace=False)
 
 
 # -- network marker --------------------------------------------------------------------------

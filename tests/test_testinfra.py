@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import types
 import urllib.request
 import zipfile
@@ -36,6 +37,7 @@ from tests.support.fixtures import (
 )
 from tests.support.httpget import get
 from tests.support.server import IndexServer
+from tests.support.tmpguard import TmpGuard
 
 # One raw request: no redirect followed.
 _get = functools.partial(get, redirects=False)
@@ -338,6 +340,34 @@ def test_env_is_scrubbed(tmp_path: Path) -> None:
     assert os.environ["PIP_CONFIG_FILE"] == os.devnull
     assert os.environ["XDG_CACHE_HOME"] == str(tmp_path / "xdg-cache")
     assert os.environ["WHEELHOUSE_CACHE_DIR"] == str(tmp_path / "wh-cache")
+
+
+def test_each_test_has_a_temporary_directory_of_its_own(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    temp = Path(os.environ["TMPDIR"])
+    assert tempfile.gettempdir() == str(temp)
+    assert temp.parent == tmp_path_factory.getbasetemp()
+    assert list(temp.iterdir()) == []
+    code = "import tempfile; print(tempfile.gettempdir())"
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert child.stdout == f"{temp}\n"
+
+
+def test_the_guard_names_what_would_write_to_tmp(_session_tmpdir: TmpGuard) -> None:
+    bare = {"PATH": os.environ["PATH"]}
+    subprocess.run([sys.executable, "-c", "pass"], env=bare, timeout=60, check=True)
+    subprocess.run([sys.executable, "-c", "pass"], timeout=60, check=True)  # this test's TMPDIR
+    _session_tmpdir._hook("tempfile.mkdtemp", ("/tmp/wheelhouse-x",))  # not made: only told
+    _session_tmpdir._hook("tempfile.mkstemp", (os.path.join(os.environ["TMPDIR"], "f"),))
+
+    assert _session_tmpdir.take() == [
+        f"a process started with TMPDIR=None: {sys.executable} -c pass",
+        "tempfile.mkdtemp made '/tmp/wheelhouse-x'",
+    ]
+    assert _session_tmpdir.take() == []
 
 
 def test_isolation_removes_whatever_the_machine_sets(

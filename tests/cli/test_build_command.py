@@ -306,6 +306,45 @@ def test_a_signal_to_the_build_alone_stops_the_pip_it_runs(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_build_leaves_nothing_in_its_temporary_directory(
+    tmp_path: Path, stalled_index: socket.socket, signum: signal.Signals
+) -> None:
+    # pip has made its temporary folders (pip-build-tracker-*, pip-unpack-*, ...) beside ours
+    # and waits on an index that never answers; the build is stopped. Ours are removed as the
+    # build unwinds; pip removes its own only if it is stopped as Ctrl-C stops it (SIGTERM
+    # ends a Python process where it stands).
+    reqs = tmp_path / "requirements.in"
+    reqs.write_text("alpha\n", encoding="utf-8")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    url = f"http://127.0.0.1:{stalled_index.getsockname()[1]}/simple/"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wheelhouse", "build", "-r", reqs, "-o", tmp_path / "wh", "-i", url],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(temp)},
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith("pip-") for p in temp.iterdir()):
+            assert proc.poll() is None and time.monotonic() < deadline, "pip never started"
+            time.sleep(0.05)
+        made = sorted(p.name for p in temp.iterdir())
+        os.kill(proc.pid, signum)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert any(name.startswith("wheelhouse-") for name in made), made
+    assert sorted(p.name for p in temp.iterdir()) == []
+
+
 def test_each_stage_of_a_loose_build_is_said_once(
     cli: Cli, project: Path, tmp_path: Path, index_server: IndexServer
 ) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import socket
 import sys
@@ -168,7 +169,11 @@ def uv_install_offline(offline: Offline, house: Path, requirements: str, venv: P
             [*find_uv(), "pip", "install", "--offline", "--no-index", "--find-links", house,
              "--require-hashes", "-r", house / requirements, "--python", venv / "bin" / "python"]
         ),
-        env={"UV_NO_CONFIG": "1", "UV_CACHE_DIR": str(venv.parent / "uv-cache")},
+        env={
+            "UV_NO_CONFIG": "1",
+            "UV_CACHE_DIR": str(venv.parent / "uv-cache"),
+            "TMPDIR": os.environ["TMPDIR"],
+        },
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     check = run([venv / "bin" / "python", "-c", "import compiled, purepkg, srcpure, helper"])

@@ -10,6 +10,8 @@ One helper per job; look here before writing one:
   CONNECT proxy; nginx.py, s3.py: real nginx and SeaweedFS.
 - process.py: a command run to its end, clean environments, free ports, `wheelhouse serve`
   (``ServeProcess``), ``wait_until``; httpget.py: one GET; venvs.py: venvs and what they hold.
+- fixtures.py ``private_tmpdir``: a TMPDIR of a test's own; tmpguard.py: the check that no test
+  starts a process, or makes a temporary name, outside pytest's basetemp (that is, in /tmp).
 - proxy.py, upload.py, credentials.py, cli.py, graph.py, targets.py, osv.py, provenance.py,
   pinned.py, locktools.py, capabilities.py: what one area's tests share.
 

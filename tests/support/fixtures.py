@@ -10,6 +10,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,16 @@ def isolate_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     monkeypatch.setenv("WHEELHOUSE_CACHE_DIR", str(tmp_path / "wh-cache"))
     # The runner's venv must not be mistaken for the target of an install.
     monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+
+
+def private_tmpdir(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Path:
+    """Make ``folder`` the temporary directory of this process (``tempfile``) and of every
+    process it starts (``TMPDIR``): what they leave there is removed with pytest's tmp dirs
+    instead of piling up in /tmp."""
+    folder.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
 
 
 @functools.cache

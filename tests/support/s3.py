@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -16,6 +18,9 @@ from pathlib import Path
 from tests.support.process import free_ports
 
 __all__ = ["S3Server", "find_weed"]
+
+# A Unix socket's path holds 107 bytes at most.
+_SOCKET_PATH_MAX = 107
 
 
 def find_weed() -> str | None:
@@ -35,6 +40,8 @@ class S3Server:
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.log = root / "weed.log"
+        # The sockets `weed server` makes in /tmp whatever it is told: stop() removes them.
+        self._sockets: list[Path] = []
 
     @property
     def endpoint(self) -> str:
@@ -42,10 +49,25 @@ class S3Server:
 
     def start(self, timeout: float = 60.0) -> S3Server:
         (self.root / "data").mkdir(parents=True, exist_ok=True)
+        # Its logs, its sockets and anything else it puts in TMPDIR (else /tmp): under root.
+        (self.root / "logs").mkdir(exist_ok=True)
+        tmp = self.root / "tmp"
+        tmp.mkdir(exist_ok=True)
         ports = free_ports(8)
         self.port = ports[0]
+        sockets = {name: tmp / f"{name}.sock" for name in ("filer", "s3")}
+        for path in sockets.values():
+            if len(os.fsencode(path)) > _SOCKET_PATH_MAX:
+                raise RuntimeError(f"{path}: too long a path for a Unix socket")
+        # `weed server` puts its services' gRPC sockets in /tmp, no flag moves them.
+        self._sockets = [
+            Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock")
+            for name, port in (("master", ports[2]), ("volume", ports[4]),
+                               ("filer", ports[6]), ("s3", ports[7]))
+        ]  # fmt: skip
         argv = [
             self.weed,
+            f"-logdir={self.root / 'logs'}",
             "server",
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
@@ -59,15 +81,22 @@ class S3Server:
             f"-volume.port.grpc={ports[4]}",
             f"-filer.port={ports[5]}",
             f"-filer.port.grpc={ports[6]}",
+            f"-filer.localSocket={sockets['filer']}",
             "-s3",
             f"-s3.port={self.port}",
             f"-s3.port.grpc={ports[7]}",
+            f"-s3.localSocket={sockets['s3']}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
         ]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                env={**os.environ, "TMPDIR": str(tmp)},
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -98,9 +127,20 @@ class S3Server:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
+        # While it holds their ports, the sockets named after them are its own (not a later
+        # server's, which may take a port once it is free).
+        own: dict[Path, int] = {}
+        for path in self._sockets:
+            with contextlib.suppress(OSError):
+                if stat.S_ISSOCK((found := path.lstat()).st_mode):
+                    own[path] = found.st_ino
         # weed takes more than 25 s to stop on SIGTERM; the data is a tmp dir, so kill it.
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
+        for path, inode in own.items():  # killed, it leaves them behind
+            with contextlib.suppress(OSError):
+                if path.lstat().st_ino == inode:
+                    path.unlink()
 
     def _tail(self) -> str:
         try:

@@ -130,16 +130,18 @@ def _stopped_on_interrupt(proc: subprocess.Popen[str]) -> Iterator[None]:
         yield
     except BaseException:
         if proc.poll() is None:
-            _stop([proc], signal.SIGTERM, grace=2.0)
+            _stop([proc], signal.SIGINT, grace=2.0)
         raise
 
 
-def stop_all(signum: int = signal.SIGTERM, grace: float = 2.0) -> None:
+def stop_all(signum: int = signal.SIGINT, grace: float = 2.0) -> None:
     """Stop every command still running, and what each started: ``signum`` to each one's
     process group, then SIGKILL to the groups still there after ``grace`` seconds.
 
     For an interrupted command line: its commands may run in other threads, which an
-    interrupt does not reach, and an exit does not wait for them.
+    interrupt does not reach, and an exit does not wait for them. SIGINT, as Ctrl-C: pip,
+    its build backends and uv then remove their temporary folders (pip-unpack-*,
+    pip-build-env-*, ...) from the user's TMPDIR, which SIGTERM or SIGKILL leave behind.
     """
     with _running_lock:
         running = [proc for proc in _running if proc.poll() is None]
