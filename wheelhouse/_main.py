@@ -9,14 +9,20 @@ __all__ = ["run"]
 
 def run() -> None:
     """Start what a command waits on later, then load and run the command line."""
-    if _command(sys.argv[1:]) == "build":
-        from wheelhouse._base import _pip_ahead
+    try:
+        if _command(sys.argv[1:]) == "build":
+            from wheelhouse._base import _pip_ahead
 
-        # pip's configuration, read while the command line and the pipeline load.
-        _pip_ahead.start(sys.executable)
-    from wheelhouse.cli import run as run_cli
+            # pip's configuration, read while the command line and the pipeline load.
+            _pip_ahead.start(sys.executable)
+        from wheelhouse.cli import run as run_cli
 
-    run_cli()
+        run_cli()
+    except KeyboardInterrupt:
+        # Ctrl-C while the command line loads (half a second), before it can say so itself:
+        # nothing has started yet.
+        sys.stderr.write("error: interrupted\n")
+        sys.exit(130)
 
 
 def _command(args: list[str]) -> str | None:

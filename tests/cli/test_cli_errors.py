@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from tests.support.dists import BUILD_FAILURE_LINE, DistFactory
 from tests.support.files import Entry
 from tests.support.files import entries as snapshot
 from tests.support.fixtures import Cli, Result, built_wheelhouse
-from tests.support.process import free_ports
+from tests.support.process import free_ports, run_command
 from tests.support.server import IndexServer, _corrupted
 from wheelhouse import __version__
 from wheelhouse.errors import ExitCode
@@ -782,3 +783,23 @@ def test_only_binary_by_name_on_a_loose_requirement_names_the_flag(
         "check the project name and the indexes; if it publishes only sdists, allow it with "
         "--no-binary docopt, or drop --only-binary docopt",
     )
+
+
+def test_an_interrupt_while_the_command_line_loads_is_one_error_line_and_exit_130(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C in the half second the command line takes to load: the real entry point, in a
+    process of its own, with the import of the command line interrupted."""
+    script = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'wheelhouse.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "sys.argv = ['wheelhouse', 'build', '--help']\n"
+        "from wheelhouse._main import run\n"
+        "run()\n"
+    )
+    result = run_command([sys.executable, "-c", script], cwd=tmp_path, timeout=60)
+    assert (result.returncode, result.stderr, result.stdout) == (130, "error: interrupted\n", "")
