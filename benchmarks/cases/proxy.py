@@ -291,7 +291,7 @@ def bench_proxy_floor(requirements: Path, rounds: int, scratch: Scratch, log: An
             _uv_install(make_venv(work / "venv", uv=True), requirements, server.url),
             scrubbed_env(work),
         )
-        time.sleep(2)  # pages that gained METADATA hashes are rendered again behind
+        time.sleep(5)  # pages that gained METADATA hashes are rendered again behind (2 s on)
         (metadata,) = (store / "upstream-metadata").iterdir()  # one upstream list
         tree = scratch.new("proxy-floor-tree")
         nginx = Nginx(binary, scratch.new("proxy-floor-nginx"), "")

@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from tests.support.dists import DistFactory
+from tests.support.process import wait_until
 from tests.support.proxy import CLIENT_ACCEPT, JSON, StartProxy, page, pip_download, stored_files
 from tests.support.server import IndexServer
 
@@ -158,3 +159,26 @@ def test_an_html_client_of_a_relayed_page_gets_it_parsed_and_linked_by_sha256(
     assert link.encode() in html and b"/via/" not in html
     status, _, body = proxy.get(link)
     assert (status, body) == (200, wheel)
+
+
+def test_a_relayed_page_is_rendered_parsed_once_its_metadata_is_known(
+    pypi_like: IndexServer, start_proxy: StartProxy
+) -> None:
+    """The first clients get the page relayed; once a wheel's METADATA is known, the page is
+    parsed and rendered behind them (sha256 links, the METADATA hash), and the links the
+    first clients hold still answer."""
+    proxy = start_proxy("--upstream", pypi_like.url)
+    wheel = next(f for f in page(proxy, "alpha")["files"] if f["filename"].endswith(".whl"))
+    status, _, metadata = proxy.get(link_path(wheel, "alpha") + ".metadata")
+    assert status == 200
+
+    def listed() -> dict[str, Any]:
+        return next(f for f in page(proxy, "alpha")["files"] if f["filename"] == wheel["filename"])
+
+    assert wait_until(lambda: "/via/" not in listed()["url"], timeout=30)
+    again = listed()
+    sha256 = hashlib.sha256((pypi_like.root / wheel["filename"]).read_bytes()).hexdigest()
+    assert link_path(again, "alpha") == f"/files/alpha/{sha256}/{wheel['filename']}"
+    assert again["core-metadata"] == {"sha256": hashlib.sha256(metadata).hexdigest()}
+    status, _, body = proxy.get(link_path(wheel, "alpha"))  # the relayed link still answers
+    assert (status, body) == (200, (pypi_like.root / wheel["filename"]).read_bytes())
