@@ -50,7 +50,7 @@ import urllib3
 from urllib3.util import Retry
 
 from wheelhouse._base._http import HttpClient, strip_credentials
-from wheelhouse._base.files import write_atomic
+from wheelhouse._base.files import atomic_writer, write_atomic
 from wheelhouse.download.stream import receive
 from wheelhouse.errors import DownloadError, HashMismatchError, UpstreamError
 from wheelhouse.serve._upstream import open_file
@@ -191,6 +191,10 @@ class PageRecord:
         """Two lines of JSON: the head (everything but the files), then the files (or the
         relayed page as it came). A file of a page, or the project's status, is read without
         parsing the whole page (``head``, ``find_in``): pydantic-core's lists 15,000 files."""
+        return b"".join(self.to_lines())
+
+    def to_lines(self) -> tuple[bytes, bytes, bytes]:
+        """``to_bytes`` in three parts: the head, a newline, the files."""
         if self.relayed is not None:
             kept = self.relayed
             relayed = {
@@ -207,7 +211,7 @@ class PageRecord:
                     "offer_metadata": kept.relay.offer_metadata,
                 },
             }
-            return _COMPACT.encode(relayed).encode() + b"\n" + kept.body
+            return _COMPACT.encode(relayed).encode(), b"\n", kept.body
         page = self.page
         head = {
             "project": self.project,
@@ -229,7 +233,7 @@ class PageRecord:
             for f in page.files
         ]
         # Compact JSON holds no raw newline (json escapes them in strings): one per line.
-        return _COMPACT.encode(head).encode() + b"\n" + _COMPACT.encode(files).encode()
+        return _COMPACT.encode(head).encode(), b"\n", _COMPACT.encode(files).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PageRecord:
@@ -473,9 +477,11 @@ class Store:
         return PageStamp(version, info.st_mtime_ns / 1e9)
 
     def write_page(self, record: PageRecord) -> None:
-        data = record.to_bytes()
         path = self._pages / f"{record.project}.json"
-        write_atomic(path, data)
+        with atomic_writer(path) as handle:
+            # Line by line: a relayed page's megabytes are written as they came, not copied.
+            for line in record.to_lines():
+                handle.write(line)
         with contextlib.suppress(FileNotFoundError):
             info = path.stat()  # the next read of this version needs no parse
             self._keep_parsed(record.project, (info.st_mtime_ns, info.st_size, info.st_ino), record)
