@@ -5,8 +5,9 @@ every wheel, and keeps pages and files in a store that several workers can share
 Its parts: the store of pages and files (``_store``, ``_bucket``), upstream's METADATA and
 provenance (``_upstream``), the guards (``_guards``), the OSV API (``_osv``), where pages point
 clients (``_links``), how answers are sent (``_sending``), the process's memory (``_memory``).
-What stays here (about 1,200 lines) is the app and ``_Proxy``, whose methods share one state:
-requests in flight, names known absent, renderings, the store and the guards."""
+What stays here (about 1,300 lines) is the app and ``_Proxy``, whose methods share one state:
+requests in flight, names known absent, relayed links found, renderings, the store and the
+guards. Pages themselves are read, relayed and rendered by ``wheelhouse.simple``."""
 
 from __future__ import annotations
 
