@@ -469,14 +469,20 @@ class _Proxy:
         that fetched it (for a cold uv run, waiting for a store thread to render each page
         took as long as rendering it)."""
         self.store.write_page(record)
-        kept = record.relayed
-        if kept is None or self.guards.moment() is not None:
-            return
-        stamp = self.store.page_stamp(record.project)
-        if stamp is not None:
-            body = relink(kept.body, kept.relay, relay_links(record.project))
+        body = self._relinked(record, "json", self.guards.moment())
+        stamp = None if body is None else self.store.page_stamp(record.project)
+        if body is not None and stamp is not None:
             self.store.write_rendered(record.project, "json", stamp.version, body)
             self.stats.add(pages_rendered=1)
+
+    @staticmethod
+    def _relinked(record: PageRecord, form: str, moment: float | None) -> bytes | None:
+        """``record``'s page relayed as clients get it (``simple.relay``), unparsed; None
+        when it must be parsed: not relayed, asked as HTML, or filtered by a cooldown."""
+        kept = record.relayed
+        if kept is None or form != "json" or moment is not None:
+            return None
+        return relink(kept.body, kept.relay, relay_links(record.project))
 
     def _record_of(self, project: str, number: int, answer: PageAnswer) -> PageRecord:
         """The record of upstream ``number``'s page: kept as it came when it can be relayed
@@ -572,9 +578,10 @@ class _Proxy:
                 self._count_page(project, stamp)
             if stamp is not None:
                 return await self._rendered_page(project, _FORMS[chosen], stamp, fresh)
-            kept = fresh.relayed if fresh is not None else None
-            if kept is not None and chosen == JSON_TYPE and self.guards.moment() is None:
-                return Page.of(relink(kept.body, kept.relay, relay_links(project)))  # a bucket's
+            moment = self.guards.moment()
+            relayed = None if fresh is None else self._relinked(fresh, _FORMS[chosen], moment)
+            if relayed is not None:
+                return Page.of(relayed)  # a bucket's (its pages have no stamp here)
             listing = self._from_record(fresh) if fresh is not None else await self.listing(project)
         else:
             listing = await self.listing(project)
@@ -657,9 +664,9 @@ class _Proxy:
         if record is None:
             return None
         self.stats.add(pages_rendered=1)
-        kept = record.relayed
-        if relay and kept is not None and form == "json" and moment is None:
-            return relink(kept.body, kept.relay, relay_links(project))  # not parsed
+        relayed = self._relinked(record, form, moment) if relay else None
+        if relayed is not None:
+            return relayed
         chosen = JSON_TYPE if form == "json" else HTML_TYPE
         return self._render(self._from_record(record), chosen, moment)  # kept on disk
 
