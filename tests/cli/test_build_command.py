@@ -181,21 +181,30 @@ def stalled_index() -> Iterator[socket.socket]:
         yield listener
 
 
-def test_sigint_to_a_running_build_exits_130_and_leaves_no_output(
-    tmp_path: Path, stalled_index: socket.socket
-) -> None:
+def _stalled_build(
+    tmp_path: Path, stalled_index: socket.socket, out: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`wheelhouse build` of one loose requirement from an index that never answers, in a
+    process group of its own (a terminal's foreground job); the caller stops it."""
     reqs = tmp_path / "requirements.in"
     reqs.write_text("alpha\n", encoding="utf-8")
-    out = tmp_path / "wh"
     url = f"http://127.0.0.1:{stalled_index.getsockname()[1]}/simple/"
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "wheelhouse", "build", "-r", reqs, "-o", out, "-i", url],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
+        env=env,
+        start_new_session=True,
     )
+
+
+def test_sigint_to_a_running_build_exits_130_and_leaves_no_output(
+    tmp_path: Path, stalled_index: socket.socket
+) -> None:
+    out = tmp_path / "wh"
+    proc = _stalled_build(tmp_path, stalled_index, out)
     try:
         # pip has connected to the index and waits for an answer that never comes.
         readable, _, _ = select.select([stalled_index], [], [], 120)
@@ -267,18 +276,8 @@ def test_a_signal_to_the_build_alone_stops_the_pip_it_runs(
     # Sent to the build's process only (kill PID, a supervisor's stop), not to its group as
     # a terminal's Ctrl-C is: pip, which waits on an index that never answers, must not
     # outlive the build.
-    reqs = tmp_path / "requirements.in"
-    reqs.write_text("alpha\n", encoding="utf-8")
     out = tmp_path / "wh"
-    url = f"http://127.0.0.1:{stalled_index.getsockname()[1]}/simple/"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wheelhouse", "build", "-r", reqs, "-o", out, "-i", url],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _stalled_build(tmp_path, stalled_index, out)
     children: dict[int, str] = {}
     try:
         deadline = time.monotonic() + 120
@@ -314,20 +313,10 @@ def test_an_interrupted_build_leaves_nothing_in_its_temporary_directory(
     # and waits on an index that never answers; the build is stopped. Ours are removed as the
     # build unwinds; pip removes its own only if it is stopped as Ctrl-C stops it (SIGTERM
     # ends a Python process where it stands).
-    reqs = tmp_path / "requirements.in"
-    reqs.write_text("alpha\n", encoding="utf-8")
     temp = tmp_path / "temp"
     temp.mkdir()
-    url = f"http://127.0.0.1:{stalled_index.getsockname()[1]}/simple/"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wheelhouse", "build", "-r", reqs, "-o", tmp_path / "wh", "-i", url],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TMPDIR": str(temp)},
-        start_new_session=True,
-    )
+    env = {**os.environ, "TMPDIR": str(temp)}
+    proc = _stalled_build(tmp_path, stalled_index, tmp_path / "wh", env)
     try:
         deadline = time.monotonic() + 120
         while not any(p.name.startswith("pip-") for p in temp.iterdir()):
