@@ -286,9 +286,17 @@ def measure(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> Measured:
     return Measured(seconds, usage.ru_maxrss * 1024, max(peak, usage.ru_maxrss * 1024), run)
 
 
-def tool_version(argv: Sequence[str]) -> str:
+_WHERE = (
+    "import importlib.util, os, wheelhouse; f = wheelhouse.__file__; "
+    "print(f, 'compiled' if os.path.exists(importlib.util.cache_from_source(f)) else 'source')"
+)
+
+
+def tool_version(argv: Sequence[str], cwd: str | None = None) -> str:
     try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=60)
+        done = subprocess.run(
+            list(argv), capture_output=True, text=True, check=False, timeout=60, cwd=cwd
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unavailable ({exc})"
     if done.returncode != 0:
@@ -304,9 +312,10 @@ def machine() -> dict[str, Any]:
         uv = tool_version([str(find_uv()), "--version"])
     except Exception as exc:  # a missing uv is reported, not fatal here
         uv = f"unavailable ({exc})"
-    # The wheelhouse the commands run (PYTHONPATH may point them at another checkout than ours).
-    where = tool_version([sys.executable, "-c", "import wheelhouse; print(wheelhouse.__file__)"])
-    source = Path(where).parent.parent
+    # The wheelhouse the commands run: they start in scratch folders, so not the checkout in
+    # the current directory but the installed one (PYTHONPATH may point at another checkout).
+    where = tool_version([sys.executable, "-c", _WHERE], cwd=tempfile.gettempdir())
+    source = Path(where.split(" ")[0]).parent.parent
     commit = tool_version(["git", "-C", str(source), "rev-parse", "--short", "HEAD"])
     dirty = tool_version(["git", "-C", str(source), "status", "--porcelain", "--", "wheelhouse"])
     return {
@@ -321,6 +330,9 @@ def machine() -> dict[str, Any]:
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "wheelhouse_source": str(source),
         "wheelhouse_commit": commit + (" (uncommitted changes)" if dirty not in ("", "?") else ""),
+        # An editable checkout run with PYTHONDONTWRITEBYTECODE compiles every module at every
+        # start (0.1-0.15 s here); `pip install` compiles them once, as `nox -s bench` does.
+        "wheelhouse_bytecode": where.endswith(" compiled"),
     }
 
 
