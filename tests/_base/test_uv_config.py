@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import tomllib
 from pathlib import Path
 
@@ -82,3 +83,17 @@ def test_uv_env_takes_pips_cert_proxy_and_trusted_hosts() -> None:
         "HTTPS_PROXY": "http://proxy.example:3128",
         "UV_INSECURE_HOST": "mirror.example",
     }
+
+
+def test_uv_env_without_a_cert_names_the_system_store_as_pip_trusts_it() -> None:
+    # uv trusts only its compiled-in roots unless told; pip (truststore) trusts the system's.
+    paths = ssl.get_default_verify_paths()
+    env = uv_env(PipSettings(), {"PATH": "/bin"})
+    if paths.cafile:
+        assert env["SSL_CERT_FILE"] == paths.cafile
+    else:
+        assert env.get("SSL_CERT_DIR") == paths.capath
+    # a bundle the user named already is theirs to keep
+    kept = uv_env(PipSettings(), {"SSL_CERT_FILE": "/etc/mine.pem"})
+    assert kept["SSL_CERT_FILE"] == "/etc/mine.pem"
+    assert "SSL_CERT_DIR" not in kept

@@ -380,3 +380,25 @@ def test_real_pypi_sdist_only_package_installs_offline(
     imported = run(offline([str(python), "-c", code]))
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.split() == ["0.6.2", six.version]
+
+
+@pytest.mark.network
+def test_real_pypi_sdist_builds_with_only_the_system_certificate_store(tmp_path: Path) -> None:
+    """A new user's machine: no pip ``cert``, no ``SSL_CERT_FILE``, the index's CA (a
+    TLS-intercepting proxy's, on these machines) only in the system store. pip trusts that
+    store, so uv, which installs the sdist's build requirements, must trust it too."""
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("docopt==0.6.2\n", encoding="utf-8")
+    out = tmp_path / "wh"
+    bundles = ("PIP_CERT", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")
+    env = {k: v for k, v in scrubbed_env(tmp_path / "home").items() if k not in bundles}
+
+    result = run_command(
+        [sys.executable, "-m", "wheelhouse", "build", "-r", reqs, "-o", out], env=env
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "UnknownIssuer" not in result.stderr
+    manifest = read_manifest(out)
+    assert manifest is not None
+    assert [(r.name, r.kind) for r in manifest.files] == [("docopt", "wheel")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -51,12 +52,30 @@ def uv_env(pip: PipSettings, base: Mapping[str, str] | None = None) -> dict[str,
     env["UV_PYTHON_DOWNLOADS"] = "never"
     if pip.cert:
         env["SSL_CERT_FILE"] = pip.cert
+    else:
+        env.update(_system_store(env))
     if pip.proxy:
         # pip's --proxy serves both schemes; uv reads the standard variables.
         env["HTTP_PROXY"] = env["HTTPS_PROXY"] = pip.proxy
     if pip.trusted_hosts:
         env["UV_INSECURE_HOST"] = " ".join(pip.trusted_hosts)
     return env
+
+
+def _system_store(env: Mapping[str, str]) -> dict[str, str]:
+    """The system's certificate store as uv's ``SSL_CERT_FILE``/``SSL_CERT_DIR``, where no
+    bundle is named: pip (truststore) and our own client trust that store, uv by default only
+    the roots compiled into it, so behind a TLS-intercepting proxy whose CA is in the system
+    store pip works and uv fails (``invalid peer certificate: UnknownIssuer``). The variables
+    work with every uv, where its ``--system-certs`` flag's name changed between versions."""
+    if env.get("SSL_CERT_FILE") or env.get("SSL_CERT_DIR"):
+        return {}
+    paths = ssl.get_default_verify_paths()  # each None when absent
+    if paths.cafile:
+        return {"SSL_CERT_FILE": paths.cafile}
+    if paths.capath:
+        return {"SSL_CERT_DIR": paths.capath}
+    return {}
 
 
 def _uv_locations(pip: PipSettings) -> dict[str, str]:
