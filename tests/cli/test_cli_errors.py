@@ -18,7 +18,7 @@ from tests.support.dists import BUILD_FAILURE_LINE, DistFactory
 from tests.support.files import Entry
 from tests.support.files import entries as snapshot
 from tests.support.fixtures import Cli, Result, built_wheelhouse
-from tests.support.process import free_ports, run_command
+from tests.support.process import clean_env, free_ports, run_command, wheelhouse_argv
 from tests.support.server import IndexServer, _corrupted
 from wheelhouse import __version__
 from wheelhouse.errors import ExitCode
@@ -745,6 +745,31 @@ def test_a_failed_sdist_build_gives_one_hint_on_the_pip_and_the_pinned_path(
         hint,
         build_log=True,
     )
+
+
+def test_build_requirements_uv_cannot_install_are_named_not_a_traceback(
+    req: Path, tmp_path: Path, dists: DistFactory, index_server: IndexServer
+) -> None:
+    # The log quoted our helper's traceback (build's CalledProcessError) and not uv's output,
+    # which is the only place that says why (here: no such project; for a new user behind a
+    # TLS proxy it was "invalid peer certificate").
+    dists.sdist("needy", "1.0", build_requires=["no-such-build-helper"])
+    _write(req, "needy==1.0\n")
+    env = clean_env(tmp_path / "home")
+    argv = wheelhouse_argv(
+        "build", "-r", req, "-o", tmp_path / "out", "--index-url", index_server.url
+    )
+    result = run_command(argv, env=env)
+
+    assert result.returncode == ExitCode.BUILD, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "CalledProcessError" not in result.stderr
+    log = [
+        line.removeprefix("  | ") for line in result.stderr.splitlines() if line.startswith("  | ")
+    ]
+    assert any("no-such-build-helper" in line for line in log), result.stderr
+    assert log[-1] == "wheelhouse: installing the build requirements with uv failed (exit 1)"
+    assert "error: building a wheel from needy-1.0.tar.gz (needy 1.0) failed" in result.stderr
 
 
 def test_only_binary_with_an_sdist_only_pin_says_the_flag_forbids_it(

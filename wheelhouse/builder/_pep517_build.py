@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -35,6 +36,20 @@ def main(argv: list[str]) -> int:
     except (build.BuildException, build.BuildBackendException) as exc:
         # The backend already printed its own output; a traceback of ours would bury it.
         print(f"wheelhouse: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        # The installer of the build requirements failed; build captured its output, which
+        # says why (a certificate, an index, a name). Our traceback would say nothing.
+        for output in (exc.stdout, exc.stderr):
+            if output:
+                text = output.decode(errors="replace") if isinstance(output, bytes) else output
+                print(text.rstrip(), file=sys.stderr)
+        installer = Path(str(exc.cmd[0])).name if exc.cmd else "the installer"
+        print(
+            f"wheelhouse: installing the build requirements with {installer} failed"
+            f" (exit {exc.returncode})",
+            file=sys.stderr,
+        )
         return 1
 
 
