@@ -492,6 +492,36 @@ def test_unreachable_index_is_a_network_error(
     existing.assert_untouched()
 
 
+@pytest.mark.parametrize("command", ["build", "mirror", "audit fetch"])
+def test_unreachable_server_is_named_in_words_not_urllib3_reprs(
+    command: str, tmp_path: Path, closed_port: int
+) -> None:
+    # The error line carried urllib3's internals: "_HTTPSPool(host=..., port=443): Max retries
+    # exceeded with url: ... (Caused by NewConnectionError("_WatchedHTTPConnection(...): ...".
+    base = f"http://127.0.0.1:{closed_port}"
+    req = _write(tmp_path / "requirements.txt", "six==1.17.0\n")
+    argv, error = {
+        "build": (
+            ["build", "-r", req, "-o", tmp_path / "out", "-i", f"{base}/simple/"],
+            f"error: cannot reach {base}/simple/: ",
+        ),
+        "mirror": (
+            ["mirror", "six", "-o", tmp_path / "out", "-i", f"{base}/simple/"],
+            f"error: six: {base}/simple/six/ cannot be reached: ",
+        ),
+        "audit fetch": (
+            ["audit", "fetch", tmp_path, "--url", f"{base}/all.zip", "-o", tmp_path / "x.zip"],
+            f"error: cannot download the OSV snapshot from {base}/all.zip: ",
+        ),
+    }[command]
+    env = {**clean_env(tmp_path / "home"), "PIP_RETRIES": "0"}
+    result = run_command(wheelhouse_argv(*argv), env=env)
+
+    assert result.returncode == (10 if command == "mirror" else ExitCode.NETWORK), result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert line == error + "Failed to establish a new connection: [Errno 111] Connection refused"
+
+
 def test_unreachable_index_without_retries_is_a_network_error(
     cli: Cli,
     req: Path,

@@ -7,6 +7,7 @@ import heapq
 import itertools
 import netrc
 import os
+import re
 import socket
 import ssl
 import threading
@@ -27,6 +28,7 @@ from wheelhouse._base.urls import Origin, origin_of, strip_credentials
 __all__ = [
     "Deadline",
     "HttpClient",
+    "failure_reason",
     "load_tls",
     "origin_of",
     "retry_policy",
@@ -50,6 +52,25 @@ class _Retry(Retry):
 
     def get_backoff_time(self) -> float:
         return min(super().get_backoff_time(), _time_left())
+
+
+# -- failures, in words ---------------------------------------------------------------------
+
+# urllib3 starts a connection failure with the connection's repr, once
+# "<urllib3.connection.HTTPConnection object at 0x7f...>", now "HTTPConnection(host=..., port=...)".
+_CONNECTION_REPR = re.compile(
+    r"^(?:<[^<>]* object at 0x[0-9a-f]+>|\w+\(host='[^']*', port=\d+\)): "
+)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a request failed, in the words a user needs: urllib3's last failure behind its
+    retries, without its pool's and connection's reprs ("Failed to resolve 'host' (...)",
+    "Failed to establish a new connection: [Errno 111] Connection refused")."""
+    while isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    text = str(exc).strip() or type(exc).__name__
+    return _CONNECTION_REPR.sub("", text)
 
 
 # -- deadlines ----------------------------------------------------------------------------

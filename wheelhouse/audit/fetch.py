@@ -14,7 +14,7 @@ from typing import Any
 
 import urllib3
 
-from wheelhouse._base._http import HttpClient
+from wheelhouse._base._http import HttpClient, failure_reason
 from wheelhouse._base.files import write_atomic
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.urls import strip_credentials
@@ -126,7 +126,7 @@ def _download(
         response = client.get(url)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise FetchError(
-            f"cannot download the OSV snapshot from {shown}: {exc}",
+            f"cannot download the OSV snapshot from {shown}: {failure_reason(exc)}",
             url=shown,
             hint="check the network, proxy and certificates (pip's configuration is used)",
         ) from exc
@@ -155,7 +155,7 @@ def _download(
             os.fsync(out.fileno())
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise FetchError(
-            f"the OSV snapshot from {shown} was cut short: {exc}",
+            f"the OSV snapshot from {shown} was cut short: {failure_reason(exc)}",
             url=shown,
             hint="try again",
         ) from exc

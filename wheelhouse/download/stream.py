@@ -23,7 +23,7 @@ from typing import BinaryIO, Protocol
 import urllib3
 from urllib3.util import Retry
 
-from wheelhouse._base._http import HttpClient, strip_credentials
+from wheelhouse._base._http import HttpClient, failure_reason, strip_credentials
 from wheelhouse.errors import DownloadError, HashMismatchError
 from wheelhouse.house.manifest import Sha256
 
@@ -204,11 +204,12 @@ def _skip(response: urllib3.BaseHTTPResponse, sink: _Sink, shown: str) -> _Prefi
     )
 
 
-def _failed(shown: str, failure: object) -> DownloadError:
+def _failed(shown: str, failure: BaseException) -> DownloadError:
+    reason = failure_reason(failure)
     return DownloadError(
-        f"cannot download {shown}: {failure}",
+        f"cannot download {shown}: {reason}",
         url=shown,
-        reason=str(failure),
+        reason=reason,
         hint="check the network and the index's credentials, proxy and certificates",
     )
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import urllib3
 from packaging.utils import NormalizedName
 
-from wheelhouse._base._http import HttpClient, strip_credentials
+from wheelhouse._base._http import HttpClient, failure_reason, strip_credentials
 from wheelhouse._base.urls import file_url_path
 from wheelhouse.errors import NetworkError, UpstreamError
 from wheelhouse.mirror.project import _Counter, _Project
@@ -62,7 +62,7 @@ def _root_names(url: str, client: HttpClient, counter: _Counter) -> list[Normali
             response.release_conn()
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise NetworkError(
-            f"cannot read the list of projects at {shown}: {exc}",
+            f"cannot read the list of projects at {shown}: {failure_reason(exc)}",
             url=shown,
             hint="check the network, the index URL and pip's proxy and cert settings",
         ) from exc
@@ -199,7 +199,7 @@ def _remote_page(
         finally:
             response.release_conn()
     except urllib3.exceptions.HTTPError as exc:
-        raise UpstreamError(f"{shown} cannot be reached: {exc}", url=shown) from exc
+        raise UpstreamError(f"{shown} cannot be reached: {failure_reason(exc)}", url=shown) from exc
     etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
     if status in (301, 302, 303, 307, 308):
         # The shared reader follows redirects (keeping credentials on the same host only).

@@ -56,7 +56,7 @@ def unreachable(pip: PipSettings, project: str = "") -> NetworkError | None:
     # Imported here, after a failure: a build that starts uv does not wait on them.
     import urllib3
 
-    from wheelhouse._base._http import HttpClient
+    from wheelhouse._base._http import HttpClient, failure_reason
 
     client = HttpClient(pip)
     for url in [u for u in pip.index_urls if u.startswith(("http://", "https://"))]:
@@ -72,9 +72,8 @@ def unreachable(pip: PipSettings, project: str = "") -> NetworkError | None:
             urllib3.exceptions.NewConnectionError,
             urllib3.exceptions.ConnectTimeoutError,
         ) as exc:
-            why = re.sub(r"<[^<>]* object at 0x[0-9a-f]+>: ", "", str(exc))
             return NetworkError(
-                f"cannot reach {strip_credentials(url)}: {why}",
+                f"cannot reach {strip_credentials(url)}: {failure_reason(exc)}",
                 url=strip_credentials(url),
                 hint="check the network, the index URL and pip's proxy and cert settings",
             )

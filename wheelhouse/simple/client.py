@@ -14,7 +14,7 @@ import urllib3
 import urllib3.connection
 from packaging.utils import canonicalize_name
 
-from wheelhouse._base._http import Deadline, HttpClient
+from wheelhouse._base._http import Deadline, HttpClient, failure_reason
 from wheelhouse._base.urls import origin_of, strip_credentials
 from wheelhouse.errors import UpstreamError
 from wheelhouse.simple.media import ACCEPT
@@ -290,7 +290,4 @@ def _late(shown: str, deadline: Deadline) -> UpstreamError:
 
 
 def _reason(exc: urllib3.exceptions.HTTPError) -> str:
-    reason = getattr(exc, "reason", None)
-    text = str(reason or exc)
-    # urllib3 puts the connection object's repr in its messages; keep the human part.
-    return text.rsplit(": ", 1)[-1] if "<urllib3" in text else text
+    return failure_reason(exc)

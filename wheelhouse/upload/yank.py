@@ -9,6 +9,7 @@ from pathlib import Path
 
 import urllib3
 
+from wheelhouse._base._http import failure_reason
 from wheelhouse.errors import NetworkError, UploadRefusedError
 from wheelhouse.house.manifest import FileRecord
 from wheelhouse.upload.checks import safe_filename
@@ -44,7 +45,7 @@ def yank_at(url: str, user: str, password: str, filename: str, reason: str | Non
             answer = response.read(_MAX_ANSWER).decode("utf-8", "replace").strip()
             response.release_conn()
         except urllib3.exceptions.HTTPError as exc:
-            raise NetworkError(f"cannot reach {url!r}: {exc}") from exc
+            raise NetworkError(f"cannot reach {url!r}: {failure_reason(exc)}") from exc
     if response.status != 200:
         raise UploadRefusedError(response.status, f"{url} answered {response.status}: {answer}")
     return answer
