@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tests.support.capabilities import need_uv
 from tests.support.cli import error_lines as _errors
 from tests.support.dists import DistFactory
 from tests.support.fixtures import Cli
+from tests.support.process import clean_env, run_command, wheelhouse_argv
 from tests.support.server import IndexServer
 from tests.support.server import ago as _ago
 from wheelhouse.errors import ExitCode
@@ -70,6 +72,32 @@ def test_a_loose_requirement_takes_the_newest_release_older_than_the_cutoff(
     again = cli("build", *args, "-o", tmp_path / "wh2")
     assert again.exit_code == 0, again.stderr
     assert _files(tmp_path / "wh2") == {NEW}
+
+
+def test_a_rebuild_with_another_cutoff_is_not_taken_as_up_to_date(
+    served: IndexServer, tmp_path: Path
+) -> None:
+    # The cooldown was not among what decides a wheelhouse: adding or moving it into the same
+    # DIR said "up to date" and kept the release it exists to keep out.
+    requirements = _requirements(tmp_path, "lib")
+    out = tmp_path / "wh"
+    env = clean_env(tmp_path / "home")
+
+    def build(*extra: str) -> subprocess.CompletedProcess[str]:
+        args = ("build", "-r", requirements, "-o", out, "-i", served.url, *extra)
+        return run_command(wheelhouse_argv(*args), env=env)
+
+    plain = build()
+    assert plain.returncode == 0, plain.stderr
+    assert _files(out) == {NEW}
+    cooled = build("--exclude-newer", "7d")
+    assert cooled.returncode == 0, cooled.stderr
+    assert "up to date" not in cooled.stderr
+    assert _files(out) == {OLD}
+    assert build("--exclude-newer", "7d").stderr.endswith(": up to date (1 file)\n")
+    per_project = build("--exclude-newer", "7d", "--exclude-newer-package", "lib=1d")
+    assert per_project.returncode == ExitCode.USAGE, per_project.stderr
+    assert _files(out) == {OLD}
 
 
 def test_a_pin_newer_than_the_cutoff_is_refused_naming_the_file(

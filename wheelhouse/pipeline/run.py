@@ -65,6 +65,7 @@ from wheelhouse.resolve.speedups import Speedups
 # (uv above all, which takes a second) must not first wait on loading the HTTP client and the
 # pinned path (0.1 s); AheadOfUv loads those while uv starts.
 if TYPE_CHECKING:
+    from wheelhouse._base.cooldown import Cooldown
     from wheelhouse.builder.from_sdist import Built
     from wheelhouse.download.fetch import Fetched
 
@@ -467,6 +468,19 @@ def _options(settings: BuildSettings) -> dict[str, Any]:
         "resolver": settings.resolver,
         **({"extras": list(settings.extras)} if settings.extras else {}),
         **({"groups": list(settings.groups)} if settings.groups else {}),
+        **_cooldown_options(settings.index.cooldown),
+    }
+
+
+def _cooldown_options(cooldown: Cooldown | None) -> dict[str, Any]:
+    """The release cooldown as given (a duration stays one, as mirror keeps it): another
+    cutoff may choose other versions, so changing it builds again."""
+    if cooldown is None:
+        return {}
+    return {
+        "exclude-newer": None if cooldown.default is None else cooldown.default.text,
+        "exclude-newer-package": {name: cutoff.text for name, cutoff in cooldown.packages},
+        "no-upload-time": cooldown.no_upload_time,
     }
 
 
