@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.dists import DistFactory
 from tests.support.files import snapshot
-from tests.support.process import wait_until
+from tests.support.process import clean_env, run_command, wait_until, wheelhouse_argv
 from tests.support.proxy import linked_files
 from tests.support.server import IndexServer
 from wheelhouse._base._pip import offline_env
@@ -715,6 +715,11 @@ def test_remove_deletes_only_that_projects_files_and_pages(
     # A plain rerun does not bring it back.
     assert cli("mirror", "-o", out, "-i", upstream.url).exit_code == 0
     assert not (out / "simple/alpha").exists()
+    # The summary counts what the mirror holds now (it said "1 project": the one it removed).
+    argv = wheelhouse_argv("mirror", "--remove", "beta", "-o", out, "-i", upstream.url)
+    again = run_command(argv, env=clean_env(tmp_path / "home"))
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.splitlines()[-1].startswith(f"{out}: 0 projects, 0 files, 0.0 MB (0 ")
 
 
 def test_a_changed_filter_is_refused_unless_replaced(

@@ -394,8 +394,10 @@ def _print_summary(summary: "MirrorSummary", verbosity: int, *, listing: bool) -
     fetched_size = sum(p.fetched_bytes for p in projects)
     removed = sum(p.removed for p in projects)
     failed = f", {count(len(summary.failed), 'project')} failed" if summary.failed else ""
+    # What the mirror holds now: a project this run removed is in "removed", not here.
+    kept = [p for p in projects if p.status != "removed"]
     typer.echo(
-        f"{summary.output}: {count(len(projects), 'project')}, {count(files, 'file')}, "
+        f"{summary.output}: {count(len(kept), 'project')}, {count(files, 'file')}, "
         f"{size / 1e6:.1f} MB "
         f"({fetched} fetched, {fetched_size / 1e6:.1f} MB; {removed} removed{failed}) "
         f"in {summary.seconds:.2f} s",
