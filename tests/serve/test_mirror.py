@@ -346,6 +346,23 @@ def test_requirements_closure_per_target_is_installable_with_install_w(
     ]
 
 
+def test_install_w_on_a_mirror_of_named_projects_says_how_to_install_from_it(
+    cli: Any, upstream: IndexServer, project_set: DistFactory, tmp_path: Path
+) -> None:
+    # docs/mirror.md: "wheelhouse install -w /srv/mirror ... # mirrors made with -r". On a
+    # mirror of names the hint said "rebuild it with 'wheelhouse build'".
+    out = tmp_path / "mirror"
+    assert cli("mirror", "alpha", "-o", out, "-i", upstream.url).exit_code == 0
+    argv = wheelhouse_argv("install", "-w", out, "alpha")
+    result = run_command(argv, env=clean_env(tmp_path / "home"))
+    assert result.returncode == ExitCode.INPUT, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: the mirror {str(out)!r} has no lock to install from",
+        f"hint: install from it by name: pip install --index-url {(out / 'simple').as_uri()} "
+        "NAME; a mirror made with '-r FILE' has a lock for 'wheelhouse install -w'",
+    ]
+
+
 def test_pip_and_uv_install_from_the_mirror_offline(
     cli: Any,
     upstream: IndexServer,

@@ -314,8 +314,15 @@ def _as_written(path: Path, manifest: Manifest, lock: TargetLock) -> bool:
 def _select_lock(manifest: Manifest, info: InterpreterInfo, directory: Path) -> TargetLock:
     if not manifest.locks:
         raise InvalidWheelhouseError(
-            f"the wheelhouse {str(directory)!r} has no lock to install from",
-            hint="rebuild it with 'wheelhouse build'",
+            f"the {manifest.kind} {str(directory)!r} has no lock to install from",
+            hint=(
+                # A mirror of named projects holds every version: nothing says which to take.
+                "install from it by name: pip install --index-url "
+                f"{(directory.absolute() / 'simple').as_uri()} NAME; a mirror made with"
+                " '-r FILE' has a lock for 'wheelhouse install -w'"
+                if manifest.kind == "mirror"
+                else "rebuild it with 'wheelhouse build'"
+            ),
         )
     if len(manifest.locks) == 1:
         return manifest.locks[0]
