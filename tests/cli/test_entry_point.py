@@ -40,3 +40,16 @@ def test_the_subcommand_is_found_after_global_options() -> None:
     assert _command(["--debug", "build", "-r", "x.txt"]) == "build"
     assert _command(["install", "build"]) == "install"
     assert _command(["--version"]) is None
+
+
+def test_every_usage_line_names_its_arguments_in_capitals(tmp_path: Path) -> None:
+    # `yank --help` said "Usage: wheelhouse yank [OPTIONS] {filename}", `users add` "{name}",
+    # where every other command writes DIR, FILE, NAME...
+    commands = ["yank", "users add", "users remove", "users token", "reserve", "merge"]
+    for command in commands:
+        result = _run(*command.split(), "--help", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        usage = result.stdout.splitlines()[0]
+        assert usage.startswith(f"Usage: wheelhouse {command} [OPTIONS] "), usage
+        arguments = usage.removeprefix(f"Usage: wheelhouse {command} [OPTIONS] ")
+        assert arguments == arguments.upper(), usage

@@ -23,7 +23,7 @@ UsersFile = Annotated[
 
 @users_app.command("add")
 def users_add(
-    name: Annotated[str, typer.Argument(help="The user's name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The user's name.")],
     users: UsersFile,
     password_stdin: Annotated[
         bool,
@@ -47,7 +47,7 @@ def users_add(
 
 @users_app.command("remove")
 def users_remove(
-    name: Annotated[str, typer.Argument(help="The user's name.")], users: UsersFile
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The user's name.")], users: UsersFile
 ) -> None:
     """Remove a user."""
     from wheelhouse.upload.accounts import remove_user
@@ -67,7 +67,7 @@ def users_list(users: UsersFile) -> None:
 
 @users_app.command("token")
 def users_token(
-    name: Annotated[str, typer.Argument(help="The user the token acts for.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The user the token acts for.")],
     users: UsersFile,
     index: Annotated[
         str,

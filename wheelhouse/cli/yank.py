@@ -13,7 +13,9 @@ from wheelhouse.errors import UsageError
 
 @app.command()
 def yank(
-    filename: Annotated[str, typer.Argument(help="The file's name, as the index lists it.")],
+    filename: Annotated[
+        str, typer.Argument(metavar="FILENAME", help="The file's name, as the index lists it.")
+    ],
     reason: Annotated[
         str, typer.Option("--reason", help="Why (pip shows it to whoever installs it).")
     ] = "",
