@@ -9,8 +9,10 @@ from pathlib import Path
 import platformdirs
 import pytest
 
+from tests.support.dists import DistFactory
 from tests.support.fixtures import Cli
-from tests.support.process import free_ports
+from tests.support.process import clean_env, free_ports, run_command, wheelhouse_argv
+from tests.support.server import IndexServer
 
 
 def test_urllib3_retries_are_silent_without_v_and_plain_with_it(
@@ -55,3 +57,22 @@ def test_a_library_warning_is_shown_only_with_debug(
     assert line.startswith("WARNING py.warnings: ")
     assert line.endswith("FutureWarning: this call changes in the next major version")
     assert real is not deprecated
+
+
+def test_counts_in_v_lines_agree_with_their_nouns(
+    tmp_path: Path, dists: DistFactory, index_server: IndexServer
+) -> None:
+    # -v said "resolved 1 pins without pip's resolver"; --debug "wrote the index of 1 projects".
+    dists.wheel("alpha", "1.0")
+    req = tmp_path / "requirements.txt"
+    req.write_text("alpha==1.0\n", encoding="utf-8")
+    out = tmp_path / "wh"
+    env = clean_env(tmp_path / "home")
+    built = run_command(
+        wheelhouse_argv("build", "-v", "-r", req, "-o", out, "-i", index_server.url), env=env
+    )
+    assert built.returncode == 0, built.stderr
+    assert "wheelhouse: resolved 1 pin without pip's resolver" in built.stderr.splitlines()
+    indexed = run_command(wheelhouse_argv("--debug", "index", out), env=env)
+    assert indexed.returncode == 0, indexed.stderr
+    assert f"wrote the index of 1 project in {out / 'simple'}" in indexed.stderr

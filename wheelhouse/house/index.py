@@ -21,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 
 from wheelhouse._base.files import sha256_file, write_atomic, write_new
 from wheelhouse._base.wheels import read_wheel_metadata
+from wheelhouse._base.words import count
 from wheelhouse.errors import InvalidWheelhouseError, TamperedError
 from wheelhouse.house.manifest import (
     PROVENANCE_SUFFIX,
@@ -111,7 +112,7 @@ def write_index(
             write_if_changed(root / relative, data)
     names = {record.name for record in manifest.files}
     _prune_stale_projects(root / INDEX_DIR, set(names))
-    logger.info("wrote the index of %d projects in %s", len(names), root / INDEX_DIR)
+    logger.info("wrote the index of %s in %s", count(len(names), "project"), root / INDEX_DIR)
 
 
 def render_index(

@@ -84,7 +84,7 @@ def merge(sources: Sequence[Path], out: Path, *, reporter: Reporter | None = Non
         # The index re-hashes the staged copies: the sources were verified, but a build
         # publishing into a source between that check and the copy would go unnoticed.
         put_in_place(out, manifest, copy_from, writers=writers(verify_index=True))
-    logger.info("merged %d wheelhouses into %s", len(verified), out)
+    logger.info("merged %s into %s", count(len(verified), "wheelhouse"), out)
     return manifest
 
 

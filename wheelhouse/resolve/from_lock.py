@@ -27,6 +27,7 @@ from wheelhouse._base._http import strip_credentials
 from wheelhouse._base.cooldown import Cooldown
 from wheelhouse._base.pip_settings import PipSettings
 from wheelhouse._base.targets import Target
+from wheelhouse._base.words import count
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched, Fetcher, Progress
 from wheelhouse.download.pins import Pin
@@ -134,7 +135,7 @@ def resolve_locked(
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(pins) or 1))) as pool:
         fetched = list(pool.map(fetch, pins))
-    logger.info("took %d pins from %s for %s", len(pins), lock.path, target.name)
+    logger.info("took %s from %s for %s", count(len(pins), "pin"), lock.path, target.name)
     resolution = Resolution(
         target=target,
         pins=tuple(sorted(pins, key=lambda p: p.name)),

@@ -49,6 +49,7 @@ from wheelhouse._base.pip_settings import FormatControl, PipSettings
 from wheelhouse._base.targets import Target
 from wheelhouse._base.urls import file_url_path
 from wheelhouse._base.wheels import project_of, read_wheel_metadata
+from wheelhouse._base.words import count
 from wheelhouse.download.cache import Cache
 from wheelhouse.download.fetch import Fetched, Fetcher, Progress
 from wheelhouse.download.pins import Pin
@@ -144,7 +145,7 @@ def resolve_pinned(
     except Ineligible as exc:
         logger.info("resolving with pip: %s", exc)
         return Fallback(str(exc))
-    logger.info("resolved %d pins without pip's resolver", len(result.resolution.pins))
+    logger.info("resolved %s without pip's resolver", count(len(result.resolution.pins), "pin"))
     return result
 
 
