@@ -27,6 +27,7 @@ from tests.support.cli import error_lines
 from tests.support.dists import DistFactory, make_wheel
 from tests.support.files import snapshot
 from tests.support.fixtures import Cli, MakeVenv, Offline
+from tests.support.process import clean_env, run_command, wheelhouse_argv
 from tests.support.server import IndexServer
 from tests.support.wheelhouses import lock_of, make_wheelhouse
 from wheelhouse.errors import ExitCode
@@ -658,6 +659,29 @@ def test_update_onto_another_wheelhouse_is_refused(
     assert empty.exit_code == ExitCode.INPUT
     assert "holds no wheelhouse; nothing was written" in error_lines(empty.stderr)[0]
     assert not (tmp_path / "empty").exists()
+
+
+def test_the_same_update_unpacked_twice_says_it_was_applied(
+    tmp_path: Path, house: Path, newer: Path
+) -> None:
+    # docs/airgap.md's weekly update, typed a second time: it said the directory "holds the
+    # wheelhouse <id>" and to "unpack it onto the wheelhouse it was made from".
+    full, update, far = tmp_path / "full.tar", tmp_path / "update.tar", tmp_path / "far"
+    pack(house, full)
+    pack(newer, update, since=house)
+    env = clean_env(tmp_path / "home")
+    for bundle in (full, update):
+        done = run_command(wheelhouse_argv("unpack", bundle, "-o", far), env=env)
+        assert done.returncode == 0, done.stderr
+    before = tree(tmp_path)
+    again = run_command(wheelhouse_argv("unpack", update, "-o", far), env=env)
+    assert again.returncode == ExitCode.INPUT, again.stderr
+    assert again.stderr.splitlines() == [
+        f"error: {str(far)!r} already holds the wheelhouse the update {str(update)!r} makes "
+        f"({manifest_id(base_of(newer))[:12]}): it was applied before; nothing was written",
+        "hint: nothing to do: the wheelhouse is up to date with this update",
+    ]
+    assert tree(tmp_path) == before
 
 
 def test_update_onto_a_base_with_a_damaged_kept_file_is_refused(

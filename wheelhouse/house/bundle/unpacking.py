@@ -279,6 +279,13 @@ def _bundled_manifest(bundle: Path, info: dict[str, Any], house: Path) -> Manife
 
 def _check_base(bundle: Path, info: dict[str, Any], out: Path) -> Manifest:
     base = read_manifest(out) if out.is_dir() else None
+    if base is not None and manifest_id(base) == info.get("manifest"):
+        # The same update unpacked twice (a rerun): say so, not "holds another wheelhouse".
+        raise BundleBaseError(
+            f"{str(out)!r} already holds the wheelhouse the update {str(bundle)!r} makes "
+            f"({manifest_id(base)[:12]}): it was applied before; nothing was written",
+            hint="nothing to do: the wheelhouse is up to date with this update",
+        )
     if base is None or manifest_id(base) != info.get("base-manifest"):
         have = "no wheelhouse" if base is None else f"the wheelhouse {manifest_id(base)[:12]}"
         raise BundleBaseError(
