@@ -279,11 +279,13 @@ def _bundled_manifest(bundle: Path, info: dict[str, Any], house: Path) -> Manife
 
 def _check_base(bundle: Path, info: dict[str, Any], out: Path) -> Manifest:
     base = read_manifest(out) if out.is_dir() else None
-    if base is not None and manifest_id(base) == info.get("manifest"):
+    have_id = None if base is None else manifest_id(base)
+    if have_id is not None and have_id == info.get("manifest") != info.get("base-manifest"):
         # The same update unpacked twice (a rerun): say so, not "holds another wheelhouse".
+        # (An update of carried files alone keeps the manifest: it applies again as it is.)
         raise BundleBaseError(
             f"{str(out)!r} already holds the wheelhouse the update {str(bundle)!r} makes "
-            f"({manifest_id(base)[:12]}): it was applied before; nothing was written",
+            f"({have_id[:12]}): it was applied before; nothing was written",
             hint="nothing to do: the wheelhouse is up to date with this update",
         )
     if base is None or manifest_id(base) != info.get("base-manifest"):
