@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -1055,6 +1056,11 @@ def create_app(settings: ProxySettings) -> Starlette:
                 f"{str(directory)!r} has no package index ({INDEX_DIR}/{HTML_PAGE})",
                 hint=f"write it with 'wheelhouse index {directory}'",
             )
+    # anyio loads its asyncio backend when the first limiter is made: in the first request,
+    # 25-30 ms of imports during which the event loop answered nothing (a cold uv run sends
+    # its 41 page requests at once). Loaded here, before the proxy listens.
+    with contextlib.suppress(ImportError):
+        importlib.import_module("anyio._backends._asyncio")
     proxy = _Proxy(settings)
 
     async def root(request: Request) -> Response:
