@@ -504,9 +504,9 @@ class Store:
                     return os.open(directory / name, os.O_RDONLY), name[len(prefix) :]
         return None
 
-    def write_rendered(self, project: str, form: str, version: str, body: bytes) -> None:
+    def write_rendered(self, project: str, form: str, version: str, body: bytes) -> Path:
         """Keep ``body`` as ``project``'s page ``version`` in ``form``, replacing the older
-        renderings in that form."""
+        renderings in that form; where it was written."""
         directory = self._rendered / project
         directory.mkdir(parents=True, exist_ok=True)
         name = f"{form}.{version}.{hashlib.sha256(body).hexdigest()[:32]}"
@@ -514,6 +514,7 @@ class Store:
         for other in os.listdir(directory):
             if other.startswith(f"{form}.") and other != name:
                 (directory / other).unlink(missing_ok=True)
+        return directory / name
 
     def keep_rendered(self, project: str, old: PageStamp, new: PageStamp) -> None:
         """The page ``old`` was rewritten as ``new`` with the same files (upstream said "not
