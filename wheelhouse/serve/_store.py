@@ -355,7 +355,11 @@ class _Flock:
 
     def acquire(self, timeout: float = 0.0) -> bool:
         """Whether the lock was taken within ``timeout`` seconds (0: only if free now)."""
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # locks/ removed under a running proxy: made again
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
         until = time.monotonic() + timeout
         try:
             while True:
@@ -689,9 +693,9 @@ class Store:
 
     def _download(self, file: PageFile, sha256: str) -> None:
         lock = _Flock(self._locks / f"{sha256}.lock")
-        if not lock.acquire():
-            return  # another process downloads it; our readers follow its partial file
         try:
+            if not lock.acquire():
+                return  # another process downloads it; our readers follow its partial file
             if self.has_file(sha256):
                 return
             self._download_locked(file, sha256)
