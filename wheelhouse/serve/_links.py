@@ -10,13 +10,24 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 from starlette.requests import Request
 
 from wheelhouse.errors import UsageError
 
-__all__ = ["CHUNK", "VIA", "Fronts", "Rebase", "Rebaser", "base_url", "file_links", "relay_links"]
+__all__ = [
+    "CHUNK",
+    "VIA",
+    "Fronts",
+    "LinkCounts",
+    "Rebase",
+    "Rebaser",
+    "base_url",
+    "file_links",
+    "relay_links",
+]
 
 CHUNK = 256 * 1024
 # File URLs are absolute, built from the request's Host (and from X-Forwarded-Proto, -Host
@@ -120,11 +131,43 @@ def _quoted(name: str) -> str:
     return name if _UNRESERVED.fullmatch(name) else quote(name)
 
 
+class LinkCounts:
+    """How many relative file links each rendering on disk holds, by the rendering's identity
+    (device, inode, size, mtime), so a page sent with absolute links has its Content-Length
+    without reading it twice. A rendering this process writes is counted as it is written,
+    in memory: a cold page is then never read whole before it is sent."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[int, int, int, int], int] = {}
+
+    def get(self, info: os.stat_result) -> int | None:
+        return self._counts.get(_identity(info))
+
+    def remember(self, info: os.stat_result, count: int) -> None:
+        if len(self._counts) >= _MARKER_COUNTS:
+            self._counts.pop(next(iter(self._counts)))
+        self._counts[_identity(info)] = count
+
+    def written(self, path: Path, form: str, body: bytes) -> None:
+        """``body`` was just written at ``path`` as a rendering in ``form``. (A rendering's
+        name holds its sha256: whoever wrote what is there now wrote these bytes.)"""
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return  # replaced by a newer rendering meanwhile: counted when it is sent
+        if info.st_size == len(body):
+            self.remember(info, body.count(_RELATIVE[form]))
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
 class Rebase:
     """Makes a page's relative file links (``../../files/``) absolute as it is sent, so the
     rendering on disk (and the one in memory) serves every host name and front."""
 
-    def __init__(self, form: str, base: str, counts: dict[tuple[int, int, int, int], int]):
+    def __init__(self, form: str, base: str, counts: LinkCounts):
         self.old = _RELATIVE[form]
         self.new = self.old.replace(b"../..", base.encode("ascii"), 1)
         self.tag = hashlib.sha256(base.encode()).hexdigest()[:12]  # the ETag differs per base
@@ -138,19 +181,29 @@ class Rebase:
 
     def size(self, fd: int, size: int) -> int:
         """The size of the rendering open at ``fd`` once rebased (its links counted once per
-        rendering and process)."""
+        rendering and process, unless this process wrote it)."""
         info = os.fstat(fd)
-        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-        count = self._counts.get(identity)
+        count = self._counts.get(info)
         if count is None:
-            rebaser = Rebaser(self.old, self.old)  # counts, changes nothing
-            for offset in range(0, size, CHUNK):
-                rebaser.feed(os.pread(fd, CHUNK, offset))
-            count = rebaser.found
-            if len(self._counts) >= _MARKER_COUNTS:
-                self._counts.pop(next(iter(self._counts)))
-            self._counts[identity] = count
+            count = _count_in(fd, size, self.old)
+            self._counts.remember(info, count)
         return size + count * (len(self.new) - len(self.old))
+
+
+def _count_in(fd: int, size: int, old: bytes) -> int:
+    """How often ``old`` (which overlaps no copy of itself) is in the first ``size`` bytes of
+    the file open at ``fd``: counted chunk by chunk, and across each boundary in the bytes
+    around it (one found there straddles it: neither side is long enough to hold one),
+    without copying the chunks."""
+    reach = len(old) - 1
+    count = 0
+    tail = b""  # the last ``reach`` bytes read
+    for offset in range(0, size, CHUNK):
+        chunk = os.pread(fd, min(CHUNK, size - offset), offset)
+        count += chunk.count(old) + (tail + chunk[:reach]).count(old)
+        tail = tail + chunk if len(chunk) < reach else chunk
+        tail = tail[max(len(tail) - reach, 0) :]
+    return count
 
 
 class Rebaser:
@@ -170,8 +223,11 @@ class Rebaser:
                 keep = length
                 break
         ready, self._held = data[: len(data) - keep], data[len(data) - keep :]
-        self.found += ready.count(self.old)
-        return ready.replace(self.old, self.new)
+        sent = ready.replace(self.old, self.new)
+        grown = len(self.new) - len(self.old)
+        # Each replacement changed the length by ``grown``: counted without another pass.
+        self.found += (len(sent) - len(ready)) // grown if grown else ready.count(self.old)
+        return sent
 
     def end(self) -> bytes:
         held, self._held = self._held, b""

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -52,7 +53,16 @@ from wheelhouse.house.manifest import PROVENANCE_SUFFIX
 from wheelhouse.provenance.fetch import PROVENANCE_TYPE
 from wheelhouse.serve._asgi import AsgiServer, ServeLimits, bind, index_url, uvicorn_options
 from wheelhouse.serve._guards import Guards, Refused
-from wheelhouse.serve._links import CHUNK, VIA, Fronts, Rebase, base_url, file_links, relay_links
+from wheelhouse.serve._links import (
+    CHUNK,
+    VIA,
+    Fronts,
+    LinkCounts,
+    Rebase,
+    base_url,
+    file_links,
+    relay_links,
+)
 from wheelhouse.serve._memory import rss_bytes, tame_malloc
 from wheelhouse.serve._osv import OsvEndpoint, load_checked
 from wheelhouse.serve._sending import Page, served_page, stored_response
@@ -293,7 +303,7 @@ class _Proxy:
         self.fronts = Fronts.parse(settings.forwarded_allow_ips)
         # How many file links each rendering on disk holds (by its identity), so a page sent
         # with absolute links has its Content-Length without reading it twice.
-        self._markers: dict[tuple[int, int, int, int], int] = {}
+        self._markers = LinkCounts()
         self.guards = Guards.from_options(
             settings.exclude_newer, settings.exclude_newer_packages, settings.no_upload_time
         )
@@ -472,8 +482,14 @@ class _Proxy:
         body = self._relinked(record, "json", self.guards.moment())
         stamp = None if body is None else self.store.page_stamp(record.project)
         if body is not None and stamp is not None:
-            self.store.write_rendered(record.project, "json", stamp.version, body)
+            self.write_rendered(record.project, "json", stamp.version, body)
             self.stats.add(pages_rendered=1)
+
+    def write_rendered(self, project: str, form: str, version: str, body: bytes) -> None:
+        """Keep a rendering in the store, its links counted from the bytes in hand (sending
+        it with absolute links needs their number: read back, pydantic-core's 6.9 MB page
+        took 5 ms on the event loop)."""
+        self._markers.written(self.store.write_rendered(project, form, version, body), form, body)
 
     @staticmethod
     def _relinked(record: PageRecord, form: str, moment: float | None) -> bytes | None:
@@ -610,7 +626,7 @@ class _Proxy:
                 if opened is None:
                     body = await self.on_store(self._render_stored, project, form, fresh, moment)
                     if body is not None:  # megabytes for big projects: not on the event loop
-                        await self.on_store(self.store.write_rendered, project, form, version, body)
+                        await self.on_store(self.write_rendered, project, form, version, body)
                         opened = self.store.open_rendered(project, form, version)
                     if opened is None:  # the page changed meanwhile: send what we rendered
                         if body is None:
@@ -642,9 +658,7 @@ class _Proxy:
                     )
                     if body is not None and self.store.page_stamp(project) == stamp:
                         version = self.guards.version(stamp.version, moment)
-                        await self.on_store(
-                            self.store.write_rendered, project, "json", version, body
-                        )
+                        await self.on_store(self.write_rendered, project, "json", version, body)
                 except (_Unavailable, OSError) as exc:
                     logger.debug("rendering %s again: %s", project, exc)
 
@@ -1055,6 +1069,11 @@ def create_app(settings: ProxySettings) -> Starlette:
                 f"{str(directory)!r} has no package index ({INDEX_DIR}/{HTML_PAGE})",
                 hint=f"write it with 'wheelhouse index {directory}'",
             )
+    # anyio loads its asyncio backend when the first limiter is made: in the first request,
+    # 25-30 ms of imports during which the event loop answered nothing (a cold uv run sends
+    # its 41 page requests at once). Loaded here, before the proxy listens.
+    with contextlib.suppress(ImportError):
+        importlib.import_module("anyio._backends._asyncio")
     proxy = _Proxy(settings)
 
     async def root(request: Request) -> Response:

@@ -4,7 +4,6 @@ names the URL without its credentials."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -243,15 +242,20 @@ def read_limited(
     shown = strip_credentials(url)
     declared = response.headers.get("Content-Length") or ""
     plain = response.headers.get("Content-Encoding") is None
-    body = io.BytesIO()
+    chunks: list[bytes] = []
     size = 0
     try:
         if plain and declared.isdigit() and int(declared) > limit:
             raise UpstreamError(f"{shown} sent more than {limit} bytes", url=shown)
         # In slices: urllib3 inflates no more than it is asked for, so a bomb costs one slice
-        # beyond the limit, and the deadline's check comes between slices.
-        while chunk := response.read(min(_CHUNK, limit + 1 - size)):
-            body.write(chunk)
+        # beyond the limit, and the deadline's check comes between slices. A plain body of a
+        # known size (within the limit) is asked for whole: read into one buffer and kept as
+        # it is (a MiB at a time, pydantic-core's 6.9 MB page was copied twice, for 20-30%
+        # more CPU); the deadline still cuts that read short.
+        step = int(declared) if plain and declared.isdigit() and int(declared) else _CHUNK
+        while chunk := response.read(min(step, limit + 1 - size)):
+            chunks.append(chunk)
+            step = _CHUNK
             size += len(chunk)
             if size > limit:
                 raise UpstreamError(f"{shown} sent more than {limit} bytes", url=shown)
@@ -265,7 +269,7 @@ def read_limited(
     except UpstreamError:
         response.close()  # the rest of the body is unread: the connection cannot be reused
         raise
-    return body.getvalue()
+    return b"".join(chunks)  # one chunk: that chunk itself, not a copy
 
 
 def read_page(
