@@ -80,9 +80,9 @@ def _start(upstream: str, store: str, args: list[str]) -> tuple[subprocess.Popen
     proc = subprocess.Popen([*argv, "--store", store, *args], stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     for line in proc.stderr:
-        if line.startswith("proxying at "):
+        if line.startswith("proxying ") and line.endswith("(Ctrl-C to stop)\n"):
             threading.Thread(target=proc.stderr.read, daemon=True).start()  # drained
-            return proc, line.split()[2]
+            return proc, line.split(" at ")[-1].split()[0]
     raise SystemExit("the proxy did not start")
 
 

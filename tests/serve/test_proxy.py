@@ -302,6 +302,11 @@ def test_private_project_in_a_local_wheelhouse_wins_over_a_higher_upstream_versi
     shutil.copy2(made, house / made.name)
     write_index(house, manifest_of([record_of(house / made.name)]))
     proxy = start_proxy(house, "--upstream", index_server.url)
+    # One start line, naming what is served in the order it is looked in (issue 24: 25).
+    assert proxy.lines[0] == (
+        f"proxying {house}, then {index_server.url} (store {proxy_store(proxy)}) at "
+        f"{proxy.url} (Ctrl-C to stop)\n"
+    )
     data = page(proxy, "private")
     assert [f["filename"] for f in data["files"]] == ["private-1.0-py3-none-any.whl"]
     status, metadata = fetch(proxy, "private", data["files"][0]["url"] + ".metadata")

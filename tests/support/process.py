@@ -124,7 +124,7 @@ class ServeProcess:
             assert self.proc.stderr is not None
             for line in self.proc.stderr:
                 self.lines.append(line)
-                # "proxying at URL (Ctrl-C to stop)", "serving DIR at URL (Ctrl-C to stop)"
+                # "proxying WHAT (store S) at URL (Ctrl-C to stop)", "serving DIR at URL (...)"
                 if line.endswith("(Ctrl-C to stop)\n") and not ready.is_set():
                     self.url = line.split(" at ")[-1].split()[0]
                     ready.set()

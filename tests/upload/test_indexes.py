@@ -189,6 +189,10 @@ def test_two_private_indexes_in_front_of_an_upstream(
         assert files_on(proxy, "/simple/team-pkg/") == [team_wheel.name]
         assert files_on(proxy, "/simple/other-pkg/") == ["other_pkg-1.0-py3-none-any.whl"]
         assert files_on(proxy, "/team/simple/team-pkg/") == [team_wheel.name]
+        # One access line per request, as for the proxy's own routes (docs/proxy.md).
+        line = '"GET /team/simple/team-pkg/ HTTP/1.1" 200'
+        assert proxy.logged(line), proxy.log
+        assert proxy.log.count(line) == 1, proxy.log
         assert files_on(proxy, "/staging/simple/staging-pkg/", bob_auth()) == [staging_wheel.name]
         assert upstream.count("/files/team_pkg-9.0-py3-none-any.whl") == 0
         installed = pip_install(tmp_path, make_venv, proxy.url, "team-pkg")

@@ -494,5 +494,7 @@ def _serve_proxy(
         port,
         workers=workers,
         limits=limits,
-        ready=lambda url: typer.echo(f"proxying at {url} (Ctrl-C to stop)", err=True),
+        ready=lambda url: typer.echo(
+            f"proxying {settings.describe()} at {url} (Ctrl-C to stop)", err=True
+        ),
     )

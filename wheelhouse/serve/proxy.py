@@ -188,6 +188,13 @@ class ProxySettings:
         joined = "\n".join(strip_credentials(u).rstrip("/") for u in self.upstreams)
         return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
+    def describe(self) -> str:
+        """What is served, in the order it is looked in, and the store: for the start line."""
+        sources = [str(d) for d in self.local]
+        sources += [strip_credentials(u) for u in self.upstreams]
+        served = ", then ".join(sources) if sources else "nothing"
+        return f"{served} (store {self.bucket or self.store})"
+
     def to_env(self) -> str:
         data = dataclasses.asdict(self)
         data["store"] = str(self.store)
@@ -1247,7 +1254,8 @@ def create_app(settings: ProxySettings) -> Starlette:
 
         indexes = [UploadSettings.from_json(i) for i in settings.indexes]
         # Outermost: /<name>/... never reaches the proxy's routes or the root's rights.
-        app.add_middleware(Mounts, mounts=index_apps(indexes))
+        # uvicorn's access log has a line for every request here: the indexes log none.
+        app.add_middleware(Mounts, mounts=index_apps(indexes, log_access=False))
     return app
 
 
@@ -1305,14 +1313,10 @@ def serve_proxy(
     # --forwarded-allow-ips names, and needs to see who the peer is (uvicorn replaces it).
     common: dict[str, Any] = {"log_config": LOG_CONFIG, "limits": limits, "proxy_headers": False}
     with sock:
-        logger.info(
-            "proxying %s at %s (store %s)",
-            ", ".join(strip_credentials(u) for u in settings.upstreams) or "nothing",
-            url,
-            settings.bucket or settings.store,
-        )
-        if ready is not None:
+        if ready is not None:  # the caller says where it serves, once
             ready(url)
+        else:
+            logger.info("proxying %s at %s", settings.describe(), url)
         if workers <= 1:
             AsgiServer(app, sock, **common).run()
             return

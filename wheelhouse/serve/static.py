@@ -63,8 +63,9 @@ class _StaticApp:
     Only regular files under the root are served: no listings, no dot files, no symlinks out.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, log_access: bool = True) -> None:
         self.root = root
+        self._log_access = log_access
         self.real_root = Path(os.path.realpath(root))
         self._osv = OsvEndpoint(lambda: _snapshot(root), "this wheelhouse carries no OSV snapshot")
 
@@ -73,7 +74,7 @@ class _StaticApp:
             return
 
         async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and self._log_access:
                 # Logged before the body goes out, so the line is there when the client has it.
                 _access(scope, message["status"])
             await send(message)
@@ -274,12 +275,15 @@ def _file_type(filename: str) -> str:
     return _FILE_TYPES.get(Path(filename).suffix, "application/octet-stream")
 
 
-def index_apps(indexes: Sequence[UploadSettings]) -> dict[str, ASGIApp]:
+def index_apps(indexes: Sequence[UploadSettings], *, log_access: bool = True) -> dict[str, ASGIApp]:
     """The app of each private index of ``indexes``, by name, to mount under ``/<name>/``
-    (``serve/_mounts.py``): its pages, its files and its upload endpoint, with its rights."""
+    (``serve/_mounts.py``): its pages, its files and its upload endpoint, with its rights.
+    ``log_access=False`` in a server whose own access log has a line for every request."""
     from wheelhouse.upload.app import with_uploads
 
-    return {i.name: with_uploads(_StaticApp(i.directory), i) for i in indexes}
+    return {
+        i.name: with_uploads(_StaticApp(i.directory, log_access=log_access), i) for i in indexes
+    }
 
 
 def make_server(
