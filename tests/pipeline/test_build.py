@@ -356,6 +356,8 @@ def test_cache_is_reused_by_a_build_into_another_dir(
     assert file_requests(project.index, start) == []
     assert (f"{tmp_path / 'second'}: {len(GRAPH_WHEELS)} files") in stderr
     assert "(0 downloaded, 5 from cache, 0 built from sdists)" in stderr
+    # srconly's wheel comes from the first build: nothing is said to be built.
+    assert "from sdists\n" not in stderr.replace("built from sdists)", ""), stderr
     assert contents(tmp_path / "second").keys() == contents(project.out).keys()
     for filename in GRAPH_WHEELS:
         assert sha256_of(tmp_path / "second" / filename) == sha256_of(project.out / filename)

@@ -110,10 +110,10 @@ class _Builder:
     env: dict[str, str]
 
     def __call__(self, sdist: Fetched) -> Built:
-        done = self.cache.built_dir(sdist.sha256, self.target.key)
-        cached = _load(done, sdist)
+        cached = built_earlier(sdist, self.cache, self.target)
         if cached is not None:
             return cached
+        done = self.cache.built_dir(sdist.sha256, self.target.key)
         if self.notify:
             self.notify(sdist, "building")
         work = self.cache.new_tmp_dir("build-")
@@ -179,6 +179,11 @@ class _Builder:
         if self.notify:
             self.notify(sdist, "built")
         return dataclasses.replace(built, cached=False)
+
+
+def built_earlier(sdist: Fetched, cache: Cache, target: Target) -> Built | None:
+    """The wheel built from ``sdist`` for ``target`` by an earlier run, if the cache has it."""
+    return _load(cache.built_dir(sdist.sha256, target.key), sdist)
 
 
 def _load(directory: Path, sdist: Fetched) -> Built | None:

@@ -141,8 +141,8 @@ def build_wheelhouse(settings: BuildSettings, reporter: Reporter | None = None) 
                 fetched.setdefault(item.pin.filename, item)
 
         sdists = [f for f in fetched.values() if f.pin.kind == "sdist"]
-        # Checking the pins may have built them already (then they come from the cache).
-        if pending := [f for f in sdists if f.sha256 not in fresh]:
+        # Checking the pins, or an earlier run, may have built them (then the cache has them).
+        if pending := _to_build(sdists, fresh, cache):
             report.stage(f"building {count(len(pending), 'wheel')} from sdists")
         built = _build(sdists, settings, pip, cache, report)
         fresh |= _fresh(built)
@@ -253,6 +253,15 @@ def _build(
         notify=lambda f, status: report.build_event(f.pin.filename, status),
         pip=pip,
     )
+
+
+def _to_build(sdists: Sequence[Fetched], fresh: set[Sha256], cache: Cache) -> list[Fetched]:
+    """The sdists whose wheel no build of this run or an earlier one left in the cache."""
+    if not sdists:
+        return []
+    from wheelhouse.builder.from_sdist import built_earlier
+
+    return [f for f in sdists if f.sha256 not in fresh and not built_earlier(f, cache, HOST)]
 
 
 def _fresh(built: Sequence[Built]) -> set[Sha256]:
