@@ -140,9 +140,9 @@ def build(cli: Cli, req: Path, out: Path, index_url: str, *extra: str) -> Result
 
 def _exit_codes_in(text: str) -> dict[int, str]:
     flat = " ".join(text.split())
-    match = re.search(r"Exit codes: (.*?;)(?: [A-Z]|$)", flat)
+    match = re.search(r"Exit codes: (.*?\.)(?: [A-Z]|$)", flat)
     assert match, text
-    pairs = re.findall(r"(\d+) ([^;]+);", match[1])
+    pairs = re.findall(r"(\d+) ([^;.]+)[;.]", match[1])
     return {int(code): meaning for code, meaning in pairs}
 
 

@@ -15,8 +15,8 @@ from wheelhouse import __version__
 from wheelhouse.errors import ExitCode
 from wheelhouse.house.locations import default_wheelhouse_dir
 
-EXIT_CODES = " ".join(
-    f"{code} {meaning};"
+EXIT_CODES = "; ".join(
+    f"{code} {meaning}"
     for code, meaning in [
         (ExitCode.OK, "success"),
         (ExitCode.FAILURE, "other failure"),
@@ -34,7 +34,7 @@ EXIT_CODES = " ".join(
         (ExitCode.TRUST_ROOT, "the Sigstore trust root is missing or expired"),
         (130, "interrupted"),
     ]
-).join(["Exit codes: ", ""])
+).join(["Exit codes: ", "."])
 
 app = typer.Typer(
     name="wheelhouse",
