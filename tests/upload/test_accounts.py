@@ -154,6 +154,11 @@ def test_users_commands_keep_only_bcrypt_hashes_readable_by_the_owner(tmp_path: 
     missing = users_cli("remove", "carol", "--users", users)
     assert missing.returncode == 2
     assert f"error: no user 'carol' in {str(users)!r}" in missing.stderr
+    # Piped without --password-stdin: the first line, as with it, and no prompt's warnings.
+    piped = users_cli("add", "dave", "--users", users, stdin="pw of dave\npw of dave\n")
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, "", f"added dave in {users}\n")
+    [line] = [line for line in users.read_text().splitlines() if line.startswith("dave:")]
+    assert bcrypt.checkpw(b"pw of dave", line.split(":", 1)[1].encode())
 
 
 def test_an_htpasswd_y_entry_as_htpasswd_B_writes_it_is_accepted(

@@ -35,7 +35,9 @@ def users_add(
     """Add a user, or set their password (asked twice, or one line of stdin; never an argument)."""
     from wheelhouse.upload.accounts import set_user
 
-    if password_stdin:
+    if password_stdin or not sys.stdin.isatty():
+        # Piped in without the flag: read as with it (as yank does), not through a prompt
+        # that could only warn twice that the password may be echoed.
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
