@@ -181,15 +181,17 @@ def stalled_index() -> Iterator[socket.socket]:
         yield listener
 
 
+@contextlib.contextmanager
 def _stalled_build(
     tmp_path: Path, stalled_index: socket.socket, out: Path, env: dict[str, str] | None = None
-) -> subprocess.Popen[str]:
+) -> Iterator[subprocess.Popen[str]]:
     """`wheelhouse build` of one loose requirement from an index that never answers, in a
-    process group of its own (a terminal's foreground job); the caller stops it."""
+    process group of its own (a terminal's foreground job); the caller stops it, and the
+    group is killed on the way out if it did not."""
     reqs = tmp_path / "requirements.in"
     reqs.write_text("alpha\n", encoding="utf-8")
     url = f"http://127.0.0.1:{stalled_index.getsockname()[1]}/simple/"
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "wheelhouse", "build", "-r", reqs, "-o", out, "-i", url],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -198,23 +200,24 @@ def _stalled_build(
         env=env,
         start_new_session=True,
     )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
 
 
 def test_sigint_to_a_running_build_exits_130_and_leaves_no_output(
     tmp_path: Path, stalled_index: socket.socket
 ) -> None:
     out = tmp_path / "wh"
-    proc = _stalled_build(tmp_path, stalled_index, out)
-    try:
+    with _stalled_build(tmp_path, stalled_index, out) as proc:
         # pip has connected to the index and waits for an answer that never comes.
         readable, _, _ = select.select([stalled_index], [], [], 120)
         assert readable, "the build never reached the index"
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground group
         stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
     assert proc.returncode == 130, stderr
     assert stdout == ""
     assert stderr.splitlines()[-1] == "error: interrupted"
@@ -269,6 +272,12 @@ def _still_running(processes: dict[int, str]) -> list[int]:
     return alive
 
 
+def _kill_all(processes: dict[int, str]) -> None:
+    for pid in _still_running(processes):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_to_the_build_alone_stops_the_pip_it_runs(
     tmp_path: Path, stalled_index: socket.socket, signum: signal.Signals
@@ -277,9 +286,10 @@ def test_a_signal_to_the_build_alone_stops_the_pip_it_runs(
     # a terminal's Ctrl-C is: pip, which waits on an index that never answers, must not
     # outlive the build.
     out = tmp_path / "wh"
-    proc = _stalled_build(tmp_path, stalled_index, out)
     children: dict[int, str] = {}
-    try:
+    with contextlib.ExitStack() as stack:
+        proc = stack.enter_context(_stalled_build(tmp_path, stalled_index, out))
+        stack.callback(lambda: _kill_all(children))  # the last list of them, when it ends
         deadline = time.monotonic() + 120
         while not _runs_pip(children := _descendants(proc.pid)):
             assert proc.poll() is None and time.monotonic() < deadline, "pip never started"
@@ -291,13 +301,6 @@ def test_a_signal_to_the_build_alone_stops_the_pip_it_runs(
         while _still_running(children) and time.monotonic() < deadline:
             time.sleep(0.05)
         left = _still_running(children)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-        for pid in _still_running(children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
     assert left == [], f"still running after the build exited: {left}"
     assert proc.returncode == 130, stderr
     assert stdout == ""
@@ -316,8 +319,7 @@ def test_an_interrupted_build_leaves_nothing_in_its_temporary_directory(
     temp = tmp_path / "temp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp)}
-    proc = _stalled_build(tmp_path, stalled_index, tmp_path / "wh", env)
-    try:
+    with _stalled_build(tmp_path, stalled_index, tmp_path / "wh", env) as proc:
         deadline = time.monotonic() + 120
         while not any(p.name.startswith("pip-") for p in temp.iterdir()):
             assert proc.poll() is None and time.monotonic() < deadline, "pip never started"
@@ -325,10 +327,6 @@ def test_an_interrupted_build_leaves_nothing_in_its_temporary_directory(
         made = sorted(p.name for p in temp.iterdir())
         os.kill(proc.pid, signum)
         _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
     assert proc.returncode == 130, stderr
     assert any(name.startswith("wheelhouse-") for name in made), made
     assert sorted(p.name for p in temp.iterdir()) == []
