@@ -906,7 +906,7 @@ class _Proxy:
             raise _Unavailable(503, f"offline: the metadata of {file.filename} is not stored")
         if not file.core_metadata and file.size is not None and file.size <= _WHOLE_WHEEL:
             try:
-                self.store.wait_for_file(file, stall=self.settings.timeout)
+                self.store.fetch_file(file, stall=self.settings.timeout)
             except (DownloadFailed, OSError) as exc:
                 self.stats.add(errors=1)
                 raise _Unavailable(502, f"cannot store {file.filename}: {exc}") from exc
