@@ -395,6 +395,10 @@ class PageStamp:
 class Store:
     """One proxy store directory; safe to share between threads and processes."""
 
+    # Whether ``page_stamp`` sees every page this store holds (a bucket's are elsewhere): a
+    # page without a stamp then needs no thread to learn that it is not stored.
+    stamps_all_pages = True
+
     def __init__(self, root: Path, key: str, client: HttpClient, stats: Stats, timeout: float):
         self.root = root
         self._pages = root / "pages" / key
