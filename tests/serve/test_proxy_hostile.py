@@ -268,6 +268,46 @@ def test_a_small_wheels_metadata_comes_from_the_wheel_checked_not_from_ranges(
     assert proxy.stats()["file_hits"] == 1
 
 
+def test_a_small_wheel_fetched_for_its_metadata_is_one_download_for_every_client(
+    dists: DistFactory, index_server: IndexServer, start_proxy: StartProxy
+) -> None:
+    """The thread that reads a small wheel's METADATA downloads the wheel itself. While a slow
+    upstream sends it, clients asking for its METADATA and for the wheel at once share that
+    one upstream request and get the true bytes; a download that failed its sha256 is a 502
+    that the next request does not inherit once upstream mends."""
+    wheel = dists.wheel("delta", "1.0")
+    other = dists.wheel("delta", "2.0")
+    own = zipfile.ZipFile(wheel).read("delta-1.0.dist-info/METADATA")
+    index_server.json_pages = True
+    proxy = start_proxy("--upstream", index_server.url)
+    items = {f["filename"]: f for f in page(proxy, "delta")["files"]}
+    path = file_path_of(items[wheel.name], "delta")
+    index_server.delay(f"/files/{wheel.name}", 1.0)
+    asks = [path + ".metadata", path] * 8
+    with ThreadPoolExecutor(len(asks)) as pool:
+        answers = list(pool.map(lambda p: proxy.get(p)[::2], asks))
+    assert answers == [(200, own), (200, wheel.read_bytes())] * 8
+    assert index_server.count(f"/files/{wheel.name}") == 1
+    store = Path(proxy.args[proxy.args.index("--store") + 1])
+    sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert stored_files(store) == [store / "files" / sha256[:2] / sha256]
+
+    index_server.clear_hooks()
+    index_server.corrupt(other.name)
+    other_path = file_path_of(items[other.name], "delta")
+    status, _, body = proxy.get(other_path + ".metadata")
+    assert (status, body.startswith(f"cannot store {other.name}".encode())) == (502, True)
+    assert len(stored_files(store)) == 1
+    asked = index_server.count(f"/files/{other.name}")
+    index_server.clear_hooks()
+    assert proxy.get(other_path + ".metadata")[::2] == (
+        200,
+        zipfile.ZipFile(other).read("delta-2.0.dist-info/METADATA"),
+    )
+    assert proxy.get(other_path)[::2] == (200, other.read_bytes())
+    assert index_server.count(f"/files/{other.name}") == asked + 1  # the wheel: from the store
+
+
 # -- row 10: upstream work never delays local answers; --timeout is a deadline ------------------
 
 

@@ -59,6 +59,8 @@ _PARSED_PAGES = 256  # parsed stored pages kept per process
 class BucketStore(Store):
     """A :class:`Store` whose pages, files and metadata live in a shared bucket."""
 
+    stamps_all_pages = False  # its pages are in the bucket: only read_page finds them
+
     def __init__(
         self,
         root: Path,
