@@ -1,0 +1,209 @@
+"""Calls run ahead in a forked child process, on another core, their results handed back pickled.
+
+The pinned path reads and parses dozens of index pages (megabytes of HTML) while it
+downloads the files those pages name; in one process the parses and the downloads share one
+GIL. A child forked before any of that starts takes the pages; the parent keeps the
+downloads and takes each page's few kept files when it needs them.
+
+The child only computes: it never logs or prints, and leaves with ``os._exit``. What it does
+not answer (it died, went silent, or an answer did not pickle) is :data:`MISSING`, and the
+caller makes that call itself, as it would without a child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import math
+import os
+import pickle
+import signal
+import struct
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
+from typing import Final, Literal
+
+__all__ = ["MISSING", "Ahead"]
+
+MISSING: Final = object()
+_HEADER = struct.Struct("!I")  # each answer: its pickle's length, then the pickle
+_INTERRUPTED = 130  # the child's exit code for an interrupt it took as an exception
+_State = Literal["running", "gone", "interrupted", "closed"]
+
+
+class Ahead:
+    """The results, by key, of calls a forked child runs on its own threads."""
+
+    def __init__(self, pid: int, fd: int, keys: frozenset[str], idle: float) -> None:
+        self._pid = pid
+        self._keys = keys
+        self._idle = idle
+        self._heard = time.monotonic()
+        self._answers: dict[str, tuple[bool, object]] = {}
+        self._state: _State = "running"
+        self._reaped = False
+        self._changed = threading.Condition()
+        reader = threading.Thread(target=self._read, args=(fd,), name="wheelhouse-ahead")
+        reader.daemon = True
+        reader.start()
+
+    @classmethod
+    def start(
+        cls, calls: Mapping[str, Callable[[], object]], *, jobs: int, idle: float
+    ) -> Ahead | None:
+        """Fork a child that runs ``calls`` on up to ``jobs`` threads; None without fork.
+
+        Call it before the caller starts threads of its own: the child is a copy of the
+        process as it was, and runs nothing but ``calls``. A child that sends nothing for
+        ``idle`` seconds is ended, and what it did not answer is MISSING.
+        """
+        if not calls or not hasattr(os, "fork"):
+            return None
+        read_fd, write_fd = os.pipe()
+        # Objects the collector walks are written to: every page that holds one would be
+        # copied (copy-on-write) in the child, and again in the parent. Frozen, they are not.
+        gc.freeze()
+        try:
+            with warnings.catch_warnings():
+                # Python 3.12 warns of fork with threads alive (a progress display's): the
+                # child runs only ``calls``, which take no lock those threads hold.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except OSError:
+            gc.unfreeze()
+            os.close(read_fd)
+            os.close(write_fd)
+            return None
+        if pid == 0:  # the child: never returns
+            code = 1
+            try:
+                gc.disable()  # short-lived: its garbage goes with it
+                os.close(read_fd)
+                waves = math.ceil(len(calls) / max(jobs, 1))
+                _serve(write_fd, calls, jobs, limit=math.ceil(idle * waves))
+                code = 0
+            except KeyboardInterrupt:  # before _serve made SIGINT end it
+                code = _INTERRUPTED
+            finally:
+                os._exit(code)
+        gc.unfreeze()
+        os.close(write_fd)
+        return cls(pid, read_fd, frozenset(calls), idle)
+
+    def get(self, key: str) -> object:
+        """The result of ``key``'s call (raising what it raised), or MISSING.
+
+        Raises ``KeyboardInterrupt`` when the child was interrupted (Ctrl-C reaches the
+        process group), and ``CancelledError`` once the caller closed this.
+        """
+        if key not in self._keys:
+            return MISSING
+        with self._changed:
+            while key not in self._answers and self._state == "running":
+                left = self._heard + self._idle - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            answer = self._answers.get(key)
+            state = self._state
+        if answer is not None:
+            ok, value = answer
+            if ok:
+                return value
+            assert isinstance(value, BaseException)
+            raise value
+        if state == "interrupted":
+            raise KeyboardInterrupt
+        if state == "closed":
+            raise CancelledError
+        self._end("gone")  # silent for too long: nothing more is waited for
+        return MISSING
+
+    def close(self) -> None:
+        """End the child, if it still runs; a ``get`` waiting or to come is cancelled."""
+        self._end("closed")
+
+    def _end(self, state: _State) -> None:
+        with self._changed:
+            if self._state == "running" or state == "closed":
+                self._state = state
+            self._changed.notify_all()
+            if not self._reaped:
+                # Under the lock: the pid is ours until it is reaped, never after.
+                with contextlib.suppress(OSError):
+                    os.kill(self._pid, signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    os.waitpid(self._pid, 0)
+                self._reaped = True
+
+    def _read(self, fd: int) -> None:
+        with open(fd, "rb", buffering=0) as pipe, contextlib.suppress(OSError, struct.error):
+            while header := _read_exactly(pipe, _HEADER.size):
+                (size,) = _HEADER.unpack(header)
+                body = _read_exactly(pipe, size)
+                if len(body) < size:
+                    break
+                try:
+                    key, ok, value = pickle.loads(body)
+                except Exception:  # not unpickled here: MISSING, made again
+                    continue
+                with self._changed:
+                    self._answers[key] = (ok, value)
+                    self._heard = time.monotonic()
+                    self._changed.notify_all()
+        # The pipe closed: the child is gone, or going.
+        with self._changed:
+            if not self._reaped:
+                status = 0
+                with contextlib.suppress(OSError):
+                    _, status = os.waitpid(self._pid, 0)
+                self._reaped = True
+                stopped = (
+                    os.WIFSIGNALED(status)
+                    and os.WTERMSIG(status) in (signal.SIGINT, signal.SIGTERM)
+                ) or (os.WIFEXITED(status) and os.WEXITSTATUS(status) == _INTERRUPTED)
+                if self._state == "running":
+                    self._state = "interrupted" if stopped else "gone"
+            self._changed.notify_all()
+
+
+def _read_exactly(pipe: object, size: int) -> bytes:
+    chunks: list[bytes] = []
+    got = 0
+    while got < size:
+        chunk = pipe.read(size - got)  # type: ignore[attr-defined]
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _serve(fd: int, calls: Mapping[str, Callable[[], object]], jobs: int, *, limit: int) -> None:
+    """The child's work: each call's result or exception, pickled onto ``fd`` as it comes."""
+    # Ctrl-C reaches the whole process group: the child goes at once, the parent decides.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Whatever happens to the parent, the child does not outlive its work's time limits.
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(max(limit, 1))
+    # A log handler's lock or console may be held by a thread that was not copied here.
+    logging.disable(logging.CRITICAL)
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - until os._exit
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(calls)))) as pool:
+        futures = {pool.submit(call): key for key, call in calls.items()}
+        for future in as_completed(futures):
+            exc = future.exception()
+            answer = (futures[future], exc is None, future.result() if exc is None else exc)
+            try:
+                body = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # not sent: MISSING, made again by the parent
+                continue
+            view = memoryview(_HEADER.pack(len(body)) + body)
+            while view:
+                view = view[os.write(fd, view) :]
