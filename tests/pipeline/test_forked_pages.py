@@ -3,6 +3,7 @@ in-process, and no child that outlives the build, however it ends."""
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import signal
@@ -232,6 +233,36 @@ def test_answers_and_exceptions_come_back_by_key() -> None:
 
 def _raise(exc: BaseException) -> object:
     raise exc
+
+
+def _warn_then(result: object, name: str) -> object:
+    logging.getLogger("wheelhouse.simple.parse").warning("%s: %d odd links", name, 2)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def test_what_a_call_logs_in_the_child_is_logged_once_by_the_parent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = {
+        "a": lambda: _warn_then(1, "a"),
+        "b": lambda: _warn_then(Ineligible("b is broken"), "b"),
+    }
+    ahead = Ahead.start(calls, jobs=2, idle=30)
+    assert ahead is not None
+    with caplog.at_level(logging.WARNING):
+        assert ahead.get("a") == 1
+        assert ahead.get("a") == 1  # taken twice, logged once
+        with pytest.raises(Ineligible, match=r"^b is broken$"):
+            ahead.get("b")
+    ahead.close()
+
+    logged = [(r.name, r.levelno, r.getMessage(), r.process) for r in caplog.records]
+    assert logged == [
+        ("wheelhouse.simple.parse", logging.WARNING, "a: 2 odd links", ahead._pid),
+        ("wheelhouse.simple.parse", logging.WARNING, "b: 2 odd links", ahead._pid),
+    ]
 
 
 def test_a_silent_child_is_ended_after_its_idle_limit() -> None:

@@ -5,9 +5,10 @@ downloads the files those pages name; in one process the parses and the download
 GIL. A child forked before any of that starts takes the pages; the parent keeps the
 downloads and takes each page's few kept files when it needs them.
 
-The child only computes: it never logs or prints, and leaves with ``os._exit``. What it does
-not answer (it died, went silent, or an answer did not pickle) is :data:`MISSING`, and the
-caller makes that call itself, as it would without a child.
+The child only computes: it never prints, and leaves with ``os._exit``. What a call logs
+comes back with its answer and is logged by the parent when the answer is taken. What the
+child does not answer (it died, went silent, or an answer did not pickle) is
+:data:`MISSING`, and the caller makes that call itself, as it would without a child.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Ahead:
         self._idle = idle
         self._heard = time.monotonic()
         self._answers: dict[str, tuple[bool, object]] = {}
+        self._records: dict[str, list[logging.LogRecord]] = {}
         self._state: _State = "running"
         self._reaped = False
         self._changed = threading.Condition()
@@ -111,6 +113,9 @@ class Ahead:
                 self._changed.wait(left)
             answer = self._answers.get(key)
             state = self._state
+            records = self._records.pop(key, [])
+        for record in records:  # logged once, by the thread that takes the answer
+            logging.getLogger(record.name).handle(record)
         if answer is not None:
             ok, value = answer
             if ok:
@@ -149,11 +154,12 @@ class Ahead:
                 if len(body) < size:
                     break
                 try:
-                    key, ok, value = pickle.loads(body)
+                    key, ok, value, records = pickle.loads(body)
                 except Exception:  # not unpickled here: MISSING, made again
                     continue
                 with self._changed:
                     self._answers[key] = (ok, value)
+                    self._records[key] = records
                     self._heard = time.monotonic()
                     self._changed.notify_all()
         # The pipe closed: the child is gone, or going.
@@ -192,14 +198,28 @@ def _serve(fd: int, calls: Mapping[str, Callable[[], object]], jobs: int, *, lim
     # Whatever happens to the parent, the child does not outlive its work's time limits.
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     signal.alarm(max(limit, 1))
-    # A log handler's lock or console may be held by a thread that was not copied here.
-    logging.disable(logging.CRITICAL)
+    # Records are kept for the parent to log: a handler's console may be held by a thread
+    # that was not copied here.
+    collector = _Collector()
+    root = logging.getLogger()
+    loggers = logging.Logger.manager.loggerDict.values()
+    for logger in (root, *(x for x in loggers if isinstance(x, logging.Logger))):
+        if logger.handlers or logger is root:
+            logger.handlers = [collector]
     sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - until os._exit
+
+    def logged(call: Callable[[], object]) -> tuple[bool, object, list[logging.LogRecord]]:
+        records: list[logging.LogRecord] = []
+        collector.local.records = records
+        try:
+            return True, call(), records
+        except Exception as exc:
+            return False, exc, records
+
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(calls)))) as pool:
-        futures = {pool.submit(call): key for key, call in calls.items()}
+        futures = {pool.submit(logged, call): key for key, call in calls.items()}
         for future in as_completed(futures):
-            exc = future.exception()
-            answer = (futures[future], exc is None, future.result() if exc is None else exc)
+            answer = (futures[future], *future.result())
             try:
                 body = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception:  # not sent: MISSING, made again by the parent
@@ -207,3 +227,19 @@ def _serve(fd: int, calls: Mapping[str, Callable[[], object]], jobs: int, *, lim
             view = memoryview(_HEADER.pack(len(body)) + body)
             while view:
                 view = view[os.write(fd, view) :]
+
+
+class _Collector(logging.Handler):
+    """The child's log records, each kept (as text) for the answer of the call that made it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kept: list[logging.LogRecord] | None = getattr(self.local, "records", None)
+        if kept is None or any(r is record for r in kept):  # a logger's and the root's
+            return
+        record.msg, record.args = record.getMessage(), None
+        record.exc_info = record.exc_text = record.stack_info = None
+        kept.append(record)
