@@ -22,6 +22,7 @@ from tests.support.dists import DistFactory
 from tests.support.pinned import chosen, run
 from tests.support.process import clean_env, wait_until, wheelhouse_argv
 from tests.support.server import IndexServer
+from wheelhouse._base import _dns, _http
 from wheelhouse._base.pip_settings import IndexOptions, PipSettings
 from wheelhouse._base.targets import HOST
 from wheelhouse.download.cache import Cache
@@ -263,6 +264,20 @@ def test_what_a_call_logs_in_the_child_is_logged_once_by_the_parent(
         ("wheelhouse.simple.parse", logging.WARNING, "a: 2 odd links", ahead._pid),
         ("wheelhouse.simple.parse", logging.WARNING, "b: 2 odd links", ahead._pid),
     ]
+
+
+def test_locks_held_at_the_fork_do_not_hold_the_child() -> None:
+    # Held by this thread, which the child does not have: the DNS lookups and the deadlines
+    # there take locks of their own.
+    def look_up_within_a_deadline() -> object:
+        _http._reaper.add(_http.Deadline(0.01))
+        return len(_dns._getaddrinfo_once("127.0.0.1", 80)) > 0
+
+    with _dns._lookup_lock, _http._reaper._wake:
+        ahead = Ahead.start({"a": look_up_within_a_deadline}, jobs=1, idle=10)
+        assert ahead is not None
+        assert ahead.get("a") is True
+    ahead.close()
 
 
 def test_a_silent_child_is_ended_after_its_idle_limit() -> None:
