@@ -34,6 +34,10 @@ from wheelhouse.resolve.from_pins import resolve_pinned
 from wheelhouse.resolve.fully_pinned import Fallback, Ineligible
 
 PINS = "app==1.0\nlib==2.0\n"
+# Where the pinned path reads its pages in a child at all.
+needs_fork = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="pages are read in a child on Linux only"
+)
 CHOSEN = {"app": "app-1.0-py3-none-any.whl", "lib": "lib-2.0-py3-none-any.whl"}
 
 
@@ -88,6 +92,7 @@ def gone(pid: int) -> bool:
 # -- the same answers ----------------------------------------------------------------------------
 
 
+@needs_fork
 @pytest.mark.usefixtures("two_projects")
 def test_the_child_reads_every_page_and_the_parent_none(
     tmp_path: Path, index_server: IndexServer, monkeypatch: pytest.MonkeyPatch, forks: list[int]
@@ -102,6 +107,7 @@ def test_the_child_reads_every_page_and_the_parent_none(
     assert paths == ["/simple/app/", "/simple/lib/"]
 
 
+@needs_fork
 @pytest.mark.usefixtures("two_projects")
 def test_a_child_that_dies_leaves_its_pages_to_the_parent(
     tmp_path: Path, index_server: IndexServer, monkeypatch: pytest.MonkeyPatch, forks: list[int]
@@ -116,6 +122,7 @@ def test_a_child_that_dies_leaves_its_pages_to_the_parent(
     assert gone(forks[0])
 
 
+@needs_fork
 @pytest.mark.usefixtures("two_projects")
 def test_a_page_error_in_the_child_is_the_one_in_process(
     tmp_path: Path, index_server: IndexServer, monkeypatch: pytest.MonkeyPatch, forks: list[int]
@@ -209,6 +216,16 @@ def test_no_child_for_a_local_index(tmp_path: Path, dists: DistFactory) -> None:
     assert chosen(result) == {"lib": wheel}
 
 
+@pytest.mark.usefixtures("two_projects")
+def test_no_child_but_on_linux(
+    tmp_path: Path, index_server: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_forked.sys, "platform", "darwin")
+    monkeypatch.setattr(_forked.os, "fork", lambda: pytest.fail("forked on macOS"))
+
+    assert chosen(run(tmp_path, PINS, index_server.url)) == CHOSEN
+
+
 # -- the child itself ----------------------------------------------------------------------------
 
 
@@ -217,6 +234,7 @@ def _sleep() -> object:
     return None
 
 
+@needs_fork
 def test_answers_and_exceptions_come_back_by_key() -> None:
     ahead = Ahead.start(
         {"a": lambda: [1, 2], "b": lambda: _raise(Ineligible("no file fits"))}, jobs=2, idle=30
@@ -243,6 +261,7 @@ def _warn_then(result: object, name: str) -> object:
     return result
 
 
+@needs_fork
 def test_what_a_call_logs_in_the_child_is_logged_once_by_the_parent(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -266,6 +285,7 @@ def test_what_a_call_logs_in_the_child_is_logged_once_by_the_parent(
     ]
 
 
+@needs_fork
 def test_locks_held_at_the_fork_do_not_hold_the_child() -> None:
     # Held by this thread, which the child does not have: the DNS lookups and the deadlines
     # there take locks of their own.
@@ -280,6 +300,7 @@ def test_locks_held_at_the_fork_do_not_hold_the_child() -> None:
     ahead.close()
 
 
+@needs_fork
 def test_a_silent_child_is_ended_after_its_idle_limit() -> None:
     ahead = Ahead.start({"a": _sleep, "b": lambda: 1}, jobs=2, idle=0.5)
     assert ahead is not None
@@ -291,6 +312,7 @@ def test_a_silent_child_is_ended_after_its_idle_limit() -> None:
     assert gone(ahead._pid)
 
 
+@needs_fork
 def test_an_answer_that_does_not_pickle_is_missing() -> None:
     ahead = Ahead.start({"a": lambda: lambda: None, "b": lambda: 2}, jobs=1, idle=30)
     assert ahead is not None
@@ -299,6 +321,7 @@ def test_an_answer_that_does_not_pickle_is_missing() -> None:
     ahead.close()
 
 
+@needs_fork
 def test_a_child_interrupted_interrupts_the_caller_and_a_closed_one_cancels(
     tmp_path: Path,
 ) -> None:
@@ -349,7 +372,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@needs_fork  # and reads /proc
 @pytest.mark.parametrize("to_group", [True, False], ids=["ctrl-c", "the-build-alone"])
 def test_an_interrupt_while_the_child_waits_on_pages_exits_130_at_once_and_no_child_is_left(
     tmp_path: Path, stalled_index: socket.socket, to_group: bool

@@ -58,13 +58,15 @@ class Ahead:
     def start(
         cls, calls: Mapping[str, Callable[[], object]], *, jobs: int, idle: float
     ) -> Ahead | None:
-        """Fork a child that runs ``calls`` on up to ``jobs`` threads; None without fork.
+        """Fork a child that runs ``calls`` on up to ``jobs`` threads; None but on Linux.
 
         Call it before the caller starts threads of its own: the child is a copy of the
         process as it was, and runs nothing but ``calls``. A child that sends nothing for
         ``idle`` seconds is ended, and what it did not answer is MISSING.
         """
-        if not calls or not hasattr(os, "fork"):
+        # Linux only, where it was measured: on macOS a forked child of a process that has
+        # used the system's frameworks (its proxy settings, say) may crash in them.
+        if not calls or not sys.platform.startswith("linux"):
             return None
         read_fd, write_fd = os.pipe()
         # Objects the collector walks are written to: every page that holds one would be
