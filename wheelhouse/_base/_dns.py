@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -36,6 +37,16 @@ def _getaddrinfo_once(
             entry = (now + TTL, found)
             _lookups[key] = entry
     return list(entry[1])
+
+
+def _unlock_in_child() -> None:
+    # A forked child's copy of the lock may be held by a thread that was not copied.
+    global _lookup_lock
+    _lookup_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_unlock_in_child)
 
 
 def share_dns_lookups() -> None:

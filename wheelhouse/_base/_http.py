@@ -178,6 +178,17 @@ class _Reaper:
 _reaper = _Reaper()
 
 
+def _new_reaper() -> None:
+    # A forked child has no reaper thread (it was not copied), and the copied lock may be
+    # held by a thread that does not exist there: the child's deadlines get their own.
+    global _reaper
+    _reaper = _Reaper()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_reaper)
+
+
 class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         deadline = _active_deadline()
@@ -412,6 +423,19 @@ def load_tls(pip: PipSettings) -> None:
 # any other waits for that load instead of loading the same bundle again.
 _contexts: dict[tuple[str | None, str | None], Future[ssl.SSLContext]] = {}
 _contexts_lock = threading.Lock()
+
+
+def _forget_loading_contexts() -> None:
+    # In a forked child, a context another thread was loading never comes: it loads again.
+    global _contexts_lock
+    _contexts_lock = threading.Lock()
+    for key, loading in list(_contexts.items()):
+        if not loading.done():
+            del _contexts[key]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_loading_contexts)
 
 
 def _shared_context(cafile: str | None, client_cert: str | None) -> ssl.SSLContext:

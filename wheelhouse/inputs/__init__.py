@@ -9,8 +9,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from packaging.pylock import is_valid_pylock_path
-
 from wheelhouse.errors import RequirementsError
 from wheelhouse.inputs.lock import Lock, LockedFile, LockedPackage, Selection
 
@@ -41,10 +39,14 @@ def input_kind(path: Path) -> InputKind:
     """What ``path`` is: by its name first, else by its content (a renamed lock still reads)."""
     if path.name in _BY_NAME:
         return _BY_NAME[path.name]
-    if is_valid_pylock_path(path):
-        return "pylock"
     if path.suffix not in (".toml", ".lock", ".json"):
         return "requirements"
+    # Imported here: packaging.pylock (its dataclasses) costs 5-10 ms of every build's
+    # startup, and only a lock's name needs it (a pylock's name ends in .toml).
+    from packaging.pylock import is_valid_pylock_path
+
+    if is_valid_pylock_path(path):
+        return "pylock"
     try:
         data = _parse(path)
     except RequirementsError:

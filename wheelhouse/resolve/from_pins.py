@@ -16,6 +16,7 @@ force); split apart, each would need that state made public or written a second 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import posixpath
@@ -63,6 +64,7 @@ from wheelhouse.errors import (
 )
 from wheelhouse.house.manifest import FileKind, Sha256
 from wheelhouse.inputs.requirements import InputSet
+from wheelhouse.resolve._forked import MISSING, Ahead
 from wheelhouse.resolve.by_pip import Resolution
 from wheelhouse.resolve.fully_pinned import (
     Fallback,
@@ -182,6 +184,59 @@ def _resolve(
         cooldown=cooldown,
     )
 
+    # Forked before this function starts a thread of its own (see _read_ahead). Pages the
+    # tap already read need no child.
+    client.ahead = _read_ahead(sources, client, wanted, jobs) if pages is None else None
+    try:
+        return _resolve_with(
+            inputs, pip, target, cache, client, chooser, sources, wanted, python,
+            jobs=jobs, build=build, progress=progress, guesses=guesses,
+        )  # fmt: skip
+    finally:
+        if client.ahead is not None:
+            client.ahead.close()
+
+
+def _read_ahead(
+    sources: Sequence[_Source],
+    client: _PageClient,
+    wanted: Mapping[NormalizedName, Wanted],
+    jobs: int,
+) -> Ahead | None:
+    """The pages of ``wanted`` on the http(s) indexes, read and parsed by a forked child.
+
+    Parsing pages of thousands of files holds the GIL that the downloads need (pydantic-core's
+    page took 0.38 s in-process, 0.05 s with curl); in a child the parses get the other core.
+    The child reads with ``client``, which has made no connection yet, and keeps the files of
+    each pinned version, as ``choose`` does. Whatever it cannot answer is read in-process.
+    """
+    calls: dict[str, Callable[[], object]] = {}
+    for source in sources:
+        if isinstance(source, _Index) and urlsplit(source.url).scheme in ("http", "https"):
+            for name, item in sorted(wanted.items()):
+                page = source.page_url(name)
+                calls[page] = functools.partial(
+                    _Index.read, client, page, name, _same_version(item.version)
+                )
+    return Ahead.start(calls, jobs=jobs, idle=client.page_timeout + 5)
+
+
+def _resolve_with(
+    inputs: InputSet,
+    pip: PipSettings,
+    target: Target,
+    cache: Cache,
+    client: _PageClient,
+    chooser: _Chooser,
+    sources: Sequence[_Source],
+    wanted: Mapping[NormalizedName, Wanted],
+    python: Version,
+    *,
+    jobs: int,
+    build: BuildSdists | None,
+    progress: Progress | None,
+    guesses: Guesses | None,
+) -> PinnedResult:
     fetcher = Fetcher(
         cache, pip=pip, allowed=inputs.hashes, jobs=jobs, progress=progress, client=client
     )
@@ -210,7 +265,15 @@ def _resolve(
             return fetched, None
 
     ordered = [wanted[name] for name in sorted(wanted)]
-    results = _pipelined(ordered, choose, fetch, jobs=jobs, meanwhile=_load_metadata_reader)
+    results = _pipelined(
+        ordered,
+        choose,
+        fetch,
+        jobs=jobs,
+        meanwhile=_load_metadata_reader,
+        # A page the child has not read is not waited for once the pipeline stops.
+        on_stop=client.ahead.close if client.ahead is not None else None,
+    )
     checked = _checked(results, wanted, target, python, build)
     # Pages of find-links servers and simple directory listings often give no hash: those
     # files are taken, and the lock holds the hash of the bytes that arrived. Said once.
@@ -235,6 +298,7 @@ def _pipelined(
     *,
     jobs: int,
     meanwhile: Callable[[], object] | None = None,
+    on_stop: Callable[[], object] | None = None,
 ) -> list[_Outcome]:
     """``fetch(choose(item))`` for each of ``items``, in their order, on ``jobs`` threads.
 
@@ -242,7 +306,9 @@ def _pipelined(
     largest pages (thousands of files) take longest, so none waits behind another project's
     download. Each file is queued as soon as its page named it. As with ``Executor.map``, the
     first item in order that fails raises, and what has not started yet does not start.
-    ``meanwhile`` is work for the calling thread while the first pages are on their way.
+    ``meanwhile`` is work for the calling thread while the first pages are on their way;
+    ``on_stop`` is called when an item fails (or an interrupt comes), before waiting for the
+    calls that have started.
     """
     stop = False
     lock = threading.Lock()
@@ -270,6 +336,8 @@ def _pipelined(
                     future.cancel()
                 for queue in queued:
                     queue.cancel()
+            if on_stop is not None:
+                on_stop()
             raise
 
 
@@ -420,10 +488,25 @@ class _Index(_Source):
 
     url: str
 
+    def page_url(self, name: NormalizedName) -> str:
+        return posixpath.join(self.url, quote(name)) + "/"
+
     def candidates(self, client: _PageClient, name: NormalizedName, keep: Keep) -> list[_Candidate]:
-        page = posixpath.join(self.url, quote(name)) + "/"
+        page = self.page_url(name)
         if urlsplit(page).scheme == "file":
             return self._local(page, name, keep)
+        # The child read the page with the same ``keep`` (_read_ahead): its answer, or its
+        # exception raised here, stands for this call's.
+        parsed = client.ahead.get(page) if client.ahead is not None else MISSING
+        if not isinstance(parsed, _Parsed):
+            parsed = self.read(client, page, name, keep)
+        _check_status(parsed.status, parsed.reason, parsed.url)
+        return parsed.candidates
+
+    @staticmethod
+    def read(client: _PageClient, page: str, name: NormalizedName, keep: Keep) -> _Parsed:
+        """The files of the page that ``keep`` keeps; its PEP 792 status is judged by the
+        caller (in the parent process, which logs)."""
         try:
             answer = client.get_page(page)
         except UpstreamError as exc:
@@ -431,10 +514,10 @@ class _Index(_Source):
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise Ineligible(f"cannot read {strip_credentials(page)}: {exc}") from exc
         if answer.status == 404:
-            return []
+            return _Parsed([], None, None, page)
         if answer.status != 200:
             raise Ineligible(f"{strip_credentials(page)} answered HTTP {answer.status}")
-        return _parse_page(answer.body, answer.content_type, answer.url or page, name, keep)
+        return _parsed_page(answer.body, answer.content_type, answer.url or page, name, keep)
 
     @staticmethod
     def _local(page: str, name: NormalizedName, keep: Keep) -> list[_Candidate]:
@@ -520,10 +603,28 @@ def _raw_version(filename: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    """The files of a page that a filter kept, with the page's PEP 792 status and its URL."""
+
+    candidates: list[_Candidate]
+    status: object
+    reason: object
+    url: str
+
+
 def _parse_page(
     body: bytes, content_type: str, url: str, name: NormalizedName, keep: Keep
 ) -> list[_Candidate]:
     """The files ``keep`` keeps of the page at ``url``, as the pinned path ranks them."""
+    parsed = _parsed_page(body, content_type, url, name, keep)
+    _check_status(parsed.status, parsed.reason, url)
+    return parsed.candidates
+
+
+def _parsed_page(
+    body: bytes, content_type: str, url: str, name: NormalizedName, keep: Keep
+) -> _Parsed:
     shown = strip_credentials(url)
     form = form_of(content_type)
     if form is None:
@@ -539,8 +640,7 @@ def _parse_page(
         ) from None
     except UpstreamError as exc:
         raise Ineligible(f"{shown} is not a valid index page: {exc.message}") from exc
-    _check_status(page.status, page.status_reason, url)
-    return [_candidate(file, form) for file in page.files]
+    return _Parsed([_candidate(f, form) for f in page.files], page.status, page.status_reason, url)
 
 
 # A warning for an archived or deprecated project is given once per page, however often the
@@ -611,6 +711,14 @@ class _PageClient(HttpClient):
         # Not "or {}": an empty mapping given may be filled later (the tap's, while pip runs).
         self._pages = pages if pages is not None else {}
         self._kept_only = kept_only
+        # The pages a forked child reads and parses meanwhile (the pinned path's own).
+        self.ahead: Ahead | None = None
+
+    @property
+    def page_timeout(self) -> float:
+        """The time limit of one page: a few times pip's timeout, which bounds each read."""
+        read = self._timeout.read_timeout
+        return 4 * (read if isinstance(read, int | float) else DEFAULT_TIMEOUT)
 
     def get_page(self, url: str) -> PageAnswer:
         """A project page's answer (redirects followed, the body read and bounded)."""
@@ -619,11 +727,9 @@ class _PageClient(HttpClient):
             return PageAnswer(kept.status, kept.url, kept.content_type, kept.body)
         if self._kept_only:
             raise Ineligible(f"{strip_credentials(url)} was not read")
-        # pip's timeout bounds each read; a whole page, redirects and retries included, gets
-        # a few times that.
-        read = self._timeout.read_timeout
-        deadline = 4 * (read if isinstance(read, int | float) else DEFAULT_TIMEOUT)
-        return fetch_page(self, url, accept=self._accept, if_refused=PIP_ACCEPT, timeout=deadline)
+        return fetch_page(
+            self, url, accept=self._accept, if_refused=PIP_ACCEPT, timeout=self.page_timeout
+        )
 
 
 # -- which file pip picks ----------------------------------------------------------------------
