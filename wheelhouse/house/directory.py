@@ -15,8 +15,6 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-import filelock
-
 from wheelhouse._base.files import write_atomic
 from wheelhouse.errors import Hint, OutputDirError
 from wheelhouse.house.contents import Writer, added_files, generated_names
@@ -91,6 +89,8 @@ def locked(out: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[
     """
     path = out.parent / f".{out.name}.lock"
     if sys.platform == "win32":  # filelock's Windows lock already removes its file on release
+        import filelock  # here: its import is 7 ms of every build's start elsewhere
+
         lock = filelock.FileLock(str(path))
         try:
             lock.acquire(timeout=0)
@@ -166,6 +166,8 @@ def scratch_beside(out: Path, purpose: str, parent: Path | None = None) -> Itera
     # Made under a name the sweep does not match, and renamed once it is held: a sweep can
     # never catch it between its creation and its lock.
     making = Path(tempfile.mkdtemp(prefix=f".{out.name}.{purpose}_", dir=where))
+    import filelock  # only unpack makes scratch directories: builds do not load it
+
     in_use = filelock.FileLock(str(making / _IN_USE))
     scratch = making
     try:
@@ -180,6 +182,8 @@ def scratch_beside(out: Path, purpose: str, parent: Path | None = None) -> Itera
 
 
 def _remove_if_unused(scratch: Path) -> None:
+    import filelock
+
     in_use = filelock.FileLock(str(scratch / _IN_USE))
     try:
         in_use.acquire(timeout=0)
