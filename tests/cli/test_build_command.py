@@ -344,3 +344,5 @@ def test_each_stage_of_a_loose_build_is_said_once(
     # While pip builds the sdist to read its metadata, the step says so (issue 24: 22).
     resolving = next(line for line in stages if line.startswith("wheelhouse: resolving with pip "))
     assert f"{resolving}: reading the metadata of srconly-1.0.tar.gz" in stages, stages
+    # Back to resolving once it is read: the live display's step, not a second line.
+    assert stages.count(resolving) == 1, stages

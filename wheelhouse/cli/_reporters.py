@@ -25,6 +25,7 @@ class PlainReporter:
         self.verbosity = verbosity
         self.stream = stream
         self._lock = threading.Lock()
+        self._stages: set[str] = set()
 
     def _say(self, text: str, level: int = 0) -> None:
         if self.verbosity >= level:
@@ -36,6 +37,12 @@ class PlainReporter:
                 stream.flush()
 
     def stage(self, text: str) -> None:
+        # A return to an earlier step (pip resolving again once an sdist's metadata is read)
+        # moves a live display back; in a log it would only say the same line twice.
+        with self._lock:
+            if text in self._stages:
+                return
+            self._stages.add(text)
         self._say(f"wheelhouse: {text}")
 
     def note(self, text: str) -> None:
