@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -110,6 +111,15 @@ def other_port(tmp_path: Path) -> Iterator[IndexServer]:
 
 
 # -- virtual environments and pip ------------------------------------------------------------
+
+
+@pytest.fixture
+def stalled_index() -> Iterator[socket.socket]:
+    """A loopback port that accepts connections (the kernel's backlog) and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener
 
 
 @pytest.fixture

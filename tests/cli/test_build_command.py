@@ -172,15 +172,6 @@ def test_a_changed_pip_configuration_ends_the_noop(
 # -- Ctrl-C ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def stalled_index() -> Iterator[socket.socket]:
-    """A loopback port that accepts connections (the kernel's backlog) and never answers."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener
-
-
 @contextlib.contextmanager
 def _stalled_build(
     tmp_path: Path, stalled_index: socket.socket, out: Path, env: dict[str, str] | None = None

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import CancelledError
 from pathlib import Path
 
@@ -348,15 +348,6 @@ def test_a_child_interrupted_interrupts_the_caller_and_a_closed_one_cancels(
 
 
 # -- Ctrl-C --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def stalled_index() -> Iterator[socket.socket]:
-    """A loopback port that accepts connections (the kernel's backlog) and never answers."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener
 
 
 def _children(pid: int) -> list[int]:
