@@ -6,7 +6,10 @@ file pip would pick for each pin and whether the pins are complete and consisten
 answered here from the index pages and the files' own metadata. Anything this module cannot
 answer the way pip would gives a :class:`Fallback` with the reason, and the caller runs pip.
 
-Why one module of about 1,100 lines: its sections (where pip looks, which file pip picks,
+On Linux the index pages are read and parsed ahead by a forked child (``_forked.py``, set
+up by ``_read_ahead``): the same calls, on the other core.
+
+Why one module of about 1,250 lines: its sections (where pip looks, which file pip picks,
 what the files say, the files of a lock, guesses ahead of pip's resolver) are one model of
 pip's finder. The guesses and the lock readers reuse the sources, the page client and the
 chooser with their private state (which pages were read, the hashes and constraints in

@@ -20,7 +20,7 @@ read with range requests or taken from upstream's PEP 658 file, it is only as go
 upstream that gave it, so another upstream list never sees it. (Stores written before kept it
 in ``metadata/<aa>/<sha256>`` for every upstream; that folder is never read.)
 
-About 740 lines: a stored page's codec (``PageRecord``: two lines of JSON, its head and its
+About 930 lines: a stored page's codec (``PageRecord``: two lines of JSON, its head and its
 files, so that a status or one file is read without parsing the page), then the one class
 ``Store``, whose methods all keep the same invariants of this layout (a file appears only
 verified and whole, a page and its renderings change together, one writer per download
