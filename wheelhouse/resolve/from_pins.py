@@ -187,59 +187,6 @@ def _resolve(
         cooldown=cooldown,
     )
 
-    # Forked before this function starts a thread of its own (see _read_ahead). Pages the
-    # tap already read need no child.
-    client.ahead = _read_ahead(sources, client, wanted, jobs) if pages is None else None
-    try:
-        return _resolve_with(
-            inputs, pip, target, cache, client, chooser, sources, wanted, python,
-            jobs=jobs, build=build, progress=progress, guesses=guesses,
-        )  # fmt: skip
-    finally:
-        if client.ahead is not None:
-            client.ahead.close()
-
-
-def _read_ahead(
-    sources: Sequence[_Source],
-    client: _PageClient,
-    wanted: Mapping[NormalizedName, Wanted],
-    jobs: int,
-) -> Ahead | None:
-    """The pages of ``wanted`` on the http(s) indexes, read and parsed by a forked child.
-
-    Parsing pages of thousands of files holds the GIL that the downloads need (pydantic-core's
-    page took 0.38 s in-process, 0.05 s with curl); in a child the parses get the other core.
-    The child reads with ``client``, which has made no connection yet, and keeps the files of
-    each pinned version, as ``choose`` does. Whatever it cannot answer is read in-process.
-    """
-    calls: dict[str, Callable[[], object]] = {}
-    for source in sources:
-        if isinstance(source, _Index) and urlsplit(source.url).scheme in ("http", "https"):
-            for name, item in sorted(wanted.items()):
-                page = source.page_url(name)
-                calls[page] = functools.partial(
-                    _Index.read, client, page, name, _same_version(item.version)
-                )
-    return Ahead.start(calls, jobs=jobs, idle=client.page_timeout + 5)
-
-
-def _resolve_with(
-    inputs: InputSet,
-    pip: PipSettings,
-    target: Target,
-    cache: Cache,
-    client: _PageClient,
-    chooser: _Chooser,
-    sources: Sequence[_Source],
-    wanted: Mapping[NormalizedName, Wanted],
-    python: Version,
-    *,
-    jobs: int,
-    build: BuildSdists | None,
-    progress: Progress | None,
-    guesses: Guesses | None,
-) -> PinnedResult:
     fetcher = Fetcher(
         cache, pip=pip, allowed=inputs.hashes, jobs=jobs, progress=progress, client=client
     )
@@ -268,15 +215,22 @@ def _resolve_with(
             return fetched, None
 
     ordered = [wanted[name] for name in sorted(wanted)]
-    results = _pipelined(
-        ordered,
-        choose,
-        fetch,
-        jobs=jobs,
-        meanwhile=_load_metadata_reader,
-        # A page the child has not read is not waited for once the pipeline stops.
-        on_stop=client.ahead.close if client.ahead is not None else None,
-    )
+    # Forked before this function starts a thread of its own (see _read_ahead). Pages the
+    # tap already read need no child.
+    client.ahead = _read_ahead(sources, client, wanted, jobs) if pages is None else None
+    try:
+        results = _pipelined(
+            ordered,
+            choose,
+            fetch,
+            jobs=jobs,
+            meanwhile=_load_metadata_reader,
+            # A page the child has not read is not waited for once the pipeline stops.
+            on_stop=client.ahead.close if client.ahead is not None else None,
+        )
+    finally:
+        if client.ahead is not None:
+            client.ahead.close()
     checked = _checked(results, wanted, target, python, build)
     # Pages of find-links servers and simple directory listings often give no hash: those
     # files are taken, and the lock holds the hash of the bytes that arrived. Said once.
@@ -288,6 +242,30 @@ def _resolve_with(
             ", ".join(unhashed),
         )
     return checked
+
+
+def _read_ahead(
+    sources: Sequence[_Source],
+    client: _PageClient,
+    wanted: Mapping[NormalizedName, Wanted],
+    jobs: int,
+) -> Ahead | None:
+    """The pages of ``wanted`` on the http(s) indexes, read and parsed by a forked child.
+
+    Parsing pages of thousands of files holds the GIL that the downloads need (pydantic-core's
+    page took 0.38 s in-process, 0.05 s with curl); in a child the parses get the other core.
+    The child reads with ``client``, which has made no connection yet, and keeps the files of
+    each pinned version, as ``choose`` does. Whatever it cannot answer is read in-process.
+    """
+    calls: dict[str, Callable[[], object]] = {}
+    for source in sources:
+        if isinstance(source, _Index) and urlsplit(source.url).scheme in ("http", "https"):
+            for name, item in sorted(wanted.items()):
+                page = source.page_url(name)
+                calls[page] = functools.partial(
+                    _Index.read, client, page, name, _same_version(item.version)
+                )
+    return Ahead.start(calls, jobs=jobs, idle=client.page_timeout + 5)
 
 
 # A project's verified file and what its metadata says (None: an sdist only a build tells).
