@@ -674,17 +674,24 @@ class Store:
         """
         sha256 = file.sha256
         assert sha256 is not None
+        thread = threading.Thread(
+            target=self._download, args=(file, sha256), name=f"download {sha256[:12]}"
+        )
+        thread.daemon = True
+        self._claim(sha256, thread)
+
+    def _claim(self, sha256: str, thread: threading.Thread) -> bool:
+        """Make ``thread`` this process's one download of ``sha256`` (started here, under
+        the lock, if it is new), unless another one runs; whether it did."""
         with self._lock:
             running = self._inflight.get(sha256)
             if running is not None and running.is_alive():
-                return
+                return False
             self._failures.pop(sha256, None)
-            thread = threading.Thread(
-                target=self._download, args=(file, sha256), name=f"download {sha256[:12]}"
-            )
-            thread.daemon = True
             self._inflight[sha256] = thread
-            thread.start()
+            if thread.ident is None:
+                thread.start()
+            return True
 
     def download_active(self, sha256: str) -> bool:
         with self._lock:
@@ -804,13 +811,7 @@ class Store:
         twice the threads taking turns with the GIL while the event loop waited for it."""
         sha256 = file.sha256
         assert sha256 is not None
-        with self._lock:
-            running = self._inflight.get(sha256)
-            mine = running is None or not running.is_alive()
-            if mine:
-                self._failures.pop(sha256, None)
-                self._inflight[sha256] = threading.current_thread()
-        if mine:
+        if self._claim(sha256, threading.current_thread()):
             self._download(file, sha256)  # a failure is recorded, as a download thread's
             if self.has_file(sha256):
                 return self.file_path(sha256)
