@@ -149,10 +149,11 @@ class Ahead:
                 self._reaped = True
 
     def _read(self, fd: int) -> None:
-        with open(fd, "rb", buffering=0) as pipe, contextlib.suppress(OSError, struct.error):
-            while header := _read_exactly(pipe, _HEADER.size):
+        # A buffered read of n bytes returns fewer only at the end of the pipe.
+        with open(fd, "rb") as pipe, contextlib.suppress(OSError, struct.error):
+            while header := pipe.read(_HEADER.size):
                 (size,) = _HEADER.unpack(header)
-                body = _read_exactly(pipe, size)
+                body = pipe.read(size)
                 if len(body) < size:
                     break
                 try:
@@ -178,18 +179,6 @@ class Ahead:
                 if self._state == "running":
                     self._state = "interrupted" if stopped else "gone"
             self._changed.notify_all()
-
-
-def _read_exactly(pipe: object, size: int) -> bytes:
-    chunks: list[bytes] = []
-    got = 0
-    while got < size:
-        chunk = pipe.read(size - got)  # type: ignore[attr-defined]
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
 
 
 def _serve(fd: int, calls: Mapping[str, Callable[[], object]], jobs: int, *, limit: int) -> None:
